@@ -1,0 +1,134 @@
+// The decoded kernel events, as the datapath decoder (abi.ts) hands them to the parser.
+// This is the contract between bpf/ (via abi.ts) and parser/: change both sides together.
+
+export type IpVersion = 4 | 6;
+
+/** Where on the endpoint's host-side veth the packet was seen. */
+export const enum ObsPoint {
+  /** TC ingress of the host-side veth: the packet leaves the pod (pod egress). */
+  FromEndpoint = 1,
+  /** TC egress of the host-side veth: the packet enters the pod (pod ingress). */
+  ToEndpoint = 2,
+}
+
+/** Why the kernel emitted a flow event (aggregation happens in the kernel). */
+export const enum FlowReason {
+  New = 1, // first packet of a connection in this direction
+  Flags = 2, // a TCP flag (SYN/FIN/RST) not seen before in this direction
+  Close = 3, // FIN/RST completed or LRU eviction
+  Stats = 4, // periodic update for a long connection
+  Sample = 5, // every-packet mode
+  Policy = 6, // verdict event (drop or audit) from the policy check
+  L7 = 7, // a packet whose payload snippet looks like DNS or HTTP
+}
+
+export const enum L7Proto {
+  None = 0,
+  Dns = 1,
+  Http = 2,
+}
+
+export interface FlowEvent {
+  kind: 'flow';
+  /** bpf_ktime_get_boot_ns() of the event; the agent maps it to wall-clock time. */
+  tsNs: bigint;
+  ifindex: number;
+  obsPoint: ObsPoint;
+  reason: FlowReason;
+  /** flow.Verdict numbers: 1 FORWARDED, 2 DROPPED, 4 AUDIT. */
+  verdict: number;
+  /** flow.DropReason number (133 POLICY_DENIED) or 0. */
+  dropReason: number;
+  ipVersion: IpVersion;
+  srcIp: string;
+  dstIp: string;
+  /** IPPROTO_* (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6, 132 SCTP). */
+  proto: number;
+  srcPort: number;
+  dstPort: number;
+  /** TCP flags of this packet, TCP header bit order: FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80; NS is bit 8. */
+  tcpFlags: number;
+  /** Union of flags seen in this direction of the connection so far. */
+  tcpFlagsSeen: number;
+  icmpType: number;
+  icmpCode: number;
+  /** undefined when the kernel could not tell (e.g. the connection started before the agent). */
+  isReply: boolean | undefined;
+  srcIdentity: number;
+  dstIdentity: number;
+  /** Index of the policy rule that decided (user space maps it to names), 0 when none. */
+  policyRef: number;
+  /** 1 ingress, 2 egress (flow.TrafficDirection) of the decision, from the endpoint's view. */
+  policyDirection: number;
+  ethSrc: string;
+  ethDst: string;
+  /** Counters of this connection (this direction = forward from the event's point of view). */
+  packets: bigint;
+  bytes: bigint;
+  replyPackets: bigint;
+  replyBytes: bigint;
+  firstSeenNs: bigint;
+  lastSeenNs: bigint;
+  l7: L7Proto;
+  /** Up to max_payload bytes of L4 payload (a copy), empty when l7 = None. */
+  payload: Buffer;
+  /** Length of the L4 payload in the packet (may exceed payload.length). */
+  payloadLen: number;
+}
+
+/** TCP lifecycle, from tracepoints sock/inet_sock_set_state and tcp/tcp_retransmit_skb. */
+export interface SockEvent {
+  kind: 'sock';
+  tsNs: bigint;
+  /** 'state' for a state transition, 'retransmit' for tcp_retransmit_skb. */
+  what: 'state' | 'retransmit';
+  /** Network namespace inode of the socket (attribution to an endpoint's netns). */
+  netnsIno: number;
+  ipVersion: IpVersion;
+  srcIp: string;
+  dstIp: string;
+  srcPort: number;
+  dstPort: number;
+  /** TCP_* states (1 ESTABLISHED ... 7 CLOSE, 10 LISTEN, 2 SYN_SENT, 3 SYN_RECV). */
+  oldState: number;
+  newState: number;
+  /** Connection age at this event, 0 when unknown. */
+  durationNs: bigint;
+  bytesAcked: bigint;
+  bytesReceived: bigint;
+  /** Smoothed RTT in microseconds. */
+  srttUs: number;
+  /** Total retransmitted segments of the socket. */
+  retransmits: number;
+}
+
+/** A packet the kernel freed with a drop reason (tracepoint skb/kfree_skb). */
+export interface KernelDropEvent {
+  kind: 'kdrop';
+  tsNs: bigint;
+  netnsIno: number;
+  ifindex: number;
+  /** The kernel's enum skb_drop_reason value. */
+  kernelReason: number;
+  /** Mapped flow.DropReason number, 0 when Hubble has no equivalent. */
+  dropReason: number;
+  ipVersion: IpVersion;
+  srcIp: string;
+  dstIp: string;
+  proto: number;
+  srcPort: number;
+  dstPort: number;
+  tcpFlags: number;
+  icmpType: number;
+  icmpCode: number;
+}
+
+export type DatapathEvent = FlowEvent | SockEvent | KernelDropEvent;
+
+/** Per-CPU counters summed over CPUs; the names match the C enum in bpf/flowctl.h. */
+export interface DatapathCounters {
+  ringbufFull: bigint; // events lost: bpf_ringbuf_reserve failed
+  flowMapFull: bigint; // connection state could not be stored
+  malformed: bigint; // truncated or garbage packets passed through untouched
+  [name: string]: bigint;
+}
