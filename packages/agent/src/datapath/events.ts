@@ -30,7 +30,7 @@ export const enum L7Proto {
 
 export interface FlowEvent {
   kind: 'flow';
-  /** bpf_ktime_get_boot_ns() of the event; the agent maps it to wall-clock time. */
+  /** bpf_ktime_get_ns() (CLOCK_MONOTONIC, the clock of process.hrtime.bigint()); the agent maps it to wall-clock time. */
   tsNs: bigint;
   ifindex: number;
   obsPoint: ObsPoint;

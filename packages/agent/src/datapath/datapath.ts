@@ -1,0 +1,35 @@
+// What the agent needs from a datapath. KernelDatapath (kernel.ts) drives the real eBPF programs
+// through bpf-loader; tests and the replay mode use other implementations.
+import type { CompiledPolicy } from '@flowctl/policy';
+import type { DatapathCounters, DatapathEvent } from './events.js';
+
+export interface DatapathOptions {
+  /** Bytes of L4 payload copied for DNS/HTTP (default 512). */
+  maxPayload?: number;
+  /** Emit an event for every packet instead of aggregating per connection. */
+  everyPacket?: boolean;
+  /** Seconds between stats events of a long connection (default 5). */
+  statsIntervalS?: number;
+  /** Report policy verdicts as AUDIT instead of dropping. */
+  policyAudit?: boolean;
+  /** Ring buffer size in bytes (power of two, default 8 MiB). */
+  ringBytes?: number;
+}
+
+export interface Datapath {
+  /** Starts delivering events; `onEvents` is called once per ring-buffer wake-up with a batch. */
+  start(onEvents: (events: DatapathEvent[]) => void): void;
+  /** Attaches flow+verdict programs at TC ingress and egress of an endpoint interface (idempotent). */
+  attach(ifname: string, netns?: string): void;
+  detach(ifname: string, netns?: string): void;
+  /** Replaces the IP → identity map (endpoint IPs as /32 or /128, CIDR identities as prefixes). */
+  setIdentities(entries: { cidr: string; identity: number }[]): void;
+  /** Replaces policy maps live (no program reload). */
+  setPolicy(policy: CompiledPolicy): void;
+  /** Backpressure from user space: stop/start draining the ring buffer. */
+  pause(): void;
+  resume(): void;
+  counters(): DatapathCounters;
+  /** Detaches everything this datapath attached and frees its kernel objects (idempotent). */
+  close(): void;
+}
