@@ -1,0 +1,30 @@
+// What every parser stage (L3/L4 here, L7 and SOCK in their own modules) needs from the agent:
+// the node, the clock, who owns an IP, and counters for what could not be decoded.
+import type { Endpoint, Timestamp } from '@flowctl/flow';
+
+export interface ParserCounters {
+  /** Events that could not be turned into a flow at all (garbage, missing fields). */
+  malformedEvents: number;
+  /** L7 payloads that could not be parsed; the L3/L4 flow was kept. */
+  malformedL7: number;
+  /** SOCK events that could not be attributed or decoded. */
+  malformedSock: number;
+}
+
+export interface ParserContext {
+  nodeName: string;
+  /** Maps bpf_ktime_get_ns() (CLOCK_MONOTONIC) to wall-clock time. */
+  toWallTime(monotonicNs: bigint): Timestamp;
+  /** The flow.Endpoint for an IP: an endpoint from the endpoints file, reserved:host or reserved:world. */
+  endpointForIp(ip: string): Endpoint;
+  /** The endpoint whose pod network namespace has this inode (SOCK attribution), if known. */
+  endpointForNetns(netnsIno: number): Endpoint | undefined;
+  /** Interface name on this node for an ifindex, '' when unknown. */
+  ifName(ifindex: number): string;
+  /** FQDNs the DNS cache knows for an IP (Hubble's source_names/destination_names). */
+  namesForIp(ip: string): string[];
+  /** Records IPs learned from a DNS answer so later flows carry the names. */
+  learnNames(name: string, ips: string[], ttlS: number): void;
+  newUuid(): string;
+  counters: ParserCounters;
+}
