@@ -1,0 +1,243 @@
+// The cluster-wide endpoints file (standalone mode): which pods exist, where, with which labels
+// and IPs. Every agent reads the same file, so everything derived here (identities, endpoint IDs)
+// must come out the same on every node.
+import { readFileSync } from 'node:fs';
+import { ConfigError } from './errors.js';
+import { assignLabelIdentities, canonicalLabels, fnv1a } from './identity.js';
+import { canonicalIp } from './ip.js';
+import { YamlSource, isMap, isSeq, mapEntries, scalarText } from './yaml-source.js';
+import type { YNode } from './yaml-source.js';
+
+export interface EndpointSpec {
+  name: string;
+  namespace: string;
+  node: string;
+  labels: Record<string, string>;
+  ips: string[];
+  interface?: string;
+  netns?: string;
+}
+
+export interface Workload {
+  name: string;
+  kind: string;
+}
+
+export interface ResolvedEndpoint extends EndpointSpec {
+  /** Endpoint ID (flow.Endpoint.ID), stable per (namespace, name), in [1, 65535]. */
+  id: number;
+  /** Security identity of the label set, the same on every node. */
+  identity: number;
+  /** Sorted `k8s:key=value` strings including `k8s:io.kubernetes.pod.namespace=<ns>`. */
+  labelList: string[];
+  workloads: Workload[];
+}
+
+export interface EndpointSet {
+  endpoints: ResolvedEndpoint[];
+  /** Keyed by canonical IP text (see `canonicalIp`: dotted quad, RFC 5952 IPv6). */
+  byIp: Map<string, ResolvedEndpoint>;
+}
+
+export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+
+const FIELDS = new Set(['name', 'namespace', 'node', 'labels', 'ips', 'interface', 'netns', 'workload']);
+// Label keys as Kubernetes allows them: optional DNS prefix, then a name of [A-Za-z0-9._-].
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+export function labelListFor(namespace: string, labels: Record<string, string>): string[] {
+  const list = Object.entries(labels).map(([k, v]) => `k8s:${k}=${v}`);
+  list.push(`k8s:${NAMESPACE_LABEL}=${namespace}`);
+  return list.sort();
+}
+
+// Kubernetes generates name suffixes from this alphabet (no vowels, no 0/1/3; apimachinery rand).
+const SAFE = '[bcdfghjklmnpqrstvwxz2456789]';
+const DEPLOYMENT_POD = new RegExp(`^(.+)-(${SAFE}{6,10}|[a-z0-9]*[0-9][a-z0-9]*)-([a-z0-9]{5})$`);
+const REPLICA_POD = new RegExp(`^(.+)-${SAFE}{5}$`);
+
+/**
+ * The workload a pod name implies: `app-<replicaset hash>-<suffix>` and `app-<suffix>` name a
+ * Deployment `app`. Names without a generated suffix have no known workload.
+ */
+export function workloadFromPodName(pod: string): Workload[] {
+  const d = DEPLOYMENT_POD.exec(pod);
+  if (d && d[2]!.length >= 6 && d[2]!.length <= 10) return [{ name: d[1]!, kind: 'Deployment' }];
+  const r = REPLICA_POD.exec(pod);
+  if (r) return [{ name: r[1]!, kind: 'Deployment' }];
+  return [];
+}
+
+/** Endpoint ID slot for (namespace, name); collisions resolved in sorted order by the caller. */
+function endpointIdSlot(namespace: string, name: string): number {
+  return fnv1a(`${namespace}/${name}`) % 65535;
+}
+
+export function parseEndpoints(text: string, file: string): EndpointSet {
+  const src = new YamlSource(file);
+  const doc = src.parseOne(text);
+  const fail = (node: YNode | number, reason: string): never => {
+    throw new ConfigError(file, typeof node === 'number' ? node : src.line(node), reason);
+  };
+  const err = doc.errors[0];
+  if (err) fail(src.errorLine(err.pos[0]), `YAML syntax error: ${err.message.split('\n')[0]}`);
+
+  const root = doc.contents as YNode;
+  if (root === null || root === undefined || (scalarText(root) === undefined && !isMap(root) && !isSeq(root))) {
+    return { endpoints: [], byIp: new Map() };
+  }
+  if (!isMap(root)) return fail(root, 'expected a mapping with an `endpoints` list');
+  let list: YNode;
+  for (const e of mapEntries(root)) {
+    if (e.key !== 'endpoints') fail(e.keyNode, `unknown field "${e.key}" (expected "endpoints")`);
+    list = e.value;
+  }
+  if (list === undefined || list === null || (scalarText(list) === undefined && !isSeq(list) && !isMap(list))) {
+    return { endpoints: [], byIp: new Map() };
+  }
+  if (!isSeq(list)) return fail(list, '"endpoints" must be a list');
+
+  type Pending = { spec: EndpointSpec; labelList: string[]; workloads: Workload[] };
+  const pending: Pending[] = [];
+  const ipOwner = new Map<string, { where: number; who: string }>();
+  const names = new Map<string, number>();
+
+  for (const item of list.items as YNode[]) {
+    if (!isMap(item)) fail(item, 'each endpoint must be a mapping');
+    const m = item as Exclude<YNode, null | undefined> & { items: unknown[] };
+    const fields = new Map<string, { value: YNode; keyNode: YNode }>();
+    for (const e of mapEntries(m as never)) {
+      if (!FIELDS.has(e.key)) fail(e.keyNode, `unknown field "${e.key}" (expected one of ${[...FIELDS].join(', ')})`);
+      fields.set(e.key, { value: e.value, keyNode: e.keyNode });
+    }
+    const str = (key: string, required: boolean): string | undefined => {
+      const f = fields.get(key);
+      if (!f) return required ? fail(item, `endpoint is missing "${key}"`) : undefined;
+      const s = scalarText(f.value);
+      if (s === undefined || s === '') return fail(f.value ?? f.keyNode, `"${key}" must be a non-empty string`);
+      return s;
+    };
+    const name = str('name', true)!;
+    const namespace = str('namespace', true)!;
+    if (!DNS_LABEL.test(namespace)) fail(fields.get('namespace')!.value, `invalid namespace "${namespace}"`);
+    const node = str('node', false) ?? '';
+    const iface = str('interface', false);
+    const netns = str('netns', false);
+    const whereItem = src.line(item);
+    const nsName = `${namespace}/${name}`;
+    const prev = names.get(nsName);
+    if (prev !== undefined) fail(whereItem, `duplicate endpoint ${nsName} (first defined at line ${prev})`);
+    names.set(nsName, whereItem);
+
+    const labels: Record<string, string> = {};
+    const lf = fields.get('labels');
+    if (lf && lf.value !== null && lf.value !== undefined && scalarText(lf.value) !== undefined) {
+      fail(lf.value, '"labels" must be a mapping of key: value');
+    }
+    if (lf && isMap(lf.value)) {
+      for (const e of mapEntries(lf.value)) {
+        if (!LABEL_KEY.test(e.key) || e.key.length > 317) fail(e.keyNode, `invalid label key "${e.key}"`);
+        if (e.key === NAMESPACE_LABEL) fail(e.keyNode, `label "${NAMESPACE_LABEL}" is set from "namespace"`);
+        const v = scalarText(e.value) ?? (e.value === null || (e.value as { value?: unknown })?.value === null ? '' : undefined);
+        if (v === undefined) fail(e.value ?? e.keyNode, `label "${e.key}" must have a scalar value`);
+        if (!LABEL_VALUE.test(v!) || v!.length > 63) fail(e.value ?? e.keyNode, `invalid value "${v}" for label "${e.key}"`);
+        labels[e.key] = v!;
+      }
+    } else if (lf && lf.value && !isMap(lf.value)) {
+      fail(lf.value, '"labels" must be a mapping of key: value');
+    }
+
+    const ips: string[] = [];
+    const ipf = fields.get('ips');
+    if (ipf && ipf.value !== null && ipf.value !== undefined) {
+      if (!isSeq(ipf.value)) fail(ipf.value, '"ips" must be a list of IP addresses');
+      for (const ipNode of (ipf.value as { items: YNode[] }).items) {
+        const raw = scalarText(ipNode);
+        const ip = raw === undefined ? undefined : canonicalIp(raw);
+        if (ip === undefined) fail(ipNode, `invalid IP address "${raw ?? ''}"`);
+        const owner = ipOwner.get(ip!);
+        if (owner) fail(ipNode, `duplicate IP ${ip} (already used by ${owner.who} at line ${owner.where})`);
+        ipOwner.set(ip!, { where: src.line(ipNode), who: nsName });
+        ips.push(ip!);
+      }
+    }
+
+    let workloads = workloadFromPodName(name);
+    const wf = fields.get('workload');
+    if (wf) {
+      const s = scalarText(wf.value);
+      if (s !== undefined) {
+        // `kind/name` or just `name` (a Deployment, the common case).
+        const slash = s.indexOf('/');
+        workloads = [slash > 0 ? { kind: s.slice(0, slash), name: s.slice(slash + 1) } : { kind: 'Deployment', name: s }];
+      } else if (isMap(wf.value)) {
+        const w: Partial<Workload> = {};
+        for (const e of mapEntries(wf.value)) {
+          if (e.key !== 'name' && e.key !== 'kind') fail(e.keyNode, `unknown field "${e.key}" in workload (expected name, kind)`);
+          const v = scalarText(e.value);
+          if (!v) fail(e.value ?? e.keyNode, `workload ${e.key} must be a non-empty string`);
+          w[e.key as 'name' | 'kind'] = v!;
+        }
+        if (!w.name) fail(wf.value, 'workload is missing "name"');
+        workloads = [{ name: w.name!, kind: w.kind ?? 'Deployment' }];
+      } else {
+        fail(wf.value ?? wf.keyNode, '"workload" must be `name`, `kind/name` or {name, kind}');
+      }
+    }
+
+    const spec: EndpointSpec = { name, namespace, node, labels, ips };
+    if (iface !== undefined) spec.interface = iface;
+    if (netns !== undefined) spec.netns = netns;
+    pending.push({ spec, labelList: labelListFor(namespace, labels), workloads });
+  }
+
+  return resolveEndpoints(pending.map((p) => ({ ...p.spec, workloads: p.workloads })));
+}
+
+/**
+ * Identities and endpoint IDs for a list of specs. Both are assigned over the sorted set, so the
+ * result does not depend on the order of the file. Exposed for other endpoint sources.
+ */
+export function resolveEndpoints(specs: (EndpointSpec & { workloads?: Workload[] })[]): EndpointSet {
+  const lists = specs.map((s) => labelListFor(s.namespace, s.labels));
+  const identities = assignLabelIdentities(lists);
+
+  const idOrder = specs
+    .map((s, i) => ({ i, key: `${s.namespace}/${s.name}`, slot: endpointIdSlot(s.namespace, s.name) }))
+    .sort((a, b) => a.slot - b.slot || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const ids = new Array<number>(specs.length);
+  const takenIds = new Set<number>();
+  for (const { i, slot: s0 } of idOrder) {
+    let slot = s0;
+    for (let n = 0; takenIds.has(slot) && n < 65535; n++) slot = (slot + 1) % 65535;
+    takenIds.add(slot);
+    ids[i] = slot + 1;
+  }
+
+  const endpoints: ResolvedEndpoint[] = specs.map((s, i) => {
+    const { workloads, ...spec } = s;
+    const labelList = lists[i]!;
+    return {
+      ...spec,
+      id: ids[i]!,
+      identity: identities.get(canonicalLabels(labelList))!,
+      labelList,
+      workloads: workloads ?? workloadFromPodName(s.name),
+    };
+  });
+  const byIp = new Map<string, ResolvedEndpoint>();
+  for (const ep of endpoints) for (const ip of ep.ips) byIp.set(canonicalIp(ip) ?? ip, ep);
+  return { endpoints, byIp };
+}
+
+export function loadEndpointsFile(path: string): EndpointSet {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(path, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  return parseEndpoints(text, path);
+}
