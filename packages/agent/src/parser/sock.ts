@@ -1,9 +1,73 @@
-// TCP lifecycle events (SOCK flows) are written by the L7 engineer; this is the seam the parser calls.
-import type { Flow } from '@flowctl/flow';
+// TCP lifecycle events as SOCK flows: what Hubble lacks, connection records with duration,
+// bytes, RTT and retransmits. The API has no fields for them, so they travel in the Summary in a
+// fixed, documented key=value form (docs/flows.md) that scripts can parse:
+//   "TCP ESTABLISHED"
+//   "TCP CLOSED duration_ms=1234.567 bytes_acked=1024 bytes_received=4096 srtt_us=87 retransmits=0"
+//   "TCP RETRANSMIT state=ESTABLISHED srtt_us=87 retransmits=3"
+import { FlowType, IPVersion, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
 import type { SockEvent } from '../datapath/events.js';
 import type { ParserContext } from './context.js';
 
-/** A SOCK flow for a TCP lifecycle event, or undefined when it is not worth a flow. */
-export function sockFlow(_ev: SockEvent, _ctx: ParserContext): Flow | undefined {
+/** Hubble's monitor type for socket-level trace events (`--type trace-sock`). */
+const TRACE_SOCK_EVENT_TYPE = 7;
+
+const TCP_STATES = [
+  '', 'ESTABLISHED', 'SYN_SENT', 'SYN_RECV', 'FIN_WAIT1', 'FIN_WAIT2', 'TIME_WAIT', 'CLOSE',
+  'CLOSE_WAIT', 'LAST_ACK', 'LISTEN', 'CLOSING', 'NEW_SYN_RECV',
+];
+const TCP_ESTABLISHED = 1;
+const TCP_CLOSE = 7;
+const TCP_SYN_SENT = 2;
+const TCP_SYN_RECV = 3;
+
+export function tcpStateName(s: number): string {
+  return TCP_STATES[s] || `STATE${s}`;
+}
+
+function summaryFor(ev: SockEvent): string | undefined {
+  if (ev.what === 'retransmit') {
+    return `TCP RETRANSMIT state=${tcpStateName(ev.newState)} srtt_us=${ev.srttUs} retransmits=${ev.retransmits}`;
+  }
+  if (ev.newState === TCP_ESTABLISHED) return 'TCP ESTABLISHED';
+  if (ev.newState === TCP_CLOSE) {
+    const ms = (Number(ev.durationNs) / 1e6).toFixed(3);
+    return `TCP CLOSED duration_ms=${ms} bytes_acked=${ev.bytesAcked} bytes_received=${ev.bytesReceived} srtt_us=${ev.srttUs} retransmits=${ev.retransmits}`;
+  }
+  // Intermediate transitions (SYN_SENT, FIN_WAIT…) would triple the flow count for nothing.
   return undefined;
+}
+
+/** A SOCK flow for a TCP lifecycle event, or undefined when it is not worth a flow. */
+export function sockFlow(ev: SockEvent, ctx: ParserContext): Flow | undefined {
+  const summary = summaryFor(ev);
+  if (summary === undefined) return undefined;
+  const owner = ctx.endpointForNetns(ev.netnsIno);
+  if (!owner && ev.netnsIno !== 0) {
+    // A socket in a namespace we do not watch is not ours to report.
+    ctx.counters.malformedSock++;
+    return undefined;
+  }
+  const source = owner ?? ctx.endpointForIp(ev.srcIp);
+  const destination = ctx.endpointForIp(ev.dstIp);
+  const flow: Flow = {
+    time: ctx.toWallTime(ev.tsNs),
+    uuid: ctx.newUuid(),
+    verdict: Verdict.FORWARDED,
+    IP: { source: ev.srcIp, destination: ev.dstIp, ipVersion: ev.ipVersion === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
+    l4: { TCP: { source_port: ev.srcPort, destination_port: ev.dstPort } },
+    source,
+    destination,
+    Type: FlowType.SOCK,
+    node_name: ctx.nodeName,
+    event_type: { type: TRACE_SOCK_EVENT_TYPE },
+    Summary: summary,
+  };
+  // Who opened the connection is known only on the handshake's transition.
+  if (ev.oldState === TCP_SYN_SENT) flow.traffic_direction = TrafficDirection.EGRESS;
+  else if (ev.oldState === TCP_SYN_RECV) flow.traffic_direction = TrafficDirection.INGRESS;
+  const srcNames = ctx.namesForIp(ev.srcIp);
+  const dstNames = ctx.namesForIp(ev.dstIp);
+  if (srcNames.length) flow.source_names = srcNames;
+  if (dstNames.length) flow.destination_names = dstNames;
+  return flow;
 }
