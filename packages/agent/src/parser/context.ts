@@ -1,6 +1,6 @@
 // What every parser stage (L3/L4 here, L7 and SOCK in their own modules) needs from the agent:
 // the node, the clock, who owns an IP, and counters for what could not be decoded.
-import type { Endpoint, Timestamp } from '@flowctl/flow';
+import type { Endpoint, Policy, Timestamp } from '@flowctl/flow';
 
 export interface ParserCounters {
   /** Events that could not be turned into a flow at all (garbage, missing fields). */
@@ -19,6 +19,10 @@ export interface ParserContext {
   endpointForIp(ip: string): Endpoint;
   /** The endpoint whose pod network namespace has this inode (SOCK attribution), if known. */
   endpointForNetns(netnsIno: number): Endpoint | undefined;
+  /** True when the IP belongs to an endpoint this node owns (its traffic direction is known). */
+  isLocalEndpointIp(ip: string): boolean;
+  /** The policy behind a kernel rule reference (CompiledPolicy.refs[ref - 1]), if any. */
+  policyForRef(ref: number): Policy | undefined;
   /** Interface name on this node for an ifindex, '' when unknown. */
   ifName(ifindex: number): string;
   /** FQDNs the DNS cache knows for an IP (Hubble's source_names/destination_names). */

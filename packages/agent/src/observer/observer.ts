@@ -1,0 +1,233 @@
+// The local observer: owns the ring, answers GetFlows / ServerStatus / GetNamespaces with Hubble's
+// semantics (cilium pkg/hubble/observer/local_observer.go, hubble-api.md §1.2 and §6).
+import {
+  LostEventSource,
+  type Flow,
+  type GetFlowsRequest,
+  type GetFlowsResponse,
+  type LostEvent,
+  type Namespace,
+  type ServerStatusResponse,
+  type Timestamp,
+} from '@flowctl/flow';
+import { compileFilters } from '@flowctl/flow/filters';
+import { Ring } from '../container/ring.js';
+import { FlowctlError } from '../errors.js';
+
+export const AGENT_VERSION = 'flowctl-agent v0.1.0';
+
+export interface ObserverOptions {
+  nodeName: string;
+  capacity: number;
+  /** Wall clock in ms (tests pass their own). */
+  now?: () => number;
+}
+
+export interface ObserverStats {
+  /** HUBBLE_RING_BUFFER losses reported to readers that were lapped. */
+  ringLapped: number;
+}
+
+export class Observer {
+  readonly ring: Ring<GetFlowsResponse>;
+  readonly nodeName: string;
+  readonly stats: ObserverStats = { ringLapped: 0 };
+  private seen = 0;
+  private readonly startMs: number;
+  private readonly now: () => number;
+  private waiters: (() => void)[] = [];
+  private wakeScheduled = false;
+
+  constructor(opts: ObserverOptions) {
+    this.ring = new Ring(opts.capacity);
+    this.nodeName = opts.nodeName;
+    this.now = opts.now ?? Date.now;
+    this.startMs = this.now();
+  }
+
+  writeFlow(flow: Flow): void {
+    this.seen++;
+    this.ring.write({ flow, node_name: flow.node_name ?? this.nodeName, time: flow.time });
+    this.scheduleWake();
+  }
+
+  /** Lost events live in the ring too, so every reader (including late ones) learns about the loss. */
+  writeLost(ev: LostEvent): void {
+    this.ring.write({ lost_events: ev, node_name: this.nodeName, time: msToTimestamp(this.now()) });
+    this.scheduleWake();
+  }
+
+  get seenFlows(): number {
+    return this.seen;
+  }
+
+  private scheduleWake(): void {
+    if (this.wakeScheduled || this.waiters.length === 0) return;
+    this.wakeScheduled = true;
+    queueMicrotask(() => {
+      this.wakeScheduled = false;
+      const w = this.waiters;
+      this.waiters = [];
+      for (const f of w) f();
+    });
+  }
+
+  private nextWrite(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal.aborted) return resolve();
+      const done = () => {
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      this.waiters.push(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Validates a request up front so the server can answer InvalidArgument before streaming. */
+  prepare(req: GetFlowsRequest): (r: GetFlowsResponse) => boolean {
+    if (req.first && req.follow) throw new FlowctlError('INVALID_ARGUMENT', 'first cannot be specified with follow');
+    try {
+      return compileFilters(req.whitelist ?? [], req.blacklist ?? []);
+    } catch (e) {
+      throw new FlowctlError('INVALID_ARGUMENT', e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+
+  /** The GetFlows stream. Ends when the request is satisfied or `signal` aborts. */
+  async *getFlows(req: GetFlowsRequest, signal: AbortSignal): AsyncGenerator<GetFlowsResponse> {
+    const match = this.prepare(req);
+    const ring = this.ring;
+    const follow = req.follow === true;
+    const number = req.number === undefined || req.number > BigInt(Number.MAX_SAFE_INTEGER)
+      ? (req.number === undefined ? 0 : Number.MAX_SAFE_INTEGER)
+      : Number(req.number);
+    const since = req.since;
+    const until = req.until;
+
+    let seq: number;
+    if (req.first) {
+      seq = ring.tail;
+    } else if (follow && number === 0 && !since) {
+      seq = ring.head;
+    } else {
+      // Walk back from the newest entry counting matching flows, as Hubble does, then read forward.
+      seq = ring.tail;
+      let count = 0;
+      for (let s = ring.head - 1; s >= ring.tail; s--) {
+        const e = ring.read(s);
+        if (!e || e.lost_events) continue;
+        if (since && e.time && cmpTs(e.time, since) < 0) {
+          seq = s + 1;
+          break;
+        }
+        if (match(e)) {
+          count++;
+          if (number > 0 && count >= number) {
+            seq = s;
+            break;
+          }
+        }
+      }
+    }
+
+    let sent = 0;
+    const limited = number > 0 && !follow;
+    while (!signal.aborted) {
+      if (seq < ring.tail) {
+        // This reader was lapped: the writer overwrote entries it had not read yet.
+        const lost = ring.tail - seq;
+        this.stats.ringLapped += lost;
+        seq = ring.tail;
+        yield {
+          lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
+          node_name: this.nodeName,
+          time: msToTimestamp(this.now()),
+        };
+        continue;
+      }
+      if (seq >= ring.head) {
+        if (!follow) return;
+        await this.nextWrite(signal);
+        continue;
+      }
+      const e = ring.read(seq++);
+      if (!e) continue;
+      if (e.lost_events) {
+        yield e; // never filtered, never counted against number
+        continue;
+      }
+      if (until && e.time && cmpTs(e.time, until) > 0) return;
+      if (since && e.time && cmpTs(e.time, since) < 0) continue;
+      if (!match(e)) continue;
+      yield e;
+      sent++;
+      if (limited && sent >= number) return;
+    }
+  }
+
+  serverStatus(): ServerStatusResponse {
+    return {
+      num_flows: BigInt(this.ring.length),
+      max_flows: BigInt(this.ring.capacity),
+      seen_flows: BigInt(this.seen),
+      uptime_ns: BigInt(Math.max(0, this.now() - this.startMs)) * 1_000_000n,
+      version: AGENT_VERSION,
+      flows_rate: this.flowsRate(),
+    };
+  }
+
+  /** Flows with a timestamp in the last minute per second; the window shrinks to the ring's span if it wrapped sooner. */
+  flowsRate(): number {
+    const nowMs = this.now();
+    const cutoff = nowMs - 60_000;
+    let count = 0;
+    let oldestMs = nowMs;
+    for (let s = this.ring.head - 1; s >= this.ring.tail; s--) {
+      const e = this.ring.read(s);
+      if (!e?.flow || !e.time) continue;
+      const t = tsToMs(e.time);
+      if (t < cutoff) {
+        oldestMs = cutoff;
+        break;
+      }
+      count++;
+      oldestMs = t;
+    }
+    if (count === 0) return 0;
+    const wrapped = this.ring.head > this.ring.capacity;
+    const windowMs = wrapped && oldestMs > cutoff ? nowMs - oldestMs : 60_000;
+    return windowMs > 0 ? count / (windowMs / 1000) : 0;
+  }
+
+  /** Namespaces seen in flows of the last hour, sorted (GetNamespaces). */
+  namespaces(): Namespace[] {
+    const cutoff = this.now() - 3_600_000;
+    const seen = new Set<string>();
+    for (let s = this.ring.head - 1; s >= this.ring.tail; s--) {
+      const e = this.ring.read(s);
+      if (!e?.flow) continue;
+      if (e.time && tsToMs(e.time) < cutoff) break;
+      const a = e.flow.source?.namespace;
+      const b = e.flow.destination?.namespace;
+      if (a) seen.add(a);
+      if (b) seen.add(b);
+    }
+    return [...seen].sort().map((namespace) => ({ namespace }));
+  }
+}
+
+export function msToTimestamp(ms: number): Timestamp {
+  const s = Math.floor(ms / 1000);
+  return { seconds: BigInt(s), nanos: Math.round((ms - s * 1000) * 1e6) };
+}
+
+function tsToMs(t: Timestamp): number {
+  return Number(t.seconds ?? 0n) * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+function cmpTs(a: Timestamp, b: Timestamp): number {
+  const as = a.seconds ?? 0n, bs = b.seconds ?? 0n;
+  if (as !== bs) return as < bs ? -1 : 1;
+  return (a.nanos ?? 0) - (b.nanos ?? 0);
+}

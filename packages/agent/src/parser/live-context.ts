@@ -1,0 +1,93 @@
+// The agent's ParserContext: endpoints directory, DNS cache, clock, interface names and policy refs.
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Endpoint, Policy, Timestamp } from '@flowctl/flow';
+import type { PolicyRef } from '@flowctl/policy';
+import { DnsCache } from '../endpoints/dns-cache.js';
+import type { EndpointDirectory } from '../endpoints/directory.js';
+import { MonotonicClock } from './clock.js';
+import type { ParserContext, ParserCounters } from './context.js';
+
+export class LiveContext implements ParserContext {
+  readonly counters: ParserCounters = { malformedEvents: 0, malformedL7: 0, malformedSock: 0 };
+  readonly clock = new MonotonicClock();
+  readonly dns = new DnsCache();
+  private ifNames = new Map<number, string>();
+  private ifNamesReadMs = 0;
+  private policies: Policy[] = [];
+
+  constructor(readonly directory: EndpointDirectory) {}
+
+  get nodeName(): string {
+    return this.directory.nodeName;
+  }
+
+  setPolicyRefs(refs: PolicyRef[]): void {
+    this.policies = refs.map((r) =>
+      Object.freeze({ name: r.name, namespace: r.namespace, labels: r.labels, revision: r.revision, kind: r.kind }),
+    );
+  }
+
+  toWallTime(monotonicNs: bigint): Timestamp {
+    return this.clock.toWall(monotonicNs);
+  }
+
+  endpointForIp(ip: string): Endpoint {
+    return this.directory.forIp(ip);
+  }
+
+  endpointForNetns(netnsIno: number): Endpoint | undefined {
+    return this.directory.forNetns(netnsIno);
+  }
+
+  isLocalEndpointIp(ip: string): boolean {
+    return this.directory.isLocal(ip);
+  }
+
+  policyForRef(ref: number): Policy | undefined {
+    return this.policies[ref - 1];
+  }
+
+  ifName(ifindex: number): string {
+    const n = this.ifNames.get(ifindex);
+    if (n !== undefined) return n;
+    // Interfaces come and go with pods; re-read at most once a second on a miss.
+    const now = Date.now();
+    if (now - this.ifNamesReadMs > 1000) {
+      this.ifNamesReadMs = now;
+      this.ifNames = readInterfaces();
+      return this.ifNames.get(ifindex) ?? '';
+    }
+    return '';
+  }
+
+  namesForIp(ip: string): string[] {
+    return this.dns.names(ip);
+  }
+
+  learnNames(name: string, ips: string[], ttlS: number): void {
+    this.dns.learn(name, ips, ttlS);
+  }
+
+  newUuid(): string {
+    return randomUUID();
+  }
+}
+
+/** ifindex → name of the interfaces in this process's network namespace. */
+export function readInterfaces(): Map<number, string> {
+  const m = new Map<number, string>();
+  try {
+    for (const name of readdirSync('/sys/class/net')) {
+      try {
+        const idx = Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+        if (Number.isInteger(idx)) m.set(idx, name);
+      } catch {
+        // the interface vanished between readdir and read
+      }
+    }
+  } catch {
+    // no sysfs (unusual container): names stay empty, flows keep the index
+  }
+  return m;
+}

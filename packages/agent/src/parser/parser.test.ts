@@ -1,0 +1,182 @@
+import { describe, expect, it } from 'vitest';
+import { DropReason, FlowType, IPVersion, TraceObservationPoint, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
+import { parseEndpoints } from '@flowctl/policy';
+import { EndpointDirectory } from '../endpoints/directory.js';
+import type { DatapathEvent } from '../datapath/events.js';
+import { fixtures, flowEvent, kernelDrop, sockEvent } from './fixtures.js';
+import { LiveContext } from './live-context.js';
+import { Parser } from './parser.js';
+
+const ENDPOINTS = `endpoints:
+  - name: client-7d9f8b6c5-abcde
+    namespace: shop
+    node: node-a
+    labels: { app: client }
+    ips: [10.203.1.10, fd00:203::10]
+    interface: fca-veth1
+  - name: web-0
+    namespace: shop
+    node: node-b
+    labels: { app: web, tier: backend }
+    ips: [10.203.1.20, fd00:203::20]
+`;
+
+function setup() {
+  const dir = new EndpointDirectory('node-a');
+  dir.setEndpoints(parseEndpoints(ENDPOINTS, 'endpoints.yaml'));
+  dir.setHostIps(['10.203.0.1']);
+  const ctx = new LiveContext(dir);
+  ctx.setPolicyRefs([{ name: 'deny-web', namespace: 'shop', kind: 'CiliumNetworkPolicy', labels: ['k8s:io.cilium.k8s.policy.name=deny-web'], revision: 3n }]);
+  return { ctx, parser: new Parser(ctx) };
+}
+
+function one(ev: DatapathEvent): Flow {
+  const flows = setup().parser.decode(ev);
+  expect(flows).toHaveLength(1);
+  return flows[0]!;
+}
+
+describe('Parser: L3/L4', () => {
+  it('decodes a TCP SYN leaving a pod, enriched with both endpoints', () => {
+    const f = one(fixtures.tcpSyn);
+    expect(f.verdict).toBe(Verdict.FORWARDED);
+    expect(f.Type).toBe(FlowType.L3_L4);
+    expect(f.uuid).toMatch(/^[0-9a-f-]{36}$/);
+    expect(f.IP).toEqual({ source: '10.203.1.10', destination: '10.203.1.20', ipVersion: IPVersion.IPv4 });
+    expect(f.l4?.TCP).toEqual({ source_port: 41234, destination_port: 8080, flags: { SYN: true } });
+    expect(f.ethernet).toEqual({ source: '02:00:00:00:00:01', destination: '02:00:00:00:00:02' });
+    expect(f.source?.pod_name).toBe('client-7d9f8b6c5-abcde');
+    expect(f.source?.namespace).toBe('shop');
+    expect(f.source?.labels).toEqual(['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=shop']);
+    expect(f.source?.workloads).toEqual([{ name: 'client', kind: 'Deployment' }]);
+    expect(f.source?.identity).toBeGreaterThanOrEqual(256);
+    expect(f.destination?.pod_name).toBe('web-0');
+    expect(f.destination?.labels).toContain('k8s:tier=backend');
+    expect(f.node_name).toBe('node-a');
+    expect(f.event_type).toEqual({ type: 4, sub_type: 5 });
+    expect(f.trace_observation_point).toBe(TraceObservationPoint.FROM_ENDPOINT);
+    expect(f.traffic_direction).toBe(TrafficDirection.EGRESS);
+    expect(f.is_reply).toBe(false);
+    expect(f.Summary).toBe('TCP Flags: SYN');
+    expect(f.drop_reason_desc).toBeUndefined();
+  });
+
+  it('maps ktime to wall time through the monotonic offset', () => {
+    const { parser } = setup();
+    const now = process.hrtime.bigint();
+    const [f] = parser.decode(flowEvent({ tsNs: now }));
+    const ms = Number(f!.time!.seconds) * 1000 + f!.time!.nanos! / 1e6;
+    expect(Math.abs(ms - Date.now())).toBeLessThan(50);
+  });
+
+  it('marks a SYN-ACK reply at to-endpoint as a reply, direction of the connection', () => {
+    const f = one(fixtures.tcpSynAckReply);
+    expect(f.is_reply).toBe(true);
+    expect(f.reply).toBe(true);
+    expect(f.Summary).toBe('TCP Flags: SYN, ACK');
+    expect(f.trace_observation_point).toBe(TraceObservationPoint.TO_ENDPOINT);
+    expect(f.event_type).toEqual({ type: 4, sub_type: 0 });
+    // a reply entering the client pod belongs to an egress connection
+    expect(f.traffic_direction).toBe(TrafficDirection.EGRESS);
+  });
+
+  it('orders flags as Hubble does (SYN ACK RST FIN PSH ...)', () => {
+    expect(one(fixtures.tcpFinAck).Summary).toBe('TCP Flags: ACK, FIN');
+    expect(one(flowEvent({ tcpFlags: 0x1f })).Summary).toBe('TCP Flags: SYN, ACK, RST, FIN, PSH');
+    expect(one(fixtures.tcpToEndpoint).traffic_direction).toBe(TrafficDirection.INGRESS);
+  });
+
+  it('decodes UDP, ICMPv4, ICMPv6 and SCTP', () => {
+    const udp = one(fixtures.udp);
+    expect(udp.l4).toEqual({ UDP: { source_port: 53000, destination_port: 53 } });
+    expect(udp.Summary).toBe('UDP');
+    const icmp = one(fixtures.icmpEcho);
+    expect(icmp.l4).toEqual({ ICMPv4: { type: 8, code: 0 } });
+    expect(icmp.Summary).toBe('ICMPv4 EchoRequest');
+    const unreach = one(fixtures.icmpUnreach);
+    expect(unreach.Summary).toBe('ICMPv4 DestinationUnreachable(Port)');
+    expect(unreach.is_reply).toBeUndefined();
+    const v6 = one(fixtures.icmpv6Echo);
+    expect(v6.IP?.ipVersion).toBe(IPVersion.IPv6);
+    expect(v6.l4).toEqual({ ICMPv6: { type: 128, code: 0 } });
+    expect(v6.Summary).toBe('ICMPv6 EchoRequest');
+    expect(v6.source?.pod_name).toBe('client-7d9f8b6c5-abcde');
+    const sctp = one(fixtures.sctp);
+    expect(sctp.l4).toEqual({ SCTP: { source_port: 5000, destination_port: 6000 } });
+    expect(sctp.Summary).toBe('SCTP');
+  });
+
+  it('labels unknown IPs reserved:world and node IPs reserved:host', () => {
+    const f = one(fixtures.toWorld);
+    expect(f.destination).toEqual({ identity: 2, labels: ['reserved:world'] });
+    const h = one(flowEvent({ srcIp: '10.203.0.1' }));
+    expect(h.source).toEqual({ identity: 1, labels: ['reserved:host'] });
+  });
+});
+
+describe('Parser: verdicts and policy', () => {
+  it('turns a policy drop into a DROPPED flow with reason and the denying policy', () => {
+    const f = one(fixtures.policyDrop);
+    expect(f.verdict).toBe(Verdict.DROPPED);
+    expect(f.drop_reason).toBe(133);
+    expect(f.drop_reason_desc).toBe(DropReason.POLICY_DENIED);
+    expect(f.event_type).toEqual({ type: 1, sub_type: 133 });
+    expect(f.traffic_direction).toBe(TrafficDirection.EGRESS);
+    expect(f.egress_denied_by).toEqual([{ name: 'deny-web', namespace: 'shop', kind: 'CiliumNetworkPolicy', labels: ['k8s:io.cilium.k8s.policy.name=deny-web'], revision: 3n }]);
+    expect(f.ingress_denied_by).toBeUndefined();
+    expect(f.trace_observation_point).toBeUndefined();
+    const g = one(fixtures.policyDropIngress);
+    expect(g.ingress_denied_by?.[0]?.name).toBe('deny-web');
+    expect(g.traffic_direction).toBe(TrafficDirection.INGRESS);
+  });
+
+  it('reports audited verdicts as policy-verdict events with the allowing policy', () => {
+    const f = one(fixtures.policyAudit);
+    expect(f.verdict).toBe(Verdict.AUDIT);
+    expect(f.event_type?.type).toBe(5);
+    expect(f.ingress_allowed_by?.[0]?.name).toBe('deny-web');
+  });
+
+  it('ignores a policy ref the agent does not know instead of inventing one', () => {
+    const f = one(flowEvent({ verdict: 2, dropReason: 133, policyRef: 99, policyDirection: 2 }));
+    expect(f.egress_denied_by).toBeUndefined();
+  });
+
+  it('turns a kernel drop into a DROPPED flow with the mapped reason', () => {
+    const f = one({ ...kernelDrop, dropReason: 134 });
+    expect(f.verdict).toBe(Verdict.DROPPED);
+    expect(f.drop_reason_desc).toBe(DropReason.INVALID_PACKET_DROPPED);
+    expect(f.event_type).toEqual({ type: 1, sub_type: 134 });
+    expect(f.traffic_direction).toBe(TrafficDirection.EGRESS); // source is a local endpoint
+    expect(f.Summary).toBe('UDP');
+    const unknown = one(kernelDrop);
+    expect(unknown.drop_reason_desc).toBe(DropReason.DROP_REASON_UNKNOWN);
+  });
+});
+
+describe('Parser: seams and garbage', () => {
+  it('hands L7 events to l7Flows and keeps the L3/L4 flow', () => {
+    const { parser } = setup();
+    const flows = parser.decode(fixtures.dnsQuery);
+    expect(flows[0]?.Type).toBe(FlowType.L3_L4);
+    expect(flows[0]?.l4?.UDP?.destination_port).toBe(53);
+  });
+
+  it('hands SOCK events to sockFlow without crashing', () => {
+    const { parser, ctx } = setup();
+    expect(() => parser.decode(sockEvent)).not.toThrow();
+    expect(ctx.counters.malformedEvents).toBe(0);
+  });
+
+  it('counts garbage instead of crashing', () => {
+    const { parser, ctx } = setup();
+    const garbage: unknown[] = [
+      null, undefined, {}, { kind: 'nope' }, { kind: 'flow' },
+      { ...fixtures.tcpSyn, srcIp: undefined }, { ...fixtures.tcpSyn, ipVersion: 5 },
+      { ...fixtures.tcpSyn, tsNs: 'x' }, { ...kernelDrop, dstIp: '' },
+    ];
+    for (const g of garbage) expect(parser.decode(g as DatapathEvent)).toEqual([]);
+    expect(ctx.counters.malformedEvents).toBe(garbage.length);
+    expect(parser.decode(fixtures.tcpSyn)).toHaveLength(1);
+  });
+});

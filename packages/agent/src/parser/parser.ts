@@ -1,0 +1,210 @@
+// Kernel events → flow.Flow, shaped like Hubble's threefour parser (cilium pkg/hubble/parser/threefour).
+// L7 payloads and TCP lifecycle events go to their own modules (l7/, sock.ts).
+import {
+  DropReason,
+  FlowType,
+  IPVersion,
+  TraceObservationPoint,
+  TraceReason,
+  TrafficDirection,
+  Verdict,
+  type Flow,
+  type Layer4,
+  type Policy,
+} from '@flowctl/flow';
+import type { DatapathEvent, FlowEvent, KernelDropEvent } from '../datapath/events.js';
+import type { ParserContext } from './context.js';
+import { l7Flows } from './l7/index.js';
+import { sockFlow } from './sock.js';
+import { icmpv4Summary, icmpv6Summary, tcpFlagsFromBits, tcpSummary } from './summary.js';
+
+// Datapath ObsPoint values (events.ts); spelled out because const enums do not survive isolated transpilation.
+const OBS_FROM_ENDPOINT = 1;
+const OBS_TO_ENDPOINT = 2;
+const REASON_NEW = 1;
+const REASON_POLICY = 6;
+const L7_NONE = 0;
+
+// pkg/monitor/api/types.go
+export const MSG_DROP = 1;
+export const MSG_TRACE = 4;
+export const MSG_POLICY_VERDICT = 5;
+// The datapath's trace sub-types: to-endpoint is 0, from-endpoint 5 (hubble-api.md §2.5).
+const TRACE_TO_LXC = 0;
+const TRACE_FROM_LXC = 5;
+
+const IPPROTO_ICMP = 1, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_ICMPV6 = 58, IPPROTO_SCTP = 132;
+
+export class Parser {
+  constructor(private readonly ctx: ParserContext) {}
+
+  /** Never throws: an event that cannot be decoded is counted and yields no flow. */
+  decode(ev: DatapathEvent): Flow[] {
+    try {
+      switch (ev?.kind) {
+        case 'flow':
+          return this.decodeFlowEvent(ev);
+        case 'kdrop': {
+          const f = this.decodeKernelDrop(ev);
+          return f ? [f] : [];
+        }
+        case 'sock': {
+          const f = sockFlow(ev, this.ctx);
+          return f ? [f] : [];
+        }
+        default:
+          this.ctx.counters.malformedEvents++;
+          return [];
+      }
+    } catch {
+      this.ctx.counters.malformedEvents++;
+      return [];
+    }
+  }
+
+  private decodeFlowEvent(ev: FlowEvent): Flow[] {
+    if (!validL3(ev)) {
+      this.ctx.counters.malformedEvents++;
+      return [];
+    }
+    const ctx = this.ctx;
+    const l4 = layer4(ev.proto, ev.srcPort, ev.dstPort, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+    const dropped = ev.verdict === Verdict.DROPPED;
+    const fromEp = ev.obsPoint === OBS_FROM_ENDPOINT;
+    const reply = ev.isReply === true;
+    const flow: Flow = {
+      time: ctx.toWallTime(ev.tsNs),
+      uuid: ctx.newUuid(),
+      verdict: ev.verdict,
+    };
+    if (dropped) flow.drop_reason = ev.dropReason;
+    if (ev.ethSrc || ev.ethDst) flow.ethernet = { source: ev.ethSrc, destination: ev.ethDst };
+    flow.IP = { source: ev.srcIp, destination: ev.dstIp, ipVersion: ev.ipVersion === 6 ? IPVersion.IPv6 : IPVersion.IPv4 };
+    if (l4) flow.l4 = l4;
+    flow.source = ctx.endpointForIp(ev.srcIp);
+    flow.destination = ctx.endpointForIp(ev.dstIp);
+    flow.Type = FlowType.L3_L4;
+    flow.node_name = ctx.nodeName;
+    const srcNames = ctx.namesForIp(ev.srcIp);
+    if (srcNames.length) flow.source_names = srcNames;
+    const dstNames = ctx.namesForIp(ev.dstIp);
+    if (dstNames.length) flow.destination_names = dstNames;
+    if (reply) flow.reply = true;
+
+    let direction: TrafficDirection;
+    if (ev.policyDirection === 1 || ev.policyDirection === 2) direction = ev.policyDirection;
+    else direction = (fromEp !== reply) ? TrafficDirection.EGRESS : TrafficDirection.INGRESS;
+
+    if (dropped) {
+      flow.event_type = { type: MSG_DROP, sub_type: ev.dropReason };
+    } else if (ev.reason === REASON_POLICY) {
+      // A policy verdict that let the packet through (allowed or audited), as Hubble's policy-verdict events.
+      flow.event_type = { type: MSG_POLICY_VERDICT, sub_type: direction };
+    } else {
+      flow.event_type = { type: MSG_TRACE, sub_type: fromEp ? TRACE_FROM_LXC : TRACE_TO_LXC };
+      flow.trace_observation_point = fromEp ? TraceObservationPoint.FROM_ENDPOINT : TraceObservationPoint.TO_ENDPOINT;
+      flow.trace_reason = ev.isReply === undefined
+        ? TraceReason.TRACE_REASON_UNKNOWN
+        : reply ? TraceReason.REPLY : ev.reason === REASON_NEW ? TraceReason.NEW : TraceReason.ESTABLISHED;
+    }
+    flow.traffic_direction = direction;
+    if (dropped) flow.drop_reason_desc = dropReasonEnum(ev.dropReason);
+    if (ev.isReply !== undefined) flow.is_reply = ev.isReply;
+    if (ev.ifindex > 0) flow.interface = { index: ev.ifindex, name: ctx.ifName(ev.ifindex) };
+    flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+
+    if (ev.policyRef > 0) {
+      const pol = ctx.policyForRef(ev.policyRef);
+      if (pol) attachPolicy(flow, pol, direction, dropped);
+    }
+
+    if (ev.l7 === L7_NONE || ev.l7 === undefined) return [flow];
+    let l7: Flow[] = [];
+    try {
+      l7 = l7Flows(ev, flow, ctx);
+    } catch {
+      ctx.counters.malformedL7++;
+    }
+    return l7.length ? [flow, ...l7] : [flow];
+  }
+
+  private decodeKernelDrop(ev: KernelDropEvent): Flow | undefined {
+    if (!validL3(ev)) {
+      this.ctx.counters.malformedEvents++;
+      return undefined;
+    }
+    const ctx = this.ctx;
+    const l4 = layer4(ev.proto, ev.srcPort, ev.dstPort, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+    const flow: Flow = {
+      time: ctx.toWallTime(ev.tsNs),
+      uuid: ctx.newUuid(),
+      verdict: Verdict.DROPPED,
+      drop_reason: ev.dropReason,
+      IP: { source: ev.srcIp, destination: ev.dstIp, ipVersion: ev.ipVersion === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
+    };
+    if (l4) flow.l4 = l4;
+    flow.source = ctx.endpointForIp(ev.srcIp);
+    flow.destination = ctx.endpointForIp(ev.dstIp);
+    flow.Type = FlowType.L3_L4;
+    flow.node_name = ctx.nodeName;
+    flow.event_type = { type: MSG_DROP, sub_type: ev.dropReason };
+    // Hubble derives a drop's direction from which side is the local endpoint.
+    flow.traffic_direction = ctx.isLocalEndpointIp(ev.srcIp)
+      ? TrafficDirection.EGRESS
+      : ctx.isLocalEndpointIp(ev.dstIp) ? TrafficDirection.INGRESS : TrafficDirection.TRAFFIC_DIRECTION_UNKNOWN;
+    flow.drop_reason_desc = dropReasonEnum(ev.dropReason);
+    if (ev.ifindex > 0) flow.interface = { index: ev.ifindex, name: ctx.ifName(ev.ifindex) };
+    flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+    return flow;
+  }
+}
+
+function validL3(ev: { ipVersion: unknown; srcIp: unknown; dstIp: unknown; tsNs: unknown; proto: unknown }): boolean {
+  return (ev.ipVersion === 4 || ev.ipVersion === 6) &&
+    typeof ev.srcIp === 'string' && ev.srcIp.length > 0 &&
+    typeof ev.dstIp === 'string' && ev.dstIp.length > 0 &&
+    typeof ev.tsNs === 'bigint' && typeof ev.proto === 'number';
+}
+
+function layer4(proto: number, sport: number, dport: number, flags: number, icmpType: number, icmpCode: number, ipv: number): Layer4 | undefined {
+  switch (proto) {
+    case IPPROTO_TCP:
+      return { TCP: { source_port: sport, destination_port: dport, flags: tcpFlagsFromBits(flags) } };
+    case IPPROTO_UDP:
+      return { UDP: { source_port: sport, destination_port: dport } };
+    case IPPROTO_SCTP:
+      return { SCTP: { source_port: sport, destination_port: dport } };
+    case IPPROTO_ICMP:
+      return ipv === 4 ? { ICMPv4: { type: icmpType, code: icmpCode } } : undefined;
+    case IPPROTO_ICMPV6:
+      return ipv === 6 ? { ICMPv6: { type: icmpType, code: icmpCode } } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function summary(proto: number, flags: number, icmpType: number, icmpCode: number, ipv: number): string {
+  switch (proto) {
+    case IPPROTO_TCP: return tcpSummary(flags);
+    case IPPROTO_UDP: return 'UDP';
+    case IPPROTO_SCTP: return 'SCTP';
+    case IPPROTO_ICMP: return icmpv4Summary(icmpType, icmpCode);
+    case IPPROTO_ICMPV6: return icmpv6Summary(icmpType, icmpCode);
+    default: return ipv === 6 ? 'IPv6' : 'IPv4';
+  }
+}
+
+const knownDropReasons = new Set(Object.values(DropReason).filter((v): v is number => typeof v === 'number' && v >= 0));
+
+function dropReasonEnum(n: number): DropReason {
+  return knownDropReasons.has(n) ? (n as DropReason) : DropReason.DROP_REASON_UNKNOWN;
+}
+
+function attachPolicy(flow: Flow, pol: Policy, direction: TrafficDirection, dropped: boolean): void {
+  const ingress = direction === TrafficDirection.INGRESS;
+  if (dropped) {
+    if (ingress) flow.ingress_denied_by = [pol];
+    else flow.egress_denied_by = [pol];
+  } else if (ingress) flow.ingress_allowed_by = [pol];
+  else flow.egress_allowed_by = [pol];
+}
