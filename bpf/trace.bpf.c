@@ -43,13 +43,20 @@ struct {
 	__type(value, __u8);
 } watched_netns SEC(".maps");
 
-/* struct sock * -> ktime of the first state transition seen. LRU so that sockets whose close we
- * never see (program attached mid-life, map pressure) cannot fill it for good. */
+struct sock_info {
+	__u64 start_ns; /* first state transition seen */
+	/* inet_put_port() clears skc_num before the transition to CLOSE: remember the bound port. */
+	__u16 sport;
+	__u16 pad[3];
+};
+
+/* struct sock * -> sock_info. LRU so that sockets whose close we never see (program attached
+ * mid-life, map pressure) cannot fill it for good. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct sock_info);
 } sock_start SEC(".maps");
 
 static __always_inline void count(__u32 which)
@@ -100,7 +107,8 @@ static __always_inline void fill_sock(struct fct_sock_event *e, const struct soc
 SEC("raw_tp/inet_sock_set_state")
 int BPF_PROG(fct_sock_state, const struct sock *sk, int oldstate, int newstate)
 {
-	__u64 key = (__u64)sk, now, *start, duration = 0;
+	__u64 key = (__u64)sk, now;
+	struct sock_info *info, fresh = {};
 	struct fct_sock_event *e;
 	__u32 ino;
 
@@ -110,36 +118,46 @@ int BPF_PROG(fct_sock_state, const struct sock *sk, int oldstate, int newstate)
 	if (!watched(ino))
 		return 0;
 
-	now = bpf_ktime_get_ns();
-	start = bpf_map_lookup_elem(&sock_start, &key);
-	if (start) {
-		duration = now - *start;
-	} else if (newstate != TCP_CLOSE_STATE) {
-		if (bpf_map_update_elem(&sock_start, &key, &now, BPF_ANY))
-			count(FCT_CNT_SOCK_MAP_FULL);
-	}
-	if (newstate == TCP_CLOSE_STATE)
-		bpf_map_delete_elem(&sock_start, &key);
-
 	e = bpf_ringbuf_reserve(&trace_events, sizeof(*e), 0);
 	if (!e) {
 		count(FCT_CNT_RINGBUF_FULL);
-		return 0;
+		/* still keep the start time so the close event, if it fits, has its duration */
+	} else {
+		__builtin_memset(e, 0, sizeof(*e));
+		fill_sock(e, sk, ino);
+		e->type = FCT_EV_SOCK_STATE;
+		e->old_state = oldstate;
+		e->new_state = newstate;
 	}
-	__builtin_memset(e, 0, sizeof(*e));
-	fill_sock(e, sk, ino);
-	e->type = FCT_EV_SOCK_STATE;
-	e->old_state = oldstate;
-	e->new_state = newstate;
-	e->duration_ns = duration;
-	bpf_ringbuf_submit(e, 0);
+	now = e ? e->ts_ns : bpf_ktime_get_ns();
+
+	info = bpf_map_lookup_elem(&sock_start, &key);
+	if (info) {
+		if (e) {
+			e->duration_ns = now - info->start_ns;
+			if (!e->sport)
+				e->sport = info->sport;
+			else if (!info->sport)
+				info->sport = e->sport;
+		}
+		if (newstate == TCP_CLOSE_STATE)
+			bpf_map_delete_elem(&sock_start, &key);
+	} else if (newstate != TCP_CLOSE_STATE) {
+		fresh.start_ns = now;
+		fresh.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		if (bpf_map_update_elem(&sock_start, &key, &fresh, BPF_ANY))
+			count(FCT_CNT_SOCK_MAP_FULL);
+	}
+	if (e)
+		bpf_ringbuf_submit(e, 0);
 	return 0;
 }
 
 SEC("raw_tp/tcp_retransmit_skb")
 int BPF_PROG(fct_tcp_retransmit, const struct sock *sk, const struct sk_buff *skb)
 {
-	__u64 key = (__u64)sk, *start;
+	__u64 key = (__u64)sk;
+	struct sock_info *info;
 	struct fct_sock_event *e;
 	__u32 ino = sock_netns(sk);
 
@@ -155,11 +173,9 @@ int BPF_PROG(fct_tcp_retransmit, const struct sock *sk, const struct sk_buff *sk
 	e->type = FCT_EV_RETRANSMIT;
 	e->old_state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	e->new_state = e->old_state;
-	start = bpf_map_lookup_elem(&sock_start, &key);
-	if (start)
-		e->duration_ns = e->ts_ns - *start;
-	/* The tracepoint fires before tcp_retransmit_skb() bumps total_retrans: count this one. */
-	e->total_retrans += 1;
+	info = bpf_map_lookup_elem(&sock_start, &key);
+	if (info)
+		e->duration_ns = e->ts_ns - info->start_ns;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }
@@ -308,12 +324,16 @@ int BPF_PROG(fct_kfree_skb, const struct sk_buff *skb, void *location, int reaso
 	struct fct_kdrop_event *e;
 	__u32 ino, ifindex = 0;
 
-	/* NOT_SPECIFIED is every kfree_skb() without a reason (mostly internal clean-up); CONSUMED
-	 * is a normal free routed through this tracepoint since 6.x. Neither is a drop to report. */
+	/* NOT_SPECIFIED is every kfree_skb() without a reason (mostly internal clean-up, also
+	 * forwarding to a blackhole route); CONSUMED is a normal free. Neither is worth a flow. */
 	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED))
 		return 0;
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))
+		return 0;
+	/* QUEUE_PURGE (6.9+): packets still queued on a socket being closed, not a network drop. */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE))
 		return 0;
 	ino = skb_netns(skb, rx_sk, &ifindex);
 	if (!watched(ino))
