@@ -1,0 +1,326 @@
+// The GetFlows pipeline of Hubble's relay (cilium pkg/hubble/relay/observer/observer.go) as
+// async-generator stages over batches: per-node bounded inlets → FanIn (round-robin) →
+// aggregateErrors → sortFlows → the client's stream. Batches keep the per-flow cost to a heap
+// operation; round-robin interleaving lets a 100-entry heap order flows from many nodes.
+import { NodeState } from '@flowctl/flow';
+import type { GetFlowsResponse, NodeStatusEvent } from '@flowctl/flow';
+import { PriorityQueue } from '../queue/priority-queue.js';
+import type { Timed } from '../queue/priority-queue.js';
+import { encodeResponse } from './wire.js';
+
+/** One GetFlowsResponse on its way through the relay: raw bytes from a node, or a relay event. */
+export interface RelayItem extends Timed {
+  raw?: Buffer;
+  msg?: GetFlowsResponse;
+}
+
+export function itemBytes(item: RelayItem): Buffer {
+  if (!item.raw) item.raw = encodeResponse(item.msg ?? {});
+  return item.raw;
+}
+
+export type Clock = () => number;
+
+export function timeOf(ms: number): Timed {
+  const sec = Math.floor(ms / 1000);
+  return { sec, nsec: Math.round((ms - sec * 1000) * 1e6) };
+}
+
+/** A relay-generated node_status response, stamped with the relay's node name and `now`. */
+export function nodeStatusItem(
+  state: NodeState,
+  nodes: string[],
+  relayNode: string,
+  nowMs: number,
+  message?: string,
+): RelayItem {
+  const t = timeOf(nowMs);
+  const status: NodeStatusEvent = { state_change: state, node_names: nodes };
+  if (message !== undefined) status.message = message;
+  return {
+    ...t,
+    msg: { node_status: status, node_name: relayNode, time: { seconds: BigInt(t.sec), nanos: t.nsec } },
+  };
+}
+
+/** Producer side of one node's bounded channel. */
+export class Inlet {
+  private items: RelayItem[] = [];
+  private head = 0;
+  ended = false;
+  /** Called when the consumer made room after push() returned false. */
+  onResume: (() => void) | undefined;
+  private paused = false;
+
+  constructor(
+    readonly name: string,
+    private readonly fan: FanIn,
+  ) {}
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  /** Queues items; false means the channel is full and the producer must pause until onResume. */
+  push(items: readonly RelayItem[]): boolean {
+    if (this.ended) return false;
+    for (const it of items) this.items.push(it);
+    this.fan.wake();
+    if (this.length >= this.fan.capacity) {
+      this.paused = true;
+      return false;
+    }
+    return true;
+  }
+
+  /** The node's stream ended; an error (anything but a cancel) becomes a NODE_ERROR event. */
+  end(err?: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onResume = undefined;
+    this.fan.ended(this, err);
+  }
+
+  shift(): RelayItem | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const it = this.items[this.head]!;
+    this.items[this.head++] = undefined as unknown as RelayItem;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return it;
+  }
+
+  maybeResume(): void {
+    if (this.paused && this.length < this.fan.capacity) {
+      this.paused = false;
+      this.onResume?.();
+    }
+  }
+}
+
+export interface FanInOptions {
+  /** Per-node channel capacity (Hubble: qlen). */
+  capacity: number;
+  relayNode: string;
+  now?: Clock;
+  /** Most items handed to the next stage at once. */
+  maxBatch?: number;
+}
+
+/** Merges node inlets round-robin; ends when sealed and every inlet has ended and drained. */
+export class FanIn implements AsyncIterable<RelayItem[]> {
+  readonly capacity: number;
+  private readonly inlets: Inlet[] = [];
+  private readonly events: RelayItem[] = [];
+  private waiter: (() => void) | undefined;
+  private sealed = false;
+  private closed = false;
+  private readonly now: Clock;
+  private readonly maxBatch: number;
+
+  constructor(private readonly opts: FanInOptions) {
+    this.capacity = Math.max(1, opts.capacity);
+    this.now = opts.now ?? Date.now;
+    this.maxBatch = opts.maxBatch ?? 1024;
+  }
+
+  add(name: string): Inlet {
+    const inlet = new Inlet(name, this);
+    this.inlets.push(inlet);
+    return inlet;
+  }
+
+  /** No more inlets will be added (non-follow requests). */
+  seal(): void {
+    this.sealed = true;
+    this.wake();
+  }
+
+  /** Stops the merge now (client went away). */
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  ended(inlet: Inlet, err?: Error): void {
+    if (err) {
+      this.events.push(
+        nodeStatusItem(NodeState.NODE_ERROR, [inlet.name], this.opts.relayNode, this.now(), err.message),
+      );
+    }
+    this.wake();
+  }
+
+  private take(): RelayItem[] {
+    const out: RelayItem[] = this.events.splice(0);
+    for (;;) {
+      let any = false;
+      for (const inlet of this.inlets) {
+        const it = inlet.shift();
+        if (it) {
+          out.push(it);
+          any = true;
+        }
+      }
+      if (!any || out.length >= this.maxBatch) break;
+    }
+    let live = 0;
+    for (const inlet of this.inlets) {
+      inlet.maybeResume();
+      if (!inlet.ended || inlet.length > 0) live++;
+    }
+    if (live < this.inlets.length) {
+      // Drop finished inlets so the round-robin stays cheap in long follow streams.
+      for (let i = this.inlets.length - 1; i >= 0; i--) {
+        const inlet = this.inlets[i]!;
+        if (inlet.ended && inlet.length === 0) this.inlets.splice(i, 1);
+      }
+    }
+    return out;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<RelayItem[]> {
+    while (!this.closed) {
+      const items = this.take();
+      if (items.length > 0) {
+        yield items;
+        continue;
+      }
+      if (this.sealed && this.inlets.length === 0) return;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+}
+
+type Next<T> = Promise<IteratorResult<T, unknown>>;
+
+function sleep(ms: number): { promise: Promise<'timeout'>; cancel: () => void } {
+  let t: NodeJS.Timeout | undefined;
+  const promise = new Promise<'timeout'>((resolve) => (t = setTimeout(() => resolve('timeout'), ms)));
+  return { promise, cancel: () => clearTimeout(t) };
+}
+
+async function nextOrTimeout<T>(next: Next<T>, ms: number | undefined): Promise<IteratorResult<T, unknown> | 'timeout'> {
+  if (ms === undefined) return next;
+  const timer = sleep(Math.max(0, ms));
+  try {
+    return await Promise.race([next, timer.promise]);
+  } finally {
+    timer.cancel();
+  }
+}
+
+function isNodeError(item: RelayItem): boolean {
+  return item.msg?.node_status?.state_change === NodeState.NODE_ERROR;
+}
+
+/**
+ * Merges NODE_ERROR events with the same message that arrive within `windowMs` into one event
+ * naming every node (Hubble's aggregateErrors, 10 s window). Everything else passes straight on.
+ */
+export async function* aggregateErrors(
+  source: AsyncIterable<RelayItem[]>,
+  windowMs: number,
+  now: Clock = Date.now,
+): AsyncGenerator<RelayItem[]> {
+  const it = source[Symbol.asyncIterator]();
+  let pending: RelayItem | undefined;
+  let pendingSince = 0;
+  let next: Next<RelayItem[]> | undefined;
+  try {
+    for (;;) {
+      next ??= it.next();
+      const r = await nextOrTimeout(next, pending ? pendingSince + windowMs - now() : undefined);
+      if (r === 'timeout') {
+        yield [pending!];
+        pending = undefined;
+        continue;
+      }
+      next = undefined;
+      if (r.done) {
+        if (pending) yield [pending];
+        return;
+      }
+      let out: RelayItem[] | undefined;
+      for (const item of r.value) {
+        if (!isNodeError(item)) {
+          (out ??= []).push(item);
+          continue;
+        }
+        const cur = item.msg!.node_status!;
+        const pend = pending?.msg?.node_status;
+        if (pend && pend.message === cur.message) {
+          pend.node_names = [...(pend.node_names ?? []), ...(cur.node_names ?? [])];
+          continue;
+        }
+        if (pending) (out ??= []).push(pending);
+        pending = item;
+        pendingSince = now();
+      }
+      if (out) yield out;
+    }
+  } finally {
+    await it.return?.();
+  }
+}
+
+export interface SortOptions {
+  /** Heap size before the oldest entry is forced out (Hubble --sort-buffer-len-max, 100). */
+  qlen: number;
+  /** Entries older than now − drainTimeoutMs leave the heap when input pauses (Hubble: 1 s). */
+  drainTimeoutMs: number;
+  now?: Clock;
+}
+
+/**
+ * Best-effort time order inside a window of qlen entries or drainTimeoutMs (Hubble's sortFlows).
+ * Unlike Hubble, the age check also runs every drainTimeoutMs while input keeps trickling in, so a
+ * slow node cannot hold flows in the heap for longer than the timeout.
+ */
+export async function* sortFlows(source: AsyncIterable<RelayItem[]>, opts: SortOptions): AsyncGenerator<RelayItem[]> {
+  const now = opts.now ?? Date.now;
+  const qlen = Math.max(1, opts.qlen);
+  const pq = new PriorityQueue<RelayItem>();
+  const it = source[Symbol.asyncIterator]();
+  let next: Next<RelayItem[]> | undefined;
+  let lastDrain = now();
+  try {
+    for (;;) {
+      next ??= it.next();
+      const r = await nextOrTimeout(next, pq.length > 0 ? opts.drainTimeoutMs : undefined);
+      const out: RelayItem[] = [];
+      if (r === 'timeout') {
+        pq.popOlderThan(timeOf(now() - opts.drainTimeoutMs), out);
+        lastDrain = now();
+        if (out.length) yield out;
+        continue;
+      }
+      next = undefined;
+      if (r.done) {
+        for (let x = pq.pop(); x; x = pq.pop()) out.push(x);
+        if (out.length) yield out;
+        return;
+      }
+      for (const item of r.value) {
+        if (pq.length >= qlen) out.push(pq.pop()!);
+        pq.push(item);
+      }
+      const t = now();
+      if (t - lastDrain >= opts.drainTimeoutMs) {
+        pq.popOlderThan(timeOf(t - opts.drainTimeoutMs), out);
+        lastDrain = t;
+      }
+      if (out.length) yield out;
+    }
+  } finally {
+    await it.return?.();
+  }
+}

@@ -1,0 +1,366 @@
+// GetFlows / ServerStatus / GetNodes / GetNamespaces fan-out over the peer pool
+// (cilium pkg/hubble/relay/observer/server.go). gRPC statuses are produced only here.
+import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
+import type { Client, ClientReadableStream, ServerWritableStream, ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { NodeState } from '@flowctl/flow';
+import type { Namespace, Node, ServerStatusResponse } from '@flowctl/flow';
+import type { Peer, PeerManager } from '../pool/manager.js';
+import { RelayError } from '../errors.js';
+import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
+import type { Inlet, RelayItem } from './merge.js';
+import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
+import type { RawRequest } from './services.js';
+import { WireError, decodeBatch, encodeBatch, readResponseTime } from './wire.js';
+
+export const RELAY_VERSION = '0.1.0';
+/** Hubble's numUnavailableNodesReportMax. */
+const UNAVAILABLE_REPORT_MAX = 10;
+const PEER_UPDATE_INTERVAL_MS = 2000;
+const ERROR_AGGREGATION_WINDOW_MS = 10_000;
+
+export interface ObserverOptions {
+  manager: PeerManager;
+  log: Logger;
+  relayNode: string;
+  sortBufferLenMax: number;
+  sortBufferDrainTimeoutMs: number;
+  /** Deadline of unary calls to nodes (ServerStatus, GetNamespaces). */
+  callTimeoutMs: number;
+  errorAggregationWindowMs?: number;
+  peerUpdateIntervalMs?: number;
+  /** Ask nodes for flowctl's batched stream first (falls back per peer on UNIMPLEMENTED). */
+  upstreamBatch?: boolean;
+  /** Most flows per FlowBatch written to a batched client. */
+  batchMax?: number;
+}
+
+export interface RelayStats {
+  /** GetFlows streams to nodes that are open right now. */
+  openUpstreamStreams: number;
+  /** Client GetFlows streams open right now. */
+  openClientStreams: number;
+  /** Responses from nodes that could not be parsed and were dropped. */
+  malformedDropped: number;
+}
+
+type Writer = (items: RelayItem[]) => Promise<void>;
+
+function unary<Req, Res>(
+  client: Client,
+  codec: { path: string; serialize: (r: Req) => Buffer; deserialize: (b: Buffer) => Res },
+  req: Req,
+  timeoutMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(codec.path, codec.serialize, codec.deserialize, req, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) =>
+      err || !res ? reject(err ?? new Error('empty response')) : resolve(res),
+    );
+  });
+}
+
+function waitDrain(call: ServerWritableStream<unknown, unknown>): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => () => {
+      call.off('drain', onDrain);
+      call.off('cancelled', onGone);
+      call.off('close', onGone);
+      resolve(ok);
+    };
+    const onDrain = done(true);
+    const onGone = done(false);
+    call.once('drain', onDrain);
+    call.once('cancelled', onGone);
+    call.once('close', onGone);
+  });
+}
+
+export class RelayObserver {
+  readonly stats: RelayStats = { openUpstreamStreams: 0, openClientStreams: 0, malformedDropped: 0 };
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ObserverOptions) {
+    this.log = opts.log;
+  }
+
+  /** Plain Observer GetFlows: one response per message, respecting the client's flow control. */
+  getFlows(call: ServerWritableStream<RawRequest, Buffer>): void {
+    let gone = false;
+    call.on('cancelled', () => (gone = true));
+    const write: Writer = async (items) => {
+      for (const item of items) {
+        if (gone) return;
+        if (!call.write(itemBytes(item)) && !(await waitDrain(call))) gone = true;
+      }
+    };
+    void this.run(call, write);
+  }
+
+  /** flowctl's batched GetFlows: the same stream, many responses per message. */
+  getFlowsBatched(call: ServerWritableStream<RawRequest, Buffer>): void {
+    let gone = false;
+    call.on('cancelled', () => (gone = true));
+    const max = this.opts.batchMax ?? 512;
+    const write: Writer = async (items) => {
+      for (let i = 0; i < items.length && !gone; i += max) {
+        const chunk = items.slice(i, i + max).map(itemBytes);
+        if (!call.write(encodeBatch(chunk)) && !(await waitDrain(call))) gone = true;
+      }
+    };
+    void this.run(call, write);
+  }
+
+  private async run(call: ServerWritableStream<RawRequest, Buffer>, write: Writer): Promise<void> {
+    this.stats.openClientStreams++;
+    try {
+      await this.streamFlows(call, write);
+      call.end();
+    } catch (e) {
+      const err = e instanceof RelayError ? e : new RelayError('INTERNAL', (e as Error).message);
+      if (!(e instanceof RelayError)) this.log.error({ err: (e as Error).message }, 'GetFlows failed');
+      call.emit('error', { code: err.toGrpcStatus(), details: err.message });
+    } finally {
+      this.stats.openClientStreams--;
+    }
+  }
+
+  private async streamFlows(call: ServerWritableStream<RawRequest, Buffer>, write: Writer): Promise<void> {
+    const { raw, req } = call.request;
+    if (req.first && req.follow) throw new RelayError('INVALID_ARGUMENT', 'first cannot be specified with follow');
+    const o = this.opts;
+    const peers = o.manager.list();
+    let qlen = o.sortBufferLenMax;
+    const number = req.number ?? 0n;
+    const want = number * BigInt(peers.length);
+    if (want > 0n && want < BigInt(qlen)) qlen = Number(want);
+
+    const fan = new FanIn({ capacity: qlen, relayNode: o.relayNode });
+    const cancels = new Set<() => void>();
+    // Name → inlet of nodes with a live stream in this request; a node whose stream failed leaves
+    // it, so follow mode picks it up again once the pool has reconnected it.
+    const active = new Map<string, Inlet>();
+    // The connection a node's failed stream ran on: retry only on a new one, not every tick.
+    const failedOn = new Map<string, number>();
+    let closed = false;
+    const stop = () => {
+      if (closed) return;
+      closed = true;
+      for (const c of [...cancels]) c();
+      fan.close();
+    };
+    call.on('cancelled', stop);
+
+    const start = (peer: Peer) => {
+      const inlet = fan.add(peer.name);
+      const generation = peer.generation;
+      active.set(peer.name, inlet);
+      this.openUpstream(peer, raw, inlet, cancels, () => {
+        if (active.get(peer.name) === inlet) active.delete(peer.name);
+        failedOn.set(peer.name, generation);
+      });
+    };
+
+    const connected: string[] = [];
+    const unavailable: string[] = [];
+    for (const p of peers) {
+      if (p.state === 'ready' && p.client) connected.push(p.name);
+      else unavailable.push(p.name);
+    }
+    const head: RelayItem[] = [];
+    if (connected.length) head.push(nodeStatusItem(NodeState.NODE_CONNECTED, connected, o.relayNode, Date.now()));
+    if (unavailable.length) head.push(nodeStatusItem(NodeState.NODE_UNAVAILABLE, unavailable, o.relayNode, Date.now()));
+    if (head.length) await write(head);
+    for (const p of peers) if (connected.includes(p.name)) start(p);
+
+    let ticker: NodeJS.Timeout | undefined;
+    if (req.follow) {
+      ticker = setInterval(() => {
+        for (const p of o.manager.list()) if (p.state === 'ready' && p.client && !active.has(p.name) && failedOn.get(p.name) !== p.generation) start(p);
+      }, o.peerUpdateIntervalMs ?? PEER_UPDATE_INTERVAL_MS);
+    } else fan.seal();
+
+    const pipeline = sortFlows(aggregateErrors(fan, o.errorAggregationWindowMs ?? ERROR_AGGREGATION_WINDOW_MS), {
+      qlen,
+      drainTimeoutMs: o.sortBufferDrainTimeoutMs,
+    });
+    try {
+      for await (const items of pipeline) {
+        if (closed) break;
+        await write(items);
+      }
+    } finally {
+      if (ticker) clearInterval(ticker);
+      stop();
+    }
+  }
+
+  private openUpstream(peer: Peer, raw: Buffer, inlet: Inlet, cancels: Set<() => void>, onEnd: () => void): void {
+    const client = peer.client;
+    if (!client) {
+      inlet.end(new Error(`no connection to ${peer.name}`));
+      onEnd();
+      return;
+    }
+    const batched = this.opts.upstreamBatch !== false && peer.batch !== false;
+    const stream: ClientReadableStream<Buffer> = client.makeServerStreamRequest(
+      batched ? GET_FLOWS_BATCHED_PATH : GET_FLOWS_PATH,
+      rawCodec,
+      rawCodec,
+      raw,
+      new Metadata(),
+      {},
+    );
+    this.stats.openUpstreamStreams++;
+    let received = false;
+    let finished = false;
+    const cancel = () => stream.cancel();
+    cancels.add(cancel);
+    const finish = () => {
+      if (finished) return false;
+      finished = true;
+      cancels.delete(cancel);
+      this.stats.openUpstreamStreams--;
+      return true;
+    };
+    const toItem = (buf: Buffer): RelayItem | undefined => {
+      const item: RelayItem = { sec: 0, nsec: 0, raw: buf };
+      try {
+        readResponseTime(buf, item);
+        return item;
+      } catch (e) {
+        this.stats.malformedDropped++;
+        if (this.stats.malformedDropped === 1 || this.stats.malformedDropped % 10000 === 0)
+          this.log.warn({ peer: peer.name, err: (e as Error).message, dropped: this.stats.malformedDropped }, 'dropped malformed response from node');
+        return undefined;
+      }
+    };
+    stream.on('data', (buf: Buffer) => {
+      received = true;
+      let items: RelayItem[] = [];
+      if (batched) {
+        try {
+          for (const b of decodeBatch(buf)) {
+            const it = toItem(b);
+            if (it) items.push(it);
+          }
+        } catch (e) {
+          this.stats.malformedDropped++;
+          this.log.warn({ peer: peer.name, err: (e as Error).message }, 'dropped malformed batch from node');
+        }
+      } else {
+        const it = toItem(buf);
+        if (it) items = [it];
+      }
+      if (items.length && !inlet.push(items)) {
+        stream.pause();
+        inlet.onResume = () => stream.resume();
+      }
+    });
+    stream.on('error', (err: ServiceError) => {
+      if (!finish()) return;
+      if (err.code === grpcStatus.UNIMPLEMENTED && batched && !received) {
+        // Not a flowctl agent (or an older one): remember and use the plain Observer API.
+        peer.batch = false;
+        this.log.debug({ peer: peer.name }, 'peer has no batched GetFlows; using plain GetFlows');
+        if (!inlet.ended) this.openUpstream(peer, raw, inlet, cancels, onEnd);
+        return;
+      }
+      if (batched) peer.batch = true;
+      onEnd();
+      if (err.code === grpcStatus.CANCELLED) inlet.end();
+      else inlet.end(new Error(err.details || err.message));
+    });
+    stream.on('end', () => {
+      if (!finish()) return;
+      if (batched) peer.batch = true;
+      onEnd();
+      inlet.end();
+    });
+  }
+
+  async serverStatus(): Promise<ServerStatusResponse> {
+    const peers = this.opts.manager.list();
+    const results = await Promise.all(
+      peers.map((p) =>
+        p.state === 'ready' && p.client
+          ? unary(p.client, unaryCodecs.serverStatus, {}, this.opts.callTimeoutMs).catch((e: Error) => {
+              this.log.debug({ peer: p.name, err: e.message }, 'ServerStatus failed');
+              return undefined;
+            })
+          : Promise.resolve(undefined),
+      ),
+    );
+    const out: ServerStatusResponse = {
+      num_flows: 0n,
+      max_flows: 0n,
+      seen_flows: 0n,
+      uptime_ns: 0n,
+      flows_rate: 0,
+      unavailable_nodes: [],
+      version: `flowctl-relay v${RELAY_VERSION}`,
+    };
+    let unavailable = 0;
+    results.forEach((r, i) => {
+      if (!r) {
+        unavailable++;
+        if (out.unavailable_nodes!.length < UNAVAILABLE_REPORT_MAX) out.unavailable_nodes!.push(peers[i]!.name);
+        return;
+      }
+      out.num_flows! += r.num_flows ?? 0n;
+      out.max_flows! += r.max_flows ?? 0n;
+      out.seen_flows! += r.seen_flows ?? 0n;
+      out.flows_rate! += r.flows_rate ?? 0;
+      if ((r.uptime_ns ?? 0n) > out.uptime_ns!) out.uptime_ns = r.uptime_ns!;
+    });
+    out.num_connected_nodes = peers.length - unavailable;
+    out.num_unavailable_nodes = unavailable;
+    return out;
+  }
+
+  async getNodes(): Promise<Node[]> {
+    const peers = this.opts.manager.list();
+    return Promise.all(
+      peers.map(async (p): Promise<Node> => {
+        const node: Node = {
+          name: p.name,
+          address: p.address.target,
+          tls: { enabled: false, server_name: '' },
+          state: NodeState.NODE_UNAVAILABLE,
+        };
+        if (p.state !== 'ready' || !p.client) return node;
+        try {
+          const st = await unary(p.client, unaryCodecs.serverStatus, {}, this.opts.callTimeoutMs);
+          node.state = NodeState.NODE_CONNECTED;
+          node.version = st.version ?? '';
+          node.uptime_ns = st.uptime_ns ?? 0n;
+          node.num_flows = st.num_flows ?? 0n;
+          node.max_flows = st.max_flows ?? 0n;
+          node.seen_flows = st.seen_flows ?? 0n;
+        } catch (e) {
+          this.log.debug({ peer: p.name, err: (e as Error).message }, 'ServerStatus for GetNodes failed');
+          node.state = NodeState.NODE_ERROR;
+        }
+        return node;
+      }),
+    );
+  }
+
+  async getNamespaces(): Promise<Namespace[]> {
+    const peers = this.opts.manager.list().filter((p) => p.state === 'ready' && p.client);
+    const seen = new Map<string, Namespace>();
+    const results = await Promise.all(
+      peers.map((p) =>
+        unary(p.client!, unaryCodecs.getNamespaces, {}, this.opts.callTimeoutMs).catch((e: Error) => {
+          this.log.debug({ peer: p.name, err: e.message }, 'GetNamespaces failed; partial result');
+          return undefined;
+        }),
+      ),
+    );
+    for (const r of results) for (const ns of r?.namespaces ?? []) seen.set(`${ns.cluster ?? ''}\0${ns.namespace ?? ''}`, ns);
+    return [...seen.values()].sort(
+      (a, b) => (a.cluster ?? '').localeCompare(b.cluster ?? '') || (a.namespace ?? '').localeCompare(b.namespace ?? ''),
+    );
+  }
+}
+
+export { WireError };

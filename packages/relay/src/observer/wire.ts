@@ -1,0 +1,158 @@
+// Just enough protobuf to route GetFlowsResponse bytes without decoding them. The relay only needs
+// each response's `time` (field 1001) to sort; re-encoding 300k flows/s through ts-proto would cost
+// more than the whole fan-in, and raw pass-through also keeps fields this build does not know.
+import { GetFlowsResponse } from '@flowctl/flow';
+
+/** Seconds and nanoseconds of a response's `time`; responses without one sort first (0, 0). */
+export interface WireTime {
+  sec: number;
+  nsec: number;
+}
+
+export class WireError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WireError';
+  }
+}
+
+function readVarint(buf: Uint8Array, pos: number, end: number): [value: number, next: number] {
+  let result = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (pos >= end) throw new WireError('truncated varint');
+    const b = buf[pos++]!;
+    result += (b & 0x7f) * mul;
+    if (b < 0x80) return [result, pos];
+    mul *= 128;
+  }
+  throw new WireError('varint longer than 10 bytes');
+}
+
+function skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
+  switch (wireType) {
+    case 0: return readVarint(buf, pos, end)[1];
+    case 1: return pos + 8;
+    case 2: { const [len, p] = readVarint(buf, pos, end); return p + len; }
+    case 5: return pos + 4;
+    default: throw new WireError(`unsupported wire type ${wireType}`);
+  }
+}
+
+function readTimestamp(buf: Uint8Array, pos: number, end: number, out: WireTime): void {
+  let sec = 0;
+  let nsec = 0;
+  while (pos < end) {
+    const [tag, p] = readVarint(buf, pos, end);
+    const field = Math.floor(tag / 8);
+    const wt = tag & 7;
+    if (wt === 0 && (field === 1 || field === 2)) {
+      const [v, q] = readVarint(buf, p, end);
+      // int64 seconds before 1970 arrive as 10-byte two's complement; clamp them to 0.
+      if (field === 1) sec = v >= 2 ** 63 ? 0 : v;
+      else nsec = v >= 2 ** 31 ? 0 : v;
+      pos = q;
+    } else pos = skipField(buf, wt, p, end);
+  }
+  out.sec = sec;
+  out.nsec = nsec;
+}
+
+const TIME_FIELD = 1001;
+
+/** Reads GetFlowsResponse.time from encoded bytes into `out`. Throws WireError on malformed input. */
+export function readResponseTime(buf: Uint8Array, out: WireTime): void {
+  out.sec = 0;
+  out.nsec = 0;
+  let pos = 0;
+  const end = buf.length;
+  while (pos < end) {
+    const [tag, p] = readVarint(buf, pos, end);
+    const field = Math.floor(tag / 8);
+    const wt = tag & 7;
+    if (field === TIME_FIELD && wt === 2) {
+      const [len, q] = readVarint(buf, p, end);
+      if (q + len > end) throw new WireError('truncated time field');
+      readTimestamp(buf, q, q + len, out);
+      pos = q + len;
+    } else pos = skipField(buf, wt, p, end);
+    if (pos > end) throw new WireError(`field ${field} runs past the end of the message`);
+  }
+}
+
+function varintLength(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function writeVarint(buf: Buffer, pos: number, v: number): number {
+  while (v >= 128) {
+    buf[pos++] = (v % 128) | 0x80;
+    v = Math.floor(v / 128);
+  }
+  buf[pos++] = v;
+  return pos;
+}
+
+/**
+ * FlowBatch { repeated observer.GetFlowsResponse responses = 1; }: each element is written as a
+ * length-delimited field 1, so a batch is the concatenation of the responses with a small header.
+ */
+export function encodeBatch(items: readonly Uint8Array[]): Buffer {
+  let total = 0;
+  for (const it of items) total += 1 + varintLength(it.length) + it.length;
+  const out = Buffer.allocUnsafe(total);
+  let pos = 0;
+  for (const it of items) {
+    out[pos++] = 0x0a;
+    pos = writeVarint(out, pos, it.length);
+    out.set(it, pos);
+    pos += it.length;
+  }
+  return out;
+}
+
+/** Splits an encoded FlowBatch into its responses (views into `buf`, no copies). */
+export function decodeBatch(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let pos = 0;
+  const end = buf.length;
+  while (pos < end) {
+    const [tag, p] = readVarint(buf, pos, end);
+    if (tag === 0x0a) {
+      const [len, q] = readVarint(buf, p, end);
+      if (q + len > end) throw new WireError('truncated batch element');
+      out.push(buf.subarray(q, q + len));
+      pos = q + len;
+    } else pos = skipField(buf, tag & 7, p, end);
+  }
+  return out;
+}
+
+/** google.protobuf.Timestamp bytes (no tag) for seconds/nanos, used by fast emitters. */
+export function encodeTimestampBody(sec: number, nsec: number): Buffer {
+  const len = (sec ? 1 + varintLength(sec) : 0) + (nsec ? 1 + varintLength(nsec) : 0);
+  const out = Buffer.allocUnsafe(len);
+  let pos = 0;
+  if (sec) { out[pos++] = 0x08; pos = writeVarint(out, pos, sec); }
+  if (nsec) { out[pos++] = 0x10; pos = writeVarint(out, pos, nsec); }
+  return out;
+}
+
+/** A length-delimited field: tag bytes for (field, wire type 2), length, body. */
+export function encodeLenField(field: number, body: Uint8Array): Buffer {
+  const tag = field * 8 + 2;
+  const out = Buffer.allocUnsafe(varintLength(tag) + varintLength(body.length) + body.length);
+  let pos = writeVarint(out, 0, tag);
+  pos = writeVarint(out, pos, body.length);
+  out.set(body, pos);
+  return out;
+}
+
+export function encodeResponse(r: GetFlowsResponse): Buffer {
+  return Buffer.from(GetFlowsResponse.encode(r).finish());
+}

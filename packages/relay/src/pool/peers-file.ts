@@ -1,0 +1,54 @@
+// --peers-file: YAML (a list of addresses or {name, address}, optionally under `peers:`) or plain
+// text with one address per line. Polled, so editors that replace the file are seen too.
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { Logger } from 'pino';
+import { RelayError } from '../errors.js';
+import type { PeerSpec } from './manager.js';
+
+export function parsePeersFile(text: string, file: string): PeerSpec[] {
+  const lines = text.split('\n');
+  const plain = lines.every((l) => {
+    const t = l.replace(/#.*/, '').trim();
+    return t === '' || /^unix:\/\/\S+$/.test(t) || (/^[^\s:{}[\]-]\S*$/.test(t) && !t.endsWith(':'));
+  });
+  if (plain) {
+    return lines.map((l) => l.replace(/#.*/, '').trim()).filter((l) => l !== '').map((address) => ({ address }));
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new RelayError('CONFIG', `${file}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (doc && typeof doc === 'object' && !Array.isArray(doc) && 'peers' in doc) doc = (doc as { peers: unknown }).peers;
+  if (doc === null || doc === undefined) return [];
+  if (!Array.isArray(doc)) throw new RelayError('CONFIG', `${file}: want a list of peers (or "peers:" with a list)`);
+  return doc.map((e: unknown, i): PeerSpec => {
+    if (typeof e === 'string') return { address: e };
+    if (e && typeof e === 'object' && typeof (e as { address?: unknown }).address === 'string') {
+      const o = e as { address: string; name?: unknown };
+      return typeof o.name === 'string' ? { name: o.name, address: o.address } : { address: o.address };
+    }
+    throw new RelayError('CONFIG', `${file}: peer ${i + 1}: want an address string or {name, address}`);
+  });
+}
+
+/** Loads the file now and on every change; a broken file keeps the previous peer list. */
+export function watchPeersFile(file: string, log: Logger, apply: (specs: PeerSpec[]) => void, intervalMs = 1000): () => void {
+  const load = () => {
+    try {
+      const specs = parsePeersFile(readFileSync(file, 'utf8'), file);
+      log.info({ file, peers: specs.length }, 'loaded peers file');
+      apply(specs);
+    } catch (e) {
+      log.error({ file }, `${(e as Error).message}; keeping the previous peers`);
+    }
+  };
+  load();
+  const onChange = (cur: { mtimeMs: number; size: number }, prev: { mtimeMs: number; size: number }) => {
+    if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) load();
+  };
+  watchFile(file, { interval: intervalMs, persistent: false }, onChange);
+  return () => unwatchFile(file, onChange);
+}

@@ -1,0 +1,97 @@
+// The relay's gRPC server: Observer (fan-out), flowctl's batched GetFlows, and grpc.health.v1
+// answering SERVING for "hubble.server.Observer", which `hubble status` checks first.
+import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus, HealthService } from '@flowctl/flow';
+import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
+import { RelayError } from './errors.js';
+import { RelayObserver } from './observer/server.js';
+import type { ObserverOptions } from './observer/server.js';
+import { batchObserverDefinition, relayObserverDefinition } from './observer/services.js';
+import type { RawRequest } from './observer/services.js';
+
+export const OBSERVER_SERVICE_NAME = 'hubble.server.Observer';
+
+/** `:4245` → all interfaces; `unix:///path` as is; `host:port` as is. */
+export function parseListenAddress(addr: string): string {
+  const a = addr.trim();
+  if (a.startsWith('unix://')) {
+    if (!a.startsWith('unix:///')) throw new RelayError('CONFIG', `invalid listen address "${addr}": unix socket path must be absolute`);
+    return a;
+  }
+  const m = /^(.*):(\d{1,5})$/.exec(a);
+  if (!m || Number(m[2]) > 65535) throw new RelayError('CONFIG', `invalid listen address "${addr}": want host:port, :port or unix:///path`);
+  return `${m[1] === '' ? '0.0.0.0' : m[1]}:${m[2]}`;
+}
+
+export interface RelayServer {
+  observer: RelayObserver;
+  /** Bound TCP port (0 for unix sockets). */
+  port: number;
+  address: string;
+  close(): Promise<void>;
+}
+
+function unaryHandler<Res>(fn: () => Promise<Res>) {
+  return (_call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>) => {
+    fn().then(
+      (r) => cb(null, r),
+      (e: Error) => cb({ code: e instanceof RelayError ? e.toGrpcStatus() : grpcStatus.INTERNAL, details: e.message }),
+    );
+  };
+}
+
+function unimplemented(what: string) {
+  return (call: ServerWritableStream<unknown, unknown>) =>
+    call.emit('error', { code: grpcStatus.UNIMPLEMENTED, details: `${what} is not implemented by the relay` });
+}
+
+export async function startRelayServer(listen: string, opts: ObserverOptions): Promise<RelayServer> {
+  const observer = new RelayObserver(opts);
+  const server = new Server({
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+  server.addService(relayObserverDefinition, {
+    getFlows: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlows(call),
+    getAgentEvents: unimplemented('GetAgentEvents'),
+    getDebugEvents: unimplemented('GetDebugEvents'),
+    getNodes: unaryHandler(async () => ({ nodes: await observer.getNodes() })),
+    getNamespaces: unaryHandler(async () => ({ namespaces: await observer.getNamespaces() })),
+    serverStatus: unaryHandler(() => observer.serverStatus()),
+  } as UntypedServiceImplementation);
+  server.addService(batchObserverDefinition, {
+    getFlowsBatched: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlowsBatched(call),
+  } as UntypedServiceImplementation);
+  const healthStatus = (service: string | undefined) =>
+    !service || service === OBSERVER_SERVICE_NAME ? HealthCheckResponse_ServingStatus.SERVING : undefined;
+  server.addService(HealthService, {
+    check: (call: ServerUnaryCall<HealthCheckRequest, HealthCheckResponse>, cb: sendUnaryData<HealthCheckResponse>) => {
+      const s = healthStatus(call.request.service);
+      if (s === undefined) cb({ code: grpcStatus.NOT_FOUND, details: `unknown service "${call.request.service}"` });
+      else cb(null, { status: s });
+    },
+    watch: (call: ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) => {
+      call.write({ status: healthStatus(call.request.service) ?? HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN });
+    },
+  } as UntypedServiceImplementation);
+  const address = parseListenAddress(listen);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(new RelayError('CONFIG', `cannot listen on ${listen}: ${err.message}`)) : resolve(p),
+    ),
+  );
+  return {
+    observer,
+    port,
+    address: address.startsWith('unix:') ? address : address.replace(/:\d+$/, `:${port}`),
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Give open streams a moment to finish, then cut them: a client must not hold up shutdown.
+        const t = setTimeout(() => server.forceShutdown(), 1000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      }),
+  };
+}
