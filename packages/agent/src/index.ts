@@ -1,1 +1,13 @@
-export {};
+export { Agent, type AgentOptions } from './agent.js';
+export { Observer, AGENT_VERSION } from './observer/observer.js';
+export { Ring, validateCapacity } from './container/ring.js';
+export { Parser } from './parser/parser.js';
+export type { ParserContext, ParserCounters } from './parser/context.js';
+export { LiveContext } from './parser/live-context.js';
+export { EndpointDirectory } from './endpoints/directory.js';
+export { MonitorConsumer } from './monitor/consumer.js';
+export { AgentServer, OBSERVER_HEALTH_SERVICE } from './server/server.js';
+export { FakeDatapath } from './datapath/fake.js';
+export { FlowctlError } from './errors.js';
+export type * from './datapath/events.js';
+export type { Datapath, DatapathOptions } from './datapath/datapath.js';

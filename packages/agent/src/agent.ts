@@ -1,0 +1,335 @@
+// flowctl-agent: datapath → monitor consumer → parser → ring → observer → gRPC, plus the
+// endpoints file and policy directory, both reloaded live.
+import { readdirSync, statSync } from 'node:fs';
+import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import { compilePolicies, loadEndpointsFile, loadPolicyDir, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
+import type { Datapath, DatapathOptions } from './datapath/datapath.js';
+import { EndpointDirectory } from './endpoints/directory.js';
+import { FlowctlError } from './errors.js';
+import { MonitorConsumer } from './monitor/consumer.js';
+import { Observer } from './observer/observer.js';
+import { LiveContext, readInterfaces } from './parser/live-context.js';
+import { Parser } from './parser/parser.js';
+import { ReplaySource, loadReplayFile } from './replay/replay.js';
+import { AgentServer, type Logger } from './server/server.js';
+
+export interface AgentOptions {
+  nodeName?: string;
+  endpointsFile?: string;
+  policyDir?: string;
+  policyAudit?: boolean;
+  ringCapacity?: number;
+  unixSocket?: string;
+  /** TCP listen address (":4244"); empty string disables TCP. */
+  listenAddress?: string;
+  metricsAddress?: string;
+  replay?: string;
+  replayRate?: number;
+  maxPayload?: number;
+  everyPacket?: boolean;
+  /** Poll interval of the endpoints file and policy directory (reload within 2 s). */
+  watchIntervalMs?: number;
+  /** A datapath to use instead of the kernel (tests). */
+  datapath?: Datapath;
+  log: Logger & { child?(b: object): Logger };
+}
+
+const noopLog: Logger = { info() {}, warn() {}, error() {} };
+
+export class Agent {
+  readonly nodeName: string;
+  readonly directory: EndpointDirectory;
+  readonly ctx: LiveContext;
+  readonly parser: Parser;
+  readonly observer: Observer;
+  readonly server: AgentServer;
+  datapath: Datapath | undefined;
+  consumer: MonitorConsumer | undefined;
+  private replay: ReplaySource | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private clockTimer: NodeJS.Timeout | undefined;
+  private endpointsSig = '';
+  private policySig = '';
+  private policyDocs: PolicyDoc[] = [];
+  private attached = new Map<string, { ifname: string; netns?: string }>();
+  policy: CompiledPolicy | undefined;
+  tcpPort: number | undefined;
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(readonly opts: AgentOptions) {
+    this.nodeName = opts.nodeName || hostname();
+    this.log = opts.log ?? noopLog;
+    this.directory = new EndpointDirectory(this.nodeName);
+    this.directory.setHostIps(hostIps());
+    this.ctx = new LiveContext(this.directory);
+    this.parser = new Parser(this.ctx);
+    this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? 4095 });
+    this.server = new AgentServer({ observer: this.observer, peerAddress: () => this.peerAddress(), log: this.child('server') });
+  }
+
+  private child(subsys: string): Logger {
+    return this.opts.log?.child ? this.opts.log.child({ subsys }) : this.log;
+  }
+
+  async start(): Promise<void> {
+    const log = this.child('agent');
+    if (this.opts.metricsAddress) log.info({ address: this.opts.metricsAddress }, 'metrics server not available yet; flag accepted');
+
+    if (this.opts.replay) {
+      const flows = loadReplayFile(this.opts.replay);
+      this.replay = new ReplaySource(flows, this.opts.replayRate ?? 1000, this.nodeName, (f) => this.observer.writeFlow(f), () => this.ctx.newUuid());
+      this.replay.start();
+      log.info({ file: this.opts.replay, flows: flows.length, rate: this.opts.replayRate ?? 1000 }, 'replaying flows');
+    } else {
+      // Endpoints first (a bad file at start-up is fatal: there is no last good state yet).
+      if (this.opts.endpointsFile) this.loadEndpoints(true);
+      this.datapath = this.opts.datapath ?? (await loadKernelDatapath(this.datapathOptions()));
+      this.consumer = new MonitorConsumer(this.datapath, (ev) => this.parser.decode(ev), this.observer);
+      this.consumer.start();
+      this.reconcileAttachments();
+      if (this.opts.policyDir) this.loadPolicies(true);
+      this.pushIdentities();
+    }
+
+    const addr: { unixSocket?: string; tcp?: string } = {};
+    if (this.opts.unixSocket) addr.unixSocket = this.opts.unixSocket;
+    const listen = this.opts.listenAddress ?? ':4244';
+    if (listen) addr.tcp = listen;
+    const { tcpPort } = await this.server.listen(addr);
+    this.tcpPort = tcpPort;
+    log.info({ node: this.nodeName, unixSocket: addr.unixSocket, tcp: addr.tcp, tcpPort, ring: this.observer.ring.capacity }, 'serving');
+
+    this.watchTimer = setInterval(() => this.poll(), this.opts.watchIntervalMs ?? 500);
+    this.clockTimer = setInterval(() => this.ctx.clock.calibrate(), 60_000);
+    this.clockTimer.unref();
+  }
+
+  private datapathOptions(): DatapathOptions {
+    const o: DatapathOptions = {};
+    if (this.opts.maxPayload !== undefined) o.maxPayload = this.opts.maxPayload;
+    if (this.opts.everyPacket) o.everyPacket = true;
+    if (this.opts.policyAudit) o.policyAudit = true;
+    return o;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.watchTimer) clearInterval(this.watchTimer);
+    if (this.clockTimer) clearInterval(this.clockTimer);
+    this.replay?.stop();
+    await this.server.close();
+    this.consumer?.stop();
+    if (this.datapath) {
+      for (const a of this.attached.values()) {
+        try {
+          this.datapath.detach(a.ifname, a.netns);
+        } catch (e) {
+          this.log.warn({ ifname: a.ifname, err: String(e) }, 'detach failed');
+        }
+      }
+      this.attached.clear();
+      this.datapath.close();
+    }
+  }
+
+  private poll(): void {
+    if (this.opts.endpointsFile) this.loadEndpoints(false);
+    if (this.opts.policyDir) this.loadPolicies(false);
+  }
+
+  /** Reloads the endpoints file if it changed; a bad file keeps the last good state. */
+  loadEndpoints(initial: boolean): boolean {
+    const file = this.opts.endpointsFile!;
+    const sig = fileSig(file);
+    if (!initial && sig === this.endpointsSig) return false;
+    this.endpointsSig = sig;
+    const log = this.child('endpoints');
+    let set: EndpointSet;
+    try {
+      set = loadEndpointsFile(file);
+    } catch (e) {
+      const msg = e instanceof Error ? e.message : String(e);
+      if (initial) throw new FlowctlError('CONFIG', msg, { cause: e });
+      log.error({ file }, `endpoints file rejected, keeping the last good state: ${msg}`);
+      return false;
+    }
+    this.directory.setEndpoints(set);
+    this.directory.setNetnsInodes(netnsInodes(set.endpoints));
+    log.info({ file, endpoints: set.endpoints.length, local: this.directory.localEndpoints().length }, 'endpoints loaded');
+    if (!initial) {
+      this.reconcileAttachments();
+      if (this.opts.policyDir && this.policyDocs.length) this.compileAndPush(this.policyDocs);
+      this.pushIdentities();
+    }
+    return true;
+  }
+
+  /** Reloads *.yaml from the policy directory if anything changed; invalid policy keeps the previous one. */
+  loadPolicies(initial: boolean): boolean {
+    const dir = this.opts.policyDir!;
+    const sig = dirSig(dir);
+    if (!initial && sig === this.policySig) return false;
+    this.policySig = sig;
+    const log = this.child('policy');
+    let docs: PolicyDoc[];
+    try {
+      docs = loadPolicyDir(dir);
+    } catch (e) {
+      log.error({ dir }, `policy rejected, keeping the previous policy: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
+    if (!this.compileAndPush(docs)) return false;
+    this.policyDocs = docs;
+    if (!initial) this.pushIdentities();
+    return true;
+  }
+
+  private compileAndPush(docs: PolicyDoc[]): boolean {
+    const log = this.child('policy');
+    let compiled: CompiledPolicy;
+    try {
+      compiled = compilePolicies(docs, this.directory.endpoints);
+    } catch (e) {
+      log.error({ dir: this.opts.policyDir }, `policy rejected, keeping the previous policy: ${e instanceof Error ? e.message : String(e)}`);
+      return false;
+    }
+    try {
+      this.datapath?.setPolicy(compiled);
+    } catch (e) {
+      log.error({ err: String(e) }, 'datapath refused the policy, keeping the previous one');
+      return false;
+    }
+    this.policy = compiled;
+    this.ctx.setPolicyRefs(compiled.refs);
+    log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
+    return true;
+  }
+
+  private pushIdentities(): void {
+    if (!this.datapath) return;
+    const rows = this.directory.identities();
+    for (const c of this.policy?.cidrIdentities ?? []) rows.push(c);
+    try {
+      this.datapath.setIdentities(rows);
+    } catch (e) {
+      this.log.error({ err: String(e) }, 'datapath refused the identities');
+    }
+  }
+
+  /** Attaches to local endpoint interfaces (or every host interface without an endpoints file). */
+  private reconcileAttachments(): void {
+    const dp = this.datapath;
+    if (!dp) return;
+    const want = new Map<string, { ifname: string; netns?: string }>();
+    if (this.opts.endpointsFile) {
+      for (const ep of this.directory.localEndpoints()) {
+        if (ep.interface) want.set(ep.interface, { ifname: ep.interface });
+      }
+    } else {
+      for (const name of readInterfaces().values()) if (name !== 'lo') want.set(name, { ifname: name });
+    }
+    const log = this.child('datapath');
+    for (const [k, a] of this.attached) {
+      if (want.has(k)) continue;
+      try {
+        dp.detach(a.ifname, a.netns);
+      } catch (e) {
+        log.warn({ ifname: a.ifname, err: String(e) }, 'detach failed');
+      }
+      this.attached.delete(k);
+    }
+    for (const [k, a] of want) {
+      if (this.attached.has(k)) continue;
+      try {
+        dp.attach(a.ifname, a.netns);
+        this.attached.set(k, a);
+        log.info({ ifname: a.ifname }, 'attached');
+      } catch (e) {
+        // The interface may not exist yet (pod still starting); the next reload retries.
+        log.warn({ ifname: a.ifname, err: e instanceof Error ? e.message : String(e) }, 'attach failed');
+      }
+    }
+  }
+
+  get attachedInterfaces(): string[] {
+    return [...this.attached.keys()].sort();
+  }
+
+  /** What peer.Peer announces: this node's TCP address, or the unix socket when TCP is off. */
+  peerAddress(): string {
+    const listen = this.opts.listenAddress ?? ':4244';
+    if (listen && this.tcpPort !== undefined) {
+      const host = listen.startsWith(':') || listen.startsWith('0.0.0.0') || listen.startsWith('[::]') ? primaryIp() : listen.slice(0, listen.lastIndexOf(':'));
+      return `${host}:${this.tcpPort}`;
+    }
+    return this.opts.unixSocket ? `unix://${this.opts.unixSocket}` : '';
+  }
+}
+
+function hostIps(): string[] {
+  const out: string[] = [];
+  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) out.push(a.address.split('%')[0]!);
+  return out;
+}
+
+function primaryIp(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function fileSig(path: string): string {
+  try {
+    const s = statSync(path);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
+function dirSig(dir: string): string {
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.endsWith('.yaml'))
+      .sort()
+      .map((n) => `${n}:${fileSig(join(dir, n))}`)
+      .join('|');
+  } catch {
+    return 'missing';
+  }
+}
+
+/** Named network namespaces (ip netns) → inode, for attributing socket events to pods. */
+function netnsInodes(eps: ResolvedEndpoint[]): Map<number, ResolvedEndpoint> {
+  const m = new Map<number, ResolvedEndpoint>();
+  for (const ep of eps) {
+    if (!ep.netns) continue;
+    const path = ep.netns.startsWith('/') ? ep.netns : `/var/run/netns/${ep.netns}`;
+    try {
+      m.set(statSync(path).ino, ep);
+    } catch {
+      // namespace not created yet; attribution falls back to IPs
+    }
+  }
+  return m;
+}
+
+/** Loads the kernel datapath lazily so replay and fake modes never load the native addon. */
+async function loadKernelDatapath(opts: DatapathOptions): Promise<Datapath> {
+  const spec = './datapath/kernel.js';
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(spec)) as Record<string, unknown>;
+  } catch (e) {
+    throw new FlowctlError('UNAVAILABLE', `kernel datapath unavailable: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  const Ctor = mod.KernelDatapath as (new (o: DatapathOptions) => Datapath) | undefined;
+  const open = (mod.openKernelDatapath ?? mod.createKernelDatapath) as ((o: DatapathOptions) => Datapath | Promise<Datapath>) | undefined;
+  if (open) return await open(opts);
+  if (Ctor) return new Ctor(opts);
+  throw new FlowctlError('UNAVAILABLE', 'kernel datapath module exports no KernelDatapath');
+}

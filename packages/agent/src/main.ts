@@ -1,0 +1,93 @@
+// The flowctl-agent command line. The only place that calls process.exit.
+import { Command, InvalidArgumentError } from 'commander';
+import { hostname } from 'node:os';
+import pino from 'pino';
+import { Agent } from './agent.js';
+import { validateCapacity } from './container/ring.js';
+import { FlowctlError } from './errors.js';
+
+function intArg(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+function ringArg(v: string): number {
+  const n = Number(v);
+  try {
+    return validateCapacity(/^\d+$/.test(v) ? n : NaN);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message.replace('NaN', JSON.stringify(v)) : String(e));
+  }
+}
+
+export function buildCommand(): Command {
+  return new Command('flowctl-agent')
+    .description('Per-node eBPF flow observer serving the Hubble Observer API')
+    .option('--node-name <name>', 'name of this node', hostname())
+    .option('--endpoints <file>', 'cluster-wide endpoints file (YAML), reloaded on change')
+    .option('--policy-dir <dir>', 'directory of policy *.yaml files, reloaded on change')
+    .option('--policy-audit', 'report policy denials as AUDIT instead of dropping', false)
+    .option('--ring-capacity <n>', 'flows kept in memory: 2^n-1, up to 65535', ringArg, 4095)
+    .option('--unix-socket <path>', 'serve on this unix socket')
+    .option('--listen-address <addr>', 'serve on this TCP address ("" disables TCP)', ':4244')
+    .option('--metrics-address <addr>', 'Prometheus metrics address')
+    .option('--replay <file>', 'serve flows from a `hubble observe -o json` file instead of the kernel')
+    .option('--replay-rate <n>', 'flows per second in --replay mode', intArg('--replay-rate', 1, 10_000_000), 1000)
+    .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 4096))
+    .option('--every-packet', 'one event per packet instead of per connection', false)
+    .option('--log-level <level>', 'pino log level', 'info');
+}
+
+async function main(): Promise<void> {
+  const cmd = buildCommand();
+  cmd.parse(process.argv);
+  const o = cmd.opts<{
+    nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
+    unixSocket?: string; listenAddress: string; metricsAddress?: string; replay?: string; replayRate: number;
+    maxPayload?: number; everyPacket: boolean; logLevel: string;
+  }>();
+  const log = pino({ level: o.logLevel, base: { node: o.nodeName } }, pino.destination(2));
+  const agent = new Agent({
+    nodeName: o.nodeName,
+    ...(o.endpoints !== undefined && { endpointsFile: o.endpoints }),
+    ...(o.policyDir !== undefined && { policyDir: o.policyDir }),
+    policyAudit: o.policyAudit,
+    ringCapacity: o.ringCapacity,
+    ...(o.unixSocket !== undefined && { unixSocket: o.unixSocket }),
+    listenAddress: o.listenAddress,
+    ...(o.metricsAddress !== undefined && { metricsAddress: o.metricsAddress }),
+    ...(o.replay !== undefined && { replay: o.replay }),
+    replayRate: o.replayRate,
+    ...(o.maxPayload !== undefined && { maxPayload: o.maxPayload }),
+    everyPacket: o.everyPacket,
+    log,
+  });
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping');
+    agent.stop().then(
+      () => process.exit(0),
+      (e) => {
+        log.error({ err: String(e) }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await agent.start();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`flowctl-agent: ${msg}\n`);
+    await agent.stop().catch(() => {});
+    process.exit(e instanceof FlowctlError && e.code === 'CONFIG' ? 2 : 1);
+  }
+}
+
+void main();

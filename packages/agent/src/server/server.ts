@@ -1,0 +1,187 @@
+// The gRPC edge: Observer, grpc.health.v1.Health and peer.Peer on one server, on a unix socket and
+// TCP, as the Cilium agent serves Hubble. FlowctlError codes become gRPC status codes only here.
+import { once } from 'node:events';
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import {
+  ChangeNotificationType,
+  HealthCheckResponse_ServingStatus,
+  HealthService,
+  ObserverService,
+  PeerService,
+  type ChangeNotification,
+  type GetFlowsRequest,
+  type GetFlowsResponse,
+  type HealthServer,
+  type ObserverServer,
+  type PeerServer,
+} from '@flowctl/flow';
+import { FlowctlError } from '../errors.js';
+import type { Observer } from '../observer/observer.js';
+
+/** The service name `hubble status` checks (pkg/hubble/api/v1/const.go ObserverServiceName). */
+export const OBSERVER_HEALTH_SERVICE = 'hubble.server.Observer';
+
+export interface Logger {
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+}
+
+export interface AgentServerOptions {
+  observer: Observer;
+  /** What peer.Peer/Notify announces for this node (bare IP, ip:port or unix://path). */
+  peerAddress: () => string;
+  log?: Logger;
+}
+
+export function toStatus(e: unknown): Partial<grpc.StatusObject> {
+  if (e instanceof FlowctlError) {
+    const code = {
+      INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
+      UNIMPLEMENTED: grpc.status.UNIMPLEMENTED,
+      CONFIG: grpc.status.FAILED_PRECONDITION,
+      UNAVAILABLE: grpc.status.UNAVAILABLE,
+      INTERNAL: grpc.status.INTERNAL,
+    }[e.code];
+    return { code, details: e.message };
+  }
+  return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
+}
+
+export class AgentServer {
+  readonly server = new grpc.Server({ 'grpc.max_send_message_length': 16 * 1024 * 1024 });
+  private readonly streams = new Set<AbortController>();
+  private unixPath: string | undefined;
+
+  constructor(private readonly opts: AgentServerOptions) {
+    this.server.addService(ObserverService, this.observerImpl());
+    this.server.addService(HealthService, this.healthImpl());
+    this.server.addService(PeerService, this.peerImpl());
+  }
+
+  /** Binds the unix socket and/or TCP address; returns the bound TCP port. */
+  async listen(addr: { unixSocket?: string; tcp?: string }): Promise<{ tcpPort?: number }> {
+    const bind = (a: string) =>
+      new Promise<number>((resolve, reject) =>
+        this.server.bindAsync(a, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      );
+    if (addr.unixSocket) {
+      mkdirSync(dirname(addr.unixSocket), { recursive: true });
+      rmSync(addr.unixSocket, { force: true }); // a stale socket from a crashed run
+      await bind(`unix:${addr.unixSocket}`);
+      this.unixPath = addr.unixSocket;
+    }
+    let tcpPort: number | undefined;
+    if (addr.tcp) tcpPort = await bind(tcpTarget(addr.tcp));
+    return tcpPort === undefined ? {} : { tcpPort };
+  }
+
+  /** Ends every open stream, then stops the server. */
+  async close(): Promise<void> {
+    for (const s of this.streams) s.abort();
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2000);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    if (this.unixPath) rmSync(this.unixPath, { force: true });
+  }
+
+  private track(call: grpc.ServerWritableStream<unknown, unknown>): AbortController {
+    const ac = new AbortController();
+    this.streams.add(ac);
+    const abort = () => ac.abort();
+    call.on('cancelled', abort);
+    call.on('close', abort);
+    call.on('error', abort);
+    ac.signal.addEventListener('abort', () => this.streams.delete(ac), { once: true });
+    return ac;
+  }
+
+  private observerImpl(): ObserverServer {
+    const observer = this.opts.observer;
+    const log = this.opts.log;
+    const unimplemented = (what: string) => ({ code: grpc.status.UNIMPLEMENTED, details: `${what} is not implemented by the agent` });
+    return {
+      getFlows: (call: grpc.ServerWritableStream<GetFlowsRequest, GetFlowsResponse>) => {
+        try {
+          observer.prepare(call.request);
+        } catch (e) {
+          call.destroy(Object.assign(new Error(String(toStatus(e).details)), toStatus(e)) as grpc.ServiceError);
+          return;
+        }
+        const ac = this.track(call);
+        void (async () => {
+          try {
+            for await (const r of observer.getFlows(call.request, ac.signal)) {
+              if (ac.signal.aborted) break;
+              if (!call.write(r)) {
+                await Promise.race([once(call, 'drain'), once(ac.signal, 'abort')]);
+              }
+            }
+            if (!call.cancelled) call.end();
+          } catch (e) {
+            log?.warn({ err: String(e) }, 'GetFlows stream failed');
+            if (!call.cancelled) call.destroy(Object.assign(new Error(String(toStatus(e).details)), toStatus(e)) as grpc.ServiceError);
+          } finally {
+            ac.abort();
+          }
+        })();
+      },
+      getAgentEvents: (call) => call.destroy(Object.assign(new Error('GetAgentEvents'), unimplemented('GetAgentEvents')) as grpc.ServiceError),
+      getDebugEvents: (call) => call.destroy(Object.assign(new Error('GetDebugEvents'), unimplemented('GetDebugEvents')) as grpc.ServiceError),
+      // Hubble's agent answers GetNodes with Unimplemented; only the relay knows the nodes.
+      getNodes: (_call, cb) => cb(unimplemented('GetNodes')),
+      getNamespaces: (_call, cb) => cb(null, { namespaces: observer.namespaces() }),
+      serverStatus: (_call, cb) => cb(null, observer.serverStatus()),
+    } as ObserverServer;
+  }
+
+  private healthImpl(): HealthServer {
+    const status = (service: string | undefined) =>
+      service === undefined || service === '' || service === OBSERVER_HEALTH_SERVICE
+        ? HealthCheckResponse_ServingStatus.SERVING
+        : undefined;
+    return {
+      check: (call, cb) => {
+        const s = status(call.request.service);
+        if (s === undefined) cb({ code: grpc.status.NOT_FOUND, details: `unknown service ${call.request.service}` });
+        else cb(null, { status: s });
+      },
+      watch: (call) => {
+        this.track(call);
+        call.write({ status: status(call.request.service) ?? HealthCheckResponse_ServingStatus.SERVICE_UNKNOWN });
+      },
+    };
+  }
+
+  private peerImpl(): PeerServer {
+    return {
+      notify: (call) => {
+        const ac = this.track(call);
+        const self: ChangeNotification = {
+          name: this.opts.observer.nodeName,
+          address: this.opts.peerAddress(),
+          type: ChangeNotificationType.PEER_ADDED,
+        };
+        call.write(self);
+        // A single agent knows only itself; the stream stays open (as Hubble's) until the client leaves.
+        ac.signal.addEventListener('abort', () => {
+          if (!call.cancelled) call.end();
+        }, { once: true });
+      },
+    };
+  }
+}
+
+/** ":4244" → "0.0.0.0:4244"; "host:port" and "[v6]:port" as given. */
+export function tcpTarget(listen: string): string {
+  return listen.startsWith(':') ? `0.0.0.0${listen}` : listen;
+}
