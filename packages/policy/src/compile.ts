@@ -1,0 +1,318 @@
+// The policy compiler: rules over label selectors become rows of the kernel `policy` map keyed by
+// (endpoint identity, peer identity, port, proto, direction). The kernel takes the first hit from
+// most to least specific key (contracts.md, "Policy maps"); deny-wins is made to hold under that
+// rule by writing the intersection of every overlapping allow/deny pair as a deny row. Proof: an
+// intersection has every component at least as specific as both parents, so it comes no later in
+// the lookup order; a packet matched by a deny D and an allow A is matched by A∩D, which is either
+// A itself (then A's row is a deny, since D covers it) or strictly earlier than A.
+import { PolicyError } from './errors.js';
+import type { EndpointSet } from './endpoints.js';
+import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';
+import type { Cidr } from './ip.js';
+import { cidrContains, parseCidr } from './ip.js';
+import type { Peer, PolicyDoc, PolicyKind, PortSpec } from './policy-doc.js';
+import type { Selector } from './selector.js';
+import { labelsFromList, matchSelector, selectorKey } from './selector.js';
+
+export interface PolicyRef {
+  name: string;
+  namespace: string;
+  kind: string;
+  labels: string[];
+  revision: bigint;
+}
+
+export interface PolicyEntry {
+  endpointIdentity: number;
+  /** 0 = any peer */
+  peerIdentity: number;
+  /** 0 = any port */
+  port: number;
+  /** IPPROTO_*, 0 = any */
+  proto: number;
+  direction: 'ingress' | 'egress';
+  deny: boolean;
+  /** index into CompiledPolicy.refs, >= 1 */
+  ruleRef: number;
+}
+
+export interface CompiledPolicy {
+  revision: number;
+  entries: PolicyEntry[];
+  enforced: Map<number, { ingress: boolean; egress: boolean }>;
+  cidrIdentities: { cidr: string; identity: number }[];
+  refs: PolicyRef[];
+  /**
+   * Beyond the kernel's needs: which policies (ruleRef numbers) select each identity per direction,
+   * so a default-deny drop can name the policies that put the endpoint into default deny.
+   */
+  selectedBy: Map<number, { ingress: number[]; egress: number[] }>;
+}
+
+export interface CompileOptions {
+  revision?: number;
+  /** Upper bound on map rows; beyond it the compile fails rather than overflowing the kernel map. */
+  maxEntries?: number;
+}
+
+export const DEFAULT_MAX_ENTRIES = 1 << 21;
+
+// Every identity that is inside the cluster (Cilium's `cluster` entity) besides label identities.
+const CLUSTER_RESERVED = [R.host, R.unmanaged, R.health, R.init, R['remote-node'], R['kube-apiserver'], R.ingress];
+const WORLD_RESERVED = [R.world, R['world-ipv4'], R['world-ipv6']];
+
+const P24 = 2 ** 24;
+const key3 = (peer: number, port: number, proto: number): number => peer * P24 + port * 256 + proto;
+const peerOf = (k: number): number => Math.floor(k / P24);
+const portOf = (k: number): number => (k % P24) >> 8;
+const protoOf = (k: number): number => k % 256;
+
+function meet(a: number, b: number): number | undefined {
+  if (a === 0) return b;
+  if (b === 0 || a === b) return a;
+  return undefined;
+}
+
+/** The most specific key covered by both, or undefined when they are disjoint. */
+function intersect(a: number, b: number): number | undefined {
+  const peer = meet(peerOf(a), peerOf(b));
+  if (peer === undefined) return undefined;
+  const port = meet(portOf(a), portOf(b));
+  if (port === undefined) return undefined;
+  const proto = meet(protoOf(a), protoOf(b));
+  if (proto === undefined) return undefined;
+  return key3(peer, port, proto);
+}
+
+interface IdentityInfo {
+  id: number;
+  labels: Map<string, string>;
+  namespace: string;
+}
+
+/** Identities with an index from `key=value` to identities, to avoid scanning all for each selector. */
+class IdentityIndex {
+  readonly all: IdentityInfo[] = [];
+  private readonly byLabel = new Map<string, IdentityInfo[]>();
+  private readonly cache = new Map<string, number[]>();
+
+  constructor(endpoints: EndpointSet) {
+    const seen = new Set<number>();
+    for (const ep of endpoints.endpoints) {
+      if (seen.has(ep.identity)) continue;
+      seen.add(ep.identity);
+      const info = { id: ep.identity, labels: labelsFromList(ep.labelList), namespace: ep.namespace };
+      this.all.push(info);
+      for (const [k, v] of info.labels) {
+        const kv = `${k}=${v}`;
+        let l = this.byLabel.get(kv);
+        if (!l) this.byLabel.set(kv, (l = []));
+        l.push(info);
+      }
+    }
+    this.all.sort((a, b) => a.id - b.id);
+  }
+
+  select(sel: Selector, namespaces?: Selector): number[] {
+    const cacheKey = namespaces ? `${selectorKey(sel)}\u0003${selectorKey(namespaces)}` : selectorKey(sel);
+    const hit = this.cache.get(cacheKey);
+    if (hit) return hit;
+    let candidates = this.all;
+    for (const r of sel.requirements) {
+      if (r.op !== 'In' || r.values.length !== 1) continue;
+      const l = this.byLabel.get(`${r.key}=${r.values[0]}`) ?? [];
+      if (l.length < candidates.length) candidates = l;
+    }
+    const out: number[] = [];
+    for (const c of candidates) {
+      if (!matchSelector(sel, c.labels)) continue;
+      // Namespaces carry only the label Kubernetes sets on every namespace; no namespace source yet.
+      if (namespaces && !matchSelector(namespaces, new Map([['kubernetes.io/metadata.name', c.namespace]]))) continue;
+      out.push(c.id);
+    }
+    this.cache.set(cacheKey, out);
+    return out;
+  }
+}
+
+function collectCidrs(policies: PolicyDoc[]): { cidr: Cidr; identity: number }[] {
+  const texts = new Set<string>();
+  for (const d of policies)
+    for (const r of d.rules)
+      for (const secs of [r.ingress, r.egress])
+        for (const s of secs ?? [])
+          for (const p of s.peers)
+            if (p.type === 'cidr') {
+              texts.add(p.cidr);
+              for (const e of p.except) texts.add(e);
+            }
+  const cidrs = [...texts].map((t) => parseCidr(t)!);
+  // Sorted by family, address, prefix: the numbering depends only on the set of CIDRs in force.
+  cidrs.sort((a, b) => a.family - b.family || (a.addr < b.addr ? -1 : a.addr > b.addr ? 1 : a.prefix - b.prefix));
+  return cidrs.map((cidr, i) => ({ cidr, identity: MIN_CIDR_IDENTITY + i }));
+}
+
+function expandPorts(ports: PortSpec[] | null): number[] {
+  if (ports === null) return [0];
+  const out = new Set<number>();
+  for (const p of ports) {
+    // Port 0 with no protocol means L3 only; it is never written as (port, 0): the kernel has no
+    // such lookup, so every ported row names its protocol.
+    if (p.protocols.length === 0) {
+      out.add(0);
+      continue;
+    }
+    for (let port = p.port; port <= p.endPort; port++) for (const proto of p.protocols) out.add(port * 256 + proto);
+  }
+  return [...out];
+}
+
+interface Bucket {
+  allows: number[];
+  allowRefs: number[];
+  denies: number[];
+  denyRefs: number[];
+}
+
+export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, opts: CompileOptions = {}): CompiledPolicy {
+  const revision = opts.revision ?? 1;
+  const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const index = new IdentityIndex(endpoints);
+  const cidrs = collectCidrs(policies);
+  const labelIds = index.all.map((i) => i.id);
+  const cidrIds = cidrs.map((c) => c.identity);
+
+  const peerIdentities = (p: Peer): number[] => {
+    switch (p.type) {
+      case 'any':
+        return [0];
+      case 'endpoints':
+        return index.select(p.selector, p.namespaces);
+      case 'entity':
+        switch (p.entity) {
+          case 'all':
+            return [0];
+          // Our ipcache does not tell IPv4 from IPv6 world traffic (both are reserved:world).
+          case 'world':
+          case 'world-ipv4':
+          case 'world-ipv6':
+            return [...WORLD_RESERVED, ...cidrIds];
+          case 'cluster':
+            return [...CLUSTER_RESERVED, ...labelIds];
+          default:
+            return [R[p.entity]];
+        }
+      case 'cidr': {
+        // A CIDR peer covers its own identity and every more specific CIDR identity inside it
+        // (the ipcache LPM returns the longest prefix), minus those inside an `except`.
+        const outer = parseCidr(p.cidr)!;
+        const excepts = p.except.map((e) => parseCidr(e)!);
+        return cidrs.filter((c) => cidrContains(outer, c.cidr) && !excepts.some((e) => cidrContains(e, c.cidr))).map((c) => c.identity);
+      }
+    }
+  };
+
+  const refs: PolicyRef[] = policies.map((d) => ({ name: d.name, namespace: d.namespace, kind: d.kind as PolicyKind, labels: [...d.labels], revision: BigInt(revision) }));
+  const enforced = new Map<number, { ingress: boolean; egress: boolean }>();
+  const selectedBy = new Map<number, { ingress: number[]; egress: number[] }>();
+  const buckets = new Map<number, Bucket>(); // identity * 2 + (egress ? 1 : 0)
+
+  policies.forEach((doc, di) => {
+    const ref = di + 1;
+    try {
+      for (const rule of doc.rules) {
+        const subjects = index.select(rule.subject);
+        if (subjects.length === 0) continue;
+        for (const dir of ['ingress', 'egress'] as const) {
+          const sections = rule[dir];
+          if (sections === null) continue;
+          for (const s of subjects) {
+            let e = enforced.get(s);
+            if (!e) enforced.set(s, (e = { ingress: false, egress: false }));
+            e[dir] = true;
+            let sb = selectedBy.get(s);
+            if (!sb) selectedBy.set(s, (sb = { ingress: [], egress: [] }));
+            if (sb[dir][sb[dir].length - 1] !== ref) sb[dir].push(ref);
+          }
+          for (const sec of sections) {
+            const peerSet = new Set<number>();
+            for (const p of sec.peers) for (const id of peerIdentities(p)) peerSet.add(id);
+            if (peerSet.size === 0) continue;
+            const peers = peerSet.has(0) ? [0] : [...peerSet];
+            const ports = expandPorts(sec.ports);
+            const keys: number[] = [];
+            for (const peer of peers) for (const pp of ports) keys.push(peer * P24 + pp);
+            for (const s of subjects) {
+              const bk = s * 2 + (dir === 'egress' ? 1 : 0);
+              let b = buckets.get(bk);
+              if (!b) buckets.set(bk, (b = { allows: [], allowRefs: [], denies: [], denyRefs: [] }));
+              const into = sec.deny ? b.denies : b.allows;
+              const intoRefs = sec.deny ? b.denyRefs : b.allowRefs;
+              for (const k of keys) {
+                into.push(k);
+                intoRefs.push(ref);
+              }
+              if (b.allows.length + b.denies.length > maxEntries) {
+                throw new PolicyError(doc.file, doc.document, `compiled policy exceeds ${maxEntries} map entries`);
+              }
+            }
+          }
+        }
+      }
+    } catch (e) {
+      if (e instanceof PolicyError) throw e;
+      throw new PolicyError(doc.file, doc.document, `cannot compile: ${(e as Error).message}`);
+    }
+  });
+
+  const entries: PolicyEntry[] = [];
+  for (const [bk, b] of buckets) {
+    const rows = new Map<number, { deny: boolean; ref: number }>();
+    b.allows.forEach((k, i) => {
+      if (!rows.has(k)) rows.set(k, { deny: false, ref: b.allowRefs[i]! });
+    });
+    const denyRow = (k: number, ref: number): void => {
+      const r = rows.get(k);
+      if (!r) rows.set(k, { deny: true, ref });
+      else if (!r.deny) {
+        r.deny = true;
+        r.ref = ref;
+      }
+    };
+    b.denies.forEach((k, i) => denyRow(k, b.denyRefs[i]!));
+    if (b.denies.length > 0 && b.allows.length > 0) {
+      const allowByPeer = new Map<number, number[]>();
+      for (const k of new Set(b.allows)) {
+        const p = peerOf(k);
+        let l = allowByPeer.get(p);
+        if (!l) allowByPeer.set(p, (l = []));
+        l.push(k);
+      }
+      const allAllows = [...allowByPeer.values()].flat();
+      b.denies.forEach((d, i) => {
+        const dp = peerOf(d);
+        const candidates = dp === 0 ? allAllows : [...(allowByPeer.get(dp) ?? []), ...(allowByPeer.get(0) ?? [])];
+        for (const a of candidates) {
+          const x = intersect(a, d);
+          if (x !== undefined) denyRow(x, b.denyRefs[i]!);
+        }
+      });
+    }
+    if (entries.length + rows.size > maxEntries) throw new PolicyError('policy', 0, `compiled policy exceeds ${maxEntries} map entries`);
+    const endpointIdentity = Math.floor(bk / 2);
+    const direction = bk % 2 ? 'egress' : 'ingress';
+    for (const [k, r] of rows) {
+      entries.push({ endpointIdentity, peerIdentity: peerOf(k), port: portOf(k), proto: protoOf(k), direction, deny: r.deny, ruleRef: r.ref });
+    }
+  }
+
+  return {
+    revision,
+    entries,
+    enforced,
+    cidrIdentities: cidrs.map((c) => ({ cidr: c.cidr.text, identity: c.identity })),
+    refs,
+    selectedBy,
+  };
+}
+
