@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* TC datapath: flow observation, policy verdict and L7 snippet capture, attached at TC ingress
+ * (packets from the endpoint) and TC egress (packets to the endpoint) of each endpoint's
+ * host-side veth.
+ *
+ * Aggregation happens here, not in user space: one event per connection and direction for the
+ * first packet, new SYN/FIN/RST flags, close, a stats update every stats_interval_ns, policy
+ * drops/audits, and DNS/HTTP payloads. Everything else only updates the connection entry.
+ * Packets this program cannot parse are passed untouched and counted. */
+/* vmlinux.h has a `typedef ... config` (zstd); the map must be named config (contract). */
+#define config vmlinux_config_t
+#include "vmlinux.h"
+#undef config
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "flowctl.h"
+#include "maps.bpf.h"
+#include "parse.bpf.h"
+#include "policy.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* TC_ACT_* are #defines in uapi headers, absent from vmlinux.h. TC_ACT_OK rather than
+ * TC_ACT_UNSPEC: the verdict of this program is final for the packet. */
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+
+/* Knobs, set by the loader before load (frozen afterwards, so the verifier prunes dead paths). */
+const volatile __u32 max_payload = 512;                 /* capped at FLOWCTL_MAX_PAYLOAD */
+const volatile __u32 every_packet = 0;                  /* 1: an event for every packet */
+const volatile __u64 stats_interval_ns = 5000000000ULL; /* 0: no stats events */
+const volatile __u32 policy_audit = 0;                  /* 1: report AUDIT, never drop */
+const volatile __u32 abi_version = FLOWCTL_ABI_VERSION; /* read back by the loader */
+
+_Static_assert(__builtin_offsetof(struct flow_event, payload) == FLOWCTL_FLOW_EVENT_HDR_LEN,
+	       "flow_event header size");
+_Static_assert(sizeof(struct flowctl_conn_key) == 44, "conn key size");
+
+#define EPOCH_NONE (~0ULL)
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++)
+		if (a[i] != b[i])
+			return a[i] < b[i] ? -1 : 1;
+	return 0;
+}
+
+static __always_inline int is_icmp(__u8 proto)
+{
+	return proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6_;
+}
+
+/* Which side opened the connection, from its first packet seen. A TCP connection first seen
+ * mid-stream gets a guess (the side with the higher port is the client) used for the verdict,
+ * while events report is_reply as unknown. */
+static __always_inline __u8 opener_of(const struct pkt *p, int side)
+{
+	__u16 syn_ack = p->tcp_flags & (TCP_SYN | TCP_ACK);
+
+	if (p->proto == IPPROTO_TCP) {
+		if (syn_ack == TCP_SYN)
+			return side;
+		if (syn_ack == (TCP_SYN | TCP_ACK))
+			return side ^ 1;
+		return (p->sport > p->dport ? side : side ^ 1) | FLOWCTL_OPENER_GUESSED;
+	}
+	if ((p->proto == IPPROTO_ICMP && p->icmp_type == 0) ||
+	    (p->proto == IPPROTO_ICMPV6_ && p->icmp_type == 129))
+		return side ^ 1; /* echo reply first: the peer pinged */
+	return side;
+}
+
+/* (Re)computes identities and the verdict of the connection under the current config epoch.
+ * The verdict is always that of the opening direction, so replies share it. Returns 1 when a
+ * previously cached verdict changed. */
+__noinline int evaluate(struct flowctl_conn *c, const struct flowctl_conn_key *k, int side,
+			__u32 obs, __u64 epoch)
+{
+	struct decision d;
+	__u8 o, orig_obs;
+	__u32 id0, id1, id_open, id_resp;
+	__u16 port;
+	__u8 dir, verdict;
+	int changed;
+
+	if (!c || !k)
+		return 0;
+	o = c->opener & 1;
+	orig_obs = side == o ? obs : (FLOWCTL_OBS_FROM_ENDPOINT + FLOWCTL_OBS_TO_ENDPOINT - obs);
+	id0 = lookup_identity(k->addr[0], k->ip_version);
+	id1 = lookup_identity(k->addr[1], k->ip_version);
+	id_open = o ? id1 : id0;
+	id_resp = o ? id0 : id1;
+	port = is_icmp(k->proto) ? 0 : (o ? k->port[0] : k->port[1]);
+
+	if (orig_obs == FLOWCTL_OBS_FROM_ENDPOINT) {
+		dir = FLOWCTL_DIR_EGRESS;
+		policy_decide(id_open, id_resp, port, k->proto, dir, &d);
+	} else {
+		dir = FLOWCTL_DIR_INGRESS;
+		policy_decide(id_resp, id_open, port, k->proto, dir, &d);
+	}
+	verdict = d.allow ? FLOWCTL_VERDICT_FORWARDED
+			  : (policy_audit ? FLOWCTL_VERDICT_AUDIT : FLOWCTL_VERDICT_DROPPED);
+	changed = c->epoch != EPOCH_NONE && c->verdict != verdict;
+	c->identity[0] = id0;
+	c->identity[1] = id1;
+	c->verdict = verdict;
+	c->policy_ref = d.rule_ref;
+	c->drop_reason = d.allow ? 0 : FLOWCTL_DROP_POLICY_DENIED;
+	c->policy_direction = dir;
+	c->epoch = epoch;
+	return changed;
+}
+
+static __always_inline int match4(const __u8 *b, const char *s)
+{
+	return b[0] == s[0] && b[1] == s[1] && b[2] == s[2] && b[3] == s[3];
+}
+
+/* DNS by port; HTTP/1.x by the start of a request line or a status line. */
+static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u8 b[8];
+
+	if (p->sport == 53 || p->dport == 53)
+		return (p->proto == IPPROTO_UDP || p->proto == IPPROTO_TCP) ? FLOWCTL_L7_DNS
+									    : FLOWCTL_L7_NONE;
+	if (p->proto != IPPROTO_TCP || p->payload_len < 8)
+		return FLOWCTL_L7_NONE;
+	if (bpf_skb_load_bytes(skb, p->payload_off, b, 8))
+		return FLOWCTL_L7_NONE;
+	if (match4(b, "GET ") || match4(b, "POST") || match4(b, "PUT ") || match4(b, "HEAD") ||
+	    match4(b, "DELE") || match4(b, "PATC") || match4(b, "OPTI") || match4(b, "CONN") ||
+	    match4(b, "TRAC"))
+		return FLOWCTL_L7_HTTP;
+	if (match4(b, "HTTP") && b[4] == '/' && b[5] == '1' && b[6] == '.')
+		return FLOWCTL_L7_HTTP;
+	return FLOWCTL_L7_NONE;
+}
+
+#define EMIT_HOW(side, obs, reason, l7) ((side) | (obs) << 8 | (reason) << 16 | (l7) << 24)
+
+/* Global, verified once (see parse_packet); at most 5 arguments, hence `how` = EMIT_HOW(). */
+__noinline int emit(struct __sk_buff *skb, const struct pkt *p, const struct flowctl_conn *c,
+		    __u32 how, __u64 now)
+{
+	__u32 zero = 0, n = 0, cap = max_payload;
+	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	__u32 side = how & 1;
+	__u8 obs = how >> 8, reason = how >> 16, l7 = how >> 24;
+
+	if (!ev || !p || !c)
+		return 0;
+	ev->type = FLOWCTL_EV_FLOW;
+	ev->abi_version = abi_version;
+	ev->obs_point = obs;
+	ev->reason = reason;
+	ev->verdict = c->verdict;
+	ev->ip_version = p->ip_version;
+	ev->proto = p->proto;
+	ev->l7 = l7;
+	ev->ts_ns = now;
+	ev->packets = c->packets[side];
+	ev->bytes = c->bytes[side];
+	ev->reply_packets = c->packets[side ^ 1];
+	ev->reply_bytes = c->bytes[side ^ 1];
+	ev->first_seen_ns = c->first_seen_ns;
+	ev->last_seen_ns = c->last_seen_ns;
+	ev->ifindex = skb->ifindex;
+	ev->src_identity = c->identity[side];
+	ev->dst_identity = c->identity[side ^ 1];
+	ev->policy_ref = c->policy_ref;
+	ev->payload_len = p->payload_len;
+	__builtin_memcpy(ev->src_ip, p->src, 16);
+	__builtin_memcpy(ev->dst_ip, p->dst, 16);
+	ev->src_port = p->sport;
+	ev->dst_port = p->dport;
+	ev->tcp_flags = p->tcp_flags;
+	ev->tcp_flags_seen = c->flags_seen[side] | p->tcp_flags;
+	ev->drop_reason = c->drop_reason;
+	ev->icmp_type = p->icmp_type;
+	ev->icmp_code = p->icmp_code;
+	ev->is_reply = (c->opener & FLOWCTL_OPENER_GUESSED) ? FLOWCTL_REPLY_UNKNOWN
+				: (side != (c->opener & 1) ? FLOWCTL_REPLY_YES : FLOWCTL_REPLY_NO);
+	ev->policy_direction = c->policy_direction;
+	__builtin_memcpy(ev->eth_src, p->eth_src, 6);
+	__builtin_memcpy(ev->eth_dst, p->eth_dst, 6);
+
+	if (l7 != FLOWCTL_L7_NONE) {
+		if (cap > FLOWCTL_MAX_PAYLOAD)
+			cap = FLOWCTL_MAX_PAYLOAD;
+		n = p->payload_len;
+		if (n > cap) {
+			n = cap;
+			count(FLOWCTL_CNT_L7_TRUNCATED);
+		}
+		/* Re-bound for the verifier: clang may fold the clamps above into one. */
+		asm volatile("%0 &= 0x7ff" : "+r"(n));
+		if (n > FLOWCTL_MAX_PAYLOAD)
+			n = FLOWCTL_MAX_PAYLOAD;
+		if (n > 0 && bpf_skb_load_bytes(skb, p->payload_off, ev->payload, n))
+			n = 0;
+	}
+	ev->captured_len = n;
+	if (bpf_ringbuf_output(&events, ev, FLOWCTL_FLOW_EVENT_HDR_LEN + n, 0)) {
+		count(FLOWCTL_CNT_RINGBUF_FULL);
+		return 0;
+	}
+	count(FLOWCTL_CNT_EVENTS);
+	return 1;
+}
+
+/* Accounts one packet in connection `c` (a map value, or a stack copy when the map is full),
+ * decides whether it is worth an event, and returns the TC action. */
+static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
+				   struct flowctl_conn *c, const struct flowctl_conn_key *k,
+				   int side, __u8 obs, __u64 now, __u64 epoch)
+{
+	__u32 seen_bit = side ? FLOWCTL_STATE_SEEN1 : FLOWCTL_STATE_SEEN0;
+	__u32 newf = 0, first = 0, closing = 0, changed = 0;
+	__u8 reason = 0, l7 = FLOWCTL_L7_NONE, verdict;
+
+	if (c->epoch != epoch)
+		changed = evaluate(c, k, side, obs, epoch);
+
+	__sync_fetch_and_add(&c->packets[side], 1);
+	__sync_fetch_and_add(&c->bytes[side], skb->len);
+	c->last_seen_ns = now;
+	/* Atomics only when something is new: the established path stays plain loads. */
+	if (p->tcp_flags & ~c->flags_seen[side])
+		newf = p->tcp_flags & ~__sync_fetch_and_or(&c->flags_seen[side], p->tcp_flags) &
+		       (TCP_SYN | TCP_FIN | TCP_RST);
+	if (!(c->state & seen_bit))
+		first = !(__sync_fetch_and_or(&c->state, seen_bit) & seen_bit);
+	if (newf & (TCP_FIN | TCP_RST) && !(c->state & FLOWCTL_STATE_CLOSED) &&
+	    ((newf & TCP_RST) || (c->flags_seen[side ^ 1] & TCP_FIN)))
+		closing = !(__sync_fetch_and_or(&c->state, FLOWCTL_STATE_CLOSED) &
+			    FLOWCTL_STATE_CLOSED);
+
+	verdict = c->verdict;
+	if (verdict == FLOWCTL_VERDICT_DROPPED)
+		count(FLOWCTL_CNT_POLICY_DROPPED);
+	else if (verdict == FLOWCTL_VERDICT_AUDIT)
+		count(FLOWCTL_CNT_POLICY_AUDIT);
+	if (verdict != FLOWCTL_VERDICT_DROPPED && p->payload_len)
+		l7 = detect_l7(skb, p);
+
+	if (verdict != FLOWCTL_VERDICT_FORWARDED && (first || newf || changed))
+		reason = FLOWCTL_REASON_POLICY;
+	else if (l7 != FLOWCTL_L7_NONE)
+		reason = FLOWCTL_REASON_L7;
+	else if (closing)
+		reason = FLOWCTL_REASON_CLOSE;
+	else if (first || changed)
+		reason = FLOWCTL_REASON_NEW;
+	else if (newf)
+		reason = FLOWCTL_REASON_FLAGS;
+	else if (stats_interval_ns && !(c->state & FLOWCTL_STATE_CLOSED) &&
+		 now - c->last_emit_ns >= stats_interval_ns)
+		reason = FLOWCTL_REASON_STATS;
+	else if (every_packet)
+		reason = FLOWCTL_REASON_SAMPLE;
+	if (reason) {
+		c->last_emit_ns = now;
+		emit(skb, p, c, EMIT_HOW(side, obs, reason, l7), now);
+	}
+	return verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
+{
+	struct flowctl_conn_key k = {};
+	struct flowctl_conn init = {};
+	struct flowctl_config *cfg;
+	struct flowctl_conn *c;
+	struct pkt p = {};
+	__u32 zero = 0;
+	__u16 sp, dp;
+	__u64 now, epoch;
+	int r, side, reuse = 0;
+
+	count(FLOWCTL_CNT_PACKETS);
+	r = parse_packet(skb, &p);
+	if (r == PARSE_NOT_IP) {
+		count(FLOWCTL_CNT_NON_IP);
+		return TC_ACT_OK;
+	}
+	if (r == PARSE_MALFORMED) {
+		count(FLOWCTL_CNT_MALFORMED);
+		return TC_ACT_OK;
+	}
+	now = bpf_ktime_get_ns();
+	if (r == PARSE_FRAGMENT) {
+		/* No L4 header, so no connection to account it to; the first fragment carried the
+		 * verdict. */
+		count(FLOWCTL_CNT_FRAGMENTS);
+		if (every_packet) {
+			init.packets[0] = 1;
+			init.bytes[0] = skb->len;
+			init.first_seen_ns = now;
+			init.last_seen_ns = now;
+			init.verdict = FLOWCTL_VERDICT_FORWARDED;
+			init.opener = FLOWCTL_OPENER_GUESSED;
+			init.identity[0] = lookup_identity(p.src, p.ip_version);
+			init.identity[1] = lookup_identity(p.dst, p.ip_version);
+			emit(skb, &p, &init, EMIT_HOW(0, obs, FLOWCTL_REASON_SAMPLE, FLOWCTL_L7_NONE), now);
+		}
+		return TC_ACT_OK;
+	}
+
+	sp = p.key_id ? p.key_id : p.sport;
+	dp = p.key_id ? p.key_id : p.dport;
+	r = addr_cmp(p.src, p.dst);
+	side = r > 0 || (r == 0 && sp > dp);
+	if (side) {
+		__builtin_memcpy(k.addr[0], p.dst, 16);
+		__builtin_memcpy(k.addr[1], p.src, 16);
+		k.port[0] = dp;
+		k.port[1] = sp;
+	} else {
+		__builtin_memcpy(k.addr[0], p.src, 16);
+		__builtin_memcpy(k.addr[1], p.dst, 16);
+		k.port[0] = sp;
+		k.port[1] = dp;
+	}
+	k.ifindex = skb->ifindex;
+	k.proto = p.proto;
+	k.ip_version = p.ip_version;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	epoch = cfg ? cfg->epoch : 0;
+
+	c = bpf_map_lookup_elem(&flows, &k);
+	/* A SYN on a closed connection's tuple starts a new connection (port reuse). */
+	if (c && (c->state & FLOWCTL_STATE_CLOSED) && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		c = NULL;
+		reuse = 1;
+	}
+	if (!c) {
+		init.first_seen_ns = now;
+		init.last_emit_ns = now;
+		init.epoch = EPOCH_NONE;
+		init.opener = opener_of(&p, side);
+		/* NOEXIST: another CPU may have created it meanwhile; then use theirs. */
+		bpf_map_update_elem(&flows, &k, &init, reuse ? BPF_ANY : BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&flows, &k);
+		if (!c) {
+			count(FLOWCTL_CNT_FLOW_MAP_FULL);
+			c = bpf_map_lookup_elem(&conn_scratch, &zero);
+			if (!c)
+				return TC_ACT_OK;
+			__builtin_memcpy(c, &init, sizeof(init));
+		}
+	}
+	return account(skb, &p, c, &k, side, obs, now, epoch);
+}
+
+SEC("tc")
+int flowctl_tc_ingress(struct __sk_buff *skb)
+{
+	return handle(skb, FLOWCTL_OBS_FROM_ENDPOINT);
+}
+
+SEC("tc")
+int flowctl_tc_egress(struct __sk_buff *skb)
+{
+	return handle(skb, FLOWCTL_OBS_TO_ENDPOINT);
+}

@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Kernel/user ABI of the TC datapath (flowctl.bpf.c): the flow event and the layouts of the maps
+ * user space writes. Decoded and encoded by packages/agent/src/datapath/abi.ts and policy-maps.ts;
+ * bpf/tests/abi_layout.c prints sizeof/offsetof of everything here so abi.test.ts can compare.
+ * Rules: fixed-width fields ordered by size, explicit padding, event type in byte 0. Bump
+ * FLOWCTL_ABI_VERSION on any change. Multi-byte integers are host order (little endian) unless
+ * the comment says network order. */
+#ifndef __FLOWCTL_H
+#define __FLOWCTL_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define FLOWCTL_ABI_VERSION 1
+
+/* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
+#define FLOWCTL_MAX_PAYLOAD 1024
+
+/* Byte 0 of every record of the `events` ring. trace.h uses 0x10.. for its own ring. */
+enum flowctl_event_type {
+	FLOWCTL_EV_FLOW = 1,
+};
+
+enum flowctl_obs_point {
+	FLOWCTL_OBS_FROM_ENDPOINT = 1, /* TC ingress of the host-side veth (pod egress) */
+	FLOWCTL_OBS_TO_ENDPOINT = 2,   /* TC egress of the host-side veth (pod ingress) */
+};
+
+/* Same numbers as FlowReason in packages/agent/src/datapath/events.ts. */
+enum flowctl_reason {
+	FLOWCTL_REASON_NEW = 1,
+	FLOWCTL_REASON_FLAGS = 2,
+	FLOWCTL_REASON_CLOSE = 3,
+	FLOWCTL_REASON_STATS = 4,
+	FLOWCTL_REASON_SAMPLE = 5,
+	FLOWCTL_REASON_POLICY = 6,
+	FLOWCTL_REASON_L7 = 7,
+};
+
+enum flowctl_l7 {
+	FLOWCTL_L7_NONE = 0,
+	FLOWCTL_L7_DNS = 1,
+	FLOWCTL_L7_HTTP = 2,
+};
+
+/* flow.Verdict numbers. */
+enum flowctl_verdict {
+	FLOWCTL_VERDICT_FORWARDED = 1,
+	FLOWCTL_VERDICT_DROPPED = 2,
+	FLOWCTL_VERDICT_AUDIT = 4,
+};
+
+#define FLOWCTL_DROP_POLICY_DENIED 133 /* flow.DropReason POLICY_DENIED */
+
+/* flow.TrafficDirection numbers; also the `direction` of a policy key. */
+enum flowctl_direction {
+	FLOWCTL_DIR_INGRESS = 1,
+	FLOWCTL_DIR_EGRESS = 2,
+};
+
+enum flowctl_is_reply {
+	FLOWCTL_REPLY_NO = 0,
+	FLOWCTL_REPLY_YES = 1,
+	FLOWCTL_REPLY_UNKNOWN = 2, /* TCP connection first seen mid-stream */
+};
+
+/* Index of the per-CPU `counters` array (u64 each). abi.ts COUNTER_NAMES lists them in order. */
+enum flowctl_counter {
+	FLOWCTL_CNT_RINGBUF_FULL = 0, /* event lost: ring buffer full */
+	FLOWCTL_CNT_FLOW_MAP_FULL,    /* connection state not stored (event sent unaggregated) */
+	FLOWCTL_CNT_MALFORMED,        /* truncated/garbage IP packet, passed untouched */
+	FLOWCTL_CNT_PACKETS,          /* packets seen */
+	FLOWCTL_CNT_EVENTS,           /* events written to the ring */
+	FLOWCTL_CNT_POLICY_DROPPED,   /* packets dropped by policy */
+	FLOWCTL_CNT_POLICY_AUDIT,     /* packets policy would have dropped (audit mode) */
+	FLOWCTL_CNT_FRAGMENTS,        /* non-first IP fragments (no L4 header; passed) */
+	FLOWCTL_CNT_NON_IP,           /* ARP and other non-IP frames (passed) */
+	FLOWCTL_CNT_L7_TRUNCATED,     /* L7 payloads longer than max_payload (snippet cut) */
+	FLOWCTL_CNT_MAX,
+};
+
+/* FLOWCTL_EV_FLOW. The record on the ring is the header (offsetof(payload) bytes) followed by
+ * captured_len payload bytes: only the used length is sent. Addresses in network order, IPv4 in
+ * the first 4 bytes; ports in host order. Counters are this packet's direction (packets, bytes)
+ * and the opposite one (reply_*). */
+struct flow_event {
+	__u8 type; /* FLOWCTL_EV_FLOW */
+	__u8 abi_version;
+	__u8 obs_point;  /* enum flowctl_obs_point */
+	__u8 reason;     /* enum flowctl_reason */
+	__u8 verdict;    /* enum flowctl_verdict */
+	__u8 ip_version; /* 4 or 6 */
+	__u8 proto;      /* IPPROTO_* */
+	__u8 l7;         /* enum flowctl_l7 */
+	__u64 ts_ns;     /* bpf_ktime_get_ns() */
+	__u64 packets;
+	__u64 bytes;
+	__u64 reply_packets;
+	__u64 reply_bytes;
+	__u64 first_seen_ns;
+	__u64 last_seen_ns;
+	__u32 ifindex;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 policy_ref;  /* CompiledPolicy ruleRef that decided, 0 none */
+	__u32 payload_len; /* L4 payload length of the packet */
+	__u32 src_ip[4];
+	__u32 dst_ip[4];
+	__u16 src_port;
+	__u16 dst_port;
+	__u16 tcp_flags;      /* this packet; FIN 0x01 .. CWR 0x80, NS 0x100 */
+	__u16 tcp_flags_seen; /* union in this direction so far */
+	__u16 drop_reason;    /* flow.DropReason, 0 none */
+	__u16 captured_len;   /* payload bytes that follow */
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 is_reply;         /* enum flowctl_is_reply */
+	__u8 policy_direction; /* enum flowctl_direction of the decision, 0 none */
+	__u8 eth_src[6];
+	__u8 eth_dst[6];
+	__u8 payload[FLOWCTL_MAX_PAYLOAD];
+};
+
+#define FLOWCTL_FLOW_EVENT_HDR_LEN 144 /* offsetof(struct flow_event, payload) */
+
+/* `ipcache` LPM trie key. prefixlen counts the 32 bits of `family` plus the address prefix, so
+ * IPv4 and IPv6 share one trie without matching each other. */
+struct flowctl_ipcache_key {
+	__u32 prefixlen;
+	__u32 family; /* 4 or 6 */
+	__u8 addr[16];  /* network order; IPv4 in the first 4 bytes */
+};
+
+struct flowctl_ipcache_value {
+	__u32 identity;
+	__u32 pad;
+};
+
+/* `policy_enforce`: u32 identity -> u32 of these bits. */
+#define FLOWCTL_ENFORCE_INGRESS 1
+#define FLOWCTL_ENFORCE_EGRESS 2
+
+/* `policy` key: peer_identity, port and proto 0 mean any (see contracts.md "Policy maps"). */
+struct flowctl_policy_key {
+	__u32 endpoint_identity;
+	__u32 peer_identity;
+	__u16 port; /* host order */
+	__u8 proto;
+	__u8 direction; /* enum flowctl_direction, from the endpoint's view */
+};
+
+struct flowctl_policy_value {
+	__u32 rule_ref;
+	__u8 deny;
+	__u8 pad[3];
+};
+
+/* `config` ARRAY, one entry. epoch changes whenever the ipcache or the policy maps change (user
+ * space bumps it last); connection entries cache identities and verdict per epoch. */
+struct flowctl_config {
+	__u64 epoch;
+	__u64 policy_revision;
+};
+
+/* `flows` LRU key: the 5-tuple in canonical order (lower (address, port) first) so both
+ * directions share an entry; per interface, because the same packet is a different observation
+ * (and a different endpoint's policy) at the source and the destination veth. */
+struct flowctl_conn_key {
+	__u32 addr[2][4];
+	__u32 ifindex;
+	__u16 port[2]; /* ICMP echo: the echo id on both sides */
+	__u8 proto;
+	__u8 ip_version;
+	__u8 pad[2];
+};
+
+#define FLOWCTL_OPENER_GUESSED 0x80 /* with the side in bit 0 */
+
+#define FLOWCTL_STATE_SEEN0 0x1 /* an event was sent for side 0 -> 1 */
+#define FLOWCTL_STATE_SEEN1 0x2
+#define FLOWCTL_STATE_CLOSED 0x4
+
+/* `flows` value. Arrays are indexed by the sending side of the canonical key. */
+struct flowctl_conn {
+	__u64 packets[2];
+	__u64 bytes[2];
+	__u64 first_seen_ns;
+	__u64 last_seen_ns;
+	__u64 last_emit_ns;
+	__u64 epoch; /* config epoch of identity[] and the verdict; ~0 = not evaluated */
+	__u32 flags_seen[2];
+	__u32 identity[2];
+	__u32 policy_ref;
+	__u32 state; /* FLOWCTL_STATE_* */
+	__u16 drop_reason;
+	__u8 verdict;
+	__u8 opener; /* side that opened the connection | FLOWCTL_OPENER_GUESSED */
+	__u8 policy_direction;
+	__u8 pad[3];
+};
+
+#endif /* __FLOWCTL_H */
