@@ -1,0 +1,35 @@
+// Child-process entry of the fake agent: prints one JSON line {"port": N} on stdout when serving.
+import { parseArgs } from 'node:util';
+import { startFakeAgent } from './fake-agent.js';
+
+const { values } = parseArgs({
+  options: {
+    'node-name': { type: 'string', default: 'fake-node' },
+    listen: { type: 'string', default: '127.0.0.1:0' },
+    backlog: { type: 'string', default: '0' },
+    rate: { type: 'string', default: '0' },
+    'no-batch': { type: 'boolean', default: false },
+    'batch-max': { type: 'string', default: '256' },
+    hang: { type: 'boolean', default: false },
+    peer: { type: 'string', multiple: true, default: [] },
+    seed: { type: 'string', default: '1' },
+  },
+});
+const agent = await startFakeAgent({
+  nodeName: values['node-name']!,
+  listen: values.listen!,
+  backlog: Number(values.backlog),
+  rate: Number(values.rate),
+  batch: !values['no-batch'],
+  batchMax: Number(values['batch-max']),
+  hang: values.hang!,
+  seed: Number(values.seed),
+  peers: values.peer!.map((p) => {
+    const i = p.indexOf('=');
+    return { name: p.slice(0, i), address: p.slice(i + 1) };
+  }),
+});
+process.stdout.write(`${JSON.stringify({ port: agent.port })}\n`);
+const stop = () => void agent.close().then(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -1,0 +1,289 @@
+// A small Observer server standing in for an agent in relay tests and benchmarks: a backlog of
+// makeCorpus flows plus, in follow mode, fresh flows at a set rate stamped with their scheduled
+// send time (so a client can measure agent→client delay). Serves the plain Observer API and,
+// unless told not to, flowctl's batched GetFlows. Not a real agent: no filters, no datapath.
+import { createServer } from 'node:net';
+import type { Server as NetServer } from 'node:net';
+import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
+import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  ChangeNotificationType,
+  Flow,
+  GetFlowsResponse,
+  HealthCheckResponse_ServingStatus,
+  HealthService,
+  LostEventSource,
+  ObserverService,
+  PeerService,
+} from '@flowctl/flow';
+import type { ChangeNotification, GetFlowsRequest, Namespace, ServerStatusResponse } from '@flowctl/flow';
+import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { encodeBatch, encodeLenField, encodeTimestampBody } from '../observer/wire.js';
+import { GET_FLOWS_BATCHED_PATH } from '../observer/services.js';
+
+export interface FakeAgentOptions {
+  nodeName: string;
+  /** host:port; port 0 picks one. */
+  listen?: string;
+  /** Flows in the ring at start, timestamped over the last `backlog` ms. */
+  backlog?: number;
+  /** Flows per second generated for follow streams (0 = none). */
+  rate?: number;
+  /** Serve flowctl's batched GetFlows (default true). */
+  batch?: boolean;
+  /** Flows per batch message. */
+  batchMax?: number;
+  /** Accept TCP connections and never answer (a hung node). */
+  hang?: boolean;
+  /** Peers announced on peer.Peer/Notify. */
+  peers?: { name: string; address: string }[];
+  seed?: number;
+}
+
+export interface FakeAgent {
+  port: number;
+  /** Follow/non-follow GetFlows streams open right now. */
+  openStreams(): number;
+  close(): Promise<void>;
+}
+
+const RING_CAP = 4095;
+const TICK_MS = 5;
+
+interface Template {
+  flowBody?: Buffer;
+  rest: Buffer;
+}
+
+function templates(nodeName: string, seed: number): { tpl: Template[]; namespaces: Namespace[]; backlog: GetFlowsResponse[] } {
+  const corpus = makeCorpus(1000, seed);
+  const namespaces = new Map<string, Namespace>();
+  const tpl: Template[] = [];
+  for (const r of corpus) {
+    if (!r.flow) continue;
+    for (const ns of [r.flow.source?.namespace, r.flow.destination?.namespace]) if (ns) namespaces.set(ns, { cluster: 'default', namespace: ns });
+    const flowBody = Buffer.from(Flow.encode({ ...r.flow, time: undefined, node_name: nodeName }).finish());
+    const rest = Buffer.from(GetFlowsResponse.encode({ node_name: nodeName }).finish());
+    tpl.push({ flowBody, rest });
+  }
+  return { tpl, namespaces: [...namespaces.values()], backlog: corpus };
+}
+
+function emit(t: Template, ms: number): Buffer {
+  const sec = Math.floor(ms / 1000);
+  const ts = encodeTimestampBody(sec, Math.round((ms - sec * 1000) * 1e6) % 1e9);
+  const parts: Buffer[] = [];
+  if (t.flowBody) parts.push(encodeLenField(1, Buffer.concat([encodeLenField(1, ts), t.flowBody])));
+  parts.push(t.rest, encodeLenField(1001, ts));
+  return Buffer.concat(parts);
+}
+
+interface Entry {
+  ms: number;
+  bytes: Buffer;
+}
+
+interface Subscriber {
+  send(e: Entry): void;
+}
+
+export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
+  const listen = o.listen ?? '127.0.0.1:0';
+  if (o.hang) return startHungServer(listen);
+  const started = Date.now();
+  const { tpl, namespaces, backlog } = templates(o.nodeName, o.seed ?? 1);
+  const ring: Entry[] = [];
+  let seen = 0;
+  const push = (e: Entry) => {
+    ring.push(e);
+    if (ring.length > RING_CAP) ring.shift();
+    seen++;
+  };
+  const n = o.backlog ?? 0;
+  for (let i = 0; i < n; i++) {
+    const r = backlog[i % backlog.length]!;
+    const ms = started - n + i;
+    const sec = Math.floor(ms / 1000);
+    const time = { seconds: BigInt(sec), nanos: (ms - sec * 1000) * 1e6 };
+    const resp: GetFlowsResponse = r.flow
+      ? { flow: { ...r.flow, time, node_name: o.nodeName }, node_name: o.nodeName, time }
+      : { ...r, node_name: o.nodeName, time };
+    push({ ms, bytes: Buffer.from(GetFlowsResponse.encode(resp).finish()) });
+  }
+
+  const subscribers = new Set<Subscriber>();
+  let open = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const rate = o.rate ?? 0;
+  if (rate > 0) {
+    let emitted = 0;
+    const genStart = Date.now();
+    timer = setInterval(() => {
+      const due = Math.floor(((Date.now() - genStart) * rate) / 1000);
+      for (; emitted < due; emitted++) {
+        const e = { ms: genStart + (emitted * 1000) / rate, bytes: emit(tpl[emitted % tpl.length]!, genStart + (emitted * 1000) / rate) };
+        if (rate <= 1000) push(e);
+        else seen++;
+        for (const s of subscribers) s.send(e);
+      }
+    }, TICK_MS);
+  }
+
+  const batchMax = o.batchMax ?? 256;
+  const serve = (call: ServerWritableStream<GetFlowsRequest, Buffer>, batched: boolean) => {
+    const req = call.request;
+    if (req.first && req.follow) {
+      call.emit('error', { code: grpcStatus.INVALID_ARGUMENT, details: 'first cannot be specified with follow' });
+      return;
+    }
+    open++;
+    let closed = false;
+    const done = () => {
+      if (closed) return;
+      closed = true;
+      open--;
+      subscribers.delete(sub);
+    };
+    call.on('cancelled', done);
+    call.on('close', done);
+    const sinceMs = req.since ? Number(req.since.seconds ?? 0n) * 1000 + (req.since.nanos ?? 0) / 1e6 : -Infinity;
+    const untilMs = req.until ? Number(req.until.seconds ?? 0n) * 1000 + (req.until.nanos ?? 0) / 1e6 : Infinity;
+    let sel = ring.filter((e) => e.ms >= sinceMs && e.ms <= untilMs);
+    const num = req.number ?? 0n;
+    if (req.follow && num === 0n && !req.since) sel = [];
+    else if (num > 0n && num < BigInt(sel.length)) sel = req.first ? sel.slice(0, Number(num)) : sel.slice(sel.length - Number(num));
+
+    // Per-stream queue: a slow reader gets a lost_events record instead of unbounded memory.
+    const queue: Buffer[] = [];
+    let lost = 0;
+    let writing = false;
+    const pump = () => {
+      if (writing || closed) return;
+      while (queue.length > 0) {
+        const chunk = batched ? encodeBatch(queue.splice(0, batchMax)) : queue.shift()!;
+        if (!call.write(chunk)) {
+          writing = true;
+          call.once('drain', () => {
+            writing = false;
+            pump();
+          });
+          return;
+        }
+      }
+    };
+    const sub: Subscriber = {
+      send: (e) => {
+        if (e.ms > untilMs) return;
+        if (queue.length >= 65536) {
+          lost++;
+          return;
+        }
+        if (lost > 0) {
+          const now = Date.now();
+          const sec = Math.floor(now / 1000);
+          queue.push(
+            Buffer.from(
+              GetFlowsResponse.encode({
+                lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
+                node_name: o.nodeName,
+                time: { seconds: BigInt(sec), nanos: (now - sec * 1000) * 1e6 },
+              }).finish(),
+            ),
+          );
+          lost = 0;
+        }
+        queue.push(e.bytes);
+        if (!writing) setImmediate(pump);
+      },
+    };
+    for (const e of sel) queue.push(e.bytes);
+    pump();
+    if (req.follow) subscribers.add(sub);
+    else {
+      const finish = () => (writing ? call.once('drain', finish) : (done(), call.end()));
+      finish();
+    }
+  };
+
+  const raw = (b: Buffer) => b;
+  const server = new Server();
+  server.addService({ ...ObserverService, getFlows: { ...ObserverService.getFlows, responseSerialize: raw } } as never, {
+    getFlows: (call: ServerWritableStream<GetFlowsRequest, Buffer>) => serve(call, false),
+    getAgentEvents: (call: ServerWritableStream<unknown, unknown>) => call.end(),
+    getDebugEvents: (call: ServerWritableStream<unknown, unknown>) => call.end(),
+    getNodes: (_c: unknown, cb: sendUnaryData<unknown>) => cb({ code: grpcStatus.UNIMPLEMENTED, details: 'agents do not serve GetNodes' }),
+    getNamespaces: (_c: unknown, cb: sendUnaryData<unknown>) => cb(null, { namespaces }),
+    serverStatus: (_c: unknown, cb: sendUnaryData<ServerStatusResponse>) =>
+      cb(null, {
+        num_flows: BigInt(ring.length),
+        max_flows: BigInt(RING_CAP),
+        seen_flows: BigInt(seen),
+        uptime_ns: BigInt(Date.now() - started) * 1_000_000n,
+        version: 'flowctl-fake-agent v0.1.0',
+        flows_rate: rate,
+      }),
+  } as UntypedServiceImplementation);
+  if (o.batch !== false) {
+    server.addService(
+      {
+        getFlowsBatched: {
+          path: GET_FLOWS_BATCHED_PATH,
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: raw,
+          requestDeserialize: ObserverService.getFlows.requestDeserialize,
+          responseSerialize: raw,
+          responseDeserialize: raw,
+        },
+      } as never,
+      { getFlowsBatched: (call: ServerWritableStream<GetFlowsRequest, Buffer>) => serve(call, true) } as UntypedServiceImplementation,
+    );
+  }
+  server.addService(HealthService, {
+    check: (_c: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => cb(null, { status: HealthCheckResponse_ServingStatus.SERVING }),
+    watch: (call: ServerWritableStream<unknown, unknown>) => call.write({ status: HealthCheckResponse_ServingStatus.SERVING }),
+  } as UntypedServiceImplementation);
+  server.addService(PeerService, {
+    notify: (call: ServerWritableStream<unknown, ChangeNotification>) => {
+      for (const p of o.peers ?? []) call.write({ name: p.name, address: p.address, type: ChangeNotificationType.PEER_ADDED });
+    },
+  } as UntypedServiceImplementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  return {
+    port,
+    openStreams: () => open,
+    close: () =>
+      new Promise((resolve) => {
+        if (timer) clearInterval(timer);
+        server.forceShutdown();
+        resolve();
+      }),
+  };
+}
+
+function startHungServer(listen: string): Promise<FakeAgent> {
+  const m = /^(.*):(\d+)$/.exec(listen);
+  const sockets = new Set<import('node:net').Socket>();
+  const srv: NetServer = createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  });
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(Number(m?.[2] ?? 0), m?.[1] || '127.0.0.1', () => {
+      const addr = srv.address();
+      resolve({
+        port: typeof addr === 'object' && addr ? addr.port : 0,
+        openStreams: () => 0,
+        close: () =>
+          new Promise((res) => {
+            for (const s of sockets) s.destroy();
+            srv.close(() => res());
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,78 @@
+// Runs the fake agent and the relay as real child processes for end-to-end tests and benchmarks.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = join(here, '..', '..', '..', '..');
+/** The real Hubble CLI used for interoperability checks. */
+export const hubbleBin = join(repoRoot, '..', 'shared', 'tools', 'hubble');
+
+export interface Child {
+  proc: ChildProcess;
+  port: number;
+  /** Everything the process wrote to stderr so far (logs). */
+  stderr(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+function tsArgs(file: string): string[] {
+  // Run TypeScript sources directly; "@flowctl/source" makes workspace imports resolve to src/.
+  return ['--conditions=@flowctl/source', '--import', 'tsx', file];
+}
+
+function launch(file: string, args: string[], portFrom: (line: string) => number | undefined, stream: 'stdout' | 'stderr'): Promise<Child> {
+  const proc = spawn(process.execPath, [...tsArgs(file), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${file} did not start within 30s: ${err}`));
+    }, 30_000);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${file} exited with ${code} before listening: ${err}`));
+    });
+    const rl = createInterface({ input: proc[stream]! });
+    rl.on('line', (line) => {
+      const port = portFrom(line);
+      if (port === undefined) return;
+      clearTimeout(timer);
+      resolve({
+        proc,
+        port,
+        stderr: () => err,
+        stop: (signal = 'SIGTERM') => {
+          if (proc.exitCode !== null || proc.signalCode !== null) return exited;
+          proc.kill(signal);
+          return exited;
+        },
+      });
+    });
+  });
+}
+
+const jsonField = (key: string) => (line: string) => {
+  try {
+    const v = (JSON.parse(line) as Record<string, unknown>)[key];
+    return typeof v === 'number' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+export function spawnFakeAgent(args: string[]): Promise<Child> {
+  return launch(join(here, 'fake-agent-main.ts'), args, jsonField('port'), 'stdout');
+}
+
+/** Starts flowctl-relay (from source); `args` should include --listen-address 127.0.0.1:0. */
+export function spawnRelay(args: string[]): Promise<Child> {
+  return launch(join(here, '..', 'main.ts'), args, (line) => {
+    if (!line.includes('relay listening')) return undefined;
+    return jsonField('port')(line);
+  }, 'stderr');
+}
