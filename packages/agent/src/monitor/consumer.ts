@@ -4,7 +4,7 @@
 import { LostEventSource, type Flow, type LostEvent } from '@flowctl/flow';
 import type { Datapath } from '../datapath/datapath.js';
 import type { DatapathEvent } from '../datapath/events.js';
-import { msToTimestamp } from '../observer/observer.js';
+import { msToTimestamp } from '../observer/timestamp.js';
 
 export interface ConsumerSink {
   writeFlow(flow: Flow): void;

@@ -8,11 +8,13 @@ import {
   type LostEvent,
   type Namespace,
   type ServerStatusResponse,
-  type Timestamp,
 } from '@flowctl/flow';
 import { compileFilters } from '@flowctl/flow/filters';
 import { Ring } from '../container/ring.js';
 import { FlowctlError } from '../errors.js';
+import { cmpTs, msToTimestamp, tsToMs } from './timestamp.js';
+
+export { msToTimestamp } from './timestamp.js';
 
 export const AGENT_VERSION = 'flowctl-agent v0.1.0';
 
@@ -215,19 +217,4 @@ export class Observer {
     }
     return [...seen].sort().map((namespace) => ({ namespace }));
   }
-}
-
-export function msToTimestamp(ms: number): Timestamp {
-  const s = Math.floor(ms / 1000);
-  return { seconds: BigInt(s), nanos: Math.round((ms - s * 1000) * 1e6) };
-}
-
-function tsToMs(t: Timestamp): number {
-  return Number(t.seconds ?? 0n) * 1000 + (t.nanos ?? 0) / 1e6;
-}
-
-function cmpTs(a: Timestamp, b: Timestamp): number {
-  const as = a.seconds ?? 0n, bs = b.seconds ?? 0n;
-  if (as !== bs) return as < bs ? -1 : 1;
-  return (a.nanos ?? 0) - (b.nanos ?? 0);
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Flow } from '@flowctl/flow';
 import { decodeResponse } from '@flowctl/flow/json';
 import { FlowctlError } from '../errors.js';
-import { msToTimestamp } from '../observer/observer.js';
+import { msToTimestamp } from '../observer/timestamp.js';
 
 export function loadReplayFile(path: string): Flow[] {
   let text: string;
