@@ -21,3 +21,4 @@ export {
 } from './gen/grpc/health/v1/health.js';
 export type { HealthServer } from './gen/grpc/health/v1/health.js';
 export { Timestamp } from './gen/google/protobuf/timestamp.js';
+export * from './json.js';

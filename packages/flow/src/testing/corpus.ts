@@ -211,7 +211,8 @@ function makeFlow(
     l4 = { UDP: { source_port: ephemeral, destination_port: dport } };
     summary = 'UDP';
   } else if (kind < 0.56) {
-    l4 = { ICMPv4: { type: isReply ? 0 : 8 } };
+    // Echo reply is type 0: left unset, so the corpus stays in canonical (zero-free) form.
+    l4 = { ICMPv4: isReply ? {} : { type: 8 } };
     summary = isReply ? 'ICMPv4 EchoReply' : 'ICMPv4 EchoRequest';
     return finish(baseFlow(false));
   } else if (kind < 0.59) {

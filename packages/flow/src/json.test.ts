@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { DropReason, FlowType, LostEventSource, Verdict } from './gen/flow/flow.js';
+import type { Flow } from './gen/flow/flow.js';
+import { GetFlowsResponse } from './gen/observer/observer.js';
+import { NodeState } from './gen/relay/relay.js';
+import {
+  JsonCodecError,
+  decodeFlow,
+  decodeFlowFilter,
+  decodeMessage,
+  decodeResponse,
+  encodeFlow,
+  encodeFlowFilter,
+  encodeMessage,
+  encodeResponse,
+} from './json.js';
+import { makeCorpus } from './testing/corpus.js';
+
+const T = { seconds: 1234n, nanos: 567_800_000 }; // 1970-01-01T00:20:34.567800Z, Hubble's printer tests
+const printerFlow: Flow = {
+  time: T,
+  verdict: Verdict.DROPPED,
+  IP: { source: '1.1.1.1', destination: '2.2.2.2' },
+  l4: { TCP: { source_port: 31793, destination_port: 8080 } },
+  source: { identity: 4 },
+  destination: { identity: 12345 },
+  Type: FlowType.L3_L4,
+  node_name: 'k8s1',
+  event_type: { type: 1, sub_type: 133 },
+  is_reply: false,
+  Summary: 'TCP Flags: SYN',
+};
+
+// Lines copied from Hubble's printer tests (hubble-api.md §4.4).
+const GOLDEN = {
+  flow: '{"flow":{"time":"1970-01-01T00:20:34.567800Z","verdict":"DROPPED","IP":{"source":"1.1.1.1","destination":"2.2.2.2"},"l4":{"TCP":{"source_port":31793,"destination_port":8080}},"source":{"identity":4},"destination":{"identity":12345},"Type":"L3_L4","node_name":"k8s1","event_type":{"type":1,"sub_type":133},"is_reply":false,"Summary":"TCP Flags: SYN"}}',
+  trace: '{"flow":{"time":"1970-01-01T00:20:34.567800Z","verdict":"DROPPED","IP":{"source":"1.1.1.1","destination":"2.2.2.2"},"l4":{"TCP":{"source_port":31793,"destination_port":8080}},"source":{"identity":4},"destination":{"identity":12345},"Type":"L3_L4","node_name":"k8s1","event_type":{"type":1,"sub_type":133},"ip_trace_id":{"trace_id":"1234","ip_option_type":136},"is_reply":false,"Summary":"TCP Flags: SYN"}}',
+  lost: '{"lost_events":{"source":"HUBBLE_RING_BUFFER","num_events_lost":"1","cpu":5},"node_name":"node-name","time":"1970-01-01T00:20:34.567800Z"}',
+  lostFirstLast: '{"lost_events":{"source":"HUBBLE_RING_BUFFER","num_events_lost":"1","cpu":5,"first":"1970-01-01T00:20:30.567800Z","last":"1970-01-01T00:20:38.567800Z"},"time":"1970-01-01T00:20:34.567800Z"}',
+};
+
+describe('encodeResponse: byte-identical to hubble observe -o json', () => {
+  it('prints the printer-test flow', () => {
+    expect(encodeResponse({ flow: printerFlow })).toBe(GOLDEN.flow);
+    expect(encodeResponse({ flow: { ...printerFlow, ip_trace_id: { trace_id: 1234n, ip_option_type: 136 } } })).toBe(GOLDEN.trace);
+  });
+
+  it('prints lost events (wrapper cpu as a bare number, uint64 as a string)', () => {
+    const lost = { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: 1n, cpu: 5 };
+    expect(encodeResponse({ lost_events: lost, node_name: 'node-name', time: T })).toBe(GOLDEN.lost);
+    expect(encodeResponse({
+      lost_events: { ...lost, first: { seconds: 1230n, nanos: 567_800_000 }, last: { seconds: 1238n, nanos: 567_800_000 } }, time: T,
+    })).toBe(GOLDEN.lostFirstLast);
+  });
+
+  it('omits zero values, empty lists and unset messages but keeps a present is_reply:false and empty messages', () => {
+    const f: Flow = {
+      uuid: '', verdict: Verdict.VERDICT_UNKNOWN, drop_reason: 0, source: { labels: [], identity: 0 }, socket_cookie: 0n,
+      reply: false, is_reply: false, l4: { ICMPv4: { type: 0, code: 0 } }, event_type: { type: 4, sub_type: 0 },
+    };
+    expect(encodeFlow(f)).toBe('{"l4":{"ICMPv4":{}},"source":{},"event_type":{"type":4},"is_reply":false}');
+    expect(encodeResponse({})).toBe('{}');
+  });
+
+  it('formats timestamps with 0, 3, 6 or 9 fraction digits', () => {
+    const at = (seconds: bigint, nanos: number) => encodeResponse({ time: { seconds, nanos } });
+    expect(at(0n, 0)).toBe('{"time":"1970-01-01T00:00:00Z"}');
+    expect(at(1714564800n, 100_000_000)).toBe('{"time":"2024-05-01T12:00:00.100Z"}');
+    expect(at(1714564800n, 123_456_000)).toBe('{"time":"2024-05-01T12:00:00.123456Z"}');
+    expect(at(1714564800n, 1)).toBe('{"time":"2024-05-01T12:00:00.000000001Z"}');
+    expect(at(-1n, 999_999_999)).toBe('{"time":"1969-12-31T23:59:59.999999999Z"}');
+    expect(at(253402300799n, 0)).toBe('{"time":"9999-12-31T23:59:59Z"}');
+    expect(() => at(253402300800n, 0)).toThrow(/out of range/);
+    expect(() => at(0n, 1_000_000_000)).toThrow(JsonCodecError);
+  });
+
+  it('escapes like Go: <>& and U+2028/2029 as \\u, control characters, quotes, backslashes', () => {
+    const s = (x: string) => encodeFlow({ Summary: x });
+    expect(s('a<b>&c')).toBe('{"Summary":"a\\u003cb\\u003e\\u0026c"}');
+    expect(s('\u2028\u2029')).toBe('{"Summary":"\\u2028\\u2029"}');
+    expect(s('"\\\b\f\n\r\t\u0001\u001f')).toBe('{"Summary":"\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001f"}');
+    expect(s('é 😀 \u007f')).toBe('{"Summary":"é 😀 \u007f"}');
+    expect(s('x\ud800y')).toBe('{"Summary":"x\ufffdy"}');
+  });
+
+  it('prints enum numbers without a name as numbers, 64-bit values as strings', () => {
+    expect(encodeFlow({ verdict: 42 as Verdict, drop_reason_desc: 159 as DropReason, cgroup_id: 2n ** 64n - 1n }))
+      .toBe('{"verdict":42,"drop_reason_desc":159,"cgroup_id":"18446744073709551615"}');
+  });
+
+  it('keeps proto declaration order, not field-number order', () => {
+    const line = encodeFlow({ Summary: 'x', is_reply: true, ip_trace_id: { trace_id: 1n }, uuid: 'u', time: T, node_name: 'n' });
+    expect(Object.keys(JSON.parse(line))).toEqual(['time', 'uuid', 'node_name', 'ip_trace_id', 'is_reply', 'Summary']);
+  });
+
+  it('encodes the other messages the CLI prints', () => {
+    expect(encodeMessage('observer.ServerStatusResponse', {
+      num_flows: 2771n, max_flows: 8190n, seen_flows: 2771n, uptime_ns: 301515181665n, num_connected_nodes: 2,
+      num_unavailable_nodes: 0, version: 'hubble-relay v1.15.0+g4145278', flows_rate: 23.456,
+    })).toBe('{"num_flows":"2771","max_flows":"8190","seen_flows":"2771","uptime_ns":"301515181665","num_connected_nodes":2,"num_unavailable_nodes":0,"version":"hubble-relay v1.15.0+g4145278","flows_rate":23.456}');
+    expect(encodeMessage('observer.Node', { name: 'default/node-1', state: NodeState.NODE_CONNECTED, tls: { enabled: false }, num_flows: 3n }))
+      .toBe('{"name":"default/node-1","state":"NODE_CONNECTED","tls":{},"num_flows":"3"}');
+    expect(encodeFlowFilter({ source_ip: ['1.2.3.4/16'], event_type: [{ type: 129 }], tcp_flags: [{ SYN: true }], ip_trace_id: [7n] }))
+      .toBe('{"source_ip":["1.2.3.4/16"],"event_type":[{"type":129}],"tcp_flags":[{"SYN":true}],"ip_trace_id":["7"]}');
+    expect(encodeMessage('relay.NodeStatusEvent', { state_change: NodeState.NODE_UNAVAILABLE, node_names: ['n2'] }))
+      .toBe('{"state_change":"NODE_UNAVAILABLE","node_names":["n2"]}');
+    expect(encodeMessage('observer.GetFlowsRequest', { number: 2n ** 64n - 1n, field_mask: ['source.pod_name', 'node_name'] }))
+      .toBe('{"number":"18446744073709551615","field_mask":"source.podName,nodeName"}');
+    expect(encodeMessage('observer.ServerStatusResponse', { flows_rate: NaN })).toBe('{"flows_rate":"NaN"}');
+  });
+});
+
+describe('decodeResponse', () => {
+  it('reads the golden lines back to the same objects', () => {
+    expect(decodeResponse(GOLDEN.flow)).toEqual({ flow: printerFlow });
+    for (const line of Object.values(GOLDEN)) expect(encodeResponse(decodeResponse(line))).toBe(line);
+  });
+
+  it('round-trips a corpus through encode → decode unchanged (and through the wire format)', () => {
+    for (const r of makeCorpus(2000, 11)) {
+      const back = decodeResponse(encodeResponse(r));
+      expect(back).toEqual(r);
+      expect(Buffer.from(GetFlowsResponse.encode(back).finish())).toEqual(Buffer.from(GetFlowsResponse.encode(r).finish()));
+    }
+  });
+
+  it('accepts lowerCamel json names, enum numbers, int64 as numbers and 32-bit ints as strings', () => {
+    const r = decodeResponse('{"flow":{"nodeName":"n","verdict":2,"dropReasonDesc":"POLICY_DENIED","socketCookie":42,"isReply":true,'
+      + '"l4":{"TCP":{"sourcePort":"80"}},"IP":{"ipVersion":2}},"nodeName":"n","time":"2024-05-01T12:00:00+02:00"}');
+    expect(r).toEqual({
+      flow: { node_name: 'n', verdict: Verdict.DROPPED, drop_reason_desc: DropReason.POLICY_DENIED, socket_cookie: 42n, is_reply: true,
+        l4: { TCP: { source_port: 80 } }, IP: { ipVersion: 2 } },
+      node_name: 'n', time: { seconds: 1714557600n, nanos: 0 },
+    });
+  });
+
+  it('skips unknown fields (a newer Hubble) and null values', () => {
+    const r = decodeResponse('{"flow":{"verdict":"FORWARDED","future_field":{"x":[1,2]},"source":null},"brand_new":1,"node_name":"n"}');
+    expect(r).toEqual({ flow: { verdict: Verdict.FORWARDED }, node_name: 'n' });
+  });
+
+  it('keeps 2^64-1 exact from a string', () => {
+    expect(decodeFlow('{"cgroup_id":"18446744073709551615"}').cgroup_id).toBe(2n ** 64n - 1n);
+  });
+
+  it.each([
+    ['{"flow":', /^flows\.json:12: invalid JSON/],
+    ['{"flow":{"verdict":"BOGUS"}}', /^flows\.json:12: field "verdict": unknown enum value "BOGUS" for flow\.Verdict \(at flow\.verdict\)$/],
+    ['{"flow":{"l4":{"TCP":{"source_port":"x"}}}}', /field "source_port": invalid value for uint32: "x" \(at flow\.l4\.TCP\.source_port\)/],
+    ['{"flow":{"l4":{"TCP":{"source_port":70000.5}}}}', /invalid value for uint32/],
+    ['{"flow":{"source":{"identity":-1}}}', /out of range \(at flow\.source\.identity\)/],
+    ['{"flow":{"source":{"labels":["a",3]}}}', /field "labels\[1\]": expected a string, got 3/],
+    ['{"time":"yesterday"}', /field "time": invalid RFC 3339 timestamp "yesterday"/],
+    ['{"time":"2024-02-30T00:00:00Z"}', /invalid RFC 3339/],
+    ['{"flow":{"is_reply":"yes"}}', /field "is_reply": expected true or false/],
+    ['{"flow":{"cgroup_id":"-1"}}', /uint64.*out of range/],
+    ['[1]', /^flows\.json:12: expected an object, got array$/],
+    ['{"flow":[]}', /field "flow": expected an object, got array/],
+  ])('rejects %s with a one-line error naming where', (line, re) => {
+    let err: unknown;
+    try {
+      decodeResponse(line, 'flows.json:12');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(JsonCodecError);
+    expect((err as Error).message).toMatch(re);
+    expect((err as Error).message).not.toContain('\n');
+  });
+
+  it('decodes FlowFilters as --allowlist gives them (both name styles)', () => {
+    expect(decodeFlowFilter('{"sourcePod":["shop/"],"verdict":["DROPPED"],"event_type":[{"type":1,"matchSubType":true,"sub_type":133}],"experimental":{"celExpression":["x"]}}'))
+      .toEqual({ source_pod: ['shop/'], verdict: [Verdict.DROPPED], event_type: [{ type: 1, match_sub_type: true, sub_type: 133 }], experimental: { cel_expression: ['x'] } });
+    expect(() => decodeFlowFilter('{"verdict":"DROPPED"}', '--allowlist')).toThrow(/^--allowlist: field "verdict": expected a list/);
+  });
+
+  it('round-trips google.protobuf.Any of a known type and rejects unknown types', () => {
+    const line = '{"extensions":{"@type":"type.googleapis.com/flow.Workload","name":"w","kind":"K"}}';
+    expect(encodeFlow(decodeFlow(line))).toBe(line);
+    expect(() => decodeFlow('{"extensions":{"@type":"type.googleapis.com/x.Nope"}}')).toThrow(/unknown type "type.googleapis.com\/x.Nope"/);
+    expect(decodeMessage('observer.GetFlowsRequest', '{"fieldMask":"source.podName"}').field_mask).toEqual(['source.pod_name']);
+  });
+});

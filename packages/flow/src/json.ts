@@ -1,0 +1,169 @@
+// The JSON codec of `hubble observe -o json`: Go protojson with UseProtoNames, passed through
+// encoding/json (hubble-api.md §4.4). Encoders and decoders are generated per message
+// (json-codec.gen.ts); this module is the typed, error-reporting surface over them.
+import type { Flow, FlowFilter, LostEvent } from './gen/flow/flow.js';
+import type {
+  ExportEvent,
+  GetFlowsRequest,
+  GetFlowsResponse,
+  GetNamespacesResponse,
+  GetNodesResponse,
+  Node,
+  ServerStatusResponse,
+} from './gen/observer/observer.js';
+import type { NodeStatusEvent } from './gen/relay/relay.js';
+import {
+  d_flow_Flow,
+  d_flow_FlowFilter,
+  d_observer_GetFlowsResponse,
+  e_flow_Flow,
+  e_flow_FlowFilter,
+  e_observer_GetFlowsResponse,
+  jsonCodecs,
+} from './json-codec.gen.js';
+import { FieldError, JsonCodecError } from './json-primitives.js';
+
+export { JsonCodecError } from './json-primitives.js';
+export { jsonCodecs } from './json-codec.gen.js';
+export type { MessageJsonCodec } from './json-codec.gen.js';
+
+/** Message types by proto full name, for the generic encode/decode. */
+export interface JsonMessageTypes {
+  'observer.GetFlowsResponse': GetFlowsResponse;
+  'observer.GetFlowsRequest': GetFlowsRequest;
+  'observer.ServerStatusResponse': ServerStatusResponse;
+  'observer.Node': Node;
+  'observer.GetNodesResponse': GetNodesResponse;
+  'observer.GetNamespacesResponse': GetNamespacesResponse;
+  'observer.ExportEvent': ExportEvent;
+  'flow.Flow': Flow;
+  'flow.FlowFilter': FlowFilter;
+  'flow.LostEvent': LostEvent;
+  'relay.NodeStatusEvent': NodeStatusEvent;
+}
+
+function encodeError(e: unknown, what: string): never {
+  if (e instanceof FieldError) {
+    throw new JsonCodecError(`cannot encode ${what}: ${e.path ? `field "${e.path}": ` : ''}${e.reason}`, e.path || undefined);
+  }
+  throw e;
+}
+
+function decodeError(e: unknown, where: string): never {
+  if (e instanceof FieldError) {
+    const leaf = e.path.slice(e.path.lastIndexOf('.') + 1);
+    const at = leaf !== e.path ? ` (at ${e.path})` : '';
+    const field = e.path ? `field "${leaf}": ` : '';
+    throw new JsonCodecError(`${where}: ${field}${e.reason}${at}`, e.path || undefined);
+  }
+  throw e;
+}
+
+function parse(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const detail = (e as Error).message.split('\n')[0];
+    throw new JsonCodecError(`${where}: invalid JSON: ${detail}`);
+  }
+}
+
+/** One line (no newline), byte-identical to `hubble observe -o json` for this response. */
+export function encodeResponse(r: GetFlowsResponse): string {
+  try {
+    return e_observer_GetFlowsResponse(r);
+  } catch (e) {
+    return encodeError(e, 'GetFlowsResponse');
+  }
+}
+
+/**
+ * Parses one `-o json` line. Accepts proto and lowerCamel names, enum names or numbers, 64-bit
+ * integers as strings or numbers; skips unknown fields. Throws JsonCodecError naming `where`.
+ */
+export function decodeResponse(line: string, where = 'input'): GetFlowsResponse {
+  const j = parse(line, where);
+  try {
+    return d_observer_GetFlowsResponse(j);
+  } catch (e) {
+    return decodeError(e, where);
+  }
+}
+
+/** A bare Flow (the legacy `HUBBLE_COMPAT=legacy-json-output` shape). */
+export function encodeFlow(f: Flow): string {
+  try {
+    return e_flow_Flow(f);
+  } catch (e) {
+    return encodeError(e, 'Flow');
+  }
+}
+
+export function decodeFlow(text: string, where = 'input'): Flow {
+  const j = parse(text, where);
+  try {
+    return d_flow_Flow(j);
+  } catch (e) {
+    return decodeError(e, where);
+  }
+}
+
+/** A FlowFilter as `--print-raw-filters` prints it and `--allowlist`/`--denylist` accept it. */
+export function encodeFlowFilter(f: FlowFilter): string {
+  try {
+    return e_flow_FlowFilter(f);
+  } catch (e) {
+    return encodeError(e, 'FlowFilter');
+  }
+}
+
+export function decodeFlowFilter(text: string, where = 'filter'): FlowFilter {
+  const j = parse(text, where);
+  try {
+    return d_flow_FlowFilter(j);
+  } catch (e) {
+    return decodeError(e, where);
+  }
+}
+
+function codecFor(type: string) {
+  const c = jsonCodecs[type];
+  if (c === undefined) throw new JsonCodecError(`no JSON codec for message type "${type}"`);
+  return c;
+}
+
+/** Compact protojson (proto names) of any generated message, e.g. `encodeMessage('observer.ServerStatusResponse', s)`. */
+export function encodeMessage<K extends keyof JsonMessageTypes>(type: K, m: JsonMessageTypes[K]): string;
+export function encodeMessage(type: string, m: unknown): string;
+export function encodeMessage(type: string, m: unknown): string {
+  const c = codecFor(type);
+  try {
+    return c.encode(m);
+  } catch (e) {
+    return encodeError(e, type);
+  }
+}
+
+export function decodeMessage<K extends keyof JsonMessageTypes>(type: K, text: string, where?: string): JsonMessageTypes[K];
+export function decodeMessage(type: string, text: string, where?: string): unknown;
+export function decodeMessage(type: string, text: string, where = 'input'): unknown {
+  const c = codecFor(type);
+  const j = parse(text, where);
+  try {
+    return c.decode(j);
+  } catch (e) {
+    return decodeError(e, where);
+  }
+}
+
+/** Decodes an already-parsed JSON value (e.g. one element of a YAML/JSON config). */
+export function decodeMessageValue<K extends keyof JsonMessageTypes>(type: K, value: unknown, where?: string): JsonMessageTypes[K];
+export function decodeMessageValue(type: string, value: unknown, where?: string): unknown;
+export function decodeMessageValue(type: string, value: unknown, where = 'input'): unknown {
+  const c = codecFor(type);
+  try {
+    return c.decode(value);
+  } catch (e) {
+    return decodeError(e, where);
+  }
+}
