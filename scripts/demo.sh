@@ -206,13 +206,33 @@ start_workloads() {
     "exfil.attacker.example" "order-service.shop.$DOMAIN" "c2.botnet.invalid"
 }
 
+start_agent() {
+  local name=$1 ns
+  ns=$(node_ns "$name")
+  [ -n "$ns" ] || die "no node named $name"
+  rm -f "$RUN/$name.sock"
+  spawn "agent-$name" "$ns" "$ROOT/bin/flowctl-agent" --node-name "$name" \
+    --endpoints "$RUN/endpoints.yaml" --policy-dir "$RUN/policies" \
+    --unix-socket "$RUN/$name.sock" --listen-address "127.0.0.1:4244" --metrics-address "127.0.0.1:9965" \
+    --metrics "${FLOWCTL_DEMO_METRICS:-flow,drop,tcp,icmp,dns,http:sourceContext=pod;destinationContext=pod}"
+}
+
+# Stops one node's agent (SIGTERM: it detaches its programs), as a node failure would.
+stop_agent() {
+  local name=$1
+  [ -f "$RUN/pids" ] || die "demo is not up"
+  awk -v n="agent-$name" '$2 == n {print $1}' "$RUN/pids" | while read -r pid; do
+    kill -TERM -- "-$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  done
+  awk -v n="agent-$name" '$2 != n' "$RUN/pids" >"$RUN/pids.new" && mv "$RUN/pids.new" "$RUN/pids"
+}
+
 start_flowctl() {
   local peers=()
   for n in "${NODES[@]}"; do
     IFS='|' read -r name ns cidr gw linkip <<<"$n"
-    spawn "agent-$name" "$ns" "$ROOT/bin/flowctl-agent" --node-name "$name" \
-      --endpoints "$RUN/endpoints.yaml" --policy-dir "$RUN/policies" \
-      --unix-socket "$RUN/$name.sock" --listen-address "127.0.0.1:4244" --metrics-address "127.0.0.1:9965"
+    start_agent "$name"
     peers+=(--peer "unix://$RUN/$name.sock")
   done
   spawn relay - "$ROOT/bin/flowctl-relay" --listen-address "$RELAY_ADDR" "${peers[@]}"
@@ -300,5 +320,7 @@ case "${1:-}" in
   down) down ;;
   run) run ;;
   status) status ;;
-  *) echo "usage: $0 up|down|run|status" >&2; exit 2 ;;
+  stop-agent) stop_agent "${2:?node name}" ;;
+  start-agent) start_agent "${2:?node name}"; for _ in $(seq 1 100); do [ -S "$RUN/$2.sock" ] && break; sleep 0.1; done ;;
+  *) echo "usage: $0 up|down|run|status|stop-agent NODE|start-agent NODE" >&2; exit 2 ;;
 esac
