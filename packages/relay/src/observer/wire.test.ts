@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { GetFlowsResponse } from '@flowctl/flow';
+import { decodeBatch, encodeBatch, readResponseTime, WireError } from './wire.js';
+
+describe('wire', () => {
+  it('reads GetFlowsResponse.time without decoding the flow', () => {
+    const raw = GetFlowsResponse.encode({
+      flow: { Summary: 'x', time: { seconds: 1n, nanos: 2 } },
+      node_name: 'n',
+      time: { seconds: 1_714_564_800n, nanos: 123_456_789 },
+    }).finish();
+    const t = { sec: 0, nsec: 0 };
+    readResponseTime(raw, t);
+    expect(t).toEqual({ sec: 1_714_564_800, nsec: 123_456_789 });
+  });
+
+  it('rejects truncated input with a WireError', () => {
+    const raw = GetFlowsResponse.encode({ node_name: 'node-1', time: { seconds: 5n } }).finish();
+    expect(() => readResponseTime(raw.subarray(0, raw.length - 2), { sec: 0, nsec: 0 })).toThrow(WireError);
+  });
+
+  it('round-trips a FlowBatch as repeated GetFlowsResponse', () => {
+    const items = [1, 2, 3].map((i) => Buffer.from(GetFlowsResponse.encode({ node_name: `n${i}`, time: { seconds: BigInt(i) } }).finish()));
+    const back = decodeBatch(encodeBatch(items));
+    expect(back.map((b) => GetFlowsResponse.decode(b).node_name)).toEqual(['n1', 'n2', 'n3']);
+  });
+});
