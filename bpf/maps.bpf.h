@@ -46,7 +46,7 @@ struct {
 /* struct flowctl_policy_key -> struct flowctl_policy_value */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 1 << 20); /* NO_PREALLOC: memory only for rows in use */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct flowctl_policy_key);
 	__type(value, struct flowctl_policy_value);

@@ -1,0 +1,168 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CONFIG_VALUE,
+  CONN_KEY,
+  CONN_VALUE,
+  COUNTER_NAMES,
+  FLOW_EVENT,
+  FLOWCTL_ABI_VERSION,
+  FLOWCTL_EV_FLOW,
+  FLOWCTL_MAX_PAYLOAD,
+  IPCACHE_KEY,
+  IPCACHE_VALUE,
+  POLICY_KEY,
+  POLICY_VALUE,
+  decodeFlowEvent,
+  formatIpv6,
+  readCounters,
+} from './abi.js';
+
+const src = fileURLToPath(new URL('../../../../bpf/tests/abi_layout.c', import.meta.url));
+
+interface Layout {
+  [struct: string]: Record<string, number>;
+}
+
+let dir: string;
+let layout: Layout & { constants: Record<string, number> };
+let sample: Buffer;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fcd-abi-'));
+  const exe = join(dir, 'abi_layout');
+  // The host compiler lays out flowctl.h as clang -target bpf does: both are LP64 little-endian
+  // with natural alignment, and the header has explicit padding.
+  execFileSync('cc', ['-Wall', '-Werror', '-o', exe, src]);
+  const out = JSON.parse(execFileSync(exe, { encoding: 'utf8' })) as Layout & { sample: string };
+  sample = Buffer.from(out.sample as unknown as string, 'hex');
+  layout = out as unknown as typeof layout;
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('ABI layout matches bpf/flowctl.h', () => {
+  it.each([
+    ['flow_event', FLOW_EVENT],
+    ['ipcache_key', IPCACHE_KEY],
+    ['ipcache_value', IPCACHE_VALUE],
+    ['policy_key', POLICY_KEY],
+    ['policy_value', POLICY_VALUE],
+    ['config_value', CONFIG_VALUE],
+    ['conn_key', CONN_KEY],
+    ['conn_value', CONN_VALUE],
+  ] as const)('%s: sizeof and every offsetof', (name, ts) => {
+    expect({ ...ts }).toEqual(layout[name]);
+  });
+
+  it('constants', () => {
+    expect(layout.constants).toEqual({
+      abi_version: FLOWCTL_ABI_VERSION,
+      max_payload: FLOWCTL_MAX_PAYLOAD,
+      hdr_len: FLOW_EVENT.size,
+      ev_flow: FLOWCTL_EV_FLOW,
+      counters: COUNTER_NAMES.length,
+      drop_policy_denied: 133,
+    });
+  });
+});
+
+describe('decodeFlowEvent', () => {
+  it('decodes the event the C compiler laid out, at an offset inside a batch', () => {
+    const batch = Buffer.concat([Buffer.alloc(8, 0xee), sample, Buffer.alloc(8, 0xee)]);
+    const ev = decodeFlowEvent(batch, 8, sample.length);
+    expect(ev).toEqual({
+      kind: 'flow',
+      tsNs: 0x1122334455667788n,
+      ifindex: 42,
+      obsPoint: 2,
+      reason: 7,
+      verdict: 4,
+      dropReason: 0,
+      ipVersion: 6,
+      srcIp: '2001:db8::1',
+      dstIp: 'fd00::a:0:0:beef',
+      proto: 6,
+      srcPort: 40000,
+      dstPort: 8080,
+      tcpFlags: 0x118,
+      tcpFlagsSeen: 0x11a,
+      icmpType: 11,
+      icmpCode: 12,
+      isReply: false,
+      srcIdentity: 256,
+      dstIdentity: 70000,
+      policyRef: 9,
+      policyDirection: 1,
+      ethSrc: '02:00:00:aa:bb:cc',
+      ethDst: '0a:0b:0c:0d:0e:0f',
+      packets: 3n,
+      bytes: 4000n,
+      replyPackets: 5n,
+      replyBytes: 6000n,
+      firstSeenNs: 7000000000n,
+      lastSeenNs: 8000000000n,
+      l7: 2,
+      payload: Buffer.from('GET / HTTP/1.1\r\n\r\n'),
+      payloadLen: 100000,
+    });
+  });
+
+  it('copies the payload out of the ring memory', () => {
+    const buf = Buffer.from(sample);
+    const ev = decodeFlowEvent(buf, 0, buf.length);
+    buf.fill(0);
+    expect(ev.payload.toString()).toBe('GET / HTTP/1.1\r\n\r\n');
+  });
+
+  it('decodes IPv4 addresses and an unknown is_reply', () => {
+    const buf = Buffer.from(sample);
+    buf[FLOW_EVENT.ip_version] = 4;
+    Buffer.from([10, 202, 0, 1]).copy(buf, FLOW_EVENT.src_ip);
+    Buffer.from([192, 168, 255, 254]).copy(buf, FLOW_EVENT.dst_ip);
+    buf[FLOW_EVENT.is_reply] = 2;
+    const ev = decodeFlowEvent(buf, 0, buf.length);
+    expect([ev.srcIp, ev.dstIp, ev.isReply]).toEqual(['10.202.0.1', '192.168.255.254', undefined]);
+  });
+
+  it('rejects foreign, short, newer-ABI and overrunning records with the offset', () => {
+    const foreign = Buffer.from(sample);
+    foreign[0] = 0x10;
+    expect(() => decodeFlowEvent(foreign, 0, foreign.length)).toThrow(/offset 0: event type 16 is not a flow event/);
+    expect(() => decodeFlowEvent(sample, 0, 100)).toThrow(/record of 100 bytes, need 144/);
+    const newer = Buffer.from(sample);
+    newer[1] = FLOWCTL_ABI_VERSION + 1;
+    expect(() => decodeFlowEvent(newer, 0, newer.length)).toThrow(/ABI version 2/);
+    expect(() => decodeFlowEvent(sample, 0, FLOW_EVENT.size + 4)).toThrow(/payload of 18 bytes overruns/);
+    expect(() => decodeFlowEvent(sample, 10, sample.length)).toThrow(/offset 10/);
+  });
+});
+
+describe('helpers', () => {
+  it.each([
+    ['::', '0000:0000:0000:0000:0000:0000:0000:0000'],
+    ['::1', '0000:0000:0000:0000:0000:0000:0000:0001'],
+    ['2001:db8:0:1:1:1:1:1', '2001:0db8:0000:0001:0001:0001:0001:0001'],
+    ['2001:db8::1:0:0:1', '2001:0db8:0000:0000:0001:0000:0000:0001'],
+    ['fe80::', 'fe80:0000:0000:0000:0000:0000:0000:0000'],
+    ['::ffff:10.0.0.1', '0000:0000:0000:0000:0000:ffff:0a00:0001'],
+  ])('formatIpv6 %s', (want, full) => {
+    expect(formatIpv6(Buffer.from(full.replaceAll(':', ''), 'hex'), 0)).toBe(want);
+  });
+
+  it('readCounters sums per-CPU slots in enum order', () => {
+    const values = new Map<number, Buffer>();
+    const two = Buffer.alloc(16);
+    two.writeBigUInt64LE(5n, 0);
+    two.writeBigUInt64LE(7n, 8);
+    values.set(2, two);
+    const c = readCounters((k) => values.get(k.readUInt32LE(0)));
+    expect(c.malformed).toBe(12n);
+    expect(c.ringbufFull).toBe(0n);
+    expect(Object.keys(c)).toEqual([...COUNTER_NAMES]);
+  });
+});
