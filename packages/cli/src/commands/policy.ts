@@ -1,6 +1,281 @@
-// Placeholder owned by the policy work: `flowctl policy validate|list|check` is registered here.
+// `flowctl policy validate|check|list`: offline against policy files and an endpoints file,
+// through the same compiler and lookup the agent uses (@flowctl/policy), so a what-if answer here
+// is the verdict the datapath would give.
 import type { Command } from 'commander';
+import { statSync } from 'node:fs';
+import {
+  ConfigError,
+  canonicalIp,
+  PolicyError,
+  checkConnection,
+  compilePolicies,
+  formatSelector,
+  identityForIp,
+  labelListFor,
+  loadEndpointsFile,
+  loadPolicyDir,
+  loadPolicyFile,
+  resolveEndpoints,
+  type CompiledPolicy,
+  type DirectionVerdict,
+  type EndpointSet,
+  type PolicyDoc,
+  type PolicyRef,
+} from '@flowctl/policy';
 
-export function registerPolicyCommand(program: Command): void {
-  program.command('policy').description('validate, list and check network policies (not built yet)');
+/** Exit status of `policy check`: scripts can test the verdict. */
+export const EXIT_ALLOWED = 0;
+export const EXIT_DENIED = 1;
+export const EXIT_INVALID = 2;
+
+interface Out {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+const stdio: Out = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
+
+class UsageError extends Error {}
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+function fail(io: Out, e: unknown, code: number): void {
+  if (e instanceof PolicyError || e instanceof ConfigError || e instanceof UsageError || e instanceof RangeError) {
+    io.err(`Error: ${e.message}`);
+    process.exitCode = code;
+    return;
+  }
+  throw e;
+}
+
+function loadPolicies(paths: string[]): PolicyDoc[] {
+  return noDuplicates(paths.flatMap((p) => loadPolicyDir(p)));
+}
+
+/** Two documents with the same kind and name: which one is in force would be arbitrary. */
+function noDuplicates(docs: PolicyDoc[]): PolicyDoc[] {
+  const seen = new Map<string, PolicyDoc>();
+  for (const d of docs) {
+    const key = `${d.kind}/${d.namespace}/${d.name}`;
+    const prev = seen.get(key);
+    if (prev) throw new PolicyError(d.file, d.document, `duplicate ${d.kind} ${refName(d)} (also ${prev.file}: document ${prev.document})`);
+    seen.set(key, d);
+  }
+  return docs;
+}
+
+function refName(p: { namespace: string; name: string }): string {
+  return p.namespace ? `${p.namespace}/${p.name}` : p.name;
+}
+
+function refText(p: PolicyRef): string {
+  return `${p.kind} ${refName(p)}`;
+}
+
+/** `app=a`, `k8s:app=a`, `app=a,tier=b` → labels; keys keep no source prefix. */
+function parseLabels(args: string[], flag: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const a of args.flatMap((x) => x.split(','))) {
+    const s = a.trim();
+    if (!s) continue;
+    const body = s.startsWith('k8s:') ? s.slice(4) : s.startsWith('any:') ? s.slice(4) : s;
+    const eq = body.indexOf('=');
+    if (eq <= 0) throw new UsageError(`${flag} ${JSON.stringify(s)}: expected key=value`);
+    labels[body.slice(0, eq)] = body.slice(eq + 1);
+  }
+  return labels;
+}
+
+function parsePort(s: string): { port: number; proto: string } {
+  const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(s.trim());
+  const port = m ? Number(m[1]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--port ${JSON.stringify(s)}: expected PORT[/TCP|UDP|SCTP], e.g. 8080/TCP`);
+  return { port, proto: (m[2] ?? 'TCP').toUpperCase() };
+}
+
+interface Party {
+  describe: string;
+  identity: number;
+}
+
+function describeVerdict(v: DirectionVerdict, who: string): string {
+  const where = `${v.direction} of ${who}`;
+  if (!v.enforced) return `${where}: allowed (no policy selects it for ${v.direction})`;
+  const names = v.policies.map(refText).join(', ');
+  if (v.allowed) return `${where}: allowed by ${names}`;
+  if (v.defaultDeny) return `${where}: denied by default (no rule allows it; selected by ${names})`;
+  return `${where}: denied by ${names} (deny rule)`;
+}
+
+function policySummary(d: PolicyDoc): { selects: string; ingress: string; egress: string } {
+  const dir = (which: 'ingress' | 'egress'): string => {
+    const secs = d.rules.flatMap((r) => (r[which] === null ? [] : [r[which]!]));
+    if (secs.length === 0) return '-';
+    const all = secs.flat();
+    const allow = all.filter((s) => !s.deny).length;
+    const deny = all.length - allow;
+    return `${allow} allow${deny ? `, ${deny} deny` : ''}`;
+  };
+  return { selects: d.rules.map((r) => formatSelector(r.subject)).join(' | '), ingress: dir('ingress'), egress: dir('egress') };
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('').trimEnd());
+}
+
+export function registerPolicyCommand(program: Command, io: Out = stdio): void {
+  const policy = program.command('policy').description('validate, list and check network policies (CiliumNetworkPolicy, NetworkPolicy)');
+
+  policy
+    .command('validate')
+    .description('check policy files offline; exit 0 when every file is valid, 1 otherwise')
+    .requiredOption('-f, --file <path>', 'policy file or directory of *.yaml (repeatable)', collect, [])
+    .option('--endpoints <file>', 'also compile against this endpoints file')
+    .action((opts: { file: string[]; endpoints?: string }) => {
+      let ok = true;
+      const docs: PolicyDoc[] = [];
+      for (const f of opts.file) {
+        try {
+          const isDir = statSync(f, { throwIfNoEntry: false })?.isDirectory() ?? false;
+          const d = isDir ? loadPolicyDir(f) : loadPolicyFile(f);
+          docs.push(...d);
+          io.out(`${f}: valid (${d.length} ${d.length === 1 ? 'policy' : 'policies'}${d.length ? ': ' + d.map((p) => `${p.kind} ${refName(p)}`).join(', ') : ''})`);
+        } catch (e) {
+          ok = false;
+          fail(io, e, 1);
+        }
+      }
+      if (ok && opts.file.length > 1) {
+        try {
+          noDuplicates(docs);
+        } catch (e) {
+          ok = false;
+          fail(io, e, 1);
+        }
+      }
+      if (ok && opts.endpoints) {
+        try {
+          const c = compilePolicies(docs, loadEndpointsFile(opts.endpoints));
+          io.out(`compiled against ${opts.endpoints}: ${c.entries.length} map entries, ${c.enforced.size} identities enforced`);
+        } catch (e) {
+          ok = false;
+          fail(io, e, 1);
+        }
+      }
+      if (!ok) process.exitCode = 1;
+    });
+
+  policy
+    .command('check')
+    .description(`what-if: would a connection be allowed? prints ALLOWED or DENIED and the policies responsible (exit ${EXIT_ALLOWED} allowed, ${EXIT_DENIED} denied, ${EXIT_INVALID} bad input)`)
+    .option('--from <key=value>', 'source pod label (repeatable, or comma-separated)', collect, [])
+    .option('--from-namespace <ns>', 'source namespace', 'default')
+    .option('--from-ip <ip>', 'source address instead of labels (an endpoint from --endpoints, a CIDR peer, or world)')
+    .option('--to <key=value>', 'destination pod label (repeatable, or comma-separated)', collect, [])
+    .option('--to-namespace <ns>', 'destination namespace', 'default')
+    .option('--to-ip <ip>', 'destination address instead of labels')
+    .requiredOption('--port <port[/proto]>', 'destination port and protocol, e.g. 8080/TCP (default TCP)')
+    .option('--policy-dir <dir>', 'policy directory or file (repeatable)', collect, [])
+    .option('--endpoints <file>', 'endpoints file (identities of the pods named by --from-ip/--to-ip and of peers)')
+    .option('-o, --output <format>', 'text or json', 'text')
+    .action((opts: { from: string[]; fromNamespace: string; fromIp?: string; to: string[]; toNamespace: string; toIp?: string; port: string; policyDir: string[]; endpoints?: string; output: string }) => {
+      try {
+        if (opts.policyDir.length === 0) throw new UsageError('policy check needs --policy-dir DIR (checking against a running agent is not served yet)');
+        if (opts.output !== 'text' && opts.output !== 'json') throw new UsageError(`--output ${JSON.stringify(opts.output)}: expected text or json`);
+        if (opts.fromIp && opts.from.length) throw new UsageError('--from and --from-ip are exclusive');
+        if (opts.toIp && opts.to.length) throw new UsageError('--to and --to-ip are exclusive');
+        if (!opts.fromIp && !opts.from.length) throw new UsageError('policy check needs --from LABEL or --from-ip IP');
+        if (!opts.toIp && !opts.to.length) throw new UsageError('policy check needs --to LABEL or --to-ip IP');
+        const { port, proto } = parsePort(opts.port);
+        const docs = loadPolicies(opts.policyDir);
+        const fileEps: EndpointSet = opts.endpoints ? loadEndpointsFile(opts.endpoints) : { endpoints: [], byIp: new Map() };
+
+        // Pods named by labels join the endpoint set, so they get the identity the agent would
+        // give a pod with exactly these labels (shared with any real pod that has them).
+        const fromLabels = opts.fromIp ? undefined : parseLabels(opts.from, '--from');
+        const toLabels = opts.toIp ? undefined : parseLabels(opts.to, '--to');
+        const extra = [
+          ...(fromLabels ? [{ name: '\u0000check-from', namespace: opts.fromNamespace, node: '', labels: fromLabels, ips: [] }] : []),
+          ...(toLabels ? [{ name: '\u0000check-to', namespace: opts.toNamespace, node: '', labels: toLabels, ips: [] }] : []),
+        ];
+        const eps = resolveEndpoints([...fileEps.endpoints.map((e) => ({ name: e.name, namespace: e.namespace, node: e.node, labels: e.labels, ips: e.ips, workloads: e.workloads })), ...extra]);
+        const compiled: CompiledPolicy = compilePolicies(docs, eps);
+        const party = (labels: Record<string, string> | undefined, ns: string, ip: string | undefined, synth: string): Party => {
+          if (ip !== undefined) {
+            const identity = identityForIp(compiled, eps, ip);
+            const canon = canonicalIp(ip);
+            const ep = canon === undefined ? undefined : eps.byIp.get(canon);
+            return { identity, describe: ep ? `${ep.namespace}/${ep.name} (${ip})` : `${ip}` };
+          }
+          const ep = eps.endpoints.find((e) => e.name === synth)!;
+          return { identity: ep.identity, describe: `${ns}/{${labelListFor(ns, labels!).filter((l) => !l.startsWith('k8s:io.kubernetes.pod.namespace=')).map((l) => l.slice(4)).join(',')}}` };
+        };
+        const from = party(fromLabels, opts.fromNamespace, opts.fromIp, '\u0000check-from');
+        const to = party(toLabels, opts.toNamespace, opts.toIp, '\u0000check-to');
+        const v = checkConnection(compiled, from.identity, to.identity, port, proto);
+        if (opts.output === 'json') {
+          const dir = (d: DirectionVerdict) => ({
+            enforced: d.enforced,
+            allowed: d.allowed,
+            default_deny: d.defaultDeny,
+            policies: d.policies.map((p) => ({ name: p.name, namespace: p.namespace, kind: p.kind })),
+          });
+          io.out(JSON.stringify({
+            verdict: v.allowed ? 'ALLOWED' : 'DENIED',
+            from: { identity: from.identity, endpoint: from.describe },
+            to: { identity: to.identity, endpoint: to.describe },
+            port,
+            protocol: proto,
+            egress: dir(v.egress),
+            ingress: dir(v.ingress),
+          }));
+        } else {
+          io.out(`${v.allowed ? 'ALLOWED' : 'DENIED'}  ${from.describe} -> ${to.describe} ${port}/${proto}`);
+          io.out(`  ${describeVerdict(v.egress, from.describe)}`);
+          io.out(`  ${describeVerdict(v.ingress, to.describe)}`);
+        }
+        process.exitCode = v.allowed ? EXIT_ALLOWED : EXIT_DENIED;
+      } catch (e) {
+        fail(io, e, EXIT_INVALID);
+      }
+    });
+
+  policy
+    .command('list')
+    .description('list policies (offline from --policy-dir; listing from a running agent is not served yet)')
+    .option('--policy-dir <dir>', 'policy directory or file (repeatable)', collect, [])
+    .option('--endpoints <file>', 'also show how many endpoints each policy selects')
+    .option('-o, --output <format>', 'table or json', 'table')
+    .action((opts: { policyDir: string[]; endpoints?: string; output: string }) => {
+      try {
+        if (opts.policyDir.length === 0) throw new UsageError('policy list needs --policy-dir DIR (listing the policies in force on an agent is not served yet)');
+        if (opts.output !== 'table' && opts.output !== 'json') throw new UsageError(`--output ${JSON.stringify(opts.output)}: expected table or json`);
+        const docs = loadPolicies(opts.policyDir);
+        let selected: number[] | undefined;
+        if (opts.endpoints) {
+          const eps = loadEndpointsFile(opts.endpoints);
+          const c = compilePolicies(docs, eps);
+          selected = docs.map((_, i) => {
+            const ids = new Set<number>();
+            for (const [id, sb] of c.selectedBy) if (sb.ingress.includes(i + 1) || sb.egress.includes(i + 1)) ids.add(id);
+            return eps.endpoints.filter((e) => ids.has(e.identity)).length;
+          });
+        }
+        if (opts.output === 'json') {
+          for (const [i, d] of docs.entries()) {
+            const s = policySummary(d);
+            io.out(JSON.stringify({ name: d.name, namespace: d.namespace, kind: d.kind, labels: d.labels, selects: s.selects, ingress: s.ingress, egress: s.egress, ...(selected ? { endpoints: selected[i] } : {}), file: d.file, document: d.document }));
+          }
+          return;
+        }
+        const rows = [['NAMESPACE', 'NAME', 'KIND', 'SELECTS', ...(selected ? ['ENDPOINTS'] : []), 'INGRESS', 'EGRESS', 'SOURCE']];
+        for (const [i, d] of docs.entries()) {
+          const s = policySummary(d);
+          rows.push([d.namespace || '-', d.name, d.kind, s.selects, ...(selected ? [String(selected[i])] : []), s.ingress, s.egress, `${d.file}#${d.document}`]);
+        }
+        for (const l of table(rows)) io.out(l);
+      } catch (e) {
+        fail(io, e, 1);
+      }
+    });
 }

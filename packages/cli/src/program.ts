@@ -1,0 +1,69 @@
+// Builds the commander program without exiting, so tests can run real argv arrays through it.
+import { Command, CommanderError, Option } from 'commander';
+import { registerPolicyCommand } from './commands/policy.js';
+import { registerObserveCommand } from './commands/observe.js';
+import { registerStatusCommand } from './commands/status.js';
+import { registerListCommand } from './commands/list.js';
+import { registerVersionCommand } from './commands/version.js';
+import { parseGoDuration } from './options/time.js';
+import { CliError } from './errors.js';
+import type { Sink } from './printer/terminal.js';
+
+export interface Io {
+  out: Sink;
+  err: Sink;
+  isTTY: boolean;
+  /** True once stdout is gone (EPIPE): stop producing output. */
+  closed(): boolean;
+}
+
+export interface GlobalOptions {
+  server: string;
+  timeoutMs: number;
+  debug: boolean;
+}
+
+export const DEFAULT_SERVER = 'localhost:4245';
+
+function parseTimeout(v: string): number {
+  const ns = parseGoDuration(v);
+  if (ns === undefined || ns <= 0n) throw new CliError('usage', `invalid argument "${v}" for "--timeout" flag: expected a duration like 5s or 500ms`);
+  return Number(ns / 1_000_000n);
+}
+
+export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Command {
+  const program = new Command('flowctl')
+    .description('Observe network flows: a Hubble-compatible CLI for flowctl agents and relays')
+    .addOption(new Option('--server <address>', 'address of the server: host:port or unix:///path').default(env.FLOWCTL_SERVER || DEFAULT_SERVER))
+    .option('--timeout <duration>', 'dial timeout (e.g. 5s)', parseTimeout, 5000)
+    .option('-D, --debug', 'print debug output and stack traces')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => {
+        io.out.write(s);
+        io.out.flush();
+      },
+      writeErr: (s) => {
+        io.err.write(s);
+        io.err.flush();
+      },
+    })
+    .showSuggestionAfterError(true);
+
+  const globals = (): GlobalOptions => {
+    const o = program.opts<{ server: string; timeout: number; debug?: boolean }>();
+    return { server: o.server, timeoutMs: o.timeout, debug: !!o.debug };
+  };
+  registerObserveCommand(program, io, globals);
+  registerStatusCommand(program, io, globals);
+  registerListCommand(program, io, globals);
+  registerVersionCommand(program, io);
+  registerPolicyCommand(program);
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+export { CommanderError };
