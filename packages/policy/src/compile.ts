@@ -50,12 +50,17 @@ export interface CompiledPolicy {
 }
 
 export interface CompileOptions {
+  /** Default: one more than the last revision compiled in this process. */
   revision?: number;
   /** Upper bound on map rows; beyond it the compile fails rather than overflowing the kernel map. */
   maxEntries?: number;
 }
 
 export const DEFAULT_MAX_ENTRIES = 1 << 21;
+
+// The kernel caches verdicts per connection with the revision; a new compile must get a new number
+// for live connections to be re-evaluated, even when the caller does not count revisions itself.
+let lastRevision = 0;
 
 // Every identity that is inside the cluster (Cilium's `cluster` entity) besides label identities.
 const CLUSTER_RESERVED = [R.host, R.unmanaged, R.health, R.init, R['remote-node'], R['kube-apiserver'], R.ingress];
@@ -175,7 +180,8 @@ interface Bucket {
 }
 
 export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, opts: CompileOptions = {}): CompiledPolicy {
-  const revision = opts.revision ?? 1;
+  const revision = opts.revision ?? lastRevision + 1;
+  lastRevision = Math.max(lastRevision, revision);
   const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const index = new IdentityIndex(endpoints);
   const cidrs = collectCidrs(policies);
