@@ -15,7 +15,7 @@ const volatile __u32 target_tgid = 0;
 const volatile __u32 events_per_run = 1;
 __u64 bss_counter = 0;
 
-// index (0 ingress IPv4 packets, 1 ICMP among them) -> packet count
+// index (0 IPv4 packets, 1 UDP among them) -> packet count
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, 4);
@@ -71,7 +71,7 @@ int count_ingress(struct __sk_buff *skb) {
   struct iphdr *ip = (void *)(eth + 1);
   if ((void *)(ip + 1) > end) return TC_ACT_OK;
   bump(&counters, 0);
-  if (ip->protocol == IPPROTO_ICMP) bump(&counters, 1);
+  if (ip->protocol == IPPROTO_UDP) bump(&counters, 1);
   return TC_ACT_OK;
 }
 
