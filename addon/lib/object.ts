@@ -166,7 +166,7 @@ export interface OpenOptions {
 }
 
 export interface RingBufferOptions {
-  /** Upper bound of one batch; the rest is delivered on the next loop iteration (default 4 MiB). */
+  /** A batch ends at the first record that reaches this size; the rest comes on the next loop iteration (default 4 MiB). */
   maxBatchBytes?: number;
 }
 
