@@ -35,6 +35,11 @@ export interface AgentOptions {
   log: Logger & { child?(b: object): Logger };
 }
 
+interface NetnsWatcher {
+  watchNetns(name?: string): number;
+  unwatchNetns(name?: string): void;
+}
+
 const noopLog: Logger = { info() {}, warn() {}, error() {} };
 
 export class Agent {
@@ -53,6 +58,8 @@ export class Agent {
   private policySig = '';
   private policyDocs: PolicyDoc[] = [];
   private attached = new Map<string, { ifname: string; netns?: string }>();
+  /** Network namespaces whose socket events and kernel drops the datapath reports ('' = our own). */
+  private watchedNetns = new Set<string>();
   policy: CompiledPolicy | undefined;
   tcpPort: number | undefined;
   private readonly log: Logger;
@@ -131,6 +138,9 @@ export class Agent {
         }
       }
       this.attached.clear();
+      const watcher = this.datapath as Partial<NetnsWatcher>;
+      for (const n of this.watchedNetns) watcher.unwatchNetns?.(n || undefined);
+      this.watchedNetns.clear();
       this.datapath.close();
     }
   }
@@ -232,6 +242,7 @@ export class Agent {
       for (const name of readInterfaces().values()) if (name !== 'lo') want.set(name, { ifname: name });
     }
     const log = this.child('datapath');
+    this.reconcileNetns(dp, log);
     for (const [k, a] of this.attached) {
       if (want.has(k)) continue;
       try {
@@ -250,6 +261,28 @@ export class Agent {
       } catch (e) {
         // The interface may not exist yet (pod still starting); the next reload retries.
         log.warn({ ifname: a.ifname, err: e instanceof Error ? e.message : String(e) }, 'attach failed');
+      }
+    }
+  }
+
+  /** Tells the datapath which namespaces to watch (optional capability: KernelDatapath.watchNetns). */
+  private reconcileNetns(dp: Datapath, log: Logger): void {
+    const watcher = dp as Partial<NetnsWatcher>;
+    if (typeof watcher.watchNetns !== 'function' || typeof watcher.unwatchNetns !== 'function') return;
+    const want = new Set<string>(['']);
+    for (const ep of this.directory.localEndpoints()) if (ep.netns) want.add(ep.netns);
+    for (const n of this.watchedNetns) {
+      if (want.has(n)) continue;
+      watcher.unwatchNetns(n || undefined);
+      this.watchedNetns.delete(n);
+    }
+    for (const n of want) {
+      if (this.watchedNetns.has(n)) continue;
+      try {
+        watcher.watchNetns(n || undefined);
+        this.watchedNetns.add(n);
+      } catch (e) {
+        log.warn({ netns: n, err: e instanceof Error ? e.message : String(e) }, 'cannot watch network namespace');
       }
     }
   }

@@ -36,7 +36,7 @@ export function buildCommand(): Command {
     .option('--metrics-address <addr>', 'Prometheus metrics address')
     .option('--replay <file>', 'serve flows from a `hubble observe -o json` file instead of the kernel')
     .option('--replay-rate <n>', 'flows per second in --replay mode', intArg('--replay-rate', 1, 10_000_000), 1000)
-    .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 4096))
+    .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 1024))
     .option('--every-packet', 'one event per packet instead of per connection', false)
     .option('--log-level <level>', 'pino log level', 'info');
 }

@@ -114,7 +114,7 @@ export class AgentServer {
         try {
           observer.prepare(call.request);
         } catch (e) {
-          call.destroy(Object.assign(new Error(String(toStatus(e).details)), toStatus(e)) as grpc.ServiceError);
+          failStream(call, toStatus(e));
           return;
         }
         const ac = this.track(call);
@@ -129,14 +129,14 @@ export class AgentServer {
             if (!call.cancelled) call.end();
           } catch (e) {
             log?.warn({ err: String(e) }, 'GetFlows stream failed');
-            if (!call.cancelled) call.destroy(Object.assign(new Error(String(toStatus(e).details)), toStatus(e)) as grpc.ServiceError);
+            if (!call.cancelled) failStream(call, toStatus(e));
           } finally {
             ac.abort();
           }
         })();
       },
-      getAgentEvents: (call) => call.destroy(Object.assign(new Error('GetAgentEvents'), unimplemented('GetAgentEvents')) as grpc.ServiceError),
-      getDebugEvents: (call) => call.destroy(Object.assign(new Error('GetDebugEvents'), unimplemented('GetDebugEvents')) as grpc.ServiceError),
+      getAgentEvents: (call) => failStream(call, unimplemented('GetAgentEvents')),
+      getDebugEvents: (call) => failStream(call, unimplemented('GetDebugEvents')),
       // Hubble's agent answers GetNodes with Unimplemented; only the relay knows the nodes.
       getNodes: (_call, cb) => cb(unimplemented('GetNodes')),
       getNamespaces: (_call, cb) => cb(null, { namespaces: observer.namespaces() }),
@@ -179,6 +179,11 @@ export class AgentServer {
       },
     };
   }
+}
+
+/** Ends a server stream with a status (grpc-js sends the status of an emitted 'error'). */
+function failStream(call: grpc.ServerWritableStream<unknown, unknown>, st: Partial<grpc.StatusObject>): void {
+  call.emit('error', { code: st.code ?? grpc.status.INTERNAL, details: st.details ?? '', metadata: new grpc.Metadata() });
 }
 
 /** ":4244" → "0.0.0.0:4244"; "host:port" and "[v6]:port" as given. */
