@@ -1,0 +1,339 @@
+// The real datapath: loads bpf/.output/{flowctl,trace}.bpf.o through bpf-loader, attaches the TC
+// programs to endpoint interfaces and the tracepoint programs to the kernel, and turns both ring
+// buffers into DatapathEvent batches (one batch per ring wake-up).
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { CompiledPolicy } from '@flowctl/policy';
+import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
+import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
+import { FlowctlError } from '../errors.js';
+import { decodeFlowEvent, readCounters } from './abi.js';
+import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
+import type { Datapath, DatapathOptions } from './datapath.js';
+import type { DatapathCounters, DatapathEvent } from './events.js';
+
+export interface KernelDatapathOptions extends DatapathOptions {
+  /** Directory holding flowctl.bpf.o and trace.bpf.o (default: the repo's bpf/.output). */
+  objectDir?: string;
+  /** Load and attach the tracepoint programs (TCP lifecycle, kernel drops); default true. */
+  tracepoints?: boolean;
+  /** Called with a one-line reason for every record that could not be decoded (also counted). */
+  onDecodeError?: (message: string) => void;
+}
+
+/** src/datapath/kernel.ts and dist/datapath/kernel.js sit at the same depth under packages/agent. */
+export function defaultObjectDir(): string {
+  return process.env.FLOWCTL_BPF_DIR ?? fileURLToPath(new URL('../../../../bpf/.output/', import.meta.url));
+}
+
+const TRACE_PROGRAMS: [prog: string, tracepoint: string][] = [
+  ['fct_sock_state', 'inet_sock_set_state'],
+  ['fct_tcp_retransmit', 'tcp_retransmit_skb'],
+  ['fct_kfree_skb', 'kfree_skb'],
+];
+
+const DEFAULT_RING_BYTES = 8 << 20;
+/** The tracepoint ring carries fixed 88/72-byte records: a quarter of the flow ring is plenty. */
+const MIN_TRACE_RING_BYTES = 1 << 20;
+
+interface Attachment {
+  ifname: string;
+  netns: string | undefined;
+  links: BpfLink[];
+  /** netns inode and ifindex, to recognise our own TC drops among kernel drops. */
+  netnsIno: number;
+  ifindex: number;
+}
+
+export class KernelDatapath implements Datapath {
+  private readonly flowObj: BpfObject;
+  private readonly traceObj: BpfObject | undefined;
+  private readonly traceLinks: BpfLink[] = [];
+  private readonly attachments = new Map<string, Attachment>();
+  private readonly watched = new Map<string, { ino: number; refs: number }>();
+  private rings: RingBuffer[] = [];
+  private paused = false;
+  private closed = false;
+  private decodeErrors = 0n;
+  private ownTcDrops = 0n;
+  private readonly onDecodeError: ((message: string) => void) | undefined;
+
+  constructor(opts: KernelDatapathOptions = {}) {
+    const dir = opts.objectDir ?? defaultObjectDir();
+    const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+    if (ringBytes < 4096 || (ringBytes & (ringBytes - 1)) !== 0)
+      throw new FlowctlError('INVALID_ARGUMENT', `ringBytes: ${ringBytes} is not a power of two >= 4096`);
+    const maxPayload = opts.maxPayload ?? 512;
+    if (!Number.isInteger(maxPayload) || maxPayload < 0 || maxPayload > 1024)
+      throw new FlowctlError('INVALID_ARGUMENT', `maxPayload: ${maxPayload} is not an integer in 0..1024`);
+    const statsIntervalS = opts.statsIntervalS ?? 5;
+    if (!(statsIntervalS >= 0)) throw new FlowctlError('INVALID_ARGUMENT', `statsIntervalS: ${statsIntervalS} is negative`);
+    this.onDecodeError = opts.onDecodeError;
+
+    this.flowObj = BpfObject.open(objectPath(dir, 'flowctl.bpf.o'), { name: 'flowctl' });
+    try {
+      this.flowObj.setRodata('max_payload', maxPayload);
+      this.flowObj.setRodata('every_packet', opts.everyPacket ? 1 : 0);
+      this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
+      this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
+      this.flowObj.setMaxEntries('events', ringBytes);
+      this.flowObj.load();
+      if (opts.tracepoints !== false) {
+        this.traceObj = BpfObject.open(objectPath(dir, 'trace.bpf.o'), { name: 'flowctl_trace' });
+        this.traceObj.setMaxEntries('trace_events', Math.max(MIN_TRACE_RING_BYTES, ringBytes >> 2));
+        this.traceObj.load();
+        for (const [prog, tp] of TRACE_PROGRAMS) this.traceLinks.push(this.traceObj.program(prog).attachRawTracepoint(tp));
+      }
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  start(onEvents: (events: DatapathEvent[]) => void): void {
+    this.assertOpen('start');
+    if (this.rings.length) throw new FlowctlError('INVALID_ARGUMENT', 'KernelDatapath.start: already started');
+    this.rings.push(
+      this.flowObj.ringBuffer('events', (batch, count) => {
+        const out: DatapathEvent[] = [];
+        forEachRecord(batch, count, (buf, off, len) => {
+          try {
+            out.push(decodeFlowEvent(buf, off, len));
+          } catch (err) {
+            this.decodeFailed(err);
+          }
+        });
+        if (out.length) onEvents(out);
+      }),
+    );
+    if (this.traceObj) {
+      this.rings.push(
+        this.traceObj.ringBuffer('trace_events', (batch, count) => {
+          const out: DatapathEvent[] = [];
+          forEachRecord(batch, count, (buf, off, len) => {
+            try {
+              if (this.isOwnTcDrop(buf, off, len)) return;
+              out.push(decodeTraceEvent(buf, off, len));
+            } catch (err) {
+              this.decodeFailed(err);
+            }
+          });
+          if (out.length) onEvents(out);
+        }),
+      );
+    }
+    if (this.paused) for (const r of this.rings) r.pause();
+  }
+
+  attach(ifname: string, netns?: string): void {
+    this.assertOpen('attach');
+    const key = attachKey(ifname, netns);
+    if (this.attachments.has(key)) return;
+    const links: BpfLink[] = [];
+    try {
+      const where = netns === undefined ? { ifname } : { ifname, netns };
+      links.push(this.flowObj.program('flowctl_tc_ingress').attachTc({ ...where, direction: 'ingress' }));
+      links.push(this.flowObj.program('flowctl_tc_egress').attachTc({ ...where, direction: 'egress' }));
+    } catch (err) {
+      for (const l of links) l.detach();
+      throw err;
+    }
+    this.attachments.set(key, {
+      ifname,
+      netns,
+      links,
+      netnsIno: netnsInode(netns),
+      ifindex: interfaceIndex(ifname, netns),
+    });
+  }
+
+  detach(ifname: string, netns?: string): void {
+    const key = attachKey(ifname, netns);
+    const a = this.attachments.get(key);
+    if (!a) return;
+    this.attachments.delete(key);
+    for (const l of a.links) l.detach();
+  }
+
+  /** Interfaces currently attached, as `netns/ifname` ('' for the agent's own netns). */
+  attachedInterfaces(): string[] {
+    return [...this.attachments.keys()];
+  }
+
+  /**
+   * Reports TCP lifecycle events and kernel drops of a network namespace: a name under
+   * /run/netns, a path (/proc/PID/ns/net), or undefined for the agent's own namespace.
+   * Reference counted: every watchNetns needs one unwatchNetns.
+   */
+  watchNetns(name?: string): number {
+    this.assertOpen('watchNetns');
+    const key = name ?? '';
+    const w = this.watched.get(key);
+    if (w) {
+      w.refs++;
+      return w.ino;
+    }
+    const ino = netnsInode(name);
+    if (this.traceObj) this.traceObj.map('watched_netns').update(u32(ino), Buffer.from([1]));
+    this.watched.set(key, { ino, refs: 1 });
+    return ino;
+  }
+
+  unwatchNetns(name?: string): void {
+    const key = name ?? '';
+    const w = this.watched.get(key);
+    if (!w || --w.refs > 0) return;
+    this.watched.delete(key);
+    // Two names can be the same namespace (a name and its /proc path): keep it while one remains.
+    if ([...this.watched.values()].some((o) => o.ino === w.ino)) return;
+    if (this.traceObj && !this.closed) this.traceObj.map('watched_netns').delete(u32(w.ino));
+  }
+
+  setIdentities(entries: { cidr: string; identity: number }[]): void {
+    this.assertOpen('setIdentities');
+    void entries;
+    throw new FlowctlError('UNIMPLEMENTED', 'KernelDatapath.setIdentities: waiting for policy-maps.ts');
+  }
+
+  setPolicy(policy: CompiledPolicy): void {
+    this.assertOpen('setPolicy');
+    void policy;
+    throw new FlowctlError('UNIMPLEMENTED', 'KernelDatapath.setPolicy: waiting for policy-maps.ts');
+  }
+
+  pause(): void {
+    this.paused = true;
+    for (const r of this.rings) r.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const r of this.rings) r.resume();
+  }
+
+  counters(): DatapathCounters {
+    const out: DatapathCounters = { ringbufFull: 0n, flowMapFull: 0n, malformed: 0n };
+    if (!this.closed) {
+      const flowMap = this.flowObj.map('counters');
+      Object.assign(out, readCounters((k) => flowMap.lookup(k)));
+    }
+    const trace = this.closed || !this.traceObj ? [] : sumPerCpu(this.traceObj, 'trace_counters', TRACE_COUNTERS.length);
+    TRACE_COUNTERS.forEach((n, i) => (out[n] = trace[i] ?? 0n));
+    // ringbufFull is every event the kernel could not queue, from either ring.
+    out.flowRingbufFull = out.ringbufFull;
+    out.ringbufFull = out.flowRingbufFull + (out.traceRingbufFull ?? 0n);
+    out.decodeErrors = this.decodeErrors;
+    out.ownTcDropsSuppressed = this.ownTcDrops;
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const r of this.rings) r.close();
+    this.rings = [];
+    for (const a of this.attachments.values()) for (const l of a.links) l.detach();
+    this.attachments.clear();
+    for (const l of this.traceLinks) l.detach();
+    this.traceLinks.length = 0;
+    this.watched.clear();
+    this.traceObj?.close();
+    this.flowObj.close();
+  }
+
+  private mapsForPolicy() {
+    return {
+      ipcache: this.flowObj.map('ipcache'),
+      policyEnforce: this.flowObj.map('policy_enforce'),
+      policy: this.flowObj.map('policy'),
+      config: this.flowObj.map('config'),
+    };
+  }
+
+  // Our verdict program drops with TC_ACT_SHOT and reports the drop itself (POLICY_DENIED);
+  // the kernel then frees the packet with reason TC_INGRESS/TC_EGRESS. Reporting both would show
+  // one packet dropped twice.
+  private isOwnTcDrop(buf: Buffer, off: number, len: number): boolean {
+    if (this.attachments.size === 0 || len < KDROP_EVENT.size || buf.readUInt8(off) !== TraceEventType.KDrop) return false;
+    const r = kdropStableReason(buf, off);
+    if (r !== TC_INGRESS && r !== TC_EGRESS) return false;
+    const ino = buf.readUInt32LE(off + KDROP_EVENT.netns_ino);
+    const ifindex = buf.readUInt32LE(off + KDROP_EVENT.ifindex);
+    for (const a of this.attachments.values()) {
+      if (a.ifindex === ifindex && a.netnsIno === ino) {
+        this.ownTcDrops++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private decodeFailed(err: unknown): void {
+    this.decodeErrors++;
+    this.onDecodeError?.(err instanceof Error ? err.message : String(err));
+  }
+
+  private assertOpen(op: string): void {
+    if (this.closed) throw new FlowctlError('INVALID_ARGUMENT', `KernelDatapath.${op}: datapath is closed`);
+  }
+}
+
+const TC_INGRESS = stableDropReasonCode('TC_INGRESS');
+const TC_EGRESS = stableDropReasonCode('TC_EGRESS');
+
+function objectPath(dir: string, file: string): string {
+  const p = `${dir.replace(/\/$/, '')}/${file}`;
+  if (!existsSync(p)) throw new FlowctlError('UNAVAILABLE', `${p}: BPF object not found (run make -C bpf)`);
+  return p;
+}
+
+function attachKey(ifname: string, netns: string | undefined): string {
+  return `${netns ?? ''}/${ifname}`;
+}
+
+function netnsPath(name: string | undefined): string {
+  if (name === undefined) return '/proc/self/ns/net';
+  return name.includes('/') ? name : `/run/netns/${name}`;
+}
+
+function netnsInode(name: string | undefined): number {
+  const p = netnsPath(name);
+  try {
+    return Number(statSync(p).ino);
+  } catch (err) {
+    throw new FlowctlError('INVALID_ARGUMENT', `network namespace ${name ?? '(own)'}: cannot stat ${p}: ${(err as Error).message}`);
+  }
+}
+
+/** ifindex of an interface in a netns, through netlink (sysfs shows the mounter's netns). 0 if unknown. */
+function interfaceIndex(ifname: string, netns: string | undefined): number {
+  const ip = ['ip', '-j', 'link', 'show', 'dev', ifname];
+  const [cmd, ...args] = netns === undefined ? ip : ['nsenter', `--net=${netnsPath(netns)}`, ...ip];
+  try {
+    const out = execFileSync(cmd!, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const parsed = JSON.parse(out) as { ifindex?: number }[];
+    return parsed[0]?.ifindex ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+/** Sums a per-CPU array of u64 over CPUs, index by index. */
+function sumPerCpu(obj: BpfObject, map: string, n: number): bigint[] {
+  const m = obj.map(map);
+  const out: bigint[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = m.lookup(u32(i));
+    let s = 0n;
+    if (v) for (let off = 0; off + 8 <= v.length; off += 8) s += v.readBigUInt64LE(off);
+    out.push(s);
+  }
+  return out;
+}
