@@ -1,7 +1,7 @@
 // The agent with a fake datapath, served over real gRPC (unix socket and TCP), read by our client
 // and by the real Hubble CLI, which must agree.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -51,6 +51,17 @@ let agent: Agent;
 let dp: FakeDatapath;
 let sock: string;
 let tcp: string;
+const errors: string[] = [];
+
+const POLICY = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: web-ingress, namespace: shop }
+spec:
+  endpointSelector: { matchLabels: { app: web } }
+  ingress:
+    - fromEndpoints: [ { matchLabels: { app: client } } ]
+      toPorts: [ { ports: [ { port: "8080", protocol: TCP } ] } ]
+`;
 
 function getFlows(client: ObserverClient, req: GetFlowsRequest): Promise<GetFlowsResponse[]> {
   return new Promise((resolve, reject) => {
@@ -65,17 +76,20 @@ function getFlows(client: ObserverClient, req: GetFlowsRequest): Promise<GetFlow
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fca-agent-'));
   writeFileSync(join(dir, 'endpoints.yaml'), ENDPOINTS);
+  mkdirSync(join(dir, 'policies'));
+  writeFileSync(join(dir, 'policies', 'web.yaml'), POLICY);
   sock = join(dir, 'hubble.sock');
   dp = new FakeDatapath();
   agent = new Agent({
     nodeName: 'node-a',
     endpointsFile: join(dir, 'endpoints.yaml'),
+    policyDir: join(dir, 'policies'),
     unixSocket: sock,
     listenAddress: '127.0.0.1:0',
     ringCapacity: 63,
     datapath: dp,
     watchIntervalMs: 100,
-    log: { info() {}, warn() {}, error() {} },
+    log: { info() {}, warn() {}, error: (_o: unknown, msg?: string) => void errors.push(String(msg)) },
   });
   await agent.start();
   tcp = `127.0.0.1:${agent.tcpPort}`;
@@ -191,6 +205,33 @@ describe('agent over gRPC (fake datapath)', () => {
     const last = await getFlows(c, { number: 1n });
     c.close();
     expect(last[0]!.flow?.source?.pod_name).toBe('db-0');
+  });
+});
+
+describe('policy directory', () => {
+  it('compiled the policy at start, pushed it to the datapath, and names it on verdicts', async () => {
+    expect(dp.policyUpdates).toBeGreaterThanOrEqual(1); // + one recompile per endpoints reload
+    expect(dp.policy?.refs.map((r) => r.name)).toEqual(['web-ingress']);
+    expect(dp.policy?.entries.length).toBeGreaterThan(0);
+    const ref = dp.policy!.entries[0]!.ruleRef;
+    dp.emit([flowEvent({ obsPoint: 2, verdict: 2, dropReason: 133, reason: 6, policyRef: ref, policyDirection: 1, dstPort: 9999 })]);
+    await new Promise((r) => setTimeout(r, 20));
+    const c = new ObserverClient(tcp, grpc.credentials.createInsecure());
+    const [last] = await getFlows(c, { number: 1n });
+    c.close();
+    expect(last!.flow?.ingress_denied_by?.[0]).toMatchObject({ name: 'web-ingress', namespace: 'shop' });
+  });
+
+  it('reloads on change within 2 s; an invalid policy is reported with file and document, the previous stays', async () => {
+    const before = dp.policyUpdates;
+    writeFileSync(join(dir, 'policies', 'web.yaml'), POLICY.replace('"8080"', '"8081"'));
+    await waitFor(() => dp.policyUpdates > before, 2000);
+    expect(dp.policy?.entries.some((e) => e.port === 8081)).toBe(true);
+    const good = dp.policy;
+    writeFileSync(join(dir, 'policies', 'bad.yaml'), 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: x }\nspec: { nonsense: 1 }\n');
+    await waitFor(() => errors.some((e) => e.includes('bad.yaml')), 2000);
+    expect(errors.find((e) => e.includes('bad.yaml'))).toMatch(/bad\.yaml: document 1: /);
+    expect(dp.policy).toBe(good);
   });
 });
 
