@@ -140,8 +140,9 @@ describe('Observer.getFlows (Hubble semantics)', () => {
     const o = observer(4);
     o.writeLost({ source: LostEventSource.OBSERVER_EVENTS_QUEUE, num_events_lost: 7n });
     o.writeFlow(flow(4));
-    const r = await collect(o, { number: 1n, whitelist: [{ verdict: [Verdict.FORWARDED] }] });
-    expect(ids(r)).toEqual(['lost:7', 'f4']);
+    // f3 is DROPPED: the last two FORWARDED flows are f2 and f4, and the loss between them is reported.
+    const r = await collect(o, { number: 2n, whitelist: [{ verdict: [Verdict.FORWARDED] }] });
+    expect(ids(r)).toEqual(['f2', 'lost:7', 'f4']);
   });
 });
 
