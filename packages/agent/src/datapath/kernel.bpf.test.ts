@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PolicyEntry } from '@flowctl/policy';
 import type { DatapathEvent, FlowEvent, KernelDropEvent, SockEvent } from './events.js';
 import { KernelDatapath, defaultObjectDir } from './kernel.js';
 
@@ -301,5 +302,49 @@ describe.skipIf(skipReason !== undefined)('KernelDatapath end to end (real kerne
     while ((await alive()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await alive()).toEqual([]);
     expect(() => dp.attach('fcdt-b0', B)).toThrow(/closed/);
+  });
+  it('enforces policy live: a denied connection is one DROPPED flow, not also a kernel drop', async () => {
+    const dp = new KernelDatapath({ ringBytes: 1 << 20 });
+    const col = new Collector();
+    const srv = server(B, IP_B, 10);
+    const port = await srv.port;
+    try {
+      dp.start(col.add);
+      dp.watchNetns(B); // the node's netns: where TC drops happen
+      dp.attach('fcdt-b0', B);
+      const POD = 1000;
+      dp.setIdentities([{ cidr: `${IP_A}/32`, identity: POD }]);
+      const policy = {
+        revision: 1,
+        entries: [] as PolicyEntry[],
+        enforced: new Map([[POD, { ingress: false, egress: true }]]),
+        cidrIdentities: [],
+        refs: [],
+      };
+      dp.setPolicy(policy);
+      // Egress enforced with no rule: the SYN dies at TC ingress of the host veth.
+      const attempt = `const c=require('net').connect(${port},'${IP_B}',()=>{console.log('connected');process.exit(0);});` +
+        `c.on('error',()=>{});setTimeout(()=>{console.log('timeout');process.exit(0);},800);`;
+      expect((await nodeIn(A, attempt)).trim()).toBe('timeout');
+      const denied = await col.until((e): e is FlowEvent => isFlow(e) && e.dstPort === port && e.verdict === 2);
+      expect(denied).toMatchObject({ srcIp: IP_A, dropReason: 133, srcIdentity: POD, obsPoint: 1 });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(col.events.filter((e) => isKdrop(e) && e.dstPort === port)).toEqual([]);
+      expect(dp.counters().ownTcDropsSuppressed).toBeGreaterThan(0n);
+
+      // An allow rule for the port, written live: the same connection now goes through.
+      dp.setPolicy({
+        ...policy,
+        revision: 2,
+        entries: [{ endpointIdentity: POD, peerIdentity: 0, port, proto: 6, direction: 'egress', deny: false, ruleRef: 1 }],
+        refs: [{ name: 'allow', namespace: 'default', kind: 'CiliumNetworkPolicy', labels: [], revision: 2n }],
+      });
+      expect((await nodeIn(A, attempt)).trim()).toBe('connected');
+      const allowed = await col.until((e): e is FlowEvent => isFlow(e) && e.dstPort === port && e.verdict === 1 && e.srcIp === IP_A);
+      expect(allowed.policyRef).toBe(1);
+    } finally {
+      srv.proc.kill();
+      dp.close();
+    }
   });
 });

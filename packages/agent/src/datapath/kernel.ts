@@ -12,6 +12,7 @@ import { decodeFlowEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import type { Datapath, DatapathOptions } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
+import { type PolicyMaps, writeIdentities, writePolicy } from './policy-maps.js';
 
 export interface KernelDatapathOptions extends DatapathOptions {
   /** Directory holding flowctl.bpf.o and trace.bpf.o (default: the repo's bpf/.output). */
@@ -192,14 +193,12 @@ export class KernelDatapath implements Datapath {
 
   setIdentities(entries: { cidr: string; identity: number }[]): void {
     this.assertOpen('setIdentities');
-    void entries;
-    throw new FlowctlError('UNIMPLEMENTED', 'KernelDatapath.setIdentities: waiting for policy-maps.ts');
+    writeIdentities(this.mapsForPolicy(), entries);
   }
 
   setPolicy(policy: CompiledPolicy): void {
     this.assertOpen('setPolicy');
-    void policy;
-    throw new FlowctlError('UNIMPLEMENTED', 'KernelDatapath.setPolicy: waiting for policy-maps.ts');
+    writePolicy(this.mapsForPolicy(), policy);
   }
 
   pause(): void {
@@ -242,7 +241,7 @@ export class KernelDatapath implements Datapath {
     this.flowObj.close();
   }
 
-  private mapsForPolicy() {
+  private mapsForPolicy(): PolicyMaps {
     return {
       ipcache: this.flowObj.map('ipcache'),
       policyEnforce: this.flowObj.map('policy_enforce'),
