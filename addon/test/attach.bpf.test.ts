@@ -136,9 +136,10 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
   });
 
   it('attaches cgroup skb, sock and sock_addr programs', () => {
-    const cg = `/sys/fs/cgroup/unified/fcl-t-${process.pid}`;
-    if (!existsSync('/sys/fs/cgroup/unified')) mkdirSync(cg, { recursive: true });
-    else mkdirSync(cg);
+    // Hybrid hosts mount cgroup v2 at /sys/fs/cgroup/unified, pure v2 hosts at /sys/fs/cgroup.
+    const base = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
+    const cg = `${base}/fcl-t-${process.pid}`;
+    mkdirSync(cg);
     try {
       const links = [
         obj.program('cg_skb').attachCgroup(cg),
