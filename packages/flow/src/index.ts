@@ -22,3 +22,6 @@ export {
 export type { HealthServer } from './gen/grpc/health/v1/health.js';
 export { Timestamp } from './gen/google/protobuf/timestamp.js';
 export * from './json.js';
+export * from './filters.js';
+export * from './time.js';
+export * from './identity.js';

@@ -72,98 +72,98 @@ const V_peer_ChangeNotificationType: Record<string, number> = Object.assign(Obje
 function de_peer_ChangeNotificationType(v: unknown): number { return dEnum(v, V_peer_ChangeNotificationType, 'peer.ChangeNotificationType'); }
 
 export function e_flow_Flow(m: flow.Flow): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.time;
-  if (v != null) o += ',"time":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
   v = x.uuid;
-  if (v != null && v !== '') o += ',"uuid":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"uuid":' : '"uuid":') + str(v);
   v = x.emitter;
-  if (v != null) o += ',"emitter":' + e_flow_Emitter(v);
+  if (v != null) o += (o.length > 1 ? ',"emitter":' : '"emitter":') + e_flow_Emitter(v);
   v = x.verdict;
-  if (v != null && v !== 0) o += ',"verdict":' + (Q_flow_Verdict[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"verdict":' : '"verdict":') + (Q_flow_Verdict[v] ?? v);
   v = x.drop_reason;
-  if (v != null && v !== 0) o += ',"drop_reason":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"drop_reason":' : '"drop_reason":') + v;
   v = x.auth_type;
-  if (v != null && v !== 0) o += ',"auth_type":' + (Q_flow_AuthType[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"auth_type":' : '"auth_type":') + (Q_flow_AuthType[v] ?? v);
   v = x.ethernet;
-  if (v != null) o += ',"ethernet":' + e_flow_Ethernet(v);
+  if (v != null) o += (o.length > 1 ? ',"ethernet":' : '"ethernet":') + e_flow_Ethernet(v);
   v = x.IP;
-  if (v != null) o += ',"IP":' + e_flow_IP(v);
+  if (v != null) o += (o.length > 1 ? ',"IP":' : '"IP":') + e_flow_IP(v);
   v = x.l4;
-  if (v != null) o += ',"l4":' + e_flow_Layer4(v);
+  if (v != null) o += (o.length > 1 ? ',"l4":' : '"l4":') + e_flow_Layer4(v);
   v = x.tunnel;
-  if (v != null) o += ',"tunnel":' + e_flow_Tunnel(v);
+  if (v != null) o += (o.length > 1 ? ',"tunnel":' : '"tunnel":') + e_flow_Tunnel(v);
   v = x.source;
-  if (v != null) o += ',"source":' + e_flow_Endpoint(v);
+  if (v != null) o += (o.length > 1 ? ',"source":' : '"source":') + e_flow_Endpoint(v);
   v = x.destination;
-  if (v != null) o += ',"destination":' + e_flow_Endpoint(v);
+  if (v != null) o += (o.length > 1 ? ',"destination":' : '"destination":') + e_flow_Endpoint(v);
   v = x.Type;
-  if (v != null && v !== 0) o += ',"Type":' + (Q_flow_FlowType[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"Type":' : '"Type":') + (Q_flow_FlowType[v] ?? v);
   v = x.node_name;
-  if (v != null && v !== '') o += ',"node_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
   v = x.node_labels;
-  if (v != null && v.length !== 0) { o += ',"node_labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_labels":[' : '"node_labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_names;
-  if (v != null && v.length !== 0) { o += ',"source_names":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_names":[' : '"source_names":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_names;
-  if (v != null && v.length !== 0) { o += ',"destination_names":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_names":[' : '"destination_names":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.l7;
-  if (v != null) o += ',"l7":' + e_flow_Layer7(v);
+  if (v != null) o += (o.length > 1 ? ',"l7":' : '"l7":') + e_flow_Layer7(v);
   v = x.reply;
-  if (v === true) o += ',"reply":true';
+  if (v === true) o += o.length > 1 ? ',"reply":true' : '"reply":true';
   v = x.event_type;
-  if (v != null) o += ',"event_type":' + e_flow_CiliumEventType(v);
+  if (v != null) o += (o.length > 1 ? ',"event_type":' : '"event_type":') + e_flow_CiliumEventType(v);
   v = x.source_service;
-  if (v != null) o += ',"source_service":' + e_flow_Service(v);
+  if (v != null) o += (o.length > 1 ? ',"source_service":' : '"source_service":') + e_flow_Service(v);
   v = x.destination_service;
-  if (v != null) o += ',"destination_service":' + e_flow_Service(v);
+  if (v != null) o += (o.length > 1 ? ',"destination_service":' : '"destination_service":') + e_flow_Service(v);
   v = x.traffic_direction;
-  if (v != null && v !== 0) o += ',"traffic_direction":' + (Q_flow_TrafficDirection[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"traffic_direction":' : '"traffic_direction":') + (Q_flow_TrafficDirection[v] ?? v);
   v = x.policy_match_type;
-  if (v != null && v !== 0) o += ',"policy_match_type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"policy_match_type":' : '"policy_match_type":') + v;
   v = x.trace_observation_point;
-  if (v != null && v !== 0) o += ',"trace_observation_point":' + (Q_flow_TraceObservationPoint[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"trace_observation_point":' : '"trace_observation_point":') + (Q_flow_TraceObservationPoint[v] ?? v);
   v = x.trace_reason;
-  if (v != null && v !== 0) o += ',"trace_reason":' + (Q_flow_TraceReason[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"trace_reason":' : '"trace_reason":') + (Q_flow_TraceReason[v] ?? v);
   v = x.file;
-  if (v != null) o += ',"file":' + e_flow_FileInfo(v);
+  if (v != null) o += (o.length > 1 ? ',"file":' : '"file":') + e_flow_FileInfo(v);
   v = x.ip_trace_id;
-  if (v != null) o += ',"ip_trace_id":' + e_flow_IPTraceID(v);
+  if (v != null) o += (o.length > 1 ? ',"ip_trace_id":' : '"ip_trace_id":') + e_flow_IPTraceID(v);
   v = x.drop_reason_desc;
-  if (v != null && v !== 0) o += ',"drop_reason_desc":' + (Q_flow_DropReason[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"drop_reason_desc":' : '"drop_reason_desc":') + (Q_flow_DropReason[v] ?? v);
   v = x.is_reply;
-  if (v != null) o += ',"is_reply":' + (v ? 'true' : 'false');
+  if (v != null) o += (o.length > 1 ? ',"is_reply":' : '"is_reply":') + (v ? 'true' : 'false');
   v = x.debug_capture_point;
-  if (v != null && v !== 0) o += ',"debug_capture_point":' + (Q_flow_DebugCapturePoint[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"debug_capture_point":' : '"debug_capture_point":') + (Q_flow_DebugCapturePoint[v] ?? v);
   v = x.interface;
-  if (v != null) o += ',"interface":' + e_flow_NetworkInterface(v);
+  if (v != null) o += (o.length > 1 ? ',"interface":' : '"interface":') + e_flow_NetworkInterface(v);
   v = x.proxy_port;
-  if (v != null && v !== 0) o += ',"proxy_port":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"proxy_port":' : '"proxy_port":') + v;
   v = x.trace_context;
-  if (v != null) o += ',"trace_context":' + e_flow_TraceContext(v);
+  if (v != null) o += (o.length > 1 ? ',"trace_context":' : '"trace_context":') + e_flow_TraceContext(v);
   v = x.sock_xlate_point;
-  if (v != null && v !== 0) o += ',"sock_xlate_point":' + (Q_flow_SocketTranslationPoint[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"sock_xlate_point":' : '"sock_xlate_point":') + (Q_flow_SocketTranslationPoint[v] ?? v);
   v = x.socket_cookie;
-  if (v != null && v != 0) o += ',"socket_cookie":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"socket_cookie":' : '"socket_cookie":') + '"' + v + '"';
   v = x.cgroup_id;
-  if (v != null && v != 0) o += ',"cgroup_id":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"cgroup_id":' : '"cgroup_id":') + '"' + v + '"';
   v = x.Summary;
-  if (v != null && v !== '') o += ',"Summary":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"Summary":' : '"Summary":') + str(v);
   v = x.extensions;
-  if (v != null) o += ',"extensions":' + eAny(v);
+  if (v != null) o += (o.length > 1 ? ',"extensions":' : '"extensions":') + eAny(v);
   v = x.egress_allowed_by;
-  if (v != null && v.length !== 0) { o += ',"egress_allowed_by":[' + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"egress_allowed_by":[' : '"egress_allowed_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
   v = x.ingress_allowed_by;
-  if (v != null && v.length !== 0) { o += ',"ingress_allowed_by":[' + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ingress_allowed_by":[' : '"ingress_allowed_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
   v = x.egress_denied_by;
-  if (v != null && v.length !== 0) { o += ',"egress_denied_by":[' + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"egress_denied_by":[' : '"egress_denied_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
   v = x.ingress_denied_by;
-  if (v != null && v.length !== 0) { o += ',"ingress_denied_by":[' + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ingress_denied_by":[' : '"ingress_denied_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
   v = x.policy_log;
-  if (v != null && v.length !== 0) { o += ',"policy_log":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"policy_log":[' : '"policy_log":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.aggregate;
-  if (v != null) o += ',"aggregate":' + e_flow_Aggregate(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"aggregate":' : '"aggregate":') + e_flow_Aggregate(v);
+  return o + '}';
 }
 export function d_flow_Flow(j: unknown): flow.Flow {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -224,12 +224,12 @@ export function d_flow_Flow(j: unknown): flow.Flow {
   return m;
 }
 export function e_flow_Emitter(m: flow.Emitter): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.version;
-  if (v != null && v !== '') o += ',"version":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"version":' : '"version":') + str(v);
+  return o + '}';
 }
 export function d_flow_Emitter(j: unknown): flow.Emitter {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -247,12 +247,12 @@ export function d_flow_Emitter(j: unknown): flow.Emitter {
   return m;
 }
 export function e_flow_FileInfo(m: flow.FileInfo): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.line;
-  if (v != null && v !== 0) o += ',"line":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"line":' : '"line":') + v;
+  return o + '}';
 }
 export function d_flow_FileInfo(j: unknown): flow.FileInfo {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -270,14 +270,14 @@ export function d_flow_FileInfo(j: unknown): flow.FileInfo {
   return m;
 }
 export function e_flow_Aggregate(m: flow.Aggregate): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.ingress_flow_count;
-  if (v != null && v !== 0) o += ',"ingress_flow_count":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"ingress_flow_count":' : '"ingress_flow_count":') + v;
   v = x.egress_flow_count;
-  if (v != null && v !== 0) o += ',"egress_flow_count":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"egress_flow_count":' : '"egress_flow_count":') + v;
   v = x.unknown_direction_flow_count;
-  if (v != null && v !== 0) o += ',"unknown_direction_flow_count":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"unknown_direction_flow_count":' : '"unknown_direction_flow_count":') + v;
+  return o + '}';
 }
 export function d_flow_Aggregate(j: unknown): flow.Aggregate {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -296,22 +296,22 @@ export function d_flow_Aggregate(j: unknown): flow.Aggregate {
   return m;
 }
 export function e_flow_Layer4(m: flow.Layer4): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.TCP;
-  if (v != null) o += ',"TCP":' + e_flow_TCP(v);
+  if (v != null) o += (o.length > 1 ? ',"TCP":' : '"TCP":') + e_flow_TCP(v);
   v = x.UDP;
-  if (v != null) o += ',"UDP":' + e_flow_UDP(v);
+  if (v != null) o += (o.length > 1 ? ',"UDP":' : '"UDP":') + e_flow_UDP(v);
   v = x.ICMPv4;
-  if (v != null) o += ',"ICMPv4":' + e_flow_ICMPv4(v);
+  if (v != null) o += (o.length > 1 ? ',"ICMPv4":' : '"ICMPv4":') + e_flow_ICMPv4(v);
   v = x.ICMPv6;
-  if (v != null) o += ',"ICMPv6":' + e_flow_ICMPv6(v);
+  if (v != null) o += (o.length > 1 ? ',"ICMPv6":' : '"ICMPv6":') + e_flow_ICMPv6(v);
   v = x.SCTP;
-  if (v != null) o += ',"SCTP":' + e_flow_SCTP(v);
+  if (v != null) o += (o.length > 1 ? ',"SCTP":' : '"SCTP":') + e_flow_SCTP(v);
   v = x.VRRP;
-  if (v != null) o += ',"VRRP":' + e_flow_VRRP(v);
+  if (v != null) o += (o.length > 1 ? ',"VRRP":' : '"VRRP":') + e_flow_VRRP(v);
   v = x.IGMP;
-  if (v != null) o += ',"IGMP":' + e_flow_IGMP(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"IGMP":' : '"IGMP":') + e_flow_IGMP(v);
+  return o + '}';
 }
 export function d_flow_Layer4(j: unknown): flow.Layer4 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -334,18 +334,18 @@ export function d_flow_Layer4(j: unknown): flow.Layer4 {
   return m;
 }
 export function e_flow_Layer7(m: flow.Layer7): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + (Q_flow_L7FlowType[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_flow_L7FlowType[v] ?? v);
   v = x.latency_ns;
-  if (v != null && v != 0) o += ',"latency_ns":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"latency_ns":' : '"latency_ns":') + '"' + v + '"';
   v = x.dns;
-  if (v != null) o += ',"dns":' + e_flow_DNS(v);
+  if (v != null) o += (o.length > 1 ? ',"dns":' : '"dns":') + e_flow_DNS(v);
   v = x.http;
-  if (v != null) o += ',"http":' + e_flow_HTTP(v);
+  if (v != null) o += (o.length > 1 ? ',"http":' : '"http":') + e_flow_HTTP(v);
   v = x.kafka;
-  if (v != null) o += ',"kafka":' + e_flow_Kafka(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"kafka":' : '"kafka":') + e_flow_Kafka(v);
+  return o + '}';
 }
 export function d_flow_Layer7(j: unknown): flow.Layer7 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -366,10 +366,10 @@ export function d_flow_Layer7(j: unknown): flow.Layer7 {
   return m;
 }
 export function e_flow_TraceContext(m: flow.TraceContext): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.parent;
-  if (v != null) o += ',"parent":' + e_flow_TraceParent(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"parent":' : '"parent":') + e_flow_TraceParent(v);
+  return o + '}';
 }
 export function d_flow_TraceContext(j: unknown): flow.TraceContext {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -386,10 +386,10 @@ export function d_flow_TraceContext(j: unknown): flow.TraceContext {
   return m;
 }
 export function e_flow_TraceParent(m: flow.TraceParent): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.trace_id;
-  if (v != null && v !== '') o += ',"trace_id":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"trace_id":' : '"trace_id":') + str(v);
+  return o + '}';
 }
 export function d_flow_TraceParent(j: unknown): flow.TraceParent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -406,22 +406,22 @@ export function d_flow_TraceParent(j: unknown): flow.TraceParent {
   return m;
 }
 export function e_flow_Endpoint(m: flow.Endpoint): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.ID;
-  if (v != null && v !== 0) o += ',"ID":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"ID":' : '"ID":') + v;
   v = x.identity;
-  if (v != null && v !== 0) o += ',"identity":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"identity":' : '"identity":') + v;
   v = x.cluster_name;
-  if (v != null && v !== '') o += ',"cluster_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"cluster_name":' : '"cluster_name":') + str(v);
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
   v = x.labels;
-  if (v != null && v.length !== 0) { o += ',"labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.pod_name;
-  if (v != null && v !== '') o += ',"pod_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"pod_name":' : '"pod_name":') + str(v);
   v = x.workloads;
-  if (v != null && v.length !== 0) { o += ',"workloads":[' + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"workloads":[' : '"workloads":[') + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
+  return o + '}';
 }
 export function d_flow_Endpoint(j: unknown): flow.Endpoint {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -444,12 +444,12 @@ export function d_flow_Endpoint(j: unknown): flow.Endpoint {
   return m;
 }
 export function e_flow_Workload(m: flow.Workload): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.kind;
-  if (v != null && v !== '') o += ',"kind":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"kind":' : '"kind":') + str(v);
+  return o + '}';
 }
 export function d_flow_Workload(j: unknown): flow.Workload {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -467,14 +467,14 @@ export function d_flow_Workload(j: unknown): flow.Workload {
   return m;
 }
 export function e_flow_TCP(m: flow.TCP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.source_port;
-  if (v != null && v !== 0) o += ',"source_port":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"source_port":' : '"source_port":') + v;
   v = x.destination_port;
-  if (v != null && v !== 0) o += ',"destination_port":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"destination_port":' : '"destination_port":') + v;
   v = x.flags;
-  if (v != null) o += ',"flags":' + e_flow_TCPFlags(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"flags":' : '"flags":') + e_flow_TCPFlags(v);
+  return o + '}';
 }
 export function d_flow_TCP(j: unknown): flow.TCP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -493,18 +493,18 @@ export function d_flow_TCP(j: unknown): flow.TCP {
   return m;
 }
 export function e_flow_IP(m: flow.IP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.source;
-  if (v != null && v !== '') o += ',"source":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"source":' : '"source":') + str(v);
   v = x.source_xlated;
-  if (v != null && v !== '') o += ',"source_xlated":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"source_xlated":' : '"source_xlated":') + str(v);
   v = x.destination;
-  if (v != null && v !== '') o += ',"destination":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"destination":' : '"destination":') + str(v);
   v = x.ipVersion;
-  if (v != null && v !== 0) o += ',"ipVersion":' + (Q_flow_IPVersion[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"ipVersion":' : '"ipVersion":') + (Q_flow_IPVersion[v] ?? v);
   v = x.encrypted;
-  if (v === true) o += ',"encrypted":true';
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v === true) o += o.length > 1 ? ',"encrypted":true' : '"encrypted":true';
+  return o + '}';
 }
 export function d_flow_IP(j: unknown): flow.IP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -525,12 +525,12 @@ export function d_flow_IP(j: unknown): flow.IP {
   return m;
 }
 export function e_flow_Ethernet(m: flow.Ethernet): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.source;
-  if (v != null && v !== '') o += ',"source":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"source":' : '"source":') + str(v);
   v = x.destination;
-  if (v != null && v !== '') o += ',"destination":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"destination":' : '"destination":') + str(v);
+  return o + '}';
 }
 export function d_flow_Ethernet(j: unknown): flow.Ethernet {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -548,26 +548,26 @@ export function d_flow_Ethernet(j: unknown): flow.Ethernet {
   return m;
 }
 export function e_flow_TCPFlags(m: flow.TCPFlags): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.FIN;
-  if (v === true) o += ',"FIN":true';
+  if (v === true) o += o.length > 1 ? ',"FIN":true' : '"FIN":true';
   v = x.SYN;
-  if (v === true) o += ',"SYN":true';
+  if (v === true) o += o.length > 1 ? ',"SYN":true' : '"SYN":true';
   v = x.RST;
-  if (v === true) o += ',"RST":true';
+  if (v === true) o += o.length > 1 ? ',"RST":true' : '"RST":true';
   v = x.PSH;
-  if (v === true) o += ',"PSH":true';
+  if (v === true) o += o.length > 1 ? ',"PSH":true' : '"PSH":true';
   v = x.ACK;
-  if (v === true) o += ',"ACK":true';
+  if (v === true) o += o.length > 1 ? ',"ACK":true' : '"ACK":true';
   v = x.URG;
-  if (v === true) o += ',"URG":true';
+  if (v === true) o += o.length > 1 ? ',"URG":true' : '"URG":true';
   v = x.ECE;
-  if (v === true) o += ',"ECE":true';
+  if (v === true) o += o.length > 1 ? ',"ECE":true' : '"ECE":true';
   v = x.CWR;
-  if (v === true) o += ',"CWR":true';
+  if (v === true) o += o.length > 1 ? ',"CWR":true' : '"CWR":true';
   v = x.NS;
-  if (v === true) o += ',"NS":true';
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v === true) o += o.length > 1 ? ',"NS":true' : '"NS":true';
+  return o + '}';
 }
 export function d_flow_TCPFlags(j: unknown): flow.TCPFlags {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -592,12 +592,12 @@ export function d_flow_TCPFlags(j: unknown): flow.TCPFlags {
   return m;
 }
 export function e_flow_UDP(m: flow.UDP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.source_port;
-  if (v != null && v !== 0) o += ',"source_port":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"source_port":' : '"source_port":') + v;
   v = x.destination_port;
-  if (v != null && v !== 0) o += ',"destination_port":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"destination_port":' : '"destination_port":') + v;
+  return o + '}';
 }
 export function d_flow_UDP(j: unknown): flow.UDP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -615,12 +615,12 @@ export function d_flow_UDP(j: unknown): flow.UDP {
   return m;
 }
 export function e_flow_SCTP(m: flow.SCTP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.source_port;
-  if (v != null && v !== 0) o += ',"source_port":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"source_port":' : '"source_port":') + v;
   v = x.destination_port;
-  if (v != null && v !== 0) o += ',"destination_port":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"destination_port":' : '"destination_port":') + v;
+  return o + '}';
 }
 export function d_flow_SCTP(j: unknown): flow.SCTP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -638,12 +638,12 @@ export function d_flow_SCTP(j: unknown): flow.SCTP {
   return m;
 }
 export function e_flow_ICMPv4(m: flow.ICMPv4): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
   v = x.code;
-  if (v != null && v !== 0) o += ',"code":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"code":' : '"code":') + v;
+  return o + '}';
 }
 export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -661,12 +661,12 @@ export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
   return m;
 }
 export function e_flow_ICMPv6(m: flow.ICMPv6): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
   v = x.code;
-  if (v != null && v !== 0) o += ',"code":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"code":' : '"code":') + v;
+  return o + '}';
 }
 export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -684,14 +684,14 @@ export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
   return m;
 }
 export function e_flow_VRRP(m: flow.VRRP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
   v = x.vrid;
-  if (v != null && v !== 0) o += ',"vrid":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"vrid":' : '"vrid":') + v;
   v = x.priority;
-  if (v != null && v !== 0) o += ',"priority":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"priority":' : '"priority":') + v;
+  return o + '}';
 }
 export function d_flow_VRRP(j: unknown): flow.VRRP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -710,12 +710,12 @@ export function d_flow_VRRP(j: unknown): flow.VRRP {
   return m;
 }
 export function e_flow_IGMP(m: flow.IGMP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
   v = x.group_address;
-  if (v != null && v !== '') o += ',"group_address":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"group_address":' : '"group_address":') + str(v);
+  return o + '}';
 }
 export function d_flow_IGMP(j: unknown): flow.IGMP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -733,16 +733,16 @@ export function d_flow_IGMP(j: unknown): flow.IGMP {
   return m;
 }
 export function e_flow_Tunnel(m: flow.Tunnel): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.protocol;
-  if (v != null && v !== 0) o += ',"protocol":' + (Q_flow_Tunnel_Protocol[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"protocol":' : '"protocol":') + (Q_flow_Tunnel_Protocol[v] ?? v);
   v = x.IP;
-  if (v != null) o += ',"IP":' + e_flow_IP(v);
+  if (v != null) o += (o.length > 1 ? ',"IP":' : '"IP":') + e_flow_IP(v);
   v = x.l4;
-  if (v != null) o += ',"l4":' + e_flow_Layer4(v);
+  if (v != null) o += (o.length > 1 ? ',"l4":' : '"l4":') + e_flow_Layer4(v);
   v = x.vni;
-  if (v != null && v !== 0) o += ',"vni":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"vni":' : '"vni":') + v;
+  return o + '}';
 }
 export function d_flow_Tunnel(j: unknown): flow.Tunnel {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -762,12 +762,12 @@ export function d_flow_Tunnel(j: unknown): flow.Tunnel {
   return m;
 }
 export function e_flow_CiliumEventType(m: flow.CiliumEventType): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
   v = x.sub_type;
-  if (v != null && v !== 0) o += ',"sub_type":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"sub_type":' : '"sub_type":') + v;
+  return o + '}';
 }
 export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -785,14 +785,14 @@ export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
   return m;
 }
 export function e_flow_EventTypeFilter(m: flow.EventTypeFilter): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
   v = x.match_sub_type;
-  if (v === true) o += ',"match_sub_type":true';
+  if (v === true) o += o.length > 1 ? ',"match_sub_type":true' : '"match_sub_type":true';
   v = x.sub_type;
-  if (v != null && v !== 0) o += ',"sub_type":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"sub_type":' : '"sub_type":') + v;
+  return o + '}';
 }
 export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -811,90 +811,90 @@ export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
   return m;
 }
 export function e_flow_FlowFilter(m: flow.FlowFilter): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.uuid;
-  if (v != null && v.length !== 0) { o += ',"uuid":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"uuid":[' : '"uuid":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_ip;
-  if (v != null && v.length !== 0) { o += ',"source_ip":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_ip":[' : '"source_ip":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_ip_xlated;
-  if (v != null && v.length !== 0) { o += ',"source_ip_xlated":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_ip_xlated":[' : '"source_ip_xlated":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_pod;
-  if (v != null && v.length !== 0) { o += ',"source_pod":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_pod":[' : '"source_pod":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_fqdn;
-  if (v != null && v.length !== 0) { o += ',"source_fqdn":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_fqdn":[' : '"source_fqdn":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_label;
-  if (v != null && v.length !== 0) { o += ',"source_label":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_label":[' : '"source_label":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_service;
-  if (v != null && v.length !== 0) { o += ',"source_service":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_service":[' : '"source_service":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_workload;
-  if (v != null && v.length !== 0) { o += ',"source_workload":[' + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_workload":[' : '"source_workload":[') + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
   v = x.source_cluster_name;
-  if (v != null && v.length !== 0) { o += ',"source_cluster_name":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_cluster_name":[' : '"source_cluster_name":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_ip;
-  if (v != null && v.length !== 0) { o += ',"destination_ip":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_ip":[' : '"destination_ip":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_pod;
-  if (v != null && v.length !== 0) { o += ',"destination_pod":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_pod":[' : '"destination_pod":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_fqdn;
-  if (v != null && v.length !== 0) { o += ',"destination_fqdn":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_fqdn":[' : '"destination_fqdn":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_label;
-  if (v != null && v.length !== 0) { o += ',"destination_label":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_label":[' : '"destination_label":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_service;
-  if (v != null && v.length !== 0) { o += ',"destination_service":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_service":[' : '"destination_service":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_workload;
-  if (v != null && v.length !== 0) { o += ',"destination_workload":[' + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_workload":[' : '"destination_workload":[') + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
   v = x.destination_cluster_name;
-  if (v != null && v.length !== 0) { o += ',"destination_cluster_name":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_cluster_name":[' : '"destination_cluster_name":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.traffic_direction;
-  if (v != null && v.length !== 0) { o += ',"traffic_direction":[' + (Q_flow_TrafficDirection[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_TrafficDirection[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"traffic_direction":[' : '"traffic_direction":[') + (Q_flow_TrafficDirection[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_TrafficDirection[v[i]] ?? v[i]); o += ']'; }
   v = x.verdict;
-  if (v != null && v.length !== 0) { o += ',"verdict":[' + (Q_flow_Verdict[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_Verdict[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"verdict":[' : '"verdict":[') + (Q_flow_Verdict[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_Verdict[v[i]] ?? v[i]); o += ']'; }
   v = x.drop_reason_desc;
-  if (v != null && v.length !== 0) { o += ',"drop_reason_desc":[' + (Q_flow_DropReason[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_DropReason[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"drop_reason_desc":[' : '"drop_reason_desc":[') + (Q_flow_DropReason[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_DropReason[v[i]] ?? v[i]); o += ']'; }
   v = x.interface;
-  if (v != null && v.length !== 0) { o += ',"interface":[' + e_flow_NetworkInterface(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_NetworkInterface(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"interface":[' : '"interface":[') + e_flow_NetworkInterface(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_NetworkInterface(v[i]); o += ']'; }
   v = x.event_type;
-  if (v != null && v.length !== 0) { o += ',"event_type":[' + e_flow_EventTypeFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_EventTypeFilter(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"event_type":[' : '"event_type":[') + e_flow_EventTypeFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_EventTypeFilter(v[i]); o += ']'; }
   v = x.http_status_code;
-  if (v != null && v.length !== 0) { o += ',"http_status_code":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_status_code":[' : '"http_status_code":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.protocol;
-  if (v != null && v.length !== 0) { o += ',"protocol":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"protocol":[' : '"protocol":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_port;
-  if (v != null && v.length !== 0) { o += ',"source_port":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_port":[' : '"source_port":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.destination_port;
-  if (v != null && v.length !== 0) { o += ',"destination_port":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_port":[' : '"destination_port":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.reply;
-  if (v != null && v.length !== 0) { o += ',"reply":[' + (v[0] ? 'true' : 'false'); for (let i = 1; i < v.length; i++) o += ',' + (v[i] ? 'true' : 'false'); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"reply":[' : '"reply":[') + (v[0] ? 'true' : 'false'); for (let i = 1; i < v.length; i++) o += ',' + (v[i] ? 'true' : 'false'); o += ']'; }
   v = x.dns_query;
-  if (v != null && v.length !== 0) { o += ',"dns_query":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"dns_query":[' : '"dns_query":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.source_identity;
-  if (v != null && v.length !== 0) { o += ',"source_identity":[' + v[0]; for (let i = 1; i < v.length; i++) o += ',' + v[i]; o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_identity":[' : '"source_identity":[') + v[0]; for (let i = 1; i < v.length; i++) o += ',' + v[i]; o += ']'; }
   v = x.destination_identity;
-  if (v != null && v.length !== 0) { o += ',"destination_identity":[' + v[0]; for (let i = 1; i < v.length; i++) o += ',' + v[i]; o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_identity":[' : '"destination_identity":[') + v[0]; for (let i = 1; i < v.length; i++) o += ',' + v[i]; o += ']'; }
   v = x.http_method;
-  if (v != null && v.length !== 0) { o += ',"http_method":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_method":[' : '"http_method":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.http_path;
-  if (v != null && v.length !== 0) { o += ',"http_path":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_path":[' : '"http_path":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.http_url;
-  if (v != null && v.length !== 0) { o += ',"http_url":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_url":[' : '"http_url":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.http_header;
-  if (v != null && v.length !== 0) { o += ',"http_header":[' + e_flow_HTTPHeader(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_HTTPHeader(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_header":[' : '"http_header":[') + e_flow_HTTPHeader(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_HTTPHeader(v[i]); o += ']'; }
   v = x.tcp_flags;
-  if (v != null && v.length !== 0) { o += ',"tcp_flags":[' + e_flow_TCPFlags(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_TCPFlags(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"tcp_flags":[' : '"tcp_flags":[') + e_flow_TCPFlags(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_TCPFlags(v[i]); o += ']'; }
   v = x.node_name;
-  if (v != null && v.length !== 0) { o += ',"node_name":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_name":[' : '"node_name":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.node_labels;
-  if (v != null && v.length !== 0) { o += ',"node_labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_labels":[' : '"node_labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.ip_version;
-  if (v != null && v.length !== 0) { o += ',"ip_version":[' + (Q_flow_IPVersion[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_IPVersion[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ip_version":[' : '"ip_version":[') + (Q_flow_IPVersion[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_IPVersion[v[i]] ?? v[i]); o += ']'; }
   v = x.trace_id;
-  if (v != null && v.length !== 0) { o += ',"trace_id":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"trace_id":[' : '"trace_id":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.ip_trace_id;
-  if (v != null && v.length !== 0) { o += ',"ip_trace_id":[' + '"' + v[0] + '"'; for (let i = 1; i < v.length; i++) o += ',' + '"' + v[i] + '"'; o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ip_trace_id":[' : '"ip_trace_id":[') + '"' + v[0] + '"'; for (let i = 1; i < v.length; i++) o += ',' + '"' + v[i] + '"'; o += ']'; }
   v = x.encrypted;
-  if (v != null && v.length !== 0) { o += ',"encrypted":[' + (v[0] ? 'true' : 'false'); for (let i = 1; i < v.length; i++) o += ',' + (v[i] ? 'true' : 'false'); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"encrypted":[' : '"encrypted":[') + (v[0] ? 'true' : 'false'); for (let i = 1; i < v.length; i++) o += ',' + (v[i] ? 'true' : 'false'); o += ']'; }
   v = x.experimental;
-  if (v != null) o += ',"experimental":' + e_flow_FlowFilter_Experimental(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"experimental":' : '"experimental":') + e_flow_FlowFilter_Experimental(v);
+  return o + '}';
 }
 export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -951,10 +951,10 @@ export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
   return m;
 }
 export function e_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.cel_expression;
-  if (v != null && v.length !== 0) { o += ',"cel_expression":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"cel_expression":[' : '"cel_expression":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  return o + '}';
 }
 export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Experimental {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -971,24 +971,24 @@ export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Expe
   return m;
 }
 export function e_flow_DNS(m: flow.DNS): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.query;
-  if (v != null && v !== '') o += ',"query":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"query":' : '"query":') + str(v);
   v = x.ips;
-  if (v != null && v.length !== 0) { o += ',"ips":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ips":[' : '"ips":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.ttl;
-  if (v != null && v !== 0) o += ',"ttl":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"ttl":' : '"ttl":') + v;
   v = x.cnames;
-  if (v != null && v.length !== 0) { o += ',"cnames":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"cnames":[' : '"cnames":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.observation_source;
-  if (v != null && v !== '') o += ',"observation_source":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"observation_source":' : '"observation_source":') + str(v);
   v = x.rcode;
-  if (v != null && v !== 0) o += ',"rcode":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"rcode":' : '"rcode":') + v;
   v = x.qtypes;
-  if (v != null && v.length !== 0) { o += ',"qtypes":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"qtypes":[' : '"qtypes":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.rrtypes;
-  if (v != null && v.length !== 0) { o += ',"rrtypes":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"rrtypes":[' : '"rrtypes":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  return o + '}';
 }
 export function d_flow_DNS(j: unknown): flow.DNS {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1012,12 +1012,12 @@ export function d_flow_DNS(j: unknown): flow.DNS {
   return m;
 }
 export function e_flow_HTTPHeader(m: flow.HTTPHeader): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.key;
-  if (v != null && v !== '') o += ',"key":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"key":' : '"key":') + str(v);
   v = x.value;
-  if (v != null && v !== '') o += ',"value":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"value":' : '"value":') + str(v);
+  return o + '}';
 }
 export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1035,18 +1035,18 @@ export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
   return m;
 }
 export function e_flow_HTTP(m: flow.HTTP): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.code;
-  if (v != null && v !== 0) o += ',"code":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"code":' : '"code":') + v;
   v = x.method;
-  if (v != null && v !== '') o += ',"method":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"method":' : '"method":') + str(v);
   v = x.url;
-  if (v != null && v !== '') o += ',"url":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"url":' : '"url":') + str(v);
   v = x.protocol;
-  if (v != null && v !== '') o += ',"protocol":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"protocol":' : '"protocol":') + str(v);
   v = x.headers;
-  if (v != null && v.length !== 0) { o += ',"headers":[' + e_flow_HTTPHeader(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_HTTPHeader(v[i]); o += ']'; }
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"headers":[' : '"headers":[') + e_flow_HTTPHeader(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_HTTPHeader(v[i]); o += ']'; }
+  return o + '}';
 }
 export function d_flow_HTTP(j: unknown): flow.HTTP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1067,18 +1067,18 @@ export function d_flow_HTTP(j: unknown): flow.HTTP {
   return m;
 }
 export function e_flow_Kafka(m: flow.Kafka): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.error_code;
-  if (v != null && v !== 0) o += ',"error_code":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"error_code":' : '"error_code":') + v;
   v = x.api_version;
-  if (v != null && v !== 0) o += ',"api_version":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"api_version":' : '"api_version":') + v;
   v = x.api_key;
-  if (v != null && v !== '') o += ',"api_key":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"api_key":' : '"api_key":') + str(v);
   v = x.correlation_id;
-  if (v != null && v !== 0) o += ',"correlation_id":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"correlation_id":' : '"correlation_id":') + v;
   v = x.topic;
-  if (v != null && v !== '') o += ',"topic":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"topic":' : '"topic":') + str(v);
+  return o + '}';
 }
 export function d_flow_Kafka(j: unknown): flow.Kafka {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1099,12 +1099,12 @@ export function d_flow_Kafka(j: unknown): flow.Kafka {
   return m;
 }
 export function e_flow_Service(m: flow.Service): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  return o + '}';
 }
 export function d_flow_Service(j: unknown): flow.Service {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1122,18 +1122,18 @@ export function d_flow_Service(j: unknown): flow.Service {
   return m;
 }
 export function e_flow_LostEvent(m: flow.LostEvent): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.source;
-  if (v != null && v !== 0) o += ',"source":' + (Q_flow_LostEventSource[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"source":' : '"source":') + (Q_flow_LostEventSource[v] ?? v);
   v = x.num_events_lost;
-  if (v != null && v != 0) o += ',"num_events_lost":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"num_events_lost":' : '"num_events_lost":') + '"' + v + '"';
   v = x.cpu;
-  if (v != null) o += ',"cpu":' + v;
+  if (v != null) o += (o.length > 1 ? ',"cpu":' : '"cpu":') + v;
   v = x.first;
-  if (v != null) o += ',"first":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"first":' : '"first":') + ts(v);
   v = x.last;
-  if (v != null) o += ',"last":' + ts(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"last":' : '"last":') + ts(v);
+  return o + '}';
 }
 export function d_flow_LostEvent(j: unknown): flow.LostEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1154,26 +1154,26 @@ export function d_flow_LostEvent(j: unknown): flow.LostEvent {
   return m;
 }
 export function e_flow_AgentEvent(m: flow.AgentEvent): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + (Q_flow_AgentEventType[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_flow_AgentEventType[v] ?? v);
   v = x.unknown;
-  if (v != null) o += ',"unknown":' + e_flow_AgentEventUnknown(v);
+  if (v != null) o += (o.length > 1 ? ',"unknown":' : '"unknown":') + e_flow_AgentEventUnknown(v);
   v = x.agent_start;
-  if (v != null) o += ',"agent_start":' + e_flow_TimeNotification(v);
+  if (v != null) o += (o.length > 1 ? ',"agent_start":' : '"agent_start":') + e_flow_TimeNotification(v);
   v = x.policy_update;
-  if (v != null) o += ',"policy_update":' + e_flow_PolicyUpdateNotification(v);
+  if (v != null) o += (o.length > 1 ? ',"policy_update":' : '"policy_update":') + e_flow_PolicyUpdateNotification(v);
   v = x.endpoint_regenerate;
-  if (v != null) o += ',"endpoint_regenerate":' + e_flow_EndpointRegenNotification(v);
+  if (v != null) o += (o.length > 1 ? ',"endpoint_regenerate":' : '"endpoint_regenerate":') + e_flow_EndpointRegenNotification(v);
   v = x.endpoint_update;
-  if (v != null) o += ',"endpoint_update":' + e_flow_EndpointUpdateNotification(v);
+  if (v != null) o += (o.length > 1 ? ',"endpoint_update":' : '"endpoint_update":') + e_flow_EndpointUpdateNotification(v);
   v = x.ipcache_update;
-  if (v != null) o += ',"ipcache_update":' + e_flow_IPCacheNotification(v);
+  if (v != null) o += (o.length > 1 ? ',"ipcache_update":' : '"ipcache_update":') + e_flow_IPCacheNotification(v);
   v = x.service_upsert;
-  if (v != null) o += ',"service_upsert":' + e_flow_ServiceUpsertNotification(v);
+  if (v != null) o += (o.length > 1 ? ',"service_upsert":' : '"service_upsert":') + e_flow_ServiceUpsertNotification(v);
   v = x.service_delete;
-  if (v != null) o += ',"service_delete":' + e_flow_ServiceDeleteNotification(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"service_delete":' : '"service_delete":') + e_flow_ServiceDeleteNotification(v);
+  return o + '}';
 }
 export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1198,12 +1198,12 @@ export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
   return m;
 }
 export function e_flow_AgentEventUnknown(m: flow.AgentEventUnknown): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== '') o += ',"type":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"type":' : '"type":') + str(v);
   v = x.notification;
-  if (v != null && v !== '') o += ',"notification":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"notification":' : '"notification":') + str(v);
+  return o + '}';
 }
 export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1221,10 +1221,10 @@ export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
   return m;
 }
 export function e_flow_TimeNotification(m: flow.TimeNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.time;
-  if (v != null) o += ',"time":' + ts(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
+  return o + '}';
 }
 export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1241,14 +1241,14 @@ export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
   return m;
 }
 export function e_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.labels;
-  if (v != null && v.length !== 0) { o += ',"labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.revision;
-  if (v != null && v != 0) o += ',"revision":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"revision":' : '"revision":') + '"' + v + '"';
   v = x.rule_count;
-  if (v != null && v != 0) o += ',"rule_count":' + '"' + v + '"';
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"rule_count":' : '"rule_count":') + '"' + v + '"';
+  return o + '}';
 }
 export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1267,14 +1267,14 @@ export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNo
   return m;
 }
 export function e_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.id;
-  if (v != null && v != 0) o += ',"id":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"id":' : '"id":') + '"' + v + '"';
   v = x.labels;
-  if (v != null && v.length !== 0) { o += ',"labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.error;
-  if (v != null && v !== '') o += ',"error":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"error":' : '"error":') + str(v);
+  return o + '}';
 }
 export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegenNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1293,18 +1293,18 @@ export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegen
   return m;
 }
 export function e_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.id;
-  if (v != null && v != 0) o += ',"id":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"id":' : '"id":') + '"' + v + '"';
   v = x.labels;
-  if (v != null && v.length !== 0) { o += ',"labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.error;
-  if (v != null && v !== '') o += ',"error":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"error":' : '"error":') + str(v);
   v = x.pod_name;
-  if (v != null && v !== '') o += ',"pod_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"pod_name":' : '"pod_name":') + str(v);
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  return o + '}';
 }
 export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpdateNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1325,24 +1325,24 @@ export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpda
   return m;
 }
 export function e_flow_IPCacheNotification(m: flow.IPCacheNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.cidr;
-  if (v != null && v !== '') o += ',"cidr":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"cidr":' : '"cidr":') + str(v);
   v = x.identity;
-  if (v != null && v !== 0) o += ',"identity":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"identity":' : '"identity":') + v;
   v = x.old_identity;
-  if (v != null) o += ',"old_identity":' + v;
+  if (v != null) o += (o.length > 1 ? ',"old_identity":' : '"old_identity":') + v;
   v = x.host_ip;
-  if (v != null && v !== '') o += ',"host_ip":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"host_ip":' : '"host_ip":') + str(v);
   v = x.old_host_ip;
-  if (v != null && v !== '') o += ',"old_host_ip":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"old_host_ip":' : '"old_host_ip":') + str(v);
   v = x.encrypt_key;
-  if (v != null && v !== 0) o += ',"encrypt_key":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"encrypt_key":' : '"encrypt_key":') + v;
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
   v = x.pod_name;
-  if (v != null && v !== '') o += ',"pod_name":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"pod_name":' : '"pod_name":') + str(v);
+  return o + '}';
 }
 export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1366,12 +1366,12 @@ export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification
   return m;
 }
 export function e_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.ip;
-  if (v != null && v !== '') o += ',"ip":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"ip":' : '"ip":') + str(v);
   v = x.port;
-  if (v != null && v !== 0) o += ',"port":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"port":' : '"port":') + v;
+  return o + '}';
 }
 export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUpsertNotificationAddr {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1389,26 +1389,26 @@ export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUp
   return m;
 }
 export function e_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.id;
-  if (v != null && v !== 0) o += ',"id":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"id":' : '"id":') + v;
   v = x.frontend_address;
-  if (v != null) o += ',"frontend_address":' + e_flow_ServiceUpsertNotificationAddr(v);
+  if (v != null) o += (o.length > 1 ? ',"frontend_address":' : '"frontend_address":') + e_flow_ServiceUpsertNotificationAddr(v);
   v = x.backend_addresses;
-  if (v != null && v.length !== 0) { o += ',"backend_addresses":[' + e_flow_ServiceUpsertNotificationAddr(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_ServiceUpsertNotificationAddr(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"backend_addresses":[' : '"backend_addresses":[') + e_flow_ServiceUpsertNotificationAddr(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_ServiceUpsertNotificationAddr(v[i]); o += ']'; }
   v = x.type;
-  if (v != null && v !== '') o += ',"type":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"type":' : '"type":') + str(v);
   v = x.traffic_policy;
-  if (v != null && v !== '') o += ',"traffic_policy":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"traffic_policy":' : '"traffic_policy":') + str(v);
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
   v = x.ext_traffic_policy;
-  if (v != null && v !== '') o += ',"ext_traffic_policy":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"ext_traffic_policy":' : '"ext_traffic_policy":') + str(v);
   v = x.int_traffic_policy;
-  if (v != null && v !== '') o += ',"int_traffic_policy":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"int_traffic_policy":' : '"int_traffic_policy":') + str(v);
+  return o + '}';
 }
 export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsertNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1433,10 +1433,10 @@ export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsert
   return m;
 }
 export function e_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.id;
-  if (v != null && v !== 0) o += ',"id":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"id":' : '"id":') + v;
+  return o + '}';
 }
 export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDeleteNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1453,12 +1453,12 @@ export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDelete
   return m;
 }
 export function e_flow_NetworkInterface(m: flow.NetworkInterface): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.index;
-  if (v != null && v !== 0) o += ',"index":' + v;
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"index":' : '"index":') + v;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  return o + '}';
 }
 export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1476,24 +1476,24 @@ export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
   return m;
 }
 export function e_flow_DebugEvent(m: flow.DebugEvent): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + (Q_flow_DebugEventType[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_flow_DebugEventType[v] ?? v);
   v = x.source;
-  if (v != null) o += ',"source":' + e_flow_Endpoint(v);
+  if (v != null) o += (o.length > 1 ? ',"source":' : '"source":') + e_flow_Endpoint(v);
   v = x.hash;
-  if (v != null) o += ',"hash":' + v;
+  if (v != null) o += (o.length > 1 ? ',"hash":' : '"hash":') + v;
   v = x.arg1;
-  if (v != null) o += ',"arg1":' + v;
+  if (v != null) o += (o.length > 1 ? ',"arg1":' : '"arg1":') + v;
   v = x.arg2;
-  if (v != null) o += ',"arg2":' + v;
+  if (v != null) o += (o.length > 1 ? ',"arg2":' : '"arg2":') + v;
   v = x.arg3;
-  if (v != null) o += ',"arg3":' + v;
+  if (v != null) o += (o.length > 1 ? ',"arg3":' : '"arg3":') + v;
   v = x.message;
-  if (v != null && v !== '') o += ',"message":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"message":' : '"message":') + str(v);
   v = x.cpu;
-  if (v != null) o += ',"cpu":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"cpu":' : '"cpu":') + v;
+  return o + '}';
 }
 export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1517,18 +1517,18 @@ export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
   return m;
 }
 export function e_flow_Policy(m: flow.Policy): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
   v = x.labels;
-  if (v != null && v.length !== 0) { o += ',"labels":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.revision;
-  if (v != null && v != 0) o += ',"revision":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"revision":' : '"revision":') + '"' + v + '"';
   v = x.kind;
-  if (v != null && v !== '') o += ',"kind":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"kind":' : '"kind":') + str(v);
+  return o + '}';
 }
 export function d_flow_Policy(j: unknown): flow.Policy {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1549,12 +1549,12 @@ export function d_flow_Policy(j: unknown): flow.Policy {
   return m;
 }
 export function e_flow_IPTraceID(m: flow.IPTraceID): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.trace_id;
-  if (v != null && v != 0) o += ',"trace_id":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"trace_id":' : '"trace_id":') + '"' + v + '"';
   v = x.ip_option_type;
-  if (v != null && v !== 0) o += ',"ip_option_type":' + v;
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"ip_option_type":' : '"ip_option_type":') + v;
+  return o + '}';
 }
 export function d_flow_IPTraceID(j: unknown): flow.IPTraceID {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1579,26 +1579,26 @@ export function d_observer_ServerStatusRequest(j: unknown): observer.ServerStatu
   return m;
 }
 export function e_observer_ServerStatusResponse(m: observer.ServerStatusResponse): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.num_flows;
-  if (v != null && v != 0) o += ',"num_flows":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"num_flows":' : '"num_flows":') + '"' + v + '"';
   v = x.max_flows;
-  if (v != null && v != 0) o += ',"max_flows":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"max_flows":' : '"max_flows":') + '"' + v + '"';
   v = x.seen_flows;
-  if (v != null && v != 0) o += ',"seen_flows":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"seen_flows":' : '"seen_flows":') + '"' + v + '"';
   v = x.uptime_ns;
-  if (v != null && v != 0) o += ',"uptime_ns":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"uptime_ns":' : '"uptime_ns":') + '"' + v + '"';
   v = x.num_connected_nodes;
-  if (v != null) o += ',"num_connected_nodes":' + v;
+  if (v != null) o += (o.length > 1 ? ',"num_connected_nodes":' : '"num_connected_nodes":') + v;
   v = x.num_unavailable_nodes;
-  if (v != null) o += ',"num_unavailable_nodes":' + v;
+  if (v != null) o += (o.length > 1 ? ',"num_unavailable_nodes":' : '"num_unavailable_nodes":') + v;
   v = x.unavailable_nodes;
-  if (v != null && v.length !== 0) { o += ',"unavailable_nodes":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"unavailable_nodes":[' : '"unavailable_nodes":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.version;
-  if (v != null && v !== '') o += ',"version":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"version":' : '"version":') + str(v);
   v = x.flows_rate;
-  if (v != null && v !== 0) o += ',"flows_rate":' + dbl(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"flows_rate":' : '"flows_rate":') + dbl(v);
+  return o + '}';
 }
 export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStatusResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1623,28 +1623,28 @@ export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStat
   return m;
 }
 export function e_observer_GetFlowsRequest(m: observer.GetFlowsRequest): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.number;
-  if (v != null && v != 0) o += ',"number":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"number":' : '"number":') + '"' + v + '"';
   v = x.follow;
-  if (v === true) o += ',"follow":true';
+  if (v === true) o += o.length > 1 ? ',"follow":true' : '"follow":true';
   v = x.blacklist;
-  if (v != null && v.length !== 0) { o += ',"blacklist":[' + e_flow_FlowFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_FlowFilter(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"blacklist":[' : '"blacklist":[') + e_flow_FlowFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_FlowFilter(v[i]); o += ']'; }
   v = x.whitelist;
-  if (v != null && v.length !== 0) { o += ',"whitelist":[' + e_flow_FlowFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_FlowFilter(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"whitelist":[' : '"whitelist":[') + e_flow_FlowFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_FlowFilter(v[i]); o += ']'; }
   v = x.since;
-  if (v != null) o += ',"since":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"since":' : '"since":') + ts(v);
   v = x.until;
-  if (v != null) o += ',"until":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"until":' : '"until":') + ts(v);
   v = x.first;
-  if (v === true) o += ',"first":true';
+  if (v === true) o += o.length > 1 ? ',"first":true' : '"first":true';
   v = x.field_mask;
-  if (v != null) o += ',"field_mask":' + fieldMask(v);
+  if (v != null) o += (o.length > 1 ? ',"field_mask":' : '"field_mask":') + fieldMask(v);
   v = x.experimental;
-  if (v != null) o += ',"experimental":' + e_observer_GetFlowsRequest_Experimental(v);
+  if (v != null) o += (o.length > 1 ? ',"experimental":' : '"experimental":') + e_observer_GetFlowsRequest_Experimental(v);
   v = x.extensions;
-  if (v != null) o += ',"extensions":' + eAny(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"extensions":' : '"extensions":') + eAny(v);
+  return o + '}';
 }
 export function d_observer_GetFlowsRequest(j: unknown): observer.GetFlowsRequest {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1677,18 +1677,18 @@ export function d_observer_GetFlowsRequest_Experimental(j: unknown): observer.Ge
   return m;
 }
 export function e_observer_GetFlowsResponse(m: observer.GetFlowsResponse): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.flow;
-  if (v != null) o += ',"flow":' + e_flow_Flow(v);
+  if (v != null) o += (o.length > 1 ? ',"flow":' : '"flow":') + e_flow_Flow(v);
   v = x.node_status;
-  if (v != null) o += ',"node_status":' + e_relay_NodeStatusEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"node_status":' : '"node_status":') + e_relay_NodeStatusEvent(v);
   v = x.lost_events;
-  if (v != null) o += ',"lost_events":' + e_flow_LostEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"lost_events":' : '"lost_events":') + e_flow_LostEvent(v);
   v = x.node_name;
-  if (v != null && v !== '') o += ',"node_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
   v = x.time;
-  if (v != null) o += ',"time":' + ts(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
+  return o + '}';
 }
 export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1709,18 +1709,18 @@ export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsRespon
   return m;
 }
 export function e_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.number;
-  if (v != null && v != 0) o += ',"number":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"number":' : '"number":') + '"' + v + '"';
   v = x.follow;
-  if (v === true) o += ',"follow":true';
+  if (v === true) o += o.length > 1 ? ',"follow":true' : '"follow":true';
   v = x.since;
-  if (v != null) o += ',"since":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"since":' : '"since":') + ts(v);
   v = x.until;
-  if (v != null) o += ',"until":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"until":' : '"until":') + ts(v);
   v = x.first;
-  if (v === true) o += ',"first":true';
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v === true) o += o.length > 1 ? ',"first":true' : '"first":true';
+  return o + '}';
 }
 export function d_observer_GetAgentEventsRequest(j: unknown): observer.GetAgentEventsRequest {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1741,14 +1741,14 @@ export function d_observer_GetAgentEventsRequest(j: unknown): observer.GetAgentE
   return m;
 }
 export function e_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.agent_event;
-  if (v != null) o += ',"agent_event":' + e_flow_AgentEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"agent_event":' : '"agent_event":') + e_flow_AgentEvent(v);
   v = x.node_name;
-  if (v != null && v !== '') o += ',"node_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
   v = x.time;
-  if (v != null) o += ',"time":' + ts(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
+  return o + '}';
 }
 export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgentEventsResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1767,18 +1767,18 @@ export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgent
   return m;
 }
 export function e_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.number;
-  if (v != null && v != 0) o += ',"number":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"number":' : '"number":') + '"' + v + '"';
   v = x.follow;
-  if (v === true) o += ',"follow":true';
+  if (v === true) o += o.length > 1 ? ',"follow":true' : '"follow":true';
   v = x.since;
-  if (v != null) o += ',"since":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"since":' : '"since":') + ts(v);
   v = x.until;
-  if (v != null) o += ',"until":' + ts(v);
+  if (v != null) o += (o.length > 1 ? ',"until":' : '"until":') + ts(v);
   v = x.first;
-  if (v === true) o += ',"first":true';
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v === true) o += o.length > 1 ? ',"first":true' : '"first":true';
+  return o + '}';
 }
 export function d_observer_GetDebugEventsRequest(j: unknown): observer.GetDebugEventsRequest {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1799,14 +1799,14 @@ export function d_observer_GetDebugEventsRequest(j: unknown): observer.GetDebugE
   return m;
 }
 export function e_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.debug_event;
-  if (v != null) o += ',"debug_event":' + e_flow_DebugEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"debug_event":' : '"debug_event":') + e_flow_DebugEvent(v);
   v = x.node_name;
-  if (v != null && v !== '') o += ',"node_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
   v = x.time;
-  if (v != null) o += ',"time":' + ts(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
+  return o + '}';
 }
 export function d_observer_GetDebugEventsResponse(j: unknown): observer.GetDebugEventsResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1832,10 +1832,10 @@ export function d_observer_GetNodesRequest(j: unknown): observer.GetNodesRequest
   return m;
 }
 export function e_observer_GetNodesResponse(m: observer.GetNodesResponse): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.nodes;
-  if (v != null && v.length !== 0) { o += ',"nodes":[' + e_observer_Node(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_observer_Node(v[i]); o += ']'; }
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"nodes":[' : '"nodes":[') + e_observer_Node(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_observer_Node(v[i]); o += ']'; }
+  return o + '}';
 }
 export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1852,26 +1852,26 @@ export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesRespon
   return m;
 }
 export function e_observer_Node(m: observer.Node): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.version;
-  if (v != null && v !== '') o += ',"version":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"version":' : '"version":') + str(v);
   v = x.address;
-  if (v != null && v !== '') o += ',"address":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"address":' : '"address":') + str(v);
   v = x.state;
-  if (v != null && v !== 0) o += ',"state":' + (Q_relay_NodeState[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"state":' : '"state":') + (Q_relay_NodeState[v] ?? v);
   v = x.tls;
-  if (v != null) o += ',"tls":' + e_observer_TLS(v);
+  if (v != null) o += (o.length > 1 ? ',"tls":' : '"tls":') + e_observer_TLS(v);
   v = x.uptime_ns;
-  if (v != null && v != 0) o += ',"uptime_ns":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"uptime_ns":' : '"uptime_ns":') + '"' + v + '"';
   v = x.num_flows;
-  if (v != null && v != 0) o += ',"num_flows":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"num_flows":' : '"num_flows":') + '"' + v + '"';
   v = x.max_flows;
-  if (v != null && v != 0) o += ',"max_flows":' + '"' + v + '"';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"max_flows":' : '"max_flows":') + '"' + v + '"';
   v = x.seen_flows;
-  if (v != null && v != 0) o += ',"seen_flows":' + '"' + v + '"';
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v != 0) o += (o.length > 1 ? ',"seen_flows":' : '"seen_flows":') + '"' + v + '"';
+  return o + '}';
 }
 export function d_observer_Node(j: unknown): observer.Node {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1896,12 +1896,12 @@ export function d_observer_Node(j: unknown): observer.Node {
   return m;
 }
 export function e_observer_TLS(m: observer.TLS): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.enabled;
-  if (v === true) o += ',"enabled":true';
+  if (v === true) o += o.length > 1 ? ',"enabled":true' : '"enabled":true';
   v = x.server_name;
-  if (v != null && v !== '') o += ',"server_name":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"server_name":' : '"server_name":') + str(v);
+  return o + '}';
 }
 export function d_observer_TLS(j: unknown): observer.TLS {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1926,10 +1926,10 @@ export function d_observer_GetNamespacesRequest(j: unknown): observer.GetNamespa
   return m;
 }
 export function e_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.namespaces;
-  if (v != null && v.length !== 0) { o += ',"namespaces":[' + e_observer_Namespace(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_observer_Namespace(v[i]); o += ']'; }
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"namespaces":[' : '"namespaces":[') + e_observer_Namespace(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_observer_Namespace(v[i]); o += ']'; }
+  return o + '}';
 }
 export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamespacesResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1946,12 +1946,12 @@ export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamesp
   return m;
 }
 export function e_observer_Namespace(m: observer.Namespace): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.cluster;
-  if (v != null && v !== '') o += ',"cluster":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"cluster":' : '"cluster":') + str(v);
   v = x.namespace;
-  if (v != null && v !== '') o += ',"namespace":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  return o + '}';
 }
 export function d_observer_Namespace(j: unknown): observer.Namespace {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1969,22 +1969,22 @@ export function d_observer_Namespace(j: unknown): observer.Namespace {
   return m;
 }
 export function e_observer_ExportEvent(m: observer.ExportEvent): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.flow;
-  if (v != null) o += ',"flow":' + e_flow_Flow(v);
+  if (v != null) o += (o.length > 1 ? ',"flow":' : '"flow":') + e_flow_Flow(v);
   v = x.node_status;
-  if (v != null) o += ',"node_status":' + e_relay_NodeStatusEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"node_status":' : '"node_status":') + e_relay_NodeStatusEvent(v);
   v = x.lost_events;
-  if (v != null) o += ',"lost_events":' + e_flow_LostEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"lost_events":' : '"lost_events":') + e_flow_LostEvent(v);
   v = x.agent_event;
-  if (v != null) o += ',"agent_event":' + e_flow_AgentEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"agent_event":' : '"agent_event":') + e_flow_AgentEvent(v);
   v = x.debug_event;
-  if (v != null) o += ',"debug_event":' + e_flow_DebugEvent(v);
+  if (v != null) o += (o.length > 1 ? ',"debug_event":' : '"debug_event":') + e_flow_DebugEvent(v);
   v = x.node_name;
-  if (v != null && v !== '') o += ',"node_name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
   v = x.time;
-  if (v != null) o += ',"time":' + ts(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
+  return o + '}';
 }
 export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2007,14 +2007,14 @@ export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
   return m;
 }
 export function e_relay_NodeStatusEvent(m: relay.NodeStatusEvent): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.state_change;
-  if (v != null && v !== 0) o += ',"state_change":' + (Q_relay_NodeState[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"state_change":' : '"state_change":') + (Q_relay_NodeState[v] ?? v);
   v = x.node_names;
-  if (v != null && v.length !== 0) { o += ',"node_names":[' + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_names":[' : '"node_names":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
   v = x.message;
-  if (v != null && v !== '') o += ',"message":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"message":' : '"message":') + str(v);
+  return o + '}';
 }
 export function d_relay_NodeStatusEvent(j: unknown): relay.NodeStatusEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2040,16 +2040,16 @@ export function d_peer_NotifyRequest(j: unknown): peer.NotifyRequest {
   return m;
 }
 export function e_peer_ChangeNotification(m: peer.ChangeNotification): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.name;
-  if (v != null && v !== '') o += ',"name":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
   v = x.address;
-  if (v != null && v !== '') o += ',"address":' + str(v);
+  if (v != null && v !== '') o += (o.length > 1 ? ',"address":' : '"address":') + str(v);
   v = x.type;
-  if (v != null && v !== 0) o += ',"type":' + (Q_peer_ChangeNotificationType[v] ?? v);
+  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_peer_ChangeNotificationType[v] ?? v);
   v = x.tls;
-  if (v != null) o += ',"tls":' + e_peer_TLS(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null) o += (o.length > 1 ? ',"tls":' : '"tls":') + e_peer_TLS(v);
+  return o + '}';
 }
 export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2069,10 +2069,10 @@ export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
   return m;
 }
 export function e_peer_TLS(m: peer.TLS): string {
-  const x = m as any; let o = ''; let v: any;
+  const x = m as any; let o = '{'; let v: any;
   v = x.server_name;
-  if (v != null && v !== '') o += ',"server_name":' + str(v);
-  return o === '' ? '{}' : '{' + o.slice(1) + '}';
+  if (v != null && v !== '') o += (o.length > 1 ? ',"server_name":' : '"server_name":') + str(v);
+  return o + '}';
 }
 export function d_peer_TLS(j: unknown): peer.TLS {
   const o = dObj(j); const m: any = {}; let f = '';

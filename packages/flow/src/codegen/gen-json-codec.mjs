@@ -135,24 +135,25 @@ for (const t of messages) {
     w("  return '{}';");
     w('}');
   } else {
-    w("  const x = m as any; let o = ''; let v: any;");
+    // o.length > 1 picks the separator without o.slice(), which would flatten the rope.
+    w("  const x = m as any; let o = '{'; let v: any;");
     for (const f of t.fieldsArray) {
       const k = fieldKind(f);
       const key = `"${f.name}":`;
       w(`  v = x.${f.name};`);
       if (f.repeated) {
         const el = (k.encEl ?? k.enc)('v[i]');
-        w(`  if (v != null && v.length !== 0) { o += ',${key}[' + ${(k.encEl ?? k.enc)('v[0]')}; for (let i = 1; i < v.length; i++) o += ',' + ${el}; o += ']'; }`);
+        w(`  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',${key}[' : '${key}[') + ${(k.encEl ?? k.enc)('v[0]')}; for (let i = 1; i < v.length; i++) o += ',' + ${el}; o += ']'; }`);
       } else if (k.message || f.partOf) {
         // Messages and oneof members have presence: a present zero value is printed.
-        w(`  if (v != null) o += ',${key}' + ${(k.encEl ?? k.enc)('v')};`);
+        w(`  if (v != null) o += (o.length > 1 ? ',${key}' : '${key}') + ${(k.encEl ?? k.enc)('v')};`);
       } else if (f.type === 'bool') {
-        w(`  if (v === true) o += ',${key}true';`);
+        w(`  if (v === true) o += o.length > 1 ? ',${key}true' : '${key}true';`);
       } else {
-        w(`  if (v != null && ${k.zero}) o += ',${key}' + ${k.enc('v')};`);
+        w(`  if (v != null && ${k.zero}) o += (o.length > 1 ? ',${key}' : '${key}') + ${k.enc('v')};`);
       }
     }
-    w("  return o === '' ? '{}' : '{' + o.slice(1) + '}';");
+    w("  return o + '}';");
     w('}');
   }
   // ---- decoder
