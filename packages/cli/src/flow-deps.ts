@@ -16,7 +16,5 @@ export async function loadJson(): Promise<JsonModule> {
 }
 
 export async function loadFilters(): Promise<FiltersModule> {
-  // A variable specifier until filters.ts lands in @flowctl/flow (contracts.md names it).
-  const spec = '@flowctl/flow/filters';
-  return (await import(spec)) as FiltersModule;
+  return (await import('@flowctl/flow/filters')) as FiltersModule;
 }
