@@ -153,10 +153,11 @@ static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p
 
 #define EMIT_HOW(side, obs, reason, l7) ((side) | (obs) << 8 | (reason) << 16 | (l7) << 24)
 
-/* Global, verified once (see parse_packet); at most 5 arguments, hence `how` = EMIT_HOW(). */
-__noinline int emit(struct __sk_buff *skb, const struct pkt *p, const struct flowctl_conn *c,
-		    __u32 how, __u64 now)
+/* Global, verified once (see parse_packet); at most 5 arguments, hence `how` = EMIT_HOW().
+ * Takes its own precise timestamp: the per-packet path only reads the coarse clock. */
+__noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_conn *c, __u32 how)
 {
+	__u64 now = bpf_ktime_get_ns();
 	__u32 zero = 0, n = 0, cap = max_payload;
 	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	__u32 side = how & 1;
@@ -164,6 +165,11 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, const struct flo
 
 	if (!ev || !p || !c)
 		return 0;
+	/* The event is about this packet: it is the last one seen, and maybe the first. */
+	if (!c->first_seen_ns)
+		c->first_seen_ns = now;
+	c->last_seen_ns = now;
+	c->last_emit_ns = now;
 	ev->type = FLOWCTL_EV_FLOW;
 	ev->abi_version = abi_version;
 	ev->obs_point = obs;
@@ -238,7 +244,8 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 
 	__sync_fetch_and_add(&c->packets[side], 1);
 	__sync_fetch_and_add(&c->bytes[side], skb->len);
-	c->last_seen_ns = now;
+	if (now > c->last_seen_ns)
+		c->last_seen_ns = now;
 	/* Atomics only when something is new: the established path stays plain loads. */
 	if (p->tcp_flags & ~c->flags_seen[side])
 		newf = p->tcp_flags & ~__sync_fetch_and_or(&c->flags_seen[side], p->tcp_flags) &
@@ -273,17 +280,34 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 		reason = FLOWCTL_REASON_STATS;
 	else if (every_packet)
 		reason = FLOWCTL_REASON_SAMPLE;
-	if (reason) {
-		c->last_emit_ns = now;
-		emit(skb, p, c, EMIT_HOW(side, obs, reason, l7), now);
-	}
+	if (reason)
+		emit(skb, p, c, EMIT_HOW(side, obs, reason, l7));
 	return verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+/* Prepares a connection entry in conn_scratch and inserts it into `flows`. Global (verified once,
+ * and its stack zeroing stays off the established path). Returns 0 when `flows` took it. */
+__noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, __u32 side,
+			__u32 reuse)
+{
+	__u32 zero = 0;
+	struct flowctl_conn *init = bpf_map_lookup_elem(&conn_scratch, &zero);
+
+	if (!init || !k || !p)
+		return -1;
+	__builtin_memset(init, 0, sizeof(*init));
+	init->epoch = EPOCH_NONE;
+	init->opener = opener_of(p, side & 1);
+	init->last_emit_ns = bpf_ktime_get_coarse_ns();
+	init->last_seen_ns = init->last_emit_ns;
+	/* NOEXIST: another CPU may have created it meanwhile; then theirs is used. */
+	return bpf_map_update_elem(&flows, k, init, reuse ? BPF_ANY : BPF_NOEXIST) == 0 ? 0 : 1;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 {
 	struct flowctl_conn_key k = {};
-	struct flowctl_conn init = {};
+	struct flowctl_conn *init;
 	struct flowctl_config *cfg;
 	struct flowctl_conn *c;
 	struct pkt p = {};
@@ -302,21 +326,23 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 		count(FLOWCTL_CNT_MALFORMED);
 		return TC_ACT_OK;
 	}
-	now = bpf_ktime_get_ns();
+	/* Coarse (jiffies) time on the per-packet path: the precise clock costs ~30 ns on VMs, and
+	 * only stats deadlines and last_seen use it; events take a precise timestamp. */
+	now = bpf_ktime_get_coarse_ns();
 	if (r == PARSE_FRAGMENT) {
 		/* No L4 header, so no connection to account it to; the first fragment carried the
 		 * verdict. */
 		count(FLOWCTL_CNT_FRAGMENTS);
-		if (every_packet) {
-			init.packets[0] = 1;
-			init.bytes[0] = skb->len;
-			init.first_seen_ns = now;
-			init.last_seen_ns = now;
-			init.verdict = FLOWCTL_VERDICT_FORWARDED;
-			init.opener = FLOWCTL_OPENER_GUESSED;
-			init.identity[0] = lookup_identity(p.src, p.ip_version);
-			init.identity[1] = lookup_identity(p.dst, p.ip_version);
-			emit(skb, &p, &init, EMIT_HOW(0, obs, FLOWCTL_REASON_SAMPLE, FLOWCTL_L7_NONE), now);
+		init = every_packet ? bpf_map_lookup_elem(&conn_scratch, &zero) : NULL;
+		if (init) {
+			__builtin_memset(init, 0, sizeof(*init));
+			init->packets[0] = 1;
+			init->bytes[0] = skb->len;
+			init->verdict = FLOWCTL_VERDICT_FORWARDED;
+			init->opener = FLOWCTL_OPENER_GUESSED;
+			init->identity[0] = lookup_identity(p.src, p.ip_version);
+			init->identity[1] = lookup_identity(p.dst, p.ip_version);
+			emit(skb, &p, init, EMIT_HOW(0, obs, FLOWCTL_REASON_SAMPLE, FLOWCTL_L7_NONE));
 		}
 		return TC_ACT_OK;
 	}
@@ -350,19 +376,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 		reuse = 1;
 	}
 	if (!c) {
-		init.first_seen_ns = now;
-		init.last_emit_ns = now;
-		init.epoch = EPOCH_NONE;
-		init.opener = opener_of(&p, side);
-		/* NOEXIST: another CPU may have created it meanwhile; then use theirs. */
-		bpf_map_update_elem(&flows, &k, &init, reuse ? BPF_ANY : BPF_NOEXIST);
-		c = bpf_map_lookup_elem(&flows, &k);
+		r = new_conn(&k, &p, side, reuse);
+		c = r < 0 ? NULL : bpf_map_lookup_elem(&flows, &k);
 		if (!c) {
+			/* Not stored: account in the scratch copy new_conn prepared. */
 			count(FLOWCTL_CNT_FLOW_MAP_FULL);
 			c = bpf_map_lookup_elem(&conn_scratch, &zero);
 			if (!c)
 				return TC_ACT_OK;
-			__builtin_memcpy(c, &init, sizeof(init));
 		}
 	}
 	return account(skb, &p, c, &k, side, obs, now, epoch);
