@@ -15,6 +15,9 @@ const B = 'fcdt-b';
 const IP_A = '10.202.128.1';
 const IP_B = '10.202.128.2';
 const BLACKHOLE = '10.202.200.0/24';
+// IPv6 inside our own namespaces only (ULA), so the v6 paths of the programs run too.
+const IP6_A = 'fd00:202:128::1';
+const IP6_B = 'fd00:202:128::2';
 
 const sh = (cmd: string[], input?: string) =>
   execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], input });
@@ -45,6 +48,8 @@ function setup(): void {
   sh(['ip', 'link', 'add', 'fcdt-a0', 'netns', A, 'type', 'veth', 'peer', 'name', 'fcdt-b0', 'netns', B]);
   sh(['ip', '-n', A, 'addr', 'add', `${IP_A}/24`, 'dev', 'fcdt-a0']);
   sh(['ip', '-n', B, 'addr', 'add', `${IP_B}/24`, 'dev', 'fcdt-b0']);
+  sh(['ip', '-n', A, 'addr', 'add', `${IP6_A}/64`, 'dev', 'fcdt-a0', 'nodad']);
+  sh(['ip', '-n', B, 'addr', 'add', `${IP6_B}/64`, 'dev', 'fcdt-b0', 'nodad']);
   for (const [ns, dev] of [[A, 'fcdt-a0'], [B, 'fcdt-b0']] as const) {
     sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     sh(['ip', '-n', ns, 'link', 'set', dev, 'up']);
@@ -230,6 +235,20 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
     const bh = await col.until((e): e is KernelDropEvent => isKdrop(e) && e.dstIp === '10.202.200.5');
     expect(bh).toMatchObject({ netnsIno: inoB, srcIp: IP_A, proto: 17, dstPort: 53, dropReason: 151 /* STALE_OR_UNROUTABLE_IP */ });
     expect(bh.kernelReason).not.toBe(udp.kernelReason);
+  });
+
+  it('handles IPv6: a connection close and a drop at a closed port', async () => {
+    const srv = server(B, IP6_B, 100);
+    const port = await srv.port;
+    expect(Number(await nodeIn(A, client(IP6_B, port, 4000)))).toBe(100);
+    await srv.done;
+    const close = await col.until((e): e is SockEvent => isSock(e) && e.netnsIno === inoA && e.dstPort === port && e.newState === 7);
+    expect(close).toMatchObject({ ipVersion: 6, srcIp: IP6_A, dstIp: IP6_B });
+    expect(close.bytesAcked).toBeGreaterThanOrEqual(4000n);
+
+    await nodeIn(A, `const d=require('dgram').createSocket('udp6');d.send('x',9,'${IP6_B}',()=>d.close());`);
+    const drop = await col.until((e): e is KernelDropEvent => isKdrop(e) && e.ipVersion === 6 && e.dstPort === 9);
+    expect(drop).toMatchObject({ netnsIno: inoB, srcIp: IP6_A, dstIp: IP6_B, proto: 17, dropReason: 178 });
   });
 
   it('reports nothing from a namespace it does not watch', async () => {

@@ -145,7 +145,7 @@ export class KernelDatapath implements Datapath {
       netns,
       links,
       netnsIno: netnsInode(netns),
-      ifindex: interfaceIndex(ifname, netns),
+      ifindex: links[0]?.info().ifindex ?? interfaceIndex(ifname, netns),
     });
   }
 
