@@ -8,8 +8,10 @@ import {
   TraceReason,
   TrafficDirection,
   Verdict,
+  type CiliumEventType,
   type Flow,
   type Layer4,
+  type NetworkInterface,
   type Policy,
 } from '@flowctl/flow';
 import type { DatapathEvent, FlowEvent, KernelDropEvent } from '../datapath/events.js';
@@ -36,7 +38,25 @@ const TRACE_FROM_LXC = 5;
 const IPPROTO_ICMP = 1, IPPROTO_TCP = 6, IPPROTO_UDP = 17, IPPROTO_ICMPV6 = 58, IPPROTO_SCTP = 132;
 
 export class Parser {
+  // Shared, frozen sub-messages: most flows repeat the same few, and a full ring holds 65k flows.
+  private readonly eventTypes = new Map<number, CiliumEventType>();
+  private readonly interfaces = new Map<number, NetworkInterface>();
+
   constructor(private readonly ctx: ParserContext) {}
+
+  private eventType(type: number, sub: number): CiliumEventType {
+    const key = type * 65536 + sub;
+    let e = this.eventTypes.get(key);
+    if (!e) this.eventTypes.set(key, (e = Object.freeze({ type, sub_type: sub })));
+    return e;
+  }
+
+  private iface(ifindex: number): NetworkInterface {
+    const name = this.ctx.ifName(ifindex);
+    let i = this.interfaces.get(ifindex);
+    if (!i || i.name !== name) this.interfaces.set(ifindex, (i = Object.freeze({ index: ifindex, name })));
+    return i;
+  }
 
   /** Never throws: an event that cannot be decoded is counted and yields no flow. */
   decode(ev: DatapathEvent): Flow[] {
@@ -96,12 +116,12 @@ export class Parser {
     else direction = (fromEp !== reply) ? TrafficDirection.EGRESS : TrafficDirection.INGRESS;
 
     if (dropped) {
-      flow.event_type = { type: MSG_DROP, sub_type: ev.dropReason };
+      flow.event_type = this.eventType(MSG_DROP, ev.dropReason);
     } else if (ev.reason === REASON_POLICY) {
       // A policy verdict that let the packet through (allowed or audited), as Hubble's policy-verdict events.
-      flow.event_type = { type: MSG_POLICY_VERDICT, sub_type: direction };
+      flow.event_type = this.eventType(MSG_POLICY_VERDICT, direction);
     } else {
-      flow.event_type = { type: MSG_TRACE, sub_type: fromEp ? TRACE_FROM_LXC : TRACE_TO_LXC };
+      flow.event_type = this.eventType(MSG_TRACE, fromEp ? TRACE_FROM_LXC : TRACE_TO_LXC);
       flow.trace_observation_point = fromEp ? TraceObservationPoint.FROM_ENDPOINT : TraceObservationPoint.TO_ENDPOINT;
       flow.trace_reason = ev.isReply === undefined
         ? TraceReason.TRACE_REASON_UNKNOWN
@@ -110,7 +130,7 @@ export class Parser {
     flow.traffic_direction = direction;
     if (dropped) flow.drop_reason_desc = dropReasonEnum(ev.dropReason);
     if (ev.isReply !== undefined) flow.is_reply = ev.isReply;
-    if (ev.ifindex > 0) flow.interface = { index: ev.ifindex, name: ctx.ifName(ev.ifindex) };
+    if (ev.ifindex > 0) flow.interface = this.iface(ev.ifindex);
     flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
 
     if (ev.policyRef > 0) {
@@ -147,13 +167,13 @@ export class Parser {
     flow.destination = ctx.endpointForIp(ev.dstIp);
     flow.Type = FlowType.L3_L4;
     flow.node_name = ctx.nodeName;
-    flow.event_type = { type: MSG_DROP, sub_type: ev.dropReason };
+    flow.event_type = this.eventType(MSG_DROP, ev.dropReason);
     // Hubble derives a drop's direction from which side is the local endpoint.
     flow.traffic_direction = ctx.isLocalEndpointIp(ev.srcIp)
       ? TrafficDirection.EGRESS
       : ctx.isLocalEndpointIp(ev.dstIp) ? TrafficDirection.INGRESS : TrafficDirection.TRAFFIC_DIRECTION_UNKNOWN;
     flow.drop_reason_desc = dropReasonEnum(ev.dropReason);
-    if (ev.ifindex > 0) flow.interface = { index: ev.ifindex, name: ctx.ifName(ev.ifindex) };
+    if (ev.ifindex > 0) flow.interface = this.iface(ev.ifindex);
     flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
     return flow;
   }

@@ -4,7 +4,15 @@ import type { TCPFlags } from '@flowctl/flow';
 
 const FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20, ECE = 0x40, CWR = 0x80, NS = 0x100;
 
+// Flows share one frozen TCPFlags object per flag combination: a full ring holds 65k flows.
+const flagsCache: (TCPFlags | undefined)[] = new Array(512);
+
 export function tcpFlagsFromBits(bits: number): TCPFlags {
+  const key = bits & 0x1ff;
+  return (flagsCache[key] ??= Object.freeze(buildFlags(key)));
+}
+
+function buildFlags(bits: number): TCPFlags {
   const f: TCPFlags = {};
   if (bits & FIN) f.FIN = true;
   if (bits & SYN) f.SYN = true;
