@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeFeatures } from '@flowctl/bpf-loader';
 import type { PolicyEntry } from '@flowctl/policy';
 import type { DatapathEvent, FlowEvent, KernelDropEvent, SockEvent } from './events.js';
 import { KernelDatapath, defaultObjectDir } from './kernel.js';
@@ -23,13 +24,13 @@ const sh = (cmd: string[], input?: string) =>
   execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], input });
 const shQuiet = (cmd: string[]) => spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' }).status;
 
+// Skip only when the kernel refuses BPF; missing or broken objects are failures, not skips.
 function why(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root';
-  try {
-    new KernelDatapath({ ringBytes: 1 << 16 }).close();
-  } catch (err) {
-    return `KernelDatapath cannot load (${(err as Error).message.split('\n')[0]})`;
-  }
+  const f = probeFeatures();
+  if (!f.privileged) return `no BPF privilege (${f.privilegeError ?? 'unknown'})`;
+  const missing = (['ringbuf', 'tc', 'rawTracepoint', 'lruHash', 'lpmTrie'] as const).filter((k) => !f[k]);
+  if (missing.length) return `kernel ${f.kernel} lacks ${missing.join(', ')}`;
   return undefined;
 }
 const skipReason = why();
