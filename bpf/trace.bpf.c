@@ -242,7 +242,7 @@ static __always_inline __u32 skb_netns(const struct sk_buff *skb, const struct s
 }
 
 #define PARSE_OK 0
-#define PARSE_NOT_IP 1 /* ARP and friends: nothing a flow could describe */
+#define PARSE_NOT_IP 1 /* ARP and friends, IPv6 link-local control: nothing a flow describes */
 #define PARSE_UNREADABLE 2
 
 /* Fills addresses and L4 fields from the skb's own headers. */
@@ -286,6 +286,10 @@ static __always_inline int parse_skb(const struct sk_buff *skb, struct fct_kdrop
 
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.version != 6)
 			return PARSE_UNREADABLE;
+		/* Link-local multicast (ff02::/16: ND, MLD reports) is dropped with IP_OUTNOROUTES
+		 * by every namespace whose link comes up before it has IPv6 routes: not traffic. */
+		if (ip6.daddr.in6_u.u6_addr8[0] == 0xff && (ip6.daddr.in6_u.u6_addr8[1] & 0x0f) == 2)
+			return PARSE_NOT_IP;
 		e->ip_version = 6;
 		e->proto = ip6.nexthdr;
 		__builtin_memcpy(e->saddr, &ip6.saddr, 16);
