@@ -63,3 +63,7 @@ demo-down:
 clean:
 	rm -rf .flowctl-run packages/*/dist addon/dist addon/build bpf/.output
 	find . -name '*.tsbuildinfo' -not -path './node_modules/*' -delete
+
+.PHONY: bpf-verify
+bpf-verify: bpf
+	@$(MAKE) -s -C bpf verify
