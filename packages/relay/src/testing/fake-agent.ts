@@ -115,19 +115,23 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
   let open = 0;
   let timer: NodeJS.Timeout | undefined;
   const rate = o.rate ?? 0;
-  if (rate > 0) {
+  // Generation starts with the first follow stream, so a slow start-up (tsx compiling, a busy
+  // machine) does not turn into an initial backlog that every measurement would include.
+  const startGenerator = () => {
+    if (timer || rate <= 0) return;
     let emitted = 0;
     const genStart = Date.now();
     timer = setInterval(() => {
       const due = Math.floor(((Date.now() - genStart) * rate) / 1000);
       for (; emitted < due; emitted++) {
-        const e = { ms: genStart + (emitted * 1000) / rate, bytes: emit(tpl[emitted % tpl.length]!, genStart + (emitted * 1000) / rate) };
+        const ms = genStart + (emitted * 1000) / rate;
+        const e = { ms, bytes: emit(tpl[emitted % tpl.length]!, ms) };
         if (rate <= 1000) push(e);
         else seen++;
         for (const s of subscribers) s.send(e);
       }
     }, TICK_MS);
-  }
+  };
 
   const batchMax = o.batchMax ?? 256;
   const serve = (call: ServerWritableStream<GetFlowsRequest, Buffer>, batched: boolean) => {
@@ -153,14 +157,28 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     if (req.follow && num === 0n && !req.since) sel = [];
     else if (num > 0n && num < BigInt(sel.length)) sel = req.first ? sel.slice(0, Number(num)) : sel.slice(sel.length - Number(num));
 
-    // Per-stream queue: a slow reader gets a lost_events record instead of unbounded memory.
-    const queue: Buffer[] = [];
+    // Per-stream queue (head index: shifting a long array per batch would be quadratic); a slow
+    // reader gets a lost_events record instead of unbounded memory.
+    let queue: Buffer[] = [];
+    let head = 0;
     let lost = 0;
     let writing = false;
+    let scheduled = false;
+    const pending = () => queue.length - head;
     const pump = () => {
+      scheduled = false;
       if (writing || closed) return;
-      while (queue.length > 0) {
-        const chunk = batched ? encodeBatch(queue.splice(0, batchMax)) : queue.shift()!;
+      while (pending() > 0) {
+        let chunk: Buffer;
+        if (batched) {
+          const end = Math.min(queue.length, head + batchMax);
+          chunk = encodeBatch(queue.slice(head, end));
+          head = end;
+        } else chunk = queue[head++]!;
+        if (head === queue.length || head > 65536) {
+          queue = queue.slice(head);
+          head = 0;
+        }
         if (!call.write(chunk)) {
           writing = true;
           call.once('drain', () => {
@@ -174,7 +192,7 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     const sub: Subscriber = {
       send: (e) => {
         if (e.ms > untilMs) return;
-        if (queue.length >= 65536) {
+        if (pending() >= 65536) {
           lost++;
           return;
         }
@@ -193,12 +211,18 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
           lost = 0;
         }
         queue.push(e.bytes);
-        if (!writing) setImmediate(pump);
+        if (!writing && !scheduled) {
+          scheduled = true;
+          setImmediate(pump);
+        }
       },
     };
     for (const e of sel) queue.push(e.bytes);
     pump();
-    if (req.follow) subscribers.add(sub);
+    if (req.follow) {
+      subscribers.add(sub);
+      startGenerator();
+    }
     else {
       const finish = () => (writing ? call.once('drain', finish) : (done(), call.end()));
       finish();
@@ -219,7 +243,8 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
         max_flows: BigInt(RING_CAP),
         seen_flows: BigInt(seen),
         uptime_ns: BigInt(Date.now() - started) * 1_000_000n,
-        version: 'flowctl-fake-agent v0.1.0',
+        // Open streams ride in the version string so cross-process tests can check for leaks.
+        version: `flowctl-fake-agent v0.1.0 (open-streams=${open})`,
         flows_rate: rate,
       }),
   } as UntypedServiceImplementation);
