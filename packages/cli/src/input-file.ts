@@ -52,6 +52,7 @@ export async function* observeFile(
   match: Matcher,
   onInvalid: (msg: string) => void,
   stats: InputFileStats = { lines: 0, invalid: 0 },
+  prefilter?: (line: string) => boolean,
 ): AsyncGenerator<GetFlowsResponse> {
   const n = req.number ?? 0n;
   const first = !!req.first && n !== 0n && n !== UINT64_MAX;
@@ -65,6 +66,7 @@ export async function* observeFile(
   for await (const line of readLines(path)) {
     stats.lines++;
     if (!line.trim()) continue;
+    if (prefilter && !prefilter(line)) continue;
     let r: GetFlowsResponse;
     try {
       r = codec.decodeResponse(line, `${name}:${stats.lines}`);

@@ -124,7 +124,9 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
   try {
     if (opts.inputFile) {
       const { observeFile } = await import('../input-file.js');
-      for await (const r of observeFile(opts.inputFile, req, json!, match, (m) => io.err.write(`warning: ${m}\n`))) {
+      const { verdictPrefilter } = await import('../prefilter.js');
+      const warn = (m: string) => io.err.write(`warning: ${m}\n`);
+      for await (const r of observeFile(opts.inputFile, req, json!, match, warn, undefined, verdictPrefilter(whitelist))) {
         if (controller.signal.aborted || io.closed()) break;
         printer.write(r);
       }

@@ -1,4 +1,4 @@
-// Output sinks. Text reaches stdout in large chunks (one write per ~64 KiB) because per-line
+// Output sinks. Text reaches stdout in large chunks (one write per ~1 MiB) because per-line
 // writes dominate the cost of printing 10^5 flows; a closed pipe (`| head`) ends output quietly.
 
 export interface Sink {
@@ -7,13 +7,12 @@ export interface Sink {
 }
 
 export class BufferedSink implements Sink {
-  private buf: string[] = [];
-  private size = 0;
+  private buf = '';
   closed = false;
 
   constructor(
     private readonly stream: NodeJS.WritableStream & { fd?: number },
-    private readonly limit = 64 * 1024,
+    private readonly limit = 1 << 20,
   ) {
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EPIPE') this.closed = true;
@@ -23,16 +22,14 @@ export class BufferedSink implements Sink {
 
   write(s: string): void {
     if (this.closed) return;
-    this.buf.push(s);
-    this.size += s.length;
-    if (this.size >= this.limit) this.flush();
+    this.buf += s;
+    if (this.buf.length >= this.limit) this.flush();
   }
 
   flush(): void {
     if (!this.buf.length || this.closed) return;
-    const s = this.buf.join('');
-    this.buf = [];
-    this.size = 0;
+    const s = this.buf;
+    this.buf = '';
     this.stream.write(s);
   }
 }

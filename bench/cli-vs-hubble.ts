@@ -1,0 +1,77 @@
+// flowctl vs the real hubble CLI on the same 200,000-flow JSON file, both as processes with
+// output to /dev/null: (a) read everything and print JSON, (b) --verdict DROPPED printed compact.
+// Run: pnpm exec tsc -b packages/cli && pnpm exec tsx bench/cli-vs-hubble.ts
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCorpus } from '../packages/flow/src/testing/corpus.js';
+import { encodeResponse } from '../packages/flow/src/json.js';
+import { machine, median, writeSection } from './lib/report.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const HUBBLE = join(ROOT, '..', 'shared', 'tools', 'hubble');
+const FLOWCTL = join(ROOT, 'packages', 'cli', 'dist', 'bin.js');
+const N = Number(process.env.BENCH_FLOWS ?? 200_000);
+const RUNS = 3;
+
+if (!existsSync(HUBBLE)) throw new Error(`${HUBBLE} not found`);
+if (!existsSync(FLOWCTL)) throw new Error(`${FLOWCTL} not found: run pnpm exec tsc -b packages/cli first`);
+
+const dir = mkdtempSync(join(tmpdir(), 'flowctl-bench-cli-'));
+try {
+  const raw = join(dir, 'raw.json');
+  const file = join(dir, 'flows.json');
+  writeFileSync(raw, makeCorpus(N, 42, { clusterPrefix: true }).filter((r) => r.flow).map((r) => encodeResponse(r) + '\n').join(''));
+  // Both CLIs read the same file: hubble's own re-encoding, so it never warns about fields newer
+  // than its API (the warnings would slow it down and make the comparison unfair to it).
+  const out = openSync(file, 'w');
+  const norm = spawnSync(HUBBLE, ['observe', '--input-file', raw, '--all', '-o', 'json'], { stdio: ['ignore', out, 'ignore'] });
+  closeSync(out);
+  if (norm.status !== 0) throw new Error('hubble could not normalise the corpus');
+  const lines = Number(spawnSync('wc', ['-l', file], { encoding: 'utf8' }).stdout.trim().split(' ')[0]);
+
+  const time = (cmd: string, args: string[]): number => {
+    const devnull = openSync('/dev/null', 'w');
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(cmd, args, { stdio: ['ignore', devnull, 'inherit'], env: { ...process.env, TZ: 'UTC' } });
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    closeSync(devnull);
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}`);
+    return s;
+  };
+  const scenarios = [
+    { name: '(a) all flows, `-o json`', args: ['observe', '--input-file', file, '--all', '-o', 'json'] },
+    { name: '(b) `--verdict DROPPED`, compact', args: ['observe', '--input-file', file, '--all', '--verdict', 'DROPPED'] },
+  ];
+  const rows: string[] = [];
+  for (const s of scenarios) {
+    const h: number[] = [];
+    const f: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      h.push(time(HUBBLE, s.args));
+      f.push(time(process.execPath, [FLOWCTL, ...s.args]));
+    }
+    const hr = lines / median(h);
+    const fr = lines / median(f);
+    rows.push(`| ${s.name} | ${Math.round(hr).toLocaleString('en-US')} | ${Math.round(fr).toLocaleString('en-US')} | ${(fr / hr).toFixed(2)}× |`);
+    console.log(s.name, 'hubble', h, 'flowctl', f);
+  }
+  const md = [
+    `Input: ${lines.toLocaleString('en-US')} flows (\`makeCorpus(${N}, 42)\`, re-encoded by hubble), read with \`--input-file\`;`,
+    `each CLI runs as a process with stdout to /dev/null; flows/s = flows in the file / median wall time of ${RUNS} runs.`,
+    `Baseline: the real hubble CLI v0.12.3 (\`../shared/tools/hubble\`) in the same run.`,
+    `For (b) flowctl skips, without JSON.parse, lines that name none of the wanted verdicts (\`packages/cli/src/prefilter.ts\`).`,
+    '',
+    '| scenario | hubble flows/s | flowctl flows/s | flowctl / hubble |',
+    '|---|---|---|---|',
+    ...rows,
+    '',
+    `Machine: ${machine()}.`,
+    'Command: `pnpm exec tsc -b packages/cli && pnpm exec tsx bench/cli-vs-hubble.ts`',
+  ].join('\n');
+  writeSection('cli-vs-hubble', md);
+  console.log(md);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
