@@ -32,10 +32,12 @@ const ops = {
   'JSON.stringify (plain object)': () => { for (const p of plain) sink += JSON.stringify(p).length; },
   decode: () => { for (const l of lines) sink += decodeResponse(l).flow ? 1 : 0; },
   'JSON.parse': () => { for (const l of lines) sink += (JSON.parse(l) as { flow?: unknown }).flow ? 1 : 0; },
-  // Bytes ready for stdout: our output is a rope of concatenations, JSON.stringify's is flat, so
-  // also compare once the string is materialised as UTF-8 (what process.stdout.write does).
+  // Bytes ready for stdout (what process.stdout.write does with each line), and a batch of lines
+  // joined for one write, the pattern in which unflattened strings used to be slow.
   'encode → UTF-8 (gRPC-decoded flows)': () => { for (const r of received) sink += Buffer.byteLength(encodeResponse(r)); },
   'JSON.stringify → UTF-8': () => { for (const p of plain) sink += Buffer.byteLength(JSON.stringify(p)); },
+  'encode, joined batch (gRPC-decoded flows)': () => { const a: string[] = []; for (const r of received) a.push(encodeResponse(r)); sink += a.join('\n').length; },
+  'JSON.stringify, joined batch': () => { const a: string[] = []; for (const p of plain) a.push(JSON.stringify(p)); sink += a.join('\n').length; },
 };
 type Op = keyof typeof ops;
 const samples = Object.fromEntries(Object.keys(ops).map((k) => [k, [] as number[]])) as Record<Op, number[]>;
@@ -68,6 +70,7 @@ in the same process and run. Median of ${ROUNDS} rounds after ${WARMUP} warm-up 
 ${row('encode, flows as decoded from gRPC (the `-o json` path)', 'encode (gRPC-decoded flows)', 'JSON.stringify (plain object)')}
 ${row('encode, flows as built by the agent (mixed object shapes)', 'encode (agent-built flows)', 'JSON.stringify (plain object)')}
 ${row('encode to UTF-8 bytes, gRPC-decoded flows', 'encode → UTF-8 (gRPC-decoded flows)', 'JSON.stringify → UTF-8')}
+${row('encode a batch of lines joined with \\n, gRPC-decoded flows', 'encode, joined batch (gRPC-decoded flows)', 'JSON.stringify, joined batch')}
 ${row('decode (validating, enum names → numbers, int64 → bigint)', 'decode', 'JSON.parse')}
 
 Encoding is byte-identical to Hubble (checked against the real CLI in \`packages/flow/src/interop.test.ts\`);

@@ -67,10 +67,22 @@ const MAX_TS = 253402300799n;
 let lastSec: bigint | number | undefined;
 let lastPrefix = '';
 
+let lastNanos = -1;
+let lastOut = '';
+
 /** RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits (the shortest exact one), quoted. */
 export function ts(t: Timestamp): string {
   const s = t.seconds ?? 0n;
   const n = t.nanos ?? 0;
+  // A response carries the same time as its flow: the second call is a hit.
+  if (n === lastNanos && s === lastSec) return lastOut;
+  lastNanos = -1; // tsSlow may throw after moving lastSec
+  lastOut = tsSlow(s, n);
+  lastNanos = n;
+  return lastOut;
+}
+
+function tsSlow(s: bigint | number, n: number): string {
   if (s !== lastSec) {
     const b = BigInt(s);
     if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);

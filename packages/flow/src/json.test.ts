@@ -181,3 +181,14 @@ describe('decodeResponse', () => {
     expect(decodeMessage('observer.GetFlowsRequest', '{"fieldMask":"source.podName"}').field_mask).toEqual(['source.pod_name']);
   });
 });
+
+describe('timestamp cache', () => {
+  it('never returns a stale value after an out-of-range timestamp', () => {
+    const at = (seconds: bigint, nanos: number) => encodeResponse({ time: { seconds, nanos } });
+    expect(at(0n, 5)).toBe('{"time":"1970-01-01T00:00:00.000000005Z"}');
+    expect(() => at(1n, 2e9)).toThrow(JsonCodecError);
+    expect(at(1n, 5)).toBe('{"time":"1970-01-01T00:00:01.000000005Z"}');
+    expect(at(1n, 5)).toBe('{"time":"1970-01-01T00:00:01.000000005Z"}');
+    expect(at(0n, 5)).toBe('{"time":"1970-01-01T00:00:00.000000005Z"}');
+  });
+});
