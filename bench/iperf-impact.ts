@@ -104,7 +104,7 @@ type Mode = 'bare' | 'flowctl' | 'tcpdump';
 async function runOnce(mode: Mode): Promise<{ gbps: number; events?: number; lost?: bigint }> {
   if (mode === 'bare') return { gbps: await iperf() };
   if (mode === 'tcpdump') {
-    const td = spawn('ip', ['netns', 'exec', A, 'tcpdump', '-i', DEV_A, '-s', '128', '-w', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const td = spawn('ip', ['netns', 'exec', B, 'tcpdump', '-i', DEV_B, '-s', '128', '-w', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
     try {
       await waitFor(td, /listening on/, 'tcpdump');
       return { gbps: await iperf() };
@@ -120,7 +120,8 @@ async function runOnce(mode: Mode): Promise<{ gbps: number; events?: number; los
     dp.watchNetns(A);
     dp.watchNetns(B);
     dp.start((batch) => (events += batch.length));
-    dp.attach(DEV_A, A);
+    // B plays the node: fcb-ipb0 is the host side of pod A's veth, where the agent attaches.
+    dp.attach(DEV_B, B);
     const gbps = await iperf();
     await new Promise((r) => setTimeout(r, 100));
     return { gbps, events, lost: dp.counters().ringbufFull };
@@ -181,10 +182,10 @@ async function main(): Promise<void> {
     `## Workload impact (iperf3 over veth)
 
 iperf3 TCP, one stream, ${SECONDS} s per run, ${RUNS} rounds of (bare, flowctl, tcpdump) in rotating
-order, between two network namespaces over a veth pair. *flowctl*: KernelDatapath with both TC
-programs on the client's veth (default knobs: aggregated events, 512-byte L7 snippets) and the
-tracepoint programs watching both namespaces. *tcpdump*: \`tcpdump -s 128 -w /dev/null\` on the
-same veth. "vs bare" is the median over rounds of the run's throughput divided by the same round's
+order, from a "pod" namespace to a "node" namespace over a veth pair. *flowctl*: KernelDatapath
+with both TC programs on the node side of the veth, where the agent attaches (default knobs:
+aggregated events, 512-byte L7 snippets), and the tracepoint programs watching both namespaces.
+*tcpdump*: \`tcpdump -s 128 -w /dev/null\` on the same interface. "vs bare" is the median over rounds of the run's throughput divided by the same round's
 bare run (interquartile range in brackets).
 
 | mode | median Gbit/s | vs bare (IQR) | throughput lost | runs (Gbit/s) |
