@@ -170,7 +170,10 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
     // CLOSE>SYN_SENT, SYN_SENT>ESTABLISHED, then the active close FIN_WAIT1/2 (or CLOSING) to CLOSE.
     expect(transitions.slice(0, 2)).toEqual(['7>2', '2>1']);
     expect(transitions).toContain('1>4');
-    expect(close).toMatchObject({ ipVersion: 4, srcIp: IP_A, dstIp: IP_B, dstPort: port, retransmits: 0 });
+    expect(close).toMatchObject({ ipVersion: 4, srcIp: IP_A, dstIp: IP_B, dstPort: port });
+    // A loaded machine can cause a spurious retransmit; the total must cover every one reported.
+    const retx = col.events.filter((e) => isSock(e) && e.what === 'retransmit' && e.netnsIno === inoA && e.dstPort === port);
+    expect(close.retransmits).toBeGreaterThanOrEqual(retx.length);
     expect(close.srcPort).toBeGreaterThan(1023);
     expect(close.durationNs).toBeGreaterThan(50_000_000n); // the client paused 50 ms before closing
     expect(close.durationNs).toBeLessThan(10_000_000_000n);
@@ -263,6 +266,18 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
     } finally {
       dp.watchNetns(`/run/netns/${B}`);
     }
+  });
+
+  it('pause() holds events in the kernel ring and resume() delivers them', async () => {
+    dp.pause();
+    try {
+      await nodeIn(A, `const d=require('dgram').createSocket('udp4');d.send('x',11,'${IP_B}',()=>d.close());`);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(col.events.some((e) => isKdrop(e) && e.dstPort === 11)).toBe(false);
+    } finally {
+      dp.resume();
+    }
+    await col.until((e): e is KernelDropEvent => isKdrop(e) && e.dstPort === 11);
   });
 
   it('counts no lost events', () => {
