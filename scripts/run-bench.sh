@@ -7,7 +7,7 @@ for b in bench/*.ts bench/*.sh; do
   [ -e "$b" ] || continue
   echo "== $b"
   case "$b" in
-    *.ts) pnpm exec tsx "$b" || status=1 ;;
+    *.ts) pnpm exec tsx --conditions=@flowctl/source "$b" || status=1 ;;
     *.sh) bash "$b" || status=1 ;;
   esac
 done
