@@ -35,8 +35,14 @@ const volatile __u32 abi_version = FLOWCTL_ABI_VERSION; /* read back by the load
 _Static_assert(__builtin_offsetof(struct flow_event, payload) == FLOWCTL_FLOW_EVENT_HDR_LEN,
 	       "flow_event header size");
 _Static_assert(sizeof(struct flowctl_conn_key) == 44, "conn key size");
+_Static_assert(sizeof(struct flowctl_conn4_key) == 20, "conn4 key size");
 
 #define EPOCH_NONE (~0ULL)
+
+/* Stats intervals shorter than this (5 ticks at HZ=100) read the precise clock on every packet;
+ * longer ones read it at most once per jiffy per connection (see clock_due), so a stats event is
+ * at most one tick late. */
+#define PRECISE_CLOCK_BELOW_NS 50000000ULL
 
 static __always_inline void count(__u32 which)
 {
@@ -130,7 +136,18 @@ static __always_inline int match4(const __u8 *b, const char *s)
 	return b[0] == s[0] && b[1] == s[1] && b[2] == s[2] && b[3] == s[3];
 }
 
-/* DNS by port; HTTP/1.x by the start of a request line or a status line. */
+/* HTTP/1.x by the start of a request line or a status line, from the first 8 payload bytes (on
+ * the stack or in the packet). */
+static __always_inline int is_http(const __u8 *b)
+{
+	if (match4(b, "GET ") || match4(b, "POST") || match4(b, "PUT ") || match4(b, "HEAD") ||
+	    match4(b, "DELE") || match4(b, "PATC") || match4(b, "OPTI") || match4(b, "CONN") ||
+	    match4(b, "TRAC"))
+		return 1;
+	return match4(b, "HTTP") && b[4] == '/' && b[5] == '1' && b[6] == '.';
+}
+
+/* DNS by port; HTTP/1.x by is_http(). */
 static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p)
 {
 	__u8 b[8];
@@ -142,19 +159,46 @@ static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p
 		return FLOWCTL_L7_NONE;
 	if (bpf_skb_load_bytes(skb, p->payload_off, b, 8))
 		return FLOWCTL_L7_NONE;
-	if (match4(b, "GET ") || match4(b, "POST") || match4(b, "PUT ") || match4(b, "HEAD") ||
-	    match4(b, "DELE") || match4(b, "PATC") || match4(b, "OPTI") || match4(b, "CONN") ||
-	    match4(b, "TRAC"))
-		return FLOWCTL_L7_HTTP;
-	if (match4(b, "HTTP") && b[4] == '/' && b[5] == '1' && b[6] == '.')
-		return FLOWCTL_L7_HTTP;
-	return FLOWCTL_L7_NONE;
+	return is_http(b) ? FLOWCTL_L7_HTTP : FLOWCTL_L7_NONE;
+}
+
+/* Frozen rodata: the verifier keeps one branch. */
+static __always_inline int precise_clock(void)
+{
+	return stats_interval_ns && stats_interval_ns < PRECISE_CLOCK_BELOW_NS;
+}
+
+static __always_inline int stats_due(const struct flowctl_conn *c, __u64 now)
+{
+	return stats_interval_ns && !(c->state & FLOWCTL_STATE_CLOSED) && now > c->last_emit_ns &&
+	       now - c->last_emit_ns >= stats_interval_ns;
+}
+
+/* The clock of the per-packet path. Even bpf_ktime_get_coarse_ns() costs ~16 ns here (helper
+ * calls and returns are expensive with the SRSO "safe RET" mitigation), about a fifth of an
+ * established packet, while bpf_jiffies64() is one load: the precise clock is read only when the
+ * jiffy changed since this connection last read it. Updates last_seen_ns; returns whether a stats
+ * event is due. */
+static __always_inline int clock_due(struct flowctl_conn *c)
+{
+	__u64 now, j;
+
+	if (!precise_clock()) {
+		j = bpf_jiffies64();
+		if (j == c->clock_jiffies)
+			return 0;
+		c->clock_jiffies = j;
+	}
+	now = bpf_ktime_get_ns();
+	if (now > c->last_seen_ns)
+		c->last_seen_ns = now;
+	return stats_due(c, now);
 }
 
 #define EMIT_HOW(side, obs, reason, l7) ((side) | (obs) << 8 | (reason) << 16 | (l7) << 24)
 
 /* Global, verified once (see parse_packet); at most 5 arguments, hence `how` = EMIT_HOW().
- * Takes its own precise timestamp: the per-packet path only reads the coarse clock. */
+ * Takes its own precise timestamp: the per-packet path reads the clock only once per jiffy. */
 __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_conn *c, __u32 how)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -233,10 +277,10 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
  * decides whether it is worth an event, and returns the TC action. */
 static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 				   struct flowctl_conn *c, const struct flowctl_conn_key *k,
-				   int side, __u8 obs, __u64 now, __u64 epoch)
+				   int side, __u8 obs, __u64 epoch)
 {
 	__u32 seen_bit = side ? FLOWCTL_STATE_SEEN1 : FLOWCTL_STATE_SEEN0;
-	__u32 newf = 0, first = 0, closing = 0, changed = 0;
+	__u32 newf = 0, first = 0, closing = 0, changed = 0, due;
 	__u8 reason = 0, l7 = FLOWCTL_L7_NONE, verdict;
 
 	if (c->epoch != epoch)
@@ -244,8 +288,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 
 	__sync_fetch_and_add(&c->packets[side], 1);
 	__sync_fetch_and_add(&c->bytes[side], skb->len);
-	if (now > c->last_seen_ns)
-		c->last_seen_ns = now;
+	due = clock_due(c);
 	/* Atomics only when something is new: the established path stays plain loads. */
 	if (p->tcp_flags & ~c->flags_seen[side])
 		newf = p->tcp_flags & ~__sync_fetch_and_or(&c->flags_seen[side], p->tcp_flags) &
@@ -275,8 +318,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 		reason = FLOWCTL_REASON_NEW;
 	else if (newf)
 		reason = FLOWCTL_REASON_FLAGS;
-	else if (stats_interval_ns && !(c->state & FLOWCTL_STATE_CLOSED) &&
-		 now - c->last_emit_ns >= stats_interval_ns)
+	else if (due)
 		reason = FLOWCTL_REASON_STATS;
 	else if (every_packet)
 		reason = FLOWCTL_REASON_SAMPLE;
@@ -287,24 +329,55 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 
 /* Prepares a connection entry in conn_scratch and inserts it into `flows`. Global (verified once,
  * and its stack zeroing stays off the established path). Returns 0 when `flows` took it. */
+static __always_inline void conn4_key(const struct flowctl_conn_key *k, struct flowctl_conn4_key *k4)
+{
+	k4->addr[0] = k->addr[0][0];
+	k4->addr[1] = k->addr[1][0];
+	k4->ifindex = k->ifindex;
+	k4->port[0] = k->port[0];
+	k4->port[1] = k->port[1];
+	k4->proto = k->proto;
+}
+
+/* IPv4 connections live in flows4, IPv6 ones in flows. */
+static __always_inline struct flowctl_conn *conn_lookup(const struct flowctl_conn_key *k)
+{
+	struct flowctl_conn4_key k4 = {};
+
+	if (k->ip_version != 4)
+		return bpf_map_lookup_elem(&flows, k);
+	conn4_key(k, &k4);
+	return bpf_map_lookup_elem(&flows4, &k4);
+}
+
+/* Prepares a connection entry in conn_scratch and inserts it into `flows4` or `flows`. Global
+ * (verified once, and its stack zeroing stays off the established path). Returns 0 when the map
+ * took it. */
 __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, __u32 side,
 			__u32 reuse)
 {
+	struct flowctl_conn4_key k4 = {};
 	__u32 zero = 0;
 	struct flowctl_conn *init = bpf_map_lookup_elem(&conn_scratch, &zero);
+	__u64 flags = reuse ? BPF_ANY : BPF_NOEXIST;
 
 	if (!init || !k || !p)
 		return -1;
 	__builtin_memset(init, 0, sizeof(*init));
 	init->epoch = EPOCH_NONE;
 	init->opener = opener_of(p, side & 1);
-	init->last_emit_ns = bpf_ktime_get_coarse_ns();
+	init->last_emit_ns = bpf_ktime_get_ns();
 	init->last_seen_ns = init->last_emit_ns;
 	/* NOEXIST: another CPU may have created it meanwhile; then theirs is used. */
-	return bpf_map_update_elem(&flows, k, init, reuse ? BPF_ANY : BPF_NOEXIST) == 0 ? 0 : 1;
+	if (k->ip_version != 4)
+		return bpf_map_update_elem(&flows, k, init, flags) == 0 ? 0 : 1;
+	conn4_key(k, &k4);
+	return bpf_map_update_elem(&flows4, &k4, init, flags) == 0 ? 0 : 1;
 }
 
-static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
+/* Every packet the fast path does not finish: full parse, connection setup, policy evaluation,
+ * events. Global, so the verifier checks it once rather than once per way out of the fast path. */
+__noinline int handle_slow(struct __sk_buff *skb, __u32 obs)
 {
 	struct flowctl_conn_key k = {};
 	struct flowctl_conn *init;
@@ -313,10 +386,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 	struct pkt p = {};
 	__u32 zero = 0;
 	__u16 sp, dp;
-	__u64 now, epoch;
+	__u64 epoch;
 	int r, side, reuse = 0;
 
-	count(FLOWCTL_CNT_PACKETS);
+	if (!skb)
+		return TC_ACT_OK;
 	r = parse_packet(skb, &p);
 	if (r == PARSE_NOT_IP) {
 		count(FLOWCTL_CNT_NON_IP);
@@ -326,9 +400,6 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 		count(FLOWCTL_CNT_MALFORMED);
 		return TC_ACT_OK;
 	}
-	/* Coarse (jiffies) time on the per-packet path: the precise clock costs ~30 ns on VMs, and
-	 * only stats deadlines and last_seen use it; events take a precise timestamp. */
-	now = bpf_ktime_get_coarse_ns();
 	if (r == PARSE_FRAGMENT) {
 		/* No L4 header, so no connection to account it to; the first fragment carried the
 		 * verdict. */
@@ -369,7 +440,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	epoch = cfg ? cfg->epoch : 0;
 
-	c = bpf_map_lookup_elem(&flows, &k);
+	c = conn_lookup(&k);
 	/* A SYN on a closed connection's tuple starts a new connection (port reuse). */
 	if (c && (c->state & FLOWCTL_STATE_CLOSED) && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		c = NULL;
@@ -377,7 +448,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 	}
 	if (!c) {
 		r = new_conn(&k, &p, side, reuse);
-		c = r < 0 ? NULL : bpf_map_lookup_elem(&flows, &k);
+		c = r < 0 ? NULL : conn_lookup(&k);
 		if (!c) {
 			/* Not stored: account in the scratch copy new_conn prepared. */
 			count(FLOWCTL_CNT_FLOW_MAP_FULL);
@@ -386,7 +457,111 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 				return TC_ACT_OK;
 		}
 	}
-	return account(skb, &p, c, &k, side, obs, now, epoch);
+	return account(skb, &p, c, &k, side, obs, epoch);
+}
+
+/* The established IPv4 TCP/UDP packet that only updates its connection's counters: what almost
+ * every packet is. Decided from the headers in the linear area without the full parser, with the
+ * 20-byte flows4 key. Returns -1, having changed nothing, for every packet that might need more
+ * (an event, a new flag, a verdict to (re)compute, L7, a jiffy to read the clock in, anything
+ * unusual about its headers): handle_slow then does exactly what it always did. */
+static __always_inline int handle_fast(struct __sk_buff *skb)
+{
+	void *data = skb_data(skb), *end = skb_data_end(skb);
+	__u8 *eth = data, *ip = data + ETH_HLEN, *l4 = ip + 20, *pl;
+	struct flowctl_conn4_key k = {};
+	struct flowctl_config *cfg;
+	struct flowctl_conn *c;
+	__u32 zero = 0, len = skb->len, saddr, daddr, tot, hlen, side;
+	__u16 sp, dp, flags = 0;
+	__u64 now = 0;
+	__u8 proto, verdict;
+
+	if (every_packet)
+		return -1;
+	if ((void *)(l4 + 8) > end)
+		return -1;
+	/* IPv4 without options, not a fragment (MF or offset), length within the frame. */
+	if (eth[12] != 0x08 || eth[13] != 0x00 || ip[0] != 0x45 || (ip[6] & 0x3f) || ip[7])
+		return -1;
+	tot = ((__u32)ip[2] << 8) | ip[3];
+	if (tot > len - ETH_HLEN)
+		return -1;
+	proto = ip[9];
+	if (proto == IPPROTO_TCP) {
+		if ((void *)(l4 + 20) > end)
+			return -1;
+		hlen = (l4[12] >> 4) * 4;
+		if (hlen < 20 || tot < 20 + hlen)
+			return -1;
+		flags = l4[13] | ((__u16)(l4[12] & 1) << 8);
+	} else if (proto == IPPROTO_UDP) {
+		hlen = 8;
+		if (tot < 20 + 8)
+			return -1;
+	} else {
+		return -1;
+	}
+	sp = ((__u16)l4[0] << 8) | l4[1];
+	dp = ((__u16)l4[2] << 8) | l4[3];
+	__builtin_memcpy(&saddr, ip + 12, 4);
+	__builtin_memcpy(&daddr, ip + 16, 4);
+	/* The canonical order of addr_cmp() on the first (only) address word. */
+	side = saddr > daddr || (saddr == daddr && sp > dp);
+	k.addr[0] = side ? daddr : saddr;
+	k.addr[1] = side ? saddr : daddr;
+	k.port[0] = side ? dp : sp;
+	k.port[1] = side ? sp : dp;
+	k.ifindex = skb->ifindex;
+	k.proto = proto;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	c = bpf_map_lookup_elem(&flows4, &k);
+	if (!c || c->epoch != (cfg ? cfg->epoch : 0))
+		return -1;
+	if ((flags & ~c->flags_seen[side & 1]) ||
+	    !(c->state & (side ? FLOWCTL_STATE_SEEN1 : FLOWCTL_STATE_SEEN0)) ||
+	    ((c->state & FLOWCTL_STATE_CLOSED) && (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN))
+		return -1;
+	verdict = c->verdict;
+	/* detect_l7() of account(), on the packet itself. */
+	if (verdict != FLOWCTL_VERDICT_DROPPED && tot > 20 + hlen) {
+		if (sp == 53 || dp == 53)
+			return -1;
+		if (proto == IPPROTO_TCP && tot >= 20 + hlen + 8) {
+			pl = l4 + hlen;
+			if ((void *)(pl + 8) > end || is_http(pl))
+				return -1;
+		}
+	}
+	if (precise_clock()) {
+		now = bpf_ktime_get_ns();
+		if (stats_due(c, now))
+			return -1;
+	} else if (bpf_jiffies64() != c->clock_jiffies) {
+		return -1;
+	}
+
+	__sync_fetch_and_add(&c->packets[side & 1], 1);
+	__sync_fetch_and_add(&c->bytes[side & 1], len);
+	if (now > c->last_seen_ns)
+		c->last_seen_ns = now;
+	if (verdict == FLOWCTL_VERDICT_DROPPED) {
+		count(FLOWCTL_CNT_POLICY_DROPPED);
+		return TC_ACT_SHOT;
+	}
+	if (verdict == FLOWCTL_VERDICT_AUDIT)
+		count(FLOWCTL_CNT_POLICY_AUDIT);
+	return TC_ACT_OK;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
+{
+	int r;
+
+	count(FLOWCTL_CNT_PACKETS);
+	r = handle_fast(skb);
+	return r >= 0 ? r : handle_slow(skb, obs);
 }
 
 SEC("tc")

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define FLOWCTL_ABI_VERSION 1
+#define FLOWCTL_ABI_VERSION 2
 
 /* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
 #define FLOWCTL_MAX_PAYLOAD 1024
@@ -163,9 +163,9 @@ struct flowctl_config {
 	__u64 policy_revision;
 };
 
-/* `flows` LRU key: the 5-tuple in canonical order (lower (address, port) first) so both
- * directions share an entry; per interface, because the same packet is a different observation
- * (and a different endpoint's policy) at the source and the destination veth. */
+/* `flows` LRU key (IPv6 connections): the 5-tuple in canonical order (lower (address, port)
+ * first) so both directions share an entry; per interface, because the same packet is a different
+ * observation (and a different endpoint's policy) at the source and the destination veth. */
 struct flowctl_conn_key {
 	__u32 addr[2][4];
 	__u32 ifindex;
@@ -175,19 +175,31 @@ struct flowctl_conn_key {
 	__u8 pad[2];
 };
 
+/* `flows4` LRU key (IPv4 connections): the same canonical 5-tuple in 20 bytes instead of 44, since
+ * the hash and compare of the key are most of an established packet's cost. */
+struct flowctl_conn4_key {
+	__u32 addr[2]; /* network order */
+	__u32 ifindex;
+	__u16 port[2];
+	__u8 proto;
+	__u8 pad[3];
+};
+
 #define FLOWCTL_OPENER_GUESSED 0x80 /* with the side in bit 0 */
 
 #define FLOWCTL_STATE_SEEN0 0x1 /* an event was sent for side 0 -> 1 */
 #define FLOWCTL_STATE_SEEN1 0x2
 #define FLOWCTL_STATE_CLOSED 0x4
 
-/* `flows` value. Arrays are indexed by the sending side of the canonical key. */
+/* `flows` and `flows4` value. Arrays are indexed by the sending side of the canonical key. Times
+ * are bpf_ktime_get_ns(); between events last_seen_ns has the resolution of a jiffy. */
 struct flowctl_conn {
 	__u64 packets[2];
 	__u64 bytes[2];
 	__u64 first_seen_ns;
 	__u64 last_seen_ns;
 	__u64 last_emit_ns;
+	__u64 clock_jiffies; /* jiffies when the precise clock was last read for this connection */
 	__u64 epoch; /* config epoch of identity[] and the verdict; ~0 = not evaluated */
 	__u32 flags_seen[2];
 	__u32 identity[2];

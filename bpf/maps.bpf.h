@@ -18,13 +18,21 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* struct flowctl_conn_key -> struct flowctl_conn */
+/* struct flowctl_conn_key -> struct flowctl_conn (IPv6 connections) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct flowctl_conn_key);
 	__type(value, struct flowctl_conn);
 } flows SEC(".maps");
+
+/* struct flowctl_conn4_key -> struct flowctl_conn (IPv4 connections) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flowctl_conn4_key);
+	__type(value, struct flowctl_conn);
+} flows4 SEC(".maps");
 
 /* struct flowctl_ipcache_key (LPM) -> struct flowctl_ipcache_value */
 struct {

@@ -56,9 +56,14 @@ int main(void)
 	F(flowctl_conn_key, addr); F(flowctl_conn_key, ifindex); F(flowctl_conn_key, port);
 	F(flowctl_conn_key, proto); F(flowctl_conn_key, ip_version);
 	END();
+	BEGIN("conn4_key", flowctl_conn4_key, sizeof(struct flowctl_conn4_key));
+	F(flowctl_conn4_key, addr); F(flowctl_conn4_key, ifindex); F(flowctl_conn4_key, port);
+	F(flowctl_conn4_key, proto);
+	END();
 	BEGIN("conn_value", flowctl_conn, sizeof(struct flowctl_conn));
 	F(flowctl_conn, packets); F(flowctl_conn, bytes); F(flowctl_conn, first_seen_ns);
-	F(flowctl_conn, last_seen_ns); F(flowctl_conn, last_emit_ns); F(flowctl_conn, epoch);
+	F(flowctl_conn, last_seen_ns); F(flowctl_conn, last_emit_ns); F(flowctl_conn, clock_jiffies);
+	F(flowctl_conn, epoch);
 	F(flowctl_conn, flags_seen); F(flowctl_conn, identity); F(flowctl_conn, policy_ref);
 	F(flowctl_conn, state); F(flowctl_conn, drop_reason); F(flowctl_conn, verdict);
 	F(flowctl_conn, opener); F(flowctl_conn, policy_direction);

@@ -4,7 +4,7 @@
 import { FlowctlError } from '../errors.js';
 import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint } from './events.js';
 
-export const FLOWCTL_ABI_VERSION = 1;
+export const FLOWCTL_ABI_VERSION = 2;
 /** Byte 0 of a flow record. */
 export const FLOWCTL_EV_FLOW = 1;
 /** Compile-time cap of the max_payload knob. */
@@ -58,24 +58,28 @@ export const POLICY_KEY = { size: 12, endpoint_identity: 0, peer_identity: 4, po
 export const POLICY_VALUE = { size: 8, rule_ref: 0, deny: 4 } as const;
 /** struct flowctl_config, the single entry of the `config` array. */
 export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
-/** struct flowctl_conn_key / flowctl_conn (the `flows` LRU map). */
+/** struct flowctl_conn_key (the `flows` LRU map, IPv6 connections). */
 export const CONN_KEY = { size: 44, addr: 0, ifindex: 32, port: 36, proto: 40, ip_version: 41 } as const;
+/** struct flowctl_conn4_key (the `flows4` LRU map, IPv4 connections). */
+export const CONN4_KEY = { size: 20, addr: 0, ifindex: 8, port: 12, proto: 16 } as const;
+/** struct flowctl_conn, the value of both. */
 export const CONN_VALUE = {
-  size: 96,
+  size: 104,
   packets: 0,
   bytes: 16,
   first_seen_ns: 32,
   last_seen_ns: 40,
   last_emit_ns: 48,
-  epoch: 56,
-  flags_seen: 64,
-  identity: 72,
-  policy_ref: 80,
-  state: 84,
-  drop_reason: 88,
-  verdict: 90,
-  opener: 91,
-  policy_direction: 92,
+  clock_jiffies: 56,
+  epoch: 64,
+  flags_seen: 72,
+  identity: 80,
+  policy_ref: 88,
+  state: 92,
+  drop_reason: 96,
+  verdict: 98,
+  opener: 99,
+  policy_direction: 100,
 } as const;
 
 /** `policy_enforce` value bits. */
