@@ -69,14 +69,15 @@ export class Datapath {
   }
 
   /**
-   * Runs one packet through a program ('from' = TC ingress = from the endpoint, 'to' = TC egress)
-   * and waits for exactly the events the kernel counted as written.
+   * Runs one packet through a program ('from' = TC ingress = from the endpoint, 'to' = TC egress),
+   * `repeat` times back to back in the kernel, and waits for exactly the events the kernel counted
+   * as written. The retval is that of the last run.
    */
-  async run(dir: 'from' | 'to', data: Buffer): Promise<{ retval: number; events: FlowEvent[] }> {
+  async run(dir: 'from' | 'to', data: Buffer, repeat = 1): Promise<{ retval: number; events: FlowEvent[] }> {
     const before = this.counters().events;
     const n0 = this.events.length;
     const prog = this.obj.program(dir === 'from' ? 'flowctl_tc_ingress' : 'flowctl_tc_egress');
-    const r = prog.testRun({ data });
+    const r = prog.testRun({ data, repeat });
     const want = n0 + Number(this.counters().events - before);
     const deadline = Date.now() + 2000;
     while (this.events.length < want) {

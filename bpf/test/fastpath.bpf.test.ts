@@ -1,0 +1,163 @@
+// The established IPv4 fast path of the TC programs (handle_fast in flowctl.bpf.c) against the full
+// path it short-cuts. Packets are repeated inside the kernel (test_run repeat), so almost all of
+// them arrive within the jiffy of the previous one and take the fast path; the counts in the next
+// event, the counters and the returned actions must be what the full path alone gives.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
+import { writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
+import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
+import { dns, F, ipv4, ipv6, TCP, tcp, UDP, udp } from './packets.js';
+
+const skip = skipReason();
+const A = '10.202.2.1';
+const B = '10.202.2.2';
+const N = 1000;
+
+const tcp4 = (src: string, dst: string, sport: number, dport: number, flags: number, payload?: Buffer, options?: Buffer) =>
+  ipv4({ src, dst, proto: TCP, options }, tcp(sport, dport, flags, payload));
+
+describe.skipIf(skip)('flowctl TC datapath: established IPv4 fast path (test_run repeat)', () => {
+  let dp: Datapath;
+  beforeAll(() => {
+    dp = new Datapath();
+  });
+  afterAll(() => dp?.close());
+
+  it('counts every repeated packet of both directions, with no events, into the close event', async () => {
+    await dp.one('from', tcp4(A, B, 43001, 80, F.SYN));
+    await dp.one('to', tcp4(B, A, 80, 43001, F.SYN | F.ACK));
+    const ack = tcp4(A, B, 43001, 80, F.ACK);
+    const data = tcp4(B, A, 80, 43001, F.ACK, Buffer.alloc(1000, 0x5a));
+    const before = dp.counters();
+    expect(await dp.run('from', ack, N)).toEqual({ retval: TC_ACT_OK, events: [] });
+    expect(await dp.run('to', data, N / 2)).toEqual({ retval: TC_ACT_OK, events: [] });
+    const after = dp.counters();
+    expect(after.packets - before.packets).toBe(BigInt(N + N / 2));
+    expect(after.events - before.events).toBe(0n);
+
+    const fin = await dp.one('from', tcp4(A, B, 43001, 80, F.FIN | F.ACK));
+    const synLen = tcp4(A, B, 43001, 80, F.SYN).length;
+    expect(fin).toMatchObject({ reason: 2, packets: BigInt(N + 2), replyPackets: BigInt(N / 2 + 1) });
+    expect(fin.bytes).toBe(BigInt(synLen * (N + 2)));
+    expect(fin.replyBytes).toBe(BigInt(synLen + data.length * (N / 2)));
+    const rst = await dp.one('to', tcp4(B, A, 80, 43001, F.RST));
+    expect(rst).toMatchObject({ reason: 3, packets: BigInt(N / 2 + 2), replyPackets: BigInt(N + 2) });
+    // A closed connection: still counted on the way, and a SYN on its tuple is a new connection.
+    expect((await dp.run('from', ack, 10)).events).toEqual([]);
+    expect(await dp.one('from', tcp4(A, B, 43001, 80, F.SYN))).toMatchObject({ reason: 1, packets: 1n, replyPackets: 0n });
+  });
+
+  it('packets with IP options (full path) and without (fast path) share one connection', async () => {
+    const opts = Buffer.alloc(8, 1);
+    await dp.one('from', tcp4(A, B, 43002, 80, F.SYN, undefined, opts));
+    await dp.run('from', tcp4(A, B, 43002, 80, F.SYN), N);
+    await dp.run('from', tcp4(A, B, 43002, 80, F.SYN, undefined, opts), 3);
+    const fin = await dp.one('from', tcp4(A, B, 43002, 80, F.FIN, undefined, opts));
+    expect(fin).toMatchObject({ reason: 2, packets: BigInt(N + 5), isReply: false });
+  });
+
+  it('a new TCP flag on an established connection still gets its event', async () => {
+    await dp.one('from', tcp4(A, B, 43003, 80, F.SYN));
+    await dp.run('from', tcp4(A, B, 43003, 80, F.SYN), N);
+    const r = await dp.run('from', tcp4(A, B, 43003, 80, F.RST), 5);
+    expect(r.events).toHaveLength(1);
+    expect(r.events[0]).toMatchObject({ reason: 3, tcpFlags: F.RST, packets: BigInt(N + 2) });
+  });
+
+  it('every HTTP request and DNS message on an established connection is captured', async () => {
+    await dp.one('from', tcp4(A, B, 43004, 8080, F.SYN));
+    await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK), N);
+    const req = Buffer.from('GET /fast HTTP/1.1\r\n\r\n');
+    const r = await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK, req), 20);
+    expect(r.events).toHaveLength(20);
+    expect(r.events.every((e) => e.reason === 7 && e.l7 === 2 && e.payload.equals(req))).toBe(true);
+    expect(r.events[19]!.packets).toBe(BigInt(N + 21));
+    // Payloads that are not HTTP stay on the fast path without events.
+    expect((await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK, Buffer.from('HTTP/2.0 binary frames')), N)).events).toEqual([]);
+    expect((await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK, Buffer.from('GET')), N)).events).toEqual([]);
+
+    const q = dns(0x4321, 'fast.path.local');
+    await dp.one('from', ipv4({ src: A, dst: B, proto: UDP }, udp(43005, 53, q)));
+    const d = await dp.run('from', ipv4({ src: A, dst: B, proto: UDP }, udp(43005, 53, q)), 10);
+    expect(d.events).toHaveLength(10);
+    expect(d.events.every((e) => e.l7 === 1 && e.payload.equals(q))).toBe(true);
+    // An empty UDP datagram to port 53 has no payload to decode.
+    expect((await dp.run('from', ipv4({ src: A, dst: B, proto: UDP }, udp(43005, 53)), 10)).events).toEqual([]);
+  });
+
+  it('IPv6 established packets are counted the same way by the full path', async () => {
+    const a6 = 'fd00:202:2::1';
+    const b6 = 'fd00:202:2::2';
+    await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.SYN)));
+    expect((await dp.run('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.SYN)), N)).events).toEqual([]);
+    expect(await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.FIN)))).toMatchObject({ packets: BigInt(N + 2) });
+  });
+});
+
+describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', () => {
+  const CLIENT = '10.202.3.1';
+  const SERVER = '10.202.3.2';
+  const row = (p: Partial<PolicyEntry>): PolicyEntry => ({ endpointIdentity: 2002, peerIdentity: 2001, port: 8080, proto: TCP, direction: 'ingress', deny: false, ruleRef: 1, ...p });
+  const policy = (revision: number, entries: PolicyEntry[]): CompiledPolicy =>
+    ({ revision, entries, enforced: new Map([[2002, { ingress: true, egress: false }]]), cidrIdentities: [], refs: [], selectedBy: new Map() }) as unknown as CompiledPolicy;
+  const ids = [
+    { cidr: CLIENT, identity: 2001 },
+    { cidr: SERVER, identity: 2002 },
+  ];
+
+  it('established dropped packets are dropped and counted; a policy change re-decides them at once', async () => {
+    const dp = new Datapath();
+    try {
+      writeIpcache(dp.maps.ipcache, ids, dp.maps.config);
+      writePolicyMaps(dp.maps, policy(1, []));
+      const syn = tcp4(CLIENT, SERVER, 43100, 8080, F.SYN);
+      expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, reason: 6 });
+      const before = dp.counters().policyDropped;
+      expect(await dp.run('to', syn, N)).toEqual({ retval: TC_ACT_SHOT, events: [] });
+      expect(dp.counters().policyDropped - before).toBe(BigInt(N));
+
+      writePolicyMaps(dp.maps, policy(2, [row({})]));
+      expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_OK, verdict: 1, reason: 1, policyRef: 1, packets: BigInt(N + 2) });
+      expect(await dp.run('to', syn, N)).toEqual({ retval: TC_ACT_OK, events: [] });
+      writePolicyMaps(dp.maps, policy(3, []));
+      expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, reason: 6 });
+    } finally {
+      dp.close();
+    }
+  });
+
+  it('audit mode: established packets pass and are counted as audited', async () => {
+    const dp = new Datapath({ policyAudit: true });
+    try {
+      writeIpcache(dp.maps.ipcache, ids, dp.maps.config);
+      writePolicyMaps(dp.maps, policy(1, []));
+      const syn = tcp4(CLIENT, SERVER, 43101, 8080, F.SYN);
+      expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_OK, verdict: 4 });
+      const before = dp.counters().policyAudit;
+      expect(await dp.run('to', syn, N)).toEqual({ retval: TC_ACT_OK, events: [] });
+      expect(dp.counters().policyAudit - before).toBe(BigInt(N));
+    } finally {
+      dp.close();
+    }
+  });
+
+  it('a stats interval of many jiffies: no event before it, one after it, with the counts', async () => {
+    const dp = new Datapath({ statsIntervalNs: 100_000_000n });
+    try {
+      const first = await dp.one('from', tcp4(A, B, 43102, 80, F.SYN));
+      const ack = tcp4(A, B, 43102, 80, F.SYN);
+      expect((await dp.run('from', ack, N)).events).toEqual([]);
+      await new Promise((res) => setTimeout(res, 150));
+      const r = await dp.run('from', ack, N);
+      expect(r.events).toHaveLength(1);
+      const e = r.events[0]!;
+      expect(e.reason).toBe(4);
+      expect(e.packets).toBeGreaterThanOrEqual(BigInt(N + 2));
+      expect(e.tsNs - first.tsNs).toBeGreaterThanOrEqual(100_000_000n);
+      expect(e.firstSeenNs).toBe(first.tsNs);
+      expect((await dp.run('from', ack, N)).events).toEqual([]);
+    } finally {
+      dp.close();
+    }
+  });
+});
