@@ -1,7 +1,14 @@
 // IP → FQDNs learned from observed DNS answers (Hubble's source_names/destination_names),
 // bounded so a flood of answers cannot grow the agent without limit.
+interface Entry {
+  names: Map<string, number /* expiry ms */>;
+  /** Shared, frozen answer for names(): every flow to this IP points at the same array. */
+  cached: readonly string[] | undefined;
+  cachedUntil: number;
+}
+
 export class DnsCache {
-  private readonly byIp = new Map<string, Map<string, number /* expiry ms */>>();
+  private readonly byIp = new Map<string, Entry>();
 
   constructor(private readonly maxIps = 65536, private readonly now: () => number = Date.now) {}
 
@@ -10,30 +17,41 @@ export class DnsCache {
     const expiry = this.now() + Math.max(60, ttlS) * 1000;
     const fqdn = name.endsWith('.') ? name.slice(0, -1) : name;
     for (const ip of ips) {
-      let names = this.byIp.get(ip);
-      if (!names) {
+      let e = this.byIp.get(ip);
+      if (!e) {
         if (this.byIp.size >= this.maxIps) {
           const oldest = this.byIp.keys().next();
           if (!oldest.done) this.byIp.delete(oldest.value);
         }
-        names = new Map();
-        this.byIp.set(ip, names);
+        e = { names: new Map(), cached: undefined, cachedUntil: 0 };
+        this.byIp.set(ip, e);
       }
-      names.set(fqdn, expiry);
+      const prev = e.names.get(fqdn);
+      e.names.set(fqdn, expiry);
+      if (prev === undefined) e.cached = undefined;
     }
   }
 
   names(ip: string): string[] {
-    const names = this.byIp.get(ip);
-    if (!names) return EMPTY;
+    const e = this.byIp.get(ip);
+    if (!e) return EMPTY;
     const now = this.now();
+    if (e.cached && now < e.cachedUntil) return e.cached as string[];
+    let until = Infinity;
     const out: string[] = [];
-    for (const [n, exp] of names) {
-      if (exp >= now) out.push(n);
-      else names.delete(n);
+    for (const [n, exp] of e.names) {
+      if (exp >= now) {
+        out.push(n);
+        until = Math.min(until, exp);
+      } else e.names.delete(n);
     }
-    if (names.size === 0) this.byIp.delete(ip);
-    return out.sort();
+    if (e.names.size === 0) {
+      this.byIp.delete(ip);
+      return EMPTY;
+    }
+    e.cached = Object.freeze(out.sort());
+    e.cachedUntil = until;
+    return e.cached as string[];
   }
 }
-const EMPTY: string[] = [];
+const EMPTY: string[] = Object.freeze([]) as unknown as string[];

@@ -16,8 +16,14 @@ export class MonotonicClock {
 
   toWall(monotonicNs: bigint): Timestamp {
     const ns = monotonicNs + this.offsetNs;
-    return { seconds: ns / 1_000_000_000n, nanos: Number(ns % 1_000_000_000n) };
+    let seconds = ns / 1_000_000_000n;
+    // Consecutive events share a second: keep one BigInt per second instead of one per flow.
+    if (seconds === this.lastSeconds) seconds = this.lastSeconds;
+    else this.lastSeconds = seconds;
+    return { seconds, nanos: Number(ns % 1_000_000_000n) };
   }
+
+  private lastSeconds = -1n;
 
   nowMonotonicNs(): bigint {
     return process.hrtime.bigint();

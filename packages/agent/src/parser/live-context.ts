@@ -1,11 +1,11 @@
 // The agent's ParserContext: endpoints directory, DNS cache, clock, interface names and policy refs.
-import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Endpoint, Policy, Timestamp } from '@flowctl/flow';
 import type { PolicyRef } from '@flowctl/policy';
 import { DnsCache } from '../endpoints/dns-cache.js';
 import type { EndpointDirectory } from '../endpoints/directory.js';
 import { MonotonicClock } from './clock.js';
+import { uuidV4 } from './strings.js';
 import type { ParserContext, ParserCounters } from './context.js';
 
 export class LiveContext implements ParserContext {
@@ -70,7 +70,7 @@ export class LiveContext implements ParserContext {
   }
 
   newUuid(): string {
-    return randomUUID();
+    return uuidV4();
   }
 }
 

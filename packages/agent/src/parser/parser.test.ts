@@ -180,3 +180,25 @@ describe('Parser: seams and garbage', () => {
     expect(parser.decode(fixtures.tcpSyn)).toHaveLength(1);
   });
 });
+
+describe('flat strings', () => {
+  it('generates distinct RFC 4122 v4 UUIDs', async () => {
+    const { uuidV4 } = await import('./strings.js');
+    const seen = new Set<string>();
+    for (let i = 0; i < 10_000; i++) {
+      const u = uuidV4();
+      expect(u).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      seen.add(u);
+    }
+    expect(seen.size).toBe(10_000);
+  });
+
+  it('interns equal strings to one instance and stays bounded', async () => {
+    const { Interner } = await import('./strings.js');
+    const i = new Interner(3);
+    const a = i.get(['10.203.1.', '100'].join(''));
+    expect(i.get('10.203.1.100')).toBe(a);
+    for (const s of ['x', 'y', 'z', 'w']) i.get(s);
+    expect(i.get('10.203.1.100')).toBe('10.203.1.100');
+  });
+});
