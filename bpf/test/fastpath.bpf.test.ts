@@ -1,4 +1,4 @@
-// The established IPv4 fast path of the TC programs (handle_fast in flowctl.bpf.c) against the full
+// The established-flow fast path of the TC programs (handle_fast in flowctl.bpf.c) against the full
 // path it short-cuts. Packets are repeated inside the kernel (test_run repeat), so almost all of
 // them arrive within the jiffy of the previous one and take the fast path; the counts in the next
 // event, the counters and the returned actions must be what the full path alone gives.
@@ -16,7 +16,7 @@ const N = 1000;
 const tcp4 = (src: string, dst: string, sport: number, dport: number, flags: number, payload?: Buffer, options?: Buffer) =>
   ipv4({ src, dst, proto: TCP, options }, tcp(sport, dport, flags, payload));
 
-describe.skipIf(skip)('flowctl TC datapath: established IPv4 fast path (test_run repeat)', () => {
+describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run repeat)', () => {
   let dp: Datapath;
   beforeAll(() => {
     dp = new Datapath();
@@ -85,12 +85,19 @@ describe.skipIf(skip)('flowctl TC datapath: established IPv4 fast path (test_run
     expect((await dp.run('from', ipv4({ src: A, dst: B, proto: UDP }, udp(43005, 53)), 10)).events).toEqual([]);
   });
 
-  it('IPv6 established packets are counted the same way by the full path', async () => {
+  it('IPv6: without extension headers (fast path) and with them (full path), one connection', async () => {
     const a6 = 'fd00:202:2::1';
     const b6 = 'fd00:202:2::2';
+    const hbh: [number, Buffer][] = [[0, Buffer.alloc(6)]];
     await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.SYN)));
-    expect((await dp.run('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.SYN)), N)).events).toEqual([]);
-    expect(await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.FIN)))).toMatchObject({ packets: BigInt(N + 2) });
+    await dp.one('to', ipv6({ src: b6, dst: a6, proto: TCP, ext: hbh }, tcp(80, 43006, F.SYN | F.ACK)));
+    expect((await dp.run('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.ACK)), N)).events).toEqual([]);
+    expect((await dp.run('to', ipv6({ src: b6, dst: a6, proto: TCP, ext: hbh }, tcp(80, 43006, F.ACK)), 7)).events).toEqual([]);
+    expect((await dp.run('to', ipv6({ src: b6, dst: a6, proto: TCP }, tcp(80, 43006, F.ACK)), N)).events).toEqual([]);
+    const req = Buffer.from('POST /v6 HTTP/1.1\r\n\r\n');
+    expect((await dp.run('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.ACK, req)), 3)).events).toHaveLength(3);
+    const fin = await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.FIN | F.ACK)));
+    expect(fin).toMatchObject({ reason: 2, isReply: false, packets: BigInt(N + 5), replyPackets: BigInt(N + 8) });
   });
 });
 
