@@ -18,7 +18,7 @@ import {
 } from '@flowctl/flow';
 import type { ChangeNotification, GetFlowsRequest, Namespace, ServerStatusResponse } from '@flowctl/flow';
 import { makeCorpus } from '@flowctl/flow/testing/corpus';
-import { encodeBatch, encodeLenField, encodeTimestampBody } from '../observer/wire.js';
+import { encodeBatch } from '../observer/wire.js';
 import { GET_FLOWS_BATCHED_PATH } from '../observer/services.js';
 
 export interface FakeAgentOptions {
@@ -50,9 +50,39 @@ export interface FakeAgent {
 const RING_CAP = 4095;
 const TICK_MS = 5;
 
+/** A response with two fixed-width Timestamp bodies (flow.time and response time) to patch in place. */
 interface Template {
-  flowBody?: Buffer;
-  rest: Buffer;
+  bytes: Buffer;
+  tsOffsets: [number, number];
+}
+
+const TS_WIDTH = 12;
+const TS_PLACEHOLDER = Buffer.from([0x08, 0x80, 0x80, 0x80, 0x80, 0x00, 0x10, 0x80, 0x80, 0x80, 0x80, 0x00]);
+
+function varint(v: number): Buffer {
+  const out: number[] = [];
+  while (v >= 128) {
+    out.push((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+function makeTemplate(flowBody: Buffer, rest: Buffer): Template {
+  const inner = Buffer.concat([Buffer.from([0x0a, TS_WIDTH]), TS_PLACEHOLDER, flowBody]);
+  const head = Buffer.concat([Buffer.from([0x0a]), varint(inner.length)]);
+  const bytes = Buffer.concat([head, inner, rest, Buffer.from([0xca, 0x3e, TS_WIDTH]), TS_PLACEHOLDER]);
+  return { bytes, tsOffsets: [head.length + 2, bytes.length - TS_WIDTH] };
+}
+
+/** 5-byte varints (non-minimal but valid protobuf) keep every emitted flow the template's size. */
+function write5(buf: Buffer, pos: number, v: number): void {
+  buf[pos] = (v & 0x7f) | 0x80;
+  buf[pos + 1] = ((v >>> 7) & 0x7f) | 0x80;
+  buf[pos + 2] = ((v >>> 14) & 0x7f) | 0x80;
+  buf[pos + 3] = ((v >>> 21) & 0x7f) | 0x80;
+  buf[pos + 4] = (v >>> 28) & 0x7f;
 }
 
 function templates(nodeName: string, seed: number): { tpl: Template[]; namespaces: Namespace[]; backlog: GetFlowsResponse[] } {
@@ -64,18 +94,21 @@ function templates(nodeName: string, seed: number): { tpl: Template[]; namespace
     for (const ns of [r.flow.source?.namespace, r.flow.destination?.namespace]) if (ns) namespaces.set(ns, { cluster: 'default', namespace: ns });
     const flowBody = Buffer.from(Flow.encode({ ...r.flow, time: undefined, node_name: nodeName }).finish());
     const rest = Buffer.from(GetFlowsResponse.encode({ node_name: nodeName }).finish());
-    tpl.push({ flowBody, rest });
+    tpl.push(makeTemplate(flowBody, rest));
   }
   return { tpl, namespaces: [...namespaces.values()], backlog: corpus };
 }
 
 function emit(t: Template, ms: number): Buffer {
   const sec = Math.floor(ms / 1000);
-  const ts = encodeTimestampBody(sec, Math.round((ms - sec * 1000) * 1e6) % 1e9);
-  const parts: Buffer[] = [];
-  if (t.flowBody) parts.push(encodeLenField(1, Buffer.concat([encodeLenField(1, ts), t.flowBody])));
-  parts.push(t.rest, encodeLenField(1001, ts));
-  return Buffer.concat(parts);
+  const nsec = Math.round((ms - sec * 1000) * 1e6) % 1e9;
+  const out = Buffer.allocUnsafe(t.bytes.length);
+  t.bytes.copy(out);
+  for (const off of t.tsOffsets) {
+    write5(out, off + 1, sec);
+    write5(out, off + 7, nsec);
+  }
+  return out;
 }
 
 interface Entry {
@@ -165,6 +198,12 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     let writing = false;
     let scheduled = false;
     const pending = () => queue.length - head;
+    let writes = 0;
+    let drains = 0;
+    const trace = process.env.FAKE_AGENT_TRACE
+      ? setInterval(() => process.stderr.write(`trace ${o.nodeName} pending=${pending()} writing=${writing} writes=${writes} drains=${drains} lost=${lost}\n`), 1000)
+      : undefined;
+    call.on('close', () => trace && clearInterval(trace));
     const pump = () => {
       scheduled = false;
       if (writing || closed) return;
@@ -179,9 +218,11 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
           queue = queue.slice(head);
           head = 0;
         }
+        writes++;
         if (!call.write(chunk)) {
           writing = true;
           call.once('drain', () => {
+            drains++;
             writing = false;
             pump();
           });

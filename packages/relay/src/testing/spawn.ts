@@ -24,7 +24,8 @@ function tsArgs(file: string): string[] {
 }
 
 function launch(file: string, args: string[], portFrom: (line: string) => number | undefined, stream: 'stdout' | 'stderr'): Promise<Child> {
-  const proc = spawn(process.execPath, [...tsArgs(file), ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const nodeArgs = file.endsWith('.js') ? [file] : tsArgs(file);
+  const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -69,9 +70,11 @@ export function spawnFakeAgent(args: string[]): Promise<Child> {
   return launch(join(here, 'fake-agent-main.ts'), args, jsonField('port'), 'stdout');
 }
 
-/** Starts flowctl-relay (from source); `args` should include --listen-address 127.0.0.1:0. */
-export function spawnRelay(args: string[]): Promise<Child> {
-  return launch(join(here, '..', 'main.ts'), args, (line) => {
+/** Starts flowctl-relay (from source, or the compiled dist/ with `compiled`); `args` should
+ * include --listen-address 127.0.0.1:0. */
+export function spawnRelay(args: string[], compiled = false): Promise<Child> {
+  const main = compiled ? join(here, '..', '..', 'dist', 'main.js') : join(here, '..', 'main.ts');
+  return launch(main, args, (line) => {
     if (!line.includes('relay listening')) return undefined;
     return jsonField('port')(line);
   }, 'stderr');
