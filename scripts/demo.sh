@@ -214,7 +214,7 @@ start_agent() {
   spawn "agent-$name" "$ns" "$ROOT/bin/flowctl-agent" --node-name "$name" \
     --endpoints "$RUN/endpoints.yaml" --policy-dir "$RUN/policies" \
     --unix-socket "$RUN/$name.sock" --listen-address "127.0.0.1:4244" --metrics-address "127.0.0.1:9965" \
-    --metrics "${FLOWCTL_DEMO_METRICS:-flow,drop,tcp,icmp,dns,http:sourceContext=pod;destinationContext=pod}"
+    ${FLOWCTL_DEMO_METRICS:+--metrics "$FLOWCTL_DEMO_METRICS"}
 }
 
 # Stops one node's agent (SIGTERM: it detaches its programs), as a node failure would.
@@ -258,7 +258,7 @@ up() {
   down
   mkdir -p "$RUN/logs"
   : >"$RUN/pids"
-  trap 'echo "demo: bring-up failed, tearing down" >&2; down' ERR
+  trap 'rc=$?; if [ $rc -ne 0 ]; then echo "demo: bring-up failed, tearing down" >&2; down; fi' EXIT
   write_endpoints
   write_policies
   build_topology
@@ -267,7 +267,7 @@ up() {
     start_flowctl
     wait_ready
   fi
-  trap - ERR
+  trap - EXIT
   status
 }
 
