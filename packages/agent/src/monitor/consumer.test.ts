@@ -5,13 +5,13 @@ import type { DatapathEvent } from '../datapath/events.js';
 import { flowEvent } from '../parser/fixtures.js';
 import { MonitorConsumer } from './consumer.js';
 
-function setup(queueSize: number) {
+function setup(queueSize: number, maxQueue = queueSize) {
   const dp = new FakeDatapath();
   const flows: Flow[] = [];
   const lost: LostEvent[] = [];
   // A decoder that tags each flow with the event's source port, so order and completeness are visible.
   const decode = (ev: DatapathEvent): Flow[] => (ev.kind === 'flow' ? [{ uuid: String(ev.srcPort) }] : []);
-  const c = new MonitorConsumer(dp, decode, { writeFlow: (f) => flows.push(f), writeLost: (l) => lost.push(l) }, { queueSize, chunk: 10, lostIntervalMs: 60_000 });
+  const c = new MonitorConsumer(dp, decode, { writeFlow: (f) => flows.push(f), writeLost: (l) => lost.push(l) }, { queueSize, maxQueue, chunk: 10, lostIntervalMs: 60_000 });
   c.start();
   return { dp, c, flows, lost };
 }
@@ -20,6 +20,18 @@ const batch = (from: number, n: number) => Array.from({ length: n }, (_, i) => f
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('MonitorConsumer', () => {
+  it('keeps batches that arrive after the pause, up to the hard bound', async () => {
+    const { dp, c, flows } = setup(20, 40);
+    dp.emit(batch(0, 25));
+    expect(dp.paused).toBe(true);
+    dp.emit(batch(25, 10)); // in flight when the pause happened: kept
+    dp.emit(batch(35, 10)); // beyond 40: 5 dropped
+    expect(c.stats.queueDropped).toBe(5);
+    for (let i = 0; i < 8; i++) await tick();
+    expect(flows).toHaveLength(40);
+    expect(dp.paused).toBe(false);
+  });
+
   it('decodes every event in order, in chunks that yield to the event loop', async () => {
     const { dp, c, flows } = setup(1000);
     dp.emit(batch(0, 25));
@@ -33,7 +45,7 @@ describe('MonitorConsumer', () => {
   });
 
   it('pauses the datapath when the queue fills, resumes when drained, and counts overflow as one lost event per interval', async () => {
-    const { dp, c, flows, lost } = setup(20);
+    const { dp, c, flows, lost } = setup(20, 20);
     dp.emit(batch(0, 15));
     expect(dp.paused).toBe(false);
     dp.emit(batch(15, 15)); // 10 overflow

@@ -12,8 +12,11 @@ export interface ConsumerSink {
 }
 
 export interface ConsumerOptions {
-  /** Events held between ring-buffer wake-ups and the parser (Hubble: numCPU × 1024, capped at 16384). */
+  /** Queue length at which the datapath is paused (Hubble's queue: numCPU × 1024, capped at 16384). */
   queueSize?: number;
+  /** Hard bound: events beyond it are dropped and reported (default 4 × queueSize). Batches already
+   *  in flight when the datapath pauses land between the two bounds instead of being lost. */
+  maxQueue?: number;
   /** How often aggregated lost events are emitted (Hubble: hubble-lost-event-send-interval, 1 s). */
   lostIntervalMs?: number;
   /** Events decoded per macrotask, so gRPC streams get the event loop in between. */
@@ -46,6 +49,7 @@ export class MonitorConsumer {
   private kernelSeen = 0n;
   private timer: NodeJS.Timeout | undefined;
   private readonly queueSize: number;
+  private readonly maxQueue: number;
   private readonly chunk: number;
   private readonly lostIntervalMs: number;
   private readonly now: () => number;
@@ -57,6 +61,7 @@ export class MonitorConsumer {
     opts: ConsumerOptions = {},
   ) {
     this.queueSize = opts.queueSize ?? 16384;
+    this.maxQueue = Math.max(this.queueSize, opts.maxQueue ?? this.queueSize * 4);
     this.chunk = opts.chunk ?? 4096;
     this.lostIntervalMs = opts.lostIntervalMs ?? 1000;
     this.now = opts.now ?? Date.now;
@@ -78,7 +83,7 @@ export class MonitorConsumer {
   /** Called once per ring-buffer wake-up; must return quickly. */
   enqueue(batch: DatapathEvent[]): void {
     this.stats.received += batch.length;
-    const room = this.queueSize - this.queued;
+    const room = this.maxQueue - this.queued;
     if (batch.length > room) {
       const dropped = batch.length - Math.max(0, room);
       this.recordQueueLoss(dropped);
