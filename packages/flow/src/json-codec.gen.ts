@@ -7,8 +7,14 @@ import * as relay from './gen/relay/relay.js';
 import * as peer from './gen/peer/peer.js';
 import {
   FieldError, bytes, dArr, dBool, dBytes, dDbl, dEnum, dFieldMask, dI32, dI64, dObj, dStr, dTs, dU32, dU64, dbl,
-  fieldMask, str, ts,
+  encodeNested, encodeWith, fieldMask, str,
 } from './json-primitives.js';
+import * as P from './json-primitives.js';
+import type { NodeBuffer, Writer } from './json-primitives.js';
+
+// Module constants rather than imported bindings: a loader that compiles ESM to CommonJS (tsx,
+// vitest) turns every use of an import into a getter call, too costly per written field.
+const { wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs } = P;
 
 type AnyMessage = { type_url?: string | undefined; value?: Uint8Array | undefined };
 function pathOf(e: unknown, f: string): unknown {
@@ -71,99 +77,141 @@ const Q_peer_ChangeNotificationType: (string | undefined)[] = ['"UNKNOWN"', '"PE
 const V_peer_ChangeNotificationType: Record<string, number> = Object.assign(Object.create(null), {"UNKNOWN":0,"PEER_ADDED":1,"PEER_DELETED":2,"PEER_UPDATED":3});
 function de_peer_ChangeNotificationType(v: unknown): number { return dEnum(v, V_peer_ChangeNotificationType, 'peer.ChangeNotificationType'); }
 
-export function e_flow_Flow(m: flow.Flow): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Flow(m: flow.Flow): string { return encodeWith(w_flow_Flow, m); }
+export function w_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.time;
-  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
+  if (v != null) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
   v = x.uuid;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"uuid":' : '"uuid":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.emitter;
-  if (v != null) o += (o.length > 1 ? ',"emitter":' : '"emitter":') + e_flow_Emitter(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 109; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_Emitter(v, b, p); }
   v = x.verdict;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"verdict":' : '"verdict":') + (Q_flow_Verdict[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wEnum(b, p, Q_flow_Verdict, v); }
   v = x.drop_reason;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"drop_reason":' : '"drop_reason":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
   v = x.auth_type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"auth_type":' : '"auth_type":') + (Q_flow_AuthType[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 117; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 95; b[p + 6] = 116; b[p + 7] = 121; b[p + 8] = 112; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(b, p, Q_flow_AuthType, v); }
   v = x.ethernet;
-  if (v != null) o += (o.length > 1 ? ',"ethernet":' : '"ethernet":') + e_flow_Ethernet(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 116; b[p + 3] = 104; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 110; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = w_flow_Ethernet(v, b, p); }
   v = x.IP;
-  if (v != null) o += (o.length > 1 ? ',"IP":' : '"IP":') + e_flow_IP(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, b, p); }
   v = x.l4;
-  if (v != null) o += (o.length > 1 ? ',"l4":' : '"l4":') + e_flow_Layer4(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, b, p); }
   v = x.tunnel;
-  if (v != null) o += (o.length > 1 ? ',"tunnel":' : '"tunnel":') + e_flow_Tunnel(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 117; b[p + 3] = 110; b[p + 4] = 110; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Tunnel(v, b, p); }
   v = x.source;
-  if (v != null) o += (o.length > 1 ? ',"source":' : '"source":') + e_flow_Endpoint(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, b, p); }
   v = x.destination;
-  if (v != null) o += (o.length > 1 ? ',"destination":' : '"destination":') + e_flow_Endpoint(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_Endpoint(v, b, p); }
   v = x.Type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"Type":' : '"Type":') + (Q_flow_FlowType[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 84; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_FlowType, v); }
   v = x.node_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.node_labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_labels":[' : '"node_labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_names;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_names":[' : '"source_names":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_names;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_names":[' : '"destination_names":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.l7;
-  if (v != null) o += (o.length > 1 ? ',"l7":' : '"l7":') + e_flow_Layer7(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, b, p); }
   v = x.reply;
-  if (v === true) o += o.length > 1 ? ',"reply":true' : '"reply":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.event_type;
-  if (v != null) o += (o.length > 1 ? ',"event_type":' : '"event_type":') + e_flow_CiliumEventType(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = w_flow_CiliumEventType(v, b, p); }
   v = x.source_service;
-  if (v != null) o += (o.length > 1 ? ',"source_service":' : '"source_service":') + e_flow_Service(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_Service(v, b, p); }
   v = x.destination_service;
-  if (v != null) o += (o.length > 1 ? ',"destination_service":' : '"destination_service":') + e_flow_Service(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_Service(v, b, p); }
   v = x.traffic_direction;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"traffic_direction":' : '"traffic_direction":') + (Q_flow_TrafficDirection[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wEnum(b, p, Q_flow_TrafficDirection, v); }
   v = x.policy_match_type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"policy_match_type":' : '"policy_match_type":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 109; b[p + 9] = 97; b[p + 10] = 116; b[p + 11] = 99; b[p + 12] = 104; b[p + 13] = 95; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 112; b[p + 17] = 101; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(b, p, v); }
   v = x.trace_observation_point;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"trace_observation_point":' : '"trace_observation_point":') + (Q_flow_TraceObservationPoint[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 111; b[p + 8] = 98; b[p + 9] = 115; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 118; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 112; b[p + 20] = 111; b[p + 21] = 105; b[p + 22] = 110; b[p + 23] = 116; b[p + 24] = 34; b[p + 25] = 58; p += 26; p = wEnum(b, p, Q_flow_TraceObservationPoint, v); }
   v = x.trace_reason;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"trace_reason":' : '"trace_reason":') + (Q_flow_TraceReason[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 101; b[p + 9] = 97; b[p + 10] = 115; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_flow_TraceReason, v); }
   v = x.file;
-  if (v != null) o += (o.length > 1 ? ',"file":' : '"file":') + e_flow_FileInfo(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_FileInfo(v, b, p); }
   v = x.ip_trace_id;
-  if (v != null) o += (o.length > 1 ? ',"ip_trace_id":' : '"ip_trace_id":') + e_flow_IPTraceID(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_IPTraceID(v, b, p); }
   v = x.drop_reason_desc;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"drop_reason_desc":' : '"drop_reason_desc":') + (Q_flow_DropReason[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_DropReason, v); }
   v = x.is_reply;
-  if (v != null) o += (o.length > 1 ? ',"is_reply":' : '"is_reply":') + (v ? 'true' : 'false');
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 115; b[p + 3] = 95; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 112; b[p + 7] = 108; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wBool(b, p, v); }
   v = x.debug_capture_point;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"debug_capture_point":' : '"debug_capture_point":') + (Q_flow_DebugCapturePoint[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 112; b[p + 10] = 116; b[p + 11] = 117; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 95; b[p + 15] = 112; b[p + 16] = 111; b[p + 17] = 105; b[p + 18] = 110; b[p + 19] = 116; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wEnum(b, p, Q_flow_DebugCapturePoint, v); }
   v = x.interface;
-  if (v != null) o += (o.length > 1 ? ',"interface":' : '"interface":') + e_flow_NetworkInterface(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_NetworkInterface(v, b, p); }
   v = x.proxy_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"proxy_port":' : '"proxy_port":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 120; b[p + 5] = 121; b[p + 6] = 95; b[p + 7] = 112; b[p + 8] = 111; b[p + 9] = 114; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(b, p, v); }
   v = x.trace_context;
-  if (v != null) o += (o.length > 1 ? ',"trace_context":' : '"trace_context":') + e_flow_TraceContext(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 101; b[p + 12] = 120; b[p + 13] = 116; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_TraceContext(v, b, p); }
   v = x.sock_xlate_point;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"sock_xlate_point":' : '"sock_xlate_point":') + (Q_flow_SocketTranslationPoint[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 95; b[p + 6] = 120; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 95; b[p + 12] = 112; b[p + 13] = 111; b[p + 14] = 105; b[p + 15] = 110; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_SocketTranslationPoint, v); }
   v = x.socket_cookie;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"socket_cookie":' : '"socket_cookie":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 116; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 111; b[p + 10] = 111; b[p + 11] = 107; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wI64(b, p, v); }
   v = x.cgroup_id;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"cgroup_id":' : '"cgroup_id":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 117; b[p + 6] = 112; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.Summary;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"Summary":' : '"Summary":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 109; b[p + 5] = 97; b[p + 6] = 114; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.extensions;
-  if (v != null) o += (o.length > 1 ? ',"extensions":' : '"extensions":') + eAny(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); }
   v = x.egress_allowed_by;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"egress_allowed_by":[' : '"egress_allowed_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = w_flow_Policy(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.ingress_allowed_by;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ingress_allowed_by":[' : '"ingress_allowed_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91;
+    p = w_flow_Policy(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.egress_denied_by;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"egress_denied_by":[' : '"egress_denied_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
+    p = w_flow_Policy(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.ingress_denied_by;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ingress_denied_by":[' : '"ingress_denied_by":[') + e_flow_Policy(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Policy(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = w_flow_Policy(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.policy_log;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"policy_log":[' : '"policy_log":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.aggregate;
-  if (v != null) o += (o.length > 1 ? ',"aggregate":' : '"aggregate":') + e_flow_Aggregate(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Flow(j: unknown): flow.Flow {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -223,13 +271,15 @@ export function d_flow_Flow(j: unknown): flow.Flow {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Emitter(m: flow.Emitter): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Emitter(m: flow.Emitter): string { return encodeWith(w_flow_Emitter, m); }
+export function w_flow_Emitter(m: flow.Emitter, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.version;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"version":' : '"version":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Emitter(j: unknown): flow.Emitter {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -246,13 +296,15 @@ export function d_flow_Emitter(j: unknown): flow.Emitter {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_FileInfo(m: flow.FileInfo): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_FileInfo(m: flow.FileInfo): string { return encodeWith(w_flow_FileInfo, m); }
+export function w_flow_FileInfo(m: flow.FileInfo, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.line;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"line":' : '"line":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_FileInfo(j: unknown): flow.FileInfo {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -269,15 +321,17 @@ export function d_flow_FileInfo(j: unknown): flow.FileInfo {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Aggregate(m: flow.Aggregate): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Aggregate(m: flow.Aggregate): string { return encodeWith(w_flow_Aggregate, m); }
+export function w_flow_Aggregate(m: flow.Aggregate, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.ingress_flow_count;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"ingress_flow_count":' : '"ingress_flow_count":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 102; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 95; b[p + 14] = 99; b[p + 15] = 111; b[p + 16] = 117; b[p + 17] = 110; b[p + 18] = 116; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wNum(b, p, v); }
   v = x.egress_flow_count;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"egress_flow_count":' : '"egress_flow_count":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 108; b[p + 10] = 111; b[p + 11] = 119; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(b, p, v); }
   v = x.unknown_direction_flow_count;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"unknown_direction_flow_count":' : '"unknown_direction_flow_count":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 107; b[p + 4] = 110; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 110; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 102; b[p + 20] = 108; b[p + 21] = 111; b[p + 22] = 119; b[p + 23] = 95; b[p + 24] = 99; b[p + 25] = 111; b[p + 26] = 117; b[p + 27] = 110; b[p + 28] = 116; b[p + 29] = 34; b[p + 30] = 58; p += 31; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Aggregate(j: unknown): flow.Aggregate {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -295,23 +349,25 @@ export function d_flow_Aggregate(j: unknown): flow.Aggregate {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Layer4(m: flow.Layer4): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Layer4(m: flow.Layer4): string { return encodeWith(w_flow_Layer4, m); }
+export function w_flow_Layer4(m: flow.Layer4, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.TCP;
-  if (v != null) o += (o.length > 1 ? ',"TCP":' : '"TCP":') + e_flow_TCP(v);
+  if (v != null) { b[p] = 34; b[p + 1] = 84; b[p + 2] = 67; b[p + 3] = 80; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_TCP(v, b, p); }
   v = x.UDP;
-  if (v != null) o += (o.length > 1 ? ',"UDP":' : '"UDP":') + e_flow_UDP(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 85; b[p + 2] = 68; b[p + 3] = 80; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_UDP(v, b, p); }
   v = x.ICMPv4;
-  if (v != null) o += (o.length > 1 ? ',"ICMPv4":' : '"ICMPv4":') + e_flow_ICMPv4(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 67; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 118; b[p + 6] = 52; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_ICMPv4(v, b, p); }
   v = x.ICMPv6;
-  if (v != null) o += (o.length > 1 ? ',"ICMPv6":' : '"ICMPv6":') + e_flow_ICMPv6(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 67; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 118; b[p + 6] = 54; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_ICMPv6(v, b, p); }
   v = x.SCTP;
-  if (v != null) o += (o.length > 1 ? ',"SCTP":' : '"SCTP":') + e_flow_SCTP(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 67; b[p + 3] = 84; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_SCTP(v, b, p); }
   v = x.VRRP;
-  if (v != null) o += (o.length > 1 ? ',"VRRP":' : '"VRRP":') + e_flow_VRRP(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 86; b[p + 2] = 82; b[p + 3] = 82; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_VRRP(v, b, p); }
   v = x.IGMP;
-  if (v != null) o += (o.length > 1 ? ',"IGMP":' : '"IGMP":') + e_flow_IGMP(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 71; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_IGMP(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Layer4(j: unknown): flow.Layer4 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -333,19 +389,21 @@ export function d_flow_Layer4(j: unknown): flow.Layer4 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Layer7(m: flow.Layer7): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Layer7(m: flow.Layer7): string { return encodeWith(w_flow_Layer7, m); }
+export function w_flow_Layer7(m: flow.Layer7, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_flow_L7FlowType[v] ?? v);
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_L7FlowType, v); }
   v = x.latency_ns;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"latency_ns":' : '"latency_ns":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 99; b[p + 7] = 121; b[p + 8] = 95; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
   v = x.dns;
-  if (v != null) o += (o.length > 1 ? ',"dns":' : '"dns":') + e_flow_DNS(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_DNS(v, b, p); }
   v = x.http;
-  if (v != null) o += (o.length > 1 ? ',"http":' : '"http":') + e_flow_HTTP(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_HTTP(v, b, p); }
   v = x.kafka;
-  if (v != null) o += (o.length > 1 ? ',"kafka":' : '"kafka":') + e_flow_Kafka(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 97; b[p + 3] = 102; b[p + 4] = 107; b[p + 5] = 97; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = w_flow_Kafka(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Layer7(j: unknown): flow.Layer7 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -365,11 +423,13 @@ export function d_flow_Layer7(j: unknown): flow.Layer7 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TraceContext(m: flow.TraceContext): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_TraceContext(m: flow.TraceContext): string { return encodeWith(w_flow_TraceContext, m); }
+export function w_flow_TraceContext(m: flow.TraceContext, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.parent;
-  if (v != null) o += (o.length > 1 ? ',"parent":' : '"parent":') + e_flow_TraceParent(v);
-  return o + '}';
+  if (v != null) { b[p] = 34; b[p + 1] = 112; b[p + 2] = 97; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 116; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_TraceParent(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_TraceContext(j: unknown): flow.TraceContext {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -385,11 +445,13 @@ export function d_flow_TraceContext(j: unknown): flow.TraceContext {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TraceParent(m: flow.TraceParent): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_TraceParent(m: flow.TraceParent): string { return encodeWith(w_flow_TraceParent, m); }
+export function w_flow_TraceParent(m: flow.TraceParent, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.trace_id;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"trace_id":' : '"trace_id":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_TraceParent(j: unknown): flow.TraceParent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -405,23 +467,35 @@ export function d_flow_TraceParent(j: unknown): flow.TraceParent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Endpoint(m: flow.Endpoint): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Endpoint(m: flow.Endpoint): string { return encodeWith(w_flow_Endpoint, m); }
+export function w_flow_Endpoint(m: flow.Endpoint, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.ID;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"ID":' : '"ID":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 73; b[p + 2] = 68; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(b, p, v); }
   v = x.identity;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"identity":' : '"identity":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
   v = x.cluster_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"cluster_name":' : '"cluster_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 108; b[p + 3] = 117; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 95; b[p + 9] = 110; b[p + 10] = 97; b[p + 11] = 109; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wStr(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.pod_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"pod_name":' : '"pod_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
   v = x.workloads;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"workloads":[' : '"workloads":[') + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
-  return o + '}';
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 107; b[p + 5] = 108; b[p + 6] = 111; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = w_flow_Workload(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); }
+    b[p++] = 93;
+  }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Endpoint(j: unknown): flow.Endpoint {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -443,13 +517,15 @@ export function d_flow_Endpoint(j: unknown): flow.Endpoint {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Workload(m: flow.Workload): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Workload(m: flow.Workload): string { return encodeWith(w_flow_Workload, m); }
+export function w_flow_Workload(m: flow.Workload, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.kind;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"kind":' : '"kind":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Workload(j: unknown): flow.Workload {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -466,15 +542,17 @@ export function d_flow_Workload(j: unknown): flow.Workload {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TCP(m: flow.TCP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_TCP(m: flow.TCP): string { return encodeWith(w_flow_TCP, m); }
+export function w_flow_TCP(m: flow.TCP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.source_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"source_port":' : '"source_port":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
   v = x.destination_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"destination_port":' : '"destination_port":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(b, p, v); }
   v = x.flags;
-  if (v != null) o += (o.length > 1 ? ',"flags":' : '"flags":') + e_flow_TCPFlags(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 103; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = w_flow_TCPFlags(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_TCP(j: unknown): flow.TCP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -492,19 +570,21 @@ export function d_flow_TCP(j: unknown): flow.TCP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IP(m: flow.IP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_IP(m: flow.IP): string { return encodeWith(w_flow_IP, m); }
+export function w_flow_IP(m: flow.IP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.source;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"source":' : '"source":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(b, p, v); }
   v = x.source_xlated;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"source_xlated":' : '"source_xlated":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 120; b[p + 9] = 108; b[p + 10] = 97; b[p + 11] = 116; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wStr(b, p, v); }
   v = x.destination;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"destination":' : '"destination":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
   v = x.ipVersion;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"ipVersion":' : '"ipVersion":') + (Q_flow_IPVersion[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 86; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(b, p, Q_flow_IPVersion, v); }
   v = x.encrypted;
-  if (v === true) o += o.length > 1 ? ',"encrypted":true' : '"encrypted":true';
-  return o + '}';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_IP(j: unknown): flow.IP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -524,13 +604,15 @@ export function d_flow_IP(j: unknown): flow.IP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Ethernet(m: flow.Ethernet): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Ethernet(m: flow.Ethernet): string { return encodeWith(w_flow_Ethernet, m); }
+export function w_flow_Ethernet(m: flow.Ethernet, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.source;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"source":' : '"source":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(b, p, v); }
   v = x.destination;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"destination":' : '"destination":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Ethernet(j: unknown): flow.Ethernet {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -547,27 +629,29 @@ export function d_flow_Ethernet(j: unknown): flow.Ethernet {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TCPFlags(m: flow.TCPFlags): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_TCPFlags(m: flow.TCPFlags): string { return encodeWith(w_flow_TCPFlags, m); }
+export function w_flow_TCPFlags(m: flow.TCPFlags, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.FIN;
-  if (v === true) o += o.length > 1 ? ',"FIN":true' : '"FIN":true';
+  if (v === true) { b[p] = 34; b[p + 1] = 70; b[p + 2] = 73; b[p + 3] = 78; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.SYN;
-  if (v === true) o += o.length > 1 ? ',"SYN":true' : '"SYN":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 89; b[p + 3] = 78; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.RST;
-  if (v === true) o += o.length > 1 ? ',"RST":true' : '"RST":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 82; b[p + 2] = 83; b[p + 3] = 84; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.PSH;
-  if (v === true) o += o.length > 1 ? ',"PSH":true' : '"PSH":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 80; b[p + 2] = 83; b[p + 3] = 72; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.ACK;
-  if (v === true) o += o.length > 1 ? ',"ACK":true' : '"ACK":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 65; b[p + 2] = 67; b[p + 3] = 75; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.URG;
-  if (v === true) o += o.length > 1 ? ',"URG":true' : '"URG":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 85; b[p + 2] = 82; b[p + 3] = 71; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.ECE;
-  if (v === true) o += o.length > 1 ? ',"ECE":true' : '"ECE":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 69; b[p + 2] = 67; b[p + 3] = 69; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.CWR;
-  if (v === true) o += o.length > 1 ? ',"CWR":true' : '"CWR":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 67; b[p + 2] = 87; b[p + 3] = 82; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.NS;
-  if (v === true) o += o.length > 1 ? ',"NS":true' : '"NS":true';
-  return o + '}';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 78; b[p + 2] = 83; b[p + 3] = 34; b[p + 4] = 58; p += 5; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_TCPFlags(j: unknown): flow.TCPFlags {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -591,13 +675,15 @@ export function d_flow_TCPFlags(j: unknown): flow.TCPFlags {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_UDP(m: flow.UDP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_UDP(m: flow.UDP): string { return encodeWith(w_flow_UDP, m); }
+export function w_flow_UDP(m: flow.UDP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.source_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"source_port":' : '"source_port":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
   v = x.destination_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"destination_port":' : '"destination_port":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_UDP(j: unknown): flow.UDP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -614,13 +700,15 @@ export function d_flow_UDP(j: unknown): flow.UDP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_SCTP(m: flow.SCTP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_SCTP(m: flow.SCTP): string { return encodeWith(w_flow_SCTP, m); }
+export function w_flow_SCTP(m: flow.SCTP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.source_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"source_port":' : '"source_port":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
   v = x.destination_port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"destination_port":' : '"destination_port":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_SCTP(j: unknown): flow.SCTP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -637,13 +725,15 @@ export function d_flow_SCTP(j: unknown): flow.SCTP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ICMPv4(m: flow.ICMPv4): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_ICMPv4(m: flow.ICMPv4): string { return encodeWith(w_flow_ICMPv4, m); }
+export function w_flow_ICMPv4(m: flow.ICMPv4, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.code;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"code":' : '"code":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -660,13 +750,15 @@ export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ICMPv6(m: flow.ICMPv6): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_ICMPv6(m: flow.ICMPv6): string { return encodeWith(w_flow_ICMPv6, m); }
+export function w_flow_ICMPv6(m: flow.ICMPv6, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.code;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"code":' : '"code":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -683,15 +775,17 @@ export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_VRRP(m: flow.VRRP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_VRRP(m: flow.VRRP): string { return encodeWith(w_flow_VRRP, m); }
+export function w_flow_VRRP(m: flow.VRRP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.vrid;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"vrid":' : '"vrid":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 114; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.priority;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"priority":' : '"priority":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 105; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_VRRP(j: unknown): flow.VRRP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -709,13 +803,15 @@ export function d_flow_VRRP(j: unknown): flow.VRRP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IGMP(m: flow.IGMP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_IGMP(m: flow.IGMP): string { return encodeWith(w_flow_IGMP, m); }
+export function w_flow_IGMP(m: flow.IGMP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.group_address;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"group_address":' : '"group_address":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 103; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 117; b[p + 5] = 112; b[p + 6] = 95; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 100; b[p + 10] = 114; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 115; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_IGMP(j: unknown): flow.IGMP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -732,17 +828,19 @@ export function d_flow_IGMP(j: unknown): flow.IGMP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Tunnel(m: flow.Tunnel): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Tunnel(m: flow.Tunnel): string { return encodeWith(w_flow_Tunnel, m); }
+export function w_flow_Tunnel(m: flow.Tunnel, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.protocol;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"protocol":' : '"protocol":') + (Q_flow_Tunnel_Protocol[v] ?? v);
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wEnum(b, p, Q_flow_Tunnel_Protocol, v); }
   v = x.IP;
-  if (v != null) o += (o.length > 1 ? ',"IP":' : '"IP":') + e_flow_IP(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, b, p); }
   v = x.l4;
-  if (v != null) o += (o.length > 1 ? ',"l4":' : '"l4":') + e_flow_Layer4(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, b, p); }
   v = x.vni;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"vni":' : '"vni":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 110; b[p + 3] = 105; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Tunnel(j: unknown): flow.Tunnel {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -761,13 +859,15 @@ export function d_flow_Tunnel(j: unknown): flow.Tunnel {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_CiliumEventType(m: flow.CiliumEventType): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_CiliumEventType(m: flow.CiliumEventType): string { return encodeWith(w_flow_CiliumEventType, m); }
+export function w_flow_CiliumEventType(m: flow.CiliumEventType, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.sub_type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"sub_type":' : '"sub_type":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 117; b[p + 3] = 98; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 121; b[p + 7] = 112; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -784,15 +884,17 @@ export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_EventTypeFilter(m: flow.EventTypeFilter): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_EventTypeFilter(m: flow.EventTypeFilter): string { return encodeWith(w_flow_EventTypeFilter, m); }
+export function w_flow_EventTypeFilter(m: flow.EventTypeFilter, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.match_sub_type;
-  if (v === true) o += o.length > 1 ? ',"match_sub_type":true' : '"match_sub_type":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 116; b[p + 4] = 99; b[p + 5] = 104; b[p + 6] = 95; b[p + 7] = 115; b[p + 8] = 117; b[p + 9] = 98; b[p + 10] = 95; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 112; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.sub_type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"sub_type":' : '"sub_type":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 117; b[p + 3] = 98; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 121; b[p + 7] = 112; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -810,91 +912,293 @@ export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_FlowFilter(m: flow.FlowFilter): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_FlowFilter(m: flow.FlowFilter): string { return encodeWith(w_flow_FlowFilter, m); }
+export function w_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.uuid;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"uuid":[' : '"uuid":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_ip;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_ip":[' : '"source_ip":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_ip_xlated;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_ip_xlated":[' : '"source_ip_xlated":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_pod;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_pod":[' : '"source_pod":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_fqdn;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_fqdn":[' : '"source_fqdn":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_label;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_label":[' : '"source_label":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_service;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_service":[' : '"source_service":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_workload;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_workload":[' : '"source_workload":[') + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91;
+    p = w_flow_Workload(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.source_cluster_name;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_cluster_name":[' : '"source_cluster_name":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_ip;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_ip":[' : '"destination_ip":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_pod;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_pod":[' : '"destination_pod":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_fqdn;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_fqdn":[' : '"destination_fqdn":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_label;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_label":[' : '"destination_label":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_service;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_service":[' : '"destination_service":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_workload;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_workload":[' : '"destination_workload":[') + e_flow_Workload(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_Workload(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91;
+    p = w_flow_Workload(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.destination_cluster_name;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_cluster_name":[' : '"destination_cluster_name":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.traffic_direction;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"traffic_direction":[' : '"traffic_direction":[') + (Q_flow_TrafficDirection[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_TrafficDirection[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = wEnum(b, p, Q_flow_TrafficDirection, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_TrafficDirection, v[i]); }
+    b[p++] = 93;
+  }
   v = x.verdict;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"verdict":[' : '"verdict":[') + (Q_flow_Verdict[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_Verdict[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91;
+    p = wEnum(b, p, Q_flow_Verdict, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_Verdict, v[i]); }
+    b[p++] = 93;
+  }
   v = x.drop_reason_desc;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"drop_reason_desc":[' : '"drop_reason_desc":[') + (Q_flow_DropReason[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_DropReason[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
+    p = wEnum(b, p, Q_flow_DropReason, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_DropReason, v[i]); }
+    b[p++] = 93;
+  }
   v = x.interface;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"interface":[' : '"interface":[') + e_flow_NetworkInterface(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_NetworkInterface(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = w_flow_NetworkInterface(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.event_type;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"event_type":[' : '"event_type":[') + e_flow_EventTypeFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_EventTypeFilter(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
+    p = w_flow_EventTypeFilter(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.http_status_code;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_status_code":[' : '"http_status_code":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.protocol;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"protocol":[' : '"protocol":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_port;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_port":[' : '"source_port":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_port;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_port":[' : '"destination_port":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.reply;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"reply":[' : '"reply":[') + (v[0] ? 'true' : 'false'); for (let i = 1; i < v.length; i++) o += ',' + (v[i] ? 'true' : 'false'); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91;
+    p = wBool(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.dns_query;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"dns_query":[' : '"dns_query":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.source_identity;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"source_identity":[' : '"source_identity":[') + v[0]; for (let i = 1; i < v.length; i++) o += ',' + v[i]; o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91;
+    p = wNum(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.destination_identity;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"destination_identity":[' : '"destination_identity":[') + v[0]; for (let i = 1; i < v.length; i++) o += ',' + v[i]; o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91;
+    p = wNum(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.http_method;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_method":[' : '"http_method":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.http_path;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_path":[' : '"http_path":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.http_url;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_url":[' : '"http_url":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.http_header;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"http_header":[' : '"http_header":[') + e_flow_HTTPHeader(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_HTTPHeader(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = w_flow_HTTPHeader(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.tcp_flags;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"tcp_flags":[' : '"tcp_flags":[') + e_flow_TCPFlags(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_TCPFlags(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = w_flow_TCPFlags(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.node_name;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_name":[' : '"node_name":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.node_labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_labels":[' : '"node_labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.ip_version;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ip_version":[' : '"ip_version":[') + (Q_flow_IPVersion[v[0]] ?? v[0]); for (let i = 1; i < v.length; i++) o += ',' + (Q_flow_IPVersion[v[i]] ?? v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
+    p = wEnum(b, p, Q_flow_IPVersion, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_IPVersion, v[i]); }
+    b[p++] = 93;
+  }
   v = x.trace_id;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"trace_id":[' : '"trace_id":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.ip_trace_id;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ip_trace_id":[' : '"ip_trace_id":[') + '"' + v[0] + '"'; for (let i = 1; i < v.length; i++) o += ',' + '"' + v[i] + '"'; o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
+    p = wI64(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.encrypted;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"encrypted":[' : '"encrypted":[') + (v[0] ? 'true' : 'false'); for (let i = 1; i < v.length; i++) o += ',' + (v[i] ? 'true' : 'false'); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = wBool(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.experimental;
-  if (v != null) o += (o.length > 1 ? ',"experimental":' : '"experimental":') + e_flow_FlowFilter_Experimental(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -950,11 +1254,18 @@ export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental): string { return encodeWith(w_flow_FlowFilter_Experimental, m); }
+export function w_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.cel_expression;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"cel_expression":[' : '"cel_expression":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
-  return o + '}';
+  if (v != null && v.length !== 0) {
+    b[p] = 34; b[p + 1] = 99; b[p + 2] = 101; b[p + 3] = 108; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 120; b[p + 7] = 112; b[p + 8] = 114; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 115; b[p + 12] = 105; b[p + 13] = 111; b[p + 14] = 110; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Experimental {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -970,25 +1281,47 @@ export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Expe
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_DNS(m: flow.DNS): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_DNS(m: flow.DNS): string { return encodeWith(w_flow_DNS, m); }
+export function w_flow_DNS(m: flow.DNS, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.query;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"query":' : '"query":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 113; b[p + 2] = 117; b[p + 3] = 101; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
   v = x.ips;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"ips":[' : '"ips":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.ttl;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"ttl":' : '"ttl":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 116; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
   v = x.cnames;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"cnames":[' : '"cnames":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 109; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.observation_source;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"observation_source":' : '"observation_source":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 98; b[p + 3] = 115; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 118; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 114; b[p + 17] = 99; b[p + 18] = 101; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
   v = x.rcode;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"rcode":' : '"rcode":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 99; b[p + 3] = 111; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(b, p, v); }
   v = x.qtypes;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"qtypes":[' : '"qtypes":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 113; b[p + 2] = 116; b[p + 3] = 121; b[p + 4] = 112; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.rrtypes;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"rrtypes":[' : '"rrtypes":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
-  return o + '}';
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 114; b[p + 3] = 116; b[p + 4] = 121; b[p + 5] = 112; b[p + 6] = 101; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_DNS(j: unknown): flow.DNS {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1011,13 +1344,15 @@ export function d_flow_DNS(j: unknown): flow.DNS {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_HTTPHeader(m: flow.HTTPHeader): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_HTTPHeader(m: flow.HTTPHeader): string { return encodeWith(w_flow_HTTPHeader, m); }
+export function w_flow_HTTPHeader(m: flow.HTTPHeader, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.key;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"key":' : '"key":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 107; b[p + 2] = 101; b[p + 3] = 121; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wStr(b, p, v); }
   v = x.value;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"value":' : '"value":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 97; b[p + 3] = 108; b[p + 4] = 117; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1034,19 +1369,26 @@ export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_HTTP(m: flow.HTTP): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_HTTP(m: flow.HTTP): string { return encodeWith(w_flow_HTTP, m); }
+export function w_flow_HTTP(m: flow.HTTP, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.code;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"code":' : '"code":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.method;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"method":' : '"method":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 111; b[p + 6] = 100; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(b, p, v); }
   v = x.url;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"url":' : '"url":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 114; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wStr(b, p, v); }
   v = x.protocol;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"protocol":' : '"protocol":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
   v = x.headers;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"headers":[' : '"headers":[') + e_flow_HTTPHeader(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_HTTPHeader(v[i]); o += ']'; }
-  return o + '}';
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 101; b[p + 3] = 97; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91;
+    p = w_flow_HTTPHeader(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); }
+    b[p++] = 93;
+  }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_HTTP(j: unknown): flow.HTTP {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1066,19 +1408,21 @@ export function d_flow_HTTP(j: unknown): flow.HTTP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Kafka(m: flow.Kafka): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Kafka(m: flow.Kafka): string { return encodeWith(w_flow_Kafka, m); }
+export function w_flow_Kafka(m: flow.Kafka, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.error_code;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"error_code":' : '"error_code":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(b, p, v); }
   v = x.api_version;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"api_version":' : '"api_version":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 112; b[p + 3] = 105; b[p + 4] = 95; b[p + 5] = 118; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 115; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
   v = x.api_key;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"api_key":' : '"api_key":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 112; b[p + 3] = 105; b[p + 4] = 95; b[p + 5] = 107; b[p + 6] = 101; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.correlation_id;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"correlation_id":' : '"correlation_id":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wNum(b, p, v); }
   v = x.topic;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"topic":' : '"topic":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 111; b[p + 3] = 112; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Kafka(j: unknown): flow.Kafka {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1098,13 +1442,15 @@ export function d_flow_Kafka(j: unknown): flow.Kafka {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Service(m: flow.Service): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Service(m: flow.Service): string { return encodeWith(w_flow_Service, m); }
+export function w_flow_Service(m: flow.Service, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Service(j: unknown): flow.Service {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1121,19 +1467,21 @@ export function d_flow_Service(j: unknown): flow.Service {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_LostEvent(m: flow.LostEvent): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_LostEvent(m: flow.LostEvent): string { return encodeWith(w_flow_LostEvent, m); }
+export function w_flow_LostEvent(m: flow.LostEvent, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.source;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"source":' : '"source":') + (Q_flow_LostEventSource[v] ?? v);
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wEnum(b, p, Q_flow_LostEventSource, v); }
   v = x.num_events_lost;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"num_events_lost":' : '"num_events_lost":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 118; b[p + 7] = 101; b[p + 8] = 110; b[p + 9] = 116; b[p + 10] = 115; b[p + 11] = 95; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 115; b[p + 15] = 116; b[p + 16] = 34; b[p + 17] = 58; p += 18; p = wI64(b, p, v); }
   v = x.cpu;
-  if (v != null) o += (o.length > 1 ? ',"cpu":' : '"cpu":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 112; b[p + 3] = 117; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
   v = x.first;
-  if (v != null) o += (o.length > 1 ? ',"first":' : '"first":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.last;
-  if (v != null) o += (o.length > 1 ? ',"last":' : '"last":') + ts(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_LostEvent(j: unknown): flow.LostEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1153,27 +1501,29 @@ export function d_flow_LostEvent(j: unknown): flow.LostEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_AgentEvent(m: flow.AgentEvent): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_AgentEvent(m: flow.AgentEvent): string { return encodeWith(w_flow_AgentEvent, m); }
+export function w_flow_AgentEvent(m: flow.AgentEvent, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_flow_AgentEventType[v] ?? v);
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_AgentEventType, v); }
   v = x.unknown;
-  if (v != null) o += (o.length > 1 ? ',"unknown":' : '"unknown":') + e_flow_AgentEventUnknown(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 107; b[p + 4] = 110; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_AgentEventUnknown(v, b, p); }
   v = x.agent_start;
-  if (v != null) o += (o.length > 1 ? ',"agent_start":' : '"agent_start":') + e_flow_TimeNotification(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 115; b[p + 8] = 116; b[p + 9] = 97; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_TimeNotification(v, b, p); }
   v = x.policy_update;
-  if (v != null) o += (o.length > 1 ? ',"policy_update":' : '"policy_update":') + e_flow_PolicyUpdateNotification(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 117; b[p + 9] = 112; b[p + 10] = 100; b[p + 11] = 97; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_PolicyUpdateNotification(v, b, p); }
   v = x.endpoint_regenerate;
-  if (v != null) o += (o.length > 1 ? ',"endpoint_regenerate":' : '"endpoint_regenerate":') + e_flow_EndpointRegenNotification(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 112; b[p + 5] = 111; b[p + 6] = 105; b[p + 7] = 110; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 114; b[p + 11] = 101; b[p + 12] = 103; b[p + 13] = 101; b[p + 14] = 110; b[p + 15] = 101; b[p + 16] = 114; b[p + 17] = 97; b[p + 18] = 116; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_EndpointRegenNotification(v, b, p); }
   v = x.endpoint_update;
-  if (v != null) o += (o.length > 1 ? ',"endpoint_update":' : '"endpoint_update":') + e_flow_EndpointUpdateNotification(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 112; b[p + 5] = 111; b[p + 6] = 105; b[p + 7] = 110; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 117; b[p + 11] = 112; b[p + 12] = 100; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 34; b[p + 17] = 58; p += 18; p = w_flow_EndpointUpdateNotification(v, b, p); }
   v = x.ipcache_update;
-  if (v != null) o += (o.length > 1 ? ',"ipcache_update":' : '"ipcache_update":') + e_flow_IPCacheNotification(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 99; b[p + 4] = 97; b[p + 5] = 99; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 117; b[p + 10] = 112; b[p + 11] = 100; b[p + 12] = 97; b[p + 13] = 116; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_IPCacheNotification(v, b, p); }
   v = x.service_upsert;
-  if (v != null) o += (o.length > 1 ? ',"service_upsert":' : '"service_upsert":') + e_flow_ServiceUpsertNotification(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 117; b[p + 10] = 112; b[p + 11] = 115; b[p + 12] = 101; b[p + 13] = 114; b[p + 14] = 116; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_ServiceUpsertNotification(v, b, p); }
   v = x.service_delete;
-  if (v != null) o += (o.length > 1 ? ',"service_delete":' : '"service_delete":') + e_flow_ServiceDeleteNotification(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 108; b[p + 12] = 101; b[p + 13] = 116; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_ServiceDeleteNotification(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1197,13 +1547,15 @@ export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_AgentEventUnknown(m: flow.AgentEventUnknown): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_AgentEventUnknown(m: flow.AgentEventUnknown): string { return encodeWith(w_flow_AgentEventUnknown, m); }
+export function w_flow_AgentEventUnknown(m: flow.AgentEventUnknown, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"type":' : '"type":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.notification;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"notification":' : '"notification":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 105; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1220,11 +1572,13 @@ export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TimeNotification(m: flow.TimeNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_TimeNotification(m: flow.TimeNotification): string { return encodeWith(w_flow_TimeNotification, m); }
+export function w_flow_TimeNotification(m: flow.TimeNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.time;
-  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
-  return o + '}';
+  if (v != null) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1240,15 +1594,22 @@ export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification): string { return encodeWith(w_flow_PolicyUpdateNotification, m); }
+export function w_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.revision;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"revision":' : '"revision":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
   v = x.rule_count;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"rule_count":' : '"rule_count":') + '"' + v + '"';
-  return o + '}';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 117; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1266,15 +1627,22 @@ export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNo
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification): string { return encodeWith(w_flow_EndpointRegenNotification, m); }
+export function w_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"id":' : '"id":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.error;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"error":' : '"error":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegenNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1292,19 +1660,26 @@ export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegen
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification): string { return encodeWith(w_flow_EndpointUpdateNotification, m); }
+export function w_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"id":' : '"id":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.error;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"error":' : '"error":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
   v = x.pod_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"pod_name":' : '"pod_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpdateNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1324,25 +1699,27 @@ export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpda
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IPCacheNotification(m: flow.IPCacheNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_IPCacheNotification(m: flow.IPCacheNotification): string { return encodeWith(w_flow_IPCacheNotification, m); }
+export function w_flow_IPCacheNotification(m: flow.IPCacheNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.cidr;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"cidr":' : '"cidr":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 99; b[p + 2] = 105; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.identity;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"identity":' : '"identity":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
   v = x.old_identity;
-  if (v != null) o += (o.length > 1 ? ',"old_identity":' : '"old_identity":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 108; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 105; b[p + 6] = 100; b[p + 7] = 101; b[p + 8] = 110; b[p + 9] = 116; b[p + 10] = 105; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wNum(b, p, v); }
   v = x.host_ip;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"host_ip":' : '"host_ip":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 105; b[p + 7] = 112; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.old_host_ip;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"old_host_ip":' : '"old_host_ip":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 108; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 104; b[p + 6] = 111; b[p + 7] = 115; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 112; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
   v = x.encrypt_key;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"encrypt_key":' : '"encrypt_key":') + v;
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 95; b[p + 9] = 107; b[p + 10] = 101; b[p + 11] = 121; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.pod_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"pod_name":' : '"pod_name":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1365,13 +1742,15 @@ export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr): string { return encodeWith(w_flow_ServiceUpsertNotificationAddr, m); }
+export function w_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.ip;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"ip":' : '"ip":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wStr(b, p, v); }
   v = x.port;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"port":' : '"port":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 116; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUpsertNotificationAddr {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1388,27 +1767,34 @@ export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUp
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification): string { return encodeWith(w_flow_ServiceUpsertNotification, m); }
+export function w_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"id":' : '"id":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(b, p, v); }
   v = x.frontend_address;
-  if (v != null) o += (o.length > 1 ? ',"frontend_address":' : '"frontend_address":') + e_flow_ServiceUpsertNotificationAddr(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 110; b[p + 8] = 100; b[p + 9] = 95; b[p + 10] = 97; b[p + 11] = 100; b[p + 12] = 100; b[p + 13] = 114; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 115; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = w_flow_ServiceUpsertNotificationAddr(v, b, p); }
   v = x.backend_addresses;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"backend_addresses":[' : '"backend_addresses":[') + e_flow_ServiceUpsertNotificationAddr(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_ServiceUpsertNotificationAddr(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 97; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 110; b[p + 7] = 100; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 100; b[p + 11] = 100; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 115; b[p + 15] = 115; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = w_flow_ServiceUpsertNotificationAddr(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_ServiceUpsertNotificationAddr(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.type;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"type":' : '"type":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.traffic_policy;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"traffic_policy":' : '"traffic_policy":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 112; b[p + 10] = 111; b[p + 11] = 108; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 121; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wStr(b, p, v); }
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.ext_traffic_policy;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"ext_traffic_policy":' : '"ext_traffic_policy":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 114; b[p + 7] = 97; b[p + 8] = 102; b[p + 9] = 102; b[p + 10] = 105; b[p + 11] = 99; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 108; b[p + 16] = 105; b[p + 17] = 99; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
   v = x.int_traffic_policy;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"int_traffic_policy":' : '"int_traffic_policy":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 114; b[p + 7] = 97; b[p + 8] = 102; b[p + 9] = 102; b[p + 10] = 105; b[p + 11] = 99; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 108; b[p + 16] = 105; b[p + 17] = 99; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsertNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1432,11 +1818,13 @@ export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsert
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification): string { return encodeWith(w_flow_ServiceDeleteNotification, m); }
+export function w_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"id":' : '"id":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDeleteNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1452,13 +1840,15 @@ export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDelete
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_NetworkInterface(m: flow.NetworkInterface): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_NetworkInterface(m: flow.NetworkInterface): string { return encodeWith(w_flow_NetworkInterface, m); }
+export function w_flow_NetworkInterface(m: flow.NetworkInterface, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.index;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"index":' : '"index":') + v;
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 120; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(b, p, v); }
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1475,25 +1865,27 @@ export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_DebugEvent(m: flow.DebugEvent): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_DebugEvent(m: flow.DebugEvent): string { return encodeWith(w_flow_DebugEvent, m); }
+export function w_flow_DebugEvent(m: flow.DebugEvent, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_flow_DebugEventType[v] ?? v);
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_DebugEventType, v); }
   v = x.source;
-  if (v != null) o += (o.length > 1 ? ',"source":' : '"source":') + e_flow_Endpoint(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, b, p); }
   v = x.hash;
-  if (v != null) o += (o.length > 1 ? ',"hash":' : '"hash":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 97; b[p + 3] = 115; b[p + 4] = 104; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.arg1;
-  if (v != null) o += (o.length > 1 ? ',"arg1":' : '"arg1":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 49; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.arg2;
-  if (v != null) o += (o.length > 1 ? ',"arg2":' : '"arg2":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 50; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.arg3;
-  if (v != null) o += (o.length > 1 ? ',"arg3":' : '"arg3":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 51; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
   v = x.message;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"message":' : '"message":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.cpu;
-  if (v != null) o += (o.length > 1 ? ',"cpu":' : '"cpu":') + v;
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 112; b[p + 3] = 117; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1516,19 +1908,26 @@ export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Policy(m: flow.Policy): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_Policy(m: flow.Policy): string { return encodeWith(w_flow_Policy, m); }
+export function w_flow_Policy(m: flow.Policy, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"labels":[' : '"labels":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.revision;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"revision":' : '"revision":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
   v = x.kind;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"kind":' : '"kind":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_Policy(j: unknown): flow.Policy {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1548,13 +1947,15 @@ export function d_flow_Policy(j: unknown): flow.Policy {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IPTraceID(m: flow.IPTraceID): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_flow_IPTraceID(m: flow.IPTraceID): string { return encodeWith(w_flow_IPTraceID, m); }
+export function w_flow_IPTraceID(m: flow.IPTraceID, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.trace_id;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"trace_id":' : '"trace_id":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
   v = x.ip_option_type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"ip_option_type":' : '"ip_option_type":') + v;
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 111; b[p + 5] = 112; b[p + 6] = 116; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 95; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 112; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wNum(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_flow_IPTraceID(j: unknown): flow.IPTraceID {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1571,34 +1972,42 @@ export function d_flow_IPTraceID(j: unknown): flow.IPTraceID {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_ServerStatusRequest(m: observer.ServerStatusRequest): string {
-  return '{}';
+export function e_observer_ServerStatusRequest(m: observer.ServerStatusRequest): string { return encodeWith(w_observer_ServerStatusRequest, m); }
+export function w_observer_ServerStatusRequest(m: observer.ServerStatusRequest, b: NodeBuffer, p: number): number {
+  b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_ServerStatusRequest(j: unknown): observer.ServerStatusRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_ServerStatusResponse(m: observer.ServerStatusResponse): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_ServerStatusResponse(m: observer.ServerStatusResponse): string { return encodeWith(w_observer_ServerStatusResponse, m); }
+export function w_observer_ServerStatusResponse(m: observer.ServerStatusResponse, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.num_flows;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"num_flows":' : '"num_flows":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.max_flows;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"max_flows":' : '"max_flows":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 120; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.seen_flows;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"seen_flows":' : '"seen_flows":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 95; b[p + 6] = 102; b[p + 7] = 108; b[p + 8] = 111; b[p + 9] = 119; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
   v = x.uptime_ns;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"uptime_ns":' : '"uptime_ns":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 112; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 109; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.num_connected_nodes;
-  if (v != null) o += (o.length > 1 ? ',"num_connected_nodes":' : '"num_connected_nodes":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 99; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 110; b[p + 9] = 101; b[p + 10] = 99; b[p + 11] = 116; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 110; b[p + 16] = 111; b[p + 17] = 100; b[p + 18] = 101; b[p + 19] = 115; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wNum(b, p, v); }
   v = x.num_unavailable_nodes;
-  if (v != null) o += (o.length > 1 ? ',"num_unavailable_nodes":' : '"num_unavailable_nodes":') + v;
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 117; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 118; b[p + 9] = 97; b[p + 10] = 105; b[p + 11] = 108; b[p + 12] = 97; b[p + 13] = 98; b[p + 14] = 108; b[p + 15] = 101; b[p + 16] = 95; b[p + 17] = 110; b[p + 18] = 111; b[p + 19] = 100; b[p + 20] = 101; b[p + 21] = 115; b[p + 22] = 34; b[p + 23] = 58; p += 24; p = wNum(b, p, v); }
   v = x.unavailable_nodes;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"unavailable_nodes":[' : '"unavailable_nodes":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 118; b[p + 5] = 97; b[p + 6] = 105; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 98; b[p + 10] = 108; b[p + 11] = 101; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.version;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"version":' : '"version":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.flows_rate;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"flows_rate":' : '"flows_rate":') + dbl(v);
-  return o + '}';
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 115; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wLit(b, p, dbl(v)); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStatusResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1622,29 +2031,41 @@ export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStat
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetFlowsRequest(m: observer.GetFlowsRequest): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetFlowsRequest(m: observer.GetFlowsRequest): string { return encodeWith(w_observer_GetFlowsRequest, m); }
+export function w_observer_GetFlowsRequest(m: observer.GetFlowsRequest, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.number;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"number":' : '"number":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(b, p, v); }
   v = x.follow;
-  if (v === true) o += o.length > 1 ? ',"follow":true' : '"follow":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.blacklist;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"blacklist":[' : '"blacklist":[') + e_flow_FlowFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_FlowFilter(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 107; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = w_flow_FlowFilter(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.whitelist;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"whitelist":[' : '"whitelist":[') + e_flow_FlowFilter(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_flow_FlowFilter(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 104; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
+    p = w_flow_FlowFilter(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); }
+    b[p++] = 93;
+  }
   v = x.since;
-  if (v != null) o += (o.length > 1 ? ',"since":' : '"since":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.until;
-  if (v != null) o += (o.length > 1 ? ',"until":' : '"until":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.first;
-  if (v === true) o += o.length > 1 ? ',"first":true' : '"first":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.field_mask;
-  if (v != null) o += (o.length > 1 ? ',"field_mask":' : '"field_mask":') + fieldMask(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 101; b[p + 4] = 108; b[p + 5] = 100; b[p + 6] = 95; b[p + 7] = 109; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 107; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wRaw(b, p, fieldMask(v)); }
   v = x.experimental;
-  if (v != null) o += (o.length > 1 ? ',"experimental":' : '"experimental":') + e_observer_GetFlowsRequest_Experimental(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_observer_GetFlowsRequest_Experimental(v, b, p); }
   v = x.extensions;
-  if (v != null) o += (o.length > 1 ? ',"extensions":' : '"extensions":') + eAny(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetFlowsRequest(j: unknown): observer.GetFlowsRequest {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1669,26 +2090,29 @@ export function d_observer_GetFlowsRequest(j: unknown): observer.GetFlowsRequest
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetFlowsRequest_Experimental(m: observer.GetFlowsRequest_Experimental): string {
-  return '{}';
+export function e_observer_GetFlowsRequest_Experimental(m: observer.GetFlowsRequest_Experimental): string { return encodeWith(w_observer_GetFlowsRequest_Experimental, m); }
+export function w_observer_GetFlowsRequest_Experimental(m: observer.GetFlowsRequest_Experimental, b: NodeBuffer, p: number): number {
+  b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_GetFlowsRequest_Experimental(j: unknown): observer.GetFlowsRequest_Experimental {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_GetFlowsResponse(m: observer.GetFlowsResponse): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetFlowsResponse(m: observer.GetFlowsResponse): string { return encodeWith(w_observer_GetFlowsResponse, m); }
+export function w_observer_GetFlowsResponse(m: observer.GetFlowsResponse, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.flow;
-  if (v != null) o += (o.length > 1 ? ',"flow":' : '"flow":') + e_flow_Flow(v);
+  if (v != null) { b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_Flow(v, b, p); }
   v = x.node_status;
-  if (v != null) o += (o.length > 1 ? ',"node_status":' : '"node_status":') + e_relay_NodeStatusEvent(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_relay_NodeStatusEvent(v, b, p); }
   v = x.lost_events;
-  if (v != null) o += (o.length > 1 ? ',"lost_events":' : '"lost_events":') + e_flow_LostEvent(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 101; b[p + 7] = 118; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_LostEvent(v, b, p); }
   v = x.node_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.time;
-  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1708,19 +2132,21 @@ export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsRespon
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest): string { return encodeWith(w_observer_GetAgentEventsRequest, m); }
+export function w_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.number;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"number":' : '"number":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(b, p, v); }
   v = x.follow;
-  if (v === true) o += o.length > 1 ? ',"follow":true' : '"follow":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.since;
-  if (v != null) o += (o.length > 1 ? ',"since":' : '"since":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.until;
-  if (v != null) o += (o.length > 1 ? ',"until":' : '"until":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.first;
-  if (v === true) o += o.length > 1 ? ',"first":true' : '"first":true';
-  return o + '}';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetAgentEventsRequest(j: unknown): observer.GetAgentEventsRequest {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1740,15 +2166,17 @@ export function d_observer_GetAgentEventsRequest(j: unknown): observer.GetAgentE
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse): string { return encodeWith(w_observer_GetAgentEventsResponse, m); }
+export function w_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.agent_event;
-  if (v != null) o += (o.length > 1 ? ',"agent_event":' : '"agent_event":') + e_flow_AgentEvent(v);
+  if (v != null) { b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_AgentEvent(v, b, p); }
   v = x.node_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.time;
-  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgentEventsResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1766,19 +2194,21 @@ export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgent
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest): string { return encodeWith(w_observer_GetDebugEventsRequest, m); }
+export function w_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.number;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"number":' : '"number":') + '"' + v + '"';
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(b, p, v); }
   v = x.follow;
-  if (v === true) o += o.length > 1 ? ',"follow":true' : '"follow":true';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.since;
-  if (v != null) o += (o.length > 1 ? ',"since":' : '"since":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.until;
-  if (v != null) o += (o.length > 1 ? ',"until":' : '"until":') + ts(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.first;
-  if (v === true) o += o.length > 1 ? ',"first":true' : '"first":true';
-  return o + '}';
+  if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetDebugEventsRequest(j: unknown): observer.GetDebugEventsRequest {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1798,15 +2228,17 @@ export function d_observer_GetDebugEventsRequest(j: unknown): observer.GetDebugE
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse): string { return encodeWith(w_observer_GetDebugEventsResponse, m); }
+export function w_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.debug_event;
-  if (v != null) o += (o.length > 1 ? ',"debug_event":' : '"debug_event":') + e_flow_DebugEvent(v);
+  if (v != null) { b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_DebugEvent(v, b, p); }
   v = x.node_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.time;
-  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetDebugEventsResponse(j: unknown): observer.GetDebugEventsResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1824,18 +2256,26 @@ export function d_observer_GetDebugEventsResponse(j: unknown): observer.GetDebug
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetNodesRequest(m: observer.GetNodesRequest): string {
-  return '{}';
+export function e_observer_GetNodesRequest(m: observer.GetNodesRequest): string { return encodeWith(w_observer_GetNodesRequest, m); }
+export function w_observer_GetNodesRequest(m: observer.GetNodesRequest, b: NodeBuffer, p: number): number {
+  b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_GetNodesRequest(j: unknown): observer.GetNodesRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_GetNodesResponse(m: observer.GetNodesResponse): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetNodesResponse(m: observer.GetNodesResponse): string { return encodeWith(w_observer_GetNodesResponse, m); }
+export function w_observer_GetNodesResponse(m: observer.GetNodesResponse, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.nodes;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"nodes":[' : '"nodes":[') + e_observer_Node(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_observer_Node(v[i]); o += ']'; }
-  return o + '}';
+  if (v != null && v.length !== 0) {
+    b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91;
+    p = w_observer_Node(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Node(v[i], b, p); }
+    b[p++] = 93;
+  }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1851,27 +2291,29 @@ export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesRespon
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_Node(m: observer.Node): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_Node(m: observer.Node): string { return encodeWith(w_observer_Node, m); }
+export function w_observer_Node(m: observer.Node, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.version;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"version":' : '"version":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.address;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"address":' : '"address":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 100; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.state;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"state":' : '"state":') + (Q_relay_NodeState[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wEnum(b, p, Q_relay_NodeState, v); }
   v = x.tls;
-  if (v != null) o += (o.length > 1 ? ',"tls":' : '"tls":') + e_observer_TLS(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_observer_TLS(v, b, p); }
   v = x.uptime_ns;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"uptime_ns":' : '"uptime_ns":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 112; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 109; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.num_flows;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"num_flows":' : '"num_flows":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.max_flows;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"max_flows":' : '"max_flows":') + '"' + v + '"';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 120; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
   v = x.seen_flows;
-  if (v != null && v != 0) o += (o.length > 1 ? ',"seen_flows":' : '"seen_flows":') + '"' + v + '"';
-  return o + '}';
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 95; b[p + 6] = 102; b[p + 7] = 108; b[p + 8] = 111; b[p + 9] = 119; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_Node(j: unknown): observer.Node {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1895,13 +2337,15 @@ export function d_observer_Node(j: unknown): observer.Node {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_TLS(m: observer.TLS): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_TLS(m: observer.TLS): string { return encodeWith(w_observer_TLS, m); }
+export function w_observer_TLS(m: observer.TLS, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.enabled;
-  if (v === true) o += o.length > 1 ? ',"enabled":true' : '"enabled":true';
+  if (v === true) { b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 98; b[p + 5] = 108; b[p + 6] = 101; b[p + 7] = 100; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.server_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"server_name":' : '"server_name":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_TLS(j: unknown): observer.TLS {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1918,18 +2362,26 @@ export function d_observer_TLS(j: unknown): observer.TLS {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetNamespacesRequest(m: observer.GetNamespacesRequest): string {
-  return '{}';
+export function e_observer_GetNamespacesRequest(m: observer.GetNamespacesRequest): string { return encodeWith(w_observer_GetNamespacesRequest, m); }
+export function w_observer_GetNamespacesRequest(m: observer.GetNamespacesRequest, b: NodeBuffer, p: number): number {
+  b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_GetNamespacesRequest(j: unknown): observer.GetNamespacesRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse): string { return encodeWith(w_observer_GetNamespacesResponse, m); }
+export function w_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.namespaces;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"namespaces":[' : '"namespaces":[') + e_observer_Namespace(v[0]); for (let i = 1; i < v.length; i++) o += ',' + e_observer_Namespace(v[i]); o += ']'; }
-  return o + '}';
+  if (v != null && v.length !== 0) {
+    b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
+    p = w_observer_Namespace(v[0], b, p);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Namespace(v[i], b, p); }
+    b[p++] = 93;
+  }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamespacesResponse {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1945,13 +2397,15 @@ export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamesp
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_Namespace(m: observer.Namespace): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_Namespace(m: observer.Namespace): string { return encodeWith(w_observer_Namespace, m); }
+export function w_observer_Namespace(m: observer.Namespace, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.cluster;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"cluster":' : '"cluster":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 99; b[p + 2] = 108; b[p + 3] = 117; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"namespace":' : '"namespace":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_Namespace(j: unknown): observer.Namespace {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -1968,23 +2422,25 @@ export function d_observer_Namespace(j: unknown): observer.Namespace {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_ExportEvent(m: observer.ExportEvent): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_observer_ExportEvent(m: observer.ExportEvent): string { return encodeWith(w_observer_ExportEvent, m); }
+export function w_observer_ExportEvent(m: observer.ExportEvent, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.flow;
-  if (v != null) o += (o.length > 1 ? ',"flow":' : '"flow":') + e_flow_Flow(v);
+  if (v != null) { b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_Flow(v, b, p); }
   v = x.node_status;
-  if (v != null) o += (o.length > 1 ? ',"node_status":' : '"node_status":') + e_relay_NodeStatusEvent(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_relay_NodeStatusEvent(v, b, p); }
   v = x.lost_events;
-  if (v != null) o += (o.length > 1 ? ',"lost_events":' : '"lost_events":') + e_flow_LostEvent(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 101; b[p + 7] = 118; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_LostEvent(v, b, p); }
   v = x.agent_event;
-  if (v != null) o += (o.length > 1 ? ',"agent_event":' : '"agent_event":') + e_flow_AgentEvent(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_AgentEvent(v, b, p); }
   v = x.debug_event;
-  if (v != null) o += (o.length > 1 ? ',"debug_event":' : '"debug_event":') + e_flow_DebugEvent(v);
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_DebugEvent(v, b, p); }
   v = x.node_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"node_name":' : '"node_name":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.time;
-  if (v != null) o += (o.length > 1 ? ',"time":' : '"time":') + ts(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2006,15 +2462,22 @@ export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_relay_NodeStatusEvent(m: relay.NodeStatusEvent): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_relay_NodeStatusEvent(m: relay.NodeStatusEvent): string { return encodeWith(w_relay_NodeStatusEvent, m); }
+export function w_relay_NodeStatusEvent(m: relay.NodeStatusEvent, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.state_change;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"state_change":' : '"state_change":') + (Q_relay_NodeState[v] ?? v);
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 104; b[p + 9] = 97; b[p + 10] = 110; b[p + 11] = 103; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_relay_NodeState, v); }
   v = x.node_names;
-  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',"node_names":[' : '"node_names":[') + str(v[0]); for (let i = 1; i < v.length; i++) o += ',' + str(v[i]); o += ']'; }
+  if (v != null && v.length !== 0) {
+    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
+    p = wStr(b, p, v[0]);
+    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
+    b[p++] = 93;
+  }
   v = x.message;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"message":' : '"message":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_relay_NodeStatusEvent(j: unknown): relay.NodeStatusEvent {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2032,24 +2495,27 @@ export function d_relay_NodeStatusEvent(j: unknown): relay.NodeStatusEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_peer_NotifyRequest(m: peer.NotifyRequest): string {
-  return '{}';
+export function e_peer_NotifyRequest(m: peer.NotifyRequest): string { return encodeWith(w_peer_NotifyRequest, m); }
+export function w_peer_NotifyRequest(m: peer.NotifyRequest, b: NodeBuffer, p: number): number {
+  b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_peer_NotifyRequest(j: unknown): peer.NotifyRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_peer_ChangeNotification(m: peer.ChangeNotification): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_peer_ChangeNotification(m: peer.ChangeNotification): string { return encodeWith(w_peer_ChangeNotification, m); }
+export function w_peer_ChangeNotification(m: peer.ChangeNotification, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"name":' : '"name":') + str(v);
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.address;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"address":' : '"address":') + str(v);
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 100; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.type;
-  if (v != null && v !== 0) o += (o.length > 1 ? ',"type":' : '"type":') + (Q_peer_ChangeNotificationType[v] ?? v);
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_peer_ChangeNotificationType, v); }
   v = x.tls;
-  if (v != null) o += (o.length > 1 ? ',"tls":' : '"tls":') + e_peer_TLS(v);
-  return o + '}';
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_peer_TLS(v, b, p); }
+  b[p] = 125; return p + 1;
 }
 export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2068,11 +2534,13 @@ export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_peer_TLS(m: peer.TLS): string {
-  const x = m as any; let o = '{'; let v: any;
+export function e_peer_TLS(m: peer.TLS): string { return encodeWith(w_peer_TLS, m); }
+export function w_peer_TLS(m: peer.TLS, b: NodeBuffer, p: number): number {
+  const x = m as any; let v: any;
+  b[p] = 123; const s = ++p;
   v = x.server_name;
-  if (v != null && v !== '') o += (o.length > 1 ? ',"server_name":' : '"server_name":') + str(v);
-  return o + '}';
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  b[p] = 125; return p + 1;
 }
 export function d_peer_TLS(j: unknown): peer.TLS {
   const o = dObj(j); const m: any = {}; let f = '';
@@ -2091,76 +2559,78 @@ export function d_peer_TLS(j: unknown): peer.TLS {
 
 export interface MessageJsonCodec<T = any> {
   encode(m: T): string;
+  /** Writes m at p into a buffer, returns the position after it (see encodeWith). */
+  write: Writer<T>;
   decode(j: unknown): T;
   binary: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T };
 }
 export const jsonCodecs: Record<string, MessageJsonCodec> = {
-  'flow.Flow': { encode: e_flow_Flow, decode: d_flow_Flow, binary: flow.Flow },
-  'flow.Emitter': { encode: e_flow_Emitter, decode: d_flow_Emitter, binary: flow.Emitter },
-  'flow.FileInfo': { encode: e_flow_FileInfo, decode: d_flow_FileInfo, binary: flow.FileInfo },
-  'flow.Aggregate': { encode: e_flow_Aggregate, decode: d_flow_Aggregate, binary: flow.Aggregate },
-  'flow.Layer4': { encode: e_flow_Layer4, decode: d_flow_Layer4, binary: flow.Layer4 },
-  'flow.Layer7': { encode: e_flow_Layer7, decode: d_flow_Layer7, binary: flow.Layer7 },
-  'flow.TraceContext': { encode: e_flow_TraceContext, decode: d_flow_TraceContext, binary: flow.TraceContext },
-  'flow.TraceParent': { encode: e_flow_TraceParent, decode: d_flow_TraceParent, binary: flow.TraceParent },
-  'flow.Endpoint': { encode: e_flow_Endpoint, decode: d_flow_Endpoint, binary: flow.Endpoint },
-  'flow.Workload': { encode: e_flow_Workload, decode: d_flow_Workload, binary: flow.Workload },
-  'flow.TCP': { encode: e_flow_TCP, decode: d_flow_TCP, binary: flow.TCP },
-  'flow.IP': { encode: e_flow_IP, decode: d_flow_IP, binary: flow.IP },
-  'flow.Ethernet': { encode: e_flow_Ethernet, decode: d_flow_Ethernet, binary: flow.Ethernet },
-  'flow.TCPFlags': { encode: e_flow_TCPFlags, decode: d_flow_TCPFlags, binary: flow.TCPFlags },
-  'flow.UDP': { encode: e_flow_UDP, decode: d_flow_UDP, binary: flow.UDP },
-  'flow.SCTP': { encode: e_flow_SCTP, decode: d_flow_SCTP, binary: flow.SCTP },
-  'flow.ICMPv4': { encode: e_flow_ICMPv4, decode: d_flow_ICMPv4, binary: flow.ICMPv4 },
-  'flow.ICMPv6': { encode: e_flow_ICMPv6, decode: d_flow_ICMPv6, binary: flow.ICMPv6 },
-  'flow.VRRP': { encode: e_flow_VRRP, decode: d_flow_VRRP, binary: flow.VRRP },
-  'flow.IGMP': { encode: e_flow_IGMP, decode: d_flow_IGMP, binary: flow.IGMP },
-  'flow.Tunnel': { encode: e_flow_Tunnel, decode: d_flow_Tunnel, binary: flow.Tunnel },
-  'flow.CiliumEventType': { encode: e_flow_CiliumEventType, decode: d_flow_CiliumEventType, binary: flow.CiliumEventType },
-  'flow.EventTypeFilter': { encode: e_flow_EventTypeFilter, decode: d_flow_EventTypeFilter, binary: flow.EventTypeFilter },
-  'flow.FlowFilter': { encode: e_flow_FlowFilter, decode: d_flow_FlowFilter, binary: flow.FlowFilter },
-  'flow.FlowFilter.Experimental': { encode: e_flow_FlowFilter_Experimental, decode: d_flow_FlowFilter_Experimental, binary: flow.FlowFilter_Experimental },
-  'flow.DNS': { encode: e_flow_DNS, decode: d_flow_DNS, binary: flow.DNS },
-  'flow.HTTPHeader': { encode: e_flow_HTTPHeader, decode: d_flow_HTTPHeader, binary: flow.HTTPHeader },
-  'flow.HTTP': { encode: e_flow_HTTP, decode: d_flow_HTTP, binary: flow.HTTP },
-  'flow.Kafka': { encode: e_flow_Kafka, decode: d_flow_Kafka, binary: flow.Kafka },
-  'flow.Service': { encode: e_flow_Service, decode: d_flow_Service, binary: flow.Service },
-  'flow.LostEvent': { encode: e_flow_LostEvent, decode: d_flow_LostEvent, binary: flow.LostEvent },
-  'flow.AgentEvent': { encode: e_flow_AgentEvent, decode: d_flow_AgentEvent, binary: flow.AgentEvent },
-  'flow.AgentEventUnknown': { encode: e_flow_AgentEventUnknown, decode: d_flow_AgentEventUnknown, binary: flow.AgentEventUnknown },
-  'flow.TimeNotification': { encode: e_flow_TimeNotification, decode: d_flow_TimeNotification, binary: flow.TimeNotification },
-  'flow.PolicyUpdateNotification': { encode: e_flow_PolicyUpdateNotification, decode: d_flow_PolicyUpdateNotification, binary: flow.PolicyUpdateNotification },
-  'flow.EndpointRegenNotification': { encode: e_flow_EndpointRegenNotification, decode: d_flow_EndpointRegenNotification, binary: flow.EndpointRegenNotification },
-  'flow.EndpointUpdateNotification': { encode: e_flow_EndpointUpdateNotification, decode: d_flow_EndpointUpdateNotification, binary: flow.EndpointUpdateNotification },
-  'flow.IPCacheNotification': { encode: e_flow_IPCacheNotification, decode: d_flow_IPCacheNotification, binary: flow.IPCacheNotification },
-  'flow.ServiceUpsertNotificationAddr': { encode: e_flow_ServiceUpsertNotificationAddr, decode: d_flow_ServiceUpsertNotificationAddr, binary: flow.ServiceUpsertNotificationAddr },
-  'flow.ServiceUpsertNotification': { encode: e_flow_ServiceUpsertNotification, decode: d_flow_ServiceUpsertNotification, binary: flow.ServiceUpsertNotification },
-  'flow.ServiceDeleteNotification': { encode: e_flow_ServiceDeleteNotification, decode: d_flow_ServiceDeleteNotification, binary: flow.ServiceDeleteNotification },
-  'flow.NetworkInterface': { encode: e_flow_NetworkInterface, decode: d_flow_NetworkInterface, binary: flow.NetworkInterface },
-  'flow.DebugEvent': { encode: e_flow_DebugEvent, decode: d_flow_DebugEvent, binary: flow.DebugEvent },
-  'flow.Policy': { encode: e_flow_Policy, decode: d_flow_Policy, binary: flow.Policy },
-  'flow.IPTraceID': { encode: e_flow_IPTraceID, decode: d_flow_IPTraceID, binary: flow.IPTraceID },
-  'observer.ServerStatusRequest': { encode: e_observer_ServerStatusRequest, decode: d_observer_ServerStatusRequest, binary: observer.ServerStatusRequest },
-  'observer.ServerStatusResponse': { encode: e_observer_ServerStatusResponse, decode: d_observer_ServerStatusResponse, binary: observer.ServerStatusResponse },
-  'observer.GetFlowsRequest': { encode: e_observer_GetFlowsRequest, decode: d_observer_GetFlowsRequest, binary: observer.GetFlowsRequest },
-  'observer.GetFlowsRequest.Experimental': { encode: e_observer_GetFlowsRequest_Experimental, decode: d_observer_GetFlowsRequest_Experimental, binary: observer.GetFlowsRequest_Experimental },
-  'observer.GetFlowsResponse': { encode: e_observer_GetFlowsResponse, decode: d_observer_GetFlowsResponse, binary: observer.GetFlowsResponse },
-  'observer.GetAgentEventsRequest': { encode: e_observer_GetAgentEventsRequest, decode: d_observer_GetAgentEventsRequest, binary: observer.GetAgentEventsRequest },
-  'observer.GetAgentEventsResponse': { encode: e_observer_GetAgentEventsResponse, decode: d_observer_GetAgentEventsResponse, binary: observer.GetAgentEventsResponse },
-  'observer.GetDebugEventsRequest': { encode: e_observer_GetDebugEventsRequest, decode: d_observer_GetDebugEventsRequest, binary: observer.GetDebugEventsRequest },
-  'observer.GetDebugEventsResponse': { encode: e_observer_GetDebugEventsResponse, decode: d_observer_GetDebugEventsResponse, binary: observer.GetDebugEventsResponse },
-  'observer.GetNodesRequest': { encode: e_observer_GetNodesRequest, decode: d_observer_GetNodesRequest, binary: observer.GetNodesRequest },
-  'observer.GetNodesResponse': { encode: e_observer_GetNodesResponse, decode: d_observer_GetNodesResponse, binary: observer.GetNodesResponse },
-  'observer.Node': { encode: e_observer_Node, decode: d_observer_Node, binary: observer.Node },
-  'observer.TLS': { encode: e_observer_TLS, decode: d_observer_TLS, binary: observer.TLS },
-  'observer.GetNamespacesRequest': { encode: e_observer_GetNamespacesRequest, decode: d_observer_GetNamespacesRequest, binary: observer.GetNamespacesRequest },
-  'observer.GetNamespacesResponse': { encode: e_observer_GetNamespacesResponse, decode: d_observer_GetNamespacesResponse, binary: observer.GetNamespacesResponse },
-  'observer.Namespace': { encode: e_observer_Namespace, decode: d_observer_Namespace, binary: observer.Namespace },
-  'observer.ExportEvent': { encode: e_observer_ExportEvent, decode: d_observer_ExportEvent, binary: observer.ExportEvent },
-  'relay.NodeStatusEvent': { encode: e_relay_NodeStatusEvent, decode: d_relay_NodeStatusEvent, binary: relay.NodeStatusEvent },
-  'peer.NotifyRequest': { encode: e_peer_NotifyRequest, decode: d_peer_NotifyRequest, binary: peer.NotifyRequest },
-  'peer.ChangeNotification': { encode: e_peer_ChangeNotification, decode: d_peer_ChangeNotification, binary: peer.ChangeNotification },
-  'peer.TLS': { encode: e_peer_TLS, decode: d_peer_TLS, binary: peer.TLS },
+  'flow.Flow': { encode: e_flow_Flow, write: w_flow_Flow, decode: d_flow_Flow, binary: flow.Flow },
+  'flow.Emitter': { encode: e_flow_Emitter, write: w_flow_Emitter, decode: d_flow_Emitter, binary: flow.Emitter },
+  'flow.FileInfo': { encode: e_flow_FileInfo, write: w_flow_FileInfo, decode: d_flow_FileInfo, binary: flow.FileInfo },
+  'flow.Aggregate': { encode: e_flow_Aggregate, write: w_flow_Aggregate, decode: d_flow_Aggregate, binary: flow.Aggregate },
+  'flow.Layer4': { encode: e_flow_Layer4, write: w_flow_Layer4, decode: d_flow_Layer4, binary: flow.Layer4 },
+  'flow.Layer7': { encode: e_flow_Layer7, write: w_flow_Layer7, decode: d_flow_Layer7, binary: flow.Layer7 },
+  'flow.TraceContext': { encode: e_flow_TraceContext, write: w_flow_TraceContext, decode: d_flow_TraceContext, binary: flow.TraceContext },
+  'flow.TraceParent': { encode: e_flow_TraceParent, write: w_flow_TraceParent, decode: d_flow_TraceParent, binary: flow.TraceParent },
+  'flow.Endpoint': { encode: e_flow_Endpoint, write: w_flow_Endpoint, decode: d_flow_Endpoint, binary: flow.Endpoint },
+  'flow.Workload': { encode: e_flow_Workload, write: w_flow_Workload, decode: d_flow_Workload, binary: flow.Workload },
+  'flow.TCP': { encode: e_flow_TCP, write: w_flow_TCP, decode: d_flow_TCP, binary: flow.TCP },
+  'flow.IP': { encode: e_flow_IP, write: w_flow_IP, decode: d_flow_IP, binary: flow.IP },
+  'flow.Ethernet': { encode: e_flow_Ethernet, write: w_flow_Ethernet, decode: d_flow_Ethernet, binary: flow.Ethernet },
+  'flow.TCPFlags': { encode: e_flow_TCPFlags, write: w_flow_TCPFlags, decode: d_flow_TCPFlags, binary: flow.TCPFlags },
+  'flow.UDP': { encode: e_flow_UDP, write: w_flow_UDP, decode: d_flow_UDP, binary: flow.UDP },
+  'flow.SCTP': { encode: e_flow_SCTP, write: w_flow_SCTP, decode: d_flow_SCTP, binary: flow.SCTP },
+  'flow.ICMPv4': { encode: e_flow_ICMPv4, write: w_flow_ICMPv4, decode: d_flow_ICMPv4, binary: flow.ICMPv4 },
+  'flow.ICMPv6': { encode: e_flow_ICMPv6, write: w_flow_ICMPv6, decode: d_flow_ICMPv6, binary: flow.ICMPv6 },
+  'flow.VRRP': { encode: e_flow_VRRP, write: w_flow_VRRP, decode: d_flow_VRRP, binary: flow.VRRP },
+  'flow.IGMP': { encode: e_flow_IGMP, write: w_flow_IGMP, decode: d_flow_IGMP, binary: flow.IGMP },
+  'flow.Tunnel': { encode: e_flow_Tunnel, write: w_flow_Tunnel, decode: d_flow_Tunnel, binary: flow.Tunnel },
+  'flow.CiliumEventType': { encode: e_flow_CiliumEventType, write: w_flow_CiliumEventType, decode: d_flow_CiliumEventType, binary: flow.CiliumEventType },
+  'flow.EventTypeFilter': { encode: e_flow_EventTypeFilter, write: w_flow_EventTypeFilter, decode: d_flow_EventTypeFilter, binary: flow.EventTypeFilter },
+  'flow.FlowFilter': { encode: e_flow_FlowFilter, write: w_flow_FlowFilter, decode: d_flow_FlowFilter, binary: flow.FlowFilter },
+  'flow.FlowFilter.Experimental': { encode: e_flow_FlowFilter_Experimental, write: w_flow_FlowFilter_Experimental, decode: d_flow_FlowFilter_Experimental, binary: flow.FlowFilter_Experimental },
+  'flow.DNS': { encode: e_flow_DNS, write: w_flow_DNS, decode: d_flow_DNS, binary: flow.DNS },
+  'flow.HTTPHeader': { encode: e_flow_HTTPHeader, write: w_flow_HTTPHeader, decode: d_flow_HTTPHeader, binary: flow.HTTPHeader },
+  'flow.HTTP': { encode: e_flow_HTTP, write: w_flow_HTTP, decode: d_flow_HTTP, binary: flow.HTTP },
+  'flow.Kafka': { encode: e_flow_Kafka, write: w_flow_Kafka, decode: d_flow_Kafka, binary: flow.Kafka },
+  'flow.Service': { encode: e_flow_Service, write: w_flow_Service, decode: d_flow_Service, binary: flow.Service },
+  'flow.LostEvent': { encode: e_flow_LostEvent, write: w_flow_LostEvent, decode: d_flow_LostEvent, binary: flow.LostEvent },
+  'flow.AgentEvent': { encode: e_flow_AgentEvent, write: w_flow_AgentEvent, decode: d_flow_AgentEvent, binary: flow.AgentEvent },
+  'flow.AgentEventUnknown': { encode: e_flow_AgentEventUnknown, write: w_flow_AgentEventUnknown, decode: d_flow_AgentEventUnknown, binary: flow.AgentEventUnknown },
+  'flow.TimeNotification': { encode: e_flow_TimeNotification, write: w_flow_TimeNotification, decode: d_flow_TimeNotification, binary: flow.TimeNotification },
+  'flow.PolicyUpdateNotification': { encode: e_flow_PolicyUpdateNotification, write: w_flow_PolicyUpdateNotification, decode: d_flow_PolicyUpdateNotification, binary: flow.PolicyUpdateNotification },
+  'flow.EndpointRegenNotification': { encode: e_flow_EndpointRegenNotification, write: w_flow_EndpointRegenNotification, decode: d_flow_EndpointRegenNotification, binary: flow.EndpointRegenNotification },
+  'flow.EndpointUpdateNotification': { encode: e_flow_EndpointUpdateNotification, write: w_flow_EndpointUpdateNotification, decode: d_flow_EndpointUpdateNotification, binary: flow.EndpointUpdateNotification },
+  'flow.IPCacheNotification': { encode: e_flow_IPCacheNotification, write: w_flow_IPCacheNotification, decode: d_flow_IPCacheNotification, binary: flow.IPCacheNotification },
+  'flow.ServiceUpsertNotificationAddr': { encode: e_flow_ServiceUpsertNotificationAddr, write: w_flow_ServiceUpsertNotificationAddr, decode: d_flow_ServiceUpsertNotificationAddr, binary: flow.ServiceUpsertNotificationAddr },
+  'flow.ServiceUpsertNotification': { encode: e_flow_ServiceUpsertNotification, write: w_flow_ServiceUpsertNotification, decode: d_flow_ServiceUpsertNotification, binary: flow.ServiceUpsertNotification },
+  'flow.ServiceDeleteNotification': { encode: e_flow_ServiceDeleteNotification, write: w_flow_ServiceDeleteNotification, decode: d_flow_ServiceDeleteNotification, binary: flow.ServiceDeleteNotification },
+  'flow.NetworkInterface': { encode: e_flow_NetworkInterface, write: w_flow_NetworkInterface, decode: d_flow_NetworkInterface, binary: flow.NetworkInterface },
+  'flow.DebugEvent': { encode: e_flow_DebugEvent, write: w_flow_DebugEvent, decode: d_flow_DebugEvent, binary: flow.DebugEvent },
+  'flow.Policy': { encode: e_flow_Policy, write: w_flow_Policy, decode: d_flow_Policy, binary: flow.Policy },
+  'flow.IPTraceID': { encode: e_flow_IPTraceID, write: w_flow_IPTraceID, decode: d_flow_IPTraceID, binary: flow.IPTraceID },
+  'observer.ServerStatusRequest': { encode: e_observer_ServerStatusRequest, write: w_observer_ServerStatusRequest, decode: d_observer_ServerStatusRequest, binary: observer.ServerStatusRequest },
+  'observer.ServerStatusResponse': { encode: e_observer_ServerStatusResponse, write: w_observer_ServerStatusResponse, decode: d_observer_ServerStatusResponse, binary: observer.ServerStatusResponse },
+  'observer.GetFlowsRequest': { encode: e_observer_GetFlowsRequest, write: w_observer_GetFlowsRequest, decode: d_observer_GetFlowsRequest, binary: observer.GetFlowsRequest },
+  'observer.GetFlowsRequest.Experimental': { encode: e_observer_GetFlowsRequest_Experimental, write: w_observer_GetFlowsRequest_Experimental, decode: d_observer_GetFlowsRequest_Experimental, binary: observer.GetFlowsRequest_Experimental },
+  'observer.GetFlowsResponse': { encode: e_observer_GetFlowsResponse, write: w_observer_GetFlowsResponse, decode: d_observer_GetFlowsResponse, binary: observer.GetFlowsResponse },
+  'observer.GetAgentEventsRequest': { encode: e_observer_GetAgentEventsRequest, write: w_observer_GetAgentEventsRequest, decode: d_observer_GetAgentEventsRequest, binary: observer.GetAgentEventsRequest },
+  'observer.GetAgentEventsResponse': { encode: e_observer_GetAgentEventsResponse, write: w_observer_GetAgentEventsResponse, decode: d_observer_GetAgentEventsResponse, binary: observer.GetAgentEventsResponse },
+  'observer.GetDebugEventsRequest': { encode: e_observer_GetDebugEventsRequest, write: w_observer_GetDebugEventsRequest, decode: d_observer_GetDebugEventsRequest, binary: observer.GetDebugEventsRequest },
+  'observer.GetDebugEventsResponse': { encode: e_observer_GetDebugEventsResponse, write: w_observer_GetDebugEventsResponse, decode: d_observer_GetDebugEventsResponse, binary: observer.GetDebugEventsResponse },
+  'observer.GetNodesRequest': { encode: e_observer_GetNodesRequest, write: w_observer_GetNodesRequest, decode: d_observer_GetNodesRequest, binary: observer.GetNodesRequest },
+  'observer.GetNodesResponse': { encode: e_observer_GetNodesResponse, write: w_observer_GetNodesResponse, decode: d_observer_GetNodesResponse, binary: observer.GetNodesResponse },
+  'observer.Node': { encode: e_observer_Node, write: w_observer_Node, decode: d_observer_Node, binary: observer.Node },
+  'observer.TLS': { encode: e_observer_TLS, write: w_observer_TLS, decode: d_observer_TLS, binary: observer.TLS },
+  'observer.GetNamespacesRequest': { encode: e_observer_GetNamespacesRequest, write: w_observer_GetNamespacesRequest, decode: d_observer_GetNamespacesRequest, binary: observer.GetNamespacesRequest },
+  'observer.GetNamespacesResponse': { encode: e_observer_GetNamespacesResponse, write: w_observer_GetNamespacesResponse, decode: d_observer_GetNamespacesResponse, binary: observer.GetNamespacesResponse },
+  'observer.Namespace': { encode: e_observer_Namespace, write: w_observer_Namespace, decode: d_observer_Namespace, binary: observer.Namespace },
+  'observer.ExportEvent': { encode: e_observer_ExportEvent, write: w_observer_ExportEvent, decode: d_observer_ExportEvent, binary: observer.ExportEvent },
+  'relay.NodeStatusEvent': { encode: e_relay_NodeStatusEvent, write: w_relay_NodeStatusEvent, decode: d_relay_NodeStatusEvent, binary: relay.NodeStatusEvent },
+  'peer.NotifyRequest': { encode: e_peer_NotifyRequest, write: w_peer_NotifyRequest, decode: d_peer_NotifyRequest, binary: peer.NotifyRequest },
+  'peer.ChangeNotification': { encode: e_peer_ChangeNotification, write: w_peer_ChangeNotification, decode: d_peer_ChangeNotification, binary: peer.ChangeNotification },
+  'peer.TLS': { encode: e_peer_TLS, write: w_peer_TLS, decode: d_peer_TLS, binary: peer.TLS },
 };
 
 function anyType(url: string): MessageJsonCodec {
@@ -2168,11 +2638,12 @@ function anyType(url: string): MessageJsonCodec {
   if (c === undefined) throw new FieldError('', `google.protobuf.Any of unknown type ${JSON.stringify(url)}`);
   return c;
 }
-function eAny(a: AnyMessage): string {
+function wAny(a: AnyMessage, b: NodeBuffer, p: number): number {
   const url = a.type_url ?? '';
   const c = anyType(url);
-  const inner = c.encode(c.binary.decode(a.value ?? new Uint8Array(0)));
-  return '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1));
+  // The shared buffer is busy with the outer message: the inner one gets its own.
+  const inner = encodeNested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
+  return wRaw(b, p, '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1)));
 }
 function dAny(j: unknown): AnyMessage {
   const o = dObj(j);

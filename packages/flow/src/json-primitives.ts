@@ -82,19 +82,216 @@ export function ts(t: Timestamp): string {
   return lastOut;
 }
 
+function setPrefix(s: bigint | number): void {
+  const b = BigInt(s);
+  if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);
+  lastPrefix = new Date(Number(b) * 1000).toISOString().slice(0, 19);
+  lastSec = s;
+}
+
 function tsSlow(s: bigint | number, n: number): string {
-  if (s !== lastSec) {
-    const b = BigInt(s);
-    if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);
-    lastPrefix = new Date(Number(b) * 1000).toISOString().slice(0, 19);
-    lastSec = s;
-  }
+  if (s !== lastSec) setPrefix(s);
   if (n === 0) return '"' + lastPrefix + 'Z"';
   if (!(n > 0 && n < 1e9) || !Number.isInteger(n)) throw new FieldError('', `timestamp nanos ${n} out of range`);
   const f = String(1e9 + n);
   if (n % 1e6 === 0) return '"' + lastPrefix + '.' + f.slice(1, 4) + 'Z"';
   if (n % 1e3 === 0) return '"' + lastPrefix + '.' + f.slice(1, 7) + 'Z"';
   return '"' + lastPrefix + '.' + f.slice(1) + 'Z"';
+}
+
+// ---- writing into a byte buffer ------------------------------------------------------------
+// The generated writers (w_* in json-codec.gen.ts) store bytes into one reused Buffer and the line
+// is made by a single latin1Slice (utf8Slice when a non-ASCII string was written). Building the
+// line by string concatenation made a rope of ~200 nodes per flow whose allocation and flattening
+// cost more than JSON.stringify; here each character is written once. Writers take the buffer and
+// a position and return the new position. They never check capacity: stores past the end of a
+// typed array are dropped, the position keeps counting, and encodeWith retries with a buffer big
+// enough for what was counted.
+
+/** A generated writer: encodes `m` at `p`, returns the position after it. */
+export type { NodeBuffer };
+export type Writer<T> = (m: T, b: NodeBuffer, p: number) => number;
+
+// Node's Buffer.prototype slice/write methods by encoding (what toString/write dispatch to) are not
+// in @types/node; calling them directly saves the dispatch on every line.
+interface NodeBuffer extends Buffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+  utf8Write(s: string, offset: number, length: number): number;
+}
+const alloc = (n: number) => Buffer.allocUnsafeSlow(n) as NodeBuffer;
+let W = alloc(1 << 16);
+let wide = false; // a non-ASCII character was written as UTF-8: decode the line as UTF-8
+
+function runWriter<T>(fn: Writer<T>, m: T, buf: NodeBuffer): string | number {
+  wide = false;
+  const p = fn(m, buf, 0);
+  if (p > buf.length) return p;
+  return wide ? buf.utf8Slice(0, p) : buf.latin1Slice(0, p);
+}
+
+/** One message as compact JSON, through the shared buffer. */
+export function encodeWith<T>(fn: Writer<T>, m: T): string {
+  const r = runWriter(fn, m, W);
+  if (typeof r === 'string') return r;
+  W = alloc(Math.max(r + (r >> 1), W.length * 2));
+  return encodeWith(fn, m);
+}
+
+/** Same, for a message encoded while the shared buffer is in use (google.protobuf.Any). */
+export function encodeNested<T>(fn: Writer<T>, m: T): string {
+  const outer = wide;
+  try {
+    let size = 1 << 12;
+    for (;;) {
+      const r = runWriter(fn, m, alloc(size));
+      if (typeof r === 'string') return r;
+      size = r;
+    }
+  } finally {
+    wide = outer;
+  }
+}
+
+// 1 for the ASCII characters a JSON string cannot hold raw, as Go writes it: controls, '"', '\\',
+// and the HTML-safe <>&. DEL (0x7f) stays raw (checked against hubble v0.12.3).
+const ESC = new Uint8Array(128);
+for (let c = 0; c < 0x20; c++) ESC[c] = 1;
+for (const c of '"\\<>&') ESC[c.charCodeAt(0)] = 1;
+
+/** A string value, quoted and escaped like Go protojson + encoding/json. */
+export function wStr(b: NodeBuffer, p: number, s: string): number {
+  const n = s.length;
+  const start = p;
+  b[p++] = 34;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 128 && ESC[c] === 0) b[p++] = c;
+    else if (c < 128) p = wEsc(b, p, c);
+    // Non-ASCII (UTF-8, U+2028/9, surrogates): rare, left to the string escaper.
+    else return wRaw(b, start, str(s));
+  }
+  b[p] = 34;
+  return p + 1;
+}
+
+const HEX = '0123456789abcdef';
+function wEsc(b: NodeBuffer, p: number, c: number): number {
+  b[p] = 92; // '\\'
+  switch (c) {
+    case 34: case 92: b[p + 1] = c; return p + 2;
+    case 8: b[p + 1] = 98; return p + 2; // \b
+    case 9: b[p + 1] = 116; return p + 2; // \t
+    case 10: b[p + 1] = 110; return p + 2; // \n
+    case 12: b[p + 1] = 102; return p + 2; // \f
+    case 13: b[p + 1] = 114; return p + 2; // \r
+    default: // other controls and Go's HTML-safe <>&, as \u00xx with lower-case hex
+      b[p + 1] = 117; b[p + 2] = 48; b[p + 3] = 48;
+      b[p + 4] = HEX.charCodeAt(c >> 4); b[p + 5] = HEX.charCodeAt(c & 15);
+      return p + 6;
+  }
+}
+
+/** Text known to be ASCII (enum names, timestamps, base64, digits). */
+export function wLit(b: NodeBuffer, p: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) b[p + i] = s.charCodeAt(i);
+  return p + n;
+}
+
+/** Text that may hold non-ASCII characters (already escaped JSON). */
+export function wRaw(b: NodeBuffer, p: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) {
+      wide = true;
+      const len = Buffer.byteLength(s, 'utf8');
+      if (p + len <= b.length) b.utf8Write(s, p, len);
+      return p + len;
+    }
+    b[p + i] = c;
+  }
+  return p + n;
+}
+
+/** A 32-bit integer field (or anything else typed as a number: printed as String(v) would). */
+export function wNum(b: NodeBuffer, p: number, v: number): number {
+  if (v >>> 0 === v) return wDigits(b, p, v);
+  if ((v | 0) === v) {
+    b[p] = 45;
+    return wDigits(b, p + 1, -v);
+  }
+  return wRaw(b, p, String(v));
+}
+
+function wDigits(b: NodeBuffer, p: number, v: number): number {
+  if (v < 10) {
+    b[p] = 48 + v;
+    return p + 1;
+  }
+  const n = v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : v < 100000 ? 5 : v < 1000000 ? 6 : v < 10000000 ? 7 : v < 100000000 ? 8 : v < 1000000000 ? 9 : 10;
+  let i = p + n;
+  while (v >= 10) {
+    const d = Math.floor(v / 10);
+    b[--i] = 48 + v - d * 10;
+    v = d;
+  }
+  b[--i] = 48 + v;
+  return p + n;
+}
+
+/** A 64-bit integer as a quoted decimal string. */
+export function wI64(b: NodeBuffer, p: number, v: bigint | number): number {
+  b[p] = 34;
+  p = typeof v === 'number' && v >>> 0 === v ? wDigits(b, p + 1, v) : wLit(b, p + 1, String(v));
+  b[p] = 34;
+  return p + 1;
+}
+
+/** An enum: its quoted name from `names` (indexed by number), or the bare number when unnamed. */
+export function wEnum(b: NodeBuffer, p: number, names: (string | undefined)[], v: number): number {
+  const s = names[v];
+  return s === undefined ? wNum(b, p, v) : wLit(b, p, s);
+}
+
+/** A Timestamp as ts() formats it, written without building the string. */
+export function wTs(b: NodeBuffer, p: number, t: Timestamp): number {
+  const s = t.seconds ?? 0n;
+  let n = t.nanos ?? 0;
+  if (s !== lastSec) setPrefix(s);
+  if (!(n >= 0 && n < 1e9) || !Number.isInteger(n)) throw new FieldError('', `timestamp nanos ${n} out of range`);
+  b[p] = 34;
+  p = wLit(b, p + 1, lastPrefix);
+  if (n !== 0) {
+    b[p++] = 46;
+    let digits = 9;
+    if (n % 1e6 === 0) {
+      n /= 1e6;
+      digits = 3;
+    } else if (n % 1e3 === 0) {
+      n /= 1e3;
+      digits = 6;
+    }
+    for (let i = p + digits - 1; i >= p; i--) {
+      const d = Math.floor(n / 10);
+      b[i] = 48 + n - d * 10;
+      n = d;
+    }
+    p += digits;
+  }
+  b[p] = 90;
+  b[p + 1] = 34;
+  return p + 2;
+}
+
+export function wBool(b: NodeBuffer, p: number, v: boolean): number {
+  if (v) {
+    b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101;
+    return p + 4;
+  }
+  b[p] = 102; b[p + 1] = 97; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 101;
+  return p + 5;
 }
 
 const camel = (p: string) => p.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());

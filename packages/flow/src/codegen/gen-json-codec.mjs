@@ -52,22 +52,24 @@ const WRAPPERS = {
   'google.protobuf.StringValue': 'string', 'google.protobuf.DoubleValue': 'double', 'google.protobuf.FloatValue': 'float',
   'google.protobuf.UInt64Value': 'uint64', 'google.protobuf.Int64Value': 'int64', 'google.protobuf.BytesValue': 'bytes',
 };
+// zero: when a field without presence is printed; wr: how a value x is written at p (an
+// expression returning the new position).
 const SCALAR = {
-  string: { zero: "v !== ''", enc: (x) => `str(${x})`, dec: 'dStr' },
-  bool: { zero: 'v === true', enc: () => "'true'", encEl: (x) => `(${x} ? 'true' : 'false')`, dec: 'dBool', presence: true },
-  uint32: { zero: 'v !== 0', enc: (x) => `${x}`, dec: 'dU32' },
-  fixed32: { zero: 'v !== 0', enc: (x) => `${x}`, dec: 'dU32' },
-  int32: { zero: 'v !== 0', enc: (x) => `${x}`, dec: 'dI32' },
-  sint32: { zero: 'v !== 0', enc: (x) => `${x}`, dec: 'dI32' },
-  sfixed32: { zero: 'v !== 0', enc: (x) => `${x}`, dec: 'dI32' },
-  double: { zero: 'v !== 0', enc: (x) => `dbl(${x})`, dec: 'dDbl' },
-  float: { zero: 'v !== 0', enc: (x) => `dbl(${x})`, dec: 'dDbl' },
-  uint64: { zero: 'v != 0', enc: (x) => `'"' + ${x} + '"'`, dec: 'dU64' },
-  fixed64: { zero: 'v != 0', enc: (x) => `'"' + ${x} + '"'`, dec: 'dU64' },
-  int64: { zero: 'v != 0', enc: (x) => `'"' + ${x} + '"'`, dec: 'dI64' },
-  sint64: { zero: 'v != 0', enc: (x) => `'"' + ${x} + '"'`, dec: 'dI64' },
-  sfixed64: { zero: 'v != 0', enc: (x) => `'"' + ${x} + '"'`, dec: 'dI64' },
-  bytes: { zero: 'v.length !== 0', enc: (x) => `bytes(${x})`, dec: 'dBytes' },
+  string: { zero: "v !== ''", wr: (x) => `wStr(b, p, ${x})`, dec: 'dStr' },
+  bool: { zero: 'v === true', wr: (x) => `wBool(b, p, ${x})`, dec: 'dBool', presence: true },
+  uint32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dU32' },
+  fixed32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dU32' },
+  int32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dI32' },
+  sint32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dI32' },
+  sfixed32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dI32' },
+  double: { zero: 'v !== 0', wr: (x) => `wLit(b, p, dbl(${x}))`, dec: 'dDbl' },
+  float: { zero: 'v !== 0', wr: (x) => `wLit(b, p, dbl(${x}))`, dec: 'dDbl' },
+  uint64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dU64' },
+  fixed64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dU64' },
+  int64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dI64' },
+  sint64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dI64' },
+  sfixed64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dI64' },
+  bytes: { zero: 'v.length !== 0', wr: (x) => `wLit(b, p, bytes(${x}))`, dec: 'dBytes' },
 };
 
 /** How one field (or one element of a repeated field) is encoded/decoded. */
@@ -75,24 +77,30 @@ function fieldKind(f) {
   const rt = f.resolvedType;
   if (rt instanceof protobuf.Enum) {
     const { id, full } = naming(rt);
-    return { enc: (x) => `(Q_${id}[${x}] ?? ${x})`, zero: 'v !== 0', dec: `de_${id}`, enumFull: full };
+    return { wr: (x) => `wEnum(b, p, Q_${id}, ${x})`, zero: 'v !== 0', dec: `de_${id}`, enumFull: full };
   }
   if (rt instanceof protobuf.Type) {
     const full = rt.fullName.slice(1);
-    if (full === 'google.protobuf.Timestamp') return { enc: (x) => `ts(${x})`, dec: 'dTs', message: true };
-    if (full === 'google.protobuf.FieldMask') return { enc: (x) => `fieldMask(${x})`, dec: 'dFieldMask', message: true };
-    if (full === 'google.protobuf.Any') return { enc: (x) => `eAny(${x})`, dec: 'dAny', message: true };
+    if (full === 'google.protobuf.Timestamp') return { wr: (x) => `wTs(b, p, ${x})`, dec: 'dTs', message: true };
+    if (full === 'google.protobuf.FieldMask') return { wr: (x) => `wRaw(b, p, fieldMask(${x}))`, dec: 'dFieldMask', message: true };
+    if (full === 'google.protobuf.Any') return { wr: (x) => `wAny(${x}, b, p)`, dec: 'dAny', message: true };
     if (WRAPPERS[full]) {
       const s = SCALAR[WRAPPERS[full]];
-      return { enc: s.encEl ?? s.enc, dec: s.dec, message: true };
+      return { wr: s.wr, dec: s.dec, message: true };
     }
     if (full.startsWith('google.')) throw new Error(`unsupported well-known type ${full}`);
     const { id } = naming(rt);
-    return { enc: (x) => `e_${id}(${x})`, dec: `d_${id}`, message: true };
+    return { wr: (x) => `w_${id}(${x}, b, p)`, dec: `d_${id}`, message: true };
   }
   const s = SCALAR[f.type];
   if (!s) throw new Error(`unsupported field type ${f.type} in ${f.fullName}`);
   return s;
+}
+
+/** Straight-line stores of constant ASCII text at p, then p advanced past it. */
+function stores(text) {
+  const codes = [...Buffer.from(text, 'latin1')];
+  return codes.map((c, i) => `b[p${i ? ` + ${i}` : ''}] = ${c};`).join(' ') + ` p += ${codes.length};`;
 }
 
 const out = [];
@@ -103,8 +111,14 @@ w('/* eslint-disable */');
 for (const p of PACKAGES) w(`import * as ${p} from '${modPath(p)}';`);
 w(`import {
   FieldError, bytes, dArr, dBool, dBytes, dDbl, dEnum, dFieldMask, dI32, dI64, dObj, dStr, dTs, dU32, dU64, dbl,
-  fieldMask, str, ts,
-} from './json-primitives.js';`);
+  encodeNested, encodeWith, fieldMask, str,
+} from './json-primitives.js';
+import * as P from './json-primitives.js';
+import type { NodeBuffer, Writer } from './json-primitives.js';
+
+// Module constants rather than imported bindings: a loader that compiles ESM to CommonJS (tsx,
+// vitest) turns every use of an import into a getter call, too costly per written field.
+const { wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs } = P;`);
 w('');
 w('type AnyMessage = { type_url?: string | undefined; value?: Uint8Array | undefined };');
 w('function pathOf(e: unknown, f: string): unknown {');
@@ -129,31 +143,39 @@ w('');
 for (const t of messages) {
   const { pkg, ts: tsName, id } = naming(t);
   for (const f of t.fieldsArray) if (f.map) throw new Error(`map fields are not supported: ${f.fullName}`);
-  // ---- encoder
-  w(`export function e_${id}(m: ${pkg}.${tsName}): string {`);
+  // ---- encoder: a writer into the shared buffer, and the string-returning wrapper over it
+  w(`export function e_${id}(m: ${pkg}.${tsName}): string { return encodeWith(w_${id}, m); }`);
+  w(`export function w_${id}(m: ${pkg}.${tsName}, b: NodeBuffer, p: number): number {`);
   if (t.fieldsArray.length === 0) {
-    w("  return '{}';");
+    w('  b[p] = 123; b[p + 1] = 125; return p + 2;');
     w('}');
   } else {
-    // o.length > 1 picks the separator without o.slice(), which would flatten the rope.
-    w("  const x = m as any; let o = '{'; let v: any;");
+    // s is the position after '{': a field written anywhere else needs a comma before it.
+    w('  const x = m as any; let v: any;');
+    w('  b[p] = 123; const s = ++p;');
+    let first = true;
     for (const f of t.fieldsArray) {
       const k = fieldKind(f);
-      const key = `"${f.name}":`;
+      const head = `${first ? '' : 'if (p !== s) b[p++] = 44; '}${stores(`"${f.name}":`)}`;
+      first = false;
       w(`  v = x.${f.name};`);
       if (f.repeated) {
-        const el = (k.encEl ?? k.enc)('v[i]');
-        w(`  if (v != null && v.length !== 0) { o += (o.length > 1 ? ',${key}[' : '${key}[') + ${(k.encEl ?? k.enc)('v[0]')}; for (let i = 1; i < v.length; i++) o += ',' + ${el}; o += ']'; }`);
+        w(`  if (v != null && v.length !== 0) {`);
+        w(`    ${head} b[p++] = 91;`);
+        w(`    p = ${k.wr('v[0]')};`);
+        w(`    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = ${k.wr('v[i]')}; }`);
+        w('    b[p++] = 93;');
+        w('  }');
       } else if (k.message || f.partOf) {
         // Messages and oneof members have presence: a present zero value is printed.
-        w(`  if (v != null) o += (o.length > 1 ? ',${key}' : '${key}') + ${(k.encEl ?? k.enc)('v')};`);
+        w(`  if (v != null) { ${head} p = ${k.wr('v')}; }`);
       } else if (f.type === 'bool') {
-        w(`  if (v === true) o += o.length > 1 ? ',${key}true' : '${key}true';`);
+        w(`  if (v === true) { ${head} ${stores('true')} }`);
       } else {
-        w(`  if (v != null && ${k.zero}) o += (o.length > 1 ? ',${key}' : '${key}') + ${k.enc('v')};`);
+        w(`  if (v != null && ${k.zero}) { ${head} p = ${k.wr('v')}; }`);
       }
     }
-    w("  return o + '}';");
+    w('  b[p] = 125; return p + 1;');
     w('}');
   }
   // ---- decoder
@@ -185,13 +207,15 @@ w('');
 // Registry for google.protobuf.Any and for callers that pick a codec by message name.
 w('export interface MessageJsonCodec<T = any> {');
 w('  encode(m: T): string;');
+w('  /** Writes m at p into a buffer, returns the position after it (see encodeWith). */');
+w('  write: Writer<T>;');
 w('  decode(j: unknown): T;');
 w('  binary: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T };');
 w('}');
 w('export const jsonCodecs: Record<string, MessageJsonCodec> = {');
 for (const t of messages) {
   const { pkg, ts: tsName, id, full } = naming(t);
-  w(`  '${full}': { encode: e_${id}, decode: d_${id}, binary: ${pkg}.${tsName} },`);
+  w(`  '${full}': { encode: e_${id}, write: w_${id}, decode: d_${id}, binary: ${pkg}.${tsName} },`);
 }
 w('};');
 w(`
@@ -200,11 +224,12 @@ function anyType(url: string): MessageJsonCodec {
   if (c === undefined) throw new FieldError('', \`google.protobuf.Any of unknown type \${JSON.stringify(url)}\`);
   return c;
 }
-function eAny(a: AnyMessage): string {
+function wAny(a: AnyMessage, b: NodeBuffer, p: number): number {
   const url = a.type_url ?? '';
   const c = anyType(url);
-  const inner = c.encode(c.binary.decode(a.value ?? new Uint8Array(0)));
-  return '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1));
+  // The shared buffer is busy with the outer message: the inner one gets its own.
+  const inner = encodeNested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
+  return wRaw(b, p, '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1)));
 }
 function dAny(j: unknown): AnyMessage {
   const o = dObj(j);
