@@ -280,7 +280,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 				   int side, __u8 obs, __u64 epoch)
 {
 	__u32 seen_bit = side ? FLOWCTL_STATE_SEEN1 : FLOWCTL_STATE_SEEN0;
-	__u32 newf = 0, first = 0, closing = 0, changed = 0, due;
+	__u32 newf = 0, first = 0, closing = 0, changed = 0;
 	__u8 reason = 0, l7 = FLOWCTL_L7_NONE, verdict;
 
 	if (c->epoch != epoch)
@@ -288,7 +288,6 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 
 	__sync_fetch_and_add(&c->packets[side], 1);
 	__sync_fetch_and_add(&c->bytes[side], skb->len);
-	due = clock_due(c);
 	/* Atomics only when something is new: the established path stays plain loads. */
 	if (p->tcp_flags & ~c->flags_seen[side])
 		newf = p->tcp_flags & ~__sync_fetch_and_or(&c->flags_seen[side], p->tcp_flags) &
@@ -318,7 +317,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 		reason = FLOWCTL_REASON_NEW;
 	else if (newf)
 		reason = FLOWCTL_REASON_FLAGS;
-	else if (due)
+	else if (clock_due(c)) /* last: an event sets the times itself */
 		reason = FLOWCTL_REASON_STATS;
 	else if (every_packet)
 		reason = FLOWCTL_REASON_SAMPLE;
@@ -366,8 +365,7 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	__builtin_memset(init, 0, sizeof(*init));
 	init->epoch = EPOCH_NONE;
 	init->opener = opener_of(p, side & 1);
-	init->last_emit_ns = bpf_ktime_get_ns();
-	init->last_seen_ns = init->last_emit_ns;
+	/* No clock: the first packet of a connection always has an event, and emit() sets the times. */
 	/* NOEXIST: another CPU may have created it meanwhile; then theirs is used. */
 	if (k->ip_version != 4)
 		return bpf_map_update_elem(&flows, k, init, flags) == 0 ? 0 : 1;
@@ -378,7 +376,8 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 /* Every packet the fast path does not finish: full parse, connection setup, policy evaluation,
  * events. Inlined: as a global function its call costs an IPv6 packet ~10 ns, and the verifier
  * takes it. */
-static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs)
+static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs,
+				       struct flowctl_conn *looked_up, int looked)
 {
 	struct flowctl_conn_key k = {};
 	struct flowctl_conn *init;
@@ -441,7 +440,9 @@ static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs)
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	epoch = cfg ? cfg->epoch : 0;
 
-	c = conn_lookup(&k);
+	/* The fast path may have looked this very key up already (a new connection, or one that
+	 * needs an event): one hash lookup less. */
+	c = looked ? looked_up : conn_lookup(&k);
 	/* A SYN on a closed connection's tuple starts a new connection (port reuse). */
 	if (c && (c->state & FLOWCTL_STATE_CLOSED) && (p.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		c = NULL;
@@ -547,7 +548,8 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 }
 
 /* IPv4 without options and not a fragment (MF or offset), with the 20-byte flows4 key. */
-static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end)
+static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end,
+				     struct flowctl_conn **c, int *looked)
 {
 	struct flowctl_conn4_key k = {};
 	struct fast_pkt f = {};
@@ -573,11 +575,14 @@ static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end)
 	k.port[1] = side ? f.sp : f.dp;
 	k.ifindex = skb->ifindex;
 	k.proto = f.proto;
-	return fast_account(skb, bpf_map_lookup_elem(&flows4, &k), &f, side, end);
+	*c = bpf_map_lookup_elem(&flows4, &k);
+	*looked = 1;
+	return fast_account(skb, *c, &f, side, end);
 }
 
 /* IPv6 with TCP or UDP right after the fixed header (no extension headers). */
-static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
+static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end,
+				     struct flowctl_conn **c, int *looked)
 {
 	struct flowctl_conn_key k = {};
 	struct fast_pkt f = {};
@@ -609,7 +614,9 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
 	k.ifindex = skb->ifindex;
 	k.proto = f.proto;
 	k.ip_version = 6;
-	return fast_account(skb, bpf_map_lookup_elem(&flows, &k), &f, side, end);
+	*c = bpf_map_lookup_elem(&flows, &k);
+	*looked = 1;
+	return fast_account(skb, *c, &f, side, end);
 }
 
 /* The established TCP/UDP packet that only updates its connection's counters: what almost every
@@ -617,7 +624,7 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
  * having changed nothing, for every packet that might need more (an event, a new flag, a verdict
  * to (re)compute, L7, a jiffy to read the clock in, anything unusual about its headers):
  * handle_slow then does exactly what it always did. */
-static __always_inline int handle_fast(struct __sk_buff *skb)
+static __always_inline int handle_fast(struct __sk_buff *skb, struct flowctl_conn **c, int *looked)
 {
 	void *data = skb_data(skb), *end = skb_data_end(skb);
 	__u8 *eth = data;
@@ -627,19 +634,20 @@ static __always_inline int handle_fast(struct __sk_buff *skb)
 	if ((void *)(eth + ETH_HLEN) > end)
 		return -1;
 	if (eth[12] == 0x08 && eth[13] == 0x00)
-		return fast_ipv4(skb, eth + ETH_HLEN, end);
+		return fast_ipv4(skb, eth + ETH_HLEN, end, c, looked);
 	if (eth[12] == 0x86 && eth[13] == 0xdd)
-		return fast_ipv6(skb, eth + ETH_HLEN, end);
+		return fast_ipv6(skb, eth + ETH_HLEN, end, c, looked);
 	return -1;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 {
-	int r;
+	struct flowctl_conn *c = NULL;
+	int r, looked = 0;
 
 	count(FLOWCTL_CNT_PACKETS);
-	r = handle_fast(skb);
-	return r >= 0 ? r : handle_slow(skb, obs);
+	r = handle_fast(skb, &c, &looked);
+	return r >= 0 ? r : handle_slow(skb, obs, c, looked);
 }
 
 SEC("tc")
