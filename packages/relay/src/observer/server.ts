@@ -11,7 +11,8 @@ import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './
 import type { Inlet, RelayItem } from './merge.js';
 import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
 import type { RawRequest } from './services.js';
-import { WireError, decodeBatch, encodeBatch, readResponseTime } from './wire.js';
+import { decodeBatch, encodeBatch } from '@flowctl/flow/batch';
+import { WireError, readResponseTime } from './wire.js';
 
 export const RELAY_VERSION = '0.1.0';
 /** Hubble's numUnavailableNodesReportMax. */

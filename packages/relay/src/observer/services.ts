@@ -9,6 +9,7 @@ import {
   ServerStatusRequest,
   ServerStatusResponse,
 } from '@flowctl/flow';
+import { BatchObserverService, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 
 /** The decoded request plus its original bytes, forwarded unchanged to every node. */
@@ -21,9 +22,8 @@ const identity = (b: Buffer): Buffer => b;
 const decodeRaw = (raw: Buffer): RawRequest => ({ raw, req: GetFlowsRequest.decode(raw) });
 
 export const GET_FLOWS_PATH = ObserverService.getFlows.path;
-/** flowctl extension: `rpc GetFlowsBatched(observer.GetFlowsRequest) returns (stream FlowBatch)`,
- * `message FlowBatch { repeated observer.GetFlowsResponse responses = 1; }`. */
-export const GET_FLOWS_BATCHED_PATH = '/flowctl.observer.BatchObserver/GetFlowsBatched';
+/** flowctl's batched GetFlows (proto/flowctl/batch.proto, @flowctl/flow/batch). */
+export { GET_FLOWS_BATCHED_PATH };
 
 /** The Observer service as the relay serves it: GetFlows takes/produces raw bytes. */
 export const relayObserverDefinition = {
@@ -37,15 +37,7 @@ export const relayObserverDefinition = {
 
 /** Server side of the batched method (responses are already-encoded FlowBatch messages). */
 export const batchObserverDefinition = {
-  getFlowsBatched: {
-    path: GET_FLOWS_BATCHED_PATH,
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: identity,
-    requestDeserialize: decodeRaw,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
+  getFlowsBatched: { ...BatchObserverService.getFlowsBatched, requestDeserialize: decodeRaw },
 } as unknown as ServiceDefinition;
 
 export const unaryCodecs = {

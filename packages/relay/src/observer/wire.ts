@@ -2,6 +2,8 @@
 // each response's `time` (field 1001) to sort; re-encoding 300k flows/s through ts-proto would cost
 // more than the whole fan-in, and raw pass-through also keeps fields this build does not know.
 import { GetFlowsResponse } from '@flowctl/flow';
+// FlowBatch framing lives in @flowctl/flow so agents and the CLI speak it too.
+export { encodeBatch, decodeBatch } from '@flowctl/flow/batch';
 
 /** Seconds and nanoseconds of a response's `time`; responses without one sort first (0, 0). */
 export interface WireTime {
@@ -96,41 +98,6 @@ function writeVarint(buf: Buffer, pos: number, v: number): number {
   }
   buf[pos++] = v;
   return pos;
-}
-
-/**
- * FlowBatch { repeated observer.GetFlowsResponse responses = 1; }: each element is written as a
- * length-delimited field 1, so a batch is the concatenation of the responses with a small header.
- */
-export function encodeBatch(items: readonly Uint8Array[]): Buffer {
-  let total = 0;
-  for (const it of items) total += 1 + varintLength(it.length) + it.length;
-  const out = Buffer.allocUnsafe(total);
-  let pos = 0;
-  for (const it of items) {
-    out[pos++] = 0x0a;
-    pos = writeVarint(out, pos, it.length);
-    out.set(it, pos);
-    pos += it.length;
-  }
-  return out;
-}
-
-/** Splits an encoded FlowBatch into its responses (views into `buf`, no copies). */
-export function decodeBatch(buf: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let pos = 0;
-  const end = buf.length;
-  while (pos < end) {
-    const [tag, p] = readVarint(buf, pos, end);
-    if (tag === 0x0a) {
-      const [len, q] = readVarint(buf, p, end);
-      if (q + len > end) throw new WireError('truncated batch element');
-      out.push(buf.subarray(q, q + len));
-      pos = q + len;
-    } else pos = skipField(buf, tag & 7, p, end);
-  }
-  return out;
 }
 
 /** google.protobuf.Timestamp bytes (no tag) for seconds/nanos, used by fast emitters. */

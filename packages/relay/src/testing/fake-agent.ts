@@ -18,8 +18,7 @@ import {
 } from '@flowctl/flow';
 import type { ChangeNotification, GetFlowsRequest, Namespace, ServerStatusResponse } from '@flowctl/flow';
 import { makeCorpus } from '@flowctl/flow/testing/corpus';
-import { encodeBatch } from '../observer/wire.js';
-import { GET_FLOWS_BATCHED_PATH } from '../observer/services.js';
+import { encodeBatch, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 
 export interface FakeAgentOptions {
   nodeName: string;

@@ -3,8 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { Client, Metadata, credentials } from '@grpc/grpc-js';
 import { GetFlowsRequest } from '@flowctl/flow';
-import { decodeBatch, readResponseTime } from '../observer/wire.js';
-import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH } from '../observer/services.js';
+import { decodeBatch } from '@flowctl/flow/batch';
+import { readResponseTime } from '../observer/wire.js';
+import { GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
+import { GET_FLOWS_PATH } from '../observer/services.js';
 
 export interface Result {
   perSecond: number[];
