@@ -2,6 +2,7 @@
 // Texts were checked against the real hubble CLI (v0.12.3) by the equivalence test.
 import {
   DebugCapturePoint,
+  FlowType,
   SocketTranslationPoint,
   TrafficDirection,
   Verdict,
@@ -146,6 +147,12 @@ export function flowTypeText(f: Flow): string {
         case SocketTranslationPoint.SOCK_XLATE_POINT_POST_DIRECTION_FWD: return 'post-xlate-fwd';
         case SocketTranslationPoint.SOCK_XLATE_POINT_PRE_DIRECTION_REV: return 'pre-xlate-rev';
         case SocketTranslationPoint.SOCK_XLATE_POINT_POST_DIRECTION_REV: return 'post-xlate-rev';
+        // flowctl's TCP connection records (docs/flows.md) are socket events without a
+        // translation point.
+        case undefined:
+        case SocketTranslationPoint.SOCK_XLATE_POINT_UNKNOWN:
+          if (f.Type === FlowType.SOCK) return 'socket';
+          return SocketTranslationPoint[f.sock_xlate_point ?? 0] ?? 'UNKNOWN';
         default: return SocketTranslationPoint[f.sock_xlate_point ?? 0] ?? 'UNKNOWN';
       }
   }

@@ -131,3 +131,11 @@ describe('time formats', () => {
 it('tabwrite pads every cell but the last by 3', () => {
   expect(tabwrite([['a', 'bb', 'c'], ['ccc', '', '']])).toBe('a     bb   c\nccc        \n');
 });
+
+describe('flowctl connection records', () => {
+  it('print "socket" in the TYPE column instead of an unknown translation point', async () => {
+    const { flowTypeText: typeColumn } = await import('./format.js');
+    expect(typeColumn({ Type: 3, event_type: { type: 7 }, Summary: 'TCP ESTABLISHED' })).toBe('socket');
+    expect(typeColumn({ Type: 3, event_type: { type: 7 }, sock_xlate_point: 1 })).toBe('pre-xlate-fwd');
+  });
+});
