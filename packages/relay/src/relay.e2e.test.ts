@@ -67,7 +67,8 @@ const nsOf = (t: GetFlowsResponse['time']) => (t?.seconds ?? 0n) * 1_000_000_000
 beforeAll(async () => {
   [a, b, hung] = await Promise.all([
     spawnFakeAgent(['--node-name', 'node-a', '--backlog', '40', '--rate', '20', '--seed', '1']),
-    spawnFakeAgent(['--node-name', 'node-b', '--backlog', '40', '--rate', '20', '--seed', '2', '--no-batch']),
+    // node-b speaks only the plain Observer API (no batching, no peer.Peer): named by its address.
+    spawnFakeAgent(['--node-name', 'node-b', '--backlog', '40', '--rate', '20', '--seed', '2', '--no-batch', '--no-peer-service']),
     spawnFakeAgent(['--hang']),
   ]);
   children.push(a, b, hung);
@@ -102,7 +103,8 @@ describe('flowctl-relay with agent processes', () => {
     const out = await getFlows({ number: 10n });
     const statuses = out.filter((r) => r.node_status).map((r) => r.node_status!);
     expect(statuses[0]).toMatchObject({ state_change: NodeState.NODE_CONNECTED });
-    expect(new Set(statuses[0]!.node_names)).toEqual(new Set([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]));
+    // node-a announced its name on peer.Peer/Notify; node-b has no Peer service.
+    expect(new Set(statuses[0]!.node_names)).toEqual(new Set(['node-a', `127.0.0.1:${b.port}`]));
     expect(statuses[1]).toMatchObject({ state_change: NodeState.NODE_UNAVAILABLE, node_names: [`127.0.0.1:${hung.port}`] });
     const flows = out.filter((r) => r.flow || r.lost_events);
     expect(flows.filter((r) => r.node_name === 'node-a')).toHaveLength(10);
@@ -135,7 +137,8 @@ describe('flowctl-relay with agent processes', () => {
     expect(hs.stdout).toMatch(/Unavailable Nodes: 1/);
 
     const nodes = await hubble(['list', 'nodes']);
-    expect(nodes.stdout).toMatch(new RegExp(`127\\.0\\.0\\.1:${a.port}\\s+Connected`));
+    expect(nodes.stdout).toMatch(/node-a\s+Connected/);
+    expect(nodes.stdout).toMatch(new RegExp(`127\\.0\\.0\\.1:${b.port}\\s+Connected`));
     expect(nodes.stdout).toMatch(new RegExp(`127\\.0\\.0\\.1:${hung.port}\\s+Unavailable`));
   });
 
@@ -162,7 +165,7 @@ describe('flowctl-relay with agent processes', () => {
       const st = await status();
       return st.num_unavailable_nodes === 2 && st.unavailable_nodes?.includes(bAddr);
     });
-    b = await spawnFakeAgent(['--node-name', 'node-b', '--rate', '20', '--listen', bAddr, '--no-batch']);
+    b = await spawnFakeAgent(['--node-name', 'node-b', '--rate', '20', '--listen', bAddr, '--no-batch', '--no-peer-service']);
     children.push(b);
     const mark2 = f.events.length;
     await waitFor('node-b rejoins the same follow stream', () => from('node-b', mark2), 30_000);

@@ -12,6 +12,8 @@ import { encodeResponse } from './wire.js';
 export interface RelayItem extends Timed {
   raw?: Buffer;
   msg?: GetFlowsResponse;
+  /** Counters of the node it came from (absent on relay-generated events). */
+  src?: { forwarded: number };
 }
 
 export function itemBytes(item: RelayItem): Buffer {
@@ -50,6 +52,8 @@ export class Inlet {
   ended = false;
   /** Called when the consumer made room after push() returned false. */
   onResume: (() => void) | undefined;
+  /** Cancels the node's upstream stream (set by whoever opened it). */
+  cancel: (() => void) | undefined;
   private paused = false;
 
   constructor(
@@ -78,6 +82,7 @@ export class Inlet {
     if (this.ended) return;
     this.ended = true;
     this.onResume = undefined;
+    this.cancel = undefined;
     this.fan.ended(this, err);
   }
 
@@ -135,6 +140,12 @@ export class FanIn implements AsyncIterable<RelayItem[]> {
   /** No more inlets will be added (non-follow requests). */
   seal(): void {
     this.sealed = true;
+    this.wake();
+  }
+
+  /** Queues a relay-generated event (e.g. NODE_GONE) ahead of the next round of flows. */
+  event(item: RelayItem): void {
+    this.events.push(item);
     this.wake();
   }
 
@@ -278,6 +289,17 @@ export interface SortOptions {
   /** Entries older than now − drainTimeoutMs leave the heap when input pauses (Hubble: 1 s). */
   drainTimeoutMs: number;
   now?: Clock;
+  stats?: SortStats;
+}
+
+/** What the sort buffer did, for metrics: nothing is ever dropped, but early exits lose order. */
+export interface SortStats {
+  /** Entries sent before their time because the buffer was full (order is best-effort beyond qlen). */
+  overflow: number;
+  /** Drain-timeout flushes that released at least one entry. */
+  drains: number;
+  /** Entries released by those flushes. */
+  drained: number;
 }
 
 /**
@@ -292,14 +314,23 @@ export async function* sortFlows(source: AsyncIterable<RelayItem[]>, opts: SortO
   const it = source[Symbol.asyncIterator]();
   let next: Next<RelayItem[]> | undefined;
   let lastDrain = now();
+  const stats = opts.stats;
+  const drain = (t: number, out: RelayItem[]) => {
+    const before = out.length;
+    pq.popOlderThan(timeOf(t - opts.drainTimeoutMs), out);
+    lastDrain = t;
+    if (stats && out.length > before) {
+      stats.drains++;
+      stats.drained += out.length - before;
+    }
+  };
   try {
     for (;;) {
       next ??= it.next();
       const r = await nextOrTimeout(next, pq.length > 0 ? opts.drainTimeoutMs : undefined);
       const out: RelayItem[] = [];
       if (r === 'timeout') {
-        pq.popOlderThan(timeOf(now() - opts.drainTimeoutMs), out);
-        lastDrain = now();
+        drain(now(), out);
         if (out.length) yield out;
         continue;
       }
@@ -309,15 +340,14 @@ export async function* sortFlows(source: AsyncIterable<RelayItem[]>, opts: SortO
         if (out.length) yield out;
         return;
       }
+      const full = out.length;
       for (const item of r.value) {
         if (pq.length >= qlen) out.push(pq.pop()!);
         pq.push(item);
       }
+      if (stats) stats.overflow += out.length - full;
       const t = now();
-      if (t - lastDrain >= opts.drainTimeoutMs) {
-        pq.popOlderThan(timeOf(t - opts.drainTimeoutMs), out);
-        lastDrain = t;
-      }
+      if (t - lastDrain >= opts.drainTimeoutMs) drain(t, out);
       if (out.length) yield out;
     }
   } finally {

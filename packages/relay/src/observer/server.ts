@@ -8,7 +8,7 @@ import type { Namespace, Node, ServerStatusResponse } from '@flowctl/flow';
 import type { Peer, PeerManager } from '../pool/manager.js';
 import { RelayError } from '../errors.js';
 import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
-import type { Inlet, RelayItem } from './merge.js';
+import type { Inlet, RelayItem, SortStats } from './merge.js';
 import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
 import type { RawRequest } from './services.js';
 import { decodeBatch, encodeBatch } from '@flowctl/flow/batch';
@@ -34,6 +34,18 @@ export interface ObserverOptions {
   upstreamBatch?: boolean;
   /** Most flows per FlowBatch written to a batched client. */
   batchMax?: number;
+  /** A non-follow GetFlows stream to a node that sends nothing for this long is given up with a
+   * NODE_ERROR (a node that accepts the call and hangs must not hold the client forever). */
+  upstreamIdleTimeoutMs?: number;
+}
+
+/** Per-node counters; the map is keyed by node name and loses a node when it leaves the pool. */
+export interface NodeStats {
+  /** Responses from this node written to clients. */
+  forwarded: number;
+  /** Failures by kind: a GetFlows stream ending in error (or idle), a unary call failing, the
+   * connection becoming unavailable. */
+  errors: { stream: number; call: number; connect: number };
 }
 
 export interface RelayStats {
@@ -43,6 +55,24 @@ export interface RelayStats {
   openClientStreams: number;
   /** Responses from nodes that could not be parsed and were dropped. */
   malformedDropped: number;
+  /** Responses from nodes (flows, lost events) written to clients. */
+  forwarded: number;
+  sort: SortStats;
+  nodes: Map<string, NodeStats>;
+}
+
+/** Incoming metadata that must not be forwarded: transport and gRPC-reserved headers. */
+const HOP_HEADERS = new Set(['user-agent', 'content-type', 'te', 'host', 'content-length', 'accept-encoding']);
+
+/** A copy of the client's metadata for the nodes (Hubble forwards it, e.g. for auth or tracing). */
+export function forwardedMetadata(md: Metadata | undefined): Metadata {
+  const out = new Metadata();
+  if (!md) return out;
+  for (const key of Object.keys(md.getMap())) {
+    if (key.startsWith(':') || key.startsWith('grpc-') || HOP_HEADERS.has(key)) continue;
+    for (const v of md.get(key)) out.add(key, v);
+  }
+  return out;
 }
 
 type Writer = (items: RelayItem[]) => Promise<void>;
@@ -76,12 +106,44 @@ function waitDrain(call: ServerWritableStream<unknown, unknown>): Promise<boolea
   });
 }
 
+const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 10_000;
+
 export class RelayObserver {
-  readonly stats: RelayStats = { openUpstreamStreams: 0, openClientStreams: 0, malformedDropped: 0 };
+  readonly stats: RelayStats = {
+    openUpstreamStreams: 0,
+    openClientStreams: 0,
+    malformedDropped: 0,
+    forwarded: 0,
+    sort: { overflow: 0, drains: 0, drained: 0 },
+    nodes: new Map(),
+  };
   private readonly log: Logger;
 
   constructor(private readonly opts: ObserverOptions) {
     this.log = opts.log;
+    opts.manager.on('state', (p: Peer) => {
+      if (p.state === 'unavailable') this.nodeStats(p.name).errors.connect++;
+    });
+    // Forget counters of nodes that left, so label cardinality follows the pool, not history.
+    opts.manager.on('removed', (p: Peer) => {
+      if (!opts.manager.list().some((q) => q.name === p.name)) this.stats.nodes.delete(p.name);
+    });
+  }
+
+  nodeStats(name: string): NodeStats {
+    let n = this.stats.nodes.get(name);
+    if (!n) {
+      n = { forwarded: 0, errors: { stream: 0, call: 0, connect: 0 } };
+      this.stats.nodes.set(name, n);
+    }
+    return n;
+  }
+
+  private countForwarded(item: RelayItem): void {
+    if (item.src) {
+      item.src.forwarded++;
+      this.stats.forwarded++;
+    }
   }
 
   /** Plain Observer GetFlows: one response per message, respecting the client's flow control. */
@@ -91,6 +153,7 @@ export class RelayObserver {
     const write: Writer = async (items) => {
       for (const item of items) {
         if (gone) return;
+        this.countForwarded(item);
         if (!call.write(itemBytes(item)) && !(await waitDrain(call))) gone = true;
       }
     };
@@ -104,7 +167,10 @@ export class RelayObserver {
     const max = this.opts.batchMax ?? 512;
     const write: Writer = async (items) => {
       for (let i = 0; i < items.length && !gone; i += max) {
-        const chunk = items.slice(i, i + max).map(itemBytes);
+        const chunk = items.slice(i, i + max).map((it) => {
+          this.countForwarded(it);
+          return itemBytes(it);
+        });
         if (!call.write(encodeBatch(chunk)) && !(await waitDrain(call))) gone = true;
       }
     };
@@ -134,14 +200,17 @@ export class RelayObserver {
     const number = req.number ?? 0n;
     const want = number * BigInt(peers.length);
     if (want > 0n && want < BigInt(qlen)) qlen = Number(want);
+    const md = forwardedMetadata(call.metadata);
+    const follow = !!req.follow;
 
     const fan = new FanIn({ capacity: qlen, relayNode: o.relayNode });
     const cancels = new Set<() => void>();
-    // Name → inlet of nodes with a live stream in this request; a node whose stream failed leaves
-    // it, so follow mode picks it up again once the pool has reconnected it.
-    const active = new Map<string, Inlet>();
+    // Nodes with a live stream in this request; a node whose stream failed leaves it, so follow
+    // mode picks it up again once the pool has reconnected it. Keyed by Peer, not name: a name is
+    // learned from the node and two pool entries may briefly share one.
+    const active = new Map<Peer, Inlet>();
     // The connection a node's failed stream ran on: retry only on a new one, not every tick.
-    const failedOn = new Map<string, number>();
+    const failedOn = new Map<Peer, number>();
     let closed = false;
     const stop = () => {
       if (closed) return;
@@ -154,50 +223,74 @@ export class RelayObserver {
     const start = (peer: Peer) => {
       const inlet = fan.add(peer.name);
       const generation = peer.generation;
-      active.set(peer.name, inlet);
-      this.openUpstream(peer, raw, inlet, cancels, () => {
-        if (active.get(peer.name) === inlet) active.delete(peer.name);
-        failedOn.set(peer.name, generation);
+      active.set(peer, inlet);
+      this.openUpstream(peer, raw, md, follow, inlet, cancels, () => {
+        if (active.get(peer) === inlet) active.delete(peer);
+        failedOn.set(peer, generation);
       });
     };
+    const requested = new Set(peers);
+    const onRemoved = (peer: Peer) => {
+      if (closed) return;
+      const inlet = active.get(peer);
+      active.delete(peer);
+      failedOn.delete(peer);
+      // A follow client hears about every node that leaves; a one-shot request only about its own.
+      if (!inlet && !(follow || requested.has(peer))) return;
+      inlet?.cancel?.();
+      fan.event(nodeStatusItem(NodeState.NODE_GONE, [peer.name], o.relayNode, Date.now()));
+    };
+    o.manager.on('removed', onRemoved);
 
-    const connected: string[] = [];
+    const connected: Peer[] = [];
     const unavailable: string[] = [];
     for (const p of peers) {
-      if (p.state === 'ready' && p.client) connected.push(p.name);
+      if (p.state === 'ready' && p.client) connected.push(p);
       else unavailable.push(p.name);
     }
     const head: RelayItem[] = [];
-    if (connected.length) head.push(nodeStatusItem(NodeState.NODE_CONNECTED, connected, o.relayNode, Date.now()));
+    if (connected.length) head.push(nodeStatusItem(NodeState.NODE_CONNECTED, connected.map((p) => p.name), o.relayNode, Date.now()));
     if (unavailable.length) head.push(nodeStatusItem(NodeState.NODE_UNAVAILABLE, unavailable, o.relayNode, Date.now()));
-    if (head.length) await write(head);
-    for (const p of peers) if (connected.includes(p.name)) start(p);
-
     let ticker: NodeJS.Timeout | undefined;
-    if (req.follow) {
-      ticker = setInterval(() => {
-        for (const p of o.manager.list()) if (p.state === 'ready' && p.client && !active.has(p.name) && failedOn.get(p.name) !== p.generation) start(p);
-      }, o.peerUpdateIntervalMs ?? PEER_UPDATE_INTERVAL_MS);
-    } else fan.seal();
-
-    const pipeline = sortFlows(aggregateErrors(fan, o.errorAggregationWindowMs ?? ERROR_AGGREGATION_WINDOW_MS), {
-      qlen,
-      drainTimeoutMs: o.sortBufferDrainTimeoutMs,
-    });
     try {
+      if (head.length) await write(head);
+      for (const p of connected) start(p);
+
+      if (follow) {
+        ticker = setInterval(() => {
+          for (const p of o.manager.list()) if (p.state === 'ready' && p.client && !active.has(p) && failedOn.get(p) !== p.generation) start(p);
+        }, o.peerUpdateIntervalMs ?? PEER_UPDATE_INTERVAL_MS);
+      } else fan.seal();
+
+      const pipeline = sortFlows(aggregateErrors(fan, o.errorAggregationWindowMs ?? ERROR_AGGREGATION_WINDOW_MS), {
+        qlen,
+        drainTimeoutMs: o.sortBufferDrainTimeoutMs,
+        stats: this.stats.sort,
+      });
       for await (const items of pipeline) {
         if (closed) break;
         await write(items);
       }
     } finally {
       if (ticker) clearInterval(ticker);
+      o.manager.off('removed', onRemoved);
       stop();
     }
   }
 
-  private openUpstream(peer: Peer, raw: Buffer, inlet: Inlet, cancels: Set<() => void>, onEnd: () => void): void {
+  private openUpstream(
+    peer: Peer,
+    raw: Buffer,
+    md: Metadata,
+    follow: boolean,
+    inlet: Inlet,
+    cancels: Set<() => void>,
+    onEnd: () => void,
+  ): void {
     const client = peer.client;
+    const node = this.nodeStats(peer.name);
     if (!client) {
+      node.errors.stream++;
       inlet.end(new Error(`no connection to ${peer.name}`));
       onEnd();
       return;
@@ -208,7 +301,7 @@ export class RelayObserver {
       rawCodec,
       rawCodec,
       raw,
-      new Metadata(),
+      md.clone(),
       {},
     );
     this.stats.openUpstreamStreams++;
@@ -216,15 +309,33 @@ export class RelayObserver {
     let finished = false;
     const cancel = () => stream.cancel();
     cancels.add(cancel);
+    inlet.cancel = cancel;
+    // Non-follow only: a follow stream may legitimately stay quiet for hours.
+    const idleMs = this.opts.upstreamIdleTimeoutMs ?? DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (follow || idleMs <= 0 || finished) return;
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (!finish()) return;
+        node.errors.stream++;
+        this.log.warn({ peer: peer.name, idleMs }, 'node sent nothing on GetFlows; giving up on it for this request');
+        onEnd();
+        inlet.end(new Error(`no response from node within ${idleMs / 1000}s`));
+        stream.cancel();
+      }, idleMs);
+    };
     const finish = () => {
       if (finished) return false;
       finished = true;
+      clearTimeout(idle);
       cancels.delete(cancel);
       this.stats.openUpstreamStreams--;
       return true;
     };
+    arm();
     const toItem = (buf: Buffer): RelayItem | undefined => {
-      const item: RelayItem = { sec: 0, nsec: 0, raw: buf };
+      const item: RelayItem = { sec: 0, nsec: 0, raw: buf, src: node };
       try {
         readResponseTime(buf, item);
         return item;
@@ -237,6 +348,7 @@ export class RelayObserver {
     };
     stream.on('data', (buf: Buffer) => {
       received = true;
+      arm();
       let items: RelayItem[] = [];
       if (batched) {
         try {
@@ -253,8 +365,13 @@ export class RelayObserver {
         if (it) items = [it];
       }
       if (items.length && !inlet.push(items)) {
+        // The client is the slow one here, not the node: no idle clock while paused.
+        clearTimeout(idle);
         stream.pause();
-        inlet.onResume = () => stream.resume();
+        inlet.onResume = () => {
+          arm();
+          stream.resume();
+        };
       }
     });
     stream.on('error', (err: ServiceError) => {
@@ -263,13 +380,16 @@ export class RelayObserver {
         // Not a flowctl agent (or an older one): remember and use the plain Observer API.
         peer.batch = false;
         this.log.debug({ peer: peer.name }, 'peer has no batched GetFlows; using plain GetFlows');
-        if (!inlet.ended) this.openUpstream(peer, raw, inlet, cancels, onEnd);
+        if (!inlet.ended) this.openUpstream(peer, raw, md, follow, inlet, cancels, onEnd);
         return;
       }
       if (batched) peer.batch = true;
       onEnd();
       if (err.code === grpcStatus.CANCELLED) inlet.end();
-      else inlet.end(new Error(err.details || err.message));
+      else {
+        node.errors.stream++;
+        inlet.end(new Error(err.details || err.message));
+      }
     });
     stream.on('end', () => {
       if (!finish()) return;
@@ -285,6 +405,7 @@ export class RelayObserver {
       peers.map((p) =>
         p.state === 'ready' && p.client
           ? unary(p.client, unaryCodecs.serverStatus, {}, this.opts.callTimeoutMs).catch((e: Error) => {
+              this.nodeStats(p.name).errors.call++;
               this.log.debug({ peer: p.name, err: e.message }, 'ServerStatus failed');
               return undefined;
             })
@@ -338,6 +459,7 @@ export class RelayObserver {
           node.max_flows = st.max_flows ?? 0n;
           node.seen_flows = st.seen_flows ?? 0n;
         } catch (e) {
+          this.nodeStats(p.name).errors.call++;
           this.log.debug({ peer: p.name, err: (e as Error).message }, 'ServerStatus for GetNodes failed');
           node.state = NodeState.NODE_ERROR;
         }
@@ -352,6 +474,7 @@ export class RelayObserver {
     const results = await Promise.all(
       peers.map((p) =>
         unary(p.client!, unaryCodecs.getNamespaces, {}, this.opts.callTimeoutMs).catch((e: Error) => {
+          this.nodeStats(p.name).errors.call++;
           this.log.debug({ peer: p.name, err: e.message }, 'GetNamespaces failed; partial result');
           return undefined;
         }),

@@ -1,8 +1,9 @@
 // One long-lived grpc-js client per peer (cilium pkg/hubble/relay/pool/manager.go). Each peer runs
 // its own dial loop, so a dead or hanging node costs one timer, never the other peers' progress.
 import { EventEmitter } from 'node:events';
-import { Client, connectivityState, credentials } from '@grpc/grpc-js';
-import type { ChannelOptions } from '@grpc/grpc-js';
+import { Client, Metadata, connectivityState, credentials } from '@grpc/grpc-js';
+import type { ChannelOptions, ServiceError } from '@grpc/grpc-js';
+import { ChangeNotification, ChangeNotificationType, NotifyRequest, PeerService } from '@flowctl/flow';
 import type { Logger } from 'pino';
 import { Backoff } from './backoff.js';
 import { parsePeerAddress } from './address.js';
@@ -18,6 +19,13 @@ export interface PeerSpec {
 
 export interface PoolOptions {
   dialTimeoutMs: number;
+  /** How long a newly connected peer without a configured name gets to announce itself on
+   * peer.Peer/Notify before it is named by its address (default: min(dial timeout, 2 s)). */
+  nameTimeoutMs?: number;
+  /** Waits between dial attempts; injectable so tests can drive the backoff without real time. */
+  sleep?: (ms: number, wake: AbortSignal) => Promise<void>;
+  /** Jitter source for the reconnect backoff (tests make it deterministic). */
+  random?: () => number;
   /** Longest wait between reconnect attempts (Hubble --retry-timeout). */
   retryTimeoutMs: number;
   log: Logger;
@@ -31,8 +39,13 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.max_send_message_length': 64 * 1024 * 1024,
 };
 
+/** After the first announcement, how long to wait for the one whose address is the peer's own. */
+const NAME_SETTLE_MS = 100;
+
 export class Peer {
   state: PeerState = 'connecting';
+  /** The node name the peer announced about itself on peer.Peer/Notify (static peers only). */
+  learnedName: string | undefined;
   client: Client | undefined;
   lastError: string | undefined;
   /** Whether the peer serves flowctl's batched GetFlows; undefined until tried on this connection. */
@@ -44,13 +57,25 @@ export class Peer {
   private readonly backoff: Backoff;
 
   constructor(
-    readonly name: string,
+    /** Identity in the pool: the configured name, or the address as given. */
+    readonly key: string,
     readonly address: PeerAddress,
     private readonly opts: PoolOptions,
     private readonly emitter: EventEmitter,
+    /** Name from the peer service or a peers file; static --peer addresses have none. */
+    readonly configuredName?: string,
   ) {
-    this.backoff = new Backoff({ initialMs: Math.min(500, opts.retryTimeoutMs), maxMs: opts.retryTimeoutMs });
+    this.backoff = new Backoff({
+      initialMs: Math.min(500, opts.retryTimeoutMs),
+      maxMs: opts.retryTimeoutMs,
+      ...(opts.random && { random: opts.random }),
+    });
     void this.run();
+  }
+
+  /** The node name used everywhere (GetNodes, node_status, ServerStatus, logs). */
+  get name(): string {
+    return this.configuredName || this.learnedName || this.address.given;
   }
 
   get log(): Logger {
@@ -86,6 +111,8 @@ export class Peer {
         await this.sleep(this.backoff.next());
         continue;
       }
+      if (!this.configuredName) await this.learnName(client);
+      if (this.stopped) break;
       this.generation++;
       this.backoff.reset();
       this.setState('ready');
@@ -97,6 +124,61 @@ export class Peer {
       this.client = undefined;
       client.close();
     }
+  }
+
+  /**
+   * Asks the peer's own peer.Peer/Notify who it is. The server first sends every peer it knows as
+   * PEER_ADDED: a flowctl agent sends only itself, a Cilium agent the whole cluster, so prefer the
+   * entry whose address is the one we dialled, else the first. No Peer service (any error, or
+   * silence until the timeout) leaves the address as the name.
+   */
+  private learnName(client: Client): Promise<void> {
+    const timeoutMs = this.opts.nameTimeoutMs ?? Math.min(this.opts.dialTimeoutMs, 2000);
+    return new Promise((resolve) => {
+      const seen: ChangeNotification[] = [];
+      let settle: NodeJS.Timeout | undefined;
+      let finished = false;
+      const stream = client.makeServerStreamRequest(
+        PeerService.notify.path,
+        (r: NotifyRequest) => Buffer.from(NotifyRequest.encode(r).finish()),
+        (b: Buffer) => ChangeNotification.decode(b),
+        {},
+        new Metadata(),
+        { deadline: Date.now() + timeoutMs },
+      );
+      const own = (n: ChangeNotification) => {
+        try {
+          return !!n.address && parsePeerAddress(n.address).target === this.address.target;
+        } catch {
+          return false;
+        }
+      };
+      const done = (why?: string) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(settle);
+        this.wake = undefined;
+        stream.cancel();
+        const pick = seen.find(own) ?? seen[0];
+        const before = this.learnedName;
+        this.learnedName = pick?.name;
+        if (pick && pick.name !== before)
+          this.opts.log.info({ peer: pick.name, address: this.address.target }, 'peer named by its peer service');
+        else if (!pick && before !== undefined)
+          this.opts.log.info({ peer: this.name, address: this.address.target }, 'peer no longer announces a name; using its address');
+        else if (!pick) this.opts.log.debug({ peer: this.name, reason: why }, 'peer announced no name; using its address');
+        resolve();
+      };
+      stream.on('data', (n: ChangeNotification) => {
+        if (!n.name || n.type === ChangeNotificationType.PEER_DELETED) return;
+        seen.push(n);
+        if (own(n)) done();
+        else settle ??= setTimeout(done, NAME_SETTLE_MS);
+      });
+      stream.on('error', (e: ServiceError) => done(e.details || e.message));
+      stream.on('end', () => done('stream ended'));
+      this.wake = () => done('stopped');
+    });
   }
 
   private untilNotReady(client: Client): Promise<void> {
@@ -114,6 +196,11 @@ export class Peer {
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.opts.sleep) {
+      const ac = new AbortController();
+      this.wake = () => ac.abort();
+      return this.opts.sleep(ms, ac.signal);
+    }
     return new Promise((resolve) => {
       const t = setTimeout(resolve, ms);
       this.wake = () => {
@@ -151,7 +238,8 @@ export class PeerManager extends EventEmitter {
   }
 
   private reconcile(): void {
-    const want = new Map<string, PeerAddress>();
+    const want = new Map<string, { addr: PeerAddress; name: string | undefined }>();
+    const targets = new Set<string>();
     for (const [source, specs] of this.sources) {
       for (const spec of specs) {
         let addr: PeerAddress;
@@ -161,23 +249,28 @@ export class PeerManager extends EventEmitter {
           this.opts.log.error({ source }, `${(e as Error).message}; peer ignored`);
           continue;
         }
-        const name = spec.name || spec.address;
-        if (!want.has(name)) want.set(name, addr);
+        // The same agent from two sources (--peer X and the peer service announcing X) is one
+        // node: the first source wins, as sources are listed flags, file, peer service.
+        if (targets.has(addr.target)) continue;
+        const key = spec.name || spec.address;
+        if (want.has(key)) continue;
+        targets.add(addr.target);
+        want.set(key, { addr, name: spec.name || undefined });
       }
     }
-    for (const [name, peer] of this.peers) {
-      const addr = want.get(name);
-      if (!addr || addr.target !== peer.address.target) {
+    for (const [key, peer] of this.peers) {
+      const w = want.get(key);
+      if (!w || w.addr.target !== peer.address.target || w.name !== peer.configuredName) {
         peer.stop();
-        this.peers.delete(name);
-        this.opts.log.info({ peer: name }, 'peer removed');
+        this.peers.delete(key);
+        this.opts.log.info({ peer: peer.name, address: peer.address.target }, 'peer removed');
         this.emit('removed', peer);
       }
     }
-    for (const [name, addr] of want) {
-      if (this.peers.has(name)) continue;
-      const peer = new Peer(name, addr, { ...this.opts, log: this.opts.log }, this);
-      this.peers.set(name, peer);
+    for (const [key, w] of want) {
+      if (this.peers.has(key)) continue;
+      const peer = new Peer(key, w.addr, this.opts, this, w.name);
+      this.peers.set(key, peer);
       this.emit('added', peer);
     }
   }
@@ -188,6 +281,7 @@ export class PeerManager extends EventEmitter {
 
   stop(): void {
     this.stopped = true;
+    this.sources.clear();
     for (const peer of this.peers.values()) peer.stop();
     this.peers.clear();
   }

@@ -12,6 +12,8 @@ const { values } = parseArgs({
     'batch-max': { type: 'string', default: '256' },
     hang: { type: 'boolean', default: false },
     peer: { type: 'string', multiple: true, default: [] },
+    'no-peer-service': { type: 'boolean', default: false },
+    stall: { type: 'boolean', default: false },
     seed: { type: 'string', default: '1' },
   },
 });
@@ -24,9 +26,13 @@ const agent = await startFakeAgent({
   batchMax: Number(values['batch-max']),
   hang: values.hang!,
   seed: Number(values.seed),
-  peers: values.peer!.map((p) => {
-    const i = p.indexOf('=');
-    return { name: p.slice(0, i), address: p.slice(i + 1) };
+  peerService: !values['no-peer-service'],
+  stall: values.stall!,
+  ...(values.peer!.length > 0 && {
+    peers: values.peer!.map((p) => {
+      const i = p.indexOf('=');
+      return { name: p.slice(0, i), address: p.slice(i + 1) };
+    }),
   }),
 });
 process.stdout.write(`${JSON.stringify({ port: agent.port })}\n`);

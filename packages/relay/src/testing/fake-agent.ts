@@ -34,13 +34,19 @@ export interface FakeAgentOptions {
   batchMax?: number;
   /** Accept TCP connections and never answer (a hung node). */
   hang?: boolean;
-  /** Peers announced on peer.Peer/Notify. */
+  /** Peers announced on peer.Peer/Notify (default: itself, as a flowctl agent does). */
   peers?: { name: string; address: string }[];
+  /** Serve peer.Peer at all (default true); false is an Observer-only server. */
+  peerService?: boolean;
+  /** Accept GetFlows calls and never answer them (a node hung above the transport). */
+  stall?: boolean;
   seed?: number;
 }
 
 export interface FakeAgent {
   port: number;
+  /** Metadata of the latest GetFlows call (what a relay forwarded). */
+  lastMetadata(): Record<string, string[]>;
   /** Follow/non-follow GetFlows streams open right now. */
   openStreams(): number;
   close(): Promise<void>;
@@ -166,8 +172,16 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
   };
 
   const batchMax = o.batchMax ?? 256;
+  let lastMd: Record<string, string[]> = {};
   const serve = (call: ServerWritableStream<GetFlowsRequest, Buffer>, batched: boolean) => {
     const req = call.request;
+    lastMd = {};
+    for (const k of Object.keys(call.metadata.getMap())) lastMd[k] = call.metadata.get(k).map(String);
+    if (o.stall) {
+      open++;
+      call.on('cancelled', () => open--);
+      return;
+    }
     if (req.first && req.follow) {
       call.emit('error', { code: grpcStatus.INVALID_ARGUMENT, details: 'first cannot be specified with follow' });
       return;
@@ -308,16 +322,21 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     check: (_c: ServerUnaryCall<unknown, unknown>, cb: sendUnaryData<unknown>) => cb(null, { status: HealthCheckResponse_ServingStatus.SERVING }),
     watch: (call: ServerWritableStream<unknown, unknown>) => call.write({ status: HealthCheckResponse_ServingStatus.SERVING }),
   } as UntypedServiceImplementation);
-  server.addService(PeerService, {
-    notify: (call: ServerWritableStream<unknown, ChangeNotification>) => {
-      for (const p of o.peers ?? []) call.write({ name: p.name, address: p.address, type: ChangeNotificationType.PEER_ADDED });
-    },
-  } as UntypedServiceImplementation);
-  const port = await new Promise<number>((resolve, reject) =>
+  let port = 0;
+  if (o.peerService !== false) {
+    server.addService(PeerService, {
+      notify: (call: ServerWritableStream<unknown, ChangeNotification>) => {
+        const peers = o.peers ?? [{ name: o.nodeName, address: listen.replace(/:0$/, `:${port}`) }];
+        for (const p of peers) call.write({ name: p.name, address: p.address, type: ChangeNotificationType.PEER_ADDED });
+      },
+    } as UntypedServiceImplementation);
+  }
+  port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     port,
+    lastMetadata: () => lastMd,
     openStreams: () => open,
     close: () =>
       new Promise((resolve) => {
@@ -342,6 +361,7 @@ function startHungServer(listen: string): Promise<FakeAgent> {
       const addr = srv.address();
       resolve({
         port: typeof addr === 'object' && addr ? addr.port : 0,
+        lastMetadata: () => ({}),
         openStreams: () => 0,
         close: () =>
           new Promise((res) => {
