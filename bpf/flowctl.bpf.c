@@ -214,6 +214,7 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 		c->first_seen_ns = now;
 	c->last_seen_ns = now;
 	c->last_emit_ns = now;
+	c->clock_jiffies = bpf_jiffies64(); /* the precise clock was read in this jiffy */
 	ev->type = FLOWCTL_EV_FLOW;
 	ev->abi_version = abi_version;
 	ev->obs_point = obs;
@@ -326,8 +327,6 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 	return verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
-/* Prepares a connection entry in conn_scratch and inserts it into `flows`. Global (verified once,
- * and its stack zeroing stays off the established path). Returns 0 when `flows` took it. */
 static __always_inline void conn4_key(const struct flowctl_conn_key *k, struct flowctl_conn4_key *k4)
 {
 	k4->addr[0] = k->addr[0][0];
@@ -389,8 +388,6 @@ static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs,
 	__u64 epoch;
 	int r, side, reuse = 0;
 
-	if (!skb)
-		return TC_ACT_OK;
 	r = parse_packet(skb, &p);
 	if (r == PARSE_NOT_IP) {
 		count(FLOWCTL_CNT_NON_IP);
@@ -465,6 +462,7 @@ static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs,
 /* What handle_fast found in the headers of a TCP or UDP packet. */
 struct fast_pkt {
 	__u8 *l4;
+	__u32 l4_off; /* from skb->data */
 	__u32 hlen;   /* L4 header */
 	__u32 l4_len; /* L4 header + payload, from the IP length */
 	__u16 sp, dp, flags;
@@ -504,7 +502,7 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 	struct flowctl_config *cfg;
 	__u32 zero = 0, plen = f->l4_len - f->hlen;
 	__u64 now = 0;
-	__u8 *pl;
+	__u8 *pl, b[8];
 	__u8 verdict;
 
 	cfg = bpf_map_lookup_elem(&config, &zero);
@@ -521,9 +519,14 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 		if (f->sp == 53 || f->dp == 53)
 			return -1;
 		if (f->proto == IPPROTO_TCP && plen >= 8) {
+			/* Real TCP payloads are mostly in page fragments, not the linear area. */
 			pl = f->l4 + f->hlen;
-			if ((void *)(pl + 8) > end || is_http(pl))
+			if ((void *)(pl + 8) <= end) {
+				if (is_http(pl))
+					return -1;
+			} else if (!bpf_skb_load_bytes(skb, f->l4_off + f->hlen, b, 8) && is_http(b)) {
 				return -1;
+			}
 		}
 	}
 	if (precise_clock()) {
@@ -561,6 +564,7 @@ static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end,
 	if (tot < 20 || tot > skb->len - ETH_HLEN)
 		return -1;
 	f.l4 = ip + 20;
+	f.l4_off = ETH_HLEN + 20;
 	f.l4_len = tot - 20;
 	f.proto = ip[9];
 	if (!fast_l4(&f, end))
@@ -595,6 +599,7 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end,
 	if (f.l4_len > skb->len - ETH_HLEN - 40)
 		return -1;
 	f.l4 = ip + 40;
+	f.l4_off = ETH_HLEN + 40;
 	f.proto = ip[6];
 	if (!fast_l4(&f, end))
 		return -1;
