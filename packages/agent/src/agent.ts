@@ -4,8 +4,11 @@ import { readdirSync, statSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { compilePolicies, loadEndpointsFile, loadPolicyDir, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
+import type { Flow, LostEvent } from '@flowctl/flow';
 import type { Datapath, DatapathOptions } from './datapath/datapath.js';
+import type { DatapathEvent } from './datapath/events.js';
 import { EndpointDirectory } from './endpoints/directory.js';
+import { AgentMetrics } from './metrics/agent-metrics.js';
 import { FlowctlError } from './errors.js';
 import { MonitorConsumer } from './monitor/consumer.js';
 import { Observer } from './observer/observer.js';
@@ -23,7 +26,10 @@ export interface AgentOptions {
   unixSocket?: string;
   /** TCP listen address (":4244"); empty string disables TCP. */
   listenAddress?: string;
+  /** Prometheus /metrics address (":9965", "127.0.0.1:0"); unset or empty disables metrics. */
   metricsAddress?: string;
+  /** Hubble's --metrics handler list (default flow,drop,tcp,icmp,dns,http). */
+  metrics?: string;
   replay?: string;
   replayRate?: number;
   maxPayload?: number;
@@ -33,6 +39,10 @@ export interface AgentOptions {
   /** A datapath to use instead of the kernel (tests). */
   datapath?: Datapath;
   log: Logger & { child?(b: object): Logger };
+}
+
+interface MapFillReporter {
+  mapFill(): { map: string; entries: number; max: number }[];
 }
 
 interface NetnsWatcher {
@@ -62,6 +72,9 @@ export class Agent {
   private watchedNetns = new Set<string>();
   policy: CompiledPolicy | undefined;
   tcpPort: number | undefined;
+  /** Bound port of /metrics, when serving. */
+  metricsPort: number | undefined;
+  readonly metrics: AgentMetrics | undefined;
   private readonly log: Logger;
   private stopped = false;
 
@@ -74,6 +87,33 @@ export class Agent {
     this.parser = new Parser(this.ctx);
     this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? 4095 });
     this.server = new AgentServer({ observer: this.observer, peerAddress: () => this.peerAddress(), log: this.child('server') });
+    // Built here so a bad --metrics list fails before anything is loaded or bound.
+    if (opts.metricsAddress) {
+      this.metrics = new AgentMetrics({
+        ...(opts.metrics !== undefined && { spec: opts.metrics }),
+        sources: {
+          ring: () => ({ len: this.observer.ring.length, cap: this.observer.ring.capacity }),
+          parserCounters: () => this.ctx.counters,
+          datapathCounters: () => this.datapath?.counters(),
+          ringLapped: () => this.observer.stats.ringLapped,
+          mapFill: () => {
+            const dp = this.datapath as Partial<MapFillReporter> | undefined;
+            return typeof dp?.mapFill === 'function' ? dp.mapFill() : [];
+          },
+        },
+      });
+    }
+  }
+
+  /** Every flow and lost event goes through here on its way into the ring, so metrics see them all. */
+  private writeFlow(flow: Flow): void {
+    this.metrics?.observe(flow);
+    this.observer.writeFlow(flow);
+  }
+
+  private writeLost(ev: LostEvent): void {
+    this.metrics?.lostEvents(ev);
+    this.observer.writeLost(ev);
   }
 
   private child(subsys: string): Logger {
@@ -82,18 +122,27 @@ export class Agent {
 
   async start(): Promise<void> {
     const log = this.child('agent');
-    if (this.opts.metricsAddress) log.info({ address: this.opts.metricsAddress }, 'metrics server not available yet; flag accepted');
+    if (this.metrics && this.opts.metricsAddress) {
+      try {
+        this.metricsPort = await this.metrics.listen(this.opts.metricsAddress);
+        log.info({ address: this.opts.metricsAddress, port: this.metricsPort }, 'serving metrics at /metrics');
+      } catch (e) {
+        // Metrics are secondary: flows keep being served without them.
+        log.error({ address: this.opts.metricsAddress }, `metrics disabled: cannot listen on ${this.opts.metricsAddress}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
 
     if (this.opts.replay) {
       const flows = loadReplayFile(this.opts.replay);
-      this.replay = new ReplaySource(flows, this.opts.replayRate ?? 1000, this.nodeName, (f) => this.observer.writeFlow(f), () => this.ctx.newUuid());
+      this.replay = new ReplaySource(flows, this.opts.replayRate ?? 1000, this.nodeName, (f) => this.writeFlow(f), () => this.ctx.newUuid());
       this.replay.start();
       log.info({ file: this.opts.replay, flows: flows.length, rate: this.opts.replayRate ?? 1000 }, 'replaying flows');
     } else {
       // Endpoints first (a bad file at start-up is fatal: there is no last good state yet).
       if (this.opts.endpointsFile) this.loadEndpoints(true);
       this.datapath = this.opts.datapath ?? (await loadKernelDatapath(this.datapathOptions()));
-      this.consumer = new MonitorConsumer(this.datapath, (ev) => this.parser.decode(ev), this.observer);
+      const sink = { writeFlow: (f: Flow) => this.writeFlow(f), writeLost: (ev: LostEvent) => this.writeLost(ev) };
+      this.consumer = new MonitorConsumer(this.metrics ? countingDatapath(this.datapath, this.metrics) : this.datapath, (ev) => this.parser.decode(ev), sink);
       this.consumer.start();
       this.reconcileAttachments();
       if (this.opts.policyDir) this.loadPolicies(true);
@@ -127,6 +176,7 @@ export class Agent {
     if (this.watchTimer) clearInterval(this.watchTimer);
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.replay?.stop();
+    await this.metrics?.close();
     await this.server.close();
     this.consumer?.stop();
     if (this.datapath) {
@@ -260,6 +310,7 @@ export class Agent {
         log.info({ ifname: a.ifname }, 'attached');
       } catch (e) {
         // The interface may not exist yet (pod still starting); the next reload retries.
+        this.metrics?.attachError(a.ifname);
         log.warn({ ifname: a.ifname, err: e instanceof Error ? e.message : String(e) }, 'attach failed');
       }
     }
@@ -300,6 +351,25 @@ export class Agent {
     }
     return this.opts.unixSocket ? `unix://${this.opts.unixSocket}` : '';
   }
+}
+
+/** The datapath as the consumer sees it, counting every event read before the queue can drop it. */
+function countingDatapath(dp: Datapath, metrics: AgentMetrics): Datapath {
+  return {
+    start: (onEvents: (events: DatapathEvent[]) => void) =>
+      dp.start((batch) => {
+        metrics.eventsRead(batch);
+        onEvents(batch);
+      }),
+    attach: (i, n) => dp.attach(i, n),
+    detach: (i, n) => dp.detach(i, n),
+    setIdentities: (e) => dp.setIdentities(e),
+    setPolicy: (p) => dp.setPolicy(p),
+    pause: () => dp.pause(),
+    resume: () => dp.resume(),
+    counters: () => dp.counters(),
+    close: () => dp.close(),
+  };
 }
 
 function hostIps(): string[] {

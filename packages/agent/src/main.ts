@@ -5,6 +5,8 @@ import pino from 'pino';
 import { Agent } from './agent.js';
 import { validateCapacity } from './container/ring.js';
 import { FlowctlError } from './errors.js';
+import { DEFAULT_METRICS, DEFAULT_METRICS_ADDRESS } from './metrics/agent-metrics.js';
+import { parseMetricsSpec } from './metrics/hubble.js';
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -12,6 +14,15 @@ function intArg(name: string, min: number, max: number) {
     if (!/^\d+$/.test(v) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
     return n;
   };
+}
+
+function metricsArg(v: string): string {
+  try {
+    parseMetricsSpec(v);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message.replace(/^--metrics: /, '') : String(e));
+  }
+  return v;
 }
 
 function ringArg(v: string): number {
@@ -33,7 +44,8 @@ export function buildCommand(): Command {
     .option('--ring-capacity <n>', 'flows kept in memory: 2^n-1, up to 65535', ringArg, 4095)
     .option('--unix-socket <path>', 'serve on this unix socket')
     .option('--listen-address <addr>', 'serve on this TCP address ("" disables TCP)', ':4244')
-    .option('--metrics-address <addr>', 'Prometheus metrics address')
+    .option('--metrics-address <addr>', 'serve Prometheus metrics at http://ADDR/metrics ("" disables)', DEFAULT_METRICS_ADDRESS)
+    .option('--metrics <handlers>', 'Hubble metrics handlers with options, e.g. "dns:query;ignoreAAAA drop tcp flow:sourceContext=namespace"', metricsArg, DEFAULT_METRICS)
     .option('--replay <file>', 'serve flows from a `hubble observe -o json` file instead of the kernel')
     .option('--replay-rate <n>', 'flows per second in --replay mode', intArg('--replay-rate', 1, 10_000_000), 1000)
     .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 1024))
@@ -46,7 +58,7 @@ async function main(): Promise<void> {
   cmd.parse(process.argv);
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
-    unixSocket?: string; listenAddress: string; metricsAddress?: string; replay?: string; replayRate: number;
+    unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
     maxPayload?: number; everyPacket: boolean; logLevel: string;
   }>();
   const log = pino({ level: o.logLevel, base: { node: o.nodeName } }, pino.destination(2));
@@ -58,7 +70,8 @@ async function main(): Promise<void> {
     ringCapacity: o.ringCapacity,
     ...(o.unixSocket !== undefined && { unixSocket: o.unixSocket }),
     listenAddress: o.listenAddress,
-    ...(o.metricsAddress !== undefined && { metricsAddress: o.metricsAddress }),
+    metricsAddress: o.metricsAddress,
+    metrics: o.metrics,
     ...(o.replay !== undefined && { replay: o.replay }),
     replayRate: o.replayRate,
     ...(o.maxPayload !== undefined && { maxPayload: o.maxPayload }),

@@ -47,6 +47,8 @@ interface Attachment {
   ifindex: number;
 }
 
+const MAP_FILL_MAPS = ['flows', 'flows4', 'ipcache', 'policy_enforce', 'policy'] as const;
+
 export class KernelDatapath implements Datapath {
   private readonly flowObj: BpfObject;
   private readonly traceObj: BpfObject | undefined;
@@ -225,6 +227,16 @@ export class KernelDatapath implements Datapath {
     out.decodeErrors = this.decodeErrors;
     out.ownTcDropsSuppressed = this.ownTcDrops;
     return out;
+  }
+
+  /** Entries in use per map, for flowctl_agent_bpf_map_fill_ratio. Walks the keys of each map
+   *  (one syscall per entry): milliseconds for tens of thousands of entries, fine once per scrape. */
+  mapFill(): { map: string; entries: number; max: number }[] {
+    if (this.closed) return [];
+    return MAP_FILL_MAPS.map((name) => {
+      const m = this.flowObj.map(name);
+      return { map: name, entries: m.keys().length, max: m.info.maxEntries };
+    });
   }
 
   close(): void {

@@ -18,6 +18,10 @@ export class AgentHealthMetrics {
   constructor(registry: Registry, sources: HealthSources) {
     const registers = [registry];
     collectDefaultMetrics({ register: registry, prefix: 'flowctl_agent_' });
+    // prom-client names these gauges *_total, which promtool (and OpenMetrics) reserve for counters.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(`flowctl_agent_${name}`);
+    }
     this.eventsRead = new Counter({ name: 'flowctl_agent_events_read_total', help: 'Kernel events read from the BPF ring buffers', labelNames: ['source'], registers });
     this.lost = new Counter({
       name: 'flowctl_agent_lost_events_total',
