@@ -5,16 +5,15 @@ import * as flow from './gen/flow/flow.js';
 import * as observer from './gen/observer/observer.js';
 import * as relay from './gen/relay/relay.js';
 import * as peer from './gen/peer/peer.js';
-import {
-  FieldError, bytes, dArr, dBool, dBytes, dDbl, dEnum, dFieldMask, dI32, dI64, dObj, dStr, dTs, dU32, dU64, dbl,
-  encodeNested, encodeWith, fieldMask, str,
-} from './json-primitives.js';
 import * as P from './json-primitives.js';
 import type { NodeBuffer, Writer } from './json-primitives.js';
 
 // Module constants rather than imported bindings: a loader that compiles ESM to CommonJS (tsx,
-// vitest) turns every use of an import into a getter call, too costly per written field.
-const { wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs } = P;
+// vitest) turns every use of an import into a getter call, too costly per field.
+const {
+  FieldError, bytes, dArr, dBool, dBytes, dDbl, dEnum, dFieldMask, dI32, dI64, dObj, dStr, dTs, dU32, dU64, dbl,
+  encodeNested, encodeWith, fieldMask, str, wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs,
+} = P;
 
 type AnyMessage = { type_url?: string | undefined; value?: Uint8Array | undefined };
 function pathOf(e: unknown, f: string): unknown {

@@ -87,6 +87,7 @@ function setPrefix(s: bigint | number): void {
   if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);
   lastPrefix = new Date(Number(b) * 1000).toISOString().slice(0, 19);
   lastSec = s;
+  lastNanos = -1; // ts()'s cached line was for the previous second
 }
 
 function tsSlow(s: bigint | number, n: number): string {
@@ -394,8 +395,39 @@ export function dEnum(v: unknown, names: Record<string, number>, enumName: strin
 
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
 
+// The date-time part of the last UTC timestamp parsed, and its seconds: in a stream of lines,
+// consecutive times share it (and each line holds the same time twice).
+let dPrefix = '\u0000'; // matches no timestamp until one is parsed
+let dSeconds = 0n;
+
 export function dTs(v: unknown): Timestamp {
   if (typeof v !== 'string') throw new FieldError('', `expected an RFC 3339 timestamp string, got ${kind(v)}`);
+  const n = v.length;
+  if (n >= 20 && v.charCodeAt(n - 1) === 90 && v.startsWith(dPrefix)) {
+    if (n === 20) return { seconds: dSeconds, nanos: 0 };
+    if (n <= 30 && n >= 22 && v.charCodeAt(19) === 46) {
+      let nanos = 0;
+      let i = 20;
+      for (; i < n - 1; i++) {
+        const d = v.charCodeAt(i) - 48;
+        if (d < 0 || d > 9) break;
+        nanos = nanos * 10 + d;
+      }
+      if (i === n - 1) {
+        for (; i < 29; i++) nanos *= 10;
+        return { seconds: dSeconds, nanos };
+      }
+    }
+  }
+  const t = dTsSlow(v);
+  if (n >= 20 && v.charCodeAt(19) !== 43 && v.charCodeAt(19) !== 45 && v.charCodeAt(n - 1) === 90 && v.charCodeAt(10) === 84) {
+    dPrefix = v.slice(0, 19);
+    dSeconds = t.seconds ?? 0n;
+  }
+  return t;
+}
+
+function dTsSlow(v: string): Timestamp {
   const m = RFC3339.exec(v);
   if (!m) throw new FieldError('', `invalid RFC 3339 timestamp ${JSON.stringify(v)}`);
   const [, y, mo, d, h, mi, s, frac, , sign, oh, om] = m;

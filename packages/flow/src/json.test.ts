@@ -15,6 +15,7 @@ import {
   encodeResponse,
 } from './json.js';
 import { makeCorpus } from './testing/corpus.js';
+import { formatRfc3339 } from './time.js';
 
 const T = { seconds: 1234n, nanos: 567_800_000 }; // 1970-01-01T00:20:34.567800Z, Hubble's printer tests
 const printerFlow: Flow = {
@@ -81,6 +82,34 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
     expect(s('"\\\b\f\n\r\t\u0001\u001f')).toBe('{"Summary":"\\"\\\\\\b\\f\\n\\r\\t\\u0001\\u001f"}');
     expect(s('é 😀 \u007f')).toBe('{"Summary":"é 😀 \u007f"}');
     expect(s('x\ud800y')).toBe('{"Summary":"x\ufffdy"}');
+  });
+
+  it('writes lines larger than the shared buffer, and non-ASCII text anywhere in a line, exactly', () => {
+    // Reference: the same escaping done by JSON.stringify plus Go's extra HTML-safe escapes.
+    const go = (x: string) => JSON.stringify(x).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+    const big = 'x<'.repeat(100_000) + 'é';
+    expect(encodeFlow({ uuid: 'a', Summary: big })).toBe(`{"uuid":"a","Summary":${go(big)}}`);
+    expect(encodeFlow({ uuid: 'a', Summary: big })).toBe(`{"uuid":"a","Summary":${go(big)}}`); // after growing
+    const labels = ['k8s:app=café', 'k8s:a="b"', 'ü\n', 'plain'];
+    expect(encodeFlow({ source: { labels, pod_name: '日本' }, node_name: 'n', Summary: '→ 1' }))
+      .toBe(`{"source":{"labels":[${labels.map(go).join(',')}],"pod_name":"日本"},"node_name":"n","Summary":"→ 1"}`);
+    expect(encodeFlow({ node_name: 'ascii again' })).toBe('{"node_name":"ascii again"}');
+  });
+
+  it('prints 32-bit numbers of every width and sign', () => {
+    for (const n of [1, 9, 10, 99, 100, 65535, 999_999_999, 1_000_000_000, 4_294_967_295]) {
+      expect(encodeFlow({ source: { ID: n } })).toBe(`{"source":{"ID":${n}}}`);
+    }
+    for (const n of [-1, -10, -2_147_483_648]) {
+      expect(encodeFlow({ event_type: { type: n, sub_type: 2 } })).toBe(`{"event_type":{"type":${n},"sub_type":2}}`);
+    }
+    expect(encodeFlow({ file: { line: 1.5 } })).toBe('{"file":{"line":1.5}}');
+  });
+
+  it('prints google.protobuf.Any inside a line that also holds non-ASCII text', () => {
+    const ext = { type_url: 'type.googleapis.com/flow.Workload', value: Buffer.from([10, 2, 0x77, 0xc3, 18, 1, 0x4b]) };
+    const line = encodeFlow({ node_name: 'ü', extensions: ext, Summary: 's' });
+    expect(line).toBe('{"node_name":"ü","Summary":"s","extensions":{"@type":"type.googleapis.com/flow.Workload","name":"w\ufffd","kind":"K"}}');
   });
 
   it('prints enum numbers without a name as numbers, 64-bit values as strings', () => {
@@ -183,6 +212,28 @@ describe('decodeResponse', () => {
 });
 
 describe('timestamp cache', () => {
+  it('keeps the string formatter and the buffer writer consistent when they interleave', () => {
+    expect(formatRfc3339({ seconds: 1n, nanos: 5 })).toBe('1970-01-01T00:00:01.000000005Z');
+    expect(encodeResponse({ time: { seconds: 2n, nanos: 5 } })).toBe('{"time":"1970-01-01T00:00:02.000000005Z"}');
+    expect(formatRfc3339({ seconds: 2n, nanos: 5 })).toBe('1970-01-01T00:00:02.000000005Z');
+    expect(encodeResponse({ time: { seconds: 2n, nanos: 120_000_000 } })).toBe('{"time":"1970-01-01T00:00:02.120Z"}');
+    expect(formatRfc3339({ seconds: 1n, nanos: 5 })).toBe('1970-01-01T00:00:01.000000005Z');
+  });
+
+  it('decodes timestamps sharing a date-time with the previous one exactly, and still rejects bad ones', () => {
+    const t = (s: string) => decodeResponse(`{"time":"${s}"}`).time;
+    expect(t('2024-05-01T12:00:00.5Z')).toEqual({ seconds: 1714564800n, nanos: 500_000_000 });
+    expect(t('2024-05-01T12:00:00.123456789Z')).toEqual({ seconds: 1714564800n, nanos: 123_456_789 });
+    expect(t('2024-05-01T12:00:00Z')).toEqual({ seconds: 1714564800n, nanos: 0 });
+    expect(t('2024-05-01T12:00:00.000001Z')).toEqual({ seconds: 1714564800n, nanos: 1000 });
+    expect(t('2024-05-01T12:00:00+01:00')).toEqual({ seconds: 1714561200n, nanos: 0 });
+    expect(t('2024-05-01T12:00:00.7Z')).toEqual({ seconds: 1714564800n, nanos: 700_000_000 });
+    expect(t('2024-05-01T12:00:01.7Z')).toEqual({ seconds: 1714564801n, nanos: 700_000_000 });
+    for (const bad of ['2024-05-01T12:00:01.Z', '2024-05-01T12:00:01.1234567890Z', '2024-05-01T12:00:01.12a4Z', '2024-05-01T12:00:01.1z1Z', '2024-05-01T12:00:01ZZ']) {
+      expect(() => t(bad), bad).toThrow(/invalid RFC 3339 timestamp/);
+    }
+  });
+
   it('never returns a stale value after an out-of-range timestamp', () => {
     const at = (seconds: bigint, nanos: number) => encodeResponse({ time: { seconds, nanos } });
     expect(at(0n, 5)).toBe('{"time":"1970-01-01T00:00:00.000000005Z"}');

@@ -12,16 +12,12 @@ import type {
   ServerStatusResponse,
 } from './gen/observer/observer.js';
 import type { NodeStatusEvent } from './gen/relay/relay.js';
-import {
-  d_flow_Flow,
-  d_flow_FlowFilter,
-  d_observer_GetFlowsResponse,
-  e_flow_Flow,
-  e_flow_FlowFilter,
-  e_observer_GetFlowsResponse,
-  jsonCodecs,
-} from './json-codec.gen.js';
+import * as G from './json-codec.gen.js';
 import { FieldError, JsonCodecError } from './json-primitives.js';
+
+// Constants, not imported bindings: loaders that compile ESM to CommonJS (tsx, vitest) make each
+// use of an import a getter call, on every line.
+const { d_flow_Flow, d_flow_FlowFilter, d_observer_GetFlowsResponse, e_flow_Flow, e_flow_FlowFilter, e_observer_GetFlowsResponse, jsonCodecs } = G;
 
 export { JsonCodecError } from './json-primitives.js';
 export { jsonCodecs } from './json-codec.gen.js';
