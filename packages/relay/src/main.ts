@@ -8,6 +8,8 @@ import { watchPeersFile } from './pool/peers-file.js';
 import { watchPeerService } from './pool/discovery.js';
 import { startRelayServer } from './server.js';
 import { RELAY_VERSION } from './observer/server.js';
+import { createRelayMetrics } from './metrics.js';
+import { serveMetrics } from '@flowctl/flow/metrics-server';
 
 /** Go-style durations as Hubble's flags take them: 500ms, 1s, 1m30s; a bare number is seconds. */
 export function parseDuration(s: string): number {
@@ -44,6 +46,12 @@ async function main(): Promise<void> {
     .addOption(new Option('--sort-buffer-drain-timeout <dur>', 'flush the sort buffer after this idle time').default(1000, '1s').argParser(parseDuration))
     .addOption(new Option('--dial-timeout <dur>', 'give up connecting to an agent after this').default(5000, '5s').argParser(parseDuration))
     .addOption(new Option('--retry-timeout <dur>', 'longest wait between reconnect attempts').default(30_000, '30s').argParser(parseDuration))
+    .addOption(
+      new Option('--upstream-idle-timeout <dur>', 'give up a non-follow GetFlows stream to a node that sends nothing for this long (0 = never)')
+        .default(10_000, '10s')
+        .argParser(parseDuration),
+    )
+    .option('--metrics-address <addr>', 'serve Prometheus metrics on [host]:port at /metrics (hubble-relay uses :9966); empty = off', '')
     .option('--node-name <name>', 'name on relay-generated events', hostname())
     .option('--no-upstream-batch', "use only the plain Observer API towards agents (no flowctl batching)")
     .option('--debug', 'debug logging');
@@ -57,6 +65,8 @@ async function main(): Promise<void> {
     sortBufferDrainTimeout: number;
     dialTimeout: number;
     retryTimeout: number;
+    upstreamIdleTimeout: number;
+    metricsAddress: string;
     nodeName: string;
     upstreamBatch: boolean;
     debug?: boolean;
@@ -83,11 +93,26 @@ async function main(): Promise<void> {
       sortBufferDrainTimeoutMs: o.sortBufferDrainTimeout,
       callTimeoutMs: o.dialTimeout,
       upstreamBatch: o.upstreamBatch,
+      upstreamIdleTimeoutMs: o.upstreamIdleTimeout,
     });
   } catch (e) {
     log.fatal((e as Error).message);
     manager.stop();
     process.exit(1);
+  }
+  let metrics: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  if (o.metricsAddress) {
+    try {
+      metrics = await serveMetrics(o.metricsAddress, createRelayMetrics(server.observer, manager));
+      const a = metrics.address();
+      log.info({ address: o.metricsAddress, metricsPort: typeof a === 'object' && a ? a.port : undefined }, 'metrics listening');
+    } catch (e) {
+      const msg = (e as Error).message;
+      log.fatal(msg.startsWith('--metrics-address') ? msg : `--metrics-address ${o.metricsAddress}: ${msg}`);
+      manager.stop();
+      await server.close();
+      process.exit(1);
+    }
   }
   log.info({ address: server.address, port: server.port, version: RELAY_VERSION }, 'relay listening');
   let stopping = false;
@@ -97,6 +122,7 @@ async function main(): Promise<void> {
     log.info({ signal: sig }, 'stopping');
     for (const s of stops) s();
     manager.stop();
+    metrics?.close();
     void server.close().then(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -70,6 +70,16 @@ export function spawnFakeAgent(args: string[]): Promise<Child> {
   return launch(join(here, 'fake-agent-main.ts'), args, jsonField('port'), 'stdout');
 }
 
+/** Starts a real flowctl-agent (sources through tsx, or the compiled dist/ with `compiled`),
+ * e.g. in --replay mode. `port` is its TCP port, 0 when it serves only a unix socket. */
+export function spawnAgent(args: string[], compiled = false): Promise<Child> {
+  const main = join(repoRoot, 'packages', 'agent', compiled ? 'dist/main.js' : 'src/main.ts');
+  return launch(main, args, (line) => {
+    if (!line.includes('"serving"')) return undefined;
+    return jsonField('tcpPort')(line) ?? 0;
+  }, 'stderr');
+}
+
 /** Starts flowctl-relay (from source, or the compiled dist/ with `compiled`); `args` should
  * include --listen-address 127.0.0.1:0. */
 export function spawnRelay(args: string[], compiled = false): Promise<Child> {

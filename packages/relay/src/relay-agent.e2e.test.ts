@@ -1,0 +1,161 @@
+// End to end with real flowctl-agent processes in --replay mode (one on TCP, one on a unix socket
+// only) behind a flowctl-relay process: nodes are named by what each agent announces on
+// peer.Peer/Notify, everywhere the relay names nodes, and the relay's /metrics passes promtool.
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { credentials } from '@grpc/grpc-js';
+import { NodeState, ObserverClient } from '@flowctl/flow';
+import type { GetFlowsRequest, GetFlowsResponse, Node, ServerStatusResponse } from '@flowctl/flow';
+import { encodeResponse } from '@flowctl/flow/json';
+import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { hubbleBin, spawnAgent, spawnRelay } from './testing/spawn.js';
+import type { Child } from './testing/spawn.js';
+
+const run = promisify(execFile);
+const PROMTOOL = '/usr/bin/promtool';
+const dir = mkdtempSync(join(tmpdir(), 'fcr-agents-'));
+const sock2 = join(dir, 'node-2.sock');
+const children: Child[] = [];
+let agent1: Child;
+let agent2: Child;
+let relay: Child;
+let metricsPort: number;
+let client: InstanceType<typeof ObserverClient>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(150);
+  }
+}
+
+const call = <T>(fn: (cb: (err: Error | null, res: T) => void) => void) =>
+  new Promise<T>((resolve, reject) => fn((err, res) => (err ? reject(err) : resolve(res))));
+const status = () => call<ServerStatusResponse>((cb) => client.serverStatus({}, cb));
+const nodes = async () => (await call<{ nodes?: Node[] }>((cb) => client.getNodes({}, cb))).nodes ?? [];
+function getFlows(req: GetFlowsRequest): Promise<GetFlowsResponse[]> {
+  return new Promise((resolve, reject) => {
+    const out: GetFlowsResponse[] = [];
+    const s = client.getFlows(req);
+    s.on('data', (r: GetFlowsResponse) => out.push(r));
+    s.on('error', reject);
+    s.on('end', () => resolve(out));
+  });
+}
+const hubble = (args: string[]) => run(hubbleBin, [...args, '--server', `127.0.0.1:${relay.port}`], { timeout: 30_000 });
+
+async function scrape(): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  expect(res.status).toBe(200);
+  return res.text();
+}
+
+function promtool(text: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(PROMTOOL, ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('close', (code) => resolve({ code, out }));
+    p.stdin.end(text);
+  });
+}
+
+const sample = (text: string, series: string) => {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+};
+
+beforeAll(async () => {
+  const replay = join(dir, 'flows.json');
+  writeFileSync(replay, `${makeCorpus(200, 7).filter((r) => r.flow).map(encodeResponse).join('\n')}\n`);
+  const common = ['--replay', replay, '--replay-rate', '50', '--log-level', 'info'];
+  [agent1, agent2] = await Promise.all([
+    spawnAgent([...common, '--node-name', 'node-1', '--listen-address', '127.0.0.1:0']),
+    spawnAgent([...common, '--node-name', 'node-2', '--listen-address', '', '--unix-socket', sock2]),
+  ]);
+  children.push(agent1, agent2);
+  relay = await spawnRelay([
+    '--listen-address', '127.0.0.1:0',
+    '--peer', `127.0.0.1:${agent1.port}`,
+    '--peer', `unix://${sock2}`,
+    '--dial-timeout', '1s',
+    '--retry-timeout', '1s',
+    '--metrics-address', '127.0.0.1:0',
+    '--node-name', 'relay-agents',
+  ]);
+  children.push(relay);
+  const m = /"metricsPort":(\d+)/.exec(relay.stderr());
+  metricsPort = Number(m?.[1]);
+  client = new ObserverClient(`127.0.0.1:${relay.port}`, credentials.createInsecure());
+  await waitFor('both agents connected', async () => (await status()).num_connected_nodes === 2);
+}, 90_000);
+
+afterAll(async () => {
+  client?.close();
+  await Promise.all(children.map((c) => c.stop('SIGKILL')));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('flowctl-relay in front of real flowctl agents (replay mode)', () => {
+  it('names each node by its announcement in GetNodes and node_status events, over TCP and unix sockets', async () => {
+    const ns = await nodes();
+    expect(ns.map((n) => [n.name, n.address, n.state]).sort()).toEqual([
+      ['node-1', `127.0.0.1:${agent1.port}`, NodeState.NODE_CONNECTED],
+      ['node-2', `unix://${sock2}`, NodeState.NODE_CONNECTED],
+    ]);
+    await waitFor('flows replayed on both agents', async () => {
+      const out = await getFlows({ number: 3n });
+      return new Set(out.filter((r) => r.flow).map((r) => r.node_name)).size === 2;
+    });
+    const out = await getFlows({ number: 3n });
+    expect(out[0]!.node_status).toEqual({ state_change: NodeState.NODE_CONNECTED, node_names: expect.arrayContaining(['node-1', 'node-2']), message: '' });
+    expect(out.filter((r) => r.flow).map((r) => r.node_name).sort()).toEqual(['node-1', 'node-1', 'node-1', 'node-2', 'node-2', 'node-2']);
+    expect(relay.stderr()).toMatch(/"peer":"node-2".*"msg":"peer named by its peer service"/);
+
+    const list = await hubble(['list', 'nodes']);
+    expect(list.stdout).toMatch(/node-1\s+Connected/);
+    expect(list.stdout).toMatch(/node-2\s+Connected/);
+  });
+
+  it('serves metrics that pass promtool and count forwarded flows per node name', async () => {
+    expect(metricsPort).toBeGreaterThan(0);
+    await getFlows({ number: 5n });
+    const text = await scrape();
+    const check = await promtool(text);
+    expect(check.out).toBe('');
+    expect(check.code).toBe(0);
+    expect(sample(text, 'flowctl_relay_connected_nodes')).toBe(2);
+    expect(sample(text, 'flowctl_relay_unavailable_nodes')).toBe(0);
+    expect(sample(text, 'flowctl_relay_node_flows_forwarded_total{node="node-1"}')).toBeGreaterThanOrEqual(5);
+    expect(sample(text, 'flowctl_relay_node_flows_forwarded_total{node="node-2"}')).toBeGreaterThanOrEqual(5);
+    expect(sample(text, 'flowctl_relay_flows_forwarded_total')).toBeGreaterThanOrEqual(10);
+    expect(sample(text, 'flowctl_relay_client_streams')).toBe(0);
+    expect(sample(text, 'flowctl_relay_upstream_streams')).toBe(0);
+    // Labels carry node names only: no addresses, no per-flow values.
+    expect(text).not.toContain(`127.0.0.1:${agent1.port}`);
+  });
+
+  it('reports a killed agent by name in ServerStatus, node_status and metrics', async () => {
+    await agent2.stop('SIGKILL');
+    const st = await waitFor('node-2 unavailable', async () => {
+      const s = await status();
+      return s.num_unavailable_nodes === 1 ? s : undefined;
+    });
+    expect(st.unavailable_nodes).toEqual(['node-2']);
+    const out = await getFlows({ number: 1n });
+    expect(out.find((r) => r.node_status?.state_change === NodeState.NODE_UNAVAILABLE)?.node_status?.node_names).toEqual(['node-2']);
+    const text = await scrape();
+    expect(sample(text, 'flowctl_relay_unavailable_nodes')).toBe(1);
+    expect(sample(text, 'flowctl_relay_node_connected{node="node-2"}')).toBe(0);
+    expect(sample(text, 'flowctl_relay_node_errors_total{node="node-2",kind="connect"}')).toBeGreaterThanOrEqual(1);
+  });
+});
