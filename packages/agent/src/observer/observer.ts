@@ -25,6 +25,15 @@ export interface ObserverOptions {
   now?: () => number;
 }
 
+export const WAIT: unique symbol = Symbol('wait');
+export const DONE: unique symbol = Symbol('done');
+
+export interface FlowCursor {
+  next(): GetFlowsResponse | typeof WAIT | typeof DONE;
+  /** Resolves at the next write into the ring (or when `signal` aborts). */
+  waitForWrite(signal: AbortSignal): Promise<void>;
+}
+
 export interface ObserverStats {
   /** HUBBLE_RING_BUFFER losses reported to readers that were lapped. */
   ringLapped: number;
@@ -98,6 +107,25 @@ export class Observer {
 
   /** The GetFlows stream. Ends when the request is satisfied or `signal` aborts. */
   async *getFlows(req: GetFlowsRequest, signal: AbortSignal): AsyncGenerator<GetFlowsResponse> {
+    const cursor = this.cursor(req);
+    while (!signal.aborted) {
+      const r = cursor.next();
+      if (r === DONE) return;
+      if (r === WAIT) {
+        await this.nextWrite(signal);
+        continue;
+      }
+      yield r;
+    }
+  }
+
+  /**
+   * GetFlows as a pull cursor: `next()` returns the next response, WAIT when a follow request has
+   * read everything written so far (await `waitForWrite`), or DONE. GetFlows and the batched
+   * GetFlows both read through it, so they cannot disagree; the batched server uses WAIT to know
+   * when to send a partial batch.
+   */
+  cursor(req: GetFlowsRequest): FlowCursor {
     const match = this.prepare(req);
     const ring = this.ring;
     const follow = req.follow === true;
@@ -134,38 +162,39 @@ export class Observer {
     }
 
     let sent = 0;
+    let done = false;
     const limited = number > 0 && !follow;
-    while (!signal.aborted) {
-      if (seq < ring.tail) {
-        // This reader was lapped: the writer overwrote entries it had not read yet.
-        const lost = ring.tail - seq;
-        this.stats.ringLapped += lost;
-        seq = ring.tail;
-        yield {
-          lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
-          node_name: this.nodeName,
-          time: msToTimestamp(this.now()),
-        };
-        continue;
+    const next = (): GetFlowsResponse | typeof WAIT | typeof DONE => {
+      while (!done) {
+        if (seq < ring.tail) {
+          // This reader was lapped: the writer overwrote entries it had not read yet.
+          const lost = ring.tail - seq;
+          this.stats.ringLapped += lost;
+          seq = ring.tail;
+          return {
+            lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
+            node_name: this.nodeName,
+            time: msToTimestamp(this.now()),
+          };
+        }
+        if (seq >= ring.head) {
+          if (follow) return WAIT;
+          break;
+        }
+        const e = ring.read(seq++);
+        if (!e) continue;
+        if (e.lost_events) return e; // never filtered, never counted against number
+        if (until && e.time && cmpTs(e.time, until) > 0) break;
+        if (since && e.time && cmpTs(e.time, since) < 0) continue;
+        if (!match(e)) continue;
+        sent++;
+        if (limited && sent >= number) done = true;
+        return e;
       }
-      if (seq >= ring.head) {
-        if (!follow) return;
-        await this.nextWrite(signal);
-        continue;
-      }
-      const e = ring.read(seq++);
-      if (!e) continue;
-      if (e.lost_events) {
-        yield e; // never filtered, never counted against number
-        continue;
-      }
-      if (until && e.time && cmpTs(e.time, until) > 0) return;
-      if (since && e.time && cmpTs(e.time, since) < 0) continue;
-      if (!match(e)) continue;
-      yield e;
-      sent++;
-      if (limited && sent >= number) return;
-    }
+      done = true;
+      return DONE;
+    };
+    return { next, waitForWrite: (signal) => this.nextWrite(signal) };
   }
 
   serverStatus(): ServerStatusResponse {

@@ -1,6 +1,5 @@
 // The gRPC edge: Observer, grpc.health.v1.Health and peer.Peer on one server, on a unix socket and
 // TCP, as the Cilium agent serves Hubble. FlowctlError codes become gRPC status codes only here.
-import { once } from 'node:events';
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -17,8 +16,9 @@ import {
   type ObserverServer,
   type PeerServer,
 } from '@flowctl/flow';
+import { BatchBuilder, BatchObserverService, type BatchObserverServer } from '@flowctl/flow/batch';
 import { FlowctlError } from '../errors.js';
-import type { Observer } from '../observer/observer.js';
+import { DONE, WAIT, type Observer } from '../observer/observer.js';
 
 /** The service name `hubble status` checks (pkg/hubble/api/v1/const.go ObserverServiceName). */
 export const OBSERVER_HEALTH_SERVICE = 'hubble.server.Observer';
@@ -31,6 +31,8 @@ export interface Logger {
 
 export interface AgentServerOptions {
   observer: Observer;
+  /** Most responses per FlowBatch of GetFlowsBatched (default 256; also capped at 1 MiB). */
+  maxBatch?: number;
   /** What peer.Peer/Notify announces for this node (bare IP, ip:port or unix://path). */
   peerAddress: () => string;
   log?: Logger;
@@ -59,6 +61,12 @@ export class AgentServer {
     this.server.addService(ObserverService, this.observerImpl());
     this.server.addService(HealthService, this.healthImpl());
     this.server.addService(PeerService, this.peerImpl());
+    this.server.addService(BatchObserverService, this.batchImpl());
+  }
+
+  /** Adds another service (e.g. flowctl.policy.v1.PolicyService) before listen(). */
+  addService(def: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation): void {
+    this.server.addService(def, impl);
   }
 
   /** Binds the unix socket and/or TCP address; returns the bound TCP port. */
@@ -123,7 +131,7 @@ export class AgentServer {
             for await (const r of observer.getFlows(call.request, ac.signal)) {
               if (ac.signal.aborted) break;
               if (!call.write(r)) {
-                await Promise.race([once(call, 'drain'), once(ac.signal, 'abort')]);
+                await drained(call, ac.signal);
               }
             }
             if (!call.cancelled) call.end();
@@ -142,6 +150,48 @@ export class AgentServer {
       getNamespaces: (_call, cb) => cb(null, { namespaces: observer.namespaces() }),
       serverStatus: (_call, cb) => cb(null, observer.serverStatus()),
     } as ObserverServer;
+  }
+
+  /**
+   * flowctl's batched GetFlows: the GetFlows cursor, with the responses available at one time
+   * grouped into one FlowBatch per write (up to maxBatch or 1 MiB). A follow stream that has
+   * caught up sends what it has at once, so batching never delays a flow.
+   */
+  private batchImpl(): BatchObserverServer {
+    const observer = this.opts.observer;
+    const log = this.opts.log;
+    const maxBatch = this.opts.maxBatch ?? 256;
+    return {
+      getFlowsBatched: (call: grpc.ServerWritableStream<GetFlowsRequest, Buffer>) => {
+        let cursor;
+        try {
+          cursor = observer.cursor(call.request);
+        } catch (e) {
+          failStream(call, toStatus(e));
+          return;
+        }
+        const ac = this.track(call);
+        const builder = new BatchBuilder(maxBatch);
+        void (async () => {
+          try {
+            while (!ac.signal.aborted) {
+              const r = cursor.next();
+              if (r !== WAIT && r !== DONE && !builder.push(r)) continue;
+              const batch = builder.take();
+              if (batch && !call.write(batch)) await drained(call, ac.signal);
+              if (r === DONE) break;
+              if (r === WAIT) await cursor.waitForWrite(ac.signal);
+            }
+            if (!call.cancelled) call.end();
+          } catch (e) {
+            log?.warn({ err: String(e) }, 'GetFlowsBatched stream failed');
+            if (!call.cancelled) failStream(call, toStatus(e));
+          } finally {
+            ac.abort();
+          }
+        })();
+      },
+    };
   }
 
   private healthImpl(): HealthServer {
@@ -179,6 +229,21 @@ export class AgentServer {
       },
     };
   }
+}
+
+/** Waits for 'drain' or the end of the stream; removes both listeners either way (a stream
+ * that is often backpressured would otherwise pile up abort listeners). */
+function drained(call: grpc.ServerWritableStream<unknown, unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** Ends a server stream with a status (grpc-js sends the status of an emitted 'error'). */
