@@ -35,7 +35,7 @@ export interface FakeAgentOptions {
   /** Accept TCP connections and never answer (a hung node). */
   hang?: boolean;
   /** Peers announced on peer.Peer/Notify (default: itself, as a flowctl agent does). */
-  peers?: { name: string; address: string }[];
+  peers?: { name: string; address: string }[] | ((port: number) => { name: string; address: string }[]);
   /** Serve peer.Peer at all (default true); false is an Observer-only server. */
   peerService?: boolean;
   /** Accept GetFlows calls and never answer them (a node hung above the transport). */
@@ -326,7 +326,8 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
   if (o.peerService !== false) {
     server.addService(PeerService, {
       notify: (call: ServerWritableStream<unknown, ChangeNotification>) => {
-        const peers = o.peers ?? [{ name: o.nodeName, address: listen.replace(/:0$/, `:${port}`) }];
+        const peers =
+          typeof o.peers === 'function' ? o.peers(port) : (o.peers ?? [{ name: o.nodeName, address: listen.replace(/:0$/, `:${port}`) }]);
         for (const p of peers) call.write({ name: p.name, address: p.address, type: ChangeNotificationType.PEER_ADDED });
       },
     } as UntypedServiceImplementation);
