@@ -213,7 +213,7 @@ export function w_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_Flow(j: unknown): flow.Flow {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { time: undefined, uuid: undefined, emitter: undefined, verdict: undefined, drop_reason: undefined, auth_type: undefined, ethernet: undefined, IP: undefined, l4: undefined, tunnel: undefined, source: undefined, destination: undefined, Type: undefined, node_name: undefined, node_labels: undefined, source_names: undefined, destination_names: undefined, l7: undefined, reply: undefined, event_type: undefined, source_service: undefined, destination_service: undefined, traffic_direction: undefined, policy_match_type: undefined, trace_observation_point: undefined, trace_reason: undefined, file: undefined, ip_trace_id: undefined, drop_reason_desc: undefined, is_reply: undefined, debug_capture_point: undefined, interface: undefined, proxy_port: undefined, trace_context: undefined, sock_xlate_point: undefined, socket_cookie: undefined, cgroup_id: undefined, Summary: undefined, extensions: undefined, egress_allowed_by: undefined, ingress_allowed_by: undefined, egress_denied_by: undefined, ingress_denied_by: undefined, policy_log: undefined, aggregate: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -281,7 +281,7 @@ export function w_flow_Emitter(m: flow.Emitter, b: NodeBuffer, p: number): numbe
   b[p] = 125; return p + 1;
 }
 export function d_flow_Emitter(j: unknown): flow.Emitter {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, version: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -306,7 +306,7 @@ export function w_flow_FileInfo(m: flow.FileInfo, b: NodeBuffer, p: number): num
   b[p] = 125; return p + 1;
 }
 export function d_flow_FileInfo(j: unknown): flow.FileInfo {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, line: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -333,7 +333,7 @@ export function w_flow_Aggregate(m: flow.Aggregate, b: NodeBuffer, p: number): n
   b[p] = 125; return p + 1;
 }
 export function d_flow_Aggregate(j: unknown): flow.Aggregate {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { ingress_flow_count: undefined, egress_flow_count: undefined, unknown_direction_flow_count: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -369,7 +369,7 @@ export function w_flow_Layer4(m: flow.Layer4, b: NodeBuffer, p: number): number 
   b[p] = 125; return p + 1;
 }
 export function d_flow_Layer4(j: unknown): flow.Layer4 {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { TCP: undefined, UDP: undefined, ICMPv4: undefined, ICMPv6: undefined, SCTP: undefined, VRRP: undefined, IGMP: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -405,7 +405,7 @@ export function w_flow_Layer7(m: flow.Layer7, b: NodeBuffer, p: number): number 
   b[p] = 125; return p + 1;
 }
 export function d_flow_Layer7(j: unknown): flow.Layer7 {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, latency_ns: undefined, dns: undefined, http: undefined, kafka: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -431,7 +431,7 @@ export function w_flow_TraceContext(m: flow.TraceContext, b: NodeBuffer, p: numb
   b[p] = 125; return p + 1;
 }
 export function d_flow_TraceContext(j: unknown): flow.TraceContext {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { parent: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -453,7 +453,7 @@ export function w_flow_TraceParent(m: flow.TraceParent, b: NodeBuffer, p: number
   b[p] = 125; return p + 1;
 }
 export function d_flow_TraceParent(j: unknown): flow.TraceParent {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { trace_id: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -497,7 +497,7 @@ export function w_flow_Endpoint(m: flow.Endpoint, b: NodeBuffer, p: number): num
   b[p] = 125; return p + 1;
 }
 export function d_flow_Endpoint(j: unknown): flow.Endpoint {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { ID: undefined, identity: undefined, cluster_name: undefined, namespace: undefined, labels: undefined, pod_name: undefined, workloads: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -527,7 +527,7 @@ export function w_flow_Workload(m: flow.Workload, b: NodeBuffer, p: number): num
   b[p] = 125; return p + 1;
 }
 export function d_flow_Workload(j: unknown): flow.Workload {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, kind: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -554,7 +554,7 @@ export function w_flow_TCP(m: flow.TCP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_TCP(j: unknown): flow.TCP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { source_port: undefined, destination_port: undefined, flags: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -586,7 +586,7 @@ export function w_flow_IP(m: flow.IP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_IP(j: unknown): flow.IP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { source: undefined, source_xlated: undefined, destination: undefined, ipVersion: undefined, encrypted: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -614,7 +614,7 @@ export function w_flow_Ethernet(m: flow.Ethernet, b: NodeBuffer, p: number): num
   b[p] = 125; return p + 1;
 }
 export function d_flow_Ethernet(j: unknown): flow.Ethernet {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { source: undefined, destination: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -653,7 +653,7 @@ export function w_flow_TCPFlags(m: flow.TCPFlags, b: NodeBuffer, p: number): num
   b[p] = 125; return p + 1;
 }
 export function d_flow_TCPFlags(j: unknown): flow.TCPFlags {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { FIN: undefined, SYN: undefined, RST: undefined, PSH: undefined, ACK: undefined, URG: undefined, ECE: undefined, CWR: undefined, NS: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -685,7 +685,7 @@ export function w_flow_UDP(m: flow.UDP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_UDP(j: unknown): flow.UDP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { source_port: undefined, destination_port: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -710,7 +710,7 @@ export function w_flow_SCTP(m: flow.SCTP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_SCTP(j: unknown): flow.SCTP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { source_port: undefined, destination_port: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -735,7 +735,7 @@ export function w_flow_ICMPv4(m: flow.ICMPv4, b: NodeBuffer, p: number): number 
   b[p] = 125; return p + 1;
 }
 export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, code: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -760,7 +760,7 @@ export function w_flow_ICMPv6(m: flow.ICMPv6, b: NodeBuffer, p: number): number 
   b[p] = 125; return p + 1;
 }
 export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, code: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -787,7 +787,7 @@ export function w_flow_VRRP(m: flow.VRRP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_VRRP(j: unknown): flow.VRRP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, vrid: undefined, priority: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -813,7 +813,7 @@ export function w_flow_IGMP(m: flow.IGMP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_IGMP(j: unknown): flow.IGMP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, group_address: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -842,7 +842,7 @@ export function w_flow_Tunnel(m: flow.Tunnel, b: NodeBuffer, p: number): number 
   b[p] = 125; return p + 1;
 }
 export function d_flow_Tunnel(j: unknown): flow.Tunnel {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { protocol: undefined, IP: undefined, l4: undefined, vni: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -869,7 +869,7 @@ export function w_flow_CiliumEventType(m: flow.CiliumEventType, b: NodeBuffer, p
   b[p] = 125; return p + 1;
 }
 export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, sub_type: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -896,7 +896,7 @@ export function w_flow_EventTypeFilter(m: flow.EventTypeFilter, b: NodeBuffer, p
   b[p] = 125; return p + 1;
 }
 export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, match_sub_type: undefined, sub_type: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1200,7 +1200,7 @@ export function w_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number):
   b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { uuid: undefined, source_ip: undefined, source_ip_xlated: undefined, source_pod: undefined, source_fqdn: undefined, source_label: undefined, source_service: undefined, source_workload: undefined, source_cluster_name: undefined, destination_ip: undefined, destination_pod: undefined, destination_fqdn: undefined, destination_label: undefined, destination_service: undefined, destination_workload: undefined, destination_cluster_name: undefined, traffic_direction: undefined, verdict: undefined, drop_reason_desc: undefined, interface: undefined, event_type: undefined, http_status_code: undefined, protocol: undefined, source_port: undefined, destination_port: undefined, reply: undefined, dns_query: undefined, source_identity: undefined, destination_identity: undefined, http_method: undefined, http_path: undefined, http_url: undefined, http_header: undefined, tcp_flags: undefined, node_name: undefined, node_labels: undefined, ip_version: undefined, trace_id: undefined, ip_trace_id: undefined, encrypted: undefined, experimental: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1267,7 +1267,7 @@ export function w_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental, 
   b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Experimental {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { cel_expression: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1323,7 +1323,7 @@ export function w_flow_DNS(m: flow.DNS, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_DNS(j: unknown): flow.DNS {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { query: undefined, ips: undefined, ttl: undefined, cnames: undefined, observation_source: undefined, rcode: undefined, qtypes: undefined, rrtypes: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1354,7 +1354,7 @@ export function w_flow_HTTPHeader(m: flow.HTTPHeader, b: NodeBuffer, p: number):
   b[p] = 125; return p + 1;
 }
 export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { key: undefined, value: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1390,7 +1390,7 @@ export function w_flow_HTTP(m: flow.HTTP, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_HTTP(j: unknown): flow.HTTP {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { code: undefined, method: undefined, url: undefined, protocol: undefined, headers: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1424,7 +1424,7 @@ export function w_flow_Kafka(m: flow.Kafka, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_flow_Kafka(j: unknown): flow.Kafka {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { error_code: undefined, api_version: undefined, api_key: undefined, correlation_id: undefined, topic: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1452,7 +1452,7 @@ export function w_flow_Service(m: flow.Service, b: NodeBuffer, p: number): numbe
   b[p] = 125; return p + 1;
 }
 export function d_flow_Service(j: unknown): flow.Service {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, namespace: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1483,7 +1483,7 @@ export function w_flow_LostEvent(m: flow.LostEvent, b: NodeBuffer, p: number): n
   b[p] = 125; return p + 1;
 }
 export function d_flow_LostEvent(j: unknown): flow.LostEvent {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { source: undefined, num_events_lost: undefined, cpu: undefined, first: undefined, last: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1525,7 +1525,7 @@ export function w_flow_AgentEvent(m: flow.AgentEvent, b: NodeBuffer, p: number):
   b[p] = 125; return p + 1;
 }
 export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, unknown: undefined, agent_start: undefined, policy_update: undefined, endpoint_regenerate: undefined, endpoint_update: undefined, ipcache_update: undefined, service_upsert: undefined, service_delete: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1557,7 +1557,7 @@ export function w_flow_AgentEventUnknown(m: flow.AgentEventUnknown, b: NodeBuffe
   b[p] = 125; return p + 1;
 }
 export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, notification: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1580,7 +1580,7 @@ export function w_flow_TimeNotification(m: flow.TimeNotification, b: NodeBuffer,
   b[p] = 125; return p + 1;
 }
 export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { time: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1611,7 +1611,7 @@ export function w_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification
   b[p] = 125; return p + 1;
 }
 export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { labels: undefined, revision: undefined, rule_count: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1644,7 +1644,7 @@ export function w_flow_EndpointRegenNotification(m: flow.EndpointRegenNotificati
   b[p] = 125; return p + 1;
 }
 export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegenNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { id: undefined, labels: undefined, error: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1681,7 +1681,7 @@ export function w_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotifica
   b[p] = 125; return p + 1;
 }
 export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpdateNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { id: undefined, labels: undefined, error: undefined, pod_name: undefined, namespace: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1721,7 +1721,7 @@ export function w_flow_IPCacheNotification(m: flow.IPCacheNotification, b: NodeB
   b[p] = 125; return p + 1;
 }
 export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { cidr: undefined, identity: undefined, old_identity: undefined, host_ip: undefined, old_host_ip: undefined, encrypt_key: undefined, namespace: undefined, pod_name: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1752,7 +1752,7 @@ export function w_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotifi
   b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUpsertNotificationAddr {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { ip: undefined, port: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1796,7 +1796,7 @@ export function w_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotificati
   b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsertNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { id: undefined, frontend_address: undefined, backend_addresses: undefined, type: undefined, traffic_policy: undefined, name: undefined, namespace: undefined, ext_traffic_policy: undefined, int_traffic_policy: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1826,7 +1826,7 @@ export function w_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotificati
   b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDeleteNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { id: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1850,7 +1850,7 @@ export function w_flow_NetworkInterface(m: flow.NetworkInterface, b: NodeBuffer,
   b[p] = 125; return p + 1;
 }
 export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { index: undefined, name: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1887,7 +1887,7 @@ export function w_flow_DebugEvent(m: flow.DebugEvent, b: NodeBuffer, p: number):
   b[p] = 125; return p + 1;
 }
 export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { type: undefined, source: undefined, hash: undefined, arg1: undefined, arg2: undefined, arg3: undefined, message: undefined, cpu: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1929,7 +1929,7 @@ export function w_flow_Policy(m: flow.Policy, b: NodeBuffer, p: number): number 
   b[p] = 125; return p + 1;
 }
 export function d_flow_Policy(j: unknown): flow.Policy {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, namespace: undefined, labels: undefined, revision: undefined, kind: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -1957,7 +1957,7 @@ export function w_flow_IPTraceID(m: flow.IPTraceID, b: NodeBuffer, p: number): n
   b[p] = 125; return p + 1;
 }
 export function d_flow_IPTraceID(j: unknown): flow.IPTraceID {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { trace_id: undefined, ip_option_type: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2009,7 +2009,7 @@ export function w_observer_ServerStatusResponse(m: observer.ServerStatusResponse
   b[p] = 125; return p + 1;
 }
 export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStatusResponse {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { num_flows: undefined, max_flows: undefined, seen_flows: undefined, uptime_ns: undefined, num_connected_nodes: undefined, num_unavailable_nodes: undefined, unavailable_nodes: undefined, version: undefined, flows_rate: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2067,7 +2067,7 @@ export function w_observer_GetFlowsRequest(m: observer.GetFlowsRequest, b: NodeB
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetFlowsRequest(j: unknown): observer.GetFlowsRequest {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { number: undefined, follow: undefined, blacklist: undefined, whitelist: undefined, since: undefined, until: undefined, first: undefined, field_mask: undefined, experimental: undefined, extensions: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2114,7 +2114,7 @@ export function w_observer_GetFlowsResponse(m: observer.GetFlowsResponse, b: Nod
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsResponse {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { flow: undefined, node_status: undefined, lost_events: undefined, node_name: undefined, time: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2148,7 +2148,7 @@ export function w_observer_GetAgentEventsRequest(m: observer.GetAgentEventsReque
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetAgentEventsRequest(j: unknown): observer.GetAgentEventsRequest {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { number: undefined, follow: undefined, since: undefined, until: undefined, first: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2178,7 +2178,7 @@ export function w_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResp
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgentEventsResponse {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { agent_event: undefined, node_name: undefined, time: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2210,7 +2210,7 @@ export function w_observer_GetDebugEventsRequest(m: observer.GetDebugEventsReque
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetDebugEventsRequest(j: unknown): observer.GetDebugEventsRequest {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { number: undefined, follow: undefined, since: undefined, until: undefined, first: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2240,7 +2240,7 @@ export function w_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResp
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetDebugEventsResponse(j: unknown): observer.GetDebugEventsResponse {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { debug_event: undefined, node_name: undefined, time: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2277,7 +2277,7 @@ export function w_observer_GetNodesResponse(m: observer.GetNodesResponse, b: Nod
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesResponse {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { nodes: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2315,7 +2315,7 @@ export function w_observer_Node(m: observer.Node, b: NodeBuffer, p: number): num
   b[p] = 125; return p + 1;
 }
 export function d_observer_Node(j: unknown): observer.Node {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, version: undefined, address: undefined, state: undefined, tls: undefined, uptime_ns: undefined, num_flows: undefined, max_flows: undefined, seen_flows: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2347,7 +2347,7 @@ export function w_observer_TLS(m: observer.TLS, b: NodeBuffer, p: number): numbe
   b[p] = 125; return p + 1;
 }
 export function d_observer_TLS(j: unknown): observer.TLS {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { enabled: undefined, server_name: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2383,7 +2383,7 @@ export function w_observer_GetNamespacesResponse(m: observer.GetNamespacesRespon
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamespacesResponse {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { namespaces: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2407,7 +2407,7 @@ export function w_observer_Namespace(m: observer.Namespace, b: NodeBuffer, p: nu
   b[p] = 125; return p + 1;
 }
 export function d_observer_Namespace(j: unknown): observer.Namespace {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { cluster: undefined, namespace: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2442,7 +2442,7 @@ export function w_observer_ExportEvent(m: observer.ExportEvent, b: NodeBuffer, p
   b[p] = 125; return p + 1;
 }
 export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { flow: undefined, node_status: undefined, lost_events: undefined, agent_event: undefined, debug_event: undefined, node_name: undefined, time: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2479,7 +2479,7 @@ export function w_relay_NodeStatusEvent(m: relay.NodeStatusEvent, b: NodeBuffer,
   b[p] = 125; return p + 1;
 }
 export function d_relay_NodeStatusEvent(j: unknown): relay.NodeStatusEvent {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { state_change: undefined, node_names: undefined, message: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2517,7 +2517,7 @@ export function w_peer_ChangeNotification(m: peer.ChangeNotification, b: NodeBuf
   b[p] = 125; return p + 1;
 }
 export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { name: undefined, address: undefined, type: undefined, tls: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];
@@ -2542,7 +2542,7 @@ export function w_peer_TLS(m: peer.TLS, b: NodeBuffer, p: number): number {
   b[p] = 125; return p + 1;
 }
 export function d_peer_TLS(j: unknown): peer.TLS {
-  const o = dObj(j); const m: any = {}; let f = '';
+  const o = dObj(j); const m: any = { server_name: undefined }; let f = '';
   try {
     for (const k in o) {
       const v = o[k];

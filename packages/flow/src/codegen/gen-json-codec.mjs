@@ -179,7 +179,10 @@ for (const t of messages) {
   }
   // ---- decoder
   w(`export function d_${id}(j: unknown): ${pkg}.${tsName} {`);
-  w(t.fieldsArray.length ? "  const o = dObj(j); const m: any = {}; let f = '';" : '  dObj(j); const m: any = {};');
+  // Every field present (undefined until set) in declaration order: decoded messages then share
+  // one hidden class, so the encoder and the filters reading them stay monomorphic.
+  const shape = `{ ${t.fieldsArray.map((f) => `${f.name}: undefined`).join(', ')} }`;
+  w(t.fieldsArray.length ? `  const o = dObj(j); const m: any = ${shape}; let f = '';` : '  dObj(j); const m: any = {};');
   if (t.fieldsArray.length > 0) {
     w('  try {');
     w('    for (const k in o) {');
