@@ -50,6 +50,22 @@ describe('sortFlows', () => {
     expect(out.map(summary)).toEqual(['a@10', 'a@20', 'b@1', 'a@30']);
   });
 
+  it('counts early exits from a full buffer and drain-timeout flushes for the metrics', async () => {
+    const stats = { overflow: 0, drains: 0, drained: 0 };
+    await collect(sortFlows(fromBatches([flowAt('a', 10), flowAt('a', 20), flowAt('a', 30)], [flowAt('b', 1)]), { qlen: 2, drainTimeoutMs: 1000, stats }));
+    expect(stats).toEqual({ overflow: 2, drains: 0, drained: 0 });
+
+    const fan = new FanIn({ capacity: 100, relayNode: 'relay' });
+    const now = Date.now();
+    fan.add('a').push([1, 2, 3].map((i) => ({ ...flowAt('a', i), sec: Math.floor((now - 5000) / 1000), nsec: i })));
+    const drainStats = { overflow: 0, drains: 0, drained: 0 };
+    const it = sortFlows(fan, { qlen: 100, drainTimeoutMs: 50, stats: drainStats })[Symbol.asyncIterator]();
+    expect((await it.next()).value).toHaveLength(3);
+    expect(drainStats).toEqual({ overflow: 0, drains: 1, drained: 3 });
+    fan.close();
+    await it.return?.(undefined);
+  });
+
   it('drains entries older than the timeout when input pauses', async () => {
     const fan = new FanIn({ capacity: 100, relayNode: 'relay' });
     const inlet = fan.add('a');
