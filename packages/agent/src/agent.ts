@@ -1,10 +1,11 @@
 // flowctl-agent: datapath → monitor consumer → parser → ring → observer → gRPC, plus the
 // endpoints file and policy directory, both reloaded live.
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { compilePolicies, loadEndpointsFile, loadPolicyDir, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
+import { ConfigError, compilePolicies, parseEndpoints, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
 import type { Flow, LostEvent } from '@flowctl/flow';
+import { PolicyService, type NodePolicies, type PolicyServer } from '@flowctl/flow/policy-service';
 import type { Datapath, DatapathOptions } from './datapath/datapath.js';
 import type { DatapathEvent } from './datapath/events.js';
 import { EndpointDirectory } from './endpoints/directory.js';
@@ -14,6 +15,7 @@ import { MonitorConsumer } from './monitor/consumer.js';
 import { Observer } from './observer/observer.js';
 import { LiveContext, readInterfaces } from './parser/live-context.js';
 import { Parser } from './parser/parser.js';
+import { parsePolicySources, readPolicySources, type PolicySource } from './policy/sources.js';
 import { ReplaySource, loadReplayFile } from './replay/replay.js';
 import { AgentServer, type Logger } from './server/server.js';
 
@@ -67,6 +69,11 @@ export class Agent {
   private endpointsSig = '';
   private policySig = '';
   private policyDocs: PolicyDoc[] = [];
+  /** The texts behind policyDocs and the endpoint set in force (PolicyService/List). */
+  private policySources: PolicySource[] = [];
+  private endpointsText = '';
+  private policyRejected: string | undefined;
+  private readonly hostAddrs: string[];
   private attached = new Map<string, { ifname: string; netns?: string }>();
   /** Network namespaces whose socket events and kernel drops the datapath reports ('' = our own). */
   private watchedNetns = new Set<string>();
@@ -82,11 +89,15 @@ export class Agent {
     this.nodeName = opts.nodeName || hostname();
     this.log = opts.log ?? noopLog;
     this.directory = new EndpointDirectory(this.nodeName);
-    this.directory.setHostIps(hostIps());
+    this.hostAddrs = hostIps();
+    this.directory.setHostIps(this.hostAddrs);
     this.ctx = new LiveContext(this.directory);
     this.parser = new Parser(this.ctx);
     this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? 4095 });
     this.server = new AgentServer({ observer: this.observer, peerAddress: () => this.peerAddress(), log: this.child('server') });
+    this.server.addService(PolicyService, {
+      list: (_call, cb) => cb(null, { nodes: [this.policyInForce()] }),
+    } satisfies PolicyServer);
     // Built here so a bad --metrics list fails before anything is loaded or bound.
     if (opts.metricsAddress) {
       this.metrics = new AgentMetrics({
@@ -208,8 +219,14 @@ export class Agent {
     this.endpointsSig = sig;
     const log = this.child('endpoints');
     let set: EndpointSet;
+    let text: string;
     try {
-      set = loadEndpointsFile(file);
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new ConfigError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+      set = parseEndpoints(text, file);
     } catch (e) {
       const msg = e instanceof Error ? e.message : String(e);
       if (initial) throw new FlowctlError('CONFIG', msg, { cause: e });
@@ -217,6 +234,7 @@ export class Agent {
       return false;
     }
     this.directory.setEndpoints(set);
+    this.endpointsText = text;
     this.directory.setNetnsInodes(netnsInodes(set.endpoints));
     log.info({ file, endpoints: set.endpoints.length, local: this.directory.localEndpoints().length }, 'endpoints loaded');
     if (!initial) {
@@ -235,14 +253,19 @@ export class Agent {
     this.policySig = sig;
     const log = this.child('policy');
     let docs: PolicyDoc[];
+    let sources: PolicySource[];
     try {
-      docs = loadPolicyDir(dir);
+      sources = readPolicySources(dir);
+      docs = parsePolicySources(sources);
     } catch (e) {
-      log.error({ dir }, `policy rejected, keeping the previous policy: ${e instanceof Error ? e.message : String(e)}`);
+      this.policyRejected = e instanceof Error ? e.message : String(e);
+      log.error({ dir }, `policy rejected, keeping the previous policy: ${this.policyRejected}`);
       return false;
     }
     if (!this.compileAndPush(docs)) return false;
     this.policyDocs = docs;
+    this.policySources = sources;
+    this.policyRejected = undefined;
     if (!initial) this.pushIdentities();
     return true;
   }
@@ -253,12 +276,14 @@ export class Agent {
     try {
       compiled = compilePolicies(docs, this.directory.endpoints);
     } catch (e) {
+      this.policyRejected = e instanceof Error ? e.message : String(e);
       log.error({ dir: this.opts.policyDir }, `policy rejected, keeping the previous policy: ${e instanceof Error ? e.message : String(e)}`);
       return false;
     }
     try {
       this.datapath?.setPolicy(compiled);
     } catch (e) {
+      this.policyRejected = `datapath refused the policy: ${String(e)}`;
       log.error({ err: String(e) }, 'datapath refused the policy, keeping the previous one');
       return false;
     }
@@ -338,6 +363,23 @@ export class Agent {
     }
   }
 
+  /** What PolicyService/List reports for this node: exactly the inputs of the policy in force. */
+  policyInForce(): NodePolicies {
+    const n: NodePolicies = {
+      node: this.nodeName,
+      revision: this.policy?.revision ?? 0,
+      audit: this.opts.policyAudit === true,
+      policy_dir: this.opts.policyDir ?? '',
+      policies: this.policyDocs.map((d) => ({ kind: d.kind, name: d.name, namespace: d.namespace, labels: d.labels, file: d.file, document: d.document })),
+      files: this.policySources.map((s) => ({ file: s.file, text: s.text })),
+      endpoints_file: this.opts.endpointsFile ?? '',
+      endpoints_yaml: this.endpointsText,
+      host_ips: [...this.hostAddrs],
+    };
+    if (this.policyRejected !== undefined) n.rejected = this.policyRejected;
+    return n;
+  }
+
   get attachedInterfaces(): string[] {
     return [...this.attached.keys()].sort();
   }
@@ -397,7 +439,7 @@ function fileSig(path: string): string {
 function dirSig(dir: string): string {
   try {
     return readdirSync(dir)
-      .filter((n) => n.endsWith('.yaml'))
+      .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
       .sort()
       .map((n) => `${n}:${fileSig(join(dir, n))}`)
       .join('|');

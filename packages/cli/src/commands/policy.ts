@@ -1,7 +1,10 @@
-// `flowctl policy validate|check|list`: offline against policy files and an endpoints file,
-// through the same compiler and lookup the agent uses (@flowctl/policy), so a what-if answer here
-// is the verdict the datapath would give.
+// `flowctl policy validate|check|list`: offline against policy files and an endpoints file, or
+// against the policies in force on running agents (flowctl.policy.v1.PolicyService), through the
+// same compiler and lookup the agent uses (@flowctl/policy), so a what-if answer here is the
+// verdict the datapath would give.
 import type { Command } from 'commander';
+import type { NodePolicies } from '@flowctl/flow/policy-service';
+import { CliError } from '../errors.js';
 import { statSync } from 'node:fs';
 import {
   ConfigError,
@@ -15,6 +18,8 @@ import {
   loadEndpointsFile,
   loadPolicyDir,
   loadPolicyFile,
+  parseEndpoints,
+  parsePolicies,
   resolveEndpoints,
   type CompiledPolicy,
   type DirectionVerdict,
@@ -39,7 +44,7 @@ class UsageError extends Error {}
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 function fail(io: Out, e: unknown, code: number): void {
-  if (e instanceof PolicyError || e instanceof ConfigError || e instanceof UsageError || e instanceof RangeError) {
+  if (e instanceof PolicyError || e instanceof ConfigError || e instanceof UsageError || e instanceof RangeError || e instanceof CliError) {
     io.err(`Error: ${e.message}`);
     process.exitCode = code;
     return;
@@ -92,6 +97,57 @@ function parsePort(s: string): { port: number; proto: string } {
   return { port, proto: (m[2] ?? 'TCP').toUpperCase() };
 }
 
+const DEFAULT_SERVER = 'localhost:4245';
+
+/** --server of the subcommand, else of the program (flowctl --server ... policy ...), else the environment. */
+function serverOf(cmd: Command): { server: string; timeoutMs: number } {
+  const own = cmd.opts<{ server?: string }>().server;
+  const g = cmd.optsWithGlobals<{ server?: string; timeout?: number }>();
+  return { server: own ?? g.server ?? (process.env.FLOWCTL_SERVER || DEFAULT_SERVER), timeoutMs: typeof g.timeout === 'number' ? g.timeout : 5000 };
+}
+
+/** The policies in force on each node behind `server` (an agent: one node; a relay: every node). */
+async function fetchInForce(server: string, timeoutMs: number): Promise<NodePolicies[]> {
+  const [{ credentials, status }, { PolicyClient }, { normaliseAddress }] = await Promise.all([
+    import('@grpc/grpc-js'),
+    import('@flowctl/flow/policy-service'),
+    import('../client.js'),
+  ]);
+  const client = new PolicyClient(normaliseAddress(server), credentials.createInsecure());
+  try {
+    return await new Promise<NodePolicies[]>((resolve, reject) => {
+      client.waitForReady(Date.now() + timeoutMs, (err) => {
+        if (err) return reject(new CliError('server', `cannot reach the server at ${server}: ${err.message} (is flowctl-agent or flowctl-relay running?)`));
+        client.list({}, (e, r) => {
+          if (!e) return resolve(r.nodes);
+          if (e.code === status.UNIMPLEMENTED) {
+            reject(new CliError('server', `${server} does not serve the policies in force (flowctl.policy.v1.PolicyService): use --policy-dir, or ask an agent directly`));
+          } else reject(new CliError('server', `${server}: ${status[e.code] ?? e.code}: ${e.details || e.message}`));
+        });
+      });
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/** The inputs of one node's policy, parsed exactly as the agent parsed them. */
+function nodeInputs(n: NodePolicies): { docs: PolicyDoc[]; endpoints: EndpointSet } {
+  const docs = noDuplicates(n.files.flatMap((f) => parsePolicies(f.text, f.file)));
+  const endpoints = n.endpoints_yaml ? parseEndpoints(n.endpoints_yaml, n.endpoints_file || `${n.node}:endpoints`) : { endpoints: [], byIp: new Map() };
+  return { docs, endpoints };
+}
+
+function reportNodeProblems(io: Out, nodes: NodePolicies[]): NodePolicies[] {
+  for (const n of nodes) {
+    if (n.error !== undefined) io.err(`Warning: node ${n.node}: ${n.error}`);
+    else if (n.rejected !== undefined) io.err(`Warning: node ${n.node}: newest policy rejected, the previous one stays in force: ${n.rejected}`);
+  }
+  const ok = nodes.filter((n) => n.error === undefined);
+  if (ok.length === 0) throw new CliError('server', nodes.length ? 'no node answered with its policies' : 'the server knows no nodes');
+  return ok;
+}
+
 interface Party {
   describe: string;
   identity: number;
@@ -121,6 +177,81 @@ function policySummary(d: PolicyDoc): { selects: string; ingress: string; egress
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('').trimEnd());
+}
+
+interface CheckOptions {
+  from: string[]; fromNamespace: string; fromIp?: string; to: string[]; toNamespace: string; toIp?: string;
+  port: string; policyDir: string[]; endpoints?: string; server?: string; node?: string; output: string;
+}
+
+interface CheckQuery extends Omit<CheckOptions, 'port'> {
+  port: number;
+  proto: string;
+  fromLabels: Record<string, string> | undefined;
+  toLabels: Record<string, string> | undefined;
+}
+
+interface CheckResult {
+  v: ReturnType<typeof checkConnection>;
+  from: Party;
+  to: Party;
+  port: number;
+  proto: string;
+}
+
+/** One what-if answer from policy documents and an endpoint set, compiled as the agent compiles them. */
+function evaluate(q: CheckQuery, docs: PolicyDoc[], fileEps: EndpointSet, hostIps: readonly string[]): CheckResult {
+  // Pods named by labels join the endpoint set, so they get the identity the agent would
+  // give a pod with exactly these labels (shared with any real pod that has them).
+  const extra = [
+    ...(q.fromLabels ? [{ name: '\u0000check-from', namespace: q.fromNamespace, node: '', labels: q.fromLabels, ips: [] }] : []),
+    ...(q.toLabels ? [{ name: '\u0000check-to', namespace: q.toNamespace, node: '', labels: q.toLabels, ips: [] }] : []),
+  ];
+  const eps = resolveEndpoints([...fileEps.endpoints.map((e) => ({ name: e.name, namespace: e.namespace, node: e.node, labels: e.labels, ips: e.ips, workloads: e.workloads })), ...extra]);
+  const compiled: CompiledPolicy = compilePolicies(docs, eps);
+  const party = (labels: Record<string, string> | undefined, ns: string, ip: string | undefined, synth: string): Party => {
+    if (ip !== undefined) {
+      const identity = identityForIp(compiled, eps, ip, hostIps);
+      const canon = canonicalIp(ip);
+      const ep = canon === undefined ? undefined : eps.byIp.get(canon);
+      return { identity, describe: ep ? `${ep.namespace}/${ep.name} (${ip})` : `${ip}` };
+    }
+    const ep = eps.endpoints.find((e) => e.name === synth)!;
+    return { identity: ep.identity, describe: `${ns}/{${labelListFor(ns, labels!).filter((l) => !l.startsWith('k8s:io.kubernetes.pod.namespace=')).map((l) => l.slice(4)).join(',')}}` };
+  };
+  const from = party(q.fromLabels, q.fromNamespace, q.fromIp, '\u0000check-from');
+  const to = party(q.toLabels, q.toNamespace, q.toIp, '\u0000check-to');
+  return { v: checkConnection(compiled, from.identity, to.identity, q.port, q.proto), from, to, port: q.port, proto: q.proto };
+}
+
+function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: string[]; revision: number; audit: boolean }): void {
+  const { v, from, to, port, proto } = r;
+  if (output === 'json') {
+    const dir = (d: DirectionVerdict) => ({
+      enforced: d.enforced,
+      allowed: d.allowed,
+      default_deny: d.defaultDeny,
+      policies: d.policies.map((p) => ({ name: p.name, namespace: p.namespace, kind: p.kind })),
+    });
+    io.out(JSON.stringify({
+      verdict: v.allowed ? 'ALLOWED' : 'DENIED',
+      from: { identity: from.identity, endpoint: from.describe },
+      to: { identity: to.identity, endpoint: to.describe },
+      port,
+      protocol: proto,
+      egress: dir(v.egress),
+      ingress: dir(v.ingress),
+      ...(where && { nodes: where.nodes, revision: where.revision, audit: where.audit }),
+    }));
+    return;
+  }
+  io.out(`${v.allowed ? 'ALLOWED' : 'DENIED'}  ${from.describe} -> ${to.describe} ${port}/${proto}`);
+  io.out(`  ${describeVerdict(v.egress, from.describe)}`);
+  io.out(`  ${describeVerdict(v.ingress, to.describe)}`);
+  if (where) {
+    const audit = where.audit && !v.allowed ? ' (audit mode: reported as AUDIT, not dropped)' : '';
+    io.out(`  policies in force on ${where.nodes.join(', ')} (revision ${where.revision})${audit}`);
+  }
 }
 
 export function registerPolicyCommand(program: Command, io: Out = stdio): void {
@@ -167,7 +298,7 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
 
   policy
     .command('check')
-    .description(`what-if: would a connection be allowed? prints ALLOWED or DENIED and the policies responsible (exit ${EXIT_ALLOWED} allowed, ${EXIT_DENIED} denied, ${EXIT_INVALID} bad input)`)
+    .description(`what-if: would a connection be allowed? prints ALLOWED or DENIED and the policies responsible (exit ${EXIT_ALLOWED} allowed, ${EXIT_DENIED} denied, ${EXIT_INVALID} bad input); without --policy-dir, against the policies in force on the agents behind --server`)
     .option('--from <key=value>', 'source pod label (repeatable, or comma-separated)', collect, [])
     .option('--from-namespace <ns>', 'source namespace', 'default')
     .option('--from-ip <ip>', 'source address instead of labels (an endpoint from --endpoints, a CIDR peer, or world)')
@@ -175,66 +306,54 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
     .option('--to-namespace <ns>', 'destination namespace', 'default')
     .option('--to-ip <ip>', 'destination address instead of labels')
     .requiredOption('--port <port[/proto]>', 'destination port and protocol, e.g. 8080/TCP (default TCP)')
-    .option('--policy-dir <dir>', 'policy directory or file (repeatable)', collect, [])
+    .option('--policy-dir <dir>', 'policy directory or file (repeatable); without it, ask the server', collect, [])
     .option('--endpoints <file>', 'endpoints file (identities of the pods named by --from-ip/--to-ip and of peers)')
+    .option('--server <address>', 'agent or relay whose policies in force are checked (default: flowctl --server, $FLOWCTL_SERVER, localhost:4245)')
+    .option('--node <name>', 'with --server: only this node')
     .option('-o, --output <format>', 'text or json', 'text')
-    .action((opts: { from: string[]; fromNamespace: string; fromIp?: string; to: string[]; toNamespace: string; toIp?: string; port: string; policyDir: string[]; endpoints?: string; output: string }) => {
+    .action(async (opts: CheckOptions, cmd: Command) => {
       try {
-        if (opts.policyDir.length === 0) throw new UsageError('policy check needs --policy-dir DIR (checking against a running agent is not served yet)');
         if (opts.output !== 'text' && opts.output !== 'json') throw new UsageError(`--output ${JSON.stringify(opts.output)}: expected text or json`);
         if (opts.fromIp && opts.from.length) throw new UsageError('--from and --from-ip are exclusive');
         if (opts.toIp && opts.to.length) throw new UsageError('--to and --to-ip are exclusive');
         if (!opts.fromIp && !opts.from.length) throw new UsageError('policy check needs --from LABEL or --from-ip IP');
         if (!opts.toIp && !opts.to.length) throw new UsageError('policy check needs --to LABEL or --to-ip IP');
         const { port, proto } = parsePort(opts.port);
-        const docs = loadPolicies(opts.policyDir);
-        const fileEps: EndpointSet = opts.endpoints ? loadEndpointsFile(opts.endpoints) : { endpoints: [], byIp: new Map() };
-
-        // Pods named by labels join the endpoint set, so they get the identity the agent would
-        // give a pod with exactly these labels (shared with any real pod that has them).
         const fromLabels = opts.fromIp ? undefined : parseLabels(opts.from, '--from');
         const toLabels = opts.toIp ? undefined : parseLabels(opts.to, '--to');
-        const extra = [
-          ...(fromLabels ? [{ name: '\u0000check-from', namespace: opts.fromNamespace, node: '', labels: fromLabels, ips: [] }] : []),
-          ...(toLabels ? [{ name: '\u0000check-to', namespace: opts.toNamespace, node: '', labels: toLabels, ips: [] }] : []),
-        ];
-        const eps = resolveEndpoints([...fileEps.endpoints.map((e) => ({ name: e.name, namespace: e.namespace, node: e.node, labels: e.labels, ips: e.ips, workloads: e.workloads })), ...extra]);
-        const compiled: CompiledPolicy = compilePolicies(docs, eps);
-        const party = (labels: Record<string, string> | undefined, ns: string, ip: string | undefined, synth: string): Party => {
-          if (ip !== undefined) {
-            const identity = identityForIp(compiled, eps, ip);
-            const canon = canonicalIp(ip);
-            const ep = canon === undefined ? undefined : eps.byIp.get(canon);
-            return { identity, describe: ep ? `${ep.namespace}/${ep.name} (${ip})` : `${ip}` };
-          }
-          const ep = eps.endpoints.find((e) => e.name === synth)!;
-          return { identity: ep.identity, describe: `${ns}/{${labelListFor(ns, labels!).filter((l) => !l.startsWith('k8s:io.kubernetes.pod.namespace=')).map((l) => l.slice(4)).join(',')}}` };
-        };
-        const from = party(fromLabels, opts.fromNamespace, opts.fromIp, '\u0000check-from');
-        const to = party(toLabels, opts.toNamespace, opts.toIp, '\u0000check-to');
-        const v = checkConnection(compiled, from.identity, to.identity, port, proto);
-        if (opts.output === 'json') {
-          const dir = (d: DirectionVerdict) => ({
-            enforced: d.enforced,
-            allowed: d.allowed,
-            default_deny: d.defaultDeny,
-            policies: d.policies.map((p) => ({ name: p.name, namespace: p.namespace, kind: p.kind })),
-          });
-          io.out(JSON.stringify({
-            verdict: v.allowed ? 'ALLOWED' : 'DENIED',
-            from: { identity: from.identity, endpoint: from.describe },
-            to: { identity: to.identity, endpoint: to.describe },
-            port,
-            protocol: proto,
-            egress: dir(v.egress),
-            ingress: dir(v.ingress),
-          }));
-        } else {
-          io.out(`${v.allowed ? 'ALLOWED' : 'DENIED'}  ${from.describe} -> ${to.describe} ${port}/${proto}`);
-          io.out(`  ${describeVerdict(v.egress, from.describe)}`);
-          io.out(`  ${describeVerdict(v.ingress, to.describe)}`);
+        const q: CheckQuery = { ...opts, port, proto, fromLabels, toLabels };
+        const fileEps = opts.endpoints ? loadEndpointsFile(opts.endpoints) : undefined;
+
+        if (opts.policyDir.length) {
+          if (opts.node) throw new UsageError('--node needs a server: drop --policy-dir');
+          const r = evaluate(q, loadPolicies(opts.policyDir), fileEps ?? { endpoints: [], byIp: new Map() }, []);
+          printCheck(io, opts.output, r);
+          process.exitCode = r.v.allowed ? EXIT_ALLOWED : EXIT_DENIED;
+          return;
         }
-        process.exitCode = v.allowed ? EXIT_ALLOWED : EXIT_DENIED;
+
+        const { server, timeoutMs } = serverOf(cmd);
+        let nodes = reportNodeProblems(io, await fetchInForce(server, timeoutMs));
+        if (opts.node) {
+          nodes = nodes.filter((n) => n.node === opts.node);
+          if (!nodes.length) throw new UsageError(`--node ${opts.node}: no such node behind ${server}`);
+        }
+        // Nodes with the same policy inputs give the same answer: evaluate (and print) each group once.
+        const groups = new Map<string, NodePolicies[]>();
+        for (const n of nodes) {
+          const key = JSON.stringify([n.files, n.endpoints_yaml, n.audit]);
+          groups.set(key, [...(groups.get(key) ?? []), n]);
+        }
+        let allowed = true;
+        for (const group of groups.values()) {
+          const n = group[0]!;
+          const inputs = nodeInputs(n);
+          const r = evaluate(q, inputs.docs, fileEps ?? inputs.endpoints, n.host_ips);
+          const where = { nodes: group.map((g) => g.node), revision: n.revision, audit: n.audit };
+          printCheck(io, opts.output, r, where);
+          allowed &&= r.v.allowed;
+        }
+        process.exitCode = allowed ? EXIT_ALLOWED : EXIT_DENIED;
       } catch (e) {
         fail(io, e, EXIT_INVALID);
       }
@@ -242,38 +361,60 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
 
   policy
     .command('list')
-    .description('list policies (offline from --policy-dir; listing from a running agent is not served yet)')
-    .option('--policy-dir <dir>', 'policy directory or file (repeatable)', collect, [])
+    .description('list the policies in force on each node behind --server (an agent or a relay), or offline from --policy-dir')
+    .option('--policy-dir <dir>', 'policy directory or file (repeatable); without it, ask the server', collect, [])
     .option('--endpoints <file>', 'also show how many endpoints each policy selects')
+    .option('--server <address>', 'agent or relay to ask (default: flowctl --server, $FLOWCTL_SERVER, localhost:4245)')
     .option('-o, --output <format>', 'table or json', 'table')
-    .action((opts: { policyDir: string[]; endpoints?: string; output: string }) => {
+    .action(async (opts: { policyDir: string[]; endpoints?: string; server?: string; output: string }, cmd: Command) => {
       try {
-        if (opts.policyDir.length === 0) throw new UsageError('policy list needs --policy-dir DIR (listing the policies in force on an agent is not served yet)');
         if (opts.output !== 'table' && opts.output !== 'json') throw new UsageError(`--output ${JSON.stringify(opts.output)}: expected table or json`);
-        const docs = loadPolicies(opts.policyDir);
-        let selected: number[] | undefined;
-        if (opts.endpoints) {
-          const eps = loadEndpointsFile(opts.endpoints);
+        interface Row { node?: NodePolicies; docs: PolicyDoc[]; selected: number[] | undefined }
+        const rows: Row[] = [];
+        const selectedBy = (docs: PolicyDoc[], eps: EndpointSet): number[] => {
           const c = compilePolicies(docs, eps);
-          selected = docs.map((_, i) => {
+          return docs.map((_, i) => {
             const ids = new Set<number>();
             for (const [id, sb] of c.selectedBy) if (sb.ingress.includes(i + 1) || sb.egress.includes(i + 1)) ids.add(id);
             return eps.endpoints.filter((e) => ids.has(e.identity)).length;
           });
+        };
+        if (opts.policyDir.length) {
+          const docs = loadPolicies(opts.policyDir);
+          rows.push({ docs, selected: opts.endpoints ? selectedBy(docs, loadEndpointsFile(opts.endpoints)) : undefined });
+        } else {
+          const { server, timeoutMs } = serverOf(cmd);
+          const fileEps = opts.endpoints ? loadEndpointsFile(opts.endpoints) : undefined;
+          for (const n of reportNodeProblems(io, await fetchInForce(server, timeoutMs))) {
+            const inputs = nodeInputs(n);
+            rows.push({ node: n, docs: inputs.docs, selected: selectedBy(inputs.docs, fileEps ?? inputs.endpoints) });
+          }
         }
+        const withNode = rows.some((r) => r.node);
+        const withEps = rows.some((r) => r.selected);
         if (opts.output === 'json') {
-          for (const [i, d] of docs.entries()) {
-            const s = policySummary(d);
-            io.out(JSON.stringify({ name: d.name, namespace: d.namespace, kind: d.kind, labels: d.labels, selects: s.selects, ingress: s.ingress, egress: s.egress, ...(selected ? { endpoints: selected[i] } : {}), file: d.file, document: d.document }));
+          for (const r of rows) {
+            for (const [i, d] of r.docs.entries()) {
+              const s = policySummary(d);
+              io.out(JSON.stringify({
+                ...(r.node && { node: r.node.node, revision: r.node.revision, audit: r.node.audit }),
+                name: d.name, namespace: d.namespace, kind: d.kind, labels: d.labels, selects: s.selects, ingress: s.ingress, egress: s.egress,
+                ...(r.selected ? { endpoints: r.selected[i] } : {}), file: d.file, document: d.document,
+              }));
+            }
           }
           return;
         }
-        const rows = [['NAMESPACE', 'NAME', 'KIND', 'SELECTS', ...(selected ? ['ENDPOINTS'] : []), 'INGRESS', 'EGRESS', 'SOURCE']];
-        for (const [i, d] of docs.entries()) {
-          const s = policySummary(d);
-          rows.push([d.namespace || '-', d.name, d.kind, s.selects, ...(selected ? [String(selected[i])] : []), s.ingress, s.egress, `${d.file}#${d.document}`]);
+        const table_ = [[...(withNode ? ['NODE', 'REVISION'] : []), 'NAMESPACE', 'NAME', 'KIND', 'SELECTS', ...(withEps ? ['ENDPOINTS'] : []), 'INGRESS', 'EGRESS', 'SOURCE']];
+        for (const r of rows) {
+          const node = r.node ? [r.node.node + (r.node.audit ? ' (audit)' : ''), String(r.node.revision)] : [];
+          if (r.node && r.docs.length === 0) table_.push([...node, '-', '(no policies in force)']);
+          for (const [i, d] of r.docs.entries()) {
+            const s = policySummary(d);
+            table_.push([...node, d.namespace || '-', d.name, d.kind, s.selects, ...(withEps ? [String(r.selected?.[i] ?? '-')] : []), s.ingress, s.egress, `${d.file}#${d.document}`]);
+          }
         }
-        for (const l of table(rows)) io.out(l);
+        for (const l of table(table_)) io.out(l);
       } catch (e) {
         fail(io, e, 1);
       }
