@@ -87,7 +87,25 @@ describe('sortFlows', () => {
 });
 
 describe('FanIn', () => {
-  it('interleaves nodes round-robin, ends when sealed and drained, and reports failed nodes', async () => {
+  it('merges what the nodes hold oldest first, even when one node buffered far ahead', async () => {
+    const fan = new FanIn({ capacity: 1000, relayNode: 'relay-1' });
+    const a = fan.add('a');
+    const b = fan.add('b');
+    fan.seal();
+    // Both nodes hold 300 flows, b's all a second newer than a's. Taken alternately, b's would
+    // fill a 100-entry heap and leave it ahead of a's older flows; merged by heads, none is late.
+    a.push(Array.from({ length: 299 }, (_, i) => flowAt('a', i)));
+    b.push(Array.from({ length: 300 }, (_, i) => flowAt('b', 1000 + i)));
+    a.push([flowAt('a', 1500)]);
+    a.end();
+    b.end();
+    const out = await collect(sortFlows(fan, { qlen: 100, drainTimeoutMs: 1000 }));
+    const times = out.map((i) => i.sec * 1e9 + i.nsec);
+    expect(times).toEqual([...times].sort((x, y) => x - y));
+    expect(out.map(summary).slice(298, 301)).toEqual(['a@298', 'b@1000', 'b@1001']);
+  });
+
+  it('interleaves nodes by time, ends when sealed and drained, and reports failed nodes', async () => {
     const fan = new FanIn({ capacity: 10, relayNode: 'relay-1' });
     const a = fan.add('a');
     const b = fan.add('b');

@@ -1,10 +1,11 @@
 // The GetFlows pipeline of Hubble's relay (cilium pkg/hubble/relay/observer/observer.go) as
-// async-generator stages over batches: per-node bounded inlets → FanIn (round-robin) →
+// async-generator stages over batches: per-node bounded inlets → FanIn (k-way merge) →
 // aggregateErrors → sortFlows → the client's stream. Batches keep the per-flow cost to a heap
-// operation; round-robin interleaving lets a 100-entry heap order flows from many nodes.
+// operation; each node sends in time order, so merging what the inlets hold by their heads hands
+// the 100-entry heap an almost sorted sequence even when one node's batch spans more than 100 flows.
 import { NodeState } from '@flowctl/flow';
 import type { GetFlowsResponse, NodeStatusEvent } from '@flowctl/flow';
-import { PriorityQueue } from '../queue/priority-queue.js';
+import { PriorityQueue, less } from '../queue/priority-queue.js';
 import type { Timed } from '../queue/priority-queue.js';
 import { encodeResponse } from './wire.js';
 
@@ -86,6 +87,10 @@ export class Inlet {
     this.fan.ended(this, err);
   }
 
+  peek(): RelayItem | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
+  }
+
   shift(): RelayItem | undefined {
     if (this.head >= this.items.length) return undefined;
     const it = this.items[this.head]!;
@@ -114,7 +119,7 @@ export interface FanInOptions {
   maxBatch?: number;
 }
 
-/** Merges node inlets round-robin; ends when sealed and every inlet has ended and drained. */
+/** Merges node inlets oldest head first; ends when sealed and every inlet has ended and drained. */
 export class FanIn implements AsyncIterable<RelayItem[]> {
   readonly capacity: number;
   private readonly inlets: Inlet[] = [];
@@ -172,16 +177,23 @@ export class FanIn implements AsyncIterable<RelayItem[]> {
 
   private take(): RelayItem[] {
     const out: RelayItem[] = this.events.splice(0);
-    for (;;) {
-      let any = false;
-      for (const inlet of this.inlets) {
-        const it = inlet.shift();
-        if (it) {
-          out.push(it);
-          any = true;
+    // k-way merge of what is buffered now. It does not wait for an empty inlet (that would make a
+    // quiet node delay everyone): sortFlows' bounded heap and drain timeout stay the outer bound,
+    // exactly Hubble's semantics. A linear scan: k is the node count and a heap of inlets only
+    // pays off beyond a few dozen nodes.
+    const inlets = this.inlets;
+    while (out.length < this.maxBatch) {
+      let best: Inlet | undefined;
+      let head: RelayItem | undefined;
+      for (let i = 0; i < inlets.length; i++) {
+        const h = inlets[i]!.peek();
+        if (h && (!head || less(h, head))) {
+          best = inlets[i];
+          head = h;
         }
       }
-      if (!any || out.length >= this.maxBatch) break;
+      if (!best) break;
+      out.push(best.shift()!);
     }
     let live = 0;
     for (const inlet of this.inlets) {
@@ -189,7 +201,7 @@ export class FanIn implements AsyncIterable<RelayItem[]> {
       if (!inlet.ended || inlet.length > 0) live++;
     }
     if (live < this.inlets.length) {
-      // Drop finished inlets so the round-robin stays cheap in long follow streams.
+      // Drop finished inlets so the merge stays cheap in long follow streams.
       for (let i = this.inlets.length - 1; i >= 0; i--) {
         const inlet = this.inlets[i]!;
         if (inlet.ended && inlet.length === 0) this.inlets.splice(i, 1);

@@ -228,6 +228,8 @@ export class PeerManager extends EventEmitter {
 
   constructor(private readonly opts: PoolOptions) {
     super();
+    // Every open GetFlows stream listens for 'removed' (NODE_GONE); many clients are normal.
+    this.setMaxListeners(0);
   }
 
   /** Replaces the peers known from `source`; bad addresses are logged once and skipped. */

@@ -7,7 +7,7 @@ export interface Timed {
   nsec: number;
 }
 
-function less(a: Timed, b: Timed): boolean {
+export function less(a: Timed, b: Timed): boolean {
   return a.sec < b.sec || (a.sec === b.sec && a.nsec < b.nsec);
 }
 
