@@ -7,6 +7,7 @@ import { PolicyError } from './errors.js';
 import { NAMESPACE_LABEL } from './endpoints.js';
 import { cidrContains, parseCidr } from './ip.js';
 import type { Operator, Requirement, Selector } from './selector.js';
+import { fastLoadAll } from './yaml-fast.js';
 import { YamlSource } from './yaml-source.js';
 
 export type PolicyKind = 'CiliumNetworkPolicy' | 'CiliumClusterwideNetworkPolicy' | 'NetworkPolicy';
@@ -352,6 +353,32 @@ function parseDoc(v: unknown, file: string, document: number): PolicyDoc {
 
 /** All policy documents of one YAML file; throws PolicyError on the first invalid one. */
 export function parsePolicies(text: string, file: string): PolicyDoc[] {
+  return parseValid(text, file) ?? parsePoliciesReference(text, file);
+}
+
+/** The fast path: the documents when every one is valid, else undefined (see yaml-fast.ts). */
+function parseValid(text: string, file: string): PolicyDoc[] | undefined {
+  const docs = fastLoadAll(text);
+  if (!docs) return undefined;
+  const out: PolicyDoc[] = [];
+  for (let i = 0; i < docs.length; i++) {
+    const js = docs[i];
+    if (js === null || js === undefined) continue;
+    try {
+      out.push(parseDoc(js, file, i + 1));
+    } catch (e) {
+      if (e instanceof Invalid) return undefined;
+      throw e;
+    }
+  }
+  return out;
+}
+
+/**
+ * The same through the reference reader only (the `yaml` document API, with source positions):
+ * gives every error its document and line. Exported to check the fast path against it.
+ */
+export function parsePoliciesReference(text: string, file: string): PolicyDoc[] {
   const src = new YamlSource(file);
   const docs = src.parseAll(text);
   const out: PolicyDoc[] = [];
