@@ -289,6 +289,7 @@ export class Agent {
     }
     this.policy = compiled;
     this.ctx.setPolicyRefs(compiled.refs);
+    this.directory.setCidrIdentities(compiled.cidrIdentities);
     log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
     return true;
   }

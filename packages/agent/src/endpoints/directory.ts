@@ -1,7 +1,7 @@
 // Who owns an IP, as flow.Endpoint values built once per endpoints-file version and shared by
 // every flow (flows treat them as immutable), so a full ring does not hold 65k label arrays.
 import type { Endpoint } from '@flowctl/flow';
-import type { EndpointSet, ResolvedEndpoint } from '@flowctl/policy';
+import { cidrContains, parseCidr, type Cidr, type EndpointSet, type ResolvedEndpoint } from '@flowctl/policy';
 
 export const HOST_IDENTITY = 1;
 export const WORLD_IDENTITY = 2;
@@ -21,7 +21,22 @@ export function toFlowEndpoint(ep: ResolvedEndpoint): Endpoint {
   return Object.freeze(out);
 }
 
+/** Peers matched by toCIDR/fromCIDR/ipBlock: labelled as Cilium labels CIDR identities. */
+function cidrEndpoint(c: Cidr, identity: number): Endpoint {
+  // Label values cannot hold ':' nor end in '-'; Cilium writes IPv6 prefixes as cidr:fd00--0/64.
+  const [addr, len] = c.text.split('/') as [string, string];
+  let v = addr.replaceAll(':', '-');
+  if (v.endsWith('-')) v += '0';
+  return Object.freeze({ identity, labels: [`cidr:${v}/${len}`, 'reserved:world'] });
+}
+
+/** Bound of the per-IP CIDR lookup cache (world IPs are unbounded in number). */
+const CIDR_CACHE_MAX = 16384;
+
 export class EndpointDirectory {
+  /** Longest prefix first, so the first containing CIDR is the one the kernel's LPM picks. */
+  private cidrs: { cidr: Cidr; ep: Endpoint }[] = [];
+  private cidrCache = new Map<string, Endpoint>();
   private byIp = new Map<string, Endpoint>();
   private byNetns = new Map<number, Endpoint>();
   private local = new Set<string>();
@@ -70,8 +85,38 @@ export class EndpointDirectory {
     return this.set.endpoints.filter((e) => e.node === this.nodeName);
   }
 
+  /** CIDR identities of the policy in force (CompiledPolicy.cidrIdentities). */
+  setCidrIdentities(rows: readonly { cidr: string; identity: number }[]): void {
+    const out: { cidr: Cidr; ep: Endpoint }[] = [];
+    for (const r of rows) {
+      const c = parseCidr(r.cidr);
+      if (c) out.push({ cidr: c, ep: cidrEndpoint(c, r.identity) });
+    }
+    out.sort((a, b) => b.cidr.prefix - a.cidr.prefix);
+    this.cidrs = out;
+    this.cidrCache = new Map();
+  }
+
   forIp(ip: string): Endpoint {
-    return this.byIp.get(ip) ?? (this.hostIps.has(ip) ? HOST : WORLD);
+    const ep = this.byIp.get(ip);
+    if (ep) return ep;
+    if (this.hostIps.has(ip)) return HOST;
+    if (this.cidrs.length === 0) return WORLD;
+    let hit = this.cidrCache.get(ip);
+    if (hit) return hit;
+    const addr = parseCidr(ip);
+    hit = WORLD;
+    if (addr) {
+      for (const c of this.cidrs) {
+        if (cidrContains(c.cidr, addr)) {
+          hit = c.ep;
+          break;
+        }
+      }
+    }
+    if (this.cidrCache.size >= CIDR_CACHE_MAX) this.cidrCache.clear();
+    this.cidrCache.set(ip, hit);
+    return hit;
   }
 
   forNetns(ino: number): Endpoint | undefined {
