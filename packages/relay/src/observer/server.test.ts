@@ -92,6 +92,23 @@ describe('node names', () => {
   });
 });
 
+describe('a node that stops', () => {
+  it('is reported to a follow client when it ends its stream cleanly (agent shutdown)', async () => {
+    const a = await agent({ nodeName: 'node-a', rate: 50 });
+    const b = await agent({ nodeName: 'node-b', rate: 50 });
+    const { manager, client } = await relay();
+    manager.setSource('flags', [a, b].map((x) => ({ address: `127.0.0.1:${x.port}` })));
+    await ready(manager, 2);
+    const f = follow(client);
+    await expect.poll(() => a.openStreams() + b.openStreams(), { timeout: 5000 }).toBe(2);
+    b.endStreams();
+    await expect.poll(() => statusOf(f.events, NodeState.NODE_ERROR), { timeout: 15_000 })
+      .toEqual([{ state_change: NodeState.NODE_ERROR, node_names: ['node-b'], message: 'node stopped streaming' }]);
+    const mark = f.events.length;
+    await expect.poll(() => f.events.slice(mark).some((e) => e.node_name === 'node-a' && e.flow), { timeout: 5000 }).toBe(true);
+  });
+});
+
 describe('NODE_GONE', () => {
   it('tells a follow client when a static peer is removed, and closes its upstream stream', async () => {
     const a = await agent({ nodeName: 'node-a', rate: 50 });

@@ -395,7 +395,15 @@ export class RelayObserver {
       if (!finish()) return;
       if (batched) peer.batch = true;
       onEnd();
-      inlet.end();
+      if (follow) {
+        // A follow stream never ends on its own: the node went away (an agent stopping
+        // cleanly ends its streams with OK). Hubble stays silent here; users want to know.
+        node.errors.stream++;
+        this.log.warn({ peer: peer.name }, 'node ended a follow stream');
+        inlet.end(new Error('node stopped streaming'));
+      } else {
+        inlet.end();
+      }
     });
   }
 

@@ -49,6 +49,8 @@ export interface FakeAgent {
   lastMetadata(): Record<string, string[]>;
   /** Follow/non-follow GetFlows streams open right now. */
   openStreams(): number;
+  /** Ends every open GetFlows stream cleanly (status OK), as an agent that stops does. */
+  endStreams(): void;
   close(): Promise<void>;
 }
 
@@ -150,6 +152,7 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
   }
 
   const subscribers = new Set<Subscriber>();
+  const calls = new Set<ServerWritableStream<unknown, unknown>>();
   let open = 0;
   let timer: NodeJS.Timeout | undefined;
   const rate = o.rate ?? 0;
@@ -193,7 +196,9 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
       closed = true;
       open--;
       subscribers.delete(sub);
+      calls.delete(call);
     };
+    calls.add(call);
     call.on('cancelled', done);
     call.on('close', done);
     const sinceMs = req.since ? Number(req.since.seconds ?? 0n) * 1000 + (req.since.nanos ?? 0) / 1e6 : -Infinity;
@@ -339,6 +344,9 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     port,
     lastMetadata: () => lastMd,
     openStreams: () => open,
+    endStreams: () => {
+      for (const c of [...calls]) c.end();
+    },
     close: () =>
       new Promise((resolve) => {
         if (timer) clearInterval(timer);
