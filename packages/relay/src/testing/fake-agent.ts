@@ -372,6 +372,7 @@ function startHungServer(listen: string): Promise<FakeAgent> {
         port: typeof addr === 'object' && addr ? addr.port : 0,
         lastMetadata: () => ({}),
         openStreams: () => 0,
+        endStreams: () => {},
         close: () =>
           new Promise((res) => {
             for (const s of sockets) s.destroy();
