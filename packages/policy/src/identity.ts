@@ -2,37 +2,19 @@
 // label identities are a hash of the canonical label list, so every node computes the same number
 // from the same cluster-wide endpoints file without talking to the others.
 
-export const RESERVED_IDENTITIES = {
-  unknown: 0,
-  host: 1,
-  world: 2,
-  unmanaged: 3,
-  health: 4,
-  init: 5,
-  'remote-node': 6,
-  'kube-apiserver': 7,
-  ingress: 8,
-  'world-ipv4': 9,
-  'world-ipv6': 10,
-} as const;
-export type ReservedIdentityName = keyof typeof RESERVED_IDENTITIES;
+import { MIN_ALLOCATED_IDENTITY, RESERVED_IDENTITIES, reservedIdentityName } from '@flowctl/flow/identity';
 
-const reservedByNumber = new Map<number, ReservedIdentityName>(
-  Object.entries(RESERVED_IDENTITIES).map(([k, v]) => [v, k as ReservedIdentityName]),
-);
-
-export function reservedIdentityName(id: number): ReservedIdentityName | undefined {
-  return reservedByNumber.get(id);
-}
+export { RESERVED_IDENTITIES, reservedIdentityName };
+export type { ReservedIdentityName } from '@flowctl/flow/identity';
 
 /** Labels a flow shows for a reserved identity, e.g. `['reserved:world']`. */
 export function reservedLabels(id: number): string[] {
-  const name = reservedByNumber.get(id);
+  const name = reservedIdentityName(id);
   return name && name !== 'unknown' ? [`reserved:${name}`] : [];
 }
 
 /** Cilium's cluster-local identity range for label identities. */
-export const MIN_LABEL_IDENTITY = 256;
+export const MIN_LABEL_IDENTITY = MIN_ALLOCATED_IDENTITY;
 export const MAX_LABEL_IDENTITY = 65535;
 /**
  * CIDR identities live in Cilium's "local" scope (bit 24 set), disjoint from label identities, so
