@@ -27,7 +27,8 @@ export class BatchError extends Error {
   }
 }
 
-function readVarint(buf: Uint8Array, pos: number, end: number): [value: number, next: number] {
+/** Reads a protobuf varint (up to 2^53 exactly) at `pos`; throws BatchError when malformed. */
+export function readVarint(buf: Uint8Array, pos: number, end: number): [value: number, next: number] {
   let result = 0;
   let mul = 1;
   for (let i = 0; i < 10; i++) {

@@ -11,25 +11,9 @@ export interface WireTime {
   nsec: number;
 }
 
-export class WireError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'WireError';
-  }
-}
-
-function readVarint(buf: Uint8Array, pos: number, end: number): [value: number, next: number] {
-  let result = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw new WireError('truncated varint');
-    const b = buf[pos++]!;
-    result += (b & 0x7f) * mul;
-    if (b < 0x80) return [result, pos];
-    mul *= 128;
-  }
-  throw new WireError('varint longer than 10 bytes');
-}
+/** Malformed response bytes from a node (the same class as a malformed batch). */
+export { BatchError as WireError } from '@flowctl/flow/batch';
+import { BatchError as WireError, readVarint } from '@flowctl/flow/batch';
 
 function skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
   switch (wireType) {
