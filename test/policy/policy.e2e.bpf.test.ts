@@ -205,7 +205,7 @@ function startAgent(extra: string[] = []): Promise<void> {
     'netns', 'exec', NODE_NS, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx',
     join(ROOT, 'packages/agent/src/main.ts'),
     '--node-name', NODE_NS, '--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', policyDir,
-    '--unix-socket', sock, '--listen-address', '', '--metrics-address', '', ...extra,
+    '--unix-socket', sock, '--listen-address', '', '--metrics-address', '127.0.0.1:0', ...extra,
   ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
   agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
@@ -343,6 +343,25 @@ describe.skipIf(skipReason !== undefined)('network policy on the real kernel', (
     const unreachable = await flowctl('--server', 'unix:///nonexistent/fcp.sock', '--timeout', '1s', 'policy', 'list');
     expect(unreachable.code).toBe(1);
     expect(unreachable.err.trim()).toMatch(/^Error: cannot reach the server at unix:\/\/\/nonexistent\/fcp\.sock: /);
+  });
+
+  it('metrics from the kernel datapath: policy drops, events read, BPF map fill; promtool passes', async () => {
+    const port = Number(/"port":(\d+),"msg":"serving metrics/.exec(agentLog)?.[1]);
+    expect(port).toBeGreaterThan(0);
+    // The agent listens on the node namespace's loopback: scrape from inside it.
+    const text = sh(['ip', 'netns', 'exec', NODE_NS, 'curl', '-sf', `http://127.0.0.1:${port}/metrics`]);
+    const pt = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(`${pt.stdout}${pt.stderr}`.trim(), 'promtool check metrics').toBe('');
+    expect(pt.status).toBe(0);
+    const val = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+    expect(val(/^hubble_drop_total\{reason="POLICY_DENIED",protocol="TCP"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(val(/^hubble_flows_processed_total\{protocol="TCP",type="Trace",subtype="to-endpoint",verdict="FORWARDED"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(val(/^flowctl_agent_events_read_total\{source="flow"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(val(/^flowctl_agent_bpf_map_entries\{map="policy"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(val(/^flowctl_agent_bpf_map_entries\{map="ipcache"\} (\d+)/m)).toBeGreaterThanOrEqual(PODS.length * 2);
+    expect(val(/^flowctl_agent_bpf_map_entries\{map="flows4"\} (\d+)/m) + val(/^flowctl_agent_bpf_map_entries\{map="flows"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(val(/^flowctl_agent_bpf_map_max_entries\{map="flows4"\} (\d+)/m)).toBe(65536);
+    expect(val(/^flowctl_agent_lost_events_total\{stage="kernel_ringbuf"\} (\d+)/m)).toBe(0);
   });
 
   it('a policy change takes effect on live traffic within 2 s', async () => {

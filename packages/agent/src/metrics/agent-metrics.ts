@@ -70,7 +70,7 @@ export class AgentMetrics implements MetricsSource {
       },
     });
     this.kernelCounters = new Counter({
-      name: 'flowctl_agent_datapath_counter_total', help: 'The datapath\'s own counters (bpf/flowctl.h enum), by name', labelNames: ['name'], registers,
+      name: 'flowctl_agent_datapath_stats_total', help: 'The datapath\'s own counters (bpf/flowctl.h enum), by name', labelNames: ['name'], registers,
     });
   }
 

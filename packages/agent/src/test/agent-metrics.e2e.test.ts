@@ -208,7 +208,7 @@ describe('agent health metrics (fake datapath)', () => {
     expect(value(s, 'flowctl_agent_lost_events_total', { stage: 'kernel_ringbuf' })).toBe(5);
     expect(value(s, 'flowctl_agent_lost_events_total', { stage: 'kernel_flow_map' })).toBe(3);
     expect(value(s, 'flowctl_agent_parse_errors_total', { kind: 'l7' })).toBe(1);
-    expect(value(s, 'flowctl_agent_datapath_counter_total', { name: 'flowMapFull' })).toBe(3);
+    expect(value(s, 'flowctl_agent_datapath_stats_total', { name: 'flowMapFull' })).toBe(3);
     // Context options as in Hubble: the drop carries the source namespace label.
     const drop = s.find((x) => x.name === 'hubble_drop_total');
     expect(drop?.labels).toMatchObject({ reason: 'POLICY_DENIED', protocol: 'TCP' });
