@@ -1,5 +1,6 @@
 // Decoder for the records of the tracepoint programs' ring buffer (bpf/trace.h, trace.bpf.c).
 // Offsets are checked against offsetof() from the C header by abi-trace.test.ts.
+import { formatIpv4, formatIpv6 } from './abi.js';
 import { FlowctlError } from '../errors.js';
 import type { KernelDropEvent, SockEvent } from './events.js';
 
@@ -191,40 +192,13 @@ const V4_MAPPED = Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
 // A dual-stack socket talking IPv4 has IPv4-mapped IPv6 addresses; Hubble (Go's net.IP) prints
 // those as IPv4, so they are reported as an IPv4 flow.
 function addresses(b: Buffer, s: number, d: number, version: number): { ipVersion: 4 | 6; src: string; dst: string } {
-  if (version === 4) return { ipVersion: 4, src: ipv4(b, s), dst: ipv4(b, d) };
+  if (version === 4) return { ipVersion: 4, src: formatIpv4(b, s), dst: formatIpv4(b, d) };
   if (version !== 6) throw bad(s, `IP version ${version}`);
-  if (isV4Mapped(b, s) && isV4Mapped(b, d)) return { ipVersion: 4, src: ipv4(b, s + 12), dst: ipv4(b, d + 12) };
-  return { ipVersion: 6, src: ipv6(b, s), dst: ipv6(b, d) };
+  if (isV4Mapped(b, s) && isV4Mapped(b, d)) return { ipVersion: 4, src: formatIpv4(b, s + 12), dst: formatIpv4(b, d + 12) };
+  return { ipVersion: 6, src: formatIpv6(b, s), dst: formatIpv6(b, d) };
 }
 
 function isV4Mapped(b: Buffer, o: number): boolean {
   return b.compare(V4_MAPPED, 0, 12, o, o + 12) === 0;
 }
 
-function ipv4(b: Buffer, o: number): string {
-  return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
-}
-
-/** RFC 5952 text form: lowercase, longest run (≥ 2) of zero groups as '::', first run on a tie. */
-export function ipv6(b: Buffer, o: number): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push(b.readUInt16BE(o + 2 * i));
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (bestAt < 0) return hex(g);
-  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
-}

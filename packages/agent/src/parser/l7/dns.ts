@@ -2,6 +2,8 @@
 // be cut short (max_payload): a message whose question cannot be read is malformed; answers
 // cut short are dropped from the end, as far as they were readable.
 
+import { formatIpv4, formatIpv6 } from '../../datapath/abi.js';
+
 export interface DnsMessage {
   id: number;
   isResponse: boolean;
@@ -65,22 +67,6 @@ function readName(b: Buffer, off: number): [string, number] {
   throw new DnsParseError('compression pointer loop');
 }
 
-function ipv6(b: Buffer, off: number): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(off + i).toString(16));
-  // Canonical form (RFC 5952): compress the longest run of zero groups.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') { i++; continue; }
-    let j = i;
-    while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
-}
 
 /**
  * Parses a DNS message. `tcp` payloads carry a 2-byte length prefix (RFC 1035 §4.2.2).
@@ -128,10 +114,10 @@ export function parseDns(payload: Buffer, tcp: boolean): DnsMessage {
       if (rdata + rdlen > b.length) break;
       msg.rrtypes.push(dnsTypeName(type));
       if (type === 1 && rdlen === 4) {
-        msg.ips.push(`${b[rdata]}.${b[rdata + 1]}.${b[rdata + 2]}.${b[rdata + 3]}`);
+        msg.ips.push(formatIpv4(b, rdata));
         minTtl = minTtl < 0 ? ttl : Math.min(minTtl, ttl);
       } else if (type === 28 && rdlen === 16) {
-        msg.ips.push(ipv6(b, rdata));
+        msg.ips.push(formatIpv6(b, rdata));
         minTtl = minTtl < 0 ? ttl : Math.min(minTtl, ttl);
       } else if (type === 5) {
         msg.cnames.push(readName(b, rdata)[0].toLowerCase());
