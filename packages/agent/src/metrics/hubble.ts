@@ -324,14 +324,41 @@ export class FlowMetrics {
 
   private counter(name: string, help: string, labels: string[], ctx: ContextOptions) {
     const ctxNames = contextLabelNames(ctx);
-    const c = new Counter({ name, help, labelNames: [...labels, ...ctxNames], registers: [this.opts.registry] });
-    const bound = new SeriesBound(name, this.maxSeries, ctxNames.length, this.overflow);
     const names = [...labels, ...ctxNames];
+    // Counts accumulate in a plain map keyed by the label values and reach prom-client only at
+    // scrape time: its inc(labels) hashes the label object on every call, which cost ~0.5 µs per
+    // flow and handler (3 µs per flow with the default handlers, a third of a core at 100k flows/s).
+    const pending = new Map<string, { labels: Record<string, string>; n: number }>();
+    new Counter({
+      name, help, labelNames: names, registers: [this.opts.registry],
+      collect() {
+        for (const p of pending.values()) {
+          if (p.n === 0) continue;
+          this.inc(p.labels, p.n);
+          p.n = 0;
+        }
+      },
+    });
+    const bound = new SeriesBound(name, this.maxSeries, ctxNames.length, this.overflow);
+    const noCtx = ctxNames.length === 0;
     return (values: string[], f: Flow, by = 1) => {
-      const all = bound.apply([...values, ...contextLabelValues(ctx, f)]);
-      const obj: Record<string, string> = {};
-      for (let i = 0; i < names.length; i++) obj[names[i]!] = all[i]!;
-      c.inc(obj, by);
+      const all = noCtx ? values : [...values, ...contextLabelValues(ctx, f)];
+      const key = all.join('\u0000');
+      let p = pending.get(key);
+      if (!p) {
+        const folded = bound.apply(all);
+        const foldedKey = folded === all ? key : folded.join('\u0000');
+        p = pending.get(foldedKey);
+        if (!p) {
+          const obj: Record<string, string> = {};
+          for (let i = 0; i < names.length; i++) obj[names[i]!] = folded[i]!;
+          p = { labels: obj, n: 0 };
+          pending.set(foldedKey, p);
+        }
+        // Past the bound an unseen label set folds to "overflow" on every observation (counted each time).
+        if (folded === all) pending.set(key, p);
+      }
+      p.n += by;
     };
   }
 
