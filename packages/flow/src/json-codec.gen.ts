@@ -77,7 +77,69 @@ const V_peer_ChangeNotificationType: Record<string, number> = Object.assign(Obje
 function de_peer_ChangeNotificationType(v: unknown): number { return dEnum(v, V_peer_ChangeNotificationType, 'peer.ChangeNotificationType'); }
 
 export function e_flow_Flow(m: flow.Flow): string { return encodeWith(w_flow_Flow, m); }
+const K_flow_Flow = ["time","uuid","emitter","verdict","drop_reason","auth_type","ethernet","IP","l4","tunnel","source","destination","Type","node_name","node_labels","source_names","destination_names","l7","reply","event_type","source_service","destination_service","traffic_direction","policy_match_type","trace_observation_point","trace_reason","file","ip_trace_id","drop_reason_desc","is_reply","debug_capture_point","interface","proxy_port","trace_context","sock_xlate_point","socket_cookie","cgroup_id","Summary","extensions","egress_allowed_by","ingress_allowed_by","egress_denied_by","ingress_denied_by","policy_log","aggregate"];
 export function w_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
+  return 'aggregate' in m ? wd_flow_Flow(m, b, p) : ws_flow_Flow(m, b, p);
+}
+function ws_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
+  const x = m as any; const p0 = p; let j = 0;
+  b[p] = 123; const s = ++p;
+  for (const k in x) {
+    while (j < 45 && K_flow_Flow[j] !== k) j++;
+    // A key out of declaration order or not a field: the field-by-field writer decides.
+    if (j === 45) return wd_flow_Flow(m, b, p0);
+    const v = x[k];
+    switch (j++) {
+      case 0: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); } break;
+      case 1: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); } break;
+      case 2: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 109; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_Emitter(v, b, p); } break;
+      case 3: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wEnum(b, p, Q_flow_Verdict, v); } break;
+      case 4: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); } break;
+      case 5: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 117; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 95; b[p + 6] = 116; b[p + 7] = 121; b[p + 8] = 112; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(b, p, Q_flow_AuthType, v); } break;
+      case 6: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 116; b[p + 3] = 104; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 110; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = w_flow_Ethernet(v, b, p); } break;
+      case 7: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, b, p); } break;
+      case 8: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, b, p); } break;
+      case 9: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 117; b[p + 3] = 110; b[p + 4] = 110; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Tunnel(v, b, p); } break;
+      case 10: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, b, p); } break;
+      case 11: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_Endpoint(v, b, p); } break;
+      case 12: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 84; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_FlowType, v); } break;
+      case 13: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); } break;
+      case 14: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 15: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 16: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 17: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, b, p); } break;
+      case 18: if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; } break;
+      case 19: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = w_flow_CiliumEventType(v, b, p); } break;
+      case 20: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_Service(v, b, p); } break;
+      case 21: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_Service(v, b, p); } break;
+      case 22: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wEnum(b, p, Q_flow_TrafficDirection, v); } break;
+      case 23: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 109; b[p + 9] = 97; b[p + 10] = 116; b[p + 11] = 99; b[p + 12] = 104; b[p + 13] = 95; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 112; b[p + 17] = 101; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(b, p, v); } break;
+      case 24: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 111; b[p + 8] = 98; b[p + 9] = 115; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 118; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 112; b[p + 20] = 111; b[p + 21] = 105; b[p + 22] = 110; b[p + 23] = 116; b[p + 24] = 34; b[p + 25] = 58; p += 26; p = wEnum(b, p, Q_flow_TraceObservationPoint, v); } break;
+      case 25: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 101; b[p + 9] = 97; b[p + 10] = 115; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_flow_TraceReason, v); } break;
+      case 26: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_FileInfo(v, b, p); } break;
+      case 27: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_IPTraceID(v, b, p); } break;
+      case 28: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_DropReason, v); } break;
+      case 29: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 115; b[p + 3] = 95; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 112; b[p + 7] = 108; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wBool(b, p, v); } break;
+      case 30: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 112; b[p + 10] = 116; b[p + 11] = 117; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 95; b[p + 15] = 112; b[p + 16] = 111; b[p + 17] = 105; b[p + 18] = 110; b[p + 19] = 116; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wEnum(b, p, Q_flow_DebugCapturePoint, v); } break;
+      case 31: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_NetworkInterface(v, b, p); } break;
+      case 32: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 120; b[p + 5] = 121; b[p + 6] = 95; b[p + 7] = 112; b[p + 8] = 111; b[p + 9] = 114; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(b, p, v); } break;
+      case 33: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 101; b[p + 12] = 120; b[p + 13] = 116; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_TraceContext(v, b, p); } break;
+      case 34: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 95; b[p + 6] = 120; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 95; b[p + 12] = 112; b[p + 13] = 111; b[p + 14] = 105; b[p + 15] = 110; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_SocketTranslationPoint, v); } break;
+      case 35: if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 116; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 111; b[p + 10] = 111; b[p + 11] = 107; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wI64(b, p, v); } break;
+      case 36: if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 117; b[p + 6] = 112; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); } break;
+      case 37: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 109; b[p + 5] = 97; b[p + 6] = 114; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); } break;
+      case 38: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); } break;
+      case 39: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
+      case 40: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
+      case 41: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
+      case 42: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
+      case 43: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 44: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, b, p); } break;
+    }
+  }
+  b[p] = 125; return p + 1;
+}
+function wd_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
   const x = m as any; let v: any;
   b[p] = 123; const s = ++p;
   v = x.time;
@@ -109,26 +171,11 @@ export function w_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
   v = x.node_name;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.node_labels;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_names;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_names;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.l7;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, b, p); }
   v = x.reply;
@@ -174,40 +221,15 @@ export function w_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
   v = x.extensions;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); }
   v = x.egress_allowed_by;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = w_flow_Policy(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
   v = x.ingress_allowed_by;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91;
-    p = w_flow_Policy(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
   v = x.egress_denied_by;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
-    p = w_flow_Policy(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
   v = x.ingress_denied_by;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = w_flow_Policy(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
   v = x.policy_log;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.aggregate;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, b, p); }
   b[p] = 125; return p + 1;
@@ -479,21 +501,11 @@ export function w_flow_Endpoint(m: flow.Endpoint, b: NodeBuffer, p: number): num
   v = x.namespace;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.pod_name;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
   v = x.workloads;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 107; b[p + 5] = 108; b[p + 6] = 111; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = w_flow_Workload(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 107; b[p + 5] = 108; b[p + 6] = 111; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Endpoint(j: unknown): flow.Endpoint {
@@ -912,289 +924,147 @@ export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
   return m;
 }
 export function e_flow_FlowFilter(m: flow.FlowFilter): string { return encodeWith(w_flow_FlowFilter, m); }
+const K_flow_FlowFilter = ["uuid","source_ip","source_ip_xlated","source_pod","source_fqdn","source_label","source_service","source_workload","source_cluster_name","destination_ip","destination_pod","destination_fqdn","destination_label","destination_service","destination_workload","destination_cluster_name","traffic_direction","verdict","drop_reason_desc","interface","event_type","http_status_code","protocol","source_port","destination_port","reply","dns_query","source_identity","destination_identity","http_method","http_path","http_url","http_header","tcp_flags","node_name","node_labels","ip_version","trace_id","ip_trace_id","encrypted","experimental"];
 export function w_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
+  return 'experimental' in m ? wd_flow_FlowFilter(m, b, p) : ws_flow_FlowFilter(m, b, p);
+}
+function ws_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
+  const x = m as any; const p0 = p; let j = 0;
+  b[p] = 123; const s = ++p;
+  for (const k in x) {
+    while (j < 41 && K_flow_FlowFilter[j] !== k) j++;
+    // A key out of declaration order or not a field: the field-by-field writer decides.
+    if (j === 41) return wd_flow_FlowFilter(m, b, p0);
+    const v = x[k];
+    switch (j++) {
+      case 0: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 1: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 2: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 3: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 4: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 5: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 6: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 7: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; } break;
+      case 8: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 9: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 10: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 11: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 12: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 13: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 14: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; } break;
+      case 15: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 16: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wEnum(b, p, Q_flow_TrafficDirection, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_TrafficDirection, v[i]); } b[p++] = 93; } break;
+      case 17: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wEnum(b, p, Q_flow_Verdict, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_Verdict, v[i]); } b[p++] = 93; } break;
+      case 18: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wEnum(b, p, Q_flow_DropReason, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_DropReason, v[i]); } b[p++] = 93; } break;
+      case 19: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_NetworkInterface(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], b, p); } b[p++] = 93; } break;
+      case 20: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_flow_EventTypeFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], b, p); } b[p++] = 93; } break;
+      case 21: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 22: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 23: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 24: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 25: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; } break;
+      case 26: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 27: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; } break;
+      case 28: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; } break;
+      case 29: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 30: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 31: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 32: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = w_flow_HTTPHeader(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); } b[p++] = 93; } break;
+      case 33: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_TCPFlags(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], b, p); } b[p++] = 93; } break;
+      case 34: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 35: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 36: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wEnum(b, p, Q_flow_IPVersion, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_IPVersion, v[i]); } b[p++] = 93; } break;
+      case 37: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
+      case 38: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wI64(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(b, p, v[i]); } b[p++] = 93; } break;
+      case 39: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; } break;
+      case 40: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, b, p); } break;
+    }
+  }
+  b[p] = 125; return p + 1;
+}
+function wd_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
   const x = m as any; let v: any;
   b[p] = 123; const s = ++p;
   v = x.uuid;
-  if (v != null && v.length !== 0) {
-    b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_ip;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_ip_xlated;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_pod;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_fqdn;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_label;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_service;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_workload;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91;
-    p = w_flow_Workload(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; }
   v = x.source_cluster_name;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_ip;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_pod;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_fqdn;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_label;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_service;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_workload;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91;
-    p = w_flow_Workload(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; }
   v = x.destination_cluster_name;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.traffic_direction;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = wEnum(b, p, Q_flow_TrafficDirection, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_TrafficDirection, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wEnum(b, p, Q_flow_TrafficDirection, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_TrafficDirection, v[i]); } b[p++] = 93; }
   v = x.verdict;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91;
-    p = wEnum(b, p, Q_flow_Verdict, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_Verdict, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wEnum(b, p, Q_flow_Verdict, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_Verdict, v[i]); } b[p++] = 93; }
   v = x.drop_reason_desc;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
-    p = wEnum(b, p, Q_flow_DropReason, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_DropReason, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wEnum(b, p, Q_flow_DropReason, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_DropReason, v[i]); } b[p++] = 93; }
   v = x.interface;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = w_flow_NetworkInterface(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_NetworkInterface(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], b, p); } b[p++] = 93; }
   v = x.event_type;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
-    p = w_flow_EventTypeFilter(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_flow_EventTypeFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], b, p); } b[p++] = 93; }
   v = x.http_status_code;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.protocol;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_port;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_port;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.reply;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91;
-    p = wBool(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; }
   v = x.dns_query;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.source_identity;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91;
-    p = wNum(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; }
   v = x.destination_identity;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91;
-    p = wNum(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; }
   v = x.http_method;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.http_path;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.http_url;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.http_header;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = w_flow_HTTPHeader(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = w_flow_HTTPHeader(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); } b[p++] = 93; }
   v = x.tcp_flags;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = w_flow_TCPFlags(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_TCPFlags(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], b, p); } b[p++] = 93; }
   v = x.node_name;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.node_labels;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.ip_version;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
-    p = wEnum(b, p, Q_flow_IPVersion, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_IPVersion, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wEnum(b, p, Q_flow_IPVersion, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_IPVersion, v[i]); } b[p++] = 93; }
   v = x.trace_id;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.ip_trace_id;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91;
-    p = wI64(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wI64(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(b, p, v[i]); } b[p++] = 93; }
   v = x.encrypted;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = wBool(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; }
   v = x.experimental;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, b, p); }
   b[p] = 125; return p + 1;
@@ -1258,12 +1128,7 @@ export function w_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental, 
   const x = m as any; let v: any;
   b[p] = 123; const s = ++p;
   v = x.cel_expression;
-  if (v != null && v.length !== 0) {
-    b[p] = 34; b[p + 1] = 99; b[p + 2] = 101; b[p + 3] = 108; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 120; b[p + 7] = 112; b[p + 8] = 114; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 115; b[p + 12] = 105; b[p + 13] = 111; b[p + 14] = 110; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 99; b[p + 2] = 101; b[p + 3] = 108; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 120; b[p + 7] = 112; b[p + 8] = 114; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 115; b[p + 12] = 105; b[p + 13] = 111; b[p + 14] = 110; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Experimental {
@@ -1287,39 +1152,19 @@ export function w_flow_DNS(m: flow.DNS, b: NodeBuffer, p: number): number {
   v = x.query;
   if (v != null && v !== '') { b[p] = 34; b[p + 1] = 113; b[p + 2] = 117; b[p + 3] = 101; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
   v = x.ips;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.ttl;
   if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 116; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
   v = x.cnames;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 109; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 109; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.observation_source;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 98; b[p + 3] = 115; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 118; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 114; b[p + 17] = 99; b[p + 18] = 101; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
   v = x.rcode;
   if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 99; b[p + 3] = 111; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(b, p, v); }
   v = x.qtypes;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 113; b[p + 2] = 116; b[p + 3] = 121; b[p + 4] = 112; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 113; b[p + 2] = 116; b[p + 3] = 121; b[p + 4] = 112; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.rrtypes;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 114; b[p + 3] = 116; b[p + 4] = 121; b[p + 5] = 112; b[p + 6] = 101; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 114; b[p + 3] = 116; b[p + 4] = 121; b[p + 5] = 112; b[p + 6] = 101; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_DNS(j: unknown): flow.DNS {
@@ -1381,12 +1226,7 @@ export function w_flow_HTTP(m: flow.HTTP, b: NodeBuffer, p: number): number {
   v = x.protocol;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
   v = x.headers;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 101; b[p + 3] = 97; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91;
-    p = w_flow_HTTPHeader(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 101; b[p + 3] = 97; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = w_flow_HTTPHeader(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_HTTP(j: unknown): flow.HTTP {
@@ -1598,12 +1438,7 @@ export function w_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification
   const x = m as any; let v: any;
   b[p] = 123; const s = ++p;
   v = x.labels;
-  if (v != null && v.length !== 0) {
-    b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.revision;
   if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
   v = x.rule_count;
@@ -1633,12 +1468,7 @@ export function w_flow_EndpointRegenNotification(m: flow.EndpointRegenNotificati
   v = x.id;
   if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.error;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
   b[p] = 125; return p + 1;
@@ -1666,12 +1496,7 @@ export function w_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotifica
   v = x.id;
   if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.error;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
   v = x.pod_name;
@@ -1775,12 +1600,7 @@ export function w_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotificati
   v = x.frontend_address;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 110; b[p + 8] = 100; b[p + 9] = 95; b[p + 10] = 97; b[p + 11] = 100; b[p + 12] = 100; b[p + 13] = 114; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 115; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = w_flow_ServiceUpsertNotificationAddr(v, b, p); }
   v = x.backend_addresses;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 97; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 110; b[p + 7] = 100; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 100; b[p + 11] = 100; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 115; b[p + 15] = 115; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = w_flow_ServiceUpsertNotificationAddr(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_ServiceUpsertNotificationAddr(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 97; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 110; b[p + 7] = 100; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 100; b[p + 11] = 100; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 115; b[p + 15] = 115; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_ServiceUpsertNotificationAddr(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_ServiceUpsertNotificationAddr(v[i], b, p); } b[p++] = 93; }
   v = x.type;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
   v = x.traffic_policy;
@@ -1916,12 +1736,7 @@ export function w_flow_Policy(m: flow.Policy, b: NodeBuffer, p: number): number 
   v = x.namespace;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.revision;
   if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
   v = x.kind;
@@ -1996,12 +1811,7 @@ export function w_observer_ServerStatusResponse(m: observer.ServerStatusResponse
   v = x.num_unavailable_nodes;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 117; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 118; b[p + 9] = 97; b[p + 10] = 105; b[p + 11] = 108; b[p + 12] = 97; b[p + 13] = 98; b[p + 14] = 108; b[p + 15] = 101; b[p + 16] = 95; b[p + 17] = 110; b[p + 18] = 111; b[p + 19] = 100; b[p + 20] = 101; b[p + 21] = 115; b[p + 22] = 34; b[p + 23] = 58; p += 24; p = wNum(b, p, v); }
   v = x.unavailable_nodes;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 118; b[p + 5] = 97; b[p + 6] = 105; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 98; b[p + 10] = 108; b[p + 11] = 101; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 118; b[p + 5] = 97; b[p + 6] = 105; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 98; b[p + 10] = 108; b[p + 11] = 101; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.version;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   v = x.flows_rate;
@@ -2039,19 +1849,9 @@ export function w_observer_GetFlowsRequest(m: observer.GetFlowsRequest, b: NodeB
   v = x.follow;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.blacklist;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 107; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = w_flow_FlowFilter(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 107; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_FlowFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); } b[p++] = 93; }
   v = x.whitelist;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 104; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91;
-    p = w_flow_FlowFilter(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 104; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_FlowFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); } b[p++] = 93; }
   v = x.since;
   if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
   v = x.until;
@@ -2268,12 +2068,7 @@ export function w_observer_GetNodesResponse(m: observer.GetNodesResponse, b: Nod
   const x = m as any; let v: any;
   b[p] = 123; const s = ++p;
   v = x.nodes;
-  if (v != null && v.length !== 0) {
-    b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91;
-    p = w_observer_Node(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Node(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = w_observer_Node(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Node(v[i], b, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesResponse {
@@ -2374,12 +2169,7 @@ export function w_observer_GetNamespacesResponse(m: observer.GetNamespacesRespon
   const x = m as any; let v: any;
   b[p] = 123; const s = ++p;
   v = x.namespaces;
-  if (v != null && v.length !== 0) {
-    b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
-    p = w_observer_Namespace(v[0], b, p);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Namespace(v[i], b, p); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_observer_Namespace(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Namespace(v[i], b, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamespacesResponse {
@@ -2468,12 +2258,7 @@ export function w_relay_NodeStatusEvent(m: relay.NodeStatusEvent, b: NodeBuffer,
   v = x.state_change;
   if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 104; b[p + 9] = 97; b[p + 10] = 110; b[p + 11] = 103; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_relay_NodeState, v); }
   v = x.node_names;
-  if (v != null && v.length !== 0) {
-    if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91;
-    p = wStr(b, p, v[0]);
-    for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); }
-    b[p++] = 93;
-  }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
   v = x.message;
   if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
   b[p] = 125; return p + 1;

@@ -122,6 +122,17 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
     expect(Object.keys(JSON.parse(line))).toEqual(['time', 'uuid', 'node_name', 'ip_trace_id', 'is_reply', 'Summary']);
   });
 
+  it('prints a flow the same whatever properties and key order its object has', () => {
+    const golden = '{"time":"1970-01-01T00:20:34.567800Z","uuid":"u","verdict":"FORWARDED","node_name":"n","Summary":"s"}';
+    const fields = { time: T, uuid: 'u', verdict: Verdict.FORWARDED, node_name: 'n', Summary: 's' };
+    expect(encodeFlow(fields)).toBe(golden); // only the set fields, in declaration order
+    expect(encodeFlow({ ...fields, extra: 1 } as Flow)).toBe(golden); // a key that is not a field
+    expect(encodeFlow({ Summary: 's', ...fields })).toBe(golden); // keys out of order
+    expect(encodeFlow({ ...fields, reply: false, aggregate: undefined, policy_log: [] })).toBe(golden); // every-field shape
+    const inherited = Object.assign(Object.create({ uuid: 'u' }) as Flow, { time: T, verdict: Verdict.FORWARDED, node_name: 'n', Summary: 's' });
+    expect(encodeFlow(inherited)).toBe(golden);
+  });
+
   it('encodes the other messages the CLI prints', () => {
     expect(encodeMessage('observer.ServerStatusResponse', {
       num_flows: 2771n, max_flows: 8190n, seen_flows: 2771n, uptime_ns: 301515181665n, num_connected_nodes: 2,
