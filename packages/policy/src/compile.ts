@@ -172,11 +172,77 @@ function expandPorts(ports: PortSpec[] | null): number[] {
   return [...out];
 }
 
+/** One policy section made concrete: its (peer, port, proto) keys, whether it denies, its policy. */
+interface SectionKeys {
+  keys: number[];
+  deny: boolean;
+  ref: number;
+}
+
+/** What one (identity, direction) is subject to: sections by index, and how many keys they add. */
 interface Bucket {
-  allows: number[];
-  allowRefs: number[];
-  denies: number[];
-  denyRefs: number[];
+  sections: number[];
+  keys: number;
+}
+
+/**
+ * The rows of one (identity, direction) from the sections that apply to it, key → ref * 2 + deny.
+ * Allows first (the first policy to allow a key names it), then denies over them, then the
+ * intersections that make deny win under first-hit lookup (see the top of this file).
+ */
+function bucketRows(sectionIds: readonly number[], sections: readonly SectionKeys[]): Map<number, number> {
+  const rows = new Map<number, number>();
+  let anyAllow = false;
+  let anyDeny = false;
+  for (const id of sectionIds) {
+    const sec = sections[id]!;
+    if (sec.deny) {
+      anyDeny = true;
+      continue;
+    }
+    anyAllow = true;
+    const v = sec.ref * 2;
+    for (const k of sec.keys) if (!rows.has(k)) rows.set(k, v);
+  }
+  if (!anyDeny) return rows;
+  // A key already denied keeps the deny that came first; an allowed key becomes a deny.
+  const denyRow = (k: number, ref: number): void => {
+    const r = rows.get(k);
+    if (r === undefined || (r & 1) === 0) rows.set(k, ref * 2 + 1);
+  };
+  for (const id of sectionIds) {
+    const sec = sections[id]!;
+    if (sec.deny) for (const k of sec.keys) denyRow(k, sec.ref);
+  }
+  if (!anyAllow) return rows;
+  const allowByPeer = new Map<number, number[]>();
+  const seen = new Set<number>();
+  for (const id of sectionIds) {
+    const sec = sections[id]!;
+    if (sec.deny) continue;
+    for (const k of sec.keys) {
+      if (seen.has(k)) continue;
+      seen.add(k);
+      const p = peerOf(k);
+      let l = allowByPeer.get(p);
+      if (!l) allowByPeer.set(p, (l = []));
+      l.push(k);
+    }
+  }
+  const allAllows = [...allowByPeer.values()].flat();
+  for (const id of sectionIds) {
+    const sec = sections[id]!;
+    if (!sec.deny) continue;
+    for (const d of sec.keys) {
+      const dp = peerOf(d);
+      const candidates = dp === 0 ? allAllows : [...(allowByPeer.get(dp) ?? []), ...(allowByPeer.get(0) ?? [])];
+      for (const a of candidates) {
+        const x = intersect(a, d);
+        if (x !== undefined) denyRow(x, sec.ref);
+      }
+    }
+  }
+  return rows;
 }
 
 export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, opts: CompileOptions = {}): CompiledPolicy {
@@ -222,6 +288,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   const enforced = new Map<number, { ingress: boolean; egress: boolean }>();
   const selectedBy = new Map<number, { ingress: number[]; egress: number[] }>();
   const buckets = new Map<number, Bucket>(); // identity * 2 + (egress ? 1 : 0)
+  const sectionKeys: SectionKeys[] = [];
 
   policies.forEach((doc, di) => {
     const ref = di + 1;
@@ -248,17 +315,14 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
             const ports = expandPorts(sec.ports);
             const keys: number[] = [];
             for (const peer of peers) for (const pp of ports) keys.push(peer * P24 + pp);
+            const id = sectionKeys.push({ keys, deny: sec.deny, ref }) - 1;
             for (const s of subjects) {
               const bk = s * 2 + (dir === 'egress' ? 1 : 0);
               let b = buckets.get(bk);
-              if (!b) buckets.set(bk, (b = { allows: [], allowRefs: [], denies: [], denyRefs: [] }));
-              const into = sec.deny ? b.denies : b.allows;
-              const intoRefs = sec.deny ? b.denyRefs : b.allowRefs;
-              for (const k of keys) {
-                into.push(k);
-                intoRefs.push(ref);
-              }
-              if (b.allows.length + b.denies.length > maxEntries) {
+              if (!b) buckets.set(bk, (b = { sections: [], keys: 0 }));
+              b.sections.push(id);
+              b.keys += keys.length;
+              if (b.keys > maxEntries) {
                 throw new PolicyError(doc.file, doc.document, `compiled policy exceeds ${maxEntries} map entries`);
               }
             }
@@ -271,44 +335,19 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
     }
   });
 
+  // Identities subject to the same sections get the same rows (every pod label set of one
+  // workload, every identity under a namespace-wide policy): compute those rows once.
+  const rowsBySections = new Map<string, Map<number, number>>();
   const entries: PolicyEntry[] = [];
   for (const [bk, b] of buckets) {
-    const rows = new Map<number, { deny: boolean; ref: number }>();
-    b.allows.forEach((k, i) => {
-      if (!rows.has(k)) rows.set(k, { deny: false, ref: b.allowRefs[i]! });
-    });
-    const denyRow = (k: number, ref: number): void => {
-      const r = rows.get(k);
-      if (!r) rows.set(k, { deny: true, ref });
-      else if (!r.deny) {
-        r.deny = true;
-        r.ref = ref;
-      }
-    };
-    b.denies.forEach((k, i) => denyRow(k, b.denyRefs[i]!));
-    if (b.denies.length > 0 && b.allows.length > 0) {
-      const allowByPeer = new Map<number, number[]>();
-      for (const k of new Set(b.allows)) {
-        const p = peerOf(k);
-        let l = allowByPeer.get(p);
-        if (!l) allowByPeer.set(p, (l = []));
-        l.push(k);
-      }
-      const allAllows = [...allowByPeer.values()].flat();
-      b.denies.forEach((d, i) => {
-        const dp = peerOf(d);
-        const candidates = dp === 0 ? allAllows : [...(allowByPeer.get(dp) ?? []), ...(allowByPeer.get(0) ?? [])];
-        for (const a of candidates) {
-          const x = intersect(a, d);
-          if (x !== undefined) denyRow(x, b.denyRefs[i]!);
-        }
-      });
-    }
+    const sig = b.sections.join(',');
+    let rows = rowsBySections.get(sig);
+    if (!rows) rowsBySections.set(sig, (rows = bucketRows(b.sections, sectionKeys)));
     if (entries.length + rows.size > maxEntries) throw new PolicyError('policy', 0, `compiled policy exceeds ${maxEntries} map entries`);
     const endpointIdentity = Math.floor(bk / 2);
     const direction = bk % 2 ? 'egress' : 'ingress';
-    for (const [k, r] of rows) {
-      entries.push({ endpointIdentity, peerIdentity: peerOf(k), port: portOf(k), proto: protoOf(k), direction, deny: r.deny, ruleRef: r.ref });
+    for (const [k, v] of rows) {
+      entries.push({ endpointIdentity, peerIdentity: peerOf(k), port: portOf(k), proto: protoOf(k), direction, deny: (v & 1) === 1, ruleRef: v >>> 1 });
     }
   }
 
