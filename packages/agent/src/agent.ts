@@ -147,6 +147,10 @@ export class Agent {
       const flows = loadReplayFile(this.opts.replay);
       this.replay = new ReplaySource(flows, this.opts.replayRate ?? 1000, this.nodeName, (f) => this.writeFlow(f), () => this.ctx.newUuid());
       this.replay.start();
+      // Nothing is enforced without a datapath, but the endpoints and policies are loaded, watched
+      // and reported (PolicyService/List) as on a kernel node, for what-if checks and tests.
+      if (this.opts.endpointsFile) this.loadEndpoints(true);
+      if (this.opts.policyDir) this.loadPolicies(true);
       log.info({ file: this.opts.replay, flows: flows.length, rate: this.opts.replayRate ?? 1000 }, 'replaying flows');
     } else {
       // Endpoints first (a bad file at start-up is fatal: there is no last good state yet).
