@@ -2,7 +2,7 @@
 // only) behind a flowctl-relay process: nodes are named by what each agent announces on
 // peer.Peer/Notify, everywhere the relay names nodes, and the relay's /metrics passes promtool.
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,11 +11,21 @@ import { credentials } from '@grpc/grpc-js';
 import { NodeState, ObserverClient } from '@flowctl/flow';
 import type { GetFlowsRequest, GetFlowsResponse, Node, ServerStatusResponse } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
+import { PolicyClient } from '@flowctl/flow/policy-service';
+import type { ListPoliciesResponse } from '@flowctl/flow/policy-service';
 import { makeCorpus } from '@flowctl/flow/testing/corpus';
 import { hubbleBin, spawnAgent, spawnRelay } from './testing/spawn.js';
 import type { Child } from './testing/spawn.js';
 
 const run = promisify(execFile);
+const POLICY = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: order-service-policy, namespace: shop }
+spec:
+  endpointSelector: { matchLabels: { app: order-service } }
+  ingress:
+    - fromEndpoints: [ { matchLabels: { app: api-gateway } } ]
+`;
 const PROMTOOL = '/usr/bin/promtool';
 const dir = mkdtempSync(join(tmpdir(), 'fcr-agents-'));
 const sock2 = join(dir, 'node-2.sock');
@@ -77,7 +87,10 @@ const sample = (text: string, series: string) => {
 beforeAll(async () => {
   const replay = join(dir, 'flows.json');
   writeFileSync(replay, `${makeCorpus(200, 7).filter((r) => r.flow).map(encodeResponse).join('\n')}\n`);
-  const common = ['--replay', replay, '--replay-rate', '50', '--log-level', 'info'];
+  const policies = join(dir, 'policies');
+  mkdirSync(policies);
+  writeFileSync(join(policies, 'deny.yaml'), POLICY);
+  const common = ['--replay', replay, '--replay-rate', '50', '--log-level', 'info', '--metrics-address', '', '--policy-dir', policies];
   [agent1, agent2] = await Promise.all([
     spawnAgent([...common, '--node-name', 'node-1', '--listen-address', '127.0.0.1:0']),
     spawnAgent([...common, '--node-name', 'node-2', '--listen-address', '', '--unix-socket', sock2]),
@@ -142,6 +155,19 @@ describe('flowctl-relay in front of real flowctl agents (replay mode)', () => {
     expect(sample(text, 'flowctl_relay_upstream_streams')).toBe(0);
     // Labels carry node names only: no addresses, no per-flow values.
     expect(text).not.toContain(`127.0.0.1:${agent1.port}`);
+  });
+
+  it('forwards the policies in force on every node (flowctl policy list through the relay)', async () => {
+    const pc = new PolicyClient(`127.0.0.1:${relay.port}`, credentials.createInsecure());
+    try {
+      const res = await call<ListPoliciesResponse>((cb) => pc.list({}, cb));
+      expect(res.nodes.map((n) => [n.node, n.error, n.policies.map((p) => p.name)])).toEqual([
+        ['node-1', undefined, ['order-service-policy']],
+        ['node-2', undefined, ['order-service-policy']],
+      ]);
+    } finally {
+      pc.close();
+    }
   });
 
   it('reports a killed agent by name in ServerStatus, node_status and metrics', async () => {

@@ -4,6 +4,7 @@ import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus, HealthService } from '@flowctl/flow';
 import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
+import { PolicyService } from '@flowctl/flow/policy-service';
 import { RelayError } from './errors.js';
 import { RelayObserver } from './observer/server.js';
 import type { ObserverOptions } from './observer/server.js';
@@ -61,6 +62,9 @@ export async function startRelayServer(listen: string, opts: ObserverOptions): P
   } as UntypedServiceImplementation);
   server.addService(batchObserverDefinition, {
     getFlowsBatched: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlowsBatched(call),
+  } as UntypedServiceImplementation);
+  server.addService(PolicyService, {
+    list: unaryHandler(() => observer.listPolicies()),
   } as UntypedServiceImplementation);
   const healthStatus = (service: string | undefined) =>
     !service || service === OBSERVER_SERVICE_NAME ? HealthCheckResponse_ServingStatus.SERVING : undefined;

@@ -1,5 +1,6 @@
 // GetFlows / ServerStatus / GetNodes / GetNamespaces fan-out over the peer pool
 // (cilium pkg/hubble/relay/observer/server.go). gRPC statuses are produced only here.
+import type { ListPoliciesResponse, NodePolicies } from '@flowctl/flow/policy-service';
 import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
 import type { Client, ClientReadableStream, ServerWritableStream, ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -474,6 +475,26 @@ export class RelayObserver {
         return node;
       }),
     );
+  }
+
+  /** Policies in force on every node (flowctl agents only); a node that cannot answer says why. */
+  async listPolicies(): Promise<ListPoliciesResponse> {
+    const peers = this.opts.manager.list();
+    const nodes = await Promise.all(
+      peers.map(async (p): Promise<NodePolicies[]> => {
+        const failed = (error: string): NodePolicies[] => [
+          { node: p.name, error, revision: 0, audit: false, policy_dir: '', policies: [], files: [], endpoints_file: '', endpoints_yaml: '', host_ips: [] },
+        ];
+        if (p.state !== 'ready' || !p.client) return failed(`not connected${p.lastError ? `: ${p.lastError}` : ''}`);
+        try {
+          return (await unary(p.client, unaryCodecs.listPolicies, {}, this.opts.callTimeoutMs)).nodes;
+        } catch (e) {
+          this.nodeStats(p.name).errors.call++;
+          return failed((e as ServiceError).details || (e as Error).message);
+        }
+      }),
+    );
+    return { nodes: nodes.flat().sort((a, b) => a.node.localeCompare(b.node)) };
   }
 
   async getNamespaces(): Promise<Namespace[]> {

@@ -1,6 +1,7 @@
 // gRPC method tables for the relay. GetFlows responses travel as raw bytes (see wire.ts); the
 // batched method is flowctl's own, used only where both ends are flowctl: one message carries many
 // GetFlowsResponses, which is what lets grpc-js move 300k flows/s (per-message cost dominates).
+import { PolicyService } from '@flowctl/flow/policy-service';
 import {
   GetFlowsRequest,
   GetNamespacesRequest,
@@ -41,6 +42,11 @@ export const batchObserverDefinition = {
 } as unknown as ServiceDefinition;
 
 export const unaryCodecs = {
+  listPolicies: {
+    path: PolicyService.list.path,
+    serialize: PolicyService.list.requestSerialize,
+    deserialize: PolicyService.list.responseDeserialize,
+  },
   serverStatus: {
     path: ObserverService.serverStatus.path,
     serialize: (r: ServerStatusRequest) => Buffer.from(ServerStatusRequest.encode(r).finish()),
