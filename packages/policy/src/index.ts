@@ -6,3 +6,4 @@ export * from './selector.js';
 export * from './policy-doc.js';
 export * from './compile.js';
 export * from './check.js';
+export * from './diff.js';
