@@ -111,11 +111,14 @@ __noinline int evaluate(struct flowctl_conn *c, const struct flowctl_conn_key *k
 	id_resp = o ? id0 : id1;
 	port = is_icmp(k->proto) ? 0 : (o ? k->port[0] : k->port[1]);
 
-	if (orig_obs == FLOWCTL_OBS_FROM_ENDPOINT) {
-		dir = FLOWCTL_DIR_EGRESS;
+	dir = orig_obs == FLOWCTL_OBS_FROM_ENDPOINT ? FLOWCTL_DIR_EGRESS : FLOWCTL_DIR_INGRESS;
+	if (c->opener & FLOWCTL_OPENER_NO_POLICY) {
+		d.allow = 1;
+		d.enforced = 0;
+		d.rule_ref = 0;
+	} else if (dir == FLOWCTL_DIR_EGRESS) {
 		policy_decide(id_open, id_resp, port, k->proto, dir, &d);
 	} else {
-		dir = FLOWCTL_DIR_INGRESS;
 		policy_decide(id_resp, id_open, port, k->proto, dir, &d);
 	}
 	verdict = d.allow ? FLOWCTL_VERDICT_FORWARDED
@@ -364,6 +367,8 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	__builtin_memset(init, 0, sizeof(*init));
 	init->epoch = EPOCH_NONE;
 	init->opener = opener_of(p, side & 1);
+	if (p->proto == IPPROTO_ICMPV6_ && p->icmp_type >= 133 && p->icmp_type <= 137)
+		init->opener |= FLOWCTL_OPENER_NO_POLICY;
 	/* No clock: the first packet of a connection always has an event, and emit() sets the times. */
 	/* NOEXIST: another CPU may have created it meanwhile; then theirs is used. */
 	if (k->ip_version != 4)

@@ -186,6 +186,9 @@ struct flowctl_conn4_key {
 };
 
 #define FLOWCTL_OPENER_GUESSED 0x80 /* with the side in bit 0 */
+/* Never subject to policy: IPv6 neighbour discovery (ICMPv6 133-137), as Cilium exempts it, or
+ * no pod could resolve its gateway once it has an egress policy. */
+#define FLOWCTL_OPENER_NO_POLICY 0x40
 
 #define FLOWCTL_STATE_SEEN0 0x1 /* an event was sent for side 0 -> 1 */
 #define FLOWCTL_STATE_SEEN1 0x2
@@ -207,7 +210,7 @@ struct flowctl_conn {
 	__u32 state; /* FLOWCTL_STATE_* */
 	__u16 drop_reason;
 	__u8 verdict;
-	__u8 opener; /* side that opened the connection | FLOWCTL_OPENER_GUESSED */
+	__u8 opener; /* side that opened the connection | FLOWCTL_OPENER_GUESSED | _NO_POLICY */
 	__u8 policy_direction;
 	__u8 pad[3];
 };

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicies, parsePolicies, resolveEndpoints } from '../../packages/policy/src/index.js';
 import { encodeIpcacheKey, encodePolicyKey, readConfig, writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
-import { F, ipv4, ipv6, TCP, tcp, udp, UDP } from './packets.js';
+import { F, icmp, ipv4, ipv6, TCP, tcp, udp, UDP } from './packets.js';
 
 const skip = skipReason();
 
@@ -117,6 +117,16 @@ describe.skipIf(skip)('flowctl TC datapath: policy verdicts (test_run)', () => {
     expect(own).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, policyDirection: 2, srcIdentity: 1002, dstIdentity: 1001 });
     // An endpoint nobody enforces is not affected.
     expect((await dp.one('from', conn(CLIENT, OUTSIDE, 80))).retval).toBe(TC_ACT_OK);
+  });
+
+  it('IPv6 neighbour discovery is never subject to policy (Cilium exempts it); other ICMPv6 is', async () => {
+    // SERVER is ingress- and egress-enforced with no ICMPv6 rule.
+    const na = await dp.one('from', ipv6({ src: SERVER6, dst: 'fd00:202:1::1', proto: 58 }, icmp(136, 0)));
+    expect(na).toMatchObject({ retval: TC_ACT_OK, verdict: 1 });
+    const ns = await dp.one('to', ipv6({ src: 'fd00:202:1::7', dst: SERVER6, proto: 58 }, icmp(135, 0)));
+    expect(ns).toMatchObject({ retval: TC_ACT_OK, verdict: 1 });
+    const echo = await dp.one('to', ipv6({ src: 'fd00:202:1::7', dst: SERVER6, proto: 58 }, icmp(128, 0, 77)));
+    expect(echo).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2 });
   });
 
   it('IPv6 identities through the same maps', async () => {
