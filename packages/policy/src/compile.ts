@@ -254,6 +254,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   const labelIds = index.all.map((i) => i.id);
   const cidrIds = cidrs.map((c) => c.identity);
 
+  const cidrPeers = new Map<string, number[]>(); // many policies name the same CIDRs
   const peerIdentities = (p: Peer): number[] => {
     switch (p.type) {
       case 'any':
@@ -277,9 +278,15 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
       case 'cidr': {
         // A CIDR peer covers its own identity and every more specific CIDR identity inside it
         // (the ipcache LPM returns the longest prefix), minus those inside an `except`.
-        const outer = parseCidr(p.cidr)!;
-        const excepts = p.except.map((e) => parseCidr(e)!);
-        return cidrs.filter((c) => cidrContains(outer, c.cidr) && !excepts.some((e) => cidrContains(e, c.cidr))).map((c) => c.identity);
+        const key = p.except.length === 0 ? p.cidr : `${p.cidr} ${p.except.join(' ')}`;
+        let ids = cidrPeers.get(key);
+        if (!ids) {
+          const outer = parseCidr(p.cidr)!;
+          const excepts = p.except.map((e) => parseCidr(e)!);
+          ids = cidrs.filter((c) => cidrContains(outer, c.cidr) && !excepts.some((e) => cidrContains(e, c.cidr))).map((c) => c.identity);
+          cidrPeers.set(key, ids);
+        }
+        return ids;
       }
     }
   };
@@ -338,16 +345,24 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   // Identities subject to the same sections get the same rows (every pod label set of one
   // workload, every identity under a namespace-wide policy): compute those rows once.
   const rowsBySections = new Map<string, Map<number, number>>();
-  const entries: PolicyEntry[] = [];
+  const bucketList: [number, Map<number, number>][] = [];
+  let total = 0;
   for (const [bk, b] of buckets) {
     const sig = b.sections.join(',');
     let rows = rowsBySections.get(sig);
     if (!rows) rowsBySections.set(sig, (rows = bucketRows(b.sections, sectionKeys)));
-    if (entries.length + rows.size > maxEntries) throw new PolicyError('policy', 0, `compiled policy exceeds ${maxEntries} map entries`);
+    total += rows.size;
+    if (total > maxEntries) throw new PolicyError('policy', 0, `compiled policy exceeds ${maxEntries} map entries`);
+    bucketList.push([bk, rows]);
+  }
+  // Sized once: hundreds of thousands of rows would otherwise be copied at every growth step.
+  const entries = new Array<PolicyEntry>(total);
+  let n = 0;
+  for (const [bk, rows] of bucketList) {
     const endpointIdentity = Math.floor(bk / 2);
     const direction = bk % 2 ? 'egress' : 'ingress';
     for (const [k, v] of rows) {
-      entries.push({ endpointIdentity, peerIdentity: peerOf(k), port: portOf(k), proto: protoOf(k), direction, deny: (v & 1) === 1, ruleRef: v >>> 1 });
+      entries[n++] = { endpointIdentity, peerIdentity: peerOf(k), port: portOf(k), proto: protoOf(k), direction, deny: (v & 1) === 1, ruleRef: v >>> 1 };
     }
   }
 
