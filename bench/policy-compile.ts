@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { compilePolicies, parsePolicies, parsePoliciesReference, resolveEndpoints, type CompiledPolicy, type EndpointSet, type EndpointSpec } from '../packages/policy/src/index.js';
+import { compilePolicies, diffCompiled, parsePolicies, parsePoliciesReference, resolveEndpoints, type CompiledPolicy, type EndpointSet, type EndpointSpec } from '../packages/policy/src/index.js';
 import { median, progress, writeSection } from './lib/report.js';
 
 const RUNS = 5;
@@ -102,6 +102,11 @@ interface Times {
   compile: number;
   rows: number;
   identities: number;
+  /** diffCompiled against the previous compile: the same policies, then one policy changed. */
+  diffSame: number;
+  diffSameRows: number;
+  diffOne: number;
+  diffOneRows: number;
   firstWrite?: number;
   rewrite?: number;
 }
@@ -165,15 +170,40 @@ function measure(set: PolicySet, writer: Writer | string): Times {
     compile.push(c);
     progress(`set ${set.name} run ${i}: reference parse ${r.toFixed(0)} ms, parse ${p.toFixed(0)} ms, compile ${c.toFixed(0)} ms, ${compiled.entries.length} rows`);
   }
+  // A reload that changes one policy (its first port) against one that changes nothing: what a
+  // writer that applies only the difference would have to write.
+  const docs = parsePolicies(set.yaml, 'policies.yaml');
+  const changed = parsePolicies(set.yaml.replace('port: "8080"', 'port: "8443"'), 'policies.yaml');
+  const same: number[] = [];
+  const one: number[] = [];
+  let sameRows = 0;
+  let oneRows = 0;
+  for (let i = 0; i < RUNS; i++) {
+    const next = compilePolicies(docs, set.eps);
+    let t = performance.now();
+    const d = diffCompiled(compiled, next);
+    same.push(performance.now() - t);
+    sameRows = d.upserts.length + d.deletes.length;
+    const alt = compilePolicies(changed, set.eps);
+    t = performance.now();
+    const d1 = diffCompiled(next, alt);
+    one.push(performance.now() - t);
+    oneRows = d1.upserts.length + d1.deletes.length;
+    compiled = next;
+  }
+  if (sameRows !== 0 || oneRows === 0) throw new Error(`set ${set.name}: diff of the same policies has ${sameRows} rows, of one change ${oneRows}`);
   const times: Times = {
     reference: median(ref),
     parse: median(parse),
     compile: median(compile),
     rows: compiled!.entries.length,
     identities: new Set(set.eps.endpoints.map((e) => e.identity)).size,
+    diffSame: median(same),
+    diffSameRows: sameRows,
+    diffOne: median(one),
+    diffOneRows: oneRows,
   };
   if (typeof writer !== 'string') {
-    const docs = parsePolicies(set.yaml, 'policies.yaml');
     const first: number[] = [];
     const again: number[] = [];
     for (let i = 0; i < MAP_RUNS; i++) {
@@ -218,13 +248,16 @@ what \`parsePolicies\` did before its js-yaml fast path; it is still what report
 | write the policy maps, first time | ${col((t) => ms(t.firstWrite) + ratio(t.firstWrite, t.reference))} |
 | write again at a new revision, rows unchanged | ${col((t) => ms(t.rewrite) + ratio(t.rewrite, t.reference))} |
 | parse + compile + first write | ${col((t) => ms(total(t)) + ratio(total(t), t.reference))} |
+| \`diffCompiled\` after a recompile, nothing changed | ${col((t) => `${ms(t.diffSame)}${ratio(t.diffSame, t.reference)}, ${t.diffSameRows} rows to write`)} |
+| \`diffCompiled\` after one policy's port changed | ${col((t) => `${ms(t.diffOne)}${ratio(t.diffOne, t.reference)}, ${t.diffOneRows} rows to write`)} |
 
 Goal, 1,000 policies compiled and in the maps under 1 s: set A ${goal(results[0]!)}, set B ${goal(results[1]!)}.
 ${typeof writer === 'string' ? `\n**Map writes not measured: ${writer}.**\n` : `
-The map write is one \`lookup\` and one \`update\` syscall per row, then one \`get_next_key\` and a
-lookup per existing key to prune stale rows; it dominates once the YAML is read fast. A batch
-update (\`BPF_MAP_UPDATE_BATCH\`) in the addon and a shadow copy of the written rows in
-policy-maps.ts (write only changed rows, no read-back) are the next step.
+The map write is one \`lookup\` and one \`update\` syscall per row, then one \`get_next_key\` per
+key in the map to find stale rows; it dominates once the YAML is read fast. A batch
+update (\`BPF_MAP_UPDATE_BATCH\`) in the addon, and writing only \`diffCompiled\`'s rows from the
+last compile written (no read-back of the maps), are the next step: the last two rows show what a
+reload would then have to write.
 `}
 Reproduce: \`pnpm exec tsx --conditions=@flowctl/source bench/policy-compile.ts\` (as root for the map writes, after \`make -C bpf\`)`;
   writeSection('policy-compile', md);

@@ -96,6 +96,16 @@ describe('diffCompiled', () => {
     expect(d.upserts.length + d.deletes.length).toBeGreaterThan(0);
   });
 
+  it('entries in any order, not grouped as compilePolicies emits them', () => {
+    const prev = compile(base);
+    const shuffled: CompiledPolicy = { ...prev, entries: [...prev.entries].reverse().sort((a, b) => (a.port % 7) - (b.port % 7)) };
+    expect(diffCompiled(shuffled, prev)).toEqual({ upserts: [], deletes: [], enforceUpserts: [], enforceDeletes: [] });
+    const now = compile(base.map((p, i) => (i === 3 ? policy(0, 3, 8443) : p)));
+    const d = diffCompiled(shuffled, { ...now, entries: [...now.entries].reverse() });
+    expect(apply(maps(prev), d)).toEqual(maps(now));
+    expect(d.upserts).toHaveLength(4);
+  });
+
   it('a one-port change touches only the rows of that policy', () => {
     const prev = compile(base);
     const d = diffCompiled(prev, compile(base.map((p, i) => (i === 3 ? policy(0, 3, 8443) : p))));

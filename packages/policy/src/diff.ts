@@ -22,29 +22,59 @@ export interface PolicyDiff {
 
 const P24 = 2 ** 24;
 
-// Rows keyed by (endpoint identity, direction) then by (peer, port, proto) as one number each;
-// the value is ruleRef * 2 + deny. Peer identities stay below 2^29 (CIDR identities start at
-// 2^24), so the inner key stays an exact integer.
-type RowIndex = Map<number, Map<number, number>>;
+const outerKey = (e: PolicyEntry): number => e.endpointIdentity * 2 + (e.direction === 'egress' ? 1 : 0);
+// (peer, port, proto) as one exact integer: peer identities stay below 2^29 (CIDR identities
+// start at 2^24). The value is ruleRef * 2 + deny.
+const innerKey = (e: PolicyEntry): number => e.peerIdentity * P24 + e.port * 256 + e.proto;
+const value = (e: PolicyEntry): number => e.ruleRef * 2 + (e.deny ? 1 : 0);
 
-function index(entries: readonly PolicyEntry[]): RowIndex {
-  const out: RowIndex = new Map();
-  let lastOuter = -1;
-  let inner: Map<number, number> | undefined;
-  for (const e of entries) {
-    const outer = e.endpointIdentity * 2 + (e.direction === 'egress' ? 1 : 0);
-    if (outer !== lastOuter || !inner) {
-      inner = out.get(outer);
-      if (!inner) out.set(outer, (inner = new Map()));
-      lastOuter = outer;
+/**
+ * Where the rows of each (identity, direction) are: compilePolicies emits them together, so one
+ * range each. Undefined when some group is split (entries made by other means).
+ */
+function groups(entries: readonly PolicyEntry[]): Map<number, [number, number]> | undefined {
+  const out = new Map<number, [number, number]>();
+  let start = 0;
+  for (let i = 1; i <= entries.length; i++) {
+    if (i < entries.length && outerKey(entries[i]!) === outerKey(entries[start]!)) continue;
+    if (start < entries.length) {
+      const k = outerKey(entries[start]!);
+      if (out.has(k)) return undefined;
+      out.set(k, [start, i]);
     }
-    const key = e.peerIdentity * P24 + e.port * 256 + e.proto;
-    const v = e.ruleRef * 2 + (e.deny ? 1 : 0);
-    const prev = inner.get(key);
-    // Two rows for one key: deny wins, as the map writer does.
-    if (prev === undefined || ((prev & 1) === 0 && (v & 1) === 1)) inner.set(key, v);
+    start = i;
   }
   return out;
+}
+
+/** One group's rows, key → value; when a key repeats, deny wins, as the map writer does. */
+function rowsOf(entries: readonly PolicyEntry[], from: number, to: number): Map<number, number> {
+  const rows = new Map<number, number>();
+  for (let i = from; i < to; i++) {
+    const e = entries[i]!;
+    const v = value(e);
+    const prev = rows.get(innerKey(e));
+    if (prev === undefined || ((prev & 1) === 0 && (v & 1) === 1)) rows.set(innerKey(e), v);
+  }
+  return rows;
+}
+
+function sameRange(a: readonly PolicyEntry[], [a0, a1]: [number, number], b: readonly PolicyEntry[], [b0, b1]: [number, number]): boolean {
+  if (a1 - a0 !== b1 - b0) return false;
+  for (let i = 0; i < a1 - a0; i++) {
+    const x = a[a0 + i]!;
+    const y = b[b0 + i]!;
+    if (x.peerIdentity !== y.peerIdentity || x.port !== y.port || x.proto !== y.proto || x.deny !== y.deny || x.ruleRef !== y.ruleRef) return false;
+  }
+  return true;
+}
+
+/** Every group as one range over a copy sorted by group, for entries not already grouped. */
+function grouped(entries: readonly PolicyEntry[]): { entries: readonly PolicyEntry[]; groups: Map<number, [number, number]> } {
+  const g = groups(entries);
+  if (g) return { entries, groups: g };
+  const sorted = [...entries].sort((x, y) => outerKey(x) - outerKey(y));
+  return { entries: sorted, groups: groups(sorted)! };
 }
 
 function entry(outer: number, key: number, v: number): PolicyEntry {
@@ -65,17 +95,23 @@ function entry(outer: number, key: number, v: number): PolicyEntry {
  * order writePolicyMaps documents: no moment denies what both policies allow.
  */
 export function diffCompiled(prev: CompiledPolicy | undefined, next: CompiledPolicy): PolicyDiff {
-  const before = index(prev?.entries ?? []);
-  const after = index(next.entries);
+  const before = grouped(prev?.entries ?? []);
+  const after = grouped(next.entries);
   const upserts: PolicyEntry[] = [];
   const deletes: PolicyEntry[] = [];
-  for (const [outer, rows] of after) {
-    const old = before.get(outer);
-    for (const [key, v] of rows) if (old?.get(key) !== v) upserts.push(entry(outer, key, v));
+  // A recompile leaves most groups exactly as they were, row for row: compare those in place and
+  // build key maps only for the groups that differ.
+  for (const [outer, range] of after.groups) {
+    const oldRange = before.groups.get(outer);
+    if (oldRange && sameRange(before.entries, oldRange, after.entries, range)) continue;
+    const old = oldRange ? rowsOf(before.entries, oldRange[0], oldRange[1]) : new Map<number, number>();
+    const now = rowsOf(after.entries, range[0], range[1]);
+    for (const [key, v] of now) if (old.get(key) !== v) upserts.push(entry(outer, key, v));
+    for (const [key, v] of old) if (!now.has(key)) deletes.push(entry(outer, key, v));
   }
-  for (const [outer, rows] of before) {
-    const now = after.get(outer);
-    for (const [key, v] of rows) if (!now?.has(key)) deletes.push(entry(outer, key, v));
+  for (const [outer, [from, to]] of before.groups) {
+    if (after.groups.has(outer)) continue;
+    for (const [key, v] of rowsOf(before.entries, from, to)) deletes.push(entry(outer, key, v));
   }
   const on = (d: EnforceBits | undefined): boolean => d !== undefined && (d.ingress || d.egress);
   const enforceUpserts: PolicyDiff['enforceUpserts'] = [];
