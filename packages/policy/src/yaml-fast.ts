@@ -49,9 +49,10 @@ const CORE_12 = jsyaml.FAILSAFE_SCHEMA.extend({
   ],
 });
 
-// `? key` (explicit key) or `]:`/`}:` (a flow collection as an implicit key). Also matches inside
+// `? key` (explicit key) or `]:`/`}:` (a flow collection as an implicit key, also JSON-like with
+// no space after the colon: `{ [app]:a }`). Also matches inside
 // quoted text now and then, which only costs the slow path.
-const COMPLEX_KEY = /(?:^|[\s,[{])\?(?:\s|$)|[\]}]\s*:(?:\s|$)/m;
+const COMPLEX_KEY = /(?:^|[\s,[{])\?(?:\s|$)|[\]}]\s*:/m;
 // Line breaks and control characters other than LF, CRLF and tab: the readers split lines and
 // reject non-printable characters differently (a lone CR is a line break to one, not the other).
 const ODD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]|\r(?!\n)|(?!^)\ufeff/;
