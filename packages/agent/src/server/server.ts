@@ -1,6 +1,6 @@
 // The gRPC edge: Observer, grpc.health.v1.Health and peer.Peer on one server, on a unix socket and
 // TCP, as the Cilium agent serves Hubble. FlowctlError codes become gRPC status codes only here.
-import { mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -56,6 +56,8 @@ export class AgentServer {
   readonly server = new grpc.Server({ 'grpc.max_send_message_length': 16 * 1024 * 1024 });
   private readonly streams = new Set<AbortController>();
   private unixPath: string | undefined;
+  /** The socket's directory when this server made it: removed again on close. */
+  private madeDir: string | undefined;
 
   constructor(private readonly opts: AgentServerOptions) {
     this.server.addService(ObserverService, this.observerImpl());
@@ -71,18 +73,29 @@ export class AgentServer {
 
   /** Binds the unix socket and/or TCP address; returns the bound TCP port. */
   async listen(addr: { unixSocket?: string; tcp?: string }): Promise<{ tcpPort?: number }> {
-    const bind = (a: string) =>
+    const bind = (a: string, flag: string, value: string) =>
       new Promise<number>((resolve, reject) =>
-        this.server.bindAsync(a, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+        this.server.bindAsync(a, grpc.ServerCredentials.createInsecure(), (err, port) =>
+          err ? reject(new FlowctlError('CONFIG', `${flag} ${value}: cannot listen: ${err.message}`)) : resolve(port),
+        ),
       );
     if (addr.unixSocket) {
-      mkdirSync(dirname(addr.unixSocket), { recursive: true });
+      const dir = dirname(addr.unixSocket);
+      if (!existsSync(dir)) {
+        mkdirSync(dir, { recursive: true });
+        this.madeDir = dir;
+      }
       rmSync(addr.unixSocket, { force: true }); // a stale socket from a crashed run
-      await bind(`unix:${addr.unixSocket}`);
+      await bind(`unix:${addr.unixSocket}`, '--unix-socket', addr.unixSocket);
       this.unixPath = addr.unixSocket;
     }
     let tcpPort: number | undefined;
-    if (addr.tcp) tcpPort = await bind(tcpTarget(addr.tcp));
+    if (addr.tcp) {
+      if (!/^(?:\[[^\]]+\]|[^:]*):\d{1,5}$/.test(addr.tcp)) {
+        throw new FlowctlError('CONFIG', `--listen-address ${addr.tcp}: want [host]:port, e.g. :4244 or 127.0.0.1:4244`);
+      }
+      tcpPort = await bind(tcpTarget(addr.tcp), '--listen-address', addr.tcp);
+    }
     return tcpPort === undefined ? {} : { tcpPort };
   }
 
@@ -100,6 +113,13 @@ export class AgentServer {
       });
     });
     if (this.unixPath) rmSync(this.unixPath, { force: true });
+    if (this.madeDir) {
+      try {
+        rmdirSync(this.madeDir);
+      } catch {
+        // Not empty any more (someone else's files): leave it.
+      }
+    }
   }
 
   private track(call: grpc.ServerWritableStream<unknown, unknown>): AbortController {
