@@ -32,7 +32,7 @@ describe('flowctl policy', () => {
     writeFileSync(bad, 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: a }\nspec: { podSelector: {} }\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: b }\nspec:\n  endpointSelector: {}\n  ingress:\n    - toPorts: [ { ports: [ { port: "90", endPort: 80 } ] } ]\n');
     const r = flowctl('validate', '-f', bad);
     expect(r.code).toBe(1);
-    expect(r.err.trim()).toBe(`Error: ${bad}: document 2: spec.ingress[0].toPorts[0].ports[0].endPort: port range 90-80 is inverted`);
+    expect(r.err.trim()).toBe(`error: ${bad}: document 2: spec.ingress[0].toPorts[0].ports[0].endPort: port range 90-80 is inverted`);
   });
 
   it('check: ALLOWED (exit 0) names the policy that allows', () => {
@@ -64,7 +64,7 @@ describe('flowctl policy', () => {
   it('check: bad input is exit 2 with one line', () => {
     const r = flowctl('check', '--from', 'app', '--to', 'app=b', '--port', '8080/TCP', '--policy-dir', POLICIES);
     expect(r.code).toBe(2);
-    expect(r.err.trim()).toBe('Error: --from "app": expected key=value');
+    expect(r.err.trim()).toBe('error: --from "app": expected key=value');
   });
 
   it('list: the policies of a directory with the endpoints they select', () => {

@@ -122,9 +122,9 @@ spec:
     const r = await flowctl('--server', `unix://${join(dir, 'nope.sock')}`, '--timeout', '1s', 'policy', 'list');
     expect(r.code).toBe(1);
     expect(r.err.trim().split('\n')).toHaveLength(1);
-    expect(r.err).toMatch(/^Error: cannot reach the server at unix:\/\/.*nope\.sock: /);
+    expect(r.err).toMatch(/^error: cannot reach the server at unix:\/\/.*nope\.sock: /);
     const n = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--node', 'elsewhere', '--from', 'app=a', '--to', 'app=b', '--port', '80');
     expect(n.code).toBe(2);
-    expect(n.err.trim()).toBe(`Error: --node elsewhere: no such node behind unix://${sock}`);
+    expect(n.err.trim()).toBe(`error: --node elsewhere: no such node behind unix://${sock}`);
   });
 });

@@ -342,7 +342,7 @@ describe.skipIf(skipReason !== undefined)('network policy on the real kernel', (
 
     const unreachable = await flowctl('--server', 'unix:///nonexistent/fcp.sock', '--timeout', '1s', 'policy', 'list');
     expect(unreachable.code).toBe(1);
-    expect(unreachable.err.trim()).toMatch(/^Error: cannot reach the server at unix:\/\/\/nonexistent\/fcp\.sock: /);
+    expect(unreachable.err.trim()).toMatch(/^error: cannot reach the server at unix:\/\/\/nonexistent\/fcp\.sock: /);
   });
 
   it('metrics from the kernel datapath: policy drops, events read, BPF map fill; promtool passes', async () => {

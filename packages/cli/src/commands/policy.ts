@@ -45,7 +45,7 @@ const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 function fail(io: Out, e: unknown, code: number): void {
   if (e instanceof PolicyError || e instanceof ConfigError || e instanceof UsageError || e instanceof RangeError || e instanceof CliError) {
-    io.err(`Error: ${e.message}`);
+    io.err(`error: ${e.message}`);
     process.exitCode = code;
     return;
   }
