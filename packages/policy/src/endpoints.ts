@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { assignLabelIdentities, canonicalLabels, fnv1a } from './identity.js';
 import { canonicalIp } from './ip.js';
+import { fastLoadAll } from './yaml-fast.js';
 import { YamlSource, isMap, isSeq, mapEntries, scalarText } from './yaml-source.js';
 import type { YNode } from './yaml-source.js';
 
@@ -75,7 +76,84 @@ function endpointIdSlot(namespace: string, name: string): number {
   return fnv1a(`${namespace}/${name}`) % 65535;
 }
 
+/** The endpoints of a file's text; throws ConfigError `file:line: reason` for anything invalid. */
 export function parseEndpoints(text: string, file: string): EndpointSet {
+  return parseEndpointsFast(text) ?? parseEndpointsReference(text, file);
+}
+
+type Plain = Record<string, unknown>;
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v !== '';
+
+/**
+ * The fast path (see yaml-fast.ts): the endpoints when the file is valid and written the common
+ * way, else undefined and the reference reader decides, with line numbers. It accepts only what
+ * the reference accepts with the same meaning: every value it reads must already be a string
+ * (the reference reads `version: 1.10` as the text "1.10", a plain reader as the number 1.1),
+ * and anything unusual (empty values, nulls, other documents) is left to the reference.
+ */
+export function parseEndpointsFast(text: string): EndpointSet | undefined {
+  const docs = fastLoadAll(text);
+  if (!docs || docs.length !== 1) return undefined;
+  const root = docs[0];
+  if (!isPlain(root) || Object.keys(root).length !== 1 || !Array.isArray(root.endpoints)) return undefined;
+  const specs: (EndpointSpec & { workloads: Workload[] })[] = [];
+  const names = new Set<string>();
+  const ipsSeen = new Set<string>();
+  for (const item of root.endpoints as unknown[]) {
+    if (!isPlain(item)) return undefined;
+    for (const k of Object.keys(item)) if (!FIELDS.has(k)) return undefined;
+    const { name, namespace, node, interface: iface, netns, labels: rawLabels, ips: rawIps, workload } = item;
+    if (!nonEmpty(name) || !nonEmpty(namespace) || !DNS_LABEL.test(namespace)) return undefined;
+    for (const v of [node, iface, netns]) if (v !== undefined && !nonEmpty(v)) return undefined;
+    const nsName = `${namespace}/${name}`;
+    if (names.has(nsName)) return undefined;
+    names.add(nsName);
+    const labels: Record<string, string> = {};
+    if (rawLabels !== undefined) {
+      if (!isPlain(rawLabels)) return undefined;
+      for (const [k, v] of Object.entries(rawLabels)) {
+        if (!LABEL_KEY.test(k) || k.length > 317 || k === NAMESPACE_LABEL) return undefined;
+        if (typeof v !== 'string' || !LABEL_VALUE.test(v) || v.length > 63) return undefined;
+        labels[k] = v;
+      }
+    }
+    const ips: string[] = [];
+    if (rawIps !== undefined) {
+      if (!Array.isArray(rawIps)) return undefined;
+      for (const raw of rawIps as unknown[]) {
+        const ip = typeof raw === 'string' ? canonicalIp(raw) : undefined;
+        if (ip === undefined || ipsSeen.has(ip)) return undefined;
+        ipsSeen.add(ip);
+        ips.push(ip);
+      }
+    }
+    let workloads = workloadFromPodName(name);
+    if (workload !== undefined) {
+      if (nonEmpty(workload)) {
+        const slash = workload.indexOf('/');
+        workloads = [slash > 0 ? { kind: workload.slice(0, slash), name: workload.slice(slash + 1) } : { kind: 'Deployment', name: workload }];
+      } else if (isPlain(workload)) {
+        const { name: wName, kind: wKind, ...rest } = workload;
+        if (Object.keys(rest).length > 0 || !nonEmpty(wName) || (wKind !== undefined && !nonEmpty(wKind))) return undefined;
+        workloads = [{ name: wName, kind: wKind ?? 'Deployment' }];
+      } else {
+        return undefined;
+      }
+    }
+    const spec: EndpointSpec & { workloads: Workload[] } = { name, namespace, node: (node as string | undefined) ?? '', labels, ips, workloads };
+    if (iface !== undefined) spec.interface = iface as string;
+    if (netns !== undefined) spec.netns = netns as string;
+    specs.push(spec);
+  }
+  return resolveEndpoints(specs);
+}
+
+/**
+ * The same through the reference reader only (the `yaml` document API, with source positions):
+ * gives every error its line. Exported to check the fast path against it.
+ */
+export function parseEndpointsReference(text: string, file: string): EndpointSet {
   const src = new YamlSource(file);
   const doc = src.parseOne(text);
   const fail = (node: YNode | number, reason: string): never => {

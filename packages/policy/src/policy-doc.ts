@@ -353,11 +353,11 @@ function parseDoc(v: unknown, file: string, document: number): PolicyDoc {
 
 /** All policy documents of one YAML file; throws PolicyError on the first invalid one. */
 export function parsePolicies(text: string, file: string): PolicyDoc[] {
-  return parseValid(text, file) ?? parsePoliciesReference(text, file);
+  return parsePoliciesFast(text, file) ?? parsePoliciesReference(text, file);
 }
 
 /** The fast path: the documents when every one is valid, else undefined (see yaml-fast.ts). */
-function parseValid(text: string, file: string): PolicyDoc[] | undefined {
+export function parsePoliciesFast(text: string, file: string): PolicyDoc[] | undefined {
   const docs = fastLoadAll(text);
   if (!docs) return undefined;
   const out: PolicyDoc[] = [];

@@ -3,7 +3,7 @@
 // error. Texts are chosen where YAML readers are known to disagree.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parsePolicies, parsePoliciesReference } from './policy-doc.js';
+import { parsePolicies, parsePoliciesFast, parsePoliciesReference } from './policy-doc.js';
 import { fastLoadAll } from './yaml-fast.js';
 
 const cnp = (name: string, spec: string, meta = `{ name: ${name}, namespace: shop }`): string =>
@@ -156,6 +156,8 @@ describe('fast YAML path', () => {
     for (const t of [labels('~: x'), labels('[app]: a'), cnp('p', 'endpointSelector: {}\n? ingress\n: []'), labels('app: x, app: y'), ports('!port 8080')]) {
       expect(fastLoadAll(t), t).toBeUndefined();
     }
+    for (const t of [ORDER, NP, `${GOOD}---\n---\n${ORDER}`, DENY]) expect(parsePoliciesFast(t, 'p.yaml'), t).toHaveLength(t === ORDER || t === NP || t === DENY ? 1 : 2);
+    expect(parsePoliciesFast(`${GOOD}---\n${cnp('b', 'endpointSelector: {}\nbogus: 1')}`, 'p.yaml')).toBeUndefined();
     const accepted = TEXTS.filter(([, t]) => fastLoadAll(t) !== undefined).length;
     expect(accepted).toBeGreaterThan(TEXTS.length / 2);
   });
