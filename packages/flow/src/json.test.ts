@@ -96,6 +96,20 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
     expect(encodeFlow({ node_name: 'ascii again' })).toBe('{"node_name":"ascii again"}');
   });
 
+  it('escapes a character needing it at any position of a string of any length', () => {
+    const go = (x: string) => JSON.stringify(x).replace(/[<>&]/g, (c) => `\\u00${c.charCodeAt(0).toString(16)}`);
+    for (const special of ['"', '\\', '<', '&', '\n', '\u0001', '\u007f', 'é', '\u2028']) {
+      for (let len = 1; len <= 20; len++) {
+        for (let at = 0; at < len; at++) {
+          const x = 'abcdefghijklmnopqrstuvwxyz'.slice(0, len - 1);
+          const v = x.slice(0, at) + special + x.slice(at);
+          const want = special === '\u2028' ? go(v).replace('\u2028', '\\u2028') : go(v);
+          expect(encodeFlow({ Summary: v })).toBe(`{"Summary":${want}}`);
+        }
+      }
+    }
+  });
+
   it('prints 32-bit numbers of every width and sign', () => {
     for (const n of [1, 9, 10, 99, 100, 65535, 999_999_999, 1_000_000_000, 4_294_967_295]) {
       expect(encodeFlow({ source: { ID: n } })).toBe(`{"source":{"ID":${n}}}`);
