@@ -1,11 +1,13 @@
 // The @flowctl/flow modules the CLI loads on demand (JSON codec, filter engine). Loaded lazily so
 // that commands which do not print JSON or filter locally do not pay for them at startup.
-import type { FlowFilter } from '@flowctl/flow/gen/flow/flow';
+import type { Flow, FlowFilter } from '@flowctl/flow/gen/flow/flow';
 import type { GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 
 export interface JsonModule {
   encodeResponse(r: GetFlowsResponse): string;
   decodeResponse(line: string, where?: string): GetFlowsResponse;
+  encodeFlow(f: Flow): string;
+  decodeFlow(text: string, where?: string): Flow;
 }
 export interface FiltersModule {
   compileFilters(whitelist?: FlowFilter[], blacklist?: FlowFilter[]): (r: GetFlowsResponse) => boolean;

@@ -1,7 +1,12 @@
 // --input-file: GetFlowsResponse JSON lines from a file or stdin, run through the same filters
 // and selector rules as a server (hubble cmd/observe/io_reader_observer.go): since/until on the
 // response time, then whitelist/blacklist, then --first N stops early, --last N keeps a ring of N.
-import { createReadStream } from 'node:fs';
+//
+// Bytes, not strings: the file is read in large buffers and split at newlines in place; a line is
+// turned into a string only when it must be decoded. A prefilter may skip lines that cannot match,
+// and a pass-through may declare a line already canonical, so it is printed as its own bytes.
+import { open } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
 import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 import type { Timestamp } from '@flowctl/flow/gen/google/protobuf/timestamp';
 import { CliError } from './errors.js';
@@ -11,28 +16,67 @@ export interface LineCodec {
   decodeResponse(line: string, where?: string): GetFlowsResponse;
 }
 export type Matcher = (r: GetFlowsResponse) => boolean;
+/** `buf[start, end)` is one line; lines of one buffer come in increasing order. */
+export type LineTest = (buf: Buffer, start: number, end: number) => boolean;
 
-/** Lines of a file (or '-' for stdin), without their newline; large chunks, no readline. */
-export async function* readLines(path: string): AsyncGenerator<string> {
-  const stream = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1 << 20 });
-  stream.setEncoding('utf8');
-  let rest = '';
-  try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      const text = rest + chunk;
-      let start = 0;
-      let nl: number;
-      while ((nl = text.indexOf('\n', start)) >= 0) {
-        yield text.slice(start, nl);
-        start = nl + 1;
-      }
-      rest = text.slice(start);
+/** A line printed as it is (`-o json` of a canonical line), or a decoded response. */
+export type InputItem = GetFlowsResponse | Buffer;
+
+const CHUNK = 4 << 20;
+
+function readError(path: string, e: unknown): CliError {
+  const err = e as NodeJS.ErrnoException;
+  return new CliError('input', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
+}
+
+/** Buffers of whole lines (the last one may lack its newline); every buffer is a fresh one. */
+export async function* readLineBuffers(path: string): AsyncGenerator<Buffer> {
+  let rest: Buffer | undefined;
+  const whole = (chunk: Buffer): Buffer | undefined => {
+    const nl = chunk.lastIndexOf(0x0a);
+    if (nl < 0) {
+      rest = chunk;
+      return undefined;
     }
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new CliError('input', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
+    rest = nl + 1 < chunk.length ? Buffer.from(chunk.subarray(nl + 1)) : undefined;
+    return chunk.subarray(0, nl + 1);
+  };
+  if (path === '-') {
+    try {
+      for await (const c of process.stdin as AsyncIterable<Buffer>) {
+        const out = whole(rest ? Buffer.concat([rest, c]) : c);
+        if (out) yield out;
+      }
+    } catch (e) {
+      throw readError(path, e);
+    }
+  } else {
+    let fh;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      throw readError(path, e);
+    }
+    try {
+      for (;;) {
+        const keep = rest?.length ?? 0;
+        const buf = Buffer.allocUnsafe(Math.max(CHUNK, keep * 2));
+        if (rest) rest.copy(buf, 0);
+        let r;
+        try {
+          r = await fh.read(buf, keep, buf.length - keep, null);
+        } catch (e) {
+          throw readError(path, e);
+        }
+        if (r.bytesRead === 0) break;
+        const out = whole(buf.subarray(0, keep + r.bytesRead));
+        if (out) yield out;
+      }
+    } finally {
+      await fh.close();
+    }
   }
-  if (rest) yield rest;
+  if (rest?.length) yield rest;
 }
 
 function before(a: Timestamp, b: Timestamp): boolean {
@@ -43,53 +87,98 @@ function before(a: Timestamp, b: Timestamp): boolean {
 export interface InputFileStats {
   lines: number;
   invalid: number;
+  /** Lines printed as they are, without decoding. */
+  passedThrough: number;
 }
 
+export interface ObserveFileOptions {
+  stats?: InputFileStats;
+  /** False: the line cannot match the filters (checked before decoding). */
+  prefilter?: LineTest;
+  /**
+   * True: the line is exactly what encoding its decoded response gives. Only for callers whose
+   * matcher accepts every flow; ignored with since/until, which need the time.
+   */
+  passthrough?: LineTest;
+}
+
+function isBlank(buf: Buffer, start: number, end: number): boolean {
+  // `{` is the common case; anything else gets String.prototype.trim's idea of white space.
+  return buf[start] !== 0x7b && !buf.toString('utf8', start, end).trim();
+}
+
+/** The responses (or raw lines) to print, in order, a batch per read buffer. */
 export async function* observeFile(
   path: string,
   req: GetFlowsRequest,
   codec: LineCodec,
   match: Matcher,
   onInvalid: (msg: string) => void,
-  stats: InputFileStats = { lines: 0, invalid: 0 },
-  prefilter?: (line: string) => boolean,
-): AsyncGenerator<GetFlowsResponse> {
+  opts: ObserveFileOptions = {},
+): AsyncGenerator<InputItem[]> {
+  const stats = opts.stats ?? { lines: 0, invalid: 0, passedThrough: 0 };
+  const { prefilter } = opts;
   const n = req.number ?? 0n;
   const first = !!req.first && n !== 0n && n !== UINT64_MAX;
   const last = !req.first && n !== 0n && n !== UINT64_MAX;
   if (last && n > 1_000_000n) throw new CliError('usage', `--last must be <= 1_000_000, got ${n}`);
   const ringSize = last ? Number(n) : 0;
-  const ring: GetFlowsResponse[] = [];
+  const ring: InputItem[] = [];
   let ringStart = 0;
   let returned = 0n;
   const name = path === '-' ? 'stdin' : path;
-  for await (const line of readLines(path)) {
-    stats.lines++;
-    if (!line.trim()) continue;
-    if (prefilter && !prefilter(line)) continue;
-    let r: GetFlowsResponse;
-    try {
-      r = codec.decodeResponse(line, `${name}:${stats.lines}`);
-    } catch (e) {
-      // Like hubble: a bad line is reported and skipped, the rest of the file still counts.
-      stats.invalid++;
-      onInvalid((e as Error).message);
-      continue;
-    }
-    const t = r.time ?? r.flow?.time;
-    if (t && req.since && before(t, req.since)) continue;
-    if (t && req.until && before(req.until, t)) continue;
-    if (!match(r)) continue;
-    if (last) {
-      if (ring.length < ringSize) ring.push(r);
-      else {
-        ring[ringStart] = r;
-        ringStart = (ringStart + 1) % ringSize;
+  const since = req.since, until = req.until;
+
+  for await (const buf of readLineBuffers(path)) {
+    // Invalid UTF-8 is replaced while decoding, so such a buffer is never passed through.
+    const passthrough = opts.passthrough && !since && !until && isUtf8(buf) ? opts.passthrough : undefined;
+    const batch: InputItem[] = [];
+    let start = 0;
+    while (start < buf.length) {
+      let end = buf.indexOf(0x0a, start);
+      if (end < 0) end = buf.length;
+      const s = start;
+      start = end + 1;
+      stats.lines++;
+      if (s === end || isBlank(buf, s, end)) continue;
+      if (prefilter && !prefilter(buf, s, end)) continue;
+      let item: InputItem;
+      if (passthrough && passthrough(buf, s, end)) {
+        stats.passedThrough++;
+        item = last ? Buffer.from(buf.subarray(s, end)) : buf.subarray(s, end);
+      } else {
+        let r: GetFlowsResponse;
+        try {
+          r = codec.decodeResponse(buf.toString('utf8', s, end), `${name}:${stats.lines}`);
+        } catch (e) {
+          // Like hubble: a bad line is reported and skipped, the rest of the file still counts.
+          stats.invalid++;
+          onInvalid((e as Error).message);
+          continue;
+        }
+        const t = r.time ?? r.flow?.time;
+        if (t && since && before(t, since)) continue;
+        if (t && until && before(until, t)) continue;
+        if (!match(r)) continue;
+        item = r;
       }
-      continue;
+      if (last) {
+        if (ring.length < ringSize) ring.push(item);
+        else {
+          ring[ringStart] = item;
+          ringStart = (ringStart + 1) % ringSize;
+        }
+        continue;
+      }
+      batch.push(item);
+      if (first && ++returned >= n) {
+        yield batch;
+        return;
+      }
     }
-    yield r;
-    if (first && ++returned >= n) return;
+    if (batch.length) yield batch;
   }
-  for (let i = 0; i < ring.length; i++) yield ring[(ringStart + i) % ring.length]!;
+  const out: InputItem[] = [];
+  for (let i = 0; i < ring.length; i++) out.push(ring[(ringStart + i) % ring.length]!);
+  if (out.length) yield out;
 }

@@ -126,9 +126,20 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
       const { observeFile } = await import('../input-file.js');
       const { verdictPrefilter } = await import('../prefilter.js');
       const warn = (m: string) => io.err.write(`warning: ${m}\n`);
-      for await (const r of observeFile(opts.inputFile, req, json!, match, warn, undefined, verdictPrefilter(whitelist))) {
-        if (controller.signal.aborted || io.closed()) break;
-        printer.write(r);
+      // Without filters, `-o json` of a line already in canonical form is the line itself.
+      let passthrough: ((buf: Buffer, start: number, end: number) => boolean) | undefined;
+      if (output === 'json' && !whitelist.length && !blacklist.length) {
+        const { CanonicalLines } = await import('../canonical.js');
+        const canonical = new CanonicalLines(json!);
+        passthrough = (buf, start, end) => canonical.isCanonical(buf, start, end);
+      }
+      const items = observeFile(opts.inputFile, req, json!, match, warn, { prefilter: verdictPrefilter(whitelist), passthrough });
+      read: for await (const batch of items) {
+        for (const r of batch) {
+          if (controller.signal.aborted || io.closed()) break read;
+          if (Buffer.isBuffer(r)) printer.writeJsonLine(r);
+          else printer.write(r);
+        }
       }
     } else {
       const { Connection } = await import('../client.js');

@@ -49,6 +49,13 @@ export class Printer {
     else if (r.node_status) this.writeNodeStatus(r);
   }
 
+  /** A line of `-o json` input already in the encoder's exact form (see canonical.ts). */
+  writeJsonLine(buf: Buffer, start = 0, end = buf.length): void {
+    const out = this.o.out;
+    if (out.writeLine) out.writeLine(buf, start, end);
+    else out.write(buf.toString('utf8', start, end) + '\n');
+  }
+
   private json(r: GetFlowsResponse): string {
     if (!this.o.encodeJson) throw new Error('JSON output needs an encoder');
     return this.o.encodeJson(r);

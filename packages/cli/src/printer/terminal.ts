@@ -3,17 +3,22 @@
 
 export interface Sink {
   write(s: string): void;
+  /** `buf[start, end)` (UTF-8) and a newline: lines printed as they were read. */
+  writeLine?(buf: Buffer, start: number, end: number): void;
   flush(): void;
 }
 
+/** Output bytes collected in one buffer and written ~1 MiB at a time; limit 0 writes through. */
 export class BufferedSink implements Sink {
-  private buf = '';
+  private buf: Buffer;
+  private pos = 0;
   closed = false;
 
   constructor(
     private readonly stream: NodeJS.WritableStream & { fd?: number },
     private readonly limit = 1 << 20,
   ) {
+    this.buf = Buffer.allocUnsafe(limit);
     stream.on('error', (e: NodeJS.ErrnoException) => {
       if (e.code === 'EPIPE') this.closed = true;
       else throw e;
@@ -22,15 +27,40 @@ export class BufferedSink implements Sink {
 
   write(s: string): void {
     if (this.closed) return;
-    this.buf += s;
-    if (this.buf.length >= this.limit) this.flush();
+    // A UTF-16 unit never takes more than 3 bytes in UTF-8.
+    if (s.length * 3 > this.limit - this.pos) {
+      this.flush();
+      if (s.length * 3 > this.limit) {
+        this.stream.write(s);
+        return;
+      }
+    }
+    this.pos += this.buf.write(s, this.pos);
+  }
+
+  writeLine(buf: Buffer, start: number, end: number): void {
+    if (this.closed) return;
+    const n = end - start + 1;
+    if (n > this.limit - this.pos) {
+      this.flush();
+      if (n > this.limit) {
+        this.stream.write(buf.subarray(start, end));
+        this.stream.write('\n');
+        return;
+      }
+    }
+    buf.copy(this.buf, this.pos, start, end);
+    this.pos += n;
+    this.buf[this.pos - 1] = 0x0a;
   }
 
   flush(): void {
-    if (!this.buf.length || this.closed) return;
-    const s = this.buf;
-    this.buf = '';
-    this.stream.write(s);
+    if (!this.pos || this.closed) return;
+    // The stream may keep the buffer until written (a full pipe): hand it over, start a new one.
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(this.limit);
+    this.pos = 0;
+    this.stream.write(out);
   }
 }
 
@@ -39,6 +69,9 @@ export class StringSink implements Sink {
   text = '';
   write(s: string): void {
     this.text += s;
+  }
+  writeLine(buf: Buffer, start: number, end: number): void {
+    this.text += buf.toString('utf8', start, end) + '\n';
   }
   flush(): void {}
 }
