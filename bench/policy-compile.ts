@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { compilePolicies, diffCompiled, parsePolicies, parsePoliciesReference, resolveEndpoints, type CompiledPolicy, type EndpointSet, type EndpointSpec } from '../packages/policy/src/index.js';
+import { compilePolicies, diffCompiled, parseEndpoints, parseEndpointsReference, parsePolicies, parsePoliciesReference, resolveEndpoints, type CompiledPolicy, type EndpointSet, type EndpointSpec } from '../packages/policy/src/index.js';
 import { median, progress, writeSection } from './lib/report.js';
 
 const RUNS = 5;
@@ -26,6 +26,13 @@ interface PolicySet {
   what: string;
   eps: EndpointSet;
   yaml: string;
+  /** The endpoints as an endpoints file. */
+  epsYaml: string;
+}
+
+function endpointsFile(specs: EndpointSpec[]): string {
+  const lines = specs.map((e) => `  - { name: ${e.name}, namespace: ${e.namespace}, node: ${e.node}, labels: { ${Object.entries(e.labels).map(([k, v]) => `${k}: ${v}`).join(', ')} }, ips: [${e.ips.join(', ')}] }`);
+  return `endpoints:\n${lines.join('\n')}\n`;
 }
 
 function setA(): PolicySet {
@@ -61,7 +68,7 @@ spec:
       toPorts: [ { ports: [ { port: "53", protocol: UDP } ] } ]
     - toCIDR: [ 192.0.${app}.0/24 ]${deny}`);
     }
-  return { name: 'A', what: 'tier-wide ingress, DNS, CIDR, denies', eps: resolveEndpoints(specs), yaml: docs.join('\n---\n') + '\n' };
+  return { name: 'A', what: 'tier-wide ingress, DNS, CIDR, denies', eps: resolveEndpoints(specs), yaml: docs.join('\n---\n') + '\n', epsYaml: endpointsFile(specs) };
 }
 
 function setB(): PolicySet {
@@ -93,7 +100,7 @@ spec:
       toPorts: [ { ports: [ { port: "443", protocol: TCP } ] } ]
 `);
     }
-  return { name: 'B', what: 'neighbour ingress/egress, world on 443 (bench/bpf-cost.ts)', eps: resolveEndpoints(specs), yaml: docs.join('---\n') };
+  return { name: 'B', what: 'neighbour ingress/egress, world on 443 (bench/bpf-cost.ts)', eps: resolveEndpoints(specs), yaml: docs.join('---\n'), epsYaml: endpointsFile(specs) };
 }
 
 interface Times {
@@ -109,6 +116,9 @@ interface Times {
   diffOneRows: number;
   firstWrite?: number;
   rewrite?: number;
+  /** The endpoints file (for scale: read when it changes, not on a policy reload). */
+  epsReference?: number;
+  epsParse?: number;
 }
 
 type Writer = (compiled: CompiledPolicy, again: () => CompiledPolicy) => { first: number; again: number };
@@ -178,7 +188,7 @@ function measure(set: PolicySet, writer: Writer | string): Times {
   const one: number[] = [];
   let sameRows = 0;
   let oneRows = 0;
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < 3; i++) {
     const next = compilePolicies(docs, set.eps);
     let t = performance.now();
     const d = diffCompiled(compiled, next);
@@ -192,7 +202,23 @@ function measure(set: PolicySet, writer: Writer | string): Times {
     compiled = next;
   }
   if (sameRows !== 0 || oneRows === 0) throw new Error(`set ${set.name}: diff of the same policies has ${sameRows} rows, of one change ${oneRows}`);
+  const epsRef: number[] = [];
+  const epsFast: number[] = [];
+  // Both sets have 10,000 endpoints: the file is read for set A only, to keep the run short.
+  for (let i = 0; i < (set.name === 'A' ? 3 : 0); i++) {
+    let t = performance.now();
+    const a = parseEndpointsReference(set.epsYaml, 'endpoints.yaml');
+    epsRef.push(performance.now() - t);
+    t = performance.now();
+    const b = parseEndpoints(set.epsYaml, 'endpoints.yaml');
+    epsFast.push(performance.now() - t);
+    if (a.endpoints.length !== set.eps.endpoints.length || b.endpoints.some((e, j) => e.identity !== set.eps.endpoints[j]!.identity)) {
+      throw new Error(`set ${set.name}: the endpoints file does not read back as the endpoints`);
+    }
+  }
   const times: Times = {
+    epsReference: epsRef.length ? median(epsRef) : undefined,
+    epsParse: epsFast.length ? median(epsFast) : undefined,
     reference: median(ref),
     parse: median(parse),
     compile: median(compile),
@@ -235,7 +261,7 @@ async function main(): Promise<void> {
 
 1,000 CiliumNetworkPolicies over 10,000 endpoints, two shapes:
 ${sets.map((s, i) => `set ${s.name}: ${s.what}; ${results[i]!.identities.toLocaleString('en')} identities → ${results[i]!.rows.toLocaleString('en')} policy-map rows`).join(';\n')}.
-Parse and compile: median of ${RUNS} runs after one warm-up; map writes: median of ${MAP_RUNS}, each into a freshly
+Parse and compile: median of ${RUNS} runs after one warm-up; diffs: median of 3; map writes: median of ${MAP_RUNS}, each into a freshly
 loaded \`flowctl.bpf.o\` with \`writePolicyMaps\` (packages/agent/src/datapath/policy-maps.ts).
 Baseline, same run: reading the same YAML with the reference reader only (the \`yaml\` document API,
 what \`parsePolicies\` did before its js-yaml fast path; it is still what reports errors).
@@ -250,14 +276,16 @@ what \`parsePolicies\` did before its js-yaml fast path; it is still what report
 | parse + compile + first write | ${col((t) => ms(total(t)) + ratio(total(t), t.reference))} |
 | \`diffCompiled\` after a recompile, nothing changed | ${col((t) => `${ms(t.diffSame)}${ratio(t.diffSame, t.reference)}, ${t.diffSameRows} rows to write`)} |
 | \`diffCompiled\` after one policy's port changed | ${col((t) => `${ms(t.diffOne)}${ratio(t.diffOne, t.reference)}, ${t.diffOneRows} rows to write`)} |
+| for scale: the 10,001-endpoint file, reference reader (median of 3) | ${col((t) => (t.epsReference === undefined ? '–' : ms(t.epsReference) + ratio(t.epsReference, t.reference)))} |
+| for scale: the same file, \`parseEndpoints\` | ${col((t) => (t.epsParse === undefined ? '–' : ms(t.epsParse) + ratio(t.epsParse, t.reference)))} |
 
 Goal, 1,000 policies compiled and in the maps under 1 s: set A ${goal(results[0]!)}, set B ${goal(results[1]!)}.
 ${typeof writer === 'string' ? `\n**Map writes not measured: ${writer}.**\n` : `
 The map write is one \`lookup\` and one \`update\` syscall per row, then one \`get_next_key\` per
 key in the map to find stale rows; it dominates once the YAML is read fast. A batch
 update (\`BPF_MAP_UPDATE_BATCH\`) in the addon, and writing only \`diffCompiled\`'s rows from the
-last compile written (no read-back of the maps), are the next step: the last two rows show what a
-reload would then have to write.
+last compile written (no read-back of the maps), are the next step: the \`diffCompiled\` rows show
+what a reload would then have to write.
 `}
 Reproduce: \`pnpm exec tsx --conditions=@flowctl/source bench/policy-compile.ts\` (as root for the map writes, after \`make -C bpf\`)`;
   writeSection('policy-compile', md);
