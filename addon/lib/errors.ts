@@ -10,6 +10,9 @@ export class BpfError extends Error {
   readonly code: string;
   /** Verifier log, on load failures. */
   log?: string;
+  /** Batch map operations: elements done before the failure, and how many were asked for. */
+  done?: number;
+  total?: number;
 
   constructor(message: string, op: string, errno: number, code: string) {
     super(message);

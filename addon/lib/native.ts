@@ -39,6 +39,8 @@ export interface NativeMap {
   delete(key: Buffer): boolean;
   keys(): Buffer[];
   lookupAndDeleteBatch(chunk?: number): { keys: Buffer[]; values: Buffer[] };
+  updateBatch(keys: Buffer, values: Buffer): number;
+  deleteBatch(keys: Buffer): number;
   info(): NativeMapInfo;
   pin(path: string): void;
   unpin(path?: string): void;

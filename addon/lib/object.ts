@@ -152,6 +152,23 @@ export class BpfMap {
     const { keys, values } = this.m.lookupAndDeleteBatch(opts.chunk);
     return keys.map((key, i) => ({ key, value: values[i]! }));
   }
+  /**
+   * Writes `keys.length / keySize` elements with BPF_MAP_UPDATE_BATCH: `keys` and `values` are the
+   * keys and values packed back to back (values of per-CPU maps are `info.valueBufferSize` each).
+   * One syscall per 65,536 elements instead of one per element. Creates or replaces (the kernel
+   * takes no noexist/exist per batch). Returns the number written; on failure throws a BpfError
+   * whose `done` says how many were written before it (the first `done`, in order).
+   */
+  updateBatch(keys: Buffer, values: Buffer): number {
+    return this.m.updateBatch(keys, values);
+  }
+  /**
+   * Deletes the packed `keys` with BPF_MAP_DELETE_BATCH; keys that are not in the map are stepped
+   * over. Returns how many were deleted; on failure a BpfError with `done` (deleted so far).
+   */
+  deleteBatch(keys: Buffer): number {
+    return this.m.deleteBatch(keys);
+  }
   pin(path: string): void {
     this.m.pin(path);
   }

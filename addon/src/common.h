@@ -182,6 +182,8 @@ class Map : public Napi::ObjectWrap<Map> {
   Napi::Value Delete(const Napi::CallbackInfo& info);
   Napi::Value Keys(const Napi::CallbackInfo& info);
   Napi::Value LookupAndDeleteBatch(const Napi::CallbackInfo& info);
+  Napi::Value UpdateBatch(const Napi::CallbackInfo& info);
+  Napi::Value DeleteBatch(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value Pin(const Napi::CallbackInfo& info);
   Napi::Value Unpin(const Napi::CallbackInfo& info);

@@ -10,6 +10,8 @@
 namespace fcl {
 
 std::string ErrnoName(int err) {
+  // Kernel-internal, but what the bpf syscall answers for an operation a map type lacks.
+  if (err == 524) return "ENOTSUPP";
   const char* name = strerrorname_np(err);
   return name ? name : "E" + std::to_string(err);
 }

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -20,6 +21,8 @@ void Map::Init(Napi::Env env, Napi::Object exports, AddonData* data) {
                                      InstanceMethod("delete", &Map::Delete),
                                      InstanceMethod("keys", &Map::Keys),
                                      InstanceMethod("lookupAndDeleteBatch", &Map::LookupAndDeleteBatch),
+                                     InstanceMethod("updateBatch", &Map::UpdateBatch),
+                                     InstanceMethod("deleteBatch", &Map::DeleteBatch),
                                      InstanceMethod("info", &Map::Info),
                                      InstanceMethod("pin", &Map::Pin),
                                      InstanceMethod("unpin", &Map::Unpin),
@@ -182,6 +185,88 @@ Napi::Value Map::LookupAndDeleteBatch(const Napi::CallbackInfo& info) {
   out.Set("keys", ka);
   out.Set("values", va);
   return out;
+}
+
+// Elements per batch syscall: bounds the time the kernel spends in one call (it reschedules between
+// elements, but a signal is only seen between calls).
+static constexpr uint32_t kBatchChunk = 65536;
+
+// A BpfError that also says how many elements were done before the failure (`done`, `total`), so
+// a caller knows how far a partial batch got. The message says it too.
+[[noreturn]] static void ThrowBatch(Napi::Env env, const std::string& op, int err, uint32_t done, uint32_t total) {
+  Napi::Error e = MakeBpfError(env, op + " after " + std::to_string(done) + " of " + std::to_string(total), err);
+  e.Value().Set("done", Napi::Number::New(env, done));
+  e.Value().Set("total", Napi::Number::New(env, total));
+  throw e;
+}
+
+// Packed keys (n * keySize bytes) as one Buffer: what the batch calls take, without a JS object
+// or a syscall per element.
+static const uint8_t* Packed(Napi::Env env, const Napi::Value& v, size_t size, const std::string& what, uint32_t* n) {
+  if (!v.IsBuffer()) throw Napi::TypeError::New(env, what + ": expected a Buffer");
+  auto b = v.As<Napi::Buffer<uint8_t>>();
+  if (b.Length() % size != 0)
+    throw Napi::RangeError::New(env, what + " is " + std::to_string(b.Length()) + " bytes, not a multiple of " + std::to_string(size));
+  *n = b.Length() / size;
+  return b.Data();
+}
+
+// On failure the kernel reports how far a batch got only once it has started on the elements; an
+// error before that (bad flags, no batch support for the map type, no write access) leaves the
+// count as asked. A failing element is never counted, so "all of them" with an error means none.
+static uint32_t Progress(int rc, uint32_t count, uint32_t asked) { return rc < 0 && count >= asked ? 0 : std::min(count, asked); }
+
+// updateBatch(keys, values): BPF_MAP_UPDATE_BATCH (kernel 5.6+) over packed keys and values, in
+// chunks. Returns the number written; on failure throws naming how many were written. No flags:
+// the kernel takes none per batch but BPF_F_LOCK (noexist/exist are EINVAL).
+Napi::Value Map::UpdateBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = Fd(env);
+  size_t ks = KeySize(env, map_, fd, name_), vs = ValueSize(env);
+  uint32_t nk, nv;
+  const uint8_t* keys = Packed(env, info[0], ks, "map '" + name_ + "' keys", &nk);
+  const uint8_t* vals = Packed(env, info[1], vs, "map '" + name_ + "' values", &nv);
+  if (nk != nv) throw Napi::RangeError::New(env, "map '" + name_ + "': " + std::to_string(nk) + " keys but " + std::to_string(nv) + " values");
+  uint32_t done = 0;
+  while (done < nk) {
+    uint32_t asked = std::min<uint32_t>(nk - done, kBatchChunk), count = asked;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_update_batch(fd, keys + size_t(done) * ks, vals + size_t(done) * vs, &count, &opts);
+    int err = rc < 0 ? errno : 0;  // before anything else can touch errno
+    count = Progress(rc, count, asked);
+    done += count;
+    if (rc < 0) ThrowBatch(env, "bpf_map_update_batch(" + name_ + ")", err, done, nk);
+    // Success always consumes the whole chunk; a kernel that says otherwise must not spin us forever.
+    if (count == 0) ThrowBatch(env, "bpf_map_update_batch(" + name_ + ") made no progress", EIO, done, nk);
+  }
+  return Napi::Number::New(env, done);
+}
+
+// deleteBatch(keys): BPF_MAP_DELETE_BATCH over packed keys. Keys not in the map are skipped (the
+// kernel stops at the first with ENOENT; the rest are retried past it). Returns how many were deleted.
+Napi::Value Map::DeleteBatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = Fd(env);
+  size_t ks = KeySize(env, map_, fd, name_);
+  uint32_t nk;
+  const uint8_t* keys = Packed(env, info[0], ks, "map '" + name_ + "' keys", &nk);
+  uint32_t done = 0, deleted = 0;
+  while (done < nk) {
+    uint32_t asked = std::min<uint32_t>(nk - done, kBatchChunk), count = asked;
+    LIBBPF_OPTS(bpf_map_batch_opts, opts);
+    int rc = bpf_map_delete_batch(fd, keys + size_t(done) * ks, &count, &opts);
+    int err = rc < 0 ? errno : 0;
+    count = Progress(rc, count, asked);
+    done += count;
+    deleted += count;
+    if (rc < 0 && err == ENOENT && done < nk) {
+      done++;  // the key at `done` was not there: step over it
+      continue;
+    }
+    if (rc < 0) ThrowBatch(env, "bpf_map_delete_batch(" + name_ + ")", err, deleted, nk);
+    if (count == 0) ThrowBatch(env, "bpf_map_delete_batch(" + name_ + ") made no progress", EIO, deleted, nk);
+  }
+  return Napi::Number::New(env, deleted);
 }
 
 Napi::Value Map::Info(const Napi::CallbackInfo& info) {

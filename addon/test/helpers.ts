@@ -8,6 +8,7 @@ import { probeFeatures } from '../lib/index.js';
 export const addonDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const testObject = join(addonDir, 'build', 'bpf', 'loader_test.bpf.o');
 export const rejectedObject = join(addonDir, 'build', 'bpf', 'rejected.bpf.o');
+export const batchObject = join(addonDir, 'build', 'bpf', 'batch_test.bpf.o');
 
 /** Why BPF tests cannot run here, or undefined. Only an unprivileged kernel is a reason to skip. */
 export function skipReason(): string | undefined {
