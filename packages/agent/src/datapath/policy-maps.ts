@@ -3,7 +3,13 @@
 // every replacement is ordered to never deny what both the old and the new policy allow: new rows
 // first, then stale rows deleted, then the config epoch bumped so that connections re-evaluate
 // their cached verdicts against the finished state.
-import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
+//
+// A big policy set is hundreds of thousands of rows, and a reload usually changes a few: each map
+// set remembers what was last written into it, and the next write applies only the difference
+// (diffCompiled), in batches (one syscall per 65,536 rows). What the maps hold is read back only
+// when this process has no record of it: the first write into maps it did not fill itself
+// (pinned, reused), and the write after one that failed half-way.
+import { diffCompiled, type CompiledPolicy, type PolicyEntry } from '@flowctl/policy';
 import { FlowctlError } from '../errors.js';
 import {
   CONFIG_VALUE,
@@ -23,6 +29,10 @@ export interface MapHandle {
   update(key: Buffer, value: Buffer, flags?: number): void;
   delete(key: Buffer): boolean;
   keys(): Buffer[];
+  /** Keys and values packed back to back; returns how many were written (BpfMap.updateBatch). */
+  updateBatch?(keys: Buffer, values: Buffer): number;
+  /** Packed keys; keys not in the map are stepped over; returns how many were deleted. */
+  deleteBatch?(keys: Buffer): number;
 }
 
 export interface PolicyMaps {
@@ -39,20 +49,30 @@ export interface WriteStats {
 
 const ZERO_KEY = Buffer.alloc(4);
 
-export function encodePolicyKey(e: Pick<PolicyEntry, 'endpointIdentity' | 'peerIdentity' | 'port' | 'proto' | 'direction'>): Buffer {
+type KeyFields = Pick<PolicyEntry, 'endpointIdentity' | 'peerIdentity' | 'port' | 'proto' | 'direction'>;
+
+function putPolicyKey(k: Buffer, at: number, e: KeyFields): void {
+  k.writeUInt32LE(e.endpointIdentity, at + POLICY_KEY.endpoint_identity);
+  k.writeUInt32LE(e.peerIdentity, at + POLICY_KEY.peer_identity);
+  k.writeUInt16LE(e.port, at + POLICY_KEY.port);
+  k.writeUInt8(e.proto, at + POLICY_KEY.proto);
+  k.writeUInt8(e.direction === 'ingress' ? DIR_INGRESS : DIR_EGRESS, at + POLICY_KEY.direction);
+}
+
+function putPolicyValue(v: Buffer, at: number, deny: boolean, ruleRef: number): void {
+  v.writeUInt32LE(ruleRef, at + POLICY_VALUE.rule_ref);
+  v.writeUInt8(deny ? 1 : 0, at + POLICY_VALUE.deny);
+}
+
+export function encodePolicyKey(e: KeyFields): Buffer {
   const k = Buffer.alloc(POLICY_KEY.size);
-  k.writeUInt32LE(e.endpointIdentity, POLICY_KEY.endpoint_identity);
-  k.writeUInt32LE(e.peerIdentity, POLICY_KEY.peer_identity);
-  k.writeUInt16LE(e.port, POLICY_KEY.port);
-  k.writeUInt8(e.proto, POLICY_KEY.proto);
-  k.writeUInt8(e.direction === 'ingress' ? DIR_INGRESS : DIR_EGRESS, POLICY_KEY.direction);
+  putPolicyKey(k, 0, e);
   return k;
 }
 
 export function encodePolicyValue(deny: boolean, ruleRef: number): Buffer {
   const v = Buffer.alloc(POLICY_VALUE.size);
-  v.writeUInt32LE(ruleRef, POLICY_VALUE.rule_ref);
-  v.writeUInt8(deny ? 1 : 0, POLICY_VALUE.deny);
+  putPolicyValue(v, 0, deny, ruleRef);
   return v;
 }
 
@@ -161,26 +181,95 @@ function bumpEpoch(config: MapHandle, policyRevision?: bigint): void {
   config.update(ZERO_KEY, encodeConfig({ epoch: cur.epoch + 1n, policyRevision: policyRevision ?? cur.policyRevision }));
 }
 
-/** Writes `want` (hex key → [key, value]) into `map`, skipping rows that are already right. */
-function writeAll(map: MapHandle, want: Map<string, [Buffer, Buffer]>): number {
-  let written = 0;
-  for (const [, [k, v]] of want) {
-    const cur = map.lookup(k);
-    if (cur && cur.equals(v)) continue;
-    map.update(k, v);
-    written++;
+/** Rows packed back to back, as the batch calls take them. */
+class Rows {
+  readonly keys: Buffer;
+  readonly values: Buffer;
+  n = 0;
+  constructor(
+    readonly keySize: number,
+    readonly valueSize: number,
+    capacity: number,
+  ) {
+    // Zeroed: struct padding is part of the key the kernel hashes.
+    this.keys = Buffer.alloc(keySize * capacity);
+    this.values = Buffer.alloc(valueSize * capacity);
   }
-  return written;
+  key(i: number): Buffer {
+    return this.keys.subarray(i * this.keySize, (i + 1) * this.keySize);
+  }
+  value(i: number): Buffer {
+    return this.values.subarray(i * this.valueSize, (i + 1) * this.valueSize);
+  }
+  hex(i: number): string {
+    return this.keys.toString('hex', i * this.keySize, (i + 1) * this.keySize);
+  }
+  push(k: Buffer, v: Buffer): void {
+    k.copy(this.keys, this.n * this.keySize);
+    v.copy(this.values, this.n * this.valueSize);
+    this.n++;
+  }
+  /** The rows whose index passes `keep`, packed again. */
+  filter(keep: (i: number) => boolean): Rows {
+    const out = new Rows(this.keySize, this.valueSize, this.n);
+    for (let i = 0; i < this.n; i++) if (keep(i)) out.push(this.key(i), this.value(i));
+    return out;
+  }
 }
 
-/** Deletes every key of `map` not in `want`. */
-function prune(map: MapHandle, want: Map<string, [Buffer, Buffer]>): number {
-  let deleted = 0;
-  for (const k of map.keys()) {
-    if (want.has(k.toString('hex'))) continue;
-    if (map.delete(k)) deleted++;
+function policyRows(entries: readonly PolicyEntry[]): Rows {
+  const r = new Rows(POLICY_KEY.size, POLICY_VALUE.size, entries.length);
+  for (const e of entries) {
+    putPolicyKey(r.keys, r.n * POLICY_KEY.size, e);
+    putPolicyValue(r.values, r.n * POLICY_VALUE.size, e.deny, e.ruleRef);
+    r.n++;
   }
+  return r;
+}
+
+function enforceRows(list: readonly { identity: number; dirs: { ingress: boolean; egress: boolean } }[]): Rows {
+  const r = new Rows(4, 4, list.length);
+  for (const { identity, dirs } of list) r.push(u32(identity), encodeEnforce(dirs));
+  return r;
+}
+
+function packKeys(keys: readonly Buffer[], size: number): Buffer {
+  return Buffer.concat(keys as Buffer[], keys.length * size);
+}
+
+/** Writes every row: one batch when the map has batch calls, else one update per row. */
+function putRows(map: MapHandle, rows: Rows): number {
+  if (rows.n === 0) return 0;
+  if (map.updateBatch) return map.updateBatch(rows.keys.subarray(0, rows.n * rows.keySize), rows.values.subarray(0, rows.n * rows.valueSize));
+  for (let i = 0; i < rows.n; i++) map.update(rows.key(i), rows.value(i));
+  return rows.n;
+}
+
+/** Deletes the packed keys (missing ones skipped); returns how many were there. */
+function dropKeys(map: MapHandle, keys: Buffer, keySize: number): number {
+  if (keys.length === 0) return 0;
+  if (map.deleteBatch) return map.deleteBatch(keys);
+  let deleted = 0;
+  for (let at = 0; at < keys.length; at += keySize) if (map.delete(keys.subarray(at, at + keySize))) deleted++;
   return deleted;
+}
+
+/**
+ * What `map` holds now compared with `want`: the rows of `want` it lacks or holds with another
+ * value, and its keys `want` does not have. One get_next_key per key in the map, one lookup per
+ * row in both; nothing at all but one call when the map is empty (a freshly loaded program).
+ */
+function readBack(map: MapHandle, want: Rows): { put: Rows; stale: Buffer } {
+  const existing = map.keys();
+  if (existing.length === 0) return { put: want, stale: Buffer.alloc(0) };
+  const stale = new Map<string, Buffer>();
+  for (const k of existing) stale.set(k.toString('hex'), k);
+  const put = want.filter((i) => {
+    if (!stale.delete(want.hex(i))) return true;
+    const cur = map.lookup(want.key(i));
+    return !cur || !cur.equals(want.value(i));
+  });
+  return { put, stale: packKeys([...stale.values()], want.keySize) };
 }
 
 function checkU32(n: number, what: string, min = 0): void {
@@ -189,7 +278,20 @@ function checkU32(n: number, what: string, min = 0): void {
   }
 }
 
+const isU32 = (n: number, min: number): boolean => Number.isInteger(n) && n >= min && n <= 0xffffffff;
+
 function checkEntry(e: PolicyEntry, i: number): void {
+  // The common case, every field fine, without building a message per row.
+  if (
+    isU32(e.endpointIdentity, 1) &&
+    isU32(e.peerIdentity, 0) &&
+    isU32(e.ruleRef, 1) &&
+    Number.isInteger(e.port) && e.port >= 0 && e.port <= 65535 &&
+    Number.isInteger(e.proto) && e.proto >= 0 && e.proto <= 255 &&
+    (e.direction === 'ingress' || e.direction === 'egress')
+  ) {
+    return;
+  }
   const where = `policy entry ${i}`;
   checkU32(e.endpointIdentity, `${where} endpointIdentity`, 1);
   checkU32(e.peerIdentity, `${where} peerIdentity`);
@@ -200,65 +302,144 @@ function checkEntry(e: PolicyEntry, i: number): void {
   if (!Number.isInteger(e.proto) || e.proto < 0 || e.proto > 255) {
     throw new FlowctlError('INVALID_ARGUMENT', `${where}: proto ${e.proto} is not in 0..255`);
   }
-  if (e.direction !== 'ingress' && e.direction !== 'egress') {
-    throw new FlowctlError('INVALID_ARGUMENT', `${where}: direction "${String(e.direction)}" is not ingress or egress`);
+  throw new FlowctlError('INVALID_ARGUMENT', `${where}: direction "${String(e.direction)}" is not ingress or egress`);
+}
+
+/**
+ * diffCompiled packs (peer, port, proto) into one exact double, which holds for peer identities
+ * below 2^29 (label identities < 2^16, CIDR identities from 2^24). Larger ones are valid map keys
+ * but take the keyed path below.
+ */
+const DIFF_MAX_PEER = 2 ** 29;
+
+/** What a map set last received from writePolicyMaps, keyed by its `policy` map. */
+interface Written {
+  policyEnforce: MapHandle;
+  compiled: CompiledPolicy;
+}
+const writtenPolicy = new WeakMap<MapHandle, Written>();
+/** ipcache map → hex key → identity, as last written by writeIpcache. */
+const writtenIpcache = new WeakMap<MapHandle, Map<string, number>>();
+
+/**
+ * Forget what this process wrote into `map` (a policy or ipcache map): its next write reads the
+ * map back. For maps something else has written to since.
+ */
+export function forgetWritten(map: MapHandle): void {
+  writtenPolicy.delete(map);
+  writtenIpcache.delete(map);
+}
+
+/** The order every policy write keeps; see writePolicyMaps. */
+function applyPolicy(maps: PolicyMaps, put: Rows, enforcePut: Rows, enforceStale: Buffer, stale: Buffer): WriteStats {
+  // New rows before new enforcement bits (an endpoint becoming enforced finds its allow rows in
+  // place); stale enforcement bits removed before stale rows (an endpoint leaving enforcement
+  // never sees its allow rows vanish while still enforced).
+  const written = putRows(maps.policy, put) + putRows(maps.policyEnforce, enforcePut);
+  const deleted = dropKeys(maps.policyEnforce, enforceStale, 4) + dropKeys(maps.policy, stale, POLICY_KEY.size);
+  return { written, deleted };
+}
+
+/** The rows of `compiled` by key, deny winning over allow for a repeated key (any identities). */
+function keyedRows(compiled: CompiledPolicy): Rows {
+  const rows = new Map<string, [Buffer, Buffer]>();
+  for (const e of compiled.entries) {
+    const k = encodePolicyKey(e);
+    const hex = k.toString('hex');
+    const prev = rows.get(hex);
+    if (prev && (prev[1].readUInt8(POLICY_VALUE.deny) === 1 || !e.deny)) continue;
+    rows.set(hex, [k, encodePolicyValue(e.deny, e.ruleRef)]);
   }
+  const out = new Rows(POLICY_KEY.size, POLICY_VALUE.size, rows.size);
+  for (const [k, v] of rows.values()) out.push(k, v);
+  return out;
 }
 
 /**
  * Replaces the `policy` and `policy_enforce` maps with `compiled` and records its revision.
- * Validates everything before the first write, so a bad policy changes nothing.
+ * Validates everything before the first write, so a bad policy changes nothing. Writes only what
+ * changed since the last write into the same maps; `compiled` must not be changed afterwards (it is
+ * the record of what the maps hold).
  */
 export function writePolicyMaps(maps: PolicyMaps, compiled: CompiledPolicy): WriteStats {
-  const rows = new Map<string, [Buffer, Buffer]>();
-  compiled.entries.forEach((e, i) => {
+  let exact = true;
+  const entries = compiled.entries;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     checkEntry(e, i);
-    const k = encodePolicyKey(e);
-    const hex = k.toString('hex');
-    const prev = rows.get(hex);
-    // Two rows for one key: the compiler should not emit them, but if it does, deny wins.
-    if (prev && prev[1].readUInt8(POLICY_VALUE.deny) === 1) return;
-    if (prev && !e.deny) return;
-    rows.set(hex, [k, encodePolicyValue(e.deny, e.ruleRef)]);
-  });
-  const enforce = new Map<string, [Buffer, Buffer]>();
-  for (const [identity, dirs] of compiled.enforced) {
-    checkU32(identity, 'enforced identity', 1);
-    if (!dirs.ingress && !dirs.egress) continue;
-    const k = u32(identity);
-    enforce.set(k.toString('hex'), [k, encodeEnforce(dirs)]);
+    if (e.peerIdentity >= DIFF_MAX_PEER) exact = false;
   }
+  for (const identity of compiled.enforced.keys()) checkU32(identity, 'enforced identity', 1);
   checkU32(compiled.revision, 'policy revision');
 
-  // New rows before new enforcement bits (an endpoint becoming enforced finds its allow rows in
-  // place); stale enforcement bits removed before stale rows (an endpoint leaving enforcement
-  // never sees its allow rows vanish while still enforced).
-  const written = writeAll(maps.policy, rows) + writeAll(maps.policyEnforce, enforce);
-  const deleted = prune(maps.policyEnforce, enforce) + prune(maps.policy, rows);
+  const prev = writtenPolicy.get(maps.policy);
+  // Until this write has finished, what the maps hold is not known: a failure part-way leaves no
+  // record, so the next write reads them back.
+  writtenPolicy.delete(maps.policy);
+  let stats: WriteStats;
+  if (exact && prev && prev.policyEnforce === maps.policyEnforce) {
+    const d = diffCompiled(prev.compiled, compiled);
+    stats = applyPolicy(
+      maps,
+      policyRows(d.upserts),
+      enforceRows(d.enforceUpserts),
+      packKeys(d.enforceDeletes.map(u32), 4),
+      policyRows(d.deletes).keys,
+    );
+  } else {
+    // Every row once, deny winning for a repeated key, then compared with what the maps hold.
+    const all = exact ? diffCompiled(undefined, compiled) : undefined;
+    const rows = all ? policyRows(all.upserts) : keyedRows(compiled);
+    const enforce = enforceRows(
+      all?.enforceUpserts ?? [...compiled.enforced].filter(([, d]) => d.ingress || d.egress).map(([identity, dirs]) => ({ identity, dirs })),
+    );
+    const p = readBack(maps.policy, rows);
+    const en = readBack(maps.policyEnforce, enforce);
+    stats = applyPolicy(maps, p.put, en.put, en.stale, p.stale);
+  }
   bumpEpoch(maps.config, BigInt(compiled.revision));
-  return { written, deleted };
+  if (exact) writtenPolicy.set(maps.policy, { policyEnforce: maps.policyEnforce, compiled });
+  return stats;
 }
 
 /**
  * Replaces the ipcache with `entries` (endpoint IPs as addresses or /32, /128; CIDR identities as
  * prefixes). When two entries name the same prefix the first wins. With `config`, bumps the epoch
- * so that connections look their identities up again.
+ * so that connections look their identities up again. Writes only what changed since the last
+ * write into the same map.
  */
 export function writeIpcache(
   map: MapHandle,
   entries: readonly { cidr: string; identity: number }[],
   config?: MapHandle,
 ): WriteStats {
-  const want = new Map<string, [Buffer, Buffer]>();
+  const want = new Map<string, number>();
+  const rows = new Rows(IPCACHE_KEY.size, IPCACHE_VALUE.size, entries.length);
   entries.forEach((ent, i) => {
     const where = `ipcache entry ${i}`;
     checkU32(ent.identity, `${where} (${ent.cidr}) identity`, 1);
     const k = encodeIpcacheKey(ent.cidr, where);
     const hex = k.toString('hex');
-    if (!want.has(hex)) want.set(hex, [k, encodeIpcacheValue(ent.identity)]);
+    if (want.has(hex)) return;
+    want.set(hex, ent.identity);
+    rows.push(k, encodeIpcacheValue(ent.identity));
   });
-  const stats = { written: writeAll(map, want), deleted: prune(map, want) };
+  const prev = writtenIpcache.get(map);
+  writtenIpcache.delete(map);
+  let put: Rows;
+  let stale: Buffer;
+  if (prev) {
+    put = rows.filter((i) => prev.get(rows.hex(i)) !== want.get(rows.hex(i)));
+    stale = packKeys(
+      [...prev.keys()].filter((hex) => !want.has(hex)).map((hex) => Buffer.from(hex, 'hex')),
+      IPCACHE_KEY.size,
+    );
+  } else {
+    ({ put, stale } = readBack(map, rows));
+  }
+  const stats = { written: putRows(map, put), deleted: dropKeys(map, stale, IPCACHE_KEY.size) };
   if (config) bumpEpoch(config);
+  writtenIpcache.set(map, want);
   return stats;
 }
 
