@@ -5,6 +5,7 @@ import {
   encodeIpcacheKey,
   encodePolicyKey,
   encodePolicyValue,
+  forgetWritten,
   readConfig,
   writeIpcache,
   writePolicyMaps,
@@ -185,5 +186,262 @@ describe('writeIpcache', () => {
     );
     expect(() => writeIpcache(maps.ipcache, [{ cidr: '10.0.0.1', identity: 0 }])).toThrow(/ipcache entry 0 \(10.0.0.1\) identity: 0/);
     expect(maps.log).toEqual([]);
+  });
+});
+
+type BatchOp = [map: string, op: 'updateBatch' | 'deleteBatch' | 'update' | 'delete' | 'lookup' | 'keys', count: number];
+
+/** A FakeMap with the batch calls of bpf-loader's BpfMap; logs every call with its row count. */
+class BatchMap implements MapHandle {
+  readonly m = new Map<string, Buffer>();
+  /** Throw after writing this many rows of the next batch update (then stop failing). */
+  failAfter: number | undefined;
+  constructor(
+    readonly name: string,
+    readonly keySize: number,
+    readonly valueSize: number,
+    readonly log: BatchOp[],
+  ) {}
+  lookup(key: Buffer): Buffer | undefined {
+    this.log.push([this.name, 'lookup', 1]);
+    return this.m.get(key.toString('hex'));
+  }
+  update(key: Buffer, value: Buffer): void {
+    this.log.push([this.name, 'update', 1]);
+    this.m.set(key.toString('hex'), Buffer.from(value));
+  }
+  delete(key: Buffer): boolean {
+    this.log.push([this.name, 'delete', 1]);
+    return this.m.delete(key.toString('hex'));
+  }
+  keys(): Buffer[] {
+    this.log.push([this.name, 'keys', this.m.size]);
+    return [...this.m.keys()].map((k) => Buffer.from(k, 'hex'));
+  }
+  updateBatch(keys: Buffer, values: Buffer): number {
+    const n = keys.length / this.keySize;
+    expect(values.length).toBe(n * this.valueSize);
+    this.log.push([this.name, 'updateBatch', n]);
+    for (let i = 0; i < n; i++) {
+      if (this.failAfter !== undefined && i === this.failAfter) {
+        this.failAfter = undefined;
+        throw Object.assign(new Error(`bpf_map_update_batch(${this.name}) after ${i} of ${n}: E2BIG`), { done: i });
+      }
+      this.m.set(keys.toString('hex', i * this.keySize, (i + 1) * this.keySize), Buffer.from(values.subarray(i * this.valueSize, (i + 1) * this.valueSize)));
+    }
+    return n;
+  }
+  deleteBatch(keys: Buffer): number {
+    const n = keys.length / this.keySize;
+    this.log.push([this.name, 'deleteBatch', n]);
+    let deleted = 0;
+    for (let i = 0; i < n; i++) if (this.m.delete(keys.toString('hex', i * this.keySize, (i + 1) * this.keySize))) deleted++;
+    return deleted;
+  }
+}
+
+function batchMaps(): { ipcache: BatchMap; policyEnforce: BatchMap; policy: BatchMap; config: BatchMap; log: BatchOp[] } {
+  const log: BatchOp[] = [];
+  return {
+    log,
+    ipcache: new BatchMap('ipcache', 24, 8, log),
+    policyEnforce: new BatchMap('policy_enforce', 4, 4, log),
+    policy: new BatchMap('policy', 12, 8, log),
+    config: new BatchMap('config', 4, 16, log),
+  };
+}
+
+/** What the maps must hold for `c`, built independently of the writer: hex key → hex value. */
+function expected(c: CompiledPolicy): { policy: Map<string, string>; enforce: Map<string, string> } {
+  const policy = new Map<string, string>();
+  for (const e of c.entries) {
+    const k = encodePolicyKey(e).toString('hex');
+    const cur = policy.get(k);
+    if (cur !== undefined && (cur.endsWith('01000000') || !e.deny)) continue;
+    policy.set(k, encodePolicyValue(e.deny, e.ruleRef).toString('hex'));
+  }
+  const enforce = new Map<string, string>();
+  for (const [id, d] of c.enforced) {
+    if (!d.ingress && !d.egress) continue;
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(id);
+    enforce.set(k.toString('hex'), ((d.ingress ? 1 : 0) | (d.egress ? 2 : 0)).toString(16).padStart(2, '0') + '000000');
+  }
+  return { policy, enforce };
+}
+
+function contents(m: BatchMap): Map<string, string> {
+  return new Map([...m.m].map(([k, v]) => [k, v.toString('hex')]));
+}
+
+/** 40 endpoints × 3 peers × 5 ports, both directions, some denies: 1,200 rows. */
+function bigPolicy(revision: number, change?: (e: PolicyEntry) => PolicyEntry): CompiledPolicy {
+  const entries: PolicyEntry[] = [];
+  const enforced: [number, boolean, boolean][] = [];
+  for (let ep = 0; ep < 40; ep++) {
+    for (const direction of ['ingress', 'egress'] as const)
+      for (let peer = 0; peer < 3; peer++)
+        for (let port = 0; port < 5; port++) {
+          const e = entry({ endpointIdentity: 1000 + ep, peerIdentity: peer === 2 ? 1 << 24 : 2000 + peer, port: 8000 + port, direction, deny: port === 4 && peer === 0, ruleRef: 1 + ep });
+          entries.push(change ? change(e) : e);
+        }
+    enforced.push([1000 + ep, true, ep % 2 === 0]);
+  }
+  return compiled(revision, entries, enforced);
+}
+
+describe('writePolicyMaps: incremental batches', () => {
+  const writes = (log: BatchOp[], map?: string) => log.filter((o) => (map === undefined || o[0] === map) && o[1] !== 'lookup' && o[1] !== 'keys');
+  const reads = (log: BatchOp[]) => log.filter((o) => o[1] === 'lookup' || o[1] === 'keys');
+
+  it('fresh maps: one batch per map, no lookups; the maps hold exactly the policy', () => {
+    const maps = batchMaps();
+    const c = bigPolicy(1);
+    expect(writePolicyMaps(maps, c)).toEqual({ written: 1200 + 40, deleted: 0 });
+    // Empty maps are learned with one keys() each, nothing is looked up row by row.
+    expect(reads(maps.log)).toEqual([
+      ['policy', 'keys', 0],
+      ['policy_enforce', 'keys', 0],
+      ['config', 'lookup', 1],
+    ]);
+    expect(writes(maps.log)).toEqual([
+      ['policy', 'updateBatch', 1200],
+      ['policy_enforce', 'updateBatch', 40],
+      ['config', 'update', 1],
+    ]);
+    expect(contents(maps.policy)).toEqual(expected(c).policy);
+    expect(contents(maps.policyEnforce)).toEqual(expected(c).enforce);
+  });
+
+  it('a change writes only the changed rows, in the safe order, without reading the maps back', () => {
+    const maps = batchMaps();
+    writePolicyMaps(maps, bigPolicy(1));
+    maps.log.length = 0;
+    // Endpoint 1005 moves port 8001 to 9001 (one row added, one deleted), 1006 flips a value,
+    // 1007 starts enforcing egress, 1038 stops enforcing ingress, 1039 is no longer enforced.
+    const next = bigPolicy(2, (e) => {
+      if (e.endpointIdentity === 1005 && e.port === 8001 && e.peerIdentity === 2000 && e.direction === 'ingress') return { ...e, port: 9001 };
+      if (e.endpointIdentity === 1006 && e.port === 8002 && e.peerIdentity === 2001 && e.direction === 'egress') return { ...e, deny: true };
+      return e;
+    });
+    next.enforced.set(1007, { ingress: true, egress: true });
+    next.enforced.set(1038, { ingress: false, egress: true });
+    next.enforced.delete(1039);
+    const stats = writePolicyMaps(maps, next);
+    expect(stats).toEqual({ written: 2 + 2, deleted: 1 + 1 });
+    expect(reads(maps.log)).toEqual([['config', 'lookup', 1]]);
+    expect(writes(maps.log)).toEqual([
+      ['policy', 'updateBatch', 2],
+      ['policy_enforce', 'updateBatch', 2],
+      ['policy_enforce', 'deleteBatch', 1],
+      ['policy', 'deleteBatch', 1],
+      ['config', 'update', 1],
+    ]);
+    expect(contents(maps.policy)).toEqual(expected(next).policy);
+    expect(contents(maps.policyEnforce)).toEqual(expected(next).enforce);
+    expect(readConfig(maps.config)).toEqual({ epoch: 2n, policyRevision: 2n });
+
+    // The same policy again, recompiled (new objects): nothing to write but the revision.
+    maps.log.length = 0;
+    expect(writePolicyMaps(maps, { ...next, revision: 3, entries: next.entries.map((e) => ({ ...e })) })).toEqual({ written: 0, deleted: 0 });
+    expect(writes(maps.log)).toEqual([['config', 'update', 1]]);
+  });
+
+  it('a write that fails part-way leaves no record: the next write reads the maps back and repairs them', () => {
+    const maps = batchMaps();
+    const a = bigPolicy(1);
+    writePolicyMaps(maps, a);
+    const b = bigPolicy(2, (e) => (e.port === 8003 ? { ...e, port: 7003 } : e));
+    maps.policy.failAfter = 100;
+    expect(() => writePolicyMaps(maps, b)).toThrow('bpf_map_update_batch(policy) after 100 of 240: E2BIG');
+    // Half of b's new rows are in, none of a's stale ones are gone, the revision did not move.
+    expect(maps.policy.m.size).toBe(1200 + 100);
+    expect(readConfig(maps.config).policyRevision).toBe(1n);
+
+    // Retrying b: the writer does not trust its record of a; it reads the map and writes the rest.
+    maps.log.length = 0;
+    const stats = writePolicyMaps(maps, b);
+    expect(maps.log.filter((o) => o[1] === 'keys').map((o) => o[0])).toEqual(['policy', 'policy_enforce']);
+    expect(stats).toEqual({ written: 140, deleted: 240 });
+    expect(contents(maps.policy)).toEqual(expected(b).policy);
+    expect(contents(maps.policyEnforce)).toEqual(expected(b).enforce);
+    expect(readConfig(maps.config).policyRevision).toBe(2n);
+
+    // And after the repair, incremental again.
+    maps.log.length = 0;
+    writePolicyMaps(maps, a);
+    expect(maps.log.filter((o) => o[1] === 'keys')).toEqual([]);
+    expect(contents(maps.policy)).toEqual(expected(a).policy);
+  });
+
+  it('maps filled by someone else (pinned, reused): the first write reads them back; forgetWritten forces it again', () => {
+    const maps = batchMaps();
+    const c = bigPolicy(1);
+    // Left behind: a row of c with another value, a row c does not have, an enforced identity c lacks.
+    const rows = [...expected(c).policy];
+    maps.policy.m.set(rows[0]![0], encodePolicyValue(true, 99));
+    maps.policy.m.set(rows[1]![0], Buffer.from(rows[1]![1], 'hex'));
+    maps.policy.m.set(encodePolicyKey(entry({ endpointIdentity: 5 })).toString('hex'), encodePolicyValue(false, 1));
+    maps.policyEnforce.m.set('05000000', Buffer.from('01000000', 'hex'));
+    expect(writePolicyMaps(maps, c)).toEqual({ written: 1199 + 40, deleted: 2 });
+    expect(contents(maps.policy)).toEqual(expected(c).policy);
+    expect(contents(maps.policyEnforce)).toEqual(expected(c).enforce);
+
+    maps.policy.m.clear();
+    forgetWritten(maps.policy);
+    maps.log.length = 0;
+    expect(writePolicyMaps(maps, c).written).toBe(1200);
+    expect(contents(maps.policy)).toEqual(expected(c).policy);
+  });
+
+  it('a bad entry changes nothing and keeps the record: the next write is still incremental', () => {
+    const maps = batchMaps();
+    writePolicyMaps(maps, bigPolicy(1));
+    maps.log.length = 0;
+    expect(() => writePolicyMaps(maps, bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, proto: 256 } : e)))).toThrow(
+      /^policy entry \d+: proto 256 is not in 0..255$/,
+    );
+    expect(maps.log).toEqual([]);
+    writePolicyMaps(maps, bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, port: 8005 } : e)));
+    expect(maps.log.filter((o) => o[1] === 'keys')).toEqual([]);
+    expect(writes(maps.log, 'policy')).toEqual([
+      ['policy', 'updateBatch', 6],
+      ['policy', 'deleteBatch', 6],
+    ]);
+  });
+
+  it('peer identities too large for the diff still write correctly, through the keyed path', () => {
+    const maps = batchMaps();
+    const big = (rev: number, port: number) => compiled(rev, [entry({ peerIdentity: 0xfffffff0, port }), entry({ peerIdentity: 0xfffffff0, port, deny: true, ruleRef: 2 }), entry({ port: 1 })], [[1000, true, false]]);
+    writePolicyMaps(maps, big(1, 80));
+    expect(contents(maps.policy)).toEqual(expected(big(1, 80)).policy);
+    writePolicyMaps(maps, big(2, 81));
+    expect(contents(maps.policy)).toEqual(expected(big(2, 81)).policy);
+    expect(maps.log.filter((o) => o[0] === 'policy' && o[1] === 'keys').length).toBe(2);
+  });
+});
+
+describe('writeIpcache: incremental batches', () => {
+  const ips = (n: number, identity: (i: number) => number) => Array.from({ length: n }, (_, i) => ({ cidr: `10.202.${i >> 8}.${i & 255}`, identity: identity(i) }));
+
+  it('writes only what changed; a failed write is repaired by reading the map back', () => {
+    const maps = batchMaps();
+    expect(writeIpcache(maps.ipcache, ips(1000, () => 300), maps.config)).toEqual({ written: 1000, deleted: 0 });
+    maps.log.length = 0;
+    const next = ips(999, (i) => (i === 7 ? 301 : 300)).concat([{ cidr: '10.0.0.0/8', identity: 1 << 24 }]);
+    expect(writeIpcache(maps.ipcache, next, maps.config)).toEqual({ written: 2, deleted: 1 });
+    expect(maps.log.filter((o) => o[0] === 'ipcache')).toEqual([
+      ['ipcache', 'updateBatch', 2],
+      ['ipcache', 'deleteBatch', 1],
+    ]);
+    expect(maps.log.at(-1)).toEqual(['config', 'update', 1]);
+
+    maps.ipcache.failAfter = 0;
+    expect(() => writeIpcache(maps.ipcache, ips(1000, () => 400), maps.config)).toThrow(/E2BIG/);
+    maps.log.length = 0;
+    expect(writeIpcache(maps.ipcache, ips(1000, () => 400), maps.config)).toEqual({ written: 1000, deleted: 1 });
+    expect(maps.log.filter((o) => o[0] === 'ipcache' && o[1] === 'keys').length).toBe(1);
+    expect(maps.ipcache.m.size).toBe(1000);
+    expect([...maps.ipcache.m.values()].every((v) => v.readUInt32LE(0) === 400)).toBe(true);
   });
 });
