@@ -59,7 +59,11 @@ const ROOT = keyHash('');
 const isDigit = (c: number) => c >= 48 && c <= 57;
 
 export class CanonicalLines {
-  private readonly shapes = new Map<string, boolean>();
+  private readonly shapes = new Map<number, { sk: Buffer; ok: boolean }[]>();
+  private count = 0;
+  private readonly stackKey = new Int32Array(MAX_DEPTH);
+  private readonly stackArr = new Uint8Array(MAX_DEPTH);
+  private readonly stackEnum = new Uint8Array(MAX_DEPTH);
   private readonly dateTimes = new Map<string, boolean>();
   private readonly enumFields = new Set(
     ENUM_FIELDS.map((f) => pairHash(keyHash(f.slice(0, f.indexOf('.'))), keyHash(f.slice(f.indexOf('.') + 1)))),
@@ -74,11 +78,9 @@ export class CanonicalLines {
   private ready = false;
   // Scan state (one line at a time).
   private b: Buffer = Buffer.alloc(0);
-  private p = 0;
   private e = 0;
+  private readonly lastDt = Buffer.alloc(19); // zeros: never a date-time
   private sk = Buffer.allocUnsafe(4096);
-  private o = 0;
-  private depth = 0;
   /** Lines answered from a known shape, and shapes checked with the codec (for tests and --debug). */
   hits = 0;
   misses = 0;
@@ -132,16 +134,21 @@ export class CanonicalLines {
     const need = 2 * (end - start) + 16;
     if (this.sk.length < need) this.sk = Buffer.allocUnsafe(need);
     this.b = buf;
-    this.p = start;
     this.e = end;
-    this.o = 0;
-    this.depth = 0;
-    if (!this.value(false, ROOT) || this.p !== end) return false;
-    const shape = this.sk.toString('latin1', 0, this.o);
-    const known = this.shapes.get(shape);
-    if (known !== undefined) {
-      this.hits++;
-      return known;
+    const o = this.scan(buf, start, end);
+    if (o < 0) return false;
+    // Shapes are indexed by length and a few sampled words, and compared in full (memcmp).
+    const sk = this.sk;
+    let h = o;
+    for (let k = 1; k <= 16; k++) h = (Math.imul(h, 0x01000193) ^ sk[((o - 1) * k) >> 4]!) | 0;
+    const bucket = this.shapes.get(h);
+    if (bucket !== undefined) {
+      for (const shape of bucket) {
+        if (shape.sk.length === o && sk.compare(shape.sk, 0, o, 0, o) === 0) {
+          this.hits++;
+          return shape.ok;
+        }
+      }
     }
     this.misses++;
     const line = buf.toString('utf8', start, end);
@@ -152,163 +159,176 @@ export class CanonicalLines {
     } catch {
       ok = false;
     }
-    if (this.shapes.size < this.maxShapes) this.shapes.set(shape, ok);
+    if (this.count < this.maxShapes) {
+      this.count++;
+      const shape = { sk: Buffer.from(sk.subarray(0, o)), ok };
+      if (bucket) bucket.push(shape);
+      else this.shapes.set(h, [shape]);
+    }
     return ok;
   }
 
-  private emit(c: number): void {
-    this.sk[this.o++] = c;
-  }
-
-  // `key`: hash of the field name this value belongs to (the parent of an object's fields).
-  private value(enumCtx: boolean, key: number): boolean {
-    const c = this.b[this.p];
-    if (c === 0x7b) return this.object(key);
-    if (c === 0x5b) return this.array(enumCtx, key);
-    if (c === 0x22) return this.stringValue(enumCtx);
-    if (c === 0x2d || (c !== undefined && isDigit(c))) return this.number(enumCtx);
-    if (c === 0x74) return this.literal('true');
-    if (c === 0x66) return this.literal('false');
-    if (c === 0x6e) return this.literal('null');
-    return false;
-  }
-
-  private literal(word: string): boolean {
-    const b = this.b;
-    if (this.p + word.length > this.e) return false;
-    for (let i = 0; i < word.length; i++) if (b[this.p + i] !== word.charCodeAt(i)) return false;
-    for (let i = 0; i < word.length; i++) this.emit(word.charCodeAt(i));
-    this.p += word.length;
-    return true;
-  }
-
-  private object(parent: number): boolean {
-    if (++this.depth > MAX_DEPTH) return false;
-    const b = this.b;
-    this.emit(0x7b);
-    this.p++;
-    if (b[this.p] === 0x7d) {
-      this.emit(0x7d);
-      this.p++;
-      this.depth--;
-      return true;
-    }
+  /** The shape of `b[p, e)` into `this.sk`; its length, or -1 when the line is not eligible. */
+  private scan(b: Buffer, p: number, e: number): number {
+    const sk = this.sk, plain = this.plain, enumFields = this.enumFields;
+    const keys = this.stackKey, isArr = this.stackArr, enums = this.stackEnum;
+    let o = 0;
+    let top = -1;
+    let key = ROOT; // hash of the field name the next value belongs to
+    let inEnum = false;
+    // 0: a value is expected; 1: a key (or the end of an empty object) is expected; 2: after a value.
+    let state = 0;
     for (;;) {
-      if (b[this.p] !== 0x22) return false;
-      // Keys are copied verbatim; an escaped key is never what the encoder writes.
-      let h = 0;
-      const ks = this.p + 1;
-      let i = ks;
-      this.emit(0x22);
-      for (; i < this.e; i++) {
-        const k = b[i]!;
-        if (k === 0x22) break;
-        if (k === 0x5c || this.plain[k] === 0) return false;
-        h = (Math.imul(h, 31) + k) | 0;
-        this.emit(k);
-      }
-      if (i >= this.e) return false;
-      h = (Math.imul(h, 31) + (i - ks)) | 0;
-      if (h === this.typeKey) return false; // google.protobuf.Any: the schema depends on a value
-      this.emit(0x22);
-      this.p = i + 1;
-      if (b[this.p] !== 0x3a) return false;
-      this.emit(0x3a);
-      this.p++;
-      if (!this.value(this.enumFields.has(pairHash(parent, h)), h)) return false;
-      if (this.p >= this.e) return false;
-      const d = b[this.p++]!;
-      this.emit(d);
-      if (d === 0x2c) continue;
-      if (d === 0x7d) {
-        this.depth--;
-        return true;
-      }
-      return false;
-    }
-  }
-
-  private array(enumCtx: boolean, key: number): boolean {
-    if (++this.depth > MAX_DEPTH) return false;
-    const b = this.b;
-    this.emit(0x5b);
-    this.p++;
-    if (b[this.p] === 0x5d) {
-      this.emit(0x5d);
-      this.p++;
-      this.depth--;
-      return true;
-    }
-    for (;;) {
-      if (!this.value(enumCtx, key)) return false;
-      if (this.p >= this.e) return false;
-      const d = b[this.p++]!;
-      this.emit(d);
-      if (d === 0x2c) continue;
-      if (d === 0x5d) {
-        this.depth--;
-        return true;
-      }
-      return false;
-    }
-  }
-
-  // Validates one string (escapes exactly as the encoder writes them) and classifies it.
-  private stringValue(enumCtx: boolean): boolean {
-    const b = this.b, e = this.e, plain = this.plain;
-    const s = this.p + 1;
-    let i = s;
-    for (; i < e; i++) {
-      const c = b[i]!;
-      if (plain[c] === 1) continue;
-      if (c === 0x22) break;
-      if (c === 0x5c) {
-        if (!this.escapeOk(i)) return false;
-        i += b[i + 1] === 0x75 ? 5 : 1;
+      if (state === 0) {
+        const c = b[p]!;
+        if (c === 0x7b || c === 0x5b) {
+          if (++top >= MAX_DEPTH) return -1;
+          keys[top] = key;
+          isArr[top] = c === 0x5b ? 1 : 0;
+          enums[top] = inEnum ? 1 : 0;
+          sk[o++] = c;
+          p++;
+          const close = c === 0x7b ? 0x7d : 0x5d;
+          if (b[p] === close) {
+            sk[o++] = close;
+            p++;
+            top--;
+            state = 2;
+          } else state = c === 0x7b ? 1 : 0;
+          continue;
+        }
+        if (c === 0x22) {
+          const s = p + 1;
+          let i = s;
+          for (;;) {
+            const x = b[i]!;
+            if (plain[x] === 1) {
+              i++;
+              continue;
+            }
+            if (x === 0x22) break;
+            if (x === 0x5c) {
+              if (!this.escapeOk(i)) return -1;
+              i += b[i + 1] === 0x75 ? 6 : 2;
+              continue;
+            }
+            if (x === 0xe2 && this.rawNonAscii && !(b[i + 1] === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9) && !this.raw2028)) {
+              i++;
+              continue;
+            }
+            return -1; // a newline (the end of the line) included
+          }
+          if (i >= e) return -1;
+          p = i + 1;
+          state = 2;
+          if (inEnum) {
+            for (let k = s - 1; k <= i; k++) sk[o++] = b[k]!;
+            continue;
+          }
+          const n = i - s;
+          if (n === 0) {
+            sk[o++] = M_EMPTY;
+            continue;
+          }
+          const c0 = b[s]!;
+          if (!isDigit(c0) && c0 !== 0x2d) {
+            sk[o++] = M_STR;
+            continue;
+          }
+          if (n >= 20 && b[s + 10] === 0x54 && b[i - 1] === 0x5a) {
+            if (!this.timestampOk(s, i)) return -1;
+            sk[o++] = M_TS;
+            continue;
+          }
+          // Digits only: a 64-bit integer in canonical form (no sign, leading zero or "-0"),
+          // short enough to be in range for both int64 and uint64, or else kept verbatim.
+          const ds = c0 === 0x2d ? s + 1 : s;
+          let k = ds;
+          while (k < i && isDigit(b[k]!)) k++;
+          if (k < i) sk[o++] = M_STR;
+          else if (k > ds && b[ds] !== 0x30 && k - ds <= 18) sk[o++] = c0 === 0x2d ? M_I64NEG : M_I64;
+          else for (let q = s - 1; q <= i; q++) sk[o++] = b[q]!;
+          continue;
+        }
+        if (c === 0x2d || isDigit(c)) {
+          const s = p;
+          let i = c === 0x2d ? p + 1 : p;
+          const ds = i;
+          while (isDigit(b[i]!)) i++;
+          if (i === ds || i > e) return -1;
+          let plainInt = true;
+          if (b[i] === 0x2e) {
+            plainInt = false;
+            const f = ++i;
+            while (isDigit(b[i]!)) i++;
+            if (i === f) return -1;
+          }
+          if (b[i] === 0x65 || b[i] === 0x45) {
+            plainInt = false;
+            i++;
+            if (b[i] === 0x2b || b[i] === 0x2d) i++;
+            const f = i;
+            while (isDigit(b[i]!)) i++;
+            if (i === f) return -1;
+          }
+          if (i > e || (b[ds] === 0x30 && i - ds > 1 && isDigit(b[ds + 1]!))) return -1;
+          p = i;
+          state = 2;
+          // Non-zero, at most 9 digits: canonical in every 32-bit integer field.
+          if (!inEnum && plainInt && b[ds] !== 0x30 && i - ds <= 9) sk[o++] = ds === s ? M_INT : M_INTNEG;
+          else for (let k = s; k < i; k++) sk[o++] = b[k]!;
+          continue;
+        }
+        const word = c === 0x74 ? 'true' : c === 0x66 ? 'false' : c === 0x6e ? 'null' : undefined;
+        if (word === undefined || p + word.length > e) return -1;
+        for (let k = 0; k < word.length; k++) {
+          if (b[p + k] !== word.charCodeAt(k)) return -1;
+          sk[o++] = b[p + k]!;
+        }
+        p += word.length;
+        state = 2;
         continue;
       }
-      if (c === 0xe2 && this.rawNonAscii) {
-        if (b[i + 1] === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9) && !this.raw2028) return false;
+      if (state === 1) {
+        // Keys are copied verbatim; an escaped key is never what the encoder writes.
+        if (b[p] !== 0x22) return -1;
+        sk[o++] = 0x22;
+        let h = 0;
+        const ks = ++p;
+        for (;;) {
+          const x = b[p]!;
+          if (x === 0x22) break;
+          if (plain[x] !== 1) return -1;
+          h = (Math.imul(h, 31) + x) | 0;
+          sk[o++] = x;
+          p++;
+        }
+        h = (Math.imul(h, 31) + (p - ks)) | 0;
+        if (h === this.typeKey || b[p + 1] !== 0x3a) return -1; // "@type": google.protobuf.Any
+        sk[o++] = 0x22;
+        sk[o++] = 0x3a;
+        p += 2;
+        inEnum = enumFields.has(pairHash(keys[top]!, h));
+        key = h;
+        state = 0;
         continue;
       }
-      return false;
+      // state 2: after a value
+      if (top < 0) return p === e ? o : -1;
+      if (p >= e) return -1;
+      const d = b[p++]!;
+      sk[o++] = d;
+      if (d === 0x2c) {
+        if (isArr[top] === 1) {
+          key = keys[top]!;
+          inEnum = enums[top] === 1;
+          state = 0;
+        } else state = 1;
+        continue;
+      }
+      if (d !== (isArr[top] === 1 ? 0x5d : 0x7d)) return -1;
+      top--;
     }
-    if (i >= e) return false;
-    this.p = i + 1;
-    if (enumCtx) {
-      for (let k = s - 1; k <= i; k++) this.emit(b[k]!);
-      return true;
-    }
-    const n = i - s;
-    if (n === 0) {
-      this.emit(M_EMPTY);
-      return true;
-    }
-    const c0 = b[s]!;
-    if (!isDigit(c0) && c0 !== 0x2d) {
-      this.emit(M_STR);
-      return true;
-    }
-    if (n >= 20 && b[s + 10] === 0x54 && b[i - 1] === 0x5a) {
-      if (!this.timestampOk(s, i)) return false;
-      this.emit(M_TS);
-      return true;
-    }
-    // Digits only: a 64-bit integer in canonical form (no sign, leading zero or "-0"), short
-    // enough to be in range for both int64 and uint64, or else kept verbatim.
-    let k = c0 === 0x2d ? s + 1 : s;
-    const ds = k;
-    for (; k < i; k++) if (!isDigit(b[k]!)) break;
-    if (k < i) {
-      this.emit(M_STR);
-      return true;
-    }
-    if (k > ds && b[ds] !== 0x30 && k - ds <= 18) {
-      this.emit(c0 === 0x2d ? M_I64NEG : M_I64);
-      return true;
-    }
-    for (let q = s - 1; q <= i; q++) this.emit(b[q]!);
-    return true;
   }
 
   private escapeOk(i: number): boolean {
@@ -349,6 +369,11 @@ export class CanonicalLines {
       for (let k = s + 20; k < end - 1; k++) if (!isDigit(b[k]!)) return false;
       if (b[end - 2] === 0x30 && b[end - 3] === 0x30 && b[end - 4] === 0x30) return false;
     }
+    // Flows come in time order: most timestamps share their second with the previous one.
+    const lastDt = this.lastDt;
+    let k = 0;
+    while (k < 19 && b[s + k] === lastDt[k]) k++;
+    if (k === 19) return true;
     const dt = b.toString('latin1', s, s + 19);
     let ok = this.dateTimes.get(dt);
     if (ok === undefined) {
@@ -361,41 +386,7 @@ export class CanonicalLines {
       if (this.dateTimes.size > 10_000) this.dateTimes.clear();
       this.dateTimes.set(dt, ok);
     }
+    if (ok) b.copy(lastDt, 0, s, s + 19);
     return ok;
-  }
-
-  private number(enumCtx: boolean): boolean {
-    const b = this.b, e = this.e;
-    const s = this.p;
-    let i = s;
-    if (b[i] === 0x2d) i++;
-    const ds = i;
-    while (i < e && isDigit(b[i]!)) i++;
-    if (i === ds) return false;
-    let plainInt = true;
-    if (b[i] === 0x2e) {
-      plainInt = false;
-      i++;
-      const f = i;
-      while (i < e && isDigit(b[i]!)) i++;
-      if (i === f) return false;
-    }
-    if (b[i] === 0x65 || b[i] === 0x45) {
-      plainInt = false;
-      i++;
-      if (b[i] === 0x2b || b[i] === 0x2d) i++;
-      const f = i;
-      while (i < e && isDigit(b[i]!)) i++;
-      if (i === f) return false;
-    }
-    if (b[ds] === 0x30 && i - ds > 1 && isDigit(b[ds + 1]!)) return false; // leading zero: not JSON
-    this.p = i;
-    // Non-zero, at most 9 digits: canonical in every 32-bit integer field.
-    if (!enumCtx && plainInt && b[ds] !== 0x30 && i - ds <= 9) {
-      this.emit(ds === s ? M_INT : M_INTNEG);
-      return true;
-    }
-    for (let k = s; k < i; k++) this.emit(b[k]!);
-    return true;
   }
 }

@@ -19,34 +19,46 @@ export type Matcher = (r: GetFlowsResponse) => boolean;
 /** `buf[start, end)` is one line; lines of one buffer come in increasing order. */
 export type LineTest = (buf: Buffer, start: number, end: number) => boolean;
 
-/** A line printed as it is (`-o json` of a canonical line), or a decoded response. */
+/**
+ * A decoded response, or bytes printed as they are (`-o json` of canonical lines): one line or a
+ * run of consecutive lines, newline-separated, without the final newline.
+ */
 export type InputItem = GetFlowsResponse | Buffer;
 
-const CHUNK = 4 << 20;
+const CHUNK = 2 << 20;
 
 function readError(path: string, e: unknown): CliError {
   const err = e as NodeJS.ErrnoException;
   return new CliError('input', `cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
 }
 
-/** Buffers of whole lines (the last one may lack its newline); every buffer is a fresh one. */
+/**
+ * Buffers of whole lines (the last one may lack its newline). A buffer is valid until the next
+ * one is asked for: file reads go to two buffers in turn, the next read running (on libuv's
+ * thread pool) while the caller works on the current one.
+ */
 export async function* readLineBuffers(path: string): AsyncGenerator<Buffer> {
   let rest: Buffer | undefined;
-  const whole = (chunk: Buffer): Buffer | undefined => {
-    const nl = chunk.lastIndexOf(0x0a);
-    if (nl < 0) {
-      rest = chunk;
-      return undefined;
+  // Yields the line completed by the start of `data`, then the whole lines after it.
+  function* split(data: Buffer): Generator<Buffer> {
+    const first = data.indexOf(0x0a);
+    if (first < 0) {
+      rest = rest ? Buffer.concat([rest, data]) : Buffer.from(data);
+      return;
     }
-    rest = nl + 1 < chunk.length ? Buffer.from(chunk.subarray(nl + 1)) : undefined;
-    return chunk.subarray(0, nl + 1);
-  };
+    let from = 0;
+    if (rest) {
+      yield Buffer.concat([rest, data.subarray(0, first + 1)]);
+      rest = undefined;
+      from = first + 1;
+    }
+    const last = data.lastIndexOf(0x0a);
+    if (last + 1 < data.length) rest = Buffer.from(data.subarray(last + 1));
+    if (last + 1 > from) yield data.subarray(from, last + 1);
+  }
   if (path === '-') {
     try {
-      for await (const c of process.stdin as AsyncIterable<Buffer>) {
-        const out = whole(rest ? Buffer.concat([rest, c]) : c);
-        if (out) yield out;
-      }
+      for await (const c of process.stdin as AsyncIterable<Buffer>) yield* split(c);
     } catch (e) {
       throw readError(path, e);
     }
@@ -57,22 +69,26 @@ export async function* readLineBuffers(path: string): AsyncGenerator<Buffer> {
     } catch (e) {
       throw readError(path, e);
     }
+    let cur = Buffer.allocUnsafe(CHUNK);
+    let next = Buffer.allocUnsafe(CHUNK);
+    let pending: Promise<{ bytesRead: number }> | undefined = fh.read(cur, 0, CHUNK, null);
     try {
       for (;;) {
-        const keep = rest?.length ?? 0;
-        const buf = Buffer.allocUnsafe(Math.max(CHUNK, keep * 2));
-        if (rest) rest.copy(buf, 0);
-        let r;
+        let n: number;
         try {
-          r = await fh.read(buf, keep, buf.length - keep, null);
+          n = (await pending).bytesRead;
         } catch (e) {
+          pending = undefined;
           throw readError(path, e);
         }
-        if (r.bytesRead === 0) break;
-        const out = whole(buf.subarray(0, keep + r.bytesRead));
-        if (out) yield out;
+        pending = undefined;
+        if (n === 0) break;
+        pending = fh.read(next, 0, CHUNK, null);
+        yield* split(cur.subarray(0, n));
+        [cur, next] = [next, cur];
       }
     } finally {
+      await pending?.catch(() => undefined);
       await fh.close();
     }
   }
@@ -130,9 +146,13 @@ export async function* observeFile(
   const since = req.since, until = req.until;
 
   for await (const buf of readLineBuffers(path)) {
-    // Invalid UTF-8 is replaced while decoding, so such a buffer is never passed through.
-    const passthrough = opts.passthrough && !since && !until && isUtf8(buf) ? opts.passthrough : undefined;
+    // Invalid UTF-8 is replaced while decoding, so such a line is never passed through.
+    const passthrough = opts.passthrough && !since && !until ? opts.passthrough : undefined;
+    const utf8 = !passthrough || isUtf8(buf);
     const batch: InputItem[] = [];
+    // Consecutive pass-through lines are one run of bytes (with their newlines), one copy to print.
+    let runStart = -1;
+    let runEnd = -1;
     let start = 0;
     while (start < buf.length) {
       let end = buf.indexOf(0x0a, start);
@@ -143,9 +163,23 @@ export async function* observeFile(
       if (s === end || isBlank(buf, s, end)) continue;
       if (prefilter && !prefilter(buf, s, end)) continue;
       let item: InputItem;
-      if (passthrough && passthrough(buf, s, end)) {
+      if (passthrough && (utf8 || isUtf8(buf.subarray(s, end))) && passthrough(buf, s, end)) {
         stats.passedThrough++;
-        item = last ? Buffer.from(buf.subarray(s, end)) : buf.subarray(s, end);
+        if (last) item = Buffer.from(buf.subarray(s, end));
+        else {
+          if (runStart >= 0 && runEnd + 1 === s) runEnd = end;
+          else {
+            if (runStart >= 0) batch.push(buf.subarray(runStart, runEnd));
+            runStart = s;
+            runEnd = end;
+          }
+          if (first && ++returned >= n) {
+            batch.push(buf.subarray(runStart, runEnd));
+            yield batch;
+            return;
+          }
+          continue;
+        }
       } else {
         let r: GetFlowsResponse;
         try {
@@ -170,12 +204,18 @@ export async function* observeFile(
         }
         continue;
       }
+      if (runStart >= 0) {
+        batch.push(buf.subarray(runStart, runEnd));
+        runStart = -1;
+      }
       batch.push(item);
       if (first && ++returned >= n) {
         yield batch;
         return;
       }
     }
+    if (runStart >= 0) batch.push(buf.subarray(runStart, runEnd));
+    // The buffer is reused once the next one is asked for: the batch is printed before.
     if (batch.length) yield batch;
   }
   const out: InputItem[] = [];

@@ -12,9 +12,12 @@ import { Verdict, type FlowFilter } from '@flowctl/flow/gen/flow/flow';
 /** Lines of one buffer must be asked in increasing order; a new buffer starts over. */
 export type LinePrefilter = (buf: Buffer, start: number, end: number) => boolean;
 
-const ALWAYS = ['lost_events', 'lostEvents', 'node_status', 'nodeStatus'];
+// lost_events, lostEvents, node_status, nodeStatus: needles whose letters are rare in flow JSON
+// make the buffer search skip ahead fastest (`lost_events` itself costs 5x more).
+const ALWAYS = ['_events', 'Events', '_status', 'Status'];
 const ESCAPE = Buffer.from('\\u');
-const VERDICT_KEY = Buffer.from('"verdict"');
+// Without its opening quote (the most frequent byte) for the same reason; checked below.
+const VERDICT_KEY = Buffer.from('verdict"');
 
 const isDigit = (c: number | undefined) => c !== undefined && c >= 48 && c <= 57;
 const isSpace = (c: number | undefined) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
@@ -50,6 +53,7 @@ export function verdictPrefilter(whitelist: readonly FlowFilter[]): LinePrefilte
 
   // `"verdict"` followed by a number (or a quoted number): a wanted one, or one we cannot read.
   const numericHit = (buf: Buffer, at: number, end: number): boolean => {
+    if (buf[at - 1] !== 0x22) return false;
     let i = at + VERDICT_KEY.length;
     while (i < end && isSpace(buf[i])) i++;
     if (buf[i] !== 0x3a) return false;

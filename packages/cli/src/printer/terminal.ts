@@ -44,7 +44,8 @@ export class BufferedSink implements Sink {
     if (n > this.limit - this.pos) {
       this.flush();
       if (n > this.limit) {
-        this.stream.write(buf.subarray(start, end));
+        // The stream may hold on to it, and the caller reuses its buffer.
+        this.stream.write(Buffer.from(buf.subarray(start, end)));
         this.stream.write('\n');
         return;
       }
