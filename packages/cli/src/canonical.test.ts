@@ -8,14 +8,13 @@ import { CanonicalLines, ENUM_FIELDS } from './canonical.js';
 import { observeFile, type InputFileStats, type InputItem } from './input-file.js';
 import { ROOT } from './e2e/helpers.js';
 
-// `parent.field` for every enum field, derived from the .proto files the way ENUM_FIELDS was.
-function enumFieldsFromProto(): string[] {
-  const camel = (n: string) => n.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+// The messages (by simple name) and enums of the flow, observer and relay protos.
+function readProtos() {
   const text = ['flow/flow.proto', 'observer/observer.proto', 'relay/relay.proto']
     .map((f) => readFileSync(join(ROOT, 'proto', f), 'utf8').replace(/\/\/.*$/gm, ''))
     .join('\n');
   const enums = new Set([...text.matchAll(/\benum\s+(\w+)\s*\{/g)].map((m) => m[1]!));
-  const fields = new Map<string, { type: string; name: string }[]>();
+  const fields = new Map<string, { type: string; fullType: string; name: string }[]>();
   const stack: (string | null)[] = [];
   for (const line of text.split('\n')) {
     let m = /^\s*(message|enum|oneof)\s+(\w+)\s*\{/.exec(line);
@@ -32,8 +31,15 @@ function enumFieldsFromProto(): string[] {
     }
     const cur = stack.at(-1);
     m = /^\s*(?:repeated\s+|optional\s+)?([\w.]+)\s+(\w+)\s*=\s*\d+/.exec(line);
-    if (cur && m) fields.get(cur)!.push({ type: m[1]!.split('.').pop()!, name: m[2]! });
+    if (cur && m) fields.get(cur)!.push({ type: m[1]!.split('.').pop()!, fullType: m[1]!, name: m[2]! });
   }
+  return { enums, fields };
+}
+
+// `parent.field` for every enum field, derived from the .proto files the way ENUM_FIELDS was.
+function enumFieldsFromProto(): string[] {
+  const camel = (n: string) => n.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+  const { enums, fields } = readProtos();
   const out = new Set<string>();
   for (const [msg, fs] of fields) {
     for (const f of fs) {
@@ -120,6 +126,27 @@ const EDITS: ((l: string) => string)[] = [
 describe('CanonicalLines', () => {
   it('ENUM_FIELDS names every enum field of the protos', () => {
     expect([...ENUM_FIELDS].sort()).toEqual(enumFieldsFromProto());
+  });
+
+  it('relies on no field type outside its value classes (no float, bytes, Duration, FieldMask, Struct)', () => {
+    const { enums, fields } = readProtos();
+    const scalars = new Set(['int32', 'uint32', 'sint32', 'fixed32', 'sfixed32', 'int64', 'uint64', 'sint64', 'fixed64', 'sfixed64', 'bool', 'string']);
+    const wellKnown = new Set(['Timestamp', 'Any', 'BoolValue', 'Int32Value', 'UInt32Value', 'Int64Value', 'UInt64Value', 'StringValue']);
+    const seen = new Set<string>();
+    const bad: string[] = [];
+    const visit = (msg: string) => {
+      if (seen.has(msg)) return;
+      seen.add(msg);
+      for (const f of fields.get(msg)!) {
+        if (fields.has(f.type)) visit(f.type);
+        else if (!scalars.has(f.fullType) && !enums.has(f.type) && !(f.fullType.startsWith('google.protobuf.') && wellKnown.has(f.type))) {
+          bad.push(`${msg}.${f.name}: ${f.fullType}`);
+        }
+      }
+    };
+    visit('GetFlowsResponse');
+    expect(seen.size).toBeGreaterThan(20);
+    expect(bad).toEqual([]);
   });
 
   it('accepts the encoder output, checking few shapes with the codec', () => {

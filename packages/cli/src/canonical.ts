@@ -90,8 +90,8 @@ export class CanonicalLines {
     private readonly maxShapes = 100_000,
   ) {}
 
-  // Learns the encoder's string escaping by encoding each ASCII character (and U+2028/9, and a
-  // few non-ASCII ones) as a flow summary.
+  // Learns the encoder's string escaping by encoding each ASCII character, U+2028/9 and the
+  // other non-ASCII characters as a flow summary.
   private learnEscapes(): void {
     this.ready = true;
     const enc = (s: string): string | undefined => {
@@ -111,8 +111,12 @@ export class CanonicalLines {
       if (out === ch) this.raw2028 = true;
       else if (out !== undefined && out.startsWith('\\') && JSON.parse(`"${out}"`) === ch) this.escapes.set(c, out.slice(1));
     }
-    const samples = ['é', '中', '😀', '\u00a0', '\ufeff', '\ufffd', '\u0080'];
-    this.rawNonAscii = samples.every((s) => enc(s) === s);
+    // Every non-ASCII BMP character (and an astral one) at once: raw, apart from U+2028/9.
+    const codes = new Uint16Array(0x10000 - 0x80 - 0x800 - 2);
+    let n = 0;
+    for (let c = 0x80; c < 0x10000; c++) if ((c < 0xd800 || c > 0xdfff) && c !== 0x2028 && c !== 0x2029) codes[n++] = c;
+    const all = '😀' + Buffer.from(codes.buffer, 0, n * 2).toString('utf16le');
+    this.rawNonAscii = enc(all) === all;
     if (this.rawNonAscii) for (let c = 0x80; c < 256; c++) this.plain[c] = 1;
     this.plain[0xe2] = 0; // lead byte of U+2028/U+2029
   }
