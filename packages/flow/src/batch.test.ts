@@ -12,6 +12,8 @@ import {
   decodeFlowBatch,
   encodeBatch,
   encodeFlowBatch,
+  forEachResponse,
+  readVarint,
 } from './batch.js';
 
 const resp = (i: number): GetFlowsResponse => ({
@@ -33,6 +35,28 @@ describe('FlowBatch codec', () => {
     const parts = decodeBatch(Buffer.concat([encodeBatch([a]), unknown, encodeBatch([a])]));
     expect(parts).toHaveLength(2);
     expect(parts[0]!.equals(a)).toBe(true);
+  });
+
+  it('walks responses in place: ranges of the batch buffer, in order, unknown fields skipped', () => {
+    const rs = [resp(0), resp(3), resp(1)].map((r) => Buffer.from(GetFlowsResponse.encode(r).finish()));
+    const unknown = Buffer.from([0x15, 1, 2, 3, 4, 0x19, 1, 2, 3, 4, 5, 6, 7, 8]); // field 2 fixed32, field 3 fixed64
+    const batch = Buffer.concat([encodeBatch(rs.slice(0, 2)), unknown, encodeBatch(rs.slice(2))]);
+    const seen: Buffer[] = [];
+    const n = forEachResponse(batch, (b, start, end) => {
+      expect(b).toBe(batch);
+      seen.push(batch.subarray(start, end));
+    });
+    expect(n).toBe(3);
+    expect(seen.map((b, i) => b.equals(rs[i]!))).toEqual([true, true, true]);
+    expect(() => forEachResponse(batch.subarray(0, batch.length - 1), () => {})).toThrow(BatchError);
+  });
+
+  it('reads varints up to 2^53 and rejects overlong or truncated ones', () => {
+    const big = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    expect(readVarint(big, 0, big.length)).toEqual([2 ** 53 - 1, 8]);
+    expect(readVarint(Buffer.from([0x96, 0x01]), 0, 2)).toEqual([150, 2]);
+    expect(() => readVarint(Buffer.from([0x80, 0x80]), 0, 2)).toThrow(/truncated varint/);
+    expect(() => readVarint(Buffer.alloc(11, 0x80), 0, 11)).toThrow(/longer than 10 bytes/);
   });
 
   it('rejects a truncated batch with a message naming where it came from', () => {

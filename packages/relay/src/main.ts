@@ -7,7 +7,7 @@ import { PeerManager } from './pool/manager.js';
 import { watchPeersFile } from './pool/peers-file.js';
 import { watchPeerService } from './pool/discovery.js';
 import { startRelayServer } from './server.js';
-import { RELAY_VERSION } from './observer/server.js';
+import { DEFAULT_MERGE_WAIT_MS, RELAY_VERSION } from './observer/server.js';
 import { createRelayMetrics } from './metrics.js';
 import { serveMetrics } from '@flowctl/flow/metrics-server';
 
@@ -51,6 +51,11 @@ async function main(): Promise<void> {
         .default(10_000, '10s')
         .argParser(parseDuration),
     )
+    .addOption(
+      new Option('--merge-wait <dur>', 'how long flows may wait for a node with nothing buffered, for time order across nodes (0 = never, as hubble-relay)')
+        .default(DEFAULT_MERGE_WAIT_MS, '200ms')
+        .argParser(parseDuration),
+    )
     .option('--metrics-address <addr>', 'serve Prometheus metrics on [host]:port at /metrics (hubble-relay uses :9966); empty = off', '')
     .option('--node-name <name>', 'name on relay-generated events', hostname())
     .option('--no-upstream-batch', "use only the plain Observer API towards agents (no flowctl batching)")
@@ -66,6 +71,7 @@ async function main(): Promise<void> {
     dialTimeout: number;
     retryTimeout: number;
     upstreamIdleTimeout: number;
+    mergeWait: number;
     metricsAddress: string;
     nodeName: string;
     upstreamBatch: boolean;
@@ -94,6 +100,7 @@ async function main(): Promise<void> {
       callTimeoutMs: o.dialTimeout,
       upstreamBatch: o.upstreamBatch,
       upstreamIdleTimeoutMs: o.upstreamIdleTimeout,
+      mergeWaitMs: o.mergeWait,
     });
   } catch (e) {
     log.fatal((e as Error).message);

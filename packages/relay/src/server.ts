@@ -8,6 +8,7 @@ import { PolicyService } from '@flowctl/flow/policy-service';
 import { RelayError } from './errors.js';
 import { RelayObserver } from './observer/server.js';
 import type { ObserverOptions } from './observer/server.js';
+import type { RelayItem } from './observer/merge.js';
 import { batchObserverDefinition, relayObserverDefinition } from './observer/services.js';
 import type { RawRequest } from './observer/services.js';
 
@@ -61,7 +62,7 @@ export async function startRelayServer(listen: string, opts: ObserverOptions): P
     serverStatus: unaryHandler(() => observer.serverStatus()),
   } as UntypedServiceImplementation);
   server.addService(batchObserverDefinition, {
-    getFlowsBatched: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlowsBatched(call),
+    getFlowsBatched: (call: ServerWritableStream<RawRequest, RelayItem[]>) => observer.getFlowsBatched(call),
   } as UntypedServiceImplementation);
   server.addService(PolicyService, {
     list: unaryHandler(() => observer.listPolicies()),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GetFlowsResponse, NodeState } from '@flowctl/flow';
-import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
+import { FanIn, aggregateErrors, encodeItemsScratch, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
+import { decodeFlowBatch, encodeBatch } from '@flowctl/flow/batch';
 import type { RelayItem } from './merge.js';
 import { readResponseTime } from './wire.js';
 
@@ -124,6 +125,49 @@ describe('FanIn', () => {
     });
   });
 
+  it('waits up to waitMs for a node with nothing buffered, so flows leave in time order', async () => {
+    const fan = new FanIn({ capacity: 100, relayNode: 'r', waitMs: 5000 });
+    const a = fan.add('a');
+    const b = fan.add('b');
+    const it = fan[Symbol.asyncIterator]();
+    a.push([flowAt('a', 10), flowAt('a', 20)]);
+    const first = it.next();
+    // b has sent nothing yet, so a's flows wait for it instead of leaving ahead of b's older one.
+    const early = await Promise.race([first, wait(100).then(() => 'waiting')]);
+    expect(early).toBe('waiting');
+    b.push([flowAt('b', 5), flowAt('b', 15)]);
+    // b's newest (15) is older than a@20: a@20 waits for b's next flow.
+    expect((await first).value.map(summary)).toEqual(['b@5', 'a@10', 'b@15']);
+    b.push([flowAt('b', 25)]);
+    expect((await it.next()).value.map(summary)).toEqual(['a@20']);
+    fan.close();
+    await it.return?.(undefined);
+  });
+
+  it('never waits for a node that ended, and for a quiet one only waitMs', async () => {
+    const fan = new FanIn({ capacity: 100, relayNode: 'r', waitMs: 150 });
+    const a = fan.add('a');
+    const gone = fan.add('gone');
+    gone.push([flowAt('gone', 0)]);
+    gone.end();
+    a.push([flowAt('a', 10)]);
+    const it = fan[Symbol.asyncIterator]();
+    let started = Date.now();
+    expect((await it.next()).value.map(summary)).toEqual(['gone@0', 'a@10']);
+    expect(Date.now() - started).toBeLessThan(100);
+
+    const quiet = fan.add('quiet');
+    a.push([flowAt('a', 20)]);
+    started = Date.now();
+    expect((await it.next()).value.map(summary)).toEqual(['a@20']);
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(140);
+    expect(took).toBeLessThan(1000);
+    expect(quiet.length).toBe(0);
+    fan.close();
+    await it.return?.(undefined);
+  });
+
   it('asks a producer to pause at capacity and resumes it once the consumer catches up', async () => {
     const fan = new FanIn({ capacity: 3, relayNode: 'r' });
     const a = fan.add('a');
@@ -136,6 +180,21 @@ describe('FanIn', () => {
     expect(r.value).toHaveLength(3);
     expect(resumed).toBe(1);
     fan.close();
+  });
+});
+
+describe('encodeItemsScratch', () => {
+  it('frames node responses left inside their batch and relay events as one FlowBatch', () => {
+    const a = flowAt('a', 1);
+    const b = flowAt('b', 2);
+    const batch = encodeBatch([a.raw!, b.raw!]);
+    const inBatch: RelayItem = { ...b, raw: batch, start: batch.length - b.raw!.length, end: batch.length };
+    const ev = nodeStatusItem(NodeState.NODE_CONNECTED, ['a', 'b'], 'relay', Date.now());
+    const out = decodeFlowBatch(Buffer.from(encodeItemsScratch([a, inBatch, ev])));
+    expect(out.map((r) => r.flow?.Summary ?? r.node_status?.node_names?.join(','))).toEqual(['a@1', 'b@2', 'a,b']);
+    // The scratch buffer is reused: a second batch overwrites the first one's bytes.
+    const again = encodeItemsScratch([b]);
+    expect(decodeFlowBatch(again).map((r) => r.flow?.Summary)).toEqual(['b@2']);
   });
 });
 

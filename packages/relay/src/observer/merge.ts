@@ -11,15 +11,76 @@ import { encodeResponse } from './wire.js';
 
 /** One GetFlowsResponse on its way through the relay: raw bytes from a node, or a relay event. */
 export interface RelayItem extends Timed {
+  /** The encoded response: all of `raw`, or bytes [start, end) of it when `start` is set (a
+   * response inside a node's FlowBatch, left where it arrived instead of a view per flow). */
   raw?: Buffer;
+  start?: number;
+  end?: number;
   msg?: GetFlowsResponse;
   /** Counters of the node it came from (absent on relay-generated events). */
   src?: { forwarded: number };
+  /** When it reached the relay (Date.now()), stamped by Inlet.push for the merge wait. */
+  at?: number;
 }
 
+/** The item's encoded response as one Buffer (a view for items inside a node's batch). */
 export function itemBytes(item: RelayItem): Buffer {
   if (!item.raw) item.raw = encodeResponse(item.msg ?? {});
-  return item.raw;
+  if (item.start === undefined) return item.raw;
+  return item.raw.subarray(item.start, item.end);
+}
+
+function itemLength(item: RelayItem): number {
+  if (!item.raw) item.raw = encodeResponse(item.msg ?? {});
+  return item.start === undefined ? item.raw.length : item.end! - item.start;
+}
+
+function varintLength(v: number): number {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Batches up to this size are built in one buffer reused from call to call. */
+const SCRATCH_MAX = 8 << 20;
+let scratch = Buffer.allocUnsafe(1 << 20);
+
+/**
+ * Encodes items[from, to) as one FlowBatch into a scratch buffer shared by every call and returns
+ * a view of it. Only for a serializer whose caller copies the bytes before anything else runs
+ * (grpc-js's server copies each message behind its 5-byte frame header at once): a fresh buffer
+ * per batch cost more in allocation and page faults than the copy itself.
+ */
+export function encodeItemsScratch(items: readonly RelayItem[], from = 0, to = items.length): Buffer {
+  let total = 0;
+  for (let i = from; i < to; i++) {
+    const len = itemLength(items[i]!);
+    total += 1 + varintLength(len) + len;
+  }
+  let out = scratch;
+  if (total > out.length) {
+    out = Buffer.allocUnsafe(total);
+    if (total <= SCRATCH_MAX) scratch = out;
+  }
+  let pos = 0;
+  for (let i = from; i < to; i++) {
+    const it = items[i]!;
+    const raw = it.raw!;
+    const start = it.start ?? 0;
+    const end = it.start === undefined ? raw.length : it.end!;
+    let len = end - start;
+    out[pos++] = 0x0a;
+    while (len >= 128) {
+      out[pos++] = (len & 0x7f) | 0x80;
+      len >>>= 7;
+    }
+    out[pos++] = len;
+    pos += raw.copy(out, pos, start, end);
+  }
+  return out.subarray(0, pos);
 }
 
 export type Clock = () => number;
@@ -56,6 +117,10 @@ export class Inlet {
   /** Cancels the node's upstream stream (set by whoever opened it). */
   cancel: (() => void) | undefined;
   private paused = false;
+  /** Time of the newest item pushed: a node streams in time order, so its next item is no older.
+   * (-1, 0) until the node sent anything. */
+  lastSec = -1;
+  lastNsec = 0;
 
   constructor(
     readonly name: string,
@@ -69,7 +134,15 @@ export class Inlet {
   /** Queues items; false means the channel is full and the producer must pause until onResume. */
   push(items: readonly RelayItem[]): boolean {
     if (this.ended) return false;
-    for (const it of items) this.items.push(it);
+    const at = this.fan.now();
+    for (const it of items) {
+      it.at = at;
+      this.items.push(it);
+      if (it.sec > this.lastSec || (it.sec === this.lastSec && it.nsec > this.lastNsec)) {
+        this.lastSec = it.sec;
+        this.lastNsec = it.nsec;
+      }
+    }
     this.fan.wake();
     if (this.length >= this.fan.capacity) {
       this.paused = true;
@@ -95,7 +168,10 @@ export class Inlet {
     if (this.head >= this.items.length) return undefined;
     const it = this.items[this.head]!;
     this.items[this.head++] = undefined as unknown as RelayItem;
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      this.items.length = 0;
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
@@ -111,29 +187,42 @@ export class Inlet {
 }
 
 export interface FanInOptions {
-  /** Per-node channel capacity (Hubble: qlen). */
+  /** Per-node channel capacity in responses (Hubble: qlen; the relay allows at least a few batches). */
   capacity: number;
   relayNode: string;
   now?: Clock;
   /** Most items handed to the next stage at once. */
   maxBatch?: number;
+  /**
+   * How long a flow may wait for a node that has nothing buffered and whose last flow is older
+   * (0 = never wait, Hubble's behaviour). Every node streams in time order, so waiting for the
+   * quiet one's next batch lets the merge emit a time-ordered sequence instead of leaving the
+   * 100-entry sort buffer to undo whole batches from different nodes; the wait bounds how long a
+   * slow or idle node can hold the others back.
+   */
+  waitMs?: number;
 }
 
 /** Merges node inlets oldest head first; ends when sealed and every inlet has ended and drained. */
 export class FanIn implements AsyncIterable<RelayItem[]> {
   readonly capacity: number;
+  readonly now: Clock;
   private readonly inlets: Inlet[] = [];
   private readonly events: RelayItem[] = [];
   private waiter: (() => void) | undefined;
+  private wakeQueued = false;
   private sealed = false;
   private closed = false;
-  private readonly now: Clock;
   private readonly maxBatch: number;
+  private readonly waitMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
 
   constructor(private readonly opts: FanInOptions) {
     this.capacity = Math.max(1, opts.capacity);
     this.now = opts.now ?? Date.now;
     this.maxBatch = opts.maxBatch ?? 1024;
+    this.waitMs = Math.max(0, opts.waitMs ?? 0);
   }
 
   add(name: string): Inlet {
@@ -157,13 +246,25 @@ export class FanIn implements AsyncIterable<RelayItem[]> {
   /** Stops the merge now (client went away). */
   close(): void {
     this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.wake();
   }
 
+  /**
+   * Lets the consumer run once the current I/O callbacks are done: batches from every node that
+   * arrived in the same event-loop turn are then merged in one round (bigger, better-ordered
+   * batches downstream, one hop through the pipeline instead of one per node message).
+   */
   wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
+    if (this.wakeQueued || !this.waiter) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.();
+    });
   }
 
   ended(inlet: Inlet, err?: Error): void {
@@ -175,24 +276,53 @@ export class FanIn implements AsyncIterable<RelayItem[]> {
     this.wake();
   }
 
+  /** Wakes the consumer at `at` (ms) unless an earlier wake-up is already set. */
+  private wakeAt(at: number): void {
+    if (this.timer && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.wake();
+    }, Math.max(1, at - this.now()));
+  }
+
   private take(): RelayItem[] {
     const out: RelayItem[] = this.events.splice(0);
-    // k-way merge of what is buffered now. It does not wait for an empty inlet (that would make a
-    // quiet node delay everyone): sortFlows' bounded heap and drain timeout stay the outer bound,
-    // exactly Hubble's semantics. A linear scan: k is the node count and a heap of inlets only
-    // pays off beyond a few dozen nodes.
+    // k-way merge of what is buffered now. It waits for an empty inlet only up to waitMs (a quiet
+    // node must not delay everyone); sortFlows' bounded heap and drain timeout stay the outer
+    // bound, exactly Hubble's semantics. A linear scan: k is the node count and a heap of inlets
+    // only pays off beyond a few dozen nodes.
     const inlets = this.inlets;
+    const waitMs = this.waitMs;
+    const now = waitMs > 0 ? this.now() : 0;
     while (out.length < this.maxBatch) {
       let best: Inlet | undefined;
       let head: RelayItem | undefined;
+      // Oldest "last flow" among live inlets holding nothing: nothing older can come from them.
+      let floorSec = Infinity;
+      let floorNsec = 0;
       for (let i = 0; i < inlets.length; i++) {
-        const h = inlets[i]!.peek();
-        if (h && (!head || less(h, head))) {
-          best = inlets[i];
-          head = h;
+        const inlet = inlets[i]!;
+        const h = inlet.peek();
+        if (h) {
+          if (!head || less(h, head)) {
+            best = inlet;
+            head = h;
+          }
+        } else if (waitMs > 0 && !inlet.ended && (inlet.lastSec < floorSec || (inlet.lastSec === floorSec && inlet.lastNsec < floorNsec))) {
+          floorSec = inlet.lastSec;
+          floorNsec = inlet.lastNsec;
         }
       }
-      if (!best) break;
+      if (!best || !head) break;
+      if (floorSec < head.sec || (floorSec === head.sec && floorNsec < head.nsec)) {
+        const until = (head.at ?? 0) + waitMs;
+        if (until > now) {
+          this.wakeAt(until);
+          break;
+        }
+      }
       out.push(best.shift()!);
     }
     let live = 0;
@@ -211,14 +341,19 @@ export class FanIn implements AsyncIterable<RelayItem[]> {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<RelayItem[]> {
-    while (!this.closed) {
-      const items = this.take();
-      if (items.length > 0) {
-        yield items;
-        continue;
+    try {
+      while (!this.closed) {
+        const items = this.take();
+        if (items.length > 0) {
+          yield items;
+          continue;
+        }
+        if (this.sealed && this.inlets.length === 0) return;
+        await new Promise<void>((resolve) => (this.waiter = resolve));
       }
-      if (this.sealed && this.inlets.length === 0) return;
-      await new Promise<void>((resolve) => (this.waiter = resolve));
+    } finally {
+      clearTimeout(this.timer);
+      this.timer = undefined;
     }
   }
 }

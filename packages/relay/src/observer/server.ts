@@ -12,8 +12,8 @@ import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './
 import type { Inlet, RelayItem, SortStats } from './merge.js';
 import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
 import type { RawRequest } from './services.js';
-import { decodeBatch, encodeBatch } from '@flowctl/flow/batch';
-import { WireError, readResponseTime } from './wire.js';
+import { forEachResponse } from '@flowctl/flow/batch';
+import { WireError, readResponseTimeAt } from './wire.js';
 
 export const RELAY_VERSION = '0.1.0';
 /** Hubble's numUnavailableNodesReportMax. */
@@ -35,6 +35,9 @@ export interface ObserverOptions {
   upstreamBatch?: boolean;
   /** Most flows per FlowBatch written to a batched client. */
   batchMax?: number;
+  /** How long the merge waits for a node with nothing buffered before sending newer flows of
+   * others (FanInOptions.waitMs; 0 = Hubble's behaviour). */
+  mergeWaitMs?: number;
   /** A non-follow GetFlows stream to a node that sends nothing for this long is given up with a
    * NODE_ERROR (a node that accepts the call and hangs must not hold the client forever). */
   upstreamIdleTimeoutMs?: number;
@@ -108,6 +111,9 @@ function waitDrain(call: ServerWritableStream<unknown, unknown>): Promise<boolea
 }
 
 const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 10_000;
+/** Responses a node's channel may hold before its stream is paused (at least qlen). */
+const INLET_MIN_CAPACITY = 2048;
+export const DEFAULT_MERGE_WAIT_MS = 200;
 
 export class RelayObserver {
   readonly stats: RelayStats = {
@@ -162,23 +168,22 @@ export class RelayObserver {
   }
 
   /** flowctl's batched GetFlows: the same stream, many responses per message. */
-  getFlowsBatched(call: ServerWritableStream<RawRequest, Buffer>): void {
+  getFlowsBatched(call: ServerWritableStream<RawRequest, RelayItem[]>): void {
     let gone = false;
     call.on('cancelled', () => (gone = true));
-    const max = this.opts.batchMax ?? 512;
+    const max = this.opts.batchMax ?? 1024;
     const write: Writer = async (items) => {
       for (let i = 0; i < items.length && !gone; i += max) {
-        const chunk = items.slice(i, i + max).map((it) => {
-          this.countForwarded(it);
-          return itemBytes(it);
-        });
-        if (!call.write(encodeBatch(chunk)) && !(await waitDrain(call))) gone = true;
+        // Items, not bytes: the method's serializer encodes them when grpc-js sends the message.
+        const chunk = i === 0 && items.length <= max ? items : items.slice(i, i + max);
+        for (const it of chunk) this.countForwarded(it);
+        if (!call.write(chunk) && !(await waitDrain(call))) gone = true;
       }
     };
     void this.run(call, write);
   }
 
-  private async run(call: ServerWritableStream<RawRequest, Buffer>, write: Writer): Promise<void> {
+  private async run(call: ServerWritableStream<RawRequest, Buffer> | ServerWritableStream<RawRequest, RelayItem[]>, write: Writer): Promise<void> {
     this.stats.openClientStreams++;
     try {
       await this.streamFlows(call, write);
@@ -192,7 +197,7 @@ export class RelayObserver {
     }
   }
 
-  private async streamFlows(call: ServerWritableStream<RawRequest, Buffer>, write: Writer): Promise<void> {
+  private async streamFlows(call: ServerWritableStream<RawRequest, unknown>, write: Writer): Promise<void> {
     const { raw, req } = call.request;
     if (req.first && req.follow) throw new RelayError('INVALID_ARGUMENT', 'first cannot be specified with follow');
     const o = this.opts;
@@ -204,7 +209,13 @@ export class RelayObserver {
     const md = forwardedMetadata(call.metadata);
     const follow = !!req.follow;
 
-    const fan = new FanIn({ capacity: qlen, relayNode: o.relayNode });
+    // A node's channel holds qlen responses as in Hubble, but never less than a few of its
+    // batches: pausing its stream after every message would cost more than the memory saved.
+    const fan = new FanIn({
+      capacity: Math.max(qlen, INLET_MIN_CAPACITY),
+      relayNode: o.relayNode,
+      waitMs: o.mergeWaitMs ?? DEFAULT_MERGE_WAIT_MS,
+    });
     const cancels = new Set<() => void>();
     // Nodes with a live stream in this request; a node whose stream failed leaves it, so follow
     // mode picks it up again once the pool has reconnected it. Keyed by Peer, not name: a name is
@@ -335,36 +346,31 @@ export class RelayObserver {
       return true;
     };
     arm();
-    const toItem = (buf: Buffer): RelayItem | undefined => {
-      const item: RelayItem = { sec: 0, nsec: 0, raw: buf, src: node };
+    let items: RelayItem[] = [];
+    // Each response stays in the message it arrived in; an item only records where it lies.
+    const toItem = (buf: Buffer, start: number, end: number): void => {
+      const item: RelayItem = { sec: 0, nsec: 0, raw: buf, start, end, src: node, at: 0 };
       try {
-        readResponseTime(buf, item);
-        return item;
+        readResponseTimeAt(buf, start, end, item);
+        items.push(item);
       } catch (e) {
         this.stats.malformedDropped++;
         if (this.stats.malformedDropped === 1 || this.stats.malformedDropped % 10000 === 0)
           this.log.warn({ peer: peer.name, err: (e as Error).message, dropped: this.stats.malformedDropped }, 'dropped malformed response from node');
-        return undefined;
       }
     };
     stream.on('data', (buf: Buffer) => {
       received = true;
       arm();
-      let items: RelayItem[] = [];
+      items = [];
       if (batched) {
         try {
-          for (const b of decodeBatch(buf)) {
-            const it = toItem(b);
-            if (it) items.push(it);
-          }
+          forEachResponse(buf, toItem as (b: Uint8Array, start: number, end: number) => void);
         } catch (e) {
           this.stats.malformedDropped++;
           this.log.warn({ peer: peer.name, err: (e as Error).message }, 'dropped malformed batch from node');
         }
-      } else {
-        const it = toItem(buf);
-        if (it) items = [it];
-      }
+      } else toItem(buf, 0, buf.length);
       if (items.length && !inlet.push(items)) {
         // The client is the slow one here, not the node: no idle clock while paused.
         clearTimeout(idle);

@@ -12,6 +12,8 @@ import {
 } from '@flowctl/flow';
 import { BatchObserverService, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import type { ServiceDefinition } from '@grpc/grpc-js';
+import { encodeItemsScratch } from './merge.js';
+import type { RelayItem } from './merge.js';
 
 /** The decoded request plus its original bytes, forwarded unchanged to every node. */
 export interface RawRequest {
@@ -36,9 +38,15 @@ export const relayObserverDefinition = {
   },
 } as unknown as ServiceDefinition;
 
-/** Server side of the batched method (responses are already-encoded FlowBatch messages). */
+/** A FlowBatch to send: its encoding, or the relay items it is made of. */
+export type BatchMessage = Buffer | readonly RelayItem[];
+
+/** Encodes a batch of items at send time (see encodeItemsScratch: grpc-js copies the result). */
+const serializeBatch = (m: BatchMessage): Buffer => (Buffer.isBuffer(m) ? m : encodeItemsScratch(m as readonly RelayItem[]));
+
+/** Server side of the batched method. */
 export const batchObserverDefinition = {
-  getFlowsBatched: { ...BatchObserverService.getFlowsBatched, requestDeserialize: decodeRaw },
+  getFlowsBatched: { ...BatchObserverService.getFlowsBatched, requestDeserialize: decodeRaw, responseSerialize: serializeBatch },
 } as unknown as ServiceDefinition;
 
 export const unaryCodecs = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GetFlowsResponse } from '@flowctl/flow';
-import { decodeBatch, encodeBatch, readResponseTime, WireError } from './wire.js';
+import { decodeBatch, encodeBatch, readResponseTime, readResponseTimeAt, WireError } from './wire.js';
 
 describe('wire', () => {
   it('reads GetFlowsResponse.time without decoding the flow', () => {
@@ -12,6 +12,17 @@ describe('wire', () => {
     const t = { sec: 0, nsec: 0 };
     readResponseTime(raw, t);
     expect(t).toEqual({ sec: 1_714_564_800, nsec: 123_456_789 });
+  });
+
+  it('reads the time of a response lying inside a larger buffer', () => {
+    const a = Buffer.from(GetFlowsResponse.encode({ node_name: 'a', time: { seconds: 7n, nanos: 8 } }).finish());
+    const b = Buffer.from(GetFlowsResponse.encode({ node_name: 'b', time: { seconds: 9n, nanos: 10 } }).finish());
+    const buf = Buffer.concat([a, b]);
+    const t = { sec: 0, nsec: 0 };
+    readResponseTimeAt(buf, a.length, buf.length, t);
+    expect(t).toEqual({ sec: 9, nsec: 10 });
+    readResponseTimeAt(buf, 0, a.length, t);
+    expect(t).toEqual({ sec: 7, nsec: 8 });
   });
 
   it('rejects truncated input with a WireError', () => {

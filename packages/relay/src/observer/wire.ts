@@ -13,13 +13,14 @@ export interface WireTime {
 
 /** Malformed response bytes from a node (the same class as a malformed batch). */
 export { BatchError as WireError } from '@flowctl/flow/batch';
-import { BatchError as WireError, readVarint } from '@flowctl/flow/batch';
+import { BatchError as WireError, cursor, varintAt } from '@flowctl/flow/batch';
 
+/** Position after the field body that starts at `pos` (the tag already read). */
 function skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
   switch (wireType) {
-    case 0: return readVarint(buf, pos, end)[1];
+    case 0: varintAt(buf, pos, end); return cursor;
     case 1: return pos + 8;
-    case 2: { const [len, p] = readVarint(buf, pos, end); return p + len; }
+    case 2: { const len = varintAt(buf, pos, end); return cursor + len; }
     case 5: return pos + 4;
     default: throw new WireError(`unsupported wire type ${wireType}`);
   }
@@ -29,16 +30,16 @@ function readTimestamp(buf: Uint8Array, pos: number, end: number, out: WireTime)
   let sec = 0;
   let nsec = 0;
   while (pos < end) {
-    const [tag, p] = readVarint(buf, pos, end);
-    const field = Math.floor(tag / 8);
+    const tag = varintAt(buf, pos, end);
+    const field = tag >>> 3;
     const wt = tag & 7;
     if (wt === 0 && (field === 1 || field === 2)) {
-      const [v, q] = readVarint(buf, p, end);
+      const v = varintAt(buf, cursor, end);
       // int64 seconds before 1970 arrive as 10-byte two's complement; clamp them to 0.
       if (field === 1) sec = v >= 2 ** 63 ? 0 : v;
       else nsec = v >= 2 ** 31 ? 0 : v;
-      pos = q;
-    } else pos = skipField(buf, wt, p, end);
+      pos = cursor;
+    } else pos = skipField(buf, wt, cursor, end);
   }
   out.sec = sec;
   out.nsec = nsec;
@@ -48,20 +49,25 @@ const TIME_FIELD = 1001;
 
 /** Reads GetFlowsResponse.time from encoded bytes into `out`. Throws WireError on malformed input. */
 export function readResponseTime(buf: Uint8Array, out: WireTime): void {
+  readResponseTimeAt(buf, 0, buf.length, out);
+}
+
+/** readResponseTime for the response in bytes [start, end) of `buf` (e.g. inside a FlowBatch). */
+export function readResponseTimeAt(buf: Uint8Array, start: number, end: number, out: WireTime): void {
   out.sec = 0;
   out.nsec = 0;
-  let pos = 0;
-  const end = buf.length;
+  let pos = start;
   while (pos < end) {
-    const [tag, p] = readVarint(buf, pos, end);
+    const tag = varintAt(buf, pos, end);
     const field = Math.floor(tag / 8);
     const wt = tag & 7;
     if (field === TIME_FIELD && wt === 2) {
-      const [len, q] = readVarint(buf, p, end);
+      const len = varintAt(buf, cursor, end);
+      const q = cursor;
       if (q + len > end) throw new WireError('truncated time field');
       readTimestamp(buf, q, q + len, out);
       pos = q + len;
-    } else pos = skipField(buf, wt, p, end);
+    } else pos = skipField(buf, wt, cursor, end);
     if (pos > end) throw new WireError(`field ${field} runs past the end of the message`);
   }
 }

@@ -32,6 +32,8 @@ export interface FakeAgentOptions {
   batch?: boolean;
   /** Flows per batch message. */
   batchMax?: number;
+  /** Generator period: fresh flows leave in one batch per tick (default 5 ms). */
+  tickMs?: number;
   /** Accept TCP connections and never answer (a hung node). */
   hang?: boolean;
   /** Peers announced on peer.Peer/Notify (default: itself, as a flowctl agent does). */
@@ -92,6 +94,58 @@ function write5(buf: Buffer, pos: number, v: number): void {
   buf[pos + 4] = (v >>> 28) & 0x7f;
 }
 
+/**
+ * Every template framed as a FlowBatch entry, twice over, so that any run of up to tpl.length
+ * consecutive flows (wrapping around) is one contiguous slice: a batch of fresh flows is then one
+ * copy plus timestamp patches, which keeps ten fake agents from eating the CPU the relay is
+ * being measured on.
+ */
+interface BatchTemplate {
+  bytes: Buffer;
+  /** starts[i]: offset of entry i (i < 2n), starts[2n] = bytes.length. */
+  starts: Int32Array;
+  /** Two timestamp offsets per entry (flow.time, response time). */
+  ts: Int32Array;
+}
+
+function batchTemplate(tpl: Template[]): BatchTemplate {
+  const n = tpl.length;
+  const parts: Buffer[] = [];
+  const starts = new Int32Array(2 * n + 1);
+  const ts = new Int32Array(4 * n);
+  let pos = 0;
+  for (let i = 0; i < 2 * n; i++) {
+    const t = tpl[i % n]!;
+    const head = Buffer.concat([Buffer.from([0x0a]), varint(t.bytes.length)]);
+    starts[i] = pos;
+    ts[2 * i] = pos + head.length + t.tsOffsets[0];
+    ts[2 * i + 1] = pos + head.length + t.tsOffsets[1];
+    parts.push(head, t.bytes);
+    pos += head.length + t.bytes.length;
+  }
+  starts[2 * n] = pos;
+  return { bytes: Buffer.concat(parts), starts, ts };
+}
+
+/** FlowBatch of flows first..first+count-1 (count <= templates), flow j stamped msOf(j). */
+function emitRun(bt: BatchTemplate, n: number, first: number, count: number, msOf: (j: number) => number): Buffer {
+  const i0 = first % n;
+  const s = bt.starts[i0]!;
+  const out = Buffer.allocUnsafe(bt.starts[i0 + count]! - s);
+  bt.bytes.copy(out, 0, s, s + out.length);
+  for (let j = 0; j < count; j++) {
+    const ms = msOf(first + j);
+    const sec = Math.floor(ms / 1000);
+    const nsec = Math.round((ms - sec * 1000) * 1e6) % 1e9;
+    for (let k = 0; k < 2; k++) {
+      const off = bt.ts[2 * (i0 + j) + k]! - s;
+      write5(out, off + 1, sec);
+      write5(out, off + 7, nsec);
+    }
+  }
+  return out;
+}
+
 function templates(nodeName: string, seed: number): { tpl: Template[]; namespaces: Namespace[]; backlog: GetFlowsResponse[] } {
   const corpus = makeCorpus(1000, seed);
   const namespaces = new Map<string, Namespace>();
@@ -125,6 +179,8 @@ interface Entry {
 
 interface Subscriber {
   send(e: Entry): void;
+  /** Set on streams that take pre-built FlowBatches of fresh flows. */
+  sendRun?(batch: Buffer, count: number): void;
 }
 
 export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
@@ -156,25 +212,47 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
   let open = 0;
   let timer: NodeJS.Timeout | undefined;
   const rate = o.rate ?? 0;
+  const batchMax = o.batchMax ?? 256;
+  const bt = batchTemplate(tpl);
+  const runMax = Math.min(batchMax, tpl.length);
   // Generation starts with the first follow stream, so a slow start-up (tsx compiling, a busy
   // machine) does not turn into an initial backlog that every measurement would include.
   const startGenerator = () => {
     if (timer || rate <= 0) return;
     let emitted = 0;
     const genStart = Date.now();
+    const msOf = (j: number) => genStart + (j * 1000) / rate;
     timer = setInterval(() => {
       const due = Math.floor(((Date.now() - genStart) * rate) / 1000);
+      if (due <= emitted) return;
+      const runs: Subscriber[] = [];
+      let perFlow = rate <= 1000;
+      for (const s of subscribers) {
+        if (s.sendRun) runs.push(s);
+        else perFlow = true;
+      }
+      if (runs.length > 0) {
+        for (let i = emitted; i < due; i += runMax) {
+          const k = Math.min(runMax, due - i);
+          const b = emitRun(bt, tpl.length, i, k, msOf);
+          for (const s of runs) s.sendRun!(b, k);
+        }
+      }
+      if (!perFlow) {
+        seen += due - emitted;
+        emitted = due;
+        return;
+      }
       for (; emitted < due; emitted++) {
-        const ms = genStart + (emitted * 1000) / rate;
+        const ms = msOf(emitted);
         const e = { ms, bytes: emit(tpl[emitted % tpl.length]!, ms) };
         if (rate <= 1000) push(e);
         else seen++;
-        for (const s of subscribers) s.send(e);
+        for (const s of subscribers) if (!s.sendRun) s.send(e);
       }
-    }, TICK_MS);
+    }, o.tickMs ?? TICK_MS);
   };
 
-  const batchMax = o.batchMax ?? 256;
   let lastMd: Record<string, string[]> = {};
   const serve = (call: ServerWritableStream<GetFlowsRequest, Buffer>, batched: boolean) => {
     const req = call.request;
@@ -208,36 +286,58 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     if (req.follow && num === 0n && !req.since) sel = [];
     else if (num > 0n && num < BigInt(sel.length)) sel = req.first ? sel.slice(0, Number(num)) : sel.slice(sel.length - Number(num));
 
-    // Per-stream queue (head index: shifting a long array per batch would be quadratic); a slow
-    // reader gets a lost_events record instead of unbounded memory.
-    let queue: Buffer[] = [];
+    // Per-stream queue of messages (head index: shifting a long array per batch would be
+    // quadratic); single responses wait in `loose` until framed into a batch. A slow reader gets
+    // a lost_events record instead of unbounded memory.
+    let queue: { buf: Buffer; flows: number }[] = [];
     let head = 0;
+    let loose: Buffer[] = [];
+    let pendingFlows = 0;
     let lost = 0;
     let writing = false;
     let scheduled = false;
-    const pending = () => queue.length - head;
     let writes = 0;
     let drains = 0;
     const trace = process.env.FAKE_AGENT_TRACE
-      ? setInterval(() => process.stderr.write(`trace ${o.nodeName} pending=${pending()} writing=${writing} writes=${writes} drains=${drains} lost=${lost}\n`), 1000)
+      ? setInterval(() => process.stderr.write(`trace ${o.nodeName} pending=${pendingFlows} writing=${writing} writes=${writes} drains=${drains} lost=${lost}\n`), 1000)
       : undefined;
     call.on('close', () => trace && clearInterval(trace));
+    const seal = () => {
+      for (let i = 0; i < loose.length; i += batchMax) {
+        const part = loose.slice(i, i + batchMax);
+        queue.push({ buf: encodeBatch(part), flows: part.length });
+      }
+      loose = [];
+    };
+    const enqueue = (bytes: Buffer) => {
+      pendingFlows++;
+      if (batched) loose.push(bytes);
+      else queue.push({ buf: bytes, flows: 1 });
+    };
     const pump = () => {
       scheduled = false;
       if (writing || closed) return;
-      while (pending() > 0) {
-        let chunk: Buffer;
-        if (batched) {
-          const end = Math.min(queue.length, head + batchMax);
-          chunk = encodeBatch(queue.slice(head, end));
-          head = end;
-        } else chunk = queue[head++]!;
-        if (head === queue.length || head > 65536) {
+      seal();
+      while (head < queue.length) {
+        // FlowBatches concatenate into one FlowBatch: a reader that fell behind gets fewer,
+        // bigger messages.
+        let chunk = queue[head++]!;
+        if (batched && head < queue.length && chunk.flows + queue[head]!.flows <= batchMax) {
+          const parts = [chunk.buf];
+          let flows = chunk.flows;
+          while (head < queue.length && flows + queue[head]!.flows <= batchMax) {
+            parts.push(queue[head]!.buf);
+            flows += queue[head++]!.flows;
+          }
+          chunk = { buf: Buffer.concat(parts), flows };
+        }
+        pendingFlows -= chunk.flows;
+        if (head === queue.length || head > 4096) {
           queue = queue.slice(head);
           head = 0;
         }
         writes++;
-        if (!call.write(chunk)) {
+        if (!call.write(chunk.buf)) {
           writing = true;
           call.once('drain', () => {
             drains++;
@@ -248,35 +348,54 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
         }
       }
     };
+    const schedule = () => {
+      if (!writing && !scheduled) {
+        scheduled = true;
+        setImmediate(pump);
+      }
+    };
+    const reportLost = () => {
+      if (lost === 0) return;
+      const now = Date.now();
+      const sec = Math.floor(now / 1000);
+      enqueue(
+        Buffer.from(
+          GetFlowsResponse.encode({
+            lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
+            node_name: o.nodeName,
+            time: { seconds: BigInt(sec), nanos: (now - sec * 1000) * 1e6 },
+          }).finish(),
+        ),
+      );
+      lost = 0;
+    };
     const sub: Subscriber = {
       send: (e) => {
         if (e.ms > untilMs) return;
-        if (pending() >= 65536) {
+        if (pendingFlows >= 65536) {
           lost++;
           return;
         }
-        if (lost > 0) {
-          const now = Date.now();
-          const sec = Math.floor(now / 1000);
-          queue.push(
-            Buffer.from(
-              GetFlowsResponse.encode({
-                lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
-                node_name: o.nodeName,
-                time: { seconds: BigInt(sec), nanos: (now - sec * 1000) * 1e6 },
-              }).finish(),
-            ),
-          );
-          lost = 0;
-        }
-        queue.push(e.bytes);
-        if (!writing && !scheduled) {
-          scheduled = true;
-          setImmediate(pump);
-        }
+        reportLost();
+        enqueue(e.bytes);
+        schedule();
       },
     };
-    for (const e of sel) queue.push(e.bytes);
+    // Fresh flows come pre-framed when nothing (an until bound) needs them one by one.
+    if (batched && untilMs === Infinity) {
+      sub.sendRun = (b, count) => {
+        if (pendingFlows >= 65536) {
+          lost += count;
+          return;
+        }
+        reportLost();
+        seal();
+        queue.push({ buf: b, flows: count });
+        pendingFlows += count;
+        schedule();
+      };
+    }
+    for (const e of sel) enqueue(e.bytes);
     pump();
     if (req.follow) {
       subscribers.add(sub);

@@ -23,9 +23,15 @@ function tsArgs(file: string): string[] {
   return ['--conditions=@flowctl/source', '--import', 'tsx', file];
 }
 
-function launch(file: string, args: string[], portFrom: (line: string) => number | undefined, stream: 'stdout' | 'stderr'): Promise<Child> {
+function launch(
+  file: string,
+  args: string[],
+  portFrom: (line: string) => number | undefined,
+  stream: 'stdout' | 'stderr',
+  execArgv: string[] = [],
+): Promise<Child> {
   const nodeArgs = file.endsWith('.js') ? [file] : tsArgs(file);
-  const proc = spawn(process.execPath, [...nodeArgs, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...execArgv, ...nodeArgs, ...args], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -66,8 +72,9 @@ const jsonField = (key: string) => (line: string) => {
   }
 };
 
-export function spawnFakeAgent(args: string[]): Promise<Child> {
-  return launch(join(here, 'fake-agent-main.ts'), args, jsonField('port'), 'stdout');
+/** `execArgv`: extra node flags, e.g. --cpu-prof for a benchmark's profile. */
+export function spawnFakeAgent(args: string[], execArgv: string[] = []): Promise<Child> {
+  return launch(join(here, 'fake-agent-main.ts'), args, jsonField('port'), 'stdout', execArgv);
 }
 
 /** Starts a real flowctl-agent (sources through tsx, or the compiled dist/ with `compiled`),
@@ -82,10 +89,10 @@ export function spawnAgent(args: string[], compiled = false): Promise<Child> {
 
 /** Starts flowctl-relay (from source, or the compiled dist/ with `compiled`); `args` should
  * include --listen-address 127.0.0.1:0. */
-export function spawnRelay(args: string[], compiled = false): Promise<Child> {
+export function spawnRelay(args: string[], compiled = false, execArgv: string[] = []): Promise<Child> {
   const main = compiled ? join(here, '..', '..', 'dist', 'main.js') : join(here, '..', 'main.ts');
   return launch(main, args, (line) => {
     if (!line.includes('relay listening')) return undefined;
     return jsonField('port')(line);
-  }, 'stderr');
+  }, 'stderr', execArgv);
 }
