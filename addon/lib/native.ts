@@ -41,6 +41,7 @@ export interface NativeMap {
   lookupAndDeleteBatch(chunk?: number): { keys: Buffer[]; values: Buffer[] };
   updateBatch(keys: Buffer, values: Buffer): number;
   deleteBatch(keys: Buffer): number;
+  lookupBatch(chunk?: number): { keys: Buffer; values: Buffer; count: number };
   info(): NativeMapInfo;
   pin(path: string): void;
   unpin(path?: string): void;

@@ -169,6 +169,14 @@ export class BpfMap {
   deleteBatch(keys: Buffer): number {
     return this.m.deleteBatch(keys);
   }
+  /**
+   * Every element with BPF_MAP_LOOKUP_BATCH, keys and values packed back to back (values of
+   * per-CPU maps are `info.valueBufferSize` each). Hash, LRU, per-CPU, array and (kernel 6.x) LPM
+   * trie maps; others throw BpfError ENOTSUPP. Like `entries()`, not a snapshot of a map being written.
+   */
+  lookupBatch(opts: { chunk?: number } = {}): { keys: Buffer; values: Buffer; count: number } {
+    return this.m.lookupBatch(opts.chunk);
+  }
   pin(path: string): void {
     this.m.pin(path);
   }

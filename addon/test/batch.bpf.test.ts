@@ -50,6 +50,17 @@ describe.skipIf(skip)('BpfMap batch update/delete (real kernel)', () => {
     expect(big.keys().length).toBe(n);
     expect(big.lookup(packU32([ids[9]!]))!.readBigUInt64LE()).toBe(1n);
 
+    // Read it all back in one call per chunk: the same rows as key-by-key iteration.
+    const all = big.lookupBatch({ chunk: 1000 });
+    expect(all.count).toBe(n);
+    expect(all.keys.length).toBe(4 * n);
+    expect(all.values.length).toBe(8 * n);
+    const seen = new Map<number, bigint>();
+    for (let i = 0; i < n; i++) seen.set(all.keys.readUInt32LE(4 * i), all.values.readBigUInt64LE(8 * i));
+    expect(seen.size).toBe(n);
+    expect(seen.get(ids[9]!)).toBe(1n);
+    expect(seen.get(ids[n - 1]!)).toBe(BigInt(ids[n - 1]! * 2));
+
     // Delete every other key, with keys that were never there mixed in (stepped over, not counted).
     const gone = ids.filter((_, i) => i % 2 === 0);
     const withMissing = [1, ...gone.slice(0, 70_000), 2, 4, ...gone.slice(70_000), 5];
@@ -61,6 +72,7 @@ describe.skipIf(skip)('BpfMap batch update/delete (real kernel)', () => {
     expect(big.deleteBatch(packU32(gone.slice(0, 100)))).toBe(0);
     expect(big.deleteBatch(packU32(ids.filter((_, i) => i % 2 === 1)))).toBe(n - gone.length);
     expect(big.keys()).toEqual([]);
+    expect(big.lookupBatch()).toEqual({ keys: Buffer.alloc(0), values: Buffer.alloc(0), count: 0 });
     // Nothing to do is not an error.
     expect(big.updateBatch(Buffer.alloc(0), Buffer.alloc(0))).toBe(0);
     expect(big.deleteBatch(Buffer.alloc(0))).toBe(0);
@@ -116,6 +128,11 @@ describe.skipIf(skip)('BpfMap batch update/delete (real kernel)', () => {
     for (let c = 0; c < cpus; c++) expect(two.readUInt32LE(8 * c)).toBe(200 + c);
     // One CPU's worth per value is a layout error, caught before the kernel sees it (unless 1 CPU).
     if (cpus > 1) expect(() => pc.updateBatch(packU32([1, 2]), Buffer.alloc(8 * 2 + 8))).toThrow(/values is 24 bytes, not a multiple of/);
+    const back = pc.lookupBatch();
+    expect(back.count).toBe(2);
+    expect(back.values.length).toBe(2 * slot);
+    const at = back.keys.readUInt32LE(0) === 2 ? 0 : 1;
+    for (let c = 0; c < cpus; c++) expect(back.values.readUInt32LE(at * slot + 8 * c)).toBe(200 + c);
     expect(pc.deleteBatch(packU32([1, 2, 3]))).toBe(2);
 
     const arr = obj.map('arr');
@@ -134,6 +151,9 @@ describe.skipIf(skip)('BpfMap batch update/delete (real kernel)', () => {
     expect(lpm.lookup(key(32, [10, 9, 9, 9]))!.readUInt32LE()).toBe(8);
     expect(lpm.deleteBatch(Buffer.concat([key(24, [10, 1, 2, 0]), key(16, [10, 1, 0, 0])]))).toBe(1);
     expect(lpm.lookup(key(32, [10, 1, 2, 9]))!.readUInt32LE()).toBe(8);
+    const back = lpm.lookupBatch();
+    expect(back.count).toBe(2);
+    expect(new Set([0, 1].map((i) => back.keys.toString('hex', 8 * i, 8 * i + 8)))).toEqual(new Set([key(8, [10, 0, 0, 0]), key(32, [10, 1, 2, 3])].map((k) => k.toString('hex'))));
     expect(lpm.deleteBatch(keys)).toBe(2);
     expect(lpm.keys()).toEqual([]);
   });
