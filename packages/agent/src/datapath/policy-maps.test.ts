@@ -189,7 +189,7 @@ describe('writeIpcache', () => {
   });
 });
 
-type BatchOp = [map: string, op: 'updateBatch' | 'deleteBatch' | 'update' | 'delete' | 'lookup' | 'keys', count: number];
+type BatchOp = [map: string, op: 'updateBatch' | 'deleteBatch' | 'lookupBatch' | 'update' | 'delete' | 'lookup' | 'keys', count: number];
 
 /** A FakeMap with the batch calls of bpf-loader's BpfMap; logs every call with its row count. */
 class BatchMap implements MapHandle {
@@ -230,6 +230,16 @@ class BatchMap implements MapHandle {
       this.m.set(keys.toString('hex', i * this.keySize, (i + 1) * this.keySize), Buffer.from(values.subarray(i * this.valueSize, (i + 1) * this.valueSize)));
     }
     return n;
+  }
+  /** Set to false to take lookupBatch away (a map kind without batch lookups). */
+  batchLookups = true;
+  get lookupBatch(): (() => { keys: Buffer; values: Buffer; count: number }) | undefined {
+    if (!this.batchLookups) return undefined;
+    return () => {
+      this.log.push([this.name, 'lookupBatch', this.m.size]);
+      const keys = [...this.m.keys()].map((k) => Buffer.from(k, 'hex'));
+      return { keys: Buffer.concat(keys), values: Buffer.concat(keys.map((k) => this.m.get(k.toString('hex'))!)), count: keys.length };
+    };
   }
   deleteBatch(keys: Buffer): number {
     const n = keys.length / this.keySize;
@@ -291,17 +301,17 @@ function bigPolicy(revision: number, change?: (e: PolicyEntry) => PolicyEntry): 
 }
 
 describe('writePolicyMaps: incremental batches', () => {
-  const writes = (log: BatchOp[], map?: string) => log.filter((o) => (map === undefined || o[0] === map) && o[1] !== 'lookup' && o[1] !== 'keys');
-  const reads = (log: BatchOp[]) => log.filter((o) => o[1] === 'lookup' || o[1] === 'keys');
+  const writes = (log: BatchOp[], map?: string) => log.filter((o) => (map === undefined || o[0] === map) && o[1] !== 'lookup' && o[1] !== 'keys' && o[1] !== 'lookupBatch');
+  const reads = (log: BatchOp[]) => log.filter((o) => o[1] === 'lookup' || o[1] === 'keys' || o[1] === 'lookupBatch');
 
   it('fresh maps: one batch per map, no lookups; the maps hold exactly the policy', () => {
     const maps = batchMaps();
     const c = bigPolicy(1);
     expect(writePolicyMaps(maps, c)).toEqual({ written: 1200 + 40, deleted: 0 });
-    // Empty maps are learned with one keys() each, nothing is looked up row by row.
+    // Empty maps are learned with one call each, nothing is looked up row by row.
     expect(reads(maps.log)).toEqual([
-      ['policy', 'keys', 0],
-      ['policy_enforce', 'keys', 0],
+      ['policy', 'lookupBatch', 0],
+      ['policy_enforce', 'lookupBatch', 0],
       ['config', 'lookup', 1],
     ]);
     expect(writes(maps.log)).toEqual([
@@ -361,7 +371,10 @@ describe('writePolicyMaps: incremental batches', () => {
     // Retrying b: the writer does not trust its record of a; it reads the map and writes the rest.
     maps.log.length = 0;
     const stats = writePolicyMaps(maps, b);
-    expect(maps.log.filter((o) => o[1] === 'keys').map((o) => o[0])).toEqual(['policy', 'policy_enforce']);
+    expect(reads(maps.log).filter((o) => o[0] !== 'config')).toEqual([
+      ['policy', 'lookupBatch', 1300],
+      ['policy_enforce', 'lookupBatch', 40],
+    ]);
     expect(stats).toEqual({ written: 140, deleted: 240 });
     expect(contents(maps.policy)).toEqual(expected(b).policy);
     expect(contents(maps.policyEnforce)).toEqual(expected(b).enforce);
@@ -370,12 +383,13 @@ describe('writePolicyMaps: incremental batches', () => {
     // And after the repair, incremental again.
     maps.log.length = 0;
     writePolicyMaps(maps, a);
-    expect(maps.log.filter((o) => o[1] === 'keys')).toEqual([]);
+    expect(reads(maps.log)).toEqual([['config', 'lookup', 1]]);
     expect(contents(maps.policy)).toEqual(expected(a).policy);
   });
 
-  it('maps filled by someone else (pinned, reused): the first write reads them back; forgetWritten forces it again', () => {
+  it.each([true, false])('maps filled by someone else (pinned, reused): the first write reads them back; forgetWritten forces it again (batch lookups: %s)', (batchLookups) => {
     const maps = batchMaps();
+    maps.policy.batchLookups = maps.policyEnforce.batchLookups = batchLookups;
     const c = bigPolicy(1);
     // Left behind: a row of c with another value, a row c does not have, an enforced identity c lacks.
     const rows = [...expected(c).policy];
@@ -384,6 +398,8 @@ describe('writePolicyMaps: incremental batches', () => {
     maps.policy.m.set(encodePolicyKey(entry({ endpointIdentity: 5 })).toString('hex'), encodePolicyValue(false, 1));
     maps.policyEnforce.m.set('05000000', Buffer.from('01000000', 'hex'));
     expect(writePolicyMaps(maps, c)).toEqual({ written: 1199 + 40, deleted: 2 });
+    // Read back in one call, or one get_next_key walk plus one lookup per row the map has.
+    expect(reads(maps.log).filter((o) => o[0] === 'policy')).toEqual(batchLookups ? [['policy', 'lookupBatch', 3]] : [['policy', 'keys', 3], ['policy', 'lookup', 1], ['policy', 'lookup', 1]]);
     expect(contents(maps.policy)).toEqual(expected(c).policy);
     expect(contents(maps.policyEnforce)).toEqual(expected(c).enforce);
 
@@ -403,21 +419,21 @@ describe('writePolicyMaps: incremental batches', () => {
     );
     expect(maps.log).toEqual([]);
     writePolicyMaps(maps, bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, port: 8005 } : e)));
-    expect(maps.log.filter((o) => o[1] === 'keys')).toEqual([]);
+    expect(reads(maps.log)).toEqual([['config', 'lookup', 1]]);
     expect(writes(maps.log, 'policy')).toEqual([
       ['policy', 'updateBatch', 6],
       ['policy', 'deleteBatch', 6],
     ]);
   });
 
-  it('peer identities too large for the diff still write correctly, through the keyed path', () => {
+  it('peer identities too large for the diff still write correctly, by reading the maps back', () => {
     const maps = batchMaps();
     const big = (rev: number, port: number) => compiled(rev, [entry({ peerIdentity: 0xfffffff0, port }), entry({ peerIdentity: 0xfffffff0, port, deny: true, ruleRef: 2 }), entry({ port: 1 })], [[1000, true, false]]);
     writePolicyMaps(maps, big(1, 80));
     expect(contents(maps.policy)).toEqual(expected(big(1, 80)).policy);
     writePolicyMaps(maps, big(2, 81));
     expect(contents(maps.policy)).toEqual(expected(big(2, 81)).policy);
-    expect(maps.log.filter((o) => o[0] === 'policy' && o[1] === 'keys').length).toBe(2);
+    expect(maps.log.filter((o) => o[0] === 'policy' && o[1] === 'lookupBatch').length).toBe(2);
   });
 });
 
@@ -440,7 +456,7 @@ describe('writeIpcache: incremental batches', () => {
     expect(() => writeIpcache(maps.ipcache, ips(1000, () => 400), maps.config)).toThrow(/E2BIG/);
     maps.log.length = 0;
     expect(writeIpcache(maps.ipcache, ips(1000, () => 400), maps.config)).toEqual({ written: 1000, deleted: 1 });
-    expect(maps.log.filter((o) => o[0] === 'ipcache' && o[1] === 'keys').length).toBe(1);
+    expect(maps.log.filter((o) => o[0] === 'ipcache' && o[1] === 'lookupBatch').length).toBe(1);
     expect(maps.ipcache.m.size).toBe(1000);
     expect([...maps.ipcache.m.values()].every((v) => v.readUInt32LE(0) === 400)).toBe(true);
   });

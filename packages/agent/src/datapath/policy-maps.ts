@@ -33,6 +33,8 @@ export interface MapHandle {
   updateBatch?(keys: Buffer, values: Buffer): number;
   /** Packed keys; keys not in the map are stepped over; returns how many were deleted. */
   deleteBatch?(keys: Buffer): number;
+  /** The whole map, keys and values packed (BpfMap.lookupBatch); without it, keys() and lookup(). */
+  lookupBatch?(): { keys: Buffer; values: Buffer; count: number };
 }
 
 export interface PolicyMaps {
@@ -254,22 +256,119 @@ function dropKeys(map: MapHandle, keys: Buffer, keySize: number): number {
   return deleted;
 }
 
+/** A Uint32Array over `buf` (copied when not 4-byte aligned); keys are compared word by word. */
+function words(buf: Buffer): Uint32Array {
+  if (buf.byteOffset % 4 === 0) return new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2);
+  const copy = new Uint8Array(buf.length);
+  copy.set(buf);
+  return new Uint32Array(copy.buffer);
+}
+
+/**
+ * Open-addressing hash set over packed keys (sizes a multiple of 4): hundreds of thousands of rows
+ * indexed without a string or an object per key.
+ */
+class KeyIndex {
+  private readonly slots: Int32Array; // row + 1; 0 = empty
+  private readonly mask: number;
+  readonly w: Uint32Array;
+  private readonly kw: number;
+  constructor(keys: Buffer, keySize: number, rows: number) {
+    this.w = words(keys);
+    this.kw = keySize >>> 2;
+    let size = 16;
+    while (size < rows * 2) size *= 2;
+    this.slots = new Int32Array(size);
+    this.mask = size - 1;
+  }
+  private hash(w: Uint32Array, at: number): number {
+    let h = 0x811c9dc5;
+    for (let k = 0; k < this.kw; k++) {
+      h = Math.imul(h ^ w[at + k]!, 0x01000193);
+      h ^= h >>> 15;
+    }
+    return h;
+  }
+  private same(w: Uint32Array, at: number, row: number): boolean {
+    const b = row * this.kw;
+    for (let k = 0; k < this.kw; k++) if (w[at + k] !== this.w[b + k]) return false;
+    return true;
+  }
+  /** The indexed row whose key equals key `i` of `w`, or -1. */
+  find(w: Uint32Array, i: number): number {
+    const at = i * this.kw;
+    for (let s = this.hash(w, at) & this.mask; ; s = (s + 1) & this.mask) {
+      const v = this.slots[s]!;
+      if (v === 0) return -1;
+      if (this.same(w, at, v - 1)) return v - 1;
+    }
+  }
+  /** Indexes own row `i`, unless an equal key is indexed already: then returns that row, else -1. */
+  add(i: number): number {
+    const at = i * this.kw;
+    for (let s = this.hash(this.w, at) & this.mask; ; s = (s + 1) & this.mask) {
+      const v = this.slots[s]!;
+      if (v === 0) {
+        this.slots[s] = i + 1;
+        return -1;
+      }
+      if (this.same(this.w, at, v - 1)) return v - 1;
+    }
+  }
+}
+
+/** Policy rows with one row per key: for a repeated key the first deny wins, else the first allow. */
+function dedupPolicyRows(r: Rows): Rows {
+  const idx = new KeyIndex(r.keys, r.keySize, r.n);
+  let drop: Uint8Array | undefined;
+  const vs = r.valueSize;
+  for (let i = 0; i < r.n; i++) {
+    const j = idx.add(i);
+    if (j < 0) continue;
+    (drop ??= new Uint8Array(r.n))[i] = 1;
+    if (r.values[j * vs + POLICY_VALUE.deny] === 0 && r.values[i * vs + POLICY_VALUE.deny] === 1) r.values.copy(r.values, j * vs, i * vs, (i + 1) * vs);
+  }
+  return drop ? r.filter((i) => drop[i] === 0) : r;
+}
+
+/** Everything in `map`, packed; values only when the map reads them in batches. */
+function dump(map: MapHandle, keySize: number): { keys: Buffer; values?: Buffer; n: number } {
+  if (map.lookupBatch) {
+    try {
+      const { keys, values, count } = map.lookupBatch();
+      return { keys, values, n: count };
+    } catch {
+      // A map kind or kernel without batch lookups: the same, one key at a time.
+    }
+  }
+  const keys = map.keys();
+  return { keys: packKeys(keys, keySize), n: keys.length };
+}
+
 /**
  * What `map` holds now compared with `want`: the rows of `want` it lacks or holds with another
- * value, and its keys `want` does not have. One get_next_key per key in the map, one lookup per
- * row in both; nothing at all but one call when the map is empty (a freshly loaded program).
+ * value, and its keys `want` does not have. One batch lookup per 8,192 rows in the map (else one
+ * get_next_key per key and one lookup per row in both); one call when the map is empty (a freshly
+ * loaded program).
  */
 function readBack(map: MapHandle, want: Rows): { put: Rows; stale: Buffer } {
-  const existing = map.keys();
-  if (existing.length === 0) return { put: want, stale: Buffer.alloc(0) };
-  const stale = new Map<string, Buffer>();
-  for (const k of existing) stale.set(k.toString('hex'), k);
+  const have = dump(map, want.keySize);
+  if (have.n === 0) return { put: want, stale: Buffer.alloc(0) };
+  const idx = new KeyIndex(have.keys, want.keySize, have.n);
+  for (let j = 0; j < have.n; j++) idx.add(j);
+  const seen = new Uint8Array(have.n);
+  const ww = words(want.keys);
+  const vs = want.valueSize;
   const put = want.filter((i) => {
-    if (!stale.delete(want.hex(i))) return true;
-    const cur = map.lookup(want.key(i));
+    const j = idx.find(ww, i);
+    if (j < 0) return true;
+    seen[j] = 1;
+    const cur = have.values ? have.values.subarray(j * vs, (j + 1) * vs) : map.lookup(want.key(i));
     return !cur || !cur.equals(want.value(i));
   });
-  return { put, stale: packKeys([...stale.values()], want.keySize) };
+  const stale: Buffer[] = [];
+  for (let j = 0; j < have.n; j++) if (seen[j] === 0) stale.push(have.keys.subarray(j * want.keySize, (j + 1) * want.keySize));
+  return { put, stale: packKeys(stale, want.keySize) };
 }
 
 function checkU32(n: number, what: string, min = 0): void {
@@ -308,7 +407,7 @@ function checkEntry(e: PolicyEntry, i: number): void {
 /**
  * diffCompiled packs (peer, port, proto) into one exact double, which holds for peer identities
  * below 2^29 (label identities < 2^16, CIDR identities from 2^24). Larger ones are valid map keys
- * but take the keyed path below.
+ * but always take the read-back path.
  */
 const DIFF_MAX_PEER = 2 ** 29;
 
@@ -338,21 +437,6 @@ function applyPolicy(maps: PolicyMaps, put: Rows, enforcePut: Rows, enforceStale
   const written = putRows(maps.policy, put) + putRows(maps.policyEnforce, enforcePut);
   const deleted = dropKeys(maps.policyEnforce, enforceStale, 4) + dropKeys(maps.policy, stale, POLICY_KEY.size);
   return { written, deleted };
-}
-
-/** The rows of `compiled` by key, deny winning over allow for a repeated key (any identities). */
-function keyedRows(compiled: CompiledPolicy): Rows {
-  const rows = new Map<string, [Buffer, Buffer]>();
-  for (const e of compiled.entries) {
-    const k = encodePolicyKey(e);
-    const hex = k.toString('hex');
-    const prev = rows.get(hex);
-    if (prev && (prev[1].readUInt8(POLICY_VALUE.deny) === 1 || !e.deny)) continue;
-    rows.set(hex, [k, encodePolicyValue(e.deny, e.ruleRef)]);
-  }
-  const out = new Rows(POLICY_KEY.size, POLICY_VALUE.size, rows.size);
-  for (const [k, v] of rows.values()) out.push(k, v);
-  return out;
 }
 
 /**
@@ -387,12 +471,9 @@ export function writePolicyMaps(maps: PolicyMaps, compiled: CompiledPolicy): Wri
       policyRows(d.deletes).keys,
     );
   } else {
-    // Every row once, deny winning for a repeated key, then compared with what the maps hold.
-    const all = exact ? diffCompiled(undefined, compiled) : undefined;
-    const rows = all ? policyRows(all.upserts) : keyedRows(compiled);
-    const enforce = enforceRows(
-      all?.enforceUpserts ?? [...compiled.enforced].filter(([, d]) => d.ingress || d.egress).map(([identity, dirs]) => ({ identity, dirs })),
-    );
+    // Every row once, then compared with what the maps hold.
+    const rows = dedupPolicyRows(policyRows(entries));
+    const enforce = enforceRows([...compiled.enforced].filter(([, d]) => d.ingress || d.egress).map(([identity, dirs]) => ({ identity, dirs })));
     const p = readBack(maps.policy, rows);
     const en = readBack(maps.policyEnforce, enforce);
     stats = applyPolicy(maps, p.put, en.put, en.stale, p.stale);
