@@ -38,10 +38,13 @@ const IP_B = '10.206.10.2';
 const PORT = 5201;
 const OFFLOADS = ['gso', 'tso', 'gro'] as const;
 
-function arg(name: string, def: number): number {
+function arg(name: string, def: number, min = Number.MIN_VALUE): number {
   const i = process.argv.indexOf(`--${name}`);
   const v = i >= 0 ? Number(process.argv[i + 1]) : def;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name}: expected a positive number, got ${process.argv[i + 1]}`);
+  if (!Number.isFinite(v) || v < min) {
+    process.stderr.write(`iperf-impact: --${name}: expected a number ${min === Number.MIN_VALUE ? '> 0' : `>= ${min}`}, got ${process.argv[i + 1]}\n`);
+    process.exit(2);
+  }
   return v;
 }
 const ROUNDS = arg('rounds', 24);
@@ -53,7 +56,12 @@ const KEEP_OFFLOADS = process.argv.includes('--offloads');
 
 const NCPU = cpus().length;
 const CPU_CLIENT = '0';
-const CPU_SERVER = NCPU > 1 ? '1' : '0';
+/** --server-cpu 0 puts everything on one CPU: no cache line crosses CPUs between ingress and egress. */
+const CPU_SERVER = String(process.argv.includes('--server-cpu') ? arg('server-cpu', 1, 0) : NCPU > 1 ? 1 : 0);
+if (!/^\d+$/.test(CPU_SERVER) || Number(CPU_SERVER) >= NCPU) {
+  process.stderr.write(`iperf-impact: --server-cpu: ${CPU_SERVER} is not a CPU of this machine (0..${NCPU - 1})\n`);
+  process.exit(2);
+}
 
 const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const quiet = (...cmd: string[]) => spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' }).status;
@@ -164,6 +172,7 @@ interface Slice {
   serverBusy: number;
   /** Gbit/s per CPU-second of the client's CPU: the throughput the stream would reach with that CPU to itself. */
   fullCpuGbps: number;
+  /** flowctl: events delivered and lost in the kernel; tcpdump: packets captured and dropped. */
   events: number;
   lost: bigint;
 }
@@ -234,12 +243,20 @@ async function slice(mode: Mode, p: Procs, nop: BpfObject): Promise<Slice> {
   }
   if (mode === 'tcpdump') {
     const td = pinned(CPU_SERVER, B, ['tcpdump', '-i', DEV_B, '-s', '128', '-w', '/dev/null']);
+    let err = '';
+    td.stderr!.on('data', (d: Buffer) => (err += d));
+    let m: Omit<Slice, 'events' | 'lost'>;
     try {
       await waitFor(td, /listening on/, 'tcpdump');
-      return { ...(await measure(p, td)), events: 0, lost: 0n };
+      m = await measure(p, td);
     } finally {
       await stop(td);
     }
+    // tcpdump that cannot keep up drops in the kernel and looks cheaper than it is: report it.
+    const captured = /(\d+) packets? captured/.exec(err);
+    const dropped = /(\d+) packets? dropped by kernel/.exec(err);
+    if (!captured || !dropped) throw new Error(`tcpdump: no statistics at exit: ${err.trim()}`);
+    return { ...m, events: Number(captured[1]), lost: BigInt(dropped[1]!) };
   }
   // Loaded afresh for each slice (~0.4 s of verifier time, outside the measurement) so that the
   // other modes run on a kernel without our tracepoint programs.
@@ -392,10 +409,11 @@ The other tenants left the client ${pct(median(all.map((x) => x.clientBusy)))} o
 
 On CPU per GB (not a goal of the issue): flowctl adds ${pct(oursCpu)}, tcpdump ${pct(dumpCpu)}.
 flowctl delivered ${events} events over its slices; events lost in the kernel: ${lost}.
+tcpdump captured ${of('tcpdump').reduce((a, x) => a + x.events, 0)} packets over its slices (from start to stop, so more than the measured part); dropped by the kernel: ${of('tcpdump').reduce((a, x) => a + x.lost, 0n)}.
 Throughput per slice (Gbit/s): ${MODES.map((m) => `${m}: ${fmt(of(m).map((x) => x.gbps))}`).join('; ')}.
 The build machine is shared (${NCPU} vCPUs, several concurrent jobs, load ${loadavg()[0]!.toFixed(1)} at the end): read the IQR before the median. The run took ${elapsedS.toFixed(0)} s.
 
-Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${KEEP_OFFLOADS ? ' --offloads' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
+Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
   );
   const line = (key: 'gbps' | 'fullCpuGbps' | 'cpuPerGB') => MODES.slice(1).map((m) => `${m} ${cell(ratios(m, key))}`).join(', ');
   progress(`throughput: ${line('gbps')}`);
