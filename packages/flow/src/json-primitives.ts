@@ -134,6 +134,7 @@ interface NodeBuffer extends Buffer {
 }
 const alloc = (n: number) => Buffer.allocUnsafeSlow(n) as NodeBuffer;
 let W = alloc(1 << 16);
+const MAX_KEPT = 1 << 22;
 let wide = false; // a non-ASCII character was written as UTF-8: decode the line as UTF-8
 
 function runWriter<T>(fn: Writer<T>, m: T, buf: NodeBuffer): string | number {
@@ -147,8 +148,17 @@ function runWriter<T>(fn: Writer<T>, m: T, buf: NodeBuffer): string | number {
 export function encodeWith<T>(fn: Writer<T>, m: T): string {
   const r = runWriter(fn, m, W);
   if (typeof r === 'string') return r;
-  W = alloc(Math.max(r + (r >> 1), W.length * 2));
-  return encodeWith(fn, m);
+  let size = Math.max(r + (r >> 1), W.length * 2);
+  for (;;) {
+    const big = alloc(size);
+    const line = runWriter(fn, m, big);
+    if (typeof line === 'string') {
+      // A buffer grown for a huge line is not kept: memory would stay at the largest line seen.
+      if (size <= MAX_KEPT) W = big;
+      return line;
+    }
+    size = line * 2;
+  }
 }
 
 /** Same, for a message encoded while the shared buffer is in use (google.protobuf.Any). */

@@ -90,6 +90,9 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
     const big = 'x<'.repeat(100_000) + 'é';
     expect(encodeFlow({ uuid: 'a', Summary: big })).toBe(`{"uuid":"a","Summary":${go(big)}}`);
     expect(encodeFlow({ uuid: 'a', Summary: big })).toBe(`{"uuid":"a","Summary":${go(big)}}`); // after growing
+    const huge = 'y'.repeat(5_000_000); // beyond the size the shared buffer keeps
+    expect(encodeFlow({ Summary: huge })).toBe(`{"Summary":"${huge}"}`);
+    expect(encodeFlow({ Summary: huge + '<' })).toBe(`{"Summary":"${huge}\\u003c"}`);
     const labels = ['k8s:app=café', 'k8s:a="b"', 'ü\n', 'plain'];
     expect(encodeFlow({ source: { labels, pod_name: '日本' }, node_name: 'n', Summary: '→ 1' }))
       .toBe(`{"source":{"labels":[${labels.map(go).join(',')}],"pod_name":"日本"},"node_name":"n","Summary":"→ 1"}`);
