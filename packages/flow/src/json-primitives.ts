@@ -82,6 +82,12 @@ export function ts(t: Timestamp): string {
   return lastOut;
 }
 
+const MIN_TS_N = Number(MIN_TS);
+const MAX_TS_N = Number(MAX_TS);
+const TWO = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
+let dayStart = NaN; // seconds at 00:00:00 UTC of datePart ('YYYY-MM-DDT')
+let datePart = '';
+
 // The second most recent date-time: lost-event lines alternate between two seconds (first/last).
 let prevSec: bigint | number | undefined;
 let prevPrefix = '';
@@ -91,9 +97,19 @@ function setPrefix(s: bigint | number): void {
   if (s === prevSec) {
     prefix = prevPrefix;
   } else {
-    const b = BigInt(s);
-    if (b < MIN_TS || b > MAX_TS) throw new FieldError('', `timestamp seconds ${b} out of range`);
-    prefix = new Date(Number(b) * 1000).toISOString().slice(0, 19);
+    if (typeof s !== 'bigint' && !Number.isInteger(s)) throw new FieldError('', `timestamp seconds ${s} is not an integer`);
+    const n = Number(s); // exact within the range checked next
+    if (!(n >= MIN_TS_N && n <= MAX_TS_N)) throw new FieldError('', `timestamp seconds ${s} out of range`);
+    // Seconds advance within a day: only the time of day is formatted (toISOString cost ~1 µs).
+    let d = n - dayStart;
+    if (!(d >= 0 && d < 86400)) {
+      dayStart = Math.floor(n / 86400) * 86400;
+      datePart = new Date(dayStart * 1000).toISOString().slice(0, 11);
+      d = n - dayStart;
+    }
+    const h = Math.floor(d / 3600);
+    const mi = Math.floor(d / 60) - h * 60;
+    prefix = datePart + TWO[h] + ':' + TWO[mi] + ':' + TWO[d - h * 3600 - mi * 60];
   }
   prevSec = lastSec;
   prevPrefix = lastPrefix;

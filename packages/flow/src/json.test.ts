@@ -240,6 +240,18 @@ describe('decodeResponse', () => {
 });
 
 describe('timestamp cache', () => {
+  it('formats every time of day and date like toISOString, across day boundaries and the whole range', () => {
+    const iso = (sec: number) => new Date(sec * 1000).toISOString().slice(0, 19) + 'Z';
+    const secs = [-62135596800, -86401, -86400, -1, 0, 1, 59, 60, 3599, 3600, 86399, 86400, 951782399, 951782400, 253402300799];
+    for (let x = 1714564800 - 90000; x < 1714564800 + 90000; x += 997) secs.push(x);
+    for (const sec of secs) {
+      expect(encodeResponse({ time: { seconds: BigInt(sec), nanos: 0 } })).toBe(`{"time":"${iso(sec)}"}`);
+      expect(formatRfc3339({ seconds: BigInt(sec), nanos: 1_000 })).toBe(iso(sec).replace('Z', '.000001Z'));
+    }
+    expect(() => encodeResponse({ time: { seconds: 1.5 as unknown as bigint, nanos: 0 } })).toThrow(/timestamp seconds 1.5 is not an integer/);
+    expect(() => encodeResponse({ time: { seconds: -62135596801n, nanos: 0 } })).toThrow(/out of range/);
+  });
+
   it('keeps the string formatter and the buffer writer consistent when they interleave', () => {
     expect(formatRfc3339({ seconds: 1n, nanos: 5 })).toBe('1970-01-01T00:00:01.000000005Z');
     expect(encodeResponse({ time: { seconds: 2n, nanos: 5 } })).toBe('{"time":"1970-01-01T00:00:02.000000005Z"}');
