@@ -69,7 +69,7 @@ export class CanonicalLines {
     ENUM_FIELDS.map((f) => pairHash(keyHash(f.slice(0, f.indexOf('.'))), keyHash(f.slice(f.indexOf('.') + 1)))),
   );
   private readonly typeKey = keyHash('@type');
-  /** Per ASCII byte inside a string: 1 = written raw by the encoder, 0 = needs a closer look. */
+  /** Per byte inside a string: 1 = written raw by the encoder, 0 = needs a closer look. */
   private readonly plain = new Uint8Array(256);
   /** Char code → the escape sequence the encoder writes for it (bytes after the backslash). */
   private readonly escapes = new Map<number, string>();
@@ -81,7 +81,7 @@ export class CanonicalLines {
   private e = 0;
   private readonly lastDt = Buffer.alloc(19); // zeros: never a date-time
   private sk = Buffer.allocUnsafe(4096);
-  /** Lines answered from a known shape, and shapes checked with the codec (for tests and --debug). */
+  /** Lines answered from a known shape, and shapes checked with the codec (tests, --debug). */
   hits = 0;
   misses = 0;
 

@@ -128,18 +128,24 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
       const warn = (m: string) => io.err.write(`warning: ${m}\n`);
       // Without filters, `-o json` of a line already in canonical form is the line itself.
       let passthrough: ((buf: Buffer, start: number, end: number) => boolean) | undefined;
+      let shapes = (): string => '';
       if (output === 'json' && !whitelist.length && !blacklist.length) {
         const { CanonicalLines } = await import('../canonical.js');
         const canonical = new CanonicalLines(json!);
         passthrough = (buf, start, end) => canonical.isCanonical(buf, start, end);
+        shapes = () => `, ${canonical.misses} line shapes checked with the codec`;
       }
-      const items = observeFile(opts.inputFile, req, json!, match, warn, { prefilter: verdictPrefilter(whitelist), passthrough });
+      const stats = { lines: 0, invalid: 0, passedThrough: 0 };
+      const items = observeFile(opts.inputFile, req, json!, match, warn, { stats, prefilter: verdictPrefilter(whitelist), passthrough });
       read: for await (const batch of items) {
         for (const r of batch) {
           if (controller.signal.aborted || io.closed()) break read;
           if (Buffer.isBuffer(r)) printer.writeJsonLine(r);
           else printer.write(r);
         }
+      }
+      if (g.debug) {
+        io.err.write(`debug: ${stats.lines} lines read, ${stats.invalid} invalid, ${stats.passedThrough} printed as read${shapes()}\n`);
       }
     } else {
       const { Connection } = await import('../client.js');

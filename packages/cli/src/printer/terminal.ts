@@ -57,11 +57,12 @@ export class BufferedSink implements Sink {
 
   flush(): void {
     if (!this.pos || this.closed) return;
-    // The stream may keep the buffer until written (a full pipe): hand it over, start a new one.
     const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(this.limit);
     this.pos = 0;
     this.stream.write(out);
+    // Written through (a file, /dev/null, a pipe with room): the buffer is free again. Otherwise
+    // the stream holds on to it until written, so continue in a new one.
+    if ((this.stream as { writableLength?: number }).writableLength !== 0) this.buf = Buffer.allocUnsafe(this.limit);
   }
 }
 
