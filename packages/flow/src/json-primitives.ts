@@ -38,9 +38,10 @@ export function nest<T>(name: string, fn: (v: unknown) => T, v: unknown): T {
 
 // ---- encoding ------------------------------------------------------------------------------
 
-// Characters that make a string leave the fast path: JSON escapes, Go's HTML-safe escapes, and
-// surrogates (left to JSON.stringify, which keeps valid pairs raw). DEL (0x7f) stays raw: the
-// real hubble CLI (v0.12.3, checked by the interop test) prints it unescaped.
+// str() quotes a string as a JSON value (the writers use it for strings with non-ASCII text).
+// Characters that need more than quotes: JSON escapes, Go's HTML-safe escapes, and surrogates
+// (left to JSON.stringify, which keeps valid pairs raw). DEL (0x7f) stays raw: the real hubble
+// CLI (v0.12.3, checked by the interop test) prints it unescaped.
 const NEEDS_ESCAPE = /["\\\u0000-\u001f<>&\u2028\u2029\ud800-\udfff]/;
 const LONE_SURROGATE = /\\ud[89a-f][0-9a-f]{2}/g;
 const GO_EXTRA = /[<>&\u2028\u2029]/g;
@@ -137,8 +138,8 @@ function tsSlow(s: bigint | number, n: number): string {
 // typed array are dropped, the position keeps counting, and encodeWith retries with a buffer big
 // enough for what was counted.
 
-/** A generated writer: encodes `m` at `p`, returns the position after it. */
 export type { NodeBuffer };
+/** A generated writer: encodes `m` at `p`, returns the position after it. */
 export type Writer<T> = (m: T, b: NodeBuffer, p: number) => number;
 
 // Node's Buffer.prototype slice/write methods by encoding (what toString/write dispatch to) are not
