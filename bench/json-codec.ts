@@ -4,7 +4,7 @@
 //
 //   pnpm exec tsx bench/json-codec.ts
 import { GetFlowsResponse } from '../packages/flow/src/gen/observer/observer.js';
-import { decodeResponse, encodeResponse } from '../packages/flow/src/json.js';
+import { decodeResponse, encodeResponse, encodeResponseBytes } from '../packages/flow/src/json.js';
 import { makeCorpus } from '../packages/flow/src/testing/corpus.js';
 import { median, progress, writeSection } from './lib/report.js';
 
@@ -42,6 +42,8 @@ const ops = {
   // joined for one write, the pattern in which unflattened strings used to be slow.
   'encode → UTF-8 (gRPC-decoded flows)': () => { for (const r of received) sink += Buffer.byteLength(encodeResponse(r)); },
   'JSON.stringify → UTF-8': () => { for (const p of plain) sink += Buffer.byteLength(JSON.stringify(p)); },
+  'encodeResponseBytes (gRPC-decoded flows)': () => { for (const r of received) sink += encodeResponseBytes(r).length; },
+  'JSON.stringify → Buffer.from': () => { for (const p of plain) sink += Buffer.from(JSON.stringify(p)).length; },
   'encode, joined batch (gRPC-decoded flows)': () => { const a: string[] = []; for (const r of received) a.push(encodeResponse(r)); sink += a.join('\n').length; },
   'JSON.stringify, joined batch': () => { const a: string[] = []; for (const p of plain) a.push(JSON.stringify(p)); sink += a.join('\n').length; },
 };
@@ -78,6 +80,7 @@ ${row('encode, flows as decoded from gRPC (the `-o json` path)', 'encode (gRPC-d
 ${row('encode, flows as built by the agent (mixed object shapes)', 'encode (agent-built flows)', 'JSON.stringify (plain object)')}
 ${row('encode, flows as decoded from `-o json` lines (the `--input-file` path)', 'encode (decoded flows)', 'JSON.stringify (plain object)')}
 ${row('encode to UTF-8 bytes, gRPC-decoded flows', 'encode → UTF-8 (gRPC-decoded flows)', 'JSON.stringify → UTF-8')}
+${row('UTF-8 bytes without a string (`encodeResponseBytes`), gRPC-decoded flows', 'encodeResponseBytes (gRPC-decoded flows)', 'JSON.stringify → Buffer.from')}
 ${row('encode a batch of lines joined with \\n, gRPC-decoded flows', 'encode, joined batch (gRPC-decoded flows)', 'JSON.stringify, joined batch')}
 ${row('decode (validating, enum names → numbers, int64 → bigint)', 'decode', 'JSON.parse')}
 

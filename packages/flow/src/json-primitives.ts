@@ -178,6 +178,22 @@ export function encodeWith<T>(fn: Writer<T>, m: T): string {
   }
 }
 
+/**
+ * One message as the UTF-8 bytes of its compact JSON, without making a string: a view of the
+ * shared buffer, valid until the next encode.
+ */
+export function encodeBytesWith<T>(fn: Writer<T>, m: T): Buffer {
+  let buf = W;
+  let p = fn(m, buf, 0);
+  while (p > buf.length) {
+    buf = alloc(Math.max(p + (p >> 1), buf.length * 2));
+    p = fn(m, buf, 0);
+    if (buf.length <= MAX_KEPT) W = buf;
+  }
+  // Strings with non-ASCII text were written as UTF-8, the rest is ASCII: the bytes are the line.
+  return buf.subarray(0, p);
+}
+
 /** Same, for a message encoded while the shared buffer is in use (google.protobuf.Any). */
 export function encodeNested<T>(fn: Writer<T>, m: T): string {
   const outer = wide;

@@ -13,6 +13,7 @@ import {
   encodeFlowFilter,
   encodeMessage,
   encodeResponse,
+  encodeResponseBytes,
 } from './json.js';
 import { makeCorpus } from './testing/corpus.js';
 import { formatRfc3339 } from './time.js';
@@ -111,6 +112,20 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
         }
       }
     }
+  });
+
+  it('gives the same line as UTF-8 bytes without a string', () => {
+    for (const r of makeCorpus(300, 3)) expect(Buffer.from(encodeResponseBytes(r)).toString()).toBe(encodeResponse(r));
+    const odd: GetFlowsResponse[] = [
+      { node_name: 'nœud-1', flow: { Summary: 'é 😀 <' } },
+      { node_name: 'n', flow: { Summary: 'z'.repeat(300_000) } }, // grows the shared buffer
+      { node_name: 'n', flow: { Summary: 'q'.repeat(5_000_000) } }, // beyond what it keeps
+      {},
+    ];
+    for (const r of odd) expect(Buffer.from(encodeResponseBytes(r)).toString()).toBe(encodeResponse(r));
+    const first = encodeResponseBytes({ node_name: 'a' });
+    expect(Buffer.from(first).toString()).toBe('{"node_name":"a"}');
+    expect(() => encodeResponseBytes({ time: { seconds: 0n, nanos: -1 } })).toThrow(JsonCodecError);
   });
 
   it('prints 32-bit numbers of every width and sign', () => {

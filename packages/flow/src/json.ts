@@ -13,11 +13,14 @@ import type {
 } from './gen/observer/observer.js';
 import type { NodeStatusEvent } from './gen/relay/relay.js';
 import * as G from './json-codec.gen.js';
-import { FieldError, JsonCodecError } from './json-primitives.js';
+import { FieldError, JsonCodecError, encodeBytesWith } from './json-primitives.js';
 
 // Constants, not imported bindings: loaders that compile ESM to CommonJS (tsx, vitest) make each
 // use of an import a getter call, on every line.
-const { d_flow_Flow, d_flow_FlowFilter, d_observer_GetFlowsResponse, e_flow_Flow, e_flow_FlowFilter, e_observer_GetFlowsResponse, jsonCodecs } = G;
+const {
+  d_flow_Flow, d_flow_FlowFilter, d_observer_GetFlowsResponse, e_flow_Flow, e_flow_FlowFilter, e_observer_GetFlowsResponse,
+  w_observer_GetFlowsResponse, jsonCodecs,
+} = G;
 
 export { JsonCodecError } from './json-primitives.js';
 export { jsonCodecs } from './json-codec.gen.js';
@@ -68,6 +71,19 @@ function parse(text: string, where: string): unknown {
 export function encodeResponse(r: GetFlowsResponse): string {
   try {
     return e_observer_GetFlowsResponse(r);
+  } catch (e) {
+    return encodeError(e, 'GetFlowsResponse');
+  }
+}
+
+/**
+ * encodeResponse's line as UTF-8 bytes (no newline), without making a string: for writers that
+ * copy lines into an output buffer. The result is a view of a buffer that the next encode call
+ * reuses, so copy or write it before encoding again.
+ */
+export function encodeResponseBytes(r: GetFlowsResponse): Buffer {
+  try {
+    return encodeBytesWith(w_observer_GetFlowsResponse, r);
   } catch (e) {
     return encodeError(e, 'GetFlowsResponse');
   }
