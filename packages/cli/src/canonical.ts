@@ -68,6 +68,8 @@ export class CanonicalLines {
   private readonly enumFields = new Set(
     ENUM_FIELDS.map((f) => pairHash(keyHash(f.slice(0, f.indexOf('.'))), keyHash(f.slice(f.indexOf('.') + 1)))),
   );
+  /** Low 12 bits of the enumFields hashes: most keys are ruled out without a Set lookup. */
+  private readonly enumBloom = new Uint8Array(4096);
   private readonly typeKey = keyHash('@type');
   /** Per byte inside a string: 1 = written raw by the encoder, 0 = needs a closer look. */
   private readonly plain = new Uint8Array(256);
@@ -88,7 +90,9 @@ export class CanonicalLines {
   constructor(
     private readonly codec: CanonicalCodec,
     private readonly maxShapes = 100_000,
-  ) {}
+  ) {
+    for (const h of this.enumFields) this.enumBloom[h & 4095] = 1;
+  }
 
   // Learns the encoder's string escaping by encoding each ASCII character, U+2028/9 and the
   // other non-ASCII characters as a flow summary.
@@ -174,7 +178,7 @@ export class CanonicalLines {
 
   /** The shape of `b[p, e)` into `this.sk`; its length, or -1 when the line is not eligible. */
   private scan(b: Buffer, p: number, e: number): number {
-    const sk = this.sk, plain = this.plain, enumFields = this.enumFields;
+    const sk = this.sk, plain = this.plain, enumFields = this.enumFields, enumBloom = this.enumBloom;
     const keys = this.stackKey, isArr = this.stackArr, enums = this.stackEnum;
     let o = 0;
     let top = -1;
@@ -312,7 +316,8 @@ export class CanonicalLines {
         sk[o++] = 0x22;
         sk[o++] = 0x3a;
         p += 2;
-        inEnum = enumFields.has(pairHash(keys[top]!, h));
+        const ph = pairHash(keys[top]!, h);
+        inEnum = enumBloom[ph & 4095] === 1 && enumFields.has(ph);
         key = h;
         state = 0;
         continue;
