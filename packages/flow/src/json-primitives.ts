@@ -298,6 +298,7 @@ export function wRaw(b: NodeBuffer, p: number, s: string): number {
 
 /** A 32-bit integer field (or anything else typed as a number: printed as String(v) would). */
 export function wNum(b: NodeBuffer, p: number, v: number): number {
+  if (typeof v !== 'number') return wRaw(b, p, String(v)); // a bigint would throw in >>>
   if (v >>> 0 === v) return wDigits(b, p, v);
   if ((v | 0) === v) {
     b[p] = 45;
@@ -325,7 +326,7 @@ function wDigits(b: NodeBuffer, p: number, v: number): number {
 /** A 64-bit integer as a quoted decimal string. */
 export function wI64(b: NodeBuffer, p: number, v: bigint | number): number {
   b[p] = 34;
-  p = typeof v === 'number' && v >>> 0 === v ? wDigits(b, p + 1, v) : wLit(b, p + 1, String(v));
+  p = typeof v === 'number' && v >>> 0 === v ? wDigits(b, p + 1, v) : wRaw(b, p + 1, String(v));
   b[p] = 34;
   return p + 1;
 }

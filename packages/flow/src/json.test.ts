@@ -136,6 +136,8 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
       expect(encodeFlow({ event_type: { type: n, sub_type: 2 } })).toBe(`{"event_type":{"type":${n},"sub_type":2}}`);
     }
     expect(encodeFlow({ file: { line: 1.5 } })).toBe('{"file":{"line":1.5}}');
+    // Mistyped values print as String(value) did before, instead of throwing from the writer.
+    expect(encodeFlow({ source: { ID: 7n as unknown as number }, cgroup_id: 12 as unknown as bigint })).toBe('{"source":{"ID":7},"cgroup_id":"12"}');
   });
 
   it('prints google.protobuf.Any inside a line that also holds non-ASCII text', () => {
