@@ -8,6 +8,8 @@ export interface Sink {
   flush(): void;
 }
 
+const NEWLINE = Buffer.from('\n');
+
 /** Output bytes collected in one buffer and written ~1 MiB at a time; limit 0 writes through. */
 export class BufferedSink implements Sink {
   private buf: Buffer;
@@ -40,19 +42,24 @@ export class BufferedSink implements Sink {
 
   writeLine(buf: Buffer, start: number, end: number): void {
     if (this.closed) return;
-    const n = end - start + 1;
-    if (n > this.limit - this.pos) {
-      this.flush();
-      if (n > this.limit) {
-        // The stream may hold on to it, and the caller reuses its buffer.
-        this.stream.write(Buffer.from(buf.subarray(start, end)));
-        this.stream.write('\n');
-        return;
-      }
+    if (this.limit === 0) {
+      this.stream.write(Buffer.concat([buf.subarray(start, end), NEWLINE]));
+      return;
     }
-    buf.copy(this.buf, this.pos, start, end);
-    this.pos += n;
-    this.buf[this.pos - 1] = 0x0a;
+    // A run of lines larger than the room left goes out in buffer-sized pieces, through the one
+    // buffer: no allocation per write.
+    let s = start;
+    while (end - s >= this.limit - this.pos) {
+      const room = this.limit - this.pos;
+      buf.copy(this.buf, this.pos, s, s + room);
+      this.pos += room;
+      s += room;
+      this.flush();
+      if (this.closed) return;
+    }
+    buf.copy(this.buf, this.pos, s, end);
+    this.pos += end - s;
+    this.buf[this.pos++] = 0x0a;
   }
 
   flush(): void {
