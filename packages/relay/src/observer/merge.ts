@@ -179,7 +179,9 @@ export class Inlet {
   }
 
   maybeResume(): void {
-    if (this.paused && this.length < this.fan.capacity) {
+    // Resume at half capacity, not one below it: a node sends whole batches, and resuming it for
+    // every few flows taken would pause it again at once, a round trip per batch.
+    if (this.paused && this.length <= this.fan.capacity >> 1) {
       this.paused = false;
       this.onResume?.();
     }

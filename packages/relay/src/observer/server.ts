@@ -112,7 +112,10 @@ function waitDrain(call: ServerWritableStream<unknown, unknown>): Promise<boolea
 
 const DEFAULT_UPSTREAM_IDLE_TIMEOUT_MS = 10_000;
 /** Responses a node's channel may hold before its stream is paused (at least qlen). */
-const INLET_MIN_CAPACITY = 2048;
+const INLET_MIN_CAPACITY = 1024;
+/** Batches handed to grpc-js for one client and not yet written out. grpc-js would queue 16 of up
+ * to batchMax flows each before reporting backpressure: delay and memory behind a slow client. */
+const MAX_BATCHES_IN_FLIGHT = 4;
 export const DEFAULT_MERGE_WAIT_MS = 200;
 
 export class RelayObserver {
@@ -170,14 +173,32 @@ export class RelayObserver {
   /** flowctl's batched GetFlows: the same stream, many responses per message. */
   getFlowsBatched(call: ServerWritableStream<RawRequest, RelayItem[]>): void {
     let gone = false;
-    call.on('cancelled', () => (gone = true));
     const max = this.opts.batchMax ?? 1024;
+    let inFlight = 0;
+    let written: (() => void) | undefined;
+    const onWritten = () => {
+      inFlight--;
+      const w = written;
+      written = undefined;
+      w?.();
+    };
+    // grpc-js drops writes on a cancelled call without calling back: wake the writer to notice.
+    const hangUp = () => {
+      gone = true;
+      const w = written;
+      written = undefined;
+      w?.();
+    };
+    call.on('cancelled', hangUp);
+    call.on('close', hangUp);
     const write: Writer = async (items) => {
       for (let i = 0; i < items.length && !gone; i += max) {
         // Items, not bytes: the method's serializer encodes them when grpc-js sends the message.
         const chunk = i === 0 && items.length <= max ? items : items.slice(i, i + max);
         for (const it of chunk) this.countForwarded(it);
-        if (!call.write(chunk) && !(await waitDrain(call))) gone = true;
+        inFlight++;
+        call.write(chunk, onWritten);
+        while (inFlight >= MAX_BATCHES_IN_FLIGHT && !gone) await new Promise<void>((resolve) => (written = resolve));
       }
     };
     void this.run(call, write);

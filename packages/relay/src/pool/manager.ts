@@ -37,10 +37,10 @@ const CHANNEL_OPTIONS: ChannelOptions = {
   'grpc.use_local_subchannel_pool': 1,
   'grpc.max_receive_message_length': 64 * 1024 * 1024,
   'grpc.max_send_message_length': 64 * 1024 * 1024,
-  // HTTP/2's default 64 KiB stream window makes a node wait for a WINDOW_UPDATE every 64 KiB,
-  // i.e. every ~80 flows, a round trip through both event loops each time: at 300k flows/s that,
-  // not CPU, was the limit. A node can then have this much in flight to a paused inlet, per stream.
-  'grpc-node.flow_control_window': 4 * 1024 * 1024,
+  // HTTP/2's default 64 KiB stream window makes a node wait for a WINDOW_UPDATE every ~80 flows,
+  // a round trip through two busy event loops each time. A node may have this much in flight to
+  // a paused stream, on top of grpc-js's 16 decoded messages: with 10 nodes both count toward RSS.
+  'grpc-node.flow_control_window': 1024 * 1024,
 };
 
 /** After the first announcement, how long to wait for the one whose address is the peer's own. */

@@ -14,6 +14,25 @@ export interface Result {
   outOfOrder: number;
   lost: number;
   rssMaxMb?: number;
+  /** CPU seconds (user + system) each watched group of processes used while measuring. */
+  cpuSeconds?: Record<string, number>;
+  /** Length of the measured window in seconds. */
+  measuredS?: number;
+}
+
+/** CPU time (user + system, all threads) of a process so far, in seconds (Linux /proc). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+export interface ConsumeOptions {
+  /** Process whose peak RSS to report (the relay). */
+  rssPid?: number;
+  /** Groups of processes whose CPU time to measure over the same window as the flows. */
+  cpuPids?: Record<string, number[]>;
 }
 
 export function rssMb(pid: number): number {
@@ -22,10 +41,17 @@ export function rssMb(pid: number): number {
 }
 
 /** Follows flows on `port` for warmup+seconds and measures what arrives after the warmup. */
-export function consume(port: number, seconds: number, batched: boolean, warmupS: number, rssPid?: number): Promise<Result> {
+export function consume(port: number, seconds: number, batched: boolean, warmupS: number, opts: ConsumeOptions = {}): Promise<Result> {
+  const { rssPid, cpuPids } = opts;
+  const cpuNow = () => {
+    const out: Record<string, number> = {};
+    for (const [k, pids] of Object.entries(cpuPids ?? {})) out[k] = pids.reduce((sum, p) => sum + cpuSeconds(p), 0);
+    return out;
+  };
   const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
     'grpc.max_receive_message_length': 64 << 20,
-    // As the relay's upstream channels (pool/manager.ts): HTTP/2's 64 KiB window would cap the stream.
+    // As the relay's upstream channels (pool/manager.ts): with HTTP/2's 64 KiB window every 80
+    // flows wait for a WINDOW_UPDATE, a round trip through two busy event loops.
     'grpc-node.flow_control_window': 4 << 20,
   });
   const req = Buffer.from(GetFlowsRequest.encode({ follow: true }).finish());
@@ -66,6 +92,8 @@ export function consume(port: number, seconds: number, batched: boolean, warmupS
   return new Promise((resolve) => {
     setTimeout(() => {
       measuring = true;
+      const cpu0 = cpuNow();
+      const t0 = Date.now();
       const tick = setInterval(() => {
         res.perSecond.push(thisSecond);
         thisSecond = 0;
@@ -76,6 +104,9 @@ export function consume(port: number, seconds: number, batched: boolean, warmupS
         stream.cancel();
         client.close();
         if (rssPid) res.rssMaxMb = rssMax;
+        const cpu1 = cpuNow();
+        res.measuredS = (Date.now() - t0) / 1000;
+        if (cpuPids) res.cpuSeconds = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k]! - cpu0[k]!]));
         resolve(res);
       }, seconds * 1000 + 50);
     }, warmupS * 1000);
