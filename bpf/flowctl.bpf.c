@@ -150,19 +150,34 @@ static __always_inline int is_http(const __u8 *b)
 	return match4(b, "HTTP") && b[4] == '/' && b[5] == '1' && b[6] == '.';
 }
 
-/* DNS by port; HTTP/1.x by is_http(). */
-static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p)
+/* Records what the HTTP check of a payload found for one direction (see FLOWCTL_STATE_HTTP0). */
+static __always_inline void note_http(struct flowctl_conn *c, int side, int http)
+{
+	__u32 seen = FLOWCTL_STATE_HTTP0 << side;
+
+	if (c->state & seen)
+		return;
+	__sync_fetch_and_or(&c->state, http ? seen : (FLOWCTL_STATE_NOHTTP0 << side));
+}
+
+/* DNS by port; HTTP/1.x by is_http(), unless this direction already proved not to be HTTP. */
+static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p,
+				      struct flowctl_conn *c, int side)
 {
 	__u8 b[8];
+	int http;
 
 	if (p->sport == 53 || p->dport == 53)
 		return (p->proto == IPPROTO_UDP || p->proto == IPPROTO_TCP) ? FLOWCTL_L7_DNS
 									    : FLOWCTL_L7_NONE;
-	if (p->proto != IPPROTO_TCP || p->payload_len < 8)
+	if (p->proto != IPPROTO_TCP || p->payload_len < 8 ||
+	    (c->state & (FLOWCTL_STATE_NOHTTP0 << side)))
 		return FLOWCTL_L7_NONE;
 	if (bpf_skb_load_bytes(skb, p->payload_off, b, 8))
 		return FLOWCTL_L7_NONE;
-	return is_http(b) ? FLOWCTL_L7_HTTP : FLOWCTL_L7_NONE;
+	http = is_http(b);
+	note_http(c, side, http);
+	return http ? FLOWCTL_L7_HTTP : FLOWCTL_L7_NONE;
 }
 
 /* Frozen rodata: the verifier keeps one branch. */
@@ -309,7 +324,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 	else if (verdict == FLOWCTL_VERDICT_AUDIT)
 		count(FLOWCTL_CNT_POLICY_AUDIT);
 	if (verdict != FLOWCTL_VERDICT_DROPPED && p->payload_len)
-		l7 = detect_l7(skb, p);
+		l7 = detect_l7(skb, p, c, side);
 
 	if (verdict != FLOWCTL_VERDICT_FORWARDED && (first || newf || changed))
 		reason = FLOWCTL_REASON_POLICY;
@@ -523,14 +538,19 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 	if (verdict != FLOWCTL_VERDICT_DROPPED && plen) {
 		if (f->sp == 53 || f->dp == 53)
 			return -1;
-		if (f->proto == IPPROTO_TCP && plen >= 8) {
-			/* Real TCP payloads are mostly in page fragments, not the linear area. */
+		if (f->proto == IPPROTO_TCP && plen >= 8 &&
+		    !(c->state & (FLOWCTL_STATE_NOHTTP0 << side))) {
+			/* Real TCP payloads are mostly in page fragments, not the linear area: the
+			 * load is a cache miss, paid only until a direction proves not to be HTTP. */
 			pl = f->l4 + f->hlen;
 			if ((void *)(pl + 8) <= end) {
 				if (is_http(pl))
 					return -1;
-			} else if (!bpf_skb_load_bytes(skb, f->l4_off + f->hlen, b, 8) && is_http(b)) {
-				return -1;
+				note_http(c, side, 0);
+			} else if (!bpf_skb_load_bytes(skb, f->l4_off + f->hlen, b, 8)) {
+				if (is_http(b))
+					return -1;
+				note_http(c, side, 0);
 			}
 		}
 	}

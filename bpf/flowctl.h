@@ -193,6 +193,11 @@ struct flowctl_conn4_key {
 #define FLOWCTL_STATE_SEEN0 0x1 /* an event was sent for side 0 -> 1 */
 #define FLOWCTL_STATE_SEEN1 0x2
 #define FLOWCTL_STATE_CLOSED 0x4
+/* HTTP detection per direction (shifted left by the side): an HTTP start line was seen, or the
+ * direction's first payload was not HTTP, so no packet of it is looked at again (bulk transfers
+ * and TLS pay nothing). A connection first seen mid-body is not inspected for HTTP. */
+#define FLOWCTL_STATE_HTTP0 0x8
+#define FLOWCTL_STATE_NOHTTP0 0x20
 
 /* `flows` and `flows4` value. Arrays are indexed by the sending side of the canonical key. Times
  * are bpf_ktime_get_ns(); between events last_seen_ns has the resolution of a jiffy. */

@@ -85,6 +85,19 @@ describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run
     expect((await dp.run('from', ipv4({ src: A, dst: B, proto: UDP }, udp(43005, 53)), 10)).events).toEqual([]);
   });
 
+  it('a direction whose first payload is not HTTP is not inspected again; the other direction is', async () => {
+    await dp.one('from', tcp4(A, B, 43006, 443, F.SYN));
+    await dp.one('to', tcp4(B, A, 443, 43006, F.SYN | F.ACK));
+    // A TLS ClientHello first: this direction is not HTTP, now and later.
+    const hello = Buffer.from('160301020001fc0303aabbccddeeff00', 'hex');
+    expect((await dp.run('from', tcp4(A, B, 43006, 443, F.ACK | F.PSH, hello), 3)).events).toEqual([]);
+    expect((await dp.run('from', tcp4(A, B, 43006, 443, F.ACK | F.PSH, Buffer.from('GET /late HTTP/1.1\r\n\r\n')), 3)).events).toEqual([]);
+    // The reply direction has sent nothing yet: an HTTP status line there is still captured.
+    const r = await dp.run('to', tcp4(B, A, 443, 43006, F.ACK | F.PSH, Buffer.from('HTTP/1.1 200 OK\r\n\r\n')), 2);
+    expect(r.events).toHaveLength(2);
+    expect(r.events.every((e) => e.l7 === 2)).toBe(true);
+  });
+
   it('IPv6: without extension headers (fast path) and with them (full path), one connection', async () => {
     const a6 = 'fd00:202:2::1';
     const b6 = 'fd00:202:2::2';
