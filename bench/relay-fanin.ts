@@ -40,12 +40,13 @@ async function withAgents<T>(n: number, rate: number, fn: (agents: Child[]) => P
 
 const pids = (cs: Child[]) => cs.map((c) => c.proc.pid!).filter((p) => p > 0);
 
-async function viaRelay(n: number, rate: number, seconds: number, batched: boolean): Promise<Result> {
+async function viaRelay(n: number, rate: number, seconds: number, batched: boolean, relayArgs: string[] = []): Promise<Result> {
   return withAgents(n, rate, async (agents) => {
     const relay = await spawnRelay([
       '--listen-address', '127.0.0.1:0',
       ...agents.flatMap((a) => ['--peer', `127.0.0.1:${a.port}`]),
       ...(batched ? [] : ['--no-upstream-batch']),
+      ...relayArgs,
     ], compiled);
     try {
       await new Promise((r) => setTimeout(r, 500));
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
   const base = await withAgents(1, RATE, (a) => consume(a[0]!.port, 6, true, WARMUP_S, { cpuPids: { agents: pids(a), client: [process.pid] } }));
   progress(`fan-in: ${AGENTS} agents × ${fmt(RATE)} flows/s through the relay (batched), ${SECONDS}s`);
   const fan = await viaRelay(AGENTS, RATE, SECONDS, true);
+  progress(`the same without the merge wait (hubble-relay's ordering): --merge-wait 0, 8s`);
+  const noWait = await viaRelay(AGENTS, RATE, 8, true, ['--merge-wait', '0']);
   const plainRate = 5_000;
   progress(`plain Observer path: ${AGENTS} agents × ${fmt(plainRate)} flows/s, one flow per message`);
   const plain = await viaRelay(AGENTS, plainRate, 6, false);
@@ -91,6 +94,7 @@ async function main(): Promise<void> {
   const b = summary(base);
   const f = summary(fan);
   const p = summary(plain);
+  const w = summary(noWait);
   const goal = (ok: boolean) => (ok ? 'met' : '**missed**');
   const us = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '–');
   const md = `## Relay fan-in (\`bench/relay-fanin.ts\`)
@@ -106,6 +110,7 @@ a ${WARMUP_S} s warm-up. **Load average ${loadBefore} before, ${loadAfter} after
 |---|---|---|---|---|---|---|---|
 | baseline: 1 agent → client, no relay | ${fmt(b.flowsPerSec)} | ${(b.inOrder * 100).toFixed(2)} % | ${fmt(b.p50)} ms | ${fmt(b.p99)} ms | – | – / ${us(b.us.client)} / ${us(b.us.agents)} | – / ${us(b.cores.client)} / ${us(b.cores.agents)} |
 | ${AGENTS} agents → relay → client, batched | ${fmt(f.flowsPerSec)} | ${(f.inOrder * 100).toFixed(2)} % | ${fmt(f.p50)} ms | ${fmt(f.p99)} ms | ${fmt(fan.rssMaxMb ?? 0)} MB | ${us(f.us.relay)} / ${us(f.us.client)} / ${us(f.us.agents)} | ${us(f.cores.relay)} / ${us(f.cores.client)} / ${us(f.cores.agents)} |
+| ${AGENTS} agents → relay \`--merge-wait 0\` → client, batched | ${fmt(w.flowsPerSec)} | ${(w.inOrder * 100).toFixed(2)} % | ${fmt(w.p50)} ms | ${fmt(w.p99)} ms | ${fmt(noWait.rssMaxMb ?? 0)} MB | ${us(w.us.relay)} / ${us(w.us.client)} / ${us(w.us.agents)} | ${us(w.cores.relay)} / ${us(w.cores.client)} / ${us(w.cores.agents)} |
 | ${AGENTS} agents × ${fmt(plainRate)}/s → relay → client, plain GetFlows | ${fmt(p.flowsPerSec)} | ${(p.inOrder * 100).toFixed(2)} % | ${fmt(p.p50)} ms | ${fmt(p.p99)} ms | ${fmt(plain.rssMaxMb ?? 0)} MB | ${us(p.us.relay)} / ${us(p.us.client)} / ${us(p.us.agents)} | ${us(p.cores.relay)} / ${us(p.cores.client)} / ${us(p.cores.agents)} |
 
 - Fan-in throughput vs the single-agent baseline: **${(f.flowsPerSec / Math.max(1, b.flowsPerSec)).toFixed(2)}×**
@@ -115,11 +120,13 @@ a ${WARMUP_S} s warm-up. **Load average ${loadBefore} before, ${loadAfter} after
   the ${AGENTS} agents together ${us(f.us.agents)} µs (they also generate what is not delivered). At ${us(f.us.relay)} µs per
   flow one core of this machine given to the relay alone would carry about **${fmt(1e6 / f.us.relay)} flows/s**
   (an extrapolation, not a measurement); sharing 2 cores with its agents, its client and the load
-  above, the relay got ${us(f.cores.relay)} of a core, and the delivered rate follows from that.
+  above, the relay got ${us(f.cores.relay)} of a core, and the delivered rate follows from that. The
+  ${AGENTS} agent processes used ${us(f.cores.agents)} cores and the client ${us(f.cores.client)}: ${f.cores.agents > f.cores.relay ? 'on this box the load generator costs more CPU than the relay it measures' : 'the relay is the largest consumer'}.
 - "In time order" counts flows not older than one already delivered. The relay merges the nodes'
   streams by time and waits up to 200 ms (\`--merge-wait\`) for a node with nothing buffered before
   sending newer flows of others; the 100-entry sort buffer and 1 s drain timeout (Hubble's
-  semantics) stay the outer bound. With \`--merge-wait 0\` it behaves as hubble-relay.
+  semantics) stay the outer bound. With \`--merge-wait 0\` it behaves as hubble-relay (row 3): a
+  node's whole batch can then leave ahead of older flows another node has not sent yet.
 - Relay run from ${compiled ? '`packages/relay/dist` (as `bin/flowctl-relay`)' : 'TypeScript sources through tsx (not built)'}.
 - Lost-event records seen by the client: ${fan.lost} (batched run), ${plain.lost} (plain run): an agent
   whose stream falls 65,536 flows behind drops and reports them.
