@@ -97,7 +97,8 @@ export function forEachResponse(buf: Uint8Array, fn: (buf: Uint8Array, start: nu
   return n;
 }
 
-function varintLength(v: number): number {
+/** Bytes a varint of `v` takes. */
+export function varintLength(v: number): number {
   let n = 1;
   while (v >= 128) {
     v = Math.floor(v / 128);
@@ -106,7 +107,8 @@ function varintLength(v: number): number {
   return n;
 }
 
-function writeVarint(buf: Uint8Array, pos: number, v: number): number {
+/** Writes `v` as a varint at `pos`; returns the position after it. */
+export function writeVarint(buf: Uint8Array, pos: number, v: number): number {
   while (v >= 128) {
     buf[pos++] = (v % 128) | 0x80;
     v = Math.floor(v / 128);

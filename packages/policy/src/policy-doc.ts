@@ -408,21 +408,24 @@ export function loadPolicyFile(path: string): PolicyDoc[] {
   return parsePolicies(text, path);
 }
 
+/** `*.yaml`/`*.yml` of `dir` sorted by name (not recursive, no dot files), or `dir` itself when a file. */
+export function policyFiles(dir: string): string[] {
+  try {
+    return statSync(dir).isDirectory()
+      ? readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.')).sort().map((f) => join(dir, f))
+      : [dir];
+  } catch (e) {
+    throw new PolicyError(dir, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
 /**
  * Every policy in `*.yaml`/`*.yml` of `dir` (sorted by file name, not recursive), or of one file.
  * Two documents with the same kind, namespace and name are an error: which one wins would be
  * arbitrary.
  */
 export function loadPolicyDir(dir: string): PolicyDoc[] {
-  let files: string[];
-  try {
-    files = statSync(dir).isDirectory()
-      ? readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.')).sort().map((f) => join(dir, f))
-      : [dir];
-  } catch (e) {
-    throw new PolicyError(dir, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  const docs = files.flatMap((f) => loadPolicyFile(f));
+  const docs = policyFiles(dir).flatMap((f) => loadPolicyFile(f));
   const seen = new Map<string, PolicyDoc>();
   for (const d of docs) {
     const key = `${d.kind}/${d.namespace}/${d.name}`;

@@ -1,9 +1,8 @@
 // The policy directory read as text first and parsed from that text, so what the agent enforces
 // and what PolicyService/List reports (the same bytes) can never differ, even when a file changes
-// while it is being loaded. File selection and duplicate rule follow @flowctl/policy loadPolicyDir.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { parsePolicies, PolicyError, type PolicyDoc } from '@flowctl/policy';
+// while it is being loaded. File selection is @flowctl/policy's policyFiles; the duplicate rule follows loadPolicyDir.
+import { readFileSync } from 'node:fs';
+import { parsePolicies, policyFiles, PolicyError, type PolicyDoc } from '@flowctl/policy';
 
 export interface PolicySource {
   file: string;
@@ -12,15 +11,7 @@ export interface PolicySource {
 
 /** `*.yaml`/`*.yml` of `dir` sorted by name (not recursive, no dot files), or `dir` itself when a file. */
 export function readPolicySources(dir: string): PolicySource[] {
-  let files: string[];
-  try {
-    files = statSync(dir).isDirectory()
-      ? readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.')).sort().map((f) => join(dir, f))
-      : [dir];
-  } catch (e) {
-    throw new PolicyError(dir, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-  }
-  return files.map((file) => {
+  return policyFiles(dir).map((file) => {
     try {
       return { file, text: readFileSync(file, 'utf8') };
     } catch (e) {

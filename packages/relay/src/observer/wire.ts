@@ -13,7 +13,7 @@ export interface WireTime {
 
 /** Malformed response bytes from a node (the same class as a malformed batch). */
 export { BatchError as WireError } from '@flowctl/flow/batch';
-import { BatchError as WireError, cursor, varintAt } from '@flowctl/flow/batch';
+import { BatchError as WireError, cursor, varintAt, varintLength, writeVarint } from '@flowctl/flow/batch';
 
 /** Position after the field body that starts at `pos` (the tag already read). */
 function skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
@@ -72,23 +72,6 @@ export function readResponseTimeAt(buf: Uint8Array, start: number, end: number, 
   }
 }
 
-function varintLength(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-function writeVarint(buf: Buffer, pos: number, v: number): number {
-  while (v >= 128) {
-    buf[pos++] = (v % 128) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[pos++] = v;
-  return pos;
-}
 
 /** google.protobuf.Timestamp bytes (no tag) for seconds/nanos, used by fast emitters. */
 export function encodeTimestampBody(sec: number, nsec: number): Buffer {
