@@ -18,10 +18,21 @@ export class FakeDatapath implements Datapath {
     this.sink = onEvents;
   }
 
-  /** Delivers one batch, as one ring-buffer wake-up would. */
+  /** Monotonic-clock shift that makes recorded events happen now (set on the first emit). */
+  private shiftNs: bigint | undefined;
+
+  /**
+   * Delivers one batch, as one ring-buffer wake-up would. Recorded events carry kernel times from
+   * whenever they were recorded (fixtures: seconds after boot); they are shifted, keeping their
+   * spacing, so that the first one happens now — as from a real datapath, and so that "the last
+   * hour" and rate windows do not depend on how long the machine has been up.
+   */
   emit(events: DatapathEvent[]): void {
     if (!this.sink) throw new Error('FakeDatapath.emit before start');
-    this.sink(events);
+    if (events.length === 0) return;
+    this.shiftNs ??= process.hrtime.bigint() - events[0]!.tsNs;
+    const shift = this.shiftNs;
+    this.sink(events.map((e) => shiftEvent(e, shift)));
   }
 
   get started(): boolean {
@@ -62,4 +73,14 @@ export class FakeDatapath implements Datapath {
     this.sink = undefined;
     this.closed = true;
   }
+}
+
+function shiftEvent(e: DatapathEvent, by: bigint): DatapathEvent {
+  if (e.kind !== 'flow') return { ...e, tsNs: e.tsNs + by };
+  return {
+    ...e,
+    tsNs: e.tsNs + by,
+    firstSeenNs: e.firstSeenNs ? e.firstSeenNs + by : 0n,
+    lastSeenNs: e.lastSeenNs ? e.lastSeenNs + by : 0n,
+  };
 }
