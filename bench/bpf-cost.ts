@@ -14,6 +14,7 @@ import { sumPerCpuU64 } from '../packages/agent/src/datapath/abi.js';
 import { writeIpcache, writePolicyMaps, type PolicyMaps } from '../packages/agent/src/datapath/policy-maps.js';
 import { F, ipv4, ipv6, TCP, tcp } from '../bpf/test/packets.js';
 import { median, progress, writeSection } from './lib/report.js';
+import { neighbourWorkload, type NeighbourWorkload } from './lib/neighbour-workload.js';
 
 const REPEAT = 1_000_000;
 const RUNS = 5;
@@ -28,33 +29,8 @@ function podIp(n: number): string {
   return `10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
 }
 
-function workload(): { specs: EndpointSpec[]; yaml: string } {
-  const specs: EndpointSpec[] = [];
-  let n = 0;
-  for (let ns = 0; ns < NAMESPACES; ns++)
-    for (let app = 0; app < APPS_PER_NS; app++)
-      for (let p = 0; p < PODS_PER_APP; p++, n++)
-        specs.push({ name: `app${app}-${p}`, namespace: `ns${ns}`, node: 'n1', labels: { app: `app${app}` }, ips: [podIp(n)] });
-  const docs: string[] = [];
-  for (let ns = 0; ns < NAMESPACES; ns++)
-    for (let app = 0; app < APPS_PER_NS; app++) {
-      const peer = (app + 1) % APPS_PER_NS;
-      docs.push(`apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: app${app}, namespace: ns${ns} }
-spec:
-  endpointSelector: { matchLabels: { app: app${app} } }
-  ingress:
-    - fromEndpoints: [ { matchLabels: { app: app${peer} } } ]
-      toPorts: [ { ports: [ { port: "8080", protocol: TCP }, { port: "9000", endPort: 9003 } ] } ]
-  egress:
-    - toEndpoints: [ { matchLabels: { app: app${peer} } } ]
-      toPorts: [ { ports: [ { port: "8080", protocol: TCP } ] } ]
-    - toEntities: [ world ]
-      toPorts: [ { ports: [ { port: "443", protocol: TCP } ] } ]
-`);
-    }
-  return { specs, yaml: docs.join('---\n') };
+function workload(): NeighbourWorkload {
+  return neighbourWorkload({ namespaces: NAMESPACES, apps: APPS_PER_NS, podsPerApp: PODS_PER_APP, ip: podIp });
 }
 
 function open(): { obj: BpfObject; maps: PolicyMaps } {

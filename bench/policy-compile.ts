@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { compilePolicies, diffCompiled, parseEndpoints, parseEndpointsReference, parsePolicies, parsePoliciesReference, resolveEndpoints, type CompiledPolicy, type EndpointSet, type EndpointSpec } from '../packages/policy/src/index.js';
 import { median, progress, writeSection } from './lib/report.js';
+import { neighbourWorkload } from './lib/neighbour-workload.js';
 
 const RUNS = 5;
 const MAP_RUNS = 5;
@@ -72,35 +73,10 @@ spec:
 }
 
 function setB(): PolicySet {
-  const NAMESPACES = 10;
-  const APPS = 100;
-  const specs: EndpointSpec[] = [];
-  let n = 0;
-  for (let ns = 0; ns < NAMESPACES; ns++)
-    for (let app = 0; app < APPS; app++)
-      for (let p = 0; p < 10; p++, n++) {
-        specs.push({ name: `app${app}-${p}`, namespace: `ns${ns}`, node: 'n1', labels: { app: `app${app}` }, ips: [`10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`] });
-      }
-  const docs: string[] = [];
-  for (let ns = 0; ns < NAMESPACES; ns++)
-    for (let app = 0; app < APPS; app++) {
-      const peer = (app + 1) % APPS;
-      docs.push(`apiVersion: cilium.io/v2
-kind: CiliumNetworkPolicy
-metadata: { name: app${app}, namespace: ns${ns} }
-spec:
-  endpointSelector: { matchLabels: { app: app${app} } }
-  ingress:
-    - fromEndpoints: [ { matchLabels: { app: app${peer} } } ]
-      toPorts: [ { ports: [ { port: "8080", protocol: TCP }, { port: "9000", endPort: 9003 } ] } ]
-  egress:
-    - toEndpoints: [ { matchLabels: { app: app${peer} } } ]
-      toPorts: [ { ports: [ { port: "8080", protocol: TCP } ] } ]
-    - toEntities: [ world ]
-      toPorts: [ { ports: [ { port: "443", protocol: TCP } ] } ]
-`);
-    }
-  return { name: 'B', what: 'neighbour ingress/egress, world on 443 (bench/bpf-cost.ts)', eps: resolveEndpoints(specs), yaml: docs.join('---\n'), epsYaml: endpointsFile(specs) };
+  const { specs, yaml } = neighbourWorkload({
+    namespaces: 10, apps: 100, podsPerApp: 10, ip: (n) => `10.${100 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`,
+  });
+  return { name: 'B', what: 'neighbour ingress/egress, world on 443 (bench/bpf-cost.ts)', eps: resolveEndpoints(specs), yaml, epsYaml: endpointsFile(specs) };
 }
 
 interface Times {
