@@ -21,7 +21,10 @@
 //   sum_exec_runtime. Throughput depends on how much CPU the other tenants leave us; CPU per
 //   byte much less so.
 //
-//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 24] [--slice 0.5] [--offloads]
+// - TC programs attach as TCX links, as the agent attaches them on kernels that have TCX (6.6+):
+//   the clsact path costs an empty program ~6% of the throughput here, TCX ~1.5%.
+//
+//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 24] [--slice 0.5] [--offloads] [--clsact]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -53,6 +56,8 @@ const SLICE_S = arg('slice', 0.5);
 const SETTLE_MS = 100;
 /** Keep GSO/TSO/GRO on (the veth default), to show what the first version of this figure measured. */
 const KEEP_OFFLOADS = process.argv.includes('--offloads');
+/** How the TC programs (flowctl's and the empty one) attach: TCX links (default) or clsact filters. */
+const TC_MODE: 'auto' | 'clsact' = process.argv.includes('--clsact') ? 'clsact' : 'auto';
 
 const NCPU = cpus().length;
 const CPU_CLIENT = '0';
@@ -154,8 +159,24 @@ const KSOFTIRQD = sh('pgrep', '-x', 'ksoftirqd/[0-9]+')
 /** The client CPU's ksoftirqd: deferred receive work for the packets the client sends. */
 const KSOFTIRQD_CLIENT = Number(sh('pgrep', '-x', `ksoftirqd/${CPU_CLIENT}`).trim());
 
-type Mode = 'bare' | 'tc-nop' | 'flowctl' | 'tcpdump';
-const MODES: Mode[] = ['bare', 'tc-nop', 'flowctl', 'tcpdump'];
+type Mode = 'bare' | 'tc-nop' | 'flowctl' | 'tcpdump' | 'flowctl-tc' | 'flowctl-kept';
+const ALL_MODES: Mode[] = ['bare', 'tc-nop', 'flowctl', 'tcpdump', 'flowctl-tc', 'flowctl-kept'];
+/**
+ * --modes a,b,... picks the modes (bare first); the diagnostic ones split flowctl's cost:
+ * flowctl-tc is flowctl without its tracepoint programs, flowctl-kept the same loaded once for
+ * the whole run (attached and detached per slice).
+ */
+const MODES: Mode[] = (() => {
+  const i = process.argv.indexOf('--modes');
+  if (i < 0) return ['bare', 'tc-nop', 'flowctl', 'tcpdump'];
+  const list = (process.argv[i + 1] ?? '').split(',') as Mode[];
+  const bad = list.find((m) => !ALL_MODES.includes(m));
+  if (bad !== undefined || list[0] !== 'bare') {
+    process.stderr.write(`iperf-impact: --modes: expected bare first, then any of ${ALL_MODES.join(', ')}; got ${process.argv[i + 1]}\n`);
+    process.exit(2);
+  }
+  return list;
+})();
 
 interface Slice {
   gbps: number;
@@ -232,12 +253,13 @@ async function measure(p: Procs, extra: ChildProcess | undefined): Promise<Omit<
   };
 }
 
+let kept: KernelDatapath | undefined;
 async function slice(mode: Mode, p: Procs, nop: BpfObject): Promise<Slice> {
   if (mode === 'bare') return { ...(await measure(p, undefined)), events: 0, lost: 0n };
   if (mode === 'tc-nop') {
     // The hook's own price: an empty program at the same two TC attach points.
     const prog = nop.program('bench_nop');
-    const links = (['ingress', 'egress'] as const).map((direction) => prog.attachTc({ ifname: DEV_B, netns: B, direction }));
+    const links = (['ingress', 'egress'] as const).map((direction) => prog.attachTc({ ifname: DEV_B, netns: B, direction, mode: TC_MODE }));
     try {
       return { ...(await measure(p, undefined)), events: 0, lost: 0n };
     } finally {
@@ -261,9 +283,21 @@ async function slice(mode: Mode, p: Procs, nop: BpfObject): Promise<Slice> {
     if (!captured || !dropped) throw new Error(`tcpdump: no statistics at exit: ${err.trim()}`);
     return { ...m, events: Number(captured[1]), lost: BigInt(dropped[1]!) };
   }
+  if (mode === 'flowctl-kept') {
+    if (!kept) {
+      kept = new KernelDatapath({ tcAttach: TC_MODE, tracepoints: false });
+      kept.start(() => {});
+    }
+    kept.attach(DEV_B, B);
+    try {
+      return { ...(await measure(p, undefined)), events: 0, lost: 0n };
+    } finally {
+      kept.detach(DEV_B, B);
+    }
+  }
   // Loaded afresh for each slice (~0.4 s of verifier time, outside the measurement) so that the
   // other modes run on a kernel without our tracepoint programs.
-  const dp = new KernelDatapath({});
+  const dp = new KernelDatapath({ tcAttach: TC_MODE, tracepoints: mode !== 'flowctl-tc' });
   let events = 0;
   try {
     dp.watchNetns(A);
@@ -277,6 +311,9 @@ async function slice(mode: Mode, p: Procs, nop: BpfObject): Promise<Slice> {
     return { ...m, events, lost: c.ringbufFull + c.flowMapFull };
   } finally {
     dp.close();
+    // The kernel frees the maps (~30 MB preallocated) in deferred work: let that happen before
+    // the next slice rather than in it.
+    await sleep(200);
   }
 }
 
@@ -307,6 +344,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    kept?.close();
     if (client) await stop(client);
     await stop(server);
     nop.close();
@@ -342,6 +380,14 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
   const cell = (xs: number[]) => `${pct(median(xs))} (${iqr(xs)})`;
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
   const all = timeline.map((e) => e.s);
+  const line = (key: Key) => MODES.slice(1).map((m) => `${m} ${cell(ratios(m, key))}`).join(', ');
+  const summary = () => {
+    progress(`throughput: ${line('gbps')}`);
+    progress(`at a full CPU: ${line('fullCpuGbps')}`);
+    progress(`CPU/GB: ${line('cpuPerGB')}; ${elapsedS.toFixed(0)} s`);
+  };
+  // A --modes run is a diagnosis: progress lines only; docs/benchmarks.md keeps the standard run.
+  if (MODES.join() !== 'bare,tc-nop,flowctl,tcpdump') return summary();
 
   /** The issue's two goals, judged on the medians of one throughput figure. */
   const goals = (key: 'gbps' | 'fullCpuGbps' | 'gbPerCpuS') => {
@@ -372,6 +418,8 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
     'tc-nop': 'empty TC program',
     flowctl: 'flowctl attached',
     tcpdump: 'tcpdump -s 128',
+    'flowctl-tc': 'flowctl, TC programs only',
+    'flowctl-kept': 'flowctl, TC only, loaded once',
   };
   const row = (m: Mode) =>
     m === 'bare'
@@ -389,7 +437,8 @@ program and tcpdump's packet copy, runs in softirq on the client's CPU. The stre
 ${ROUNDS} rounds of ${MODES.length} slices (${MODES.join(', ')}; the order rotates each round), each measured for
 ${SLICE_S} s after ${SETTLE_MS} ms to settle. *flowctl*: \`KernelDatapath\` with default knobs, loaded for each slice
 as the agent loads it (aggregated events, 512-byte L7 snippets, tracepoint programs on, watching
-both namespaces), both TC programs on the node side of the veth. *empty TC program*:
+both namespaces; unloaded after the slice, and 200 ms given to the kernel to free its maps
+before the next one), both TC programs on the node side of the veth, ${TC_MODE === 'clsact' ? 'as clsact filters (`--clsact`)' : 'as TCX links (kernel 6.6+; the agent falls back to clsact filters on older kernels; `--clsact` measures those)'}. *empty TC program*:
 \`bpf/tests/nop.bpf.c\` at the same two attach points, the price of the hook itself. *tcpdump*:
 \`tcpdump -i <veth> -s 128 -w /dev/null\` on the same interface.
 
@@ -426,14 +475,12 @@ The build machine is shared (${NCPU} vCPUs, several concurrent jobs, load ${load
 
 \`--offloads\` leaves GSO/TSO/GRO on, the setup of the first version of this figure, in which tcpdump
 and flowctl both came out within the noise of bare (100% and 104%): 64 KB super-packets hide
-per-packet costs. \`--server-cpu 0\` puts everything on one CPU.
+per-packet costs. \`--server-cpu 0\` puts everything on one CPU. \`--modes bare,tc-nop,flowctl-tc,flowctl-kept\`
+splits flowctl's cost (without its tracepoint programs; loaded once for the run) and prints only.
 
-Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
+Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}${TC_MODE === 'clsact' ? ' --clsact' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
   );
-  const line = (key: Key) => MODES.slice(1).map((m) => `${m} ${cell(ratios(m, key))}`).join(', ');
-  progress(`throughput: ${line('gbps')}`);
-  progress(`at a full CPU: ${line('fullCpuGbps')}`);
-  progress(`CPU/GB: ${line('cpuPerGB')}; ${elapsedS.toFixed(0)} s`);
+  summary();
 }
 
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -355,18 +355,121 @@ static __always_inline void conn4_key(const struct flowctl_conn_key *k, struct f
 	k4->proto = k->proto;
 }
 
-/* IPv4 connections live in flows4, IPv6 ones in flows. */
+/* Seeds the conns4 hash; the loader sets a random one so that peers cannot aim at one set. */
+const volatile __u32 conn4_seed = 0;
+
+_Static_assert(sizeof(struct flowctl_conn4_slot) == 128, "conns4 slot: two cache lines");
+
+/* A multiplicative hash of the 20-byte key, inline (no helper call). */
+static __always_inline __u32 conn4_set(const struct flowctl_conn4_key *k)
+{
+	__u32 h = conn4_seed;
+
+	h = (h ^ k->addr[0]) * 0x9E3779B1u;
+	h = (h ^ k->addr[1]) * 0x85EBCA77u;
+	h = (h ^ (k->port[0] | (__u32)k->port[1] << 16)) * 0xC2B2AE3Du;
+	h = (h ^ k->ifindex ^ ((__u32)k->proto << 24)) * 0x27D4EB2Fu;
+	h ^= h >> 15;
+	return (h & (FLOWCTL_CONN4_SLOTS - 1)) & ~(__u32)(FLOWCTL_CONN4_WAYS - 1);
+}
+
+static __always_inline int conn4_key_eq(const struct flowctl_conn4_key *a, const struct flowctl_conn4_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* The conns4 slot holding `k`, or NULL. */
+static __always_inline struct flowctl_conn4_slot *conn4_find(const struct flowctl_conn4_key *k)
+{
+	struct flowctl_conn4_slot *s;
+	__u32 idx, base = conn4_set(k);
+	int i;
+
+#pragma unroll
+	for (i = 0; i < FLOWCTL_CONN4_WAYS; i++) {
+		idx = base + i;
+		s = bpf_map_lookup_elem(&conns4, &idx);
+		if (s && s->gen && conn4_key_eq(&s->key, k))
+			return s;
+	}
+	return NULL;
+}
+
+/* IPv4 connections live in conns4 (or, when their set is full, flows4); IPv6 ones in flows. */
 static __always_inline struct flowctl_conn *conn_lookup(const struct flowctl_conn_key *k)
 {
 	struct flowctl_conn4_key k4 = {};
+	struct flowctl_conn4_slot *s;
 
 	if (k->ip_version != 4)
 		return bpf_map_lookup_elem(&flows, k);
 	conn4_key(k, &k4);
+	s = conn4_find(&k4);
+	if (s)
+		return &s->conn;
 	return bpf_map_lookup_elem(&flows4, &k4);
 }
 
-/* Prepares a connection entry in conn_scratch and inserts it into `flows4` or `flows`. Global
+/* Idle times after which a conns4 slot may be given to a new connection of its set (then the old
+ * one, should it speak again, starts over as a new connection, as after an LRU eviction): the
+ * conntrack timeouts of Cilium for closed TCP and for non-TCP, and ten minutes for open TCP. */
+#define CONN4_CLOSED_IDLE_NS (10ULL * 1000000000ULL)
+#define CONN4_DGRAM_IDLE_NS (60ULL * 1000000000ULL)
+#define CONN4_TCP_IDLE_NS (600ULL * 1000000000ULL)
+
+static __always_inline int conn4_reclaimable(const struct flowctl_conn4_slot *s, __u64 now)
+{
+	__u64 idle = now > s->conn.last_seen_ns ? now - s->conn.last_seen_ns : 0;
+
+	if (s->conn.state & FLOWCTL_STATE_CLOSED)
+		return idle >= CONN4_CLOSED_IDLE_NS;
+	return idle >= (s->key.proto == IPPROTO_TCP ? CONN4_TCP_IDLE_NS : CONN4_DGRAM_IDLE_NS);
+}
+
+/* Puts `init` for `k4` into conns4: in place when the key is there already (port reuse), else in
+ * a free or reclaimable slot of its set. 0: stored; 1: another CPU stored it first; -1: no slot. */
+static __always_inline int conn4_store(const struct flowctl_conn4_key *k4, const struct flowctl_conn *init,
+				       __u32 reuse)
+{
+	struct flowctl_conn4_slot *s = conn4_find(k4);
+	__u32 idx, base, g, i;
+	__u64 now;
+
+	if (s) {
+		if (!reuse)
+			return 1;
+		__builtin_memcpy(&s->conn, init, sizeof(*init));
+		return 0;
+	}
+	if (reuse)
+		return -1; /* the closed connection is in flows4: replaced there */
+	now = bpf_ktime_get_ns();
+	base = conn4_set(k4);
+#pragma unroll
+	for (i = 0; i < FLOWCTL_CONN4_WAYS; i++) {
+		idx = base + i;
+		s = bpf_map_lookup_elem(&conns4, &idx);
+		if (!s)
+			continue;
+		g = s->gen;
+		if (g && !conn4_reclaimable(s, now))
+			continue;
+		/* Claim; the loser of a race tries the next slot. The key is written last: until
+		 * then lookups of the old key may still find the slot (as with LRU reuse). */
+		if (__sync_val_compare_and_swap(&s->gen, g, g + 1 ? g + 1 : 1) != g)
+			continue;
+		__builtin_memcpy(&s->conn, init, sizeof(*init));
+		__builtin_memcpy(&s->key, k4, sizeof(*k4));
+		if (!g)
+			count(FLOWCTL_CNT_CONN4_SLOTS);
+		return 0;
+	}
+	return -1;
+}
+
+/* Prepares a connection entry in conn_scratch and inserts it into `conns4`, `flows4` or `flows`. Global
  * (verified once, and its stack zeroing stays off the established path). Returns 0 when the map
  * took it. */
 __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, __u32 side,
@@ -376,6 +479,7 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	__u32 zero = 0;
 	struct flowctl_conn *init = bpf_map_lookup_elem(&conn_scratch, &zero);
 	__u64 flags = reuse ? BPF_ANY : BPF_NOEXIST;
+	int r;
 
 	if (!init || !k || !p)
 		return -1;
@@ -389,6 +493,9 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	if (k->ip_version != 4)
 		return bpf_map_update_elem(&flows, k, init, flags) == 0 ? 0 : 1;
 	conn4_key(k, &k4);
+	r = conn4_store(&k4, init, reuse);
+	if (r >= 0)
+		return r;
 	return bpf_map_update_elem(&flows4, &k4, init, flags) == 0 ? 0 : 1;
 }
 
@@ -575,11 +682,12 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 	return TC_ACT_OK;
 }
 
-/* IPv4 without options and not a fragment (MF or offset), with the 20-byte flows4 key. */
+/* IPv4 without options and not a fragment (MF or offset), with the 20-byte conns4/flows4 key. */
 static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end,
 				     struct flowctl_conn **c, int *looked)
 {
 	struct flowctl_conn4_key k = {};
+	struct flowctl_conn4_slot *s;
 	struct fast_pkt f = {};
 	__u32 saddr, daddr, tot, side;
 
@@ -604,7 +712,8 @@ static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end,
 	k.port[1] = side ? f.sp : f.dp;
 	k.ifindex = skb->ifindex;
 	k.proto = f.proto;
-	*c = bpf_map_lookup_elem(&flows4, &k);
+	s = conn4_find(&k);
+	*c = s ? &s->conn : bpf_map_lookup_elem(&flows4, &k);
 	*looked = 1;
 	return fast_account(skb, *c, &f, side, end);
 }

@@ -77,6 +77,7 @@ enum flowctl_counter {
 	FLOWCTL_CNT_FRAGMENTS,        /* non-first IP fragments (no L4 header; passed) */
 	FLOWCTL_CNT_NON_IP,           /* ARP and other non-IP frames (passed) */
 	FLOWCTL_CNT_L7_TRUNCATED,     /* L7 payloads longer than max_payload (snippet cut) */
+	FLOWCTL_CNT_CONN4_SLOTS,      /* `conns4` slots taken into use (never freed, only reused) */
 	FLOWCTL_CNT_MAX,
 };
 
@@ -199,7 +200,7 @@ struct flowctl_conn4_key {
 #define FLOWCTL_STATE_HTTP0 0x8
 #define FLOWCTL_STATE_NOHTTP0 0x20
 
-/* `flows` and `flows4` value. Arrays are indexed by the sending side of the canonical key. Times
+/* `flows`, `flows4` and `conns4` connection state. Arrays are indexed by the sending side of the canonical key. Times
  * are bpf_ktime_get_ns(); between events last_seen_ns has the resolution of a jiffy. */
 struct flowctl_conn {
 	__u64 packets[2];
@@ -218,6 +219,19 @@ struct flowctl_conn {
 	__u8 opener; /* side that opened the connection | FLOWCTL_OPENER_GUESSED | _NO_POLICY */
 	__u8 policy_direction;
 	__u8 pad[3];
+};
+
+/* `conns4`: IPv4 connections in a preallocated array used as a 4-way set-associative table,
+ * indexed by a hash of the key computed in the program. Array lookups are inlined by the
+ * verifier, so an established packet costs no helper call (an LRU hash lookup is three calls and
+ * returns, expensive under the SRSO mitigation, and was half of the program's cost under iperf3).
+ * A connection whose set is full of live ones goes to the `flows4` LRU map instead. */
+#define FLOWCTL_CONN4_SLOTS 65536 /* power of two */
+#define FLOWCTL_CONN4_WAYS 4
+struct flowctl_conn4_slot {
+	__u32 gen; /* 0: never used; bumped (compare-and-swap) each time the slot is taken */
+	struct flowctl_conn4_key key;
+	struct flowctl_conn conn;
 };
 
 #endif /* __FLOWCTL_H */

@@ -26,13 +26,22 @@ struct {
 	__type(value, struct flowctl_conn);
 } flows SEC(".maps");
 
-/* struct flowctl_conn4_key -> struct flowctl_conn (IPv4 connections) */
+/* struct flowctl_conn4_key -> struct flowctl_conn (IPv4 connections that found no conns4 slot) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct flowctl_conn4_key);
 	__type(value, struct flowctl_conn);
 } flows4 SEC(".maps");
+
+/* slot index -> struct flowctl_conn4_slot (IPv4 connections; the set-associative table of
+ * flowctl.h; flows4 takes what does not fit) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOWCTL_CONN4_SLOTS);
+	__type(key, __u32);
+	__type(value, struct flowctl_conn4_slot);
+} conns4 SEC(".maps");
 
 /* struct flowctl_ipcache_key (LPM) -> struct flowctl_ipcache_value */
 struct {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfError } from './errors.js';
 
 export interface NativeLinkInfo {
-  kind: 'tc' | 'bpf_link';
+  kind: 'tc' | 'tcx' | 'bpf_link';
   description: string;
   ifindex?: number;
   direction?: 'ingress' | 'egress';
@@ -55,7 +55,7 @@ export interface NativeTestRunResult {
   ctx?: Buffer;
 }
 export interface NativeProgram {
-  attachTc(o: { ifname?: string; ifindex?: number; direction: string; netns?: string; priority?: number; handle?: number }): NativeLink;
+  attachTc(o: { ifname?: string; ifindex?: number; direction: string; netns?: string; priority?: number; handle?: number; mode?: string }): NativeLink;
   attachTracepoint(category: string, name: string): NativeLink;
   attachRawTracepoint(name: string): NativeLink;
   attachCgroup(path: string): NativeLink;

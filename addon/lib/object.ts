@@ -12,9 +12,14 @@ export interface TcAttachOptions {
   direction: Direction;
   /** Network namespace: a name under /run/netns, or a path such as /proc/<pid>/ns/net. */
   netns?: string;
-  /** tc filter priority and handle; 0 lets the kernel choose. */
+  /** tc filter priority and handle; 0 lets the kernel choose. Either one implies `mode: 'clsact'` under 'auto'. */
   priority?: number;
   handle?: number;
+  /**
+   * 'auto' (default): TCX (a bpf_link, kernel 6.6+) where the kernel has it, else a clsact filter.
+   * 'tcx' fails where TCX is missing; 'clsact' always uses a filter on a clsact qdisc.
+   */
+  mode?: 'auto' | 'tcx' | 'clsact';
 }
 
 export interface XdpAttachOptions {
@@ -78,7 +83,10 @@ export class BpfProgram {
   get section(): string {
     return this.prog.section;
   }
-  /** TC through a clsact qdisc, created if missing and removed on detach only if we created it. */
+  /**
+   * TC ingress/egress. TCX links vanish with the process; clsact filters are removed on detach, and
+   * the qdisc too if we created it.
+   */
   attachTc(opts: TcAttachOptions): BpfLink {
     return new BpfLink(this.prog.attachTc(opts));
   }

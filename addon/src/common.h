@@ -79,12 +79,13 @@ struct ObjState {
 };
 
 // ---- links (link.cc) ----
-enum class LinkKind { BpfLink, Tc };
+enum class LinkKind { BpfLink, Tc, Tcx };
 
 struct LinkState {
   LinkKind kind = LinkKind::BpfLink;
   std::string desc;           // for error messages, e.g. "tc(ifindex=3, ingress)"
   bpf_link* link = nullptr;   // BpfLink
+  int linkFd = -1;            // Tcx: a kernel bpf_link made with BPF_LINK_CREATE
   // Tc
   int netnsFd = -1;           // held so detach reaches the same namespace
   int ifindex = 0;
@@ -100,6 +101,10 @@ struct LinkState {
 std::shared_ptr<LinkState> AttachTc(Napi::Env env, int progFd, const std::string& ifname, int ifindex,
                                     bool egress, const std::string& netns, uint32_t priority,
                                     uint32_t handle);
+// TCX (kernel 6.6+): a bpf_link on the device, run before any clsact filter, gone with its fd.
+// Returns nullptr with errno set when the kernel has no TCX (EINVAL) so callers can fall back.
+std::shared_ptr<LinkState> AttachTcx(Napi::Env env, int progFd, const std::string& ifname, int ifindex,
+                                     bool egress, const std::string& netns, int* errOut);
 
 class Link : public Napi::ObjectWrap<Link> {
  public:

@@ -1,5 +1,5 @@
-// Attachments. bpf_link based ones (tracepoints, cgroup, XDP) vanish with their fd; TC filters made
-// with bpf_tc_attach are netlink objects that outlive the process, so they are tracked here and
+// Attachments. bpf_link based ones (tracepoints, cgroup, XDP, TCX) vanish with their fd; TC filters
+// made with bpf_tc_attach are netlink objects that outlive the process, so they are tracked here and
 // removed explicitly, together with the clsact qdisc when (and only when) we created it.
 #include "common.h"
 
@@ -57,6 +57,12 @@ void ReleaseQdisc(const QdiscKey& key, int ifindex) {
 int LinkState::Detach() {
   if (detached) return 0;
   detached = true;
+  if (kind == LinkKind::Tcx) {
+    int rc = 0;
+    if (linkFd >= 0 && close(linkFd) != 0) rc = -errno;
+    linkFd = -1;
+    return rc;
+  }
   if (kind == LinkKind::BpfLink) {
     int rc = link ? bpf_link__destroy(link) : 0;
     link = nullptr;
@@ -142,6 +148,45 @@ std::shared_ptr<LinkState> AttachTc(Napi::Env env, int progFd, const std::string
   return st;
 }
 
+// libbpf 1.1 (Debian bookworm) predates TCX: the attach types come from the kernel's uapi (6.6).
+constexpr int kTcxIngress = 46, kTcxEgress = 47;
+
+std::shared_ptr<LinkState> AttachTcx(Napi::Env env, int progFd, const std::string& ifname, int ifindex,
+                                     bool egress, const std::string& netns, int* errOut) {
+  auto st = std::make_shared<LinkState>();
+  st->kind = LinkKind::Tcx;
+  st->point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+  int nsFd = netns.empty() ? -1 : OpenNetns(env, netns);
+  std::string where = netns.empty() ? "" : ", netns=" + netns;
+  int fd = -1, err = 0;
+  try {
+    // The link is an fd: once created it no longer depends on our thread's namespace.
+    NetnsGuard guard(env, nsFd);
+    if (!ifname.empty()) {
+      ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
+      if (ifindex == 0) ThrowBpf(env, "if_nametoindex(" + ifname + where + ")", errno ? errno : ENODEV);
+    }
+    fd = bpf_link_create(progFd, ifindex, static_cast<bpf_attach_type>(egress ? kTcxEgress : kTcxIngress), nullptr);
+    if (fd < 0) err = -fd;
+  } catch (...) {
+    if (nsFd >= 0) close(nsFd);
+    throw;
+  }
+  if (nsFd >= 0) close(nsFd);
+  std::string dev = "ifindex=" + std::to_string(ifindex) + (ifname.empty() ? "" : " " + ifname) + where;
+  if (fd < 0) {
+    if (errOut && err == EINVAL) {
+      *errOut = err;
+      return nullptr;
+    }
+    ThrowBpf(env, std::string("bpf_link_create(tcx, ") + dev + ", " + PointName(st->point) + ")", err);
+  }
+  st->linkFd = fd;
+  st->ifindex = ifindex;
+  st->desc = std::string("tcx(") + dev + ", " + PointName(st->point) + ")";
+  return st;
+}
+
 void Link::Init(Napi::Env env, Napi::Object exports, AddonData* data) {
   Napi::Function ctor = DefineClass(env, "Link",
                                     {InstanceMethod("detach", &Link::Detach),
@@ -181,9 +226,13 @@ Napi::Value Link::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   if (!st_) return o;
-  o.Set("kind", st_->kind == LinkKind::Tc ? "tc" : "bpf_link");
+  o.Set("kind", st_->kind == LinkKind::Tc ? "tc" : st_->kind == LinkKind::Tcx ? "tcx" : "bpf_link");
   o.Set("description", st_->desc);
-  if (st_->kind == LinkKind::Tc) {
+  if (st_->kind == LinkKind::Tcx) {
+    o.Set("ifindex", st_->ifindex);
+    o.Set("direction", PointName(st_->point));
+    o.Set("fd", st_->linkFd);
+  } else if (st_->kind == LinkKind::Tc) {
     o.Set("ifindex", st_->ifindex);
     o.Set("direction", PointName(st_->point));
     o.Set("handle", st_->handle);

@@ -57,7 +57,8 @@ Napi::Value Program::Link(Napi::Env env, bpf_link* link, const std::string& op, 
   return Link::Wrap(env, st);
 }
 
-// attachTc({ ifname?, ifindex?, direction, netns?, priority?, handle? })
+// attachTc({ ifname?, ifindex?, direction, netns?, priority?, handle?, mode? })
+// mode: 'auto' (TCX where the kernel has it, else clsact), 'tcx' or 'clsact'.
 Napi::Value Program::AttachTc(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bpf_program* p = Prog(env);
@@ -71,7 +72,17 @@ Napi::Value Program::AttachTc(const Napi::CallbackInfo& info) {
   std::string netns = o.Has("netns") && o.Get("netns").IsString() ? o.Get("netns").As<Napi::String>().Utf8Value() : "";
   uint32_t prio = o.Has("priority") && o.Get("priority").IsNumber() ? o.Get("priority").As<Napi::Number>().Uint32Value() : 0;
   uint32_t handle = o.Has("handle") && o.Get("handle").IsNumber() ? o.Get("handle").As<Napi::Number>().Uint32Value() : 0;
-  auto st = fcl::AttachTc(env, bpf_program__fd(p), ifname, ifindex, dir == "egress", netns, prio, handle);
+  std::string mode = o.Has("mode") && o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "auto";
+  if (mode != "auto" && mode != "tcx" && mode != "clsact")
+    throw Napi::TypeError::New(env, "attachTc: mode must be 'auto', 'tcx' or 'clsact', got '" + mode + "'");
+  // A priority or handle only means something to a clsact filter.
+  if (mode == "auto" && (prio || handle)) mode = "clsact";
+  std::shared_ptr<LinkState> st;
+  if (mode != "clsact") {
+    int noTcx = 0;
+    st = fcl::AttachTcx(env, bpf_program__fd(p), ifname, ifindex, dir == "egress", netns, mode == "auto" ? &noTcx : nullptr);
+  }
+  if (!st) st = fcl::AttachTc(env, bpf_program__fd(p), ifname, ifindex, dir == "egress", netns, prio, handle);
   st->desc = std::string(bpf_program__name(p)) + " " + st->desc;
   st->owner = obj_;
   obj_->links.insert(st);

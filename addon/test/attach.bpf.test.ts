@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfError, BpfObject } from '../lib/index.js';
-import { inNs, makeVethPair, removeNetnsWithPrefix, sh, skipReason, testObject, u32 } from './helpers.js';
+import { inNs, makeVethPair, ownTcxLinks, removeNetnsWithPrefix, sh, skipReason, testObject, u32 } from './helpers.js';
 
 const skip = skipReason();
 const P = 'fcl-t-';
@@ -42,7 +42,7 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
 
   it('counts UDP traffic between two namespaces at TC ingress, then removes filter and qdisc', () => {
     const counters = obj.map('counters');
-    const link = obj.program('count_ingress').attachTc({ ifname: net.va, direction: 'ingress', netns: net.a });
+    const link = obj.program('count_ingress').attachTc({ ifname: net.va, direction: 'ingress', netns: net.a, mode: 'clsact' });
     expect(link.info()).toMatchObject({ kind: 'tc', direction: 'ingress' });
     expect(tcFilters(net.a, net.va, 'ingress')).toMatch(/bpf.*count_ingress/);
     expect(hasClsact(net.a, net.va)).toBe(true);
@@ -64,11 +64,43 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
     expect(counters.lookup(u32(1))!.readBigUInt64LE()).toBe(udp);
   });
 
+  it('attaches as a TCX link by default: counts traffic, makes no qdisc or filter, and detach removes it', () => {
+    const counters = obj.map('counters');
+    const prog = obj.program('count_ingress');
+    const ifindex = Number(/^(\d+):/.exec(inNs(net.a, 'ip', ['-o', 'link', 'show', net.va]))![1]);
+    const link = prog.attachTc({ ifname: net.va, direction: 'ingress', netns: net.a });
+    expect(link.info()).toMatchObject({ kind: 'tcx', direction: 'ingress', ifindex });
+    expect(link.description).toMatch(new RegExp(`count_ingress tcx\\(ifindex=${ifindex} ${net.va}, netns=${net.a}, ingress\\)`));
+    expect(ownTcxLinks()).toEqual([expect.objectContaining({ ifindex, direction: 'ingress' })]);
+    expect(hasClsact(net.a, net.va)).toBe(false);
+    expect(tcFilters(net.a, net.va, 'ingress')).toBe('');
+
+    const before = counters.lookup(u32(1))!.readBigUInt64LE();
+    sendUdp(net.b, net.ipA, 5);
+    const udp = counters.lookup(u32(1))!.readBigUInt64LE();
+    expect(udp - before).toBeGreaterThanOrEqual(5n);
+
+    // An egress link on the same device, explicitly TCX; a priority means a clsact filter.
+    const eg = prog.attachTc({ ifname: net.va, direction: 'egress', netns: net.a, mode: 'tcx' });
+    expect(eg.info()).toMatchObject({ kind: 'tcx', direction: 'egress', ifindex });
+    const filter = prog.attachTc({ ifname: net.va, direction: 'egress', netns: net.a, priority: 7 });
+    expect(filter.info()).toMatchObject({ kind: 'tc', priority: 7 });
+    filter.detach();
+    eg.detach();
+    link.detach();
+    link.detach(); // idempotent
+    expect(link.detached).toBe(true);
+    expect(ownTcxLinks()).toEqual([]);
+    expect(hasClsact(net.a, net.va)).toBe(false);
+    sendUdp(net.b, net.ipA, 2);
+    expect(counters.lookup(u32(1))!.readBigUInt64LE()).toBe(udp);
+  });
+
   it('keeps our qdisc while another of our filters uses it, and never removes a pre-existing one', () => {
     const prog = obj.program('count_ingress');
     const byPath = `/run/netns/${net.a}`;
-    const ing = prog.attachTc({ ifname: net.va, direction: 'ingress', netns: byPath });
-    const eg = prog.attachTc({ ifname: net.va, direction: 'egress', netns: net.a });
+    const ing = prog.attachTc({ ifname: net.va, direction: 'ingress', netns: byPath, mode: 'clsact' });
+    const eg = prog.attachTc({ ifname: net.va, direction: 'egress', netns: net.a, mode: 'clsact' });
     ing.detach();
     expect(hasClsact(net.a, net.va)).toBe(true);
     expect(tcFilters(net.a, net.va, 'egress')).toMatch(/count_ingress/);
@@ -77,7 +109,7 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
 
     inNs(net.b, 'tc', ['qdisc', 'add', 'dev', net.vb, 'clsact']);
     try {
-      const l = prog.attachTc({ ifname: net.vb, direction: 'egress', netns: net.b });
+      const l = prog.attachTc({ ifname: net.vb, direction: 'egress', netns: net.b, mode: 'clsact' });
       l.detach();
       expect(tcFilters(net.b, net.vb, 'egress')).toBe('');
       expect(hasClsact(net.b, net.vb)).toBe(true);
@@ -96,7 +128,11 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
       expect((e as BpfError).code).toBe('ENODEV');
       expect((e as BpfError).message).toBe('if_nametoindex(fcl-missing0): ENODEV');
     }
-    expect(() => prog.attachTc({ ifindex: 999999, direction: 'ingress' })).toThrow(/bpf_tc_hook_create\(ifindex=999999\): E/);
+    expect(() => prog.attachTc({ ifindex: 999999, direction: 'ingress', mode: 'clsact' })).toThrow(/bpf_tc_hook_create\(ifindex=999999\): E/);
+    expect(() => prog.attachTc({ ifindex: 999999, direction: 'ingress' })).toThrow(/bpf_link_create\(tcx, ifindex=999999, ingress\): ENODEV/);
+    expect(() => prog.attachTc({ ifname: net.va, netns: net.a, direction: 'ingress', mode: 'tc' as 'tcx' })).toThrow(
+      /attachTc: mode must be 'auto', 'tcx' or 'clsact', got 'tc'/,
+    );
     expect(() => prog.attachTc({ ifname: net.va, direction: 'ingress', netns: 'fcl-t-nope' })).toThrow(
       /open netns\(\/run\/netns\/fcl-t-nope\): ENOENT/,
     );
@@ -161,8 +197,10 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
   it('close() detaches everything the object attached', () => {
     const o = BpfObject.open(testObject);
     o.load();
-    o.program('count_ingress').attachTc({ ifname: net.va, direction: 'ingress', netns: net.a });
-    o.program('count_ingress').attachTc({ ifname: net.vb, direction: 'egress', netns: net.b });
+    o.program('count_ingress').attachTc({ ifname: net.va, direction: 'ingress', netns: net.a, mode: 'clsact' });
+    o.program('count_ingress').attachTc({ ifname: net.vb, direction: 'egress', netns: net.b, mode: 'clsact' });
+    o.program('count_ingress').attachTc({ ifname: net.vb, direction: 'ingress', netns: net.b });
+    expect(ownTcxLinks()).toHaveLength(1);
     const x = o.program('xdp_pass').attachXdp({ ifname: net.va, netns: net.a });
     o.close();
     expect(x.detached).toBe(true);
@@ -172,5 +210,6 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
     expect(hasClsact(net.a, net.va)).toBe(false);
     expect(hasClsact(net.b, net.vb)).toBe(false);
     expect(inNs(net.a, 'bpftool', ['net'])).not.toMatch(/count_ingress|xdp_pass/);
+    expect(ownTcxLinks()).toEqual([]);
   });
 });

@@ -1,9 +1,9 @@
-// TC filters and qdiscs are netlink objects that outlive a process; these run a child that
+// TC filters and qdiscs are netlink objects that outlive a process (TCX links die with their fd); these run a child that
 // attaches and then dies in each way a daemon can, and check that nothing of ours stays behind.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addonDir, inNs, makeVethPair, removeNetnsWithPrefix, skipReason, testObject } from './helpers.js';
+import { addonDir, inNs, makeVethPair, removeNetnsWithPrefix, skipReason, tcxProgramNames, testObject } from './helpers.js';
 
 const skip = skipReason();
 const P = 'fcl-x-';
@@ -17,6 +17,9 @@ function attachedState(net: ReturnType<typeof makeVethPair>): string {
     inNs(net.b, 'tc', ['filter', 'show', 'dev', net.vb, 'ingress']),
     inNs(net.a, 'tc', ['qdisc', 'show', 'dev', net.va]).includes('clsact') ? 'clsact on va' : '',
     inNs(net.b, 'tc', ['qdisc', 'show', 'dev', net.vb]).includes('clsact') ? 'clsact on vb' : '',
+    ...tcxProgramNames()
+      .filter((n) => n === 'count_ingress')
+      .map((n) => `tcx ${n}`),
   ]
     .join('')
     .trim();
@@ -66,6 +69,7 @@ describe.skipIf(skip)('nothing stays attached after the process ends (real kerne
       const r = await runChild('signal', net, sig);
       expect(r.whileRunning).toMatch(/count_ingress/);
       expect(r.whileRunning).toMatch(/clsact on va/);
+      expect(r.whileRunning).toMatch(/tcx count_ingress/);
       expect(r.signal).toBe(sig);
       expect(attachedState(net)).toBe('');
     });

@@ -101,6 +101,7 @@ export const COUNTER_NAMES = [
   'fragments',
   'nonIp',
   'l7Truncated',
+  'conn4Slots',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

@@ -120,6 +120,23 @@ const isSock = (e: DatapathEvent): e is SockEvent => e.kind === 'sock';
 const isKdrop = (e: DatapathEvent): e is KernelDropEvent => e.kind === 'kdrop';
 const isFlow = (e: DatapathEvent): e is FlowEvent => e.kind === 'flow';
 
+/** TCX links this process holds (fdinfo of its bpf_link fds). */
+function ownTcxLinks(): { ifindex: number; direction: string }[] {
+  const out: { ifindex: number; direction: string }[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith('anon_inode:bpf_link')) continue;
+      const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+      if (!/^link_type:\s*tcx$/m.test(info)) continue;
+      const ifindex = Number(/^ifindex:\s*(\d+)/m.exec(info)?.[1]);
+      out.push({ ifindex, direction: /^attach_type:\s*47/m.test(info) ? 'egress' : 'ingress' });
+    } catch {
+      // fd closed between readdir and read
+    }
+  }
+  return out;
+}
+
 /** BPF objects (prog/map/link ids) this process holds, from /proc/self/fdinfo. */
 function bpfIds(kind: 'prog_id' | 'map_id' | 'link_id'): Set<number> {
   const ids = new Set<number>();
@@ -306,8 +323,13 @@ describe.skipIf(skipReason !== undefined)('KernelDatapath end to end (real kerne
       progIds = [...bpfIds('prog_id')].filter((id) => !before.prog.has(id));
       expect(progIds.length).toBeGreaterThanOrEqual(5); // 2 TC + 3 tracepoint programs
 
-      const filters = sh(['ip', 'netns', 'exec', B, 'tc', 'filter', 'show', 'dev', 'fcdt-b0', 'ingress']);
-      expect(filters).toMatch(/flowctl_tc_ingr/); // the kernel keeps 15 characters of a program name
+      // TCX links (this kernel has TCX): one per direction, on fcdt-b0, held by this process.
+      const ifindex = Number(/^(\d+):/.exec(sh(['ip', 'netns', 'exec', B, 'ip', '-o', 'link', 'show', 'fcdt-b0']))![1]);
+      expect(ownTcxLinks().sort((a, b) => a.direction.localeCompare(b.direction))).toEqual([
+        { ifindex, direction: 'egress' },
+        { ifindex, direction: 'ingress' },
+      ]);
+      expect(sh(['ip', 'netns', 'exec', B, 'tc', 'qdisc', 'show', 'dev', 'fcdt-b0'])).not.toMatch(/clsact/);
 
       const srv = server(B, IP_B, 500);
       const port = await srv.port;
@@ -328,6 +350,7 @@ describe.skipIf(skipReason !== undefined)('KernelDatapath end to end (real kerne
     expect(sh(['ip', 'netns', 'exec', B, 'tc', 'filter', 'show', 'dev', 'fcdt-b0', 'ingress']).trim()).toBe('');
     expect(sh(['ip', 'netns', 'exec', B, 'tc', 'filter', 'show', 'dev', 'fcdt-b0', 'egress']).trim()).toBe('');
     expect(sh(['ip', 'netns', 'exec', B, 'tc', 'qdisc', 'show', 'dev', 'fcdt-b0'])).not.toMatch(/clsact/);
+    expect(ownTcxLinks()).toEqual([]);
     expect(bpfIds('prog_id')).toEqual(before.prog);
     expect(bpfIds('map_id')).toEqual(before.map);
     // The kernel frees a program after an RCU grace period once its last reference is gone; one

@@ -2,6 +2,7 @@
 // programs to endpoint interfaces and the tracepoint programs to the kernel, and turns both ring
 // buffers into DatapathEvent batches (one batch per ring wake-up).
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CompiledPolicy } from '@flowctl/policy';
@@ -21,6 +22,8 @@ export interface KernelDatapathOptions extends DatapathOptions {
   tracepoints?: boolean;
   /** Called with a one-line reason for every record that could not be decoded (also counted). */
   onDecodeError?: (message: string) => void;
+  /** How TC programs attach: TCX links where the kernel has them ('auto', default), or clsact filters. */
+  tcAttach?: 'auto' | 'tcx' | 'clsact';
 }
 
 /** src/datapath/kernel.ts and dist/datapath/kernel.js sit at the same depth under packages/agent. */
@@ -61,6 +64,7 @@ export class KernelDatapath implements Datapath {
   private decodeErrors = 0n;
   private ownTcDrops = 0n;
   private readonly onDecodeError: ((message: string) => void) | undefined;
+  private readonly tcAttach: 'auto' | 'tcx' | 'clsact';
 
   constructor(opts: KernelDatapathOptions = {}) {
     const dir = opts.objectDir ?? defaultObjectDir();
@@ -73,6 +77,7 @@ export class KernelDatapath implements Datapath {
     const statsIntervalS = opts.statsIntervalS ?? 5;
     if (!(statsIntervalS >= 0)) throw new FlowctlError('INVALID_ARGUMENT', `statsIntervalS: ${statsIntervalS} is negative`);
     this.onDecodeError = opts.onDecodeError;
+    this.tcAttach = opts.tcAttach ?? 'auto';
 
     this.flowObj = BpfObject.open(objectPath(dir, 'flowctl.bpf.o'), { name: 'flowctl' });
     try {
@@ -80,6 +85,7 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('every_packet', opts.everyPacket ? 1 : 0);
       this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
       this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
+      this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
       if (opts.tracepoints !== false) {
@@ -136,8 +142,9 @@ export class KernelDatapath implements Datapath {
     const links: BpfLink[] = [];
     try {
       const where = netns === undefined ? { ifname } : { ifname, netns };
-      links.push(this.flowObj.program('flowctl_tc_ingress').attachTc({ ...where, direction: 'ingress' }));
-      links.push(this.flowObj.program('flowctl_tc_egress').attachTc({ ...where, direction: 'egress' }));
+      const mode = this.tcAttach;
+      links.push(this.flowObj.program('flowctl_tc_ingress').attachTc({ ...where, direction: 'ingress', mode }));
+      links.push(this.flowObj.program('flowctl_tc_egress').attachTc({ ...where, direction: 'egress', mode }));
     } catch (err) {
       for (const l of links) l.detach();
       throw err;
@@ -233,10 +240,14 @@ export class KernelDatapath implements Datapath {
    *  (one syscall per entry): milliseconds for tens of thousands of entries, fine once per scrape. */
   mapFill(): { map: string; entries: number; max: number }[] {
     if (this.closed) return [];
-    return MAP_FILL_MAPS.map((name) => {
+    const fill: { map: string; entries: number; max: number }[] = MAP_FILL_MAPS.map((name) => {
       const m = this.flowObj.map(name);
       return { map: name, entries: m.keys().length, max: m.info.maxEntries };
     });
+    // An array has every key: its slots in use are counted by the program as it takes them.
+    const conns4 = this.flowObj.map('conns4');
+    fill.push({ map: 'conns4', entries: Number(this.counters().conn4Slots ?? 0n), max: conns4.info.maxEntries });
+    return fill;
   }
 
   close(): void {

@@ -21,7 +21,7 @@ import {
   type GetFlowsResponse,
 } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
-import { buildTopology, cleanupNetns, sh, type Topology } from './netns.js';
+import { buildTopology, cleanupNetns, sh, tcxProgramNames, type Topology } from './netns.js';
 
 const run = promisify(execFile);
 const HUBBLE = '/work/shared/tools/hubble';
@@ -271,6 +271,8 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
         expect(sh(['ip', 'netns', 'exec', topo.node, 'tc', 'filter', 'show', 'dev', p.hostIf, dirn]).trim()).toBe('');
       }
     }
+    // The agent attaches TCX links (kernel 6.6+): they go with its process.
+    expect(tcxProgramNames().filter((n) => n.startsWith('flowctl_tc'))).toEqual([]);
     expect(existsSync(sock)).toBe(false);
   });
 });

@@ -56,3 +56,11 @@ export function buildTopology(tag: string, subnet: number, podCount: number): To
   }
   return { node, gateway, pods };
 }
+
+/** Names of the programs of every TCX link on the machine (bpftool: link type 11 is TCX). */
+export function tcxProgramNames(): string[] {
+  const links = JSON.parse(sh(['bpftool', '-j', 'link', 'show'])) as { type: number | string; prog_id: number }[];
+  const progs = JSON.parse(sh(['bpftool', '-j', 'prog', 'show'])) as { id: number; name?: string }[];
+  const name = new Map(progs.map((p) => [p.id, p.name ?? '']));
+  return links.filter((l) => l.type === 11 || l.type === 'tcx').map((l) => name.get(l.prog_id) ?? `prog ${l.prog_id}`);
+}
