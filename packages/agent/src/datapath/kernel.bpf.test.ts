@@ -10,6 +10,7 @@ import { probeFeatures } from '@flowctl/bpf-loader';
 import type { PolicyEntry } from '@flowctl/policy';
 import type { DatapathEvent, FlowEvent, KernelDropEvent, SockEvent } from './events.js';
 import { KernelDatapath, defaultObjectDir } from './kernel.js';
+import { ownTcxLinks } from '../test/netns.js';
 
 const A = 'fcdt-a';
 const B = 'fcdt-b';
@@ -119,23 +120,6 @@ class Collector {
 const isSock = (e: DatapathEvent): e is SockEvent => e.kind === 'sock';
 const isKdrop = (e: DatapathEvent): e is KernelDropEvent => e.kind === 'kdrop';
 const isFlow = (e: DatapathEvent): e is FlowEvent => e.kind === 'flow';
-
-/** TCX links this process holds (fdinfo of its bpf_link fds). */
-function ownTcxLinks(): { ifindex: number; direction: string }[] {
-  const out: { ifindex: number; direction: string }[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith('anon_inode:bpf_link')) continue;
-      const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-      if (!/^link_type:\s*tcx$/m.test(info)) continue;
-      const ifindex = Number(/^ifindex:\s*(\d+)/m.exec(info)?.[1]);
-      out.push({ ifindex, direction: /^attach_type:\s*47/m.test(info) ? 'egress' : 'ingress' });
-    } catch {
-      // fd closed between readdir and read
-    }
-  }
-  return out;
-}
 
 /** BPF objects (prog/map/link ids) this process holds, from /proc/self/fdinfo. */
 function bpfIds(kind: 'prog_id' | 'map_id' | 'link_id'): Set<number> {
