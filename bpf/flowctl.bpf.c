@@ -195,10 +195,21 @@ static __always_inline int stats_due(const struct flowctl_conn *c, __u64 now)
 /* The clock of the per-packet path. Even bpf_ktime_get_coarse_ns() costs ~16 ns here (helper
  * calls and returns are expensive with the SRSO "safe RET" mitigation), about a fifth of an
  * established packet, while bpf_jiffies64() is one load: the precise clock is read only when the
- * jiffy changed since this connection last read it. Updates last_seen_ns; returns whether a stats
+ * jiffy changed since this connection last read it. Updates the direction's last_seen_ns; returns whether a stats
  * event is due. */
-static __always_inline int clock_due(struct flowctl_conn *c)
+static __always_inline struct flowctl_conn_dir *conn_dir(struct flowctl_conn *c, __u32 side)
 {
+	return side ? &c->dir1 : &c->dir0;
+}
+
+static __always_inline __u64 conn_last_seen(const struct flowctl_conn *c)
+{
+	return c->dir0.last_seen_ns > c->dir1.last_seen_ns ? c->dir0.last_seen_ns : c->dir1.last_seen_ns;
+}
+
+static __always_inline int clock_due(struct flowctl_conn *c, __u32 side)
+{
+	struct flowctl_conn_dir *d = conn_dir(c, side);
 	__u64 now, j;
 
 	if (!precise_clock()) {
@@ -208,8 +219,8 @@ static __always_inline int clock_due(struct flowctl_conn *c)
 		c->clock_jiffies = j;
 	}
 	now = bpf_ktime_get_ns();
-	if (now > c->last_seen_ns)
-		c->last_seen_ns = now;
+	if (now > d->last_seen_ns)
+		d->last_seen_ns = now;
 	return stats_due(c, now);
 }
 
@@ -230,7 +241,7 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	/* The event is about this packet: it is the last one seen, and maybe the first. */
 	if (!c->first_seen_ns)
 		c->first_seen_ns = now;
-	c->last_seen_ns = now;
+	conn_dir(c, side)->last_seen_ns = now;
 	c->last_emit_ns = now;
 	c->clock_jiffies = bpf_jiffies64(); /* the precise clock was read in this jiffy */
 	ev->type = FLOWCTL_EV_FLOW;
@@ -242,12 +253,12 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	ev->proto = p->proto;
 	ev->l7 = l7;
 	ev->ts_ns = now;
-	ev->packets = c->packets[side];
-	ev->bytes = c->bytes[side];
-	ev->reply_packets = c->packets[side ^ 1];
-	ev->reply_bytes = c->bytes[side ^ 1];
+	ev->packets = conn_dir(c, side)->packets;
+	ev->bytes = conn_dir(c, side)->bytes;
+	ev->reply_packets = conn_dir(c, side ^ 1)->packets;
+	ev->reply_bytes = conn_dir(c, side ^ 1)->bytes;
 	ev->first_seen_ns = c->first_seen_ns;
-	ev->last_seen_ns = c->last_seen_ns;
+	ev->last_seen_ns = conn_last_seen(c);
 	ev->ifindex = skb->ifindex;
 	ev->src_identity = c->identity[side];
 	ev->dst_identity = c->identity[side ^ 1];
@@ -305,8 +316,8 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 	if (c->epoch != epoch)
 		changed = evaluate(c, k, side, obs, epoch);
 
-	__sync_fetch_and_add(&c->packets[side], 1);
-	__sync_fetch_and_add(&c->bytes[side], skb->len);
+	__sync_fetch_and_add(&conn_dir(c, side)->packets, 1);
+	__sync_fetch_and_add(&conn_dir(c, side)->bytes, skb->len);
 	/* Atomics only when something is new: the established path stays plain loads. */
 	if (p->tcp_flags & ~c->flags_seen[side])
 		newf = p->tcp_flags & ~__sync_fetch_and_or(&c->flags_seen[side], p->tcp_flags) &
@@ -336,7 +347,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 		reason = FLOWCTL_REASON_NEW;
 	else if (newf)
 		reason = FLOWCTL_REASON_FLAGS;
-	else if (clock_due(c)) /* last: an event sets the times itself */
+	else if (clock_due(c, side)) /* last: an event sets the times itself */
 		reason = FLOWCTL_REASON_STATS;
 	else if (every_packet)
 		reason = FLOWCTL_REASON_SAMPLE;
@@ -357,8 +368,6 @@ static __always_inline void conn4_key(const struct flowctl_conn_key *k, struct f
 
 /* Seeds the conns4 hash; the loader sets a random one so that peers cannot aim at one set. */
 const volatile __u32 conn4_seed = 0;
-
-_Static_assert(sizeof(struct flowctl_conn4_slot) == 128, "conns4 slot: two cache lines");
 
 /* A multiplicative hash of the 20-byte key, inline (no helper call). */
 static __always_inline __u32 conn4_set(const struct flowctl_conn4_key *k)
@@ -421,7 +430,7 @@ static __always_inline struct flowctl_conn *conn_lookup(const struct flowctl_con
 
 static __always_inline int conn4_reclaimable(const struct flowctl_conn4_slot *s, __u64 now)
 {
-	__u64 idle = now > s->conn.last_seen_ns ? now - s->conn.last_seen_ns : 0;
+	__u64 last = conn_last_seen(&s->conn), idle = now > last ? now - last : 0;
 
 	if (s->conn.state & FLOWCTL_STATE_CLOSED)
 		return idle >= CONN4_CLOSED_IDLE_NS;
@@ -531,8 +540,8 @@ static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs,
 		init = every_packet ? bpf_map_lookup_elem(&conn_scratch, &zero) : NULL;
 		if (init) {
 			__builtin_memset(init, 0, sizeof(*init));
-			init->packets[0] = 1;
-			init->bytes[0] = skb->len;
+			init->dir0.packets = 1;
+			init->dir0.bytes = skb->len;
 			init->verdict = FLOWCTL_VERDICT_FORWARDED;
 			init->opener = FLOWCTL_OPENER_GUESSED;
 			init->identity[0] = lookup_identity(p.src, p.ip_version);
@@ -617,8 +626,10 @@ static __always_inline int fast_l4(struct fast_pkt *f, void *end)
 	} else {
 		return 0;
 	}
-	f->sp = ((__u16)l4[0] << 8) | l4[1];
-	f->dp = ((__u16)l4[2] << 8) | l4[3];
+	/* Typed loads: the packet need not be aligned (the verifier allows it where the CPU does),
+	 * and one 16-bit load beats two byte loads and a shift. */
+	f->sp = bpf_ntohs(*(__u16 *)l4);
+	f->dp = bpf_ntohs(*(__u16 *)(l4 + 2));
 	return 1;
 }
 
@@ -627,6 +638,7 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 					const struct fast_pkt *f, __u32 side, void *end)
 {
 	struct flowctl_config *cfg;
+	struct flowctl_conn_dir *d;
 	__u32 zero = 0, plen = f->l4_len - f->hlen;
 	__u64 now = 0;
 	__u8 *pl, b[8];
@@ -669,10 +681,11 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 		return -1;
 	}
 
-	__sync_fetch_and_add(&c->packets[side], 1);
-	__sync_fetch_and_add(&c->bytes[side], skb->len);
-	if (now > c->last_seen_ns)
-		c->last_seen_ns = now;
+	d = conn_dir(c, side);
+	__sync_fetch_and_add(&d->packets, 1);
+	__sync_fetch_and_add(&d->bytes, skb->len);
+	if (now > d->last_seen_ns)
+		d->last_seen_ns = now;
 	if (verdict == FLOWCTL_VERDICT_DROPPED) {
 		count(FLOWCTL_CNT_POLICY_DROPPED);
 		return TC_ACT_SHOT;
@@ -693,7 +706,7 @@ static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end,
 
 	if ((void *)(ip + 20) > end || ip[0] != 0x45 || (ip[6] & 0x3f) || ip[7])
 		return -1;
-	tot = ((__u32)ip[2] << 8) | ip[3];
+	tot = bpf_ntohs(*(__u16 *)(ip + 2));
 	if (tot < 20 || tot > skb->len - ETH_HLEN)
 		return -1;
 	f.l4 = ip + 20;
@@ -702,8 +715,8 @@ static __always_inline int fast_ipv4(struct __sk_buff *skb, __u8 *ip, void *end,
 	f.proto = ip[9];
 	if (!fast_l4(&f, end))
 		return -1;
-	__builtin_memcpy(&saddr, ip + 12, 4);
-	__builtin_memcpy(&daddr, ip + 16, 4);
+	saddr = *(__u32 *)(ip + 12);
+	daddr = *(__u32 *)(ip + 16);
 	/* The canonical order of addr_cmp() on the first (only) address word. */
 	side = saddr > daddr || (saddr == daddr && f.sp > f.dp);
 	k.addr[0] = side ? daddr : saddr;

@@ -10,9 +10,24 @@ const skip = skipReason();
 const A = '10.202.5.1';
 const B = '10.202.5.2';
 const SLOTS = 65536;
-const SLOT_BYTES = 128;
-/** Offsets in struct flowctl_conn4_slot (gen, key, conn). */
-const OFF = { gen: 0, ifindex: 12, port0: 16, port1: 18, packets0: 24, lastSeen: 24 + 40, state: 24 + 92 } as const;
+const SLOT_BYTES = 192;
+/**
+ * Offsets in struct flowctl_conn4_slot (gen, key, conn at 24; packages/agent's abi.test checks
+ * them against the C header): each direction's counters start a cache line of their own.
+ */
+const OFF = {
+  gen: 0,
+  ifindex: 12,
+  port0: 16,
+  port1: 18,
+  state: 24 + 24,
+  packets0: 64,
+  bytes0: 72,
+  lastSeen0: 80,
+  packets1: 128,
+  bytes1: 136,
+  lastSeen1: 144,
+} as const;
 
 const tcp4 = (sport: number, dport: number, flags: number) => ipv4({ src: A, dst: B, proto: TCP }, tcp(sport, dport, flags));
 const tcp4back = (sport: number, dport: number, flags: number) => ipv4({ src: B, dst: A, proto: TCP }, tcp(sport, dport, flags));
@@ -96,6 +111,12 @@ describe.skipIf(skip)('flowctl TC datapath: the conns4 connection table', () => 
       await dp.run('from', tcp4(sp, dp_, F.ACK)); // ACK is new to this side: the full path, no event
       expect((await dp.run('from', tcp4(sp, dp_, F.ACK), 100)).events).toEqual([]);
     }
+    // Each direction counts in its own cache line of the slot (offsets 64 and 128).
+    const s0 = slot(find(conns[0]!));
+    expect([s0.readBigUInt64LE(OFF.packets0), s0.readBigUInt64LE(OFF.packets1)]).toEqual([102n, 1n]);
+    expect(s0.readBigUInt64LE(OFF.bytes0)).toBeGreaterThan(s0.readBigUInt64LE(OFF.bytes1));
+    expect(s0.readBigUInt64LE(OFF.lastSeen0)).toBeGreaterThan(0n);
+    expect(s0.readBigUInt64LE(OFF.lastSeen1)).toBeGreaterThan(0n);
     for (const [sp, dp_] of conns.slice(0, 5)) {
       expect(await dp.one('from', tcp4(sp, dp_, F.RST))).toMatchObject({ reason: 3, packets: 103n, replyPackets: 1n });
     }
@@ -115,7 +136,10 @@ describe.skipIf(skip)('flowctl TC datapath: the conns4 connection table', () => 
     expect(old.readUInt32LE(OFF.state) & 0x4).toBe(0x4); // FLOWCTL_STATE_CLOSED
     const oldConn: Conn = [old.readUInt16LE(OFF.port0), old.readUInt16LE(OFF.port1)];
     const aged = Buffer.from(old);
-    aged.writeBigUInt64LE(old.readBigUInt64LE(OFF.lastSeen) - 20_000_000_000n, OFF.lastSeen);
+    for (const off of [OFF.lastSeen0, OFF.lastSeen1]) {
+      const t = old.readBigUInt64LE(off);
+      aged.writeBigUInt64LE(t > 20_000_000_000n ? t - 20_000_000_000n : 0n, off);
+    }
     dp.obj.map('conns4').update(idx(i), aged);
 
     expect(await dp.one('from', tcp4(fresh![0], fresh![1], F.SYN))).toMatchObject({ reason: 1, packets: 1n });

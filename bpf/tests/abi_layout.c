@@ -7,6 +7,7 @@
 #include "../flowctl.h"
 
 #define F(s, f) printf("%s\"%s\": %zu", first ? "" : ", ", #f, offsetof(struct s, f)), first = 0
+#define FN(s, f, name) printf("%s\"%s\": %zu", first ? "" : ", ", #name, offsetof(struct s, f)), first = 0
 #define BEGIN(name, s, sz) printf("%s\"%s\": {\"size\": %zu", n++ ? ", " : "", name, (size_t)(sz)), first = 0
 #define END() printf("}")
 
@@ -61,12 +62,17 @@ int main(void)
 	F(flowctl_conn4_key, proto);
 	END();
 	BEGIN("conn_value", flowctl_conn, sizeof(struct flowctl_conn));
-	F(flowctl_conn, packets); F(flowctl_conn, bytes); F(flowctl_conn, first_seen_ns);
-	F(flowctl_conn, last_seen_ns); F(flowctl_conn, last_emit_ns); F(flowctl_conn, clock_jiffies);
-	F(flowctl_conn, epoch);
-	F(flowctl_conn, flags_seen); F(flowctl_conn, identity); F(flowctl_conn, policy_ref);
-	F(flowctl_conn, state); F(flowctl_conn, drop_reason); F(flowctl_conn, verdict);
-	F(flowctl_conn, opener); F(flowctl_conn, policy_direction);
+	F(flowctl_conn, epoch); F(flowctl_conn, clock_jiffies); F(flowctl_conn, flags_seen);
+	F(flowctl_conn, state); F(flowctl_conn, verdict); F(flowctl_conn, opener);
+	F(flowctl_conn, policy_direction); F(flowctl_conn, policy_ref); F(flowctl_conn, drop_reason);
+	FN(flowctl_conn, dir0.packets, dir0_packets); FN(flowctl_conn, dir0.bytes, dir0_bytes);
+	FN(flowctl_conn, dir0.last_seen_ns, dir0_last_seen_ns);
+	F(flowctl_conn, first_seen_ns); F(flowctl_conn, last_emit_ns); F(flowctl_conn, identity);
+	FN(flowctl_conn, dir1.packets, dir1_packets); FN(flowctl_conn, dir1.bytes, dir1_bytes);
+	FN(flowctl_conn, dir1.last_seen_ns, dir1_last_seen_ns);
+	END();
+	BEGIN("conn4_slot", flowctl_conn4_slot, sizeof(struct flowctl_conn4_slot));
+	F(flowctl_conn4_slot, gen); F(flowctl_conn4_slot, key); F(flowctl_conn4_slot, conn);
 	END();
 	printf(", \"constants\": {\"abi_version\": %d, \"max_payload\": %d, \"hdr_len\": %d, "
 	       "\"ev_flow\": %d, \"counters\": %d, \"drop_policy_denied\": %d}",

@@ -9,6 +9,7 @@ import {
   CONN_KEY,
   CONN4_KEY,
   CONN_VALUE,
+  CONN4_SLOT,
   COUNTER_NAMES,
   FLOW_EVENT,
   FLOWCTL_ABI_VERSION,
@@ -57,6 +58,7 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['conn_key', CONN_KEY],
     ['conn4_key', CONN4_KEY],
     ['conn_value', CONN_VALUE],
+    ['conn4_slot', CONN4_SLOT],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {
     expect({ ...ts }).toEqual(layout[name]);
   });

@@ -62,25 +62,33 @@ export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
 export const CONN_KEY = { size: 44, addr: 0, ifindex: 32, port: 36, proto: 40, ip_version: 41 } as const;
 /** struct flowctl_conn4_key (the `flows4` LRU map, IPv4 connections). */
 export const CONN4_KEY = { size: 20, addr: 0, ifindex: 8, port: 12, proto: 16 } as const;
-/** struct flowctl_conn, the value of both. */
+/**
+ * struct flowctl_conn, the value of both and of a conns4 slot: what every packet reads first, then
+ * each direction's counters (dir0, dir1) at the start of a cache line of their own in a slot.
+ */
 export const CONN_VALUE = {
-  size: 104,
-  packets: 0,
-  bytes: 16,
-  first_seen_ns: 32,
-  last_seen_ns: 40,
-  last_emit_ns: 48,
-  clock_jiffies: 56,
-  epoch: 64,
-  flags_seen: 72,
+  size: 128,
+  epoch: 0,
+  clock_jiffies: 8,
+  flags_seen: 16,
+  state: 24,
+  verdict: 28,
+  opener: 29,
+  policy_direction: 30,
+  policy_ref: 32,
+  drop_reason: 36,
+  dir0_packets: 40,
+  dir0_bytes: 48,
+  dir0_last_seen_ns: 56,
+  first_seen_ns: 64,
+  last_emit_ns: 72,
   identity: 80,
-  policy_ref: 88,
-  state: 92,
-  drop_reason: 96,
-  verdict: 98,
-  opener: 99,
-  policy_direction: 100,
+  dir1_packets: 104,
+  dir1_bytes: 112,
+  dir1_last_seen_ns: 120,
 } as const;
+/** struct flowctl_conn4_slot, the value of `conns4`: three cache lines. */
+export const CONN4_SLOT = { size: 192, gen: 0, key: 4, conn: 24 } as const;
 
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
