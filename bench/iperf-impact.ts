@@ -24,13 +24,13 @@
 // - TC programs attach as TCX links, as the agent attaches them on kernels that have TCX (6.6+):
 //   the clsact path costs an empty program ~6% of the throughput here, TCX ~1.5%.
 //
-//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 24] [--slice 0.5] [--offloads] [--clsact]
+//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 64] [--slice 0.5] [--offloads] [--clsact]
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { BpfObject } from '../addon/lib/index.js';
 import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
-import { median, percentile, progress, writeSection } from './lib/report.js';
+import { median, medianCI, percentile, progress, writeSection } from './lib/report.js';
 
 const A = 'fcb-ipa';
 const B = 'fcb-ipb';
@@ -50,7 +50,7 @@ function arg(name: string, def: number, min = Number.MIN_VALUE): number {
   }
   return v;
 }
-const ROUNDS = arg('rounds', 24);
+const ROUNDS = arg('rounds', 64);
 /** Seconds measured per slice; each slice also has ~0.1 s to settle after its mode is switched on. */
 const SLICE_S = arg('slice', 0.5);
 const SETTLE_MS = 100;
@@ -391,7 +391,9 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
 
   /** The issue's two goals, judged on the medians of one throughput figure. */
   const goals = (key: 'gbps' | 'fullCpuGbps' | 'gbPerCpuS') => {
-    const ours = median(ratios('flowctl', key));
+    const oursAll = ratios('flowctl', key);
+    const ours = median(oursAll);
+    const [lo, hi] = medianCI(oursAll);
     const dump = ratios('tcpdump', key);
     const oursLoss = Math.max(0, 1 - ours);
     const dumpLoss = 1 - median(dump);
@@ -400,7 +402,7 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
       percentile(dump, 75) >= 1
         ? `not measurable (tcpdump's loss is within the noise: ${pct(Math.max(0, dumpLoss))})`
         : `${oursLoss < dumpLoss / 5 ? '**met**' : '**not met**'} (${pct(oursLoss)} vs ${pct(dumpLoss)}; a fifth is ${pct(dumpLoss / 5)})`;
-    return { ratio: `${ours >= 0.97 ? '**met**' : '**not met**'} (${pct(ours)})`, vsDump };
+    return { ratio: `${ours >= 0.97 ? '**met**' : '**not met**'} (${pct(ours)}; 95% CI of the median ${pct(lo)}–${pct(hi)})`, vsDump };
   };
   const g = goals('gbps');
   const gf = goals('fullCpuGbps');

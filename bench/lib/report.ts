@@ -31,6 +31,19 @@ export function percentile(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
+/**
+ * A 95% confidence interval for the median of `xs`, distribution-free: the order statistics
+ * n/2 ∓ 0.98·√n (the normal approximation of the binomial; fine from n ≈ 20).
+ */
+export function medianCI(xs: number[]): [number, number] {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  const half = 0.98 * Math.sqrt(n);
+  const lo = Math.max(0, Math.floor(n / 2 - half) - 1);
+  const hi = Math.min(n - 1, Math.ceil(n / 2 + half));
+  return [s[lo]!, s[hi]!];
+}
+
 /** Replaces (or appends) the section `name` of docs/benchmarks.md with `markdown`. */
 export function writeSection(name: string, markdown: string): void {
   mkdirSync(dirname(reportPath), { recursive: true });
