@@ -13,4 +13,5 @@ protoc \
   proto/flow/flow.proto proto/observer/observer.proto proto/relay/relay.proto proto/peer/peer.proto proto/grpc/health/v1/health.proto
 # Generated code is not held to our strictest lint flags.
 find "$out" -name '*.ts' -exec sed -i '1i // @ts-nocheck' {} \;
+node packages/flow/src/codegen/split-services.mjs
 node packages/flow/src/codegen/gen-json-codec.mjs

@@ -1,8 +1,10 @@
 // The gRPC side of the CLI. Imported lazily (await import('./client.js')) by the commands that
 // talk to a server, so `--input-file`, `--help` and `version` never load grpc-js.
 import { credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { ObserverClient, type GetFlowsRequest, type GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
-import { HealthClient, HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
+import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
+import { ObserverClient } from '@flowctl/flow/gen/observer/observer.grpc';
+import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
+import { HealthClient } from '@flowctl/flow/gen/grpc/health/v1/health.grpc';
 import type { GetNamespacesResponse, GetNodesResponse, ServerStatusResponse } from '@flowctl/flow/gen/observer/observer';
 import { CliError } from './errors.js';
 

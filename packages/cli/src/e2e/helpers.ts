@@ -3,15 +3,16 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Server, ServerCredentials, status, type ServerWritableStream, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
+import { ObserverService } from '@flowctl/flow/gen/observer/observer.grpc';
 import {
-  ObserverService,
   type GetFlowsRequest,
   type GetFlowsResponse,
   type GetNodesResponse,
   type GetNamespacesResponse,
   type ServerStatusResponse,
 } from '@flowctl/flow/gen/observer/observer';
-import { HealthService, HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
+import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
+import { HealthService } from '@flowctl/flow/gen/grpc/health/v1/health.grpc';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 export const HUBBLE = join(ROOT, '..', 'shared', 'tools', 'hubble');

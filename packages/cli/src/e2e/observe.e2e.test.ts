@@ -1,4 +1,7 @@
 // flowctl as a process against a real gRPC Observer server in this process.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCorpus } from '@flowctl/flow/testing/corpus';
 import { encodeResponse } from '@flowctl/flow/json';
@@ -142,5 +145,30 @@ describe('status, list, version', () => {
   it('version needs no server', async () => {
     const r = await flowctl(['version']);
     expect(r.stdout).toMatch(/^flowctl v\d+\.\d+\.\d+/);
+  });
+});
+
+describe('flowctl observe --input-file is offline', () => {
+  // A --require hook in the CLI process that says on exit whether @grpc/grpc-js was loaded (a CJS
+  // package: imported from ESM it still goes through require's cache).
+  const dir = mkdtempSync(join(tmpdir(), 'flowctl-offline-'));
+  const hook = join(dir, 'grpc-probe.cjs');
+  writeFileSync(hook, `process.on('exit', () => process.stderr.write('grpc-js loaded: ' + Object.keys(require.cache).some((k) => k.includes('@grpc/grpc-js')) + '\\n'));`);
+  const file = join(dir, 'flows.json');
+  writeFileSync(file, corpus.slice(0, 10).map((x) => encodeResponse(x) + '\n').join(''));
+  const env = { NODE_OPTIONS: `--require ${hook}` };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('decodes and prints a file without loading gRPC (the messages live apart from the services)', async () => {
+    const r = await flowctl(['observe', '--input-file', file, '-o', 'json'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(corpus.slice(0, 10).map((x) => encodeResponse(x) + '\n').join(''));
+    expect(r.stderr).toBe('grpc-js loaded: false\n');
+  });
+
+  it('the probe sees gRPC when a command uses it', async () => {
+    const r = await flowctl(['observe', '--server', srv.address, '-o', 'json', '--last', '1'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('grpc-js loaded: true\n');
   });
 });

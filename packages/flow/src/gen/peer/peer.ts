@@ -7,17 +7,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import {
-  type CallOptions,
-  type ChannelCredentials,
-  Client,
-  type ClientOptions,
-  type ClientReadableStream,
-  type handleServerStreamingCall,
-  makeGenericClientConstructor,
-  type Metadata,
-  type UntypedServiceImplementation,
-} from "@grpc/grpc-js";
 
 /** Peer discovery (package "peer"), written from hubble-api.md §3.1. */
 
@@ -294,40 +283,6 @@ export const TLS: MessageFns<TLS> = {
   },
 };
 
-export type PeerService = typeof PeerService;
-export const PeerService = {
-  /** Sends every known peer as PEER_ADDED, then streams changes. */
-  notify: {
-    path: "/peer.Peer/Notify" as const,
-    requestStream: false as const,
-    responseStream: true as const,
-    requestSerialize: (value: NotifyRequest): Buffer => Buffer.from(NotifyRequest.encode(value).finish()),
-    requestDeserialize: (value: Buffer): NotifyRequest => NotifyRequest.decode(value),
-    responseSerialize: (value: ChangeNotification): Buffer => Buffer.from(ChangeNotification.encode(value).finish()),
-    responseDeserialize: (value: Buffer): ChangeNotification => ChangeNotification.decode(value),
-  },
-} as const;
-
-export interface PeerServer extends UntypedServiceImplementation {
-  /** Sends every known peer as PEER_ADDED, then streams changes. */
-  notify: handleServerStreamingCall<NotifyRequest, ChangeNotification>;
-}
-
-export interface PeerClient extends Client {
-  /** Sends every known peer as PEER_ADDED, then streams changes. */
-  notify(request: NotifyRequest, options?: Partial<CallOptions>): ClientReadableStream<ChangeNotification>;
-  notify(
-    request: NotifyRequest,
-    metadata?: Metadata,
-    options?: Partial<CallOptions>,
-  ): ClientReadableStream<ChangeNotification>;
-}
-
-export const PeerClient = makeGenericClientConstructor(PeerService, "peer.Peer") as unknown as {
-  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): PeerClient;
-  service: typeof PeerService;
-  serviceName: string;
-};
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;
