@@ -192,11 +192,7 @@ static __always_inline int stats_due(const struct flowctl_conn *c, __u64 now)
 	       now - c->last_emit_ns >= stats_interval_ns;
 }
 
-/* The clock of the per-packet path. Even bpf_ktime_get_coarse_ns() costs ~16 ns here (helper
- * calls and returns are expensive with the SRSO "safe RET" mitigation), about a fifth of an
- * established packet, while bpf_jiffies64() is one load: the precise clock is read only when the
- * jiffy changed since this connection last read it. Updates the direction's last_seen_ns; returns whether a stats
- * event is due. */
+/* A connection's direction `side` (its counters and last_seen), and its last_seen overall. */
 static __always_inline struct flowctl_conn_dir *conn_dir(struct flowctl_conn *c, __u32 side)
 {
 	return side ? &c->dir1 : &c->dir0;
@@ -207,6 +203,11 @@ static __always_inline __u64 conn_last_seen(const struct flowctl_conn *c)
 	return c->dir0.last_seen_ns > c->dir1.last_seen_ns ? c->dir0.last_seen_ns : c->dir1.last_seen_ns;
 }
 
+/* The clock of the per-packet path. Even bpf_ktime_get_coarse_ns() costs ~16 ns here (helper
+ * calls and returns are expensive with the SRSO "safe RET" mitigation), about a fifth of an
+ * established packet, while bpf_jiffies64() is one load: the precise clock is read only when the
+ * jiffy changed since this connection last read it. Updates the direction's last_seen_ns;
+ * returns whether a stats event is due. */
 static __always_inline int clock_due(struct flowctl_conn *c, __u32 side)
 {
 	struct flowctl_conn_dir *d = conn_dir(c, side);
