@@ -1,6 +1,6 @@
 // --peers-file: YAML (a list of addresses or {name, address}, optionally under `peers:`) or plain
 // text with one address per line. Polled, so editors that replace the file are seen too.
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from 'pino';
 import { RelayError } from '../errors.js';
@@ -36,7 +36,20 @@ export function parsePeersFile(text: string, file: string): PeerSpec[] {
 
 /** Loads the file now and on every change; a broken file keeps the previous peer list. */
 export function watchPeersFile(file: string, log: Logger, apply: (specs: PeerSpec[]) => void, intervalMs = 1000): () => void {
+  // Polls the file's identity (inode, mtime, size) against what it was when last loaded. Not
+  // fs.watchFile: its first stat is taken asynchronously, so a change made between our load and
+  // that stat was never seen.
+  const identity = () => {
+    try {
+      const st = statSync(file);
+      return `${st.ino}:${st.mtimeMs}:${st.size}`;
+    } catch {
+      return 'missing';
+    }
+  };
+  let loaded = '';
   const load = () => {
+    loaded = identity(); // before reading: a write during the read is seen at the next poll
     try {
       const specs = parsePeersFile(readFileSync(file, 'utf8'), file);
       log.info({ file, peers: specs.length }, 'loaded peers file');
@@ -46,9 +59,9 @@ export function watchPeersFile(file: string, log: Logger, apply: (specs: PeerSpe
     }
   };
   load();
-  const onChange = (cur: { mtimeMs: number; size: number }, prev: { mtimeMs: number; size: number }) => {
-    if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) load();
-  };
-  watchFile(file, { interval: intervalMs, persistent: false }, onChange);
-  return () => unwatchFile(file, onChange);
+  const timer = setInterval(() => {
+    if (identity() !== loaded) load();
+  }, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
