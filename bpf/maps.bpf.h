@@ -39,6 +39,9 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FLOWCTL_CONN4_SLOTS);
+	/* An mmapable array's values start on a page; a plain one's 312 bytes into struct
+	 * bpf_array (56 mod 64), which would split every slot's lines (flowctl.h). */
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct flowctl_conn4_slot);
 } conns4 SEC(".maps");

@@ -47,6 +47,19 @@ describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run
     expect(await dp.one('from', tcp4(A, B, 43001, 80, F.SYN))).toMatchObject({ reason: 1, packets: 1n, replyPackets: 0n });
   });
 
+  it('a malformed TCP header on an established connection is counted as malformed, not to the connection', async () => {
+    await dp.one('from', tcp4(A, B, 43010, 80, F.SYN));
+    // A payload that is not HTTP: the direction is not inspected again (the fast path's own case).
+    await dp.run('from', tcp4(A, B, 43010, 80, F.ACK, Buffer.alloc(40, 0x5a)), N);
+    const bad = tcp4(A, B, 43010, 80, F.ACK, Buffer.alloc(40, 0x5a));
+    bad[14 + 20 + 12] = 0x20; // data offset 2: an 8-byte TCP header
+    const before = dp.counters();
+    expect(await dp.run('from', bad, N)).toEqual({ retval: TC_ACT_OK, events: [] });
+    expect(dp.counters().malformed - before.malformed).toBe(BigInt(N));
+    const fin = await dp.one('from', tcp4(A, B, 43010, 80, F.FIN | F.ACK));
+    expect(fin).toMatchObject({ reason: 2, packets: BigInt(N + 2) });
+  });
+
   it('packets with IP options (full path) and without (fast path) share one connection', async () => {
     const opts = Buffer.alloc(8, 1);
     await dp.one('from', tcp4(A, B, 43002, 80, F.SYN, undefined, opts));
