@@ -25,12 +25,13 @@
 //   the clsact path costs an empty program ~6% of the throughput here, TCX ~1.5%.
 //
 //   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 64] [--slice 0.5] [--offloads] [--clsact]
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { BpfObject } from '../addon/lib/index.js';
 import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
 import { median, medianCI, percentile, progress, writeSection } from './lib/report.js';
+import { createPair, pinned, removePair, sh, stop, type VethPair, waitFor } from './lib/veth.js';
 
 const A = 'fcb-ipa';
 const B = 'fcb-ipb';
@@ -39,7 +40,6 @@ const DEV_B = 'fcb-ipb0';
 const IP_A = '10.206.10.1';
 const IP_B = '10.206.10.2';
 const PORT = 5201;
-const OFFLOADS = ['gso', 'tso', 'gro'] as const;
 
 function arg(name: string, def: number, min = Number.MIN_VALUE): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -68,78 +68,9 @@ if (!/^\d+$/.test(CPU_SERVER) || Number(CPU_SERVER) >= NCPU) {
   process.exit(2);
 }
 
-const sh = (...cmd: string[]) => execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-const quiet = (...cmd: string[]) => spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' }).status;
-
-function cleanup(): void {
-  for (const ns of [A, B]) {
-    // A crashed run leaves its iperf3 server or tcpdump alive in our namespaces; only those go.
-    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout ?? '';
-    for (const pid of pids.split('\n').map(Number).filter((p) => p > 1 && p !== process.pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-    quiet('ip', 'netns', 'del', ns);
-  }
-}
-
-function setup(): void {
-  if (quiet('ethtool', '--version') !== 0) throw new Error('ethtool not found (apt-get install ethtool): needed to turn veth offloads off');
-  if (quiet('taskset', '--version') !== 0) throw new Error('taskset not found (util-linux)');
-  cleanup();
-  sh('ip', 'netns', 'add', A);
-  sh('ip', 'netns', 'add', B);
-  sh('ip', 'link', 'add', DEV_A, 'netns', A, 'type', 'veth', 'peer', 'name', DEV_B, 'netns', B);
-  sh('ip', '-n', A, 'addr', 'add', `${IP_A}/24`, 'dev', DEV_A);
-  sh('ip', '-n', B, 'addr', 'add', `${IP_B}/24`, 'dev', DEV_B);
-  for (const [ns, dev] of [[A, DEV_A], [B, DEV_B]] as const) {
-    sh('ip', '-n', ns, 'link', 'set', 'lo', 'up');
-    sh('ip', '-n', ns, 'link', 'set', dev, 'up');
-    if (KEEP_OFFLOADS) continue;
-    sh('ip', 'netns', 'exec', ns, 'ethtool', '-K', dev, ...OFFLOADS.flatMap((o) => [o, 'off']));
-    const k = sh('ip', 'netns', 'exec', ns, 'ethtool', '-k', dev);
-    for (const feature of ['generic-segmentation-offload', 'tcp-segmentation-offload', 'generic-receive-offload']) {
-      if (!new RegExp(`^${feature}: off`, 'm').test(k)) throw new Error(`${ns}/${dev}: ${feature} is still on after ethtool -K`);
-    }
-  }
-}
-
-/** Resolves once `proc` printed `marker` on stdout or stderr. */
-function waitFor(proc: ChildProcess, marker: RegExp, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`${what} did not start within 5 s: ${seen.trim()}`)), 5000);
-    const on = (d: Buffer) => {
-      seen += d.toString();
-      if (marker.test(seen)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout?.on('data', on);
-    proc.stderr?.on('data', on);
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code}: ${seen.trim()}`));
-    });
-  });
-}
-
-function stop(proc: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-    proc.once('exit', () => resolve());
-    proc.kill('SIGTERM');
-  });
-}
-
-/** taskset and `ip netns exec` both exec, so the child's pid is the tool's own. */
-function pinned(cpu: string, ns: string, cmd: string[]): ChildProcess {
-  return spawn('taskset', ['-c', cpu, 'ip', 'netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-}
+const PAIR: VethPair = { a: A, b: B, devA: DEV_A, devB: DEV_B, ipA: IP_A, ipB: IP_B };
+const cleanup = () => removePair(PAIR);
+const setup = () => createPair(PAIR, KEEP_OFFLOADS);
 
 /** Nanoseconds on CPU (sum_exec_runtime) of a live process; 0 once it is gone. */
 function cpuNs(pid: number | undefined): number {
