@@ -162,7 +162,8 @@ the code and data lines it touches, which test_run (everything in L1) does not s
 \`perf record -e cpu-clock\` under the iperf3 stream of the workload-impact figure, the ingress program
 took 40 ns per packet before \`fast4\` (its hot path spread over 37 code lines) and 33 ns after (18 lines),
 an empty program 6 ns. Every packet \`fast4\` does not finish goes to the full path through one
-BPF-to-BPF call, which the new-flow row pays (about 100 ns more than when it was inlined).
+BPF-to-BPF call and after a second lookup, which the new-flow row pays (691 ns in the last run
+before \`fast4\`, 800–870 ns in the runs since). bench/tc-real-cost.ts measures the real-traffic cost.
 An established connection does no policy lookup at all: its verdict is cached in the connection
 entry with the config epoch, so the lookup cost (2 ipcache LPM lookups + 1 enforce lookup + up to 6
 policy hash lookups) is paid on the first packet of a connection and after a policy change; the

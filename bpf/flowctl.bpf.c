@@ -743,11 +743,10 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
  * lines it touches, code and data, not its instructions (test_run, where everything stays in L1,
  * cannot show it). This path is straight-line code in the program's first lines, touches the
  * packet, the skb, the slot's first line and its direction's line, and the config and counter
- * lines, and keeps its state in registers. Everything else returns -1 (-2: not IPv4), having
- * changed nothing, and goes through handle_rest. */
-static __always_inline int fast4(struct __sk_buff *skb)
+ * lines, and keeps its state in registers. Everything else returns -1, having changed nothing,
+ * and goes through handle_rest. */
+static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 {
-	void *data = skb_data(skb), *end = skb_data_end(skb);
 	struct flowctl_conn4_key k = {};
 	struct flowctl_conn4_slot *s = NULL;
 	struct flowctl_config *cfg;
@@ -761,8 +760,6 @@ static __always_inline int fast4(struct __sk_buff *skb)
 
 	if (unlikely((void *)(l4 + 8) > end))
 		return -1;
-	if (unlikely(*(__u16 *)(data + 12) != bpf_htons(ETH_P_IP)))
-		return -2;
 	if (unlikely(ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff))))
 		return -1;
 	tot = bpf_ntohs(*(__u16 *)(ip + 2));
@@ -842,23 +839,22 @@ static __noinline int handle_rest(struct __sk_buff *skb, __u32 obs)
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 {
+	void *data = skb_data(skb), *end = skb_data_end(skb);
+	__u16 proto;
 	int r;
 
-	if (likely(!every_packet)) {
-		r = fast4(skb);
-		if (likely(r >= 0))
-			return r;
-		/* IPv6's fast path here too, not behind handle_rest's call (~5 ns under test_run). */
-		if (r == -2) {
-			void *data = skb_data(skb), *end = skb_data_end(skb);
-			__u8 *eth = data;
-
-			if ((void *)(eth + ETH_HLEN) <= end && eth[12] == 0x86 && eth[13] == 0xdd) {
-				r = fast_ipv6(skb, eth + ETH_HLEN, end);
-				if (r >= 0) {
-					count(FLOWCTL_CNT_PACKETS);
-					return r;
-				}
+	if (likely(!every_packet && data + ETH_HLEN <= end)) {
+		proto = *(__u16 *)(data + 12);
+		if (likely(proto == bpf_htons(ETH_P_IP))) {
+			r = fast4(skb, data, end);
+			if (likely(r >= 0))
+				return r;
+		} else if (proto == bpf_htons(ETH_P_IPV6)) {
+			/* Here too, not behind handle_rest's call (~5 ns under test_run). */
+			r = fast_ipv6(skb, data + ETH_HLEN, end);
+			if (r >= 0) {
+				count(FLOWCTL_CNT_PACKETS);
+				return r;
 			}
 		}
 	}
