@@ -24,7 +24,7 @@
 // - TC programs attach as TCX links, as the agent attaches them on kernels that have TCX (6.6+):
 //   the clsact path costs an empty program ~6% of the throughput here, TCX ~1.5%.
 //
-//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 64] [--slice 0.5] [--offloads] [--clsact]
+//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 160] [--slice 0.5] [--offloads] [--clsact]
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -50,7 +50,7 @@ function arg(name: string, def: number, min = Number.MIN_VALUE): number {
   }
   return v;
 }
-const ROUNDS = arg('rounds', 64);
+const ROUNDS = arg('rounds', 160);
 /** Seconds measured per slice; each slice also has ~0.1 s to settle after its mode is switched on. */
 const SLICE_S = arg('slice', 0.5);
 const SETTLE_MS = 100;
