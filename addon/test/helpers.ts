@@ -1,7 +1,6 @@
 // Shared by the real-kernel suites: the test objects, the privilege gate, and namespace plumbing
 // under this suite's prefix (fcl-) and subnet (10.201.0.0/16) from docs/design/contracts.md.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { probeFeatures } from '../lib/index.js';
@@ -78,28 +77,4 @@ export function u64(n: bigint | number): Buffer {
   return b;
 }
 
-/** TCX links this process holds (from /proc/self/fdinfo). */
-export function ownTcxLinks(): { linkId: number; progId: number; ifindex: number; direction: 'ingress' | 'egress' }[] {
-  const out: { linkId: number; progId: number; ifindex: number; direction: 'ingress' | 'egress' }[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    let info: string;
-    try {
-      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith('anon_inode:bpf_link')) continue;
-      info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-    } catch {
-      continue; // closed meanwhile
-    }
-    if (!/^link_type:\s*tcx$/m.test(info)) continue;
-    const num = (k: string) => Number(new RegExp(`^${k}:\\s*(\\d+)`, 'm').exec(info)?.[1] ?? -1);
-    out.push({ linkId: num('link_id'), progId: num('prog_id'), ifindex: num('ifindex'), direction: num('attach_type') === 47 ? 'egress' : 'ingress' });
-  }
-  return out;
-}
-
-/** Names of the programs of every TCX link on the machine (bpftool: link type 11 is TCX). */
-export function tcxProgramNames(): string[] {
-  const links = JSON.parse(sh('bpftool', ['-j', 'link', 'show'])) as { type: number | string; prog_id: number }[];
-  const progs = JSON.parse(sh('bpftool', ['-j', 'prog', 'show'])) as { id: number; name?: string }[];
-  const name = new Map(progs.map((p) => [p.id, p.name ?? '']));
-  return links.filter((l) => l.type === 11 || l.type === 'tcx').map((l) => name.get(l.prog_id) ?? `prog ${l.prog_id}`);
-}
+export { ownTcxLinks, tcxProgramNames } from '../lib/testing.js';

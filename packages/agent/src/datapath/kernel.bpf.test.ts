@@ -309,7 +309,8 @@ describe.skipIf(skipReason !== undefined)('KernelDatapath end to end (real kerne
 
       // TCX links (this kernel has TCX): one per direction, on fcdt-b0, held by this process.
       const ifindex = Number(/^(\d+):/.exec(sh(['ip', 'netns', 'exec', B, 'ip', '-o', 'link', 'show', 'fcdt-b0']))![1]);
-      expect(ownTcxLinks().sort((a, b) => a.direction.localeCompare(b.direction))).toEqual([
+      const links = ownTcxLinks().map(({ ifindex, direction }) => ({ ifindex, direction }));
+      expect(links.sort((a, b) => a.direction.localeCompare(b.direction))).toEqual([
         { ifindex, direction: 'egress' },
         { ifindex, direction: 'ingress' },
       ]);

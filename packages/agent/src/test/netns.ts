@@ -1,7 +1,7 @@
 // Network namespaces for the agent's real-kernel e2e tests (prefix fca-, subnet 10.203.0.0/16):
 // one node namespace with a bridge and one veth per pod namespace, like a CNI without overlay.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 
 export const sh = (cmd: string[]): string =>
   execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -57,27 +57,4 @@ export function buildTopology(tag: string, subnet: number, podCount: number): To
   return { node, gateway, pods };
 }
 
-/** Names of the programs of every TCX link on the machine (bpftool: link type 11 is TCX). */
-export function tcxProgramNames(): string[] {
-  const links = JSON.parse(sh(['bpftool', '-j', 'link', 'show'])) as { type: number | string; prog_id: number }[];
-  const progs = JSON.parse(sh(['bpftool', '-j', 'prog', 'show'])) as { id: number; name?: string }[];
-  const name = new Map(progs.map((p) => [p.id, p.name ?? '']));
-  return links.filter((l) => l.type === 11 || l.type === 'tcx').map((l) => name.get(l.prog_id) ?? `prog ${l.prog_id}`);
-}
-
-/** TCX links this process holds (fdinfo of its bpf_link fds). */
-export function ownTcxLinks(): { ifindex: number; direction: string }[] {
-  const out: { ifindex: number; direction: string }[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith('anon_inode:bpf_link')) continue;
-      const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
-      if (!/^link_type:\s*tcx$/m.test(info)) continue;
-      const ifindex = Number(/^ifindex:\s*(\d+)/m.exec(info)?.[1]);
-      out.push({ ifindex, direction: /^attach_type:\s*47/m.test(info) ? 'egress' : 'ingress' });
-    } catch {
-      // fd closed between readdir and read
-    }
-  }
-  return out;
-}
+export { ownTcxLinks, tcxProgramNames } from '@flowctl/bpf-loader/testing';
