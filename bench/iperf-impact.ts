@@ -31,7 +31,7 @@ import { cpus, loadavg } from 'node:os';
 import { BpfObject } from '../addon/lib/index.js';
 import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
 import { median, medianCI, percentile, progress, writeSection } from './lib/report.js';
-import { createPair, pinned, removePair, sh, stop, type VethPair, waitFor } from './lib/veth.js';
+import { createPair, pinned, removePair, runBenchmark, sh, stop, type VethPair, waitFor } from './lib/veth.js';
 
 const A = 'fcb-ipa';
 const B = 'fcb-ipb';
@@ -451,15 +451,4 @@ Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --ro
   summary();
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
-
-main().catch((err: unknown) => {
-  cleanup();
-  process.stderr.write(`iperf-impact: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBenchmark('iperf-impact', main, cleanup);

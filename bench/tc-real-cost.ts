@@ -15,7 +15,7 @@ import type { ChildProcess } from 'node:child_process';
 import { BpfObject } from '../addon/lib/index.js';
 import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
 import { median, percentile, progress, writeSection } from './lib/report.js';
-import { createPair, pinned, removePair, sh, stop, type VethPair, waitFor } from './lib/veth.js';
+import { createPair, pinned, removePair, runBenchmark, sh, stop, type VethPair, waitFor } from './lib/veth.js';
 
 const PAIR: VethPair = { a: 'fcb-rca', b: 'fcb-rcb', devA: 'fcb-rca0', devB: 'fcb-rcb0', ipA: '10.206.11.1', ipB: '10.206.11.2' };
 const PORT = 5202;
@@ -121,7 +121,6 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (savedStats !== undefined) writeFileSync(STATS, savedStats);
     if (client) await stop(client);
     await stop(server);
     dp.close();
@@ -135,16 +134,15 @@ function report(slices: Slice[], elapsedS: number): void {
   const of = (m: Mode) => slices.filter((s) => s.mode === m);
   const med = (m: Mode, k: 'ingress' | 'egress' | 'pps') => median(of(m).map((s) => s[k]));
   const iqr = (m: Mode, k: 'ingress' | 'egress') => `${percentile(of(m).map((s) => s[k]), 25).toFixed(1)}–${percentile(of(m).map((s) => s[k]), 75).toFixed(1)}`;
-  // Each flowctl slice against the mean of the empty-program slices beside it: the machine drifts.
-  const own = (k: 'ingress' | 'egress') =>
-    median(
-      slices.flatMap((s, i) => {
-        if (s.mode !== 'flowctl') return [];
-        const refs = [slices[i - 1], slices[i + 1]].filter((x) => x?.mode === 'nop') as Slice[];
-        return refs.length ? [s[k] - refs.reduce((a, x) => a + x.ingress, 0) / refs.length] : [];
-      }),
-    );
-  const ingressOwn = own('ingress');
+  // Each flowctl slice's ingress figure against the mean of the empty-program slices beside it:
+  // the machine drifts.
+  const ingressOwn = median(
+    slices.flatMap((s, i) => {
+      if (s.mode !== 'flowctl') return [];
+      const refs = [slices[i - 1], slices[i + 1]].filter((x) => x?.mode === 'nop') as Slice[];
+      return refs.length ? [s.ingress - refs.reduce((a, x) => a + x.ingress, 0) / refs.length] : [];
+    }),
+  );
   const pps = med('flowctl', 'pps');
   writeSection(
     'tc-real-cost',
@@ -174,15 +172,4 @@ Command: \`pnpm exec tsx --conditions=@flowctl/source bench/tc-real-cost.ts --ro
   progress(`empty ${med('nop', 'ingress').toFixed(1)} ns/run, flowctl ingress ${med('flowctl', 'ingress').toFixed(1)}, egress ${med('flowctl', 'egress').toFixed(1)}; own ${ingressOwn.toFixed(1)} ns`);
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    cleanup();
-    process.exit(130);
-  });
-}
-
-main().catch((err: unknown) => {
-  cleanup();
-  process.stderr.write(`tc-real-cost: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
-});
+runBenchmark('tc-real-cost', main, cleanup);

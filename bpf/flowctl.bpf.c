@@ -698,6 +698,23 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 	return TC_ACT_OK;
 }
 
+/* The conns4/flows4 key of an IPv4 packet in canonical order (addr_cmp() on the only address
+ * word, then the ports), from the IP header and the host-order ports; returns the packet's side. */
+static __always_inline __u32 conn4_key_of(struct flowctl_conn4_key *k, const __u8 *ip, __u16 sp,
+					  __u16 dp, __u32 ifindex, __u8 proto)
+{
+	__u32 saddr = *(__u32 *)(ip + 12), daddr = *(__u32 *)(ip + 16);
+	__u32 side = saddr > daddr || (saddr == daddr && sp > dp);
+
+	k->addr[0] = side ? daddr : saddr;
+	k->addr[1] = side ? saddr : daddr;
+	k->port[0] = side ? dp : sp;
+	k->port[1] = side ? sp : dp;
+	k->ifindex = ifindex;
+	k->proto = proto;
+	return side;
+}
+
 /* fast4's packet when its connection is not in conns4: established ones whose set was full live
  * in flows4 (a hash lookup, kept out of fast4 so that its helper call does not cost fast4's
  * registers). Same checks as fast4, through fast_l4 and fast_account. */
@@ -705,7 +722,7 @@ static __always_inline int flows4_fast(struct __sk_buff *skb, __u8 *ip, void *en
 {
 	struct flowctl_conn4_key k = {};
 	struct fast_pkt f = {};
-	__u32 saddr, daddr, side;
+	__u32 side;
 
 	f.l4 = ip + 20;
 	f.l4_off = ETH_HLEN + 20;
@@ -713,15 +730,7 @@ static __always_inline int flows4_fast(struct __sk_buff *skb, __u8 *ip, void *en
 	f.proto = ip[9];
 	if (!fast_l4(&f, end))
 		return -1;
-	saddr = *(__u32 *)(ip + 12);
-	daddr = *(__u32 *)(ip + 16);
-	side = saddr > daddr || (saddr == daddr && f.sp > f.dp);
-	k.addr[0] = side ? daddr : saddr;
-	k.addr[1] = side ? saddr : daddr;
-	k.port[0] = side ? f.dp : f.sp;
-	k.port[1] = side ? f.sp : f.dp;
-	k.ifindex = skb->ifindex;
-	k.proto = f.proto;
+	side = conn4_key_of(&k, ip, f.sp, f.dp, skb->ifindex, f.proto);
 	return fast_account(skb, bpf_map_lookup_elem(&flows4, &k), &f, side, end);
 }
 
@@ -780,7 +789,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	struct flowctl_conn_dir *d;
 	struct flowctl_conn *c;
 	__u8 *ip = data + ETH_HLEN, *l4 = ip + 20;
-	__u32 saddr, daddr, tot, hlen, flags, plen, side, zero = 0, idx;
+	__u32 tot, hlen, flags, plen, side, zero = 0, idx;
 	__u16 sp, dp;
 	__u8 proto;
 	int i;
@@ -811,15 +820,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	plen = tot - 20 - hlen;
 	sp = bpf_ntohs(*(__u16 *)l4);
 	dp = bpf_ntohs(*(__u16 *)(l4 + 2));
-	saddr = *(__u32 *)(ip + 12);
-	daddr = *(__u32 *)(ip + 16);
-	side = saddr > daddr || (saddr == daddr && sp > dp);
-	k.addr[0] = side ? daddr : saddr;
-	k.addr[1] = side ? saddr : daddr;
-	k.port[0] = side ? dp : sp;
-	k.port[1] = side ? sp : dp;
-	k.ifindex = skb->ifindex;
-	k.proto = proto;
+	side = conn4_key_of(&k, ip, sp, dp, skb->ifindex, proto);
 
 	idx = conn4_set(&k);
 #pragma unroll

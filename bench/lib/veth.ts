@@ -90,3 +90,21 @@ export function stop(proc: ChildProcess): Promise<void> {
 export function pinned(cpu: string, ns: string, cmd: string[]): ChildProcess {
   return spawn('taskset', ['-c', cpu, 'ip', 'netns', 'exec', ns, ...cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
+
+/**
+ * Runs a benchmark's main: `cleanup` runs on SIGINT/SIGTERM (exit 130) and after a failure, which
+ * prints one line prefixed with `name` and exits 1.
+ */
+export function runBenchmark(name: string, main: () => Promise<void>, cleanup: () => void): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      cleanup();
+      process.exit(130);
+    });
+  }
+  main().catch((err: unknown) => {
+    cleanup();
+    process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
