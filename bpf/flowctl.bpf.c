@@ -370,20 +370,50 @@ static __always_inline void conn4_key(const struct flowctl_conn_key *k, struct f
 	k4->proto = k->proto;
 }
 
-/* Seeds the conns4 hash; the loader sets a random one so that peers cannot aim at one set. */
+/* Seeds the conns4 and conns6 hashes; the loader sets a random one so that peers cannot aim at
+ * one set. */
 const volatile __u32 conn4_seed = 0;
 
-/* A multiplicative hash of the 20-byte key, inline (no helper call). */
-static __always_inline __u32 conn4_set(const struct flowctl_conn4_key *k)
+/* A multiplicative hash of a connection's canonical addresses (one word each), ports and the rest
+ * of its key, inline (no helper call). */
+static __always_inline __u32 conn_hash(__u32 a0, __u32 a1, __u32 ports, __u32 rest)
 {
 	__u32 h = conn4_seed;
 
-	h = (h ^ k->addr[0]) * 0x9E3779B1u;
-	h = (h ^ k->addr[1]) * 0x85EBCA77u;
-	h = (h ^ (k->port[0] | (__u32)k->port[1] << 16)) * 0xC2B2AE3Du;
-	h = (h ^ k->ifindex ^ ((__u32)k->proto << 24)) * 0x27D4EB2Fu;
-	h ^= h >> 15;
+	h = (h ^ a0) * 0x9E3779B1u;
+	h = (h ^ a1) * 0x85EBCA77u;
+	h = (h ^ ports) * 0xC2B2AE3Du;
+	h = (h ^ rest) * 0x27D4EB2Fu;
+	return h ^ (h >> 15);
+}
+
+/* The first slot of the conns4 set of the 20-byte key. */
+static __always_inline __u32 conn4_set(const struct flowctl_conn4_key *k)
+{
+	__u32 h = conn_hash(k->addr[0], k->addr[1], k->port[0] | (__u32)k->port[1] << 16,
+			    k->ifindex ^ ((__u32)k->proto << 24));
+
 	return (h & (FLOWCTL_CONN4_SLOTS - 1)) & ~(__u32)(FLOWCTL_CONN4_WAYS - 1);
+}
+
+static __always_inline __u32 rol32(__u32 x, int n)
+{
+	return (x << n) | (x >> (32 - n));
+}
+
+/* An IPv6 address in one word for conn_hash (rotated, so that equal words do not cancel). */
+static __always_inline __u32 fold6(const __u32 *a)
+{
+	return a[0] ^ rol32(a[1], 8) ^ rol32(a[2], 16) ^ rol32(a[3], 24);
+}
+
+/* The first slot of the conns6 set of the 44-byte key. */
+static __always_inline __u32 conn6_set(const struct flowctl_conn_key *k)
+{
+	__u32 h = conn_hash(fold6(k->addr[0]), fold6(k->addr[1]), k->port[0] | (__u32)k->port[1] << 16,
+			    k->ifindex ^ ((__u32)k->proto << 24));
+
+	return (h & (FLOWCTL_CONN6_SLOTS - 1)) & ~(__u32)(FLOWCTL_CONN6_WAYS - 1);
 }
 
 static __always_inline int conn4_key_eq(const struct flowctl_conn4_key *a, const struct flowctl_conn4_key *b)
@@ -393,98 +423,138 @@ static __always_inline int conn4_key_eq(const struct flowctl_conn4_key *a, const
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
 }
 
-/* The conns4 slot holding `k`, or NULL. */
-static __always_inline struct flowctl_conn4_slot *conn4_find(const struct flowctl_conn4_key *k)
+/* The two set-associative tables, conns4 and conns6, share their code: a slot is a u32 `gen`, the
+ * key (`words` u32s), and at `conn_off` the connection; its set is `ways` slots from `base`. The
+ * callers pass constants, which inlining folds. */
+_Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, key) == 4, "conns4: key after gen");
+
+static __always_inline int slot_key_eq(const __u32 *s, const __u32 *k, int words)
 {
-	struct flowctl_conn4_slot *s;
-	__u32 idx, base = conn4_set(k);
 	int i;
 
 #pragma unroll
-	for (i = 0; i < FLOWCTL_CONN4_WAYS; i++) {
+	for (i = 0; i < words; i++)
+		if (s[1 + i] != k[i])
+			return 0;
+	return 1;
+}
+
+/* The slot holding key `k`, or NULL. */
+static __always_inline __u32 *slot_find(void *map, __u32 base, int ways, const __u32 *k, int words)
+{
+	__u32 idx, *s;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < ways; i++) {
 		idx = base + i;
-		s = bpf_map_lookup_elem(&conns4, &idx);
-		if (s && s->gen && conn4_key_eq(&s->key, k))
+		s = bpf_map_lookup_elem(map, &idx);
+		if (s && s[0] && slot_key_eq(s, k, words))
 			return s;
 	}
 	return NULL;
 }
 
-/* IPv4 connections live in conns4 (or, when their set is full, flows4); IPv6 ones in flows. */
-static __always_inline struct flowctl_conn *conn_lookup(const struct flowctl_conn_key *k)
-{
-	struct flowctl_conn4_key k4 = {};
-	struct flowctl_conn4_slot *s;
+/* Idle times after which a slot may be given to a new connection of its set (then the old one,
+ * should it speak again, starts over as a new connection, as after an LRU eviction): the conntrack
+ * timeouts of Cilium for closed TCP and for non-TCP, and ten minutes for open TCP. */
+#define CONN_CLOSED_IDLE_NS (10ULL * 1000000000ULL)
+#define CONN_DGRAM_IDLE_NS (60ULL * 1000000000ULL)
+#define CONN_TCP_IDLE_NS (600ULL * 1000000000ULL)
 
-	if (k->ip_version != 4)
-		return bpf_map_lookup_elem(&flows, k);
-	conn4_key(k, &k4);
-	s = conn4_find(&k4);
-	if (s)
-		return &s->conn;
-	return bpf_map_lookup_elem(&flows4, &k4);
+static __always_inline int conn_reclaimable(const struct flowctl_conn *c, __u8 proto, __u64 now)
+{
+	__u64 last = conn_last_seen(c), idle = now > last ? now - last : 0;
+
+	if (c->state & FLOWCTL_STATE_CLOSED)
+		return idle >= CONN_CLOSED_IDLE_NS;
+	return idle >= (proto == IPPROTO_TCP ? CONN_TCP_IDLE_NS : CONN_DGRAM_IDLE_NS);
 }
 
-/* Idle times after which a conns4 slot may be given to a new connection of its set (then the old
- * one, should it speak again, starts over as a new connection, as after an LRU eviction): the
- * conntrack timeouts of Cilium for closed TCP and for non-TCP, and ten minutes for open TCP. */
-#define CONN4_CLOSED_IDLE_NS (10ULL * 1000000000ULL)
-#define CONN4_DGRAM_IDLE_NS (60ULL * 1000000000ULL)
-#define CONN4_TCP_IDLE_NS (600ULL * 1000000000ULL)
-
-static __always_inline int conn4_reclaimable(const struct flowctl_conn4_slot *s, __u64 now)
+/* Puts `init` for `k` into a table: in place when the key is there already (port reuse), else in a
+ * free or reclaimable slot of its set (`proto_off`: the key's proto, from the slot's start;
+ * `counter`: counts slots taken into use). 0: stored; 1: another CPU stored it first; -1: no
+ * slot. */
+static __always_inline int slot_store(void *map, __u32 base, int ways, const __u32 *k, int words,
+				      int conn_off, int proto_off, __u32 counter,
+				      const struct flowctl_conn *init, __u32 reuse)
 {
-	__u64 last = conn_last_seen(&s->conn), idle = now > last ? now - last : 0;
-
-	if (s->conn.state & FLOWCTL_STATE_CLOSED)
-		return idle >= CONN4_CLOSED_IDLE_NS;
-	return idle >= (s->key.proto == IPPROTO_TCP ? CONN4_TCP_IDLE_NS : CONN4_DGRAM_IDLE_NS);
-}
-
-/* Puts `init` for `k4` into conns4: in place when the key is there already (port reuse), else in
- * a free or reclaimable slot of its set. 0: stored; 1: another CPU stored it first; -1: no slot. */
-static __always_inline int conn4_store(const struct flowctl_conn4_key *k4, const struct flowctl_conn *init,
-				       __u32 reuse)
-{
-	struct flowctl_conn4_slot *s = conn4_find(k4);
-	__u32 idx, base, g, i;
+	__u32 *s = slot_find(map, base, ways, k, words);
+	__u32 idx, g;
 	__u64 now;
+	int i, j;
 
 	if (s) {
 		if (!reuse)
 			return 1;
-		__builtin_memcpy(&s->conn, init, sizeof(*init));
+		__builtin_memcpy((void *)s + conn_off, init, sizeof(*init));
 		return 0;
 	}
 	if (reuse)
-		return -1; /* the closed connection is in flows4: replaced there */
+		return -1; /* the closed connection is in the LRU map: replaced there */
 	now = bpf_ktime_get_ns();
-	base = conn4_set(k4);
 #pragma unroll
-	for (i = 0; i < FLOWCTL_CONN4_WAYS; i++) {
+	for (i = 0; i < ways; i++) {
 		idx = base + i;
-		s = bpf_map_lookup_elem(&conns4, &idx);
+		s = bpf_map_lookup_elem(map, &idx);
 		if (!s)
 			continue;
-		g = s->gen;
-		if (g && !conn4_reclaimable(s, now))
+		g = s[0];
+		if (g && !conn_reclaimable((void *)s + conn_off, ((__u8 *)s)[proto_off], now))
 			continue;
 		/* Claim; the loser of a race tries the next slot. The key is written last: until
 		 * then lookups of the old key may still find the slot (as with LRU reuse). */
-		if (__sync_val_compare_and_swap(&s->gen, g, g + 1 ? g + 1 : 1) != g)
+		if (__sync_val_compare_and_swap(&s[0], g, g + 1 ? g + 1 : 1) != g)
 			continue;
-		__builtin_memcpy(&s->conn, init, sizeof(*init));
-		__builtin_memcpy(&s->key, k4, sizeof(*k4));
+		__builtin_memcpy((void *)s + conn_off, init, sizeof(*init));
+#pragma unroll
+		for (j = 0; j < words; j++)
+			s[1 + j] = k[j];
 		if (!g)
-			count(FLOWCTL_CNT_CONN4_SLOTS);
+			count(counter);
 		return 0;
 	}
 	return -1;
 }
 
-/* Prepares a connection entry in conn_scratch and inserts it into `conns4`, `flows4` or `flows`. Global
- * (verified once, and its stack zeroing stays off the established path). Returns 0 when the map
- * took it. */
+#define CONN4_SLOT_ARGS(k)                                                                         \
+	&conns4, conn4_set(k), FLOWCTL_CONN4_WAYS, (const __u32 *)(k), sizeof(*(k)) / 4
+#define CONN6_SLOT_ARGS(k)                                                                         \
+	&conns6, conn6_set(k), FLOWCTL_CONN6_WAYS, (const __u32 *)(k), sizeof(*(k)) / 4
+
+static __always_inline struct flowctl_conn *conn4_find(const struct flowctl_conn4_key *k)
+{
+	__u32 *s = slot_find(CONN4_SLOT_ARGS(k));
+
+	return s ? (void *)s + __builtin_offsetof(struct flowctl_conn4_slot, conn) : NULL;
+}
+
+static __always_inline struct flowctl_conn *conn6_find(const struct flowctl_conn_key *k)
+{
+	__u32 *s = slot_find(CONN6_SLOT_ARGS(k));
+
+	return s ? (void *)s + __builtin_offsetof(struct flowctl_conn6_slot, conn) : NULL;
+}
+
+/* IPv4 connections live in conns4 (or, when their set is full, flows4); IPv6 ones in conns6 (or
+ * flows). */
+static __always_inline struct flowctl_conn *conn_lookup(const struct flowctl_conn_key *k)
+{
+	struct flowctl_conn4_key k4 = {};
+	struct flowctl_conn *c;
+
+	if (k->ip_version != 4) {
+		c = conn6_find(k);
+		return c ? c : bpf_map_lookup_elem(&flows, k);
+	}
+	conn4_key(k, &k4);
+	c = conn4_find(&k4);
+	return c ? c : bpf_map_lookup_elem(&flows4, &k4);
+}
+
+/* Prepares a connection entry in conn_scratch and inserts it into `conns4`, `flows4`, `conns6` or
+ * `flows`. Global (verified once, and its stack zeroing stays off the established path). Returns 0
+ * when the map took it. */
 __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, __u32 side,
 			__u32 reuse)
 {
@@ -503,10 +573,18 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 		init->opener |= FLOWCTL_OPENER_NO_POLICY;
 	/* No clock: the first packet of a connection always has an event, and emit() sets the times. */
 	/* NOEXIST: another CPU may have created it meanwhile; then theirs is used. */
-	if (k->ip_version != 4)
+	if (k->ip_version != 4) {
+		r = slot_store(CONN6_SLOT_ARGS(k), __builtin_offsetof(struct flowctl_conn6_slot, conn),
+			       __builtin_offsetof(struct flowctl_conn6_slot, key.proto),
+			       FLOWCTL_CNT_CONN6_SLOTS, init, reuse);
+		if (r >= 0)
+			return r;
 		return bpf_map_update_elem(&flows, k, init, flags) == 0 ? 0 : 1;
+	}
 	conn4_key(k, &k4);
-	r = conn4_store(&k4, init, reuse);
+	r = slot_store(CONN4_SLOT_ARGS(&k4), __builtin_offsetof(struct flowctl_conn4_slot, conn),
+		       __builtin_offsetof(struct flowctl_conn4_slot, key.proto), FLOWCTL_CNT_CONN4_SLOTS,
+		       init, reuse);
 	if (r >= 0)
 		return r;
 	return bpf_map_update_elem(&flows4, &k4, init, flags) == 0 ? 0 : 1;
@@ -740,7 +818,8 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
 	struct flowctl_conn *c;
 	struct flowctl_conn_key k = {};
 	struct fast_pkt f = {};
-	__u32 src[4], dst[4], side;
+	const __u32 *src = (const __u32 *)(ip + 8), *dst = (const __u32 *)(ip + 24); /* in the packet */
+	__u32 side;
 	int r;
 
 	if ((void *)(ip + 40) > end || (ip[0] >> 4) != 6)
@@ -753,8 +832,6 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
 	f.proto = ip[6];
 	if (!fast_l4(&f, end))
 		return -1;
-	__builtin_memcpy(src, ip + 8, 16);
-	__builtin_memcpy(dst, ip + 24, 16);
 	r = addr_cmp(src, dst);
 	side = r > 0 || (r == 0 && f.sp > f.dp);
 	if (side) {
@@ -769,7 +846,9 @@ static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
 	k.ifindex = skb->ifindex;
 	k.proto = f.proto;
 	k.ip_version = 6;
-	c = bpf_map_lookup_elem(&flows, &k);
+	c = conn6_find(&k);
+	if (!c)
+		c = bpf_map_lookup_elem(&flows, &k);
 	return fast_account(skb, c, &f, side, end);
 }
 

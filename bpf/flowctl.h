@@ -78,6 +78,7 @@ enum flowctl_counter {
 	FLOWCTL_CNT_NON_IP,           /* ARP and other non-IP frames (passed) */
 	FLOWCTL_CNT_L7_TRUNCATED,     /* L7 payloads longer than max_payload (snippet cut) */
 	FLOWCTL_CNT_CONN4_SLOTS,      /* `conns4` slots taken into use (never freed, only reused) */
+	FLOWCTL_CNT_CONN6_SLOTS,      /* `conns6` slots taken into use (never freed, only reused) */
 	FLOWCTL_CNT_MAX,
 };
 
@@ -259,5 +260,25 @@ struct flowctl_conn4_slot {
 _Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, conn.dir0) == 64, "conns4: side 0 starts line 1");
 _Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, conn.dir1) == 128, "conns4: side 1 starts line 2");
 _Static_assert(sizeof(struct flowctl_conn4_slot) == 192, "conns4: a slot is three cache lines");
+
+/* `conns6`: the same table for IPv6 connections (the `flows` LRU map takes what does not fit).
+ * The 44-byte key fills the slot's first line, the connection's read-mostly head the second, and
+ * each direction's counters a line of their own: an established packet touches three lines and
+ * makes no helper call. */
+#define FLOWCTL_CONN6_SLOTS 16384 /* power of two */
+#define FLOWCTL_CONN6_WAYS 4
+struct flowctl_conn6_slot {
+	__u32 gen; /* as in conns4 */
+	struct flowctl_conn_key key;
+	__u8 pad0[40]; /* the connection's head alone in the second line */
+	struct flowctl_conn conn;
+	__u8 pad[40]; /* side 1's counters alone in the fourth line */
+};
+
+_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, key) == 4, "conns6: key after gen, as in conns4");
+_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn) == 88, "conns6: head in line 1");
+_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir0) == 128, "conns6: side 0 starts line 2");
+_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir1) == 192, "conns6: side 1 starts line 3");
+_Static_assert(sizeof(struct flowctl_conn6_slot) == 256, "conns6: a slot is four cache lines");
 
 #endif /* __FLOWCTL_H */

@@ -18,7 +18,7 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* struct flowctl_conn_key -> struct flowctl_conn (IPv6 connections) */
+/* struct flowctl_conn_key -> struct flowctl_conn (IPv6 connections that found no conns6 slot) */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -45,6 +45,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct flowctl_conn4_slot);
 } conns4 SEC(".maps");
+
+/* slot index -> struct flowctl_conn6_slot (IPv6 connections; `flows` takes what does not fit) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FLOWCTL_CONN6_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE); /* page-aligned values, as conns4 */
+	__type(key, __u32);
+	__type(value, struct flowctl_conn6_slot);
+} conns6 SEC(".maps");
 
 /* struct flowctl_ipcache_key (LPM) -> struct flowctl_ipcache_value */
 struct {

@@ -74,6 +74,9 @@ int main(void)
 	BEGIN("conn4_slot", flowctl_conn4_slot, sizeof(struct flowctl_conn4_slot));
 	F(flowctl_conn4_slot, gen); F(flowctl_conn4_slot, key); F(flowctl_conn4_slot, conn);
 	END();
+	BEGIN("conn6_slot", flowctl_conn6_slot, sizeof(struct flowctl_conn6_slot));
+	F(flowctl_conn6_slot, gen); F(flowctl_conn6_slot, key); F(flowctl_conn6_slot, conn);
+	END();
 	printf(", \"constants\": {\"abi_version\": %d, \"max_payload\": %d, \"hdr_len\": %d, "
 	       "\"ev_flow\": %d, \"counters\": %d, \"drop_policy_denied\": %d}",
 	       FLOWCTL_ABI_VERSION, FLOWCTL_MAX_PAYLOAD, FLOWCTL_FLOW_EVENT_HDR_LEN, FLOWCTL_EV_FLOW,

@@ -10,6 +10,7 @@ import {
   CONN4_KEY,
   CONN_VALUE,
   CONN4_SLOT,
+  CONN6_SLOT,
   COUNTER_NAMES,
   FLOW_EVENT,
   FLOWCTL_ABI_VERSION,
@@ -59,6 +60,7 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['conn4_key', CONN4_KEY],
     ['conn_value', CONN_VALUE],
     ['conn4_slot', CONN4_SLOT],
+    ['conn6_slot', CONN6_SLOT],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {
     expect({ ...ts }).toEqual(layout[name]);
   });

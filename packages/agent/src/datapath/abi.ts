@@ -58,12 +58,12 @@ export const POLICY_KEY = { size: 12, endpoint_identity: 0, peer_identity: 4, po
 export const POLICY_VALUE = { size: 8, rule_ref: 0, deny: 4 } as const;
 /** struct flowctl_config, the single entry of the `config` array. */
 export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
-/** struct flowctl_conn_key (the `flows` LRU map, IPv6 connections). */
+/** struct flowctl_conn_key (the `flows` LRU map and the conns6 slots, IPv6 connections). */
 export const CONN_KEY = { size: 44, addr: 0, ifindex: 32, port: 36, proto: 40, ip_version: 41 } as const;
 /** struct flowctl_conn4_key (the `flows4` LRU map, IPv4 connections). */
 export const CONN4_KEY = { size: 20, addr: 0, ifindex: 8, port: 12, proto: 16 } as const;
 /**
- * struct flowctl_conn, the value of both and of a conns4 slot: what every packet reads first, then
+ * struct flowctl_conn, the value of both and of a conns4 or conns6 slot: what every packet reads first, then
  * each direction's counters (dir0, dir1) at the start of a cache line of their own in a slot.
  */
 export const CONN_VALUE = {
@@ -89,6 +89,8 @@ export const CONN_VALUE = {
 } as const;
 /** struct flowctl_conn4_slot, the value of `conns4`: three cache lines. */
 export const CONN4_SLOT = { size: 192, gen: 0, key: 4, conn: 24 } as const;
+/** struct flowctl_conn6_slot, the value of `conns6`: four cache lines. */
+export const CONN6_SLOT = { size: 256, gen: 0, key: 4, conn: 88 } as const;
 
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
@@ -110,6 +112,7 @@ export const COUNTER_NAMES = [
   'nonIp',
   'l7Truncated',
   'conn4Slots',
+  'conn6Slots',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

@@ -245,8 +245,10 @@ export class KernelDatapath implements Datapath {
       return { map: name, entries: m.keys().length, max: m.info.maxEntries };
     });
     // An array has every key: its slots in use are counted by the program as it takes them.
-    const conns4 = this.flowObj.map('conns4');
-    fill.push({ map: 'conns4', entries: Number(this.counters().conn4Slots ?? 0n), max: conns4.info.maxEntries });
+    const counters = this.counters();
+    for (const [map, taken] of [['conns4', counters.conn4Slots], ['conns6', counters.conn6Slots]] as const) {
+      fill.push({ map, entries: Number(taken ?? 0n), max: this.flowObj.map(map).info.maxEntries });
+    }
     return fill;
   }
 
