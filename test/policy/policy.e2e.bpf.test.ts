@@ -395,8 +395,12 @@ describe.skipIf(skipReason !== undefined)('network policy on the real kernel', (
     expect(stoppedAfter).toBeLessThan(2000);
     expect(allowedAfter).toBeLessThan(2000);
     expect(Date.now() - lastPong).toBeGreaterThan(400); // no answer since: really stopped
-    const drops = await observe('--verdict', 'DROPPED', '--from-label', 'app=api-gateway', '--to-label', 'app=order-service');
-    expect(drops.some((f) => f.drop_reason_desc === 'POLICY_DENIED')).toBe(true);
+    // The drop's event reaches the agent's flow ring asynchronously (ring buffer, decode, enrich):
+    // wait for it rather than read once.
+    await waitFor('the POLICY_DENIED flow of the live connection', async () => {
+      const drops = await observe('--verdict', 'DROPPED', '--from-label', 'app=api-gateway', '--to-label', 'app=order-service');
+      return drops.some((f) => f.drop_reason_desc === 'POLICY_DENIED') ? true : undefined;
+    }, 5000);
     // And back, for the tests that follow.
     writeFileSync(join(policyDir, 'order-service.yaml'), POLICY);
     await waitFor('policy restored', async () => ((await connect(gw, order.ip, 300)) ? true : undefined), 5000);
