@@ -426,8 +426,6 @@ static __always_inline int conn4_key_eq(const struct flowctl_conn4_key *a, const
 /* The two set-associative tables, conns4 and conns6, share their code: a slot is a u32 `gen`, the
  * key (`words` u32s), and at `conn_off` the connection; its set is `ways` slots from `base`. The
  * callers pass constants, which inlining folds. */
-_Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, key) == 4, "conns4: key after gen");
-
 static __always_inline int slot_key_eq(const __u32 *s, const __u32 *k, int words)
 {
 	int i;
@@ -517,10 +515,17 @@ static __always_inline int slot_store(void *map, __u32 base, int ways, const __u
 	return -1;
 }
 
+/* slot_find's and slot_store's arguments for each table: its set of key `k`, then its layout. */
 #define CONN4_SLOT_ARGS(k)                                                                         \
 	&conns4, conn4_set(k), FLOWCTL_CONN4_WAYS, (const __u32 *)(k), sizeof(*(k)) / 4
 #define CONN6_SLOT_ARGS(k)                                                                         \
 	&conns6, conn6_set(k), FLOWCTL_CONN6_WAYS, (const __u32 *)(k), sizeof(*(k)) / 4
+#define CONN4_SLOT_LAYOUT                                                                          \
+	__builtin_offsetof(struct flowctl_conn4_slot, conn),                                       \
+		__builtin_offsetof(struct flowctl_conn4_slot, key.proto), FLOWCTL_CNT_CONN4_SLOTS
+#define CONN6_SLOT_LAYOUT                                                                          \
+	__builtin_offsetof(struct flowctl_conn6_slot, conn),                                       \
+		__builtin_offsetof(struct flowctl_conn6_slot, key.proto), FLOWCTL_CNT_CONN6_SLOTS
 
 static __always_inline struct flowctl_conn *conn4_find(const struct flowctl_conn4_key *k)
 {
@@ -574,17 +579,13 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	/* No clock: the first packet of a connection always has an event, and emit() sets the times. */
 	/* NOEXIST: another CPU may have created it meanwhile; then theirs is used. */
 	if (k->ip_version != 4) {
-		r = slot_store(CONN6_SLOT_ARGS(k), __builtin_offsetof(struct flowctl_conn6_slot, conn),
-			       __builtin_offsetof(struct flowctl_conn6_slot, key.proto),
-			       FLOWCTL_CNT_CONN6_SLOTS, init, reuse);
+		r = slot_store(CONN6_SLOT_ARGS(k), CONN6_SLOT_LAYOUT, init, reuse);
 		if (r >= 0)
 			return r;
 		return bpf_map_update_elem(&flows, k, init, flags) == 0 ? 0 : 1;
 	}
 	conn4_key(k, &k4);
-	r = slot_store(CONN4_SLOT_ARGS(&k4), __builtin_offsetof(struct flowctl_conn4_slot, conn),
-		       __builtin_offsetof(struct flowctl_conn4_slot, key.proto), FLOWCTL_CNT_CONN4_SLOTS,
-		       init, reuse);
+	r = slot_store(CONN4_SLOT_ARGS(&k4), CONN4_SLOT_LAYOUT, init, reuse);
 	if (r >= 0)
 		return r;
 	return bpf_map_update_elem(&flows4, &k4, init, flags) == 0 ? 0 : 1;

@@ -257,6 +257,7 @@ struct flowctl_conn4_slot {
 	__u8 pad[40]; /* side 1's counters alone in the slot's third line */
 };
 
+_Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, key) == 4, "conns4: key after gen");
 _Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, conn.dir0) == 64, "conns4: side 0 starts line 1");
 _Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, conn.dir1) == 128, "conns4: side 1 starts line 2");
 _Static_assert(sizeof(struct flowctl_conn4_slot) == 192, "conns4: a slot is three cache lines");
