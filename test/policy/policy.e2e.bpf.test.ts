@@ -359,10 +359,13 @@ describe.skipIf(skipReason !== undefined)('network policy on the real kernel', (
     expect(val(/^flowctl_agent_events_read_total\{source="flow"\} (\d+)/m)).toBeGreaterThan(0);
     expect(val(/^flowctl_agent_bpf_map_entries\{map="policy"\} (\d+)/m)).toBeGreaterThan(0);
     expect(val(/^flowctl_agent_bpf_map_entries\{map="ipcache"\} (\d+)/m)).toBeGreaterThanOrEqual(PODS.length * 2);
-    // IPv4 connections live in conns4 (flows4 only takes those whose set is full), IPv6 in flows.
+    // Connections live in conns4 and conns6 (the IPv6 test above made some); flows4 and flows only
+    // take those whose set is full.
     expect(val(/^flowctl_agent_bpf_map_entries\{map="conns4"\} (\d+)/m)).toBeGreaterThan(0);
     expect(val(/^flowctl_agent_bpf_map_max_entries\{map="conns4"\} (\d+)/m)).toBe(65536);
     expect(val(/^flowctl_agent_bpf_map_max_entries\{map="flows4"\} (\d+)/m)).toBe(65536);
+    expect(val(/^flowctl_agent_bpf_map_entries\{map="conns6"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(val(/^flowctl_agent_bpf_map_max_entries\{map="conns6"\} (\d+)/m)).toBe(16384);
     expect(val(/^flowctl_agent_lost_events_total\{stage="kernel_ringbuf"\} (\d+)/m)).toBe(0);
   });
 
