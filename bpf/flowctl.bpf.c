@@ -31,6 +31,10 @@ const volatile __u32 every_packet = 0;                  /* 1: an event for every
 const volatile __u64 stats_interval_ns = 5000000000ULL; /* 0: no stats events */
 const volatile __u32 policy_audit = 0;                  /* 1: report AUDIT, never drop */
 const volatile __u32 abi_version = FLOWCTL_ABI_VERSION; /* read back by the loader */
+/* Possible CPUs (libbpf_num_possible_cpus()), for summing conn4_cache over them; 0 (or more than
+ * FLOWCTL_MAX_CPUS): conn4_cache is not used. */
+const volatile __u32 nr_cpus = 0;
+#define FLOWCTL_MAX_CPUS 1024
 
 _Static_assert(__builtin_offsetof(struct flow_event, payload) == FLOWCTL_FLOW_EVENT_HDR_LEN,
 	       "flow_event header size");
@@ -53,6 +57,14 @@ static __always_inline void count(__u32 which)
 
 	if (v)
 		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+static __always_inline void count_n(__u32 which, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += n;
 }
 
 static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
@@ -183,10 +195,27 @@ static __always_inline __u8 detect_l7(struct __sk_buff *skb, const struct pkt *p
 	return http ? FLOWCTL_L7_HTTP : FLOWCTL_L7_NONE;
 }
 
+/* The config epoch (see struct flowctl_config). */
+static __always_inline __u64 config_epoch(void)
+{
+	__u32 zero = 0;
+	struct flowctl_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	return cfg ? cfg->epoch : 0;
+}
+
 /* Frozen rodata: the verifier keeps one branch. */
 static __always_inline int precise_clock(void)
 {
 	return stats_interval_ns && stats_interval_ns < PRECISE_CLOCK_BELOW_NS;
+}
+
+/* Whether a connection's clock_jiffies is ever set: only then can fast4 (which checks it, and not
+ * these knobs, so that its packets do not read the knobs' line) count a packet without the slow
+ * path. With every_packet, each packet needs an event; with a precise clock, a clock read. */
+static __always_inline int jiffy_clock(void)
+{
+	return !every_packet && !precise_clock();
 }
 
 static __always_inline int stats_due(const struct flowctl_conn *c, __u64 now)
@@ -216,7 +245,7 @@ static __always_inline int clock_due(struct flowctl_conn *c, __u32 side)
 	struct flowctl_conn_dir *d = conn_dir(c, side);
 	__u64 now, j;
 
-	if (!precise_clock()) {
+	if (jiffy_clock()) {
 		j = bpf_jiffies64();
 		if (j == c->clock_jiffies)
 			return 0;
@@ -229,6 +258,9 @@ static __always_inline int clock_due(struct flowctl_conn *c, __u32 side)
 }
 
 #define EMIT_HOW(side, obs, reason, l7) ((side) | (obs) << 8 | (reason) << 16 | (l7) << 24)
+/* With EMIT_HOW(): the scratch event's four counters hold the connection's pending counts in
+ * every CPU's conn4_cache (conn4_cached_sum), to which emit adds the connection's own. */
+#define EMIT_CACHED 2
 
 /* Global, verified once (see parse_packet); at most 5 arguments, hence `how` = EMIT_HOW().
  * Takes its own precise timestamp: the per-packet path reads the clock only once per jiffy. */
@@ -247,7 +279,8 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 		c->first_seen_ns = now;
 	conn_dir(c, side)->last_seen_ns = now;
 	c->last_emit_ns = now;
-	c->clock_jiffies = bpf_jiffies64(); /* the precise clock was read in this jiffy */
+	if (jiffy_clock())
+		c->clock_jiffies = bpf_jiffies64(); /* the precise clock was read in this jiffy */
 	ev->type = FLOWCTL_EV_FLOW;
 	ev->abi_version = abi_version;
 	ev->obs_point = obs;
@@ -257,10 +290,12 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	ev->proto = p->proto;
 	ev->l7 = l7;
 	ev->ts_ns = now;
-	ev->packets = conn_dir(c, side)->packets;
-	ev->bytes = conn_dir(c, side)->bytes;
-	ev->reply_packets = conn_dir(c, side ^ 1)->packets;
-	ev->reply_bytes = conn_dir(c, side ^ 1)->bytes;
+	if (!(how & EMIT_CACHED))
+		ev->packets = ev->bytes = ev->reply_packets = ev->reply_bytes = 0;
+	ev->packets += conn_dir(c, side)->packets;
+	ev->bytes += conn_dir(c, side)->bytes;
+	ev->reply_packets += conn_dir(c, side ^ 1)->packets;
+	ev->reply_bytes += conn_dir(c, side ^ 1)->bytes;
 	ev->first_seen_ns = c->first_seen_ns;
 	ev->last_seen_ns = conn_last_seen(c);
 	ev->ifindex = skb->ifindex;
@@ -307,6 +342,9 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	return 1;
 }
 
+static __noinline int conn4_cached_sum(const struct pkt *p, const struct flowctl_conn *c, __u32 ifindex,
+				       __u32 side);
+
 /* Accounts one packet in connection `c` (a map value, or a stack copy when the map is full),
  * decides whether it is worth an event, and returns the TC action. */
 static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
@@ -316,6 +354,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 	__u32 seen_bit = side ? FLOWCTL_STATE_SEEN1 : FLOWCTL_STATE_SEEN0;
 	__u32 newf = 0, first = 0, closing = 0, changed = 0;
 	__u8 reason = 0, l7 = FLOWCTL_L7_NONE, verdict;
+	__u32 how;
 
 	if (c->epoch != epoch)
 		changed = evaluate(c, k, side, obs, epoch);
@@ -355,8 +394,12 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 		reason = FLOWCTL_REASON_STATS;
 	else if (every_packet)
 		reason = FLOWCTL_REASON_SAMPLE;
-	if (reason)
-		emit(skb, p, c, EMIT_HOW(side, obs, reason, l7));
+	if (reason) {
+		how = EMIT_HOW(side, obs, reason, l7);
+		if (c->cached && p->ip_version == 4 && conn4_cached_sum(p, c, skb->ifindex, side))
+			how |= EMIT_CACHED;
+		emit(skb, p, c, how);
+	}
 	return verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
 }
 
@@ -421,6 +464,127 @@ static __always_inline int conn4_key_eq(const struct flowctl_conn4_key *a, const
 	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
 
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
+}
+
+/* The conn4_cache entry of a key: direct-mapped by the ports. */
+static __always_inline __u32 conn4_cache_way(const struct flowctl_conn4_key *k)
+{
+	return (k->port[0] ^ k->port[1]) & (FLOWCTL_CONN4_CACHE_WAYS - 1);
+}
+
+/* For an event of an IPv4 connection that conn4_cache may hold (c->cached): the counts pending for
+ * it in every CPU's cache, by side, into the scratch event (emit adds the connection's own counts
+ * to them). Returns 1 when it did. Called before emit rather than from it: emit's frame is last in
+ * the deepest call chain, at the verifier's 512-byte stack limit. */
+static __noinline int conn4_cached_sum(const struct pkt *p, const struct flowctl_conn *c, __u32 ifindex,
+				       __u32 side)
+{
+	struct flowctl_conn4_key k = {};
+	struct flowctl_conn4_cache *pc;
+	struct flowctl_conn4_cached *e;
+	struct flow_event *ev;
+	__u32 zero = 0, cpu, way;
+
+	if (!p || !c || !nr_cpus || nr_cpus > FLOWCTL_MAX_CPUS)
+		return 0;
+	ev = bpf_map_lookup_elem(&scratch, &zero);
+	if (!ev)
+		return 0;
+	side &= 1;
+	/* The canonical key, as conn4_key_of (no variable stack offsets: the verifier refuses them). */
+	k.addr[0] = side ? p->dst[0] : p->src[0];
+	k.addr[1] = side ? p->src[0] : p->dst[0];
+	k.port[0] = side ? p->dport : p->sport;
+	k.port[1] = side ? p->sport : p->dport;
+	k.ifindex = ifindex;
+	k.proto = p->proto;
+	way = conn4_cache_way(&k);
+	ev->packets = ev->bytes = ev->reply_packets = ev->reply_bytes = 0;
+	for (cpu = 0; cpu < nr_cpus; cpu++) {
+		pc = bpf_map_lookup_percpu_elem(&conn4_cache, &zero, cpu);
+		if (!pc)
+			break;
+		e = &pc->e[way];
+		if (!conn4_key_eq(&e->key, &k) || e->first_seen_ns != c->first_seen_ns)
+			continue;
+		/* Another CPU's counters, read while it may add to them: a packet it counts meanwhile
+		 * is in the next event instead. */
+		ev->packets += e->packets[side];
+		ev->bytes += e->bytes[side];
+		ev->reply_packets += e->packets[side ^ 1];
+		ev->reply_bytes += e->bytes[side ^ 1];
+	}
+	return 1;
+}
+
+/* Adds an entry's pending counts to its connection's slot, if the slot still holds it (else the
+ * connection is gone, and its events had these counts), and to the `packets` counter. */
+static __always_inline void conn4_cache_flush(struct flowctl_conn4_cached *e)
+{
+	struct flowctl_conn4_slot *o;
+	__u32 idx = e->slot;
+
+	if (!e->packets[0] && !e->packets[1])
+		return;
+	count_n(FLOWCTL_CNT_PACKETS, (__u64)e->packets[0] + e->packets[1]);
+	o = bpf_map_lookup_elem(&conns4, &idx);
+	if (o && o->gen && conn4_key_eq(&o->key, &e->key) && o->conn.first_seen_ns == e->first_seen_ns) {
+		if (e->packets[0]) {
+			__sync_fetch_and_add(&o->conn.dir0.packets, e->packets[0]);
+			__sync_fetch_and_add(&o->conn.dir0.bytes, e->bytes[0]);
+		}
+		if (e->packets[1]) {
+			__sync_fetch_and_add(&o->conn.dir1.packets, e->packets[1]);
+			__sync_fetch_and_add(&o->conn.dir1.bytes, e->bytes[1]);
+		}
+	}
+	e->packets[0] = e->packets[1] = 0;
+	e->bytes[0] = e->bytes[1] = 0;
+}
+
+/* After fast4 counted a packet of the connection in slot `idx` the long way: puts the connection in
+ * this CPU's cache for the rest of the jiffy, unless the entry holds another connection
+ * for this jiffy already (the first one of a jiffy keeps it). A function of its own: it runs once
+ * per jiffy and entry, and fast4's frame has no room for it. */
+static __noinline void conn4_cache_put(struct flowctl_conn4_slot *s, __u32 idx)
+{
+	struct flowctl_conn4_cache *pc;
+	struct flowctl_conn4_cached *e;
+	struct flowctl_conn *c;
+	__u32 zero = 0, st, http;
+	__u8 ok = 0;
+
+	if (!s || !nr_cpus || nr_cpus > FLOWCTL_MAX_CPUS)
+		return;
+	pc = bpf_map_lookup_elem(&conn4_cache, &zero);
+	if (!pc)
+		return;
+	e = &pc->e[conn4_cache_way(&s->key)];
+	c = &s->conn;
+	/* fast4 just checked that the slot's epoch and clock_jiffies are current. */
+	if (e->key.ifindex && e->jiffies == c->clock_jiffies && !conn4_key_eq(&e->key, &s->key))
+		return;
+	conn4_cache_flush(e);
+	st = c->state;
+	if (!(st & FLOWCTL_STATE_CLOSED) && c->verdict == FLOWCTL_VERDICT_FORWARDED &&
+	    s->key.port[0] != 53 && s->key.port[1] != 53) {
+		/* Payload: UDP always (not DNS), TCP once the direction proved not to be HTTP. */
+		http = s->key.proto == IPPROTO_TCP;
+		if (st & FLOWCTL_STATE_SEEN0)
+			ok |= 1 | (!http || (st & FLOWCTL_STATE_NOHTTP0) ? 4 : 0);
+		if (st & FLOWCTL_STATE_SEEN1)
+			ok |= 2 | (!http || (st & (FLOWCTL_STATE_NOHTTP0 << 1)) ? 8 : 0);
+	}
+	e->key = s->key;
+	e->slot = idx;
+	e->first_seen_ns = c->first_seen_ns;
+	e->jiffies = c->clock_jiffies;
+	e->epoch = c->epoch;
+	e->flags[0] = c->flags_seen[0] & ~TCP_SYN;
+	e->flags[1] = c->flags_seen[1] & ~TCP_SYN;
+	e->ok = ok;
+	if (!c->cached)
+		c->cached = 1;
 }
 
 /* The two set-associative tables, conns4 and conns6, share their code: a slot is a u32 `gen`, the
@@ -726,6 +890,8 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 	__u8 *pl, b[8];
 	__u8 verdict;
 
+	if (every_packet)
+		return -1;
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!c || c->epoch != (cfg ? cfg->epoch : 0))
 		return -1;
@@ -796,7 +962,9 @@ static __always_inline __u32 conn4_key_of(struct flowctl_conn4_key *k, const __u
 
 /* fast4's packet when its connection is not in conns4: established ones whose set was full live
  * in flows4 (a hash lookup, kept out of fast4 so that its helper call does not cost fast4's
- * registers). Same checks as fast4, through fast_l4 and fast_account. */
+ * registers). Same checks as fast4, through fast_l4 and fast_account. A function of its own (a
+ * rare path): its locals would make the program's own frame too big for the verifier's 512-byte
+ * limit on the deepest call chain. */
 static __always_inline int flows4_fast(struct __sk_buff *skb, __u8 *ip, void *end)
 {
 	struct flowctl_conn4_key k = {};
@@ -814,7 +982,7 @@ static __always_inline int flows4_fast(struct __sk_buff *skb, __u8 *ip, void *en
 }
 
 /* IPv6 with TCP or UDP right after the fixed header (no extension headers). */
-static __always_inline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
+static __noinline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
 {
 	struct flowctl_conn *c;
 	struct flowctl_conn_key k = {};
@@ -865,7 +1033,8 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 {
 	struct flowctl_conn4_key k = {};
 	struct flowctl_conn4_slot *s = NULL;
-	struct flowctl_config *cfg;
+	struct flowctl_conn4_cache *pc;
+	struct flowctl_conn4_cached *e;
 	struct flowctl_conn_dir *d;
 	struct flowctl_conn *c;
 	__u8 *ip = data + ETH_HLEN, *l4 = ip + 20;
@@ -902,6 +1071,19 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	dp = bpf_ntohs(*(__u16 *)(l4 + 2));
 	side = conn4_key_of(&k, ip, sp, dp, skb->ifindex, proto);
 
+	/* In this CPU's cache: two private adds (see struct flowctl_conn4_cache). */
+	pc = bpf_map_lookup_elem(&conn4_cache, &zero);
+	if (unlikely(!pc))
+		return -1;
+	e = &pc->e[conn4_cache_way(&k)];
+	if (likely(conn4_key_eq(&e->key, &k) && (e->ok & ((plen ? 4 : 1) << side)) &&
+		   !(flags & ~(__u32)e->flags[side]) && e->jiffies == bpf_jiffies64() &&
+		   e->epoch == config_epoch())) {
+		e->packets[side] += 1;
+		e->bytes[side] += skb->len;
+		return TC_ACT_OK;
+	}
+
 	idx = conn4_set(&k);
 #pragma unroll
 	for (i = 0; i < FLOWCTL_CONN4_WAYS; i++) {
@@ -915,8 +1097,8 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	if (unlikely(!s))
 		return -2;
 	c = &s->conn;
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (unlikely(c->epoch != (cfg ? cfg->epoch : 0)))
+	/* Again rather than kept from above: fast4's frame has no room for more live values. */
+	if (unlikely(c->epoch != config_epoch()))
 		return -1;
 	/* fast_account's conditions (DROPPED and AUDIT verdicts take the full path), each a reason
 	 * for the full path. */
@@ -929,12 +1111,14 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 			      (proto == IPPROTO_TCP && plen >= 8 &&
 			       !(c->state & (FLOWCTL_STATE_NOHTTP0 << side))))))
 		return -1;
-	if (unlikely(precise_clock() || bpf_jiffies64() != c->clock_jiffies))
+	/* Never equal without jiffy_clock(). */
+	if (unlikely(bpf_jiffies64() != c->clock_jiffies))
 		return -1;
 	d = conn_dir(c, side);
 	__sync_fetch_and_add(&d->packets, 1);
 	__sync_fetch_and_add(&d->bytes, skb->len);
 	count(FLOWCTL_CNT_PACKETS);
+	conn4_cache_put(s, idx);
 	return TC_ACT_OK;
 }
 
@@ -952,7 +1136,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 	__u16 proto;
 	int r;
 
-	if (likely(!every_packet && data + ETH_HLEN <= end)) {
+	if (likely(data + ETH_HLEN <= end)) {
 		proto = *(__u16 *)(data + 12);
 		if (likely(proto == bpf_htons(ETH_P_IP))) {
 			r = fast4(skb, data, end);

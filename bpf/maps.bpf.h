@@ -106,4 +106,12 @@ struct {
 	__type(value, struct flowctl_conn);
 } conn_scratch SEC(".maps");
 
+/* 0 -> this CPU's cache of recent conns4 connections (flowctl.h, struct flowctl_conn4_cache). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flowctl_conn4_cache);
+} conn4_cache SEC(".maps");
+
 #endif /* __FLOWCTL_MAPS_BPF_H */

@@ -8,6 +8,7 @@ export {
   probeProgType,
   probeMapType,
   probeHelper,
+  possibleCpus,
   setLogger,
   closeAll,
   type Direction,

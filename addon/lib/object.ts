@@ -1,5 +1,6 @@
 // Typed facade over the native object model: BpfObject owns programs, maps, links and ring
 // buffers; closing it detaches and frees all of them.
+import { readFileSync } from 'node:fs';
 import { native, type Features, type NativeLink, type NativeLinkInfo, type NativeMap, type NativeMapInfo, type NativeObject, type NativeProgram, type NativeVariable } from './native.js';
 import { installExitCleanup } from './cleanup.js';
 import { iterateRing, RingBuffer, type RingBatch, type RingCallback } from './ring-buffer.js';
@@ -294,6 +295,21 @@ export function probeMapType(name: string): boolean {
 }
 export function probeHelper(progType: string, helperId: number): boolean {
   return native().probeHelper(progType, helperId);
+}
+
+/**
+ * Possible CPUs as libbpf counts them (libbpf_num_possible_cpus: the highest CPU in
+ * /sys/devices/system/cpu/possible, plus one): the number of values of a per-CPU map entry.
+ */
+export function possibleCpus(): number {
+  const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
+  let max = -1;
+  for (const part of text.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new Error(`/sys/devices/system/cpu/possible: cannot parse "${text}"`);
+    max = Math.max(max, Number(m[2] ?? m[1]));
+  }
+  return max + 1;
 }
 
 export type Logger = (level: 'warn' | 'info' | 'debug', message: string) => void;

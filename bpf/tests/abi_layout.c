@@ -64,7 +64,7 @@ int main(void)
 	BEGIN("conn_value", flowctl_conn, sizeof(struct flowctl_conn));
 	F(flowctl_conn, epoch); F(flowctl_conn, clock_jiffies); F(flowctl_conn, flags_seen);
 	F(flowctl_conn, state); F(flowctl_conn, verdict); F(flowctl_conn, opener);
-	F(flowctl_conn, policy_direction); F(flowctl_conn, policy_ref); F(flowctl_conn, drop_reason);
+	F(flowctl_conn, policy_direction); F(flowctl_conn, cached); F(flowctl_conn, policy_ref); F(flowctl_conn, drop_reason);
 	FN(flowctl_conn, dir0.packets, dir0_packets); FN(flowctl_conn, dir0.bytes, dir0_bytes);
 	FN(flowctl_conn, dir0.last_seen_ns, dir0_last_seen_ns);
 	F(flowctl_conn, first_seen_ns); F(flowctl_conn, last_emit_ns); F(flowctl_conn, identity);
@@ -76,6 +76,14 @@ int main(void)
 	END();
 	BEGIN("conn6_slot", flowctl_conn6_slot, sizeof(struct flowctl_conn6_slot));
 	F(flowctl_conn6_slot, gen); F(flowctl_conn6_slot, key); F(flowctl_conn6_slot, conn);
+	END();
+	BEGIN("conn4_cached", flowctl_conn4_cached, sizeof(struct flowctl_conn4_cached));
+	F(flowctl_conn4_cached, key); F(flowctl_conn4_cached, slot); F(flowctl_conn4_cached, first_seen_ns);
+	F(flowctl_conn4_cached, jiffies); F(flowctl_conn4_cached, epoch); F(flowctl_conn4_cached, flags);
+	F(flowctl_conn4_cached, ok); F(flowctl_conn4_cached, packets); F(flowctl_conn4_cached, bytes);
+	END();
+	BEGIN("conn4_cache", flowctl_conn4_cache, sizeof(struct flowctl_conn4_cache));
+	F(flowctl_conn4_cache, e);
 	END();
 	printf(", \"constants\": {\"abi_version\": %d, \"max_payload\": %d, \"hdr_len\": %d, "
 	       "\"ev_flow\": %d, \"counters\": %d, \"drop_policy_denied\": %d}",

@@ -11,6 +11,8 @@ import {
   CONN_VALUE,
   CONN4_SLOT,
   CONN6_SLOT,
+  CONN4_CACHE,
+  CONN4_CACHED,
   COUNTER_NAMES,
   FLOW_EVENT,
   FLOWCTL_ABI_VERSION,
@@ -61,6 +63,8 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['conn_value', CONN_VALUE],
     ['conn4_slot', CONN4_SLOT],
     ['conn6_slot', CONN6_SLOT],
+    ['conn4_cached', CONN4_CACHED],
+    ['conn4_cache', CONN4_CACHE],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {
     expect({ ...ts }).toEqual(layout[name]);
   });

@@ -75,6 +75,7 @@ export const CONN_VALUE = {
   verdict: 28,
   opener: 29,
   policy_direction: 30,
+  cached: 31,
   policy_ref: 32,
   drop_reason: 36,
   dir0_packets: 40,
@@ -91,6 +92,10 @@ export const CONN_VALUE = {
 export const CONN4_SLOT = { size: 192, gen: 0, key: 4, conn: 24 } as const;
 /** struct flowctl_conn6_slot, the value of `conns6`: four cache lines. */
 export const CONN6_SLOT = { size: 256, gen: 0, key: 4, conn: 88 } as const;
+/** struct flowctl_conn4_cached, an entry of a CPU's `conn4_cache` (struct flowctl_conn4_cache: `ways` of them). */
+export const CONN4_CACHED = { size: 80, key: 0, slot: 20, first_seen_ns: 24, jiffies: 32, epoch: 40, flags: 48, ok: 52, packets: 56, bytes: 64 } as const;
+export const CONN4_CACHE = { size: 640, e: 0 } as const;
+export const CONN4_CACHE_WAYS = 8;
 
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
@@ -219,6 +224,23 @@ export function sumPerCpuU64(value: Buffer): bigint {
   let s = 0n;
   for (let i = 0; i + 8 <= value.length; i += 8) s += value.readBigUInt64LE(i);
   return s;
+}
+
+/**
+ * Packets counted in `conn4_cache` and not yet added to the `packets` counter: the sum over every
+ * CPU's entries. `value` is the map's single value as a per-CPU lookup returns it (each CPU's
+ * struct flowctl_conn4_cache, 8-byte aligned).
+ */
+export function conn4CachePending(value: Buffer): bigint {
+  const stride = (CONN4_CACHE.size + 7) & ~7;
+  let n = 0n;
+  for (let cpu = 0; cpu + stride <= value.length; cpu += stride) {
+    for (let w = 0; w < CONN4_CACHE_WAYS; w++) {
+      const e = cpu + CONN4_CACHE.e + w * CONN4_CACHED.size;
+      n += BigInt(value.readUInt32LE(e + CONN4_CACHED.packets)) + BigInt(value.readUInt32LE(e + CONN4_CACHED.packets + 4));
+    }
+  }
+  return n;
 }
 
 /** All counters of the `counters` map, summed over CPUs, by name. */

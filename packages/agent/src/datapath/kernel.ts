@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CompiledPolicy } from '@flowctl/policy';
-import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
+import { BpfObject, forEachRecord, possibleCpus } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
-import { decodeFlowEvent, readCounters } from './abi.js';
+import { conn4CachePending, decodeFlowEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import type { Datapath, DatapathOptions } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
@@ -86,6 +86,7 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
       this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
       this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
+      this.flowObj.setRodata('nr_cpus', possibleCpus());
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
       if (opts.tracepoints !== false) {
@@ -225,6 +226,9 @@ export class KernelDatapath implements Datapath {
     if (!this.closed) {
       const flowMap = this.flowObj.map('counters');
       Object.assign(out, readCounters((k) => flowMap.lookup(k)));
+      // Packets the program counted in its per-CPU connection cache and has not added yet.
+      const cached = this.flowObj.map('conn4_cache').lookup(u32(0));
+      if (cached) out.packets = (out.packets ?? 0n) + conn4CachePending(cached);
     }
     const trace = this.closed || !this.traceObj ? [] : sumPerCpu(this.traceObj, 'trace_counters', TRACE_COUNTERS.length);
     TRACE_COUNTERS.forEach((n, i) => (out[n] = trace[i] ?? 0n));
