@@ -151,6 +151,20 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
     expect(await dp.one('from', out(41004, 80, F.SYN))).toMatchObject({ reason: 1, packets: 1n, replyPackets: 0n });
   });
 
+  it('connections that share a cache entry: the first of a jiffy keeps it, and every count is exact', async () => {
+    // 41010 ^ 80 and 41018 ^ 80 agree in their low 3 bits: the same entry of each CPU's cache.
+    await open(41010, 80);
+    await open(41018, 80);
+    for (let i = 0; i < 5; i++) {
+      await dp.run('from', out(41010, 80, F.ACK), 100);
+      await dp.run('from', out(41018, 80, F.ACK), 100);
+      await dp.run('to', back(80, 41018, F.ACK), 10);
+    }
+    expect(pending(41010, 80) + pending(41018, 80)).toBeGreaterThan(0);
+    expect(await dp.one('from', out(41010, 80, F.RST))).toMatchObject({ reason: 3, packets: 503n, replyPackets: 1n });
+    expect(await dp.one('from', out(41018, 80, F.RST))).toMatchObject({ reason: 3, packets: 503n, replyPackets: 51n });
+  });
+
   it('payloads: a TCP direction is cached with payload only once it proved not to be HTTP', async () => {
     await open(41005, 8080);
     const get = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');

@@ -62,6 +62,7 @@ export class KernelDatapath implements Datapath {
   private paused = false;
   private closed = false;
   private decodeErrors = 0n;
+  private packetsHigh = 0n;
   private ownTcDrops = 0n;
   private readonly onDecodeError: ((message: string) => void) | undefined;
   private readonly tcAttach: 'auto' | 'tcx' | 'clsact';
@@ -226,9 +227,14 @@ export class KernelDatapath implements Datapath {
     if (!this.closed) {
       const flowMap = this.flowObj.map('counters');
       Object.assign(out, readCounters((k) => flowMap.lookup(k)));
-      // Packets the program counted in its per-CPU connection cache and has not added yet.
+      // Packets the program counted in its per-CPU connection cache and has not added yet. Read
+      // after the counters: a CPU moving its pending packets to the counter in between makes this
+      // read short by them, never double them; and the figure never goes back (a Prometheus
+      // counter that decreases reads as a reset).
       const cached = this.flowObj.map('conn4_cache').lookup(u32(0));
-      if (cached) out.packets = (out.packets ?? 0n) + conn4CachePending(cached);
+      const packets = (out.packets ?? 0n) + (cached ? conn4CachePending(cached) : 0n);
+      this.packetsHigh = packets > this.packetsHigh ? packets : this.packetsHigh;
+      out.packets = this.packetsHigh;
     }
     const trace = this.closed || !this.traceObj ? [] : sumPerCpu(this.traceObj, 'trace_counters', TRACE_COUNTERS.length);
     TRACE_COUNTERS.forEach((n, i) => (out[n] = trace[i] ?? 0n));
