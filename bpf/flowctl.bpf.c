@@ -342,7 +342,7 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	return 1;
 }
 
-static __noinline int conn4_cached_sum(const struct pkt *p, const struct flowctl_conn *c, __u32 ifindex,
+static __noinline int conn4_cached_sum(const struct flowctl_conn_key *k, const struct flowctl_conn *c,
 				       __u32 side);
 
 /* Accounts one packet in connection `c` (a map value, or a stack copy when the map is full),
@@ -396,7 +396,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p,
 		reason = FLOWCTL_REASON_SAMPLE;
 	if (reason) {
 		how = EMIT_HOW(side, obs, reason, l7);
-		if (c->cached && p->ip_version == 4 && conn4_cached_sum(p, c, skb->ifindex, side))
+		if (c->cached && k->ip_version == 4 && conn4_cached_sum(k, c, side))
 			how |= EMIT_CACHED;
 		emit(skb, p, c, how);
 	}
@@ -476,36 +476,30 @@ static __always_inline __u32 conn4_cache_way(const struct flowctl_conn4_key *k)
  * it in every CPU's cache, by side, into the scratch event (emit adds the connection's own counts
  * to them). Returns 1 when it did. Called before emit rather than from it: emit's frame is last in
  * the deepest call chain, at the verifier's 512-byte stack limit. */
-static __noinline int conn4_cached_sum(const struct pkt *p, const struct flowctl_conn *c, __u32 ifindex,
+static __noinline int conn4_cached_sum(const struct flowctl_conn_key *k, const struct flowctl_conn *c,
 				       __u32 side)
 {
-	struct flowctl_conn4_key k = {};
+	struct flowctl_conn4_key k4 = {};
 	struct flowctl_conn4_cache *pc;
 	struct flowctl_conn4_cached *e;
 	struct flow_event *ev;
 	__u32 zero = 0, cpu, way;
 
-	if (!p || !c || !nr_cpus || nr_cpus > FLOWCTL_MAX_CPUS)
+	if (!k || !c || !nr_cpus || nr_cpus > FLOWCTL_MAX_CPUS)
 		return 0;
 	ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
 		return 0;
 	side &= 1;
-	/* The canonical key, as conn4_key_of (no variable stack offsets: the verifier refuses them). */
-	k.addr[0] = side ? p->dst[0] : p->src[0];
-	k.addr[1] = side ? p->src[0] : p->dst[0];
-	k.port[0] = side ? p->dport : p->sport;
-	k.port[1] = side ? p->sport : p->dport;
-	k.ifindex = ifindex;
-	k.proto = p->proto;
-	way = conn4_cache_way(&k);
+	conn4_key(k, &k4);
+	way = conn4_cache_way(&k4);
 	ev->packets = ev->bytes = ev->reply_packets = ev->reply_bytes = 0;
 	for (cpu = 0; cpu < nr_cpus; cpu++) {
 		pc = bpf_map_lookup_percpu_elem(&conn4_cache, &zero, cpu);
 		if (!pc)
 			break;
 		e = &pc->e[way];
-		if (!conn4_key_eq(&e->key, &k) || e->first_seen_ns != c->first_seen_ns)
+		if (!conn4_key_eq(&e->key, &k4) || e->first_seen_ns != c->first_seen_ns)
 			continue;
 		/* Another CPU's counters, read while it may add to them: a packet it counts meanwhile
 		 * is in the next event instead. */
@@ -761,7 +755,6 @@ static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs)
 {
 	struct flowctl_conn_key k = {};
 	struct flowctl_conn *init;
-	struct flowctl_config *cfg;
 	struct flowctl_conn *c;
 	struct pkt p = {};
 	__u32 zero = 0;
@@ -815,8 +808,7 @@ static __always_inline int handle_slow(struct __sk_buff *skb, __u32 obs)
 	k.proto = p.proto;
 	k.ip_version = p.ip_version;
 
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	epoch = cfg ? cfg->epoch : 0;
+	epoch = config_epoch();
 
 	c = conn_lookup(&k);
 	/* A SYN on a closed connection's tuple starts a new connection (port reuse). */
@@ -883,17 +875,15 @@ static __always_inline int fast_l4(struct fast_pkt *f, void *end)
 static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_conn *c,
 					const struct fast_pkt *f, __u32 side, void *end)
 {
-	struct flowctl_config *cfg;
 	struct flowctl_conn_dir *d;
-	__u32 zero = 0, plen = f->l4_len - f->hlen;
+	__u32 plen = f->l4_len - f->hlen;
 	__u64 now = 0;
 	__u8 *pl, b[8];
 	__u8 verdict;
 
 	if (every_packet)
 		return -1;
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!c || c->epoch != (cfg ? cfg->epoch : 0))
+	if (!c || c->epoch != config_epoch())
 		return -1;
 	side &= 1;
 	if ((f->flags & ~c->flags_seen[side]) ||

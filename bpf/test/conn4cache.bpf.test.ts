@@ -7,7 +7,7 @@ import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { possibleCpus } from '../../addon/lib/index.js';
 import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
-import { CONN4_CACHE, CONN4_CACHE_WAYS, CONN4_CACHED, conn4CachePending } from '../../packages/agent/src/datapath/abi.js';
+import { conn4CacheEntries, conn4CachePending } from '../../packages/agent/src/datapath/abi.js';
 import { writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
 import { F, ipv4, TCP, tcp } from './packets.js';
@@ -19,13 +19,6 @@ const out = (sport: number, dport: number, flags: number, payload?: Buffer) => i
 const back = (sport: number, dport: number, flags: number) => ipv4({ src: B, dst: A, proto: TCP }, tcp(sport, dport, flags));
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
-interface Cached {
-  cpu: number;
-  packets: [number, number];
-  bytes: [bigint, bigint];
-  ok: number;
-}
-
 describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_cache)', () => {
   let dp: Datapath;
   beforeAll(() => {
@@ -34,24 +27,8 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
   afterAll(() => dp?.close());
 
   /** Every CPU's conn4_cache entry holding A:sport -> B:dport. */
-  const cached = (sport: number, dport: number): Cached[] => {
-    const v = dp.obj.map('conn4_cache').lookup(Buffer.alloc(4))!;
-    const stride = (CONN4_CACHE.size + 7) & ~7;
-    const way = (sport ^ dport) & (CONN4_CACHE_WAYS - 1);
-    const found: Cached[] = [];
-    for (let cpu = 0; cpu * stride < v.length; cpu++) {
-      const e = cpu * stride + CONN4_CACHE.e + way * CONN4_CACHED.size;
-      const port = e + CONN4_CACHED.key + 12; // struct flowctl_conn4_key: addr[2], ifindex, port[2]
-      if (v.readUInt32LE(e + CONN4_CACHED.key + 8) === 0 || v.readUInt16LE(port) !== sport || v.readUInt16LE(port + 2) !== dport) continue;
-      found.push({
-        cpu,
-        packets: [v.readUInt32LE(e + CONN4_CACHED.packets), v.readUInt32LE(e + CONN4_CACHED.packets + 4)],
-        bytes: [v.readBigUInt64LE(e + CONN4_CACHED.bytes), v.readBigUInt64LE(e + CONN4_CACHED.bytes + 8)],
-        ok: v.readUInt8(e + CONN4_CACHED.ok),
-      });
-    }
-    return found;
-  };
+  const cached = (sport: number, dport: number) =>
+    conn4CacheEntries(dp.obj.map('conn4_cache').lookup(Buffer.alloc(4))!).filter((e) => e.port[0] === sport && e.port[1] === dport);
   const pending = (sport: number, dport: number) => cached(sport, dport).reduce((n, c) => n + c.packets[0] + c.packets[1], 0);
 
   /** SYN, SYN-ACK, then the ACK that is new to side 0 (full path, no event): established. */

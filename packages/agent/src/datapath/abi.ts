@@ -226,21 +226,44 @@ export function sumPerCpuU64(value: Buffer): bigint {
   return s;
 }
 
+/** One CPU's conn4_cache entry in use: its connection (ports, canonical order) and what it holds back. */
+export interface Conn4CachedEntry {
+  cpu: number;
+  way: number;
+  port: [number, number];
+  packets: [number, number];
+  bytes: [bigint, bigint];
+  ok: number;
+}
+
 /**
- * Packets counted in `conn4_cache` and not yet added to the `packets` counter: the sum over every
- * CPU's entries. `value` is the map's single value as a per-CPU lookup returns it (each CPU's
- * struct flowctl_conn4_cache, 8-byte aligned).
+ * The entries in use of every CPU's `conn4_cache`. `value` is the map's single value as a per-CPU
+ * lookup returns it (each CPU's struct flowctl_conn4_cache, 8-byte aligned).
  */
-export function conn4CachePending(value: Buffer): bigint {
+export function conn4CacheEntries(value: Buffer): Conn4CachedEntry[] {
   const stride = (CONN4_CACHE.size + 7) & ~7;
-  let n = 0n;
-  for (let cpu = 0; cpu + stride <= value.length; cpu += stride) {
-    for (let w = 0; w < CONN4_CACHE_WAYS; w++) {
-      const e = cpu + CONN4_CACHE.e + w * CONN4_CACHED.size;
-      n += BigInt(value.readUInt32LE(e + CONN4_CACHED.packets)) + BigInt(value.readUInt32LE(e + CONN4_CACHED.packets + 4));
+  const out: Conn4CachedEntry[] = [];
+  for (let cpu = 0; (cpu + 1) * stride <= value.length; cpu++) {
+    for (let way = 0; way < CONN4_CACHE_WAYS; way++) {
+      const e = cpu * stride + CONN4_CACHE.e + way * CONN4_CACHED.size;
+      const key = e + CONN4_CACHED.key;
+      if (value.readUInt32LE(key + CONN4_KEY.ifindex) === 0) continue; // never filled
+      out.push({
+        cpu,
+        way,
+        port: [value.readUInt16LE(key + CONN4_KEY.port), value.readUInt16LE(key + CONN4_KEY.port + 2)],
+        packets: [value.readUInt32LE(e + CONN4_CACHED.packets), value.readUInt32LE(e + CONN4_CACHED.packets + 4)],
+        bytes: [value.readBigUInt64LE(e + CONN4_CACHED.bytes), value.readBigUInt64LE(e + CONN4_CACHED.bytes + 8)],
+        ok: value.readUInt8(e + CONN4_CACHED.ok),
+      });
     }
   }
-  return n;
+  return out;
+}
+
+/** Packets counted in `conn4_cache` and not yet added to the `packets` counter, over every CPU. */
+export function conn4CachePending(value: Buffer): bigint {
+  return conn4CacheEntries(value).reduce((n, e) => n + BigInt(e.packets[0] + e.packets[1]), 0n);
 }
 
 /** All counters of the `counters` map, summed over CPUs, by name. */
