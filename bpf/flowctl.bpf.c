@@ -466,6 +466,12 @@ static __always_inline int conn4_key_eq(const struct flowctl_conn4_key *a, const
 	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
 }
 
+/* Whether conn4_cache is in use: the loader set nr_cpus, and the sum over CPUs covers them all. */
+static __always_inline int conn4_cache_on(void)
+{
+	return nr_cpus && nr_cpus <= FLOWCTL_MAX_CPUS;
+}
+
 /* The conn4_cache entry of a key: direct-mapped by the ports. */
 static __always_inline __u32 conn4_cache_way(const struct flowctl_conn4_key *k)
 {
@@ -485,7 +491,7 @@ static __noinline int conn4_cached_sum(const struct flowctl_conn_key *k, const s
 	struct flow_event *ev;
 	__u32 zero = 0, cpu, way;
 
-	if (!k || !c || !nr_cpus || nr_cpus > FLOWCTL_MAX_CPUS)
+	if (!k || !c || !conn4_cache_on())
 		return 0;
 	ev = bpf_map_lookup_elem(&scratch, &zero);
 	if (!ev)
@@ -537,9 +543,9 @@ static __always_inline void conn4_cache_flush(struct flowctl_conn4_cached *e)
 }
 
 /* After fast4 counted a packet of the connection in slot `idx` the long way: puts the connection in
- * this CPU's cache for the rest of the jiffy, unless the entry holds another connection
- * for this jiffy already (the first one of a jiffy keeps it). A function of its own: it runs once
- * per jiffy and entry, and fast4's frame has no room for it. */
+ * this CPU's cache for the rest of the jiffy (fast4 calls it only when the entry does not hold
+ * another connection for this jiffy: the first one of a jiffy keeps it). A function of its own: it
+ * runs once per jiffy and entry, and fast4's frame has no room for it. */
 static __noinline void conn4_cache_put(struct flowctl_conn4_slot *s, __u32 idx)
 {
 	struct flowctl_conn4_cache *pc;
@@ -548,16 +554,13 @@ static __noinline void conn4_cache_put(struct flowctl_conn4_slot *s, __u32 idx)
 	__u32 zero = 0, st, http;
 	__u8 ok = 0;
 
-	if (!s || nr_cpus > FLOWCTL_MAX_CPUS)
+	if (!s)
 		return;
 	pc = bpf_map_lookup_elem(&conn4_cache, &zero);
 	if (!pc)
 		return;
 	e = &pc->e[conn4_cache_way(&s->key)];
-	c = &s->conn;
-	/* fast4 just checked that the slot's epoch and clock_jiffies are current. */
-	if (e->key.ifindex && e->jiffies == c->clock_jiffies && !conn4_key_eq(&e->key, &s->key))
-		return;
+	c = &s->conn; /* fast4 just checked that its epoch and clock_jiffies are current */
 	conn4_cache_flush(e);
 	st = c->state;
 	if (!(st & FLOWCTL_STATE_CLOSED) && c->verdict == FLOWCTL_VERDICT_FORWARDED &&
@@ -952,9 +955,7 @@ static __always_inline __u32 conn4_key_of(struct flowctl_conn4_key *k, const __u
 
 /* fast4's packet when its connection is not in conns4: established ones whose set was full live
  * in flows4 (a hash lookup, kept out of fast4 so that its helper call does not cost fast4's
- * registers). Same checks as fast4, through fast_l4 and fast_account. A function of its own (a
- * rare path): its locals would make the program's own frame too big for the verifier's 512-byte
- * limit on the deepest call chain. */
+ * registers). Same checks as fast4, through fast_l4 and fast_account. */
 static __always_inline int flows4_fast(struct __sk_buff *skb, __u8 *ip, void *end)
 {
 	struct flowctl_conn4_key k = {};
@@ -1113,7 +1114,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	count(FLOWCTL_CNT_PACKETS);
 	/* Not when another connection holds the cache entry for this jiffy (the call alone costs
 	 * ~10 ns under test_run, and a CPU with many connections gets here for most packets). */
-	if (nr_cpus && (e->jiffies != c->clock_jiffies || conn4_key_eq(&e->key, &k)))
+	if (conn4_cache_on() && (e->jiffies != c->clock_jiffies || conn4_key_eq(&e->key, &k)))
 		conn4_cache_put(s, idx);
 	return TC_ACT_OK;
 }
