@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject, possibleCpus } from '../addon/lib/index.js';
 import { compilePolicies, parsePolicies, resolveEndpoints, type EndpointSpec } from '../packages/policy/src/index.js';
 import { sumPerCpuU64 } from '../packages/agent/src/datapath/abi.js';
+import { setConnCache } from '../packages/agent/src/datapath/kernel.js';
 import { writeIpcache, writePolicyMaps, type PolicyMaps } from '../packages/agent/src/datapath/policy-maps.js';
 import { F, ipv4, ipv6, TCP, tcp } from '../bpf/test/packets.js';
 import { median, progress, writeSection } from './lib/report.js';
@@ -37,7 +38,7 @@ function workload(): NeighbourWorkload {
 function open(connCache = true): { obj: BpfObject; maps: PolicyMaps } {
   const obj = BpfObject.open(out('flowctl.bpf.o'), { name: 'flowctl' });
   obj.setMaxEntries('events', 1 << 23);
-  obj.setRodata('nr_cpus', connCache ? possibleCpus() : 0);
+  setConnCache(obj, connCache ? possibleCpus() : 0);
   obj.load();
   const maps = { ipcache: obj.map('ipcache'), policyEnforce: obj.map('policy_enforce'), policy: obj.map('policy'), config: obj.map('config') };
   return { obj, maps };

@@ -24,7 +24,7 @@
 // - TC programs attach as TCX links, as the agent attaches them on kernels that have TCX (6.6+):
 //   the clsact path costs an empty program ~6% of the throughput here, TCX ~1.5%.
 //
-//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 160] [--slice 0.5] [--offloads] [--clsact]
+//   pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts [--rounds 160] [--slice 0.5] [--seed 1] [--offloads] [--clsact]
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -51,6 +51,8 @@ function arg(name: string, def: number, min = Number.MIN_VALUE): number {
   return v;
 }
 const ROUNDS = arg('rounds', 160);
+/** Seed of the slice order (see main). */
+const SEED = arg('seed', 1, 0);
 /** Seconds measured per slice; each slice also has ~0.1 s to settle after its mode is switched on. */
 const SLICE_S = arg('slice', 0.5);
 const SETTLE_MS = 100;
@@ -110,6 +112,27 @@ const MODES: Mode[] = (() => {
   return list;
 })();
 
+/** mulberry32: a small seeded PRNG, enough to shuffle the slice order reproducibly. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
 interface Slice {
   gbps: number;
   /** CPU seconds per GB received, all parties. */
@@ -127,10 +150,23 @@ interface Slice {
   fullCpuGbps: number;
   /** GB per CPU-second of all parties: the throughput if every CPU we use were ours alone. */
   gbPerCpuS: number;
+  /** CPU milliseconds per GB received, by party (the parts of cpuPerGB, with the client's ksoftirqd apart). */
+  parts: Record<Party, number>;
   /** flowctl: events delivered and lost in the kernel; tcpdump: packets captured and dropped. */
   events: number;
   lost: bigint;
 }
+
+const PARTIES = ['client', 'ksoftirqdClient', 'server', 'ksoftirqdOther', 'tcpdump', 'bench'] as const;
+type Party = (typeof PARTIES)[number];
+const PARTY_LABEL: Record<Party, string> = {
+  client: 'iperf3 client (and softirq work run in its context)',
+  ksoftirqdClient: "ksoftirqd of the client's CPU",
+  server: 'iperf3 server',
+  ksoftirqdOther: 'other ksoftirqd',
+  tcpdump: 'tcpdump',
+  bench: 'benchmark process (flowctl ring consumer)',
+};
 
 interface Procs {
   client: ChildProcess;
@@ -171,9 +207,21 @@ async function measure(p: Procs, extra: ChildProcess | undefined): Promise<Omit<
   const clientTask = (s1.client - s0.client) / 1e9;
   const client = clientTask + (s1.ksoftClient - s0.ksoftClient) / 1e9;
   const server = (s1.server - s0.server) / 1e9;
-  const cpuS = clientTask + server + (s1.extra - s0.extra) / 1e9 + ksoft + (self.user + self.system) / 1e6;
+  const extraS = (s1.extra - s0.extra) / 1e9;
+  const selfS = (self.user + self.system) / 1e6;
+  const cpuS = clientTask + server + extraS + ksoft + selfS;
   const wall = (s1.t - s0.t) / 1000;
+  const ksoftClient = (s1.ksoftClient - s0.ksoftClient) / 1e9;
+  const ms = (x: number) => (x * 1000) / gb;
   return {
+    parts: {
+      client: ms(clientTask),
+      ksoftirqdClient: ms(ksoftClient),
+      server: ms(server),
+      ksoftirqdOther: ms(ksoft - ksoftClient),
+      tcpdump: ms(extraS),
+      bench: ms(selfS),
+    },
     gbps: (gb * 8) / wall,
     cpuPerGB: cpuS / gb,
     ksoftirqdPerGB: ksoft / gb,
@@ -297,10 +345,13 @@ async function main(): Promise<void> {
     await waitFor(server, /local .* connected to/, 'iperf3 data connection');
     await sleep(1000); // past slow start, ARP, the first autotuning of the receive buffer
     const p = { client, server };
+    const rng = prng(SEED);
     for (let r = 0; r < ROUNDS; r++) {
-      // Rotate the order each round so that no mode always follows the same one.
-      for (let k = 0; k < MODES.length; k++) {
-        const mode = MODES[(r + k) % MODES.length]!;
+      // A fresh random order each round (seeded, so a run can be repeated): each mode takes each
+      // place in the round, follows each other mode and sits at each distance from the bare
+      // slices equally often on average. A fixed order (even rotated) makes each mode follow nearly always the
+      // same one, and any carry-over from one slice to the next then biases one mode.
+      for (const mode of shuffled(MODES, rng)) {
         const res = await slice(mode, p, nop);
         timeline.push({ mode, s: res });
         progress(`round ${r + 1}/${ROUNDS} ${mode}: ${res.gbps.toFixed(2)} Gbit/s, ${res.cpuPerGB.toFixed(2)} CPU-s/GB`);
@@ -323,13 +374,24 @@ async function main(): Promise<void> {
 type Key = 'gbps' | 'cpuPerGB' | 'fullCpuGbps' | 'gbPerCpuS';
 
 function neighbourRatios(timeline: { mode: Mode; s: Slice }[], mode: Mode, base: Mode, key: Key): number[] {
+  return neighbourCompare(timeline, mode, base, (s) => s[key], (x, ref) => x / ref);
+}
+
+/** The same, for any figure of a slice and any comparison (a ratio, a difference). */
+function neighbourCompare(
+  timeline: { mode: Mode; s: Slice }[],
+  mode: Mode,
+  base: Mode,
+  get: (s: Slice) => number,
+  cmp: (x: number, ref: number) => number,
+): number[] {
   const out: number[] = [];
   timeline.forEach((e, i) => {
     if (e.mode !== mode) return;
     const before = timeline.slice(0, i).findLast((x) => x.mode === base);
     const after = timeline.slice(i + 1).find((x) => x.mode === base);
     const refs = [before, after].filter((x) => x !== undefined);
-    if (refs.length) out.push(e.s[key] / (refs.reduce((a, x) => a + x.s[key], 0) / refs.length));
+    if (refs.length) out.push(cmp(get(e.s), refs.reduce((a, x) => a + get(x.s), 0) / refs.length));
   });
   return out;
 }
@@ -343,11 +405,16 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
   const cell = (xs: number[]) => `${pct(median(xs))} (${iqr(xs)})`;
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
   const all = timeline.map((e) => e.s);
+  const partsOf = (m: Mode) => PARTIES.map((q) => `${q} ${median(of(m).map((x) => x.parts[q])).toFixed(1)}`).join(', ');
+  const partDelta = (m: Mode, q: Party) => median(neighbourCompare(timeline, m, 'bare', (s) => s.parts[q], (x, ref) => x - ref));
+  const partsDelta = (m: Mode) => PARTIES.map((q) => `${q} ${partDelta(m, q) >= 0 ? '+' : ''}${partDelta(m, q).toFixed(1)}`).join(', ');
   const line = (key: Key) => MODES.slice(1).map((m) => `${m} ${cell(ratios(m, key))}`).join(', ');
   const summary = () => {
     progress(`throughput: ${line('gbps')}`);
     progress(`at a full CPU: ${line('fullCpuGbps')}`);
     progress(`CPU/GB: ${line('cpuPerGB')}; ${elapsedS.toFixed(0)} s`);
+    progress(`CPU ms/GB by party, bare: ${partsOf('bare')}`);
+    for (const m of MODES.slice(1)) progress(`  ${m} minus neighbouring bare: ${partsDelta(m)}`);
   };
   // A --modes run is a diagnosis: progress lines only; docs/benchmarks.md keeps the standard run.
   if (MODES.join() !== 'bare,tc-nop,flowctl,tcpdump') return summary();
@@ -399,7 +466,7 @@ One iperf3 TCP stream from a "pod" namespace to a "node" namespace over a veth p
 ${setupText}; iperf3 client pinned to CPU ${CPU_CLIENT}, server and tcpdump to CPU ${CPU_SERVER} (\`taskset\`).
 veth queues each packet on the sender's CPU, so the receive path, including the TC ingress
 program and tcpdump's packet copy, runs in softirq on the client's CPU. The stream is cut into
-${ROUNDS} rounds of ${MODES.length} slices (${MODES.join(', ')}; the order rotates each round), each measured for
+${ROUNDS} rounds of ${MODES.length} slices (${MODES.join(', ')}, in a new random order each round, seed ${SEED}), each measured for
 ${SLICE_S} s after ${SETTLE_MS} ms to settle. *flowctl*: \`KernelDatapath\` with default knobs, as the agent
 runs it (aggregated events, 512-byte L7 snippets, tracepoint programs on, ring consumed by the
 benchmark process), loaded once before the stream starts; its TC programs are attached for the
@@ -433,7 +500,13 @@ if every CPU involved were ours; the steadiest of the three from run to run).
 | ≥ 97% of bare | ${g.ratio} | ${gf.ratio} | ${gc.ratio} |
 | less than a fifth of tcpdump's loss | ${g.vsDump} | ${gf.vsDump} | ${gc.vsDump} |
 
-CPU per GB: flowctl adds ${pct(oursCpu)}, tcpdump ${pct(dumpCpu)}.
+CPU per GB: flowctl adds ${pct(oursCpu)}, tcpdump ${pct(dumpCpu)}. By party, in CPU-ms per GB (bare: median;
+other modes: median difference from their neighbouring bare slices):
+
+| party | bare | ${MODES.slice(1).join(' | ')} |
+|---|---:|${MODES.slice(1).map(() => '---:|').join('')}
+${PARTIES.map((q) => `| ${PARTY_LABEL[q]} | ${median(of('bare').map((x) => x.parts[q])).toFixed(1)} | ${MODES.slice(1).map((m) => `${partDelta(m, q) >= 0 ? '+' : ''}${partDelta(m, q).toFixed(1)}`).join(' | ')} |`).join('\n')}
+
 flowctl delivered ${events} events over its slices; events lost in the kernel: ${lost}.
 tcpdump captured ${of('tcpdump').reduce((a, x) => a + x.events, 0)} packets over its slices (from start to stop, so more than the measured part); dropped by the kernel: ${of('tcpdump').reduce((a, x) => a + x.lost, 0n)}.
 Throughput per slice (Gbit/s): ${MODES.map((m) => `${m}: ${fmt(of(m).map((x) => x.gbps))}`).join('; ')}.
@@ -446,7 +519,7 @@ splits flowctl's cost and prints only: flowctl-tc is flowctl without its tracepo
 flowctl-fresh loads flowctl for each slice and closes it after (how this benchmark measured
 flowctl before: it includes the first ~second after a load, see below).
 
-Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}${TC_MODE === 'clsact' ? ' --clsact' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
+Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${SEED !== 1 ? ` --seed ${SEED}` : ''}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}${TC_MODE === 'clsact' ? ' --clsact' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
   );
   summary();
 }

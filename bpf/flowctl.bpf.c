@@ -501,7 +501,7 @@ static __noinline int conn4_cached_sum(const struct flowctl_conn_key *k, const s
 	way = conn4_cache_way(&k4);
 	ev->packets = ev->bytes = ev->reply_packets = ev->reply_bytes = 0;
 	for (cpu = 0; cpu < nr_cpus; cpu++) {
-		pc = bpf_map_lookup_percpu_elem(&conn4_cache, &zero, cpu);
+		pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
 		if (!pc)
 			break;
 		e = &pc->e[way];
@@ -551,12 +551,13 @@ static __noinline void conn4_cache_put(struct flowctl_conn4_slot *s, __u32 idx)
 	struct flowctl_conn4_cache *pc;
 	struct flowctl_conn4_cached *e;
 	struct flowctl_conn *c;
-	__u32 zero = 0, st, http;
+	__u32 cpu, st, http;
 	__u8 ok = 0;
 
 	if (!s)
 		return;
-	pc = bpf_map_lookup_elem(&conn4_cache, &zero);
+	cpu = bpf_get_smp_processor_id();
+	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
 	if (!pc)
 		return;
 	e = &pc->e[conn4_cache_way(&s->key)];
@@ -575,8 +576,8 @@ static __noinline void conn4_cache_put(struct flowctl_conn4_slot *s, __u32 idx)
 	e->key = s->key;
 	e->slot = idx;
 	e->first_seen_ns = c->first_seen_ns;
-	e->jiffies = c->clock_jiffies;
-	e->epoch = c->epoch;
+	e->jiffies = (__u32)c->clock_jiffies;
+	e->epoch = (__u32)c->epoch;
 	e->flags[0] = c->flags_seen[0] & ~TCP_SYN;
 	e->flags[1] = c->flags_seen[1] & ~TCP_SYN;
 	e->ok = ok;
@@ -1032,7 +1033,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	struct flowctl_conn_dir *d;
 	struct flowctl_conn *c;
 	__u8 *ip = data + ETH_HLEN, *l4 = ip + 20;
-	__u32 tot, hlen, flags, plen, side, zero = 0, idx;
+	__u32 tot, hlen, flags, plen, side, cpu, idx;
 	__u16 sp, dp;
 	__u8 proto;
 	int i;
@@ -1066,13 +1067,12 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	side = conn4_key_of(&k, ip, sp, dp, skb->ifindex, proto);
 
 	/* In this CPU's cache: two private adds (see struct flowctl_conn4_cache). */
-	pc = bpf_map_lookup_elem(&conn4_cache, &zero);
-	if (unlikely(!pc))
-		return -1;
-	e = &pc->e[conn4_cache_way(&k)];
-	if (likely(conn4_key_eq(&e->key, &k) && (e->ok & ((plen ? 4 : 1) << side)) &&
-		   !(flags & ~(__u32)e->flags[side]) && e->jiffies == bpf_jiffies64() &&
-		   e->epoch == config_epoch())) {
+	cpu = bpf_get_smp_processor_id();
+	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
+	e = pc ? &pc->e[conn4_cache_way(&k)] : NULL;
+	if (likely(e && conn4_key_eq(&e->key, &k) && (e->ok & ((plen ? 4 : 1) << side)) &&
+		   !(flags & ~(__u32)e->flags[side]) && e->jiffies == (__u32)bpf_jiffies64() &&
+		   e->epoch == (__u32)config_epoch())) {
 		e->packets[side] += 1;
 		e->bytes[side] += skb->len;
 		return TC_ACT_OK;
@@ -1114,7 +1114,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	count(FLOWCTL_CNT_PACKETS);
 	/* Not when another connection holds the cache entry for this jiffy (the call alone costs
 	 * ~10 ns under test_run, and a CPU with many connections gets here for most packets). */
-	if (conn4_cache_on() && (e->jiffies != c->clock_jiffies || conn4_key_eq(&e->key, &k)))
+	if (conn4_cache_on() && e && (e->jiffies != (__u32)c->clock_jiffies || conn4_key_eq(&e->key, &k)))
 		conn4_cache_put(s, idx);
 	return TC_ACT_OK;
 }

@@ -282,8 +282,8 @@ _Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir0) == 128, 
 _Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir1) == 192, "conns6: side 1 starts line 3");
 _Static_assert(sizeof(struct flowctl_conn6_slot) == 256, "conns6: a slot is four cache lines");
 
-/* `conn4_cache` (per-CPU, one entry): each CPU's recent conns4 connections, direct-mapped by
- * their ports, and the packets each CPU counted for them since: an established IPv4 packet whose
+/* `conn4_cache` (a value per CPU, at the CPU's number): each CPU's recent conns4 connections,
+ * direct-mapped by their ports, and the packets each CPU counted for them since: an established IPv4 packet whose
  * connection is here adds to two private counters, without the hash, the slot lookup or the atomic
  * adds of the shared slot (the atomics alone were ~12% of the program under iperf3).
  *
@@ -294,25 +294,28 @@ _Static_assert(sizeof(struct flowctl_conn6_slot) == 256, "conns6: a slot is four
  * counts of the entry it replaces to that one's slot (if the slot still holds the same connection:
  * key and first_seen_ns) and to the `packets` counter. Events add every CPU's pending counts of
  * their connection (flagged by `cached`), and user space adds them to the `packets` counter, so
- * counts are as exact as without the cache. */
+ * counts are as exact as without the cache. Pending counts are at most a jiffy's worth, hence
+ * 32 bits; jiffies and epoch are compared on their low 32 bits. */
 #define FLOWCTL_CONN4_CACHE_WAYS 8 /* power of two */
 struct flowctl_conn4_cached {
 	struct flowctl_conn4_key key; /* ifindex 0: empty */
 	__u32 slot;                   /* conns4 index */
-	__u64 first_seen_ns;          /* which connection of that key (ports are reused) */
-	__u64 jiffies;
-	__u64 epoch;
+	__u32 jiffies;                /* low 32 bits */
+	__u32 epoch;                  /* low 32 bits of the config epoch */
 	__u16 flags[2];
 	__u8 ok;
 	__u8 pad[3];
 	__u32 packets[2]; /* pending, by side; at most a jiffy's worth */
-	__u64 bytes[2];
+	__u32 bytes[2];
+	__u64 first_seen_ns; /* which connection of that key (ports are reused); not on the fast path */
 };
 
+/* One CPU's entries: the value of `conn4_cache` at the CPU's number. */
 struct flowctl_conn4_cache {
 	struct flowctl_conn4_cached e[FLOWCTL_CONN4_CACHE_WAYS];
 };
 
-_Static_assert(sizeof(struct flowctl_conn4_cached) == 80, "conn4_cache entry size");
+/* One cache line per entry: the map is mmapable, so its values start on a page. */
+_Static_assert(sizeof(struct flowctl_conn4_cached) == 64, "conn4_cache entry size");
 
 #endif /* __FLOWCTL_H */

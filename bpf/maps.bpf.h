@@ -106,9 +106,14 @@ struct {
 	__type(value, struct flowctl_conn);
 } conn_scratch SEC(".maps");
 
-/* 0 -> this CPU's cache of recent conns4 connections (flowctl.h, struct flowctl_conn4_cache). */
+/* CPU number -> that CPU's cache of recent conns4 connections (flowctl.h, struct
+ * flowctl_conn4_cache). An array rather than a per-CPU array: its address is a constant in the
+ * program (a per-CPU value costs a load of the map's pointer table first), and, mmapable, its values
+ * start on a page, so that each 64-byte entry is one cache line. The loader sets max_entries to
+ * the possible CPUs (with nr_cpus); with 1, only CPU 0 has an entry, and the others do without. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct flowctl_conn4_cache);

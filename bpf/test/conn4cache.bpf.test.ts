@@ -9,6 +9,7 @@ import { possibleCpus } from '../../addon/lib/index.js';
 import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
 import { conn4CacheEntries, conn4CachePending } from '../../packages/agent/src/datapath/abi.js';
 import { writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
+import { readConn4Cache } from '../../packages/agent/src/datapath/kernel.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
 import { F, ipv4, TCP, tcp } from './packets.js';
 
@@ -21,14 +22,24 @@ const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_cache)', () => {
   let dp: Datapath;
+  // test_run runs the program on the calling thread's CPU, and each CPU has its own cache: the
+  // tests keep this thread on CPU 0 (the cross-CPU one moves it), or a migration between two runs
+  // would leave counts pending on a CPU the test no longer runs on.
+  const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
+  const mask = execFileSync('taskset', ['-p', tid], { encoding: 'utf8' }).trim().split(' ').pop()!;
+  const pin = (cpu: string) => execFileSync('taskset', ['-p', cpu, tid], { stdio: 'ignore' });
   beforeAll(() => {
+    pin('1');
     dp = new Datapath();
   });
-  afterAll(() => dp?.close());
+  afterAll(() => {
+    dp?.close();
+    pin(mask);
+  });
 
   /** Every CPU's conn4_cache entry holding A:sport -> B:dport. */
   const cached = (sport: number, dport: number) =>
-    conn4CacheEntries(dp.obj.map('conn4_cache').lookup(Buffer.alloc(4))!).filter((e) => e.port[0] === sport && e.port[1] === dport);
+    conn4CacheEntries(readConn4Cache(dp.obj)).filter((e) => e.port[0] === sport && e.port[1] === dport);
   const pending = (sport: number, dport: number) => cached(sport, dport).reduce((n, c) => n + c.packets[0] + c.packets[1], 0);
 
   /** SYN, SYN-ACK, then the ACK that is new to side 0 (full path, no event): established. */
@@ -69,15 +80,11 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
   });
 
   it.skipIf(possibleCpus() < 2)('an event adds the packets another CPU holds in its cache', async () => {
-    // Move this thread between CPUs (test_run runs the program on the calling thread's CPU).
-    const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
-    const mask = execFileSync('taskset', ['-p', tid], { encoding: 'utf8' }).trim().split(' ').pop()!;
-    const pin = (cpu: string) => execFileSync('taskset', ['-pc', cpu, tid], { stdio: 'ignore' });
+    // Moves this thread from CPU 0 to CPU 1 (masks: 1 and 2).
     try {
-      pin('0');
       await open(41002, 80);
       await dp.run('from', out(41002, 80, F.ACK), 300);
-      pin('1');
+      pin('2');
       await dp.run('from', out(41002, 80, F.ACK), 300);
       await dp.run('to', back(80, 41002, F.ACK), 50);
       const held = cached(41002, 80);
@@ -87,7 +94,7 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
       expect(await dp.one('from', out(41002, 80, F.RST))).toMatchObject({ reason: 3, packets: 603n, replyPackets: 51n });
       expect(cached(41002, 80).find((c) => c.cpu === 0)!.packets[0]).toBeGreaterThan(0);
     } finally {
-      execFileSync('taskset', ['-p', mask, tid], { stdio: 'ignore' });
+      pin('1');
     }
   });
 
@@ -106,7 +113,7 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
       await pd.one('from', ipv4({ src: SERVER, dst: CLIENT, proto: TCP }, tcp(8080, 41003, F.SYN | F.ACK)));
       await pd.run('to', toServer(F.ACK));
       expect(await pd.run('to', toServer(F.ACK), 100)).toEqual({ retval: TC_ACT_OK, events: [] });
-      const v = pd.obj.map('conn4_cache').lookup(Buffer.alloc(4))!;
+      const v = readConn4Cache(pd.obj);
       expect(conn4CachePending(v)).toBeGreaterThan(0n);
       // Deny: the config epoch changes, and the cached entry no longer applies.
       writePolicyMaps(pd.maps, policy(2, []));

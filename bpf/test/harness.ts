@@ -7,6 +7,7 @@ import { BpfObject, forEachRecord, possibleCpus, probeFeatures, type RingBuffer 
 import { conn4CachePending, decodeFlowEvent, readCounters, type CounterName } from '../../packages/agent/src/datapath/abi.js';
 import type { FlowEvent } from '../../packages/agent/src/datapath/events.js';
 import type { PolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
+import { readConn4Cache, setConnCache } from '../../packages/agent/src/datapath/kernel.js';
 
 export const objectPath = fileURLToPath(new URL('../.output/flowctl.bpf.o', import.meta.url));
 
@@ -45,7 +46,7 @@ export class Datapath {
       // Tests control time-based events explicitly: none unless asked for.
       this.obj.setRodata('stats_interval_ns', knobs.statsIntervalNs ?? 0n);
       this.obj.setRodata('policy_audit', knobs.policyAudit ? 1 : 0);
-      this.obj.setRodata('nr_cpus', knobs.noConnCache ? 0 : possibleCpus());
+      setConnCache(this.obj, knobs.noConnCache ? 0 : possibleCpus());
       this.obj.setMaxEntries('events', 1 << 20);
       this.obj.load();
       this.ring = this.obj.ringBuffer('events', (batch, count) =>
@@ -70,8 +71,7 @@ export class Datapath {
   counters(): Record<CounterName, bigint> {
     const m = this.obj.map('counters');
     const out = readCounters((k) => m.lookup(k));
-    const cached = this.obj.map('conn4_cache').lookup(Buffer.alloc(4));
-    if (cached) out.packets += conn4CachePending(cached);
+    out.packets += conn4CachePending(readConn4Cache(this.obj));
     return out;
   }
 

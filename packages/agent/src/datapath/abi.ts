@@ -93,8 +93,8 @@ export const CONN4_SLOT = { size: 192, gen: 0, key: 4, conn: 24 } as const;
 /** struct flowctl_conn6_slot, the value of `conns6`: four cache lines. */
 export const CONN6_SLOT = { size: 256, gen: 0, key: 4, conn: 88 } as const;
 /** struct flowctl_conn4_cached, an entry of a CPU's `conn4_cache` (struct flowctl_conn4_cache: `ways` of them). */
-export const CONN4_CACHED = { size: 80, key: 0, slot: 20, first_seen_ns: 24, jiffies: 32, epoch: 40, flags: 48, ok: 52, packets: 56, bytes: 64 } as const;
-export const CONN4_CACHE = { size: 640, e: 0 } as const;
+export const CONN4_CACHED = { size: 64, key: 0, slot: 20, jiffies: 24, epoch: 28, flags: 32, ok: 36, packets: 40, bytes: 48, first_seen_ns: 56 } as const;
+export const CONN4_CACHE = { size: 512, e: 0 } as const;
 export const CONN4_CACHE_WAYS = 8;
 
 /** `policy_enforce` value bits. */
@@ -232,13 +232,13 @@ export interface Conn4CachedEntry {
   way: number;
   port: [number, number];
   packets: [number, number];
-  bytes: [bigint, bigint];
+  bytes: [number, number];
   ok: number;
 }
 
 /**
- * The entries in use of every CPU's `conn4_cache`. `value` is the map's single value as a per-CPU
- * lookup returns it (each CPU's struct flowctl_conn4_cache, 8-byte aligned).
+ * The entries in use of every CPU's `conn4_cache`. `value` is the map's values in CPU order, as a
+ * batch lookup returns them (each CPU's struct flowctl_conn4_cache).
  */
 export function conn4CacheEntries(value: Buffer): Conn4CachedEntry[] {
   const stride = (CONN4_CACHE.size + 7) & ~7;
@@ -253,7 +253,7 @@ export function conn4CacheEntries(value: Buffer): Conn4CachedEntry[] {
         way,
         port: [value.readUInt16LE(key + CONN4_KEY.port), value.readUInt16LE(key + CONN4_KEY.port + 2)],
         packets: [value.readUInt32LE(e + CONN4_CACHED.packets), value.readUInt32LE(e + CONN4_CACHED.packets + 4)],
-        bytes: [value.readBigUInt64LE(e + CONN4_CACHED.bytes), value.readBigUInt64LE(e + CONN4_CACHED.bytes + 8)],
+        bytes: [value.readUInt32LE(e + CONN4_CACHED.bytes), value.readUInt32LE(e + CONN4_CACHED.bytes + 4)],
         ok: value.readUInt8(e + CONN4_CACHED.ok),
       });
     }

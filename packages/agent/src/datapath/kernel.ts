@@ -27,6 +27,20 @@ export interface KernelDatapathOptions extends DatapathOptions {
 }
 
 /** src/datapath/kernel.ts and dist/datapath/kernel.js sit at the same depth under packages/agent. */
+/**
+ * Sizes the per-CPU connection cache (conn4_cache, one entry per CPU) for `cpus` possible CPUs,
+ * before load; 0 leaves it off.
+ */
+export function setConnCache(obj: BpfObject, cpus: number): void {
+  obj.setRodata('nr_cpus', cpus);
+  obj.setMaxEntries('conn4_cache', Math.max(1, cpus));
+}
+
+/** Every CPU's conn4_cache, in CPU order (for conn4CacheEntries and conn4CachePending). */
+export function readConn4Cache(obj: BpfObject): Buffer {
+  return obj.map('conn4_cache').lookupBatch().values;
+}
+
 export function defaultObjectDir(): string {
   return process.env.FLOWCTL_BPF_DIR ?? fileURLToPath(new URL('../../../../bpf/.output/', import.meta.url));
 }
@@ -87,7 +101,7 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
       this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
       this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
-      this.flowObj.setRodata('nr_cpus', possibleCpus());
+      setConnCache(this.flowObj, possibleCpus());
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
       if (opts.tracepoints !== false) {
@@ -231,8 +245,7 @@ export class KernelDatapath implements Datapath {
       // after the counters: a CPU moving its pending packets to the counter in between makes this
       // read short by them, never double them; and the figure never goes back (a Prometheus
       // counter that decreases reads as a reset).
-      const cached = this.flowObj.map('conn4_cache').lookup(u32(0));
-      const packets = (out.packets ?? 0n) + (cached ? conn4CachePending(cached) : 0n);
+      const packets = (out.packets ?? 0n) + conn4CachePending(readConn4Cache(this.flowObj));
       this.packetsHigh = packets > this.packetsHigh ? packets : this.packetsHigh;
       out.packets = this.packetsHigh;
     }
