@@ -30,6 +30,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { BpfObject } from '../addon/lib/index.js';
 import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
+import { rng } from '../packages/flow/src/testing/corpus.js';
 import { median, medianCI, percentile, progress, writeSection } from './lib/report.js';
 import { createPair, pinned, removePair, runBenchmark, sh, stop, type VethPair, waitFor } from './lib/veth.js';
 
@@ -111,18 +112,6 @@ const MODES: Mode[] = (() => {
   }
   return list;
 })();
-
-/** mulberry32: a small seeded PRNG, enough to shuffle the slice order reproducibly. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(xs: readonly T[], rand: () => number): T[] {
   const out = [...xs];
@@ -345,13 +334,13 @@ async function main(): Promise<void> {
     await waitFor(server, /local .* connected to/, 'iperf3 data connection');
     await sleep(1000); // past slow start, ARP, the first autotuning of the receive buffer
     const p = { client, server };
-    const rng = prng(SEED);
+    const rand = rng(SEED);
     for (let r = 0; r < ROUNDS; r++) {
       // A fresh random order each round (seeded, so a run can be repeated): each mode takes each
       // place in the round, follows each other mode and sits at each distance from the bare
       // slices equally often on average. A fixed order (even rotated) makes each mode follow nearly always the
       // same one, and any carry-over from one slice to the next then biases one mode.
-      for (const mode of shuffled(MODES, rng)) {
+      for (const mode of shuffled(MODES, rand)) {
         const res = await slice(mode, p, nop);
         timeline.push({ mode, s: res });
         progress(`round ${r + 1}/${ROUNDS} ${mode}: ${res.gbps.toFixed(2)} Gbit/s, ${res.cpuPerGB.toFixed(2)} CPU-s/GB`);

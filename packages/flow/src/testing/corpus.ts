@@ -73,7 +73,7 @@ const WORLD: readonly ExternalPeer[] = [
 ];
 
 /** Deterministic PRNG (mulberry32): same seed, same corpus, on every platform. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
