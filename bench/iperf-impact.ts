@@ -194,13 +194,13 @@ async function measure(p: Procs, extra: ChildProcess | undefined): Promise<Omit<
   const self = process.cpuUsage(s0.self);
   const ksoft = (s1.ksoft - s0.ksoft) / 1e9;
   const clientTask = (s1.client - s0.client) / 1e9;
-  const client = clientTask + (s1.ksoftClient - s0.ksoftClient) / 1e9;
+  const ksoftClient = (s1.ksoftClient - s0.ksoftClient) / 1e9;
+  const client = clientTask + ksoftClient;
   const server = (s1.server - s0.server) / 1e9;
   const extraS = (s1.extra - s0.extra) / 1e9;
   const selfS = (self.user + self.system) / 1e6;
   const cpuS = clientTask + server + extraS + ksoft + selfS;
   const wall = (s1.t - s0.t) / 1000;
-  const ksoftClient = (s1.ksoftClient - s0.ksoftClient) / 1e9;
   const ms = (x: number) => (x * 1000) / gb;
   return {
     parts: {
@@ -338,8 +338,8 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       // A fresh random order each round (seeded, so a run can be repeated): each mode takes each
       // place in the round, follows each other mode and sits at each distance from the bare
-      // slices equally often on average. A fixed order (even rotated) makes each mode follow nearly always the
-      // same one, and any carry-over from one slice to the next then biases one mode.
+      // slices equally often on average. A fixed order (even rotated) makes each mode nearly always
+      // follow the same one, and any carry-over from one slice to the next then biases one mode.
       for (const mode of shuffled(MODES, rand)) {
         const res = await slice(mode, p, nop);
         timeline.push({ mode, s: res });
@@ -395,8 +395,12 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
   const fmt = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(', ');
   const all = timeline.map((e) => e.s);
   const partsOf = (m: Mode) => PARTIES.map((q) => `${q} ${median(of(m).map((x) => x.parts[q])).toFixed(1)}`).join(', ');
-  const partDelta = (m: Mode, q: Party) => median(neighbourCompare(timeline, m, 'bare', (s) => s.parts[q], (x, ref) => x - ref));
-  const partsDelta = (m: Mode) => PARTIES.map((q) => `${q} ${partDelta(m, q) >= 0 ? '+' : ''}${partDelta(m, q).toFixed(1)}`).join(', ');
+  /** A party's median difference from the neighbouring bare slices, signed, in CPU-ms per GB. */
+  const partDelta = (m: Mode, q: Party) => {
+    const d = median(neighbourCompare(timeline, m, 'bare', (s) => s.parts[q], (x, ref) => x - ref));
+    return `${d >= 0 ? '+' : ''}${d.toFixed(1)}`;
+  };
+  const partsDelta = (m: Mode) => PARTIES.map((q) => `${q} ${partDelta(m, q)}`).join(', ');
   const line = (key: Key) => MODES.slice(1).map((m) => `${m} ${cell(ratios(m, key))}`).join(', ');
   const summary = () => {
     progress(`throughput: ${line('gbps')}`);
@@ -494,7 +498,7 @@ other modes: median difference from their neighbouring bare slices):
 
 | party | bare | ${MODES.slice(1).join(' | ')} |
 |---|---:|${MODES.slice(1).map(() => '---:|').join('')}
-${PARTIES.map((q) => `| ${PARTY_LABEL[q]} | ${median(of('bare').map((x) => x.parts[q])).toFixed(1)} | ${MODES.slice(1).map((m) => `${partDelta(m, q) >= 0 ? '+' : ''}${partDelta(m, q).toFixed(1)}`).join(' | ')} |`).join('\n')}
+${PARTIES.map((q) => `| ${PARTY_LABEL[q]} | ${median(of('bare').map((x) => x.parts[q])).toFixed(1)} | ${MODES.slice(1).map((m) => partDelta(m, q)).join(' | ')} |`).join('\n')}
 
 flowctl delivered ${events} events over its slices; events lost in the kernel: ${lost}.
 tcpdump captured ${of('tcpdump').reduce((a, x) => a + x.events, 0)} packets over its slices (from start to stop, so more than the measured part); dropped by the kernel: ${of('tcpdump').reduce((a, x) => a + x.lost, 0n)}.

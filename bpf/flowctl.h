@@ -283,9 +283,10 @@ _Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir1) == 192, 
 _Static_assert(sizeof(struct flowctl_conn6_slot) == 256, "conns6: a slot is four cache lines");
 
 /* `conn4_cache` (a value per CPU, at the CPU's number): each CPU's recent conns4 connections,
- * direct-mapped by their ports, and the packets each CPU counted for them since: an established IPv4 packet whose
- * connection is here adds to two private counters, without the hash, the slot lookup or the atomic
- * adds of the shared slot (the atomics alone were ~12% of the program under iperf3).
+ * direct-mapped by their ports, and the packets each CPU counted for them since: an established
+ * IPv4 packet whose connection is here adds to two private counters, without the hash, the slot
+ * lookup or the atomic adds of the shared slot (the atomics alone were ~12% of the program under
+ * iperf3).
  *
  * An entry is good for one jiffy and one config epoch; it holds what the fast path would check in
  * the slot (`ok`: bit `side`, packets without payload may be counted here; bit 2 + `side`, packets

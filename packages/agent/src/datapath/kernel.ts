@@ -26,7 +26,6 @@ export interface KernelDatapathOptions extends DatapathOptions {
   tcAttach?: 'auto' | 'tcx' | 'clsact';
 }
 
-/** src/datapath/kernel.ts and dist/datapath/kernel.js sit at the same depth under packages/agent. */
 /**
  * Sizes the per-CPU connection cache (conn4_cache, one entry per CPU) for `cpus` possible CPUs,
  * before load; 0 leaves it off.
@@ -41,6 +40,7 @@ export function readConn4Cache(obj: BpfObject): Buffer {
   return obj.map('conn4_cache').lookupBatch().values;
 }
 
+/** src/datapath/kernel.ts and dist/datapath/kernel.js sit at the same depth under packages/agent. */
 export function defaultObjectDir(): string {
   return process.env.FLOWCTL_BPF_DIR ?? fileURLToPath(new URL('../../../../bpf/.output/', import.meta.url));
 }
