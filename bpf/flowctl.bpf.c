@@ -1019,11 +1019,10 @@ static __noinline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
  * counters: nearly every packet. The checks of fast_l4 and fast_account (fast_ipv6's), written
  * for footprint rather than generality: under real traffic the program's cost is mostly the cache
  * lines it touches, code and data, not its instructions (test_run, where everything stays in L1,
- * cannot show it). This path is straight-line code in the program's first lines. A connection in
- * this CPU's conn4_cache (nearly every packet of a busy one) touches the packet, the skb, the
- * cache entry and the config line; else the slot's first line and its direction's line and the
- * counter line, and the packet fills the cache entry. Everything else returns -1 (-2: not in
- * conns4), having changed nothing, and goes through handle_rest. */
+ * cannot show it). A connection in this CPU's conn4_cache (nearly every packet of a busy one)
+ * never gets here: cache4_hit counted it. Here it touches the slot's first line, its direction's
+ * line and the counter line, and the packet fills the cache entry. Everything else returns -1
+ * (-2: not in conns4), having changed nothing, and goes through handle_rest. */
 static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 {
 	struct flowctl_conn4_key k = {};
@@ -1066,18 +1065,6 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	dp = bpf_ntohs(*(__u16 *)(l4 + 2));
 	side = conn4_key_of(&k, ip, sp, dp, skb->ifindex, proto);
 
-	/* In this CPU's cache: two private adds (see struct flowctl_conn4_cache). */
-	cpu = bpf_get_smp_processor_id();
-	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
-	e = pc ? &pc->e[conn4_cache_way(&k)] : NULL;
-	if (likely(e && conn4_key_eq(&e->key, &k) && (e->ok & ((plen ? 4 : 1) << side)) &&
-		   !(flags & ~(__u32)e->flags[side]) && e->jiffies == (__u32)bpf_jiffies64() &&
-		   e->epoch == (__u32)config_epoch())) {
-		e->packets[side] += 1;
-		e->bytes[side] += skb->len;
-		return TC_ACT_OK;
-	}
-
 	idx = conn4_set(&k);
 #pragma unroll
 	for (i = 0; i < FLOWCTL_CONN4_WAYS; i++) {
@@ -1114,8 +1101,88 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	count(FLOWCTL_CNT_PACKETS);
 	/* Not when another connection holds the cache entry for this jiffy (the call alone costs
 	 * ~10 ns under test_run, and a CPU with many connections gets here for most packets). */
-	if (conn4_cache_on() && e && (e->jiffies != (__u32)c->clock_jiffies || conn4_key_eq(&e->key, &k)))
+	if (!conn4_cache_on())
+		return TC_ACT_OK;
+	cpu = bpf_get_smp_processor_id();
+	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
+	e = pc ? &pc->e[conn4_cache_way(&k)] : NULL;
+	if (e && (e->jiffies != (__u32)c->clock_jiffies || conn4_key_eq(&e->key, &k)))
 		conn4_cache_put(s, idx);
+	return TC_ACT_OK;
+}
+
+/* fast4's cache hit, first and on its own, written for few instructions: the verifier inlines
+ * the helpers, but to clang they are calls, after which it keeps nothing in r0-r5; so each call
+ * comes where few values are live (the CPU's cache first, the clock and the config epoch once only
+ * the entry, the side and the skb are), and the packet's addresses and ports are compared with
+ * the entry in both orientations instead of building the canonical key on the stack. It accepts
+ * exactly what fast4's hit accepts; for anything else it returns -1, having changed nothing, and
+ * fast4 starts over. */
+static __always_inline int cache4_hit(struct __sk_buff *skb)
+{
+	struct flowctl_conn4_cache *pc;
+	struct flowctl_conn4_cached *e;
+	__u32 tot, hlen, flags, x, saddr, daddr, side, cpu;
+	__u8 *data, *end, *ip, *l4, proto;
+
+	data = skb_data(skb);
+	end = skb_data_end(skb);
+	ip = data + ETH_HLEN;
+	l4 = ip + 20;
+	if (unlikely((void *)(l4 + 8) > (void *)end || *(__u16 *)(data + 12) != bpf_htons(ETH_P_IP)))
+		return -1;
+	cpu = bpf_get_smp_processor_id();
+	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
+	if (unlikely(!pc))
+		return -1;
+	/* Again: they were not kept across the calls. */
+	data = skb_data(skb);
+	end = skb_data_end(skb);
+	ip = data + ETH_HLEN;
+	l4 = ip + 20;
+	if (unlikely((void *)(l4 + 8) > (void *)end || ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff))))
+		return -1;
+	tot = bpf_ntohs(*(__u16 *)(ip + 2));
+	proto = ip[9];
+	if (likely(proto == IPPROTO_TCP)) {
+		if (unlikely((void *)(l4 + 20) > (void *)end))
+			return -1;
+		hlen = (l4[12] >> 4) * 4;
+		if (unlikely(hlen < 20))
+			return -1;
+		flags = l4[13] | ((__u32)(l4[12] & 1) << 8);
+	} else if (proto == IPPROTO_UDP) {
+		hlen = 8;
+		flags = 0;
+	} else {
+		return -1;
+	}
+	if (unlikely(tot < 20 + hlen || tot > skb->len - ETH_HLEN))
+		return -1;
+	/* The ports as sp << 16 | dp; a key's port word is port[0] | port[1] << 16. */
+	x = bpf_ntohl(*(__u32 *)l4);
+	e = &pc->e[(x ^ (x >> 16)) & (FLOWCTL_CONN4_CACHE_WAYS - 1)];
+	/* Opaque from here: else clang recomputes it from pc (kept on the stack) at each use. */
+	barrier_var(e);
+	saddr = *(__u32 *)(ip + 12);
+	daddr = *(__u32 *)(ip + 16);
+	/* Side 0 first: with equal addresses and ports conn4_key_of() says side 0 too. */
+	if (e->key.addr[0] == saddr && e->key.addr[1] == daddr &&
+	    *(__u32 *)e->key.port == ((x << 16) | (x >> 16)))
+		side = 0;
+	else if (e->key.addr[0] == daddr && e->key.addr[1] == saddr && *(__u32 *)e->key.port == x)
+		side = 1;
+	else
+		return -1;
+	if (unlikely(e->key.ifindex != skb->ifindex || *(__u32 *)&e->key.proto != proto ||
+		     !(e->ok & ((tot != 20 + hlen ? 4 : 1) << side)) || (flags & ~(__u32)e->flags[side])))
+		return -1;
+	if (unlikely(e->jiffies != (__u32)bpf_jiffies64()))
+		return -1;
+	if (unlikely(e->epoch != (__u32)config_epoch()))
+		return -1;
+	e->packets[side] += 1;
+	e->bytes[side] += skb->len;
 	return TC_ACT_OK;
 }
 
@@ -1129,10 +1196,17 @@ static __noinline int handle_rest(struct __sk_buff *skb, __u32 obs)
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 {
-	void *data = skb_data(skb), *end = skb_data_end(skb);
+	void *data, *end;
 	__u16 proto;
 	int r;
 
+	/* Without the rodata check of conn4_cache_on(), a line of its own: with the cache off no
+	 * entry is ever filled, and no packet matches an empty one (ifindex 0). */
+	r = cache4_hit(skb);
+	if (likely(r >= 0))
+		return r;
+	data = skb_data(skb);
+	end = skb_data_end(skb);
 	if (likely(data + ETH_HLEN <= end)) {
 		proto = *(__u16 *)(data + 12);
 		if (likely(proto == bpf_htons(ETH_P_IP))) {

@@ -11,7 +11,7 @@ import { conn4CacheEntries, conn4CachePending } from '../../packages/agent/src/d
 import { writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 import { readConn4Cache } from '../../packages/agent/src/datapath/kernel.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
-import { F, ipv4, TCP, tcp } from './packets.js';
+import { F, ipv4, TCP, tcp, UDP, udp } from './packets.js';
 
 const skip = skipReason();
 const A = '10.202.7.1';
@@ -149,6 +149,35 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
     expect(pending(41010, 80) + pending(41018, 80)).toBeGreaterThan(0);
     expect(await dp.one('from', out(41010, 80, F.RST))).toMatchObject({ reason: 3, packets: 503n, replyPackets: 1n });
     expect(await dp.one('from', out(41018, 80, F.RST))).toMatchObject({ reason: 3, packets: 503n, replyPackets: 51n });
+  });
+
+  it('one address at both ends: each packet counts to its own side, in the cache as in the slot', async () => {
+    // The cache compares a packet with its entry both ways round; with equal addresses only the
+    // ports tell the sides apart (the lower port is side 0).
+    const H = '10.202.7.5';
+    const hi = (flags: number) => ipv4({ src: H, dst: H, proto: TCP }, tcp(41020, 80, flags));
+    const lo = (flags: number) => ipv4({ src: H, dst: H, proto: TCP }, tcp(80, 41020, flags));
+    expect((await dp.one('from', hi(F.SYN))).reason).toBe(1);
+    expect((await dp.one('to', lo(F.SYN | F.ACK))).reason).toBe(1);
+    await dp.run('from', hi(F.ACK));
+    await dp.run('to', lo(F.ACK));
+    await dp.run('from', hi(F.ACK), 300);
+    await dp.run('to', lo(F.ACK), 70);
+    const held = conn4CacheEntries(readConn4Cache(dp.obj)).filter((e) => e.port[0] === 80 && e.port[1] === 41020);
+    expect(held.reduce((n, e) => n + e.packets[1], 0)).toBeGreaterThan(0);
+    expect(held.reduce((n, e) => n + e.packets[0], 0)).toBeGreaterThan(0);
+    expect(await dp.one('from', hi(F.RST))).toMatchObject({ reason: 3, packets: 303n, replyPackets: 72n });
+  });
+
+  it('UDP datagrams shorter than a TCP header are cached too', async () => {
+    const tiny = (sport: number, dport: number, src: string, dst: string) => ipv4({ src, dst, proto: UDP }, udp(sport, dport, Buffer.from('ping')));
+    expect((await dp.one('from', tiny(41030, 7000, A, B))).reason).toBe(1);
+    expect((await dp.one('to', tiny(7000, 41030, B, A))).reason).toBe(1);
+    expect((await dp.run('from', tiny(41030, 7000, A, B), 200)).events).toEqual([]);
+    expect(pending(41030, 7000)).toBeGreaterThan(100);
+    const before = dp.counters().packets;
+    await dp.run('from', tiny(41030, 7000, A, B), 10);
+    expect(dp.counters().packets - before).toBe(10n);
   });
 
   it('payloads: a TCP direction is cached with payload only once it proved not to be HTTP', async () => {
