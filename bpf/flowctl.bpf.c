@@ -1125,17 +1125,11 @@ static __always_inline int cache4_hit(struct __sk_buff *skb)
 	__u32 tot, hlen, flags, x, saddr, daddr, side, cpu;
 	__u8 *data, *end, *ip, *l4, proto;
 
-	data = skb_data(skb);
-	end = skb_data_end(skb);
-	ip = data + ETH_HLEN;
-	l4 = ip + 20;
-	if (unlikely((void *)(l4 + 8) > (void *)end || *(__u16 *)(data + 12) != bpf_htons(ETH_P_IP)))
-		return -1;
 	cpu = bpf_get_smp_processor_id();
 	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
 	if (unlikely(!pc))
 		return -1;
-	/* Again: they were not kept across the calls. */
+	/* The caller checked the EtherType. */
 	data = skb_data(skb);
 	end = skb_data_end(skb);
 	ip = data + ETH_HLEN;
@@ -1200,16 +1194,19 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 	__u16 proto;
 	int r;
 
-	/* Without the rodata check of conn4_cache_on(), a line of its own: with the cache off no
-	 * entry is ever filled, and no packet matches an empty one (ifindex 0). */
-	r = cache4_hit(skb);
-	if (likely(r >= 0))
-		return r;
 	data = skb_data(skb);
 	end = skb_data_end(skb);
 	if (likely(data + ETH_HLEN <= end)) {
 		proto = *(__u16 *)(data + 12);
 		if (likely(proto == bpf_htons(ETH_P_IP))) {
+			/* Without the rodata check of conn4_cache_on(), a line of its own: with the cache
+			 * off no entry is ever filled, and no packet matches an empty one (ifindex 0). */
+			r = cache4_hit(skb);
+			if (likely(r >= 0))
+				return r;
+			/* Again: not kept across cache4_hit's calls. */
+			data = skb_data(skb);
+			end = skb_data_end(skb);
 			r = fast4(skb, data, end);
 			if (likely(r >= 0))
 				return r;
