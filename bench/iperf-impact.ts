@@ -93,13 +93,14 @@ const KSOFTIRQD = sh('pgrep', '-x', 'ksoftirqd/[0-9]+')
 /** The client CPU's ksoftirqd: deferred receive work for the packets the client sends. */
 const KSOFTIRQD_CLIENT = Number(sh('pgrep', '-x', `ksoftirqd/${CPU_CLIENT}`).trim());
 
-type Mode = 'bare' | 'tc-nop' | 'flowctl' | 'tcpdump' | 'flowctl-tc' | 'flowctl-fresh';
-const ALL_MODES: Mode[] = ['bare', 'tc-nop', 'flowctl', 'tcpdump', 'flowctl-tc', 'flowctl-fresh'];
+type Mode = 'bare' | 'tc-nop' | 'flowctl' | 'tcpdump' | 'flowctl-tc' | 'flowctl-fresh' | 'tc-pad';
+const ALL_MODES: Mode[] = ['bare', 'tc-nop', 'flowctl', 'tcpdump', 'flowctl-tc', 'flowctl-fresh', 'tc-pad'];
 /**
  * --modes a,b,... picks the modes (bare first); the diagnostic ones split flowctl's cost:
  * flowctl-tc is flowctl without its tracepoint programs (loaded once, like flowctl),
  * flowctl-fresh is flowctl loaded afresh for each slice and closed after it, which measures
- * the first ~second after a load (see the report).
+ * the first ~second after a load (see the report); tc-pad is a program that only spends ~150
+ * cycles (bpf/tests/pad.bpf.c): what that much time per packet costs the stream.
  */
 const MODES: Mode[] = (() => {
   const i = process.argv.indexOf('--modes');
@@ -241,11 +242,12 @@ function loadKept(mode: 'flowctl' | 'flowctl-tc'): void {
   k.dp.start((batch) => (k.events += batch.length));
 }
 
-async function slice(mode: Mode, p: Procs, nop: BpfObject): Promise<Slice> {
+async function slice(mode: Mode, p: Procs, nop: BpfObject, pad: BpfObject | undefined): Promise<Slice> {
   if (mode === 'bare') return { ...(await measure(p, undefined)), events: 0, lost: 0n };
-  if (mode === 'tc-nop') {
-    // The hook's own price: an empty program at the same two TC attach points.
-    const prog = nop.program('bench_nop');
+  if (mode === 'tc-nop' || mode === 'tc-pad') {
+    // The hook's own price: an empty program at the same two TC attach points (tc-pad: one that
+    // only spends ~150 cycles, bpf/tests/pad.bpf.c).
+    const prog = mode === 'tc-pad' ? pad!.program('bench_pad') : nop.program('bench_nop');
     const links = (['ingress', 'egress'] as const).map((direction) => prog.attachTc({ ifname: DEV_B, netns: B, direction, mode: TC_MODE }));
     try {
       return { ...(await measure(p, undefined)), events: 0, lost: 0n };
@@ -320,11 +322,13 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   setup();
   const nop = BpfObject.open(`${defaultObjectDir()}/nop.bpf.o`, { name: 'nop' });
+  const pad = MODES.includes('tc-pad') ? BpfObject.open(`${defaultObjectDir()}/pad.bpf.o`, { name: 'pad' }) : undefined;
   const server = pinned(CPU_SERVER, B, ['iperf3', '-s', '-1', '--forceflush', '-B', IP_B, '-p', String(PORT)]);
   let client: ChildProcess | undefined;
   const timeline: { mode: Mode; s: Slice }[] = [];
   try {
     nop.load();
+    pad?.load();
     for (const m of ['flowctl', 'flowctl-tc'] as const) if (MODES.includes(m)) loadKept(m);
     await waitFor(server, /Server listening/, 'iperf3 server');
     // Longer than the run will take; stopped once the last slice is measured.
@@ -341,7 +345,7 @@ async function main(): Promise<void> {
       // slices equally often on average. A fixed order (even rotated) makes each mode nearly always
       // follow the same one, and any carry-over from one slice to the next then biases one mode.
       for (const mode of shuffled(MODES, rand)) {
-        const res = await slice(mode, p, nop);
+        const res = await slice(mode, p, nop, pad);
         timeline.push({ mode, s: res });
         progress(`round ${r + 1}/${ROUNDS} ${mode}: ${res.gbps.toFixed(2)} Gbit/s, ${res.cpuPerGB.toFixed(2)} CPU-s/GB`);
       }
@@ -351,6 +355,7 @@ async function main(): Promise<void> {
     if (client) await stop(client);
     await stop(server);
     nop.close();
+    pad?.close();
     cleanup();
   }
   report(timeline, (Date.now() - t0) / 1000);
@@ -445,6 +450,7 @@ function report(timeline: { mode: Mode; s: Slice }[], elapsedS: number): void {
     tcpdump: 'tcpdump -s 128',
     'flowctl-tc': 'flowctl, TC programs only',
     'flowctl-fresh': 'flowctl, loaded for each slice',
+    'tc-pad': 'a program that only spends ~150 cycles',
   };
   const row = (m: Mode) =>
     m === 'bare'
@@ -510,7 +516,8 @@ and flowctl both came out within the noise of bare (100% and 104%): 64 KB super-
 per-packet costs. \`--server-cpu 0\` puts everything on one CPU. \`--modes bare,tc-nop,flowctl,flowctl-tc,flowctl-fresh\`
 splits flowctl's cost and prints only: flowctl-tc is flowctl without its tracepoint programs,
 flowctl-fresh loads flowctl for each slice and closes it after (how this benchmark measured
-flowctl before: it includes the first ~second after a load, see below).
+flowctl before: it includes the first ~second after a load, see below); tc-pad attaches a program
+that only spends ~150 cycles (\`bpf/tests/pad.bpf.c\`), a calibration of what time per packet costs.
 
 Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${SEED !== 1 ? ` --seed ${SEED}` : ''}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}${TC_MODE === 'clsact' ? ' --clsact' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
   );
