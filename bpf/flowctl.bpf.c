@@ -1015,6 +1015,41 @@ static __noinline int fast_ipv6(struct __sk_buff *skb, __u8 *ip, void *end)
 	return fast_account(skb, c, &f, side, end);
 }
 
+/* The headers fast4 and cache4_hit take: IPv4 without options, not a fragment, then TCP or UDP,
+ * whole in the linear area and within the IP length. */
+struct fast4_hdr {
+	__u32 tot;   /* IP total length */
+	__u32 hlen;  /* L4 header */
+	__u32 flags; /* TCP flags, NS in bit 8; 0 for UDP */
+	__u8 proto;
+};
+
+static __always_inline int fast4_hdr(struct __sk_buff *skb, const __u8 *ip, void *end, struct fast4_hdr *h)
+{
+	const __u8 *l4 = ip + 20;
+
+	if (unlikely((void *)(l4 + 8) > end || ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff))))
+		return -1;
+	h->tot = bpf_ntohs(*(__u16 *)(ip + 2));
+	h->proto = ip[9];
+	if (likely(h->proto == IPPROTO_TCP)) {
+		if (unlikely((void *)(l4 + 20) > end))
+			return -1;
+		h->hlen = (l4[12] >> 4) * 4;
+		if (unlikely(h->hlen < 20))
+			return -1;
+		h->flags = l4[13] | ((__u32)(l4[12] & 1) << 8);
+	} else if (h->proto == IPPROTO_UDP) {
+		h->hlen = 8;
+		h->flags = 0;
+	} else {
+		return -1;
+	}
+	if (unlikely(h->tot < 20 + h->hlen || h->tot > skb->len - ETH_HLEN))
+		return -1;
+	return 0;
+}
+
 /* The established IPv4 TCP/UDP packet of a connection in its conns4 slot that only adds to the
  * counters: nearly every packet. The checks of fast_l4 and fast_account (fast_ipv6's), written
  * for footprint rather than generality: under real traffic the program's cost is mostly the cache
@@ -1027,6 +1062,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 {
 	struct flowctl_conn4_key k = {};
 	struct flowctl_conn4_slot *s = NULL;
+	struct fast4_hdr h;
 	struct flowctl_conn4_cache *pc;
 	struct flowctl_conn4_cached *e;
 	struct flowctl_conn_dir *d;
@@ -1037,29 +1073,12 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	__u8 proto;
 	int i;
 
-	if (unlikely((void *)(l4 + 8) > end))
+	if (fast4_hdr(skb, ip, end, &h))
 		return -1;
-	if (unlikely(ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff))))
-		return -1;
-	tot = bpf_ntohs(*(__u16 *)(ip + 2));
-	if (unlikely(tot < 20 || tot > skb->len - ETH_HLEN))
-		return -1;
-	proto = ip[9];
-	if (likely(proto == IPPROTO_TCP)) {
-		if (unlikely((void *)(l4 + 20) > end))
-			return -1;
-		hlen = (l4[12] >> 4) * 4;
-		if (unlikely(hlen < 20))
-			return -1;
-		flags = l4[13] | ((__u32)(l4[12] & 1) << 8);
-	} else if (proto == IPPROTO_UDP) {
-		hlen = 8;
-		flags = 0;
-	} else {
-		return -1;
-	}
-	if (unlikely(tot - 20 < hlen))
-		return -1;
+	tot = h.tot;
+	hlen = h.hlen;
+	flags = h.flags;
+	proto = h.proto;
 	plen = tot - 20 - hlen;
 	sp = bpf_ntohs(*(__u16 *)l4);
 	dp = bpf_ntohs(*(__u16 *)(l4 + 2));
@@ -1115,15 +1134,15 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
  * the helpers, but to clang they are calls, after which it keeps nothing in r0-r5; so each call
  * comes where few values are live (the CPU's cache first, the clock and the config epoch once only
  * the entry, the side and the skb are), and the packet's addresses and ports are compared with
- * the entry in both orientations instead of building the canonical key on the stack. It accepts
- * exactly what fast4's hit accepts; for anything else it returns -1, having changed nothing, and
- * fast4 starts over. */
+ * the entry in both orientations instead of building the canonical key on the stack. For
+ * anything but a hit it returns -1, having changed nothing, and fast4 starts over. */
 static __always_inline int cache4_hit(struct __sk_buff *skb)
 {
 	struct flowctl_conn4_cache *pc;
 	struct flowctl_conn4_cached *e;
-	__u32 tot, hlen, flags, x, saddr, daddr, side, cpu;
-	__u8 *data, *end, *ip, *l4, proto;
+	struct fast4_hdr h;
+	__u32 x, saddr, daddr, side, cpu;
+	__u8 *data, *end, *ip, *l4;
 
 	cpu = bpf_get_smp_processor_id();
 	pc = bpf_map_lookup_elem(&conn4_cache, &cpu);
@@ -1134,24 +1153,7 @@ static __always_inline int cache4_hit(struct __sk_buff *skb)
 	end = skb_data_end(skb);
 	ip = data + ETH_HLEN;
 	l4 = ip + 20;
-	if (unlikely((void *)(l4 + 8) > (void *)end || ip[0] != 0x45 || (*(__u16 *)(ip + 6) & bpf_htons(0x3fff))))
-		return -1;
-	tot = bpf_ntohs(*(__u16 *)(ip + 2));
-	proto = ip[9];
-	if (likely(proto == IPPROTO_TCP)) {
-		if (unlikely((void *)(l4 + 20) > (void *)end))
-			return -1;
-		hlen = (l4[12] >> 4) * 4;
-		if (unlikely(hlen < 20))
-			return -1;
-		flags = l4[13] | ((__u32)(l4[12] & 1) << 8);
-	} else if (proto == IPPROTO_UDP) {
-		hlen = 8;
-		flags = 0;
-	} else {
-		return -1;
-	}
-	if (unlikely(tot < 20 + hlen || tot > skb->len - ETH_HLEN))
+	if (fast4_hdr(skb, ip, end, &h))
 		return -1;
 	/* The ports as sp << 16 | dp; a key's port word is port[0] | port[1] << 16. */
 	x = bpf_ntohl(*(__u32 *)l4);
@@ -1168,8 +1170,8 @@ static __always_inline int cache4_hit(struct __sk_buff *skb)
 		side = 1;
 	else
 		return -1;
-	if (unlikely(e->key.ifindex != skb->ifindex || *(__u32 *)&e->key.proto != proto ||
-		     !(e->ok & ((tot != 20 + hlen ? 4 : 1) << side)) || (flags & ~(__u32)e->flags[side])))
+	if (unlikely(e->key.ifindex != skb->ifindex || *(__u32 *)&e->key.proto != h.proto ||
+		     !(e->ok & ((h.tot != 20 + h.hlen ? 4 : 1) << side)) || (h.flags & ~(__u32)e->flags[side])))
 		return -1;
 	if (unlikely(e->jiffies != (__u32)bpf_jiffies64()))
 		return -1;
