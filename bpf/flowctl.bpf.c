@@ -1068,21 +1068,16 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	struct flowctl_conn_dir *d;
 	struct flowctl_conn *c;
 	__u8 *ip = data + ETH_HLEN, *l4 = ip + 20;
-	__u32 tot, hlen, flags, plen, side, cpu, idx;
+	__u32 plen, side, cpu, idx;
 	__u16 sp, dp;
-	__u8 proto;
 	int i;
 
 	if (fast4_hdr(skb, ip, end, &h))
 		return -1;
-	tot = h.tot;
-	hlen = h.hlen;
-	flags = h.flags;
-	proto = h.proto;
-	plen = tot - 20 - hlen;
+	plen = h.tot - 20 - h.hlen;
 	sp = bpf_ntohs(*(__u16 *)l4);
 	dp = bpf_ntohs(*(__u16 *)(l4 + 2));
-	side = conn4_key_of(&k, ip, sp, dp, skb->ifindex, proto);
+	side = conn4_key_of(&k, ip, sp, dp, skb->ifindex, h.proto);
 
 	idx = conn4_set(&k);
 #pragma unroll
@@ -1102,13 +1097,13 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 		return -1;
 	/* fast_account's conditions (DROPPED and AUDIT verdicts take the full path), each a reason
 	 * for the full path. */
-	if (unlikely((flags & ~c->flags_seen[side]) ||
+	if (unlikely((h.flags & ~c->flags_seen[side]) ||
 		     !(c->state & (side ? FLOWCTL_STATE_SEEN1 : FLOWCTL_STATE_SEEN0)) ||
-		     ((c->state & FLOWCTL_STATE_CLOSED) && (flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) ||
+		     ((c->state & FLOWCTL_STATE_CLOSED) && (h.flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) ||
 		     c->verdict != FLOWCTL_VERDICT_FORWARDED))
 		return -1;
 	if (unlikely(plen && (sp == 53 || dp == 53 ||
-			      (proto == IPPROTO_TCP && plen >= 8 &&
+			      (h.proto == IPPROTO_TCP && plen >= 8 &&
 			       !(c->state & (FLOWCTL_STATE_NOHTTP0 << side))))))
 		return -1;
 	/* Never equal without jiffy_clock(). */
@@ -1192,12 +1187,10 @@ static __noinline int handle_rest(struct __sk_buff *skb, __u32 obs)
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 obs)
 {
-	void *data, *end;
+	void *data = skb_data(skb), *end = skb_data_end(skb);
 	__u16 proto;
 	int r;
 
-	data = skb_data(skb);
-	end = skb_data_end(skb);
 	if (likely(data + ETH_HLEN <= end)) {
 		proto = *(__u16 *)(data + 12);
 		if (likely(proto == bpf_htons(ETH_P_IP))) {

@@ -161,11 +161,16 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
     expect((await dp.one('to', lo(F.SYN | F.ACK))).reason).toBe(1);
     await dp.run('from', hi(F.ACK));
     await dp.run('to', lo(F.ACK));
+    const held = (side: 0 | 1) =>
+      conn4CacheEntries(readConn4Cache(dp.obj))
+        .filter((e) => e.port[0] === 80 && e.port[1] === 41020)
+        .reduce((n, e) => n + e.packets[side], 0);
+    // Each side looked at right after its own run: a jiffy starting between the two runs sends
+    // the next packet the slot's path, which adds the pending counts to the slot.
     await dp.run('from', hi(F.ACK), 300);
+    expect(held(1)).toBeGreaterThan(0);
     await dp.run('to', lo(F.ACK), 70);
-    const held = conn4CacheEntries(readConn4Cache(dp.obj)).filter((e) => e.port[0] === 80 && e.port[1] === 41020);
-    expect(held.reduce((n, e) => n + e.packets[1], 0)).toBeGreaterThan(0);
-    expect(held.reduce((n, e) => n + e.packets[0], 0)).toBeGreaterThan(0);
+    expect(held(0)).toBeGreaterThan(0);
     expect(await dp.one('from', hi(F.RST))).toMatchObject({ reason: 3, packets: 303n, replyPackets: 72n });
   });
 
@@ -174,7 +179,7 @@ describe.skipIf(skip)('flowctl TC datapath: the per-CPU connection cache (conn4_
     expect((await dp.one('from', tiny(41030, 7000, A, B))).reason).toBe(1);
     expect((await dp.one('to', tiny(7000, 41030, B, A))).reason).toBe(1);
     expect((await dp.run('from', tiny(41030, 7000, A, B), 200)).events).toEqual([]);
-    expect(pending(41030, 7000)).toBeGreaterThan(100);
+    expect(pending(41030, 7000)).toBeGreaterThan(0);
     const before = dp.counters().packets;
     await dp.run('from', tiny(41030, 7000, A, B), 10);
     expect(dp.counters().packets - before).toBe(10n);
