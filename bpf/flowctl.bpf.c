@@ -473,9 +473,15 @@ static __always_inline int conn4_cache_on(void)
 }
 
 /* The conn4_cache entry of a key: direct-mapped by the ports. */
+static __always_inline __u32 conn4_cache_way_of_ports(__u32 ports)
+{
+	/* The two 16-bit ports of a word, in either order. */
+	return (ports ^ (ports >> 16)) & (FLOWCTL_CONN4_CACHE_WAYS - 1);
+}
+
 static __always_inline __u32 conn4_cache_way(const struct flowctl_conn4_key *k)
 {
-	return (k->port[0] ^ k->port[1]) & (FLOWCTL_CONN4_CACHE_WAYS - 1);
+	return conn4_cache_way_of_ports(k->port[0] | (__u32)k->port[1] << 16);
 }
 
 /* For an event of an IPv4 connection that conn4_cache may hold (c->cached): the counts pending for
@@ -1152,7 +1158,7 @@ static __always_inline int cache4_hit(struct __sk_buff *skb)
 		return -1;
 	/* The ports as sp << 16 | dp; a key's port word is port[0] | port[1] << 16. */
 	x = bpf_ntohl(*(__u32 *)l4);
-	e = &pc->e[(x ^ (x >> 16)) & (FLOWCTL_CONN4_CACHE_WAYS - 1)];
+	e = &pc->e[conn4_cache_way_of_ports(x)];
 	/* Opaque from here: else clang recomputes it from pc (kept on the stack) at each use. */
 	barrier_var(e);
 	saddr = *(__u32 *)(ip + 12);
