@@ -303,6 +303,8 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	ev->dst_identity = c->identity[side ^ 1];
 	ev->policy_ref = c->policy_ref;
 	ev->payload_len = p->payload_len;
+	ev->tcp_seq = p->tcp_seq;
+	ev->tcp_ack = p->tcp_ack;
 	__builtin_memcpy(ev->src_ip, p->src, 16);
 	__builtin_memcpy(ev->dst_ip, p->dst, 16);
 	ev->src_port = p->sport;

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define FLOWCTL_ABI_VERSION 2
+#define FLOWCTL_ABI_VERSION 3
 
 /* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
 #define FLOWCTL_MAX_PAYLOAD 1024
@@ -107,6 +107,8 @@ struct flow_event {
 	__u32 dst_identity;
 	__u32 policy_ref;  /* CompiledPolicy ruleRef that decided, 0 none */
 	__u32 payload_len; /* L4 payload length of the packet */
+	__u32 tcp_seq;     /* this packet's TCP sequence number, host order; 0 for non-TCP */
+	__u32 tcp_ack;     /* its acknowledgement number, host order; 0 for non-TCP */
 	__u32 src_ip[4];
 	__u32 dst_ip[4];
 	__u16 src_port;
@@ -124,7 +126,7 @@ struct flow_event {
 	__u8 payload[FLOWCTL_MAX_PAYLOAD];
 };
 
-#define FLOWCTL_FLOW_EVENT_HDR_LEN 144 /* offsetof(struct flow_event, payload) */
+#define FLOWCTL_FLOW_EVENT_HDR_LEN 152 /* offsetof(struct flow_event, payload) */
 
 /* `ipcache` LPM trie key. prefixlen counts the 32 bits of `family` plus the address prefix, so
  * IPv4 and IPv6 share one trie without matching each other. */

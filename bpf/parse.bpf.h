@@ -30,6 +30,8 @@ struct pkt {
 	__u32 dst[4];
 	__u32 payload_off; /* from skb->data */
 	__u32 payload_len;
+	__u32 tcp_seq; /* host order; 0 for non-TCP */
+	__u32 tcp_ack;
 	__u16 sport; /* host order; 0 for ICMP */
 	__u16 dport;
 	__u16 key_id; /* ICMP echo id (both key ports), else 0 */
@@ -62,6 +64,8 @@ static __always_inline int parse_l4(void *data, void *end, __u32 off, __u32 l4_l
 		p->sport = ((__u16)l4[0] << 8) | l4[1];
 		p->dport = ((__u16)l4[2] << 8) | l4[3];
 		p->tcp_flags = l4[13] | ((__u16)(l4[12] & 1) << 8);
+		p->tcp_seq = bpf_ntohl(*(__u32 *)(l4 + 4));
+		p->tcp_ack = bpf_ntohl(*(__u32 *)(l4 + 8));
 		break;
 	case IPPROTO_UDP:
 		hlen = 8;

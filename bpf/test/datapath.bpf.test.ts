@@ -92,6 +92,16 @@ describe.skipIf(skip)('flowctl TC datapath: parsing and aggregation (test_run)',
     expect(r).toMatchObject({ isReply: true, replyPackets: 1n });
   });
 
+  it('TCP sequence and acknowledgement numbers in host order, IPv4 and IPv6; 0 for UDP', async () => {
+    const seq = 0xfedcba98, ack = 0x01234567;
+    const e4 = await dp.one('from', ipv4({ src: A, dst: B, proto: TCP }, tcp(40020, 80, F.SYN | F.ACK, undefined, undefined, seq, ack)));
+    expect([e4.tcpSeq, e4.tcpAck]).toEqual([seq, ack]);
+    const e6 = await dp.one('from', ipv6({ src: A6, dst: B6, proto: TCP }, tcp(40020, 80, F.SYN, undefined, undefined, ack, seq)));
+    expect([e6.tcpSeq, e6.tcpAck]).toEqual([ack, seq]);
+    const u = await dp.one('from', ipv4({ src: A, dst: B, proto: UDP }, udp(40020, 9999, Buffer.alloc(12, 0xff))));
+    expect([u.tcpSeq, u.tcpAck]).toEqual([0, 0]);
+  });
+
   it('IPv4 with options, UDP both ways, SCTP', async () => {
     const u = await dp.one('from', ipv4({ src: A, dst: B, proto: UDP, options: Buffer.alloc(8, 1) }, udp(40004, 9999, Buffer.from('hello'))));
     expect(u).toMatchObject({ proto: UDP, srcPort: 40004, dstPort: 9999, payloadLen: 5, l7: 0, isReply: false });
@@ -136,6 +146,7 @@ describe.skipIf(skip)('flowctl TC datapath: parsing and aggregation (test_run)',
     const e = await dp.one('from', ipv4({ src: A, dst: B, proto: TCP }, tcp(40008, 8080, F.ACK | F.PSH, req, Buffer.alloc(12, 1))));
     expect(e).toMatchObject({ reason: 7, l7: 2, payloadLen: req.length, dstPort: 8080 });
     expect(e.payload.toString()).toBe(req.toString());
+    expect([e.tcpSeq, e.tcpAck]).toEqual([1000, 0]);
     const resp = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
     const er = await dp.one('to', ipv4({ src: B, dst: A, proto: TCP }, tcp(8080, 40008, F.ACK | F.PSH, resp)));
     expect(er).toMatchObject({ reason: 7, l7: 2, isReply: true });

@@ -83,11 +83,12 @@ export function ipv6(o: Ip6Opts, l4: Buffer): Buffer {
   return eth(0x86dd, Buffer.concat([h, ext, l4]));
 }
 
-export function tcp(sport: number, dport: number, flags: number, payload = Buffer.alloc(0), options = Buffer.alloc(0)): Buffer {
+export function tcp(sport: number, dport: number, flags: number, payload = Buffer.alloc(0), options = Buffer.alloc(0), seq = 1000, ack = 0): Buffer {
   const h = Buffer.alloc(20 + options.length);
   h.writeUInt16BE(sport, 0);
   h.writeUInt16BE(dport, 2);
-  h.writeUInt32BE(1000, 4);
+  h.writeUInt32BE(seq, 4);
+  h.writeUInt32BE(ack, 8);
   h[12] = ((20 + options.length) / 4) << 4;
   h[13] = flags & 0xff;
   if (flags & 0x100) h[12]! |= 1;

@@ -30,7 +30,7 @@ int main(void)
 	F(flow_event, bytes); F(flow_event, reply_packets); F(flow_event, reply_bytes);
 	F(flow_event, first_seen_ns); F(flow_event, last_seen_ns); F(flow_event, ifindex);
 	F(flow_event, src_identity); F(flow_event, dst_identity); F(flow_event, policy_ref);
-	F(flow_event, payload_len); F(flow_event, src_ip); F(flow_event, dst_ip);
+	F(flow_event, payload_len); F(flow_event, tcp_seq); F(flow_event, tcp_ack); F(flow_event, src_ip); F(flow_event, dst_ip);
 	F(flow_event, src_port); F(flow_event, dst_port); F(flow_event, tcp_flags);
 	F(flow_event, tcp_flags_seen); F(flow_event, drop_reason); F(flow_event, captured_len);
 	F(flow_event, icmp_type); F(flow_event, icmp_code); F(flow_event, is_reply);
@@ -114,6 +114,8 @@ int main(void)
 	ev.dst_identity = 70000;
 	ev.policy_ref = 9;
 	ev.payload_len = 100000;
+	ev.tcp_seq = 0xfedcba98;
+	ev.tcp_ack = 0x01234567;
 	memcpy(ev.src_ip, src, 16);
 	memcpy(ev.dst_ip, dst, 16);
 	ev.src_port = 40000;

@@ -119,6 +119,8 @@ describe('decodeFlowEvent', () => {
       l7: 2,
       payload: Buffer.from('GET / HTTP/1.1\r\n\r\n'),
       payloadLen: 100000,
+      tcpSeq: 0xfedcba98,
+      tcpAck: 0x01234567,
     });
   });
 
@@ -143,7 +145,7 @@ describe('decodeFlowEvent', () => {
     const foreign = Buffer.from(sample);
     foreign[0] = 0x10;
     expect(() => decodeFlowEvent(foreign, 0, foreign.length)).toThrow(/offset 0: event type 16 is not a flow event/);
-    expect(() => decodeFlowEvent(sample, 0, 100)).toThrow(/record of 100 bytes, need 144/);
+    expect(() => decodeFlowEvent(sample, 0, 100)).toThrow(/record of 100 bytes, need 152/);
     const newer = Buffer.from(sample);
     newer[1] = FLOWCTL_ABI_VERSION + 1;
     expect(() => decodeFlowEvent(newer, 0, newer.length)).toThrow(`ABI version ${FLOWCTL_ABI_VERSION + 1}, decoder speaks ${FLOWCTL_ABI_VERSION}`);

@@ -4,7 +4,7 @@
 import { FlowctlError } from '../errors.js';
 import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint } from './events.js';
 
-export const FLOWCTL_ABI_VERSION = 2;
+export const FLOWCTL_ABI_VERSION = 3;
 /** Byte 0 of a flow record. */
 export const FLOWCTL_EV_FLOW = 1;
 /** Compile-time cap of the max_payload knob. */
@@ -12,7 +12,7 @@ export const FLOWCTL_MAX_PAYLOAD = 1024;
 
 /** Offsets of struct flow_event; `size` is the header (offsetof(payload)), the payload follows. */
 export const FLOW_EVENT = {
-  size: 144,
+  size: 152,
   type: 0,
   abi_version: 1,
   obs_point: 2,
@@ -33,21 +33,23 @@ export const FLOW_EVENT = {
   dst_identity: 72,
   policy_ref: 76,
   payload_len: 80,
-  src_ip: 84,
-  dst_ip: 100,
-  src_port: 116,
-  dst_port: 118,
-  tcp_flags: 120,
-  tcp_flags_seen: 122,
-  drop_reason: 124,
-  captured_len: 126,
-  icmp_type: 128,
-  icmp_code: 129,
-  is_reply: 130,
-  policy_direction: 131,
-  eth_src: 132,
-  eth_dst: 138,
-  payload: 144,
+  tcp_seq: 84,
+  tcp_ack: 88,
+  src_ip: 92,
+  dst_ip: 108,
+  src_port: 124,
+  dst_port: 126,
+  tcp_flags: 128,
+  tcp_flags_seen: 130,
+  drop_reason: 132,
+  captured_len: 134,
+  icmp_type: 136,
+  icmp_code: 137,
+  is_reply: 138,
+  policy_direction: 139,
+  eth_src: 140,
+  eth_dst: 146,
+  payload: 152,
 } as const;
 
 /** struct flowctl_ipcache_key (LPM: prefixlen counts the 32 bits of `family` too). */
@@ -216,6 +218,8 @@ export function decodeFlowEvent(buf: Buffer, offset: number, len: number): FlowE
     // A copy: the ring's memory is reused as soon as the batch callback returns.
     payload: Buffer.from(buf.subarray(o + F.payload, o + F.payload + captured)),
     payloadLen: buf.readUInt32LE(o + F.payload_len),
+    tcpSeq: buf.readUInt32LE(o + F.tcp_seq),
+    tcpAck: buf.readUInt32LE(o + F.tcp_ack),
   };
 }
 

@@ -74,6 +74,9 @@ export interface FlowEvent {
   payload: Buffer;
   /** Length of the L4 payload in the packet (may exceed payload.length). */
   payloadLen: number;
+  /** This packet's TCP sequence and acknowledgement numbers; 0 for non-TCP. */
+  tcpSeq: number;
+  tcpAck: number;
 }
 
 /** TCP lifecycle, from tracepoints sock/inet_sock_set_state and tcp/tcp_retransmit_skb. */

@@ -36,6 +36,8 @@ const base: FlowEvent = {
   l7: 0,
   payload: Buffer.alloc(0),
   payloadLen: 0,
+  tcpSeq: 0,
+  tcpAck: 0,
 };
 
 export function flowEvent(over: Partial<FlowEvent> = {}): FlowEvent {

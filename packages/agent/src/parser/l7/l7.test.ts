@@ -55,7 +55,7 @@ function event(over: Partial<FlowEvent>): FlowEvent {
     srcPort: 40000, dstPort: 53, tcpFlags: 0, tcpFlagsSeen: 0, icmpType: 0, icmpCode: 0, isReply: false,
     srcIdentity: 0, dstIdentity: 0, policyRef: 0, policyDirection: 0, ethSrc: '', ethDst: '',
     packets: 1n, bytes: 0n, replyPackets: 0n, replyBytes: 0n, firstSeenNs: 0n, lastSeenNs: 0n,
-    l7: L7Proto.Dns, payload: Buffer.alloc(0), payloadLen: 0, ...over,
+    l7: L7Proto.Dns, payload: Buffer.alloc(0), payloadLen: 0, tcpSeq: 0, tcpAck: 0, ...over,
   };
 }
 
