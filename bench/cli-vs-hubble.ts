@@ -67,6 +67,8 @@ try {
     console.log(s.name, 'hubble', h, 'flowctl', f);
   }
   const md = [
+    '## CLI against the Hubble CLI (`bench/cli-vs-hubble.ts`)',
+    '',
     `Input: ${lines.toLocaleString('en-US')} flows (\`makeCorpus(${N}, 42)\`, re-encoded by hubble), read with \`--input-file\`;`,
     `each CLI runs as a process with stdout to /dev/null; flows/s = flows in the file / median wall time of ${RUNS} runs;`,
     'CPU = median user + system time of the process (GNU time), less disturbed than wall time when the machine is shared.',

@@ -515,8 +515,8 @@ The build machine is shared (${NCPU} vCPUs, several concurrent jobs, load ${load
 and flowctl both came out within the noise of bare (100% and 104%): 64 KB super-packets hide
 per-packet costs. \`--server-cpu 0\` puts everything on one CPU. \`--modes bare,tc-nop,flowctl,flowctl-tc,flowctl-fresh\`
 splits flowctl's cost and prints only: flowctl-tc is flowctl without its tracepoint programs,
-flowctl-fresh loads flowctl for each slice and closes it after (how this benchmark measured
-flowctl before: it includes the first ~second after a load, see below); tc-pad attaches a program
+flowctl-fresh loads flowctl for each slice and closes it after (so it includes the first ~second
+after a load); tc-pad attaches a program
 that only spends ~150 cycles (\`bpf/tests/pad.bpf.c\`), a calibration of what time per packet costs.
 
 Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${SEED !== 1 ? ` --seed ${SEED}` : ''}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}${TC_MODE === 'clsact' ? ' --clsact' : ''}\` (root; ethtool; after \`make -C bpf\`)`,

@@ -146,7 +146,7 @@ function report(slices: Slice[], elapsedS: number): void {
   const pps = med('flowctl', 'pps');
   writeSection(
     'tc-real-cost',
-    `### TC datapath per-packet cost under real traffic (bpf_stats)
+    `## TC datapath per-packet cost under real traffic (\`bench/tc-real-cost.ts\`)
 
 One iperf3 TCP stream over a veth pair (GSO/TSO/GRO off: MTU-sized packets; client on CPU 0,
 server on CPU 1), cut into ${ROUNDS} rounds of two ${SLICE_S} s slices, the empty TC program
