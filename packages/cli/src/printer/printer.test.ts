@@ -109,6 +109,24 @@ describe('printer golden output (hubble printer_test.go)', () => {
     const f = { ...flow, Summary: 'x\u001b[2Jy' };
     expect(print('compact', [{ flow: f }]).out).toContain('(x\\x1b[2Jy)');
   });
+  it('every byte outside printable ASCII in a DNS name or URL is escaped: one flow, one line', () => {
+    const evil = 'a\nb\tc\u001bd\u0000e\u00e9';
+    const esc = 'a\\x0ab\\x09c\\x1bd\\x00e\\xc3\\xa9';
+    const dns: Flow = { ...flow, destination_names: [`${evil}.com`], Summary: `DNS Query ${evil}.com. A` };
+    const http: Flow = { ...flow, Summary: `HTTP/1.1 GET http://h/${evil}` };
+    const compact = print('compact', [{ flow: dns }, { flow: http }]).out;
+    expect(compact.split('\n')).toHaveLength(3);
+    expect(compact).toContain(`-> ${esc}.com:8080 (ID:12345)`);
+    expect(compact).toContain(`(DNS Query ${esc}.com. A)`);
+    expect(compact).toContain(`(HTTP/1.1 GET http://h/${esc})`);
+    const table = print('table', [{ flow: dns }, { flow: http }]).out;
+    expect(table.split('\n')).toHaveLength(4); // header, two flows, final newline
+    expect(table).toContain(`DNS Query ${esc}.com. A`);
+    const dict = print('dict', [{ flow: dns }, { flow: http }]).out;
+    expect(dict.split('\n')).toHaveLength(6 * 2 + 1 + 1);
+    expect(dict).toContain(`    SUMMARY: HTTP/1.1 GET http://h/${esc}\n`);
+    for (const out of [compact, table, dict]) expect(out).not.toMatch(/[^\x20-\x7e\n]/);
+  });
 });
 
 describe('time formats', () => {

@@ -85,9 +85,17 @@ export class StringSink implements Sink {
   flush(): void {}
 }
 
-// Flow fields are untrusted input: a pod name with ESC or CR could rewrite the user's terminal.
-// eslint-disable-next-line no-control-regex
-const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+// Flow fields are untrusted input: a DNS name or URL with a newline could forge a line of output,
+// one with ESC rewrite the terminal. Every byte outside printable ASCII is printed as \xNN (as
+// Hubble does), so each flow stays on its own line.
+const UNSAFE = /[^\u0020-\u007e]/;
 export function sanitize(s: string): string {
-  return UNSAFE.test(s) ? s.replace(UNSAFE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`) : s;
+  if (!UNSAFE.test(s)) return s;
+  let out = '';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (c >= 0x20 && c <= 0x7e) out += ch;
+    else for (const b of Buffer.from(ch, 'utf8')) out += `\\x${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
 }
