@@ -45,9 +45,6 @@ struct {
 
 struct sock_info {
 	__u64 start_ns; /* first state transition seen */
-	/* inet_put_port() clears skc_num before the transition to CLOSE: remember the bound port. */
-	__u16 sport;
-	__u16 pad[3];
 };
 
 /* struct sock * -> sock_info. LRU so that sockets whose close we never see (program attached
@@ -88,6 +85,9 @@ static __always_inline void fill_sock(struct fct_sock_event *e, const struct soc
 	e->ts_ns = bpf_ktime_get_ns();
 	e->netns_ino = ino;
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* A failed connect: inet_put_port() cleared skc_num, inet_sport still holds the port. */
+	if (!e->sport)
+		e->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET6) {
 		e->ip_version = 6;
@@ -133,18 +133,12 @@ int BPF_PROG(fct_sock_state, const struct sock *sk, int oldstate, int newstate)
 
 	info = bpf_map_lookup_elem(&sock_start, &key);
 	if (info) {
-		if (e) {
+		if (e)
 			e->duration_ns = now - info->start_ns;
-			if (!e->sport)
-				e->sport = info->sport;
-			else if (!info->sport)
-				info->sport = e->sport;
-		}
 		if (newstate == TCP_CLOSE_STATE)
 			bpf_map_delete_elem(&sock_start, &key);
 	} else if (newstate != TCP_CLOSE_STATE) {
 		fresh.start_ns = now;
-		fresh.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 		if (bpf_map_update_elem(&sock_start, &key, &fresh, BPF_ANY))
 			count(FCT_CNT_SOCK_MAP_FULL);
 	}

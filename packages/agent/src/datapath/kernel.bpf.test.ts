@@ -242,6 +242,17 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
     expect(bh.kernelReason).not.toBe(udp.kernelReason);
   });
 
+  it('a failed connect closes with its source port, which joins it to the dropped SYN', async () => {
+    // Port 9 is closed in B: the SYN is dropped there (NO_SOCKET) and the RST fails the connect.
+    await nodeIn(A, `const c=require('net').connect(9,'${IP_B}');c.on('error',()=>{});`);
+    const close = await col.until(
+      (e): e is SockEvent => isSock(e) && e.netnsIno === inoA && e.dstPort === 9 && e.oldState === 2 && e.newState === 7,
+    );
+    expect(close.srcPort).toBeGreaterThan(1023);
+    const syn = await col.until((e): e is KernelDropEvent => isKdrop(e) && e.proto === 6 && e.dstPort === 9 && e.srcPort === close.srcPort);
+    expect(syn).toMatchObject({ netnsIno: inoB, srcIp: IP_A, tcpFlags: 0x02 });
+  });
+
   it('handles IPv6: a connection close and a drop at a closed port', async () => {
     const srv = server(B, IP6_B, 100);
     const port = await srv.port;

@@ -7,7 +7,7 @@ export interface ParserCounters {
   malformedEvents: number;
   /** L7 payloads that could not be parsed; the L3/L4 flow was kept. */
   malformedL7: number;
-  /** SOCK events that could not be attributed or decoded. */
+  /** SOCK events of watched namespaces that could not be decoded (sockets of other namespaces are not errors). */
   malformedSock: number;
 }
 

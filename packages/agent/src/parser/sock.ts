@@ -42,11 +42,9 @@ export function sockFlow(ev: SockEvent, ctx: ParserContext): Flow | undefined {
   const summary = summaryFor(ev);
   if (summary === undefined) return undefined;
   const owner = ctx.endpointForNetns(ev.netnsIno);
-  if (!owner && ev.netnsIno !== 0) {
-    // A socket in a namespace we do not watch is not ours to report.
-    ctx.counters.malformedSock++;
-    return undefined;
-  }
+  // A socket in a namespace we do not watch is not ours to report, and not an error either: the
+  // tracepoints see every socket of the host.
+  if (!owner && ev.netnsIno !== 0) return undefined;
   const source = owner ?? ctx.endpointForIp(ev.srcIp);
   const destination = ctx.endpointForIp(ev.dstIp);
   const flow: Flow = {
