@@ -8,7 +8,6 @@ export { EndpointDirectory } from './endpoints/directory.js';
 export { MonitorConsumer } from './monitor/consumer.js';
 export { AgentServer, OBSERVER_HEALTH_SERVICE } from './server/server.js';
 export { AgentMetrics, DEFAULT_METRICS, DEFAULT_METRICS_ADDRESS } from './metrics/agent-metrics.js';
-export { FakeDatapath } from './datapath/fake.js';
 export { FlowctlError } from './errors.js';
 export type * from './datapath/events.js';
 export type { Datapath, DatapathOptions } from './datapath/datapath.js';

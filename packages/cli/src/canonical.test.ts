@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as json from '@flowctl/flow/json';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { CanonicalLines, ENUM_FIELDS } from './canonical.js';
 import { observeFile, type InputFileStats, type InputItem } from './input-file.js';
 import { ROOT } from './e2e/helpers.js';

@@ -13,7 +13,7 @@ import type { GetFlowsRequest, GetFlowsResponse, Node, ServerStatusResponse } fr
 import { encodeResponse } from '@flowctl/flow/json';
 import { PolicyClient } from '@flowctl/flow/policy-service';
 import type { ListPoliciesResponse } from '@flowctl/flow/policy-service';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { hubbleBin, spawnAgent, spawnRelay } from './testing/spawn.js';
 import type { Child } from './testing/spawn.js';
 

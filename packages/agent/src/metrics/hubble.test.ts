@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import { DropReason, FlowType, L7FlowType, LostEventSource, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { FlowMetrics, MetricsConfigError, parseMetricsSpec } from './hubble.js';
 
 async function valueOf(reg: Registry, name: string, labels: Record<string, string>): Promise<number | undefined> {

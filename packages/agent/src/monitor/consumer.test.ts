@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LostEventSource, type Flow, type LostEvent } from '@flowctl/flow';
-import { FakeDatapath } from '../datapath/fake.js';
+import { FakeDatapath } from '../testing/fake-datapath.js';
 import type { DatapathEvent } from '../datapath/events.js';
 import { flowEvent } from '../parser/fixtures.js';
 import { MonitorConsumer } from './consumer.js';

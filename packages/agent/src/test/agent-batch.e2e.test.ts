@@ -6,7 +6,7 @@ import { ObserverClient, Verdict, type GetFlowsRequest, type GetFlowsResponse } 
 import { BatchObserverClient, decodeFlowBatch } from '@flowctl/flow/batch';
 import { encodeResponse } from '@flowctl/flow/json';
 import { Agent } from '../agent.js';
-import { FakeDatapath } from '../datapath/fake.js';
+import { FakeDatapath } from '../testing/fake-datapath.js';
 import { fixtures, flowEvent } from '../parser/fixtures.js';
 
 let agent: Agent;

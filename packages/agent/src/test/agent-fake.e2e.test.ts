@@ -20,7 +20,7 @@ import {
 } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
 import { Agent } from '../agent.js';
-import { FakeDatapath } from '../datapath/fake.js';
+import { FakeDatapath } from '../testing/fake-datapath.js';
 import { fixtures, flowEvent } from '../parser/fixtures.js';
 
 const run = promisify(execFile);

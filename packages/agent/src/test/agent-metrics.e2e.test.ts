@@ -10,9 +10,9 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthCheckResponse_ServingStatus, HealthClient } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { Agent } from '../agent.js';
-import { FakeDatapath } from '../datapath/fake.js';
+import { FakeDatapath } from '../testing/fake-datapath.js';
 import { fixtures, flowEvent, kernelDrop, sockEvent } from '../parser/fixtures.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');

@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { encodeResponse } from '@flowctl/flow/json';
 import { buildProgram, type Io } from '../program.js';
 import { StringSink } from '../printer/terminal.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { encodeResponse } from '@flowctl/flow/json';
 import { NodeState } from '@flowctl/flow/gen/relay/relay';
 import type { GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';

@@ -17,7 +17,7 @@ import {
   PeerService,
 } from '@flowctl/flow';
 import type { ChangeNotification, GetFlowsRequest, Namespace, ServerStatusResponse } from '@flowctl/flow';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
+import { makeCorpus } from '@flowctl/flow/testing';
 import { encodeBatch, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 
 export interface FakeAgentOptions {

@@ -1,8 +1,8 @@
 // A datapath without a kernel: tests push decoded events, and it records what the agent asked of
 // it (attachments, identities, policies) so tests can assert the agent's side of the contract.
 import type { CompiledPolicy } from '@flowctl/policy';
-import type { Datapath } from './datapath.js';
-import type { DatapathCounters, DatapathEvent } from './events.js';
+import type { Datapath } from '../datapath/datapath.js';
+import type { DatapathCounters, DatapathEvent } from '../datapath/events.js';
 
 export class FakeDatapath implements Datapath {
   readonly attached = new Map<string, { ifname: string; netns?: string }>();

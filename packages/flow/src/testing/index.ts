@@ -1,0 +1,2 @@
+// Test helpers of @flowctl/flow ('@flowctl/flow/testing'); never part of the main entry.
+export * from './corpus.js';
