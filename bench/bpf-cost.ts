@@ -1,6 +1,6 @@
 // Per-packet cost of the TC datapath (bpf/flowctl.bpf.c) under BPF_PROG_TEST_RUN, issue 4 and the
 // kernel side of issue 8. Same run, same object:
-//   - baseline: an empty TC program (bpf/tests/nop.bpf.c), the harness's own cost per run;
+//   - baseline: an empty TC program (bpf/test/nop.bpf.c), the harness's own cost per run;
 //   - established-flow packet (repeat 1,000,000), IPv4 and IPv6: the path almost every packet takes;
 //   - new-flow packet: a distinct 5-tuple per run, so repeat=1 over many packets (median);
 //   - each of those with no policy and with 1,000 policies / 10,000 endpoints in force.
@@ -8,12 +8,12 @@
 // Run: pnpm exec tsx --conditions=@flowctl/source bench/bpf-cost.ts
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { BpfObject, possibleCpus } from '../addon/lib/index.js';
+import { BpfObject } from '../addon/lib/index.js';
 import { compilePolicies, parsePolicies, resolveEndpoints, type EndpointSpec } from '../packages/policy/src/index.js';
 import { sumPerCpuU64 } from '../packages/agent/src/datapath/abi.js';
-import { setConnCache } from '../packages/agent/src/datapath/kernel.js';
 import { writeIpcache, writePolicyMaps, type PolicyMaps } from '../packages/agent/src/datapath/policy-maps.js';
 import { F, ipv4, ipv6, TCP, tcp } from '../bpf/test/packets.js';
+import { benchObject } from './lib/bench-objects.js';
 import { median, progress, writeSection } from './lib/report.js';
 import { neighbourWorkload, type NeighbourWorkload } from './lib/neighbour-workload.js';
 
@@ -34,11 +34,10 @@ function workload(): NeighbourWorkload {
   return neighbourWorkload({ namespaces: NAMESPACES, apps: APPS_PER_NS, podsPerApp: PODS_PER_APP, ip: podIp });
 }
 
-/** The object as the agent loads it; `connCache` false leaves conn4_cache off (nr_cpus 0). */
-function open(connCache = true): { obj: BpfObject; maps: PolicyMaps } {
+/** The object as the agent loads it. */
+function open(): { obj: BpfObject; maps: PolicyMaps } {
   const obj = BpfObject.open(out('flowctl.bpf.o'), { name: 'flowctl' });
   obj.setMaxEntries('events', 1 << 23);
-  setConnCache(obj, connCache ? possibleCpus() : 0);
   obj.load();
   const maps = { ipcache: obj.map('ipcache'), policyEnforce: obj.map('policy_enforce'), policy: obj.map('policy'), config: obj.map('config') };
   return { obj, maps };
@@ -68,12 +67,11 @@ function newFlows(obj: BpfObject, prog: string, pkt: (i: number) => Buffer, drai
 
 function main(): void {
   progress('loading objects');
-  const nop = BpfObject.open(out('nop.bpf.o'), { name: 'nop' });
+  const nop = BpfObject.open(benchObject('nop'), { name: 'nop' });
   nop.load();
   const bare = open();
   const pol = open();
-  const uncached = open(false);
-  const rings = [bare, pol, uncached].map((d) => d.obj.ringBuffer('events', () => {}).unref());
+  const rings = [bare, pol].map((d) => d.obj.ringBuffer('events', () => {}).unref());
   const drain = () => rings.forEach((r) => r.discard());
 
   progress(`compiling ${NAMESPACES * APPS_PER_NS} policies over ${NAMESPACES * APPS_PER_NS * PODS_PER_APP} endpoints`);
@@ -109,7 +107,7 @@ function main(): void {
   const est6 = ipv6({ src: 'fd00:206::10', dst: 'fd00:206::1', proto: TCP }, tcp(40000, 8080, F.ACK));
   const syn = (i: number) => ipv4({ src, dst, proto: TCP }, tcp(1024 + (i % 60000), 8080, F.SYN));
   // Connection state must exist for the established packet; open it with a SYN first.
-  for (const d of [bare, pol, uncached]) {
+  for (const d of [bare, pol]) {
     d.obj.program('flowctl_tc_egress').testRun({ data: ipv4({ src, dst, proto: TCP }, tcp(40000, 8080, F.SYN)) });
     d.obj.program('flowctl_tc_egress').testRun({ data: ipv6({ src: 'fd00:206::10', dst: 'fd00:206::1', proto: TCP }, tcp(40000, 8080, F.SYN)) });
   }
@@ -126,7 +124,6 @@ function main(): void {
   const nopNs = repeated(nop, 'bench_nop', est);
   const estBare = repeated(bare.obj, 'flowctl_tc_egress', est);
   const estPol = repeated(pol.obj, 'flowctl_tc_egress', est);
-  const estSlot = repeated(uncached.obj, 'flowctl_tc_egress', est);
   const est6Bare = repeated(bare.obj, 'flowctl_tc_egress', est6);
   const est6Pol = repeated(pol.obj, 'flowctl_tc_egress', est6);
   drain();
@@ -140,7 +137,6 @@ function main(): void {
   nop.close();
   bare.obj.close();
   pol.obj.close();
-  uncached.obj.close();
 
   const f = (n: number) => n.toFixed(0);
   const net = (x: number, base: number) => f(Math.max(0, x - base));
@@ -149,7 +145,6 @@ function main(): void {
 | packet | no policy | 1,000 policies, 10,000 endpoints | added by policy |
 |---|---|---|---|
 | established flow, IPv4 TCP (repeat ${REPEAT.toLocaleString('en')}, median of ${RUNS}) | ${f(estBare)} ns (${net(estBare, nopNs)} ns over baseline) | ${f(estPol)} ns (${net(estPol, nopNs)} ns over baseline) | ${f(estPol - estBare)} ns |
-| established flow, IPv4 TCP, not in the CPU's connection cache (same) | ${f(estSlot)} ns (${net(estSlot, nopNs)} ns over baseline) | | |
 | established flow, IPv6 TCP (same) | ${f(est6Bare)} ns (${net(est6Bare, nopNs)} ns over baseline) | ${f(est6Pol)} ns (${net(est6Pol, nopNs)} ns over baseline) | ${f(est6Pol - est6Bare)} ns |
 | new flow (one run per new 5-tuple, median of ${NEW_FLOWS.toLocaleString('en')}) | ${f(newBare)} ns (${net(newBare, nopNew)} ns over baseline) | ${f(newPol)} ns (${net(newPol, nopNew)} ns over baseline) | ${f(newPol - newBare)} ns |
 

@@ -29,9 +29,10 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { BpfObject } from '../addon/lib/index.js';
-import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
+import { KernelDatapath } from '../packages/agent/src/datapath/kernel.js';
 import { rng } from '../packages/flow/src/testing/corpus.js';
 import { median, medianCI, percentile, progress, writeSection } from './lib/report.js';
+import { benchObject } from './lib/bench-objects.js';
 import { createPair, pinned, removePair, runBenchmark, sh, stop, type VethPair, waitFor } from './lib/veth.js';
 
 const A = 'fcb-ipa';
@@ -100,7 +101,7 @@ const ALL_MODES: Mode[] = ['bare', 'tc-nop', 'flowctl', 'tcpdump', 'flowctl-tc',
  * flowctl-tc is flowctl without its tracepoint programs (loaded once, like flowctl),
  * flowctl-fresh is flowctl loaded afresh for each slice and closed after it, which measures
  * the first ~second after a load (see the report); tc-pad is a program that only spends ~150
- * cycles (bpf/tests/pad.bpf.c): what that much time per packet costs the stream.
+ * cycles (bpf/test/pad.bpf.c): what that much time per packet costs the stream.
  */
 const MODES: Mode[] = (() => {
   const i = process.argv.indexOf('--modes');
@@ -246,7 +247,7 @@ async function slice(mode: Mode, p: Procs, nop: BpfObject, pad: BpfObject | unde
   if (mode === 'bare') return { ...(await measure(p, undefined)), events: 0, lost: 0n };
   if (mode === 'tc-nop' || mode === 'tc-pad') {
     // The hook's own price: an empty program at the same two TC attach points (tc-pad: one that
-    // only spends ~150 cycles, bpf/tests/pad.bpf.c).
+    // only spends ~150 cycles, bpf/test/pad.bpf.c).
     const prog = mode === 'tc-pad' ? pad!.program('bench_pad') : nop.program('bench_nop');
     const links = (['ingress', 'egress'] as const).map((direction) => prog.attachTc({ ifname: DEV_B, netns: B, direction, mode: TC_MODE }));
     try {
@@ -321,8 +322,8 @@ async function slice(mode: Mode, p: Procs, nop: BpfObject, pad: BpfObject | unde
 async function main(): Promise<void> {
   const t0 = Date.now();
   setup();
-  const nop = BpfObject.open(`${defaultObjectDir()}/nop.bpf.o`, { name: 'nop' });
-  const pad = MODES.includes('tc-pad') ? BpfObject.open(`${defaultObjectDir()}/pad.bpf.o`, { name: 'pad' }) : undefined;
+  const nop = BpfObject.open(benchObject('nop'), { name: 'nop' });
+  const pad = MODES.includes('tc-pad') ? BpfObject.open(benchObject('pad'), { name: 'pad' }) : undefined;
   const server = pinned(CPU_SERVER, B, ['iperf3', '-s', '-1', '--forceflush', '-B', IP_B, '-p', String(PORT)]);
   let client: ChildProcess | undefined;
   const timeline: { mode: Mode; s: Slice }[] = [];
@@ -471,7 +472,7 @@ runs it (aggregated events, 512-byte L7 snippets, tracepoint programs on, ring c
 benchmark process), loaded once before the stream starts; its TC programs are attached for the
 flowctl slices only, and its tracepoint programs watch both namespaces only during them (they stay
 attached, returning at once for the few kfree_skb calls of the other slices), both TC programs on the node side of the veth, ${TC_MODE === 'clsact' ? 'as clsact filters (`--clsact`)' : 'as TCX links (kernel 6.6+; the agent falls back to clsact filters on older kernels; `--clsact` measures those)'}. *empty TC program*:
-\`bpf/tests/nop.bpf.c\` at the same two attach points, the price of the hook itself. *tcpdump*:
+\`bpf/test/nop.bpf.c\` at the same two attach points, the price of the hook itself. *tcpdump*:
 \`tcpdump -i <veth> -s 128 -w /dev/null\` on the same interface.
 
 Figures per slice: throughput (bytes the server read, over wall time); throughput at a full CPU
@@ -517,7 +518,7 @@ per-packet costs. \`--server-cpu 0\` puts everything on one CPU. \`--modes bare,
 splits flowctl's cost and prints only: flowctl-tc is flowctl without its tracepoint programs,
 flowctl-fresh loads flowctl for each slice and closes it after (so it includes the first ~second
 after a load); tc-pad attaches a program
-that only spends ~150 cycles (\`bpf/tests/pad.bpf.c\`), a calibration of what time per packet costs.
+that only spends ~150 cycles (\`bpf/test/pad.bpf.c\`), a calibration of what time per packet costs.
 
 Command: \`pnpm exec tsx --conditions=@flowctl/source bench/iperf-impact.ts --rounds ${ROUNDS} --slice ${SLICE_S}${SEED !== 1 ? ` --seed ${SEED}` : ''}${CPU_SERVER !== '1' ? ` --server-cpu ${CPU_SERVER}` : ''}${KEEP_OFFLOADS ? ' --offloads' : ''}${TC_MODE === 'clsact' ? ' --clsact' : ''}\` (root; ethtool; after \`make -C bpf\`)`,
   );

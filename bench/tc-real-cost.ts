@@ -13,8 +13,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { BpfObject } from '../addon/lib/index.js';
-import { KernelDatapath, defaultObjectDir } from '../packages/agent/src/datapath/kernel.js';
+import { KernelDatapath } from '../packages/agent/src/datapath/kernel.js';
 import { median, percentile, progress, writeSection } from './lib/report.js';
+import { benchObject } from './lib/bench-objects.js';
 import { createPair, pinned, removePair, runBenchmark, sh, stop, type VethPair, waitFor } from './lib/veth.js';
 
 const PAIR: VethPair = { a: 'fcb-rca', b: 'fcb-rcb', devA: 'fcb-rca0', devB: 'fcb-rcb0', ipA: '10.206.11.1', ipB: '10.206.11.2' };
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   createPair(PAIR, false);
   savedStats = readFileSync(STATS, 'utf8').trim();
-  const nop = BpfObject.open(`${defaultObjectDir()}/nop.bpf.o`, { name: 'nop' });
+  const nop = BpfObject.open(benchObject('nop'), { name: 'nop' });
   const dp = new KernelDatapath({});
   const server = pinned('1', PAIR.b, ['iperf3', '-s', '-1', '--forceflush', '-B', PAIR.ipB, '-p', String(PORT)]);
   let client: ChildProcess | undefined;
@@ -150,7 +151,7 @@ function report(slices: Slice[], elapsedS: number): void {
 
 One iperf3 TCP stream over a veth pair (GSO/TSO/GRO off: MTU-sized packets; client on CPU 0,
 server on CPU 1), cut into ${ROUNDS} rounds of two ${SLICE_S} s slices, the empty TC program
-(\`bpf/tests/nop.bpf.c\`) and flowctl (\`KernelDatapath\` with default knobs, loaded once, its TC
+(\`bpf/test/nop.bpf.c\`) and flowctl (\`KernelDatapath\` with default knobs, loaded once, its TC
 programs attached to the node side of the veth for its slices), alternating. Figures are the
 kernel's own accounting (\`kernel.bpf_stats_enabled\`: run time over run count of each program),
 which adds two clock reads to every run: the empty program's figure is that overhead.

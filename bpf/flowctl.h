@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Kernel/user ABI of the TC datapath (flowctl.bpf.c): the flow event and the layouts of the maps
- * user space writes. Decoded and encoded by packages/agent/src/datapath/abi.ts and policy-maps.ts;
+/* Kernel/user ABI of the TC datapath (flowctl.bpf.c): the flow event, the counters and the layouts
+ * of the maps user space writes (the connection entries it never reads are in conn.bpf.h). Decoded and encoded by packages/agent/src/datapath/abi.ts and policy-maps.ts;
  * bpf/tests/abi_layout.c prints sizeof/offsetof of everything here so abi.test.ts can compare.
  * Rules: fixed-width fields ordered by size, explicit padding, event type in byte 0. Bump
  * FLOWCTL_ABI_VERSION on any change. Multi-byte integers are host order (little endian) unless
@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define FLOWCTL_ABI_VERSION 3
+#define FLOWCTL_ABI_VERSION 4
 
 /* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
 #define FLOWCTL_MAX_PAYLOAD 1024
@@ -166,159 +166,5 @@ struct flowctl_config {
 	__u64 epoch;
 	__u64 policy_revision;
 };
-
-/* `flows` LRU key (IPv6 connections): the 5-tuple in canonical order (lower (address, port)
- * first) so both directions share an entry; per interface, because the same packet is a different
- * observation (and a different endpoint's policy) at the source and the destination veth. */
-struct flowctl_conn_key {
-	__u32 addr[2][4];
-	__u32 ifindex;
-	__u16 port[2]; /* ICMP echo: the echo id on both sides */
-	__u8 proto;
-	__u8 ip_version;
-	__u8 pad[2];
-};
-
-/* `flows4` LRU key (IPv4 connections): the same canonical 5-tuple in 20 bytes instead of 44, since
- * the hash and compare of the key are most of an established packet's cost. */
-struct flowctl_conn4_key {
-	__u32 addr[2]; /* network order */
-	__u32 ifindex;
-	__u16 port[2];
-	__u8 proto;
-	__u8 pad[3];
-};
-
-#define FLOWCTL_OPENER_GUESSED 0x80 /* with the side in bit 0 */
-/* Never subject to policy: IPv6 neighbour discovery (ICMPv6 133-137), as Cilium exempts it, or
- * no pod could resolve its gateway once it has an egress policy. */
-#define FLOWCTL_OPENER_NO_POLICY 0x40
-
-#define FLOWCTL_STATE_SEEN0 0x1 /* an event was sent for side 0 -> 1 */
-#define FLOWCTL_STATE_SEEN1 0x2
-#define FLOWCTL_STATE_CLOSED 0x4
-/* HTTP detection per direction (shifted left by the side): an HTTP start line was seen, or the
- * direction's first payload was not HTTP, so no packet of it is looked at again (bulk transfers
- * and TLS pay nothing). A connection first seen mid-body is not inspected for HTTP. */
-#define FLOWCTL_STATE_HTTP0 0x8
-#define FLOWCTL_STATE_NOHTTP0 0x20
-
-/* One direction of a connection: what each of its packets writes. */
-struct flowctl_conn_dir {
-	__u64 packets;
-	__u64 bytes;
-	__u64 last_seen_ns; /* the connection's last_seen is the later of its two directions' */
-};
-
-/* `flows`, `flows4` and `conns4` connection state. dir[] and the other arrays are indexed by the
- * sending side of the canonical key. Times are bpf_ktime_get_ns(); between events last_seen_ns
- * has the resolution of a jiffy.
- *
- * Laid out for the cache: the two directions of a connection are often handled on two CPUs (a
- * veth's receive path runs on the sender's CPU), and a cache line written by one CPU and read or
- * written by the other moves between them on every packet, which cost iperf3 ~5% of its
- * throughput (more than the program itself). So what every packet reads, and only the slow path
- * writes, comes first (in a conns4 slot it shares the first line with the slot's 24-byte head);
- * each direction's counters start a line of their own (offsets 64 and 128 of a conns4 slot; in the
- * LRU hash maps, whose values are only 8-aligned, they are at least 64 bytes apart, so never share
- * a line with each other). */
-struct flowctl_conn {
-	/* read by every packet, written on the slow path: 40 bytes */
-	__u64 epoch; /* config epoch of identity[] and the verdict; ~0 = not evaluated */
-	__u64 clock_jiffies; /* jiffies when the precise clock was last read for this connection */
-	__u32 flags_seen[2];
-	__u32 state; /* FLOWCTL_STATE_* */
-	__u8 verdict;
-	__u8 opener; /* side that opened the connection | FLOWCTL_OPENER_GUESSED | _NO_POLICY */
-	__u8 policy_direction;
-	__u8 cached; /* a CPU's conn4_cache may hold packets of it not yet in dir0/dir1 */
-	__u32 policy_ref;
-	__u16 drop_reason;
-	__u8 pad1[2];
-	/* side 0's counters, then what only the slow path reads */
-	struct flowctl_conn_dir dir0;
-	__u64 first_seen_ns;
-	__u64 last_emit_ns;
-	__u32 identity[2];
-	__u8 pad2[16];
-	/* side 1's counters, alone in their line (the conns4 slot pads it) */
-	struct flowctl_conn_dir dir1;
-};
-
-/* `conns4`: IPv4 connections in a preallocated array used as a 4-way set-associative table,
- * indexed by a hash of the key computed in the program. Array lookups are inlined by the
- * verifier, so an established packet costs no helper call (an LRU hash lookup is three calls and
- * returns, expensive under the SRSO mitigation, and was half of the program's cost under iperf3).
- * A connection whose set is full of live ones goes to the `flows4` LRU map instead. */
-#define FLOWCTL_CONN4_SLOTS 65536 /* power of two */
-#define FLOWCTL_CONN4_WAYS 4
-struct flowctl_conn4_slot {
-	__u32 gen; /* 0: never used; bumped (compare-and-swap) each time the slot is taken */
-	struct flowctl_conn4_key key;
-	struct flowctl_conn conn;
-	__u8 pad[40]; /* side 1's counters alone in the slot's third line */
-};
-
-_Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, key) == 4, "conns4: key after gen");
-_Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, conn.dir0) == 64, "conns4: side 0 starts line 1");
-_Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, conn.dir1) == 128, "conns4: side 1 starts line 2");
-_Static_assert(sizeof(struct flowctl_conn4_slot) == 192, "conns4: a slot is three cache lines");
-
-/* `conns6`: the same table for IPv6 connections (the `flows` LRU map takes what does not fit).
- * The 44-byte key fills the slot's first line, the connection's read-mostly head the second, and
- * each direction's counters a line of their own: an established packet touches three lines and
- * makes no helper call. */
-#define FLOWCTL_CONN6_SLOTS 16384 /* power of two */
-#define FLOWCTL_CONN6_WAYS 4
-struct flowctl_conn6_slot {
-	__u32 gen; /* as in conns4 */
-	struct flowctl_conn_key key;
-	__u8 pad0[40]; /* the connection's head alone in the second line */
-	struct flowctl_conn conn;
-	__u8 pad[40]; /* side 1's counters alone in the fourth line */
-};
-
-_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, key) == 4, "conns6: key after gen, as in conns4");
-_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn) == 88, "conns6: head in line 1");
-_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir0) == 128, "conns6: side 0 starts line 2");
-_Static_assert(__builtin_offsetof(struct flowctl_conn6_slot, conn.dir1) == 192, "conns6: side 1 starts line 3");
-_Static_assert(sizeof(struct flowctl_conn6_slot) == 256, "conns6: a slot is four cache lines");
-
-/* `conn4_cache` (a value per CPU, at the CPU's number): each CPU's recent conns4 connections,
- * direct-mapped by their ports, and the packets each CPU counted for them since: an established
- * IPv4 packet whose connection is here adds to two private counters, without the hash, the slot
- * lookup or the atomic adds of the shared slot (the atomics alone were ~12% of the program under
- * iperf3).
- *
- * An entry is good for one jiffy and one config epoch; it holds what the fast path would check in
- * the slot (`ok`: bit `side`, packets without payload may be counted here; bit 2 + `side`, packets
- * with payload too; `flags`: TCP flags already seen per side, SYN left out so that a SYN always
- * takes the full path). The first established packet of a jiffy fills it, after adding the pending
- * counts of the entry it replaces to that one's slot (if the slot still holds the same connection:
- * key and first_seen_ns) and to the `packets` counter. Events add every CPU's pending counts of
- * their connection (flagged by `cached`), and user space adds them to the `packets` counter, so
- * counts are as exact as without the cache. Pending counts are at most a jiffy's worth, hence
- * 32 bits; jiffies and epoch are compared on their low 32 bits. */
-#define FLOWCTL_CONN4_CACHE_WAYS 8 /* power of two */
-struct flowctl_conn4_cached {
-	struct flowctl_conn4_key key; /* ifindex 0: empty */
-	__u32 slot;                   /* conns4 index */
-	__u32 jiffies;                /* low 32 bits */
-	__u32 epoch;                  /* low 32 bits of the config epoch */
-	__u16 flags[2];
-	__u8 ok;
-	__u8 pad[3];
-	__u32 packets[2]; /* pending, by side; at most a jiffy's worth */
-	__u32 bytes[2];
-	__u64 first_seen_ns; /* which connection of that key (ports are reused); not on the fast path */
-};
-
-/* One CPU's entries: the value of `conn4_cache` at the CPU's number. */
-struct flowctl_conn4_cache {
-	struct flowctl_conn4_cached e[FLOWCTL_CONN4_CACHE_WAYS];
-};
-
-/* One cache line per entry: the map is mmapable, so its values start on a page. */
-_Static_assert(sizeof(struct flowctl_conn4_cached) == 64, "conn4_cache entry size");
 
 #endif /* __FLOWCTL_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Maps of the TC datapath. Names are part of the contract with the loader (kernel.ts) and
- * policy-maps.ts; layouts are in flowctl.h. */
+ * policy-maps.ts; layouts are in flowctl.h and conn.bpf.h. */
 #ifndef __FLOWCTL_MAPS_BPF_H
 #define __FLOWCTL_MAPS_BPF_H
 
@@ -35,12 +35,12 @@ struct {
 } flows4 SEC(".maps");
 
 /* slot index -> struct flowctl_conn4_slot (IPv4 connections; the set-associative table of
- * flowctl.h; flows4 takes what does not fit) */
+ * conn.bpf.h; flows4 takes what does not fit) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, FLOWCTL_CONN4_SLOTS);
 	/* An mmapable array's values start on a page; a plain one's 312 bytes into struct
-	 * bpf_array (56 mod 64), which would split every slot's lines (flowctl.h). */
+	 * bpf_array (56 mod 64), which would split every slot's lines (conn.bpf.h). */
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, struct flowctl_conn4_slot);
@@ -106,17 +106,13 @@ struct {
 	__type(value, struct flowctl_conn);
 } conn_scratch SEC(".maps");
 
-/* CPU number -> that CPU's cache of recent conns4 connections (flowctl.h, struct
- * flowctl_conn4_cache). An array rather than a per-CPU array: its address is a constant in the
- * program (a per-CPU value costs a load of the map's pointer table first), and, mmapable, its values
- * start on a page, so that each 64-byte entry is one cache line. The loader sets max_entries to
- * the possible CPUs (with nr_cpus); with 1, only CPU 0 has an entry, and the others do without. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct flowctl_conn4_cache);
-} conn4_cache SEC(".maps");
+/* Adds one to a counter: a per-CPU slot, so no atomic is needed. */
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += 1;
+}
 
 #endif /* __FLOWCTL_MAPS_BPF_H */

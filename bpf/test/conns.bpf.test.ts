@@ -1,10 +1,11 @@
-// conns4 and conns6, the IPv4 and IPv6 connection tables (flowctl.h): preallocated arrays used as
+// conns4 and conns6, the IPv4 and IPv6 connection tables (conn.bpf.h): preallocated arrays used as
 // 4-way set-associative tables indexed by a hash computed in the program, so that an established
 // packet costs no helper call. A connection whose set is full of live ones goes to the family's
 // LRU map (flows4, flows); a set's slot whose connection closed (or went idle) long ago is given
 // to a new connection.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Datapath, skipReason } from './harness.js';
+import { cLayout } from './layout.js';
 import { F, ipv4, ipv6, TCP, tcp } from './packets.js';
 
 const skip = skipReason();
@@ -39,9 +40,8 @@ const fold6 = (w: number[]) => (w[0]! ^ rol(w[1]!, 8) ^ rol(w[2]!, 16) ^ rol(w[3
 
 /**
  * Each table: its maps and counter, the packet builder, the first slot of the set of A:sport ->
- * B:dport (conn4_set/conn6_set; A < B, so A's side is side 0), and offsets in its slot (gen, the
- * key, the connection; packages/agent's abi.test checks them against the C header): each
- * direction's counters start a cache line of their own.
+ * B:dport (conn4_set/conn6_set; A < B, so A's side is side 0), and the offsets in its slot of the
+ * fields read here, as the C compiler lays them out (abi_layout.c).
  */
 const TABLES = [
   {
@@ -49,24 +49,22 @@ const TABLES = [
     lru: 'flows4',
     counter: 'conn4Slots',
     slots: 65536,
-    slotBytes: 192,
     A: '10.202.5.1',
     B: '10.202.5.2',
     ip: ipv4,
     set: (a: number[], b: number[], ports: number, rest: number) => connHash(a[0]!, b[0]!, ports, rest) & (65536 - 1) & ~3,
-    off: { gen: 0, ifindex: 12, port0: 16, port1: 18, state: 24 + 24, packets0: 64, bytes0: 72, lastSeen0: 80, packets1: 128, bytes1: 136, lastSeen1: 144 },
+    layout: 'conn4_slot',
   },
   {
     name: 'conns6',
     lru: 'flows',
     counter: 'conn6Slots',
     slots: 16384,
-    slotBytes: 256,
     A: 'fd00:202::5:1',
     B: 'fd00:202::5:2',
     ip: ipv6,
     set: (a: number[], b: number[], ports: number, rest: number) => connHash(fold6(a), fold6(b), ports, rest) & (16384 - 1) & ~3,
-    off: { gen: 0, ifindex: 36, port0: 40, port1: 42, state: 88 + 24, packets0: 128, bytes0: 136, lastSeen0: 144, packets1: 192, bytes1: 200, lastSeen1: 208 },
+    layout: 'conn6_slot',
   },
 ] as const;
 
@@ -79,7 +77,13 @@ const idx = (i: number) => {
 };
 
 describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection table', (T) => {
-  const OFF = T.off;
+  const L = cLayout().layout;
+  const S = L[T.layout]!;
+  const OFF = {
+    gen: S.gen!, ifindex: S.ifindex!, port0: S.port!, port1: S.port! + 2, state: S.state!,
+    packets0: S.packets0!, bytes0: S.bytes0!, lastSeen0: S.last_seen0!, packets1: S.packets1!, bytes1: S.bytes1!, lastSeen1: S.last_seen1!,
+  };
+  const CLOSED = L.conn_state!.closed!;
   const tcpOut = (sport: number, dport: number, flags: number) => T.ip({ src: T.A, dst: T.B, proto: TCP }, tcp(sport, dport, flags));
   const tcpBack = (sport: number, dport: number, flags: number) => T.ip({ src: T.B, dst: T.A, proto: TCP }, tcp(sport, dport, flags));
   const setOf = (sport: number, dport: number, ifindex: number) =>
@@ -106,9 +110,7 @@ describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection ta
   };
 
   beforeAll(() => {
-    // The slots' own counters: conn4_cache, which holds an established packet's counts back from
-    // them for up to a jiffy, has tests of its own (conn4cache.bpf.test.ts).
-    dp = new Datapath({ noConnCache: true });
+    dp = new Datapath();
   });
   afterAll(() => dp?.close());
 
@@ -118,7 +120,7 @@ describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection ta
     const all = dp.obj.map(T.name).lookupBatch();
     const used: number[] = [];
     for (let i = 0; i < all.count; i++) {
-      if (all.values.readUInt32LE(i * T.slotBytes + OFF.gen) !== 0) used.push(all.keys.readUInt32LE(i * 4));
+      if (all.values.readUInt32LE(i * S.size! + OFF.gen) !== 0) used.push(all.keys.readUInt32LE(i * 4));
     }
     expect(used).toHaveLength(1);
     ifindex = slot(used[0]!).readUInt32LE(OFF.ifindex);
@@ -164,7 +166,7 @@ describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection ta
     // Age the closed connection of slot `target + 2` by 20 s (CONN_CLOSED_IDLE_NS is 10 s).
     const i = target + 2;
     const old = slot(i);
-    expect(old.readUInt32LE(OFF.state) & 0x4).toBe(0x4); // FLOWCTL_STATE_CLOSED
+    expect(old.readUInt32LE(OFF.state) & CLOSED).toBe(CLOSED);
     const oldConn: Conn = [old.readUInt16LE(OFF.port0), old.readUInt16LE(OFF.port1)];
     const aged = Buffer.from(old);
     for (const off of [OFF.lastSeen0, OFF.lastSeen1]) {

@@ -1,8 +1,11 @@
-// The established-flow fast path of the TC programs (handle_fast in flowctl.bpf.c) against the full
+// The established-flow fast path of the TC programs (fast4, fast6 in flowctl.bpf.c) against the full
 // path it short-cuts. Packets are repeated inside the kernel (test_run repeat), so almost all of
 // them arrive within the jiffy of the previous one and take the fast path; the counts in the next
 // event, the counters and the returned actions must be what the full path alone gives.
+import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { possibleCpus } from '../../addon/lib/index.js';
 import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
 import { writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
@@ -192,5 +195,116 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
     } finally {
       dp.close();
     }
+  });
+});
+
+// The skip record (conn.bpf.h, struct conn_skip): what the slow path lets later packets of a
+// connection skip. Whichever path a packet takes, counts are exact and nothing that needs the slow
+// path (a new flag, a closed connection's SYN, a policy change, an HTTP payload) skips it.
+describe.skipIf(skip)('flowctl TC datapath: the skip record', () => {
+  const C = '10.202.7.1';
+  const D = '10.202.7.2'; // C < D: C's side is side 0
+  const out = (sport: number, dport: number, flags: number, payload?: Buffer) => ipv4({ src: C, dst: D, proto: TCP }, tcp(sport, dport, flags, payload));
+  const back = (sport: number, dport: number, flags: number) => ipv4({ src: D, dst: C, proto: TCP }, tcp(sport, dport, flags));
+  let dp: Datapath;
+  // test_run runs the program on the calling thread's CPU: the cross-CPU test moves this thread.
+  const tid = readlinkSync('/proc/thread-self').split('/').pop()!;
+  const mask = execFileSync('taskset', ['-p', tid], { encoding: 'utf8' }).trim().split(' ').pop()!;
+  const pin = (cpu: number) => execFileSync('taskset', ['-pc', String(cpu), tid], { stdio: 'ignore' });
+  beforeAll(() => {
+    dp = new Datapath();
+  });
+  afterAll(() => {
+    dp?.close();
+    execFileSync('taskset', ['-p', mask, tid], { stdio: 'ignore' });
+  });
+
+  /** SYN, SYN-ACK, then the ACK that is new to side 0 (no event): established. */
+  const open = async (sport: number, dport: number) => {
+    expect((await dp.one('from', out(sport, dport, F.SYN))).reason).toBe(1);
+    expect((await dp.one('to', back(dport, sport, F.SYN | F.ACK))).reason).toBe(1);
+    expect((await dp.run('from', out(sport, dport, F.ACK))).events).toEqual([]);
+  };
+
+  it.skipIf(possibleCpus() < 2)('packets counted on two CPUs all reach the event and the packets counter', async () => {
+    try {
+      pin(0);
+      const before = dp.counters().packets;
+      await open(41002, 80);
+      await dp.run('from', out(41002, 80, F.ACK), 300);
+      pin(1);
+      await dp.run('from', out(41002, 80, F.ACK), 300);
+      await dp.run('to', back(80, 41002, F.ACK), 50);
+      expect(await dp.one('from', out(41002, 80, F.RST))).toMatchObject({ reason: 3, packets: 603n, replyPackets: 51n });
+      expect(dp.counters().packets - before).toBe(654n);
+    } finally {
+      execFileSync('taskset', ['-p', mask, tid], { stdio: 'ignore' });
+    }
+  });
+
+  it('a policy change applies to the next packet of an established connection', async () => {
+    const CLIENT = '10.202.7.11';
+    const SERVER = '10.202.7.12';
+    const row: PolicyEntry = { endpointIdentity: 2002, peerIdentity: 2001, port: 8080, proto: TCP, direction: 'ingress', deny: false, ruleRef: 1 };
+    const policy = (revision: number, entries: PolicyEntry[]): CompiledPolicy =>
+      ({ revision, entries, enforced: new Map([[2002, { ingress: true, egress: false }]]), cidrIdentities: [], refs: [], selectedBy: new Map() }) as unknown as CompiledPolicy;
+    const toServer = (flags: number) => ipv4({ src: CLIENT, dst: SERVER, proto: TCP }, tcp(41003, 8080, flags));
+    const pd = new Datapath();
+    try {
+      writeIpcache(pd.maps.ipcache, [{ cidr: CLIENT, identity: 2001 }, { cidr: SERVER, identity: 2002 }], pd.maps.config);
+      writePolicyMaps(pd.maps, policy(1, [row]));
+      expect(await pd.one('to', toServer(F.SYN))).toMatchObject({ verdict: 1, reason: 1 });
+      await pd.one('from', ipv4({ src: SERVER, dst: CLIENT, proto: TCP }, tcp(8080, 41003, F.SYN | F.ACK)));
+      await pd.run('to', toServer(F.ACK));
+      expect(await pd.run('to', toServer(F.ACK), 100)).toEqual({ retval: TC_ACT_OK, events: [] });
+      // Deny: the config epoch changes, and the record no longer applies.
+      writePolicyMaps(pd.maps, policy(2, []));
+      expect(await pd.one('to', toServer(F.ACK))).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, dropReason: 133, packets: 103n });
+      expect(await pd.run('to', toServer(F.ACK), 10)).toEqual({ retval: TC_ACT_SHOT, events: [] });
+    } finally {
+      pd.close();
+    }
+  });
+
+  it('a SYN on a connection closed in this jiffy starts a new connection; new flags get their events', async () => {
+    await open(41004, 80);
+    await dp.run('from', out(41004, 80, F.ACK), 100);
+    expect(await dp.one('from', out(41004, 80, F.FIN | F.ACK))).toMatchObject({ reason: 2, packets: 103n });
+    expect(await dp.one('to', back(80, 41004, F.RST))).toMatchObject({ reason: 3, replyPackets: 103n });
+    expect((await dp.run('from', out(41004, 80, F.ACK), 10)).events).toEqual([]);
+    expect(await dp.one('from', out(41004, 80, F.SYN))).toMatchObject({ reason: 1, packets: 1n, replyPackets: 0n });
+  });
+
+  it('one address at both ends: each packet counts to its own side', async () => {
+    // With equal addresses only the ports tell the sides apart (the lower port is side 0).
+    const H = '10.202.7.5';
+    const hi = (flags: number) => ipv4({ src: H, dst: H, proto: TCP }, tcp(41020, 80, flags));
+    const lo = (flags: number) => ipv4({ src: H, dst: H, proto: TCP }, tcp(80, 41020, flags));
+    expect((await dp.one('from', hi(F.SYN))).reason).toBe(1);
+    expect((await dp.one('to', lo(F.SYN | F.ACK))).reason).toBe(1);
+    await dp.run('from', hi(F.ACK));
+    await dp.run('to', lo(F.ACK));
+    await dp.run('from', hi(F.ACK), 300);
+    await dp.run('to', lo(F.ACK), 70);
+    expect(await dp.one('from', hi(F.RST))).toMatchObject({ reason: 3, packets: 303n, replyPackets: 72n });
+  });
+
+  it('UDP datagrams shorter than a TCP header are counted', async () => {
+    const tiny = (sport: number, dport: number, src: string, dst: string) => ipv4({ src, dst, proto: UDP }, udp(sport, dport, Buffer.from('ping')));
+    expect((await dp.one('from', tiny(41030, 7000, C, D))).reason).toBe(1);
+    expect((await dp.one('to', tiny(7000, 41030, D, C))).reason).toBe(1);
+    const before = dp.counters().packets;
+    expect((await dp.run('from', tiny(41030, 7000, C, D), 200)).events).toEqual([]);
+    expect(dp.counters().packets - before).toBe(200n);
+  });
+
+  it('a TCP direction that sent HTTP keeps sending its payloads to the slow path: each request is an event', async () => {
+    await open(41005, 8080);
+    const get = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await dp.one('from', out(41005, 8080, F.ACK | F.PSH, get))).toMatchObject({ l7: 2 });
+    await dp.run('from', out(41005, 8080, F.ACK), 10);
+    const r = await dp.run('from', out(41005, 8080, F.ACK | F.PSH, get), 5);
+    expect(r.events).toHaveLength(5);
+    expect(r.events[4]).toMatchObject({ l7: 2, packets: 18n });
   });
 });

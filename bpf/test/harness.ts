@@ -3,11 +3,10 @@
 // bench/bpf-cost.ts.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BpfObject, forEachRecord, possibleCpus, probeFeatures, type RingBuffer } from '../../addon/lib/index.js';
-import { conn4CachePending, decodeFlowEvent, readCounters, type CounterName } from '../../packages/agent/src/datapath/abi.js';
+import { BpfObject, forEachRecord, probeFeatures, type RingBuffer } from '../../addon/lib/index.js';
+import { decodeFlowEvent, readCounters, type CounterName } from '../../packages/agent/src/datapath/abi.js';
 import type { FlowEvent } from '../../packages/agent/src/datapath/events.js';
 import type { PolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
-import { readConn4Cache, setConnCache } from '../../packages/agent/src/datapath/kernel.js';
 
 export const objectPath = fileURLToPath(new URL('../.output/flowctl.bpf.o', import.meta.url));
 
@@ -29,8 +28,6 @@ export interface Knobs {
   everyPacket?: boolean;
   statsIntervalNs?: bigint;
   policyAudit?: boolean;
-  /** Leave the per-CPU connection cache off (conn4_cache; nr_cpus 0). */
-  noConnCache?: boolean;
 }
 
 export class Datapath {
@@ -46,7 +43,6 @@ export class Datapath {
       // Tests control time-based events explicitly: none unless asked for.
       this.obj.setRodata('stats_interval_ns', knobs.statsIntervalNs ?? 0n);
       this.obj.setRodata('policy_audit', knobs.policyAudit ? 1 : 0);
-      setConnCache(this.obj, knobs.noConnCache ? 0 : possibleCpus());
       this.obj.setMaxEntries('events', 1 << 20);
       this.obj.load();
       this.ring = this.obj.ringBuffer('events', (batch, count) =>
@@ -67,12 +63,10 @@ export class Datapath {
     };
   }
 
-  /** The `counters` map summed over CPUs, `packets` with what conn4_cache has not added yet (as the agent reports it). */
+  /** The `counters` map summed over CPUs. */
   counters(): Record<CounterName, bigint> {
     const m = this.obj.map('counters');
-    const out = readCounters((k) => m.lookup(k));
-    out.packets += conn4CachePending(readConn4Cache(this.obj));
-    return out;
+    return readCounters((k) => m.lookup(k));
   }
 
   /**

@@ -1,18 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cLayout } from '../../../../bpf/test/layout.js';
 import {
   CONFIG_VALUE,
-  CONN_KEY,
-  CONN4_KEY,
-  CONN_VALUE,
-  CONN4_SLOT,
-  CONN6_SLOT,
-  CONN4_CACHE,
-  CONN4_CACHED,
   COUNTER_NAMES,
   FLOW_EVENT,
   FLOWCTL_ABI_VERSION,
@@ -27,28 +16,14 @@ import {
   readCounters,
 } from './abi.js';
 
-const src = fileURLToPath(new URL('../../../../bpf/tests/abi_layout.c', import.meta.url));
-
-interface Layout {
-  [struct: string]: Record<string, number>;
-}
-
-let dir: string;
-let layout: Layout & { constants: Record<string, number> };
+let layout: Record<string, Record<string, number>> & { constants: Record<string, number> };
 let sample: Buffer;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'fcd-abi-'));
-  const exe = join(dir, 'abi_layout');
-  // The host compiler lays out flowctl.h as clang -target bpf does: both are LP64 little-endian
-  // with natural alignment, and the header has explicit padding.
-  execFileSync('cc', ['-Wall', '-Werror', '-o', exe, src]);
-  const out = JSON.parse(execFileSync(exe, { encoding: 'utf8' })) as Layout & { sample: string };
-  sample = Buffer.from(out.sample as unknown as string, 'hex');
-  layout = out as unknown as typeof layout;
+  const c = cLayout();
+  layout = c.layout as typeof layout;
+  sample = c.sample;
 });
-
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('ABI layout matches bpf/flowctl.h', () => {
   it.each([
@@ -58,13 +33,6 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['policy_key', POLICY_KEY],
     ['policy_value', POLICY_VALUE],
     ['config_value', CONFIG_VALUE],
-    ['conn_key', CONN_KEY],
-    ['conn4_key', CONN4_KEY],
-    ['conn_value', CONN_VALUE],
-    ['conn4_slot', CONN4_SLOT],
-    ['conn6_slot', CONN6_SLOT],
-    ['conn4_cached', CONN4_CACHED],
-    ['conn4_cache', CONN4_CACHE],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {
     expect({ ...ts }).toEqual(layout[name]);
   });

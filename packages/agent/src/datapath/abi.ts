@@ -1,10 +1,10 @@
 // Decoder of the TC datapath's ring-buffer records (struct flow_event in bpf/flowctl.h) and the
-// byte layouts of its maps. abi.test.ts compiles bpf/tests/abi_layout.c for the host and compares
-// every offset below with offsetof(), so a change on one side that is not made on the other fails.
+// byte layouts of the maps user space writes. abi.test.ts compares every offset below with
+// offsetof() as bpf/test/abi_layout.c prints it, so a change on one side only fails.
 import { FlowctlError } from '../errors.js';
 import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint } from './events.js';
 
-export const FLOWCTL_ABI_VERSION = 3;
+export const FLOWCTL_ABI_VERSION = 4;
 /** Byte 0 of a flow record. */
 export const FLOWCTL_EV_FLOW = 1;
 /** Compile-time cap of the max_payload knob. */
@@ -60,45 +60,6 @@ export const POLICY_KEY = { size: 12, endpoint_identity: 0, peer_identity: 4, po
 export const POLICY_VALUE = { size: 8, rule_ref: 0, deny: 4 } as const;
 /** struct flowctl_config, the single entry of the `config` array. */
 export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
-/** struct flowctl_conn_key (the `flows` LRU map and the conns6 slots, IPv6 connections). */
-export const CONN_KEY = { size: 44, addr: 0, ifindex: 32, port: 36, proto: 40, ip_version: 41 } as const;
-/** struct flowctl_conn4_key (the `flows4` LRU map, IPv4 connections). */
-export const CONN4_KEY = { size: 20, addr: 0, ifindex: 8, port: 12, proto: 16 } as const;
-/**
- * struct flowctl_conn, the value of both and of a conns4 or conns6 slot: what every packet reads first, then
- * each direction's counters (dir0, dir1) at the start of a cache line of their own in a slot.
- */
-export const CONN_VALUE = {
-  size: 128,
-  epoch: 0,
-  clock_jiffies: 8,
-  flags_seen: 16,
-  state: 24,
-  verdict: 28,
-  opener: 29,
-  policy_direction: 30,
-  cached: 31,
-  policy_ref: 32,
-  drop_reason: 36,
-  dir0_packets: 40,
-  dir0_bytes: 48,
-  dir0_last_seen_ns: 56,
-  first_seen_ns: 64,
-  last_emit_ns: 72,
-  identity: 80,
-  dir1_packets: 104,
-  dir1_bytes: 112,
-  dir1_last_seen_ns: 120,
-} as const;
-/** struct flowctl_conn4_slot, the value of `conns4`: three cache lines. */
-export const CONN4_SLOT = { size: 192, gen: 0, key: 4, conn: 24 } as const;
-/** struct flowctl_conn6_slot, the value of `conns6`: four cache lines. */
-export const CONN6_SLOT = { size: 256, gen: 0, key: 4, conn: 88 } as const;
-/** struct flowctl_conn4_cached, an entry of a CPU's `conn4_cache` (struct flowctl_conn4_cache: `ways` of them). */
-export const CONN4_CACHED = { size: 64, key: 0, slot: 20, jiffies: 24, epoch: 28, flags: 32, ok: 36, packets: 40, bytes: 48, first_seen_ns: 56 } as const;
-export const CONN4_CACHE = { size: 512, e: 0 } as const;
-export const CONN4_CACHE_WAYS = 8;
-
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
 export const ENFORCE_EGRESS = 2;
@@ -228,46 +189,6 @@ export function sumPerCpuU64(value: Buffer): bigint {
   let s = 0n;
   for (let i = 0; i + 8 <= value.length; i += 8) s += value.readBigUInt64LE(i);
   return s;
-}
-
-/** One CPU's conn4_cache entry in use: its connection (ports, canonical order) and what it holds back. */
-export interface Conn4CachedEntry {
-  cpu: number;
-  way: number;
-  port: [number, number];
-  packets: [number, number];
-  bytes: [number, number];
-  ok: number;
-}
-
-/**
- * The entries in use of every CPU's `conn4_cache`. `value` is the map's values in CPU order, as a
- * batch lookup returns them (each CPU's struct flowctl_conn4_cache).
- */
-export function conn4CacheEntries(value: Buffer): Conn4CachedEntry[] {
-  const stride = (CONN4_CACHE.size + 7) & ~7;
-  const out: Conn4CachedEntry[] = [];
-  for (let cpu = 0; (cpu + 1) * stride <= value.length; cpu++) {
-    for (let way = 0; way < CONN4_CACHE_WAYS; way++) {
-      const e = cpu * stride + CONN4_CACHE.e + way * CONN4_CACHED.size;
-      const key = e + CONN4_CACHED.key;
-      if (value.readUInt32LE(key + CONN4_KEY.ifindex) === 0) continue; // never filled
-      out.push({
-        cpu,
-        way,
-        port: [value.readUInt16LE(key + CONN4_KEY.port), value.readUInt16LE(key + CONN4_KEY.port + 2)],
-        packets: [value.readUInt32LE(e + CONN4_CACHED.packets), value.readUInt32LE(e + CONN4_CACHED.packets + 4)],
-        bytes: [value.readUInt32LE(e + CONN4_CACHED.bytes), value.readUInt32LE(e + CONN4_CACHED.bytes + 4)],
-        ok: value.readUInt8(e + CONN4_CACHED.ok),
-      });
-    }
-  }
-  return out;
-}
-
-/** Packets counted in `conn4_cache` and not yet added to the `packets` counter, over every CPU. */
-export function conn4CachePending(value: Buffer): bigint {
-  return conn4CacheEntries(value).reduce((n, e) => n + BigInt(e.packets[0] + e.packets[1]), 0n);
 }
 
 /** All counters of the `counters` map, summed over CPUs, by name. */

@@ -6,10 +6,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { CompiledPolicy } from '@flowctl/policy';
-import { BpfObject, forEachRecord, possibleCpus } from '@flowctl/bpf-loader';
+import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
-import { conn4CachePending, decodeFlowEvent, readCounters } from './abi.js';
+import { decodeFlowEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import type { Datapath, DatapathOptions } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
@@ -24,20 +24,6 @@ export interface KernelDatapathOptions extends DatapathOptions {
   onDecodeError?: (message: string) => void;
   /** How TC programs attach: TCX links where the kernel has them ('auto', default), or clsact filters. */
   tcAttach?: 'auto' | 'tcx' | 'clsact';
-}
-
-/**
- * Sizes the per-CPU connection cache (conn4_cache, one entry per CPU) for `cpus` possible CPUs,
- * before load; 0 leaves it off.
- */
-export function setConnCache(obj: BpfObject, cpus: number): void {
-  obj.setRodata('nr_cpus', cpus);
-  obj.setMaxEntries('conn4_cache', Math.max(1, cpus));
-}
-
-/** Every CPU's conn4_cache, in CPU order (for conn4CacheEntries and conn4CachePending). */
-export function readConn4Cache(obj: BpfObject): Buffer {
-  return obj.map('conn4_cache').lookupBatch().values;
 }
 
 /** src/datapath/kernel.ts and dist/datapath/kernel.js sit at the same depth under packages/agent. */
@@ -76,7 +62,6 @@ export class KernelDatapath implements Datapath {
   private paused = false;
   private closed = false;
   private decodeErrors = 0n;
-  private packetsHigh = 0n;
   private ownTcDrops = 0n;
   private readonly onDecodeError: ((message: string) => void) | undefined;
   private readonly tcAttach: 'auto' | 'tcx' | 'clsact';
@@ -101,7 +86,6 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
       this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
       this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
-      setConnCache(this.flowObj, possibleCpus());
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
       if (opts.tracepoints !== false) {
@@ -241,13 +225,6 @@ export class KernelDatapath implements Datapath {
     if (!this.closed) {
       const flowMap = this.flowObj.map('counters');
       Object.assign(out, readCounters((k) => flowMap.lookup(k)));
-      // Packets the program counted in its per-CPU connection cache and has not added yet. Read
-      // after the counters: a CPU moving its pending packets to the counter in between makes this
-      // read short by them, never double them; and the figure never goes back (a Prometheus
-      // counter that decreases reads as a reset).
-      const packets = (out.packets ?? 0n) + conn4CachePending(readConn4Cache(this.flowObj));
-      this.packetsHigh = packets > this.packetsHigh ? packets : this.packetsHigh;
-      out.packets = this.packetsHigh;
     }
     const trace = this.closed || !this.traceObj ? [] : sumPerCpu(this.traceObj, 'trace_counters', TRACE_COUNTERS.length);
     TRACE_COUNTERS.forEach((n, i) => (out[n] = trace[i] ?? 0n));

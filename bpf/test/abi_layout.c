@@ -1,10 +1,12 @@
-// Host program for abi.test.ts: prints the layout of every struct in flowctl.h as JSON
-// (sizeof/offsetof) and one sample flow_event filled with distinct values, so the TypeScript
-// decoder is checked against the bytes the compiler lays out, not against a copy of the header.
+// Host program (layout.ts runs it): prints the layout of every struct in flowctl.h as JSON
+// (sizeof/offsetof), the connection slots' fields the datapath tests read (conn.bpf.h), and one
+// sample flow_event filled with distinct values, so the TypeScript decoder is checked against the
+// bytes the compiler lays out, not against a copy of the header.
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include "../flowctl.h"
+#include "../conn.bpf.h"
 
 #define F(s, f) printf("%s\"%s\": %zu", first ? "" : ", ", #f, offsetof(struct s, f)), first = 0
 #define FN(s, f, name) printf("%s\"%s\": %zu", first ? "" : ", ", #name, offsetof(struct s, f)), first = 0
@@ -53,38 +55,18 @@ int main(void)
 	BEGIN("config_value", flowctl_config, sizeof(struct flowctl_config));
 	F(flowctl_config, epoch); F(flowctl_config, policy_revision);
 	END();
-	BEGIN("conn_key", flowctl_conn_key, sizeof(struct flowctl_conn_key));
-	F(flowctl_conn_key, addr); F(flowctl_conn_key, ifindex); F(flowctl_conn_key, port);
-	F(flowctl_conn_key, proto); F(flowctl_conn_key, ip_version);
-	END();
-	BEGIN("conn4_key", flowctl_conn4_key, sizeof(struct flowctl_conn4_key));
-	F(flowctl_conn4_key, addr); F(flowctl_conn4_key, ifindex); F(flowctl_conn4_key, port);
-	F(flowctl_conn4_key, proto);
-	END();
-	BEGIN("conn_value", flowctl_conn, sizeof(struct flowctl_conn));
-	F(flowctl_conn, epoch); F(flowctl_conn, clock_jiffies); F(flowctl_conn, flags_seen);
-	F(flowctl_conn, state); F(flowctl_conn, verdict); F(flowctl_conn, opener);
-	F(flowctl_conn, policy_direction); F(flowctl_conn, cached); F(flowctl_conn, policy_ref); F(flowctl_conn, drop_reason);
-	FN(flowctl_conn, dir0.packets, dir0_packets); FN(flowctl_conn, dir0.bytes, dir0_bytes);
-	FN(flowctl_conn, dir0.last_seen_ns, dir0_last_seen_ns);
-	F(flowctl_conn, first_seen_ns); F(flowctl_conn, last_emit_ns); F(flowctl_conn, identity);
-	FN(flowctl_conn, dir1.packets, dir1_packets); FN(flowctl_conn, dir1.bytes, dir1_bytes);
-	FN(flowctl_conn, dir1.last_seen_ns, dir1_last_seen_ns);
-	END();
-	BEGIN("conn4_slot", flowctl_conn4_slot, sizeof(struct flowctl_conn4_slot));
-	F(flowctl_conn4_slot, gen); F(flowctl_conn4_slot, key); F(flowctl_conn4_slot, conn);
-	END();
-	BEGIN("conn6_slot", flowctl_conn6_slot, sizeof(struct flowctl_conn6_slot));
-	F(flowctl_conn6_slot, gen); F(flowctl_conn6_slot, key); F(flowctl_conn6_slot, conn);
-	END();
-	BEGIN("conn4_cached", flowctl_conn4_cached, sizeof(struct flowctl_conn4_cached));
-	F(flowctl_conn4_cached, key); F(flowctl_conn4_cached, slot); F(flowctl_conn4_cached, first_seen_ns);
-	F(flowctl_conn4_cached, jiffies); F(flowctl_conn4_cached, epoch); F(flowctl_conn4_cached, flags);
-	F(flowctl_conn4_cached, ok); F(flowctl_conn4_cached, packets); F(flowctl_conn4_cached, bytes);
-	END();
-	BEGIN("conn4_cache", flowctl_conn4_cache, sizeof(struct flowctl_conn4_cache));
-	F(flowctl_conn4_cache, e);
-	END();
+	/* Connection entries (conn.bpf.h, kernel-side): the fields the datapath tests read in a slot. */
+#define SLOT(name, s)                                                                              \
+	BEGIN(name, s, sizeof(struct s));                                                          \
+	F(s, gen); FN(s, key.ifindex, ifindex); FN(s, key.port, port);                            \
+	FN(s, conn.state, state); FN(s, conn.dir0.packets, packets0);                              \
+	FN(s, conn.dir0.bytes, bytes0); FN(s, conn.dir0.last_seen_ns, last_seen0);                 \
+	FN(s, conn.dir1.packets, packets1); FN(s, conn.dir1.bytes, bytes1);                        \
+	FN(s, conn.dir1.last_seen_ns, last_seen1);                                                 \
+	END()
+	SLOT("conn4_slot", flowctl_conn4_slot);
+	SLOT("conn6_slot", flowctl_conn6_slot);
+	printf(", \"conn_state\": {\"closed\": %d}", FLOWCTL_STATE_CLOSED);
 	printf(", \"constants\": {\"abi_version\": %d, \"max_payload\": %d, \"hdr_len\": %d, "
 	       "\"ev_flow\": %d, \"counters\": %d, \"drop_policy_denied\": %d}",
 	       FLOWCTL_ABI_VERSION, FLOWCTL_MAX_PAYLOAD, FLOWCTL_FLOW_EVENT_HDR_LEN, FLOWCTL_EV_FLOW,
