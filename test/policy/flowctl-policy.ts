@@ -9,5 +9,7 @@ const requireFromCli = createRequire(new URL('../../packages/cli/package.json', 
 const { Command } = (await import(requireFromCli.resolve('commander'))) as typeof import('commander');
 
 const program = new Command('flowctl');
-registerPolicyCommand(program);
+const status = { exitCode: 0 };
+registerPolicyCommand(program, status);
 await program.parseAsync(process.argv);
+process.exitCode = status.exitCode;

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, compilePolicies, parseEndpoints, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
+import { configError, compilePolicies, parseEndpoints, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
 import type { Flow, LostEvent } from '@flowctl/flow';
 import { PolicyService, type NodePolicies, type PolicyServer } from '@flowctl/flow/policy-service';
 import type { Datapath, DatapathOptions } from './datapath/datapath.js';
@@ -228,7 +228,7 @@ export class Agent {
       try {
         text = readFileSync(file, 'utf8');
       } catch (e) {
-        throw new ConfigError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+        throw configError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
       }
       set = parseEndpoints(text, file);
     } catch (e) {

@@ -7,7 +7,7 @@ import { BufferedSink } from './printer/terminal.js';
 
 const out = new BufferedSink(process.stdout);
 const err = new BufferedSink(process.stderr, 0);
-const io: Io = { out, err, isTTY: !!process.stdout.isTTY, closed: () => out.closed };
+const io: Io = { out, err, isTTY: !!process.stdout.isTTY, closed: () => out.closed, exitCode: 0 };
 const debug = process.argv.includes('--debug') || process.argv.includes('-D');
 
 function fail(e: unknown): never {
@@ -24,6 +24,7 @@ process.on('uncaughtException', fail);
 try {
   await buildProgram(io).parseAsync(process.argv);
   out.flush();
+  process.exitCode = io.exitCode;
 } catch (e) {
   out.flush();
   fail(e);

@@ -15,6 +15,8 @@ export interface Io {
   isTTY: boolean;
   /** True once stdout is gone (EPIPE): stop producing output. */
   closed(): boolean;
+  /** The exit status of a command that did not fail (policy check: allowed or denied); bin.ts exits with it. */
+  exitCode: number;
 }
 
 export interface GlobalOptions {
@@ -58,7 +60,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   registerStatusCommand(program, io, globals);
   registerListCommand(program, io, globals);
   registerVersionCommand(program, io);
-  registerPolicyCommand(program);
+  registerPolicyCommand(program, io);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

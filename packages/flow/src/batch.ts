@@ -14,20 +14,14 @@ import type {
   ServiceDefinition,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { FlowctlError } from './errors.js';
 import { GetFlowsRequest, GetFlowsResponse } from './gen/observer/observer.js';
 
 export const BATCH_OBSERVER_SERVICE_NAME = 'flowctl.observer.BatchObserver';
 export const GET_FLOWS_BATCHED_PATH = `/${BATCH_OBSERVER_SERVICE_NAME}/GetFlowsBatched`;
 
-/** A malformed FlowBatch; `where` names the peer or file it came from when known. */
-export class BatchError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BatchError';
-  }
-}
 
-/** Reads a protobuf varint (up to 2^53 exactly) at `pos`; throws BatchError when malformed. */
+/** Reads a protobuf varint (up to 2^53 exactly) at `pos`; throws a MALFORMED FlowctlError when malformed. */
 export function readVarint(buf: Uint8Array, pos: number, end: number): [value: number, next: number] {
   const v = varintAt(buf, pos, end);
   return [v, cursor];
@@ -40,7 +34,7 @@ export function readVarint(buf: Uint8Array, pos: number, end: number): [value: n
  */
 export let cursor = 0;
 
-/** Reads a varint at `pos` (up to 2^53 exactly) and leaves `cursor` after it; throws BatchError. */
+/** Reads a varint at `pos` (up to 2^53 exactly) and leaves `cursor` after it; throws a MALFORMED FlowctlError. */
 export function varintAt(buf: Uint8Array, pos: number, end: number): number {
   if (pos < end) {
     const b = buf[pos]!;
@@ -52,7 +46,7 @@ export function varintAt(buf: Uint8Array, pos: number, end: number): number {
   let result = 0;
   let mul = 1;
   for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw new BatchError('truncated varint');
+    if (pos >= end) throw new FlowctlError('MALFORMED', 'truncated varint');
     const b = buf[pos++]!;
     result += (b & 0x7f) * mul;
     if (b < 0x80) {
@@ -61,13 +55,13 @@ export function varintAt(buf: Uint8Array, pos: number, end: number): number {
     }
     mul *= 128;
   }
-  throw new BatchError('varint longer than 10 bytes');
+  throw new FlowctlError('MALFORMED', 'varint longer than 10 bytes');
 }
 
 /**
  * Calls `fn(buf, start, end)` for every encoded response of a FlowBatch, in order, without views
  * or copies (a Buffer view per flow costs more than reading its time). Unknown fields are skipped.
- * Returns the number of responses. Throws BatchError on a malformed batch; responses before the
+ * Returns the number of responses. Throws a MALFORMED FlowctlError on a malformed batch; responses before the
  * fault have been passed to `fn` by then.
  */
 export function forEachResponse(buf: Uint8Array, fn: (buf: Uint8Array, start: number, end: number) => void): number {
@@ -80,7 +74,7 @@ export function forEachResponse(buf: Uint8Array, fn: (buf: Uint8Array, start: nu
     if (wt === 2) {
       const len = varintAt(buf, cursor, end);
       const q = cursor;
-      if (q + len > end) throw new BatchError(`field ${Math.floor(tag / 8)} runs past the end of the batch`);
+      if (q + len > end) throw new FlowctlError('MALFORMED', `field ${Math.floor(tag / 8)} runs past the end of the batch`);
       if (tag === 0x0a) {
         fn(buf, q, q + len);
         n++;
@@ -91,8 +85,8 @@ export function forEachResponse(buf: Uint8Array, fn: (buf: Uint8Array, start: nu
       pos = cursor;
     } else if (wt === 1) pos = cursor + 8;
     else if (wt === 5) pos = cursor + 4;
-    else throw new BatchError(`unsupported wire type ${wt} in batch`);
-    if (pos > end) throw new BatchError('batch truncated');
+    else throw new FlowctlError('MALFORMED', `unsupported wire type ${wt} in batch`);
+    if (pos > end) throw new FlowctlError('MALFORMED', 'batch truncated');
   }
   return n;
 }
@@ -133,7 +127,7 @@ export function encodeBatch(items: readonly Uint8Array[]): Buffer {
 }
 
 /** Splits an encoded FlowBatch into its encoded responses (views into `buf`, no copies).
- * Unknown fields are skipped, so a newer sender can add some. Throws BatchError. */
+ * Unknown fields are skipped, so a newer sender can add some. Throws a MALFORMED FlowctlError. */
 export function decodeBatch(buf: Uint8Array): Buffer[] {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const out: Buffer[] = [];
@@ -150,7 +144,7 @@ export function decodeFlowBatch(buf: Uint8Array, where = 'FlowBatch'): GetFlowsR
   try {
     return decodeBatch(buf).map((b) => GetFlowsResponse.decode(b));
   } catch (e) {
-    throw new BatchError(`${where}: malformed FlowBatch: ${(e as Error).message}`);
+    throw new FlowctlError('MALFORMED', `${where}: malformed FlowBatch: ${(e as Error).message}`);
   }
 }
 

@@ -4,7 +4,8 @@ import {
 } from './gen/flow/flow.js';
 import type { Flow, FlowFilter } from './gen/flow/flow.js';
 import { NodeState } from './gen/relay/relay.js';
-import { FilterError, compileFilters, matchFlow } from './filters.js';
+import { compileFilters, matchFlow } from './filters.js';
+import { FlowctlError } from './errors.js';
 import { makeCorpus } from './testing/corpus.js';
 
 const shopFrontend = {
@@ -216,8 +217,9 @@ describe('compileFilters', () => {
     ['empty cluster name', { source_cluster_name: [''] }, /invalid source_cluster_name filter "": empty cluster name/],
     ['http filter with non-l7 event type', { http_method: ['GET'], event_type: [{ type: 1 }] }, /requires the event type filter to only match 'l7' events/],
     ['cel', { experimental: { cel_expression: ['_flow.verdict == DROPPED'] } }, /^cel_expression filters are not supported$/],
-  ])('rejects %s with FilterError', (_n, filter, re) => {
-    expect(() => compileFilters([filter])).toThrow(FilterError);
+  ])('rejects %s with an INVALID_ARGUMENT FlowctlError', (_n, filter, re) => {
+    expect(() => compileFilters([filter])).toThrow(FlowctlError);
+    expect(() => compileFilters([filter])).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
     expect(() => compileFilters([], [filter])).toThrow(re);
   });
 

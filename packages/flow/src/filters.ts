@@ -6,22 +6,15 @@ import { Verdict } from './gen/flow/flow.js';
 import type { Endpoint, Flow, FlowFilter, Service } from './gen/flow/flow.js';
 import type { GetFlowsResponse } from './gen/observer/observer.js';
 import { compileIpMatcher } from './ip-match.js';
-import { LabelSelectorError, compileLabelSelector } from './label-selector.js';
-
-export class FilterError extends Error {
-  override readonly name = 'FilterError';
-  readonly code = 'INVALID_FILTER';
-  constructor(message: string, readonly field?: string) {
-    super(message);
-  }
-}
+import { compileLabelSelector } from './label-selector.js';
+import { FlowctlError, isFlowctlError } from './errors.js';
 
 type FlowPredicate = (f: Flow) => boolean;
 
 const L7_EVENT_TYPE = 129;
 
 function fail(field: string, value: unknown, reason: string): never {
-  throw new FilterError(`invalid ${field} filter ${JSON.stringify(value)}: ${reason}`, field);
+  throw new FlowctlError('INVALID_ARGUMENT', `invalid ${field} filter ${JSON.stringify(value)}: ${reason}`, { field });
 }
 
 // ---- endpoint name filters (pods and services) --------------------------------------------
@@ -102,7 +95,7 @@ function labelMatchers(field: string, values: string[]) {
     try {
       return compileLabelSelector(v);
     } catch (e) {
-      if (e instanceof LabelSelectorError) fail(field, v, e.message);
+      if (isFlowctlError(e, 'INVALID_ARGUMENT')) fail(field, v, e.message);
       throw e;
     }
   });
@@ -164,12 +157,12 @@ export function compileFlowFilter(ff: FlowFilter): FlowPredicate {
   const ps: FlowPredicate[] = [];
 
   if (nonEmpty(ff.experimental?.cel_expression)) {
-    throw new FilterError('cel_expression filters are not supported', 'experimental.cel_expression');
+    throw new FlowctlError('INVALID_ARGUMENT', 'cel_expression filters are not supported', { field: 'experimental.cel_expression' });
   }
   const hasHttp = nonEmpty(ff.http_status_code) || nonEmpty(ff.http_method) || nonEmpty(ff.http_path)
     || nonEmpty(ff.http_url) || nonEmpty(ff.http_header);
   if (hasHttp && nonEmpty(ff.event_type) && !ff.event_type.some((t) => (t.type ?? 0) === L7_EVENT_TYPE)) {
-    throw new FilterError("filtering by http fields requires the event type filter to only match 'l7' events", 'event_type');
+    throw new FlowctlError('INVALID_ARGUMENT', "filtering by http fields requires the event type filter to only match 'l7' events", { field: 'event_type' });
   }
 
   if (nonEmpty(ff.uuid)) {
@@ -400,7 +393,7 @@ export function matchFlow(flow: Flow, filter: FlowFilter): boolean {
 
 /**
  * The request-level predicate: whitelist.MatchOne && blacklist.MatchNone. An empty whitelist
- * keeps everything. Throws FilterError (naming the field and value) for an invalid filter.
+ * keeps everything. Throws FlowctlError INVALID_ARGUMENT (naming the field and value) for an invalid filter.
  */
 export function compileFilters(whitelist: FlowFilter[] = [], blacklist: FlowFilter[] = []): (r: GetFlowsResponse) => boolean {
   const wl = whitelist.map(compileFlowFilter);

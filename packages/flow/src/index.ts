@@ -17,3 +17,4 @@ export * from './json.js';
 export * from './filters.js';
 export * from './time.js';
 export * from './identity.js';
+export * from './errors.js';

@@ -4,19 +4,7 @@
 // U+2028/U+2029 as \u escapes).
 import type { Timestamp } from './gen/google/protobuf/timestamp.js';
 
-/** A malformed JSON document or a value that protojson would refuse. `where` prefixes the message. */
-export class JsonCodecError extends Error {
-  override readonly name = 'JsonCodecError';
-  readonly code = 'JSON_CODEC';
-  /** Dotted proto path of the offending field, when known (e.g. `flow.verdict`). */
-  readonly field: string | undefined;
-  constructor(message: string, field?: string) {
-    super(message);
-    this.field = field;
-  }
-}
-
-/** Raised below the top level; the top level turns it into a JsonCodecError naming the input. */
+/** The codec's internal signal below the top level, which turns it into a MALFORMED FlowctlError naming the input and field. */
 export class FieldError extends Error {
   constructor(public path: string, public reason: string) {
     super(reason);

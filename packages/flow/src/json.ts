@@ -13,7 +13,8 @@ import type {
 } from './gen/observer/observer.js';
 import type { NodeStatusEvent } from './gen/relay/relay.js';
 import * as G from './json-codec.gen.js';
-import { FieldError, JsonCodecError, encodeBytesWith } from './json-primitives.js';
+import { FlowctlError } from './errors.js';
+import { FieldError, encodeBytesWith } from './json-primitives.js';
 
 // Constants, not imported bindings: loaders that compile ESM to CommonJS (tsx, vitest) make each
 // use of an import a getter call, on every line.
@@ -22,7 +23,6 @@ const {
   w_observer_GetFlowsResponse, jsonCodecs,
 } = G;
 
-export { JsonCodecError } from './json-primitives.js';
 export { jsonCodecs } from './json-codec.gen.js';
 export type { MessageJsonCodec } from './json-codec.gen.js';
 
@@ -43,7 +43,7 @@ export interface JsonMessageTypes {
 
 function encodeError(e: unknown, what: string): never {
   if (e instanceof FieldError) {
-    throw new JsonCodecError(`cannot encode ${what}: ${e.path ? `field "${e.path}": ` : ''}${e.reason}`, e.path || undefined);
+    throw new FlowctlError('MALFORMED', `cannot encode ${what}: ${e.path ? `field "${e.path}": ` : ''}${e.reason}`, { field: e.path || undefined });
   }
   throw e;
 }
@@ -53,7 +53,7 @@ function decodeError(e: unknown, where: string): never {
     const leaf = e.path.slice(e.path.lastIndexOf('.') + 1);
     const at = leaf !== e.path ? ` (at ${e.path})` : '';
     const field = e.path ? `field "${leaf}": ` : '';
-    throw new JsonCodecError(`${where}: ${field}${e.reason}${at}`, e.path || undefined);
+    throw new FlowctlError('MALFORMED', `${where}: ${field}${e.reason}${at}`, { field: e.path || undefined });
   }
   throw e;
 }
@@ -63,7 +63,7 @@ function parse(text: string, where: string): unknown {
     return JSON.parse(text);
   } catch (e) {
     const detail = (e as Error).message.split('\n')[0];
-    throw new JsonCodecError(`${where}: invalid JSON: ${detail}`);
+    throw new FlowctlError('MALFORMED', `${where}: invalid JSON: ${detail}`);
   }
 }
 
@@ -91,7 +91,7 @@ export function encodeResponseBytes(r: GetFlowsResponse): Buffer {
 
 /**
  * Parses one `-o json` line. Accepts proto and lowerCamel names, enum names or numbers, 64-bit
- * integers as strings or numbers; skips unknown fields. Throws JsonCodecError naming `where`.
+ * integers as strings or numbers; skips unknown fields. Throws a MALFORMED FlowctlError naming `where`.
  */
 export function decodeResponse(line: string, where = 'input'): GetFlowsResponse {
   const j = parse(line, where);
@@ -140,7 +140,7 @@ export function decodeFlowFilter(text: string, where = 'filter'): FlowFilter {
 
 function codecFor(type: string) {
   const c = jsonCodecs[type];
-  if (c === undefined) throw new JsonCodecError(`no JSON codec for message type "${type}"`);
+  if (c === undefined) throw new FlowctlError('MALFORMED', `no JSON codec for message type "${type}"`);
   return c;
 }
 

@@ -1,6 +1,7 @@
 // Kubernetes label selectors over Cilium label lists (`k8s:app=foo`, `reserved:world`), as
 // Hubble's label filters use them: the k8s selector grammar, where a key may carry a Cilium
 // source (`k8s:app`); a key without one matches labels of any source (`any:`).
+import { FlowctlError } from './errors.js';
 
 export interface ParsedLabel {
   source: string;
@@ -26,7 +27,6 @@ interface Requirement {
   values: string[];
 }
 
-export class LabelSelectorError extends Error {}
 
 // k8s validation: a qualified name with an optional DNS-subdomain prefix, values up to 63 chars.
 const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
@@ -40,19 +40,19 @@ function checkKey(raw: string): { source: string; key: string } {
   if (colon >= 0) {
     source = raw.slice(0, colon);
     key = raw.slice(colon + 1);
-    if (!/^[A-Za-z0-9-]+$/.test(source)) throw new LabelSelectorError(`invalid label source in key "${raw}"`);
+    if (!/^[A-Za-z0-9-]+$/.test(source)) throw new FlowctlError('INVALID_ARGUMENT', `invalid label source in key "${raw}"`);
   }
   const slash = key.lastIndexOf('/');
   const name = slash >= 0 ? key.slice(slash + 1) : key;
   const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
   if (!NAME.test(name) || (prefix !== undefined && (prefix.length > 253 || !PREFIX.test(prefix)))) {
-    throw new LabelSelectorError(`invalid label key "${raw}"`);
+    throw new FlowctlError('INVALID_ARGUMENT', `invalid label key "${raw}"`);
   }
   return { source, key };
 }
 
 function checkValue(v: string): string {
-  if (!VALUE.test(v)) throw new LabelSelectorError(`invalid label value "${v}"`);
+  if (!VALUE.test(v)) throw new FlowctlError('INVALID_ARGUMENT', `invalid label value "${v}"`);
   return v;
 }
 
@@ -76,7 +76,7 @@ function splitRequirements(s: string): string[] {
 
 function parseRequirement(text: string): Requirement {
   const t = text.trim();
-  if (t === '') throw new LabelSelectorError('empty requirement');
+  if (t === '') throw new FlowctlError('INVALID_ARGUMENT', 'empty requirement');
   let m = /^!\s*([^\s=!<>(),]+)$/.exec(t);
   if (m) return { ...checkKey(m[1]!), op: '!', values: [] };
   m = /^([^\s=!<>(),]+)\s+(in|notin)\s*\(([^()]*)\)$/.exec(t);
@@ -88,13 +88,13 @@ function parseRequirement(text: string): Requirement {
   if (m) {
     const op = m[2] === '==' ? '=' : (m[2] as Op);
     if ((op === '>' || op === '<') && !/^-?\d+$/.test(m[3]!)) {
-      throw new LabelSelectorError(`"${t}": ${op} needs an integer value`);
+      throw new FlowctlError('INVALID_ARGUMENT', `"${t}": ${op} needs an integer value`);
     }
     return { ...checkKey(m[1]!), op, values: [op === '>' || op === '<' ? m[3]! : checkValue(m[3]!)] };
   }
   m = /^([^\s=!<>(),]+)$/.exec(t);
   if (m) return { ...checkKey(m[1]!), op: 'exists', values: [] };
-  throw new LabelSelectorError(`cannot parse requirement "${t}"`);
+  throw new FlowctlError('INVALID_ARGUMENT', `cannot parse requirement "${t}"`);
 }
 
 export type LabelMatcher = (labels: readonly string[] | undefined) => boolean;

@@ -1,19 +1,19 @@
 // A Prometheus /metrics endpoint for the agent and the relay. It takes anything with
 // prom-client's Registry shape, so this package does not depend on prom-client.
 import { createServer, type Server } from 'node:http';
+import { FlowctlError } from './errors.js';
 
 export interface MetricsSource {
   metrics(): Promise<string>;
   readonly contentType: string;
 }
 
-export class ListenAddressError extends Error {}
 
 /** Parses `:9965`, `127.0.0.1:9965` or `[::1]:9965` into host and port ('' host = all addresses). */
 export function parseListenAddress(addr: string, flag: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ListenAddressError(`${flag}: "${addr}" is not [host]:port`);
+  if (!m || port > 65535) throw new FlowctlError('CONFIG', `${flag}: "${addr}" is not [host]:port`);
   return { host: m[1] ?? m[2] ?? '', port };
 }
 

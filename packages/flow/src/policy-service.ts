@@ -9,6 +9,7 @@
 // could not ask carry `error`).
 import { makeGenericClientConstructor } from '@grpc/grpc-js';
 import type { CallOptions, ChannelCredentials, Client, ClientOptions, ClientUnaryCall, handleUnaryCall, Metadata, ServiceDefinition, ServiceError, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { FlowctlError } from './errors.js';
 
 export const POLICY_SERVICE_NAME = 'flowctl.policy.v1.PolicyService';
 export const POLICY_LIST_PATH = `/${POLICY_SERVICE_NAME}/List`;
@@ -57,14 +58,10 @@ export interface ListPoliciesResponse {
   nodes: NodePolicies[];
 }
 
-export class PolicyServiceError extends Error {
-  override name = 'PolicyServiceError';
-}
-
 const isStr = (v: unknown): v is string => typeof v === 'string';
 
 function check(cond: boolean, where: string, what: string): void {
-  if (!cond) throw new PolicyServiceError(`${where}: ${what}`);
+  if (!cond) throw new FlowctlError('MALFORMED', `${where}: ${what}`);
 }
 
 /** Validates a decoded response so the CLI can trust every field it reads. */
@@ -101,7 +98,7 @@ function decodeJson(b: Buffer, what: string): unknown {
   try {
     return JSON.parse(b.toString('utf8')) as unknown;
   } catch (e) {
-    throw new PolicyServiceError(`${what}: not JSON: ${(e as Error).message}`);
+    throw new FlowctlError('MALFORMED', `${what}: not JSON: ${(e as Error).message}`);
   }
 }
 
@@ -113,7 +110,7 @@ export const PolicyService = {
     requestSerialize: (r: ListPoliciesRequest): Buffer => encode(r),
     requestDeserialize: (b: Buffer): ListPoliciesRequest => {
       const v = b.length ? decodeJson(b, 'ListPoliciesRequest') : {};
-      if (typeof v !== 'object' || v === null) throw new PolicyServiceError('ListPoliciesRequest: expected an object');
+      if (typeof v !== 'object' || v === null) throw new FlowctlError('MALFORMED', 'ListPoliciesRequest: expected an object');
       return v as ListPoliciesRequest;
     },
     responseSerialize: (r: ListPoliciesResponse): Buffer => encode(r),

@@ -1,7 +1,8 @@
 // google.protobuf.Timestamp helpers. Timestamps are {seconds: bigint, nanos: number} (ts-proto
 // with forceLong=bigint); the relay orders on them, the JSON codec prints them as RFC 3339.
 import type { Timestamp } from './gen/google/protobuf/timestamp.js';
-import { FieldError, JsonCodecError, dTs, ts } from './json-primitives.js';
+import { FlowctlError } from './errors.js';
+import { FieldError, dTs, ts } from './json-primitives.js';
 
 const NS = 1_000_000_000n;
 
@@ -48,17 +49,17 @@ export function formatRfc3339(t: Timestamp): string {
   try {
     return ts(t).slice(1, -1);
   } catch (e) {
-    if (e instanceof FieldError) throw new JsonCodecError(`cannot format timestamp: ${e.reason}`);
+    if (e instanceof FieldError) throw new FlowctlError('MALFORMED', `cannot format timestamp: ${e.reason}`);
     throw e;
   }
 }
 
-/** Parses RFC 3339 (any offset, up to 9 fraction digits). Throws JsonCodecError. */
+/** Parses RFC 3339 (any offset, up to 9 fraction digits). Throws a MALFORMED FlowctlError. */
 export function parseRfc3339(s: string): Timestamp {
   try {
     return dTs(s);
   } catch (e) {
-    if (e instanceof FieldError) throw new JsonCodecError(e.reason);
+    if (e instanceof FieldError) throw new FlowctlError('MALFORMED', e.reason);
     throw e;
   }
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { checkConnection, identityForIp, lookupPolicy } from './check.js';
 import { compilePolicies, type CompiledPolicy } from './compile.js';
 import { parseEndpoints, type EndpointSet } from './endpoints.js';
-import { PolicyError } from './errors.js';
+import { FlowctlError } from '@flowctl/flow';
 import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES } from './identity.js';
 import { parsePolicies, loadPolicyDir } from './policy-doc.js';
 
@@ -287,7 +287,8 @@ describe('invalid policies', () => {
     ['ipBlock with podSelector', np('podSelector: {}\ningress:\n  - from: [ { ipBlock: { cidr: 10.0.0.0/8 }, podSelector: {} } ]'), /ipBlock cannot be combined/],
     ['syntax', 'kind: [\n', /document 1: YAML syntax error at line/],
   ])('%s', (_what, yaml, re) => {
-    expect(() => parsePolicies(yaml, 'p.yaml')).toThrow(PolicyError);
+    expect(() => parsePolicies(yaml, 'p.yaml')).toThrow(FlowctlError);
+    expect(() => parsePolicies(yaml, 'p.yaml')).toThrow(expect.objectContaining({ code: 'POLICY', file: 'p.yaml' }));
     expect(() => parsePolicies(yaml, 'p.yaml')).toThrow(/^p\.yaml: document \d+: /);
     expect(() => parsePolicies(yaml, 'p.yaml')).toThrow(re);
   });

@@ -5,7 +5,8 @@
 // intersection has every component at least as specific as both parents, so it comes no later in
 // the lookup order; a packet matched by a deny D and an allow A is matched by A∩D, which is either
 // A itself (then A's row is a deny, since D covers it) or strictly earlier than A.
-import { PolicyError } from './errors.js';
+import { isFlowctlError } from '@flowctl/flow';
+import { policyError } from './errors.js';
 import type { EndpointSet } from './endpoints.js';
 import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';
 import type { Cidr } from './ip.js';
@@ -330,15 +331,15 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
               b.sections.push(id);
               b.keys += keys.length;
               if (b.keys > maxEntries) {
-                throw new PolicyError(doc.file, doc.document, `compiled policy exceeds ${maxEntries} map entries`);
+                throw policyError(doc.file, doc.document, `compiled policy exceeds ${maxEntries} map entries`);
               }
             }
           }
         }
       }
     } catch (e) {
-      if (e instanceof PolicyError) throw e;
-      throw new PolicyError(doc.file, doc.document, `cannot compile: ${(e as Error).message}`);
+      if (isFlowctlError(e, 'POLICY')) throw e;
+      throw policyError(doc.file, doc.document, `cannot compile: ${(e as Error).message}`);
     }
   });
 
@@ -352,7 +353,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
     let rows = rowsBySections.get(sig);
     if (!rows) rowsBySections.set(sig, (rows = bucketRows(b.sections, sectionKeys)));
     total += rows.size;
-    if (total > maxEntries) throw new PolicyError('policy', 0, `compiled policy exceeds ${maxEntries} map entries`);
+    if (total > maxEntries) throw policyError('policy', 0, `compiled policy exceeds ${maxEntries} map entries`);
     bucketList.push([bk, rows]);
   }
   // Sized once: hundreds of thousands of rows would otherwise be copied at every growth step.

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from './errors.js';
+import { FlowctlError } from '@flowctl/flow';
 import { loadEndpointsFile, parseEndpoints, workloadFromPodName } from './endpoints.js';
 import { RESERVED_IDENTITIES, identityForLabels, MIN_LABEL_IDENTITY, MAX_LABEL_IDENTITY } from './identity.js';
 
@@ -31,14 +31,14 @@ const GOOD = `endpoints:
     workload: StatefulSet/db
 `;
 
-function errorOf(text: string): ConfigError {
+function errorOf(text: string): FlowctlError {
   try {
     parseEndpoints(text, 'eps.yaml');
   } catch (e) {
-    if (e instanceof ConfigError) return e;
+    if (e instanceof FlowctlError && e.code === 'CONFIG' && e.file === 'eps.yaml') return e;
     throw e;
   }
-  throw new Error('expected a ConfigError');
+  throw new Error('expected a CONFIG FlowctlError');
 }
 
 describe('parseEndpoints', () => {

@@ -2,7 +2,7 @@
 // and IPs. Every agent reads the same file, so everything derived here (identities, endpoint IDs)
 // must come out the same on every node.
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './errors.js';
+import { configError } from './errors.js';
 import { assignLabelIdentities, canonicalLabels, fnv1a } from './identity.js';
 import { canonicalIp } from './ip.js';
 import { fastLoadAll } from './yaml-fast.js';
@@ -76,7 +76,7 @@ function endpointIdSlot(namespace: string, name: string): number {
   return fnv1a(`${namespace}/${name}`) % 65535;
 }
 
-/** The endpoints of a file's text; throws ConfigError `file:line: reason` for anything invalid. */
+/** The endpoints of a file's text; throws a CONFIG FlowctlError `file:line: reason` for anything invalid. */
 export function parseEndpoints(text: string, file: string): EndpointSet {
   return parseEndpointsFast(text) ?? parseEndpointsReference(text, file);
 }
@@ -157,7 +157,7 @@ export function parseEndpointsReference(text: string, file: string): EndpointSet
   const src = new YamlSource(file);
   const doc = src.parseOne(text);
   const fail = (node: YNode | number, reason: string): never => {
-    throw new ConfigError(file, typeof node === 'number' ? node : src.line(node), reason);
+    throw configError(file, typeof node === 'number' ? node : src.line(node), reason);
   };
   const err = doc.errors[0];
   if (err) fail(src.errorLine(err.pos[0]), `YAML syntax error: ${err.message.split('\n')[0]}`);
@@ -315,7 +315,7 @@ export function loadEndpointsFile(path: string): EndpointSet {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new ConfigError(path, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw configError(path, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   return parseEndpoints(text, path);
 }

@@ -1,28 +1,13 @@
-// One error class per input kind, each with a stable code, so the agent can keep the last good
-// state and report the message verbatim, and the CLI can print it as one line.
+// Bad input files as flowctl's one error class, with a stable code and the place, so the agent can
+// keep the last good state and report the message verbatim, and the CLI can print it as one line.
+import { FlowctlError } from '@flowctl/flow';
 
-/** A bad endpoints file. The message is `FILE:LINE: reason`. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-  constructor(
-    readonly file: string,
-    readonly line: number,
-    readonly reason: string,
-  ) {
-    super(`${file}:${line}: ${reason}`);
-    this.name = 'ConfigError';
-  }
+/** A bad endpoints file (code CONFIG). The message is `FILE:LINE: reason`. */
+export function configError(file: string, line: number, reason: string): FlowctlError {
+  return new FlowctlError('CONFIG', `${file}:${line}: ${reason}`, { file, line });
 }
 
-/** A bad policy document. The message is `FILE: document N: reason` (N counts from 1). */
-export class PolicyError extends Error {
-  readonly code = 'POLICY_INVALID';
-  constructor(
-    readonly file: string,
-    readonly document: number,
-    readonly reason: string,
-  ) {
-    super(document > 0 ? `${file}: document ${document}: ${reason}` : `${file}: ${reason}`);
-    this.name = 'PolicyError';
-  }
+/** A bad policy document (code POLICY). The message is `FILE: document N: reason` (N counts from 1). */
+export function policyError(file: string, document: number, reason: string): FlowctlError {
+  return new FlowctlError('POLICY', document > 0 ? `${file}: document ${document}: ${reason}` : `${file}: ${reason}`, { file, document });
 }

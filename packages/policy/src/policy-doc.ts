@@ -3,7 +3,8 @@
 // document number and the field path, so the compiler only ever sees valid rules.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { PolicyError } from './errors.js';
+import { FlowctlError, isFlowctlError } from '@flowctl/flow';
+import { policyError } from './errors.js';
 import { NAMESPACE_LABEL } from './endpoints.js';
 import { cidrContains, parseCidr } from './ip.js';
 import type { Operator, Requirement, Selector } from './selector.js';
@@ -68,9 +69,8 @@ const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 const METADATA_FIELDS = ['name', 'namespace', 'labels', 'annotations', 'uid', 'resourceVersion', 'generation', 'creationTimestamp'];
 
-class Invalid extends Error {}
 const bad = (path: string, reason: string): never => {
-  throw new Invalid(path ? `${path}: ${reason}` : reason);
+  throw new FlowctlError('POLICY', path ? `${path}: ${reason}` : reason);
 };
 
 type Obj = Record<string, unknown>;
@@ -351,7 +351,7 @@ function parseDoc(v: unknown, file: string, document: number): PolicyDoc {
   return { kind, name, namespace, labels: policyLabels(kind, name, namespace), file, document, rules };
 }
 
-/** All policy documents of one YAML file; throws PolicyError on the first invalid one. */
+/** All policy documents of one YAML file; throws a POLICY FlowctlError on the first invalid one. */
 export function parsePolicies(text: string, file: string): PolicyDoc[] {
   return parsePoliciesFast(text, file) ?? parsePoliciesReference(text, file);
 }
@@ -367,7 +367,7 @@ export function parsePoliciesFast(text: string, file: string): PolicyDoc[] | und
     try {
       out.push(parseDoc(js, file, i + 1));
     } catch (e) {
-      if (e instanceof Invalid) return undefined;
+      if (isFlowctlError(e, 'POLICY')) return undefined;
       throw e;
     }
   }
@@ -385,13 +385,13 @@ export function parsePoliciesReference(text: string, file: string): PolicyDoc[] 
   docs.forEach((doc, i) => {
     const n = i + 1;
     const err = doc.errors[0];
-    if (err) throw new PolicyError(file, n, `YAML syntax error at line ${src.errorLine(err.pos[0])}: ${err.message.split('\n')[0]}`);
+    if (err) throw policyError(file, n, `YAML syntax error at line ${src.errorLine(err.pos[0])}: ${err.message.split('\n')[0]}`);
     const js: unknown = doc.toJS({ maxAliasCount: 100 });
     if (js === null || js === undefined) return; // an empty document (e.g. a trailing `---`)
     try {
       out.push(parseDoc(js, file, n));
     } catch (e) {
-      if (e instanceof Invalid) throw new PolicyError(file, n, e.message);
+      if (isFlowctlError(e, 'POLICY')) throw policyError(file, n, e.message);
       throw e;
     }
   });
@@ -403,7 +403,7 @@ export function loadPolicyFile(path: string): PolicyDoc[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new PolicyError(path, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw policyError(path, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   return parsePolicies(text, path);
 }
@@ -415,7 +415,7 @@ export function policyFiles(dir: string): string[] {
       ? readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && !f.startsWith('.')).sort().map((f) => join(dir, f))
       : [dir];
   } catch (e) {
-    throw new PolicyError(dir, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw policyError(dir, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
 }
 
@@ -430,7 +430,7 @@ export function loadPolicyDir(dir: string): PolicyDoc[] {
   for (const d of docs) {
     const key = `${d.kind}/${d.namespace}/${d.name}`;
     const prev = seen.get(key);
-    if (prev) throw new PolicyError(d.file, d.document, `duplicate ${d.kind} ${d.namespace ? d.namespace + '/' : ''}${d.name} (also ${prev.file}: document ${prev.document})`);
+    if (prev) throw policyError(d.file, d.document, `duplicate ${d.kind} ${d.namespace ? d.namespace + '/' : ''}${d.name} (also ${prev.file}: document ${prev.document})`);
     seen.set(key, d);
   }
   return docs;

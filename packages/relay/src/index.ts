@@ -12,4 +12,3 @@ export { FanIn, aggregateErrors, sortFlows, nodeStatusItem } from './observer/me
 export type { RelayItem } from './observer/merge.js';
 export { GET_FLOWS_BATCHED_PATH, batchObserverDefinition } from './observer/services.js';
 export { encodeBatch, decodeBatch, readResponseTime } from './observer/wire.js';
-export { RelayError } from './errors.js';

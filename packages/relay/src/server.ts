@@ -5,7 +5,8 @@ import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServi
 import { HealthCheckResponse_ServingStatus, HealthService } from '@flowctl/flow';
 import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
 import { PolicyService } from '@flowctl/flow/policy-service';
-import { RelayError } from './errors.js';
+import { FlowctlError } from '@flowctl/flow';
+import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import { RelayObserver } from './observer/server.js';
 import type { ObserverOptions } from './observer/server.js';
 import type { RelayItem } from './observer/merge.js';
@@ -18,11 +19,11 @@ export const OBSERVER_SERVICE_NAME = 'hubble.server.Observer';
 export function parseListenAddress(addr: string): string {
   const a = addr.trim();
   if (a.startsWith('unix://')) {
-    if (!a.startsWith('unix:///')) throw new RelayError('CONFIG', `invalid listen address "${addr}": unix socket path must be absolute`);
+    if (!a.startsWith('unix:///')) throw new FlowctlError('CONFIG', `invalid listen address "${addr}": unix socket path must be absolute`);
     return a;
   }
   const m = /^(.*):(\d{1,5})$/.exec(a);
-  if (!m || Number(m[2]) > 65535) throw new RelayError('CONFIG', `invalid listen address "${addr}": want host:port, :port or unix:///path`);
+  if (!m || Number(m[2]) > 65535) throw new FlowctlError('CONFIG', `invalid listen address "${addr}": want host:port, :port or unix:///path`);
   return `${m[1] === '' ? '0.0.0.0' : m[1]}:${m[2]}`;
 }
 
@@ -38,7 +39,7 @@ function unaryHandler<Res>(fn: () => Promise<Res>) {
   return (_call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>) => {
     fn().then(
       (r) => cb(null, r),
-      (e: Error) => cb({ code: e instanceof RelayError ? e.toGrpcStatus() : grpcStatus.INTERNAL, details: e.message }),
+      (e: unknown) => cb(grpcStatusOf(e)),
     );
   };
 }
@@ -82,7 +83,7 @@ export async function startRelayServer(listen: string, opts: ObserverOptions): P
   const address = parseListenAddress(listen);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(new RelayError('CONFIG', `cannot listen on ${listen}: ${err.message}`)) : resolve(p),
+      err ? reject(new FlowctlError('CONFIG', `cannot listen on ${listen}: ${err.message}`)) : resolve(p),
     ),
   );
   return {

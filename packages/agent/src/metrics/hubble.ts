@@ -20,11 +20,10 @@ import {
   type Endpoint,
   type Flow,
 } from '@flowctl/flow';
+import { FlowctlError } from '../errors.js';
 
 export const HANDLERS = ['flow', 'drop', 'dns', 'tcp', 'icmp', 'http', 'port-distribution', 'flows-to-world'] as const;
 export type HandlerName = (typeof HANDLERS)[number];
-
-export class MetricsConfigError extends Error {}
 
 export interface HandlerSpec {
   name: HandlerName;
@@ -59,9 +58,9 @@ export function parseMetricsSpec(spec: string): HandlerSpec[] {
     const colon = token.indexOf(':');
     const name = (colon < 0 ? token : token.slice(0, colon)) as HandlerName;
     if (!HANDLERS.includes(name)) {
-      throw new MetricsConfigError(`--metrics: unknown handler "${name}" (known: ${HANDLERS.join(', ')})`);
+      throw new FlowctlError('CONFIG', `--metrics: unknown handler "${name}" (known: ${HANDLERS.join(', ')})`);
     }
-    if (out.some((h) => h.name === name)) throw new MetricsConfigError(`--metrics: handler "${name}" given twice`);
+    if (out.some((h) => h.name === name)) throw new FlowctlError('CONFIG', `--metrics: handler "${name}" given twice`);
     const options = new Map<string, string>();
     if (colon >= 0) {
       for (const opt of token.slice(colon + 1).split(';').filter(Boolean)) {
@@ -69,16 +68,16 @@ export function parseMetricsSpec(spec: string): HandlerSpec[] {
         const key = eq < 0 ? opt : opt.slice(0, eq);
         const value = eq < 0 ? '' : opt.slice(eq + 1);
         if (!CONTEXT_OPTIONS.has(key) && !HANDLER_OPTIONS[name].has(key)) {
-          throw new MetricsConfigError(`--metrics: handler "${name}" has no option "${key}"`);
+          throw new FlowctlError('CONFIG', `--metrics: handler "${name}" has no option "${key}"`);
         }
         if (key === 'sourceContext' || key === 'destinationContext') {
           for (const id of value.split('|')) {
-            if (!CONTEXT_IDS.has(id)) throw new MetricsConfigError(`--metrics: ${name}: ${key}: unknown context "${id}"`);
+            if (!CONTEXT_IDS.has(id)) throw new FlowctlError('CONFIG', `--metrics: ${name}: ${key}: unknown context "${id}"`);
           }
         }
         if (key === 'labelsContext') {
           for (const l of value.split(',')) {
-            if (!LABELS_CONTEXT.includes(l)) throw new MetricsConfigError(`--metrics: ${name}: labelsContext: unknown label "${l}"`);
+            if (!LABELS_CONTEXT.includes(l)) throw new FlowctlError('CONFIG', `--metrics: ${name}: labelsContext: unknown label "${l}"`);
           }
         }
         options.set(key, value);

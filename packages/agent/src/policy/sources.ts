@@ -2,7 +2,7 @@
 // and what PolicyService/List reports (the same bytes) can never differ, even when a file changes
 // while it is being loaded. File selection is @flowctl/policy's policyFiles; the duplicate rule follows loadPolicyDir.
 import { readFileSync } from 'node:fs';
-import { parsePolicies, policyFiles, PolicyError, type PolicyDoc } from '@flowctl/policy';
+import { parsePolicies, policyError, policyFiles, type PolicyDoc } from '@flowctl/policy';
 
 export interface PolicySource {
   file: string;
@@ -15,7 +15,7 @@ export function readPolicySources(dir: string): PolicySource[] {
     try {
       return { file, text: readFileSync(file, 'utf8') };
     } catch (e) {
-      throw new PolicyError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      throw policyError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
   });
 }
@@ -27,7 +27,7 @@ export function parsePolicySources(sources: readonly PolicySource[]): PolicyDoc[
   for (const d of docs) {
     const key = `${d.kind}/${d.namespace}/${d.name}`;
     const prev = seen.get(key);
-    if (prev) throw new PolicyError(d.file, d.document, `duplicate ${d.kind} ${d.namespace ? d.namespace + '/' : ''}${d.name} (also ${prev.file}: document ${prev.document})`);
+    if (prev) throw policyError(d.file, d.document, `duplicate ${d.kind} ${d.namespace ? d.namespace + '/' : ''}${d.name} (also ${prev.file}: document ${prev.document})`);
     seen.set(key, d);
   }
   return docs;

@@ -17,6 +17,7 @@ import {
   type PeerServer,
 } from '@flowctl/flow';
 import { BatchBuilder, BatchObserverService, type BatchObserverServer } from '@flowctl/flow/batch';
+import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import { FlowctlError } from '../errors.js';
 import { DONE, WAIT, type Observer } from '../observer/observer.js';
 
@@ -36,20 +37,6 @@ export interface AgentServerOptions {
   /** What peer.Peer/Notify announces for this node (bare IP, ip:port or unix://path). */
   peerAddress: () => string;
   log?: Logger;
-}
-
-export function toStatus(e: unknown): Partial<grpc.StatusObject> {
-  if (e instanceof FlowctlError) {
-    const code = {
-      INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
-      UNIMPLEMENTED: grpc.status.UNIMPLEMENTED,
-      CONFIG: grpc.status.FAILED_PRECONDITION,
-      UNAVAILABLE: grpc.status.UNAVAILABLE,
-      INTERNAL: grpc.status.INTERNAL,
-    }[e.code];
-    return { code, details: e.message };
-  }
-  return { code: grpc.status.INTERNAL, details: e instanceof Error ? e.message : String(e) };
 }
 
 export class AgentServer {
@@ -142,7 +129,7 @@ export class AgentServer {
         try {
           observer.prepare(call.request);
         } catch (e) {
-          failStream(call, toStatus(e));
+          failStream(call, grpcStatusOf(e));
           return;
         }
         const ac = this.track(call);
@@ -157,7 +144,7 @@ export class AgentServer {
             if (!call.cancelled) call.end();
           } catch (e) {
             log?.warn({ err: String(e) }, 'GetFlows stream failed');
-            if (!call.cancelled) failStream(call, toStatus(e));
+            if (!call.cancelled) failStream(call, grpcStatusOf(e));
           } finally {
             ac.abort();
           }
@@ -187,7 +174,7 @@ export class AgentServer {
         try {
           cursor = observer.cursor(call.request);
         } catch (e) {
-          failStream(call, toStatus(e));
+          failStream(call, grpcStatusOf(e));
           return;
         }
         const ac = this.track(call);
@@ -205,7 +192,7 @@ export class AgentServer {
             if (!call.cancelled) call.end();
           } catch (e) {
             log?.warn({ err: String(e) }, 'GetFlowsBatched stream failed');
-            if (!call.cancelled) failStream(call, toStatus(e));
+            if (!call.cancelled) failStream(call, grpcStatusOf(e));
           } finally {
             ac.abort();
           }

@@ -4,12 +4,12 @@
 // verdict the datapath would give.
 import type { Command } from 'commander';
 import type { NodePolicies } from '@flowctl/flow/policy-service';
+import { isFlowctlError } from '@flowctl/flow';
 import { CliError } from '../errors.js';
 import { statSync } from 'node:fs';
 import {
-  ConfigError,
   canonicalIp,
-  PolicyError,
+  policyError,
   checkConnection,
   compilePolicies,
   formatSelector,
@@ -39,14 +39,12 @@ interface Out {
 }
 const stdio: Out = { out: (s) => process.stdout.write(s + '\n'), err: (s) => process.stderr.write(s + '\n') };
 
-class UsageError extends Error {}
-
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
-function fail(io: Out, e: unknown, code: number): void {
-  if (e instanceof PolicyError || e instanceof ConfigError || e instanceof UsageError || e instanceof RangeError || e instanceof CliError) {
+function fail(io: Out, status: ExitStatus, e: unknown, code: number): void {
+  if (isFlowctlError(e, 'POLICY') || isFlowctlError(e, 'CONFIG') || e instanceof RangeError || e instanceof CliError) {
     io.err(`error: ${e.message}`);
-    process.exitCode = code;
+    status.exitCode = code;
     return;
   }
   throw e;
@@ -62,7 +60,7 @@ function noDuplicates(docs: PolicyDoc[]): PolicyDoc[] {
   for (const d of docs) {
     const key = `${d.kind}/${d.namespace}/${d.name}`;
     const prev = seen.get(key);
-    if (prev) throw new PolicyError(d.file, d.document, `duplicate ${d.kind} ${refName(d)} (also ${prev.file}: document ${prev.document})`);
+    if (prev) throw policyError(d.file, d.document, `duplicate ${d.kind} ${refName(d)} (also ${prev.file}: document ${prev.document})`);
     seen.set(key, d);
   }
   return docs;
@@ -84,7 +82,7 @@ function parseLabels(args: string[], flag: string): Record<string, string> {
     if (!s) continue;
     const body = s.startsWith('k8s:') ? s.slice(4) : s.startsWith('any:') ? s.slice(4) : s;
     const eq = body.indexOf('=');
-    if (eq <= 0) throw new UsageError(`${flag} ${JSON.stringify(s)}: expected key=value`);
+    if (eq <= 0) throw new CliError('usage', `${flag} ${JSON.stringify(s)}: expected key=value`);
     labels[body.slice(0, eq)] = body.slice(eq + 1);
   }
   return labels;
@@ -93,7 +91,7 @@ function parseLabels(args: string[], flag: string): Record<string, string> {
 function parsePort(s: string): { port: number; proto: string } {
   const m = /^(\d{1,5})(?:\/(tcp|udp|sctp))?$/i.exec(s.trim());
   const port = m ? Number(m[1]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--port ${JSON.stringify(s)}: expected PORT[/TCP|UDP|SCTP], e.g. 8080/TCP`);
+  if (!m || port > 65535) throw new CliError('usage', `--port ${JSON.stringify(s)}: expected PORT[/TCP|UDP|SCTP], e.g. 8080/TCP`);
   return { port, proto: (m[2] ?? 'TCP').toUpperCase() };
 }
 
@@ -254,7 +252,12 @@ function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: st
   }
 }
 
-export function registerPolicyCommand(program: Command, io: Out = stdio): void {
+/** The exit status a command asks for without failing (check: allowed or denied); the bin exits with it. */
+export interface ExitStatus {
+  exitCode: number;
+}
+
+export function registerPolicyCommand(program: Command, status: ExitStatus, io: Out = stdio): void {
   const policy = program.command('policy').description('validate, list and check network policies (CiliumNetworkPolicy, NetworkPolicy)');
 
   policy
@@ -273,7 +276,7 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
           io.out(`${f}: valid (${d.length} ${d.length === 1 ? 'policy' : 'policies'}${d.length ? ': ' + d.map((p) => `${p.kind} ${refName(p)}`).join(', ') : ''})`);
         } catch (e) {
           ok = false;
-          fail(io, e, 1);
+          fail(io, status, e, 1);
         }
       }
       if (ok && opts.file.length > 1) {
@@ -281,7 +284,7 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
           noDuplicates(docs);
         } catch (e) {
           ok = false;
-          fail(io, e, 1);
+          fail(io, status, e, 1);
         }
       }
       if (ok && opts.endpoints) {
@@ -290,10 +293,10 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
           io.out(`compiled against ${opts.endpoints}: ${c.entries.length} map entries, ${c.enforced.size} identities enforced`);
         } catch (e) {
           ok = false;
-          fail(io, e, 1);
+          fail(io, status, e, 1);
         }
       }
-      if (!ok) process.exitCode = 1;
+      if (!ok) status.exitCode = 1;
     });
 
   policy
@@ -313,11 +316,11 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
     .option('-o, --output <format>', 'text or json', 'text')
     .action(async (opts: CheckOptions, cmd: Command) => {
       try {
-        if (opts.output !== 'text' && opts.output !== 'json') throw new UsageError(`--output ${JSON.stringify(opts.output)}: expected text or json`);
-        if (opts.fromIp && opts.from.length) throw new UsageError('--from and --from-ip are exclusive');
-        if (opts.toIp && opts.to.length) throw new UsageError('--to and --to-ip are exclusive');
-        if (!opts.fromIp && !opts.from.length) throw new UsageError('policy check needs --from LABEL or --from-ip IP');
-        if (!opts.toIp && !opts.to.length) throw new UsageError('policy check needs --to LABEL or --to-ip IP');
+        if (opts.output !== 'text' && opts.output !== 'json') throw new CliError('usage', `--output ${JSON.stringify(opts.output)}: expected text or json`);
+        if (opts.fromIp && opts.from.length) throw new CliError('usage', '--from and --from-ip are exclusive');
+        if (opts.toIp && opts.to.length) throw new CliError('usage', '--to and --to-ip are exclusive');
+        if (!opts.fromIp && !opts.from.length) throw new CliError('usage', 'policy check needs --from LABEL or --from-ip IP');
+        if (!opts.toIp && !opts.to.length) throw new CliError('usage', 'policy check needs --to LABEL or --to-ip IP');
         const { port, proto } = parsePort(opts.port);
         const fromLabels = opts.fromIp ? undefined : parseLabels(opts.from, '--from');
         const toLabels = opts.toIp ? undefined : parseLabels(opts.to, '--to');
@@ -325,10 +328,10 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
         const fileEps = opts.endpoints ? loadEndpointsFile(opts.endpoints) : undefined;
 
         if (opts.policyDir.length) {
-          if (opts.node) throw new UsageError('--node needs a server: drop --policy-dir');
+          if (opts.node) throw new CliError('usage', '--node needs a server: drop --policy-dir');
           const r = evaluate(q, loadPolicies(opts.policyDir), fileEps ?? { endpoints: [], byIp: new Map() }, []);
           printCheck(io, opts.output, r);
-          process.exitCode = r.v.allowed ? EXIT_ALLOWED : EXIT_DENIED;
+          status.exitCode = r.v.allowed ? EXIT_ALLOWED : EXIT_DENIED;
           return;
         }
 
@@ -336,7 +339,7 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
         let nodes = reportNodeProblems(io, await fetchInForce(server, timeoutMs));
         if (opts.node) {
           nodes = nodes.filter((n) => n.node === opts.node);
-          if (!nodes.length) throw new UsageError(`--node ${opts.node}: no such node behind ${server}`);
+          if (!nodes.length) throw new CliError('usage', `--node ${opts.node}: no such node behind ${server}`);
         }
         // Nodes with the same policy inputs give the same answer: evaluate (and print) each group once.
         const groups = new Map<string, NodePolicies[]>();
@@ -353,9 +356,9 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
           printCheck(io, opts.output, r, where);
           allowed &&= r.v.allowed;
         }
-        process.exitCode = allowed ? EXIT_ALLOWED : EXIT_DENIED;
+        status.exitCode = allowed ? EXIT_ALLOWED : EXIT_DENIED;
       } catch (e) {
-        fail(io, e, EXIT_INVALID);
+        fail(io, status, e, EXIT_INVALID);
       }
     });
 
@@ -368,7 +371,7 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
     .option('-o, --output <format>', 'table or json', 'table')
     .action(async (opts: { policyDir: string[]; endpoints?: string; server?: string; output: string }, cmd: Command) => {
       try {
-        if (opts.output !== 'table' && opts.output !== 'json') throw new UsageError(`--output ${JSON.stringify(opts.output)}: expected table or json`);
+        if (opts.output !== 'table' && opts.output !== 'json') throw new CliError('usage', `--output ${JSON.stringify(opts.output)}: expected table or json`);
         interface Row { node?: NodePolicies; docs: PolicyDoc[]; selected: number[] | undefined }
         const rows: Row[] = [];
         const selectedBy = (docs: PolicyDoc[], eps: EndpointSet): number[] => {
@@ -416,7 +419,7 @@ export function registerPolicyCommand(program: Command, io: Out = stdio): void {
         }
         for (const l of table(table_)) io.out(l);
       } catch (e) {
-        fail(io, e, 1);
+        fail(io, status, e, 1);
       }
     });
 }

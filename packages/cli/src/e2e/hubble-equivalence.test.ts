@@ -83,7 +83,7 @@ function hubble(args: string[]): { out: string; code: number | null; err: string
 async function flowctl(args: string[]): Promise<string> {
   const out = new StringSink();
   const err = new StringSink();
-  const io: Io = { out, err, isTTY: false, closed: () => false };
+  const io: Io = { out, err, isTTY: false, closed: () => false, exitCode: 0 };
   await buildProgram(io, {}).parseAsync(['node', 'flowctl', 'observe', '--input-file', file, ...args]);
   if (err.text) throw new Error(err.text);
   return out.text;

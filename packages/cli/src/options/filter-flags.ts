@@ -11,7 +11,8 @@ import {
   type TCPFlags,
   type Workload,
 } from '@flowctl/flow/gen/flow/flow';
-import { FlagValueError, type FilterSetter, type FilterTracker } from './flow-filter.js';
+import { CliError } from '../errors.js';
+import { type FilterSetter, type FilterTracker } from './flow-filter.js';
 import { RESERVED_IDENTITIES } from '../printer/identity.js';
 
 type ArrayKeys = { [K in keyof FlowFilter]-?: NonNullable<FlowFilter[K]> extends unknown[] ? K : never }[keyof FlowFilter];
@@ -51,13 +52,13 @@ const str = (v: string): string => v;
 
 export function parseVerdict(v: string): Verdict {
   const n = (Verdict as unknown as Record<string, number>)[v];
-  if (n === undefined || v === 'UNRECOGNIZED') throw new FlagValueError(`invalid --verdict value: ${v}`);
+  if (n === undefined || v === 'UNRECOGNIZED') throw new CliError('filter', `invalid --verdict value: ${v}`);
   return n as Verdict;
 }
 
 export function parseDropReason(v: string): DropReason {
   const n = (DropReason as unknown as Record<string, number>)[v];
-  if (n === undefined || v === 'UNRECOGNIZED') throw new FlagValueError(`invalid --drop-reason-desc value: ${v}`);
+  if (n === undefined || v === 'UNRECOGNIZED') throw new CliError('filter', `invalid --drop-reason-desc value: ${v}`);
   return n as DropReason;
 }
 
@@ -78,7 +79,7 @@ const AGENT_SUBTYPES: Record<string, number> = {
 
 function parseUint32(s: string, what: string): number {
   if (!/^\d+$/.test(s) || Number(s) > 0xffffffff) {
-    throw new FlagValueError(`unable to parse ${what} '${s}', not a known ${what} name and unable to parse as numeric value`);
+    throw new CliError('filter', `unable to parse ${what} '${s}', not a known ${what} name and unable to parse as numeric value`);
   }
   return Number(s);
 }
@@ -102,7 +103,7 @@ export function parseTcpFlags(v: string): TCPFlags {
   for (const part of v.split(',')) {
     const up = part.toUpperCase();
     if (!['SYN', 'FIN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'].includes(up)) {
-      throw new FlagValueError(`unknown tcp flag: ${part}`);
+      throw new CliError('filter', `unknown tcp flag: ${part}`);
     }
     (flags as Record<string, boolean>)[up] = true;
   }
@@ -113,7 +114,7 @@ export function parseIdentity(v: string): number {
   const reserved = RESERVED_IDENTITIES.indexOf(v);
   if (reserved > 0) return reserved;
   if (/^\d+$/.test(v) && Number(v) <= 0xffffffff) return Number(v);
-  throw new FlagValueError(
+  throw new CliError('filter', 
     `invalid security identity, expected one of [${RESERVED_IDENTITIES.slice(1, 9).join(' ')}] or a numeric value`,
   );
 }
@@ -139,17 +140,17 @@ export function parseTrafficDirection(v: string): TrafficDirection {
   const td = v.toLowerCase();
   if (td === 'ingress') return TrafficDirection.INGRESS;
   if (td === 'egress') return TrafficDirection.EGRESS;
-  throw new FlagValueError(`${td}: invalid traffic direction, expected ingress or egress`);
+  throw new CliError('filter', `${td}: invalid traffic direction, expected ingress or egress`);
 }
 
 // Checked here, not only by the server, so that a typo fails before any connection is made.
 export function parseHttpStatus(v: string): string {
   if (/^[1-5][0-9]{2}$/.test(v) || /^[1-5][0-9]?\+$/.test(v)) return v;
-  throw new FlagValueError(`invalid http status code "${v}": expected a code like 404 or a prefix like 5+ or 40+`);
+  throw new CliError('filter', `invalid http status code "${v}": expected a code like 404 or a prefix like 5+ or 40+`);
 }
 
 export function parsePort(v: string): string {
-  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new FlagValueError(`invalid port "${v}": expected 0-65535`);
+  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new CliError('filter', `invalid port "${v}": expected 0-65535`);
   return v;
 }
 

@@ -10,7 +10,7 @@ const HUBBLE = join(import.meta.dirname, '..', '..', '..', '..', '..', 'shared',
 async function run(args: string[]): Promise<{ out: string; err: string; error?: Error }> {
   const out = new StringSink();
   const err = new StringSink();
-  const io: Io = { out, err, isTTY: false, closed: () => false };
+  const io: Io = { out, err, isTTY: false, closed: () => false, exitCode: 0 };
   try {
     await buildProgram(io, {}).parseAsync(['node', 'flowctl', ...args]);
     return { out: out.text, err: err.text };

@@ -118,7 +118,7 @@ export class FlowFilterBuilder {
     try {
       setter.apply(t, value, first);
     } catch (e) {
-      if (e instanceof FlagValueError) fail(e.message);
+      if (e instanceof CliError && e.code === 'filter') fail(e.message);
       throw e;
     }
   }
@@ -128,6 +128,3 @@ export class FlowFilterBuilder {
     return { whitelist: this.whitelist.flowFilters(), blacklist: this.blacklist?.flowFilters() ?? [] };
   }
 }
-
-/** Thrown by a flag's value parser; FlowFilterBuilder wraps it with the flag name and value. */
-export class FlagValueError extends Error {}

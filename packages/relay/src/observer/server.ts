@@ -7,13 +7,14 @@ import type { Logger } from 'pino';
 import { NodeState } from '@flowctl/flow';
 import type { Namespace, Node, ServerStatusResponse } from '@flowctl/flow';
 import type { Peer, PeerManager } from '../pool/manager.js';
-import { RelayError } from '../errors.js';
+import { FlowctlError } from '@flowctl/flow';
+import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
 import type { Inlet, RelayItem, SortStats } from './merge.js';
 import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
 import type { RawRequest } from './services.js';
 import { forEachResponse } from '@flowctl/flow/batch';
-import { WireError, readResponseTimeAt } from './wire.js';
+import { readResponseTimeAt } from './wire.js';
 
 export const RELAY_VERSION = '0.1.0';
 /** Hubble's numUnavailableNodesReportMax. */
@@ -210,9 +211,8 @@ export class RelayObserver {
       await this.streamFlows(call, write);
       call.end();
     } catch (e) {
-      const err = e instanceof RelayError ? e : new RelayError('INTERNAL', (e as Error).message);
-      if (!(e instanceof RelayError)) this.log.error({ err: (e as Error).message }, 'GetFlows failed');
-      call.emit('error', { code: err.toGrpcStatus(), details: err.message });
+      if (!(e instanceof FlowctlError)) this.log.error({ err: (e as Error).message }, 'GetFlows failed');
+      call.emit('error', grpcStatusOf(e));
     } finally {
       this.stats.openClientStreams--;
     }
@@ -220,7 +220,7 @@ export class RelayObserver {
 
   private async streamFlows(call: ServerWritableStream<RawRequest, unknown>, write: Writer): Promise<void> {
     const { raw, req } = call.request;
-    if (req.first && req.follow) throw new RelayError('INVALID_ARGUMENT', 'first cannot be specified with follow');
+    if (req.first && req.follow) throw new FlowctlError('INVALID_ARGUMENT', 'first cannot be specified with follow');
     const o = this.opts;
     const peers = o.manager.list();
     let qlen = o.sortBufferLenMax;
@@ -543,4 +543,3 @@ export class RelayObserver {
   }
 }
 
-export { WireError };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GetFlowsResponse } from '@flowctl/flow';
-import { decodeBatch, encodeBatch, readResponseTime, readResponseTimeAt, WireError } from './wire.js';
+import { decodeBatch, encodeBatch, readResponseTime, readResponseTimeAt } from './wire.js';
 
 describe('wire', () => {
   it('reads GetFlowsResponse.time without decoding the flow', () => {
@@ -25,9 +25,9 @@ describe('wire', () => {
     expect(t).toEqual({ sec: 7, nsec: 8 });
   });
 
-  it('rejects truncated input with a WireError', () => {
+  it('rejects truncated input with a MALFORMED FlowctlError', () => {
     const raw = GetFlowsResponse.encode({ node_name: 'node-1', time: { seconds: 5n } }).finish();
-    expect(() => readResponseTime(raw.subarray(0, raw.length - 2), { sec: 0, nsec: 0 })).toThrow(WireError);
+    expect(() => readResponseTime(raw.subarray(0, raw.length - 2), { sec: 0, nsec: 0 })).toThrow(expect.objectContaining({ name: 'FlowctlError', code: 'MALFORMED' }));
   });
 
   it('round-trips a FlowBatch as repeated GetFlowsResponse', () => {

@@ -11,9 +11,8 @@ export interface WireTime {
   nsec: number;
 }
 
-/** Malformed response bytes from a node (the same class as a malformed batch). */
-export { BatchError as WireError } from '@flowctl/flow/batch';
-import { BatchError as WireError, cursor, varintAt, varintLength, writeVarint } from '@flowctl/flow/batch';
+import { FlowctlError } from '@flowctl/flow';
+import { cursor, varintAt, varintLength, writeVarint } from '@flowctl/flow/batch';
 
 /** Position after the field body that starts at `pos` (the tag already read). */
 function skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
@@ -22,7 +21,7 @@ function skipField(buf: Uint8Array, wireType: number, pos: number, end: number):
     case 1: return pos + 8;
     case 2: { const len = varintAt(buf, pos, end); return cursor + len; }
     case 5: return pos + 4;
-    default: throw new WireError(`unsupported wire type ${wireType}`);
+    default: throw new FlowctlError('MALFORMED', `unsupported wire type ${wireType}`);
   }
 }
 
@@ -47,7 +46,7 @@ function readTimestamp(buf: Uint8Array, pos: number, end: number, out: WireTime)
 
 const TIME_FIELD = 1001;
 
-/** Reads GetFlowsResponse.time from encoded bytes into `out`. Throws WireError on malformed input. */
+/** Reads GetFlowsResponse.time from encoded bytes into `out`. Throws a MALFORMED FlowctlError on malformed input. */
 export function readResponseTime(buf: Uint8Array, out: WireTime): void {
   readResponseTimeAt(buf, 0, buf.length, out);
 }
@@ -64,11 +63,11 @@ export function readResponseTimeAt(buf: Uint8Array, start: number, end: number, 
     if (field === TIME_FIELD && wt === 2) {
       const len = varintAt(buf, cursor, end);
       const q = cursor;
-      if (q + len > end) throw new WireError('truncated time field');
+      if (q + len > end) throw new FlowctlError('MALFORMED', 'truncated time field');
       readTimestamp(buf, q, q + len, out);
       pos = q + len;
     } else pos = skipField(buf, wt, cursor, end);
-    if (pos > end) throw new WireError(`field ${field} runs past the end of the message`);
+    if (pos > end) throw new FlowctlError('MALFORMED', `field ${field} runs past the end of the message`);
   }
 }
 

@@ -1,7 +1,7 @@
 // Peer addresses as Hubble's relay accepts them: host:port, a bare host (port 4244 is the agent's
 // Hubble port), [v6]:port, unix:///path or a bare /path.sock.
 import { isIP } from 'node:net';
-import { RelayError } from '../errors.js';
+import { FlowctlError } from '@flowctl/flow';
 
 export const DEFAULT_AGENT_PORT = 4244;
 
@@ -18,10 +18,10 @@ function validPort(p: string): boolean {
   return /^\d{1,5}$/.test(p) && Number(p) >= 1 && Number(p) <= 65535;
 }
 
-/** Throws RelayError('CONFIG') naming the address and what is wrong with it. */
+/** Throws FlowctlError('CONFIG') naming the address and what is wrong with it. */
 export function parsePeerAddress(given: string): PeerAddress {
   const s = given.trim();
-  const bad = (why: string) => new RelayError('CONFIG', `invalid peer address "${given}": ${why}`);
+  const bad = (why: string) => new FlowctlError('CONFIG', `invalid peer address "${given}": ${why}`);
   if (s === '') throw bad('empty');
   if (s.startsWith('unix://')) {
     const path = s.slice('unix://'.length);

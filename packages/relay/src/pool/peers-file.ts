@@ -3,7 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { Logger } from 'pino';
-import { RelayError } from '../errors.js';
+import { FlowctlError } from '@flowctl/flow';
 import type { PeerSpec } from './manager.js';
 
 export function parsePeersFile(text: string, file: string): PeerSpec[] {
@@ -19,18 +19,18 @@ export function parsePeersFile(text: string, file: string): PeerSpec[] {
   try {
     doc = parseYaml(text);
   } catch (e) {
-    throw new RelayError('CONFIG', `${file}: ${(e as Error).message.split('\n')[0]}`);
+    throw new FlowctlError('CONFIG', `${file}: ${(e as Error).message.split('\n')[0]}`);
   }
   if (doc && typeof doc === 'object' && !Array.isArray(doc) && 'peers' in doc) doc = (doc as { peers: unknown }).peers;
   if (doc === null || doc === undefined) return [];
-  if (!Array.isArray(doc)) throw new RelayError('CONFIG', `${file}: want a list of peers (or "peers:" with a list)`);
+  if (!Array.isArray(doc)) throw new FlowctlError('CONFIG', `${file}: want a list of peers (or "peers:" with a list)`);
   return doc.map((e: unknown, i): PeerSpec => {
     if (typeof e === 'string') return { address: e };
     if (e && typeof e === 'object' && typeof (e as { address?: unknown }).address === 'string') {
       const o = e as { address: string; name?: unknown };
       return typeof o.name === 'string' ? { name: o.name, address: o.address } : { address: o.address };
     }
-    throw new RelayError('CONFIG', `${file}: peer ${i + 1}: want an address string or {name, address}`);
+    throw new FlowctlError('CONFIG', `${file}: peer ${i + 1}: want an address string or {name, address}`);
   });
 }
 
