@@ -23,39 +23,42 @@ export const GET_FLOWS_BATCHED_PATH = `/${BATCH_OBSERVER_SERVICE_NAME}/GetFlowsB
 
 /** Reads a protobuf varint (up to 2^53 exactly) at `pos`; throws a MALFORMED FlowctlError when malformed. */
 export function readVarint(buf: Uint8Array, pos: number, end: number): [value: number, next: number] {
-  const v = varintAt(buf, pos, end);
-  return [v, cursor];
+  const r = new VarintReader();
+  const v = r.read(buf, pos, end);
+  return [v, r.pos];
 }
 
 /**
- * Where the last varintAt() stopped. A module-level cursor instead of a returned [value, next]
- * pair: scanners run this per field of every flow (300k flows/s through the relay), and the pair
- * was the one allocation left in them.
+ * Reads varints and leaves `pos` after the last one, instead of returning a [value, next] pair:
+ * scanners run this per field of every flow through the relay, and the pair was their one
+ * allocation. Each scanner owns its reader.
  */
-export let cursor = 0;
+export class VarintReader {
+  pos = 0;
 
-/** Reads a varint at `pos` (up to 2^53 exactly) and leaves `cursor` after it; throws a MALFORMED FlowctlError. */
-export function varintAt(buf: Uint8Array, pos: number, end: number): number {
-  if (pos < end) {
-    const b = buf[pos]!;
-    if (b < 0x80) {
-      cursor = pos + 1;
-      return b;
+  /** The varint at `at` (up to 2^53 exactly); throws a MALFORMED FlowctlError. */
+  read(buf: Uint8Array, at: number, end: number): number {
+    if (at < end) {
+      const b = buf[at]!;
+      if (b < 0x80) {
+        this.pos = at + 1;
+        return b;
+      }
     }
-  }
-  let result = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw new FlowctlError('MALFORMED', 'truncated varint');
-    const b = buf[pos++]!;
-    result += (b & 0x7f) * mul;
-    if (b < 0x80) {
-      cursor = pos;
-      return result;
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (at >= end) throw new FlowctlError('MALFORMED', 'truncated varint');
+      const b = buf[at++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        this.pos = at;
+        return result;
+      }
+      mul *= 128;
     }
-    mul *= 128;
+    throw new FlowctlError('MALFORMED', 'varint longer than 10 bytes');
   }
-  throw new FlowctlError('MALFORMED', 'varint longer than 10 bytes');
 }
 
 /**
@@ -65,15 +68,16 @@ export function varintAt(buf: Uint8Array, pos: number, end: number): number {
  * fault have been passed to `fn` by then.
  */
 export function forEachResponse(buf: Uint8Array, fn: (buf: Uint8Array, start: number, end: number) => void): number {
+  const r = new VarintReader();
   let n = 0;
   let pos = 0;
   const end = buf.length;
   while (pos < end) {
-    const tag = varintAt(buf, pos, end);
+    const tag = r.read(buf, pos, end);
     const wt = tag & 7;
     if (wt === 2) {
-      const len = varintAt(buf, cursor, end);
-      const q = cursor;
+      const len = r.read(buf, r.pos, end);
+      const q = r.pos;
       if (q + len > end) throw new FlowctlError('MALFORMED', `field ${Math.floor(tag / 8)} runs past the end of the batch`);
       if (tag === 0x0a) {
         fn(buf, q, q + len);
@@ -81,10 +85,10 @@ export function forEachResponse(buf: Uint8Array, fn: (buf: Uint8Array, start: nu
       }
       pos = q + len;
     } else if (wt === 0) {
-      varintAt(buf, cursor, end);
-      pos = cursor;
-    } else if (wt === 1) pos = cursor + 8;
-    else if (wt === 5) pos = cursor + 4;
+      r.read(buf, r.pos, end);
+      pos = r.pos;
+    } else if (wt === 1) pos = r.pos + 8;
+    else if (wt === 5) pos = r.pos + 4;
     else throw new FlowctlError('MALFORMED', `unsupported wire type ${wt} in batch`);
     if (pos > end) throw new FlowctlError('MALFORMED', 'batch truncated');
   }

@@ -17,4 +17,5 @@ export * from './json.js';
 export * from './filters.js';
 export * from './time.js';
 export * from './identity.js';
+export * from './ip.js';
 export * from './errors.js';

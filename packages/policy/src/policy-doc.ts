@@ -419,13 +419,13 @@ export function policyFiles(dir: string): string[] {
   }
 }
 
-/**
- * Every policy in `*.yaml`/`*.yml` of `dir` (sorted by file name, not recursive), or of one file.
- * Two documents with the same kind, namespace and name are an error: which one wins would be
- * arbitrary.
- */
+/** Every policy in `*.yaml`/`*.yml` of `dir` (sorted by file name, not recursive), or of one file. */
 export function loadPolicyDir(dir: string): PolicyDoc[] {
-  const docs = policyFiles(dir).flatMap((f) => loadPolicyFile(f));
+  return noDuplicatePolicies(policyFiles(dir).flatMap((f) => loadPolicyFile(f)));
+}
+
+/** Returns `docs`; two with the same kind, namespace and name are an error: which one wins would be arbitrary. */
+export function noDuplicatePolicies(docs: PolicyDoc[]): PolicyDoc[] {
   const seen = new Map<string, PolicyDoc>();
   for (const d of docs) {
     const key = `${d.kind}/${d.namespace}/${d.name}`;

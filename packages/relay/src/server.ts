@@ -62,7 +62,7 @@ export async function startRelayServer(listen: string, opts: ObserverOptions): P
     getNamespaces: unaryHandler(async () => ({ namespaces: await observer.getNamespaces() })),
     serverStatus: unaryHandler(() => observer.serverStatus()),
   } as UntypedServiceImplementation);
-  server.addService(batchObserverDefinition, {
+  server.addService(batchObserverDefinition(), {
     getFlowsBatched: (call: ServerWritableStream<RawRequest, RelayItem[]>) => observer.getFlowsBatched(call),
   } as UntypedServiceImplementation);
   server.addService(PolicyService, {

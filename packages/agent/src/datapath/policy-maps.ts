@@ -10,6 +10,7 @@
 // when this process has no record of it: the first write into maps it did not fill itself
 // (pinned, reused), and the write after one that failed half-way.
 import { diffCompiled, type CompiledPolicy, type PolicyEntry } from '@flowctl/policy';
+import { ipBytes, parseIp, parsePrefix } from '@flowctl/flow';
 import { FlowctlError } from '../errors.js';
 import {
   CONFIG_VALUE,
@@ -90,66 +91,20 @@ function u32(n: number): Buffer {
   return b;
 }
 
-function parseV4(s: string): Buffer | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const out = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return undefined;
-    out[i] = Number(p);
-  }
-  return out;
-}
-
-function parseV6(s: string): Buffer | undefined {
-  let text = s;
-  let tail: Buffer | undefined;
-  const dot = text.lastIndexOf(':');
-  if (text.includes('.') && dot >= 0) {
-    tail = parseV4(text.slice(dot + 1));
-    if (!tail) return undefined;
-    text = `${text.slice(0, dot + 1)}${tail.readUInt16BE(0).toString(16)}:${tail.readUInt16BE(2).toString(16)}`;
-  }
-  const halves = text.split('::');
-  if (halves.length > 2) return undefined;
-  const head = halves[0] ? halves[0].split(':') : [];
-  const rest = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const fill = 8 - head.length - rest.length;
-  if (halves.length === 2 ? fill < 1 : fill !== 0) return undefined;
-  const groups = [...head, ...Array<string>(halves.length === 2 ? fill : 0).fill('0'), ...rest];
-  const out = Buffer.alloc(16);
-  for (let i = 0; i < 8; i++) {
-    const g = groups[i]!;
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-    out.writeUInt16BE(parseInt(g, 16), 2 * i);
-  }
-  return out;
-}
-
 /**
  * ipcache LPM key of `cidr` (an address alone is a /32 or /128). Host bits are cleared so that two
  * spellings of one prefix are one key. Throws FlowctlError naming `where` for anything else.
  */
 export function encodeIpcacheKey(cidr: string, where = 'ipcache entry'): Buffer {
   const slash = cidr.indexOf('/');
-  const addrText = slash < 0 ? cidr : cidr.slice(0, slash);
-  const v4 = parseV4(addrText);
-  const addr = v4 ?? (addrText.includes(':') ? parseV6(addrText) : undefined);
-  if (!addr) throw new FlowctlError('INVALID_ARGUMENT', `${where}: "${cidr}" is not an IP address or CIDR`);
-  const max = addr.length * 8;
-  const prefixText = slash < 0 ? String(max) : cidr.slice(slash + 1);
-  const prefix = Number(prefixText);
-  if (!/^\d{1,3}$/.test(prefixText) || prefix > max) {
-    throw new FlowctlError('INVALID_ARGUMENT', `${where}: "${cidr}" has an invalid prefix length (0-${max})`);
-  }
+  const ip = parseIp(slash < 0 ? cidr : cidr.slice(0, slash));
+  if (!ip || cidr.includes('%')) throw new FlowctlError('INVALID_ARGUMENT', `${where}: "${cidr}" is not an IP address or CIDR`);
+  const p = parsePrefix(cidr);
+  if (!p) throw new FlowctlError('INVALID_ARGUMENT', `${where}: "${cidr}" has an invalid prefix length (0-${ip.v6 ? 128 : 32})`);
   const k = Buffer.alloc(IPCACHE_KEY.size);
-  k.writeUInt32LE(32 + prefix, IPCACHE_KEY.prefixlen);
-  k.writeUInt32LE(v4 ? 4 : 6, IPCACHE_KEY.family);
-  for (let i = 0; i < addr.length; i++) {
-    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
-    k[IPCACHE_KEY.addr + i] = addr[i]! & ((0xff00 >> keep) & 0xff);
-  }
+  k.writeUInt32LE(32 + p.bits, IPCACHE_KEY.prefixlen);
+  k.writeUInt32LE(p.v6 ? 6 : 4, IPCACHE_KEY.family);
+  k.set(ipBytes(p.v6, p.addr), IPCACHE_KEY.addr);
   return k;
 }
 

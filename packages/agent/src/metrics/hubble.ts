@@ -21,6 +21,8 @@ import {
   type Flow,
 } from '@flowctl/flow';
 import { FlowctlError } from '../errors.js';
+import { DNS_RCODE_NAMES } from '../parser/l7/dns.js';
+import { icmpTypeName } from '../parser/summary.js';
 
 export const HANDLERS = ['flow', 'drop', 'dns', 'tcp', 'icmp', 'http', 'port-distribution', 'flows-to-world'] as const;
 export type HandlerName = (typeof HANDLERS)[number];
@@ -238,21 +240,6 @@ function family(f: Flow): string {
   return f.IP?.ipVersion === IPVersion.IPv6 ? 'IPv6' : 'IPv4';
 }
 
-const ICMP4_TYPES: Record<number, string> = {
-  0: 'EchoReply', 3: 'DestinationUnreachable', 4: 'SourceQuench', 5: 'Redirect', 8: 'EchoRequest',
-  9: 'RouterAdvertisement', 10: 'RouterSolicitation', 11: 'TimeExceeded', 12: 'ParameterProblem',
-  13: 'TimestampRequest', 14: 'TimestampReply',
-};
-const ICMP6_TYPES: Record<number, string> = {
-  1: 'DestinationUnreachable', 2: 'PacketTooBig', 3: 'TimeExceeded', 4: 'ParameterProblem',
-  128: 'EchoRequest', 129: 'EchoReply', 133: 'RouterSolicitation', 134: 'RouterAdvertisement',
-  135: 'NeighborSolicitation', 136: 'NeighborAdvertisement', 137: 'Redirect',
-};
-
-const DNS_RCODES: Record<number, string> = {
-  0: 'No Error', 1: 'Format Error', 2: 'Server Failure', 3: 'Non-Existent Domain', 4: 'Not Implemented', 5: 'Query Refused',
-};
-
 // ---- bounded series ----------------------------------------------------------------------------
 
 const OVERFLOW = 'overflow';
@@ -397,8 +384,8 @@ export class FlowMetrics {
           process: (f) => {
             const v4 = f.l4?.ICMPv4;
             const v6 = f.l4?.ICMPv6;
-            if (v4) inc(['IPv4', ICMP4_TYPES[v4.type ?? 0] ?? String(v4.type ?? 0)], f);
-            else if (v6) inc(['IPv6', ICMP6_TYPES[v6.type ?? 0] ?? String(v6.type ?? 0)], f);
+            if (v4) inc(['IPv4', icmpTypeName(false, v4.type ?? 0) ?? String(v4.type ?? 0)], f);
+            else if (v6) inc(['IPv6', icmpTypeName(true, v6.type ?? 0) ?? String(v6.type ?? 0)], f);
           },
         };
       }
@@ -454,7 +441,7 @@ export class FlowMetrics {
         } else if (f.l7?.type === L7FlowType.REQUEST || f.is_reply === false) {
           queries(['', qtypes, '0', ...q], f);
         } else {
-          const rcode = DNS_RCODES[dns.rcode ?? 0] ?? String(dns.rcode);
+          const rcode = DNS_RCODE_NAMES[dns.rcode ?? 0] ?? String(dns.rcode);
           responses([rcode, qtypes, String(dns.ips?.length ?? 0), ...q], f);
           for (const t of dns.rrtypes ?? []) types([t, qtypes, ...q], f);
         }

@@ -106,6 +106,11 @@ function typeCodeString(table: Record<number, [string, CodeNames?]>, type: numbe
   return codeStr === undefined ? `${typeStr}(Code: ${code})` : `${typeStr}(${codeStr})`;
 }
 
+/** The ICMP type's name alone ("EchoRequest"), as Hubble's icmp metric labels it; undefined when unnamed. */
+export function icmpTypeName(v6: boolean, type: number): string | undefined {
+  return (v6 ? ICMPV6 : ICMPV4)[type]?.[0];
+}
+
 export function icmpv4Summary(type: number, code: number): string {
   return 'ICMPv4 ' + typeCodeString(ICMPV4, type, code);
 }

@@ -9,7 +9,7 @@ import { CliError } from '../errors.js';
 import { statSync } from 'node:fs';
 import {
   canonicalIp,
-  policyError,
+  noDuplicatePolicies,
   checkConnection,
   compilePolicies,
   formatSelector,
@@ -51,19 +51,7 @@ function fail(io: Out, status: ExitStatus, e: unknown, code: number): void {
 }
 
 function loadPolicies(paths: string[]): PolicyDoc[] {
-  return noDuplicates(paths.flatMap((p) => loadPolicyDir(p)));
-}
-
-/** Two documents with the same kind and name: which one is in force would be arbitrary. */
-function noDuplicates(docs: PolicyDoc[]): PolicyDoc[] {
-  const seen = new Map<string, PolicyDoc>();
-  for (const d of docs) {
-    const key = `${d.kind}/${d.namespace}/${d.name}`;
-    const prev = seen.get(key);
-    if (prev) throw policyError(d.file, d.document, `duplicate ${d.kind} ${refName(d)} (also ${prev.file}: document ${prev.document})`);
-    seen.set(key, d);
-  }
-  return docs;
+  return noDuplicatePolicies(paths.flatMap((p) => loadPolicyDir(p)));
 }
 
 function refName(p: { namespace: string; name: string }): string {
@@ -131,7 +119,7 @@ async function fetchInForce(server: string, timeoutMs: number): Promise<NodePoli
 
 /** The inputs of one node's policy, parsed exactly as the agent parsed them. */
 function nodeInputs(n: NodePolicies): { docs: PolicyDoc[]; endpoints: EndpointSet } {
-  const docs = noDuplicates(n.files.flatMap((f) => parsePolicies(f.text, f.file)));
+  const docs = noDuplicatePolicies(n.files.flatMap((f) => parsePolicies(f.text, f.file)));
   const endpoints = n.endpoints_yaml ? parseEndpoints(n.endpoints_yaml, n.endpoints_file || `${n.node}:endpoints`) : { endpoints: [], byIp: new Map() };
   return { docs, endpoints };
 }
@@ -281,7 +269,7 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
       }
       if (ok && opts.file.length > 1) {
         try {
-          noDuplicates(docs);
+          noDuplicatePolicies(docs);
         } catch (e) {
           ok = false;
           fail(io, status, e, 1);

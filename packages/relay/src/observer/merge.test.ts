@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GetFlowsResponse, NodeState } from '@flowctl/flow';
-import { FanIn, aggregateErrors, encodeItemsScratch, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
+import { FanIn, aggregateErrors, ScratchBatchEncoder, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
 import { decodeFlowBatch, encodeBatch } from '@flowctl/flow/batch';
 import type { RelayItem } from './merge.js';
 import { readResponseTime } from './wire.js';
@@ -183,17 +183,18 @@ describe('FanIn', () => {
   });
 });
 
-describe('encodeItemsScratch', () => {
+describe('ScratchBatchEncoder', () => {
   it('frames node responses left inside their batch and relay events as one FlowBatch', () => {
     const a = flowAt('a', 1);
     const b = flowAt('b', 2);
     const batch = encodeBatch([a.raw!, b.raw!]);
     const inBatch: RelayItem = { ...b, raw: batch, start: batch.length - b.raw!.length, end: batch.length };
     const ev = nodeStatusItem(NodeState.NODE_CONNECTED, ['a', 'b'], 'relay', Date.now());
-    const out = decodeFlowBatch(Buffer.from(encodeItemsScratch([a, inBatch, ev])));
+    const enc = new ScratchBatchEncoder();
+    const out = decodeFlowBatch(Buffer.from(enc.encode([a, inBatch, ev])));
     expect(out.map((r) => r.flow?.Summary ?? r.node_status?.node_names?.join(','))).toEqual(['a@1', 'b@2', 'a,b']);
     // The scratch buffer is reused: a second batch overwrites the first one's bytes.
-    const again = encodeItemsScratch([b]);
+    const again = enc.encode([b]);
     expect(decodeFlowBatch(again).map((r) => r.flow?.Summary)).toEqual(['b@2']);
   });
 });

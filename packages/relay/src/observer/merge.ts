@@ -7,6 +7,7 @@ import { NodeState } from '@flowctl/flow';
 import type { GetFlowsResponse, NodeStatusEvent } from '@flowctl/flow';
 import { PriorityQueue, less } from '../queue/priority-queue.js';
 import type { Timed } from '../queue/priority-queue.js';
+import { varintLength, writeVarint } from '@flowctl/flow/batch';
 import { encodeResponse } from './wire.js';
 
 /** One GetFlowsResponse on its way through the relay: raw bytes from a node, or a relay event. */
@@ -35,52 +36,42 @@ function itemLength(item: RelayItem): number {
   return item.start === undefined ? item.raw.length : item.end! - item.start;
 }
 
-function varintLength(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
-
-/** Batches up to this size are built in one buffer reused from call to call. */
+/** Batches up to this size are built in the reused buffer. */
 const SCRATCH_MAX = 8 << 20;
-let scratch = Buffer.allocUnsafe(1 << 20);
 
 /**
- * Encodes items[from, to) as one FlowBatch into a scratch buffer shared by every call and returns
- * a view of it. Only for a serializer whose caller copies the bytes before anything else runs
- * (grpc-js's server copies each message behind its 5-byte frame header at once): a fresh buffer
- * per batch cost more in allocation and page faults than the copy itself.
+ * Encodes items as one FlowBatch into a buffer it reuses from call to call and returns a view of
+ * it. Only for a serializer whose caller copies the bytes before anything else runs (grpc-js's
+ * server copies each message behind its frame header at once): a fresh buffer per batch cost more
+ * in allocation and page faults than the copy itself.
  */
-export function encodeItemsScratch(items: readonly RelayItem[], from = 0, to = items.length): Buffer {
-  let total = 0;
-  for (let i = from; i < to; i++) {
-    const len = itemLength(items[i]!);
-    total += 1 + varintLength(len) + len;
-  }
-  let out = scratch;
-  if (total > out.length) {
-    out = Buffer.allocUnsafe(total);
-    if (total <= SCRATCH_MAX) scratch = out;
-  }
-  let pos = 0;
-  for (let i = from; i < to; i++) {
-    const it = items[i]!;
-    const raw = it.raw!;
-    const start = it.start ?? 0;
-    const end = it.start === undefined ? raw.length : it.end!;
-    let len = end - start;
-    out[pos++] = 0x0a;
-    while (len >= 128) {
-      out[pos++] = (len & 0x7f) | 0x80;
-      len >>>= 7;
+export class ScratchBatchEncoder {
+  private scratch = Buffer.allocUnsafe(1 << 20);
+
+  /** items[from, to) as one FlowBatch; valid until the next call. */
+  encode(items: readonly RelayItem[], from = 0, to = items.length): Buffer {
+    let total = 0;
+    for (let i = from; i < to; i++) {
+      const len = itemLength(items[i]!);
+      total += 1 + varintLength(len) + len;
     }
-    out[pos++] = len;
-    pos += raw.copy(out, pos, start, end);
+    let out = this.scratch;
+    if (total > out.length) {
+      out = Buffer.allocUnsafe(total);
+      if (total <= SCRATCH_MAX) this.scratch = out;
+    }
+    let pos = 0;
+    for (let i = from; i < to; i++) {
+      const it = items[i]!;
+      const raw = it.raw!;
+      const start = it.start ?? 0;
+      const end = it.start === undefined ? raw.length : it.end!;
+      out[pos++] = 0x0a;
+      pos = writeVarint(out, pos, end - start);
+      pos += raw.copy(out, pos, start, end);
+    }
+    return out.subarray(0, pos);
   }
-  return out.subarray(0, pos);
 }
 
 export type Clock = () => number;

@@ -14,7 +14,7 @@ import type { Inlet, RelayItem, SortStats } from './merge.js';
 import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
 import type { RawRequest } from './services.js';
 import { forEachResponse } from '@flowctl/flow/batch';
-import { readResponseTimeAt } from './wire.js';
+import { ResponseTimeReader } from './wire.js';
 
 export const RELAY_VERSION = '0.1.0';
 /** Hubble's numUnavailableNodesReportMax. */
@@ -369,10 +369,11 @@ export class RelayObserver {
     arm();
     let items: RelayItem[] = [];
     // Each response stays in the message it arrived in; an item only records where it lies.
+    const times = new ResponseTimeReader();
     const toItem = (buf: Buffer, start: number, end: number): void => {
       const item: RelayItem = { sec: 0, nsec: 0, raw: buf, start, end, src: node, at: 0 };
       try {
-        readResponseTimeAt(buf, start, end, item);
+        times.read(buf, start, end, item);
         items.push(item);
       } catch (e) {
         this.stats.malformedDropped++;

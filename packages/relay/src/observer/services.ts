@@ -12,7 +12,7 @@ import {
 } from '@flowctl/flow';
 import { BatchObserverService, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import { encodeItemsScratch } from './merge.js';
+import { ScratchBatchEncoder } from './merge.js';
 import type { RelayItem } from './merge.js';
 
 /** The decoded request plus its original bytes, forwarded unchanged to every node. */
@@ -41,13 +41,14 @@ export const relayObserverDefinition = {
 /** A FlowBatch to send: its encoding, or the relay items it is made of. */
 export type BatchMessage = Buffer | readonly RelayItem[];
 
-/** Encodes a batch of items at send time (see encodeItemsScratch: grpc-js copies the result). */
-const serializeBatch = (m: BatchMessage): Buffer => (Buffer.isBuffer(m) ? m : encodeItemsScratch(m as readonly RelayItem[]));
-
-/** Server side of the batched method. */
-export const batchObserverDefinition = {
-  getFlowsBatched: { ...BatchObserverService.getFlowsBatched, requestDeserialize: decodeRaw, responseSerialize: serializeBatch },
-} as unknown as ServiceDefinition;
+/** Server side of the batched method; items are encoded at send time into the server's own scratch buffer (grpc-js copies the result). */
+export function batchObserverDefinition(): ServiceDefinition {
+  const enc = new ScratchBatchEncoder();
+  const serializeBatch = (m: BatchMessage): Buffer => (Buffer.isBuffer(m) ? m : enc.encode(m as readonly RelayItem[]));
+  return {
+    getFlowsBatched: { ...BatchObserverService.getFlowsBatched, requestDeserialize: decodeRaw, responseSerialize: serializeBatch },
+  } as unknown as ServiceDefinition;
+}
 
 export const unaryCodecs = {
   listPolicies: {

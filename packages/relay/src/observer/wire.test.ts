@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GetFlowsResponse } from '@flowctl/flow';
-import { decodeBatch, encodeBatch, readResponseTime, readResponseTimeAt } from './wire.js';
+import { decodeBatch, encodeBatch, readResponseTime, ResponseTimeReader } from './wire.js';
 
 describe('wire', () => {
   it('reads GetFlowsResponse.time without decoding the flow', () => {
@@ -19,9 +19,9 @@ describe('wire', () => {
     const b = Buffer.from(GetFlowsResponse.encode({ node_name: 'b', time: { seconds: 9n, nanos: 10 } }).finish());
     const buf = Buffer.concat([a, b]);
     const t = { sec: 0, nsec: 0 };
-    readResponseTimeAt(buf, a.length, buf.length, t);
+    new ResponseTimeReader().read(buf, a.length, buf.length, t);
     expect(t).toEqual({ sec: 9, nsec: 10 });
-    readResponseTimeAt(buf, 0, a.length, t);
+    new ResponseTimeReader().read(buf, 0, a.length, t);
     expect(t).toEqual({ sec: 7, nsec: 8 });
   });
 

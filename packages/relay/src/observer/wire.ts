@@ -12,65 +12,72 @@ export interface WireTime {
 }
 
 import { FlowctlError } from '@flowctl/flow';
-import { cursor, varintAt, varintLength, writeVarint } from '@flowctl/flow/batch';
-
-/** Position after the field body that starts at `pos` (the tag already read). */
-function skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
-  switch (wireType) {
-    case 0: varintAt(buf, pos, end); return cursor;
-    case 1: return pos + 8;
-    case 2: { const len = varintAt(buf, pos, end); return cursor + len; }
-    case 5: return pos + 4;
-    default: throw new FlowctlError('MALFORMED', `unsupported wire type ${wireType}`);
-  }
-}
-
-function readTimestamp(buf: Uint8Array, pos: number, end: number, out: WireTime): void {
-  let sec = 0;
-  let nsec = 0;
-  while (pos < end) {
-    const tag = varintAt(buf, pos, end);
-    const field = tag >>> 3;
-    const wt = tag & 7;
-    if (wt === 0 && (field === 1 || field === 2)) {
-      const v = varintAt(buf, cursor, end);
-      // int64 seconds before 1970 arrive as 10-byte two's complement; clamp them to 0.
-      if (field === 1) sec = v >= 2 ** 63 ? 0 : v;
-      else nsec = v >= 2 ** 31 ? 0 : v;
-      pos = cursor;
-    } else pos = skipField(buf, wt, cursor, end);
-  }
-  out.sec = sec;
-  out.nsec = nsec;
-}
+import { VarintReader, varintLength, writeVarint } from '@flowctl/flow/batch';
 
 const TIME_FIELD = 1001;
 
 /** Reads GetFlowsResponse.time from encoded bytes into `out`. Throws a MALFORMED FlowctlError on malformed input. */
 export function readResponseTime(buf: Uint8Array, out: WireTime): void {
-  readResponseTimeAt(buf, 0, buf.length, out);
+  new ResponseTimeReader().read(buf, 0, buf.length, out);
 }
 
-/** readResponseTime for the response in bytes [start, end) of `buf` (e.g. inside a FlowBatch). */
-export function readResponseTimeAt(buf: Uint8Array, start: number, end: number, out: WireTime): void {
-  out.sec = 0;
-  out.nsec = 0;
-  let pos = start;
-  while (pos < end) {
-    const tag = varintAt(buf, pos, end);
-    const field = Math.floor(tag / 8);
-    const wt = tag & 7;
-    if (field === TIME_FIELD && wt === 2) {
-      const len = varintAt(buf, cursor, end);
-      const q = cursor;
-      if (q + len > end) throw new FlowctlError('MALFORMED', 'truncated time field');
-      readTimestamp(buf, q, q + len, out);
-      pos = q + len;
-    } else pos = skipField(buf, wt, cursor, end);
-    if (pos > end) throw new FlowctlError('MALFORMED', `field ${field} runs past the end of the message`);
+/** Reads the time of responses in place; each stream that scans responses owns one. */
+export class ResponseTimeReader {
+  private readonly v = new VarintReader();
+
+  /** GetFlowsResponse.time of the response in bytes [start, end) of `buf` (e.g. inside a FlowBatch). */
+  read(buf: Uint8Array, start: number, end: number, out: WireTime): void {
+    const v = this.v;
+    out.sec = 0;
+    out.nsec = 0;
+    let pos = start;
+    while (pos < end) {
+      const tag = v.read(buf, pos, end);
+      const field = Math.floor(tag / 8);
+      const wt = tag & 7;
+      if (field === TIME_FIELD && wt === 2) {
+        const len = v.read(buf, v.pos, end);
+        const q = v.pos;
+        if (q + len > end) throw new FlowctlError('MALFORMED', 'truncated time field');
+        this.readTimestamp(buf, q, q + len, out);
+        pos = q + len;
+      } else pos = this.skipField(buf, wt, v.pos, end);
+      if (pos > end) throw new FlowctlError('MALFORMED', `field ${field} runs past the end of the message`);
+    }
+  }
+
+  /** Position after the field body that starts at `pos` (the tag already read). */
+  private skipField(buf: Uint8Array, wireType: number, pos: number, end: number): number {
+    const v = this.v;
+    switch (wireType) {
+      case 0: v.read(buf, pos, end); return v.pos;
+      case 1: return pos + 8;
+      case 2: { const len = v.read(buf, pos, end); return v.pos + len; }
+      case 5: return pos + 4;
+      default: throw new FlowctlError('MALFORMED', `unsupported wire type ${wireType}`);
+    }
+  }
+
+  private readTimestamp(buf: Uint8Array, pos: number, end: number, out: WireTime): void {
+    const v = this.v;
+    let sec = 0;
+    let nsec = 0;
+    while (pos < end) {
+      const tag = v.read(buf, pos, end);
+      const field = tag >>> 3;
+      const wt = tag & 7;
+      if (wt === 0 && (field === 1 || field === 2)) {
+        const x = v.read(buf, v.pos, end);
+        // int64 seconds before 1970 arrive as 10-byte two's complement; clamp them to 0.
+        if (field === 1) sec = x >= 2 ** 63 ? 0 : x;
+        else nsec = x >= 2 ** 31 ? 0 : x;
+        pos = v.pos;
+      } else pos = this.skipField(buf, wt, v.pos, end);
+    }
+    out.sec = sec;
+    out.nsec = nsec;
   }
 }
-
 
 /** google.protobuf.Timestamp bytes (no tag) for seconds/nanos, used by fast emitters. */
 export function encodeTimestampBody(sec: number, nsec: number): Buffer {

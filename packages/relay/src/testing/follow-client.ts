@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Client, Metadata, credentials } from '@grpc/grpc-js';
 import { GetFlowsRequest } from '@flowctl/flow';
 import { forEachResponse, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
-import { readResponseTimeAt } from '../observer/wire.js';
+import { ResponseTimeReader } from '../observer/wire.js';
 import { GET_FLOWS_PATH } from '../observer/services.js';
 
 export interface Result {
@@ -65,8 +65,9 @@ export function consume(port: number, seconds: number, batched: boolean, warmupS
   let rssMax = 0;
   let now = 0;
   // Reads only each response's time, in place: the client must not be what limits the benchmark.
+  const times = new ResponseTimeReader();
   const onItem = (b: Uint8Array, start: number, end: number) => {
-    readResponseTimeAt(b, start, end, t);
+    times.read(b, start, end, t);
     const ms = t.sec * 1000 + t.nsec / 1e6;
     if (b[start] !== 0x0a) {
       if (b[start] === 0x1a) res.lost++; // lost_events

@@ -30,13 +30,13 @@ export function dnsTypeName(t: number): string {
   return TYPES[t] ?? `TYPE${t}`;
 }
 
-const RCODES: Record<number, string> = {
+export const DNS_RCODE_NAMES: Record<number, string> = {
   0: 'No Error', 1: 'Format Error', 2: 'Server Failure', 3: 'Non-Existent Domain',
   4: 'Not Implemented', 5: 'Query Refused',
 };
 
 export function dnsRcodeName(rcode: number): string {
-  return RCODES[rcode] ?? `RCode ${rcode}`;
+  return DNS_RCODE_NAMES[rcode] ?? `RCode ${rcode}`;
 }
 
 /** Reads a possibly compressed name at `off`; returns the name and the offset after it. */
