@@ -5,7 +5,8 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 
 APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config iproute2 \
-            protobuf-compiler jq dnsmasq-base iperf3 tcpdump ethtool time curl procps python3 g++ make prometheus
+            protobuf-compiler jq dnsmasq-base iperf3 tcpdump ethtool time curl procps python3 g++ make prometheus \
+            libprotobuf-dev graphviz
 PNPM_VERSION := 9.15.9
 STAMP := .flowctl-run/stamps
 

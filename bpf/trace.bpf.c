@@ -45,6 +45,8 @@ struct {
 
 struct sock_info {
 	__u64 start_ns; /* first state transition seen */
+	__u8 opener; /* enum fct_opener, from the handshake's transition */
+	__u8 pad[7];
 };
 
 /* struct sock * -> sock_info. LRU so that sockets whose close we never see (program attached
@@ -111,6 +113,7 @@ int BPF_PROG(fct_sock_state, const struct sock *sk, int oldstate, int newstate)
 	struct sock_info *info, fresh = {};
 	struct fct_sock_event *e;
 	__u32 ino;
+	__u8 opener;
 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
@@ -128,20 +131,30 @@ int BPF_PROG(fct_sock_state, const struct sock *sk, int oldstate, int newstate)
 		e->type = FCT_EV_SOCK_STATE;
 		e->old_state = oldstate;
 		e->new_state = newstate;
+		e->sk_err = BPF_CORE_READ(sk, sk_err);
 	}
 	now = e ? e->ts_ns : bpf_ktime_get_ns();
 
+	/* Only the handshake's transition says who opened: remember it for the close. */
+	opener = oldstate == TCP_SYN_SENT ? FCT_OPENER_SELF : oldstate == TCP_SYN_RECV ? FCT_OPENER_PEER : FCT_OPENER_UNKNOWN;
 	info = bpf_map_lookup_elem(&sock_start, &key);
 	if (info) {
-		if (e)
+		if (opener)
+			info->opener = opener;
+		if (e) {
 			e->duration_ns = now - info->start_ns;
+			e->opener = info->opener;
+		}
 		if (newstate == TCP_CLOSE_STATE)
 			bpf_map_delete_elem(&sock_start, &key);
 	} else if (newstate != TCP_CLOSE_STATE) {
 		fresh.start_ns = now;
+		fresh.opener = opener;
 		if (bpf_map_update_elem(&sock_start, &key, &fresh, BPF_ANY))
 			count(FCT_CNT_SOCK_MAP_FULL);
 	}
+	if (e && !e->opener)
+		e->opener = opener;
 	if (e)
 		bpf_ringbuf_submit(e, 0);
 	return 0;

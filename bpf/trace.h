@@ -68,6 +68,12 @@ enum fct_drop_reason {
 	FCT_DROP_MAX,
 };
 
+enum fct_opener {
+	FCT_OPENER_UNKNOWN = 0,
+	FCT_OPENER_PEER = 1, /* passive open (SYN_RECV): the socket accepted the connection */
+	FCT_OPENER_SELF = 2, /* active open (SYN_SENT): the socket connected */
+};
+
 /* FCT_EV_SOCK_STATE and FCT_EV_RETRANSMIT. Ports in host order; addresses in network order,
  * IPv4 in the first 4 bytes. */
 struct fct_sock_event {
@@ -76,7 +82,9 @@ struct fct_sock_event {
 	__u8 ip_version; /* 4 or 6 */
 	__u8 old_state;  /* TCP_* (for a retransmit: the current state) */
 	__u8 new_state;
-	__u8 pad[3];
+	__u8 opener;  /* enum fct_opener: which end opened the connection, 0 when not seen */
+	__u8 sk_err;  /* sk->sk_err at the transition (ECONNREFUSED, ETIMEDOUT...), 0 if none */
+	__u8 pad;
 	__u64 ts_ns;          /* bpf_ktime_get_ns() */
 	__u64 duration_ns;    /* since the first transition seen, 0 when unknown */
 	__u64 bytes_acked;    /* tcp_sock.bytes_acked (RFC 4898 tcpEStatsAppHCThruOctetsAcked) */

@@ -19,3 +19,4 @@ export * from './time.js';
 export * from './identity.js';
 export * from './ip.js';
 export * from './errors.js';
+export * from './conn-numbers.js';

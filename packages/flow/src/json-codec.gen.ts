@@ -5,6 +5,7 @@ import * as flow from './gen/flow/flow.js';
 import * as observer from './gen/observer/observer.js';
 import * as relay from './gen/relay/relay.js';
 import * as peer from './gen/peer/peer.js';
+import { Struct } from './gen/google/protobuf/struct.js';
 import * as P from './json-primitives.js';
 import type { NodeBuffer, Writer } from './json-primitives.js';
 
@@ -2422,8 +2423,23 @@ function anyType(url: string): MessageJsonCodec {
   if (c === undefined) throw new FieldError('', `google.protobuf.Any of unknown type ${JSON.stringify(url)}`);
   return c;
 }
+const STRUCT_URL_SUFFIX = '/google.protobuf.Struct';
+// protojson prints a Struct as a plain JSON object, keys in sorted order, numbers as doubles.
+function structValue(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'number') return dbl(v);
+  if (typeof v === 'string') return str(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (Array.isArray(v)) return '[' + v.map(structValue).join(',') + ']';
+  const o = v as Record<string, unknown>;
+  return '{' + Object.keys(o).sort().map((k) => str(k) + ':' + structValue(o[k])).join(',') + '}';
+}
 function wAny(a: AnyMessage, b: NodeBuffer, p: number): number {
   const url = a.type_url ?? '';
+  if (url.endsWith(STRUCT_URL_SUFFIX)) {
+    const value = structValue(Struct.unwrap(Struct.decode(a.value ?? new Uint8Array(0))));
+    return wRaw(b, p, '{"@type":' + str(url) + ',"value":' + value + '}');
+  }
   const c = anyType(url);
   // The shared buffer is busy with the outer message: the inner one gets its own.
   const inner = encodeNested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
@@ -2433,6 +2449,11 @@ function dAny(j: unknown): AnyMessage {
   const o = dObj(j);
   const url = o['@type'];
   if (typeof url !== 'string') throw new FieldError('', 'google.protobuf.Any without a string "@type"');
+  if (url.endsWith(STRUCT_URL_SUFFIX)) {
+    const v = o['value'];
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FieldError('value', 'google.protobuf.Struct must be a JSON object');
+    return { type_url: url, value: Buffer.from(Struct.encode(Struct.wrap(v as Record<string, unknown>)).finish()) };
+  }
   const c = anyType(url);
   return { type_url: url, value: Buffer.from(c.binary.encode(c.decode(o)).finish()) };
 }

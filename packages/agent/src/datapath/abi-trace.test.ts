@@ -73,6 +73,8 @@ function sockRecord(type: number, v6 = false): Buffer {
   b[2] = v6 ? 6 : 4;
   b[SOCK_EVENT.old_state] = 1;
   b[SOCK_EVENT.new_state] = 4;
+  b[SOCK_EVENT.opener] = 2;
+  b[SOCK_EVENT.sk_err] = 104;
   b.writeBigUInt64LE(123n, SOCK_EVENT.ts_ns);
   b.writeBigUInt64LE(5_000_000n, SOCK_EVENT.duration_ns);
   b.writeBigUInt64LE(2n ** 40n, SOCK_EVENT.bytes_acked);
@@ -107,6 +109,8 @@ describe('decodeTraceEvent', () => {
       dstPort: 80,
       oldState: 1,
       newState: 4,
+      opener: 2,
+      skErr: 104,
       durationNs: 5_000_000n,
       bytesAcked: 2n ** 40n,
       bytesReceived: 77n,

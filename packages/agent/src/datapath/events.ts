@@ -95,6 +95,10 @@ export interface SockEvent {
   /** TCP_* states (1 ESTABLISHED ... 7 CLOSE, 10 LISTEN, 2 SYN_SENT, 3 SYN_RECV). */
   oldState: number;
   newState: number;
+  /** Which end opened the connection (enum fct_opener): 1 the peer (accepted), 2 this socket, 0 unknown. Absent in old recordings. */
+  opener?: 0 | 1 | 2;
+  /** sk_err at the transition: 111 ECONNREFUSED, 110 ETIMEDOUT, 104 ECONNRESET..., 0 none. */
+  skErr?: number;
   /** Connection age at this event, 0 when unknown. */
   durationNs: bigint;
   bytesAcked: bigint;

@@ -13,6 +13,7 @@ import {
   type Layer4,
   type NetworkInterface,
   type Policy,
+  attachConnNumbers,
 } from '@flowctl/flow';
 import type { DatapathEvent, FlowEvent, KernelDropEvent } from '../datapath/events.js';
 import type { ParserContext } from './context.js';
@@ -144,6 +145,8 @@ export class Parser {
       Summary: summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion),
     };
 
+    if (!dropped && (ev.packets > 0n || ev.replyPackets > 0n)) attachConnNumbers(flow, l4Numbers(ev));
+
     if (ev.policyRef > 0) {
       const pol = ctx.policyForRef(ev.policyRef);
       if (pol) attachPolicy(flow, pol, direction, dropped);
@@ -188,6 +191,34 @@ export class Parser {
     flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
     return flow;
   }
+}
+
+// Header bytes of one packet as TC sees it (Ethernet, IP, L4), to turn the kernel's frame lengths
+// into payload bytes. TCP assumes the timestamp option Linux sends on every segment (32 bytes);
+// a GSO packet counts once, as the kernel counts it.
+const ETH_HLEN = 14;
+function headerBytes(proto: number, ipVersion: number): number {
+  const ip = ipVersion === 6 ? 40 : 20;
+  switch (proto) {
+    case IPPROTO_TCP: return ETH_HLEN + ip + 32;
+    case IPPROTO_UDP: return ETH_HLEN + ip + 8;
+    case IPPROTO_SCTP: return ETH_HLEN + ip + 12;
+    default: return ETH_HLEN + ip + 8;
+  }
+}
+
+/** The connection's totals in each direction since it started (this event's direction = sent). */
+function l4Numbers(ev: FlowEvent) {
+  const h = headerBytes(ev.proto, ev.ipVersion);
+  const payload = (bytes: bigint, packets: bigint) => Math.max(0, Number(bytes) - Number(packets) * h);
+  const n: { bytes_sent: number; bytes_received: number; packets_sent: number; packets_received: number; duration_ms?: number } = {
+    bytes_sent: payload(ev.bytes, ev.packets),
+    bytes_received: payload(ev.replyBytes, ev.replyPackets),
+    packets_sent: Number(ev.packets),
+    packets_received: Number(ev.replyPackets),
+  };
+  if (ev.firstSeenNs > 0n && ev.lastSeenNs >= ev.firstSeenNs) n.duration_ms = Number(ev.lastSeenNs - ev.firstSeenNs) / 1e6;
+  return n;
 }
 
 function validL3(ev: { ipVersion: unknown; srcIp: unknown; dstIp: unknown; tsNs: unknown; proto: unknown }): boolean {

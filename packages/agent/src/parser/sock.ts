@@ -1,10 +1,10 @@
 // TCP lifecycle events as SOCK flows: what Hubble lacks, connection records with duration,
-// bytes, RTT and retransmits. The API has no fields for them, so they travel in the Summary in a
-// fixed, documented key=value form (docs/flows.md) that scripts can parse:
+// bytes, RTT and retransmits. The numbers travel as data in Flow.extensions (conn-numbers.ts) and,
+// for compact output, in the Summary in a fixed key=value form (docs/flows.md):
 //   "TCP ESTABLISHED"
 //   "TCP CLOSED duration_ms=1234.567 bytes_acked=1024 bytes_received=4096 srtt_us=87 retransmits=0"
 //   "TCP RETRANSMIT state=ESTABLISHED srtt_us=87 retransmits=3"
-import { FlowType, IPVersion, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
+import { FlowType, IPVersion, TrafficDirection, Verdict, attachConnNumbers, type ConnNumbers, type Flow } from '@flowctl/flow';
 import type { SockEvent } from '../datapath/events.js';
 import type { ParserContext } from './context.js';
 
@@ -19,6 +19,40 @@ const TCP_ESTABLISHED = 1;
 const TCP_CLOSE = 7;
 const TCP_SYN_SENT = 2;
 const TCP_SYN_RECV = 3;
+
+const OPENER_PEER = 1;
+const OPENER_SELF = 2;
+// errno values of sk_err (asm-generic/errno.h)
+const ECONNRESET = 104;
+const ETIMEDOUT = 110;
+const ECONNREFUSED = 111;
+
+/** Why a connection ended, from the socket's error at its close (undefined: a normal close). */
+export function closeReason(ev: SockEvent): string | undefined {
+  if (ev.newState !== TCP_CLOSE || ev.what !== 'state') return undefined;
+  switch (ev.skErr) {
+    case ECONNREFUSED: return 'refused';
+    case ECONNRESET: return 'reset';
+    case ETIMEDOUT: return 'timed out';
+    default:
+      // A reset while established closes without passing FIN_WAIT or CLOSE_WAIT.
+      return ev.oldState === TCP_ESTABLISHED && ev.skErr ? 'reset' : undefined;
+  }
+}
+
+function sockNumbers(ev: SockEvent): ConnNumbers {
+  const n: ConnNumbers = {
+    state: ev.what === 'retransmit' ? tcpStateName(ev.newState) : ev.newState === TCP_CLOSE ? 'CLOSED' : tcpStateName(ev.newState),
+    duration_ms: Number(ev.durationNs) / 1e6,
+    bytes_sent: Number(ev.bytesAcked),
+    bytes_received: Number(ev.bytesReceived),
+    srtt_us: ev.srttUs,
+    retransmits: ev.retransmits,
+  };
+  const why = closeReason(ev);
+  if (why) n.close_reason = why;
+  return n;
+}
 
 export function tcpStateName(s: number): string {
   return TCP_STATES[s] || `STATE${s}`;
@@ -60,9 +94,11 @@ export function sockFlow(ev: SockEvent, ctx: ParserContext): Flow | undefined {
     event_type: { type: TRACE_SOCK_EVENT_TYPE },
     Summary: summary,
   };
-  // Who opened the connection is known only on the handshake's transition.
-  if (ev.oldState === TCP_SYN_SENT) flow.traffic_direction = TrafficDirection.EGRESS;
-  else if (ev.oldState === TCP_SYN_RECV) flow.traffic_direction = TrafficDirection.INGRESS;
+  // The kernel remembers the handshake's transition for the socket's later records (opener);
+  // recordings from before it carry only the transition itself.
+  if (ev.opener === OPENER_SELF || ev.oldState === TCP_SYN_SENT) flow.traffic_direction = TrafficDirection.EGRESS;
+  else if (ev.opener === OPENER_PEER || ev.oldState === TCP_SYN_RECV) flow.traffic_direction = TrafficDirection.INGRESS;
+  attachConnNumbers(flow, sockNumbers(ev));
   const srcNames = ctx.namesForIp(ev.srcIp);
   const dstNames = ctx.namesForIp(ev.dstIp);
   if (srcNames.length) flow.source_names = srcNames;
