@@ -18,6 +18,9 @@ import { Parser } from './parser/parser.js';
 import { parsePolicySources, readPolicySources, type PolicySource } from './policy/sources.js';
 import { ReplaySource, loadReplayFile } from './replay/replay.js';
 import { AgentServer, type Logger } from './server/server.js';
+import { ServiceMapStore, type ServiceMapOptions } from './aggregate/service-map.js';
+import { serviceMapImpl } from './server/service-map.js';
+import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 
 export interface AgentOptions {
   nodeName?: string;
@@ -38,6 +41,8 @@ export interface AgentOptions {
   everyPacket?: boolean;
   /** Poll interval of the endpoints file and policy directory (reload within 2 s). */
   watchIntervalMs?: number;
+  /** Service-map buckets (width, retention, bound, clock); defaults: 15 s buckets for an hour. */
+  serviceMap?: Partial<Omit<ServiceMapOptions, 'nodeName' | 'isLocalIp'>>;
   /** A datapath to use instead of the kernel (tests). */
   datapath?: Datapath;
   log: Logger & { child?(b: object): Logger };
@@ -82,6 +87,7 @@ export class Agent {
   /** Bound port of /metrics, when serving. */
   metricsPort: number | undefined;
   readonly metrics: AgentMetrics | undefined;
+  readonly serviceMap: ServiceMapStore;
   private readonly log: Logger;
   private stopped = false;
 
@@ -98,6 +104,8 @@ export class Agent {
     this.server.addService(PolicyService, {
       list: (_call, cb) => cb(null, { nodes: [this.policyInForce()] }),
     } satisfies PolicyServer);
+    this.serviceMap = new ServiceMapStore({ ...opts.serviceMap, nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) });
+    this.server.addService(ServiceMapService, serviceMapImpl(this.serviceMap));
     // Built here so a bad --metrics list fails before anything is loaded or bound.
     if (opts.metricsAddress) {
       this.metrics = new AgentMetrics({
@@ -119,6 +127,7 @@ export class Agent {
   /** Every flow and lost event goes through here on its way into the ring, so metrics see them all. */
   private writeFlow(flow: Flow): void {
     this.metrics?.observe(flow);
+    this.serviceMap.observe(flow);
     this.observer.writeFlow(flow);
   }
 

@@ -4,6 +4,7 @@ import { registerPolicyCommand } from './commands/policy.js';
 import { registerObserveCommand } from './commands/observe.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerListCommand } from './commands/list.js';
+import { registerMapCommand } from './commands/map.js';
 import { registerVersionCommand } from './commands/version.js';
 import { parseGoDuration } from './options/time.js';
 import { CliError } from './errors.js';
@@ -59,6 +60,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   registerObserveCommand(program, io, globals);
   registerStatusCommand(program, io, globals);
   registerListCommand(program, io, globals);
+  registerMapCommand(program, io, globals);
   registerVersionCommand(program, io);
   registerPolicyCommand(program, io);
   for (const c of program.commands) {

@@ -61,6 +61,15 @@ export function registerObserveCommand(program: Command, io: Io, globals: () => 
     .option('--allowlist <json>', 'a FlowFilter in JSON to add to the allowlist (repeatable)', collect, [])
     .option('--denylist <json>', 'a FlowFilter in JSON to add to the denylist (repeatable)', collect, []);
 
+  addFilterFlags(cmd, builder);
+
+  cmd.action(async (opts: ObserveOptions) => {
+    await runObserve(opts, builder, io, globals());
+  });
+}
+
+/** Observe's filter flags on a command, each feeding `builder` (also used by `flowctl map`). */
+export function addFilterFlags(cmd: Command, builder: FlowFilterBuilder): void {
   for (const f of FILTER_FLAGS) {
     const flags = `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.boolean || f.name === 'not' ? '' : ' <filter>'}`;
     const opt = new Option(flags, f.help).helpGroup?.('Filters:') ?? new Option(flags, f.help);
@@ -75,10 +84,6 @@ export function registerObserveCommand(program: Command, io: Io, globals: () => 
       cmd.addOption(opt.argParser((v: string) => builder.set(f.name, f.setter, v)));
     }
   }
-
-  cmd.action(async (opts: ObserveOptions) => {
-    await runObserve(opts, builder, io, globals());
-  });
 }
 
 export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilder, io: Io, g: GlobalOptions): Promise<void> {

@@ -1,0 +1,129 @@
+// Which service-map edge a flow belongs to, and whether this node counts it. An edge runs from the
+// connection's client to its server; a connection seen at both ends (two veths of one node, or
+// two nodes) is counted at one end only, so that a relay can simply add the nodes' maps:
+//   - L3/L4 and SOCK records at the client's end (traffic_direction EGRESS) when the client is a
+//     pod, else at the server's end (INGRESS);
+//   - L7 records (already reported once per node) on the client's node when the client is a pod,
+//     else on the server's node;
+//   - drops wherever they happen (a packet is dropped once).
+import { FlowType, L7FlowType, TrafficDirection, Verdict, type Endpoint, type Flow } from '@flowctl/flow';
+
+/** One end of an edge: the map node it belongs to and what filters are matched against. */
+export interface Side {
+  /** Map node id: "namespace/workload", "host", "world", a CIDR, or a reserved identity's name. */
+  node: string;
+  /** Aggregation key: the pod ("namespace/pod") for endpoints, else the node id. */
+  key: string;
+  kind: string;
+  namespace: string;
+  workload: string;
+  pod: string;
+  endpoint: Endpoint | undefined;
+  ip: string;
+}
+
+export interface Classified {
+  client: Side;
+  server: Side;
+  port: number;
+  protocol: string;
+}
+
+const nodeOfEndpoint = new WeakMap<Endpoint, Omit<Side, 'ip' | 'endpoint'>>();
+
+/** The workload a pod belongs to: its first workload, else the pod's own name. */
+export function workloadOf(ep: Endpoint): string {
+  return ep.workloads?.[0]?.name || ep.pod_name || '';
+}
+
+function reservedName(ep: Endpoint | undefined): string | undefined {
+  for (const l of ep?.labels ?? []) if (l.startsWith('reserved:')) return l.slice('reserved:'.length);
+  return undefined;
+}
+
+function isPrivate(ip: string): boolean {
+  if (ip.includes(':')) return /^f[cd]/i.test(ip) || /^fe80:/i.test(ip);
+  const [a, b] = ip.split('.').map(Number) as [number, number];
+  return a === 10 || (a === 172 && b >= 16 && b < 32) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b < 128) || a === 127;
+}
+
+/** Unknown addresses are grouped: private ones by /24 (IPv4) or /64 (IPv6), public ones as "world". */
+export function cidrGroup(ip: string): string {
+  if (!isPrivate(ip)) return 'world';
+  if (!ip.includes(':')) return `${ip.split('.').slice(0, 3).join('.')}.0/24`;
+  const full = expand6(ip);
+  return `${full.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+function expand6(ip: string): string[] {
+  const [head, tail] = ip.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  return [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+}
+
+export function sideOf(ep: Endpoint | undefined, ip: string): Side {
+  if (ep?.pod_name) {
+    let n = nodeOfEndpoint.get(ep);
+    if (!n) {
+      const ns = ep.namespace ?? '';
+      const workload = workloadOf(ep);
+      n = { node: `${ns}/${workload}`, key: `${ns}/${ep.pod_name}`, kind: 'workload', namespace: ns, workload, pod: ep.pod_name };
+      nodeOfEndpoint.set(ep, n);
+    }
+    return { ...n, endpoint: ep, ip };
+  }
+  const reserved = reservedName(ep);
+  let node: string;
+  let kind: string;
+  if (reserved && reserved !== 'world') {
+    node = reserved;
+    kind = reserved;
+  } else {
+    node = cidrGroup(ip);
+    kind = node === 'world' ? 'world' : 'cidr';
+  }
+  return { node, key: node, kind, namespace: '', workload: '', pod: '', endpoint: ep, ip };
+}
+
+const PROTOCOLS: [keyof NonNullable<Flow['l4']>, string][] = [['TCP', 'TCP'], ['UDP', 'UDP'], ['SCTP', 'SCTP'], ['ICMPv4', 'ICMPv4'], ['ICMPv6', 'ICMPv6']];
+
+function l4Of(f: Flow): { protocol: string; sport: number; dport: number } | undefined {
+  const l4 = f.l4;
+  if (!l4) return undefined;
+  for (const [k, name] of PROTOCOLS) {
+    const v = l4[k] as { source_port?: number; destination_port?: number } | undefined;
+    if (v) return { protocol: name, sport: v.source_port ?? 0, dport: v.destination_port ?? 0 };
+  }
+  return undefined;
+}
+
+/** True when the flow runs from server to client (so the edge is its reverse). */
+export function isServerToClient(f: Flow): boolean {
+  if (f.Type === FlowType.L7) return f.l7?.type === L7FlowType.RESPONSE;
+  if (f.Type === FlowType.SOCK) return f.traffic_direction === TrafficDirection.INGRESS;
+  return f.is_reply === true;
+}
+
+export function classify(f: Flow): Classified | undefined {
+  const l4 = l4Of(f);
+  const ips = f.IP;
+  if (!l4 || !ips?.source || !ips.destination) return undefined;
+  const src = sideOf(f.source, ips.source);
+  const dst = sideOf(f.destination, ips.destination);
+  const rev = isServerToClient(f);
+  const icmp = l4.protocol.startsWith('ICMP');
+  return rev
+    ? { client: dst, server: src, port: icmp ? 0 : l4.sport, protocol: l4.protocol }
+    : { client: src, server: dst, port: icmp ? 0 : l4.dport, protocol: l4.protocol };
+}
+
+/** Whether this node counts the flow on its edge (see the top of this file). */
+export function countedHere(f: Flow, c: Classified, isLocalIp: (ip: string) => boolean): boolean {
+  if (f.verdict === Verdict.DROPPED) return true;
+  const clientIsPod = c.client.kind === 'workload';
+  if (f.Type === FlowType.L7) return clientIsPod ? isLocalIp(c.client.ip) : isLocalIp(c.server.ip);
+  // SOCK records of one socket: EGRESS is the client's (see parser/sock.ts).
+  if (f.Type === FlowType.SOCK) return f.traffic_direction === (clientIsPod ? TrafficDirection.EGRESS : TrafficDirection.INGRESS);
+  return f.traffic_direction === (clientIsPod ? TrafficDirection.EGRESS : TrafficDirection.INGRESS);
+}

@@ -1,0 +1,261 @@
+// The agent's service-map aggregates: per-edge counters in time buckets (15 s, an hour by
+// default; Calico Goldmane's model), so `flowctl map --since 30m` is answered for the whole half
+// hour however little the flow ring holds. Memory is bounded: each bucket holds at most
+// `maxEdgesPerBucket` aggregates, and flows past that are counted in `overflow`, not stored.
+import {
+  DropReason,
+  FlowType,
+  L7FlowType,
+  TraceReason,
+  Verdict,
+  compileFlowPredicate,
+  connNumbers,
+  timestampFromMs,
+  timestampToMs,
+  type Flow,
+} from '@flowctl/flow';
+import type { GetServiceMapRequest, GetServiceMapResponse, MapNode } from '@flowctl/flow/gen/flowctl/servicemap';
+import { addCounters, edgeKeyString, newCounters, toMapEdge, type EdgeCounters, type EdgeKey } from '@flowctl/flow/servicemap/edges';
+import { addValue } from '@flowctl/flow/servicemap/sketch';
+import { classify, countedHere, type Side } from './classify.js';
+
+export interface ServiceMapOptions {
+  bucketMs?: number;
+  /** How far back buckets are kept. */
+  retentionMs?: number;
+  maxEdgesPerBucket?: number;
+  /** Connections whose byte counters are remembered to turn running totals into increments. */
+  maxConnections?: number;
+  nodeName: string;
+  isLocalIp: (ip: string) => boolean;
+  now?: () => number;
+}
+
+/** One aggregate: a pod (or address group) pair, port, protocol and verdict. */
+interface Aggregate {
+  client: Side;
+  server: Side;
+  port: number;
+  protocol: string;
+  verdict: Verdict;
+  counters: EdgeCounters;
+}
+
+interface Bucket {
+  startMs: number;
+  aggs: Map<string, Aggregate>;
+}
+
+interface ConnTotals {
+  bs: number;
+  br: number;
+  ps: number;
+  pr: number;
+}
+
+const EV_POLICY_VERDICT = 5;
+
+export class ServiceMapStore {
+  private readonly bucketMs: number;
+  private readonly maxBuckets: number;
+  private readonly maxEdges: number;
+  private readonly maxConns: number;
+  private readonly now: () => number;
+  /** Oldest first; the last is the current bucket. */
+  private readonly buckets: Bucket[] = [];
+  /** Last running totals per connection and observation point (client→server orientation). */
+  private readonly conns = new Map<string, ConnTotals>();
+  overflow = 0;
+  /** Connections forgotten before their close (their later increments start from zero again). */
+  connEvictions = 0;
+
+  constructor(private readonly opts: ServiceMapOptions) {
+    this.bucketMs = opts.bucketMs ?? 15_000;
+    this.maxBuckets = Math.max(1, Math.ceil((opts.retentionMs ?? 3_600_000) / this.bucketMs) + 1);
+    this.maxEdges = opts.maxEdgesPerBucket ?? 4096;
+    this.maxConns = opts.maxConnections ?? 65_536;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private current(): Bucket {
+    const start = Math.floor(this.now() / this.bucketMs) * this.bucketMs;
+    let b = this.buckets[this.buckets.length - 1];
+    if (b && b.startMs === start) return b;
+    if (b && b.startMs > start) return b; // the clock went back: keep adding to the newest
+    b = { startMs: start, aggs: new Map() };
+    this.buckets.push(b);
+    const oldest = start - (this.maxBuckets - 1) * this.bucketMs;
+    while (this.buckets.length > 0 && this.buckets[0]!.startMs < oldest) this.buckets.shift();
+    return b;
+  }
+
+  /** Adds one parsed flow. Never throws on odd flows: what it cannot place it skips. */
+  observe(f: Flow): void {
+    const c = classify(f);
+    if (!c || !countedHere(f, c, this.opts.isLocalIp)) return;
+    const verdict = f.verdict ?? Verdict.VERDICT_UNKNOWN;
+    const dropped = verdict === Verdict.DROPPED;
+    // An allowed policy verdict repeats a trace flow of the same packet.
+    if (!dropped && f.event_type?.type === EV_POLICY_VERDICT) return;
+    const bucket = this.current();
+    const key = `${c.client.key}\u0000${c.server.key}\u0000${c.port}\u0000${c.protocol}\u0000${verdict}`;
+    let agg = bucket.aggs.get(key);
+    if (!agg) {
+      if (bucket.aggs.size >= this.maxEdges) {
+        this.overflow++;
+        return;
+      }
+      agg = { client: c.client, server: c.server, port: c.port, protocol: c.protocol, verdict, counters: newCounters() };
+      bucket.aggs.set(key, agg);
+    }
+    const k = agg.counters;
+    k.flows++;
+    if (dropped) {
+      k.drops++;
+      const reason = DropReason[f.drop_reason_desc ?? 0] ?? String(f.drop_reason_desc);
+      k.drop_reasons.set(reason, (k.drop_reasons.get(reason) ?? 0) + 1);
+      return;
+    }
+    switch (f.Type) {
+      case FlowType.L3_L4:
+        if (f.trace_reason === TraceReason.NEW && f.is_reply === false) k.connections++;
+        this.addBytes(f, c.client.ip, c.server.ip, c.port, k);
+        return;
+      case FlowType.SOCK: {
+        const n = connNumbers(f);
+        if (n?.state === 'CLOSED') {
+          if (n.srtt_us !== undefined && n.srtt_us > 0) addValue(k.tcp_rtt_us, n.srtt_us);
+          k.tcp_retransmits += n.retransmits ?? 0;
+        }
+        return;
+      }
+      case FlowType.L7: {
+        const l7 = f.l7;
+        const response = l7?.type === L7FlowType.RESPONSE;
+        const latencyUs = Number(l7?.latency_ns ?? 0n) / 1000;
+        if (l7?.http) {
+          if (!response) k.http_requests++;
+          else {
+            if ((l7.http.code ?? 0) >= 500) k.http_errors++;
+            if (latencyUs > 0) addValue(k.http_latency_us, latencyUs);
+          }
+        } else if (l7?.dns) {
+          if (!response) k.dns_queries++;
+          else {
+            if ((l7.dns.rcode ?? 0) !== 0) k.dns_errors++;
+            if (latencyUs > 0) addValue(k.dns_latency_us, latencyUs);
+          }
+        }
+        return;
+      }
+    }
+  }
+
+  /** Running totals since the connection started → what this flow adds, per direction. */
+  private addBytes(f: Flow, clientIp: string, serverIp: string, port: number, k: EdgeCounters): void {
+    const n = connNumbers(f);
+    if (!n || n.bytes_sent === undefined) return;
+    const l4 = f.l4?.TCP ?? f.l4?.UDP ?? f.l4?.SCTP;
+    const reply = f.is_reply === true;
+    const clientPort = reply ? l4?.destination_port : l4?.source_port;
+    const key = `${f.interface?.index ?? 0}|${clientIp}|${clientPort ?? 0}|${serverIp}|${port}|${f.l4?.TCP ? 6 : 17}`;
+    const cur: ConnTotals = reply
+      ? { bs: n.bytes_received ?? 0, br: n.bytes_sent ?? 0, ps: n.packets_received ?? 0, pr: n.packets_sent ?? 0 }
+      : { bs: n.bytes_sent ?? 0, br: n.bytes_received ?? 0, ps: n.packets_sent ?? 0, pr: n.packets_received ?? 0 };
+    const last = this.conns.get(key);
+    // Totals only grow; smaller ones are a new connection on the same addresses and ports.
+    const d = (now: number, before: number | undefined) => (before === undefined || now < before ? now : now - before);
+    k.bytes_sent += d(cur.bs, last?.bs);
+    k.bytes_received += d(cur.br, last?.br);
+    k.packets_sent += d(cur.ps, last?.ps);
+    k.packets_received += d(cur.pr, last?.pr);
+    if (last) {
+      this.conns.delete(key); // re-insert: Map order is the LRU order
+    } else if (this.conns.size >= this.maxConns) {
+      this.conns.delete(this.conns.keys().next().value!);
+      this.connEvictions++;
+    }
+    this.conns.set(key, cur);
+  }
+
+  /** Buckets held and edges stored, for metrics and tests. */
+  stats(): { buckets: number; aggregates: number; connections: number; overflow: number } {
+    let aggregates = 0;
+    for (const b of this.buckets) aggregates += b.aggs.size;
+    return { buckets: this.buckets.length, aggregates, connections: this.conns.size, overflow: this.overflow };
+  }
+
+  /** The map of the requested window, filtered as GetFlows filters flows. Throws FilterError. */
+  query(req: GetServiceMapRequest): GetServiceMapResponse {
+    const match = compileFlowPredicate(req.whitelist ?? [], req.blacklist ?? []);
+    const filtered = (req.whitelist?.length ?? 0) + (req.blacklist?.length ?? 0) > 0;
+    const sinceMs = req.since ? timestampToMs(req.since) : -Infinity;
+    const untilMs = req.until ? timestampToMs(req.until) : Infinity;
+    this.current(); // drops buckets that aged out
+    const edges = new Map<string, { key: EdgeKey; counters: EdgeCounters }>();
+    const nodes = new Map<string, MapNode>();
+    const pods = new Map<string, Set<string>>();
+    const verdictOk = new Map<string, boolean>();
+    const addNode = (s: Side) => {
+      if (!nodes.has(s.node)) {
+        nodes.set(s.node, {
+          id: s.node, namespace: s.namespace, workload: s.workload, kind: s.kind, pods: [],
+          labels: s.kind === 'workload' ? [...(s.endpoint?.labels ?? [])].sort() : [],
+        });
+      }
+      if (s.pod) {
+        let set = pods.get(s.node);
+        if (!set) pods.set(s.node, (set = new Set()));
+        set.add(`${s.namespace}/${s.pod}`);
+      }
+    };
+    for (const b of this.buckets) {
+      // A bucket belongs to the window when any of it does.
+      if (b.startMs + this.bucketMs <= sinceMs || b.startMs > untilMs) continue;
+      for (const [aggKey, a] of b.aggs) {
+        if (filtered) {
+          let ok = verdictOk.get(aggKey);
+          if (ok === undefined) verdictOk.set(aggKey, (ok = match(this.representative(a))));
+          if (!ok) continue;
+        }
+        const key: EdgeKey = { source: a.client.node, destination: a.server.node, port: a.port, protocol: a.protocol };
+        const ks = edgeKeyString(key);
+        const e = edges.get(ks);
+        if (e) addCounters(e.counters, a.counters);
+        else {
+          const counters = newCounters();
+          addCounters(counters, a.counters);
+          edges.set(ks, { key, counters });
+        }
+        addNode(a.client);
+        addNode(a.server);
+      }
+    }
+    for (const [id, set] of pods) nodes.get(id)!.pods = [...set].sort();
+    const first = this.buckets[0];
+    return {
+      nodes: [...nodes.values()],
+      edges: [...edges.values()].map(({ key, counters }) => toMapEdge(key, counters)),
+      covered_since: first ? timestampFromMs(first.startMs) : timestampFromMs(this.now()),
+      overflow: BigInt(this.overflow),
+      node_status: [],
+    };
+  }
+
+  /** A flow standing for an aggregate, for observe's filters (endpoints, port, protocol, verdict, node). */
+  private representative(a: Aggregate): Flow {
+    const ports = { source_port: 0, destination_port: a.port };
+    const l4 = a.protocol === 'TCP' ? { TCP: ports } : a.protocol === 'UDP' ? { UDP: ports } : a.protocol === 'SCTP' ? { SCTP: ports }
+      : a.protocol === 'ICMPv4' ? { ICMPv4: {} } : a.protocol === 'ICMPv6' ? { ICMPv6: {} } : undefined;
+    return {
+      verdict: a.verdict,
+      IP: { source: a.client.ip, destination: a.server.ip },
+      l4,
+      source: a.client.endpoint,
+      destination: a.server.endpoint,
+      Type: FlowType.L3_L4,
+      node_name: this.opts.nodeName,
+      event_type: { type: a.verdict === Verdict.DROPPED ? 1 : 4 },
+    };
+  }
+}

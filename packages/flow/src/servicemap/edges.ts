@@ -1,0 +1,76 @@
+// Per-edge counters of the service map: what an agent adds up per time bucket, a relay sums over
+// nodes and the CLI turns into the map's JSON. One shape for all three, so merging is addition.
+import type { MapEdge } from '../gen/flowctl/servicemap.js';
+import { fromSketch, mergeCounts, toSketch, type Counts } from './sketch.js';
+
+export interface EdgeCounters {
+  flows: number;
+  connections: number;
+  bytes_sent: number;
+  bytes_received: number;
+  packets_sent: number;
+  packets_received: number;
+  drops: number;
+  drop_reasons: Map<string, number>;
+  http_requests: number;
+  http_errors: number;
+  http_latency_us: Counts;
+  dns_queries: number;
+  dns_errors: number;
+  dns_latency_us: Counts;
+  tcp_rtt_us: Counts;
+  tcp_retransmits: number;
+}
+
+const SCALARS = [
+  'flows', 'connections', 'bytes_sent', 'bytes_received', 'packets_sent', 'packets_received', 'drops',
+  'http_requests', 'http_errors', 'dns_queries', 'dns_errors', 'tcp_retransmits',
+] as const;
+
+export function newCounters(): EdgeCounters {
+  return {
+    flows: 0, connections: 0, bytes_sent: 0, bytes_received: 0, packets_sent: 0, packets_received: 0,
+    drops: 0, drop_reasons: new Map(), http_requests: 0, http_errors: 0, http_latency_us: new Map(),
+    dns_queries: 0, dns_errors: 0, dns_latency_us: new Map(), tcp_rtt_us: new Map(), tcp_retransmits: 0,
+  };
+}
+
+export function addCounters(into: EdgeCounters, from: EdgeCounters): void {
+  for (const k of SCALARS) into[k] += from[k];
+  for (const [r, n] of from.drop_reasons) into.drop_reasons.set(r, (into.drop_reasons.get(r) ?? 0) + n);
+  mergeCounts(into.http_latency_us, from.http_latency_us);
+  mergeCounts(into.dns_latency_us, from.dns_latency_us);
+  mergeCounts(into.tcp_rtt_us, from.tcp_rtt_us);
+}
+
+/** The identity of an edge: source and destination map node, server port, L4 protocol. */
+export interface EdgeKey {
+  source: string;
+  destination: string;
+  port: number;
+  protocol: string;
+}
+
+export function edgeKeyString(k: EdgeKey): string {
+  return `${k.source}\u0000${k.destination}\u0000${k.port}\u0000${k.protocol}`;
+}
+
+export function toMapEdge(k: EdgeKey, c: EdgeCounters): MapEdge {
+  const e: MapEdge = { source: k.source, destination: k.destination, port: k.port, protocol: k.protocol };
+  for (const s of SCALARS) if (c[s]) e[s] = BigInt(c[s]);
+  if (c.drop_reasons.size) e.drop_reasons = Object.fromEntries([...c.drop_reasons].map(([r, n]) => [r, BigInt(n)]));
+  if (c.http_latency_us.size) e.http_latency_us = toSketch(c.http_latency_us);
+  if (c.dns_latency_us.size) e.dns_latency_us = toSketch(c.dns_latency_us);
+  if (c.tcp_rtt_us.size) e.tcp_rtt_us = toSketch(c.tcp_rtt_us);
+  return e;
+}
+
+export function fromMapEdge(e: MapEdge): { key: EdgeKey; counters: EdgeCounters } {
+  const c = newCounters();
+  for (const s of SCALARS) c[s] = Number(e[s] ?? 0n);
+  for (const [r, n] of Object.entries(e.drop_reasons ?? {})) c.drop_reasons.set(r, Number(n));
+  fromSketch(e.http_latency_us, c.http_latency_us);
+  fromSketch(e.dns_latency_us, c.dns_latency_us);
+  fromSketch(e.tcp_rtt_us, c.tcp_rtt_us);
+  return { key: { source: e.source ?? '', destination: e.destination ?? '', port: e.port ?? 0, protocol: e.protocol ?? '' }, counters: c };
+}
