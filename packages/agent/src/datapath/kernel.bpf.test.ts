@@ -172,6 +172,8 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
     expect(transitions.slice(0, 2)).toEqual(['7>2', '2>1']);
     expect(transitions).toContain('1>4');
     expect(close).toMatchObject({ ipVersion: 4, srcIp: IP_A, dstIp: IP_B, dstPort: port });
+    // The close remembers who opened (this socket: 2) and carries no error after a clean close.
+    expect(close).toMatchObject({ opener: 2, skErr: 0 });
     // A loaded machine can cause a spurious retransmit; the total must cover every one reported.
     const retx = col.events.filter((e) => isSock(e) && e.what === 'retransmit' && e.netnsIno === inoA && e.dstPort === port);
     expect(close.retransmits).toBeGreaterThanOrEqual(retx.length);
@@ -188,6 +190,7 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
       (e): e is SockEvent => isSock(e) && e.netnsIno === inoB && e.srcPort === port && e.dstPort === close.srcPort && e.newState === 7,
     );
     expect(peer.bytesReceived).toBeGreaterThanOrEqual(200_000n);
+    expect(peer.opener).toBe(1); // accepted: the peer opened
     expect(col.events.some((e) => isSock(e) && e.netnsIno === inoB && e.oldState === 10 && e.newState === 3)).toBe(true);
   });
 
@@ -249,6 +252,7 @@ describe.skipIf(skipReason !== undefined)('tracepoint programs (real kernel)', (
       (e): e is SockEvent => isSock(e) && e.netnsIno === inoA && e.dstPort === 9 && e.oldState === 2 && e.newState === 7,
     );
     expect(close.srcPort).toBeGreaterThan(1023);
+    expect(close).toMatchObject({ opener: 2, skErr: 111 /* ECONNREFUSED */ });
     const syn = await col.until((e): e is KernelDropEvent => isKdrop(e) && e.proto === 6 && e.dstPort === 9 && e.srcPort === close.srcPort);
     expect(syn).toMatchObject({ netnsIno: inoB, srcIp: IP_A, tcpFlags: 0x02 });
   });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../agent.js';
-import { FakeDatapath } from '../datapath/fake.js';
+import { FakeDatapath } from '../testing/fake-datapath.js';
 import { flowEvent } from '../parser/fixtures.js';
 import { flowctl } from '../../../cli/src/e2e/helpers.js';
 
