@@ -1,9 +1,8 @@
-// flowctl.servicemap.v1.ServiceMap on the agent: the store's answer, filter errors as INVALID_ARGUMENT.
-import * as grpc from '@grpc/grpc-js';
-import { FilterError } from '@flowctl/flow';
+// flowctl.servicemap.v1.ServiceMap on the agent: the store's answer; a bad filter is INVALID_ARGUMENT.
+import type * as grpc from '@grpc/grpc-js';
 import type { ServiceMapServer } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import type { ServiceMapStore } from '../aggregate/service-map.js';
-import { toStatus } from './server.js';
 
 export function serviceMapImpl(store: ServiceMapStore): ServiceMapServer {
   return {
@@ -11,8 +10,7 @@ export function serviceMapImpl(store: ServiceMapStore): ServiceMapServer {
       try {
         cb(null, store.query(call.request));
       } catch (e) {
-        if (e instanceof FilterError) cb({ code: grpc.status.INVALID_ARGUMENT, details: e.message });
-        else cb(toStatus(e) as grpc.ServiceError);
+        cb(grpcStatusOf(e) as grpc.ServiceError);
       }
     },
   };
