@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { configError, compilePolicies, parseEndpoints, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
 import type { Flow, LostEvent } from '@flowctl/flow';
 import { PolicyService, type NodePolicies, type PolicyServer } from '@flowctl/flow/policy-service';
+import { checkServerTls, hubbleServerName, plaintextRefusal, type ServerTlsFiles } from '@flowctl/flow/tls';
 import type { Datapath, DatapathOptions } from './datapath/datapath.js';
 import type { DatapathEvent } from './datapath/events.js';
 import { EndpointDirectory } from './endpoints/directory.js';
@@ -31,6 +32,15 @@ export interface AgentOptions {
   unixSocket?: string;
   /** TCP listen address (":4244"); empty string disables TCP. */
   listenAddress?: string;
+  /** The listen address was not given: a plaintext one other machines reach is dropped with a
+   * warning (the unix socket is served) instead of refusing to start. */
+  listenAddressDefaulted?: boolean;
+  /** Serve TLS on the TCP listener (mutual TLS when client CAs are given). */
+  tls?: ServerTlsFiles;
+  /** Serve plaintext TCP on purpose, even where other machines can reach it. */
+  disableTls?: boolean;
+  /** Cluster name in the TLS server name this agent announces (`<node>.<cluster>.hubble-grpc.cilium.io`). */
+  clusterName?: string;
   /** Prometheus /metrics address (":9965", "127.0.0.1:0"); unset or empty disables metrics. */
   metricsAddress?: string;
   /** Hubble's --metrics handler list (default flow,drop,tcp,icmp,dns,http). */
@@ -59,6 +69,9 @@ interface NetnsWatcher {
 
 const noopLog: Logger = { info() {}, warn() {}, error() {} };
 
+/** Served when no --unix-socket is named and the default TCP listener is refused (Cilium: /var/run/cilium/hubble.sock). */
+export const DEFAULT_UNIX_SOCKET = '/var/run/flowctl/hubble.sock';
+
 export class Agent {
   readonly nodeName: string;
   readonly directory: EndpointDirectory;
@@ -84,6 +97,8 @@ export class Agent {
   private watchedNetns = new Set<string>();
   policy: CompiledPolicy | undefined;
   tcpPort: number | undefined;
+  /** What start() decided to serve (listenPlan). */
+  private listening: { unixSocket?: string; tcp?: string; tls?: ServerTlsFiles } | undefined;
   /** Bound port of /metrics, when serving. */
   metricsPort: number | undefined;
   readonly metrics: AgentMetrics | undefined;
@@ -100,7 +115,12 @@ export class Agent {
     this.ctx = new LiveContext(this.directory);
     this.parser = new Parser(this.ctx);
     this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? 4095 });
-    this.server = new AgentServer({ observer: this.observer, peerAddress: () => this.peerAddress(), log: this.child('server') });
+    this.server = new AgentServer({
+      observer: this.observer,
+      peerAddress: () => this.peerAddress(),
+      tlsServerName: () => this.tlsServerName,
+      log: this.child('server'),
+    });
     this.server.addService(PolicyService, {
       list: (_call, cb) => cb(null, { nodes: [this.policyInForce()] }),
     } satisfies PolicyServer);
@@ -140,8 +160,38 @@ export class Agent {
     return this.opts.log?.child ? this.opts.log.child({ subsys }) : this.log;
   }
 
+  /**
+   * Where to serve, decided before anything is loaded: TLS when certificates are given (checked
+   * now: a missing or expired one stops the start), plaintext TCP only on loopback or with
+   * --disable-tls. A plaintext default listener other machines could reach is dropped with a
+   * warning, and the unix socket (the default one if none was named) is served instead.
+   */
+  private listenPlan(log: Logger): { unixSocket?: string; tcp?: string; tls?: ServerTlsFiles } {
+    const plan: { unixSocket?: string; tcp?: string; tls?: ServerTlsFiles } = {};
+    if (this.opts.unixSocket) plan.unixSocket = this.opts.unixSocket;
+    const listen = this.opts.listenAddress ?? ':4244';
+    if (!listen) return plan;
+    if (this.opts.tls && this.opts.disableTls) throw new FlowctlError('CONFIG', '--disable-tls and --tls-cert-file exclude each other');
+    if (this.opts.tls) {
+      checkServerTls(this.opts.tls);
+      return { ...plan, tcp: listen, tls: this.opts.tls };
+    }
+    const refusal = this.opts.disableTls ? undefined : plaintextRefusal(listen, { listen: '--listen-address', cert: '--tls-cert-file', key: '--tls-key-file', disable: '--disable-tls' });
+    if (!refusal) return { ...plan, tcp: listen };
+    if (!this.opts.listenAddressDefaulted) throw new FlowctlError('CONFIG', refusal);
+    plan.unixSocket ??= DEFAULT_UNIX_SOCKET;
+    log.warn({ unixSocket: plan.unixSocket }, `${refusal}; serving only the unix socket ${plan.unixSocket}`);
+    return plan;
+  }
+
+  /** The TLS server name peer.Peer announces, as a Cilium agent does when it serves TLS. */
+  get tlsServerName(): string | undefined {
+    return this.listening?.tls ? hubbleServerName(this.nodeName, this.opts.clusterName ?? 'default') : undefined;
+  }
+
   async start(): Promise<void> {
     const log = this.child('agent');
+    const plan = this.listenPlan(log);
     if (this.metrics && this.opts.metricsAddress) {
       try {
         this.metricsPort = await this.metrics.listen(this.opts.metricsAddress);
@@ -173,13 +223,11 @@ export class Agent {
       this.pushIdentities();
     }
 
-    const addr: { unixSocket?: string; tcp?: string } = {};
-    if (this.opts.unixSocket) addr.unixSocket = this.opts.unixSocket;
-    const listen = this.opts.listenAddress ?? ':4244';
-    if (listen) addr.tcp = listen;
-    const { tcpPort } = await this.server.listen(addr);
+    const { tcpPort } = await this.server.listen(plan);
     this.tcpPort = tcpPort;
-    log.info({ node: this.nodeName, unixSocket: addr.unixSocket, tcp: addr.tcp, tcpPort, ring: this.observer.ring.capacity }, 'serving');
+    this.listening = plan;
+    const tls = plan.tls ? (plan.tls.clientCAs.length > 0 ? 'mutual' : 'server') : undefined;
+    log.info({ node: this.nodeName, unixSocket: plan.unixSocket, tcp: plan.tcp, tcpPort, tls, ring: this.observer.ring.capacity }, 'serving');
 
     this.watchTimer = setInterval(() => this.poll(), this.opts.watchIntervalMs ?? 500);
     this.clockTimer = setInterval(() => this.ctx.clock.calibrate(), 60_000);
@@ -400,12 +448,12 @@ export class Agent {
 
   /** What peer.Peer announces: this node's TCP address, or the unix socket when TCP is off. */
   peerAddress(): string {
-    const listen = this.opts.listenAddress ?? ':4244';
+    const listen = this.listening?.tcp;
     if (listen && this.tcpPort !== undefined) {
       const host = listen.startsWith(':') || listen.startsWith('0.0.0.0') || listen.startsWith('[::]') ? primaryIp() : listen.slice(0, listen.lastIndexOf(':'));
       return `${host}:${this.tcpPort}`;
     }
-    return this.opts.unixSocket ? `unix://${this.opts.unixSocket}` : '';
+    return this.listening?.unixSocket ? `unix://${this.listening.unixSocket}` : '';
   }
 }
 

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { Agent } from './agent.js';
 import { validateCapacity } from './container/ring.js';
 import { FlowctlError } from './errors.js';
+import type { ServerTlsFiles } from '@flowctl/flow/tls';
 import { DEFAULT_METRICS, DEFAULT_METRICS_ADDRESS } from './metrics/agent-metrics.js';
 import { parseMetricsSpec } from './metrics/hubble.js';
 
@@ -43,7 +44,12 @@ export function buildCommand(): Command {
     .option('--policy-audit', 'report policy denials as AUDIT instead of dropping', false)
     .option('--ring-capacity <n>', 'flows kept in memory: 2^n-1, up to 65535', ringArg, 4095)
     .option('--unix-socket <path>', 'serve on this unix socket')
-    .option('--listen-address <addr>', 'serve on this TCP address ("" disables TCP)', ':4244')
+    .option('--listen-address <addr>', 'serve on this TCP address ("" disables TCP); plaintext only on loopback unless --disable-tls', ':4244')
+    .option('--tls-cert-file <file>', 'serve TLS on the TCP listener with this certificate (PEM), reloaded on change')
+    .option('--tls-key-file <file>', 'private key of --tls-cert-file (PEM)')
+    .option('--tls-client-ca-files <files...>', 'require client certificates signed by these CAs (mutual TLS)')
+    .option('--disable-tls', 'serve plaintext TCP on purpose, even where other machines can reach it', false)
+    .option('--cluster-name <name>', 'cluster name in the TLS server name <node>.<cluster>.hubble-grpc.cilium.io', 'default')
     .option('--metrics-address <addr>', 'serve Prometheus metrics at http://ADDR/metrics ("" disables)', DEFAULT_METRICS_ADDRESS)
     .option('--metrics <handlers>', 'Hubble metrics handlers with options, e.g. "dns:query;ignoreAAAA drop tcp flow:sourceContext=namespace"', metricsArg, DEFAULT_METRICS)
     .option('--replay <file>', 'serve flows from a `hubble observe -o json` file instead of the kernel')
@@ -60,7 +66,20 @@ async function main(): Promise<void> {
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
     maxPayload?: number; everyPacket: boolean; logLevel: string;
+    tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
+  let tls: ServerTlsFiles | undefined;
+  if (o.tlsCertFile || o.tlsKeyFile || o.tlsClientCaFiles) {
+    if (!o.tlsCertFile || !o.tlsKeyFile) {
+      process.stderr.write(`flowctl-agent: ${o.tlsCertFile ? '--tls-key-file' : '--tls-cert-file'} is needed too: TLS takes a certificate and its key\n`);
+      process.exit(2);
+    }
+    tls = {
+      cert: { flag: '--tls-cert-file', path: o.tlsCertFile },
+      key: { flag: '--tls-key-file', path: o.tlsKeyFile },
+      clientCAs: (o.tlsClientCaFiles ?? []).flatMap((f) => f.split(',')).filter(Boolean).map((path) => ({ flag: '--tls-client-ca-files', path })),
+    };
+  }
   const log = pino({ level: o.logLevel, base: { node: o.nodeName } }, pino.destination(2));
   const agent = new Agent({
     nodeName: o.nodeName,
@@ -70,6 +89,10 @@ async function main(): Promise<void> {
     ringCapacity: o.ringCapacity,
     ...(o.unixSocket !== undefined && { unixSocket: o.unixSocket }),
     listenAddress: o.listenAddress,
+    listenAddressDefaulted: cmd.getOptionValueSource('listenAddress') === 'default',
+    ...(tls && { tls }),
+    disableTls: o.disableTls,
+    clusterName: o.clusterName,
     metricsAddress: o.metricsAddress,
     metrics: o.metrics,
     ...(o.replay !== undefined && { replay: o.replay }),

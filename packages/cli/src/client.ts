@@ -1,6 +1,8 @@
 // The gRPC side of the CLI. Imported lazily (await import('./client.js')) by the commands that
 // talk to a server, so `--input-file`, `--help` and `version` never load grpc-js.
-import { credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import { isFlowctlError } from '@flowctl/flow';
+import { clientCredentials, connectFailureReason, serverNameOptions } from '@flowctl/flow/tls';
 import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 import { ObserverClient } from '@flowctl/flow/gen/observer/observer.grpc';
 import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
@@ -10,18 +12,50 @@ import { CliError } from './errors.js';
 
 export const OBSERVER_SERVICE_NAME = 'hubble.server.Observer';
 
+/** `hubble observe`'s TLS flags. */
+export interface TlsOptions {
+  tls?: boolean;
+  tlsAllowInsecure?: boolean;
+  tlsCaCertFiles?: string[];
+  tlsClientCertFile?: string;
+  tlsClientKeyFile?: string;
+  tlsServerName?: string;
+}
+
 export interface ServerOptions {
   server: string;
   timeoutMs: number;
+  tls?: TlsOptions;
 }
 
-/** `host:port`, `unix:///path` (what grpc-js dials); TLS arrives with the TLS issue. */
+/** `host:port`, `unix:///path` (what grpc-js dials); `tls://host:port` dials host:port with TLS. */
 export function normaliseAddress(server: string): string {
-  if (server.startsWith('tls://')) throw new CliError('usage', `--server ${server}: TLS is not supported yet`);
   if (server.startsWith('unix://') || server.startsWith('unix:')) return server;
-  const s = server.replace(/^(http|dns):\/\//, '');
+  const s = server.replace(/^(http|dns|tls):\/\//, '');
   if (!s) throw new CliError('usage', '--server must not be empty');
   return s;
+}
+
+/**
+ * What to dial and how, as the Hubble CLI decides: TLS with --tls, a tls:// address or a client
+ * certificate; --tls-server-name is the name the server's certificate must carry.
+ */
+export function channelFor(server: string, t: TlsOptions = {}): { address: string; creds: ChannelCredentials; options: ChannelOptions } {
+  const address = normaliseAddress(server);
+  const useTls = !!t.tls || server.startsWith('tls://') || !!t.tlsClientCertFile || !!t.tlsClientKeyFile;
+  if (!useTls) return { address, creds: credentials.createInsecure(), options: {} };
+  try {
+    const creds = clientCredentials({
+      ca: (t.tlsCaCertFiles ?? []).flatMap((f) => f.split(',')).filter(Boolean).map((path) => ({ flag: '--tls-ca-cert-files', path })),
+      ...(t.tlsClientCertFile && { cert: { flag: '--tls-client-cert-file', path: t.tlsClientCertFile } }),
+      ...(t.tlsClientKeyFile && { key: { flag: '--tls-client-key-file', path: t.tlsClientKeyFile } }),
+      allowInsecure: !!t.tlsAllowInsecure,
+    });
+    return { address, creds, options: serverNameOptions(t.tlsServerName) };
+  } catch (e) {
+    if (isFlowctlError(e)) throw new CliError('usage', e.message.replace(/^a client (\w+) file is needed too: (.*)$/, '$2 is needed too: a client certificate takes its key'));
+    throw e;
+  }
 }
 
 function describe(e: ServiceError | Error, server: string): string {
@@ -36,23 +70,23 @@ function describe(e: ServiceError | Error, server: string): string {
 export class Connection {
   readonly observer: ObserverClient;
   private health: HealthClient | undefined;
-  private readonly address: string;
+  private readonly channel: ReturnType<typeof channelFor>;
 
   constructor(private readonly opts: ServerOptions) {
-    this.address = normaliseAddress(opts.server);
-    this.observer = new ObserverClient(this.address, credentials.createInsecure(), {
+    this.channel = channelFor(opts.server, opts.tls);
+    this.observer = new ObserverClient(this.channel.address, this.channel.creds, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      ...this.channel.options,
     });
   }
 
   async ready(): Promise<void> {
     const deadline = Date.now() + this.opts.timeoutMs;
-    await new Promise<void>((resolve, reject) => {
-      this.observer.waitForReady(deadline, (err) => {
-        if (err) reject(new CliError('server', `cannot reach the server at ${this.opts.server}: ${err.message} (is flowctl-relay or flowctl-agent running?)`));
-        else resolve();
-      });
-    });
+    const err = await new Promise<Error | undefined>((resolve) => this.observer.waitForReady(deadline, (e) => resolve(e ?? undefined)));
+    if (!err) return;
+    // The channel's last error says why (connection refused, a TLS handshake refused) better than "deadline".
+    const reason = (await connectFailureReason(this.observer)) ?? err.message;
+    throw new CliError('server', `cannot reach the server at ${this.opts.server}: ${reason} (is flowctl-relay or flowctl-agent running?)`);
   }
 
   private unary<T>(call: (cb: (e: ServiceError | null, r: T) => void) => void): Promise<T> {
@@ -66,7 +100,7 @@ export class Connection {
   }
 
   async healthCheck(): Promise<void> {
-    this.health ??= new HealthClient(this.address, credentials.createInsecure());
+    this.health ??= new HealthClient(this.channel.address, this.channel.creds, this.channel.options);
     const h = this.health;
     const resp = await this.unary<{ status?: HealthCheckResponse_ServingStatus }>((cb) =>
       h.check({ service: OBSERVER_SERVICE_NAME }, new Metadata(), this.deadline(), cb),

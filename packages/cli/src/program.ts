@@ -9,6 +9,8 @@ import { registerVersionCommand } from './commands/version.js';
 import { parseGoDuration } from './options/time.js';
 import { CliError } from './errors.js';
 import type { Sink } from './printer/terminal.js';
+import type { TlsOptions } from './client.js';
+import { addTlsOptions, tlsOptionsOf } from './options/tls.js';
 
 export interface Io {
   out: Sink;
@@ -24,6 +26,7 @@ export interface GlobalOptions {
   server: string;
   timeoutMs: number;
   debug: boolean;
+  tls: TlsOptions;
 }
 
 export const DEFAULT_SERVER = 'localhost:4245';
@@ -37,9 +40,10 @@ function parseTimeout(v: string): number {
 export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Command {
   const program = new Command('flowctl')
     .description('Observe network flows: a Hubble-compatible CLI for flowctl agents and relays')
-    .addOption(new Option('--server <address>', 'address of the server: host:port or unix:///path').default(env.FLOWCTL_SERVER || DEFAULT_SERVER))
+    .addOption(new Option('--server <address>', 'address of the server: host:port, tls://host:port or unix:///path').default(env.FLOWCTL_SERVER || DEFAULT_SERVER))
     .option('--timeout <duration>', 'dial timeout (e.g. 5s)', parseTimeout, 5000)
-    .option('-D, --debug', 'print debug output and stack traces')
+    .option('-D, --debug', 'print debug output and stack traces');
+  addTlsOptions(program)
     .exitOverride()
     .configureOutput({
       writeOut: (s) => {
@@ -55,7 +59,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
 
   const globals = (): GlobalOptions => {
     const o = program.opts<{ server: string; timeout: number; debug?: boolean }>();
-    return { server: o.server, timeoutMs: o.timeout, debug: !!o.debug };
+    return { server: o.server, timeoutMs: o.timeout, debug: !!o.debug, tls: tlsOptionsOf(program) };
   };
   registerObserveCommand(program, io, globals);
   registerStatusCommand(program, io, globals);

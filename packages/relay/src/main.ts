@@ -10,6 +10,9 @@ import { startRelayServer } from './server.js';
 import { DEFAULT_MERGE_WAIT_MS, RELAY_VERSION } from './observer/server.js';
 import { createRelayMetrics } from './metrics.js';
 import { serveMetrics } from '@flowctl/flow/metrics-server';
+import { FlowctlError } from '@flowctl/flow';
+import { checkServerTls, plaintextRefusal, watchClientCredentials, type FileRef, type ServerTlsFiles } from '@flowctl/flow/tls';
+import type { PeerTls } from './pool/manager.js';
 
 /** Go-style durations as Hubble's flags take them: 500ms, 1s, 1m30s; a bare number is seconds. */
 export function parseDuration(s: string): number {
@@ -33,6 +36,41 @@ function positiveInt(s: string): number {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+/** Hubble's file lists: repeatable and comma-separated. */
+const files = (flag: string, v: string[]): FileRef[] => v.flatMap((f) => f.split(',')).filter(Boolean).map((path) => ({ flag, path }));
+
+interface TlsOpts {
+  tlsRelayServerCertFile?: string;
+  tlsRelayServerKeyFile?: string;
+  tlsRelayClientCaFiles: string[];
+  disableServerTls?: boolean;
+  tlsHubbleServerCaFiles: string[];
+  tlsHubbleClientCertFile?: string;
+  tlsHubbleClientKeyFile?: string;
+  disableClientTls?: boolean;
+}
+
+/** The serving side: TLS files, or undefined for plaintext (loopback, unix, or asked for). Throws the one-line refusal. */
+function serverTls(listen: string, o: TlsOpts): ServerTlsFiles | undefined {
+  const cert = o.tlsRelayServerCertFile;
+  const key = o.tlsRelayServerKeyFile;
+  if (o.disableServerTls) {
+    if (cert || key || o.tlsRelayClientCaFiles.length) throw new FlowctlError('CONFIG', '--disable-server-tls excludes --tls-relay-server-* files');
+    return undefined;
+  }
+  if (cert || key || o.tlsRelayClientCaFiles.length) {
+    if (!cert || !key) throw new FlowctlError('CONFIG', `${cert ? '--tls-relay-server-key-file' : '--tls-relay-server-cert-file'} is needed too: TLS takes a certificate and its key`);
+    return {
+      cert: { flag: '--tls-relay-server-cert-file', path: cert },
+      key: { flag: '--tls-relay-server-key-file', path: key },
+      clientCAs: files('--tls-relay-client-ca-files', o.tlsRelayClientCaFiles),
+    };
+  }
+  if (listen.trim().startsWith('unix://')) return undefined;
+  const refusal = plaintextRefusal(listen.trim(), { listen: '--listen-address', cert: '--tls-relay-server-cert-file', key: '--tls-relay-server-key-file', disable: '--disable-server-tls' });
+  if (refusal) throw new FlowctlError('CONFIG', refusal);
+  return undefined;
+}
 
 async function main(): Promise<void> {
   const program = new Command('flowctl-relay')
@@ -59,6 +97,15 @@ async function main(): Promise<void> {
     .option('--metrics-address <addr>', 'serve Prometheus metrics on [host]:port at /metrics (hubble-relay uses :9966); empty = off', '')
     .option('--node-name <name>', 'name on relay-generated events', hostname())
     .option('--no-upstream-batch', "use only the plain Observer API towards agents (no flowctl batching)")
+    .option('--tls-relay-server-cert-file <file>', 'serve TLS with this certificate (PEM), reloaded on change')
+    .option('--tls-relay-server-key-file <file>', 'private key of --tls-relay-server-cert-file (PEM)')
+    .option('--tls-relay-client-ca-files <files>', 'require client certificates signed by these CAs (mutual TLS); repeatable, comma-separated', collect, [] as string[])
+    .option('--disable-server-tls', 'serve plaintext on purpose, even where other machines can reach it')
+    .option('--tls-hubble-server-ca-files <files>', 'connect to agents over TLS, verifying them with these CAs; repeatable, comma-separated', collect, [] as string[])
+    .option('--tls-hubble-client-cert-file <file>', "the relay's certificate towards agents (PEM), reloaded on change")
+    .option('--tls-hubble-client-key-file <file>', 'private key of --tls-hubble-client-cert-file (PEM)')
+    .option('--disable-client-tls', 'connect to agents in plaintext on purpose')
+    .option('--cluster-name <name>', 'cluster name in the agents\' TLS server names <node>.<cluster>.hubble-grpc.cilium.io', 'default')
     .option('--debug', 'debug logging');
   program.parse();
   const o = program.opts<{
@@ -76,15 +123,42 @@ async function main(): Promise<void> {
     nodeName: string;
     upstreamBatch: boolean;
     debug?: boolean;
-  }>();
+    clusterName: string;
+  } & TlsOpts>();
   const log = createLogger(o.debug ? 'debug' : undefined);
-  const manager = new PeerManager({ dialTimeoutMs: o.dialTimeout, retryTimeoutMs: o.retryTimeout, log: subsys(log, 'peer-pool') });
+  // Every certificate is checked before anything starts: one line naming the file, then exit.
+  let tlsFiles: ServerTlsFiles | undefined;
+  let peerTls: (PeerTls & { stop(): void }) | undefined;
+  try {
+    tlsFiles = serverTls(o.listenAddress, o);
+    if (tlsFiles) checkServerTls(tlsFiles);
+    const clientFlags = o.tlsHubbleServerCaFiles.length > 0 || !!o.tlsHubbleClientCertFile || !!o.tlsHubbleClientKeyFile;
+    if (o.disableClientTls && clientFlags) throw new FlowctlError('CONFIG', '--disable-client-tls excludes --tls-hubble-* files');
+    if (clientFlags) {
+      if (o.tlsHubbleServerCaFiles.length === 0) throw new FlowctlError('CONFIG', '--tls-hubble-server-ca-files is needed to verify agents over TLS');
+      const w = watchClientCredentials({
+        ca: files('--tls-hubble-server-ca-files', o.tlsHubbleServerCaFiles),
+        ...(o.tlsHubbleClientCertFile && { cert: { flag: '--tls-hubble-client-cert-file', path: o.tlsHubbleClientCertFile } }),
+        ...(o.tlsHubbleClientKeyFile && { key: { flag: '--tls-hubble-client-key-file', path: o.tlsHubbleClientKeyFile } }),
+      }, subsys(log, 'peer-tls'));
+      peerTls = { credentials: w.current, clusterName: o.clusterName, stop: w.stop };
+    }
+  } catch (e) {
+    log.fatal((e as Error).message);
+    process.exit(1);
+  }
+  const manager = new PeerManager({
+    dialTimeoutMs: o.dialTimeout,
+    retryTimeoutMs: o.retryTimeout,
+    log: subsys(log, 'peer-pool'),
+    ...(peerTls && { tls: peerTls }),
+  });
   manager.setSource('flags', o.peer.map((address) => ({ address })));
   const stops: (() => void)[] = [];
   if (o.peersFile) stops.push(watchPeersFile(o.peersFile, subsys(log, 'peers-file'), (s) => manager.setSource('file', s)));
   if (o.peerService) {
     try {
-      stops.push(watchPeerService(o.peerService, subsys(log, 'peer-service'), (s) => manager.setSource('peer-service', s), o.retryTimeout));
+      stops.push(watchPeerService(o.peerService, subsys(log, 'peer-service'), (s) => manager.setSource('peer-service', s), o.retryTimeout, peerTls));
     } catch (e) {
       log.error(`${(e as Error).message}; peer discovery disabled`);
     }
@@ -101,7 +175,7 @@ async function main(): Promise<void> {
       upstreamBatch: o.upstreamBatch,
       upstreamIdleTimeoutMs: o.upstreamIdleTimeout,
       mergeWaitMs: o.mergeWait,
-    });
+    }, tlsFiles && { files: tlsFiles, log: subsys(log, 'server-tls') });
   } catch (e) {
     log.fatal((e as Error).message);
     manager.stop();
@@ -121,7 +195,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }
   }
-  log.info({ address: server.address, port: server.port, version: RELAY_VERSION }, 'relay listening');
+  const tls = tlsFiles ? (tlsFiles.clientCAs.length > 0 ? 'mutual' : 'server') : undefined;
+  log.info({ address: server.address, port: server.port, version: RELAY_VERSION, tls, peerTls: !!peerTls }, 'relay listening');
+  if (peerTls) stops.push(peerTls.stop);
   let stopping = false;
   const shutdown = (sig: string) => {
     if (stopping) return;

@@ -7,6 +7,7 @@ import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
 import { PolicyService } from '@flowctl/flow/policy-service';
 import { FlowctlError } from '@flowctl/flow';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
+import { listenTls, restrictSocket, type Logger, type ServerTlsFiles, type TlsListener } from '@flowctl/flow/tls';
 import { RelayObserver } from './observer/server.js';
 import type { ObserverOptions } from './observer/server.js';
 import type { RelayItem } from './observer/merge.js';
@@ -49,7 +50,8 @@ function unimplemented(what: string) {
     call.emit('error', { code: grpcStatus.UNIMPLEMENTED, details: `${what} is not implemented by the relay` });
 }
 
-export async function startRelayServer(listen: string, opts: ObserverOptions): Promise<RelayServer> {
+/** Serves every service on `listen`: TLS when `tls` is given (TCP only), a unix socket with mode 0660. */
+export async function startRelayServer(listen: string, opts: ObserverOptions, tls?: { files: ServerTlsFiles; log: Logger }): Promise<RelayServer> {
   const observer = new RelayObserver(opts);
   const server = new Server({
     'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -81,17 +83,31 @@ export async function startRelayServer(listen: string, opts: ObserverOptions): P
     },
   } as UntypedServiceImplementation);
   const address = parseListenAddress(listen);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(new FlowctlError('CONFIG', `cannot listen on ${listen}: ${err.message}`)) : resolve(p),
-    ),
-  );
+  let tlsListener: TlsListener | undefined;
+  let port: number;
+  if (tls && !address.startsWith('unix:')) {
+    const i = address.lastIndexOf(':');
+    try {
+      tlsListener = await listenTls(server, address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1)), tls.files, tls.log);
+    } catch (e) {
+      throw new FlowctlError('CONFIG', e instanceof FlowctlError ? e.message : `cannot listen on ${listen}: ${(e as Error).message}`);
+    }
+    port = tlsListener.port;
+  } else {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(new FlowctlError('CONFIG', `cannot listen on ${listen}: ${err.message}`)) : resolve(p),
+      ),
+    );
+    if (address.startsWith('unix://')) restrictSocket(address.slice('unix://'.length));
+  }
   return {
     observer,
     port,
     address: address.startsWith('unix:') ? address : address.replace(/:\d+$/, `:${port}`),
     close: () =>
       new Promise<void>((resolve) => {
+        tlsListener?.close();
         // Give open streams a moment to finish, then cut them: a client must not hold up shutdown.
         const t = setTimeout(() => server.forceShutdown(), 1000);
         server.tryShutdown(() => {

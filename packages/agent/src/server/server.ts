@@ -18,6 +18,7 @@ import {
 } from '@flowctl/flow';
 import { BatchBuilder, BatchObserverService, type BatchObserverServer } from '@flowctl/flow/batch';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
+import { listenTls, restrictSocket, type ServerTlsFiles, type TlsListener } from '@flowctl/flow/tls';
 import { FlowctlError } from '../errors.js';
 import { DONE, WAIT, type Observer } from '../observer/observer.js';
 
@@ -36,6 +37,8 @@ export interface AgentServerOptions {
   maxBatch?: number;
   /** What peer.Peer/Notify announces for this node (bare IP, ip:port or unix://path). */
   peerAddress: () => string;
+  /** The TLS server name peer.Peer announces when the TCP listener serves TLS. */
+  tlsServerName?: () => string | undefined;
   log?: Logger;
 }
 
@@ -43,6 +46,7 @@ export class AgentServer {
   readonly server = new grpc.Server({ 'grpc.max_send_message_length': 16 * 1024 * 1024 });
   private readonly streams = new Set<AbortController>();
   private unixPath: string | undefined;
+  private tlsListener: TlsListener | undefined;
   /** The socket's directory when this server made it: removed again on close. */
   private madeDir: string | undefined;
 
@@ -58,8 +62,9 @@ export class AgentServer {
     this.server.addService(def, impl);
   }
 
-  /** Binds the unix socket and/or TCP address; returns the bound TCP port. */
-  async listen(addr: { unixSocket?: string; tcp?: string }): Promise<{ tcpPort?: number }> {
+  /** Binds the unix socket (mode 0660) and/or TCP address, with TLS when `tls` is given; returns
+   * the bound TCP port. Every service on the server is served on both. */
+  async listen(addr: { unixSocket?: string; tcp?: string; tls?: ServerTlsFiles }): Promise<{ tcpPort?: number }> {
     const bind = (a: string, flag: string, value: string) =>
       new Promise<number>((resolve, reject) =>
         this.server.bindAsync(a, grpc.ServerCredentials.createInsecure(), (err, port) =>
@@ -75,13 +80,27 @@ export class AgentServer {
       rmSync(addr.unixSocket, { force: true }); // a stale socket from a crashed run
       await bind(`unix:${addr.unixSocket}`, '--unix-socket', addr.unixSocket);
       this.unixPath = addr.unixSocket;
+      restrictSocket(addr.unixSocket);
     }
     let tcpPort: number | undefined;
     if (addr.tcp) {
       if (!/^(?:\[[^\]]+\]|[^:]*):\d{1,5}$/.test(addr.tcp)) {
         throw new FlowctlError('CONFIG', `--listen-address ${addr.tcp}: want [host]:port, e.g. :4244 or 127.0.0.1:4244`);
       }
-      tcpPort = await bind(tcpTarget(addr.tcp), '--listen-address', addr.tcp);
+      if (addr.tls) {
+        const target = tcpTarget(addr.tcp);
+        const host = target.slice(0, target.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+        const log = this.opts.log ?? { info() {}, warn() {}, error() {} };
+        try {
+          this.tlsListener = await listenTls(this.server, host, Number(target.slice(target.lastIndexOf(':') + 1)), addr.tls, log);
+        } catch (e) {
+          if (e instanceof FlowctlError) throw e;
+          throw new FlowctlError('CONFIG', `--listen-address ${addr.tcp}: cannot listen: ${(e as Error).message}`);
+        }
+        tcpPort = this.tlsListener.port;
+      } else {
+        tcpPort = await bind(tcpTarget(addr.tcp), '--listen-address', addr.tcp);
+      }
     }
     return tcpPort === undefined ? {} : { tcpPort };
   }
@@ -89,6 +108,7 @@ export class AgentServer {
   /** Ends every open stream, then stops the server. */
   async close(): Promise<void> {
     for (const s of this.streams) s.abort();
+    this.tlsListener?.close();
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.server.forceShutdown();
@@ -223,10 +243,12 @@ export class AgentServer {
     return {
       notify: (call) => {
         const ac = this.track(call);
+        const serverName = this.opts.tlsServerName?.();
         const self: ChangeNotification = {
           name: this.opts.observer.nodeName,
           address: this.opts.peerAddress(),
           type: ChangeNotificationType.PEER_ADDED,
+          ...(serverName && { tls: { server_name: serverName } }),
         };
         call.write(self);
         // A single agent knows only itself; the stream stays open (as Hubble's) until the client leaves.

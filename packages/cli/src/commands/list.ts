@@ -60,7 +60,7 @@ export function registerListCommand(program: Command, io: Io, globals: () => Glo
       }
       const g = globals();
       const { Connection } = await import('../client.js');
-      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs });
+      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });
       try {
         await conn.ready();
         const nodes = (await conn.getNodes()).nodes ?? [];
@@ -82,7 +82,7 @@ export function registerListCommand(program: Command, io: Io, globals: () => Glo
       }
       const g = globals();
       const { Connection } = await import('../client.js');
-      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs });
+      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });
       try {
         await conn.ready();
         const nss = (await conn.getNamespaces()).namespaces ?? [];

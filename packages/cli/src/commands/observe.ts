@@ -154,7 +154,7 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
       }
     } else {
       const { Connection } = await import('../client.js');
-      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs });
+      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });
       try {
         await conn.ready();
         for await (const r of conn.getFlows(req, controller.signal)) {

@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import type { NodePolicies } from '@flowctl/flow/policy-service';
 import { isFlowctlError } from '@flowctl/flow';
 import { CliError } from '../errors.js';
+import type { TlsOptions } from '../client.js';
+import { tlsOptionsOf } from '../options/tls.js';
 import { statSync } from 'node:fs';
 import {
   canonicalIp,
@@ -86,20 +88,21 @@ function parsePort(s: string): { port: number; proto: string } {
 const DEFAULT_SERVER = 'localhost:4245';
 
 /** --server of the subcommand, else of the program (flowctl --server ... policy ...), else the environment. */
-function serverOf(cmd: Command): { server: string; timeoutMs: number } {
+function serverOf(cmd: Command): { server: string; timeoutMs: number; tls: TlsOptions } {
   const own = cmd.opts<{ server?: string }>().server;
   const g = cmd.optsWithGlobals<{ server?: string; timeout?: number }>();
-  return { server: own ?? g.server ?? (process.env.FLOWCTL_SERVER || DEFAULT_SERVER), timeoutMs: typeof g.timeout === 'number' ? g.timeout : 5000 };
+  return { server: own ?? g.server ?? (process.env.FLOWCTL_SERVER || DEFAULT_SERVER), timeoutMs: typeof g.timeout === 'number' ? g.timeout : 5000, tls: tlsOptionsOf(cmd) };
 }
 
 /** The policies in force on each node behind `server` (an agent: one node; a relay: every node). */
-async function fetchInForce(server: string, timeoutMs: number): Promise<NodePolicies[]> {
-  const [{ credentials, status }, { PolicyClient }, { normaliseAddress }] = await Promise.all([
+async function fetchInForce(server: string, timeoutMs: number, tls: TlsOptions): Promise<NodePolicies[]> {
+  const [{ status }, { PolicyClient }, { channelFor }] = await Promise.all([
     import('@grpc/grpc-js'),
     import('@flowctl/flow/policy-service'),
     import('../client.js'),
   ]);
-  const client = new PolicyClient(normaliseAddress(server), credentials.createInsecure());
+  const ch = channelFor(server, tls);
+  const client = new PolicyClient(ch.address, ch.creds, ch.options);
   try {
     return await new Promise<NodePolicies[]>((resolve, reject) => {
       client.waitForReady(Date.now() + timeoutMs, (err) => {
@@ -323,8 +326,8 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           return;
         }
 
-        const { server, timeoutMs } = serverOf(cmd);
-        let nodes = reportNodeProblems(io, await fetchInForce(server, timeoutMs));
+        const { server, timeoutMs, tls } = serverOf(cmd);
+        let nodes = reportNodeProblems(io, await fetchInForce(server, timeoutMs, tls));
         if (opts.node) {
           nodes = nodes.filter((n) => n.node === opts.node);
           if (!nodes.length) throw new CliError('usage', `--node ${opts.node}: no such node behind ${server}`);
@@ -374,9 +377,9 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           const docs = loadPolicies(opts.policyDir);
           rows.push({ docs, selected: opts.endpoints ? selectedBy(docs, loadEndpointsFile(opts.endpoints)) : undefined });
         } else {
-          const { server, timeoutMs } = serverOf(cmd);
+          const { server, timeoutMs, tls } = serverOf(cmd);
           const fileEps = opts.endpoints ? loadEndpointsFile(opts.endpoints) : undefined;
-          for (const n of reportNodeProblems(io, await fetchInForce(server, timeoutMs))) {
+          for (const n of reportNodeProblems(io, await fetchInForce(server, timeoutMs, tls))) {
             const inputs = nodeInputs(n);
             rows.push({ node: n, docs: inputs.docs, selected: selectedBy(inputs.docs, fileEps ?? inputs.endpoints) });
           }

@@ -71,7 +71,7 @@ export function registerStatusCommand(program: Command, io: Io, globals: () => G
         throw new CliError('usage', `invalid argument "${opts.output}" for "-o, --output" flag: expected compact, table or json`);
       }
       const { Connection } = await import('../client.js');
-      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs });
+      const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });
       try {
         await conn.ready();
         await conn.healthCheck();

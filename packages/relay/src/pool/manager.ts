@@ -2,7 +2,8 @@
 // its own dial loop, so a dead or hanging node costs one timer, never the other peers' progress.
 import { EventEmitter } from 'node:events';
 import { Client, Metadata, connectivityState, credentials } from '@grpc/grpc-js';
-import type { ChannelOptions, ServiceError } from '@grpc/grpc-js';
+import type { ChannelCredentials, ChannelOptions, ServiceError } from '@grpc/grpc-js';
+import { connectFailureReason, hubbleServerName, serverNameOptions } from '@flowctl/flow/tls';
 import { ChangeNotification, ChangeNotificationType, NotifyRequest, PeerService } from '@flowctl/flow';
 import type { Logger } from 'pino';
 import { Backoff } from './backoff.js';
@@ -15,6 +16,15 @@ export interface PeerSpec {
   /** Node name (from the peer service or a peers file); defaults to the address as given. */
   name?: string;
   address: string;
+  /** The name the agent's TLS certificate must carry; default `<name>.<cluster>.hubble-grpc.cilium.io`. */
+  tlsServerName?: string;
+}
+
+/** TLS towards agents (hubble-relay's --tls-hubble-* flags); unix socket peers stay plaintext. */
+export interface PeerTls {
+  /** Current client credentials (reloaded when their files change). */
+  credentials(): ChannelCredentials;
+  clusterName: string;
 }
 
 export interface PoolOptions {
@@ -30,6 +40,7 @@ export interface PoolOptions {
   retryTimeoutMs: number;
   log: Logger;
   channelOptions?: ChannelOptions;
+  tls?: PeerTls;
 }
 
 const CHANNEL_OPTIONS: ChannelOptions = {
@@ -68,6 +79,8 @@ export class Peer {
     private readonly emitter: EventEmitter,
     /** Name from the peer service or a peers file; static --peer addresses have none. */
     readonly configuredName?: string,
+    /** Server name to verify over TLS (from the peers file or the peer's announcement). */
+    readonly tlsServerName?: string,
   ) {
     this.backoff = new Backoff({
       initialMs: Math.min(500, opts.retryTimeoutMs),
@@ -93,12 +106,28 @@ export class Peer {
     this.emitter.emit('state', this);
   }
 
+  /** The name the agent's certificate is verified by: as configured or announced, else Hubble's
+   * `<node>.<cluster>.hubble-grpc.cilium.io`, else (an unnamed --peer) the host dialled. */
+  get serverName(): string | undefined {
+    if (!this.opts.tls || this.address.target.startsWith('unix:')) return undefined;
+    if (this.tlsServerName) return this.tlsServerName;
+    if (this.configuredName) return hubbleServerName(this.configuredName, this.opts.tls.clusterName);
+    return undefined;
+  }
+
+  private dial(): Client {
+    const tls = this.opts.tls && !this.address.target.startsWith('unix:');
+    return new Client(this.address.target, tls ? this.opts.tls!.credentials() : credentials.createInsecure(), {
+      ...CHANNEL_OPTIONS,
+      ...this.opts.channelOptions,
+      ...serverNameOptions(this.serverName),
+    });
+  }
+
   private async run(): Promise<void> {
+    let logged: string | undefined;
     while (!this.stopped) {
-      const client = new Client(this.address.target, credentials.createInsecure(), {
-        ...CHANNEL_OPTIONS,
-        ...this.opts.channelOptions,
-      });
+      const client = this.dial();
       this.client = client;
       this.batch = undefined;
       const err = await new Promise<Error | undefined>((resolve) =>
@@ -107,8 +136,12 @@ export class Peer {
       if (this.stopped) break;
       if (err) {
         const wasReady = this.generation > 0 && this.state !== 'unavailable';
-        this.setState('unavailable', `dial ${this.address.target}: ${err.message}`);
-        this.opts.log.debug({ peer: this.name, address: this.address.target, err: err.message }, 'peer unreachable');
+        const reason = (await connectFailureReason(client)) ?? err.message;
+        if (this.stopped) break;
+        this.setState('unavailable', `dial ${this.address.target}: ${reason}`);
+        // Once per peer and reason: a peer refusing our certificate is not news on every retry.
+        if (reason !== logged) this.opts.log.warn({ peer: this.name, address: this.address.target, serverName: this.serverName, reason }, 'cannot connect to peer');
+        logged = reason;
         if (wasReady) this.opts.log.warn({ peer: this.name }, 'peer unavailable');
         this.client = undefined;
         client.close();
@@ -119,6 +152,7 @@ export class Peer {
       if (this.stopped) break;
       this.generation++;
       this.backoff.reset();
+      logged = undefined;
       this.setState('ready');
       this.opts.log.info({ peer: this.name, address: this.address.target }, 'connected to peer');
       await this.untilNotReady(client);
@@ -244,7 +278,7 @@ export class PeerManager extends EventEmitter {
   }
 
   private reconcile(): void {
-    const want = new Map<string, { addr: PeerAddress; name: string | undefined }>();
+    const want = new Map<string, { addr: PeerAddress; name: string | undefined; serverName: string | undefined }>();
     const targets = new Set<string>();
     for (const [source, specs] of this.sources) {
       for (const spec of specs) {
@@ -261,12 +295,12 @@ export class PeerManager extends EventEmitter {
         const key = spec.name || spec.address;
         if (want.has(key)) continue;
         targets.add(addr.target);
-        want.set(key, { addr, name: spec.name || undefined });
+        want.set(key, { addr, name: spec.name || undefined, serverName: spec.tlsServerName || undefined });
       }
     }
     for (const [key, peer] of this.peers) {
       const w = want.get(key);
-      if (!w || w.addr.target !== peer.address.target || w.name !== peer.configuredName) {
+      if (!w || w.addr.target !== peer.address.target || w.name !== peer.configuredName || w.serverName !== peer.tlsServerName) {
         peer.stop();
         this.peers.delete(key);
         this.opts.log.info({ peer: peer.name, address: peer.address.target }, 'peer removed');
@@ -275,7 +309,7 @@ export class PeerManager extends EventEmitter {
     }
     for (const [key, w] of want) {
       if (this.peers.has(key)) continue;
-      const peer = new Peer(key, w.addr, this.opts, this, w.name);
+      const peer = new Peer(key, w.addr, this.opts, this, w.name, w.serverName);
       this.peers.set(key, peer);
       this.emit('added', peer);
     }

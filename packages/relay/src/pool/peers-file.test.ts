@@ -27,9 +27,16 @@ describe('parsePeersFile', () => {
     expect(parsePeersFile('peers:\n', 'p.yaml')).toEqual([]);
   });
 
+  it('takes an optional tls-server-name per entry', () => {
+    expect(parsePeersFile('- {name: n1, address: 10.0.0.1:4244, tls-server-name: n1.prod.hubble-grpc.cilium.io}\n', 'p.yaml')).toEqual([
+      { name: 'n1', address: '10.0.0.1:4244', tlsServerName: 'n1.prod.hubble-grpc.cilium.io' },
+    ]);
+    expect(() => parsePeersFile('- {address: 10.0.0.1, tls-server-name: 3}\n', 'p.yaml')).toThrow('p.yaml: peer 1: tls-server-name must be a string');
+  });
+
   it('names the file and the entry when the content is wrong', () => {
     expect(() => parsePeersFile('peers: 3\n', 'p.yaml')).toThrow('p.yaml: want a list of peers');
-    expect(() => parsePeersFile('- 10.0.0.1\n- {name: x}\n', 'p.yaml')).toThrow('p.yaml: peer 2: want an address string or {name, address}');
+    expect(() => parsePeersFile('- 10.0.0.1\n- {name: x}\n', 'p.yaml')).toThrow('p.yaml: peer 2: want an address string or {name, address, tls-server-name?}');
     expect(() => parsePeersFile('- [unclosed\n', 'p.yaml')).toThrow(/^p\.yaml: /);
   });
 });

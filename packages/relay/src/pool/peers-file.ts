@@ -1,4 +1,4 @@
-// --peers-file: YAML (a list of addresses or {name, address}, optionally under `peers:`) or plain
+// --peers-file: YAML (a list of addresses or {name, address, tls-server-name?}, optionally under `peers:`) or plain
 // text with one address per line. Polled, so editors that replace the file are seen too.
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
@@ -27,10 +27,16 @@ export function parsePeersFile(text: string, file: string): PeerSpec[] {
   return doc.map((e: unknown, i): PeerSpec => {
     if (typeof e === 'string') return { address: e };
     if (e && typeof e === 'object' && typeof (e as { address?: unknown }).address === 'string') {
-      const o = e as { address: string; name?: unknown };
-      return typeof o.name === 'string' ? { name: o.name, address: o.address } : { address: o.address };
+      const o = e as { address: string; name?: unknown; 'tls-server-name'?: unknown };
+      const sn = o['tls-server-name'];
+      if (sn !== undefined && typeof sn !== 'string') throw new FlowctlError('CONFIG', `${file}: peer ${i + 1}: tls-server-name must be a string`);
+      return {
+        ...(typeof o.name === 'string' && { name: o.name }),
+        address: o.address,
+        ...(sn && { tlsServerName: sn }),
+      };
     }
-    throw new FlowctlError('CONFIG', `${file}: peer ${i + 1}: want an address string or {name, address}`);
+    throw new FlowctlError('CONFIG', `${file}: peer ${i + 1}: want an address string or {name, address, tls-server-name?}`);
   });
 }
 

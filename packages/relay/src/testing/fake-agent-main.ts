@@ -16,6 +16,9 @@ const { values } = parseArgs({
     'no-peer-service': { type: 'boolean', default: false },
     stall: { type: 'boolean', default: false },
     seed: { type: 'string', default: '1' },
+    'tls-cert-file': { type: 'string' },
+    'tls-key-file': { type: 'string' },
+    'tls-client-ca-files': { type: 'string' },
   },
 });
 const agent = await startFakeAgent({
@@ -30,6 +33,13 @@ const agent = await startFakeAgent({
   seed: Number(values.seed),
   peerService: !values['no-peer-service'],
   stall: values.stall!,
+  ...(values['tls-cert-file'] && {
+    tls: {
+      cert: { flag: '--tls-cert-file', path: values['tls-cert-file'] },
+      key: { flag: '--tls-key-file', path: values['tls-key-file']! },
+      clientCAs: (values['tls-client-ca-files'] ?? '').split(',').filter(Boolean).map((path) => ({ flag: '--tls-client-ca-files', path })),
+    },
+  }),
   ...(values.peer!.length > 0 && {
     peers: values.peer!.map((p) => {
       const i = p.indexOf('=');

@@ -19,6 +19,7 @@ import {
 import type { ChangeNotification, GetFlowsRequest, Namespace, ServerStatusResponse } from '@flowctl/flow';
 import { makeCorpus } from '@flowctl/flow/testing';
 import { encodeBatch, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
+import { listenTls, type ServerTlsFiles, type TlsListener } from '@flowctl/flow/tls';
 
 export interface FakeAgentOptions {
   nodeName: string;
@@ -42,6 +43,8 @@ export interface FakeAgentOptions {
   peerService?: boolean;
   /** Accept GetFlows calls and never answer them (a node hung above the transport). */
   stall?: boolean;
+  /** Serve TLS (mutual when client CAs are given), as a real agent with --tls-* files. */
+  tls?: ServerTlsFiles;
   seed?: number;
 }
 
@@ -456,9 +459,16 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
       },
     } as UntypedServiceImplementation);
   }
-  port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
-  );
+  let tlsListener: TlsListener | undefined;
+  if (o.tls) {
+    const i = listen.lastIndexOf(':');
+    tlsListener = await listenTls(server, listen.slice(0, i), Number(listen.slice(i + 1)), o.tls, { info() {}, warn() {}, error() {} });
+    port = tlsListener.port;
+  } else {
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+  }
   return {
     port,
     lastMetadata: () => lastMd,
@@ -469,6 +479,7 @@ export async function startFakeAgent(o: FakeAgentOptions): Promise<FakeAgent> {
     close: () =>
       new Promise((resolve) => {
         if (timer) clearInterval(timer);
+        tlsListener?.close();
         server.forceShutdown();
         resolve();
       }),
