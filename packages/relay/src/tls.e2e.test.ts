@@ -12,8 +12,7 @@ import { X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeResponse } from '@flowctl/flow/json';
-import { makeCorpus } from '@flowctl/flow/testing/corpus';
-import { makeCa, makeLeaf, type Ca, type KeyPair } from '@flowctl/flow/testing/pki';
+import { makeCa, makeCorpus, makeLeaf, type Ca, type KeyPair } from '@flowctl/flow/testing';
 import { startFakeAgent, type FakeAgent } from './testing/fake-agent.js';
 import { hubbleBin, repoRoot, spawnAgent, spawnRelay, type Child } from './testing/spawn.js';
 
