@@ -1,7 +1,7 @@
 // The gRPC side of the CLI. Imported lazily (await import('./client.js')) by the commands that
 // talk to a server, so `--input-file`, `--help` and `version` never load grpc-js.
 import { credentials, Metadata, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
-import { isFlowctlError } from '@flowctl/flow';
+import { isFlowctlError } from '@flowctl/flow/errors';
 import { clientCredentials, connectFailureReason, serverNameOptions } from '@flowctl/flow/tls';
 import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 import { ObserverClient } from '@flowctl/flow/gen/observer/observer.grpc';

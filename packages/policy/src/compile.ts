@@ -5,7 +5,7 @@
 // intersection has every component at least as specific as both parents, so it comes no later in
 // the lookup order; a packet matched by a deny D and an allow A is matched by A∩D, which is either
 // A itself (then A's row is a deny, since D covers it) or strictly earlier than A.
-import { isFlowctlError } from '@flowctl/flow';
+import { isFlowctlError } from '@flowctl/flow/errors';
 import { policyError } from './errors.js';
 import type { EndpointSet } from './endpoints.js';
 import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';

@@ -1,6 +1,6 @@
 // Bad input files as flowctl's one error class, with a stable code and the place, so the agent can
 // keep the last good state and report the message verbatim, and the CLI can print it as one line.
-import { FlowctlError } from '@flowctl/flow';
+import { FlowctlError } from '@flowctl/flow/errors';
 
 /** A bad endpoints file (code CONFIG). The message is `FILE:LINE: reason`. */
 export function configError(file: string, line: number, reason: string): FlowctlError {

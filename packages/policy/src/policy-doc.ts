@@ -3,7 +3,7 @@
 // document number and the field path, so the compiler only ever sees valid rules.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { FlowctlError, isFlowctlError } from '@flowctl/flow';
+import { FlowctlError, isFlowctlError } from '@flowctl/flow/errors';
 import { policyError } from './errors.js';
 import { NAMESPACE_LABEL } from './endpoints.js';
 import { cidrContains, parseCidr } from './ip.js';

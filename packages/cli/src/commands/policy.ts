@@ -4,7 +4,7 @@
 // verdict the datapath would give.
 import type { Command } from 'commander';
 import type { NodePolicies } from '@flowctl/flow/policy-service';
-import { isFlowctlError } from '@flowctl/flow';
+import { isFlowctlError } from '@flowctl/flow/errors';
 import { CliError } from '../errors.js';
 import type { TlsOptions } from '../client.js';
 import { tlsOptionsOf } from '../options/tls.js';
