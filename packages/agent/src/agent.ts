@@ -351,6 +351,7 @@ export class Agent {
     this.policy = compiled;
     this.ctx.setPolicyRefs(compiled.refs);
     this.directory.setCidrIdentities(compiled.cidrIdentities);
+    this.directory.setAddressIdentities(compiled.addressIdentities);
     log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
     return true;
   }

@@ -2,7 +2,7 @@
 // check` and the agent's verdict attribution both go through here, so what users are told is what
 // the datapath decides.
 import type { CompiledPolicy, PolicyEntry, PolicyRef } from './compile.js';
-import type { EndpointSet } from './endpoints.js';
+import type { EndpointSet, ResolvedEndpoint } from './endpoints.js';
 import { RESERVED_IDENTITIES } from './identity.js';
 import { canonicalIp, cidrContains, parseCidr } from './ip.js';
 import { IPPROTO } from './policy-doc.js';
@@ -107,15 +107,22 @@ export function checkConnection(c: CompiledPolicy, from: Party, to: Party, port:
   return { allowed, policies: [...new Map(policies.map((p) => [`${p.kind}/${p.namespace}/${p.name}`, p])).values()], egress, ingress };
 }
 
+/** The identities an endpoint's addresses have under `c` (its label identity when it has none). */
+export function endpointIdentities(c: CompiledPolicy, ep: ResolvedEndpoint): number[] {
+  const ids = new Set(ep.ips.map((ip) => c.addressIdentities.get(ip) ?? ep.identity));
+  return ids.size ? [...ids] : [ep.identity];
+}
+
 /**
- * The identity the ipcache gives an address: an endpoint's label identity, else the longest CIDR
- * identity containing it, else host for the node's own addresses, else world.
+ * The identity the ipcache gives an address: an endpoint's identity (its label identity, or the
+ * one of its address when a policy tells it apart), else the longest CIDR identity containing it,
+ * else host for the node's own addresses, else world.
  */
 export function identityForIp(c: CompiledPolicy, endpoints: EndpointSet, ip: string, hostIps: readonly string[] = []): number {
   const canon = canonicalIp(ip);
   if (canon === undefined) throw new RangeError(`invalid IP address "${ip}"`);
   const ep = endpoints.byIp.get(canon);
-  if (ep) return ep.identity;
+  if (ep) return c.addressIdentities.get(canon) ?? ep.identity;
   if (hostIps.some((h) => canonicalIp(h) === canon)) return RESERVED_IDENTITIES.host;
   const host = parseCidr(canon)!;
   let best: { prefix: number; identity: number } | undefined;

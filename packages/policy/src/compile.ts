@@ -7,11 +7,13 @@
 // A itself (then A's row is a deny, since D covers it) or strictly earlier than A.
 import { isFlowctlError } from '@flowctl/flow/errors';
 import { policyError } from './errors.js';
-import type { EndpointSet } from './endpoints.js';
+import type { EndpointSet, NamedPort } from './endpoints.js';
+import { namespaceLabels } from './endpoints.js';
 import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';
 import type { Cidr } from './ip.js';
 import { cidrContains, parseCidr } from './ip.js';
-import type { Peer, PolicyDoc, PolicyKind, PortSpec } from './policy-doc.js';
+import { IPPROTO, type Peer, type PolicyDoc, type PolicyKind, type PortSpec } from './policy-doc.js';
+import { inBlock, policyIdentities, type IdentityGroup } from './policy-identities.js';
 import type { Selector } from './selector.js';
 import { labelsFromList, matchSelector, selectorKey } from './selector.js';
 
@@ -48,6 +50,12 @@ export interface CompiledPolicy {
    * so a default-deny drop can name the policies that put the endpoint into default deny.
    */
   selectedBy: Map<number, { ingress: number[]; egress: number[] }>;
+  /**
+   * Endpoint addresses (canonical text) whose identity is not their endpoint's label identity:
+   * pods with the same labels that an ipBlock or a named port tells apart (policy-identities.ts).
+   * The ipcache maps these addresses to these identities.
+   */
+  addressIdentities: Map<string, number>;
 }
 
 export interface CompileOptions {
@@ -93,22 +101,34 @@ function intersect(a: number, b: number): number | undefined {
 interface IdentityInfo {
   id: number;
   labels: Map<string, string>;
-  namespace: string;
+  /** The namespace's labels, as namespace selectors see them. */
+  nsLabels: Map<string, string>;
+  ports: readonly NamedPort[];
+  sample?: Cidr;
 }
+
+/** Cilium's label for a namespace's labels on its pods, so CNP endpoint selectors can name them. */
+const NS_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
 
 /** Identities with an index from `key=value` to identities, to avoid scanning all for each selector. */
 class IdentityIndex {
   readonly all: IdentityInfo[] = [];
+  readonly byId = new Map<number, IdentityInfo>();
   private readonly byLabel = new Map<string, IdentityInfo[]>();
   private readonly cache = new Map<string, number[]>();
 
-  constructor(endpoints: EndpointSet) {
-    const seen = new Set<number>();
-    for (const ep of endpoints.endpoints) {
-      if (seen.has(ep.identity)) continue;
-      seen.add(ep.identity);
-      const info = { id: ep.identity, labels: labelsFromList(ep.labelList), namespace: ep.namespace };
+  constructor(endpoints: EndpointSet, groups: IdentityGroup[]) {
+    const nsCache = new Map<string, Map<string, string>>();
+    for (const g of groups) {
+      const ep = g.endpoint;
+      let nsLabels = nsCache.get(ep.namespace);
+      if (!nsLabels) nsCache.set(ep.namespace, (nsLabels = namespaceLabels(endpoints, ep.namespace)));
+      const labels = labelsFromList(ep.labelList);
+      if (endpoints.namespaces) for (const [k, v] of nsLabels) labels.set(NS_LABELS_PREFIX + k, v);
+      const info: IdentityInfo = { id: g.id, labels, nsLabels, ports: ep.ports ?? [] };
+      if (g.sample) info.sample = g.sample;
       this.all.push(info);
+      this.byId.set(g.id, info);
       for (const [k, v] of info.labels) {
         const kv = `${k}=${v}`;
         let l = this.byLabel.get(kv);
@@ -132,8 +152,7 @@ class IdentityIndex {
     const out: number[] = [];
     for (const c of candidates) {
       if (!matchSelector(sel, c.labels)) continue;
-      // Namespaces carry only the label Kubernetes sets on every namespace; no namespace source yet.
-      if (namespaces && !matchSelector(namespaces, new Map([['kubernetes.io/metadata.name', c.namespace]]))) continue;
+      if (namespaces && !matchSelector(namespaces, c.nsLabels)) continue;
       out.push(c.id);
     }
     this.cache.set(cacheKey, out);
@@ -158,10 +177,22 @@ function collectCidrs(policies: PolicyDoc[]): { cidr: Cidr; identity: number }[]
   return cidrs.map((cidr, i) => ({ cidr, identity: MIN_CIDR_IDENTITY + i }));
 }
 
-function expandPorts(ports: PortSpec[] | null): number[] {
+/**
+ * The port * 256 + proto keys of `ports`. A named port resolves on `target` (the endpoint that
+ * serves it: the subject for ingress, the peer for egress) to its declared ports of that name and
+ * protocol, and to nothing without a target or a declaration.
+ */
+function expandPorts(ports: PortSpec[] | null, target?: IdentityInfo): number[] {
   if (ports === null) return [0];
   const out = new Set<number>();
   for (const p of ports) {
+    if (p.name !== undefined) {
+      for (const np of target?.ports ?? []) {
+        const proto = IPPROTO[np.protocol];
+        if (np.name === p.name && p.protocols.includes(proto)) out.add(np.port * 256 + proto);
+      }
+      continue;
+    }
     // Port 0 with no protocol means L3 only; it is never written as (port, 0): the kernel has no
     // such lookup, so every ported row names its protocol.
     if (p.protocols.length === 0) {
@@ -250,7 +281,8 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   const revision = opts.revision ?? lastRevision + 1;
   lastRevision = Math.max(lastRevision, revision);
   const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
-  const index = new IdentityIndex(endpoints);
+  const identities = policyIdentities(endpoints, policies);
+  const index = new IdentityIndex(endpoints, identities.groups);
   const cidrs = collectCidrs(policies);
   const labelIds = index.all.map((i) => i.id);
   const cidrIds = cidrs.map((c) => c.identity);
@@ -278,13 +310,15 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
         }
       case 'cidr': {
         // A CIDR peer covers its own identity and every more specific CIDR identity inside it
-        // (the ipcache LPM returns the longest prefix), minus those inside an `except`.
-        const key = p.except.length === 0 ? p.cidr : `${p.cidr} ${p.except.join(' ')}`;
+        // (the ipcache LPM returns the longest prefix), minus those inside an `except`. A
+        // Kubernetes ipBlock also covers the pods whose addresses are in it: their identities
+        // hold only such addresses (policy-identities.ts).
+        const key = `${p.pods ? 'pods ' : ''}${p.cidr} ${p.except.join(' ')}`;
         let ids = cidrPeers.get(key);
         if (!ids) {
-          const outer = parseCidr(p.cidr)!;
-          const excepts = p.except.map((e) => parseCidr(e)!);
-          ids = cidrs.filter((c) => cidrContains(outer, c.cidr) && !excepts.some((e) => cidrContains(e, c.cidr))).map((c) => c.identity);
+          const block = { outer: parseCidr(p.cidr)!, excepts: p.except.map((e) => parseCidr(e)!) };
+          ids = cidrs.filter((c) => inBlock(block, c.cidr)).map((c) => c.identity);
+          if (p.pods) for (const i of index.all) if (i.sample && inBlock(block, i.sample)) ids.push(i.id);
           cidrPeers.set(key, ids);
         }
         return ids;
@@ -320,19 +354,45 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
             for (const p of sec.peers) for (const id of peerIdentities(p)) peerSet.add(id);
             if (peerSet.size === 0) continue;
             const peers = peerSet.has(0) ? [0] : [...peerSet];
-            const ports = expandPorts(sec.ports);
-            const keys: number[] = [];
-            for (const peer of peers) for (const pp of ports) keys.push(peer * P24 + pp);
-            const id = sectionKeys.push({ keys, deny: sec.deny, ref }) - 1;
-            for (const s of subjects) {
-              const bk = s * 2 + (dir === 'egress' ? 1 : 0);
-              let b = buckets.get(bk);
-              if (!b) buckets.set(bk, (b = { sections: [], keys: 0 }));
-              b.sections.push(id);
-              b.keys += keys.length;
-              if (b.keys > maxEntries) {
-                throw policyError(doc.file, doc.document, `compiled policy exceeds ${maxEntries} map entries`);
+            const named = sec.ports?.some((p) => p.name !== undefined) ?? false;
+            const add = (keys: number[], to: readonly number[]): void => {
+              const id = sectionKeys.push({ keys, deny: sec.deny, ref }) - 1;
+              for (const s of to) {
+                const bk = s * 2 + (dir === 'egress' ? 1 : 0);
+                let b = buckets.get(bk);
+                if (!b) buckets.set(bk, (b = { sections: [], keys: 0 }));
+                b.sections.push(id);
+                b.keys += keys.length;
+                if (b.keys > maxEntries) {
+                  throw policyError(doc.file, doc.document, `compiled policy exceeds ${maxEntries} map entries`);
+                }
               }
+            };
+            const cross = (ps: readonly number[], ports: number[]): number[] => ps.flatMap((peer) => ports.map((pp) => peer * P24 + pp));
+            if (!named) {
+              add(cross(peers, expandPorts(sec.ports)), subjects);
+            } else if (dir === 'ingress') {
+              // Named ports are the subject's: subjects that resolve them alike share one section.
+              const bySig = new Map<string, { ports: number[]; subjects: number[] }>();
+              for (const s of subjects) {
+                const ports = expandPorts(sec.ports, index.byId.get(s));
+                const sig = ports.join(',');
+                const g = bySig.get(sig);
+                if (g) g.subjects.push(s);
+                else bySig.set(sig, { ports, subjects: [s] });
+              }
+              for (const g of bySig.values()) add(cross(peers, g.ports), g.subjects);
+            } else {
+              // Named ports are the peer's: resolved per peer identity; "any peer" means every
+              // endpoint that declares them (nothing else has named ports).
+              const numbered = sec.ports!.filter((p) => p.name === undefined);
+              const keys = numbered.length ? cross(peers, expandPorts(numbered)) : [];
+              const namedPorts = sec.ports!.filter((p) => p.name !== undefined);
+              for (const peer of peers[0] === 0 ? index.all.map((i) => i.id) : peers) {
+                const info = index.byId.get(peer);
+                if (info) for (const pp of expandPorts(namedPorts, info)) keys.push(peer * P24 + pp);
+              }
+              add(keys, subjects);
             }
           }
         }
@@ -374,6 +434,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
     cidrIdentities: cidrs.map((c) => ({ cidr: c.cidr.text, identity: c.identity })),
     refs,
     selectedBy,
+    addressIdentities: identities.byAddress,
   };
 }
 

@@ -17,6 +17,14 @@ export interface EndpointSpec {
   ips: string[];
   interface?: string;
   netns?: string;
+  /** Declared ports, as a pod's containers declare them; named ports in policies resolve here. */
+  ports?: NamedPort[];
+}
+
+export interface NamedPort {
+  name: string;
+  port: number;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
 }
 
 export interface Workload {
@@ -38,11 +46,78 @@ export interface EndpointSet {
   endpoints: ResolvedEndpoint[];
   /** Keyed by canonical IP text (see `canonicalIp`: dotted quad, RFC 5952 IPv6). */
   byIp: Map<string, ResolvedEndpoint>;
+  /** Labels of the namespaces the file declares (`namespaces:`), without the metadata.name label. */
+  namespaces?: ReadonlyMap<string, Readonly<Record<string, string>>>;
 }
 
 export const NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
+/** The label Kubernetes sets on every namespace, from its name. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
-const FIELDS = new Set(['name', 'namespace', 'node', 'labels', 'ips', 'interface', 'netns', 'workload']);
+/** A namespace's labels as namespace selectors see them: the declared ones and its name label. */
+export function namespaceLabels(set: EndpointSet, namespace: string): Map<string, string> {
+  const m = new Map(Object.entries(set.namespaces?.get(namespace) ?? {}));
+  m.set(NAMESPACE_NAME_LABEL, namespace);
+  return m;
+}
+
+const FIELDS = new Set(['name', 'namespace', 'node', 'labels', 'ips', 'interface', 'netns', 'workload', 'ports']);
+const NAMESPACE_FIELDS = new Set(['name', 'labels']);
+const PORT_FIELDS = new Set(['name', 'port', 'protocol']);
+/** Kubernetes IANA_SVC_NAME: at most 15 of [a-z0-9-], a letter among them, no leading, trailing or double '-'. */
+export const PORT_NAME = /^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/;
+
+/** One `ports:` item, or the reason it is invalid. */
+export function parseNamedPort(v: unknown): NamedPort | string {
+  if (!isPlain(v)) return 'each port must be a mapping {name, port, protocol}';
+  for (const k of Object.keys(v)) if (!PORT_FIELDS.has(k)) return `unknown field "${k}" in port (expected name, port, protocol)`;
+  const { name, port, protocol } = v;
+  if (typeof name !== 'string' || !PORT_NAME.test(name)) return `invalid port name ${JSON.stringify(name ?? '')} (at most 15 of a-z, 0-9, '-', with a letter)`;
+  const n = typeof port === 'number' ? port : typeof port === 'string' && /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) return `port "${name}": invalid number ${JSON.stringify(port ?? null)} (1-65535)`;
+  const proto = protocol ?? 'TCP';
+  if (proto !== 'TCP' && proto !== 'UDP' && proto !== 'SCTP') return `port "${name}": invalid protocol ${JSON.stringify(proto)} (expected TCP, UDP or SCTP)`;
+  return { name, port: n, protocol: proto };
+}
+
+/** A `ports:` list, or the reason it is invalid. */
+function parsePortList(v: unknown): NamedPort[] | string {
+  if (!Array.isArray(v)) return '"ports" must be a list of {name, port, protocol}';
+  const out: NamedPort[] = [];
+  for (const item of v as unknown[]) {
+    const p = parseNamedPort(item);
+    if (typeof p === 'string') return p;
+    if (out.some((q) => q.name === p.name)) return `duplicate port name "${p.name}"`;
+    out.push(p);
+  }
+  return out;
+}
+
+/** A `namespaces:` list, or the reason it is invalid. */
+function parseNamespaceList(v: unknown): Map<string, Record<string, string>> | string {
+  if (!Array.isArray(v)) return '"namespaces" must be a list of {name, labels}';
+  const out = new Map<string, Record<string, string>>();
+  for (const item of v as unknown[]) {
+    if (!isPlain(item)) return 'each namespace must be a mapping {name, labels}';
+    for (const k of Object.keys(item)) if (!NAMESPACE_FIELDS.has(k)) return `unknown field "${k}" in namespace (expected name, labels)`;
+    const { name, labels } = item;
+    if (typeof name !== 'string' || !DNS_LABEL.test(name)) return `invalid namespace name ${JSON.stringify(name ?? '')}`;
+    if (out.has(name)) return `duplicate namespace ${name}`;
+    const l: Record<string, string> = {};
+    if (labels !== undefined && labels !== null) {
+      if (!isPlain(labels)) return `namespace ${name}: "labels" must be a mapping of key: value`;
+      for (const [k, val] of Object.entries(labels)) {
+        if (k === NAMESPACE_NAME_LABEL) return `namespace ${name}: label "${NAMESPACE_NAME_LABEL}" is set from "name"`;
+        if (!LABEL_KEY.test(k) || k.length > 317) return `namespace ${name}: invalid label key "${k}"`;
+        const t = val === null ? '' : typeof val === 'string' ? val : undefined;
+        if (t === undefined || !LABEL_VALUE.test(t) || t.length > 63) return `namespace ${name}: invalid value ${JSON.stringify(val)} for label "${k}"`;
+        l[k] = t;
+      }
+    }
+    out.set(name, l);
+  }
+  return out;
+}
 // Label keys as Kubernetes allows them: optional DNS prefix, then a name of [A-Za-z0-9._-].
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
@@ -96,14 +171,21 @@ export function parseEndpointsFast(text: string): EndpointSet | undefined {
   const docs = fastLoadAll(text);
   if (!docs || docs.length !== 1) return undefined;
   const root = docs[0];
-  if (!isPlain(root) || Object.keys(root).length !== 1 || !Array.isArray(root.endpoints)) return undefined;
+  if (!isPlain(root) || !Array.isArray(root.endpoints)) return undefined;
+  for (const k of Object.keys(root)) if (k !== 'endpoints' && k !== 'namespaces') return undefined;
+  let namespaces: Map<string, Record<string, string>> | undefined;
+  if (root.namespaces !== undefined) {
+    const ns = parseNamespaceList(root.namespaces);
+    if (typeof ns === 'string') return undefined;
+    namespaces = ns;
+  }
   const specs: (EndpointSpec & { workloads: Workload[] })[] = [];
   const names = new Set<string>();
   const ipsSeen = new Set<string>();
   for (const item of root.endpoints as unknown[]) {
     if (!isPlain(item)) return undefined;
     for (const k of Object.keys(item)) if (!FIELDS.has(k)) return undefined;
-    const { name, namespace, node, interface: iface, netns, labels: rawLabels, ips: rawIps, workload } = item;
+    const { name, namespace, node, interface: iface, netns, labels: rawLabels, ips: rawIps, workload, ports: rawPorts } = item;
     if (!nonEmpty(name) || !nonEmpty(namespace) || !DNS_LABEL.test(namespace)) return undefined;
     for (const v of [node, iface, netns]) if (v !== undefined && !nonEmpty(v)) return undefined;
     const nsName = `${namespace}/${name}`;
@@ -144,9 +226,14 @@ export function parseEndpointsFast(text: string): EndpointSet | undefined {
     const spec: EndpointSpec & { workloads: Workload[] } = { name, namespace, node: (node as string | undefined) ?? '', labels, ips, workloads };
     if (iface !== undefined) spec.interface = iface as string;
     if (netns !== undefined) spec.netns = netns as string;
+    if (rawPorts !== undefined) {
+      const ports = parsePortList(rawPorts);
+      if (typeof ports === 'string') return undefined;
+      spec.ports = ports;
+    }
     specs.push(spec);
   }
-  return resolveEndpoints(specs);
+  return resolveEndpoints(specs, namespaces);
 }
 
 /**
@@ -168,12 +255,20 @@ export function parseEndpointsReference(text: string, file: string): EndpointSet
   }
   if (!isMap(root)) return fail(root, 'expected a mapping with an `endpoints` list');
   let list: YNode;
+  let namespaces: Map<string, Record<string, string>> | undefined;
   for (const e of mapEntries(root)) {
-    if (e.key !== 'endpoints') fail(e.keyNode, `unknown field "${e.key}" (expected "endpoints")`);
+    if (e.key === 'namespaces') {
+      if (e.value === null || e.value === undefined) continue;
+      const ns = parseNamespaceList(plainOf(e.value));
+      if (typeof ns === 'string') fail(culprit(e.value, parseNamespaceList), ns);
+      namespaces = ns as Map<string, Record<string, string>>;
+      continue;
+    }
+    if (e.key !== 'endpoints') fail(e.keyNode, `unknown field "${e.key}" (expected "endpoints" or "namespaces")`);
     list = e.value;
   }
   if (list === undefined || list === null || (scalarText(list) === undefined && !isSeq(list) && !isMap(list))) {
-    return { endpoints: [], byIp: new Map() };
+    return resolveEndpoints([], namespaces);
   }
   if (!isSeq(list)) return fail(list, '"endpoints" must be a list');
 
@@ -268,17 +363,41 @@ export function parseEndpointsReference(text: string, file: string): EndpointSet
     const spec: EndpointSpec = { name, namespace, node, labels, ips };
     if (iface !== undefined) spec.interface = iface;
     if (netns !== undefined) spec.netns = netns;
+    const pf = fields.get('ports');
+    if (pf && pf.value !== null && pf.value !== undefined) {
+      const ports = parsePortList(plainOf(pf.value));
+      if (typeof ports === 'string') fail(culprit(pf.value, parsePortList), ports);
+      spec.ports = ports as NamedPort[];
+    }
     pending.push({ spec, labelList: labelListFor(namespace, labels), workloads });
   }
 
-  return resolveEndpoints(pending.map((p) => ({ ...p.spec, workloads: p.workloads })));
+  return resolveEndpoints(pending.map((p) => ({ ...p.spec, workloads: p.workloads })), namespaces);
+}
+
+/** A YAML node as plain data with every scalar as its text (`80` → "80", `1.10` → "1.10"), null as null. */
+function plainOf(node: YNode): unknown {
+  if (isSeq(node)) return (node.items as YNode[]).map(plainOf);
+  if (isMap(node)) return Object.fromEntries(mapEntries(node).map((e) => [e.key, plainOf(e.value)]));
+  return scalarText(node) ?? null;
+}
+
+/** The first item of a list node whose prefix `parse` rejects (for its line), else the list. */
+function culprit(list: YNode, parse: (v: unknown) => unknown): YNode {
+  if (!isSeq(list)) return list;
+  const items = list.items as YNode[];
+  for (let i = 0; i < items.length; i++) if (typeof parse(items.slice(0, i + 1).map(plainOf)) === 'string') return items[i];
+  return list;
 }
 
 /**
  * Identities and endpoint IDs for a list of specs. Both are assigned over the sorted set, so the
  * result does not depend on the order of the file. Exposed for other endpoint sources.
  */
-export function resolveEndpoints(specs: (EndpointSpec & { workloads?: Workload[] })[]): EndpointSet {
+export function resolveEndpoints(
+  specs: (EndpointSpec & { workloads?: Workload[] })[],
+  namespaces?: ReadonlyMap<string, Readonly<Record<string, string>>>,
+): EndpointSet {
   const lists = specs.map((s) => labelListFor(s.namespace, s.labels));
   const identities = assignLabelIdentities(lists);
 
@@ -307,7 +426,7 @@ export function resolveEndpoints(specs: (EndpointSpec & { workloads?: Workload[]
   });
   const byIp = new Map<string, ResolvedEndpoint>();
   for (const ep of endpoints) for (const ip of ep.ips) byIp.set(canonicalIp(ip) ?? ip, ep);
-  return { endpoints, byIp };
+  return namespaces && namespaces.size ? { endpoints, byIp, namespaces } : { endpoints, byIp };
 }
 
 export function loadEndpointsFile(path: string): EndpointSet {

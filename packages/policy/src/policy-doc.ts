@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlowctlError, isFlowctlError } from '@flowctl/flow/errors';
 import { policyError } from './errors.js';
-import { NAMESPACE_LABEL } from './endpoints.js';
+import { NAMESPACE_LABEL, PORT_NAME } from './endpoints.js';
 import { cidrContains, parseCidr } from './ip.js';
 import type { Operator, Requirement, Selector } from './selector.js';
 import { fastLoadAll } from './yaml-fast.js';
@@ -20,7 +20,11 @@ export type Peer =
   /** Endpoints whose labels match `selector` and whose namespace matches `namespaces` (if set). */
   | { type: 'endpoints'; selector: Selector; namespaces?: Selector }
   | { type: 'entity'; entity: Entity }
-  | { type: 'cidr'; cidr: string; except: string[] }
+  /**
+   * Addresses in `cidr` but not in `except`. `pods`: endpoints' own addresses count too
+   * (Kubernetes ipBlock); without it only CIDR identities do (Cilium's toCIDR/fromCIDR).
+   */
+  | { type: 'cidr'; cidr: string; except: string[]; pods?: boolean }
   | { type: 'any' };
 
 export const IPPROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
@@ -30,6 +34,8 @@ export interface PortSpec {
   port: number;
   endPort: number;
   protocols: number[]; // [] = any protocol (only with port 0)
+  /** A named port (then port and endPort are 0): resolved per endpoint from its declared ports. */
+  name?: string;
 }
 
 export interface PolicySection {
@@ -156,12 +162,16 @@ function inNamespace(s: Selector, namespace: string): Selector {
   return { requirements: [...s.requirements, { key: NAMESPACE_LABEL, op: 'In', values: [namespace] }] };
 }
 
+/** A port's name when `v` is one (a Kubernetes IANA_SVC_NAME), else undefined. */
+function portName(v: unknown, path: string): string | undefined {
+  if (typeof v !== 'string' || /^\d+$/.test(v)) return undefined;
+  if (!PORT_NAME.test(v)) bad(path, `invalid port ${JSON.stringify(v)} (a number, or a name of at most 15 of a-z, 0-9, '-')`);
+  return v;
+}
+
 function parsePortNumber(v: unknown, path: string): number {
   const s = typeof v === 'number' ? String(v) : v;
-  if (typeof s !== 'string' || !/^\d{1,5}$/.test(s)) {
-    if (typeof s === 'string' && /^[a-z]/i.test(s)) bad(path, `named port "${s}" is not supported (use a number)`);
-    return bad(path, `invalid port ${JSON.stringify(v)}`);
-  }
+  if (typeof s !== 'string' || !/^\d{1,5}$/.test(s)) return bad(path, `invalid port ${JSON.stringify(v)}`);
   const n = Number(s);
   if (n > 65535) bad(path, `port ${n} out of range 0-65535`);
   return n;
@@ -174,8 +184,9 @@ function protocols(v: unknown, path: string, dflt: string, allowAny: boolean): n
   return bad(path, `invalid protocol ${JSON.stringify(v)} (expected TCP, UDP, SCTP${allowAny ? ' or ANY' : ''})`);
 }
 
-function portRange(port: number, endPort: unknown, path: string): number {
+function portRange(port: number, endPort: unknown, path: string, name?: string): number {
   if (endPort === undefined || endPort === null) return port;
+  if (name !== undefined) bad(path, `endPort needs a numeric port, not the named port "${name}"`);
   const end = parsePortNumber(endPort, path);
   if (port === 0) bad(path, 'endPort needs a port');
   if (end < port) bad(path, `port range ${port}-${end} is inverted`);
@@ -191,12 +202,13 @@ function ciliumPorts(v: unknown, path: string, deny: boolean): PortSpec[] {
     list(o.ports, join2(p, 'ports')).forEach((pp, j) => {
       const q = join2(join2(p, 'ports'), j);
       const x = obj(pp, q, ['port', 'protocol', 'endPort']);
-      const port = x.port === undefined ? 0 : parsePortNumber(x.port, join2(q, 'port'));
-      const endPort = portRange(port, x.endPort, join2(q, 'endPort'));
+      const name = portName(x.port, join2(q, 'port'));
+      const port = x.port === undefined || name !== undefined ? 0 : parsePortNumber(x.port, join2(q, 'port'));
+      const endPort = portRange(port, x.endPort, join2(q, 'endPort'), name);
       const protos = protocols(x.protocol, join2(q, 'protocol'), 'ANY', true);
       // Port 0 with ANY is L3-only: every port of every protocol (ICMP included), as in Cilium.
-      const l3Only = port === 0 && (x.protocol === undefined || x.protocol === 'ANY');
-      out.push({ port, endPort, protocols: l3Only ? [] : protos });
+      const l3Only = name === undefined && port === 0 && (x.protocol === undefined || x.protocol === 'ANY');
+      out.push({ port, endPort, protocols: l3Only ? [] : protos, ...(name !== undefined && { name }) });
     });
   });
   return out;
@@ -269,8 +281,11 @@ function k8sPorts(v: unknown, path: string): PortSpec[] | null {
   return ports.map((pp, i) => {
     const q = join2(path, i);
     const x = obj(pp, q, ['port', 'protocol', 'endPort']);
-    const port = x.port === undefined ? 0 : parsePortNumber(x.port, join2(q, 'port'));
-    return { port, endPort: portRange(port, x.endPort, join2(q, 'endPort')), protocols: protocols(x.protocol, join2(q, 'protocol'), 'TCP', false) };
+    const name = portName(x.port, join2(q, 'port'));
+    const port = x.port === undefined || name !== undefined ? 0 : parsePortNumber(x.port, join2(q, 'port'));
+    const spec: PortSpec = { port, endPort: portRange(port, x.endPort, join2(q, 'endPort'), name), protocols: protocols(x.protocol, join2(q, 'protocol'), 'TCP', false) };
+    if (name !== undefined) spec.name = name;
+    return spec;
   });
 }
 
@@ -283,7 +298,8 @@ function k8sPeers(v: unknown, path: string, namespace: string): Peer[] {
     const o = obj(pv, p, ['podSelector', 'namespaceSelector', 'ipBlock']);
     if (o.ipBlock !== undefined) {
       if (o.podSelector !== undefined || o.namespaceSelector !== undefined) bad(p, 'ipBlock cannot be combined with podSelector or namespaceSelector');
-      return cidrSet(o.ipBlock, join2(p, 'ipBlock'));
+      // Kubernetes: an ipBlock selects every address in it, pods' own included.
+      return { ...cidrSet(o.ipBlock, join2(p, 'ipBlock')), pods: true };
     }
     if (o.podSelector === undefined && o.namespaceSelector === undefined) bad(p, 'needs podSelector, namespaceSelector or ipBlock');
     const pods = parseSelector(o.podSelector ?? {}, join2(p, 'podSelector'));

@@ -9,10 +9,10 @@ export const WORLD_IDENTITY = 2;
 const HOST: Endpoint = Object.freeze({ identity: HOST_IDENTITY, labels: ['reserved:host'] });
 const WORLD: Endpoint = Object.freeze({ identity: WORLD_IDENTITY, labels: ['reserved:world'] });
 
-export function toFlowEndpoint(ep: ResolvedEndpoint): Endpoint {
+export function toFlowEndpoint(ep: ResolvedEndpoint, identity = ep.identity): Endpoint {
   const out: Endpoint = {
     ID: ep.id,
-    identity: ep.identity,
+    identity,
     namespace: ep.namespace,
     labels: ep.labelList,
     pod_name: ep.name,
@@ -42,24 +42,40 @@ export class EndpointDirectory {
   private local = new Set<string>();
   private hostIps = new Set<string>();
   private set: EndpointSet = { endpoints: [], byIp: new Map() };
+  /** Addresses the policy in force gives their own identity (CompiledPolicy.addressIdentities). */
+  private addressIdentities: ReadonlyMap<string, number> = new Map();
+  private netnsEndpoints = new Map<number, ResolvedEndpoint>();
 
   constructor(readonly nodeName: string) {}
 
   /** Replaces the endpoint set (a reload of the endpoints file). */
   setEndpoints(set: EndpointSet): void {
+    this.set = set;
+    this.rebuild();
+  }
+
+  /** Addresses with an identity of their own under the policy in force; see setEndpoints. */
+  setAddressIdentities(m: ReadonlyMap<string, number>): void {
+    this.addressIdentities = m;
+    this.rebuild();
+  }
+
+  private rebuild(): void {
     const byIp = new Map<string, Endpoint>();
     const local = new Set<string>();
-    const shared = new Map<ResolvedEndpoint, Endpoint>();
+    const shared = new Map<string, Endpoint>();
     // byIp holds canonical IP text, the form the datapath decoder produces.
-    for (const [ip, ep] of set.byIp) {
-      let fe = shared.get(ep);
-      if (!fe) shared.set(ep, (fe = toFlowEndpoint(ep)));
+    for (const [ip, ep] of this.set.byIp) {
+      const identity = this.addressIdentities.get(ip) ?? ep.identity;
+      const key = `${ep.namespace}/${ep.name}/${identity}`;
+      let fe = shared.get(key);
+      if (!fe) shared.set(key, (fe = toFlowEndpoint(ep, identity)));
       byIp.set(ip, fe);
       if (ep.node === this.nodeName) local.add(ip);
     }
-    this.set = set;
     this.byIp = byIp;
     this.local = local;
+    if (this.netnsEndpoints.size) this.setNetnsInodes(this.netnsEndpoints);
   }
 
   setHostIps(ips: Iterable<string>): void {
@@ -68,6 +84,7 @@ export class EndpointDirectory {
 
   /** Pod network namespace inodes → endpoint, for socket-level attribution. */
   setNetnsInodes(map: Map<number, ResolvedEndpoint>): void {
+    this.netnsEndpoints = map;
     const m = new Map<number, Endpoint>();
     for (const [ino, ep] of map) {
       const fe = this.byIp.get(ep.ips[0] ?? '') ?? toFlowEndpoint(ep);
@@ -131,7 +148,7 @@ export class EndpointDirectory {
   identities(): { cidr: string; identity: number }[] {
     const out: { cidr: string; identity: number }[] = [];
     for (const [ip, ep] of this.set.byIp) {
-      out.push({ cidr: ip.includes(':') ? `${ip}/128` : `${ip}/32`, identity: ep.identity });
+      out.push({ cidr: ip.includes(':') ? `${ip}/128` : `${ip}/32`, identity: this.addressIdentities.get(ip) ?? ep.identity });
     }
     for (const ip of this.hostIps) {
       if (!this.byIp.has(ip)) out.push({ cidr: ip.includes(':') ? `${ip}/128` : `${ip}/32`, identity: HOST_IDENTITY });

@@ -13,6 +13,7 @@ import {
   canonicalIp,
   noDuplicatePolicies,
   checkConnection,
+  endpointIdentities,
   compilePolicies,
   formatSelector,
   identityForIp,
@@ -196,7 +197,10 @@ function evaluate(q: CheckQuery, docs: PolicyDoc[], fileEps: EndpointSet, hostIp
     ...(q.fromLabels ? [{ name: '\u0000check-from', namespace: q.fromNamespace, node: '', labels: q.fromLabels, ips: [] }] : []),
     ...(q.toLabels ? [{ name: '\u0000check-to', namespace: q.toNamespace, node: '', labels: q.toLabels, ips: [] }] : []),
   ];
-  const eps = resolveEndpoints([...fileEps.endpoints.map((e) => ({ name: e.name, namespace: e.namespace, node: e.node, labels: e.labels, ips: e.ips, workloads: e.workloads })), ...extra]);
+  const eps = resolveEndpoints(
+    [...fileEps.endpoints.map((e) => ({ name: e.name, namespace: e.namespace, node: e.node, labels: e.labels, ips: e.ips, workloads: e.workloads, ...(e.ports && { ports: e.ports }) })), ...extra],
+    fileEps.namespaces,
+  );
   const compiled: CompiledPolicy = compilePolicies(docs, eps);
   const party = (labels: Record<string, string> | undefined, ns: string, ip: string | undefined, synth: string): Party => {
     if (ip !== undefined) {
@@ -370,7 +374,7 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           return docs.map((_, i) => {
             const ids = new Set<number>();
             for (const [id, sb] of c.selectedBy) if (sb.ingress.includes(i + 1) || sb.egress.includes(i + 1)) ids.add(id);
-            return eps.endpoints.filter((e) => ids.has(e.identity)).length;
+            return eps.endpoints.filter((e) => endpointIdentities(c, e).some((id) => ids.has(id))).length;
           });
         };
         if (opts.policyDir.length) {
