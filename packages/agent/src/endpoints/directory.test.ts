@@ -30,3 +30,28 @@ describe('EndpointDirectory CIDR identities', () => {
     expect(dir.forIp('10.9.9.9').labels).toEqual(['reserved:world']);
   });
 });
+
+describe('EndpointDirectory address identities (pods an ipBlock or a named port tells apart)', () => {
+  const eps = parseEndpoints('endpoints:\n  - { name: a, namespace: ns, node: n1, labels: { app: w }, ips: [10.1.2.3, "fd00::3"] }\n  - { name: b, namespace: ns, node: n1, labels: { app: w }, ips: [10.1.2.4] }\n', 'eps.yaml');
+  const label = eps.endpoints[0]!.identity;
+  const dir = new EndpointDirectory('n1');
+  dir.setEndpoints(eps);
+
+  it('flows and the ipcache get the address identity; the rest keeps the label identity', () => {
+    dir.setAddressIdentities(new Map([['10.1.2.4', 300]]));
+    expect(dir.forIp('10.1.2.4')).toMatchObject({ identity: 300, pod_name: 'b', labels: ['k8s:app=w', 'k8s:io.kubernetes.pod.namespace=ns'] });
+    expect(dir.forIp('10.1.2.3').identity).toBe(label);
+    expect(dir.identities()).toEqual([
+      { cidr: '10.1.2.3/32', identity: label },
+      { cidr: 'fd00::3/128', identity: label },
+      { cidr: '10.1.2.4/32', identity: 300 },
+    ]);
+  });
+
+  it('survives an endpoints reload and goes away with the policy', () => {
+    dir.setEndpoints(eps);
+    expect(dir.forIp('10.1.2.4').identity).toBe(300);
+    dir.setAddressIdentities(new Map());
+    expect(dir.forIp('10.1.2.4').identity).toBe(label);
+  });
+});
