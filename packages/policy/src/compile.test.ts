@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { checkConnection, identityForIp, lookupPolicy } from './check.js';
 import { compilePolicies, type CompiledPolicy } from './compile.js';
 import { parseEndpoints, type EndpointSet } from './endpoints.js';
-import { FlowctlError } from '@flowctl/flow';
+import { FlowctlError } from '@flowctl/flow/errors';
 import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES } from './identity.js';
 import { parsePolicies, loadPolicyDir } from './policy-doc.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FlowctlError } from '@flowctl/flow';
+import { FlowctlError } from '@flowctl/flow/errors';
 import { loadEndpointsFile, parseEndpoints, workloadFromPodName } from './endpoints.js';
 import { RESERVED_IDENTITIES, identityForLabels, MIN_LABEL_IDENTITY, MAX_LABEL_IDENTITY } from './identity.js';
 

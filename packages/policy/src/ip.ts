@@ -1,7 +1,7 @@
 // IP and CIDR handling shared by the endpoints file and CIDR policy peers, on @flowctl/flow's one IP
 // parser. Addresses are kept as canonical strings (dotted quad, RFC 5952 IPv6) so that lookups by
 // string agree everywhere.
-import { formatIp, parseIp, parsePrefix, prefixContains } from '@flowctl/flow';
+import { formatIp, parseIp, parsePrefix, prefixContains } from '@flowctl/flow/ip';
 
 export interface Cidr {
   family: 4 | 6;
