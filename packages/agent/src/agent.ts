@@ -1,14 +1,15 @@
-// flowctl-agent: datapath → monitor consumer → parser → ring → observer → gRPC, plus the
-// endpoints file and policy directory, both reloaded live.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+// flowctl-agent: datapath → monitor consumer → parser → ring → observer → gRPC. The endpoints file
+// and the policy directory (ConfigWatcher) become the endpoint directory, the compiled policy and
+// the datapath's state (DatapathReconciler); PoliciesInForce answers PolicyService/List.
+import { statSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { join } from 'node:path';
-import { configError, compilePolicies, parseEndpoints, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
+import { compilePolicies, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
 import type { Flow, LostEvent } from '@flowctl/flow';
-import { PolicyService, type NodePolicies, type PolicyServer } from '@flowctl/flow/policy-service';
+import { PolicyService } from '@flowctl/flow/policy-service';
 import { checkServerTls, hubbleServerName, plaintextRefusal, type ServerTlsFiles } from '@flowctl/flow/tls';
+import { ConfigWatcher } from './config/watcher.js';
 import type { Datapath, DatapathOptions } from './datapath/datapath.js';
-import type { DatapathEvent } from './datapath/events.js';
+import { DatapathReconciler } from './datapath/reconciler.js';
 import { EndpointDirectory } from './endpoints/directory.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { FlowctlError } from './errors.js';
@@ -16,7 +17,8 @@ import { MonitorConsumer } from './monitor/consumer.js';
 import { Observer } from './observer/observer.js';
 import { LiveContext, readInterfaces } from './parser/live-context.js';
 import { Parser } from './parser/parser.js';
-import { parsePolicySources, readPolicySources, type PolicySource } from './policy/sources.js';
+import { PoliciesInForce } from './policy/in-force.js';
+import type { PolicySource } from './policy/sources.js';
 import { ReplaySource, loadReplayFile } from './replay/replay.js';
 import { AgentServer, type Logger } from './server/server.js';
 import { ServiceMapStore, type ServiceMapOptions } from './aggregate/service-map.js';
@@ -58,15 +60,6 @@ export interface AgentOptions {
   log: Logger & { child?(b: object): Logger };
 }
 
-interface MapFillReporter {
-  mapFill(): { map: string; entries: number; max: number }[];
-}
-
-interface NetnsWatcher {
-  watchNetns(name?: string): number;
-  unwatchNetns(name?: string): void;
-}
-
 const noopLog: Logger = { info() {}, warn() {}, error() {} };
 
 /** Served when no --unix-socket is named and the default TCP listener is refused (Cilium: /var/run/cilium/hubble.sock). */
@@ -79,22 +72,12 @@ export class Agent {
   readonly parser: Parser;
   readonly observer: Observer;
   readonly server: AgentServer;
-  datapath: Datapath | undefined;
+  readonly config: ConfigWatcher;
+  readonly policies: PoliciesInForce;
+  reconciler: DatapathReconciler | undefined;
   consumer: MonitorConsumer | undefined;
   private replay: ReplaySource | undefined;
-  private watchTimer: NodeJS.Timeout | undefined;
   private clockTimer: NodeJS.Timeout | undefined;
-  private endpointsSig = '';
-  private policySig = '';
-  private policyDocs: PolicyDoc[] = [];
-  /** The texts behind policyDocs and the endpoint set in force (PolicyService/List). */
-  private policySources: PolicySource[] = [];
-  private endpointsText = '';
-  private policyRejected: string | undefined;
-  private readonly hostAddrs: string[];
-  private attached = new Map<string, { ifname: string; netns?: string }>();
-  /** Network namespaces whose socket events and kernel drops the datapath reports ('' = our own). */
-  private watchedNetns = new Set<string>();
   policy: CompiledPolicy | undefined;
   tcpPort: number | undefined;
   /** What start() decided to serve (listenPlan). */
@@ -110,8 +93,8 @@ export class Agent {
     this.nodeName = opts.nodeName || hostname();
     this.log = opts.log ?? noopLog;
     this.directory = new EndpointDirectory(this.nodeName);
-    this.hostAddrs = hostIps();
-    this.directory.setHostIps(this.hostAddrs);
+    const hostAddrs = hostIps();
+    this.directory.setHostIps(hostAddrs);
     this.ctx = new LiveContext(this.directory);
     this.parser = new Parser(this.ctx);
     this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? 4095 });
@@ -121,11 +104,29 @@ export class Agent {
       tlsServerName: () => this.tlsServerName,
       log: this.child('server'),
     });
-    this.server.addService(PolicyService, {
-      list: (_call, cb) => cb(null, { nodes: [this.policyInForce()] }),
-    } satisfies PolicyServer);
+    this.policies = new PoliciesInForce({
+      node: this.nodeName,
+      audit: opts.policyAudit === true,
+      policyDir: opts.policyDir ?? '',
+      endpointsFile: opts.endpointsFile ?? '',
+      hostIps: hostAddrs,
+    });
+    this.server.addService(PolicyService, this.policies.server());
     this.serviceMap = new ServiceMapStore({ ...opts.serviceMap, nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) });
     this.server.addService(ServiceMapService, serviceMapImpl(this.serviceMap));
+    this.config = new ConfigWatcher(
+      {
+        ...(opts.endpointsFile !== undefined && { endpointsFile: opts.endpointsFile }),
+        ...(opts.policyDir !== undefined && { policyDir: opts.policyDir }),
+        ...(opts.watchIntervalMs !== undefined && { intervalMs: opts.watchIntervalMs }),
+        log: (subsys) => this.child(subsys),
+      },
+      {
+        endpoints: (set, text, initial) => this.endpointsChanged(set, text, initial),
+        policies: (docs, sources, initial) => this.policiesChanged(docs, sources, initial),
+        policyRejected: (reason) => this.policies.reject(reason),
+      },
+    );
     // Built here so a bad --metrics list fails before anything is loaded or bound.
     if (opts.metricsAddress) {
       this.metrics = new AgentMetrics({
@@ -135,13 +136,14 @@ export class Agent {
           parserCounters: () => this.ctx.counters,
           datapathCounters: () => this.datapath?.counters(),
           ringLapped: () => this.observer.stats.ringLapped,
-          mapFill: () => {
-            const dp = this.datapath as Partial<MapFillReporter> | undefined;
-            return typeof dp?.mapFill === 'function' ? dp.mapFill() : [];
-          },
+          mapFill: () => this.datapath?.mapFill?.() ?? [],
         },
       });
     }
+  }
+
+  get datapath(): Datapath | undefined {
+    return this.reconciler?.datapath;
   }
 
   /** Every flow and lost event goes through here on its way into the ring, so metrics see them all. */
@@ -208,18 +210,20 @@ export class Agent {
       this.replay.start();
       // Nothing is enforced without a datapath, but the endpoints and policies are loaded, watched
       // and reported (PolicyService/List) as on a kernel node, for what-if checks and tests.
-      if (this.opts.endpointsFile) this.loadEndpoints(true);
-      if (this.opts.policyDir) this.loadPolicies(true);
+      this.config.loadEndpoints(true);
+      this.config.loadPolicies(true);
       log.info({ file: this.opts.replay, flows: flows.length, rate: this.opts.replayRate ?? 1000 }, 'replaying flows');
     } else {
       // Endpoints first (a bad file at start-up is fatal: there is no last good state yet).
-      if (this.opts.endpointsFile) this.loadEndpoints(true);
-      this.datapath = this.opts.datapath ?? (await loadKernelDatapath(this.datapathOptions()));
+      this.config.loadEndpoints(true);
+      const dp = this.opts.datapath ?? (await loadKernelDatapath(this.datapathOptions()));
+      this.reconciler = new DatapathReconciler(dp, this.child('datapath'), (ifname) => this.metrics?.attachError(ifname));
       const sink = { writeFlow: (f: Flow) => this.writeFlow(f), writeLost: (ev: LostEvent) => this.writeLost(ev) };
-      this.consumer = new MonitorConsumer(this.metrics ? countingDatapath(this.datapath, this.metrics) : this.datapath, (ev) => this.parser.decode(ev), sink);
+      const metrics = this.metrics;
+      this.consumer = new MonitorConsumer(dp, (ev) => this.parser.decode(ev), sink, metrics ? { countRead: (b) => metrics.eventsRead(b) } : {});
       this.consumer.start();
-      this.reconcileAttachments();
-      if (this.opts.policyDir) this.loadPolicies(true);
+      this.reconcile();
+      this.config.loadPolicies(true);
       this.pushIdentities();
     }
 
@@ -229,7 +233,7 @@ export class Agent {
     const tls = plan.tls ? (plan.tls.clientCAs.length > 0 ? 'mutual' : 'server') : undefined;
     log.info({ node: this.nodeName, unixSocket: plan.unixSocket, tcp: plan.tcp, tcpPort, tls, ring: this.observer.ring.capacity }, 'serving');
 
-    this.watchTimer = setInterval(() => this.poll(), this.opts.watchIntervalMs ?? 500);
+    this.config.start();
     this.clockTimer = setInterval(() => this.ctx.clock.calibrate(), 60_000);
     this.clockTimer.unref();
   }
@@ -245,206 +249,85 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.watchTimer) clearInterval(this.watchTimer);
+    this.config.stop();
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.replay?.stop();
     await this.metrics?.close();
     await this.server.close();
     this.consumer?.stop();
-    if (this.datapath) {
-      for (const a of this.attached.values()) {
-        try {
-          this.datapath.detach(a.ifname, a.netns);
-        } catch (e) {
-          this.log.warn({ ifname: a.ifname, err: String(e) }, 'detach failed');
-        }
-      }
-      this.attached.clear();
-      const watcher = this.datapath as Partial<NetnsWatcher>;
-      for (const n of this.watchedNetns) watcher.unwatchNetns?.(n || undefined);
-      this.watchedNetns.clear();
-      this.datapath.close();
-    }
+    this.reconciler?.close();
   }
 
-  private poll(): void {
-    if (this.opts.endpointsFile) this.loadEndpoints(false);
-    if (this.opts.policyDir) this.loadPolicies(false);
-  }
-
-  /** Reloads the endpoints file if it changed; a bad file keeps the last good state. */
-  loadEndpoints(initial: boolean): boolean {
-    const file = this.opts.endpointsFile!;
-    const sig = fileSig(file);
-    if (!initial && sig === this.endpointsSig) return false;
-    this.endpointsSig = sig;
-    const log = this.child('endpoints');
-    let set: EndpointSet;
-    let text: string;
-    try {
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw configError(file, 0, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-      }
-      set = parseEndpoints(text, file);
-    } catch (e) {
-      const msg = e instanceof Error ? e.message : String(e);
-      if (initial) throw new FlowctlError('CONFIG', msg, { cause: e });
-      log.error({ file }, `endpoints file rejected, keeping the last good state: ${msg}`);
-      return false;
-    }
+  private endpointsChanged(set: EndpointSet, text: string, initial: boolean): void {
     this.directory.setEndpoints(set);
-    this.endpointsText = text;
+    this.policies.endpointsLoaded(text);
     this.directory.setNetnsInodes(netnsInodes(set.endpoints));
-    log.info({ file, endpoints: set.endpoints.length, local: this.directory.localEndpoints().length }, 'endpoints loaded');
-    if (!initial) {
-      this.reconcileAttachments();
-      if (this.opts.policyDir && this.policyDocs.length) this.compileAndPush(this.policyDocs);
-      this.pushIdentities();
+    this.child('endpoints').info({ file: this.opts.endpointsFile, endpoints: set.endpoints.length, local: this.directory.localEndpoints().length }, 'endpoints loaded');
+    if (initial) return;
+    this.reconcile();
+    // The same policies compiled against the new endpoints.
+    const docs = this.policies.documents;
+    if (this.opts.policyDir && docs.length) {
+      const compiled = this.compileAndApply(docs);
+      if (compiled) this.policies.recompiled(compiled);
     }
-    return true;
+    this.pushIdentities();
   }
 
-  /** Reloads *.yaml from the policy directory if anything changed; invalid policy keeps the previous one. */
-  loadPolicies(initial: boolean): boolean {
-    const dir = this.opts.policyDir!;
-    const sig = dirSig(dir);
-    if (!initial && sig === this.policySig) return false;
-    this.policySig = sig;
-    const log = this.child('policy');
-    let docs: PolicyDoc[];
-    let sources: PolicySource[];
-    try {
-      sources = readPolicySources(dir);
-      docs = parsePolicySources(sources);
-    } catch (e) {
-      this.policyRejected = e instanceof Error ? e.message : String(e);
-      log.error({ dir }, `policy rejected, keeping the previous policy: ${this.policyRejected}`);
-      return false;
-    }
-    if (!this.compileAndPush(docs)) return false;
-    this.policyDocs = docs;
-    this.policySources = sources;
-    this.policyRejected = undefined;
+  private policiesChanged(docs: PolicyDoc[], sources: PolicySource[], initial: boolean): boolean {
+    const compiled = this.compileAndApply(docs);
+    if (!compiled) return false;
+    this.policies.applied(compiled, docs, sources);
     if (!initial) this.pushIdentities();
     return true;
   }
 
-  private compileAndPush(docs: PolicyDoc[]): boolean {
+  /** Compiles `docs` against the endpoints and hands the result to the datapath; undefined (and the previous policy stays) when either refuses. */
+  private compileAndApply(docs: PolicyDoc[]): CompiledPolicy | undefined {
     const log = this.child('policy');
     let compiled: CompiledPolicy;
     try {
       compiled = compilePolicies(docs, this.directory.endpoints);
     } catch (e) {
-      this.policyRejected = e instanceof Error ? e.message : String(e);
-      log.error({ dir: this.opts.policyDir }, `policy rejected, keeping the previous policy: ${e instanceof Error ? e.message : String(e)}`);
-      return false;
+      const reason = e instanceof Error ? e.message : String(e);
+      this.policies.reject(reason);
+      log.error({ dir: this.opts.policyDir }, `policy rejected, keeping the previous policy: ${reason}`);
+      return undefined;
     }
     try {
-      this.datapath?.setPolicy(compiled);
+      this.reconciler?.setPolicy(compiled);
     } catch (e) {
-      this.policyRejected = `datapath refused the policy: ${String(e)}`;
+      this.policies.reject(`datapath refused the policy: ${String(e)}`);
       log.error({ err: String(e) }, 'datapath refused the policy, keeping the previous one');
-      return false;
+      return undefined;
     }
     this.policy = compiled;
     this.ctx.setPolicyRefs(compiled.refs);
     this.directory.setCidrIdentities(compiled.cidrIdentities);
     this.directory.setAddressIdentities(compiled.addressIdentities);
     log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
-    return true;
+    return compiled;
   }
 
   private pushIdentities(): void {
-    if (!this.datapath) return;
+    if (!this.reconciler) return;
     const rows = this.directory.identities();
     for (const c of this.policy?.cidrIdentities ?? []) rows.push(c);
-    try {
-      this.datapath.setIdentities(rows);
-    } catch (e) {
-      this.log.error({ err: String(e) }, 'datapath refused the identities');
-    }
+    this.reconciler.setIdentities(rows);
   }
 
-  /** Attaches to local endpoint interfaces (or every host interface without an endpoints file). */
-  private reconcileAttachments(): void {
-    const dp = this.datapath;
-    if (!dp) return;
-    const want = new Map<string, { ifname: string; netns?: string }>();
+  /** Local endpoint interfaces (every host interface but lo without an endpoints file), and the namespaces of local endpoints. */
+  private reconcile(): void {
+    if (!this.reconciler) return;
+    const interfaces = new Set<string>();
+    const netns = new Set<string>(['']);
     if (this.opts.endpointsFile) {
-      for (const ep of this.directory.localEndpoints()) {
-        if (ep.interface) want.set(ep.interface, { ifname: ep.interface });
-      }
+      for (const ep of this.directory.localEndpoints()) if (ep.interface) interfaces.add(ep.interface);
     } else {
-      for (const name of readInterfaces().values()) if (name !== 'lo') want.set(name, { ifname: name });
+      for (const name of readInterfaces().values()) if (name !== 'lo') interfaces.add(name);
     }
-    const log = this.child('datapath');
-    this.reconcileNetns(dp, log);
-    for (const [k, a] of this.attached) {
-      if (want.has(k)) continue;
-      try {
-        dp.detach(a.ifname, a.netns);
-      } catch (e) {
-        log.warn({ ifname: a.ifname, err: String(e) }, 'detach failed');
-      }
-      this.attached.delete(k);
-    }
-    for (const [k, a] of want) {
-      if (this.attached.has(k)) continue;
-      try {
-        dp.attach(a.ifname, a.netns);
-        this.attached.set(k, a);
-        log.info({ ifname: a.ifname }, 'attached');
-      } catch (e) {
-        // The interface may not exist yet (pod still starting); the next reload retries.
-        this.metrics?.attachError(a.ifname);
-        log.warn({ ifname: a.ifname, err: e instanceof Error ? e.message : String(e) }, 'attach failed');
-      }
-    }
-  }
-
-  /** Tells the datapath which namespaces to watch (optional capability: KernelDatapath.watchNetns). */
-  private reconcileNetns(dp: Datapath, log: Logger): void {
-    const watcher = dp as Partial<NetnsWatcher>;
-    if (typeof watcher.watchNetns !== 'function' || typeof watcher.unwatchNetns !== 'function') return;
-    const want = new Set<string>(['']);
-    for (const ep of this.directory.localEndpoints()) if (ep.netns) want.add(ep.netns);
-    for (const n of this.watchedNetns) {
-      if (want.has(n)) continue;
-      watcher.unwatchNetns(n || undefined);
-      this.watchedNetns.delete(n);
-    }
-    for (const n of want) {
-      if (this.watchedNetns.has(n)) continue;
-      try {
-        watcher.watchNetns(n || undefined);
-        this.watchedNetns.add(n);
-      } catch (e) {
-        log.warn({ netns: n, err: e instanceof Error ? e.message : String(e) }, 'cannot watch network namespace');
-      }
-    }
-  }
-
-  /** What PolicyService/List reports for this node: exactly the inputs of the policy in force. */
-  policyInForce(): NodePolicies {
-    const n: NodePolicies = {
-      node: this.nodeName,
-      revision: this.policy?.revision ?? 0,
-      audit: this.opts.policyAudit === true,
-      policy_dir: this.opts.policyDir ?? '',
-      policies: this.policyDocs.map((d) => ({ kind: d.kind, name: d.name, namespace: d.namespace, labels: d.labels, file: d.file, document: d.document })),
-      files: this.policySources.map((s) => ({ file: s.file, text: s.text })),
-      endpoints_file: this.opts.endpointsFile ?? '',
-      endpoints_yaml: this.endpointsText,
-      host_ips: [...this.hostAddrs],
-    };
-    if (this.policyRejected !== undefined) n.rejected = this.policyRejected;
-    return n;
-  }
-
-  get attachedInterfaces(): string[] {
-    return [...this.attached.keys()].sort();
+    for (const ep of this.directory.localEndpoints()) if (ep.netns) netns.add(ep.netns);
+    this.reconciler.reconcile(interfaces, netns);
   }
 
   /** What peer.Peer announces: this node's TCP address, or the unix socket when TCP is off. */
@@ -458,25 +341,6 @@ export class Agent {
   }
 }
 
-/** The datapath as the consumer sees it, counting every event read before the queue can drop it. */
-function countingDatapath(dp: Datapath, metrics: AgentMetrics): Datapath {
-  return {
-    start: (onEvents: (events: DatapathEvent[]) => void) =>
-      dp.start((batch) => {
-        metrics.eventsRead(batch);
-        onEvents(batch);
-      }),
-    attach: (i, n) => dp.attach(i, n),
-    detach: (i, n) => dp.detach(i, n),
-    setIdentities: (e) => dp.setIdentities(e),
-    setPolicy: (p) => dp.setPolicy(p),
-    pause: () => dp.pause(),
-    resume: () => dp.resume(),
-    counters: () => dp.counters(),
-    close: () => dp.close(),
-  };
-}
-
 function hostIps(): string[] {
   const out: string[] = [];
   for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) out.push(a.address.split('%')[0]!);
@@ -488,27 +352,6 @@ function primaryIp(): string {
     for (const a of addrs ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
   }
   return '127.0.0.1';
-}
-
-function fileSig(path: string): string {
-  try {
-    const s = statSync(path);
-    return `${s.ino}:${s.size}:${s.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
-
-function dirSig(dir: string): string {
-  try {
-    return readdirSync(dir)
-      .filter((n) => /\.ya?ml$/.test(n) && !n.startsWith('.'))
-      .sort()
-      .map((n) => `${n}:${fileSig(join(dir, n))}`)
-      .join('|');
-  } catch {
-    return 'missing';
-  }
 }
 
 /** Named network namespaces (ip netns) → inode, for attributing socket events to pods. */

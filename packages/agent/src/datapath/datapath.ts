@@ -32,4 +32,18 @@ export interface Datapath {
   counters(): DatapathCounters;
   /** Detaches everything this datapath attached and frees its kernel objects (idempotent). */
   close(): void;
+
+  // Optional capabilities: a datapath without them (tests, replay) leaves them out.
+  /** Reports socket events and kernel drops of a network namespace (a name under /run/netns, a
+   *  path, or undefined for the agent's own); reference counted. Returns its inode. */
+  watchNetns?(name?: string): number;
+  unwatchNetns?(name?: string): void;
+  /** Entries in use per kernel map, for the map fill metric. */
+  mapFill?(): MapFill[];
+}
+
+export interface MapFill {
+  map: string;
+  entries: number;
+  max: number;
 }

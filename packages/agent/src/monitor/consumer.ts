@@ -22,6 +22,8 @@ export interface ConsumerOptions {
   /** Events decoded per macrotask, so gRPC streams get the event loop in between. */
   chunk?: number;
   now?: () => number;
+  /** Sees every batch as read from the datapath, before the queue can drop any of it (metrics). */
+  countRead?: (batch: readonly DatapathEvent[]) => void;
 }
 
 export interface ConsumerStats {
@@ -53,6 +55,7 @@ export class MonitorConsumer {
   private readonly chunk: number;
   private readonly lostIntervalMs: number;
   private readonly now: () => number;
+  private readonly countRead: ((batch: readonly DatapathEvent[]) => void) | undefined;
 
   constructor(
     private readonly datapath: Datapath,
@@ -65,6 +68,7 @@ export class MonitorConsumer {
     this.chunk = opts.chunk ?? 4096;
     this.lostIntervalMs = opts.lostIntervalMs ?? 1000;
     this.now = opts.now ?? Date.now;
+    this.countRead = opts.countRead;
   }
 
   start(): void {
@@ -83,6 +87,7 @@ export class MonitorConsumer {
   /** Called once per ring-buffer wake-up; must return quickly. */
   enqueue(batch: DatapathEvent[]): void {
     this.stats.received += batch.length;
+    this.countRead?.(batch);
     const room = this.maxQueue - this.queued;
     if (batch.length > room) {
       const dropped = batch.length - Math.max(0, room);
