@@ -4,7 +4,7 @@ import type { Node } from '@flowctl/flow/gen/observer/observer';
 import { NodeState } from '@flowctl/flow/gen/relay/relay';
 import { CliError } from '../errors.js';
 import type { GlobalOptions, Io } from '../program.js';
-import { tabwrite } from '../printer/printer.js';
+import { renderTable } from '../printer/table.js';
 import { formatAge, thousands } from './numbers.js';
 
 const STATE_TEXT: Record<number, string> = {
@@ -30,7 +30,7 @@ export function nodeJson(n: Node): Record<string, unknown> {
 export function nodesTable(nodes: Node[], wide: boolean): string {
   const header = ['NAME', 'STATUS', 'AGE', 'FLOWS/S', 'CURRENT/MAX-FLOWS'];
   if (wide) header.push('VERSION', 'ADDRESS', 'TLS');
-  const rows = [header];
+  const rows: string[][] = [];
   for (const n of [...nodes].sort((a, b) => (a.name ?? '').localeCompare(b.name ?? ''))) {
     const up = n.uptime_ns ?? 0n;
     const connected = n.state === NodeState.NODE_CONNECTED;
@@ -44,7 +44,7 @@ export function nodesTable(nodes: Node[], wide: boolean): string {
     if (wide) row.push(n.version ?? '', n.address ?? '', n.tls?.enabled ? 'Enabled' : 'Disabled');
     rows.push(row);
   }
-  return tabwrite(rows);
+  return renderTable(header, rows);
 }
 
 export function registerListCommand(program: Command, io: Io, globals: () => GlobalOptions): void {
@@ -89,8 +89,7 @@ export function registerListCommand(program: Command, io: Io, globals: () => Glo
         if (format === 'json') {
           io.out.write(JSON.stringify(nss.map((n) => ({ ...(n.cluster ? { cluster: n.cluster } : {}), namespace: n.namespace ?? '' })), null, 2) + '\n');
         } else {
-          const rows = [['CLUSTER', 'NAMESPACE'], ...nss.map((n) => [n.cluster ?? '', n.namespace ?? ''])];
-          io.out.write(tabwrite(rows));
+          io.out.write(renderTable(['CLUSTER', 'NAMESPACE'], nss.map((n) => [n.cluster ?? '', n.namespace ?? ''])));
         }
       } finally {
         conn.close();

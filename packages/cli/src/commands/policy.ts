@@ -8,6 +8,7 @@ import { isFlowctlError } from '@flowctl/flow/errors';
 import { CliError } from '../errors.js';
 import type { TlsOptions } from '../client.js';
 import { tlsOptionsOf } from '../options/tls.js';
+import { renderTable } from '../printer/table.js';
 import { statSync } from 'node:fs';
 import {
   canonicalIp,
@@ -162,11 +163,6 @@ function policySummary(d: PolicyDoc): { selects: string; ingress: string; egress
     return `${allow} allow${deny ? `, ${deny} deny` : ''}`;
   };
   return { selects: d.rules.map((r) => formatSelector(r.subject)).join(' | '), ingress: dir('ingress'), egress: dir('egress') };
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 2))).join('').trimEnd());
 }
 
 interface CheckOptions {
@@ -403,16 +399,17 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           }
           return;
         }
-        const table_ = [[...(withNode ? ['NODE', 'REVISION'] : []), 'NAMESPACE', 'NAME', 'KIND', 'SELECTS', ...(withEps ? ['ENDPOINTS'] : []), 'INGRESS', 'EGRESS', 'SOURCE']];
+        const head = [...(withNode ? ['NODE', 'REVISION'] : []), 'NAMESPACE', 'NAME', 'KIND', 'SELECTS', ...(withEps ? ['ENDPOINTS'] : []), 'INGRESS', 'EGRESS', 'SOURCE'];
+        const table_: string[][] = [];
         for (const r of rows) {
           const node = r.node ? [r.node.node + (r.node.audit ? ' (audit)' : ''), String(r.node.revision)] : [];
-          if (r.node && r.docs.length === 0) table_.push([...node, '-', '(no policies in force)']);
+          if (r.node && r.docs.length === 0) table_.push([...node, '-', '(no policies in force)', ...Array<string>(head.length - node.length - 2).fill('')]);
           for (const [i, d] of r.docs.entries()) {
             const s = policySummary(d);
             table_.push([...node, d.namespace || '-', d.name, d.kind, s.selects, ...(withEps ? [String(r.selected?.[i] ?? '-')] : []), s.ingress, s.egress, `${d.file}#${d.document}`]);
           }
         }
-        for (const l of table(table_)) io.out(l);
+        io.out(renderTable(head, table_).trimEnd());
       } catch (e) {
         fail(io, status, e, 1);
       }

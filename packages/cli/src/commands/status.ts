@@ -4,7 +4,7 @@ import type { ServerStatusResponse } from '@flowctl/flow/gen/observer/observer';
 import { CliError } from '../errors.js';
 import type { GlobalOptions, Io } from '../program.js';
 import { formatGoDuration, thousands } from './numbers.js';
-import { tabwrite } from '../printer/printer.js';
+import { renderTable } from '../printer/table.js';
 
 export function statusJson(s: ServerStatusResponse): string {
   const o: Record<string, unknown> = {};
@@ -50,13 +50,13 @@ export function statusText(s: ServerStatusResponse, server: string): string {
 
 export function statusTable(s: ServerStatusResponse): string {
   const na = (v: number | undefined) => (v === undefined ? 'N/A' : thousands(BigInt(v)));
-  return tabwrite([
+  return renderTable(
     ['NUM FLOWS', 'MAX FLOWS', 'SEEN FLOWS', 'FLOWS PER SECOND', 'UPTIME', 'NUM CONNECTED NODES', 'NUM UNAVAILABLE NODES', 'VERSION'],
-    [
+    [[
       thousands(s.num_flows ?? 0n), thousands(s.max_flows ?? 0n), thousands(s.seen_flows ?? 0n), flowsPerSecond(s).toFixed(2),
       formatGoDuration(s.uptime_ns ?? 0n), na(s.num_connected_nodes), na(s.num_unavailable_nodes), s.version ?? '',
-    ],
-  ]);
+    ]],
+  );
 }
 
 export function registerStatusCommand(program: Command, io: Io, globals: () => GlobalOptions): void {
