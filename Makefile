@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 
 APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config iproute2 \
-            protobuf-compiler jq dnsmasq-base iperf3 tcpdump ethtool time curl procps python3 g++ make prometheus \
+            protobuf-compiler jq dnsmasq-base iperf3 tcpdump ethtool time curl procps python3 g++ make prometheus openssl \
             libprotobuf-dev graphviz
 PNPM_VERSION := 9.15.9
 STAMP := .flowctl-run/stamps
@@ -52,11 +52,12 @@ test: build
 bench: build
 	./scripts/run-bench.sh
 
+# `make demo TLS=1`: mutual TLS end to end with a throw-away CA.
 demo: build
-	./scripts/demo.sh run
+	./scripts/demo.sh run $(if $(TLS),--tls)
 
 demo-up: build
-	./scripts/demo.sh up
+	./scripts/demo.sh up $(if $(TLS),--tls)
 
 demo-down:
 	./scripts/demo.sh down

@@ -9,10 +9,9 @@
 //   (env AGENTS, RATE per agent, SECONDS, TICK_MS agent send period to override)
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { spawnFakeAgent, spawnRelay } from '../packages/relay/src/testing/spawn.js';
-import type { Child } from '../packages/relay/src/testing/spawn.js';
 import { consume } from '../packages/relay/src/testing/follow-client.js';
 import type { Result } from '../packages/relay/src/testing/follow-client.js';
+import { pids, viaRelay, withAgents } from './lib/fanin.js';
 import { median, percentile, progress, writeSection } from './lib/report.js';
 
 const AGENTS = Number(process.env.AGENTS ?? 10);
@@ -25,40 +24,7 @@ const WARMUP_S = 3;
 // The relay as deployed (bin/flowctl-relay runs dist/); falls back to sources when not built.
 const compiled = existsSync(new URL('../packages/relay/dist/main.js', import.meta.url));
 
-async function withAgents<T>(n: number, rate: number, fn: (agents: Child[]) => Promise<T>): Promise<T> {
-  const agents = await Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      spawnFakeAgent(['--node-name', `bench-node-${i + 1}`, '--rate', String(rate), '--seed', String(i + 1), '--tick-ms', String(TICK_MS)]),
-    ),
-  );
-  try {
-    return await fn(agents);
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-  }
-}
-
-const pids = (cs: Child[]) => cs.map((c) => c.proc.pid!).filter((p) => p > 0);
-
-async function viaRelay(n: number, rate: number, seconds: number, batched: boolean, relayArgs: string[] = []): Promise<Result> {
-  return withAgents(n, rate, async (agents) => {
-    const relay = await spawnRelay([
-      '--listen-address', '127.0.0.1:0',
-      ...agents.flatMap((a) => ['--peer', `127.0.0.1:${a.port}`]),
-      ...(batched ? [] : ['--no-upstream-batch']),
-      ...relayArgs,
-    ], compiled);
-    try {
-      await new Promise((r) => setTimeout(r, 500));
-      return await consume(relay.port, seconds, batched, WARMUP_S, {
-        rssPid: relay.proc.pid,
-        cpuPids: { relay: pids([relay]), agents: pids(agents), client: [process.pid] },
-      });
-    } finally {
-      await relay.stop();
-    }
-  });
-}
+const opts = { tickMs: TICK_MS, warmupS: WARMUP_S, compiled };
 
 const fmt = (x: number) => Math.round(x).toLocaleString('en-US');
 const summary = (r: Result) => {
@@ -82,14 +48,14 @@ async function main(): Promise<void> {
   const loadBefore = load();
   progress(`load average ${loadBefore}`);
   progress(`baseline: 1 agent at ${fmt(RATE)} flows/s straight to the client`);
-  const base = await withAgents(1, RATE, (a) => consume(a[0]!.port, 6, true, WARMUP_S, { cpuPids: { agents: pids(a), client: [process.pid] } }));
+  const base = await withAgents(1, RATE, opts, (a) => consume(a[0]!.port, 6, true, WARMUP_S, { cpuPids: { agents: pids(a), client: [process.pid] } }));
   progress(`fan-in: ${AGENTS} agents × ${fmt(RATE)} flows/s through the relay (batched), ${SECONDS}s`);
-  const fan = await viaRelay(AGENTS, RATE, SECONDS, true);
+  const fan = await viaRelay(AGENTS, RATE, SECONDS, true, opts);
   progress(`the same without the merge wait (hubble-relay's ordering): --merge-wait 0, 8s`);
-  const noWait = await viaRelay(AGENTS, RATE, 8, true, ['--merge-wait', '0']);
+  const noWait = await viaRelay(AGENTS, RATE, 8, true, { ...opts, relayArgs: ['--merge-wait', '0'] });
   const plainRate = 5_000;
   progress(`plain Observer path: ${AGENTS} agents × ${fmt(plainRate)} flows/s, one flow per message`);
-  const plain = await viaRelay(AGENTS, plainRate, 6, false);
+  const plain = await viaRelay(AGENTS, plainRate, 6, false, opts);
   const loadAfter = load();
   const b = summary(base);
   const f = summary(fan);

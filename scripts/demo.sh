@@ -6,6 +6,9 @@
 #   scripts/demo.sh down     tear everything down (idempotent; also after a crash)
 #   scripts/demo.sh run      up, print what runs, `flowctl observe --follow` until Ctrl-C, down
 #   scripts/demo.sh status   what is running
+#   --tls (after up or run; or FLOWCTL_DEMO_TLS=1, `make demo TLS=1`): mutual TLS end to end with a
+#   throw-away openssl CA: agents serve TLS on their node's address, the relay verifies them as
+#   <node>.default.hubble-grpc.cilium.io and serves TLS itself, clients need a certificate.
 #
 # Everything it makes is named fcx-* (namespaces), lives in 10.10.0.0/16 inside those namespaces,
 # or under $FLOWCTL_DEMO_DIR (default /run/flowctl-demo).
@@ -15,13 +18,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN=${FLOWCTL_DEMO_DIR:-/run/flowctl-demo}
 PREFIX=fcx
 RELAY_ADDR=${FLOWCTL_DEMO_RELAY:-127.0.0.1:4245}
+TLS=${FLOWCTL_DEMO_TLS:-}
+RELAY_NAME=relay.hubble-relay.cilium.io
 WORKLOAD="$ROOT/test/e2e/cluster/workload.mjs"
 NODE_BIN=$(command -v node)
 
-# node name | netns | pod CIDR | gateway IP | link IP
+# node name | netns | pod CIDR | gateway IP | link IP | host link IP (--tls: the agent's TCP address, /30)
 NODES=(
-  "node-1|$PREFIX-node-1|10.10.1.0/24|10.10.1.1|10.10.0.1"
-  "node-2|$PREFIX-node-2|10.10.2.0/24|10.10.2.1|10.10.0.2"
+  "node-1|$PREFIX-node-1|10.10.1.0/24|10.10.1.1|10.10.0.1|10.10.201.2"
+  "node-2|$PREFIX-node-2|10.10.2.0/24|10.10.2.1|10.10.0.2|10.10.202.2"
 )
 # pod name | namespace | node | labels (k=v,...) | IP | host-side interface | pod netns
 PODS=(
@@ -139,7 +144,7 @@ EOF
 build_topology() {
   # Nodes, joined by one veth link (10.10.0.0/24) with routes to each other's pod CIDR.
   for n in "${NODES[@]}"; do
-    IFS='|' read -r name ns cidr gw linkip <<<"$n"
+    IFS='|' read -r name ns cidr gw linkip hostip <<<"$n"
     ip netns add "$ns"
     ip -n "$ns" link set lo up
     ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
@@ -180,6 +185,50 @@ build_topology() {
   done
 }
 
+# --tls: a veth from the root namespace to each node (node side host0, HOSTIP/30; root side .1), so
+# the relay dials each agent over TCP on an address that is not loopback, as across machines.
+build_host_links() {
+  for n in "${NODES[@]}"; do
+    IFS='|' read -r name ns cidr gw linkip hostip <<<"$n"
+    local base=${hostip%.*} root="$PREFIX-h${name#node-}"
+    ip link add "$root" type veth peer name host0 netns "$ns"
+    ip addr add "$base.1/30" dev "$root"
+    ip link set "$root" up
+    ip -n "$ns" addr add "$hostip/30" dev host0
+    ip -n "$ns" link set host0 up
+  done
+}
+
+# --tls: a throw-away CA and certificates (ECDSA P-256, one day) under $RUN/tls.
+make_pki() {
+  local d="$RUN/tls"
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 1 \
+    -subj "/CN=flowctl demo CA" -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+  leaf() { # file SAN...
+    local f=$1; shift
+    local san; san=$(printf '%s,' "$@"); san=${san%,}
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$f.key" -out "$d/$f.csr" -subj "/CN=${1#*:}" 2>/dev/null
+    openssl x509 -req -in "$d/$f.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 1 -out "$d/$f.crt" \
+      -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san") 2>/dev/null
+    rm -f "$d/$f.csr"
+  }
+  for n in "${NODES[@]}"; do
+    local name; name=$(field "$n" 0)
+    leaf "$name" "DNS:$name.default.hubble-grpc.cilium.io"
+  done
+  leaf relay "DNS:$RELAY_NAME"
+  leaf relay-client "DNS:relay-client.hubble-relay.cilium.io"
+  leaf client "DNS:client.flowctl-demo"
+  chmod 600 "$d"/*.key
+}
+
+# The TLS flags of hubble and flowctl for the relay (empty without --tls).
+client_tls_flags() {
+  [ -n "$TLS" ] || return 0
+  echo "--tls --tls-ca-cert-files $RUN/tls/ca.crt --tls-client-cert-file $RUN/tls/client.crt --tls-client-key-file $RUN/tls/client.key --tls-server-name $RELAY_NAME"
+}
+
 start_workloads() {
   local hosts=()
   for p in "${PODS[@]}"; do
@@ -211,9 +260,16 @@ start_agent() {
   ns=$(node_ns "$name")
   [ -n "$ns" ] || die "no node named $name"
   rm -f "$RUN/$name.sock"
+  local listen=(--listen-address "127.0.0.1:4244")
+  if [ -n "$TLS" ]; then
+    local hostip
+    for n in "${NODES[@]}"; do if [ "$(field "$n" 0)" = "$name" ]; then hostip=$(field "$n" 5); fi; done
+    listen=(--listen-address "$hostip:4244" --tls-cert-file "$RUN/tls/$name.crt" --tls-key-file "$RUN/tls/$name.key"
+      --tls-client-ca-files "$RUN/tls/ca.crt")
+  fi
   spawn "agent-$name" "$ns" "$ROOT/bin/flowctl-agent" --node-name "$name" \
     --endpoints "$RUN/endpoints.yaml" --policy-dir "$RUN/policies" \
-    --unix-socket "$RUN/$name.sock" --listen-address "127.0.0.1:4244" --metrics-address "127.0.0.1:9965" \
+    --unix-socket "$RUN/$name.sock" "${listen[@]}" --metrics-address "127.0.0.1:9965" \
     ${FLOWCTL_DEMO_METRICS:+--metrics "$FLOWCTL_DEMO_METRICS"}
 }
 
@@ -230,11 +286,22 @@ stop_agent() {
 
 start_flowctl() {
   local peers=()
+  [ -z "$TLS" ] || : >"$RUN/peers.yaml"
   for n in "${NODES[@]}"; do
-    IFS='|' read -r name ns cidr gw linkip <<<"$n"
+    IFS='|' read -r name ns cidr gw linkip hostip <<<"$n"
     start_agent "$name"
-    peers+=(--peer "unix://$RUN/$name.sock")
+    if [ -n "$TLS" ]; then
+      echo "- { name: $name, address: \"$hostip:4244\" }" >>"$RUN/peers.yaml"
+    else
+      peers+=(--peer "unix://$RUN/$name.sock")
+    fi
   done
+  if [ -n "$TLS" ]; then
+    local t="$RUN/tls"
+    peers=(--peers-file "$RUN/peers.yaml" --tls-hubble-server-ca-files "$t/ca.crt"
+      --tls-hubble-client-cert-file "$t/relay-client.crt" --tls-hubble-client-key-file "$t/relay-client.key"
+      --tls-relay-server-cert-file "$t/relay.crt" --tls-relay-server-key-file "$t/relay.key" --tls-relay-client-ca-files "$t/ca.crt")
+  fi
   spawn relay - "$ROOT/bin/flowctl-relay" --listen-address "$RELAY_ADDR" "${peers[@]}"
 }
 
@@ -245,7 +312,8 @@ wait_ready() {
     [ -S "$RUN/$name.sock" ] || { tail -n 20 "$RUN/logs/agent-$name.log" >&2 || true; die "agent $name did not start (log: $RUN/logs/agent-$name.log)"; }
   done
   for _ in $(seq 1 100); do
-    "$ROOT/bin/flowctl" status --server "$RELAY_ADDR" >/dev/null 2>&1 && return 0
+    # shellcheck disable=SC2046 # the TLS flags are words
+    "$ROOT/bin/flowctl" status --server "$RELAY_ADDR" $(client_tls_flags) >/dev/null 2>&1 && return 0
     sleep 0.2
   done
   tail -n 20 "$RUN/logs/relay.log" >&2 || true
@@ -262,6 +330,11 @@ up() {
   write_endpoints
   write_policies
   build_topology
+  if [ -n "$TLS" ]; then
+    touch "$RUN/tls-mode"
+    build_host_links
+    make_pki
+  fi
   start_workloads
   if [ "${FLOWCTL_DEMO_NO_FLOWCTL:-}" != 1 ]; then
     start_flowctl
@@ -274,14 +347,14 @@ up() {
 status() {
   echo "flowctl demo cluster (state in $RUN):"
   for n in "${NODES[@]}"; do
-    IFS='|' read -r name ns cidr gw linkip <<<"$n"
+    IFS='|' read -r name ns cidr gw linkip hostip <<<"$n"
     echo "  $name  netns $ns  pods $cidr  agent unix://$RUN/$name.sock"
     for p in "${PODS[@]}"; do
       IFS='|' read -r pname pns pnode labels ip ifname netns <<<"$p"
       if [ "$pnode" = "$name" ]; then printf '    %-24s %-12s %-12s %s\n' "$pname" "$pns" "$ip" "($ifname)"; fi
     done
   done
-  echo "  relay: $RELAY_ADDR"
+  echo "  relay: $RELAY_ADDR${TLS:+ (mutual TLS; certificates in $RUN/tls)}"
   if [ -f "$RUN/pids" ]; then
     local alive=0 total=0
     while read -r pid name; do total=$((total + 1)); kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done <"$RUN/pids"
@@ -290,20 +363,28 @@ status() {
 }
 
 try_these() {
+  local t s
+  t=$(client_tls_flags)
+  s="${t:+ $t}"
   cat <<EOF
 
 Try, in another terminal (or after Ctrl-C with 'make demo-up'):
-  ./bin/flowctl observe --namespace shop
-  ./bin/flowctl observe --verdict DROPPED --to-label app=order-service
-  ./bin/flowctl observe --http-status 500
-  ./bin/flowctl observe --protocol DNS
-  ./bin/flowctl observe -o json --last 50 | jq -r 'select(.flow.verdict=="DROPPED") | .flow.source.pod_name'
-  ./bin/flowctl status && ./bin/flowctl list nodes
+  ./bin/flowctl observe$s --namespace shop
+  ./bin/flowctl observe$s --verdict DROPPED --to-label app=order-service
+  ./bin/flowctl observe$s --http-status 500
+  ./bin/flowctl observe$s --protocol DNS
+  ./bin/flowctl observe$s -o json --last 50 | jq -r 'select(.flow.verdict=="DROPPED") | .flow.source.pod_name'
+  ./bin/flowctl status$s && ./bin/flowctl list nodes$s
   ./bin/flowctl policy check --from app=intruder --from-namespace default --to app=order-service --to-namespace shop --port 8080/TCP --policy-dir $RUN/policies --endpoints $RUN/endpoints.yaml
-  ../shared/tools/hubble observe --server $RELAY_ADDR --last 10
-Tear down with 'make demo-down'.
-
+  ../shared/tools/hubble observe --server $RELAY_ADDR$s --last 10
 EOF
+  if [ -n "$TLS" ]; then
+    cat <<EOF
+Refused without a client certificate (the relay logs the reason once, in $RUN/logs/relay.log):
+  ../shared/tools/hubble observe --server $RELAY_ADDR --tls --tls-ca-cert-files $RUN/tls/ca.crt --tls-server-name $RELAY_NAME --last 1
+EOF
+  fi
+  printf "Tear down with 'make demo-down'.\n\n"
 }
 
 run() {
@@ -311,9 +392,14 @@ run() {
   try_these
   echo "Live flows through the relay (Ctrl-C to stop and tear down):"
   trap 'down; exit 0' INT TERM
-  "$ROOT/bin/flowctl" observe --server "$RELAY_ADDR" --follow --color always || true
+  # shellcheck disable=SC2046 # the TLS flags are words
+  "$ROOT/bin/flowctl" observe --server "$RELAY_ADDR" $(client_tls_flags) --follow --color always || true
   down
 }
+
+if [ "${2:-}" = --tls ]; then TLS=1; fi
+# Commands on a cluster brought up with --tls keep its mode.
+case "${1:-}" in status|start-agent|stop-agent) if [ -f "$RUN/tls-mode" ]; then TLS=1; fi ;; esac
 
 case "${1:-}" in
   up) up ;;
@@ -322,5 +408,5 @@ case "${1:-}" in
   status) status ;;
   stop-agent) stop_agent "${2:?node name}" ;;
   start-agent) start_agent "${2:?node name}"; for _ in $(seq 1 100); do [ -S "$RUN/$2.sock" ] && break; sleep 0.1; done ;;
-  *) echo "usage: $0 up|down|run|status|stop-agent NODE|start-agent NODE" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|run|status|stop-agent NODE|start-agent NODE  (up and run take --tls)" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 // A measuring follow client for benchmarks: counts flows per second, time-order inversions and
 // agent→client delay (flows carry their send time) without decoding flows.
 import { readFileSync } from 'node:fs';
-import { Client, Metadata, credentials } from '@grpc/grpc-js';
+import { Client, Metadata, credentials, type ChannelCredentials } from '@grpc/grpc-js';
+import { serverNameOptions } from '@flowctl/flow/tls';
 import { GetFlowsRequest } from '@flowctl/flow';
 import { forEachResponse, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import { ResponseTimeReader } from '../observer/wire.js';
@@ -33,6 +34,8 @@ export interface ConsumeOptions {
   rssPid?: number;
   /** Groups of processes whose CPU time to measure over the same window as the flows. */
   cpuPids?: Record<string, number[]>;
+  /** Dial with these credentials (TLS), verifying the server by `serverName`. */
+  tls?: { credentials: ChannelCredentials; serverName: string };
 }
 
 export function rssMb(pid: number): number {
@@ -42,13 +45,14 @@ export function rssMb(pid: number): number {
 
 /** Follows flows on `port` for warmup+seconds and measures what arrives after the warmup. */
 export function consume(port: number, seconds: number, batched: boolean, warmupS: number, opts: ConsumeOptions = {}): Promise<Result> {
-  const { rssPid, cpuPids } = opts;
+  const { rssPid, cpuPids, tls } = opts;
   const cpuNow = () => {
     const out: Record<string, number> = {};
     for (const [k, pids] of Object.entries(cpuPids ?? {})) out[k] = pids.reduce((sum, p) => sum + cpuSeconds(p), 0);
     return out;
   };
-  const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), {
+  const client = new Client(`127.0.0.1:${port}`, tls?.credentials ?? credentials.createInsecure(), {
+    ...serverNameOptions(tls?.serverName),
     'grpc.max_receive_message_length': 64 << 20,
     // As the relay's upstream channels (pool/manager.ts): with HTTP/2's 64 KiB window every 80
     // flows wait for a WINDOW_UPDATE, a round trip through two busy event loops.
