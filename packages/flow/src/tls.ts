@@ -263,6 +263,7 @@ export interface ClientTlsFiles {
  * it as SNI when given as the channel option 'grpc.ssl_target_name_override'.
  */
 export function clientCredentials(files: ClientTlsFiles): ChannelCredentials {
+  quietIpServername();
   if (!!files.cert !== !!files.key) {
     const missing = files.cert ? 'key' : 'certificate';
     throw new FlowctlError('CONFIG', `a client ${missing} file is needed too: ${files.cert ? files.cert.flag.replace(/cert-file$/, 'key-file') : files.key!.flag.replace(/key-file$/, 'cert-file')}`);
@@ -271,6 +272,23 @@ export function clientCredentials(files: ClientTlsFiles): ChannelCredentials {
   const ca = files.ca.length > 0 ? loadCAs(files.ca) : undefined;
   const ctx = tls.createSecureContext({ ...(ca && { ca }), ...id, minVersion: MIN_TLS_VERSION });
   return credentials.createFromSecureContext(ctx, files.allowInsecure ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {});
+}
+
+let quieted = false;
+/**
+ * Dialling an IP address without a server name, grpc-js sends the IP as SNI and Node warns that
+ * RFC 6066 forbids it (DEP0123) on stderr, in the middle of the CLI's output. The certificate is
+ * still verified against the IP; only that one warning is dropped.
+ */
+function quietIpServername(): void {
+  if (quieted) return;
+  quieted = true;
+  const emit = process.emitWarning.bind(process) as (...a: unknown[]) => void;
+  process.emitWarning = ((w: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    emit(w, ...rest);
+  }) as typeof process.emitWarning;
 }
 
 /** Channel options naming the server to verify (also the SNI sent). */

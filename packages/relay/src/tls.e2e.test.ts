@@ -207,6 +207,13 @@ describe.skipIf(!HUBBLE)('mutual TLS between agents, relay and clients', () => {
     expect(lines[0]!.peer).toBe('127.0.0.1');
   });
 
+  it('flowctl takes a client certificate as implying TLS, and --tls-allow-insecure skips verifying the server', async () => {
+    const f = await flowctl(['status', '--server', `127.0.0.1:${relay.port}`, '--tls-allow-insecure', '--tls-client-cert-file', client.cert, '--tls-client-key-file', client.key]);
+    expect(f.stderr).toBe('');
+    expect(f.code).toBe(0);
+    expect(f.stdout).toMatch(/Connected Nodes:\s+2\/3/);
+  });
+
   it('flowctl names the reason when the server name does not match', async () => {
     const f = await flowctl(['status', '--server', `tls://127.0.0.1:${relay.port}`, '--timeout', '2s', ...mtls(client, 'other.example').slice(1)]);
     expect(f.code).not.toBe(0);
