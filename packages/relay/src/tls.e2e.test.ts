@@ -11,7 +11,9 @@ import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PeerClient, type ChangeNotification } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
+import { clientCredentials, serverNameOptions } from '@flowctl/flow/tls';
 import { makeCa, makeCorpus, makeLeaf, type Ca, type KeyPair } from '@flowctl/flow/testing';
 import { startFakeAgent, type FakeAgent } from './testing/fake-agent.js';
 import { hubbleBin, repoRoot, spawnAgent, spawnRelay, type Child } from './testing/spawn.js';
@@ -249,6 +251,25 @@ describe.skipIf(!HUBBLE)('mutual TLS between agents, relay and clients', () => {
       expect(h.code).toBe(0);
     } finally {
       follow.kill('SIGKILL');
+    }
+  });
+
+  it('agents announce their TLS server name on peer.Peer/Notify, as Cilium agents do', async () => {
+    const pc = new PeerClient(`127.0.0.1:${agents[0]!.port}`, clientCredentials({
+      ca: [{ flag: 'ca', path: ca.cert }], cert: { flag: 'cert', path: client.cert }, key: { flag: 'key', path: client.key },
+    }), serverNameOptions('node-1.default.hubble-grpc.cilium.io'));
+    try {
+      const first = await new Promise<ChangeNotification>((resolve, reject) => {
+        const s = pc.notify({});
+        s.on('data', (n: ChangeNotification) => {
+          resolve(n);
+          s.cancel();
+        });
+        s.on('error', (e: Error & { code?: number }) => (e.code === 1 ? undefined : reject(e)));
+      });
+      expect(first).toMatchObject({ name: 'node-1', address: `127.0.0.1:${agents[0]!.port}`, tls: { server_name: 'node-1.default.hubble-grpc.cilium.io' } });
+    } finally {
+      pc.close();
     }
   });
 

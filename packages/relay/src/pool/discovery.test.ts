@@ -37,6 +37,16 @@ describe('watchPeerService', () => {
     await expect.poll(last, { timeout: 5000 }).toEqual(['node-3=unix:///run/n3.sock']);
   });
 
+  it("takes each agent's announced TLS server name (a Cilium agent serving TLS sends it)", async () => {
+    fake = await startFakePeerServer([{ ...added('node-1', '10.0.0.1:4244'), tls: { server_name: 'node-1.prod.hubble-grpc.cilium.io' } }, added('node-2', '10.0.0.2')]);
+    const applied: PeerSpec[][] = [];
+    stop = watchPeerService(`127.0.0.1:${fake.port}`, pino({ level: 'silent' }), (s) => applied.push(s), 200);
+    await expect.poll(() => applied.at(-1), { timeout: 5000 }).toEqual([
+      { name: 'node-1', address: '10.0.0.1:4244', tlsServerName: 'node-1.prod.hubble-grpc.cilium.io' },
+      { name: 'node-2', address: '10.0.0.2' },
+    ]);
+  });
+
   it('ignores nameless notifications', async () => {
     fake = await startFakePeerServer([{ name: '', address: '10.0.0.9', type: ChangeNotificationType.PEER_ADDED }, added('ok', '10.0.0.1')]);
     const applied: PeerSpec[][] = [];
