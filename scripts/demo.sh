@@ -342,6 +342,7 @@ up() {
   fi
   trap - EXIT
   status
+  [ "${FLOWCTL_DEMO_NO_FLOWCTL:-}" = 1 ] || try_these
 }
 
 status() {
@@ -389,7 +390,6 @@ EOF
 
 run() {
   up
-  try_these
   echo "Live flows through the relay (Ctrl-C to stop and tear down):"
   trap 'down; exit 0' INT TERM
   # shellcheck disable=SC2046 # the TLS flags are words
