@@ -12,6 +12,8 @@ import { NodeState, ObserverClient } from '@flowctl/flow';
 import type { GetFlowsRequest, GetFlowsResponse, Node, ServerStatusResponse } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
 import { PolicyClient } from '@flowctl/flow/policy-service';
+import { ServiceMapClient } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import type { GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
 import type { ListPoliciesResponse } from '@flowctl/flow/policy-service';
 import { makeCorpus } from '@flowctl/flow/testing';
 import { hubbleBin, spawnAgent, spawnRelay } from './testing/spawn.js';
@@ -59,6 +61,10 @@ function getFlows(req: GetFlowsRequest): Promise<GetFlowsResponse[]> {
     s.on('error', reject);
     s.on('end', () => resolve(out));
   });
+}
+function serviceMap(server: string): Promise<GetServiceMapResponse> {
+  const c = new ServiceMapClient(server, credentials.createInsecure());
+  return call<GetServiceMapResponse>((cb) => c.getServiceMap({}, cb)).finally(() => c.close());
 }
 const hubble = (args: string[]) => run(hubbleBin, [...args, '--server', `127.0.0.1:${relay.port}`], { timeout: 30_000 });
 
@@ -170,6 +176,22 @@ describe('flowctl-relay in front of real flowctl agents (replay mode)', () => {
     }
   });
 
+  it('sums every node\'s service map and names the nodes that answered', async () => {
+    const total = (r: GetServiceMapResponse) => (r.edges ?? []).reduce((n, e) => n + Number(e.flows ?? 0n), 0);
+    const nodeMaps = async () => total(await serviceMap(`127.0.0.1:${agent1.port}`)) + total(await serviceMap(`unix://${sock2}`));
+    const before = await nodeMaps();
+    const merged = await serviceMap(`127.0.0.1:${relay.port}`);
+    const after = await nodeMaps();
+    expect(before).toBeGreaterThan(0);
+    // The agents replay on while we ask: the relay's sum lies between the nodes' sums before and after.
+    expect(total(merged)).toBeGreaterThanOrEqual(before);
+    expect(total(merged)).toBeLessThanOrEqual(after);
+    expect(merged.node_status!.map((s) => [s.node_names, s.state_change])).toEqual([
+      [['node-1'], NodeState.NODE_CONNECTED],
+      [['node-2'], NodeState.NODE_CONNECTED],
+    ]);
+  });
+
   it('reports a killed agent by name in ServerStatus, node_status and metrics', async () => {
     await agent2.stop('SIGKILL');
     const st = await waitFor('node-2 unavailable', async () => {
@@ -183,5 +205,8 @@ describe('flowctl-relay in front of real flowctl agents (replay mode)', () => {
     expect(sample(text, 'flowctl_relay_unavailable_nodes')).toBe(1);
     expect(sample(text, 'flowctl_relay_node_connected{node="node-2"}')).toBe(0);
     expect(sample(text, 'flowctl_relay_node_errors_total{node="node-2",kind="connect"}')).toBeGreaterThanOrEqual(1);
+    const m = await serviceMap(`127.0.0.1:${relay.port}`);
+    expect(m.node_status!.find((x) => x.state_change === NodeState.NODE_UNAVAILABLE)?.node_names).toEqual(['node-2']);
+    expect(m.edges!.length).toBeGreaterThan(0);
   });
 });

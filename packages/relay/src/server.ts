@@ -5,6 +5,8 @@ import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServi
 import { HealthCheckResponse_ServingStatus, HealthService } from '@flowctl/flow';
 import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
 import { PolicyService } from '@flowctl/flow/policy-service';
+import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import type { GetServiceMapRequest, GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
 import { FlowctlError } from '@flowctl/flow';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import { listenTls, restrictSocket, type Logger, type ServerTlsFiles, type TlsListener } from '@flowctl/flow/tls';
@@ -69,6 +71,10 @@ export async function startRelayServer(listen: string, opts: ObserverOptions, tl
   } as UntypedServiceImplementation);
   server.addService(PolicyService, {
     list: unaryHandler(() => observer.listPolicies()),
+  } as UntypedServiceImplementation);
+  server.addService(ServiceMapService, {
+    getServiceMap: (call: ServerUnaryCall<GetServiceMapRequest, GetServiceMapResponse>, cb: sendUnaryData<GetServiceMapResponse>) =>
+      unaryHandler(() => observer.getServiceMap(call.request))(call, cb),
   } as UntypedServiceImplementation);
   const healthStatus = (service: string | undefined) =>
     !service || service === OBSERVER_SERVICE_NAME ? HealthCheckResponse_ServingStatus.SERVING : undefined;

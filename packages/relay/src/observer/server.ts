@@ -5,7 +5,9 @@ import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
 import type { Client, ClientReadableStream, ServerWritableStream, ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { NodeState } from '@flowctl/flow';
-import type { Namespace, Node, ServerStatusResponse } from '@flowctl/flow';
+import type { Namespace, Node, NodeStatusEvent, ServerStatusResponse } from '@flowctl/flow';
+import type { GetServiceMapRequest, GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
+import { mergeServiceMaps } from '@flowctl/flow/servicemap/merge';
 import type { Peer, PeerManager } from '../pool/manager.js';
 import { FlowctlError } from '@flowctl/flow';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
@@ -523,6 +525,38 @@ export class RelayObserver {
       }),
     );
     return { nodes: nodes.flat().sort((a, b) => a.node.localeCompare(b.node)) };
+  }
+
+  /**
+   * The service map of every node, summed (each agent counts a connection at one end only). A node
+   * that cannot answer is named in node_status, as GetFlows names it, and the map lacks its part.
+   */
+  async getServiceMap(req: GetServiceMapRequest): Promise<GetServiceMapResponse> {
+    const peers = this.opts.manager.list();
+    const status: NodeStatusEvent[] = [];
+    const parts = await Promise.all(
+      peers.map(async (p): Promise<GetServiceMapResponse | undefined> => {
+        if (p.state !== 'ready' || !p.client) {
+          status.push({ state_change: NodeState.NODE_UNAVAILABLE, node_names: [p.name], message: p.lastError ?? 'not connected' });
+          return undefined;
+        }
+        try {
+          const r = await unary(p.client, unaryCodecs.getServiceMap, req, this.opts.callTimeoutMs);
+          status.push({ state_change: NodeState.NODE_CONNECTED, node_names: [p.name], message: '' });
+          return r;
+        } catch (e) {
+          this.nodeStats(p.name).errors.call++;
+          const se = e as ServiceError;
+          // A bad filter is the client's to fix, not a node's failure.
+          if (se.code === grpcStatus.INVALID_ARGUMENT) throw new FlowctlError('INVALID_ARGUMENT', se.details);
+          status.push({ state_change: NodeState.NODE_ERROR, node_names: [p.name], message: se.details || se.message });
+          return undefined;
+        }
+      }),
+    );
+    const merged = mergeServiceMaps(parts.filter((r): r is GetServiceMapResponse => r !== undefined));
+    merged.node_status = status.sort((a, b) => (a.node_names![0] ?? '').localeCompare(b.node_names![0] ?? ''));
+    return merged;
   }
 
   async getNamespaces(): Promise<Namespace[]> {

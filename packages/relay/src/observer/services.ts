@@ -10,6 +10,7 @@ import {
   ServerStatusRequest,
   ServerStatusResponse,
 } from '@flowctl/flow';
+import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import { BatchObserverService, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ScratchBatchEncoder } from './merge.js';
@@ -51,6 +52,11 @@ export function batchObserverDefinition(): ServiceDefinition {
 }
 
 export const unaryCodecs = {
+  getServiceMap: {
+    path: ServiceMapService.getServiceMap.path,
+    serialize: ServiceMapService.getServiceMap.requestSerialize,
+    deserialize: ServiceMapService.getServiceMap.responseDeserialize,
+  },
   listPolicies: {
     path: PolicyService.list.path,
     serialize: PolicyService.list.requestSerialize,
