@@ -240,6 +240,8 @@ start_workloads() {
   spawn dnsmasq "$PREFIX-dns" dnsmasq --keep-in-foreground --no-daemon --no-resolv --no-hosts \
     --listen-address="$DNS_IP" --bind-interfaces --local=/#/ --log-queries \
     --pid-file="$RUN/dnsmasq.pid" --user=root "${hosts[@]}"
+  # Tests that send traffic of their own (test/e2e/service-map) want only the resolver.
+  [ "${FLOWCTL_DEMO_NO_APPS:-}" = 1 ] && return 0
   local order="http://order-service.shop.$DOMAIN:8080" pay="http://payment-service.shop.$DOMAIN:8080"
   spawn order-service "$PREFIX-order" "$NODE_BIN" "$WORKLOAD" server --port 8080 --name order-service
   spawn payment-service "$PREFIX-payment" "$NODE_BIN" "$WORKLOAD" server --port 8080 --name payment-service
@@ -376,6 +378,9 @@ Try, in another terminal (or after Ctrl-C with 'make demo-up'):
   ./bin/flowctl observe$s --protocol DNS
   ./bin/flowctl observe$s -o json --last 50 | jq -r 'select(.flow.verdict=="DROPPED") | .flow.source.pod_name'
   ./bin/flowctl status$s && ./bin/flowctl list nodes$s
+  ./bin/flowctl map$s                      # who calls whom: requests, 5xx, drops, latency, bytes
+  ./bin/flowctl map$s --since 30m -o dot | dot -Tsvg > map.svg
+  ./bin/flowctl map$s -o json | jq '.edges[] | select(.drops > 0 or .http_errors > 0)'
   ./bin/flowctl policy check --from app=intruder --from-namespace default --to app=order-service --to-namespace shop --port 8080/TCP --policy-dir $RUN/policies --endpoints $RUN/endpoints.yaml
   ../shared/tools/hubble observe --server $RELAY_ADDR$s --last 10
 EOF

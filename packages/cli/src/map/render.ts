@@ -51,7 +51,8 @@ export function renderTable(m: ServiceMap): string {
 
 function footer(m: ServiceMap): string {
   let s = '';
-  if (m.unavailable_nodes?.length) s += `warning: ${m.unavailable_nodes.length} nodes did not answer: ${m.unavailable_nodes.join(', ')}\n`;
+  const n = m.unavailable_nodes?.length ?? 0;
+  if (n) s += `warning: ${n} node${n === 1 ? '' : 's'} did not answer: ${m.unavailable_nodes!.join(', ')}\n`;
   if (m.covered_since) s += `note: aggregates reach back only to ${m.covered_since}\n`;
   if (m.overflow) s += `warning: ${m.overflow} flows were not aggregated (a bucket reached its bound of edges)\n`;
   return s;
@@ -74,7 +75,7 @@ function edgeLabel(e: ServiceMapEdge): string {
 const failing = (e: ServiceMapEdge) => e.drops > 0 || e.http_errors > 0 || e.dns_errors > 0;
 
 function dotId(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 }
 
 function nodeLabel(n: ServiceMapNode): string {

@@ -1,0 +1,155 @@
+// `flowctl map` over a real topology: the demo cluster's two nodes, agents and relay, with only the
+// traffic this test sends (three tiers over HTTP, DNS, a caller denied by policy, an iperf3 bulk
+// transfer across nodes), so every count in the map can be checked against what was sent.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DEMO = join(ROOT, 'scripts', 'demo.sh');
+const FLOWCTL = join(ROOT, 'bin', 'flowctl');
+const WORKLOAD = join(ROOT, 'test', 'e2e', 'cluster', 'workload.mjs');
+const RUN_DIR = '/run/flowctl-map-e2e';
+const RELAY = '127.0.0.1:14246';
+const env = { ...process.env, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY, FLOWCTL_DEMO_NO_APPS: '1' };
+const ORDER = '10.10.1.11';
+const PAYMENT = '10.10.2.10';
+const DNS = '10.10.1.53';
+
+// What the test sends.
+const GATEWAY_OK = 15;
+const GATEWAY_FAIL = 5;
+const ORDER_OK = 7;
+const ORDER_FAIL = 3;
+const INTRUDER_ATTEMPTS = 3;
+const DNS_NAMES = ['order-service.shop.svc.cluster.local.', 'payment-service.shop.svc.cluster.local.', 'api-gateway.shop.svc.cluster.local.', 'nothing.invalid.'];
+const IPERF_BYTES = 20 * 1024 * 1024;
+
+const servers: ChildProcess[] = [];
+let iperfSent = 0;
+
+const inNs = (ns: string, cmd: string[]) => run('ip', ['netns', 'exec', ns, ...cmd], { timeout: 60_000, maxBuffer: 64 << 20 });
+
+function serve(ns: string, cmd: string[]): ChildProcess {
+  const c = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'ignore', detached: true });
+  servers.push(c);
+  return c;
+}
+
+async function curl(ns: string, url: string, extra: string[] = []): Promise<string> {
+  const r = await inNs(ns, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', ...extra, url]).catch((e: { stdout?: string }) => e);
+  return String((r as { stdout?: string }).stdout ?? '');
+}
+
+async function waitPort(ns: string, ip: string, port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await curl(ns, `http://${ip}:${port}/healthz`, ['--max-time', '1'])) === '200') return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${ip}:${port} did not come up`);
+}
+
+interface Edge { source: string; destination: string; port: number; protocol: string; [k: string]: any }
+
+async function map(args: string[] = []): Promise<{ nodes: any[]; edges: Edge[] }> {
+  const { stdout } = await run(FLOWCTL, ['map', '-o', 'json', '--since', '10m', ...args], { env, timeout: 30_000 });
+  return JSON.parse(stdout);
+}
+
+const edge = (m: { edges: Edge[] }, from: string, to: string, port: number, protocol = 'TCP') =>
+  m.edges.find((e) => e.source.startsWith(from) && e.destination.startsWith(to) && e.port === port && e.protocol === protocol);
+
+const isRoot = process.getuid?.() === 0;
+const built = existsSync(join(ROOT, 'packages', 'agent', 'dist', 'main.js'));
+
+describe.skipIf(!isRoot)('flowctl map over a real two-node topology', () => {
+  let m: { nodes: any[]; edges: Edge[] };
+
+  beforeAll(async () => {
+    if (!built) throw new Error('flowctl is not built: run `make build` first');
+    await run(DEMO, ['up'], { env, timeout: 120_000 });
+    serve('fcx-order', [process.execPath, WORKLOAD, 'server', '--port', '8080', '--name', 'order-service']);
+    serve('fcx-payment', [process.execPath, WORKLOAD, 'server', '--port', '8080', '--name', 'payment-service']);
+    serve('fcx-payment', ['iperf3', '-s', '-1', '-p', '5201']);
+    await waitPort('fcx-gateway', ORDER, 8080);
+    await waitPort('fcx-order', PAYMENT, 8080);
+    // Readiness probes are traffic too: the counts below start after them.
+    await new Promise((r) => setTimeout(r, 16_000)); // into a later 15 s bucket than the probes
+    const since = new Date().toISOString();
+
+    for (let i = 0; i < GATEWAY_OK + GATEWAY_FAIL; i++) await curl('fcx-gateway', `http://${ORDER}:8080/${i < GATEWAY_OK ? 'orders' : 'fail'}`);
+    for (let i = 0; i < ORDER_OK + ORDER_FAIL; i++) await curl('fcx-order', `http://${PAYMENT}:8080/${i < ORDER_OK ? 'pay' : 'error/x'}`);
+    // One SYN per attempt: the connect gives up before the first retransmission (1 s).
+    for (let i = 0; i < INTRUDER_ATTEMPTS; i++) await curl('fcx-intruder', `http://${ORDER}:8080/orders`, ['--connect-timeout', '0.5']);
+    await inNs('fcx-gateway', [process.execPath, '-e',
+      `const d=require('dns').promises;d.setServers(['${DNS}']);(async()=>{for(const n of ${JSON.stringify(DNS_NAMES)}){await d.resolve4(n).catch(()=>{})}})()`]);
+    const ip = await inNs('fcx-gateway', ['iperf3', '-c', PAYMENT, '-p', '5201', '-n', String(IPERF_BYTES), '-J']);
+    const j = JSON.parse(ip.stdout);
+    iperfSent = j.end.sum_sent.bytes;
+    // Close records and the last stats reach the agents within a second or two.
+    await new Promise((r) => setTimeout(r, 3000));
+    m = await map(['--since', since]);
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const c of servers) if (c.pid) try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ }
+    await run(DEMO, ['down'], { env, timeout: 60_000 }).catch((err: unknown) => process.stderr.write(`demo down failed: ${String(err)}\n`));
+  }, 90_000);
+
+  it('counts HTTP requests and 5xx per tier as sent, with plausible latency and RTT', () => {
+    const front = edge(m, 'shop/api-gateway', 'shop/order-service', 8080);
+    expect(front, JSON.stringify(m.edges)).toBeDefined();
+    expect(front).toMatchObject({ http_requests: GATEWAY_OK + GATEWAY_FAIL, http_errors: GATEWAY_FAIL, connections: GATEWAY_OK + GATEWAY_FAIL, drops: 0 });
+    expect(front!.http_latency_p50_ms).toBeGreaterThan(0);
+    expect(front!.http_latency_p99_ms).toBeLessThan(1000);
+    expect(front!.tcp_rtt_p50_us).toBeGreaterThan(0);
+    expect(front!.tcp_rtt_p50_us).toBeLessThan(100_000);
+    // Across nodes: counted once although both agents saw it.
+    const back = edge(m, 'shop/order-service', 'shop/payment-service', 8080);
+    expect(back).toMatchObject({ http_requests: ORDER_OK + ORDER_FAIL, http_errors: ORDER_FAIL, connections: ORDER_OK + ORDER_FAIL, drops: 0 });
+    expect(back!.http_latency_p50_ms).toBeGreaterThan(0);
+  });
+
+  it('counts the denied caller\'s drops, by reason', () => {
+    const denied = edge(m, 'default/intruder', 'shop/order-service', 8080);
+    expect(denied, JSON.stringify(m.edges)).toMatchObject({ drops: INTRUDER_ATTEMPTS, drop_reasons: { POLICY_DENIED: INTRUDER_ATTEMPTS }, http_requests: 0 });
+  });
+
+  it('counts DNS queries and errors on the edge to the resolver', () => {
+    const dns = edge(m, 'shop/api-gateway', 'kube-system/coredns', 53, 'UDP');
+    expect(dns, JSON.stringify(m.edges)).toMatchObject({ dns_queries: DNS_NAMES.length, dns_errors: 1 });
+  });
+
+  it('carries the bytes iperf3 transferred within 1%, counted once across two nodes', () => {
+    const bulk = edge(m, 'shop/api-gateway', 'shop/payment-service', 5201);
+    expect(bulk, JSON.stringify(m.edges)).toBeDefined();
+    expect(iperfSent).toBeGreaterThanOrEqual(IPERF_BYTES);
+    expect(Math.abs(bulk!.bytes_sent - iperfSent) / iperfSent).toBeLessThan(0.01);
+    expect(bulk!.bytes_received).toBeLessThan(iperfSent / 100);
+  });
+
+  it('lists the workloads as nodes and renders dot that graphviz accepts', async () => {
+    const ids = m.nodes.map((n) => n.id);
+    for (const w of ['shop/api-gateway', 'shop/order-service', 'shop/payment-service', 'default/intruder', 'kube-system/coredns']) {
+      expect(ids.some((id: string) => id.startsWith(w)), `${w} in ${ids}`).toBe(true);
+    }
+    const { stdout: dot } = await run(FLOWCTL, ['map', '-o', 'dot', '--since', '10m'], { env });
+    const svg = await new Promise<string>((res, rej) => {
+      const p = spawn('dot', ['-Tsvg'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d));
+      p.stderr.on('data', (d: Buffer) => (err += d));
+      p.on('close', (code) => (code === 0 && err === '' ? res(out) : rej(new Error(`dot exited ${code}: ${err}`))));
+      p.stdin.end(dot);
+    });
+    expect(svg).toContain('<svg');
+    expect(svg).toMatch(/order(-|&#45;)service/); // graphviz writes '-' as &#45;
+    const { stdout: table } = await run(FLOWCTL, ['map', '--since', '10m'], { env });
+    expect(table).toMatch(/SOURCE\s+DESTINATION\s+PORT/);
+  });
+});
