@@ -33,7 +33,7 @@ export function registerMapCommand(program: Command, io: Io, globals: () => Glob
     const g = globals();
     const { queryServiceMap } = await import('../map/query.js');
     const m = await queryServiceMap({
-      server: g.server, timeoutMs: g.timeoutMs, since: opts.since, ...(opts.until !== undefined && { until: opts.until }),
+      server: g.server, timeoutMs: g.timeoutMs, tls: g.tls, since: opts.since, ...(opts.until !== undefined && { until: opts.until }),
       whitelist: built.whitelist, blacklist: built.blacklist, exclude: opts.exclude,
     });
     io.out.write(renderMap(m, output));

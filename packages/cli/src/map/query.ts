@@ -1,13 +1,13 @@
 // Asks an agent or relay for its service map (flowctl.servicemap.v1.ServiceMap) and returns the
 // map's JSON model. Shared by `flowctl map` and `flowctl ui`.
-import { credentials, Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
 import type { FlowFilter } from '@flowctl/flow/gen/flow/flow';
 import type { GetServiceMapRequest, GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
 import { ServiceMapClient } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import type { Timestamp } from '@flowctl/flow/gen/google/protobuf/timestamp';
 import { compileFilters } from '@flowctl/flow/filters';
 import { CliError } from '../errors.js';
-import { normaliseAddress } from '../client.js';
+import { channelFor, type TlsOptions } from '../client.js';
 import { parseTimeFlag } from '../options/time.js';
 import { buildServiceMap, type ServiceMap } from './model.js';
 
@@ -16,6 +16,8 @@ export const DEFAULT_MAP_SINCE = '5m';
 export interface MapQuery {
   server: string;
   timeoutMs: number;
+  /** The global TLS flags (--tls, --tls-ca-cert-files...). */
+  tls?: TlsOptions;
   /** Relative ("30m") or absolute, as observe's --since; default 5m. */
   since?: string;
   /** Default: now. */
@@ -47,10 +49,9 @@ export function mapRequest(q: MapQuery): { req: GetServiceMapRequest; sinceMs: n
 }
 
 /** One GetServiceMap call. */
-export function fetchServiceMap(server: string, timeoutMs: number, req: GetServiceMapRequest): Promise<GetServiceMapResponse> {
-  const client = new ServiceMapClient(normaliseAddress(server), credentials.createInsecure(), {
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-  });
+export function fetchServiceMap(server: string, timeoutMs: number, req: GetServiceMapRequest, tls?: TlsOptions): Promise<GetServiceMapResponse> {
+  const ch = channelFor(server, tls);
+  const client = new ServiceMapClient(ch.address, ch.creds, { 'grpc.max_receive_message_length': 64 * 1024 * 1024, ...ch.options });
   return new Promise<GetServiceMapResponse>((resolve, reject) => {
     client.getServiceMap(req, new Metadata(), { deadline: Date.now() + Math.max(timeoutMs, 12_000) }, (err: ServiceError | null, r) => {
       client.close();
@@ -69,7 +70,7 @@ export function fetchServiceMap(server: string, timeoutMs: number, req: GetServi
 /** The service map of the window, as `flowctl map -o json` prints it. Throws CliError. */
 export async function queryServiceMap(q: MapQuery): Promise<ServiceMap> {
   const { req, sinceMs, untilMs } = mapRequest(q);
-  const resp = await fetchServiceMap(q.server, q.timeoutMs, req);
+  const resp = await fetchServiceMap(q.server, q.timeoutMs, req, q.tls);
   const window = { since: new Date(sinceMs).toISOString(), until: new Date(untilMs).toISOString() };
   return buildServiceMap(resp, window, { exclude: q.exclude ?? [], sinceMs });
 }
