@@ -109,27 +109,33 @@ export function prefixContains(outer: Prefix, inner: Prefix): boolean {
   return inner.addr >> host === outer.addr >> host;
 }
 
-/** Canonical text: dotted quad, or RFC 5952 IPv6 (longest zero run of two or more groups compressed). */
+/** Canonical text: dotted quad, or RFC 5952 IPv6. */
 export function formatIp(v6: boolean, value: bigint): string {
   if (!v6) return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  return formatIpv6Groups(groups);
+}
+
+/** RFC 5952 text of eight 16-bit groups: the longest run of two or more zero groups compressed, lower-case hex, IPv4-mapped addresses ending in a dotted quad. */
+export function formatIpv6Groups(g: readonly number[]): string {
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
+    if (g[i] !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && groups[j] === 0) j++;
+    while (j < 8 && g[j] === 0) j++;
     if (j - i > bestLen) {
       best = i;
       bestLen = j - i;
     }
     i = j;
   }
-  const hex = groups.map((g) => g.toString(16));
+  if (best === 0 && bestLen === 5 && g[5] === 0xffff) return `::ffff:${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+  const hex = g.map((x) => x.toString(16));
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }

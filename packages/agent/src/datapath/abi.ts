@@ -1,6 +1,7 @@
 // Decoder of the TC datapath's ring-buffer records (struct flow_event in bpf/flowctl.h) and the
 // byte layouts of the maps user space writes. abi.test.ts compares every offset below with
 // offsetof() as bpf/test/abi_layout.c prints it, so a change on one side only fails.
+import { formatIpv6Groups } from '@flowctl/flow/ip';
 import { FlowctlError } from '../errors.js';
 import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint } from './events.js';
 
@@ -90,30 +91,11 @@ export function formatIpv4(buf: Buffer, off: number): string {
   return `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
 }
 
-/** RFC 5952 text (longest run of two or more zero groups compressed, lower-case hex). */
+/** RFC 5952 text of the 16 bytes at `off`. */
 export function formatIpv6(buf: Buffer, off: number): string {
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push(buf.readUInt16BE(off + 2 * i));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  // RFC 5952 section 5: IPv4-mapped addresses end in dotted quad.
-  if (best === 0 && bestLen === 5 && g[5] === 0xffff) return `::ffff:${formatIpv4(buf, off + 12)}`;
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIpv6Groups(g);
 }
 
 function formatMac(buf: Buffer, off: number): string {
