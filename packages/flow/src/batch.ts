@@ -1,6 +1,6 @@
 // flowctl's batched GetFlows (proto/flowctl/batch.proto): the Observer GetFlows request and
 // semantics, but each stream message is a FlowBatch of many GetFlowsResponses. grpc-js pays per
-// message, not per byte, so batching is what lets agent → relay → CLI move 300k flows/s. Hand-written
+// message, not per byte, so batching is what lets agent → relay → CLI keep up with a busy cluster. Hand-written
 // rather than generated: the relay only splits batches into response bytes and never decodes them.
 import { makeGenericClientConstructor } from '@grpc/grpc-js';
 import type {

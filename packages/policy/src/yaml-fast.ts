@@ -1,7 +1,6 @@
 // A fast reader for the common case of well-formed YAML, with the `yaml` package kept as the
-// reference. The `yaml` package builds a full document tree with source ranges (about 1 ms per
-// policy document, most of a 1,000-policy reload); js-yaml reads the same text into plain values
-// several times faster. Callers use `fastLoadAll` first and fall back to the `yaml` document API
+// reference. The `yaml` package builds a full document tree with source ranges, most of a large
+// reload's time; js-yaml reads the same text into plain values much faster. Callers use `fastLoadAll` first and fall back to the `yaml` document API
 // whenever it returns undefined or validation fails, so every error a user sees still comes from
 // the reference reader with its line and document numbers.
 //

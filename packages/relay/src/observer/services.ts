@@ -1,6 +1,6 @@
 // gRPC method tables for the relay. GetFlows responses travel as raw bytes (see wire.ts); the
 // batched method is flowctl's own, used only where both ends are flowctl: one message carries many
-// GetFlowsResponses, which is what lets grpc-js move 300k flows/s (per-message cost dominates).
+// GetFlowsResponses, which is what lets grpc-js keep up (its per-message cost dominates).
 import { PolicyService } from '@flowctl/flow/policy-service';
 import {
   GetFlowsRequest,

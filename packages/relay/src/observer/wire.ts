@@ -1,5 +1,5 @@
 // Just enough protobuf to route GetFlowsResponse bytes without decoding them. The relay only needs
-// each response's `time` (field 1001) to sort; re-encoding 300k flows/s through ts-proto would cost
+// each response's `time` (field 1001) to sort; re-encoding every flow through ts-proto would cost
 // more than the whole fan-in, and raw pass-through also keeps fields this build does not know.
 import { GetFlowsResponse } from '@flowctl/flow';
 // FlowBatch framing lives in @flowctl/flow so agents and the CLI speak it too.
