@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject } from '../addon/lib/index.js';
 import { compilePolicies, parsePolicies, resolveEndpoints, type EndpointSpec } from '../packages/policy/src/index.js';
 import { sumPerCpuU64 } from '../packages/agent/src/datapath/abi.js';
-import { writeIpcache, writePolicyMaps, type PolicyMaps } from '../packages/agent/src/datapath/policy-maps.js';
+import { PolicyMapWriter, type PolicyMaps } from '../packages/agent/src/datapath/policy-maps.js';
 import { F, ipv4, ipv6, TCP, tcp } from '../bpf/test/packets.js';
 import { benchObject } from './lib/bench-objects.js';
 import { median, progress, writeSection } from './lib/report.js';
@@ -86,16 +86,17 @@ function main(): void {
     compileMs.push(performance.now() - t);
   }
   const idents = [...eps.endpoints.map((ep) => ({ cidr: ep.ips[0]!, identity: ep.identity })), ...compiled.cidrIdentities];
+  const writer = new PolicyMapWriter(pol.maps);
   let t = performance.now();
-  writeIpcache(pol.maps.ipcache, idents, pol.maps.config);
+  writer.writeIdentities(idents);
   const ipcacheMs = performance.now() - t;
   t = performance.now();
-  writePolicyMaps(pol.maps, compiled);
+  writer.writePolicy(compiled);
   const firstWriteMs = performance.now() - t;
   // A live update: the same policies at a new revision (rows unchanged, nothing rewritten)
   // and then one policy changed.
   t = performance.now();
-  writePolicyMaps(pol.maps, compilePolicies(docs, eps));
+  writer.writePolicy(compilePolicies(docs, eps));
   const rewriteMs = performance.now() - t;
   progress(`policy: ${compiled.entries.length} rows, ${compiled.enforced.size} enforced identities`);
 

@@ -118,7 +118,7 @@ async function kernelWriter(): Promise<Writer | string> {
   if (!existsSync(OBJECT)) return `${OBJECT} is missing (make -C bpf)`;
   try {
     const { BpfObject } = await import('../addon/lib/index.js');
-    const { writePolicyMaps, forgetWritten } = await import('../packages/agent/src/datapath/policy-maps.js');
+    const { PolicyMapWriter } = await import('../packages/agent/src/datapath/policy-maps.js');
     const load = () => {
       const obj = BpfObject.open(OBJECT, { name: 'flowctl' });
       obj.setMaxEntries('events', 1 << 16);
@@ -130,10 +130,10 @@ async function kernelWriter(): Promise<Writer | string> {
       // A fresh object each time: the first write finds empty maps, as an agent start does.
       const obj = load();
       try {
-        const maps = { ipcache: obj.map('ipcache'), policyEnforce: obj.map('policy_enforce'), policy: obj.map('policy'), config: obj.map('config') };
+        const writer = new PolicyMapWriter({ ipcache: obj.map('ipcache'), policyEnforce: obj.map('policy_enforce'), policy: obj.map('policy'), config: obj.map('config') });
         const timed = (c: CompiledPolicy) => {
           const t = performance.now();
-          const stats = writePolicyMaps(maps, c);
+          const stats = writer.writePolicy(c);
           return { ms: performance.now() - t, rows: stats.written + stats.deleted };
         };
         const first = timed(base);
@@ -142,7 +142,7 @@ async function kernelWriter(): Promise<Writer | string> {
         if (again.rows !== 0) throw new Error(`rewriting the same policies wrote ${again.rows} rows`);
         // What a restart with pinned maps, or the write after a failed one, does: no record, so the
         // maps (holding the changed policy) are read back and compared row by row.
-        forgetWritten(maps.policy);
+        writer.forget();
         const resync = timed(base);
         if (resync.rows !== one.rows) throw new Error(`read-back write changed ${resync.rows} rows, the incremental one ${one.rows}`);
         return { first: first.ms, one: one.ms, oneRows: one.rows, again: again.ms, resync: resync.ms };
@@ -264,7 +264,7 @@ async function main(): Promise<void> {
 1,000 CiliumNetworkPolicies over 10,000 endpoints, two shapes:
 ${sets.map((s, i) => `set ${s.name}: ${s.what}; ${results[i]!.identities.toLocaleString('en')} identities → ${results[i]!.rows.toLocaleString('en')} policy-map rows`).join(';\n')}.
 Parse and compile: median of ${RUNS} runs after one warm-up; diffs: median of 3; map writes: median of ${MAP_RUNS}, each into a freshly
-loaded \`flowctl.bpf.o\` with \`writePolicyMaps\` (packages/agent/src/datapath/policy-maps.ts).
+loaded \`flowctl.bpf.o\` with \`PolicyMapWriter.writePolicy\` (packages/agent/src/datapath/policy-maps.ts).
 Baseline, same run: reading the same YAML with the reference reader only (the \`yaml\` document API,
 what \`parsePolicies\` did before its js-yaml fast path; it is still what reports errors).
 
@@ -286,7 +286,7 @@ what \`parsePolicies\` did before its js-yaml fast path; it is still what report
 
 Goal, 1,000 policies compiled and in the maps under 1 s: set A ${goal(results[0]!)}; set B ${goal(results[1]!)}.
 ${typeof writer === 'string' ? `\n**Map writes not measured: ${writer}.**\n` : `
-\`writePolicyMaps\` remembers the compiled policy it last wrote into each map set and writes only
+\`PolicyMapWriter\` remembers the compiled policy it last wrote into its map set and writes only
 \`diffCompiled\`'s rows, packed into one \`BPF_MAP_UPDATE_BATCH\` / \`BPF_MAP_DELETE_BATCH\` call per
 65,536 rows (\`BpfMap.updateBatch\`/\`deleteBatch\` in the addon). Without a record (the first write,
 maps it did not fill, or after a failed write) it reads the maps back with \`BPF_MAP_LOOKUP_BATCH\`

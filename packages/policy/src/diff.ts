@@ -92,7 +92,7 @@ function entry(outer: number, key: number, v: number): PolicyEntry {
 /**
  * The changes that turn the maps written for `prev` (nothing, when undefined) into those for
  * `next`. Applying upserts, then enforceUpserts, then enforceDeletes, then deletes keeps the
- * order writePolicyMaps documents: no moment denies what both policies allow.
+ * order PolicyMapWriter.writePolicy documents: no moment denies what both policies allow.
  */
 export function diffCompiled(prev: CompiledPolicy | undefined, next: CompiledPolicy): PolicyDiff {
   const before = grouped(prev?.entries ?? []);

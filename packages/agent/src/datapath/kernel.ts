@@ -13,7 +13,7 @@ import { decodeFlowEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import type { Datapath, DatapathOptions } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
-import { type PolicyMaps, writeIdentities, writePolicy } from './policy-maps.js';
+import { PolicyMapWriter } from './policy-maps.js';
 
 export interface KernelDatapathOptions extends DatapathOptions {
   /** Directory holding flowctl.bpf.o and trace.bpf.o (default: the repo's bpf/.output). */
@@ -61,6 +61,8 @@ export class KernelDatapath implements Datapath {
   private rings: RingBuffer[] = [];
   private paused = false;
   private closed = false;
+  /** Writes the policy maps and ipcache, remembering what it wrote (created on first use). */
+  private writer: PolicyMapWriter | undefined;
   private decodeErrors = 0n;
   private ownTcDrops = 0n;
   private readonly onDecodeError: ((message: string) => void) | undefined;
@@ -202,12 +204,12 @@ export class KernelDatapath implements Datapath {
 
   setIdentities(entries: { cidr: string; identity: number }[]): void {
     this.assertOpen('setIdentities');
-    writeIdentities(this.mapsForPolicy(), entries);
+    this.policyWriter().writeIdentities(entries);
   }
 
   setPolicy(policy: CompiledPolicy): void {
     this.assertOpen('setPolicy');
-    writePolicy(this.mapsForPolicy(), policy);
+    this.policyWriter().writePolicy(policy);
   }
 
   pause(): void {
@@ -266,13 +268,14 @@ export class KernelDatapath implements Datapath {
     this.flowObj.close();
   }
 
-  private mapsForPolicy(): PolicyMaps {
-    return {
+  private policyWriter(): PolicyMapWriter {
+    this.writer ??= new PolicyMapWriter({
       ipcache: this.flowObj.map('ipcache'),
       policyEnforce: this.flowObj.map('policy_enforce'),
       policy: this.flowObj.map('policy'),
       config: this.flowObj.map('config'),
-    };
+    });
+    return this.writer;
   }
 
   // Our verdict program drops with TC_ACT_SHOT and reports the drop itself (POLICY_DENIED);

@@ -8,7 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BpfObject, probeFeatures, type BpfMap } from '@flowctl/bpf-loader';
 import { compilePolicies, parsePolicies, resolveEndpoints, type CompiledPolicy, type EndpointSpec } from '@flowctl/policy';
 import { defaultObjectDir } from './kernel.js';
-import { encodeIpcacheKey, encodePolicyKey, encodePolicyValue, forgetWritten, readConfig, writeIpcache, writePolicyMaps, type MapHandle, type PolicyMaps } from './policy-maps.js';
+import { PolicyMapWriter, encodeIpcacheKey, encodePolicyKey, encodePolicyValue, readConfig, type MapHandle, type PolicyMaps } from './policy-maps.js';
+
+/** One writer per map set, as a datapath holds one. */
+const writers = new WeakMap<PolicyMaps, PolicyMapWriter>();
+function writerOf(maps: PolicyMaps): PolicyMapWriter {
+  let w = writers.get(maps);
+  if (!w) writers.set(maps, (w = new PolicyMapWriter(maps)));
+  return w;
+}
 
 const OBJECT = join(defaultObjectDir(), 'flowctl.bpf.o');
 
@@ -96,13 +104,13 @@ describe.skipIf(skipReason)('policy maps on the real kernel: batch and increment
 
   it('first write fills the empty maps; a one-policy change writes only its rows', () => {
     expect(base.entries.length).toBeGreaterThan(2000);
-    const first = writePolicyMaps(maps, base);
+    const first = writerOf(maps).writePolicy(base);
     expect(dump(maps.policy)).toEqual(expected(base).policy);
     expect(dump(maps.policyEnforce)).toEqual(expected(base).enforce);
     expect(first).toEqual({ written: expected(base).policy.size + expected(base).enforce.size, deleted: 0 });
 
     const changed = compile(policies((ns, app) => (ns === 2 && app === 5 ? 8443 : 8080)), 2);
-    const stats = writePolicyMaps(maps, changed);
+    const stats = writerOf(maps).writePolicy(changed);
     // app5 in ns2 is one identity: its 8080 rows become 8443 rows, nothing else moves.
     expect(stats.written).toBe(stats.deleted);
     expect(stats.written).toBeGreaterThan(0);
@@ -112,7 +120,7 @@ describe.skipIf(skipReason)('policy maps on the real kernel: batch and increment
 
     // A policy removed: its endpoint leaves enforcement, its rows go.
     const fewer = compile(policies(() => 8080, [3, 7]), 3);
-    writePolicyMaps(maps, fewer);
+    writerOf(maps).writePolicy(fewer);
     expect(dump(maps.policy)).toEqual(expected(fewer).policy);
     expect(dump(maps.policyEnforce)).toEqual(expected(fewer).enforce);
   });
@@ -136,26 +144,26 @@ describe.skipIf(skipReason)('policy maps on the real kernel: batch and increment
       deleteBatch: (keys) => real.deleteBatch(keys),
     };
     const flakyMaps = { ...maps, policy: flaky };
-    writePolicyMaps(flakyMaps, base); // record what the maps hold through this handle
+    writerOf(flakyMaps).writePolicy(base); // record what the maps hold through this handle
     failing = true;
-    expect(() => writePolicyMaps(flakyMaps, target)).toThrow(/ENOMEM/);
+    expect(() => writerOf(flakyMaps).writePolicy(target)).toThrow(/ENOMEM/);
     expect(dump(real).size).toBe(expected(base).policy.size + 10);
     failing = false;
     // The record of `base` is gone with the failure: read back, write the rest, delete the stale.
-    writePolicyMaps(flakyMaps, target);
+    writerOf(flakyMaps).writePolicy(target);
     expect(dump(real)).toEqual(expected(target).policy);
     expect(dump(maps.policyEnforce)).toEqual(expected(target).enforce);
     // The original handle's record is stale now (someone else wrote): forget it, then read back.
-    forgetWritten(maps.policy);
-    expect(writePolicyMaps(maps, base).written).toBeGreaterThan(0);
+    writerOf(maps).forget();
+    expect(writerOf(maps).writePolicy(base).written).toBeGreaterThan(0);
     expect(dump(maps.policy)).toEqual(expected(base).policy);
   });
 
   it('ipcache (LPM trie) written in batches, then only the change', () => {
     const ids = eps.endpoints.map((e) => ({ cidr: e.ips[0]!, identity: e.identity }));
-    expect(writeIpcache(maps.ipcache, ids, maps.config)).toEqual({ written: ids.length, deleted: 0 });
+    expect(writerOf(maps).writeIdentities(ids)).toEqual({ written: ids.length, deleted: 0 });
     const moved = ids.map((x, i) => (i === 3 ? { ...x, identity: 4242 } : x)).concat([{ cidr: '192.0.2.0/24', identity: 1 << 24 }]);
-    expect(writeIpcache(maps.ipcache, moved.slice(1), maps.config)).toEqual({ written: 2, deleted: 1 });
+    expect(writerOf(maps).writeIdentities(moved.slice(1))).toEqual({ written: 2, deleted: 1 });
     const got = dump(maps.ipcache);
     expect(got.size).toBe(moved.length - 1);
     expect(got.get(encodeIpcacheKey(ids[3]!.cidr).toString('hex'))).toBe('9210000000000000');

@@ -1,15 +1,15 @@
 import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
 import { describe, expect, it } from 'vitest';
 import type { MapHandle, PolicyMaps } from './policy-maps.js';
-import {
-  encodeIpcacheKey,
-  encodePolicyKey,
-  encodePolicyValue,
-  forgetWritten,
-  readConfig,
-  writeIpcache,
-  writePolicyMaps,
-} from './policy-maps.js';
+import { PolicyMapWriter, encodeIpcacheKey, encodePolicyKey, encodePolicyValue, readConfig } from './policy-maps.js';
+
+/** One writer per map set, as a datapath holds one. */
+const writers = new WeakMap<PolicyMaps, PolicyMapWriter>();
+function writerOf(maps: PolicyMaps): PolicyMapWriter {
+  let w = writers.get(maps);
+  if (!w) writers.set(maps, (w = new PolicyMapWriter(maps)));
+  return w;
+}
 
 type Op = [map: string, op: 'update' | 'delete', key: string];
 
@@ -98,19 +98,19 @@ describe('encodings (bpf/flowctl.h layouts)', () => {
   );
 });
 
-describe('writePolicyMaps', () => {
+describe('PolicyMapWriter.writePolicy', () => {
   it('writes rows and enforcement, then the revision; replaces without a deny window', () => {
     const maps = fakeMaps();
     const a = entry({ ruleRef: 1 });
     const b = entry({ port: 9090, ruleRef: 2 });
-    writePolicyMaps(maps, compiled(5, [a, b], [[1000, true, false]]));
+    writerOf(maps).writePolicy(compiled(5, [a, b], [[1000, true, false]]));
     expect(maps.policy.lookup(encodePolicyKey(a))?.readUInt32LE(0)).toBe(1);
     expect(maps.policyEnforce.lookup(Buffer.from('e8030000', 'hex'))?.readUInt32LE(0)).toBe(1);
     expect(readConfig(maps.config)).toEqual({ epoch: 1n, policyRevision: 5n });
 
     maps.log.length = 0;
     const c = entry({ port: 7070, ruleRef: 3 });
-    const stats = writePolicyMaps(maps, compiled(6, [b, c], [[1000, true, true], [3000, false, true]]));
+    const stats = writerOf(maps).writePolicy(compiled(6, [b, c], [[1000, true, true], [3000, false, true]]));
     expect(stats).toEqual({ written: 3, deleted: 1 });
     // Every write of the new state precedes the first delete; the config epoch is the very last.
     const firstDelete = maps.log.findIndex((o) => o[1] === 'delete');
@@ -127,9 +127,9 @@ describe('writePolicyMaps', () => {
 
   it('unchanged rows are not rewritten; an identity with no enforced direction is removed', () => {
     const maps = fakeMaps();
-    writePolicyMaps(maps, compiled(1, [entry({})], [[1000, true, false]]));
+    writerOf(maps).writePolicy(compiled(1, [entry({})], [[1000, true, false]]));
     maps.log.length = 0;
-    writePolicyMaps(maps, compiled(2, [entry({})], [[1000, false, false]]));
+    writerOf(maps).writePolicy(compiled(2, [entry({})], [[1000, false, false]]));
     expect(maps.log.filter((o) => o[0] === 'policy')).toEqual([]);
     expect(maps.policyEnforce.keys()).toEqual([]);
   });
@@ -140,37 +140,35 @@ describe('writePolicyMaps', () => {
       [entry({ deny: true, ruleRef: 2 }), entry({ ruleRef: 1 })],
     ]) {
       const maps = fakeMaps();
-      writePolicyMaps(maps, compiled(1, order, []));
+      writerOf(maps).writePolicy(compiled(1, order, []));
       expect(maps.policy.lookup(encodePolicyKey(entry({})))?.toString('hex')).toBe('02000000' + '01000000');
     }
   });
 
   it('a bad entry changes nothing and names the entry', () => {
     const maps = fakeMaps();
-    writePolicyMaps(maps, compiled(1, [entry({})], [[1000, true, false]]));
+    writerOf(maps).writePolicy(compiled(1, [entry({})], [[1000, true, false]]));
     maps.log.length = 0;
-    expect(() => writePolicyMaps(maps, compiled(2, [entry({ port: 80 }), entry({ port: 70000 })], []))).toThrow(
+    expect(() => writerOf(maps).writePolicy(compiled(2, [entry({ port: 80 }), entry({ port: 70000 })], []))).toThrow(
       'policy entry 1: port 70000 is not in 0..65535',
     );
-    expect(() => writePolicyMaps(maps, compiled(2, [entry({ ruleRef: 0 })], []))).toThrow(/policy entry 0 ruleRef: 0/);
+    expect(() => writerOf(maps).writePolicy(compiled(2, [entry({ ruleRef: 0 })], []))).toThrow(/policy entry 0 ruleRef: 0/);
     expect(maps.log).toEqual([]);
   });
 });
 
-describe('writeIpcache', () => {
+describe('PolicyMapWriter.writeIdentities', () => {
   it('replaces entries, keeps the first of duplicates, bumps the epoch but not the revision', () => {
     const maps = fakeMaps();
-    writePolicyMaps(maps, compiled(9, [], []));
-    writeIpcache(maps.ipcache, [{ cidr: '10.202.0.1', identity: 300 }, { cidr: '10.0.0.0/8', identity: 2 }], maps.config);
+    writerOf(maps).writePolicy(compiled(9, [], []));
+    writerOf(maps).writeIdentities([{ cidr: '10.202.0.1', identity: 300 }, { cidr: '10.0.0.0/8', identity: 2 }]);
     maps.log.length = 0;
-    const stats = writeIpcache(
-      maps.ipcache,
+    const stats = writerOf(maps).writeIdentities(
       [
         { cidr: '10.202.0.1/32', identity: 301 },
         { cidr: '10.202.0.1', identity: 999 },
         { cidr: 'fd00::1', identity: 302 },
       ],
-      maps.config,
     );
     expect(stats).toEqual({ written: 2, deleted: 1 });
     expect(maps.ipcache.lookup(encodeIpcacheKey('10.202.0.1'))?.readUInt32LE(0)).toBe(301);
@@ -181,10 +179,10 @@ describe('writeIpcache', () => {
 
   it('rejects a bad identity or CIDR before writing anything', () => {
     const maps = fakeMaps();
-    expect(() => writeIpcache(maps.ipcache, [{ cidr: '10.0.0.1', identity: 5 }, { cidr: '10.0.0.x', identity: 5 }])).toThrow(
+    expect(() => writerOf(maps).writeIdentities([{ cidr: '10.0.0.1', identity: 5 }, { cidr: '10.0.0.x', identity: 5 }])).toThrow(
       'ipcache entry 1: "10.0.0.x" is not an IP address or CIDR',
     );
-    expect(() => writeIpcache(maps.ipcache, [{ cidr: '10.0.0.1', identity: 0 }])).toThrow(/ipcache entry 0 \(10.0.0.1\) identity: 0/);
+    expect(() => writerOf(maps).writeIdentities([{ cidr: '10.0.0.1', identity: 0 }])).toThrow(/ipcache entry 0 \(10.0.0.1\) identity: 0/);
     expect(maps.log).toEqual([]);
   });
 });
@@ -300,14 +298,14 @@ function bigPolicy(revision: number, change?: (e: PolicyEntry) => PolicyEntry): 
   return compiled(revision, entries, enforced);
 }
 
-describe('writePolicyMaps: incremental batches', () => {
+describe('PolicyMapWriter.writePolicy: incremental batches', () => {
   const writes = (log: BatchOp[], map?: string) => log.filter((o) => (map === undefined || o[0] === map) && o[1] !== 'lookup' && o[1] !== 'keys' && o[1] !== 'lookupBatch');
   const reads = (log: BatchOp[]) => log.filter((o) => o[1] === 'lookup' || o[1] === 'keys' || o[1] === 'lookupBatch');
 
   it('fresh maps: one batch per map, no lookups; the maps hold exactly the policy', () => {
     const maps = batchMaps();
     const c = bigPolicy(1);
-    expect(writePolicyMaps(maps, c)).toEqual({ written: 1200 + 40, deleted: 0 });
+    expect(writerOf(maps).writePolicy(c)).toEqual({ written: 1200 + 40, deleted: 0 });
     // Empty maps are learned with one call each, nothing is looked up row by row.
     expect(reads(maps.log)).toEqual([
       ['policy', 'lookupBatch', 0],
@@ -325,7 +323,7 @@ describe('writePolicyMaps: incremental batches', () => {
 
   it('a change writes only the changed rows, in the safe order, without reading the maps back', () => {
     const maps = batchMaps();
-    writePolicyMaps(maps, bigPolicy(1));
+    writerOf(maps).writePolicy(bigPolicy(1));
     maps.log.length = 0;
     // Endpoint 1005 moves port 8001 to 9001 (one row added, one deleted), 1006 flips a value,
     // 1007 starts enforcing egress, 1038 stops enforcing ingress, 1039 is no longer enforced.
@@ -337,7 +335,7 @@ describe('writePolicyMaps: incremental batches', () => {
     next.enforced.set(1007, { ingress: true, egress: true });
     next.enforced.set(1038, { ingress: false, egress: true });
     next.enforced.delete(1039);
-    const stats = writePolicyMaps(maps, next);
+    const stats = writerOf(maps).writePolicy(next);
     expect(stats).toEqual({ written: 2 + 2, deleted: 1 + 1 });
     expect(reads(maps.log)).toEqual([['config', 'lookup', 1]]);
     expect(writes(maps.log)).toEqual([
@@ -353,24 +351,24 @@ describe('writePolicyMaps: incremental batches', () => {
 
     // The same policy again, recompiled (new objects): nothing to write but the revision.
     maps.log.length = 0;
-    expect(writePolicyMaps(maps, { ...next, revision: 3, entries: next.entries.map((e) => ({ ...e })) })).toEqual({ written: 0, deleted: 0 });
+    expect(writerOf(maps).writePolicy({ ...next, revision: 3, entries: next.entries.map((e) => ({ ...e })) })).toEqual({ written: 0, deleted: 0 });
     expect(writes(maps.log)).toEqual([['config', 'update', 1]]);
   });
 
   it('a write that fails part-way leaves no record: the next write reads the maps back and repairs them', () => {
     const maps = batchMaps();
     const a = bigPolicy(1);
-    writePolicyMaps(maps, a);
+    writerOf(maps).writePolicy(a);
     const b = bigPolicy(2, (e) => (e.port === 8003 ? { ...e, port: 7003 } : e));
     maps.policy.failAfter = 100;
-    expect(() => writePolicyMaps(maps, b)).toThrow('bpf_map_update_batch(policy) after 100 of 240: E2BIG');
+    expect(() => writerOf(maps).writePolicy(b)).toThrow('bpf_map_update_batch(policy) after 100 of 240: E2BIG');
     // Half of b's new rows are in, none of a's stale ones are gone, the revision did not move.
     expect(maps.policy.m.size).toBe(1200 + 100);
     expect(readConfig(maps.config).policyRevision).toBe(1n);
 
     // Retrying b: the writer does not trust its record of a; it reads the map and writes the rest.
     maps.log.length = 0;
-    const stats = writePolicyMaps(maps, b);
+    const stats = writerOf(maps).writePolicy(b);
     expect(reads(maps.log).filter((o) => o[0] !== 'config')).toEqual([
       ['policy', 'lookupBatch', 1300],
       ['policy_enforce', 'lookupBatch', 40],
@@ -382,12 +380,12 @@ describe('writePolicyMaps: incremental batches', () => {
 
     // And after the repair, incremental again.
     maps.log.length = 0;
-    writePolicyMaps(maps, a);
+    writerOf(maps).writePolicy(a);
     expect(reads(maps.log)).toEqual([['config', 'lookup', 1]]);
     expect(contents(maps.policy)).toEqual(expected(a).policy);
   });
 
-  it.each([true, false])('maps filled by someone else (pinned, reused): the first write reads them back; forgetWritten forces it again (batch lookups: %s)', (batchLookups) => {
+  it.each([true, false])('maps filled by someone else (pinned, reused): the first write reads them back; forget() forces it again (batch lookups: %s)', (batchLookups) => {
     const maps = batchMaps();
     maps.policy.batchLookups = maps.policyEnforce.batchLookups = batchLookups;
     const c = bigPolicy(1);
@@ -397,28 +395,28 @@ describe('writePolicyMaps: incremental batches', () => {
     maps.policy.m.set(rows[1]![0], Buffer.from(rows[1]![1], 'hex'));
     maps.policy.m.set(encodePolicyKey(entry({ endpointIdentity: 5 })).toString('hex'), encodePolicyValue(false, 1));
     maps.policyEnforce.m.set('05000000', Buffer.from('01000000', 'hex'));
-    expect(writePolicyMaps(maps, c)).toEqual({ written: 1199 + 40, deleted: 2 });
+    expect(writerOf(maps).writePolicy(c)).toEqual({ written: 1199 + 40, deleted: 2 });
     // Read back in one call, or one get_next_key walk plus one lookup per row the map has.
     expect(reads(maps.log).filter((o) => o[0] === 'policy')).toEqual(batchLookups ? [['policy', 'lookupBatch', 3]] : [['policy', 'keys', 3], ['policy', 'lookup', 1], ['policy', 'lookup', 1]]);
     expect(contents(maps.policy)).toEqual(expected(c).policy);
     expect(contents(maps.policyEnforce)).toEqual(expected(c).enforce);
 
     maps.policy.m.clear();
-    forgetWritten(maps.policy);
+    writerOf(maps).forget();
     maps.log.length = 0;
-    expect(writePolicyMaps(maps, c).written).toBe(1200);
+    expect(writerOf(maps).writePolicy(c).written).toBe(1200);
     expect(contents(maps.policy)).toEqual(expected(c).policy);
   });
 
   it('a bad entry changes nothing and keeps the record: the next write is still incremental', () => {
     const maps = batchMaps();
-    writePolicyMaps(maps, bigPolicy(1));
+    writerOf(maps).writePolicy(bigPolicy(1));
     maps.log.length = 0;
-    expect(() => writePolicyMaps(maps, bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, proto: 256 } : e)))).toThrow(
+    expect(() => writerOf(maps).writePolicy(bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, proto: 256 } : e)))).toThrow(
       /^policy entry \d+: proto 256 is not in 0..255$/,
     );
     expect(maps.log).toEqual([]);
-    writePolicyMaps(maps, bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, port: 8005 } : e)));
+    writerOf(maps).writePolicy(bigPolicy(2, (e) => (e.endpointIdentity === 1039 && e.port === 8004 ? { ...e, port: 8005 } : e)));
     expect(reads(maps.log)).toEqual([['config', 'lookup', 1]]);
     expect(writes(maps.log, 'policy')).toEqual([
       ['policy', 'updateBatch', 6],
@@ -429,23 +427,23 @@ describe('writePolicyMaps: incremental batches', () => {
   it('peer identities too large for the diff still write correctly, by reading the maps back', () => {
     const maps = batchMaps();
     const big = (rev: number, port: number) => compiled(rev, [entry({ peerIdentity: 0xfffffff0, port }), entry({ peerIdentity: 0xfffffff0, port, deny: true, ruleRef: 2 }), entry({ port: 1 })], [[1000, true, false]]);
-    writePolicyMaps(maps, big(1, 80));
+    writerOf(maps).writePolicy(big(1, 80));
     expect(contents(maps.policy)).toEqual(expected(big(1, 80)).policy);
-    writePolicyMaps(maps, big(2, 81));
+    writerOf(maps).writePolicy(big(2, 81));
     expect(contents(maps.policy)).toEqual(expected(big(2, 81)).policy);
     expect(maps.log.filter((o) => o[0] === 'policy' && o[1] === 'lookupBatch').length).toBe(2);
   });
 });
 
-describe('writeIpcache: incremental batches', () => {
+describe('PolicyMapWriter.writeIdentities: incremental batches', () => {
   const ips = (n: number, identity: (i: number) => number) => Array.from({ length: n }, (_, i) => ({ cidr: `10.202.${i >> 8}.${i & 255}`, identity: identity(i) }));
 
   it('writes only what changed; a failed write is repaired by reading the map back', () => {
     const maps = batchMaps();
-    expect(writeIpcache(maps.ipcache, ips(1000, () => 300), maps.config)).toEqual({ written: 1000, deleted: 0 });
+    expect(writerOf(maps).writeIdentities(ips(1000, () => 300))).toEqual({ written: 1000, deleted: 0 });
     maps.log.length = 0;
     const next = ips(999, (i) => (i === 7 ? 301 : 300)).concat([{ cidr: '10.0.0.0/8', identity: 1 << 24 }]);
-    expect(writeIpcache(maps.ipcache, next, maps.config)).toEqual({ written: 2, deleted: 1 });
+    expect(writerOf(maps).writeIdentities(next)).toEqual({ written: 2, deleted: 1 });
     expect(maps.log.filter((o) => o[0] === 'ipcache')).toEqual([
       ['ipcache', 'updateBatch', 2],
       ['ipcache', 'deleteBatch', 1],
@@ -453,9 +451,9 @@ describe('writeIpcache: incremental batches', () => {
     expect(maps.log.at(-1)).toEqual(['config', 'update', 1]);
 
     maps.ipcache.failAfter = 0;
-    expect(() => writeIpcache(maps.ipcache, ips(1000, () => 400), maps.config)).toThrow(/E2BIG/);
+    expect(() => writerOf(maps).writeIdentities(ips(1000, () => 400))).toThrow(/E2BIG/);
     maps.log.length = 0;
-    expect(writeIpcache(maps.ipcache, ips(1000, () => 400), maps.config)).toEqual({ written: 1000, deleted: 1 });
+    expect(writerOf(maps).writeIdentities(ips(1000, () => 400))).toEqual({ written: 1000, deleted: 1 });
     expect(maps.log.filter((o) => o[0] === 'ipcache' && o[1] === 'lookupBatch').length).toBe(1);
     expect(maps.ipcache.m.size).toBe(1000);
     expect([...maps.ipcache.m.values()].every((v) => v.readUInt32LE(0) === 400)).toBe(true);

@@ -4,8 +4,8 @@
 // first, then stale rows deleted, then the config epoch bumped so that connections re-evaluate
 // their cached verdicts against the finished state.
 //
-// A big policy set is hundreds of thousands of rows, and a reload usually changes a few: each map
-// set remembers what was last written into it, and the next write applies only the difference
+// A big policy set is hundreds of thousands of rows, and a reload usually changes a few: the
+// writer of a map set remembers what it last wrote, and the next write applies only the difference
 // (diffCompiled), in batches (one syscall per 65,536 rows). What the maps hold is read back only
 // when this process has no record of it: the first write into maps it did not fill itself
 // (pinned, reused), and the write after one that failed half-way.
@@ -366,25 +366,7 @@ function checkEntry(e: PolicyEntry, i: number): void {
  */
 const DIFF_MAX_PEER = 2 ** 29;
 
-/** What a map set last received from writePolicyMaps, keyed by its `policy` map. */
-interface Written {
-  policyEnforce: MapHandle;
-  compiled: CompiledPolicy;
-}
-const writtenPolicy = new WeakMap<MapHandle, Written>();
-/** ipcache map → hex key → identity, as last written by writeIpcache. */
-const writtenIpcache = new WeakMap<MapHandle, Map<string, number>>();
-
-/**
- * Forget what this process wrote into `map` (a policy or ipcache map): its next write reads the
- * map back. For maps something else has written to since.
- */
-export function forgetWritten(map: MapHandle): void {
-  writtenPolicy.delete(map);
-  writtenIpcache.delete(map);
-}
-
-/** The order every policy write keeps; see writePolicyMaps. */
+/** The order every policy write keeps; see PolicyMapWriter.writePolicy. */
 function applyPolicy(maps: PolicyMaps, put: Rows, enforcePut: Rows, enforceStale: Buffer, stale: Buffer): WriteStats {
   // New rows before new enforcement bits (an endpoint becoming enforced finds its allow rows in
   // place); stale enforcement bits removed before stale rows (an endpoint leaving enforcement
@@ -395,95 +377,101 @@ function applyPolicy(maps: PolicyMaps, put: Rows, enforcePut: Rows, enforceStale
 }
 
 /**
- * Replaces the `policy` and `policy_enforce` maps with `compiled` and records its revision.
- * Validates everything before the first write, so a bad policy changes nothing. Writes only what
- * changed since the last write into the same maps; `compiled` must not be changed afterwards (it is
- * the record of what the maps hold).
+ * Writes policies and identities into one set of maps (a datapath holds one writer), remembering
+ * what it wrote so that the next write applies only the difference.
  */
-export function writePolicyMaps(maps: PolicyMaps, compiled: CompiledPolicy): WriteStats {
-  let exact = true;
-  const entries = compiled.entries;
-  for (let i = 0; i < entries.length; i++) {
-    const e = entries[i]!;
-    checkEntry(e, i);
-    if (e.peerIdentity >= DIFF_MAX_PEER) exact = false;
+export class PolicyMapWriter {
+  /** What the policy maps last received, when known exactly. */
+  private writtenPolicy: CompiledPolicy | undefined;
+  /** ipcache key (hex) → identity, as last written. */
+  private writtenIpcache: Map<string, number> | undefined;
+
+  constructor(readonly maps: PolicyMaps) {}
+
+  /** Forget what was written (something else has written to the maps since): the next writes read them back. */
+  forget(): void {
+    this.writtenPolicy = undefined;
+    this.writtenIpcache = undefined;
   }
-  for (const identity of compiled.enforced.keys()) checkU32(identity, 'enforced identity', 1);
-  checkU32(compiled.revision, 'policy revision');
 
-  const prev = writtenPolicy.get(maps.policy);
-  // Until this write has finished, what the maps hold is not known: a failure part-way leaves no
-  // record, so the next write reads them back.
-  writtenPolicy.delete(maps.policy);
-  let stats: WriteStats;
-  if (exact && prev && prev.policyEnforce === maps.policyEnforce) {
-    const d = diffCompiled(prev.compiled, compiled);
-    stats = applyPolicy(
-      maps,
-      policyRows(d.upserts),
-      enforceRows(d.enforceUpserts),
-      packKeys(d.enforceDeletes.map(u32), 4),
-      policyRows(d.deletes).keys,
-    );
-  } else {
-    // Every row once, then compared with what the maps hold.
-    const rows = dedupPolicyRows(policyRows(entries));
-    const enforce = enforceRows([...compiled.enforced].filter(([, d]) => d.ingress || d.egress).map(([identity, dirs]) => ({ identity, dirs })));
-    const p = readBack(maps.policy, rows);
-    const en = readBack(maps.policyEnforce, enforce);
-    stats = applyPolicy(maps, p.put, en.put, en.stale, p.stale);
+  /**
+   * Replaces the `policy` and `policy_enforce` maps with `compiled` and records its revision.
+   * Validates everything before the first write, so a bad policy changes nothing. `compiled` must
+   * not be changed afterwards (it is the record of what the maps hold).
+   */
+  writePolicy(compiled: CompiledPolicy): WriteStats {
+    const maps = this.maps;
+    let exact = true;
+    const entries = compiled.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      checkEntry(e, i);
+      if (e.peerIdentity >= DIFF_MAX_PEER) exact = false;
+    }
+    for (const identity of compiled.enforced.keys()) checkU32(identity, 'enforced identity', 1);
+    checkU32(compiled.revision, 'policy revision');
+
+    const prev = this.writtenPolicy;
+    // Until this write has finished, what the maps hold is not known: a failure part-way leaves no
+    // record, so the next write reads them back.
+    this.writtenPolicy = undefined;
+    let stats: WriteStats;
+    if (exact && prev) {
+      const d = diffCompiled(prev, compiled);
+      stats = applyPolicy(
+        maps,
+        policyRows(d.upserts),
+        enforceRows(d.enforceUpserts),
+        packKeys(d.enforceDeletes.map(u32), 4),
+        policyRows(d.deletes).keys,
+      );
+    } else {
+      // Every row once, then compared with what the maps hold.
+      const rows = dedupPolicyRows(policyRows(entries));
+      const enforce = enforceRows([...compiled.enforced].filter(([, d]) => d.ingress || d.egress).map(([identity, dirs]) => ({ identity, dirs })));
+      const p = readBack(maps.policy, rows);
+      const en = readBack(maps.policyEnforce, enforce);
+      stats = applyPolicy(maps, p.put, en.put, en.stale, p.stale);
+    }
+    bumpEpoch(maps.config, BigInt(compiled.revision));
+    if (exact) this.writtenPolicy = compiled;
+    return stats;
   }
-  bumpEpoch(maps.config, BigInt(compiled.revision));
-  if (exact) writtenPolicy.set(maps.policy, { policyEnforce: maps.policyEnforce, compiled });
-  return stats;
-}
 
-/**
- * Replaces the ipcache with `entries` (endpoint IPs as addresses or /32, /128; CIDR identities as
- * prefixes). When two entries name the same prefix the first wins. With `config`, bumps the epoch
- * so that connections look their identities up again. Writes only what changed since the last
- * write into the same map.
- */
-export function writeIpcache(
-  map: MapHandle,
-  entries: readonly { cidr: string; identity: number }[],
-  config?: MapHandle,
-): WriteStats {
-  const want = new Map<string, number>();
-  const rows = new Rows(IPCACHE_KEY.size, IPCACHE_VALUE.size, entries.length);
-  entries.forEach((ent, i) => {
-    const where = `ipcache entry ${i}`;
-    checkU32(ent.identity, `${where} (${ent.cidr}) identity`, 1);
-    const k = encodeIpcacheKey(ent.cidr, where);
-    const hex = k.toString('hex');
-    if (want.has(hex)) return;
-    want.set(hex, ent.identity);
-    rows.push(k, encodeIpcacheValue(ent.identity));
-  });
-  const prev = writtenIpcache.get(map);
-  writtenIpcache.delete(map);
-  let put: Rows;
-  let stale: Buffer;
-  if (prev) {
-    put = rows.filter((i) => prev.get(rows.hex(i)) !== want.get(rows.hex(i)));
-    stale = packKeys(
-      [...prev.keys()].filter((hex) => !want.has(hex)).map((hex) => Buffer.from(hex, 'hex')),
-      IPCACHE_KEY.size,
-    );
-  } else {
-    ({ put, stale } = readBack(map, rows));
+  /**
+   * Replaces the ipcache with `entries` (endpoint IPs as addresses or /32, /128; CIDR identities as
+   * prefixes), then bumps the epoch so that connections look their identities up again. When two
+   * entries name the same prefix the first wins.
+   */
+  writeIdentities(entries: readonly { cidr: string; identity: number }[]): WriteStats {
+    const map = this.maps.ipcache;
+    const want = new Map<string, number>();
+    const rows = new Rows(IPCACHE_KEY.size, IPCACHE_VALUE.size, entries.length);
+    entries.forEach((ent, i) => {
+      const where = `ipcache entry ${i}`;
+      checkU32(ent.identity, `${where} (${ent.cidr}) identity`, 1);
+      const k = encodeIpcacheKey(ent.cidr, where);
+      const hex = k.toString('hex');
+      if (want.has(hex)) return;
+      want.set(hex, ent.identity);
+      rows.push(k, encodeIpcacheValue(ent.identity));
+    });
+    const prev = this.writtenIpcache;
+    this.writtenIpcache = undefined;
+    let put: Rows;
+    let stale: Buffer;
+    if (prev) {
+      put = rows.filter((i) => prev.get(rows.hex(i)) !== want.get(rows.hex(i)));
+      stale = packKeys(
+        [...prev.keys()].filter((hex) => !want.has(hex)).map((hex) => Buffer.from(hex, 'hex')),
+        IPCACHE_KEY.size,
+      );
+    } else {
+      ({ put, stale } = readBack(map, rows));
+    }
+    const stats = { written: putRows(map, put), deleted: dropKeys(map, stale, IPCACHE_KEY.size) };
+    bumpEpoch(this.maps.config);
+    this.writtenIpcache = want;
+    return stats;
   }
-  const stats = { written: putRows(map, put), deleted: dropKeys(map, stale, IPCACHE_KEY.size) };
-  if (config) bumpEpoch(config);
-  writtenIpcache.set(map, want);
-  return stats;
-}
-
-/** Names used by the loader (kernel.ts). */
-export function writePolicy(maps: PolicyMaps, compiled: CompiledPolicy): WriteStats {
-  return writePolicyMaps(maps, compiled);
-}
-
-export function writeIdentities(maps: PolicyMaps, entries: readonly { cidr: string; identity: number }[]): WriteStats {
-  return writeIpcache(maps.ipcache, entries, maps.config);
 }
