@@ -204,6 +204,11 @@ describe.skipIf(skip)('flowctl TC datapath: parsing and aggregation (test_run)',
       })(),
       full6.subarray(0, 14 + 40 + 4), // extension header cut
       eth(0x0800, Buffer.from([0x65, 0, 0, 40, ...Buffer.alloc(36)])), // version 6 in an IPv4 frame
+      ipv6({ src: A6, dst: B6, proto: TCP }, tcp(40012, 80, F.SYN)).fill(0x45, 14, 15), // version 4 in an IPv6 frame
+      (() => {
+        const p = ipv6({ src: A6, dst: B6, proto: TCP }, tcp(40012, 80, F.SYN));
+        return eth(0x0800, p.subarray(14)); // a whole IPv6 packet in an IPv4 frame
+      })(),
       eth(0x0800, Buffer.from([0x43, 0, 0, 40, ...Buffer.alloc(36)])), // IHL 3
       (() => {
         const p = Buffer.from(full);
