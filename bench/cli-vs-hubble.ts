@@ -10,13 +10,14 @@ import { encodeResponse } from '../packages/flow/src/json.js';
 import { machine, median, writeSection } from './lib/report.js';
 
 const ROOT = join(import.meta.dirname, '..');
-const HUBBLE = join(ROOT, '..', 'shared', 'tools', 'hubble');
+const found = spawnSync(join(ROOT, 'scripts', 'find-hubble.sh'), { encoding: 'utf8' });
+if (found.status !== 0) throw new Error('no Hubble CLI found ($HUBBLE, hubble on PATH, ../shared/tools/hubble)');
+const HUBBLE = found.stdout.trim();
 const FLOWCTL = join(ROOT, 'packages', 'cli', 'dist', 'bin.js');
 const N = Number(process.env.BENCH_FLOWS ?? 200_000);
 const RUNS = 3;
 const GNU_TIME = '/usr/bin/time';
 
-if (!existsSync(HUBBLE)) throw new Error(`${HUBBLE} not found`);
 if (!existsSync(FLOWCTL)) throw new Error(`${FLOWCTL} not found: run pnpm exec tsc -b packages/cli first`);
 
 const dir = mkdtempSync(join(tmpdir(), 'flowctl-bench-cli-'));

@@ -7,12 +7,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hubbleCli } from '@flowctl/flow/testing/hubble';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEMO = join(ROOT, 'scripts', 'demo.sh');
 const FLOWCTL = join(ROOT, 'bin', 'flowctl');
-const HUBBLE = resolve(ROOT, '..', 'shared', 'tools', 'hubble');
 const RUN_DIR = '/run/flowctl-demo-e2e';
 const RELAY = '127.0.0.1:14245';
 const env = { ...process.env, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY };
@@ -160,19 +160,19 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     }
   });
 
-  it('the real Hubble CLI through the relay agrees with flowctl', async () => {
+  it('the real Hubble CLI through the relay agrees with flowctl', { tags: ['hubble'] }, async () => {
     // A closed time window in the past makes both answers deterministic.
     const until = new Date(Date.now() - 1000).toISOString();
     const since = new Date(Date.now() - 20_000).toISOString();
     const args = ['observe', '--server', RELAY, '--since', since, '--until', until, '--verdict', 'DROPPED', '-o', 'json'];
     const ours = lines((await flowctl(args)).stdout).filter((x) => x.flow).map((x) => x.flow!.uuid).sort();
-    const theirs = lines((await run(HUBBLE, args, { env, maxBuffer: 64 << 20 })).stdout).filter((x) => x.flow).map((x) => x.flow!.uuid).sort();
+    const theirs = lines((await run(hubbleCli(), args, { env, maxBuffer: 64 << 20 })).stdout).filter((x) => x.flow).map((x) => x.flow!.uuid).sort();
     expect(ours.length).toBeGreaterThan(0);
     expect(theirs).toEqual(ours);
-    const st = await run(HUBBLE, ['status', '--server', RELAY], { env });
+    const st = await run(hubbleCli(), ['status', '--server', RELAY], { env });
     expect(st.stdout).toMatch(/Healthcheck \(via .*\): Ok/);
     expect(st.stdout).toMatch(/Connected Nodes: 2\/2/);
-    const nodes = await run(HUBBLE, ['list', 'nodes', '--server', RELAY], { env });
+    const nodes = await run(hubbleCli(), ['list', 'nodes', '--server', RELAY], { env });
     expect(nodes.stdout).toMatch(/node-1\s+Connected/);
     expect(nodes.stdout).toMatch(/node-2\s+Connected/);
   });

@@ -3,7 +3,7 @@
 //      re-prints it with Go protojson, and applies its own (vendored Cilium) filters to it;
 //  (b) protobufjs, loading our proto/ files, reads what ts-proto writes and the reverse.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,9 +17,9 @@ import { compileFilters } from './filters.js';
 import { decodeFlowFilter, encodeResponse } from './json.js';
 import { formatRfc3339 } from './time.js';
 import { makeCorpus } from './testing/corpus.js';
+import { hubbleCli } from './testing/hubble.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-const hubble = resolve(repo, '..', 'shared', 'tools', 'hubble');
 
 // Fields the v0.12.3 CLI does not know; it warns once on stderr and drops them. This is the
 // hubble-api.md §1.8 list minus uuid and auth_type, which v0.12.3 already has (checked by hand:
@@ -74,15 +74,14 @@ function everyField(): GetFlowsResponse {
   return { flow, node_name: 'default/n1', time: t };
 }
 
-describe('interop with the real Hubble CLI', () => {
+describe('interop with the real Hubble CLI', { tags: ['hubble'] }, () => {
+  let hubble = '';
   let dir = '';
   let file = '';
   let corpus: GetFlowsResponse[] = [];
 
   beforeAll(() => {
-    if (!existsSync(hubble)) {
-      throw new Error(`the Hubble CLI is missing at ${hubble}: the interop check needs it (see shared/tools/README.md)`);
-    }
+    hubble = hubbleCli();
     dir = mkdtempSync(join(tmpdir(), 'flowctl-flow-interop-'));
     corpus = [...makeCorpus(600, 42), everyField(), ...makeCorpus(200, 43, { clusterPrefix: true })];
     file = join(dir, 'flows.json');

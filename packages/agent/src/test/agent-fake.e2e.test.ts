@@ -19,12 +19,12 @@ import {
   type GetFlowsResponse,
 } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
+import { hubbleCli } from '@flowctl/flow/testing';
 import { Agent } from '../agent.js';
 import { FakeDatapath } from '../testing/fake-datapath.js';
 import { fixtures, flowEvent } from '../parser/fixtures.js';
 
 const run = promisify(execFile);
-const HUBBLE = '/work/shared/tools/hubble';
 
 const ENDPOINTS = `endpoints:
   - name: client-7d9f8b6c5-abcde
@@ -174,8 +174,8 @@ describe('agent over gRPC (fake datapath)', () => {
     p.close();
   });
 
-  it('the real Hubble CLI reads the same flows as our client', async () => {
-    const { stdout } = await run(HUBBLE, ['observe', '--server', `unix://${sock}`, '--last', '100', '-o', 'json'], { timeout: 20_000 });
+  it('the real Hubble CLI reads the same flows as our client', { tags: ['hubble'] }, async () => {
+    const { stdout } = await run(hubbleCli(), ['observe', '--server', `unix://${sock}`, '--last', '100', '-o', 'json'], { timeout: 20_000 });
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
     const c = new ObserverClient(`unix:${sock}`, grpc.credentials.createInsecure());
     const ours = (await getFlows(c, { number: 100n })).map((r) => JSON.parse(encodeResponse(r)));
@@ -186,7 +186,7 @@ describe('agent over gRPC (fake datapath)', () => {
     expect(lines[0].flow.l4.TCP.flags).toEqual({ SYN: true });
     expect(lines[0].flow.source.labels).toEqual(['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=shop']);
 
-    const st = await run(HUBBLE, ['status', '--server', `unix://${sock}`], { timeout: 20_000 });
+    const st = await run(hubbleCli(), ['status', '--server', `unix://${sock}`], { timeout: 20_000 });
     expect(st.stdout).toMatch(/Healthcheck \(via unix:\/\/.*\): Ok/);
     expect(st.stdout).toMatch(/Current\/Max Flows: 6\/63/);
   });

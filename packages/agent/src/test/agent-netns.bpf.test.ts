@@ -21,10 +21,10 @@ import {
   type GetFlowsResponse,
 } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
+import { hubbleCli } from '@flowctl/flow/testing';
 import { buildTopology, cleanupNetns, sh, tcxProgramNames, type Topology } from './netns.js';
 
 const run = promisify(execFile);
-const HUBBLE = '/work/shared/tools/hubble';
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 const TAG = 'e2e';
 
@@ -52,7 +52,6 @@ let agent: ChildProcess | undefined;
 let agentLog = '';
 const procs: ChildProcess[] = [];
 let flows: Flow[] = [];
-let hubbleLines: { flow?: Flow & Record<string, unknown> }[] = [];
 
 const endpointsYaml = (t: Topology) => `endpoints:
   - name: client-6b7f9d8c4-x2k9p
@@ -191,9 +190,6 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
       const fs = rs.flatMap((r) => (r.flow ? [r.flow] : []));
       return fs.some((f) => f.verdict === Verdict.DROPPED) && fs.some((f) => f.l7?.http?.code === 500) ? fs : undefined;
     }, 10_000).then((fs) => (flows = fs));
-    const { stdout } = await run(HUBBLE, ['observe', '--server', `unix://${sock}`, '--last', '100000', '-o', 'json'], { timeout: 30_000, maxBuffer: 64 << 20 });
-    if (process.env.FCA_DUMP) writeFileSync(process.env.FCA_DUMP, stdout);
-    hubbleLines = stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
   }, 120_000);
 
   afterAll(async () => {
@@ -249,7 +245,10 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
     expect(drop!.event_type?.type).toBe(1);
   });
 
-  it('the Hubble CLI sees the same flows as our client', () => {
+  it('the Hubble CLI sees the same flows as our client', { tags: ['hubble'] }, async () => {
+    const { stdout } = await run(hubbleCli(), ['observe', '--server', `unix://${sock}`, '--last', '100000', '-o', 'json'], { timeout: 30_000, maxBuffer: 64 << 20 });
+    if (process.env.FCA_DUMP) writeFileSync(process.env.FCA_DUMP, stdout);
+    const hubbleLines: { flow?: Flow & Record<string, unknown> }[] = stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const ours = new Set(flows.map((f) => f.uuid));
     const theirs = hubbleLines.flatMap((l) => (l.flow ? [l.flow] : []));
     expect(theirs.length).toBeGreaterThanOrEqual(flows.length);

@@ -15,7 +15,6 @@ import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health
 import { HealthService } from '@flowctl/flow/gen/grpc/health/v1/health.grpc';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
-export const HUBBLE = join(ROOT, '..', 'shared', 'tools', 'hubble');
 
 export interface TestServer {
   address: string;

@@ -7,8 +7,6 @@ import { createInterface } from 'node:readline';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = join(here, '..', '..', '..', '..');
-/** The real Hubble CLI used for interoperability checks. */
-export const hubbleBin = join(repoRoot, '..', 'shared', 'tools', 'hubble');
 
 export interface Child {
   proc: ChildProcess;
