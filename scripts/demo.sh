@@ -9,14 +9,15 @@
 #   --tls (after up or run; or FLOWCTL_DEMO_TLS=1, `make demo TLS=1`): mutual TLS end to end with a
 #   throw-away openssl CA: agents serve TLS on their node's address, the relay verifies them as
 #   <node>.default.hubble-grpc.cilium.io and serves TLS itself, clients need a certificate.
+#   scripts/demo.sh try      the commands to try against it
 #
-# Everything it makes is named fcx-* (namespaces), lives in 10.10.0.0/16 inside those namespaces,
-# or under $FLOWCTL_DEMO_DIR (default /run/flowctl-demo).
+# Everything it makes is named fcx-* ($FLOWCTL_DEMO_PREFIX; namespaces), lives in 10.10.0.0/16 inside
+# those namespaces, or under $FLOWCTL_DEMO_DIR (default /run/flowctl-demo).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUN=${FLOWCTL_DEMO_DIR:-/run/flowctl-demo}
-PREFIX=fcx
+PREFIX=${FLOWCTL_DEMO_PREFIX:-fcx}
 RELAY_ADDR=${FLOWCTL_DEMO_RELAY:-127.0.0.1:4245}
 TLS=${FLOWCTL_DEMO_TLS:-}
 RELAY_NAME=relay.hubble-relay.cilium.io
@@ -366,30 +367,37 @@ status() {
 }
 
 try_these() {
-  local t s
+  local t s hubble n
   t=$(client_tls_flags)
   s="${t:+ $t}"
+  hubble=$("$ROOT/scripts/find-hubble.sh" 2>/dev/null) || hubble=
+  echo
+  echo "Try, in another terminal, from $ROOT:"
   cat <<EOF
-
-Try, in another terminal (or after Ctrl-C with 'make demo-up'):
   ./bin/flowctl observe$s --namespace shop
   ./bin/flowctl observe$s --verdict DROPPED --to-label app=order-service
+  ./bin/flowctl observe$s --to-workload payment-service
   ./bin/flowctl observe$s --http-status 500
   ./bin/flowctl observe$s --protocol DNS
-  ./bin/flowctl observe$s -o json --last 50 | jq -r 'select(.flow.verdict=="DROPPED") | .flow.source.pod_name'
+  ./bin/flowctl observe$s -o json --last 1000 | jq -r 'select(.flow.verdict=="DROPPED") | .flow.source.pod_name' | sort | uniq -c
   ./bin/flowctl status$s && ./bin/flowctl list nodes$s
   ./bin/flowctl map$s                      # who calls whom: requests, 5xx, drops, latency, bytes
   ./bin/flowctl map$s --since 30m -o dot | dot -Tsvg > map.svg
   ./bin/flowctl map$s -o json | jq '.edges[] | select(.drops > 0 or .http_errors > 0)'
   ./bin/flowctl policy check --from app=intruder --from-namespace default --to app=order-service --to-namespace shop --port 8080/TCP --policy-dir $RUN/policies --endpoints $RUN/endpoints.yaml
-  ../shared/tools/hubble observe --server $RELAY_ADDR$s --last 10
 EOF
-  if [ -n "$TLS" ]; then
+  # Only with a Hubble CLI found ($HUBBLE, hubble on PATH, ../shared/tools/hubble), by its path.
+  [ -z "$hubble" ] || echo "  $hubble observe --server $RELAY_ADDR$s --last 10"
+  if [ -n "$TLS" ] && [ -n "$hubble" ]; then
     cat <<EOF
 Refused without a client certificate (the relay logs the reason once, in $RUN/logs/relay.log):
-  ../shared/tools/hubble observe --server $RELAY_ADDR --tls --tls-ca-cert-files $RUN/tls/ca.crt --tls-server-name $RELAY_NAME --last 1
+  $hubble observe --server $RELAY_ADDR --tls --tls-ca-cert-files $RUN/tls/ca.crt --tls-server-name $RELAY_NAME --last 1
 EOF
   fi
+  echo "Metrics (each agent serves them inside its node's network namespace):"
+  for n in "${NODES[@]}"; do
+    echo "  ip netns exec $(field "$n" 1) curl -s 127.0.0.1:9965/metrics | grep '^hubble_' | head"
+  done
   printf "Tear down with 'make demo-down'.\n\n"
 }
 
@@ -404,14 +412,15 @@ run() {
 
 if [ "${2:-}" = --tls ]; then TLS=1; fi
 # Commands on a cluster brought up with --tls keep its mode.
-case "${1:-}" in status|start-agent|stop-agent) if [ -f "$RUN/tls-mode" ]; then TLS=1; fi ;; esac
+case "${1:-}" in status|try|start-agent|stop-agent) if [ -f "$RUN/tls-mode" ]; then TLS=1; fi ;; esac
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
   run) run ;;
   status) status ;;
+  try) try_these ;;
   stop-agent) stop_agent "${2:?node name}" ;;
   start-agent) start_agent "${2:?node name}"; for _ in $(seq 1 100); do [ -S "$RUN/$2.sock" ] && break; sleep 0.1; done ;;
-  *) echo "usage: $0 up|down|run|status|stop-agent NODE|start-agent NODE  (up and run take --tls)" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|run|status|try|stop-agent NODE|start-agent NODE  (up and run take --tls)" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
-// Inspection helpers for tests of code that attaches TC programs: which TCX links exist, and which
-// this process holds. Test-only (they read /proc and run bpftool), kept here so that the addon's and
-// the agent's tests share one copy.
-import { execFileSync } from 'node:child_process';
+// Inspection helpers for tests of code that attaches TC programs: which TCX links a process holds,
+// and whether a link still exists. Test-only (they read /proc and run bpftool), kept here so that
+// the addon's and the agent's tests share one copy.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 export interface OwnTcxLink {
@@ -11,14 +11,20 @@ export interface OwnTcxLink {
   direction: 'ingress' | 'egress';
 }
 
-/** TCX links this process holds (from /proc/self/fdinfo of its bpf_link fds). */
-export function ownTcxLinks(): OwnTcxLink[] {
+/** TCX links this process (or process `pid`) holds, from the fdinfo of its bpf_link fds. */
+export function ownTcxLinks(pid: number | 'self' = 'self'): OwnTcxLink[] {
   const out: OwnTcxLink[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out; // the process is gone
+  }
+  for (const fd of fds) {
     let info: string;
     try {
-      if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith('anon_inode:bpf_link')) continue;
-      info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+      if (!readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('anon_inode:bpf_link')) continue;
+      info = readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8');
     } catch {
       continue; // closed meanwhile
     }
@@ -29,11 +35,10 @@ export function ownTcxLinks(): OwnTcxLink[] {
   return out;
 }
 
-/** Names of the programs of every TCX link on the machine (bpftool: link type 11 is TCX). */
-export function tcxProgramNames(): string[] {
-  const bpftool = (...args: string[]) => execFileSync('bpftool', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  const links = JSON.parse(bpftool('-j', 'link', 'show')) as { type: number | string; prog_id: number }[];
-  const progs = JSON.parse(bpftool('-j', 'prog', 'show')) as { id: number; name?: string }[];
-  const name = new Map(progs.map((p) => [p.id, p.name ?? '']));
-  return links.filter((l) => l.type === 11 || l.type === 'tcx').map((l) => name.get(l.prog_id) ?? `prog ${l.prog_id}`);
+/**
+ * Whether the kernel still has the BPF link `id`. Tests check the links they saw their own
+ * processes hold, never every link on the machine (another agent may be running).
+ */
+export function linkExists(id: number): boolean {
+  return spawnSync('bpftool', ['link', 'show', 'id', String(id)], { stdio: 'ignore' }).status === 0;
 }

@@ -77,4 +77,4 @@ export function u64(n: bigint | number): Buffer {
   return b;
 }
 
-export { ownTcxLinks, tcxProgramNames } from '../lib/testing.js';
+export { linkExists, ownTcxLinks } from '../lib/testing.js';

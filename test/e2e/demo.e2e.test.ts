@@ -1,7 +1,7 @@
 // The end-to-end scenarios of the simulated cluster (issue 9): the commands users know from
 // Hubble, through the relay, against real agents, real kernel programs and real traffic.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,9 +13,12 @@ const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEMO = join(ROOT, 'scripts', 'demo.sh');
 const FLOWCTL = join(ROOT, 'bin', 'flowctl');
+// Its own names, directory and relay port, so a `make demo-up` of the user's can run beside it.
+const PREFIX = 'fce';
 const RUN_DIR = '/run/flowctl-demo-e2e';
 const RELAY = '127.0.0.1:14245';
-const env = { ...process.env, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY };
+const env = { ...process.env, FLOWCTL_DEMO_PREFIX: PREFIX, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY };
+let printed = '';
 
 interface Resp {
   flow?: Record<string, any>;
@@ -59,7 +62,7 @@ const built = existsSync(join(ROOT, 'packages', 'agent', 'dist', 'main.js')) && 
 describe.skipIf(!isRoot)('demo cluster through the relay', () => {
   beforeAll(async () => {
     if (!built) throw new Error('flowctl is not built: run `make build` (make test does) before the e2e tests');
-    await run(DEMO, ['up'], { env, timeout: 120_000 });
+    printed = (await run(DEMO, ['up'], { env, timeout: 120_000 })).stdout;
     // The intruder's attempts are the slowest signal (one every 2 s): wait until the relay has them.
     await eventually('a DROPPED flow from the intruder', async () => {
       const r = await observe('--verdict', 'DROPPED', '--last', '5');
@@ -177,6 +180,35 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     expect(nodes.stdout).toMatch(/node-2\s+Connected/);
   });
 
+  it('every command it prints to try works as pasted (flowctl, each node\'s metrics, the Hubble CLI found)', async () => {
+    const block = printed.slice(printed.indexOf('Try, in another terminal'), printed.indexOf('Tear down'));
+    const commands = block.split('\n').filter((l) => l.startsWith('  ')).map((l) => l.trim());
+    expect(commands.filter((c) => /^ip netns exec \S+ curl .*9965\/metrics/.test(c))).toHaveLength(2);
+    const hubble = process.env.HUBBLE; // what vitest.config.ts found, as the demo finds it
+    if (hubble) expect(commands).toContain(`${hubble} observe --server ${RELAY} --last 10`);
+    else expect(commands.filter((c) => c.includes('hubble observe'))).toEqual([]);
+    expect(commands).toContain('./bin/flowctl observe --to-workload payment-service');
+    // From a directory of its own whose ./bin is the clone's, so files a command writes land there.
+    const cwd = mkdtempSync(join(tmpdir(), 'fce-try-'));
+    symlinkSync(join(ROOT, 'bin'), join(cwd, 'bin'));
+    for (const c of commands) {
+      const r = await run('bash', ['-c', c], { cwd, env, maxBuffer: 64 << 20, timeout: 60_000 }).then(
+        (x) => ({ code: 0, ...x }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      if (c.includes('policy check')) {
+        expect(r.stdout, c).toMatch(/^DENIED /); // the intruder is denied: exit 1 says so
+        expect(r.code, c).toBe(1);
+        continue;
+      }
+      expect(r.code, `${c}\n${r.stderr}`).toBe(0);
+      expect(r.stdout.trim(), c).not.toBe('');
+      if (c.includes('/metrics')) expect(r.stdout).toMatch(/^hubble_\w+/m);
+      if (c.includes('--to-workload payment-service')) expect(r.stdout).toMatch(/payment-service/);
+    }
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
   it('killing one agent: the follow stream goes on, the lost node is reported, a restart rejoins', async () => {
     const follow: ChildProcess = spawn(FLOWCTL, ['observe', '--follow', '-o', 'json'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -209,17 +241,17 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fcx-prom-'));
     const cfg = join(dir, 'prometheus.yml');
     writeFileSync(cfg, `global: { scrape_interval: 1s }\nscrape_configs:\n  - job_name: flowctl\n    static_configs: [ { targets: ['127.0.0.1:9965'] } ]\n`);
-    const prom = spawn('ip', ['netns', 'exec', 'fcx-node-1', 'prometheus', `--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`,
+    const prom = spawn('ip', ['netns', 'exec', `${PREFIX}-node-1`, 'prometheus', `--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`,
       '--web.listen-address=127.0.0.1:19090'], { stdio: 'ignore', detached: true });
     try {
-      const exposition = (await run('ip', ['netns', 'exec', 'fcx-node-1', 'curl', '-sf', 'http://127.0.0.1:9965/metrics'])).stdout;
+      const exposition = (await run('ip', ['netns', 'exec', `${PREFIX}-node-1`, 'curl', '-sf', 'http://127.0.0.1:9965/metrics'])).stdout;
       const check = spawn('promtool', ['check', 'metrics']);
       check.stdin.end(exposition);
       const code = await new Promise<number>((r) => check.on('close', (c) => r(c ?? 1)));
       expect(code).toBe(0);
       const result = await eventually('hubble_drop_total in Prometheus', async () => {
         const q = encodeURIComponent('sum by (reason) (hubble_drop_total)');
-        const { stdout } = await run('ip', ['netns', 'exec', 'fcx-node-1', 'curl', '-sf', `http://127.0.0.1:19090/api/v1/query?query=${q}`]);
+        const { stdout } = await run('ip', ['netns', 'exec', `${PREFIX}-node-1`, 'curl', '-sf', `http://127.0.0.1:19090/api/v1/query?query=${q}`]);
         const body = JSON.parse(stdout) as { data: { result: { metric: { reason: string }; value: [number, string] }[] } };
         return body.data.result.length > 0 ? body.data.result : undefined;
       }, 45_000);

@@ -91,3 +91,23 @@ it('needs nothing', () => expect(1).toBe(1));
     expect(readFileSync(join(ROOT, '.ci', 'run'), 'utf8')).toMatch(/^export FLOWCTL_REQUIRE_HUBBLE=1$/m);
   });
 });
+
+describe('scripts/demo.sh try', () => {
+  const demoTry = (env: NodeJS.ProcessEnv) => spawnSync(join(ROOT, 'scripts', 'demo.sh'), ['try'], { env, encoding: 'utf8' });
+
+  it('prints the Hubble command with the CLI it found, and none when there is none', () => {
+    const mine = fakeHubble(join(top, 'demo', 'hubble'));
+    const found = demoTry(envWithout({ HUBBLE: mine }));
+    expect(found.status).toBe(0);
+    expect(found.stdout).toContain(`\n  ${mine} observe --server 127.0.0.1:4245 --last 10\n`);
+    const none = demoTry(envWithout({ HUBBLE: join(top, 'nope') }));
+    expect(none.status).toBe(0);
+    expect(none.stdout).not.toMatch(/hubble observe/);
+    expect(none.stdout).toContain('./bin/flowctl observe --namespace shop');
+  });
+
+  it("prints a metrics command for each node's namespace", () => {
+    const r = demoTry(envWithout({ FLOWCTL_DEMO_PREFIX: 'zz' }));
+    expect(r.stdout.match(/^ {2}ip netns exec zz-node-\d curl -s 127\.0\.0\.1:9965\/metrics .*$/gm)).toHaveLength(2);
+  });
+});

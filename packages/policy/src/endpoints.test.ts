@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlowctlError } from '@flowctl/flow/errors';
-import { loadEndpointsFile, parseEndpoints, workloadFromPodName } from './endpoints.js';
+import { deriveWorkload, loadEndpointsFile, parseEndpoints } from './endpoints.js';
 import { RESERVED_IDENTITIES, identityForLabels, MIN_LABEL_IDENTITY, MAX_LABEL_IDENTITY } from './identity.js';
 
 const GOOD = `endpoints:
@@ -122,16 +122,32 @@ describe('parseEndpoints', () => {
   });
 });
 
-describe('workloadFromPodName', () => {
+describe('deriveWorkload: the same rules for every pod without `workload:`', () => {
   it.each([
-    ['order-service-5d8f7', 'order-service'],
-    ['x-7d9c6b-abcde', 'x'],
-    ['api-gateway-7d9c6b5f4-x2k4p', 'api-gateway'],
-  ])('%s is Deployment %s', (pod, name) => {
-    expect(workloadFromPodName(pod)).toEqual([{ name, kind: 'Deployment' }]);
+    // Kubernetes-generated names first: <deployment>-<pod-template-hash>-<suffix>, <name>-<suffix>, ...
+    ['api-gateway-7d9c6b5f4-x2k4p', {}, 'api-gateway', 'Deployment'],
+    ['x-7d9c6b-bcdfg', {}, 'x', 'Deployment'],
+    ['order-service-5d8f7', { app: 'other' }, 'order-service', 'Deployment'],
+    ['coredns-6f8b9', { 'k8s-app': 'kube-dns' }, 'coredns', 'Deployment'],
+    ['backup-28391234-q4w7z', {}, 'backup', 'CronJob'],
+    ['web-0', { app: 'web' }, 'web', 'StatefulSet'],
+    ['kafka-broker-12', {}, 'kafka-broker', 'StatefulSet'],
+    // ... then the app label: 4b2a1 and x2k9a have letters Kubernetes never generates (a, 1).
+    ['payment-service-4b2a1', { app: 'payment-service', tier: 'backend' }, 'payment-service', ''],
+    ['client-6b7f9d8c4-x2k9a', { app: 'client' }, 'client', ''],
+    ['my-redis', { 'app.kubernetes.io/name': 'redis' }, 'redis', ''],
+    // ... then the pod itself.
+    ['payment-service-4b2a1', {}, 'payment-service-4b2a1', 'Pod'],
+    ['db', { tier: 'data' }, 'db', 'Pod'],
+  ] as const)('%s with labels %j is %s (%s)', (pod, labels, name, kind) => {
+    expect(deriveWorkload(pod, labels as Record<string, string>)).toEqual([{ name, kind }]);
   });
-  it.each(['api-gateway', 'my-redis', 'payment-service', 'db'])('%s has no generated suffix', (pod) => {
-    expect(workloadFromPodName(pod)).toEqual([]);
+
+  it('an explicit workload: wins, as name, kind/name or {name, kind}', () => {
+    const ep = (w: string) => parseEndpoints(`endpoints:\n  - name: web-0\n    namespace: shop\n    labels: { app: web }\n    workload: ${w}\n`, 'e.yaml').endpoints[0]!.workloads;
+    expect(ep('frontend')).toEqual([{ name: 'frontend', kind: 'Deployment' }]);
+    expect(ep('DaemonSet/agent')).toEqual([{ name: 'agent', kind: 'DaemonSet' }]);
+    expect(ep('{ name: batch, kind: Job }')).toEqual([{ name: 'batch', kind: 'Job' }]);
   });
 });
 

@@ -131,19 +131,30 @@ export function labelListFor(namespace: string, labels: Record<string, string>):
 
 // Kubernetes generates name suffixes from this alphabet (no vowels, no 0/1/3; apimachinery rand).
 const SAFE = '[bcdfghjklmnpqrstvwxz2456789]';
-const DEPLOYMENT_POD = new RegExp(`^(.+)-(${SAFE}{6,10}|[a-z0-9]*[0-9][a-z0-9]*)-([a-z0-9]{5})$`);
-const REPLICA_POD = new RegExp(`^(.+)-${SAFE}{5}$`);
+// Pod names controllers generate, most specific first: a CronJob's Job `<cronjob>-<minutes since
+// epoch>` then `-<suffix>`; a Deployment's ReplicaSet `<deployment>-<pod-template-hash>` then
+// `-<suffix>`; `<name>-<suffix>` (taken as a Deployment: a DaemonSet's pods look the same, say so
+// with `workload:`); a StatefulSet's `<name>-<ordinal>`.
+const GENERATED: [RegExp, string][] = [
+  [new RegExp(`^(.+)-[0-9]{8,10}-${SAFE}{5}$`), 'CronJob'],
+  [new RegExp(`^(.+)-${SAFE}{6,10}-${SAFE}{5}$`), 'Deployment'],
+  [new RegExp(`^(.+)-${SAFE}{5}$`), 'Deployment'],
+  [/^(.+)-(0|[1-9][0-9]{0,4})$/, 'StatefulSet'],
+];
 
 /**
- * The workload a pod name implies: `app-<replicaset hash>-<suffix>` and `app-<suffix>` name a
- * Deployment `app`. Names without a generated suffix have no known workload.
+ * The workload of a pod the endpoints file gives none for: the controller its generated name
+ * implies, else the `app` (or `app.kubernetes.io/name`) label with no known kind, else the pod
+ * itself. Every pod gets exactly one.
  */
-export function workloadFromPodName(pod: string): Workload[] {
-  const d = DEPLOYMENT_POD.exec(pod);
-  if (d && d[2]!.length >= 6 && d[2]!.length <= 10) return [{ name: d[1]!, kind: 'Deployment' }];
-  const r = REPLICA_POD.exec(pod);
-  if (r) return [{ name: r[1]!, kind: 'Deployment' }];
-  return [];
+export function deriveWorkload(pod: string, labels: Record<string, string>): Workload[] {
+  for (const [re, kind] of GENERATED) {
+    const m = re.exec(pod);
+    if (m) return [{ name: m[1]!, kind }];
+  }
+  const app = labels.app ?? labels['app.kubernetes.io/name'];
+  if (app) return [{ name: app, kind: '' }];
+  return [{ name: pod, kind: 'Pod' }];
 }
 
 /** Endpoint ID slot for (namespace, name); collisions resolved in sorted order by the caller. */
@@ -179,7 +190,7 @@ export function parseEndpointsFast(text: string): EndpointSet | undefined {
     if (typeof ns === 'string') return undefined;
     namespaces = ns;
   }
-  const specs: (EndpointSpec & { workloads: Workload[] })[] = [];
+  const specs: (EndpointSpec & { workloads?: Workload[] })[] = [];
   const names = new Set<string>();
   const ipsSeen = new Set<string>();
   for (const item of root.endpoints as unknown[]) {
@@ -210,7 +221,7 @@ export function parseEndpointsFast(text: string): EndpointSet | undefined {
         ips.push(ip);
       }
     }
-    let workloads = workloadFromPodName(name);
+    let workloads: Workload[] | undefined;
     if (workload !== undefined) {
       if (nonEmpty(workload)) {
         const slash = workload.indexOf('/');
@@ -223,7 +234,8 @@ export function parseEndpointsFast(text: string): EndpointSet | undefined {
         return undefined;
       }
     }
-    const spec: EndpointSpec & { workloads: Workload[] } = { name, namespace, node: (node as string | undefined) ?? '', labels, ips, workloads };
+    const spec: EndpointSpec & { workloads?: Workload[] } = { name, namespace, node: (node as string | undefined) ?? '', labels, ips };
+    if (workloads) spec.workloads = workloads;
     if (iface !== undefined) spec.interface = iface as string;
     if (netns !== undefined) spec.netns = netns as string;
     if (rawPorts !== undefined) {
@@ -272,7 +284,7 @@ export function parseEndpointsReference(text: string, file: string): EndpointSet
   }
   if (!isSeq(list)) return fail(list, '"endpoints" must be a list');
 
-  type Pending = { spec: EndpointSpec; labelList: string[]; workloads: Workload[] };
+  type Pending = { spec: EndpointSpec; labelList: string[]; workloads: Workload[] | undefined };
   const pending: Pending[] = [];
   const ipOwner = new Map<string, { where: number; who: string }>();
   const names = new Map<string, number>();
@@ -337,7 +349,7 @@ export function parseEndpointsReference(text: string, file: string): EndpointSet
       }
     }
 
-    let workloads = workloadFromPodName(name);
+    let workloads: Workload[] | undefined;
     const wf = fields.get('workload');
     if (wf) {
       const s = scalarText(wf.value);
@@ -421,7 +433,7 @@ export function resolveEndpoints(
       id: ids[i]!,
       identity: identities.get(canonicalLabels(labelList))!,
       labelList,
-      workloads: workloads ?? workloadFromPodName(s.name),
+      workloads: workloads ?? deriveWorkload(s.name, s.labels),
     };
   });
   const byIp = new Map<string, ResolvedEndpoint>();

@@ -8,7 +8,7 @@ import { LiveContext } from './live-context.js';
 import { Parser } from './parser.js';
 
 const ENDPOINTS = `endpoints:
-  - name: client-7d9f8b6c5-abcde
+  - name: client-7d9f8b6c5-bcdfg
     namespace: shop
     node: node-a
     labels: { app: client }
@@ -45,7 +45,7 @@ describe('Parser: L3/L4', () => {
     expect(f.IP).toEqual({ source: '10.203.1.10', destination: '10.203.1.20', ipVersion: IPVersion.IPv4 });
     expect(f.l4?.TCP).toEqual({ source_port: 41234, destination_port: 8080, flags: { SYN: true } });
     expect(f.ethernet).toEqual({ source: '02:00:00:00:00:01', destination: '02:00:00:00:00:02' });
-    expect(f.source?.pod_name).toBe('client-7d9f8b6c5-abcde');
+    expect(f.source?.pod_name).toBe('client-7d9f8b6c5-bcdfg');
     expect(f.source?.namespace).toBe('shop');
     expect(f.source?.labels).toEqual(['k8s:app=client', 'k8s:io.kubernetes.pod.namespace=shop']);
     expect(f.source?.workloads).toEqual([{ name: 'client', kind: 'Deployment' }]);
@@ -100,7 +100,7 @@ describe('Parser: L3/L4', () => {
     expect(v6.IP?.ipVersion).toBe(IPVersion.IPv6);
     expect(v6.l4).toEqual({ ICMPv6: { type: 128, code: 0 } });
     expect(v6.Summary).toBe('ICMPv6 EchoRequest');
-    expect(v6.source?.pod_name).toBe('client-7d9f8b6c5-abcde');
+    expect(v6.source?.pod_name).toBe('client-7d9f8b6c5-bcdfg');
     const sctp = one(fixtures.sctp);
     expect(sctp.l4).toEqual({ SCTP: { source_port: 5000, destination_port: 6000 } });
     expect(sctp.Summary).toBe('SCTP');

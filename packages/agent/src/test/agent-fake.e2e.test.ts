@@ -27,7 +27,7 @@ import { fixtures, flowEvent } from '../parser/fixtures.js';
 const run = promisify(execFile);
 
 const ENDPOINTS = `endpoints:
-  - name: client-7d9f8b6c5-abcde
+  - name: client-7d9f8b6c5-bcdfg
     namespace: shop
     node: node-a
     labels: { app: client }
@@ -121,7 +121,7 @@ describe('agent over gRPC (fake datapath)', () => {
     expect(a).toHaveLength(6);
     expect(a.map(encodeResponse)).toEqual(b.map(encodeResponse));
     const syn = a[0]!.flow!;
-    expect(syn.source?.pod_name).toBe('client-7d9f8b6c5-abcde');
+    expect(syn.source?.pod_name).toBe('client-7d9f8b6c5-bcdfg');
     expect(syn.destination?.namespace).toBe('shop');
     expect(a[0]!.node_name).toBe('node-a');
     expect(a[0]!.time).toEqual(syn.time);

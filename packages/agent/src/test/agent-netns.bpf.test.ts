@@ -22,7 +22,7 @@ import {
 } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
 import { hubbleCli } from '@flowctl/flow/testing';
-import { buildTopology, cleanupNetns, sh, tcxProgramNames, type Topology } from './netns.js';
+import { buildTopology, cleanupNetns, linkExists, ownTcxLinks, sh, type Topology } from './netns.js';
 
 const run = promisify(execFile);
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
@@ -262,6 +262,10 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
   });
 
   it('on SIGTERM stops serving, detaches from every interface and exits 0', async () => {
+    // The agent attaches TCX links (kernel 6.6+) on both directions of each pod's interface; they must go with it.
+    const hostIfs = new Set(topo.pods.map((p) => Number(sh(['ip', '-n', topo.node, '-j', 'link', 'show', p.hostIf]).match(/"ifindex":(\d+)/)![1])));
+    const links = ownTcxLinks(agent!.pid!);
+    expect(links.filter((l) => hostIfs.has(l.ifindex))).toHaveLength(2 * topo.pods.length);
     const exited = new Promise<number | null>((r) => agent!.once('exit', (code) => r(code)));
     agent!.kill('SIGTERM');
     expect(await exited).toBe(0);
@@ -270,8 +274,7 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
         expect(sh(['ip', 'netns', 'exec', topo.node, 'tc', 'filter', 'show', 'dev', p.hostIf, dirn]).trim()).toBe('');
       }
     }
-    // The agent attaches TCX links (kernel 6.6+): they go with its process.
-    expect(tcxProgramNames().filter((n) => n.startsWith('flowctl_tc'))).toEqual([]);
+    expect(links.map((l) => l.linkId).filter(linkExists)).toEqual([]);
     expect(existsSync(sock)).toBe(false);
   });
 });

@@ -57,4 +57,4 @@ export function buildTopology(tag: string, subnet: number, podCount: number): To
   return { node, gateway, pods };
 }
 
-export { ownTcxLinks, tcxProgramNames } from '@flowctl/bpf-loader/testing';
+export { linkExists, ownTcxLinks } from '@flowctl/bpf-loader/testing';
