@@ -1,6 +1,6 @@
 // The gRPC side of the CLI. Imported lazily (await import('./client.js')) by the commands that
 // talk to a server, so `--input-file`, `--help` and `version` never load grpc-js.
-import { credentials, Metadata, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import { connectivityState, credentials, Metadata, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { isFlowctlError } from '@flowctl/flow/errors';
 import { clientCredentials, connectFailureReason, serverNameOptions } from '@flowctl/flow/tls';
 import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
@@ -80,13 +80,20 @@ export class Connection {
     });
   }
 
+  /**
+   * Connects within --timeout. The timeout is for a server that stays silent: a refused or failed
+   * connection (TRANSIENT_FAILURE) is reported at once, with the reason grpc-js saw.
+   */
   async ready(): Promise<void> {
     const deadline = Date.now() + this.opts.timeoutMs;
-    const err = await new Promise<Error | undefined>((resolve) => this.observer.waitForReady(deadline, (e) => resolve(e ?? undefined)));
-    if (!err) return;
-    // The channel's last error says why (connection refused, a TLS handshake refused) better than "deadline".
-    const reason = (await connectFailureReason(this.observer)) ?? err.message;
-    throw new CliError('server', `cannot reach the server at ${this.opts.server}: ${reason} (is flowctl-relay or flowctl-agent running?)`);
+    const channel = this.observer.getChannel();
+    const unreachable = (why: string) => new CliError('server', `cannot reach the server at ${this.opts.server}: ${why} (is flowctl-relay or flowctl-agent running?)`);
+    for (let state = channel.getConnectivityState(true); state !== connectivityState.READY; state = channel.getConnectivityState(true)) {
+      // The channel's last error says why (connection refused, a TLS handshake refused).
+      if (state === connectivityState.TRANSIENT_FAILURE) throw unreachable((await connectFailureReason(this.observer)) ?? 'connection failed');
+      const changed = await new Promise<boolean>((resolve) => channel.watchConnectivityState(state, deadline, (err) => resolve(!err)));
+      if (!changed) throw unreachable('no answer before the dial timeout (--timeout)');
+    }
   }
 
   private unary<T>(call: (cb: (e: ServiceError | null, r: T) => void) => void): Promise<T> {

@@ -105,6 +105,18 @@ export interface InputFileStats {
   invalid: number;
   /** Lines printed as they are, without decoding. */
   passedThrough: number;
+  /** Lines not blank (read or skipped by the prefilter). */
+  nonBlank?: number;
+}
+
+/**
+ * One line for a file with unreadable lines (hubble warns once per line): a warning, or an error
+ * when no line could be read at all (a file of garbage is not an empty result).
+ */
+export function unreadableSummary(path: string, stats: InputFileStats, first: string | undefined): CliError | string | undefined {
+  if (!stats.invalid || first === undefined) return undefined;
+  const text = `${path === '-' ? 'stdin' : path}: ${stats.invalid} of ${stats.nonBlank} lines could not be read; first at ${first}`;
+  return stats.invalid === stats.nonBlank ? new CliError('input', text) : text;
 }
 
 export interface ObserveFileOptions {
@@ -133,6 +145,7 @@ export async function* observeFile(
   opts: ObserveFileOptions = {},
 ): AsyncGenerator<InputItem[]> {
   const stats = opts.stats ?? { lines: 0, invalid: 0, passedThrough: 0 };
+  stats.nonBlank ??= 0;
   const { prefilter } = opts;
   const n = req.number ?? 0n;
   const first = !!req.first && n !== 0n && n !== UINT64_MAX;
@@ -142,7 +155,6 @@ export async function* observeFile(
   const ring: InputItem[] = [];
   let ringStart = 0;
   let returned = 0n;
-  const name = path === '-' ? 'stdin' : path;
   const since = req.since, until = req.until;
 
   for await (const buf of readLineBuffers(path)) {
@@ -161,6 +173,7 @@ export async function* observeFile(
       start = end + 1;
       stats.lines++;
       if (s === end || isBlank(buf, s, end)) continue;
+      stats.nonBlank!++;
       if (prefilter && !prefilter(buf, s, end)) continue;
       let item: InputItem;
       if (passthrough && (utf8 || isUtf8(buf.subarray(s, end))) && passthrough(buf, s, end)) {
@@ -183,7 +196,7 @@ export async function* observeFile(
       } else {
         let r: GetFlowsResponse;
         try {
-          r = codec.decodeResponse(buf.toString('utf8', s, end), `${name}:${stats.lines}`);
+          r = codec.decodeResponse(buf.toString('utf8', s, end), `line ${stats.lines}`);
         } catch (e) {
           // Like hubble: a bad line is reported and skipped, the rest of the file still counts.
           stats.invalid++;

@@ -41,7 +41,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   const program = new Command('flowctl')
     .description('Observe network flows: a Hubble-compatible CLI for flowctl agents and relays')
     .addOption(new Option('--server <address>', 'address of the server: host:port, tls://host:port or unix:///path').default(env.FLOWCTL_SERVER || DEFAULT_SERVER))
-    .option('--timeout <duration>', 'dial timeout (e.g. 5s)', parseTimeout, 5000)
+    .addOption(new Option('--timeout <duration>', 'dial timeout').argParser(parseTimeout).default(5000, '5s'))
     .option('-D, --debug', 'print debug output and stack traces');
   addTlsOptions(program)
     .exitOverride()

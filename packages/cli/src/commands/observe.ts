@@ -128,9 +128,10 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
   process.once('SIGINT', onSigint);
   try {
     if (opts.inputFile) {
-      const { observeFile } = await import('../input-file.js');
+      const { observeFile, unreadableSummary } = await import('../input-file.js');
       const { verdictPrefilter } = await import('../prefilter.js');
-      const warn = (m: string) => io.err.write(`warning: ${m}\n`);
+      let firstUnreadable: string | undefined;
+      const warn = (m: string) => (firstUnreadable ??= m);
       // Without filters, `-o json` of a line already in canonical form is the line itself.
       let passthrough: ((buf: Buffer, start: number, end: number) => boolean) | undefined;
       let shapes = (): string => '';
@@ -152,6 +153,9 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
       if (g.debug) {
         io.err.write(`debug: ${stats.lines} lines read, ${stats.invalid} invalid, ${stats.passedThrough} printed as read${shapes()}\n`);
       }
+      const unreadable = unreadableSummary(opts.inputFile, stats, firstUnreadable);
+      if (unreadable instanceof CliError) throw unreadable;
+      if (unreadable) io.err.write(`warning: ${unreadable}\n`);
     } else {
       const { Connection } = await import('../client.js');
       const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });

@@ -96,6 +96,18 @@ describe('flowctl observe against a gRPC server', () => {
     }
   });
 
+  it('a refused connection is reported at once, not after the dial timeout', async () => {
+    // An hour to dial: waiting for the deadline would outlast this test's own timeout.
+    const r = await flowctl(['observe', '--server', '127.0.0.1:1', '--timeout', '1h']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: cannot reach the server at 127\.0\.0\.1:1: .*ECONNREFUSED/);
+  });
+
+  it("--timeout's help shows its default as a duration", async () => {
+    const r = await flowctl(['--help']);
+    expect(r.stdout).toMatch(/--timeout <duration>\s+dial timeout .*\(default: 5s\)/);
+  });
+
   it('an unreachable server is one line on stderr and exit 1', async () => {
     const r = await flowctl(['observe', '--server', '127.0.0.1:1', '--timeout', '1s']);
     expect(r.code).toBe(1);
@@ -164,6 +176,23 @@ describe('flowctl observe --input-file is offline', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(corpus.slice(0, 10).map((x) => encodeResponse(x) + '\n').join(''));
     expect(r.stderr).toBe('grpc-js loaded: false\n');
+  });
+
+  it('a file with unreadable lines: one summary line, exit 0; a file of which no line reads: an error, exit 1', async () => {
+    const good = corpus.filter((x) => x.flow).slice(0, 2).map((x) => encodeResponse(x));
+    const partly = join(dir, 'partly.json');
+    writeFileSync(partly, ['garbage', good[0], '', '{"flow":', good[1], 'more garbage'].join('\n') + '\n');
+    const p = await flowctl(['observe', '--input-file', partly, '-o', 'json']);
+    expect(p.code).toBe(0);
+    expect(p.stdout).toBe(`${good[0]}\n${good[1]}\n`);
+    expect(p.stderr).toBe(`warning: ${partly}: 3 of 5 lines could not be read; first at line 1: invalid JSON: Unexpected token 'g', "garbage" is not valid JSON\n`);
+
+    const garbage = join(dir, 'garbage.json');
+    writeFileSync(garbage, 'this is\nnot a flow file\n');
+    const g = await flowctl(['observe', '--input-file', garbage]);
+    expect(g.code).toBe(1);
+    expect(g.stdout).toBe('');
+    expect(g.stderr).toMatch(new RegExp(`^error: ${garbage}: 2 of 2 lines could not be read; first at line 1: invalid JSON: .*\n$`));
   });
 
   it('the probe sees gRPC when a command uses it', async () => {
