@@ -35,6 +35,33 @@ describe('flowctl policy', () => {
     expect(r.err.trim()).toBe(`error: ${bad}: document 2: spec.ingress[0].toPorts[0].ports[0].endPort: port range 90-80 is inverted`);
   });
 
+  it('validate -f DIR: every bad file is reported, valid ones are not, and no yaml warning leaks', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fcp-cli-dir-'));
+    writeFileSync(join(dir, 'a-collection-key.yaml'), 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: a, namespace: shop }\nspec:\n  endpointSelector: {}\n  ? [x, y]\n  : 1\n');
+    writeFileSync(join(dir, 'b-good.yaml'), 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: b, namespace: shop }\nspec:\n  endpointSelector: {}\n');
+    writeFileSync(join(dir, 'c-bad-kind.yaml'), 'kind: Bogus\n');
+    const r = flowctl('validate', '-f', dir);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toEqual([
+      `error: ${join(dir, 'a-collection-key.yaml')}: document 1: spec: unknown field "[ x, y ]"`,
+      expect.stringMatching(new RegExp(`^error: ${join(dir, 'c-bad-kind.yaml')}: document 1: kind: unsupported kind "Bogus"`)),
+    ]);
+  });
+
+  it('check: a selector that matches nothing in its namespace is named on stderr, with where it matches', () => {
+    const r = flowctl('check', '--from', 'app=api-gateway', '--to', 'app=order-service', '--port', '8080', '--policy-dir', POLICIES, '--endpoints', ENDPOINTS);
+    expect(r.err.trim().split('\n')).toEqual([
+      'Warning: --from app=api-gateway matches no endpoint in namespace default; it matches in shop, staging (--from-namespace shop)',
+      'Warning: --to app=order-service matches no endpoint in namespace default; it matches in shop (--to-namespace shop)',
+    ]);
+    expect(r.out.split('\n')[0]).toBe('ALLOWED  default/{app=api-gateway} -> default/{app=order-service} 8080/TCP');
+    const none = flowctl('check', '--from', 'app=api-gateway', '--from-namespace', 'shop', '--to', 'app=nope', '--to-namespace', 'shop', '--port', '8080', '--policy-dir', POLICIES, '--endpoints', ENDPOINTS);
+    expect(none.err.trim()).toBe('Warning: --to app=nope matches no endpoint in namespace shop, nor in any other namespace');
+    const fine = flowctl('check', '--from', 'app=api-gateway', '--from-namespace', 'shop', '--to', 'app=order-service', '--to-namespace', 'shop', '--port', '8080', '--policy-dir', POLICIES, '--endpoints', ENDPOINTS);
+    expect(fine.err).toBe('');
+  });
+
   it('check: ALLOWED (exit 0) names the policy that allows', () => {
     const r = flowctl('check', '--from', 'app=api-gateway', '--from-namespace', 'shop', '--to', 'app=order-service', '--to-namespace', 'shop', '--port', '8080/TCP', '--policy-dir', POLICIES);
     expect(r.err).toBe('');

@@ -4,6 +4,10 @@ import type { Document, Node, Pair, YAMLMap, YAMLSeq } from 'yaml';
 
 export type YNode = Node | null | undefined;
 
+// logLevel 'error': yaml would print a process warning (e.g. for a collection used as a key) on
+// stderr; what matters in such input is reported as a file:line error instead.
+const OPTIONS = { uniqueKeys: true, prettyErrors: false, logLevel: 'error' } as const;
+
 export class YamlSource {
   readonly lines = new LineCounter();
   constructor(readonly file: string) {}
@@ -14,11 +18,11 @@ export class YamlSource {
   }
 
   parseOne(text: string): Document.Parsed {
-    return parseDocument(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
+    return parseDocument(text, { ...OPTIONS, lineCounter: this.lines });
   }
 
   parseAll(text: string): Document.Parsed[] {
-    const docs = parseAllDocuments(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
+    const docs = parseAllDocuments(text, { ...OPTIONS, lineCounter: this.lines });
     return Array.isArray(docs) ? docs : [];
   }
 

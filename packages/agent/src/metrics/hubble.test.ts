@@ -62,6 +62,16 @@ describe('FlowMetrics', () => {
     expect(await valueOf(reg, 'hubble_lost_events_total', { source: 'hubble_ring_buffer' })).toBe(3);
   });
 
+  it('labels socket (SOCK) events as Hubble does: no case of their own, so Unknown flow / Unknown / 7', async () => {
+    // cilium pkg/hubble/metrics/flow/handler.go: event types without a case get type "Unknown" and
+    // the type number as subtype; pkg/hubble/api/v1 FlowProtocol gives "Unknown flow".
+    const reg = new Registry();
+    const m = new FlowMetrics({ registry: reg, handlers: parseMetricsSpec('flow drop') });
+    m.observe({ Type: FlowType.SOCK, event_type: { type: 7, sub_type: 0 }, verdict: Verdict.FORWARDED, l4: { TCP: { destination_port: 8080 } }, sock_xlate_point: 0 });
+    expect(await valueOf(reg, 'hubble_flows_processed_total', { protocol: 'Unknown flow', type: 'Unknown', subtype: '7', verdict: 'FORWARDED' })).toBe(1);
+    expect(await valueOf(reg, 'hubble_flows_processed_total', { type: 'Sock' })).toBeUndefined();
+  });
+
   it('bounds label cardinality by folding context labels to "overflow"', async () => {
     const reg = new Registry();
     const m = new FlowMetrics({ registry: reg, handlers: parseMetricsSpec('drop:sourceContext=pod'), maxSeries: 3 });

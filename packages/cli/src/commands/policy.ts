@@ -9,7 +9,6 @@ import { CliError } from '../errors.js';
 import type { TlsOptions } from '../client.js';
 import { tlsOptionsOf } from '../options/tls.js';
 import { renderTable } from '../printer/table.js';
-import { statSync } from 'node:fs';
 import {
   canonicalIp,
   noDuplicatePolicies,
@@ -22,6 +21,7 @@ import {
   loadEndpointsFile,
   loadPolicyDir,
   loadPolicyFile,
+  policyFiles,
   parseEndpoints,
   parsePolicies,
   resolveEndpoints,
@@ -213,6 +213,25 @@ function evaluate(q: CheckQuery, docs: PolicyDoc[], fileEps: EndpointSet, hostIp
   return { v: checkConnection(compiled, from.identity, to.identity, q.port, q.proto), from, to, port: q.port, proto: q.proto };
 }
 
+/**
+ * A label selector that matches no endpoint of its namespace (`default` unless given) is most
+ * often a missing --from-namespace/--to-namespace: say so, naming the namespaces where it matches.
+ */
+function selectorWarnings(q: CheckQuery, eps: EndpointSet): string[] {
+  if (!eps.endpoints.length) return [];
+  const out: string[] = [];
+  for (const [flag, labels, ns] of [['--from', q.fromLabels, q.fromNamespace], ['--to', q.toLabels, q.toNamespace]] as const) {
+    if (!labels) continue;
+    const matching = eps.endpoints.filter((e) => Object.entries(labels).every(([k, v]) => e.labels[k] === v));
+    if (matching.some((e) => e.namespace === ns)) continue;
+    const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+    const elsewhere = [...new Set(matching.map((e) => e.namespace))].sort();
+    out.push(`Warning: ${flag} ${text} matches no endpoint in namespace ${ns}` +
+      (elsewhere.length ? `; it matches in ${elsewhere.join(', ')} (${flag}-namespace ${elsewhere[0]})` : ', nor in any other namespace'));
+  }
+  return out;
+}
+
 function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: string[]; revision: number; audit: boolean }): void {
   const { v, from, to, port, proto } = r;
   if (output === 'json') {
@@ -260,17 +279,27 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
       let ok = true;
       const docs: PolicyDoc[] = [];
       for (const f of opts.file) {
+        // Every file of a directory is read, so one run reports every bad file.
+        let fileOk = true;
+        const d: PolicyDoc[] = [];
         try {
-          const isDir = statSync(f, { throwIfNoEntry: false })?.isDirectory() ?? false;
-          const d = isDir ? loadPolicyDir(f) : loadPolicyFile(f);
-          docs.push(...d);
-          io.out(`${f}: valid (${d.length} ${d.length === 1 ? 'policy' : 'policies'}${d.length ? ': ' + d.map((p) => `${p.kind} ${refName(p)}`).join(', ') : ''})`);
+          for (const file of policyFiles(f)) {
+            try {
+              d.push(...loadPolicyFile(file));
+            } catch (e) {
+              fileOk = false;
+              fail(io, status, e, 1);
+            }
+          }
         } catch (e) {
-          ok = false;
+          fileOk = false;
           fail(io, status, e, 1);
         }
+        ok &&= fileOk;
+        docs.push(...d);
+        if (fileOk) io.out(`${f}: valid (${d.length} ${d.length === 1 ? 'policy' : 'policies'}${d.length ? ': ' + d.map((p) => `${p.kind} ${refName(p)}`).join(', ') : ''})`);
       }
-      if (ok && opts.file.length > 1) {
+      if (ok) {
         try {
           noDuplicatePolicies(docs);
         } catch (e) {
@@ -320,7 +349,9 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
 
         if (opts.policyDir.length) {
           if (opts.node) throw new CliError('usage', '--node needs a server: drop --policy-dir');
-          const r = evaluate(q, loadPolicies(opts.policyDir), fileEps ?? { endpoints: [], byIp: new Map() }, []);
+          const eps = fileEps ?? { endpoints: [], byIp: new Map() };
+          for (const w of selectorWarnings(q, eps)) io.err(w);
+          const r = evaluate(q, loadPolicies(opts.policyDir), eps, []);
           printCheck(io, opts.output, r);
           status.exitCode = r.v.allowed ? EXIT_ALLOWED : EXIT_DENIED;
           return;
@@ -339,9 +370,11 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           groups.set(key, [...(groups.get(key) ?? []), n]);
         }
         let allowed = true;
+        const warned = new Set<string>();
         for (const group of groups.values()) {
           const n = group[0]!;
           const inputs = nodeInputs(n);
+          for (const w of selectorWarnings(q, fileEps ?? inputs.endpoints)) if (!warned.has(w)) io.err(w), warned.add(w);
           const r = evaluate(q, inputs.docs, fileEps ?? inputs.endpoints, n.host_ips);
           const where = { nodes: group.map((g) => g.node), revision: n.revision, audit: n.audit };
           printCheck(io, opts.output, r, where);
