@@ -4,9 +4,9 @@
 // openssl CA. Then every refused case, each logged once; rotation of the relay's certificate under
 // a --follow client; start-up errors naming the file or flag; unix sockets with mode 0660.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { promisify } from 'node:util';
@@ -14,27 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PeerClient, type ChangeNotification } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
 import { clientCredentials, serverNameOptions } from '@flowctl/flow/tls';
-import { makeCa, makeCorpus, makeLeaf, type Ca, type KeyPair } from '@flowctl/flow/testing';
+import { hubbleCli, makeCa, makeCorpus, makeLeaf, type Ca, type KeyPair } from '@flowctl/flow/testing';
 import { startFakeAgent, type FakeAgent } from './testing/fake-agent.js';
-import { hubbleBin, repoRoot, spawnAgent, spawnRelay, type Child } from './testing/spawn.js';
+import { repoRoot, spawnAgent, spawnRelay, type Child } from './testing/spawn.js';
 
 const run = promisify(execFile);
-
-/** The real Hubble CLI: $HUBBLE, `hubble` on PATH, or ../shared/tools/hubble beside the clone. */
-function findHubble(): string | undefined {
-  const candidates = [process.env.HUBBLE, ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'hubble')), hubbleBin];
-  return candidates.find((p) => {
-    if (!p) return false;
-    try {
-      accessSync(p, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-const HUBBLE = findHubble();
-if (!HUBBLE) console.warn('SKIPPED: tls.e2e needs the real Hubble CLI ($HUBBLE, hubble on PATH, or ../shared/tools/hubble)');
 
 const RELAY_NAME = 'relay.hubble-relay.cilium.io';
 const dir = mkdtempSync(join(tmpdir(), 'fcr-tls-'));
@@ -63,7 +47,7 @@ const mtls = (kp: KeyPair | undefined, serverName = RELAY_NAME) => [
 
 async function hubble(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const r = await run(HUBBLE!, [...args, '--server', `127.0.0.1:${relay.port}`], { timeout: 30_000 });
+    const r = await run(hubbleCli(), [...args, '--server', `127.0.0.1:${relay.port}`], { timeout: 30_000 });
     return { code: 0, ...r };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -107,7 +91,6 @@ function presented(): Promise<X509Certificate> {
 }
 
 beforeAll(async () => {
-  if (!HUBBLE) return;
   ca = makeCa(dir, 'ca');
   const agentCerts = [1, 2].map((n) => makeLeaf(dir, ca, `node-${n}`, [`node-${n}.default.hubble-grpc.cilium.io`]));
   makeLeaf(dir, ca, 'relay-server', [RELAY_NAME]);
@@ -158,7 +141,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe.skipIf(!HUBBLE)('mutual TLS between agents, relay and clients', () => {
+describe('mutual TLS between agents, relay and clients', { tags: ['hubble'] }, () => {
   it('the real Hubble CLI and flowctl read both agents through the relay with client certificates', async () => {
     await waitFor('flows of both nodes', async () => {
       const r = await hubble(['observe', '--last', '20', '-o', 'json', ...mtls(client)]);
@@ -224,7 +207,7 @@ describe.skipIf(!HUBBLE)('mutual TLS between agents, relay and clients', () => {
 
   it('rotates the relay certificate without cutting a running --follow stream', async () => {
     const oldCert = await presented();
-    const follow: ChildProcess = spawn(HUBBLE!, ['observe', '--follow', '-o', 'json', '--server', `127.0.0.1:${relay.port}`, ...mtls(client)]);
+    const follow: ChildProcess = spawn(hubbleCli(), ['observe', '--follow', '-o', 'json', '--server', `127.0.0.1:${relay.port}`, ...mtls(client)]);
     let lines = 0;
     follow.stdout!.on('data', (d: Buffer) => (lines += d.toString().split('\n').length - 1));
     try {
@@ -278,7 +261,7 @@ describe.skipIf(!HUBBLE)('mutual TLS between agents, relay and clients', () => {
   });
 });
 
-describe.skipIf(!HUBBLE)('start-up refusals', () => {
+describe('start-up refusals', () => {
   const agentMain = join(repoRoot, 'packages/agent/src/main.ts');
   const relayMain = join(repoRoot, 'packages/relay/src/main.ts');
   async function exits(main: string, args: string[]): Promise<{ code: number; stderr: string }> {
