@@ -150,7 +150,7 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
       'netns', 'exec', topo.node, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx',
       join(REPO, 'packages/agent/src/main.ts'),
       '--node-name', topo.node, '--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', join(dir, 'policies'),
-      '--unix-socket', sock, '--listen-address', ':4244', '--ring-capacity', '65535', '--metrics-address', '',
+      '--unix-socket', sock, '--listen-address', ':4244', '--disable-tls', '--ring-capacity', '65535', '--metrics-address', '',
     ], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
     agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
