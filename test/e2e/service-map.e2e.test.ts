@@ -15,7 +15,9 @@ const FLOWCTL = join(ROOT, 'bin', 'flowctl');
 const WORKLOAD = join(ROOT, 'test', 'e2e', 'cluster', 'workload.mjs');
 const RUN_DIR = '/run/flowctl-map-e2e';
 const RELAY = '127.0.0.1:14246';
-const env = { ...process.env, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY, FLOWCTL_DEMO_NO_APPS: '1' };
+// Its own names (fcm-*), so a `make demo-up` of the user's can run beside it.
+const PREFIX = 'fcm';
+const env = { ...process.env, FLOWCTL_DEMO_PREFIX: PREFIX, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY, FLOWCTL_DEMO_NO_APPS: '1' };
 const ORDER = '10.10.1.11';
 const PAYMENT = '10.10.2.10';
 const DNS = '10.10.1.53';
@@ -72,22 +74,22 @@ describe.skipIf(!isRoot)('flowctl map over a real two-node topology', () => {
   beforeAll(async () => {
     if (!built) throw new Error('flowctl is not built: run `make build` first');
     await run(DEMO, ['up'], { env, timeout: 120_000 });
-    serve('fcx-order', [process.execPath, WORKLOAD, 'server', '--port', '8080', '--name', 'order-service']);
-    serve('fcx-payment', [process.execPath, WORKLOAD, 'server', '--port', '8080', '--name', 'payment-service']);
-    serve('fcx-payment', ['iperf3', '-s', '-1', '-p', '5201']);
-    await waitPort('fcx-gateway', ORDER, 8080);
-    await waitPort('fcx-order', PAYMENT, 8080);
+    serve(`${PREFIX}-order`, [process.execPath, WORKLOAD, 'server', '--port', '8080', '--name', 'order-service']);
+    serve(`${PREFIX}-payment`, [process.execPath, WORKLOAD, 'server', '--port', '8080', '--name', 'payment-service']);
+    serve(`${PREFIX}-payment`, ['iperf3', '-s', '-1', '-p', '5201']);
+    await waitPort(`${PREFIX}-gateway`, ORDER, 8080);
+    await waitPort(`${PREFIX}-order`, PAYMENT, 8080);
     // Readiness probes are traffic too: the counts below start after them.
     await new Promise((r) => setTimeout(r, 16_000)); // into a later 15 s bucket than the probes
     const since = new Date().toISOString();
 
-    for (let i = 0; i < GATEWAY_OK + GATEWAY_FAIL; i++) await curl('fcx-gateway', `http://${ORDER}:8080/${i < GATEWAY_OK ? 'orders' : 'fail'}`);
-    for (let i = 0; i < ORDER_OK + ORDER_FAIL; i++) await curl('fcx-order', `http://${PAYMENT}:8080/${i < ORDER_OK ? 'pay' : 'error/x'}`);
+    for (let i = 0; i < GATEWAY_OK + GATEWAY_FAIL; i++) await curl(`${PREFIX}-gateway`, `http://${ORDER}:8080/${i < GATEWAY_OK ? 'orders' : 'fail'}`);
+    for (let i = 0; i < ORDER_OK + ORDER_FAIL; i++) await curl(`${PREFIX}-order`, `http://${PAYMENT}:8080/${i < ORDER_OK ? 'pay' : 'error/x'}`);
     // One SYN per attempt: the connect gives up before the first retransmission (1 s).
-    for (let i = 0; i < INTRUDER_ATTEMPTS; i++) await curl('fcx-intruder', `http://${ORDER}:8080/orders`, ['--connect-timeout', '0.5']);
-    await inNs('fcx-gateway', [process.execPath, '-e',
+    for (let i = 0; i < INTRUDER_ATTEMPTS; i++) await curl(`${PREFIX}-intruder`, `http://${ORDER}:8080/orders`, ['--connect-timeout', '0.5']);
+    await inNs(`${PREFIX}-gateway`, [process.execPath, '-e',
       `const d=require('dns').promises;d.setServers(['${DNS}']);(async()=>{for(const n of ${JSON.stringify(DNS_NAMES)}){await d.resolve4(n).catch(()=>{})}})()`]);
-    const ip = await inNs('fcx-gateway', ['iperf3', '-c', PAYMENT, '-p', '5201', '-n', String(IPERF_BYTES), '-J']);
+    const ip = await inNs(`${PREFIX}-gateway`, ['iperf3', '-c', PAYMENT, '-p', '5201', '-n', String(IPERF_BYTES), '-J']);
     const j = JSON.parse(ip.stdout);
     iperfSent = j.end.sum_sent.bytes;
     // Close records and the last stats reach the agents within a second or two.
