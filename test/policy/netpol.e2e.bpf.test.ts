@@ -5,19 +5,17 @@
 // name, two numbers), namespace labels and a namespace label change while the agent runs. For
 // every case `flowctl policy check` against the agent must give the kernel's answer.
 // Prefix fck-, subnet 10.207.0.0/16 (docs/design/contracts.md).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerPolicyCommand } from '../../packages/cli/src/commands/policy.js';
+import { bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PREFIX = 'fck-';
 const NODE_NS = 'fck-node';
-const GATEWAY = '10.207.1.1';
 const NAMESPACES = ['x', 'y', 'z'] as const;
 const POD_NAMES = ['a', 'b', 'c'] as const;
 type Proto = 'TCP' | 'UDP';
@@ -36,6 +34,7 @@ const PODS: Pod[] = NAMESPACES.flatMap((ns, i) =>
   POD_NAMES.map((name, j) => ({ ns, name, id: `${ns}/${name}`, netns: `${PREFIX}${ns}-${name}`, hostIf: `${PREFIX}${ns}${name}`, ip: `10.207.1.${10 * (i + 1) + j + 1}` })),
 );
 const P = Object.fromEntries(PODS.map((p) => [p.id, p])) as Record<string, Pod>;
+const LAB: Lab = { prefix: PREFIX, node: NODE_NS, bridge: 'fck-br0', gateway: '10.207.1.1', pods: PODS };
 
 interface EndpointsOptions {
   /** Labels per namespace (the `namespaces:` list). */
@@ -70,10 +69,20 @@ ${PODS.map((p) => `  - name: ${p.name}
 
 const SERVER = `
 import socket, threading
+def echo(c):
+    try:
+        while True:
+            d = c.recv(64)
+            if not d:
+                break
+            c.sendall(d)
+    except OSError:
+        pass
+    c.close()
 def tcp(s):
     while True:
         c, _ = s.accept()
-        c.close()
+        threading.Thread(target=echo, args=(c,), daemon=True).start()
 def udp(s):
     while True:
         d, a = s.recvfrom(64)
@@ -85,6 +94,24 @@ for port in (80, 81):
     threading.Thread(target=udp, args=(u,), daemon=True).start()
 print('up', flush=True)
 threading.Event().wait()
+`;
+
+// An established TCP connection to argv[1]:80 sending a line every 50 ms, printing the time of every answer.
+const PINGER = `
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 80), timeout=5)
+s.settimeout(0.05)
+print('CONNECTED', flush=True)
+while True:
+    try:
+        s.sendall(b'ping\\n')
+        if s.recv(64):
+            print('PONG', int(time.time() * 1000), flush=True)
+    except socket.timeout:
+        pass
+    except OSError:
+        time.sleep(0.05)
+    time.sleep(0.05)
 `;
 
 // Probes every [ip, port, proto] of argv[1] at once; prints a JSON list of booleans. UDP: three
@@ -113,95 +140,18 @@ for t in ts: t.join()
 print(json.dumps(res))
 `;
 
-const sh = (cmd: string[]): string => {
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd.join(' ')}: exit ${r.status}: ${r.stderr.trim()}`);
-  return r.stdout;
-};
-const quiet = (cmd: string[]) => spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' }).status;
 
-/** Removes every fck- namespace (leftovers of a crashed run included); their veths go with them. */
-function cleanup(): void {
-  let names: string[] = [];
-  try {
-    names = readdirSync('/run/netns');
-  } catch {
-    return;
-  }
-  for (const n of names) if (n.startsWith(PREFIX)) quiet(['ip', 'netns', 'del', n]);
-}
-
-function buildTopology(): void {
-  cleanup();
-  sh(['ip', 'netns', 'add', NODE_NS]);
-  sh(['ip', '-n', NODE_NS, 'link', 'set', 'lo', 'up']);
-  sh(['ip', '-n', NODE_NS, 'link', 'add', 'fck-br0', 'type', 'bridge']);
-  sh(['ip', '-n', NODE_NS, 'addr', 'add', `${GATEWAY}/24`, 'dev', 'fck-br0']);
-  sh(['ip', '-n', NODE_NS, 'link', 'set', 'fck-br0', 'up']);
-  for (const p of PODS) {
-    sh(['ip', 'netns', 'add', p.netns]);
-    sh(['ip', 'link', 'add', p.hostIf, 'netns', NODE_NS, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.netns]);
-    sh(['ip', '-n', NODE_NS, 'link', 'set', p.hostIf, 'master', 'fck-br0', 'up']);
-    sh(['ip', '-n', p.netns, 'link', 'set', 'lo', 'up']);
-    sh(['ip', '-n', p.netns, 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0']);
-    sh(['ip', '-n', p.netns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', p.netns, 'route', 'add', 'default', 'via', GATEWAY]);
-  }
-}
-
-// Skip only when the kernel refuses BPF; a missing build is a failure, not a skip.
-async function why(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'not root: the kernel refuses BPF and namespaces';
-  try {
-    const { KernelDatapath } = await import('../../packages/agent/src/datapath/kernel.js');
-    new KernelDatapath({ ringBytes: 1 << 16, tracepoints: false }).close();
-  } catch (e) {
-    const err = e as { code?: string; errno?: number; message?: string };
-    if (err.code === 'EPERM' || err.code === 'EACCES' || err.errno === 1 || err.errno === 13) {
-      return `the kernel refused BPF: ${String(err.message).split('\n')[0]}`;
-    }
-  }
-  return undefined;
-}
-const skipReason = await why();
-if (skipReason) process.stderr.write(`\n!!! SKIPPING test/policy/netpol.e2e.bpf.test.ts: ${skipReason} !!!\n\n`);
+const skipReason = await bpfSkipReason('test/policy/netpol.e2e.bpf.test.ts');
 
 const procs: ChildProcess[] = [];
 let dir: string;
 let sock: string;
 let policyDir: string;
-let agent: ChildProcess | undefined;
-let agentLog = '';
+let agent: LabAgent | undefined;
 
-function inNs(ns: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((res, rej) => {
-    const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.stdout!.on('data', (d: Buffer) => (out += d));
-    p.stderr!.on('data', (d: Buffer) => (err += d));
-    p.on('close', (code) => {
-      clearTimeout(t);
-      if (code === 0) res(out);
-      else rej(new Error(`${args.join(' ')} in ${ns} exited ${code}: ${err.trim()}`));
-    });
-  });
-}
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what} not within ${ms} ms ${last ? String(last) : ''}\nagent log:\n${agentLog.slice(-3000)}`);
+function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
+  return labWaitFor(what, f, ms, () => `agent log:\n${agent?.log().slice(-3000) ?? ''}`);
 }
 
 /** A probe: from pod, to pod, port, protocol. */
@@ -285,7 +235,7 @@ function put(path: string, text: string): void {
 
 /** Writes `write` and resolves once the agent has applied a policy compiled after it. */
 async function applied(write: () => void): Promise<number> {
-  const count = () => agentLog.split('"msg":"policy applied"').length - 1;
+  const count = () => agent!.log().split('"msg":"policy applied"').length - 1;
   const before = count();
   const t0 = Date.now();
   write();
@@ -329,7 +279,7 @@ const np = (name: string, ns: string, spec: string) =>
 
 describe.skipIf(skipReason !== undefined)('Kubernetes NetworkPolicy conformance on the real kernel (x, y, z × a, b, c)', () => {
   beforeAll(async () => {
-    buildTopology();
+    buildLab(LAB);
     dir = mkdtempSync(join(tmpdir(), 'fck-netpol-e2e-'));
     sock = join(dir, 'agent.sock');
     policyDir = join(dir, 'policies');
@@ -342,26 +292,13 @@ describe.skipIf(skipReason !== undefined)('Kubernetes NetworkPolicy conformance 
         return new Promise<void>((r) => s.stdout!.once('data', () => r()));
       }),
     );
-    agent = spawn('ip', [
-      'netns', 'exec', NODE_NS, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx',
-      join(ROOT, 'packages/agent/src/main.ts'),
-      '--node-name', NODE_NS, '--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', policyDir,
-      '--unix-socket', sock, '--listen-address', '', '--metrics-address', '',
-    ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
-    agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
-    await waitFor('agent attached to every pod', () => (PODS.every((p) => agentLog.includes(`"ifname":"${p.hostIf}","msg":"attached"`)) && existsSync(sock) ? true : undefined), 40_000);
+    agent = await startAgent(LAB, ['--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', policyDir, '--metrics-address', ''], sock);
   }, 90_000);
 
   afterAll(async () => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-    if (agent && agent.exitCode === null) {
-      const exited = new Promise<void>((r) => agent!.once('exit', () => r()));
-      agent.kill('SIGTERM');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-      if (agent.exitCode === null) agent.kill('SIGKILL');
-    }
-    cleanup();
+    await agent?.stop();
+    cleanupLab(LAB);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -434,10 +371,24 @@ describe.skipIf(skipReason !== undefined)('Kubernetes NetworkPolicy conformance 
   it('a namespace label change re-evaluates the policy live: z joins team blue', async () => {
     const ms = await apply(undefined, endpointsYaml({ nsLabels: { ...BASE_NS_LABELS, z: { ns: 'z', team: 'blue' } } }));
     process.stderr.write(`namespace label change applied ${ms} ms after the write\n`);
-    expect(agent!.exitCode).toBeNull();
+    expect(agent!.proc.exitCode).toBeNull();
     await expectExact('namespace label change', (p) => self(p) || p.to.id !== 'x/a' || p.from.ns === 'y' || p.from.ns === 'z');
-    // And back: z/a and z/b lose access again.
+    // And back: z/a and z/b lose access again, also on a connection established meanwhile.
+    const pinger = spawn('ip', ['netns', 'exec', P['z/a']!.netns, '/usr/bin/python3', '-c', PINGER, P['x/a']!.ip], { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(pinger);
+    const pongs: number[] = [];
+    pinger.stdout!.on('data', (d: Buffer) => {
+      for (const m of String(d).matchAll(/PONG (\d+)/g)) pongs.push(Number(m[1]));
+    });
+    await waitFor('pongs on the established connection', () => (pongs.length >= 5 ? true : undefined), 5000);
+    const t0 = Date.now();
     await apply(undefined, endpointsYaml());
+    await new Promise((r) => setTimeout(r, 700));
+    pinger.kill('SIGKILL');
+    const last = pongs[pongs.length - 1]!;
+    process.stderr.write(`namespace label change back: the established connection's last answer ${last - t0} ms after the write\n`);
+    expect(last - t0).toBeLessThan(2000);
+    expect(Date.now() - last).toBeGreaterThan(600); // no answer since: really stopped
     await expectExact('namespace label change back', (p) => self(p) || p.to.id !== 'x/a' || p.from.ns === 'y' || p.from.id === 'z/c');
   });
 });

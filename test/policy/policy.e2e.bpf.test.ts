@@ -5,17 +5,13 @@
 // gRPC (flowctl policy list/check against the agent), and --policy-audit.
 // Prefix fcp-, subnet 10.205.0.0/16 (docs/design/contracts.md).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, bpfSkipReason, buildLab, cleanupLab, inNs, sh, startAgent as startLabAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PREFIX = 'fcp-';
 const NODE_NS = 'fcp-node';
-const GATEWAY = '10.205.1.1';
-const GATEWAY6 = 'fd00:205:1::1';
 
 interface Pod {
   name: string;
@@ -33,6 +29,14 @@ const PODS: Pod[] = [
   { name: 'other-84b5c6d7e-z9x8c', app: 'other', ns: 'fcp-other', hostIf: 'fcp-h3', ip: '10.205.1.40', ip6: 'fd00:205:1::40' },
 ];
 const [gw, order, pay, other] = PODS as [Pod, Pod, Pod, Pod];
+const LAB: Lab = {
+  prefix: 'fcp-',
+  node: NODE_NS,
+  bridge: 'fcp-br0',
+  gateway: '10.205.1.1',
+  gateway6: 'fd00:205:1::1',
+  pods: PODS.map((p) => ({ netns: p.ns, hostIf: p.hostIf, ip: p.ip, ip6: p.ip6 })),
+};
 
 const POLICY = `apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -57,60 +61,8 @@ ${PODS.map((p) => `  - name: ${p.name}
     netns: ${p.ns}`).join('\n')}
 `;
 
-const sh = (cmd: string[]): string => {
-  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd.join(' ')}: exit ${r.status}: ${r.stderr.trim()}`);
-  return r.stdout;
-};
-const quiet = (cmd: string[]) => spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' }).status;
 
-/** Removes every fcp- namespace (leftovers of a crashed run included); their veths go with them. */
-function cleanup(): void {
-  let names: string[] = [];
-  try {
-    names = readdirSync('/run/netns');
-  } catch {
-    return;
-  }
-  for (const n of names) if (n.startsWith(PREFIX)) quiet(['ip', 'netns', 'del', n]);
-}
-
-function buildTopology(): void {
-  cleanup();
-  sh(['ip', 'netns', 'add', NODE_NS]);
-  sh(['ip', '-n', NODE_NS, 'link', 'set', 'lo', 'up']);
-  sh(['ip', '-n', NODE_NS, 'link', 'add', 'fcp-br0', 'type', 'bridge']);
-  sh(['ip', '-n', NODE_NS, 'addr', 'add', `${GATEWAY}/24`, 'dev', 'fcp-br0']);
-  sh(['ip', '-n', NODE_NS, 'addr', 'add', `${GATEWAY6}/64`, 'dev', 'fcp-br0', 'nodad']);
-  sh(['ip', '-n', NODE_NS, 'link', 'set', 'fcp-br0', 'up']);
-  for (const p of PODS) {
-    sh(['ip', 'netns', 'add', p.ns]);
-    sh(['ip', 'link', 'add', p.hostIf, 'netns', NODE_NS, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns]);
-    sh(['ip', '-n', NODE_NS, 'link', 'set', p.hostIf, 'master', 'fcp-br0', 'up']);
-    sh(['ip', '-n', p.ns, 'link', 'set', 'lo', 'up']);
-    sh(['ip', '-n', p.ns, 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0']);
-    sh(['ip', '-n', p.ns, 'addr', 'add', `${p.ip6}/64`, 'dev', 'eth0', 'nodad']);
-    sh(['ip', '-n', p.ns, 'link', 'set', 'eth0', 'up']);
-    sh(['ip', '-n', p.ns, 'route', 'add', 'default', 'via', GATEWAY]);
-  }
-}
-
-// Skip only when the kernel refuses BPF; a missing build is a failure, not a skip.
-async function why(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return 'not root: the kernel refuses BPF and namespaces';
-  try {
-    const { KernelDatapath } = await import('../../packages/agent/src/datapath/kernel.js');
-    new KernelDatapath({ ringBytes: 1 << 16, tracepoints: false }).close();
-  } catch (e) {
-    const err = e as { code?: string; errno?: number; message?: string };
-    if (err.code === 'EPERM' || err.code === 'EACCES' || err.errno === 1 || err.errno === 13) {
-      return `the kernel refused BPF: ${String(err.message).split('\n')[0]}`;
-    }
-  }
-  return undefined;
-}
-const skipReason = await why();
-if (skipReason) process.stderr.write(`\n!!! SKIPPING test/policy/policy.e2e.bpf.test.ts: ${skipReason} !!!\n\n`);
+const skipReason = await bpfSkipReason('test/policy/policy.e2e.bpf.test.ts');
 
 // A TCP server that answers every line with "pong"; a client that reports CONNECTED or FAILED.
 const SERVER = `require('net').createServer((c)=>{c.on('data',()=>c.write('pong\\n'));c.on('error',()=>{});}).listen(8080,'::',()=>console.log('up'));`;
@@ -122,24 +74,9 @@ const procs: ChildProcess[] = [];
 let dir: string;
 let sock: string;
 let policyDir: string;
-let agent: ChildProcess | undefined;
-let agentLog = '';
+let agent: LabAgent | undefined;
+const agentLog = () => agent?.log() ?? '';
 
-function inNs(ns: string, args: string[], timeoutMs = 10_000): Promise<string> {
-  return new Promise((res, rej) => {
-    const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.stdout!.on('data', (d: Buffer) => (out += d));
-    p.stderr!.on('data', (d: Buffer) => (err += d));
-    p.on('close', (code) => {
-      clearTimeout(t);
-      if (code === 0) res(out);
-      else rej(new Error(`${args.join(' ')} in ${ns} exited ${code}: ${err.trim()}`));
-    });
-  });
-}
 
 function connect(from: Pod, to: string, timeoutMs = 1500): Promise<boolean> {
   return inNs(from.ns, [process.execPath, '-e', CONNECT, to, String(timeoutMs)], timeoutMs + 10_000).then((o) => o.includes('CONNECTED'));
@@ -151,19 +88,8 @@ function background(ns: string, args: string[]): ChildProcess {
   return p;
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} not within ${ms} ms ${last ? String(last) : ''}\nagent log:\n${agentLog.slice(-3000)}`);
+function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
+  return labWaitFor(what, f, ms, () => `agent log:\n${agentLog().slice(-3000)}`);
 }
 
 /** The real CLI (packages/cli/src/bin.ts through tsx), as a user runs it. */
@@ -199,31 +125,19 @@ async function observe(...filters: string[]): Promise<JsonFlow[]> {
   return r.out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { flow: JsonFlow }).flow).filter(Boolean);
 }
 
-function startAgent(extra: string[] = []): Promise<void> {
-  agentLog = '';
-  agent = spawn('ip', [
-    'netns', 'exec', NODE_NS, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx',
-    join(ROOT, 'packages/agent/src/main.ts'),
-    '--node-name', NODE_NS, '--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', policyDir,
-    '--unix-socket', sock, '--listen-address', '', '--metrics-address', '127.0.0.1:0', ...extra,
-  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
-  agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
-  return waitFor('agent attached to every pod', () => (PODS.every((p) => agentLog.includes(`"ifname":"${p.hostIf}","msg":"attached"`)) && existsSync(sock) ? true : undefined), 40_000).then(() => {});
+async function startAgent(extra: string[] = []): Promise<void> {
+  agent = await startLabAgent(LAB, ['--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', policyDir, '--metrics-address', '127.0.0.1:0', ...extra], sock);
 }
 
 async function stopAgent(): Promise<void> {
-  if (!agent || agent.exitCode !== null) return;
-  const exited = new Promise<void>((r) => agent!.once('exit', () => r()));
-  agent.kill('SIGTERM');
-  await exited;
+  await agent?.stop();
 }
 
 const pod = (f: JsonFlow, side: 'source' | 'destination') => f[side]?.pod_name ?? '';
 
 describe.skipIf(skipReason !== undefined)('network policy on the real kernel', () => {
   beforeAll(async () => {
-    buildTopology();
+    buildLab(LAB);
     dir = mkdtempSync(join(tmpdir(), 'fcp-policy-e2e-'));
     sock = join(dir, 'agent.sock');
     policyDir = join(dir, 'policies');
@@ -239,8 +153,8 @@ describe.skipIf(skipReason !== undefined)('network policy on the real kernel', (
 
   afterAll(async () => {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-    if (agent && agent.exitCode === null) agent.kill('SIGKILL');
-    cleanup();
+    agent?.proc.kill('SIGKILL');
+    cleanupLab(LAB);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -346,7 +260,7 @@ describe.skipIf(skipReason !== undefined)('network policy on the real kernel', (
   });
 
   it('metrics from the kernel datapath: policy drops, events read, BPF map fill; promtool passes', async () => {
-    const port = Number(/"port":(\d+),"msg":"serving metrics/.exec(agentLog)?.[1]);
+    const port = Number(/"port":(\d+),"msg":"serving metrics/.exec(agentLog())?.[1]);
     expect(port).toBeGreaterThan(0);
     // The agent listens on the node namespace's loopback: scrape from inside it.
     const text = sh(['ip', 'netns', 'exec', NODE_NS, 'curl', '-sf', `http://127.0.0.1:${port}/metrics`]);
