@@ -47,7 +47,7 @@ export function buildCommand(): Command {
     .option('--listen-address <addr>', 'serve on this TCP address ("" disables TCP); plaintext only on loopback unless --disable-tls', ':4244')
     .option('--tls-cert-file <file>', 'serve TLS on the TCP listener with this certificate (PEM), reloaded on change')
     .option('--tls-key-file <file>', 'private key of --tls-cert-file (PEM)')
-    .option('--tls-client-ca-files <files...>', 'require client certificates signed by these CAs (mutual TLS)')
+    .option('--tls-client-ca-files <files>', 'require client certificates signed by these CAs (mutual TLS); repeatable, comma-separated', (v: string, prev: string[] = []) => [...prev, v])
     .option('--disable-tls', 'serve plaintext TCP on purpose, even where other machines can reach it', false)
     .option('--cluster-name <name>', 'cluster name in the TLS server name <node>.<cluster>.hubble-grpc.cilium.io', 'default')
     .option('--metrics-address <addr>', 'serve Prometheus metrics at http://ADDR/metrics ("" disables)', DEFAULT_METRICS_ADDRESS)
