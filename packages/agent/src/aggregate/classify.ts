@@ -47,8 +47,21 @@ function isPrivate(ip: string): boolean {
   return a === 10 || (a === 172 && b >= 16 && b < 32) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b < 128) || a === 127;
 }
 
+// Groups of addresses seen lately: world IPs are unbounded in number, so the cache starts over when full.
+const groupCache = new Map<string, string>();
+const GROUP_CACHE_MAX = 16384;
+
 /** Unknown addresses are grouped: private ones by /24 (IPv4) or /64 (IPv6), public ones as "world". */
 export function cidrGroup(ip: string): string {
+  let g = groupCache.get(ip);
+  if (g === undefined) {
+    if (groupCache.size >= GROUP_CACHE_MAX) groupCache.clear();
+    groupCache.set(ip, (g = computeGroup(ip)));
+  }
+  return g;
+}
+
+function computeGroup(ip: string): string {
   if (!isPrivate(ip)) return 'world';
   if (!ip.includes(':')) return `${ip.split('.').slice(0, 3).join('.')}.0/24`;
   const full = expand6(ip);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
-import { DropReason, FlowType, L7FlowType, LostEventSource, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
+import { DropReason, FlowType, L7FlowType, LostEventSource, TrafficDirection, Verdict, attachConnNumbers, type Flow } from '@flowctl/flow';
 import { makeCorpus } from '@flowctl/flow/testing';
 import { FlowMetrics, parseMetricsSpec } from './hubble.js';
 
@@ -97,5 +97,49 @@ describe('FlowMetrics', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('tcp-health, dns-latency and httpV2 count per client/server pair, the client as source', async () => {
+    const reg = new Registry();
+    const pair = 'sourceContext=pod-name;destinationContext=pod-name';
+    const m = new FlowMetrics({ registry: reg, handlers: parseMetricsSpec(`tcp-health:${pair} dns-latency:${pair} httpV2:${pair}`) });
+    const client = { namespace: 'shop', pod_name: 'gw-1' };
+    const server = { namespace: 'shop', pod_name: 'order-1' };
+    const sock = (summary: string, dir: TrafficDirection, n: Parameters<typeof attachConnNumbers>[1]): Flow => {
+      const atClient = dir === TrafficDirection.EGRESS;
+      const f: Flow = {
+        Type: FlowType.SOCK, verdict: Verdict.FORWARDED, traffic_direction: dir, Summary: summary,
+        IP: atClient ? { source: '10.0.0.1', destination: '10.0.0.2' } : { source: '10.0.0.2', destination: '10.0.0.1' },
+        l4: { TCP: atClient ? { source_port: 40000, destination_port: 8080 } : { source_port: 8080, destination_port: 40000 } },
+        source: atClient ? client : server, destination: atClient ? server : client,
+      };
+      attachConnNumbers(f, n);
+      return f;
+    };
+    m.observe(sock('TCP ESTABLISHED', TrafficDirection.EGRESS, { state: 'ESTABLISHED' }));
+    // The server's socket of the same connection: not counted again.
+    m.observe(sock('TCP ESTABLISHED', TrafficDirection.INGRESS, { state: 'ESTABLISHED' }));
+    m.observe(sock('TCP CLOSED', TrafficDirection.EGRESS, { state: 'CLOSED', srtt_us: 250, retransmits: 2, bytes_sent: 100, bytes_received: 900 }));
+    m.observe(sock('TCP CLOSED', TrafficDirection.EGRESS, { state: 'CLOSED', close_reason: 'refused' }));
+    const l = { source: 'gw-1', destination: 'order-1' };
+    expect(await valueOf(reg, 'flowctl_tcp_connections_total', { ...l, result: 'established' })).toBe(1);
+    expect(await valueOf(reg, 'flowctl_tcp_connections_total', { ...l, result: 'refused' })).toBe(1);
+    expect(await valueOf(reg, 'flowctl_tcp_retransmits_total', l)).toBe(2);
+    expect(await valueOf(reg, 'flowctl_tcp_bytes_total', { ...l, direction: 'sent' })).toBe(100);
+    expect(await valueOf(reg, 'flowctl_tcp_bytes_total', { ...l, direction: 'received' })).toBe(900);
+    expect(await valueOf(reg, 'flowctl_tcp_rtt_seconds_count', l)).toBe(1);
+    expect(await valueOf(reg, 'flowctl_tcp_rtt_seconds_sum', l)).toBeCloseTo(0.00025);
+
+    // Responses run server → client; their context is the request's.
+    const resp = (l7: Flow['l7']): Flow => ({
+      Type: FlowType.L7, verdict: Verdict.FORWARDED, traffic_direction: TrafficDirection.EGRESS, event_type: { type: 129 },
+      IP: { source: '10.0.0.2', destination: '10.0.0.1' }, source: server, destination: client, l7,
+    });
+    m.observe(resp({ type: L7FlowType.RESPONSE, latency_ns: 3_000_000n, http: { code: 503, method: 'GET', protocol: 'HTTP/1.1', url: 'http://order/x' } }));
+    m.observe(resp({ type: L7FlowType.RESPONSE, latency_ns: 2_000_000n, dns: { rcode: 3, query: 'x.', qtypes: ['A'] } }));
+    expect(await valueOf(reg, 'hubble_http_requests_total', { ...l, status: '503', method: 'GET', reporter: 'client' })).toBe(1);
+    expect(await valueOf(reg, 'hubble_http_request_duration_seconds_count', { ...l, method: 'GET', reporter: 'client' })).toBe(1);
+    expect(await valueOf(reg, 'flowctl_dns_response_latency_seconds_count', { ...l, rcode: 'Non-Existent Domain' })).toBe(1);
+    expect(() => parseMetricsSpec('http httpV2')).toThrow(/exclude each other/);
   });
 });

@@ -17,14 +17,18 @@ import {
   LostEventSource,
   TrafficDirection,
   Verdict,
+  connNumbers,
   type Endpoint,
   type Flow,
 } from '@flowctl/flow';
+import { classify, countedHere } from '../aggregate/classify.js';
 import { FlowctlError } from '../errors.js';
 import { DNS_RCODE_NAMES } from '../parser/l7/dns.js';
 import { icmpTypeName } from '../parser/summary.js';
 
-export const HANDLERS = ['flow', 'drop', 'dns', 'tcp', 'icmp', 'http', 'port-distribution', 'flows-to-world'] as const;
+export const HANDLERS = [
+  'flow', 'drop', 'dns', 'tcp', 'icmp', 'http', 'httpV2', 'port-distribution', 'flows-to-world', 'tcp-health', 'dns-latency',
+] as const;
 export type HandlerName = (typeof HANDLERS)[number];
 
 export interface HandlerSpec {
@@ -40,7 +44,10 @@ const HANDLER_OPTIONS: Record<HandlerName, Set<string>> = {
   tcp: new Set(),
   icmp: new Set(),
   http: new Set(['exemplars']),
+  httpV2: new Set(['exemplars']),
   'port-distribution': new Set(),
+  'tcp-health': new Set(),
+  'dns-latency': new Set(),
   'flows-to-world': new Set(['any-drop', 'syn-only', 'port']),
 };
 const CONTEXT_IDS = new Set(['identity', 'namespace', 'pod', 'pod-short', 'pod-name', 'dns', 'ip', 'reserved-identity', 'workload-name', 'app']);
@@ -63,6 +70,10 @@ export function parseMetricsSpec(spec: string): HandlerSpec[] {
       throw new FlowctlError('CONFIG', `--metrics: unknown handler "${name}" (known: ${HANDLERS.join(', ')})`);
     }
     if (out.some((h) => h.name === name)) throw new FlowctlError('CONFIG', `--metrics: handler "${name}" given twice`);
+    // Both write hubble_http_requests_total, with different labels (as in Hubble).
+    if ((name === 'http' && out.some((h) => h.name === 'httpV2')) || (name === 'httpV2' && out.some((h) => h.name === 'http'))) {
+      throw new FlowctlError('CONFIG', '--metrics: handlers "http" and "httpV2" exclude each other');
+    }
     const options = new Map<string, string>();
     if (colon >= 0) {
       for (const opt of token.slice(colon + 1).split(';').filter(Boolean)) {
@@ -389,6 +400,9 @@ export class FlowMetrics {
         };
       }
       case 'http': return this.httpHandler(ctx);
+      case 'httpV2': return this.httpV2Handler(ctx);
+      case 'tcp-health': return this.tcpHealthHandler(ctx);
+      case 'dns-latency': return this.dnsLatencyHandler(ctx);
       case 'port-distribution': {
         const inc = this.counter('hubble_port_distribution_total', 'Numbers of packets distributed by destination port', ['protocol', 'port'], ctx);
         return {
@@ -451,14 +465,7 @@ export class FlowMetrics {
   private httpHandler(ctx: ContextOptions): MetricHandler {
     const requests = this.counter('hubble_http_requests_total', 'Count of HTTP requests', ['method', 'protocol', 'reporter'], ctx);
     const responses = this.counter('hubble_http_responses_total', 'Count of HTTP responses', ['method', 'protocol', 'status', 'reporter'], ctx);
-    const ctxNames = contextLabelNames(ctx);
-    const histogram = new Histogram({
-      name: 'hubble_http_request_duration_seconds',
-      help: 'Quantiles of HTTP request duration in seconds',
-      labelNames: ['method', 'reporter', ...ctxNames],
-      registers: [this.opts.registry],
-    });
-    const bound = new SeriesBound('hubble_http_request_duration_seconds', this.maxSeries, ctxNames.length, this.overflow);
+    const duration = this.histogram('hubble_http_request_duration_seconds', 'Quantiles of HTTP request duration in seconds', ['method', 'reporter'], ctx);
     return {
       process: (f) => {
         const http = f.l7?.http;
@@ -471,12 +478,104 @@ export class FlowMetrics {
           requests([method, protocol, reporter], f);
         } else if (f.l7?.type === L7FlowType.RESPONSE) {
           responses([method, protocol, String(http.code ?? 0), reporter], f);
-          const values = bound.apply([method, reporter, ...contextLabelValues(ctx, f)]);
-          const labels: Record<string, string> = { method: values[0]!, reporter: values[1]! };
-          ctxNames.forEach((n, i) => { labels[n] = values[2 + i]!; });
-          histogram.observe(labels, Number(f.l7.latency_ns ?? 0n) / 1e9);
+          duration([method, reporter], f, Number(f.l7.latency_ns ?? 0n) / 1e9);
         }
       },
     };
   }
+
+  /** A histogram with the handler's context labels, bounded like the counters. */
+  private histogram(name: string, help: string, labels: string[], ctx: ContextOptions, buckets?: number[]) {
+    const ctxNames = contextLabelNames(ctx);
+    const names = [...labels, ...ctxNames];
+    const h = new Histogram({ name, help, labelNames: names, registers: [this.opts.registry], ...(buckets && { buckets }) });
+    const bound = new SeriesBound(name, this.maxSeries, ctxNames.length, this.overflow);
+    return (values: string[], f: Flow, v: number) => {
+      const all = bound.apply(ctxNames.length ? [...values, ...contextLabelValues(ctx, f)] : values);
+      const obj: Record<string, string> = {};
+      for (let i = 0; i < names.length; i++) obj[names[i]!] = all[i]!;
+      h.observe(obj, v);
+    };
+  }
+
+  /**
+   * Hubble's httpV2: responses only, counted with their status, and the context of the request's
+   * direction (source = the client), so the latency histogram is per client/server pair.
+   */
+  private httpV2Handler(ctx: ContextOptions): MetricHandler {
+    const requests = this.counter('hubble_http_requests_total', 'Count of HTTP requests', ['method', 'protocol', 'status', 'reporter'], ctx);
+    const duration = this.histogram('hubble_http_request_duration_seconds', 'Quantiles of HTTP request duration in seconds', ['method', 'reporter'], ctx);
+    return {
+      process: (f) => {
+        const http = f.l7?.http;
+        if (!http || f.Type !== FlowType.L7 || f.l7?.type !== L7FlowType.RESPONSE) return;
+        const reporter = f.traffic_direction === TrafficDirection.EGRESS ? 'client'
+          : f.traffic_direction === TrafficDirection.INGRESS ? 'server' : 'unknown';
+        const req = swapped(f);
+        requests([http.method ?? '', http.protocol ?? '', String(http.code ?? 0), reporter], req);
+        duration([http.method ?? '', reporter], req, Number(f.l7.latency_ns ?? 0n) / 1e9);
+      },
+    };
+  }
+
+  /**
+   * TCP connection health from SOCK records (docs/metrics.md), per client/server pair: how
+   * connections ended, their RTT, retransmits and bytes. A connection with both ends on this node
+   * is counted once, at the client's socket (the service map's rule).
+   */
+  private tcpHealthHandler(ctx: ContextOptions): MetricHandler {
+    const conns = this.counter('flowctl_tcp_connections_total', 'TCP connections by how they were established or ended', ['result'], ctx);
+    const retrans = this.counter('flowctl_tcp_retransmits_total', 'Retransmitted TCP segments of closed connections', [], ctx);
+    const bytes = this.counter('flowctl_tcp_bytes_total', 'TCP payload bytes of closed connections, sent (client to server) or received', ['direction'], ctx);
+    const rtt = this.histogram('flowctl_tcp_rtt_seconds', 'Smoothed RTT of TCP connections at their close', [], ctx,
+      [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1]);
+    return {
+      process: (f) => {
+        if (f.Type !== FlowType.SOCK || f.Summary?.startsWith('TCP RETRANSMIT')) return;
+        const c = classify(f);
+        if (!c || !countedHere(f, c, () => false)) return;
+        const n = connNumbers(f);
+        if (!n) return;
+        const fromClient = f.traffic_direction === TrafficDirection.EGRESS;
+        const oriented = fromClient ? f : swapped(f);
+        if (n.state === 'ESTABLISHED') {
+          conns(['established'], oriented);
+          return;
+        }
+        if (n.state !== 'CLOSED') return;
+        if (n.close_reason) conns([n.close_reason], oriented);
+        if (n.close_reason === 'refused' || n.close_reason === 'timed out') return;
+        if (n.srtt_us) rtt([], oriented, n.srtt_us / 1e6);
+        if (n.retransmits) retrans([], oriented, n.retransmits);
+        const [sent, received] = fromClient ? [n.bytes_sent ?? 0, n.bytes_received ?? 0] : [n.bytes_received ?? 0, n.bytes_sent ?? 0];
+        if (sent) bytes(['sent'], oriented, sent);
+        if (received) bytes(['received'], oriented, received);
+      },
+    };
+  }
+
+  /** DNS response latency (query to answer), per client/server pair. */
+  private dnsLatencyHandler(ctx: ContextOptions): MetricHandler {
+    const latency = this.histogram('flowctl_dns_response_latency_seconds', 'DNS query to response latency in seconds', ['rcode'], ctx,
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+    return {
+      process: (f) => {
+        const dns = f.l7?.dns;
+        if (!dns || f.l7?.type !== L7FlowType.RESPONSE || !f.l7.latency_ns) return;
+        latency([DNS_RCODE_NAMES[dns.rcode ?? 0] ?? String(dns.rcode)], swapped(f), Number(f.l7.latency_ns) / 1e9);
+      },
+    };
+  }
+}
+
+/** The flow seen from the other end: what the context labels of a response's request are. */
+function swapped(f: Flow): Flow {
+  return {
+    ...f,
+    source: f.destination,
+    destination: f.source,
+    source_names: f.destination_names,
+    destination_names: f.source_names,
+    IP: f.IP ? { ...f.IP, source: f.IP.destination, destination: f.IP.source } : undefined,
+  };
 }

@@ -35,6 +35,8 @@ export function closeReason(ev: SockEvent): string | undefined {
     case ECONNRESET: return 'reset';
     case ETIMEDOUT: return 'timed out';
     default:
+      // A connect the application gave up on before any answer (e.g. a connect timeout).
+      if (ev.oldState === TCP_SYN_SENT) return 'timed out';
       // A reset while established closes without passing FIN_WAIT or CLOSE_WAIT.
       return ev.oldState === TCP_ESTABLISHED && ev.skErr ? 'reset' : undefined;
   }
