@@ -159,23 +159,33 @@ export class ServiceMapStore {
     const reply = f.is_reply === true;
     const clientPort = reply ? l4?.destination_port : l4?.source_port;
     const key = `${f.interface?.index ?? 0}|${clientIp}|${clientPort ?? 0}|${serverIp}|${port}|${f.l4?.TCP ? 6 : 17}`;
-    const cur: ConnTotals = reply
-      ? { bs: n.bytes_received ?? 0, br: n.bytes_sent ?? 0, ps: n.packets_received ?? 0, pr: n.packets_sent ?? 0 }
-      : { bs: n.bytes_sent ?? 0, br: n.bytes_received ?? 0, ps: n.packets_sent ?? 0, pr: n.packets_received ?? 0 };
+    const bs = (reply ? n.bytes_received : n.bytes_sent) ?? 0;
+    const br = (reply ? n.bytes_sent : n.bytes_received) ?? 0;
+    const ps = (reply ? n.packets_received : n.packets_sent) ?? 0;
+    const pr = (reply ? n.packets_sent : n.packets_received) ?? 0;
     const last = this.conns.get(key);
-    // Totals only grow; smaller ones are a new connection on the same addresses and ports.
-    const d = (now: number, before: number | undefined) => (before === undefined || now < before ? now : now - before);
-    k.bytes_sent += d(cur.bs, last?.bs);
-    k.bytes_received += d(cur.br, last?.br);
-    k.packets_sent += d(cur.ps, last?.ps);
-    k.packets_received += d(cur.pr, last?.pr);
-    if (last) {
-      this.conns.delete(key); // re-insert: Map order is the LRU order
-    } else if (this.conns.size >= this.maxConns) {
-      this.conns.delete(this.conns.keys().next().value!);
-      this.connEvictions++;
+    if (!last) {
+      // Oldest first out: a connection forgotten here starts again from its running totals.
+      if (this.conns.size >= this.maxConns) {
+        this.conns.delete(this.conns.keys().next().value!);
+        this.connEvictions++;
+      }
+      this.conns.set(key, { bs, br, ps, pr });
+      k.bytes_sent += bs;
+      k.bytes_received += br;
+      k.packets_sent += ps;
+      k.packets_received += pr;
+      return;
     }
-    this.conns.set(key, cur);
+    // Totals only grow; smaller ones are a new connection on the same addresses and ports.
+    k.bytes_sent += bs < last.bs ? bs : bs - last.bs;
+    k.bytes_received += br < last.br ? br : br - last.br;
+    k.packets_sent += ps < last.ps ? ps : ps - last.ps;
+    k.packets_received += pr < last.pr ? pr : pr - last.pr;
+    last.bs = bs;
+    last.br = br;
+    last.ps = ps;
+    last.pr = pr;
   }
 
   /** Buckets held and edges stored, for metrics and tests. */
