@@ -43,8 +43,14 @@ interface Aggregate {
 
 interface Bucket {
   startMs: number;
-  aggs: Map<string, Aggregate>;
+  /** client key → server key → port, protocol and verdict → aggregate. Nested rather than one
+   * joined key: the side keys are the same string objects flow after flow (their hashes cached),
+   * where a joined key would be a new string to build and hash per flow. */
+  aggs: Map<string, Map<string, Map<number, Aggregate>>>;
+  size: number;
 }
+
+const PROTO_CODE: Record<string, number> = { TCP: 0, UDP: 1, SCTP: 2, ICMPv4: 3, ICMPv6: 4 };
 
 interface ConnTotals {
   bs: number;
@@ -82,7 +88,7 @@ export class ServiceMapStore {
     let b = this.buckets[this.buckets.length - 1];
     if (b && b.startMs === start) return b;
     if (b && b.startMs > start) return b; // the clock went back: keep adding to the newest
-    b = { startMs: start, aggs: new Map() };
+    b = { startMs: start, aggs: new Map(), size: 0 };
     this.buckets.push(b);
     const oldest = start - (this.maxBuckets - 1) * this.bucketMs;
     while (this.buckets.length > 0 && this.buckets[0]!.startMs < oldest) this.buckets.shift();
@@ -98,15 +104,20 @@ export class ServiceMapStore {
     // An allowed policy verdict repeats a trace flow of the same packet.
     if (!dropped && f.event_type?.type === EV_POLICY_VERDICT) return;
     const bucket = this.current();
-    const key = `${c.client.key}\u0000${c.server.key}\u0000${c.port}\u0000${c.protocol}\u0000${verdict}`;
-    let agg = bucket.aggs.get(key);
+    let byServer = bucket.aggs.get(c.client.key);
+    if (!byServer) bucket.aggs.set(c.client.key, (byServer = new Map()));
+    let byPort = byServer.get(c.server.key);
+    if (!byPort) byServer.set(c.server.key, (byPort = new Map()));
+    const portKey = (c.port * 8 + (PROTO_CODE[c.protocol] ?? 7)) * 16 + verdict;
+    let agg = byPort.get(portKey);
     if (!agg) {
-      if (bucket.aggs.size >= this.maxEdges) {
+      if (bucket.size >= this.maxEdges) {
         this.overflow++;
         return;
       }
       agg = { client: c.client, server: c.server, port: c.port, protocol: c.protocol, verdict, counters: newCounters() };
-      bucket.aggs.set(key, agg);
+      byPort.set(portKey, agg);
+      bucket.size++;
     }
     const k = agg.counters;
     k.flows++;
@@ -191,7 +202,7 @@ export class ServiceMapStore {
   /** Buckets held and edges stored, for metrics and tests. */
   stats(): { buckets: number; aggregates: number; connections: number; overflow: number } {
     let aggregates = 0;
-    for (const b of this.buckets) aggregates += b.aggs.size;
+    for (const b of this.buckets) aggregates += b.size;
     return { buckets: this.buckets.length, aggregates, connections: this.conns.size, overflow: this.overflow };
   }
 
@@ -222,8 +233,9 @@ export class ServiceMapStore {
     for (const b of this.buckets) {
       // A bucket belongs to the window when any of it does.
       if (b.startMs + this.bucketMs <= sinceMs || b.startMs > untilMs) continue;
-      for (const [aggKey, a] of b.aggs) {
+      for (const a of aggregatesOf(b)) {
         if (filtered) {
+          const aggKey = `${a.client.key}\u0000${a.server.key}\u0000${a.port}\u0000${a.protocol}\u0000${a.verdict}`;
           let ok = verdictOk.get(aggKey);
           if (ok === undefined) verdictOk.set(aggKey, (ok = match(this.representative(a))));
           if (!ok) continue;
@@ -268,4 +280,8 @@ export class ServiceMapStore {
       event_type: { type: a.verdict === Verdict.DROPPED ? 1 : 4 },
     };
   }
+}
+
+function* aggregatesOf(b: Bucket): Generator<Aggregate> {
+  for (const byServer of b.aggs.values()) for (const byPort of byServer.values()) yield* byPort.values();
 }
