@@ -136,6 +136,23 @@ describe('Observer.getFlows (Hubble semantics)', () => {
     expect(o.stats.ringLapped).toBe(19);
   });
 
+  it('a lapped reader learns the losses of the lost-event records it never read (issue 22 item 8)', async () => {
+    const o = observer(15, 15);
+    const ac = new AbortController();
+    const it = o.getFlows({ first: true }, ac.signal);
+    expect((await it.next()).value?.flow?.uuid).toBe('f0');
+    o.writeLost({ source: LostEventSource.PERF_EVENT_RING_BUFFER, num_events_lost: 130_000n });
+    o.writeLost({ source: LostEventSource.PERF_EVENT_RING_BUFFER, num_events_lost: 69n });
+    o.writeLost({ source: LostEventSource.OBSERVER_EVENTS_QUEUE, num_events_lost: 3n });
+    for (let i = 15; i < 35; i++) o.writeFlow(flow(i)); // the three records and f1..f19 are overwritten
+    const got: string[] = [];
+    for (let r = (await it.next()).value as GetFlowsResponse; !r.flow; r = (await it.next()).value as GetFlowsResponse) {
+      got.push(`${LostEventSource[r.lost_events!.source!]}:${r.lost_events!.num_events_lost}`);
+    }
+    expect(got).toEqual(['HUBBLE_RING_BUFFER:19', 'PERF_EVENT_RING_BUFFER:130069', 'OBSERVER_EVENTS_QUEUE:3']);
+    expect(o.stats.ringLapped).toBe(19);
+  });
+
   it('lost events in the ring bypass filters and do not count against number', async () => {
     const o = observer(4);
     o.writeLost({ source: LostEventSource.OBSERVER_EVENTS_QUEUE, num_events_lost: 7n });

@@ -39,6 +39,11 @@ export interface ObserverStats {
   ringLapped: number;
 }
 
+/** Events lost by LostEventSource over every lost-event record written so far, and (last) the
+ * number of those records. Replaced on each write, never changed: ring positions share them. */
+type LossTotals = readonly number[];
+const RECORDS = 4;
+
 export class Observer {
   readonly ring: Ring<GetFlowsResponse>;
   readonly nodeName: string;
@@ -48,9 +53,14 @@ export class Observer {
   private readonly now: () => number;
   private waiters: (() => void)[] = [];
   private wakeScheduled = false;
+  private totals: LossTotals = [0, 0, 0, 0, 0];
+  /** For each ring position, the loss totals before its entry: a lapped reader learns the losses
+   * of the lost-event records that were overwritten before it read them. */
+  private readonly marks: LossTotals[];
 
   constructor(opts: ObserverOptions) {
     this.ring = new Ring(opts.capacity);
+    this.marks = new Array<LossTotals>(opts.capacity + 1).fill(this.totals);
     this.nodeName = opts.nodeName;
     this.now = opts.now ?? Date.now;
     this.startMs = this.now();
@@ -58,14 +68,25 @@ export class Observer {
 
   writeFlow(flow: Flow): void {
     this.seen++;
+    this.marks[this.ring.head % this.marks.length] = this.totals;
     this.ring.write({ flow, node_name: flow.node_name ?? this.nodeName, time: flow.time });
     this.scheduleWake();
   }
 
   /** Lost events live in the ring too, so every reader (including late ones) learns about the loss. */
   writeLost(ev: LostEvent): void {
+    this.marks[this.ring.head % this.marks.length] = this.totals;
+    const t = [...this.totals];
+    t[ev.source ?? 0] = (t[ev.source ?? 0] ?? 0) + Number(ev.num_events_lost ?? 0);
+    t[RECORDS]! += 1;
+    this.totals = t;
     this.ring.write({ lost_events: ev, node_name: this.nodeName, time: msToTimestamp(this.now()) });
     this.scheduleWake();
+  }
+
+  /** Loss totals before ring position `seq` (the current ones past the newest entry). */
+  private totalsBefore(seq: number): LossTotals {
+    return seq < this.ring.head ? this.marks[seq % this.marks.length]! : this.totals;
   }
 
   get seenFlows(): number {
@@ -164,24 +185,38 @@ export class Observer {
     let sent = 0;
     let done = false;
     const limited = number > 0 && !follow;
+    let known = this.totalsBefore(seq);
+    const notices: GetFlowsResponse[] = [];
+    const notice = (source: LostEventSource, n: number): GetFlowsResponse => ({
+      lost_events: { source, num_events_lost: BigInt(n) },
+      node_name: this.nodeName,
+      time: msToTimestamp(this.now()),
+    });
     const next = (): GetFlowsResponse | typeof WAIT | typeof DONE => {
       while (!done) {
+        if (notices.length) return notices.shift()!;
         if (seq < ring.tail) {
-          // This reader was lapped: the writer overwrote entries it had not read yet.
-          const lost = ring.tail - seq;
-          this.stats.ringLapped += lost;
+          // This reader was lapped: the writer overwrote entries it had not read yet. Flows are
+          // reported as HUBBLE_RING_BUFFER losses, overwritten lost-event records as their own.
+          const now = this.totalsBefore(ring.tail);
+          const lost = ring.tail - seq - (now[RECORDS]! - known[RECORDS]!);
+          if (lost > 0) {
+            this.stats.ringLapped += lost;
+            notices.push(notice(LostEventSource.HUBBLE_RING_BUFFER, lost));
+          }
+          for (let src = 0; src < RECORDS; src++) {
+            if (now[src]! > known[src]!) notices.push(notice(src, now[src]! - known[src]!));
+          }
           seq = ring.tail;
-          return {
-            lost_events: { source: LostEventSource.HUBBLE_RING_BUFFER, num_events_lost: BigInt(lost) },
-            node_name: this.nodeName,
-            time: msToTimestamp(this.now()),
-          };
+          known = now;
+          continue;
         }
         if (seq >= ring.head) {
           if (follow) return WAIT;
           break;
         }
         const e = ring.read(seq++);
+        known = this.totalsBefore(seq);
         if (!e) continue;
         if (e.lost_events) return e; // never filtered, never counted against number
         if (until && e.time && cmpTs(e.time, until) > 0) break;
