@@ -71,8 +71,11 @@ async function child(mode) {
         const path = `/api/v1/items/${rand(1000)}?page=${rand(10)}`;
         const req = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${apps[b % 10]}:8080\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n`);
         const resp = Buffer.from(`HTTP/1.1 ${[200, 200, 200, 404, 500][rand(5)]} OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}`);
-        batch.push(flowEvent({ tsNs: ts, srcIp: src, dstIp: dst, srcPort: sport, dstPort: 8080, tcpFlags: 0x18, l7: 2, reason: 7, payload: req, payloadLen: req.length }));
-        batch.push(flowEvent({ tsNs: ts + 2_000_000n, srcIp: dst, dstIp: src, srcPort: 8080, dstPort: sport, tcpFlags: 0x18, isReply: true, l7: 2, reason: 7, payload: resp, payloadLen: resp.length }));
+        // The message streams start at the SYNs: payload byte 1 follows each side's initial sequence number.
+        batch.push(flowEvent({ tsNs: ts, srcIp: src, dstIp: dst, srcPort: sport, dstPort: 8080, tcpFlags: 0x02, tcpSeq: 999 }));
+        batch.push(flowEvent({ tsNs: ts, srcIp: dst, dstIp: src, srcPort: 8080, dstPort: sport, tcpFlags: 0x12, isReply: true, tcpSeq: 4999 }));
+        batch.push(flowEvent({ tsNs: ts, srcIp: src, dstIp: dst, srcPort: sport, dstPort: 8080, tcpFlags: 0x18, l7: 2, reason: 7, payload: req, payloadLen: req.length, tcpSeq: 1000 }));
+        batch.push(flowEvent({ tsNs: ts + 2_000_000n, srcIp: dst, dstIp: src, srcPort: 8080, dstPort: sport, tcpFlags: 0x18, isReply: true, l7: 2, reason: 7, payload: resp, payloadLen: resp.length, tcpSeq: 5000 }));
       }
     }
     for (const e of batch) e.payloadLen = e.payload.length;

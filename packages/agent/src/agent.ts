@@ -24,6 +24,7 @@ import { AgentServer, type Logger } from './server/server.js';
 import { ServiceMapStore, type ServiceMapOptions } from './aggregate/service-map.js';
 import { serviceMapImpl } from './server/service-map.js';
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import { DEFAULT_RING_CAPACITY } from './container/ring.js';
 
 export interface AgentOptions {
   nodeName?: string;
@@ -97,7 +98,7 @@ export class Agent {
     this.directory.setHostIps(hostAddrs);
     this.ctx = new LiveContext(this.directory);
     this.parser = new Parser(this.ctx);
-    this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? 4095 });
+    this.observer = new Observer({ nodeName: this.nodeName, capacity: opts.ringCapacity ?? DEFAULT_RING_CAPACITY });
     this.server = new AgentServer({
       observer: this.observer,
       peerAddress: () => this.peerAddress(),

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { hostname } from 'node:os';
 import pino from 'pino';
 import { Agent } from './agent.js';
-import { validateCapacity } from './container/ring.js';
+import { DEFAULT_RING_CAPACITY, validateCapacity } from './container/ring.js';
 import { FlowctlError } from './errors.js';
 import type { ServerTlsFiles } from '@flowctl/flow/tls';
 import { DEFAULT_METRICS, DEFAULT_METRICS_ADDRESS } from './metrics/agent-metrics.js';
@@ -42,7 +42,7 @@ export function buildCommand(): Command {
     .option('--endpoints <file>', 'cluster-wide endpoints file (YAML), reloaded on change')
     .option('--policy-dir <dir>', 'directory of policy *.yaml files, reloaded on change')
     .option('--policy-audit', 'report policy denials as AUDIT instead of dropping', false)
-    .option('--ring-capacity <n>', 'flows kept in memory: 2^n-1, up to 65535', ringArg, 4095)
+    .option('--ring-capacity <n>', 'flows kept in memory: 2^n-1, up to 65535', ringArg, DEFAULT_RING_CAPACITY)
     .option('--unix-socket <path>', 'serve on this unix socket')
     .option('--listen-address <addr>', 'serve on this TCP address ("" disables TCP); plaintext only on loopback unless --disable-tls', ':4244')
     .option('--tls-cert-file <file>', 'serve TLS on the TCP listener with this certificate (PEM), reloaded on change')

@@ -3,6 +3,11 @@
 // how many entries it lost when a writer laps it.
 import { FlowctlError } from '../errors.js';
 
+/** Flows kept by default: a one-second port scan (~6,000 events with the kernel drops) reaches a
+ * following reader whole, and the full ring stays within the agent's memory goal
+ * (docs/benchmarks.md, agent memory). */
+export const DEFAULT_RING_CAPACITY = 32767;
+
 /** Hubble accepts 2^i − 1 for i = 1..16 ("must be one less than an integer power of two"). */
 export function validateCapacity(n: number): number {
   if (!Number.isInteger(n) || n < 1 || n > 65535 || ((n + 1) & n) !== 0) {

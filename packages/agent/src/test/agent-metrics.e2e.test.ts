@@ -14,6 +14,7 @@ import { makeCorpus } from '@flowctl/flow/testing';
 import { Agent } from '../agent.js';
 import { FakeDatapath } from '../testing/fake-datapath.js';
 import { fixtures, flowEvent, kernelDrop, sockEvent } from '../parser/fixtures.js';
+import { DEFAULT_RING_CAPACITY } from '../container/ring.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 const PROMTOOL = '/usr/bin/promtool';
@@ -118,7 +119,7 @@ describe('metrics of the agent process (replay mode)', () => {
     expect(value(s, 'hubble_dns_queries_total')).toBeGreaterThan(0);
     expect(value(s, 'hubble_http_requests_total')).toBeGreaterThan(0);
     expect(value(s, 'hubble_http_request_duration_seconds_count')).toBeGreaterThan(0);
-    expect(value(s, 'flowctl_agent_ring_capacity')).toBe(4095);
+    expect(value(s, 'flowctl_agent_ring_capacity')).toBe(DEFAULT_RING_CAPACITY);
     expect(value(s, 'flowctl_agent_ring_flows')).toBeGreaterThanOrEqual(400);
     for (const stage of ['kernel_ringbuf', 'kernel_flow_map', 'agent_queue', 'hubble_ring']) {
       expect(value(s, 'flowctl_agent_lost_events_total', { stage })).toBe(0);
