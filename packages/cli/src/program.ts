@@ -6,6 +6,7 @@ import { registerStatusCommand } from './commands/status.js';
 import { registerListCommand } from './commands/list.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerVersionCommand } from './commands/version.js';
+import { registerUiCommand } from './commands/ui.js';
 import { parseGoDuration } from './options/time.js';
 import { CliError } from './errors.js';
 import type { Sink } from './printer/terminal.js';
@@ -65,6 +66,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   registerStatusCommand(program, io, globals);
   registerListCommand(program, io, globals);
   registerMapCommand(program, io, globals);
+  registerUiCommand(program, io, globals);
   registerVersionCommand(program, io);
   registerPolicyCommand(program, io);
   for (const c of program.commands) {
