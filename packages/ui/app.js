@@ -49,8 +49,17 @@ async function loadMap() {
   }
   if (!r.ok) return setStatus(`map: ${(await r.text()).trim()}`);
   state.map = await r.json();
-  setStatus('');
+  setStatus(mapWarnings(state.map));
   render();
+}
+
+/** What the map lacks, as `flowctl map` warns: unanswered nodes, full buckets, a shorter window. */
+function mapWarnings(m) {
+  const w = [];
+  if (m.unavailable_nodes?.length) w.push(`no answer from ${m.unavailable_nodes.join(', ')}: the map lacks what they saw`);
+  if (m.overflow) w.push(`${m.overflow} flows not aggregated (buckets full)`);
+  if (m.covered_since) w.push(`the map covers only since ${m.covered_since}`);
+  return w.join('; ');
 }
 
 /** Edges of the map drawn once per (source, destination): ports and protocols summed. */
@@ -243,7 +252,7 @@ function renderTables() {
     const tr = document.createElement('tr');
     tr.dataset.id = n.id;
     if (state.hidden.has(n.id)) tr.className = 'hidden-node';
-    tr.append(td(n.id), td(n.namespace || ''), td(n.workload || ''), td(String(n.pods)));
+    tr.append(td(n.id), td(n.kind || ''), td(n.namespace || ''), td(n.workload || ''), td(String(n.pods ?? '')));
     const shownCell = document.createElement('td');
     const box = document.createElement('input');
     box.type = 'checkbox';
@@ -265,7 +274,7 @@ function renderTables() {
     tr.dataset.destination = e.destination;
     const reasons = Object.entries(e.drop_reasons || {}).map(([k, v]) => `${k}: ${v}`).join(', ');
     for (const v of [e.source, e.destination, e.port, e.protocol, e.flows, e.connections, e.bytes_sent, e.bytes_received, e.drops, reasons,
-      e.http_requests, e.http_errors, e.http_latency_p50_ms, e.http_latency_p99_ms, e.dns_queries, e.dns_errors]) tr.append(td(String(v ?? 0)));
+      e.http_requests, e.http_errors, e.http_latency_p50_ms, e.http_latency_p99_ms, e.dns_queries, e.dns_errors, e.tcp_rtt_p50_us, e.tcp_retransmits]) tr.append(td(String(v ?? '')));
     const flowsCell = document.createElement('td');
     flowsCell.append(button('flows', () => setScope({ from: e.source, to: e.destination }), `flows from ${e.source} to ${e.destination}`));
     tr.append(flowsCell);

@@ -64,11 +64,9 @@ describe.skipIf(!isRoot)('flowctl ui in a real browser, against the demo cluster
     if (!built) throw new Error('flowctl is not built: run `make build` (make test does) before the e2e tests');
     await run(DEMO, ['up'], { env, timeout: 120_000 });
     // The intruder's attempts are the slowest signal (one every 2 s), the 500s come every few requests.
-    await eventually('a dropped intruder flow and an HTTP 500 through the relay', async () => {
-      const drops = await observe('--verdict', 'DROPPED', '--from-pod', 'default/intruder', '--last', '1');
-      const errors = await observe('--http-status', '500', '--last', '1');
-      return drops.length && errors.length ? true : undefined;
-    }, 60_000);
+    await eventually('a dropped intruder flow through the relay', async () =>
+      (await observe('--verdict', 'DROPPED', '--from-pod', 'default/intruder', '--last', '1')).length ? true : undefined, 90_000);
+    await eventually('an HTTP 500 through the relay', async () => ((await observe('--http-status', '500', '--last', '1')).length ? true : undefined), 60_000);
     ui = spawn(FLOWCTL, ['ui', '--server', RELAY, '--listen', '127.0.0.1:0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     url = await new Promise<string>((res, rej) => {
       let out = '';

@@ -17,7 +17,8 @@ import {
 import type { GetServiceMapRequest, GetServiceMapResponse, MapNode } from '@flowctl/flow/gen/flowctl/servicemap';
 import { addCounters, edgeKeyString, newCounters, toMapEdge, type EdgeCounters, type EdgeKey } from '@flowctl/flow/servicemap/edges';
 import { addValue } from '@flowctl/flow/servicemap/sketch';
-import { classify, countedHere, type Side } from './classify.js';
+import { classify, type Side } from '@flowctl/flow/servicemap/classify';
+import { countedHere } from './counted-here.js';
 
 export interface ServiceMapOptions {
   bucketMs?: number;

@@ -21,7 +21,8 @@ import {
   type Endpoint,
   type Flow,
 } from '@flowctl/flow';
-import { classify, countedHere } from '../aggregate/classify.js';
+import { classify } from '@flowctl/flow/servicemap/classify';
+import { countedHere } from '../aggregate/counted-here.js';
 import { FlowctlError } from '../errors.js';
 import { DNS_RCODE_NAMES } from '../parser/l7/dns.js';
 import { icmpTypeName } from '../parser/summary.js';

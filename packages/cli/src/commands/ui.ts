@@ -1,9 +1,10 @@
-// `flowctl ui`: the service map and live flows in a browser, served by this process from one
-// gRPC connection to an agent or a relay (the same --server as `flowctl observe`).
+// `flowctl ui`: the service map and live flows in a browser, served by this process from the agent
+// or relay of --server (flows over the Observer API, the map over flowctl's ServiceMap service).
 import { Command, Option } from 'commander';
 import type { GlobalOptions, Io } from '../program.js';
 import { loadJson } from '../flow-deps.js';
-import { parseListen } from '../web/server.js';
+import { parseListen } from '../web/listen.js';
+import type { UiMapQuery } from '../web/server.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:12000';
 
@@ -19,17 +20,17 @@ export function registerUiCommand(program: Command, io: Io, globals: () => Globa
 }
 
 async function runUi(listen: string, io: Io, g: GlobalOptions): Promise<void> {
-  const [{ Connection }, { UiServer }, { queryMap }, json] = await Promise.all([
+  const [{ Connection }, { UiServer }, { queryServiceMap }, json] = await Promise.all([
     import('../client.js'),
     import('../web/server.js'),
-    import('../web/map-from-flows.js'),
+    import('../map/query.js'),
     loadJson(),
   ]);
-  const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs });
+  const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });
   const backend = {
     ready: () => conn.ready(),
     getFlows: (req: Parameters<typeof conn.getFlows>[0], signal?: AbortSignal) => conn.getFlows(req, signal),
-    map: (q: Parameters<typeof queryMap>[1], signal?: AbortSignal) => queryMap(conn, q, signal),
+    map: (q: UiMapQuery) => queryServiceMap({ server: g.server, timeoutMs: g.timeoutMs, ...q }),
   };
   const server = new UiServer({ listen, backend, encodeResponse: json.encodeResponse });
   const url = await server.start();

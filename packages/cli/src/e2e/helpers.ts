@@ -13,12 +13,15 @@ import {
 } from '@flowctl/flow/gen/observer/observer';
 import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
 import { HealthService } from '@flowctl/flow/gen/grpc/health/v1/health.grpc';
+import type { GetServiceMapRequest, GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
+import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 
 export interface TestServer {
   address: string;
   requests: GetFlowsRequest[];
+  mapRequests: GetServiceMapRequest[];
   /** Responses pushed to followers after the backlog. */
   push(r: GetFlowsResponse): void;
   cancelled: number;
@@ -27,13 +30,14 @@ export interface TestServer {
 
 export async function startTestObserver(
   backlog: GetFlowsResponse[],
-  extra: { status?: ServerStatusResponse; nodes?: GetNodesResponse; namespaces?: GetNamespacesResponse } = {},
+  extra: { status?: ServerStatusResponse; nodes?: GetNodesResponse; namespaces?: GetNamespacesResponse; serviceMap?: GetServiceMapResponse } = {},
 ): Promise<TestServer> {
   const server = new Server();
   const followers = new Set<ServerWritableStream<GetFlowsRequest, GetFlowsResponse>>();
   const state: TestServer = {
     address: '',
     requests: [],
+    mapRequests: [],
     cancelled: 0,
     push: (r) => followers.forEach((f) => f.write(r)),
     stop: () => new Promise((res) => server.tryShutdown(() => res())),
@@ -75,6 +79,15 @@ export async function startTestObserver(
       cb(null, extra.namespaces ?? { namespaces: [] });
     },
   });
+  if (extra.serviceMap) {
+    const answer = extra.serviceMap;
+    server.addService(ServiceMapService, {
+      getServiceMap(call: ServerUnaryCall<GetServiceMapRequest, GetServiceMapResponse>, cb: sendUnaryData<GetServiceMapResponse>) {
+        state.mapRequests.push(call.request);
+        cb(null, answer);
+      },
+    });
+  }
   server.addService(HealthService, {
     check(call: ServerUnaryCall<{ service?: string }, unknown>, cb: sendUnaryData<unknown>) {
       const ok = call.request.service === 'hubble.server.Observer' || !call.request.service;

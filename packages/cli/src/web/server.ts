@@ -7,19 +7,32 @@
 import { createReadStream } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { FlowFilter } from '@flowctl/flow/gen/flow/flow';
 import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 import { CliError } from '../errors.js';
 import { FILTER_FLAG_BY_NAME } from '../options/filter-flags.js';
 import { FlowFilterBuilder } from '../options/flow-filter.js';
 import { parseTimeFlag } from '../options/time.js';
 import { buildRequest, parseUint64, type Selectors } from '../request.js';
+import { classify } from '@flowctl/flow/servicemap/classify';
+import { DEFAULT_MAP_SINCE } from '../map/query.js';
+import type { ServiceMap } from '../map/model.js';
 import { uiAssets, type Asset } from './assets.js';
-import { flowEnds, type FlowSource, type MapQuery, type ServiceMap } from './map-from-flows.js';
+import { parseListen } from './listen.js';
 
-export interface UiBackend extends FlowSource {
+/** What /api/map asks for: the window as `flowctl map --since/--until` takes it, and filters. */
+export interface UiMapQuery {
+  since: string;
+  until?: string;
+  whitelist: FlowFilter[];
+  blacklist: FlowFilter[];
+}
+
+export interface UiBackend {
   /** Resolves once the gRPC server answers; a CliError('server') otherwise. */
   ready(): Promise<void>;
-  map(q: MapQuery, signal?: AbortSignal): Promise<ServiceMap>;
+  getFlows(req: GetFlowsRequest, signal?: AbortSignal): AsyncIterable<GetFlowsResponse>;
+  map(q: UiMapQuery): Promise<ServiceMap>;
 }
 
 export interface UiServerOptions {
@@ -28,14 +41,6 @@ export interface UiServerOptions {
   backend: UiBackend;
   encodeResponse(r: GetFlowsResponse): string;
   now?: () => number;
-}
-
-/** `host:port` or `[v6]:port` → parts; a bad value is a one-line usage error. */
-export function parseListen(v: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(v);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new CliError('usage', `invalid argument "${v}" for "--listen" flag: expected host:port, e.g. 127.0.0.1:12000`);
-  return { host: m[1] ?? m[2]!, port };
 }
 
 class BadRequest extends Error {}
@@ -85,35 +90,30 @@ function flowsRequest(params: URLSearchParams, nowMs: number): { req: GetFlowsRe
   if ((from === undefined) !== (to === undefined)) throw new BadRequest('"from" and "to" go together: the two ends of an edge');
   for (const [k, v] of [['node', node], ['from', from], ['to', to]] as const) if (v === '') throw new BadRequest(`"${k}" must not be empty`);
   let keep = (_r: GetFlowsResponse): boolean => true;
-  // Map nodes are workloads, reserved identities and CIDR groups, which no FlowFilter field
-  // names: flows are matched against the same node ids the map is built from.
+  // Map nodes are workloads, reserved identities and address groups, which no FlowFilter field
+  // names: flows are matched against the map's own client → server classification.
   if (node !== undefined) {
     keep = (r) => {
-      if (!r.flow) return false;
-      const e = flowEnds(r.flow);
-      return e.client.id === node || e.server.id === node;
+      const c = r.flow && classify(r.flow);
+      return !!c && (c.client.node === node || c.server.node === node);
     };
   } else if (from !== undefined) {
     keep = (r) => {
-      if (!r.flow) return false;
-      const e = flowEnds(r.flow);
-      return e.client.id === from && e.server.id === to;
+      const c = r.flow && classify(r.flow);
+      return !!c && c.client.node === from && c.server.node === to;
     };
   }
   return { req, keep };
 }
 
-function mapQuery(params: URLSearchParams, nowMs: number): MapQuery {
+function mapQuery(params: URLSearchParams, nowMs: number): UiMapQuery {
   const { filters, other } = parseQuery(params, new Set(['since', 'until']));
-  const since = other.get('since') ?? '5m';
-  const sinceTs = parseTimeFlag(since, nowMs);
-  if (!sinceTs) throw new BadRequest(`invalid value "${since}" for "since": expected a duration like 5m or an RFC3339 time`);
-  const q: MapQuery = { since: sinceTs, whitelist: filters.whitelist, blacklist: filters.blacklist };
+  const q: UiMapQuery = { since: other.get('since') ?? DEFAULT_MAP_SINCE, whitelist: filters.whitelist, blacklist: filters.blacklist };
+  if (!parseTimeFlag(q.since, nowMs)) throw new BadRequest(`invalid value "${q.since}" for "since": expected a duration like 5m or an RFC3339 time`);
   const until = other.get('until');
   if (until !== undefined) {
-    const ts = parseTimeFlag(until, nowMs);
-    if (!ts) throw new BadRequest(`invalid value "${until}" for "until": expected a duration like 1m or an RFC3339 time`);
-    q.until = ts;
+    if (!parseTimeFlag(until, nowMs)) throw new BadRequest(`invalid value "${until}" for "until": expected a duration like 1m or an RFC3339 time`);
+    q.until = until;
   }
   return q;
 }
@@ -176,8 +176,8 @@ export class UiServer {
     }
     const now = this.opts.now?.() ?? Date.now();
     try {
-      if (url.pathname === '/api/map') return await this.map(mapQuery(url.searchParams, now), req, res);
-      if (url.pathname === '/api/flows') return await this.flows(flowsRequest(url.searchParams, now), req, res);
+      if (url.pathname === '/api/map') return await this.map(mapQuery(url.searchParams, now), res);
+      if (url.pathname === '/api/flows') return await this.flows(flowsRequest(url.searchParams, now), res);
     } catch (e) {
       if (e instanceof BadRequest || (e instanceof CliError && e.code !== 'server')) return oneLine(res, 400, e.message);
       if (e instanceof CliError) return oneLine(res, 502, e.message);
@@ -186,29 +186,26 @@ export class UiServer {
     oneLine(res, 404, `no such page: ${url.pathname}`);
   }
 
-  private abortOnClose(req: IncomingMessage, res: ServerResponse): AbortController {
+  private abortOnClose(res: ServerResponse): AbortController {
     const c = new AbortController();
     this.streams.add(c);
     res.on('close', () => {
       c.abort();
       this.streams.delete(c);
     });
-    void req;
     return c;
   }
 
-  private async map(q: MapQuery, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    await this.opts.backend.ready();
-    const c = this.abortOnClose(req, res);
-    const m = await this.opts.backend.map(q, c.signal);
+  private async map(q: UiMapQuery, res: ServerResponse): Promise<void> {
+    const m = await this.opts.backend.map(q);
     const body = JSON.stringify(m);
     res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
     res.end(body);
   }
 
-  private async flows(x: { req: GetFlowsRequest; keep: (r: GetFlowsResponse) => boolean }, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async flows(x: { req: GetFlowsRequest; keep: (r: GetFlowsResponse) => boolean }, res: ServerResponse): Promise<void> {
     await this.opts.backend.ready();
-    const c = this.abortOnClose(req, res);
+    const c = this.abortOnClose(res);
     const it = this.opts.backend.getFlows(x.req, c.signal)[Symbol.asyncIterator]();
     res.writeHead(200, { 'content-type': 'application/x-ndjson; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' });
     res.flushHeaders();

@@ -1,12 +1,7 @@
-// Which service-map edge a flow belongs to, and whether this node counts it. An edge runs from the
-// connection's client to its server; a connection seen at both ends (two veths of one node, or
-// two nodes) is counted at one end only, so that a relay can simply add the nodes' maps:
-//   - L3/L4 and SOCK records at the client's end (traffic_direction EGRESS) when the client is a
-//     pod, else at the server's end (INGRESS);
-//   - L7 records (already reported once per node) on the client's node when the client is a pod,
-//     else on the server's node;
-//   - drops wherever they happen (a packet is dropped once).
-import { FlowType, L7FlowType, TrafficDirection, Verdict, type Endpoint, type Flow } from '@flowctl/flow';
+// Which service-map edge a flow belongs to: an edge runs from the connection's client to its
+// server, between map nodes (workloads, reserved identities, address groups). Shared by the
+// agent's aggregation and by `flowctl ui`, which narrows flows to a map node or edge.
+import { FlowType, L7FlowType, TrafficDirection, type Endpoint, type Flow } from '../gen/flow/flow.js';
 
 /** One end of an edge: the map node it belongs to and what filters are matched against. */
 export interface Side {
@@ -128,14 +123,4 @@ export function classify(f: Flow): Classified | undefined {
   return rev
     ? { client: dst, server: src, port: icmp ? 0 : l4.sport, protocol: l4.protocol }
     : { client: src, server: dst, port: icmp ? 0 : l4.dport, protocol: l4.protocol };
-}
-
-/** Whether this node counts the flow on its edge (see the top of this file). */
-export function countedHere(f: Flow, c: Classified, isLocalIp: (ip: string) => boolean): boolean {
-  if (f.verdict === Verdict.DROPPED) return true;
-  const clientIsPod = c.client.kind === 'workload';
-  if (f.Type === FlowType.L7) return clientIsPod ? isLocalIp(c.client.ip) : isLocalIp(c.server.ip);
-  // SOCK records of one socket: EGRESS is the client's (see parser/sock.ts).
-  if (f.Type === FlowType.SOCK) return f.traffic_direction === (clientIsPod ? TrafficDirection.EGRESS : TrafficDirection.INGRESS);
-  return f.traffic_direction === (clientIsPod ? TrafficDirection.EGRESS : TrafficDirection.INGRESS);
 }
