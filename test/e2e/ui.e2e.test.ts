@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type Browser } from './chromium.js';
+import { waitFor } from '../policy/lab.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -25,20 +26,13 @@ async function observe(...args: string[]): Promise<string[]> {
   return stdout.split('\n').filter((l) => l.trim() !== '');
 }
 
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
+/** Polls every half second (each poll runs the CLI) until `fn` gives a value. */
+const eventually = <T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> =>
+  waitFor(what, async () => {
+    const v = await fn();
+    if (v === undefined) await new Promise((r) => setTimeout(r, 500));
+    return v;
+  }, ms);
 
 const isRoot = process.getuid?.() === 0;
 const built = existsSync(join(ROOT, 'packages', 'agent', 'dist', 'main.js')) && existsSync(join(ROOT, 'packages', 'cli', 'dist', 'bin.js'));
