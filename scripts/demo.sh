@@ -398,7 +398,9 @@ EOF
   for n in "${NODES[@]}"; do
     echo "  ip netns exec $(field "$n" 1) curl -s 127.0.0.1:9965/metrics | grep '^hubble_' | head"
   done
-  printf "Tear down with 'make demo-down'.\n\n"
+  printf "Tear down with 'make demo-down'.\n"
+  # Outside the list above: it serves until Ctrl-C rather than printing and exiting.
+  printf "The service map and live flows in a browser:\n  ./bin/flowctl ui%s   # then open http://127.0.0.1:12000/\n\n" "$s"
 }
 
 run() {

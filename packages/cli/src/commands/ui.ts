@@ -30,7 +30,7 @@ async function runUi(listen: string, io: Io, g: GlobalOptions): Promise<void> {
   const backend = {
     ready: () => conn.ready(),
     getFlows: (req: Parameters<typeof conn.getFlows>[0], signal?: AbortSignal) => conn.getFlows(req, signal),
-    map: (q: UiMapQuery) => queryServiceMap({ server: g.server, timeoutMs: g.timeoutMs, ...q }),
+    map: (q: UiMapQuery) => queryServiceMap({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls, ...q }),
   };
   const server = new UiServer({ listen, backend, encodeResponse: json.encodeResponse });
   const url = await server.start();
