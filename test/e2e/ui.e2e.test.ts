@@ -74,7 +74,7 @@ describe.skipIf(!isRoot)('flowctl ui in a real browser, against the demo cluster
     browser = await launchChromium();
     page = await browser.context.newPage();
     await page.goto(url);
-  }, 240_000);
+  }, 330_000);
 
   afterAll(async () => {
     await browser?.close();
