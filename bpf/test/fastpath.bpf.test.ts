@@ -7,7 +7,6 @@ import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { possibleCpus } from '../../addon/lib/index.js';
 import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
-import { writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
 import { dns, F, ipv4, ipv6, TCP, tcp, UDP, udp } from './packets.js';
 
@@ -144,18 +143,18 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
   it('established dropped packets are dropped and counted; a policy change re-decides them at once', async () => {
     const dp = new Datapath();
     try {
-      writeIpcache(dp.maps.ipcache, ids, dp.maps.config);
-      writePolicyMaps(dp.maps, policy(1, []));
+      dp.writer.writeIdentities(ids);
+      dp.writer.writePolicy(policy(1, []));
       const syn = tcp4(CLIENT, SERVER, 43100, 8080, F.SYN);
       expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, reason: 6 });
       const before = dp.counters().policyDropped;
       expect(await dp.run('to', syn, N)).toEqual({ retval: TC_ACT_SHOT, events: [] });
       expect(dp.counters().policyDropped - before).toBe(BigInt(N));
 
-      writePolicyMaps(dp.maps, policy(2, [row({})]));
+      dp.writer.writePolicy(policy(2, [row({})]));
       expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_OK, verdict: 1, reason: 1, policyRef: 1, packets: BigInt(N + 2) });
       expect(await dp.run('to', syn, N)).toEqual({ retval: TC_ACT_OK, events: [] });
-      writePolicyMaps(dp.maps, policy(3, []));
+      dp.writer.writePolicy(policy(3, []));
       expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, reason: 6 });
     } finally {
       dp.close();
@@ -165,8 +164,8 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
   it('audit mode: established packets pass and are counted as audited', async () => {
     const dp = new Datapath({ policyAudit: true });
     try {
-      writeIpcache(dp.maps.ipcache, ids, dp.maps.config);
-      writePolicyMaps(dp.maps, policy(1, []));
+      dp.writer.writeIdentities(ids);
+      dp.writer.writePolicy(policy(1, []));
       const syn = tcp4(CLIENT, SERVER, 43101, 8080, F.SYN);
       expect(await dp.one('to', syn)).toMatchObject({ retval: TC_ACT_OK, verdict: 4 });
       const before = dp.counters().policyAudit;
@@ -251,14 +250,14 @@ describe.skipIf(skip)('flowctl TC datapath: the skip record', () => {
     const toServer = (flags: number) => ipv4({ src: CLIENT, dst: SERVER, proto: TCP }, tcp(41003, 8080, flags));
     const pd = new Datapath();
     try {
-      writeIpcache(pd.maps.ipcache, [{ cidr: CLIENT, identity: 2001 }, { cidr: SERVER, identity: 2002 }], pd.maps.config);
-      writePolicyMaps(pd.maps, policy(1, [row]));
+      pd.writer.writeIdentities([{ cidr: CLIENT, identity: 2001 }, { cidr: SERVER, identity: 2002 }]);
+      pd.writer.writePolicy(policy(1, [row]));
       expect(await pd.one('to', toServer(F.SYN))).toMatchObject({ verdict: 1, reason: 1 });
       await pd.one('from', ipv4({ src: SERVER, dst: CLIENT, proto: TCP }, tcp(8080, 41003, F.SYN | F.ACK)));
       await pd.run('to', toServer(F.ACK));
       expect(await pd.run('to', toServer(F.ACK), 100)).toEqual({ retval: TC_ACT_OK, events: [] });
       // Deny: the config epoch changes, and the record no longer applies.
-      writePolicyMaps(pd.maps, policy(2, []));
+      pd.writer.writePolicy(policy(2, []));
       expect(await pd.one('to', toServer(F.ACK))).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, dropReason: 133, packets: 103n });
       expect(await pd.run('to', toServer(F.ACK), 10)).toEqual({ retval: TC_ACT_SHOT, events: [] });
     } finally {

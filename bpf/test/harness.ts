@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { BpfObject, forEachRecord, probeFeatures, type RingBuffer } from '../../addon/lib/index.js';
 import { decodeFlowEvent, readCounters, type CounterName } from '../../packages/agent/src/datapath/abi.js';
 import type { FlowEvent } from '../../packages/agent/src/datapath/events.js';
-import type { PolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
+import { PolicyMapWriter, type PolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 
 export const objectPath = fileURLToPath(new URL('../.output/flowctl.bpf.o', import.meta.url));
 
@@ -61,6 +61,13 @@ export class Datapath {
       policy: this.obj.map('policy'),
       config: this.obj.map('config'),
     };
+  }
+
+  private policyWriter: PolicyMapWriter | undefined;
+
+  /** Writes policies and identities as the agent does (one writer per map set). */
+  get writer(): PolicyMapWriter {
+    return (this.policyWriter ??= new PolicyMapWriter(this.maps));
   }
 
   /** The `counters` map summed over CPUs. */

@@ -5,7 +5,7 @@
 import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicies, parsePolicies, resolveEndpoints } from '../../packages/policy/src/index.js';
-import { encodeIpcacheKey, encodePolicyKey, readConfig, writeIpcache, writePolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
+import { encodeIpcacheKey, encodePolicyKey, readConfig } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
 import { F, icmp, ipv4, ipv6, TCP, tcp, udp, UDP } from './packets.js';
 
@@ -65,8 +65,8 @@ describe.skipIf(skip)('flowctl TC datapath: policy verdicts (test_run)', () => {
 
   beforeAll(() => {
     dp = new Datapath();
-    writeIpcache(dp.maps.ipcache, identities, dp.maps.config);
-    writePolicyMaps(dp.maps, policy(7, BASE));
+    dp.writer.writeIdentities(identities);
+    dp.writer.writePolicy(policy(7, BASE));
   });
   afterAll(() => dp?.close());
 
@@ -140,26 +140,26 @@ describe.skipIf(skip)('flowctl TC datapath: policy verdicts (test_run)', () => {
     await dp.one('to', ipv4({ src: CLIENT, dst: SERVER, proto: TCP }, tcp(port, 8080, F.SYN)));
     expect(await dp.run('to', data)).toEqual({ retval: TC_ACT_OK, events: [] });
 
-    writePolicyMaps(dp.maps, policy(8, BASE.filter((r) => r.ruleRef !== 1)));
+    dp.writer.writePolicy(policy(8, BASE.filter((r) => r.ruleRef !== 1)));
     const dropped = await dp.one('to', data);
     expect(dropped).toMatchObject({ retval: TC_ACT_SHOT, verdict: 2, reason: 6, dropReason: 133 });
     expect(await dp.run('to', data)).toEqual({ retval: TC_ACT_SHOT, events: [] });
 
-    writePolicyMaps(dp.maps, policy(9, BASE));
+    dp.writer.writePolicy(policy(9, BASE));
     expect(await dp.one('to', data)).toMatchObject({ retval: TC_ACT_OK, verdict: 1, reason: 1, policyRef: 1 });
     expect(readConfig(dp.maps.config).policyRevision).toBe(9n);
 
     // An ipcache change alone (the client gets another identity) also re-evaluates.
-    writeIpcache(dp.maps.ipcache, identities.map((i) => (i.cidr === CLIENT ? { ...i, identity: 1009 } : i)), dp.maps.config);
+    dp.writer.writeIdentities(identities.map((i) => (i.cidr === CLIENT ? { ...i, identity: 1009 } : i)));
     expect(await dp.one('to', data)).toMatchObject({ retval: TC_ACT_SHOT, srcIdentity: 1009 });
-    writeIpcache(dp.maps.ipcache, identities, dp.maps.config);
+    dp.writer.writeIdentities(identities);
     expect((await dp.one('to', data)).retval).toBe(TC_ACT_OK);
   });
 
   it('removing enforcement allows everything', async () => {
-    writePolicyMaps(dp.maps, policy(10, BASE, []));
+    dp.writer.writePolicy(policy(10, BASE, []));
     expect(await dp.one('to', conn(OTHER, SERVER, 22))).toMatchObject({ retval: TC_ACT_OK, verdict: 1, policyRef: 0 });
-    writePolicyMaps(dp.maps, policy(11, BASE));
+    dp.writer.writePolicy(policy(11, BASE));
   });
 });
 
@@ -167,8 +167,8 @@ describe.skipIf(skip)('flowctl TC datapath: policy audit mode', () => {
   it('reports AUDIT and passes the packet', async () => {
     const dp = new Datapath({ policyAudit: true });
     try {
-      writeIpcache(dp.maps.ipcache, identities, dp.maps.config);
-      writePolicyMaps(dp.maps, policy(1, BASE));
+      dp.writer.writeIdentities(identities);
+      dp.writer.writePolicy(policy(1, BASE));
       const before = dp.counters().policyAudit;
       const e = await dp.one('to', ipv4({ src: CLIENT, dst: SERVER, proto: TCP }, tcp(42000, 8081, F.SYN)));
       expect(e).toMatchObject({ retval: TC_ACT_OK, verdict: 4, reason: 6, dropReason: 133 });
@@ -206,12 +206,10 @@ spec:
     const compiled = compilePolicies(docs, eps);
     const dp = new Datapath();
     try {
-      writeIpcache(
-        dp.maps.ipcache,
+      dp.writer.writeIdentities(
         [...eps.endpoints.flatMap((ep) => ep.ips.map((ip) => ({ cidr: ip, identity: ep.identity }))), ...compiled.cidrIdentities],
-        dp.maps.config,
       );
-      writePolicyMaps(dp.maps, compiled);
+      dp.writer.writePolicy(compiled);
       const pkt = (src: string, dst: string, dport: number, sp: number) => ipv4({ src, dst, proto: TCP }, tcp(sp, dport, F.SYN));
       // Pod ingress of order-service is checked at TC egress of its veth.
       const ok = await dp.one('to', pkt('10.202.2.1', '10.202.2.2', 8080, 43000));
