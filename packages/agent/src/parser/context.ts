@@ -7,6 +7,8 @@ export interface ParserCounters {
   malformedEvents: number;
   /** L7 payloads that could not be parsed; the L3/L4 flow was kept. */
   malformedL7: number;
+  /** TCP connections whose L7 messages could no longer be followed (one unparsed flow each). */
+  l7StreamLost: number;
   /** SOCK events of watched namespaces that could not be decoded (sockets of other namespaces are not errors). */
   malformedSock: number;
 }

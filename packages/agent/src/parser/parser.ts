@@ -28,6 +28,7 @@ const OBS_TO_ENDPOINT = 2;
 const REASON_NEW = 1;
 const REASON_POLICY = 6;
 const L7_NONE = 0;
+const TCP_SYN = 0x02;
 
 // pkg/monitor/api/types.go
 export const MSG_DROP = 1;
@@ -152,7 +153,8 @@ export class Parser {
       if (pol) attachPolicy(flow, pol, direction, dropped);
     }
 
-    if (ev.l7 === L7_NONE || ev.l7 === undefined) return [flow];
+    // SYNs too: the L7 message streams of TCP start there.
+    if ((ev.l7 === L7_NONE || ev.l7 === undefined) && !(ev.proto === IPPROTO_TCP && ev.tcpFlags & TCP_SYN)) return [flow];
     let l7: Flow[] = [];
     try {
       l7 = l7Flows(ev, flow, ctx);

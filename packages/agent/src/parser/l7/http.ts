@@ -1,5 +1,5 @@
-// HTTP/1.x request and status lines plus headers, from a payload snippet that may be cut short:
-// the start line must be complete; headers are read as far as the snippet goes.
+// HTTP/1.x request and status lines plus headers, from a message head (start line to the empty
+// line), with the framing headers the message stream needs (RFC 9112 §6).
 
 export interface HttpRequest {
   kind: 'request';
@@ -9,6 +9,7 @@ export interface HttpRequest {
   protocol: string;
   headers: { key: string; value: string }[];
   host: string;
+  framing: Framing;
 }
 
 export interface HttpResponse {
@@ -16,6 +17,14 @@ export interface HttpResponse {
   protocol: string;
   code: number;
   headers: { key: string; value: string }[];
+  framing: Framing;
+}
+
+/** How the body is delimited: Transfer-Encoding chunked, a Content-Length, or neither. */
+export interface Framing {
+  chunked: boolean;
+  /** undefined without a Content-Length header. */
+  length: number | undefined;
 }
 
 export type HttpMessage = HttpRequest | HttpResponse;
@@ -42,27 +51,48 @@ function parseHeaders(lines: string[]): { key: string; value: string }[] {
   return out;
 }
 
-export function parseHttp(payload: Buffer): HttpMessage {
-  const text = payload.toString('latin1');
+function parseFraming(lines: string[]): Framing {
+  const f: Framing = { chunked: false, length: undefined };
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const key = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (key === 'transfer-encoding') {
+      // Chunked must be the last coding (RFC 9112 §6.3); anything else is read until close.
+      f.chunked = /(?:^|,)\s*chunked\s*$/i.test(value);
+      if (!f.chunked) throw new HttpParseError(`transfer-encoding ${JSON.stringify(value.slice(0, 40))} has no length`);
+    } else if (key === 'content-length') {
+      if (!/^\d{1,15}$/.test(value) || (f.length !== undefined && f.length !== Number(value)))
+        throw new HttpParseError(`bad content-length ${JSON.stringify(value.slice(0, 40))}`);
+      f.length = Number(value);
+    }
+  }
+  return f;
+}
+
+/** Parses a complete message head: the start line, headers and the empty line ending them. */
+export function parseHttp(head: Buffer): HttpMessage {
+  const text = head.toString('latin1');
   const eol = text.indexOf('\r\n');
   if (eol < 0) throw new HttpParseError('no complete start line');
   const start = text.slice(0, eol);
-  // The last line may be cut by the snippet length; drop it unless the head ended.
   const headEnd = text.indexOf('\r\n\r\n');
-  const rest = text.slice(eol + 2, headEnd >= 0 ? headEnd : text.lastIndexOf('\r\n') + 2);
-  const headers = parseHeaders(rest.split('\r\n'));
+  const lines = text.slice(eol + 2, headEnd >= eol ? headEnd : text.length).split('\r\n');
+  const headers = parseHeaders(lines);
+  const framing = parseFraming(lines);
 
   if (start.startsWith('HTTP/')) {
-    const m = /^(HTTP\/\d(?:\.\d)?) (\d{3})(?: .*)?$/.exec(start);
+    const m = /^(HTTP\/1\.[01]) (\d{3})(?: .*)?$/.exec(start);
     if (!m) throw new HttpParseError(`bad status line ${JSON.stringify(start.slice(0, 40))}`);
     const code = Number(m[2]);
     if (code < 100 || code > 599) throw new HttpParseError(`status code ${code} out of range`);
-    return { kind: 'response', protocol: m[1]!, code, headers };
+    return { kind: 'response', protocol: m[1]!, code, headers, framing };
   }
-  const m = /^([A-Z]+) (\S+) (HTTP\/\d(?:\.\d)?)$/.exec(start);
+  const m = /^([A-Z]+) (\S+) (HTTP\/1\.[01])$/.exec(start);
   if (!m || !METHODS.has(m[1]!)) throw new HttpParseError(`bad request line ${JSON.stringify(start.slice(0, 40))}`);
   const host = headers.find((h) => h.key.toLowerCase() === 'host')?.value ?? '';
-  return { kind: 'request', method: m[1]!, target: m[2]!, protocol: m[3]!, headers, host };
+  return { kind: 'request', method: m[1]!, target: m[2]!, protocol: m[3]!, headers, host, framing };
 }
 
 /** The URL Hubble shows for a request: absolute, built from Host and the target. */

@@ -5,25 +5,33 @@ import { FlowType, L7FlowType, type Flow, type Layer7 } from '@flowctl/flow';
 import { L7Proto, type FlowEvent } from '../../datapath/events.js';
 import type { ParserContext } from '../context.js';
 import { DnsParseError, dnsRcodeName, parseDns } from './dns.js';
-import { HttpParseError, parseHttp, requestUrl } from './http.js';
+import { DnsTcpDir } from './dns-stream.js';
+import { HttpConn, type HttpNews } from './http-stream.js';
+import { BoundedMap } from './stream.js';
 
 const L7_EVENT_TYPE = 129;
 const PAIR_TTL_NS = 30_000_000_000n;
 const MAX_PENDING = 8192;
-/** The same packet is seen at both veths when client and server share a node: report it once. */
+/** TCP connections (and directions) whose L7 state is kept; the oldest is forgotten first. */
+const MAX_STREAMS = 16384;
+/** A UDP DNS message is seen at both veths when client and server share a node: report it once. */
 const DEDUP_WINDOW_NS = 200_000_000n;
 const IPPROTO_TCP = 6;
+const TCP_SYN = 0x02;
 
 interface Pending {
   tsNs: bigint;
-  method?: string;
-  url?: string;
 }
 
-/** Per-parser L7 state: requests waiting for their response, recently reported messages. */
+/** Per-parser L7 state: where each TCP direction starts, the message streams of HTTP and DNS
+ * over TCP connections, DNS queries waiting for their answer, recent UDP DNS messages. */
 class L7State {
   readonly pending = new Map<string, Pending[]>();
   readonly recent = new Map<string, bigint>();
+  /** Direction key -> sequence number of its first payload byte (from the SYN). */
+  readonly starts = new BoundedMap<number>(MAX_STREAMS * 4);
+  readonly http = new BoundedMap<HttpConn>(MAX_STREAMS);
+  readonly dnsTcp = new BoundedMap<DnsTcpDir>(MAX_STREAMS);
 
   remember<V>(map: Map<string, V>, key: string, value: V): void {
     map.delete(key);
@@ -53,6 +61,15 @@ class L7State {
     if (q.length === 0) this.pending.delete(key);
     return p;
   }
+
+  /** A SYN: where the direction's bytes start. A new start forgets the old connection's state. */
+  syn(dir: string, conn: string, seq: number): void {
+    const first = (seq + 1) >>> 0;
+    if (this.starts.get(dir) === first) return; // the same SYN at a second observation point
+    this.starts.set(dir, first);
+    this.http.delete(conn);
+    this.dnsTcp.delete(dir);
+  }
 }
 
 const states = new WeakMap<ParserContext, L7State>();
@@ -63,6 +80,16 @@ function stateFor(ctx: ParserContext): L7State {
     states.set(ctx, s);
   }
   return s;
+}
+
+function dirKey(ev: FlowEvent): string {
+  return `${ev.srcIp}|${ev.srcPort}>${ev.dstIp}|${ev.dstPort}`;
+}
+
+function connKey(ev: FlowEvent): string {
+  const a = `${ev.srcIp}|${ev.srcPort}`;
+  const b = `${ev.dstIp}|${ev.dstPort}`;
+  return a < b ? `${a}>${b}` : `${b}>${a}`;
 }
 
 function l7Base(base: Flow, ctx: ParserContext, isReply: boolean, l7: Layer7, summary: string): Flow {
@@ -83,19 +110,20 @@ function l7Base(base: Flow, ctx: ParserContext, isReply: boolean, l7: Layer7, su
   return flow;
 }
 
-function dnsFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
-  const msg = parseDns(ev.payload, ev.proto === IPPROTO_TCP);
+function dnsFlow(payload: Buffer, tsNs: bigint, ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+  const msg = parseDns(payload, false);
   const client = msg.isResponse ? `${ev.dstIp}|${ev.dstPort}` : `${ev.srcIp}|${ev.srcPort}`;
   const server = msg.isResponse ? `${ev.srcIp}|${ev.srcPort}` : `${ev.dstIp}|${ev.dstPort}`;
   const key = `dns|${client}|${server}|${msg.id}`;
-  if (st.isDuplicate(`${key}|${msg.isResponse ? 'r' : 'q'}`, ev.tsNs)) return [];
+  // TCP streams drop copies by sequence number; a UDP datagram has nothing but its content.
+  if (ev.proto !== IPPROTO_TCP && st.isDuplicate(`${key}|${msg.isResponse ? 'r' : 'q'}`, tsNs)) return [];
   const qtype = msg.qtypes[0] ?? '';
   if (!msg.isResponse) {
-    st.pushRequest(key, { tsNs: ev.tsNs });
+    st.pushRequest(key, { tsNs });
     const dns = { query: msg.query, qtypes: msg.qtypes };
     return [l7Base(base, ctx, false, { type: L7FlowType.REQUEST, dns }, `DNS Query ${msg.query} ${qtype}`)];
   }
-  const req = st.popRequest(key, ev.tsNs);
+  const req = st.popRequest(key, tsNs);
   if (msg.ips.length > 0 && msg.query) ctx.learnNames(msg.query.replace(/\.$/, ''), msg.ips, msg.ttl);
   const dns = {
     query: msg.query,
@@ -107,51 +135,86 @@ function dnsFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): F
     rrtypes: msg.rrtypes,
   };
   const l7: Layer7 = { type: L7FlowType.RESPONSE, dns };
-  if (req) l7.latency_ns = ev.tsNs - req.tsNs;
+  if (req) l7.latency_ns = tsNs - req.tsNs;
   const answer = msg.rcode !== 0
     ? `RCode: ${dnsRcodeName(msg.rcode)}`
     : `"${msg.ips.join(',')}"`;
   return [l7Base(base, ctx, true, l7, `DNS Answer ${answer} TTL: ${msg.ttl} (${msg.query} ${qtype})`)];
 }
 
-function httpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
-  const msg = parseHttp(ev.payload);
-  const isResponse = msg.kind === 'response';
-  const client = isResponse ? `${ev.dstIp}|${ev.dstPort}` : `${ev.srcIp}|${ev.srcPort}`;
-  const server = isResponse ? `${ev.srcIp}|${ev.srcPort}` : `${ev.dstIp}|${ev.dstPort}`;
-  const key = `http|${client}|${server}`;
-  const head = ev.payload.subarray(0, 48).toString('latin1');
-  if (st.isDuplicate(`${key}|${head}`, ev.tsNs)) return [];
-  if (msg.kind === 'request') {
-    const url = requestUrl(msg, ev.dstIp, ev.dstPort);
-    st.pushRequest(key, { tsNs: ev.tsNs, method: msg.method, url });
-    const http = { method: msg.method, url, protocol: msg.protocol, headers: msg.headers };
-    return [l7Base(base, ctx, false, { type: L7FlowType.REQUEST, http }, `${msg.protocol} ${msg.method} ${url}`)];
-  }
-  const req = st.popRequest(key, ev.tsNs);
-  const http = { code: msg.code, method: req?.method, url: req?.url, protocol: msg.protocol, headers: msg.headers };
-  const l7: Layer7 = { type: L7FlowType.RESPONSE, http };
-  let summary = `${msg.protocol} ${msg.code}`;
-  if (req) {
-    l7.latency_ns = ev.tsNs - req.tsNs;
-    summary += ` ${Math.round(Number(l7.latency_ns) / 1e6)}ms (${req.method} ${req.url})`;
-  }
-  return [l7Base(base, ctx, true, l7, summary)];
+/** The one flow that says a TCP connection's messages can no longer be followed. */
+function lostFlow(proto: string, why: string, ev: FlowEvent, base: Flow, ctx: ParserContext): Flow {
+  ctx.counters.l7StreamLost++;
+  return l7Base(base, ctx, ev.isReply === true, { type: L7FlowType.UNKNOWN_L7_TYPE }, `${proto} unparsed: ${why}`);
 }
 
-/** L7 flows (Type L7, event_type 129) derived from the event's payload; [] when there are none. */
-export function l7Flows(ev: FlowEvent, base: Flow, ctx: ParserContext): Flow[] {
-  if (ev.payload.length === 0) return [];
-  const st = stateFor(ctx);
+function dnsTcpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+  const dk = dirKey(ev);
+  let dir = st.dnsTcp.get(dk);
+  if (!dir) {
+    const first = st.starts.get(dk);
+    dir = new DnsTcpDir(first ?? ev.tcpSeq);
+    st.dnsTcp.set(dk, dir);
+    if (first !== ev.tcpSeq) {
+      dir.lost = true;
+      return [lostFlow('DNS', 'the stream started before it was seen', ev, base, ctx)];
+    }
+  }
+  const out: Flow[] = [];
+  for (const n of dir.feed(ev.tcpSeq, ev.payloadLen, ev.payload, ev.tsNs)) {
+    if (n.kind === 'lost') out.push(lostFlow('DNS', n.why, ev, base, ctx));
+    else out.push(...guarded(ctx, () => dnsFlow(n.bytes, n.tsNs, ev, base, ctx, st)));
+  }
+  return out;
+}
+
+function httpFlow(n: HttpNews, ev: FlowEvent, base: Flow, ctx: ParserContext): Flow {
+  if (n.kind === 'lost') return lostFlow('HTTP', n.why, ev, base, ctx);
+  if (n.kind === 'request') {
+    const m = n.msg;
+    const http = { method: m.method, url: n.url, protocol: m.protocol, headers: m.headers };
+    return l7Base(base, ctx, false, { type: L7FlowType.REQUEST, http }, `${m.protocol} ${m.method} ${n.url}`);
+  }
+  const { msg, req } = n;
+  const http = { code: msg.code, method: req.method, url: req.url, protocol: msg.protocol, headers: msg.headers };
+  const latency = n.tsNs - req.tsNs;
+  const l7: Layer7 = { type: L7FlowType.RESPONSE, latency_ns: latency, http };
+  const summary = `${msg.protocol} ${msg.code} ${Math.round(Number(latency) / 1e6)}ms (${req.method} ${req.url})`;
+  return l7Base(base, ctx, true, l7, summary);
+}
+
+function httpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+  const ck = connKey(ev);
+  let conn = st.http.get(ck);
+  if (!conn) {
+    conn = new HttpConn();
+    st.http.set(ck, conn);
+  }
+  const dk = dirKey(ev);
+  const seg = { dir: dk, seq: ev.tcpSeq, len: ev.payloadLen, bytes: ev.payload, tsNs: ev.tsNs, dstIp: ev.dstIp, dstPort: ev.dstPort };
+  return conn.feed(seg, st.starts.get(dk)).map((n) => httpFlow(n, ev, base, ctx));
+}
+
+function guarded(ctx: ParserContext, f: () => Flow[]): Flow[] {
   try {
-    if (ev.l7 === L7Proto.Dns) return dnsFlows(ev, base, ctx, st);
-    if (ev.l7 === L7Proto.Http) return httpFlows(ev, base, ctx, st);
-    return [];
+    return f();
   } catch (err) {
-    if (err instanceof DnsParseError || err instanceof HttpParseError || err instanceof RangeError) {
+    if (err instanceof DnsParseError || err instanceof RangeError) {
       ctx.counters.malformedL7++;
       return [];
     }
     throw err;
   }
+}
+
+/** L7 flows (Type L7, event_type 129) derived from the event's payload; [] when there are none.
+ * Takes every TCP event with SYN: the message streams start there. */
+export function l7Flows(ev: FlowEvent, base: Flow, ctx: ParserContext): Flow[] {
+  const st = stateFor(ctx);
+  const tcp = ev.proto === IPPROTO_TCP;
+  if (tcp && ev.tcpFlags & TCP_SYN) st.syn(dirKey(ev), connKey(ev), ev.tcpSeq);
+  if (ev.payloadLen === 0 || ev.l7 === L7Proto.None) return [];
+  if (ev.l7 === L7Proto.Dns) return tcp ? dnsTcpFlows(ev, base, ctx, st) : guarded(ctx, () => dnsFlow(ev.payload, ev.tsNs, ev, base, ctx, st));
+  if (ev.l7 === L7Proto.Http && tcp) return httpFlows(ev, base, ctx, st);
+  return [];
 }

@@ -44,7 +44,7 @@ function ctx(): ParserContext & { learned: [string, string[], number][] } {
     namesForIp: () => [],
     learnNames: (name, ips, ttl) => { learned.push([name, ips, ttl]); },
     newUuid: () => `uuid-${++n}`,
-    counters: { malformedEvents: 0, malformedL7: 0, malformedSock: 0 },
+    counters: { malformedEvents: 0, malformedL7: 0, l7StreamLost: 0, malformedSock: 0 },
   };
 }
 
@@ -111,11 +111,11 @@ describe('HTTP decoding', () => {
 describe('l7Flows', () => {
   it('turns a DNS query and its answer into REQUEST/RESPONSE flows with latency and learns names', () => {
     const c = ctx();
-    const q = l7Flows(event({ payload: dnsMessage({ id: 5, response: false, name: 'payment.shop' }) }), base, c);
+    const q = l7Flows(event({ payload: dnsMessage({ id: 5, response: false, name: 'payment.shop' }), payloadLen: 30 }), base, c);
     expect(q).toHaveLength(1);
     expect(q[0]).toMatchObject({ Type: FlowType.L7, event_type: { type: 129 }, is_reply: false, l7: { type: L7FlowType.REQUEST, dns: { query: 'payment.shop.', qtypes: ['A'] } }, Summary: 'DNS Query payment.shop. A' });
     expect(q[0]!.trace_observation_point).toBeUndefined();
-    const resp = event({ tsNs: 1_003_000_000n, srcIp: '10.0.0.53', dstIp: '10.0.0.1', srcPort: 53, dstPort: 40000, isReply: true,
+    const resp = event({ tsNs: 1_003_000_000n, srcIp: '10.0.0.53', dstIp: '10.0.0.1', srcPort: 53, dstPort: 40000, isReply: true, payloadLen: 46,
       payload: dnsMessage({ id: 5, response: true, name: 'payment.shop', answers: [{ type: 1, ttl: 10, data: Buffer.from([10, 2, 0, 9]) }] }) });
     const r = l7Flows(resp, base, c);
     expect(r[0]).toMatchObject({ is_reply: true, l7: { type: L7FlowType.RESPONSE, latency_ns: 3_000_000n, dns: { ips: ['10.2.0.9'], rcode: 0, ttl: 10 } } });
@@ -126,17 +126,18 @@ describe('l7Flows', () => {
   it('pairs an HTTP response with its request: method, URL, code and latency', () => {
     const c = ctx();
     const http = { proto: 6, l7: L7Proto.Http, dstPort: 8080 };
-    const req = l7Flows(event({ ...http, payload: Buffer.from('GET /fail HTTP/1.1\r\nHost: order:8080\r\n\r\n') }), base, c);
+    l7Flows(event({ proto: 6, dstPort: 8080, l7: L7Proto.None, tcpFlags: 0x02, tcpSeq: 99 }), base, c);
+    l7Flows(event({ proto: 6, srcIp: '10.0.0.53', dstIp: '10.0.0.1', srcPort: 8080, dstPort: 40000, l7: L7Proto.None, tcpFlags: 0x12, tcpSeq: 4999 }), base, c);
+    const req = l7Flows(event({ ...http, tcpSeq: 100, payloadLen: 39, payload: Buffer.from('GET /fail HTTP/1.1\r\nHost: order:8080\r\n\r\n') }), base, c);
     expect(req[0]).toMatchObject({ l7: { type: L7FlowType.REQUEST, http: { method: 'GET', url: 'http://order:8080/fail', protocol: 'HTTP/1.1' } }, Summary: 'HTTP/1.1 GET http://order:8080/fail' });
     const resp = l7Flows(event({ ...http, tsNs: 1_012_000_000n, srcIp: '10.0.0.53', dstIp: '10.0.0.1', srcPort: 8080, dstPort: 40000,
-      payload: Buffer.from('HTTP/1.1 500 Internal Server Error\r\n\r\n') }), base, c);
+      tcpSeq: 5000, payloadLen: 38, payload: Buffer.from('HTTP/1.1 500 Internal Server Error\r\n\r\n') }), base, c);
     expect(resp[0]).toMatchObject({ is_reply: true, l7: { type: L7FlowType.RESPONSE, latency_ns: 12_000_000n, http: { code: 500, method: 'GET', url: 'http://order:8080/fail' } }, Summary: 'HTTP/1.1 500 12ms (GET http://order:8080/fail)' });
   });
   it('counts malformed payloads and keeps going', () => {
     const c = ctx();
-    expect(l7Flows(event({ payload: Buffer.from([1, 2, 3]) }), base, c)).toEqual([]);
-    expect(l7Flows(event({ proto: 6, l7: L7Proto.Http, payload: Buffer.from('\x16\x03\x01garbage\r\n') }), base, c)).toEqual([]);
-    expect(c.counters.malformedL7).toBe(2);
+    expect(l7Flows(event({ payload: Buffer.from([1, 2, 3]), payloadLen: 3 }), base, c)).toEqual([]);
+    expect(c.counters.malformedL7).toBe(1);
   });
 });
 
@@ -158,5 +159,145 @@ describe('sockFlow', () => {
     expect(sockFlow(sock({ netnsIno: 7 }), c)).toBeUndefined();
     // Not a parse error: parse_errors_total{kind="sock"} stays 0 for sockets of other namespaces.
     expect(c.counters.malformedSock).toBe(0);
+  });
+});
+
+/** One TCP connection between a client (10.0.0.1:40000) and a server (10.0.0.80:80), both SYNs
+ * seen; each call sends one segment and returns the L7 flows it gave. */
+class Conversation {
+  readonly c = ctx();
+  private seq = { client: 1000, server: 700_000 };
+  private t = 1_000_000_000n;
+  constructor(readonly proto: L7Proto = L7Proto.Http, readonly capture = 512) {
+    this.control('client', 0x02);
+    this.control('server', 0x12);
+  }
+  private ev(from: 'client' | 'server', over: Partial<FlowEvent>): FlowEvent {
+    const c = from === 'client';
+    const port = this.proto === L7Proto.Dns ? 53 : 80;
+    return event({
+      proto: 6, l7: this.proto, tsNs: (this.t += 1_000_000n), srcIp: c ? '10.0.0.1' : '10.0.0.80', dstIp: c ? '10.0.0.80' : '10.0.0.1',
+      srcPort: c ? 40000 : port, dstPort: c ? port : 40000, isReply: !c, tcpSeq: this.seq[from], ...over,
+    });
+  }
+  private control(from: 'client' | 'server', flags: number): void {
+    l7Flows(this.ev(from, { l7: L7Proto.None, tcpFlags: flags, tcpSeq: this.seq[from]++ }), base, this.c);
+  }
+  /** A segment at the stream's next byte (or `at` bytes further: a gap), as seen at `copies` veths. */
+  send(from: 'client' | 'server', data: string | Buffer, o: { skip?: number; copies?: number } = {}): Flow[] {
+    const b = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
+    const ev = this.ev(from, { tcpSeq: (this.seq[from] + (o.skip ?? 0)) >>> 0, payloadLen: b.length, payload: b.subarray(0, this.capture) });
+    this.seq[from] = (this.seq[from] + (o.skip ?? 0) + b.length) >>> 0;
+    const out: Flow[] = [];
+    for (let i = 0; i < (o.copies ?? 1); i++) out.push(...l7Flows({ ...ev, obsPoint: i ? ObsPoint.ToEndpoint : ObsPoint.FromEndpoint }, base, this.c));
+    return out;
+  }
+  client(...segs: (string | Buffer)[]): Flow[] {
+    return segs.flatMap((s) => this.send('client', s));
+  }
+  server(...segs: (string | Buffer)[]): Flow[] {
+    return segs.flatMap((s) => this.send('server', s));
+  }
+}
+
+const get = (path: string, method = 'GET') => `${method} ${path} HTTP/1.1\r\nHost: web\r\nUser-Agent: curl\r\n\r\n`;
+const ok = (body: string, code = 200) => `HTTP/1.1 ${code} X\r\nServer: nginx\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+const said = (fs: Flow[]) => fs.map((f) => f.Summary!.replace(/ \d+ms /, ' '));
+
+describe('HTTP/1.x as a message stream per connection (issue 22)', () => {
+  it('reports identical requests and responses on one connection each time (item 1)', () => {
+    const k = new Conversation();
+    const out: Flow[] = [];
+    for (let i = 0; i < 3; i++) out.push(...k.client(get('/a')), ...k.server(ok('hello\n')));
+    expect(said(out)).toEqual(Array(3).fill(['HTTP/1.1 GET http://web/a', 'HTTP/1.1 200 (GET http://web/a)']).flat());
+  });
+
+  it('pairs keep-alive responses with their own requests, with the latency of each (item 2)', () => {
+    const k = new Conversation();
+    const out: Flow[] = [];
+    for (const [p, code] of [['/a', 200], ['/b', 200], ['/c', 500], ['/nope', 404]] as const) {
+      out.push(...k.client(get(p)), ...k.server(ok('x'.repeat(700), code)));
+    }
+    const resp = out.filter((f) => f.is_reply);
+    expect(resp.map((f) => [f.l7?.http?.code, f.l7?.http?.url])).toEqual([
+      [200, 'http://web/a'], [200, 'http://web/b'], [500, 'http://web/c'], [404, 'http://web/nope'],
+    ]);
+    for (const f of resp) expect(f.l7?.latency_ns).toBe(1_000_000n);
+  });
+
+  it('reads bodies as bodies: a request line in a POST body, a status line in a response body (item 3)', () => {
+    const k = new Conversation();
+    const evil = 'GET /admin/delete-all HTTP/1.1\r\nHost: evil.example\r\n\r\n';
+    const out = [
+      ...k.client(`POST /upload HTTP/1.1\r\nHost: web\r\nContent-Length: ${evil.length}\r\n\r\n`, evil),
+      ...k.server('HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n', 'HTTP/1.1 500 Internal Server Error\r\n\r\n\r\n'),
+      ...k.client(get('/next')),
+      ...k.server(ok('')),
+    ];
+    expect(said(out)).toEqual([
+      'HTTP/1.1 POST http://web/upload', 'HTTP/1.1 200 (POST http://web/upload)',
+      'HTTP/1.1 GET http://web/next', 'HTTP/1.1 200 (GET http://web/next)',
+    ]);
+  });
+
+  it('reads pipelined requests and responses that share segments (item 4)', () => {
+    const k = new Conversation();
+    const req = k.client(get('/1') + get('/2') + get('/3', 'HEAD'));
+    expect(said(req)).toEqual(['HTTP/1.1 GET http://web/1', 'HTTP/1.1 GET http://web/2', 'HTTP/1.1 HEAD http://web/3']);
+    // The HEAD response announces a length but has no body; the chunked one ends in the middle of a segment.
+    const chunked = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n';
+    const resp = k.server(ok('one') + chunked.slice(0, 50), chunked.slice(50) + '0\r\nX-T: 1\r\n\r\n' + 'HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n');
+    expect(said(resp)).toEqual(['HTTP/1.1 200 (GET http://web/1)', 'HTTP/1.1 200 (GET http://web/2)', 'HTTP/1.1 200 (HEAD http://web/3)']);
+    expect(said([...k.client(get('/4')), ...k.server('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n')]))
+      .toEqual(['HTTP/1.1 GET http://web/4', 'HTTP/1.1 304 (GET http://web/4)']);
+    expect(said([...k.client(get('/5')), ...k.server('HTTP/1.1 100 Continue\r\n\r\n', ok('!'))]))
+      .toEqual(['HTTP/1.1 GET http://web/5', 'HTTP/1.1 200 (GET http://web/5)']);
+  });
+
+  it('reports a packet seen at two veths once, by sequence number, not by content', () => {
+    const k = new Conversation();
+    const out = [...k.send('client', get('/a'), { copies: 2 }), ...k.send('client', get('/a'), { copies: 2 })];
+    expect(said(out)).toEqual(['HTTP/1.1 GET http://web/a', 'HTTP/1.1 GET http://web/a']);
+  });
+
+  it('on a missed segment says so once, counts it and never pairs across the gap', () => {
+    const k = new Conversation();
+    k.client(get('/a'), get('/b'));
+    k.server(ok('x'));
+    const lost = k.send('server', ok('x'.repeat(100)), { skip: 300 });
+    expect(lost).toMatchObject([{ Type: FlowType.L7, l7: { type: L7FlowType.UNKNOWN_L7_TYPE }, Summary: 'HTTP unparsed: 300 bytes were not seen' }]);
+    expect(c(k).l7StreamLost).toBe(1);
+    expect([...k.client(get('/c')), ...k.server(ok('y'))]).toEqual([]);
+    expect(c(k).l7StreamLost).toBe(1);
+  });
+
+  it('gives up a message boundary the kernel did not copy, and a connection whose start it missed', () => {
+    const k = new Conversation(L7Proto.Http, 64);
+    k.client(get('/a'));
+    expect(said(k.server(ok('x'.repeat(200)) + ok('')))).toEqual([
+      'HTTP/1.1 200 (GET http://web/a)', 'HTTP unparsed: a message boundary at byte 254 of a 306-byte segment was not copied',
+    ]);
+    expect(c(k).l7StreamLost).toBe(1);
+    const late = new Conversation();
+    late.c.counters.l7StreamLost = 0;
+    const ev = event({ proto: 6, l7: L7Proto.Http, tcpSeq: 5, srcPort: 40001, dstPort: 80, payloadLen: 30, payload: Buffer.from(get('/x')) });
+    expect(said(l7Flows(ev, base, late.c))).toEqual(['HTTP unparsed: the stream started before it was seen']);
+  });
+});
+
+const c = (k: Conversation) => k.c.counters;
+
+describe('DNS over TCP: 2-byte length framing across and within segments (item 5)', () => {
+  const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]);
+  it('reads a query whose length prefix came in its own segment, and two queries in one segment', () => {
+    const k = new Conversation(L7Proto.Dns);
+    const q1 = framed(dnsMessage({ id: 1, response: false, name: 'one.example' }));
+    const q2 = framed(dnsMessage({ id: 2, response: false, name: 'two.example' }));
+    const q3 = framed(dnsMessage({ id: 3, response: false, name: 'three.example' }));
+    const out = [...k.client(q1.subarray(0, 2), q1.subarray(2)), ...k.client(Buffer.concat([q2, q3.subarray(0, 1)]), q3.subarray(1, 9), q3.subarray(9))];
+    expect(said(out)).toEqual(['DNS Query one.example. A', 'DNS Query two.example. A', 'DNS Query three.example. A']);
+    const a1 = framed(dnsMessage({ id: 1, response: true, name: 'one.example', answers: [{ type: 1, ttl: 9, data: Buffer.from([10, 9, 9, 1]) }] }));
+    const a2 = framed(dnsMessage({ id: 2, response: true, name: 'two.example', rcode: 3 }));
+    expect(said(k.server(Buffer.concat([a1, a2])))).toEqual(['DNS Answer "10.9.9.1" TTL: 9 (one.example. A)', 'DNS Answer RCode: Non-Existent Domain TTL: 0 (two.example. A)']);
   });
 });
