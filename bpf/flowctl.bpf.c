@@ -168,7 +168,8 @@ static __always_inline int l7_watches(const struct flowctl_conn *c, __u8 proto, 
 }
 
 /* And this which L7 protocol a watched packet's payload is sent as (FLOWCTL_L7_NONE: not sent),
- * noting per direction whether it is HTTP. */
+ * noting per direction whether it is HTTP: its first payload decides. A direction that started
+ * as HTTP sends every payload segment, for user space to follow its messages by sequence number. */
 static __always_inline __u8 l7_of(struct __sk_buff *skb, const struct pkt *p, struct flowctl_conn *c,
 				  int side)
 {
@@ -180,6 +181,8 @@ static __always_inline __u8 l7_of(struct __sk_buff *skb, const struct pkt *p, st
 		return FLOWCTL_L7_NONE;
 	if (is_dns(p->proto, p->sport, p->dport))
 		return FLOWCTL_L7_DNS;
+	if (c->state & seen)
+		return FLOWCTL_L7_HTTP;
 	if (p->payload_len < 8 || bpf_skb_load_bytes(skb, p->payload_off, b, 8))
 		return FLOWCTL_L7_NONE;
 	http = is_http(b);

@@ -14,6 +14,8 @@ type Mode = 'start' | 'head' | 'body' | 'chunk-line' | 'chunk-data' | 'trailer' 
 
 const MAX_HEAD = 16 << 10;
 const MAX_LINE = 1 << 10;
+/** Requests awaiting their response (pipelined, or answered on a direction not seen as HTTP). */
+const MAX_PENDING = 256;
 const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
@@ -120,6 +122,7 @@ export class HttpConn {
     if ((this.client === seg.dir) !== isClient) throw new HttpParseError(`a ${msg.kind} from the wrong side`);
     if (msg.kind === 'request') {
       const url = requestUrl(msg, seg.dstIp, seg.dstPort);
+      if (this.pending.length >= MAX_PENDING) throw new HttpParseError(`${MAX_PENDING} requests without a response`);
       this.pending.push({ tsNs: d.startNs, method: msg.method, url });
       this.frame(d, msg.framing.chunked, msg.framing.length ?? 0);
       return [{ kind: 'request', msg, url, tsNs: d.startNs }];
