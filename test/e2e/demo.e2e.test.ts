@@ -202,7 +202,7 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
         continue;
       }
       expect(r.code, `${c}\n${r.stderr}`).toBe(0);
-      const written = / > (\S+)$/.exec(c)?.[1]; // a command that writes a file prints nothing
+      const written = / > ([\w.-]+)$/.exec(c)?.[1]; // a command that writes a file prints nothing
       if (written) expect(readFileSync(join(cwd, written), 'utf8'), c).toMatch(/<svg/);
       else expect(r.stdout.trim(), c).not.toBe('');
       if (c.includes('/metrics')) expect(r.stdout).toMatch(/^hubble_\w+/m);
