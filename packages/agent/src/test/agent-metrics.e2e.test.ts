@@ -168,7 +168,7 @@ describe('metrics of the agent process (replay mode)', () => {
       '--replay', join(dir, 'flows.json'), '--listen-address', '127.0.0.1:0', '--metrics-address', '127.0.0.1:0', '--metrics', 'flow,bogus'],
     { cwd: REPO, encoding: 'utf8', timeout: 30_000 });
     expect(bad.status).not.toBe(0);
-    expect(bad.stderr.trim()).toBe(`error: option '--metrics <handlers>' argument 'flow,bogus' is invalid. unknown handler "bogus" (known: flow, drop, dns, tcp, icmp, http, port-distribution, flows-to-world)`);
+    expect(bad.stderr.trim()).toBe(`error: option '--metrics <handlers>' argument 'flow,bogus' is invalid. unknown handler "bogus" (known: flow, drop, dns, tcp, icmp, http, httpV2, port-distribution, flows-to-world, tcp-health, dns-latency)`);
   });
 });
 
