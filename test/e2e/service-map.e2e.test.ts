@@ -33,6 +33,7 @@ const IPERF_BYTES = 20 * 1024 * 1024;
 
 const servers: ChildProcess[] = [];
 let iperfSent = 0;
+let iperfRetransmits = 0;
 
 const inNs = (ns: string, cmd: string[]) => run('ip', ['netns', 'exec', ns, ...cmd], { timeout: 60_000, maxBuffer: 64 << 20 });
 
@@ -92,6 +93,7 @@ describe.skipIf(!isRoot)('flowctl map over a real two-node topology', () => {
     const ip = await inNs(`${PREFIX}-gateway`, ['iperf3', '-c', PAYMENT, '-p', '5201', '-n', String(IPERF_BYTES), '-J']);
     const j = JSON.parse(ip.stdout);
     iperfSent = j.end.sum_sent.bytes;
+    iperfRetransmits = j.end.sum_sent.retransmits ?? 0;
     // Close records and the last stats reach the agents within a second or two.
     await new Promise((r) => setTimeout(r, 3000));
     m = await map(['--since', since]);
@@ -130,7 +132,12 @@ describe.skipIf(!isRoot)('flowctl map over a real two-node topology', () => {
     const bulk = edge(m, 'shop/api-gateway', 'shop/payment-service', 5201);
     expect(bulk, JSON.stringify(m.edges)).toBeDefined();
     expect(iperfSent).toBeGreaterThanOrEqual(IPERF_BYTES);
-    expect(Math.abs(bulk!.bytes_sent - iperfSent) / iperfSent).toBeLessThan(0.01);
+    // The edge counts payload on the wire: a segment TCP sent again (iperf3's own retransmit count)
+    // is on the wire twice, so it may add up to one MSS each above the 1%.
+    const extra = bulk!.bytes_sent - iperfSent;
+    console.log(`iperf3 sent ${iperfSent} B (${iperfRetransmits} retransmits); the edge carries ${bulk!.bytes_sent} B`);
+    expect(extra / iperfSent).toBeGreaterThan(-0.01);
+    expect(extra).toBeLessThan(0.01 * iperfSent + iperfRetransmits * 1448);
     expect(bulk!.bytes_received).toBeLessThan(iperfSent / 100);
   });
 
