@@ -279,9 +279,11 @@ describe('start-up refusals', () => {
     const missing = await exits(agentMain, [...agentBase(), '--listen-address', '127.0.0.1:0', '--tls-cert-file', join(dir, 'nope.crt'), '--tls-key-file', join(dir, 'node-1.key')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim().split('\n')).toEqual([`flowctl-agent: --tls-cert-file ${join(dir, 'nope.crt')}: cannot read: no such file`]);
-    const expired = await exits(agentMain, [...agentBase(), '--listen-address', '127.0.0.1:0', '--tls-cert-file', join(dir, 'client-expired.crt'), '--tls-key-file', join(dir, 'client-expired.key')]);
+    // Its own expired pair: the one of the hubble-tagged block is not made when that block skips.
+    makeLeaf(dir, ca, 'agent-expired', ['node-1.default.hubble-grpc.cilium.io'], { expired: true });
+    const expired = await exits(agentMain, [...agentBase(), '--listen-address', '127.0.0.1:0', '--tls-cert-file', join(dir, 'agent-expired.crt'), '--tls-key-file', join(dir, 'agent-expired.key')]);
     expect(expired.code).toBe(2);
-    expect(expired.stderr.trim()).toMatch(new RegExp(`^flowctl-agent: --tls-cert-file ${join(dir, 'client-expired.crt')}: certificate ".*" expired on 2020-01-02T00:00:00.000Z$`));
+    expect(expired.stderr.trim()).toMatch(new RegExp(`^flowctl-agent: --tls-cert-file ${join(dir, 'agent-expired.crt')}: certificate ".*" expired on 2020-01-02T00:00:00.000Z$`));
   });
 
   it('an agent refuses a plaintext listener other machines reach, naming the flags', async () => {
