@@ -1,0 +1,34 @@
+// The seam between detectors and the alert store. A detector reads the flows the agent already
+// parses and returns findings; the store turns findings into alerts, one per (kind, source, target)
+// and window, updated rather than repeated.
+import type { Endpoint, Flow } from '@flowctl/flow';
+
+export type AlertKind = 'dns-tunnel' | 'blocklisted-domain' | 'blocklisted-ip' | 'port-scan' | 'syn-flood' | 'connection-rate';
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+
+export interface AlertPeer {
+  ip: string;
+  /** Hubble's Endpoint of that address where the agent knows it (namespace, pod_name, labels, workloads). */
+  endpoint?: Endpoint;
+}
+
+export interface Finding {
+  kind: AlertKind;
+  severity: Severity;
+  source: AlertPeer;
+  destination?: AlertPeer;
+  /** What the alert is about besides its source: a registered domain, an address, a list entry. */
+  target: string;
+  /** One line. */
+  summary: string;
+  /** Counts, sample names or ports, the list and entry that matched. JSON-serialisable. */
+  evidence: Record<string, unknown>;
+}
+
+export interface Detector {
+  readonly name: string;
+  /** Reads one flow; returns findings (new or updated) or nothing. Never throws on odd flows. */
+  observe(flow: Flow, nowMs: number): Finding[] | undefined;
+  /** Entries of state held, for metrics (bounded by the detector's own limits). */
+  stateSize(): number;
+}
