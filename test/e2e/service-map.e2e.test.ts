@@ -17,7 +17,12 @@ const RUN_DIR = '/run/flowctl-map-e2e';
 const RELAY = '127.0.0.1:14246';
 // Its own names (fcm-*), so a `make demo-up` of the user's can run beside it.
 const PREFIX = 'fcm';
-const env = { ...process.env, FLOWCTL_DEMO_PREFIX: PREFIX, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY, FLOWCTL_DEMO_NO_APPS: '1' };
+const PAIR = 'sourceContext=workload-name|pod;destinationContext=workload-name|pod';
+const METRICS = `tcp-health:${PAIR} dns-latency:${PAIR} httpV2:${PAIR} drop`;
+const env = {
+  ...process.env, FLOWCTL_DEMO_PREFIX: PREFIX, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY,
+  FLOWCTL_DEMO_NO_APPS: '1', FLOWCTL_DEMO_METRICS: METRICS,
+};
 const ORDER = '10.10.1.11';
 const PAYMENT = '10.10.2.10';
 const DNS = '10.10.1.53';
@@ -65,6 +70,33 @@ async function map(args: string[] = []): Promise<{ nodes: any[]; edges: Edge[] }
 
 const edge = (m: { edges: Edge[] }, from: string, to: string, port: number, protocol = 'TCP') =>
   m.edges.find((e) => e.source.startsWith(from) && e.destination.startsWith(to) && e.port === port && e.protocol === protocol);
+
+/** Sum of the samples of `metric` whose labels match every given regexp. */
+function sum(text: string, metric: string, labels: Record<string, RegExp>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== metric) continue;
+    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, re]) => re.test(got[k] ?? ''))) total += Number(m[3]);
+  }
+  return total;
+}
+
+async function scrape(node: string): Promise<string> {
+  return (await inNs(node, ['curl', '-s', 'http://127.0.0.1:9965/metrics'])).stdout;
+}
+
+async function promtool(text: string): Promise<string> {
+  return new Promise((res) => {
+    const p = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d));
+    p.stderr.on('data', (d: Buffer) => (out += d));
+    p.on('close', () => res(out));
+    p.stdin.end(text);
+  });
+}
 
 const isRoot = process.getuid?.() === 0;
 const built = existsSync(join(ROOT, 'packages', 'agent', 'dist', 'main.js'));
@@ -139,6 +171,24 @@ describe.skipIf(!isRoot)('flowctl map over a real two-node topology', () => {
     expect(extra / iperfSent).toBeGreaterThan(-0.01);
     expect(extra).toBeLessThan(0.01 * iperfSent + iperfRetransmits * 1448);
     expect(bulk!.bytes_received).toBeLessThan(iperfSent / 100);
+  });
+
+  it('exports per-pair TCP health, DNS latency and httpV2 metrics that promtool accepts', async () => {
+    const [n1, n2] = [await scrape(`${PREFIX}-node-1`), await scrape(`${PREFIX}-node-2`)];
+    const gw = /^api-gateway/;
+    const order = /^order-service/;
+    expect(await promtool(n1)).toBe('');
+    expect(await promtool(n2)).toBe('');
+    // Both ends on node-1: counted once, at the client's socket.
+    expect(sum(n1, 'flowctl_tcp_connections_total', { result: /^established$/, source: gw, destination: order })).toBe(GATEWAY_OK + GATEWAY_FAIL);
+    expect(sum(n1, 'flowctl_tcp_rtt_seconds_count', { source: gw, destination: order })).toBe(GATEWAY_OK + GATEWAY_FAIL);
+    expect(sum(n1, 'flowctl_tcp_bytes_total', { direction: /^sent$/, source: gw, destination: /^payment-service/ })).toBeGreaterThanOrEqual(IPERF_BYTES);
+    // The denied caller's connects give up on node-2, where its sockets live.
+    expect(sum(n2, 'flowctl_tcp_connections_total', { result: /^timed out$/, source: /^intruder/, destination: order })).toBe(INTRUDER_ATTEMPTS);
+    expect(sum(n1, 'flowctl_dns_response_latency_seconds_count', { source: gw, destination: /^coredns/ })).toBe(DNS_NAMES.length);
+    expect(sum(n1, 'flowctl_dns_response_latency_seconds_count', { source: gw, rcode: /^Non-Existent Domain$/ })).toBe(1);
+    expect(sum(n1, 'hubble_http_requests_total', { status: /^500$/, source: gw, destination: order })).toBe(GATEWAY_FAIL);
+    expect(sum(n1, 'hubble_http_request_duration_seconds_count', { source: gw, destination: order })).toBe(GATEWAY_OK + GATEWAY_FAIL);
   });
 
   it('lists the workloads as nodes and renders dot that graphviz accepts', async () => {
