@@ -191,6 +191,20 @@ describe.skipIf(!isRoot)('flowctl map over a real two-node topology', () => {
     expect(sum(n1, 'hubble_http_request_duration_seconds_count', { source: gw, destination: order })).toBe(GATEWAY_OK + GATEWAY_FAIL);
   });
 
+  it('every TCP CLOSED record has a direction and its numbers as data in Flow.extensions', async () => {
+    const { stdout } = await run(FLOWCTL, ['observe', '--type', 'trace-sock', '--since', '10m', '-o', 'json'], { env, maxBuffer: 64 << 20 });
+    const closed = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l).flow).filter((f) => f?.Summary?.startsWith('TCP CLOSED'));
+    expect(closed.length).toBeGreaterThan(GATEWAY_OK + GATEWAY_FAIL);
+    for (const f of closed) {
+      expect(['EGRESS', 'INGRESS'], JSON.stringify(f)).toContain(f.traffic_direction);
+      expect(f.extensions['@type']).toBe('type.googleapis.com/google.protobuf.Struct');
+      expect(f.extensions.value.connection).toMatchObject({ state: 'CLOSED', bytes_sent: expect.any(Number), srtt_us: expect.any(Number) });
+    }
+    // The iperf3 client's data connection: its acked bytes are what iperf3 sent (plus the 37-byte cookie).
+    const bulk = closed.filter((f) => f.traffic_direction === 'EGRESS' && f.l4?.TCP?.destination_port === 5201);
+    expect(Math.max(...bulk.map((f) => f.extensions.value.connection.bytes_sent))).toBeGreaterThanOrEqual(iperfSent);
+  });
+
   it('lists the workloads as nodes and renders dot that graphviz accepts', async () => {
     const ids = m.nodes.map((n) => n.id);
     for (const w of ['shop/api-gateway', 'shop/order-service', 'shop/payment-service', 'default/intruder', 'kube-system/coredns']) {
