@@ -19,6 +19,7 @@ const TCP_ESTABLISHED = 1;
 const TCP_CLOSE = 7;
 const TCP_SYN_SENT = 2;
 const TCP_SYN_RECV = 3;
+const TCP_LISTEN = 10;
 
 const OPENER_PEER = 1;
 const OPENER_SELF = 2;
@@ -66,6 +67,8 @@ function summaryFor(ev: SockEvent): string | undefined {
   }
   if (ev.newState === TCP_ESTABLISHED) return 'TCP ESTABLISHED';
   if (ev.newState === TCP_CLOSE) {
+    // A listening socket that closes was never a connection: nothing to report.
+    if (ev.oldState === TCP_LISTEN) return undefined;
     const ms = (Number(ev.durationNs) / 1e6).toFixed(3);
     return `TCP CLOSED duration_ms=${ms} bytes_acked=${ev.bytesAcked} bytes_received=${ev.bytesReceived} srtt_us=${ev.srttUs} retransmits=${ev.retransmits}`;
   }

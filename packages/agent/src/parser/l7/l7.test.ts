@@ -157,6 +157,8 @@ describe('sockFlow', () => {
     const c = ctx();
     expect(sockFlow(sock({ newState: 4 }), c)).toBeUndefined();
     expect(sockFlow(sock({ netnsIno: 7 }), c)).toBeUndefined();
+    // A listening socket closing (iperf3 -s -1 exiting) was never a connection.
+    expect(sockFlow(sock({ oldState: 10, newState: 7, srcIp: '::', dstIp: '::', ipVersion: 6, srcPort: 5201, dstPort: 0 }), c)).toBeUndefined();
     // Not a parse error: parse_errors_total{kind="sock"} stays 0 for sockets of other namespaces.
     expect(c.counters.malformedSock).toBe(0);
   });
