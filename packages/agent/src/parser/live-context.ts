@@ -5,7 +5,7 @@ import type { PolicyRef } from '@flowctl/policy';
 import { DnsCache } from '../endpoints/dns-cache.js';
 import type { EndpointDirectory } from '../endpoints/directory.js';
 import { MonotonicClock } from './clock.js';
-import { uuidV4 } from './strings.js';
+import { UuidSource } from './strings.js';
 import type { ParserContext, ParserCounters } from './context.js';
 
 export class LiveContext implements ParserContext {
@@ -15,6 +15,7 @@ export class LiveContext implements ParserContext {
   private ifNames = new Map<number, string>();
   private ifNamesReadMs = 0;
   private policies: Policy[] = [];
+  private readonly uuids = new UuidSource();
 
   constructor(readonly directory: EndpointDirectory) {}
 
@@ -70,7 +71,7 @@ export class LiveContext implements ParserContext {
   }
 
   newUuid(): string {
-    return uuidV4();
+    return this.uuids.next();
   }
 }
 

@@ -183,10 +183,11 @@ describe('Parser: seams and garbage', () => {
 
 describe('flat strings', () => {
   it('generates distinct RFC 4122 v4 UUIDs', async () => {
-    const { uuidV4 } = await import('./strings.js');
+    const { UuidSource } = await import('./strings.js');
+    const uuids = new UuidSource();
     const seen = new Set<string>();
     for (let i = 0; i < 10_000; i++) {
-      const u = uuidV4();
+      const u = uuids.next();
       expect(u).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       seen.add(u);
     }

@@ -6,29 +6,33 @@ import { randomFillSync } from 'node:crypto';
 
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const POOL = 16 * 4096;
-const pool = Buffer.alloc(POOL);
-let poolPos = POOL;
-const out = Buffer.alloc(36);
 
-/** An RFC 4122 version 4 UUID as one flat string. */
-export function uuidV4(): string {
-  if (poolPos + 16 > POOL) {
-    randomFillSync(pool);
-    poolPos = 0;
+/** RFC 4122 version 4 UUIDs as flat strings, from a pool of random bytes refilled in bulk. */
+export class UuidSource {
+  private readonly pool = Buffer.alloc(POOL);
+  private pos = POOL;
+  private readonly out = Buffer.alloc(36);
+
+  next(): string {
+    if (this.pos + 16 > POOL) {
+      randomFillSync(this.pool);
+      this.pos = 0;
+    }
+    const b = this.pool;
+    const o = this.pos;
+    const out = this.out;
+    this.pos += 16;
+    b[o + 6] = (b[o + 6]! & 0x0f) | 0x40;
+    b[o + 8] = (b[o + 8]! & 0x3f) | 0x80;
+    let j = 0;
+    for (let i = 0; i < 16; i++) {
+      if (i === 4 || i === 6 || i === 8 || i === 10) out[j++] = 0x2d;
+      const h = HEX[b[o + i]!]!;
+      out[j++] = h.charCodeAt(0);
+      out[j++] = h.charCodeAt(1);
+    }
+    return out.toString('latin1', 0, 36);
   }
-  const b = pool;
-  const o = poolPos;
-  poolPos += 16;
-  b[o + 6] = (b[o + 6]! & 0x0f) | 0x40;
-  b[o + 8] = (b[o + 8]! & 0x3f) | 0x80;
-  let j = 0;
-  for (let i = 0; i < 16; i++) {
-    if (i === 4 || i === 6 || i === 8 || i === 10) out[j++] = 0x2d;
-    const h = HEX[b[o + i]!]!;
-    out[j++] = h.charCodeAt(0);
-    out[j++] = h.charCodeAt(1);
-  }
-  return out.toString('latin1', 0, 36);
 }
 
 /** Returns one shared instance per distinct string; forgets everything when it grows past `max`. */
