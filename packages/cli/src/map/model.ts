@@ -3,7 +3,7 @@
 // protocol) with their counts. Built from a ServiceMap answer (proto/flowctl/servicemap.proto).
 import type { GetServiceMapResponse, MapNode } from '@flowctl/flow/gen/flowctl/servicemap';
 import { NodeState } from '@flowctl/flow/gen/relay/relay';
-import { fromMapEdge } from '@flowctl/flow/servicemap/edges';
+import { EDGE_SCALARS, fromMapEdge, type EdgeKey, type EdgeScalars } from '@flowctl/flow/servicemap/edges';
 import { quantile } from '@flowctl/flow/servicemap/sketch';
 
 export interface ServiceMapNode {
@@ -19,28 +19,12 @@ export interface ServiceMapNode {
   labels?: string[];
 }
 
-export interface ServiceMapEdge {
-  source: string;
-  destination: string;
-  port: number;
-  protocol: string;
-  flows: number;
-  connections: number;
-  bytes_sent: number;
-  bytes_received: number;
-  packets_sent: number;
-  packets_received: number;
-  drops: number;
+export interface ServiceMapEdge extends EdgeKey, EdgeScalars {
   drop_reasons?: Record<string, number>;
-  http_requests: number;
-  http_errors: number;
   http_latency_p50_ms?: number;
   http_latency_p99_ms?: number;
-  dns_queries: number;
-  dns_errors: number;
   dns_latency_p50_ms?: number;
   tcp_rtt_p50_us?: number;
-  tcp_retransmits: number;
 }
 
 export interface ServiceMap {
@@ -98,13 +82,8 @@ export function buildServiceMap(
   for (const pe of resp.edges ?? []) {
     const { key, counters: c } = fromMapEdge(pe);
     if (drop.has(key.source) || drop.has(key.destination)) continue;
-    const e: ServiceMapEdge = {
-      source: key.source, destination: key.destination, port: key.port, protocol: key.protocol,
-      flows: c.flows, connections: c.connections, bytes_sent: c.bytes_sent, bytes_received: c.bytes_received,
-      packets_sent: c.packets_sent, packets_received: c.packets_received, drops: c.drops,
-      http_requests: c.http_requests, http_errors: c.http_errors,
-      dns_queries: c.dns_queries, dns_errors: c.dns_errors, tcp_retransmits: c.tcp_retransmits,
-    };
+    const e = { source: key.source, destination: key.destination, port: key.port, protocol: key.protocol } as ServiceMapEdge;
+    for (const k of EDGE_SCALARS) e[k] = c[k];
     if (c.drop_reasons.size) e.drop_reasons = Object.fromEntries([...c.drop_reasons].sort());
     const p50 = quantile(c.http_latency_us, 0.5);
     if (p50 !== undefined) {

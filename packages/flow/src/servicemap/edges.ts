@@ -3,29 +3,19 @@
 import type { MapEdge } from '../gen/flowctl/servicemap.js';
 import { fromSketch, mergeCounts, toSketch, type Counts } from './sketch.js';
 
-export interface EdgeCounters {
-  flows: number;
-  connections: number;
-  bytes_sent: number;
-  bytes_received: number;
-  packets_sent: number;
-  packets_received: number;
-  drops: number;
-  drop_reasons: Map<string, number>;
-  http_requests: number;
-  http_errors: number;
-  http_latency_us: Counts;
-  dns_queries: number;
-  dns_errors: number;
-  dns_latency_us: Counts;
-  tcp_rtt_us: Counts;
-  tcp_retransmits: number;
-}
-
-const SCALARS = [
+/** The counters of an edge that are plain numbers, in the order the map's JSON prints them. */
+export const EDGE_SCALARS = [
   'flows', 'connections', 'bytes_sent', 'bytes_received', 'packets_sent', 'packets_received', 'drops',
   'http_requests', 'http_errors', 'dns_queries', 'dns_errors', 'tcp_retransmits',
 ] as const;
+export type EdgeScalars = Record<(typeof EDGE_SCALARS)[number], number>;
+
+export interface EdgeCounters extends EdgeScalars {
+  drop_reasons: Map<string, number>;
+  http_latency_us: Counts;
+  dns_latency_us: Counts;
+  tcp_rtt_us: Counts;
+}
 
 export function newCounters(): EdgeCounters {
   return {
@@ -36,7 +26,7 @@ export function newCounters(): EdgeCounters {
 }
 
 export function addCounters(into: EdgeCounters, from: EdgeCounters): void {
-  for (const k of SCALARS) into[k] += from[k];
+  for (const k of EDGE_SCALARS) into[k] += from[k];
   for (const [r, n] of from.drop_reasons) into.drop_reasons.set(r, (into.drop_reasons.get(r) ?? 0) + n);
   mergeCounts(into.http_latency_us, from.http_latency_us);
   mergeCounts(into.dns_latency_us, from.dns_latency_us);
@@ -57,7 +47,7 @@ export function edgeKeyString(k: EdgeKey): string {
 
 export function toMapEdge(k: EdgeKey, c: EdgeCounters): MapEdge {
   const e: MapEdge = { source: k.source, destination: k.destination, port: k.port, protocol: k.protocol };
-  for (const s of SCALARS) if (c[s]) e[s] = BigInt(c[s]);
+  for (const s of EDGE_SCALARS) if (c[s]) e[s] = BigInt(c[s]);
   if (c.drop_reasons.size) e.drop_reasons = Object.fromEntries([...c.drop_reasons].map(([r, n]) => [r, BigInt(n)]));
   if (c.http_latency_us.size) e.http_latency_us = toSketch(c.http_latency_us);
   if (c.dns_latency_us.size) e.dns_latency_us = toSketch(c.dns_latency_us);
@@ -67,7 +57,7 @@ export function toMapEdge(k: EdgeKey, c: EdgeCounters): MapEdge {
 
 export function fromMapEdge(e: MapEdge): { key: EdgeKey; counters: EdgeCounters } {
   const c = newCounters();
-  for (const s of SCALARS) c[s] = Number(e[s] ?? 0n);
+  for (const s of EDGE_SCALARS) c[s] = Number(e[s] ?? 0n);
   for (const [r, n] of Object.entries(e.drop_reasons ?? {})) c.drop_reasons.set(r, Number(n));
   fromSketch(e.http_latency_us, c.http_latency_us);
   fromSketch(e.dns_latency_us, c.dns_latency_us);
