@@ -40,6 +40,9 @@ interface Aggregate {
   protocol: string;
   verdict: Verdict;
   counters: EdgeCounters;
+  /** The map edge it adds to, and that edge's key (made once, not per query). */
+  edge: EdgeKey;
+  edgeKey: string;
 }
 
 interface Bucket {
@@ -116,7 +119,8 @@ export class ServiceMapStore {
         this.overflow++;
         return;
       }
-      agg = { client: c.client, server: c.server, port: c.port, protocol: c.protocol, verdict, counters: newCounters() };
+      const edge: EdgeKey = { source: c.client.node, destination: c.server.node, port: c.port, protocol: c.protocol };
+      agg = { client: c.client, server: c.server, port: c.port, protocol: c.protocol, verdict, counters: newCounters(), edge, edgeKey: edgeKeyString(edge) };
       byPort.set(portKey, agg);
       bucket.size++;
     }
@@ -228,7 +232,7 @@ export class ServiceMapStore {
       if (s.pod) {
         let set = pods.get(s.node);
         if (!set) pods.set(s.node, (set = new Set()));
-        set.add(`${s.namespace}/${s.pod}`);
+        set.add(s.key); // "namespace/pod"
       }
     };
     for (const b of this.buckets) {
@@ -241,14 +245,12 @@ export class ServiceMapStore {
           if (ok === undefined) verdictOk.set(aggKey, (ok = match(this.representative(a))));
           if (!ok) continue;
         }
-        const key: EdgeKey = { source: a.client.node, destination: a.server.node, port: a.port, protocol: a.protocol };
-        const ks = edgeKeyString(key);
-        const e = edges.get(ks);
+        const e = edges.get(a.edgeKey);
         if (e) addCounters(e.counters, a.counters);
         else {
           const counters = newCounters();
           addCounters(counters, a.counters);
-          edges.set(ks, { key, counters });
+          edges.set(a.edgeKey, { key: a.edge, counters });
         }
         addNode(a.client);
         addNode(a.server);

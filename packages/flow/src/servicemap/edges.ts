@@ -26,11 +26,24 @@ export function newCounters(): EdgeCounters {
 }
 
 export function addCounters(into: EdgeCounters, from: EdgeCounters): void {
-  for (const k of EDGE_SCALARS) into[k] += from[k];
-  for (const [r, n] of from.drop_reasons) into.drop_reasons.set(r, (into.drop_reasons.get(r) ?? 0) + n);
-  mergeCounts(into.http_latency_us, from.http_latency_us);
-  mergeCounts(into.dns_latency_us, from.dns_latency_us);
-  mergeCounts(into.tcp_rtt_us, from.tcp_rtt_us);
+  // Spelled out: a loop over EDGE_SCALARS reads the fields by computed name, several times slower here.
+  into.flows += from.flows;
+  into.connections += from.connections;
+  into.bytes_sent += from.bytes_sent;
+  into.bytes_received += from.bytes_received;
+  into.packets_sent += from.packets_sent;
+  into.packets_received += from.packets_received;
+  into.drops += from.drops;
+  into.http_requests += from.http_requests;
+  into.http_errors += from.http_errors;
+  into.dns_queries += from.dns_queries;
+  into.dns_errors += from.dns_errors;
+  into.tcp_retransmits += from.tcp_retransmits;
+  // Most aggregates have no drops or latencies: an empty Map's iterator still costs an allocation.
+  if (from.drop_reasons.size) for (const [r, n] of from.drop_reasons) into.drop_reasons.set(r, (into.drop_reasons.get(r) ?? 0) + n);
+  if (from.http_latency_us.size) mergeCounts(into.http_latency_us, from.http_latency_us);
+  if (from.dns_latency_us.size) mergeCounts(into.dns_latency_us, from.dns_latency_us);
+  if (from.tcp_rtt_us.size) mergeCounts(into.tcp_rtt_us, from.tcp_rtt_us);
 }
 
 /** The identity of an edge: source and destination map node, server port, L4 protocol. */
