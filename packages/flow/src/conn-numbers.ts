@@ -23,10 +23,13 @@ export interface ConnNumbers {
   state?: string;
   /** Why a connection ended: "refused", "reset", "timed out" (SOCK CLOSED records). */
   close_reason?: string;
+  /** L7 flows: bytes of this one message on the wire (DNS: the whole message, which the payload snippet may cut). */
+  message_bytes?: number;
 }
 
 const KEY_ORDER = [
   'bytes_sent', 'bytes_received', 'packets_sent', 'packets_received', 'srtt_us', 'retransmits', 'duration_ms', 'state', 'close_reason',
+  'message_bytes',
 ] as const;
 
 // Numbers of flows this process made, so its own readers (metrics, service map) skip decoding.

@@ -6,7 +6,7 @@ import { TcpStream } from './stream.js';
 /** Bytes of a message kept for parsing; the rest is counted past (answers cut short are dropped). */
 const MAX_KEPT = 4096;
 
-export type DnsTcpNews = { kind: 'message'; bytes: Buffer; tsNs: bigint } | { kind: 'lost'; why: string };
+export type DnsTcpNews = { kind: 'message'; bytes: Buffer; len: number; tsNs: bigint } | { kind: 'lost'; why: string };
 
 export class DnsTcpDir {
   private readonly stream: TcpStream;
@@ -58,7 +58,7 @@ export class DnsTcpDir {
       this.gotLen += n;
       off += n;
       if (this.gotLen === this.msgLen) {
-        out.push({ kind: 'message', bytes: Buffer.concat(this.got), tsNs: this.startNs });
+        out.push({ kind: 'message', bytes: Buffer.concat(this.got), len: this.msgLen, tsNs: this.startNs });
         this.got = [];
         this.gotLen = this.keptLen = 0;
         this.msgLen = -1;

@@ -1,7 +1,7 @@
 // L7 flows from the payload snippets the kernel copies for DNS and HTTP/1.x packets, as Hubble
 // shows them from its proxy: REQUEST and RESPONSE flows (Type L7, event_type 129), responses
 // paired with their request for latency, DNS answers fed to the DNS cache for FQDN names.
-import { FlowType, L7FlowType, type Flow, type Layer7 } from '@flowctl/flow';
+import { FlowType, L7FlowType, attachConnNumbers, connNumbers, type Flow, type Layer7 } from '@flowctl/flow';
 import { L7Proto, type FlowEvent } from '../../datapath/events.js';
 import type { ParserContext } from '../context.js';
 import { DnsParseError, dnsRcodeName, parseDns } from './dns.js';
@@ -111,7 +111,13 @@ function l7Base(base: Flow, ctx: ParserContext, isReply: boolean, l7: Layer7, su
   return flow;
 }
 
-function dnsFlow(payload: Buffer, tsNs: bigint, ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+/** The DNS message's own size, from the packet (or the TCP length prefix), not from the snippet. */
+function withMessageBytes(flow: Flow, base: Flow, bytes: number): Flow {
+  attachConnNumbers(flow, { ...connNumbers(base), message_bytes: bytes });
+  return flow;
+}
+
+function dnsFlow(payload: Buffer, msgBytes: number, tsNs: bigint, ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
   const msg = parseDns(payload, false);
   const client = msg.isResponse ? `${ev.dstIp}|${ev.dstPort}` : `${ev.srcIp}|${ev.srcPort}`;
   const server = msg.isResponse ? `${ev.srcIp}|${ev.srcPort}` : `${ev.dstIp}|${ev.dstPort}`;
@@ -122,7 +128,7 @@ function dnsFlow(payload: Buffer, tsNs: bigint, ev: FlowEvent, base: Flow, ctx: 
   if (!msg.isResponse) {
     st.pushRequest(key, { tsNs });
     const dns = { query: msg.query, qtypes: msg.qtypes };
-    return [l7Base(base, ctx, false, { type: L7FlowType.REQUEST, dns }, `DNS Query ${msg.query} ${qtype}`)];
+    return [withMessageBytes(l7Base(base, ctx, false, { type: L7FlowType.REQUEST, dns }, `DNS Query ${msg.query} ${qtype}`), base, msgBytes)];
   }
   const req = st.popRequest(key, tsNs);
   if (msg.ips.length > 0 && msg.query) ctx.learnNames(msg.query.replace(/\.$/, ''), msg.ips, msg.ttl);
@@ -140,7 +146,7 @@ function dnsFlow(payload: Buffer, tsNs: bigint, ev: FlowEvent, base: Flow, ctx: 
   const answer = msg.rcode !== 0
     ? `RCode: ${dnsRcodeName(msg.rcode)}`
     : `"${msg.ips.join(',')}"`;
-  return [l7Base(base, ctx, true, l7, `DNS Answer ${answer} TTL: ${msg.ttl} (${msg.query} ${qtype})`)];
+  return [withMessageBytes(l7Base(base, ctx, true, l7, `DNS Answer ${answer} TTL: ${msg.ttl} (${msg.query} ${qtype})`), base, msgBytes)];
 }
 
 /** The one flow that says a TCP connection's messages can no longer be followed. */
@@ -164,7 +170,7 @@ function dnsTcpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State)
   const out: Flow[] = [];
   for (const n of dir.feed(ev.tcpSeq, ev.payloadLen, ev.payload, ev.tsNs)) {
     if (n.kind === 'lost') out.push(lostFlow('DNS', n.why, ev, base, ctx));
-    else out.push(...guarded(ctx, () => dnsFlow(n.bytes, n.tsNs, ev, base, ctx, st)));
+    else out.push(...guarded(ctx, () => dnsFlow(n.bytes, n.len, n.tsNs, ev, base, ctx, st)));
   }
   return out;
 }
@@ -215,7 +221,7 @@ export function l7Flows(ev: FlowEvent, base: Flow, ctx: ParserContext): Flow[] {
   const tcp = ev.proto === IPPROTO_TCP;
   if (tcp && ev.tcpFlags & TCP_SYN) st.syn(dirKey(ev), connKey(ev), ev.tcpSeq);
   if (ev.payloadLen === 0 || ev.l7 === L7Proto.None) return [];
-  if (ev.l7 === L7Proto.Dns) return tcp ? dnsTcpFlows(ev, base, ctx, st) : guarded(ctx, () => dnsFlow(ev.payload, ev.tsNs, ev, base, ctx, st));
+  if (ev.l7 === L7Proto.Dns) return tcp ? dnsTcpFlows(ev, base, ctx, st) : guarded(ctx, () => dnsFlow(ev.payload, ev.payloadLen, ev.tsNs, ev, base, ctx, st));
   if (ev.l7 === L7Proto.Http && tcp) return httpFlows(ev, base, ctx, st);
   return [];
 }

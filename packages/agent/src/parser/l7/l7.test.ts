@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlowType, L7FlowType, type Flow } from '@flowctl/flow';
+import { FlowType, L7FlowType, connNumbers, type Flow } from '@flowctl/flow';
 import { FlowReason, L7Proto, ObsPoint, type FlowEvent, type SockEvent } from '../../datapath/events.js';
 import type { ParserContext } from '../context.js';
 import { parseDns } from './dns.js';
@@ -133,6 +133,16 @@ describe('l7Flows', () => {
     const resp = l7Flows(event({ ...http, tsNs: 1_012_000_000n, srcIp: '10.0.0.53', dstIp: '10.0.0.1', srcPort: 8080, dstPort: 40000,
       tcpSeq: 5000, payloadLen: 38, payload: Buffer.from('HTTP/1.1 500 Internal Server Error\r\n\r\n') }), base, c);
     expect(resp[0]).toMatchObject({ is_reply: true, l7: { type: L7FlowType.RESPONSE, latency_ns: 12_000_000n, http: { code: 500, method: 'GET', url: 'http://order:8080/fail' } }, Summary: 'HTTP/1.1 500 12ms (GET http://order:8080/fail)' });
+  });
+  it('gives a DNS message its size from the packet, not from the snippet that cut it', () => {
+    const c = ctx();
+    const txt = Buffer.alloc(1100, 0x61);
+    txt[0] = 255;
+    const full = dnsMessage({ id: 6, response: true, name: 'big.example', qtype: 16, answers: [{ type: 16, ttl: 5, data: txt }] });
+    const r = l7Flows(event({ srcIp: '10.0.0.53', dstIp: '10.0.0.1', srcPort: 53, dstPort: 40000, isReply: true,
+      payloadLen: full.length, payload: full.subarray(0, 512) }), base, c);
+    expect(r[0]).toMatchObject({ l7: { dns: { query: 'big.example.', rrtypes: [] } } });
+    expect(connNumbers(r[0]!)?.message_bytes).toBe(full.length);
   });
   it('counts malformed payloads and keeps going', () => {
     const c = ctx();
@@ -300,6 +310,8 @@ describe('DNS over TCP: 2-byte length framing across and within segments (item 5
     expect(said(out)).toEqual(['DNS Query one.example. A', 'DNS Query two.example. A', 'DNS Query three.example. A']);
     const a1 = framed(dnsMessage({ id: 1, response: true, name: 'one.example', answers: [{ type: 1, ttl: 9, data: Buffer.from([10, 9, 9, 1]) }] }));
     const a2 = framed(dnsMessage({ id: 2, response: true, name: 'two.example', rcode: 3 }));
-    expect(said(k.server(Buffer.concat([a1, a2])))).toEqual(['DNS Answer "10.9.9.1" TTL: 9 (one.example. A)', 'DNS Answer RCode: Non-Existent Domain TTL: 0 (two.example. A)']);
+    const answers = k.server(Buffer.concat([a1, a2]));
+    expect(said(answers)).toEqual(['DNS Answer "10.9.9.1" TTL: 9 (one.example. A)', 'DNS Answer RCode: Non-Existent Domain TTL: 0 (two.example. A)']);
+    expect(answers.map((f) => connNumbers(f)?.message_bytes)).toEqual([a1.length - 2, a2.length - 2]);
   });
 });
