@@ -81,3 +81,28 @@ export const sockEvent: SockEvent = {
   srcIp: '10.203.1.10', dstIp: '10.203.1.20', srcPort: 41234, dstPort: 8080, oldState: 2, newState: 1,
   durationNs: 0n, bytesAcked: 0n, bytesReceived: 0n, srttUs: 100, retransmits: 0,
 };
+
+export function dnsName(name: string): Buffer {
+  const parts = name.replace(/\.$/, '').split('.');
+  return Buffer.concat([...parts.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'latin1')])), Buffer.from([0])]);
+}
+
+/** A DNS message in wire form; answers point back at the question's name. */
+export function dnsMessage(opts: { id: number; response: boolean; rcode?: number; name: string; qtype?: number; answers?: { type: number; ttl: number; data: Buffer }[] }): Buffer {
+  const h = Buffer.alloc(12);
+  h.writeUInt16BE(opts.id, 0);
+  h.writeUInt16BE((opts.response ? 0x8180 : 0x0100) | (opts.rcode ?? 0), 2);
+  h.writeUInt16BE(1, 4);
+  h.writeUInt16BE(opts.answers?.length ?? 0, 6);
+  const q = Buffer.concat([dnsName(opts.name), Buffer.from([0, opts.qtype ?? 1, 0, 1])]);
+  const ans = (opts.answers ?? []).map((a) => {
+    const rr = Buffer.alloc(12);
+    rr.writeUInt16BE(0xc00c, 0); // pointer to the question name
+    rr.writeUInt16BE(a.type, 2);
+    rr.writeUInt16BE(1, 4);
+    rr.writeUInt32BE(a.ttl, 6);
+    rr.writeUInt16BE(a.data.length, 10);
+    return Buffer.concat([rr, a.data]);
+  });
+  return Buffer.concat([h, q, ...ans]);
+}
