@@ -96,7 +96,8 @@ export class ConfigWatcher {
   }
 }
 
-function fileSig(path: string): string {
+/** Changes when the file is replaced or written (inode, size, mtime); 'missing' when absent. */
+export function fileSig(path: string): string {
   try {
     const s = statSync(path);
     return `${s.ino}:${s.size}:${s.mtimeMs}`;

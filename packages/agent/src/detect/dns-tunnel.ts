@@ -259,11 +259,13 @@ export class DnsTunnelDetector implements Detector {
   }
 }
 
-function peer(ip: string, ep: Flow['source']): AlertPeer {
+/** A side of an alert: the address, and its endpoint where the agent knows the pod. */
+export function peer(ip: string, ep: Flow['source']): AlertPeer {
   return ep && (ep.pod_name || ep.labels?.length) ? { ip, endpoint: ep } : { ip };
 }
 
-function describe(p: AlertPeer): string {
+/** "10.0.0.5 (shop/client-1)" or the address alone. */
+export function describe(p: AlertPeer): string {
   const ep = p.endpoint;
   return ep?.pod_name ? `${p.ip} (${ep.namespace ? `${ep.namespace}/` : ''}${ep.pod_name})` : p.ip;
 }

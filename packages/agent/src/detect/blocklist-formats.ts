@@ -1,0 +1,227 @@
+// Blocklist files in the formats feeds publish, recognised from their first entry:
+//   hosts        "0.0.0.0 evil.example other.example"   (names; the address is ignored)
+//   drop-json    Spamhaus DROP: {"cidr":"192.0.2.0/24","sblid":"SBL123",...} per line
+//   urlhaus-csv  URLhaus: "id","dateadded","url",... (the url column's host: a name or an address)
+//   plain        one domain ("*.x" for every name below x), IP address or CIDR per line
+// Comments start with # (or ; in plain lists); a bad line is reported and skipped, never fatal.
+import { CidrSet, NameSet, parseV4 } from './blocklist-index.js';
+
+export type BlocklistFormat = 'hosts' | 'drop-json' | 'urlhaus-csv' | 'plain';
+
+export interface ParsedList {
+  format: BlocklistFormat;
+  names: NameSet;
+  cidrs: CidrSet;
+  /** Lines that are neither comments nor entries. */
+  badLines: number;
+}
+
+/** Where bad lines go: 1-based line number and why. */
+export type BadLine = (line: number, why: string) => void;
+
+const HOSTS_IGNORED = new Set(['localhost', 'localhost.localdomain', 'local', 'broadcasthost', 'ip6-localhost', 'ip6-loopback',
+  'ip6-localnet', 'ip6-mcastprefix', 'ip6-allnodes', 'ip6-allrouters', 'ip6-allhosts', '0.0.0.0']);
+// Letters, digits, '-' and '_' (service names), at least one dot; labels never empty.
+const NAME = /^[a-z0-9_-]+(\.[a-z0-9_-]+)+$/;
+
+export function parseBlocklist(text: string, bad: BadLine): ParsedList {
+  const lines = text.split('\n');
+  const out: ParsedList = { format: detect(lines), names: new NameSet(), cidrs: new CidrSet(), badLines: 0 };
+  const fail = (i: number, why: string) => {
+    out.badLines++;
+    bad(i + 1, why);
+  };
+  switch (out.format) {
+    case 'hosts':
+      return hosts(lines, out, fail);
+    case 'drop-json':
+      return dropJson(lines, out, fail);
+    case 'urlhaus-csv':
+      return urlhaus(lines, out, fail);
+    case 'plain':
+      return plain(lines, out, fail);
+  }
+}
+
+function detect(lines: string[]): BlocklistFormat {
+  for (const raw of lines) {
+    const line = raw.trim();
+    if (/^#\s*"?id"?,\s*"?dateadded"?,/.test(line)) return 'urlhaus-csv';
+    if (line === '' || line[0] === '#' || line[0] === ';') continue;
+    if (line[0] === '{') return 'drop-json';
+    if (line[0] === '"') return 'urlhaus-csv';
+    const [first, second] = line.split(/\s+/);
+    if (second !== undefined && second[0] !== '#' && second[0] !== ';' && isAddress(first!)) return 'hosts';
+    return 'plain';
+  }
+  return 'plain';
+}
+
+function isAddress(s: string): boolean {
+  return parseV4(s) >= 0 || (s.includes(':') && /^[0-9a-fA-F:.]+$/.test(s));
+}
+
+function stripComment(raw: string, alsoSemicolon: boolean): string {
+  let end = raw.indexOf('#');
+  if (alsoSemicolon) {
+    const semi = raw.indexOf(';');
+    if (semi >= 0 && (end < 0 || semi < end)) end = semi;
+  }
+  return (end < 0 ? raw : raw.slice(0, end)).trim();
+}
+
+/** A name as lists write it ("Evil.Example.", "*.evil.example"); undefined when it is not one. */
+function addName(names: NameSet, raw: string, ref?: string): boolean {
+  let name = raw.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  const wildcard = name.startsWith('*.');
+  if (wildcard) name = name.slice(2);
+  if (name.length > 253 || !NAME.test(name)) return false;
+  names.add(name, wildcard, ref);
+  return true;
+}
+
+function hosts(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
+  for (let i = 0; i < lines.length; i++) {
+    const line = stripComment(lines[i]!, false);
+    if (line === '') continue;
+    const fields = line.split(/\s+/);
+    if (fields.length < 2 || !isAddress(fields[0]!)) {
+      fail(i, `not "ADDRESS NAME...": ${clip(line)}`);
+      continue;
+    }
+    for (let f = 1; f < fields.length; f++) {
+      const name = fields[f]!;
+      if (HOSTS_IGNORED.has(name.toLowerCase())) continue;
+      if (!addName(out.names, name)) fail(i, `not a domain name: ${clip(name)}`);
+    }
+  }
+  return out;
+}
+
+function plain(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
+  for (let i = 0; i < lines.length; i++) {
+    const line = stripComment(lines[i]!, true);
+    if (line === '') continue;
+    if (/\s/.test(line)) {
+      fail(i, `one entry per line, got: ${clip(line)}`);
+      continue;
+    }
+    const c = line.charCodeAt(0);
+    const looksNumeric = (c >= 48 && c <= 57) || line.includes(':');
+    if (looksNumeric && out.cidrs.add(line)) continue;
+    if (!addName(out.names, line)) fail(i, `not a domain, IP address or CIDR: ${clip(line)}`);
+  }
+  return out;
+}
+
+function dropJson(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '' || line[0] === '#') continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      fail(i, `not JSON: ${clip(line)}`);
+      continue;
+    }
+    const rec = o as { cidr?: unknown; sblid?: unknown; type?: unknown };
+    if (rec && typeof rec === 'object' && typeof rec.cidr === 'string') {
+      if (!out.cidrs.add(rec.cidr, typeof rec.sblid === 'string' ? rec.sblid : undefined)) fail(i, `not a CIDR: ${clip(rec.cidr)}`);
+    } else if (!(rec && typeof rec === 'object' && rec.type === 'metadata')) {
+      // The feed's last line is {"type":"metadata",...}; anything else without a cidr is not an entry.
+      fail(i, `no "cidr": ${clip(line)}`);
+    }
+  }
+  return out;
+}
+
+function urlhaus(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
+  let urlCol = 2;
+  let idCol = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === '') continue;
+    if (line[0] === '#') {
+      const m = /^#\s*(.*,.*)$/.exec(line);
+      const header = m ? csvFields(m[1]!).map((h) => h.trim().toLowerCase()) : [];
+      if (header.includes('url')) {
+        urlCol = header.indexOf('url');
+        idCol = header.indexOf('id');
+      }
+      continue;
+    }
+    const fields = csvFields(line);
+    const url = fields[urlCol];
+    const host = url === undefined ? undefined : urlHost(url);
+    if (host === undefined) {
+      fail(i, `no URL in column ${urlCol + 1}: ${clip(line)}`);
+      continue;
+    }
+    const ref = idCol >= 0 && fields[idCol] ? `urlhaus:${fields[idCol]}` : undefined;
+    const ok = host.includes(':') || parseV4(host) >= 0 ? out.cidrs.add(host) : addName(out.names, host, ref);
+    if (!ok) fail(i, `not a host name or address: ${clip(host)}`);
+  }
+  return out;
+}
+
+/** Fields of one CSV line: quoted ("" inside quotes is a quote) or bare. */
+function csvFields(line: string): string[] {
+  const out: string[] = [];
+  let i = 0;
+  while (i <= line.length) {
+    if (line[i] === '"') {
+      let v = '';
+      let j = i + 1;
+      for (;;) {
+        const q = line.indexOf('"', j);
+        if (q < 0) {
+          v += line.slice(j);
+          j = line.length;
+          break;
+        }
+        v += line.slice(j, q);
+        if (line[q + 1] === '"') {
+          v += '"';
+          j = q + 2;
+        } else {
+          j = q + 1;
+          break;
+        }
+      }
+      out.push(v);
+      const comma = line.indexOf(',', j);
+      if (comma < 0) break;
+      i = comma + 1;
+    } else {
+      const comma = line.indexOf(',', i);
+      out.push((comma < 0 ? line.slice(i) : line.slice(i, comma)).trim());
+      if (comma < 0) break;
+      i = comma + 1;
+    }
+  }
+  return out;
+}
+
+/** The host of "scheme://host[:port]/...", lower-case, IPv6 without brackets; undefined when none. */
+function urlHost(url: string): string | undefined {
+  const s = url.indexOf('://');
+  if (s <= 0) return undefined;
+  let host = url.slice(s + 3);
+  const at = host.search(/[/?#]/);
+  if (at >= 0) host = host.slice(0, at);
+  const cred = host.lastIndexOf('@');
+  if (cred >= 0) host = host.slice(cred + 1);
+  if (host.startsWith('[')) {
+    const close = host.indexOf(']');
+    return close > 1 ? host.slice(1, close).toLowerCase() : undefined;
+  }
+  const colon = host.indexOf(':');
+  if (colon >= 0) host = host.slice(0, colon);
+  return host === '' ? undefined : host.toLowerCase();
+}
+
+function clip(s: string): string {
+  return s.length > 60 ? `${JSON.stringify(s.slice(0, 60))}…` : JSON.stringify(s);
+}

@@ -1,0 +1,136 @@
+// The lookups a blocklist needs per flow, at a cost independent of the list's size: names by one
+// hash probe per label suffix (a suffix trie flattened into a map: "c2.botnet.invalid" probes
+// itself, then "botnet.invalid", then "invalid"), and addresses by longest prefix match with one
+// hash map per prefix length present (a DROP list has a dozen lengths, an IP list one).
+import { formatIp, parseIp } from '@flowctl/flow/ip';
+
+/** What a lookup found: the entry as the list wrote it (normalised) and its reference, if any. */
+export interface Hit {
+  entry: string;
+  ref: string | undefined;
+}
+
+/** Domain names, exact or `*.` wildcards (every name below the suffix, not the suffix itself). */
+export class NameSet {
+  private readonly exact = new Map<string, number>();
+  private readonly below = new Map<string, number>();
+  private readonly refs: string[] = [''];
+
+  get size(): number {
+    return this.exact.size + this.below.size;
+  }
+
+  /** Adds a lower-case name without trailing dot; `ref` is the feed's own id of the entry. */
+  add(name: string, wildcard: boolean, ref?: string): void {
+    const map = wildcard ? this.below : this.exact;
+    if (map.has(name)) return;
+    map.set(name, ref ? this.refs.push(ref) - 1 : 0);
+  }
+
+  /** The entry matching a lower-case name (a trailing dot is ignored). */
+  lookup(query: string): Hit | undefined {
+    const name = query.endsWith('.') ? query.slice(0, -1) : query;
+    let r = this.exact.get(name);
+    if (r !== undefined) return { entry: name, ref: this.refs[r] || undefined };
+    if (this.below.size === 0) return undefined;
+    for (let dot = name.indexOf('.'); dot >= 0; dot = name.indexOf('.', dot + 1)) {
+      const suffix = name.slice(dot + 1);
+      r = this.below.get(suffix);
+      if (r !== undefined) return { entry: `*.${suffix}`, ref: this.refs[r] || undefined };
+    }
+    return undefined;
+  }
+}
+
+/** IPv4 dotted quad as an unsigned 32-bit number; -1 when it is not one. */
+export function parseV4(s: string): number {
+  let v = 0, part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return -1;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      v = v * 256 + part;
+      part = digits = 0;
+      dots++;
+    } else return -1;
+  }
+  return dots === 3 && digits > 0 ? v * 256 + part : -1;
+}
+
+const MASK4 = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
+
+/** IPv4 and IPv6 prefixes with longest-prefix match. */
+export class CidrSet {
+  private readonly v4 = new Map<number, Map<number, number>>();
+  private v4Lens: number[] = [];
+  private readonly v6 = new Map<number, Map<bigint, number>>();
+  private v6Lens: number[] = [];
+  private readonly refs: string[] = [''];
+  size = 0;
+
+  /** Adds "a.b.c.d", "a.b.c.d/n", an IPv6 address or prefix; false when it is none of these. */
+  add(text: string, ref?: string): boolean {
+    const slash = text.indexOf('/');
+    const addr = slash < 0 ? text : text.slice(0, slash);
+    const lenText = slash < 0 ? '' : text.slice(slash + 1);
+    if (slash >= 0 && !/^\d{1,3}$/.test(lenText)) return false;
+    const r = ref ? this.refs.push(ref) - 1 : 0;
+    const v4 = parseV4(addr);
+    if (v4 >= 0) {
+      const len = slash < 0 ? 32 : Number(lenText);
+      if (len > 32) return false;
+      let m = this.v4.get(len);
+      if (!m) {
+        this.v4.set(len, (m = new Map()));
+        this.v4Lens = [...this.v4.keys()].sort((x, y) => y - x);
+      }
+      const net = (v4 & MASK4[len]!) >>> 0;
+      if (!m.has(net)) {
+        m.set(net, r);
+        this.size++;
+      }
+      return true;
+    }
+    const ip = addr.includes(':') ? parseIp(addr) : undefined;
+    if (!ip?.v6) return false;
+    const len = slash < 0 ? 128 : Number(lenText);
+    if (len > 128) return false;
+    let m = this.v6.get(len);
+    if (!m) {
+      this.v6.set(len, (m = new Map()));
+      this.v6Lens = [...this.v6.keys()].sort((x, y) => y - x);
+    }
+    const shift = BigInt(128 - len);
+    const net = (ip.value >> shift) << shift;
+    if (!m.has(net)) {
+      m.set(net, r);
+      this.size++;
+    }
+    return true;
+  }
+
+  /** The longest listed prefix holding `ip`. */
+  lookup(ip: string): Hit | undefined {
+    const v4 = parseV4(ip);
+    if (v4 >= 0) {
+      for (const len of this.v4Lens) {
+        const net = (v4 & MASK4[len]!) >>> 0;
+        const r = this.v4.get(len)!.get(net);
+        if (r !== undefined) return { entry: `${formatIp(false, BigInt(net))}/${len}`, ref: this.refs[r] || undefined };
+      }
+      return undefined;
+    }
+    if (this.v6Lens.length === 0 || !ip.includes(':')) return undefined;
+    const p = parseIp(ip);
+    if (!p?.v6) return undefined;
+    for (const len of this.v6Lens) {
+      const shift = BigInt(128 - len);
+      const net = (p.value >> shift) << shift;
+      const r = this.v6.get(len)!.get(net);
+      if (r !== undefined) return { entry: `${formatIp(true, net)}/${len}`, ref: this.refs[r] || undefined };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,263 @@
+// Blocklisted names and addresses: lists loaded from files (--blocklist, repeatable, any format of
+// blocklist-formats.ts) and loaded again when they change. A query for a listed name, or an answer
+// naming one through a CNAME, is a blocklisted-domain finding for the client; a connection to or
+// from a listed address is a blocklisted-ip finding for the side that opened it.
+import { readFileSync, statSync } from 'node:fs';
+import { FlowType, L7FlowType, type Flow } from '@flowctl/flow';
+import { FlowctlError } from '../errors.js';
+import type { Logger } from '../server/server.js';
+import type { AlertKind, AlertPeer, Detector, Finding } from './detector.js';
+import type { Hit } from './blocklist-index.js';
+import { parseBlocklist, type ParsedList } from './blocklist-formats.js';
+import { LruMap } from './lru.js';
+import { describe, peer } from './dns-tunnel.js';
+import { fileSig } from '../config/watcher.js';
+
+export interface BlocklistOptions {
+  /** Files to load; each is one list, named by its path in alerts. */
+  files: string[];
+  /** How often the files are checked for changes. */
+  reloadMs: number;
+  /** Least time between two findings for one (kind, source, entry). */
+  updateMs: number;
+  /** (kind, source, entry) triples remembered for that; the least recently seen is forgotten first. */
+  maxTracked: number;
+}
+
+export const BLOCKLIST_DEFAULTS: Readonly<Omit<BlocklistOptions, 'files'>> = Object.freeze({
+  reloadMs: 2000,
+  updateMs: 10_000,
+  maxTracked: 4096,
+});
+
+/** Bad lines logged one by one per load of a file; the rest are counted in one line. */
+const BAD_LINES_LOGGED = 10;
+/** Addresses whose lookup result is kept (flows repeat a few addresses endlessly). */
+const IP_CACHE = 16384;
+
+interface Loaded extends ParsedList {
+  file: string;
+  sig: string;
+}
+
+export interface ListMatch extends Hit {
+  list: string;
+  format: string;
+}
+
+/** The lists of --blocklist, each reloaded when its file changes (a bad reload keeps the last good one). */
+export class Blocklists {
+  private lists: Loaded[] = [];
+  private readonly ipCache = new Map<string, ListMatch | null>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Lines skipped as neither comment nor entry, over every load. */
+  badLines = 0;
+  /** Loads that failed (unreadable file) and kept the previous list. */
+  failedLoads = 0;
+
+  constructor(
+    readonly files: string[],
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads every file; an unreadable one is a CONFIG error (there is no last good list yet). */
+  load(): void {
+    this.lists = this.files.map((file) => {
+      const l = this.read(file);
+      if (!l) throw new FlowctlError('CONFIG', `--blocklist ${file}: cannot read it`);
+      return l;
+    });
+    this.ipCache.clear();
+  }
+
+  /** Entries held over every list. */
+  get size(): number {
+    let n = 0;
+    for (const l of this.lists) n += l.names.size + l.cidrs.size;
+    return n;
+  }
+
+  /** Polls the files until stop(). */
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => this.reloadChanged(), intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Reads again the files whose size, mtime or inode changed; true when any list was replaced. */
+  reloadChanged(): boolean {
+    let changed = false;
+    this.lists = this.lists.map((old) => {
+      if (fileSig(old.file) === old.sig) return old;
+      const l = this.read(old.file);
+      if (!l) {
+        this.failedLoads++;
+        old.sig = fileSig(old.file); // one error per change, not one per poll
+        return old;
+      }
+      changed = true;
+      return l;
+    });
+    if (changed) this.ipCache.clear();
+    return changed;
+  }
+
+  private read(file: string): Loaded | undefined {
+    const sig = fileSig(file);
+    let text: string;
+    try {
+      text = readFileSync(file, 'latin1');
+    } catch (e) {
+      this.log.error({ file }, `blocklist ${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}; keeping the previous list`);
+      return undefined;
+    }
+    let logged = 0;
+    const parsed = parseBlocklist(text, (line, why) => {
+      if (logged++ < BAD_LINES_LOGGED) this.log.warn({ file, line }, `${file}:${line}: ${why}`);
+    });
+    if (logged > BAD_LINES_LOGGED) this.log.warn({ file }, `${file}: ${logged - BAD_LINES_LOGGED} more bad lines skipped`);
+    this.badLines += parsed.badLines;
+    this.log.info({ file, format: parsed.format, names: parsed.names.size, cidrs: parsed.cidrs.size, badLines: parsed.badLines }, 'blocklist loaded');
+    return { ...parsed, file, sig };
+  }
+
+  matchName(name: string): ListMatch | undefined {
+    for (const l of this.lists) {
+      const h = l.names.lookup(name);
+      if (h) return { ...h, list: l.file, format: l.format };
+    }
+    return undefined;
+  }
+
+  matchIp(ip: string): ListMatch | undefined {
+    let m = this.ipCache.get(ip);
+    if (m === undefined) {
+      m = null;
+      for (const l of this.lists) {
+        const h = l.cidrs.size ? l.cidrs.lookup(ip) : undefined;
+        if (h) {
+          m = { ...h, list: l.file, format: l.format };
+          break;
+        }
+      }
+      if (this.ipCache.size >= IP_CACHE) this.ipCache.clear();
+      this.ipCache.set(ip, m);
+    }
+    return m ?? undefined;
+  }
+
+  /** True when some list holds addresses (flows need no address lookups otherwise). */
+  hasCidrs(): boolean {
+    return this.lists.some((l) => l.cidrs.size > 0);
+  }
+}
+
+interface Tracked {
+  lastMs: number;
+  count: number;
+}
+
+export class BlocklistDetector implements Detector {
+  readonly name = 'blocklist';
+  private readonly o: Omit<BlocklistOptions, 'files'>;
+  private readonly tracked: LruMap<string, Tracked>;
+
+  constructor(
+    readonly lists: Blocklists,
+    opts: Partial<Omit<BlocklistOptions, 'files'>> = {},
+  ) {
+    this.o = { ...BLOCKLIST_DEFAULTS, ...opts };
+    this.tracked = new LruMap(this.o.maxTracked);
+  }
+
+  stateSize(): number {
+    return this.tracked.size;
+  }
+
+  stateEvicted(): number {
+    return this.tracked.evicted;
+  }
+
+  observe(flow: Flow, nowMs: number): Finding[] | undefined {
+    if (flow.Type === FlowType.L7) return this.dns(flow, nowMs);
+    if (flow.Type === FlowType.L3_L4 && this.lists.hasCidrs()) return this.connection(flow, nowMs);
+    return undefined;
+  }
+
+  private dns(flow: Flow, nowMs: number): Finding[] | undefined {
+    const l7 = flow.l7;
+    const dns = l7?.dns;
+    if (!dns?.query) return undefined;
+    const request = l7!.type === L7FlowType.REQUEST;
+    const ip = request ? flow.IP?.source : flow.IP?.destination;
+    if (!ip) return undefined;
+    let name = dns.query;
+    let where = request ? 'query' : 'answer';
+    let m = this.lists.matchName(name);
+    if (!m && !request) {
+      for (const c of dns.cnames ?? []) {
+        if ((m = this.lists.matchName(c))) {
+          name = c;
+          where = `CNAME in the answer for ${dns.query}`;
+          break;
+        }
+      }
+    }
+    if (!m) return undefined;
+    const client = peer(ip, request ? flow.source : flow.destination);
+    const serverIp = request ? flow.IP?.destination : flow.IP?.source;
+    const server = serverIp ? peer(serverIp, request ? flow.destination : flow.source) : undefined;
+    const bare = name.endsWith('.') ? name.slice(0, -1) : name;
+    return this.found('blocklisted-domain', client, server, bare, m, nowMs, (n) =>
+      `${describe(client)} looked up blocklisted ${bare} (${m!.entry} in ${m!.list})${n > 1 ? `, ${n} times` : ''}`,
+    { name: bare, matched_in: where });
+  }
+
+  private connection(flow: Flow, nowMs: number): Finding[] | undefined {
+    const src = flow.IP?.source, dst = flow.IP?.destination;
+    if (!src || !dst) return undefined;
+    // The side that opened the connection is the source, whichever way this packet went.
+    const reply = flow.is_reply === true;
+    const opener = reply ? dst : src, peerIp = reply ? src : dst;
+    const openerEp = reply ? flow.destination : flow.source, peerEp = reply ? flow.source : flow.destination;
+    let m = this.lists.matchIp(peerIp);
+    let listed = peerIp, way = 'to';
+    if (!m) {
+      m = this.lists.matchIp(opener);
+      listed = opener;
+      way = 'from';
+      if (!m) return undefined;
+    }
+    const source = peer(opener, openerEp), destination = peer(peerIp, peerEp);
+    const l4 = flow.l4;
+    const port = l4?.TCP?.destination_port ?? l4?.UDP?.destination_port ?? l4?.SCTP?.destination_port;
+    const portOf = reply ? (l4?.TCP?.source_port ?? l4?.UDP?.source_port ?? l4?.SCTP?.source_port) : port;
+    const other = way === 'to' ? describe(source) : describe(destination);
+    return this.found('blocklisted-ip', source, destination, listed, m, nowMs, (n) =>
+      `connection ${way} blocklisted ${listed}${portOf ? ` port ${portOf}` : ''} (${m!.entry} in ${m!.list}) ${way === 'to' ? 'from' : 'to'} ${other}` +
+      (n > 1 ? `, ${n} flows` : ''),
+    { address: listed, direction: way === 'to' ? 'outbound' : 'inbound', ...(portOf ? { port: portOf } : {}) });
+  }
+
+  private found(kind: AlertKind, source: AlertPeer, destination: AlertPeer | undefined, target: string, m: ListMatch, nowMs: number,
+    summary: (count: number) => string, extra: Record<string, unknown>): Finding[] | undefined {
+    const key = `${kind}|${source.ip}|${target}`;
+    const t = this.tracked.getOrCreate(key, () => ({ lastMs: -Infinity, count: 0 }));
+    t.count++;
+    if (nowMs - t.lastMs < this.o.updateMs) return undefined;
+    t.lastMs = nowMs;
+    return [{
+      kind,
+      severity: 'high',
+      source,
+      ...(destination && { destination }),
+      target,
+      summary: summary(t.count),
+      evidence: { list: m.list, format: m.format, entry: m.entry, ...(m.ref && { ref: m.ref }), ...extra, count: t.count },
+    }];
+  }
+}
