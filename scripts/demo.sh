@@ -37,6 +37,8 @@ PODS=(
   "payment-service-4b2a1|shop|node-2|app=payment-service,tier=backend|10.10.2.10|lxc-payment|$PREFIX-payment"
   "intruder-9x8z7|default|node-2|app=intruder|10.10.2.66|lxc-intruder|$PREFIX-intruder"
 )
+# Tests add pods of their own: FLOWCTL_DEMO_EXTRA_PODS="name|namespace|node|labels|IP|interface|netns;..."
+if [ -n "${FLOWCTL_DEMO_EXTRA_PODS:-}" ]; then IFS=';' read -ra _extra <<<"$FLOWCTL_DEMO_EXTRA_PODS"; PODS+=("${_extra[@]}"); fi
 DNS_IP=10.10.1.53
 DOMAIN=svc.cluster.local
 
@@ -254,6 +256,9 @@ start_workloads() {
     "$pay/pay" "$pay/error/card-declined" "$pay/checkout"
   spawn intruder-client "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" client --name intruder --every 2000 --timeout 1000 \
     "$order/orders" "$order/admin"
+  # A connect scan of payment-service's first 100 ports, every minute (one port-scan alert, updated).
+  spawn intruder-scan "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" scan --name intruder --after 8000 --every 60000 \
+    --ports 1-100 10.10.2.10
   spawn intruder-resolver "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" resolve --name intruder --every 2500 \
     "exfil.attacker.example" "order-service.shop.$DOMAIN" "c2.botnet.invalid"
 }
@@ -399,7 +404,8 @@ EOF
     echo "  ip netns exec $(field "$n" 1) curl -s 127.0.0.1:9965/metrics | grep '^hubble_' | head"
   done
   printf "Tear down with 'make demo-down'.\n"
-  # Outside the list above: it serves until Ctrl-C rather than printing and exiting.
+  # Outside the list above: these run until Ctrl-C rather than printing and exiting.
+  printf "Alerts as the detectors raise and update them (the intruder scans payment-service each minute):\n  ./bin/flowctl alerts%s --follow\n" "$s"
   printf "The service map and live flows in a browser:\n  ./bin/flowctl ui%s   # then open http://127.0.0.1:12000/\n\n" "$s"
 }
 

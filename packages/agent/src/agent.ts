@@ -25,6 +25,10 @@ import { ServiceMapStore, type ServiceMapOptions } from './aggregate/service-map
 import { serviceMapImpl } from './server/service-map.js';
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import { DEFAULT_RING_CAPACITY } from './container/ring.js';
+import { AlertsService } from '@flowctl/flow/gen/flowctl/alerts.grpc';
+import { CONFIG_SECTIONS, Detection } from './detect/index.js';
+import { loadDetectConfig } from './detect/config.js';
+import { alertsImpl } from './server/alerts.js';
 
 export interface AgentOptions {
   nodeName?: string;
@@ -56,6 +60,10 @@ export interface AgentOptions {
   watchIntervalMs?: number;
   /** Service-map buckets (width, retention, bound, clock); defaults: 15 s buckets for an hour. */
   serviceMap?: Partial<Omit<ServiceMapOptions, 'nodeName' | 'isLocalIp'>>;
+  /** --detect-config: detector thresholds (YAML); the documented defaults without it. */
+  detectConfig?: string;
+  /** Run no detectors (benchmarks measure the agent with and without them). */
+  detectOff?: boolean;
   /** A datapath to use instead of the kernel (tests). */
   datapath?: Datapath;
   log: Logger & { child?(b: object): Logger };
@@ -87,6 +95,7 @@ export class Agent {
   metricsPort: number | undefined;
   readonly metrics: AgentMetrics | undefined;
   readonly serviceMap: ServiceMapStore;
+  readonly detection: Detection | undefined;
   private readonly log: Logger;
   private stopped = false;
 
@@ -115,6 +124,12 @@ export class Agent {
     this.server.addService(PolicyService, this.policies.server());
     this.serviceMap = new ServiceMapStore({ ...opts.serviceMap, nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) });
     this.server.addService(ServiceMapService, serviceMapImpl(this.serviceMap));
+    if (!opts.detectOff) {
+      const config = opts.detectConfig ? loadDetectConfig(opts.detectConfig, CONFIG_SECTIONS) : undefined;
+      this.detection = new Detection({ nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) }, config);
+      const detection = this.detection;
+      this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName));
+    }
     this.config = new ConfigWatcher(
       {
         ...(opts.endpointsFile !== undefined && { endpointsFile: opts.endpointsFile }),
@@ -138,6 +153,7 @@ export class Agent {
           datapathCounters: () => this.datapath?.counters(),
           ringLapped: () => this.observer.stats.ringLapped,
           mapFill: () => this.datapath?.mapFill?.() ?? [],
+          detection: () => this.detection,
         },
       });
     }
@@ -151,6 +167,7 @@ export class Agent {
   private writeFlow(flow: Flow): void {
     this.metrics?.observe(flow);
     this.serviceMap.observe(flow);
+    this.detection?.observe(flow, Date.now());
     this.observer.writeFlow(flow);
   }
 
@@ -253,6 +270,7 @@ export class Agent {
     this.config.stop();
     if (this.clockTimer) clearInterval(this.clockTimer);
     this.replay?.stop();
+    this.detection?.close();
     await this.metrics?.close();
     await this.server.close();
     this.consumer?.stop();

@@ -56,6 +56,7 @@ export function buildCommand(): Command {
     .option('--replay-rate <n>', 'flows per second in --replay mode', intArg('--replay-rate', 1, 10_000_000), 1000)
     .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 1024))
     .option('--every-packet', 'one event per packet instead of per connection', false)
+    .option('--detect-config <file>', 'detector thresholds (YAML, docs/alerts.md); the documented defaults without it')
     .option('--log-level <level>', 'pino log level', 'info');
 }
 
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
-    maxPayload?: number; everyPacket: boolean; logLevel: string;
+    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string;
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -81,7 +82,15 @@ async function main(): Promise<void> {
     };
   }
   const log = pino({ level: o.logLevel, base: { node: o.nodeName } }, pino.destination(2));
-  const agent = new Agent({
+  let agent: Agent;
+  try {
+    agent = newAgent();
+  } catch (e) {
+    process.stderr.write(`flowctl-agent: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(e instanceof FlowctlError && e.code === 'CONFIG' ? 2 : 1);
+  }
+  function newAgent(): Agent {
+    return new Agent({
     nodeName: o.nodeName,
     ...(o.endpoints !== undefined && { endpointsFile: o.endpoints }),
     ...(o.policyDir !== undefined && { policyDir: o.policyDir }),
@@ -99,8 +108,10 @@ async function main(): Promise<void> {
     replayRate: o.replayRate,
     ...(o.maxPayload !== undefined && { maxPayload: o.maxPayload }),
     everyPacket: o.everyPacket,
+    ...(o.detectConfig !== undefined && { detectConfig: o.detectConfig }),
     log,
   });
+  }
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;

@@ -5,6 +5,7 @@ import { registerObserveCommand } from './commands/observe.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerListCommand } from './commands/list.js';
 import { registerMapCommand } from './commands/map.js';
+import { registerAlertsCommand } from './commands/alerts.js';
 import { registerVersionCommand } from './commands/version.js';
 import { registerUiCommand } from './commands/ui.js';
 import { parseGoDuration } from './options/time.js';
@@ -66,6 +67,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   registerStatusCommand(program, io, globals);
   registerListCommand(program, io, globals);
   registerMapCommand(program, io, globals);
+  registerAlertsCommand(program, io, globals);
   registerUiCommand(program, io, globals);
   registerVersionCommand(program, io);
   registerPolicyCommand(program, io);

@@ -13,7 +13,7 @@ import { listenTls, restrictSocket, type Logger, type ServerTlsFiles, type TlsLi
 import { RelayObserver } from './observer/server.js';
 import type { ObserverOptions } from './observer/server.js';
 import type { RelayItem } from './observer/merge.js';
-import { batchObserverDefinition, relayObserverDefinition } from './observer/services.js';
+import { ALERTS_UPSTREAM, batchObserverDefinition, relayAlertsDefinition, relayObserverDefinition } from './observer/services.js';
 import type { RawRequest } from './observer/services.js';
 
 export const OBSERVER_SERVICE_NAME = 'hubble.server.Observer';
@@ -75,6 +75,9 @@ export async function startRelayServer(listen: string, opts: ObserverOptions, tl
   server.addService(ServiceMapService, {
     getServiceMap: (call: ServerUnaryCall<GetServiceMapRequest, GetServiceMapResponse>, cb: sendUnaryData<GetServiceMapResponse>) =>
       unaryHandler(() => observer.getServiceMap(call.request))(call, cb),
+  } as UntypedServiceImplementation);
+  server.addService(relayAlertsDefinition, {
+    getAlerts: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlows(call, ALERTS_UPSTREAM),
   } as UntypedServiceImplementation);
   const healthStatus = (service: string | undefined) =>
     !service || service === OBSERVER_SERVICE_NAME ? HealthCheckResponse_ServingStatus.SERVING : undefined;

@@ -4,8 +4,10 @@
 //   workload.mjs server --port 8080 --name order-service
 //   workload.mjs client --name api-gateway --every 1000 URL [URL...]
 //   workload.mjs resolve --every 2000 NAME [NAME...]
+//   workload.mjs scan --after 8000 --every 60000 --ports 1-100 HOST   (a TCP connect scan)
 import http from 'node:http';
 import dns from 'node:dns/promises';
+import net from 'node:net';
 
 const [mode, ...rest] = process.argv.slice(2);
 const opts = { port: 8080, name: 'workload', every: 1000, timeout: 2000 };
@@ -54,6 +56,29 @@ if (mode === 'server') {
     setTimeout(tick, every);
   };
   tick();
+} else if (mode === 'scan') {
+  const [lo, hi] = String(opts.ports ?? '1-100').split('-').map(Number);
+  const host = args[0];
+  const probe = (port) => new Promise((resolve) => {
+    const s = net.connect({ host, port, timeout: 500 });
+    const done = (open) => { s.destroy(); resolve(open); };
+    s.on('connect', () => done(true));
+    s.on('timeout', () => done(false));
+    s.on('error', () => done(false));
+  });
+  const tick = async () => {
+    if (stopping) return;
+    const open = [];
+    // 20 at a time, as nmap -sT does in parallel.
+    for (let p = lo; p <= hi; p += 20) {
+      const batch = [];
+      for (let q = p; q < p + 20 && q <= hi; q++) batch.push(probe(q).then((ok) => ok && open.push(q)));
+      await Promise.all(batch);
+    }
+    log(`scanned ${host} ports ${lo}-${hi}: open ${open.sort((a, b) => a - b).join(',') || 'none'}`);
+    setTimeout(tick, every);
+  };
+  setTimeout(tick, Number(opts.after ?? 0));
 } else if (mode === 'resolve') {
   let i = 0;
   const tick = async () => {

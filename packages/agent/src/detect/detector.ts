@@ -2,6 +2,7 @@
 // parses and returns findings; the store turns findings into alerts, one per (kind, source, target)
 // and window, updated rather than repeated.
 import type { Endpoint, Flow } from '@flowctl/flow';
+import type { SectionSpec, SectionValues } from './config.js';
 
 export type AlertKind = 'dns-tunnel' | 'blocklisted-domain' | 'blocklisted-ip' | 'port-scan' | 'syn-flood' | 'connection-rate';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
@@ -31,4 +32,20 @@ export interface Detector {
   observe(flow: Flow, nowMs: number): Finding[] | undefined;
   /** Entries of state held, for metrics (bounded by the detector's own limits). */
   stateSize(): number;
+  /** Entries forgotten so far to stay within those limits (the overflow counter). */
+  stateEvicted?(): number;
+  /** Called about once a second: findings held back by an update interval, now due. */
+  tick?(nowMs: number): Finding[] | undefined;
+}
+
+/** What a detector may know about the agent it runs in. */
+export interface DetectContext {
+  nodeName: string;
+  /** True for addresses of endpoints on this node (a packet seen at two of its veths is one packet). */
+  isLocalIp(ip: string): boolean;
+}
+
+/** A detector's section of --detect-config (its options and their defaults) and how to build it. */
+export interface DetectorSpec extends SectionSpec {
+  create(config: SectionValues, ctx: DetectContext): Detector;
 }

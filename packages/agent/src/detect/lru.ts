@@ -5,7 +5,10 @@ export class LruMap<K, V> {
   /** Entries forgotten to make room (the detector's overflow counter). */
   evicted = 0;
 
-  constructor(readonly max: number) {}
+  constructor(
+    readonly max: number,
+    private readonly onEvict?: (v: V) => void,
+  ) {}
 
   get size(): number {
     return this.map.size;
@@ -25,9 +28,10 @@ export class LruMap<K, V> {
     const v = this.get(key);
     if (v !== undefined) return v;
     if (this.map.size >= this.max) {
-      const oldest = this.map.keys().next().value as K;
+      const [oldest, old] = this.map.entries().next().value as [K, V];
       this.map.delete(oldest);
       this.evicted++;
+      this.onEvict?.(old);
     }
     const n = make();
     this.map.set(key, n);

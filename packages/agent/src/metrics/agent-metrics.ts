@@ -10,6 +10,8 @@ import type { DatapathCounters, DatapathEvent } from '../datapath/events.js';
 import type { ParserCounters } from '../parser/context.js';
 import { AgentHealthMetrics } from './health.js';
 import { FlowMetrics, parseMetricsSpec } from './hubble.js';
+import { registerDetectMetrics } from './detect-metrics.js';
+import type { Detection } from '../detect/index.js';
 
 export const DEFAULT_METRICS = 'flow,drop,tcp,icmp,dns,http';
 export const DEFAULT_METRICS_ADDRESS = ':9965';
@@ -25,6 +27,8 @@ export interface AgentMetricSources {
   /** HUBBLE_RING_BUFFER events reported to lapped readers so far. */
   ringLapped?(): number;
   mapFill?(): { map: string; entries: number; max: number }[];
+  /** The detectors and their alert store (absent with detection off). */
+  detection?(): Detection | undefined;
 }
 
 export interface AgentMetricsOptions {
@@ -69,6 +73,7 @@ export class AgentMetrics implements MetricsSource {
         for (const m of src.mapFill?.() ?? []) this.set({ map: m.map }, m.max);
       },
     });
+    registerDetectMetrics(this.registry, () => src.detection?.());
     this.kernelCounters = new Counter({
       name: 'flowctl_agent_datapath_stats_total', help: 'The datapath\'s own counters (bpf/flowctl.h enum), by name', labelNames: ['name'], registers,
     });

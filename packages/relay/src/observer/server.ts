@@ -13,8 +13,8 @@ import { FlowctlError } from '@flowctl/flow';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import { FanIn, aggregateErrors, itemBytes, nodeStatusItem, sortFlows } from './merge.js';
 import type { Inlet, RelayItem, SortStats } from './merge.js';
-import { GET_FLOWS_BATCHED_PATH, GET_FLOWS_PATH, rawCodec, unaryCodecs } from './services.js';
-import type { RawRequest } from './services.js';
+import { FLOWS_UPSTREAM, rawCodec, unaryCodecs } from './services.js';
+import type { RawRequest, Upstream } from './services.js';
 import { forEachResponse } from '@flowctl/flow/batch';
 import { ResponseTimeReader } from './wire.js';
 
@@ -159,8 +159,12 @@ export class RelayObserver {
     }
   }
 
-  /** Plain Observer GetFlows: one response per message, respecting the client's flow control. */
-  getFlows(call: ServerWritableStream<RawRequest, Buffer>): void {
+  /**
+   * Plain Observer GetFlows: one response per message, respecting the client's flow control. Also
+   * flowctl's GetAlerts (`upstream`), whose responses share GetFlowsResponse's time, node_status
+   * and lost_events fields, so they merge with the same fan-in, node status and lost-event rules.
+   */
+  getFlows(call: ServerWritableStream<RawRequest, Buffer>, upstream: Upstream = FLOWS_UPSTREAM): void {
     let gone = false;
     call.on('cancelled', () => (gone = true));
     const write: Writer = async (items) => {
@@ -170,7 +174,7 @@ export class RelayObserver {
         if (!call.write(itemBytes(item)) && !(await waitDrain(call))) gone = true;
       }
     };
-    void this.run(call, write);
+    void this.run(call, write, upstream);
   }
 
   /** flowctl's batched GetFlows: the same stream, many responses per message. */
@@ -207,20 +211,24 @@ export class RelayObserver {
     void this.run(call, write);
   }
 
-  private async run(call: ServerWritableStream<RawRequest, Buffer> | ServerWritableStream<RawRequest, RelayItem[]>, write: Writer): Promise<void> {
+  private async run(
+    call: ServerWritableStream<RawRequest, Buffer> | ServerWritableStream<RawRequest, RelayItem[]>,
+    write: Writer,
+    upstream: Upstream = FLOWS_UPSTREAM,
+  ): Promise<void> {
     this.stats.openClientStreams++;
     try {
-      await this.streamFlows(call, write);
+      await this.streamFlows(call, write, upstream);
       call.end();
     } catch (e) {
-      if (!(e instanceof FlowctlError)) this.log.error({ err: (e as Error).message }, 'GetFlows failed');
+      if (!(e instanceof FlowctlError)) this.log.error({ err: (e as Error).message }, `${upstream.name} failed`);
       call.emit('error', grpcStatusOf(e));
     } finally {
       this.stats.openClientStreams--;
     }
   }
 
-  private async streamFlows(call: ServerWritableStream<RawRequest, unknown>, write: Writer): Promise<void> {
+  private async streamFlows(call: ServerWritableStream<RawRequest, unknown>, write: Writer, upstream: Upstream): Promise<void> {
     const { raw, req } = call.request;
     if (req.first && req.follow) throw new FlowctlError('INVALID_ARGUMENT', 'first cannot be specified with follow');
     const o = this.opts;
@@ -259,7 +267,7 @@ export class RelayObserver {
       const inlet = fan.add(peer.name);
       const generation = peer.generation;
       active.set(peer, inlet);
-      this.openUpstream(peer, raw, md, follow, inlet, cancels, () => {
+      this.openUpstream(upstream, peer, raw, md, follow, inlet, cancels, () => {
         if (active.get(peer) === inlet) active.delete(peer);
         failedOn.set(peer, generation);
       });
@@ -314,6 +322,7 @@ export class RelayObserver {
   }
 
   private openUpstream(
+    upstream: Upstream,
     peer: Peer,
     raw: Buffer,
     md: Metadata,
@@ -330,9 +339,9 @@ export class RelayObserver {
       onEnd();
       return;
     }
-    const batched = this.opts.upstreamBatch !== false && peer.batch !== false;
+    const batched = upstream.batchedPath !== undefined && this.opts.upstreamBatch !== false && peer.batch !== false;
     const stream: ClientReadableStream<Buffer> = client.makeServerStreamRequest(
-      batched ? GET_FLOWS_BATCHED_PATH : GET_FLOWS_PATH,
+      batched ? upstream.batchedPath! : upstream.path,
       rawCodec,
       rawCodec,
       raw,
@@ -354,7 +363,7 @@ export class RelayObserver {
       idle = setTimeout(() => {
         if (!finish()) return;
         node.errors.stream++;
-        this.log.warn({ peer: peer.name, idleMs }, 'node sent nothing on GetFlows; giving up on it for this request');
+        this.log.warn({ peer: peer.name, idleMs }, `node sent nothing on ${upstream.name}; giving up on it for this request`);
         onEnd();
         inlet.end(new Error(`no response from node within ${idleMs / 1000}s`));
         stream.cancel();
@@ -411,7 +420,7 @@ export class RelayObserver {
         // Not a flowctl agent (or an older one): remember and use the plain Observer API.
         peer.batch = false;
         this.log.debug({ peer: peer.name }, 'peer has no batched GetFlows; using plain GetFlows');
-        if (!inlet.ended) this.openUpstream(peer, raw, md, follow, inlet, cancels, onEnd);
+        if (!inlet.ended) this.openUpstream(upstream, peer, raw, md, follow, inlet, cancels, onEnd);
         return;
       }
       if (batched) peer.batch = true;

@@ -11,6 +11,8 @@ import {
   ServerStatusResponse,
 } from '@flowctl/flow';
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import { AlertsService } from '@flowctl/flow/gen/flowctl/alerts.grpc';
+import { GetAlertsRequest } from '@flowctl/flow/gen/flowctl/alerts';
 import { BatchObserverService, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ScratchBatchEncoder } from './merge.js';
@@ -19,13 +21,32 @@ import type { RelayItem } from './merge.js';
 /** The decoded request plus its original bytes, forwarded unchanged to every node. */
 export interface RawRequest {
   raw: Buffer;
-  req: GetFlowsRequest;
+  /** What the fan-in reads of it (a GetAlertsRequest has only follow). */
+  req: Pick<GetFlowsRequest, 'follow' | 'first' | 'number'>;
+}
+
+/** A node's streaming method the relay fans in: GetFlows (batched where the node has it) or GetAlerts. */
+export interface Upstream {
+  name: string;
+  path: string;
+  batchedPath?: string;
 }
 
 const identity = (b: Buffer): Buffer => b;
 const decodeRaw = (raw: Buffer): RawRequest => ({ raw, req: GetFlowsRequest.decode(raw) });
 
 export const GET_FLOWS_PATH = ObserverService.getFlows.path;
+export const FLOWS_UPSTREAM: Upstream = { name: 'GetFlows', path: GET_FLOWS_PATH, batchedPath: GET_FLOWS_BATCHED_PATH };
+export const ALERTS_UPSTREAM: Upstream = { name: 'GetAlerts', path: AlertsService.getAlerts.path };
+
+/** flowctl.alerts.v1.Alerts as the relay serves it: raw bytes in and out, like GetFlows. */
+export const relayAlertsDefinition = {
+  getAlerts: {
+    ...AlertsService.getAlerts,
+    requestDeserialize: (raw: Buffer): RawRequest => ({ raw, req: { follow: GetAlertsRequest.decode(raw).follow ?? false } }),
+    responseSerialize: identity,
+  },
+} as unknown as ServiceDefinition;
 /** flowctl's batched GetFlows (proto/flowctl/batch.proto, @flowctl/flow/batch). */
 export { GET_FLOWS_BATCHED_PATH };
 
