@@ -256,9 +256,9 @@ start_workloads() {
     "$pay/pay" "$pay/error/card-declined" "$pay/checkout"
   spawn intruder-client "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" client --name intruder --every 2000 --timeout 1000 \
     "$order/orders" "$order/admin"
-  # A connect scan of payment-service's first 100 ports, every minute (one port-scan alert, updated).
+  # A connect scan of its node's first 100 ports, every minute: one port-scan alert, updated.
   spawn intruder-scan "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" scan --name intruder --after 8000 --every 60000 \
-    --ports 1-100 10.10.2.10
+    --ports 1-100 "$(for n in "${NODES[@]}"; do if [ "$(field "$n" 0)" = node-2 ]; then field "$n" 3; fi; done)"
   spawn intruder-resolver "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" resolve --name intruder --every 2500 \
     "exfil.attacker.example" "order-service.shop.$DOMAIN" "c2.botnet.invalid"
 }
@@ -405,7 +405,7 @@ EOF
   done
   printf "Tear down with 'make demo-down'.\n"
   # Outside the list above: these run until Ctrl-C rather than printing and exiting.
-  printf "Alerts as the detectors raise and update them (the intruder scans payment-service each minute):\n  ./bin/flowctl alerts%s --follow\n" "$s"
+  printf "Alerts as the detectors raise and update them (the intruder scans its node each minute):\n  ./bin/flowctl alerts%s --follow\n" "$s"
   printf "The service map and live flows in a browser:\n  ./bin/flowctl ui%s   # then open http://127.0.0.1:12000/\n\n" "$s"
 }
 
