@@ -3,16 +3,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DropReason,
   FlowType,
-  HealthClient,
-  HealthCheckResponse_ServingStatus,
   L7FlowType,
   ObserverClient,
   TrafficDirection,
@@ -22,10 +19,10 @@ import {
 } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
 import { hubbleCli } from '@flowctl/flow/testing';
+import { startAgent, waitFor } from './agent-process.js';
 import { buildTopology, cleanupNetns, linkExists, ownTcxLinks, sh, type Topology } from './netns.js';
 
 const run = promisify(execFile);
-const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 const TAG = 'e2e';
 
 // Skip only when the kernel refuses BPF; a missing build is a failure, not a skip.
@@ -49,7 +46,7 @@ let topo: Topology;
 let dir: string;
 let sock: string;
 let agent: ChildProcess | undefined;
-let agentLog = '';
+let agentLog = () => '';
 const procs: ChildProcess[] = [];
 let flows: Flow[] = [];
 
@@ -106,21 +103,6 @@ function background(ns: string, args: string[]): ChildProcess {
   return p;
 }
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`${what} not ready within ${ms} ms ${last ? String(last) : ''}\nagent log:\n${agentLog.slice(-3000)}`);
-}
-
 function getFlows(): Promise<GetFlowsResponse[]> {
   const c = new ObserverClient(`unix:${sock}`, grpc.credentials.createInsecure());
   return new Promise((res, rej) => {
@@ -146,24 +128,11 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
     mkdirSync(join(dir, 'policies'));
     writeFileSync(join(dir, 'policies', 'web.yaml'), POLICY);
 
-    agent = spawn('ip', [
-      'netns', 'exec', topo.node, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx',
-      join(REPO, 'packages/agent/src/main.ts'),
-      '--node-name', topo.node, '--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', join(dir, 'policies'),
-      '--unix-socket', sock, '--listen-address', ':4244', '--disable-tls', '--ring-capacity', '65535', '--metrics-address', '',
-    ], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
-    agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
-
-    await waitFor('agent health', () => new Promise<boolean | undefined>((res) => {
-      if (!existsSync(sock)) return res(undefined);
-      const h = new HealthClient(`unix:${sock}`, grpc.credentials.createInsecure());
-      h.check({ service: 'hubble.server.Observer' }, (e, r) => {
-        h.close();
-        res(!e && r.status === HealthCheckResponse_ServingStatus.SERVING ? true : undefined);
-      });
-    }), 30_000);
-    await waitFor('attachments', () => agentLog.includes(`"ifname":"${topo.pods[2]!.hostIf}"`) || undefined, 10_000);
+    const a = await startAgent(topo, dir, join(dir, 'endpoints.yaml'), [
+      '--policy-dir', join(dir, 'policies'), '--listen-address', ':4244', '--disable-tls', '--ring-capacity', '65535', '--metrics-address', '',
+    ]);
+    agent = a.proc;
+    agentLog = a.log;
 
     const [client, web, dns] = topo.pods as [typeof topo.pods[0], typeof topo.pods[0], typeof topo.pods[0]];
     const srv = background(web.ns, [process.execPath, '-e', HTTP_SERVER, web.ip]);
@@ -189,7 +158,7 @@ describe.skipIf(skipReason !== undefined)('agent in network namespaces (real ker
       const rs = await getFlows();
       const fs = rs.flatMap((r) => (r.flow ? [r.flow] : []));
       return fs.some((f) => f.verdict === Verdict.DROPPED) && fs.some((f) => f.l7?.http?.code === 500) ? fs : undefined;
-    }, 10_000).then((fs) => (flows = fs));
+    }, 10_000, agentLog).then((fs) => (flows = fs));
   }, 120_000);
 
   afterAll(async () => {

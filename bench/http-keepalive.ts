@@ -1,0 +1,168 @@
+// HTTP keep-alive at fixed offered rates (issue 22): a paced client on 4 connections against nginx
+// in pod namespaces, the real agent process (kernel datapath, L7 message streams) and a following
+// `flowctl observe`. Per rate: nginx's access log (the truth) against the RESPONSE flows read, the
+// events the kernel ring lost, and the agent's CPU per request. The figure is the highest rate
+// with zero loss and exact counts.
+// Run: flock /tmp/flowctl-kernel.lock pnpm exec tsx --conditions=@flowctl/source bench/http-keepalive.ts
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO, startAgent, type AgentProcess } from '../packages/agent/src/test/agent-process.js';
+import { buildTopology, cleanupNetns } from '../packages/agent/src/test/netns.js';
+import { startNginx, type Nginx } from '../packages/agent/src/test/nginx.js';
+import { runBenchmark } from './lib/veth.js';
+import { progress, writeSection } from './lib/report.js';
+
+const TAG = 'bh';
+const RATES = [2_500, 5_000, 10_000, 15_000, 20_000, 25_000];
+const SECONDS = 5;
+const CONNS = 4;
+
+// Each connection sends its k-th request at start + (k·CONNS + i)/rate, or at once when it is
+// late (its previous response came after that time); it never has two requests in flight.
+const CLIENT = `
+const net = require('net');
+const [ip, rate, secs, conns] = process.argv.slice(1).map((v, i) => (i ? Number(v) : v));
+const per = Math.round(rate * secs / conns);
+const req = Buffer.from('GET /a.txt HTTP/1.1\\r\\nHost: web\\r\\n\\r\\n');
+const t0 = performance.now() + 50;
+let done = 0, open = conns, late = 0;
+for (let i = 0; i < conns; i++) {
+  const s = net.connect(80, ip);
+  s.setNoDelay(true);
+  let k = 0, carry = '';
+  const send = () => {
+    const due = t0 + ((k * conns + i) * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) return void setTimeout(send, wait);
+    if (wait < -20) late++;
+    s.write(req);
+  };
+  s.on('connect', send);
+  s.on('data', (d) => {
+    const text = carry + d.toString('latin1');
+    const n = text.split('HTTP/1.1 200').length - 1;
+    carry = text.slice(-12);
+    for (let j = 0; j < n; j++) {
+      done++;
+      if (++k < per) send();
+      else s.end();
+    }
+  });
+  s.on('close', () => {
+    if (--open === 0) console.log(JSON.stringify({ done, late, secs: (performance.now() - t0) / 1000 }));
+  });
+}
+`;
+
+/** CPU seconds (user + system) of a process so far. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** `flowctl observe --follow -o json`: counts the RESPONSE flows from the web pod and the losses. */
+class Reader {
+  responses = 0;
+  lost = 0;
+  private readonly proc: ChildProcess;
+  constructor(sock: string, webIp: string) {
+    this.proc = spawn(join(REPO, 'bin/flowctl'), ['observe', '--server', `unix://${sock}`, '--follow', '-o', 'json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let carry = '';
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      const lines = (carry + d.toString()).split('\n');
+      carry = lines.pop()!;
+      for (const l of lines) {
+        if (l.includes('"lost_events"')) this.lost += Number((JSON.parse(l) as { lost_events: { num_events_lost: string } }).lost_events.num_events_lost);
+        else if (l.includes('"type":"RESPONSE"') && l.includes(`"source":"${webIp}"`)) this.responses++;
+      }
+    });
+  }
+  close(): void {
+    this.proc.kill('SIGTERM');
+  }
+}
+
+const run = (ns: string, args: string[]) => new Promise<string>((res, rej) => {
+  const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d));
+  p.on('close', (code) => (code === 0 ? res(out) : rej(new Error(`${args[0]} exited ${code}`))));
+});
+
+let dir = '';
+let agent: AgentProcess | undefined;
+let nginx: Nginx | undefined;
+
+function cleanup(): void {
+  agent?.proc.kill('SIGKILL');
+  nginx?.proc.kill('SIGKILL');
+  cleanupNetns(TAG);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  const topo = buildTopology(TAG, 9, 2);
+  const [client, web] = topo.pods as [typeof topo.pods[0], typeof topo.pods[0]];
+  dir = mkdtempSync(join(tmpdir(), 'fcb-http-'));
+  writeFileSync(join(dir, 'endpoints.yaml'), `endpoints:\n${topo.pods.map((p, i) => `  - { name: pod-${i}, namespace: bench, node: ${topo.node}, ` +
+    `labels: { app: a${i} }, ips: [${p.ip}], interface: ${p.hostIf}, netns: ${p.ns} }\n`).join('')}`);
+  nginx = startNginx(web.ns, web.ip, join(dir, 'nginx'), { 'a.txt': 'hello from a\n' });
+  agent = await startAgent(topo, dir, join(dir, 'endpoints.yaml'), ['--listen-address', '', '--metrics-address', '', '--ring-capacity', '65535']);
+  const reader = new Reader(agent.sock, web.ip);
+  await new Promise((r) => setTimeout(r, 1000));
+  const rows: string[] = [];
+  let best = 0;
+  let bestCpu = 0;
+  for (const rate of RATES) {
+    const log0 = nginx.log().length;
+    const [resp0, lost0, cpu0] = [reader.responses, reader.lost, cpuSeconds(agent.proc.pid!)];
+    const out = JSON.parse(await run(client.ns, [process.execPath, '-e', CLIENT, web.ip, String(rate), String(SECONDS), String(CONNS)])) as
+      { done: number; late: number; secs: number };
+    // Let the agent and the reader catch up: until the count stops moving.
+    let last = -1;
+    for (let i = 0; i < 20 && reader.responses !== last; i++) {
+      last = reader.responses;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const truth = nginx.log().length - log0;
+    const seen = reader.responses - resp0;
+    const lost = reader.lost - lost0;
+    const cpu = cpuSeconds(agent.proc.pid!) - cpu0;
+    const achieved = out.done / out.secs;
+    const offered = achieved >= rate * 0.97; // the client kept the pace
+    const exact = seen === truth && lost === 0 && out.done === truth;
+    const cpuPerReq = (cpu / truth) * 1e6;
+    progress(`${rate}/s: achieved ${achieved.toFixed(0)}/s, nginx ${truth}, responses ${seen}, lost ${lost}, agent CPU ${cpu.toFixed(2)} s`);
+    rows.push(`| ${rate.toLocaleString('en-US')} | ${Math.round(achieved).toLocaleString('en-US')} | ${truth.toLocaleString('en-US')} | ` +
+      `${seen.toLocaleString('en-US')} | ${lost.toLocaleString('en-US')} | ${exact ? 'yes' : '**no**'} | ${cpuPerReq.toFixed(1)} | ${((cpu / out.secs) * 100).toFixed(0)}% |`);
+    if (exact && offered) {
+      best = Math.round(achieved);
+      bestCpu = cpuPerReq;
+    }
+    if (!exact || !offered) break;
+  }
+  reader.close();
+  const load = loadavg().map((l) => l.toFixed(1)).join(', ');
+  writeSection('http-keepalive', `## HTTP keep-alive at a fixed rate (\`bench/http-keepalive.ts\`)
+
+A paced client (node, ${CONNS} keep-alive connections, one request in flight each, requests due at
+fixed times) against nginx in another pod namespace of one node, ${SECONDS} s per rate, rates rising until one is not
+exact or the client cannot keep the pace; the real agent process (kernel datapath, HTTP message streams, ring of
+65,535) and a following \`flowctl observe --follow -o json\`. Truth: nginx's access log. Exact: every request is one RESPONSE flow and
+the kernel ring lost nothing. Agent CPU from /proc (user + system).
+
+| offered req/s | achieved req/s | nginx requests | RESPONSE flows | events lost | exact | agent CPU µs/request | agent CPU |
+|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+- Highest rate with zero loss and exact counts: **${best.toLocaleString('en-US')} requests/s**, agent CPU ${bestCpu.toFixed(1)} µs per request
+  (goal ≥ 10,000/s: ${best >= 10_000 ? 'met' : '**not met**'}).
+- Load average at the end: ${load} (2 cores shared with other work; the client, nginx and the agent share them too).
+
+Command: \`flock /tmp/flowctl-kernel.lock pnpm exec tsx --conditions=@flowctl/source bench/http-keepalive.ts\``);
+  cleanup();
+}
+
+runBenchmark('http-keepalive', main, cleanup);
