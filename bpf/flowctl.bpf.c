@@ -215,7 +215,9 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	if (!c->first_seen_ns)
 		c->first_seen_ns = now;
 	conn_dir(c, side)->last_seen_ns = now;
-	c->last_emit_ns = now;
+	/* An L7 event makes no L3/L4 flow: the connection's periodic record stays due. */
+	if (reason != FLOWCTL_REASON_L7)
+		c->last_emit_ns = now;
 	ev->type = FLOWCTL_EV_FLOW;
 	ev->abi_version = abi_version;
 	ev->obs_point = obs;
@@ -345,10 +347,9 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 	if (verdict != FLOWCTL_VERDICT_DROPPED)
 		l7 = l7_of(skb, p, c, side);
 
+	/* L7 only when nothing else is a reason: user space makes no L3/L4 flow of an L7 event. */
 	if (verdict != FLOWCTL_VERDICT_FORWARDED && (first || newf || changed))
 		reason = FLOWCTL_REASON_POLICY;
-	else if (l7 != FLOWCTL_L7_NONE)
-		reason = FLOWCTL_REASON_L7;
 	else if (closing)
 		reason = FLOWCTL_REASON_CLOSE;
 	else if (first || changed)
@@ -359,6 +360,8 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 		reason = FLOWCTL_REASON_STATS;
 	else if (every_packet)
 		reason = FLOWCTL_REASON_SAMPLE;
+	else if (l7 != FLOWCTL_L7_NONE)
+		reason = FLOWCTL_REASON_L7;
 	if (reason)
 		emit(skb, p, c, EMIT_HOW(side, obs, reason, l7));
 	skip_record(c, k, epoch);

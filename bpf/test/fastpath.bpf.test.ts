@@ -199,6 +199,23 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
       dp.close();
     }
   });
+
+  it('L7 events do not postpone the periodic record: a busy HTTP direction still gets it, payload and all', async () => {
+    const dp = new Datapath({ statsIntervalNs: 100_000_000n });
+    try {
+      await dp.one('from', tcp4(A, B, 43103, 80, F.SYN));
+      const req = tcp4(A, B, 43103, 80, F.ACK | F.PSH, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+      expect(await dp.one('from', req)).toMatchObject({ reason: 7, l7: 2 });
+      let stats;
+      for (let i = 0; i < 40 && !stats; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        stats = (await dp.run('from', req)).events.find((e) => e.reason !== 7);
+      }
+      expect(stats).toMatchObject({ reason: 4, l7: 2 });
+    } finally {
+      dp.close();
+    }
+  });
 });
 
 // The skip record (conn.bpf.h, struct conn_skip): what the slow path lets later packets of a

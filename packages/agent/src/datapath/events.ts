@@ -19,7 +19,7 @@ export const enum FlowReason {
   Stats = 4, // periodic update for a long connection
   Sample = 5, // every-packet mode
   Policy = 6, // verdict event (drop or audit) from the policy check
-  L7 = 7, // a packet whose payload snippet looks like DNS or HTTP
+  L7 = 7, // only the payload (DNS or HTTP) is news: no L3/L4 flow of its own
 }
 
 export const enum L7Proto {

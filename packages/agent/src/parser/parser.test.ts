@@ -155,11 +155,13 @@ describe('Parser: verdicts and policy', () => {
 });
 
 describe('Parser: seams and garbage', () => {
-  it('hands L7 events to l7Flows and keeps the L3/L4 flow', () => {
+  it('hands L7 events to l7Flows; an L3/L4 flow only when the kernel had another reason', () => {
     const { parser } = setup();
-    const flows = parser.decode(fixtures.dnsQuery);
-    expect(flows[0]?.Type).toBe(FlowType.L3_L4);
-    expect(flows[0]?.l4?.UDP?.destination_port).toBe(53);
+    const l7Only = parser.decode(fixtures.dnsQuery); // reason L7: its payload is the only news
+    expect(l7Only.map((f) => f.Type)).toEqual([FlowType.L7]);
+    const first = parser.decode({ ...fixtures.dnsQuery, reason: 1, srcPort: 40001 }); // NEW, with its payload
+    expect(first.map((f) => f.Type)).toEqual([FlowType.L3_L4, FlowType.L7]);
+    expect(first[0]?.l4?.UDP?.destination_port).toBe(53);
   });
 
   it('hands SOCK events to sockFlow without crashing', () => {

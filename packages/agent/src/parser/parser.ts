@@ -27,6 +27,7 @@ const OBS_FROM_ENDPOINT = 1;
 const OBS_TO_ENDPOINT = 2;
 const REASON_NEW = 1;
 const REASON_POLICY = 6;
+const REASON_L7 = 7;
 const L7_NONE = 0;
 const TCP_SYN = 0x02;
 
@@ -91,6 +92,31 @@ export class Parser {
       this.ctx.counters.malformedEvents++;
       return [];
     }
+    // The kernel sent it for its payload alone (no new flag, not due for a record): L7 flows only,
+    // and the L3/L4 flow they copy is built only when there is one (most segments are bodies or
+    // copies from a second observation point).
+    if (ev.reason === REASON_L7) {
+      let base: Flow | undefined;
+      return this.l7(ev, () => (base ??= this.l3l4Flow(ev, false)));
+    }
+    const flow = this.l3l4Flow(ev, true);
+    // SYNs too: the L7 message streams of TCP start there.
+    if ((ev.l7 === L7_NONE || ev.l7 === undefined) && !(ev.proto === IPPROTO_TCP && ev.tcpFlags & TCP_SYN)) return [flow];
+    const l7 = this.l7(ev, () => flow);
+    return l7.length ? [flow, ...l7] : [flow];
+  }
+
+  private l7(ev: FlowEvent, base: () => Flow): Flow[] {
+    try {
+      return l7Flows(ev, base, this.ctx);
+    } catch {
+      this.ctx.counters.malformedL7++;
+      return [];
+    }
+  }
+
+  /** The event's L3/L4 flow; with `numbers`, the connection's running totals in its extensions. */
+  private l3l4Flow(ev: FlowEvent, numbers: boolean): Flow {
     const ctx = this.ctx;
     const str = this.strings;
     const dropped = ev.verdict === Verdict.DROPPED;
@@ -146,22 +172,14 @@ export class Parser {
       Summary: summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion),
     };
 
-    if (!dropped && (ev.packets > 0n || ev.replyPackets > 0n)) attachConnNumbers(flow, l4Numbers(ev));
+    if (numbers && !dropped && (ev.packets > 0n || ev.replyPackets > 0n)) attachConnNumbers(flow, l4Numbers(ev));
 
     if (ev.policyRef > 0) {
       const pol = ctx.policyForRef(ev.policyRef);
       if (pol) attachPolicy(flow, pol, direction, dropped);
     }
 
-    // SYNs too: the L7 message streams of TCP start there.
-    if ((ev.l7 === L7_NONE || ev.l7 === undefined) && !(ev.proto === IPPROTO_TCP && ev.tcpFlags & TCP_SYN)) return [flow];
-    let l7: Flow[] = [];
-    try {
-      l7 = l7Flows(ev, flow, ctx);
-    } catch {
-      ctx.counters.malformedL7++;
-    }
-    return l7.length ? [flow, ...l7] : [flow];
+    return flow;
   }
 
   private decodeKernelDrop(ev: KernelDropEvent): Flow | undefined {

@@ -1,7 +1,7 @@
 // L7 flows from the payload snippets the kernel copies for DNS and HTTP/1.x packets, as Hubble
 // shows them from its proxy: REQUEST and RESPONSE flows (Type L7, event_type 129), responses
 // paired with their request for latency, DNS answers fed to the DNS cache for FQDN names.
-import { FlowType, L7FlowType, attachConnNumbers, connNumbers, type Flow, type Layer7 } from '@flowctl/flow';
+import { FlowType, L7FlowType, attachConnNumbers, type Flow, type Layer7 } from '@flowctl/flow';
 import { L7Proto, type FlowEvent } from '../../datapath/events.js';
 import type { ParserContext } from '../context.js';
 import { DnsParseError, dnsRcodeName, parseDns } from './dns.js';
@@ -92,7 +92,11 @@ function connKey(ev: FlowEvent): string {
   return a < b ? `${a}>${b}` : `${b}>${a}`;
 }
 
-function l7Base(base: Flow, ctx: ParserContext, isReply: boolean, l7: Layer7, summary: string): Flow {
+/** The L3/L4 flow of the event, built on first use. */
+type Base = () => Flow;
+
+function l7Base(lazy: Base, ctx: ParserContext, isReply: boolean, l7: Layer7, summary: string): Flow {
+  const base = lazy();
   const l4 = base.l4?.TCP
     ? { TCP: { source_port: base.l4.TCP.source_port, destination_port: base.l4.TCP.destination_port } }
     : base.l4;
@@ -107,17 +111,18 @@ function l7Base(base: Flow, ctx: ParserContext, isReply: boolean, l7: Layer7, su
     Summary: summary,
     // Undefined rather than deleted: a delete turns the object into a slow dictionary.
     trace_observation_point: undefined,
+    extensions: undefined, // the connection's totals belong to its L3/L4 records
   };
   return flow;
 }
 
 /** The DNS message's own size, from the packet (or the TCP length prefix), not from the snippet. */
-function withMessageBytes(flow: Flow, base: Flow, bytes: number): Flow {
-  attachConnNumbers(flow, { ...connNumbers(base), message_bytes: bytes });
+function withMessageBytes(flow: Flow, bytes: number): Flow {
+  attachConnNumbers(flow, { message_bytes: bytes });
   return flow;
 }
 
-function dnsFlow(payload: Buffer, msgBytes: number, tsNs: bigint, ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+function dnsFlow(payload: Buffer, msgBytes: number, tsNs: bigint, ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): Flow[] {
   const msg = parseDns(payload, false);
   const client = msg.isResponse ? `${ev.dstIp}|${ev.dstPort}` : `${ev.srcIp}|${ev.srcPort}`;
   const server = msg.isResponse ? `${ev.srcIp}|${ev.srcPort}` : `${ev.dstIp}|${ev.dstPort}`;
@@ -128,7 +133,7 @@ function dnsFlow(payload: Buffer, msgBytes: number, tsNs: bigint, ev: FlowEvent,
   if (!msg.isResponse) {
     st.pushRequest(key, { tsNs });
     const dns = { query: msg.query, qtypes: msg.qtypes };
-    return [withMessageBytes(l7Base(base, ctx, false, { type: L7FlowType.REQUEST, dns }, `DNS Query ${msg.query} ${qtype}`), base, msgBytes)];
+    return [withMessageBytes(l7Base(base, ctx, false, { type: L7FlowType.REQUEST, dns }, `DNS Query ${msg.query} ${qtype}`), msgBytes)];
   }
   const req = st.popRequest(key, tsNs);
   if (msg.ips.length > 0 && msg.query) ctx.learnNames(msg.query.replace(/\.$/, ''), msg.ips, msg.ttl);
@@ -146,16 +151,16 @@ function dnsFlow(payload: Buffer, msgBytes: number, tsNs: bigint, ev: FlowEvent,
   const answer = msg.rcode !== 0
     ? `RCode: ${dnsRcodeName(msg.rcode)}`
     : `"${msg.ips.join(',')}"`;
-  return [withMessageBytes(l7Base(base, ctx, true, l7, `DNS Answer ${answer} TTL: ${msg.ttl} (${msg.query} ${qtype})`), base, msgBytes)];
+  return [withMessageBytes(l7Base(base, ctx, true, l7, `DNS Answer ${answer} TTL: ${msg.ttl} (${msg.query} ${qtype})`), msgBytes)];
 }
 
 /** The one flow that says a TCP connection's messages can no longer be followed. */
-function lostFlow(proto: string, why: string, ev: FlowEvent, base: Flow, ctx: ParserContext): Flow {
+function lostFlow(proto: string, why: string, ev: FlowEvent, base: Base, ctx: ParserContext): Flow {
   ctx.counters.l7StreamLost++;
   return l7Base(base, ctx, ev.isReply === true, { type: L7FlowType.UNKNOWN_L7_TYPE }, `${proto} unparsed: ${why}`);
 }
 
-function dnsTcpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+function dnsTcpFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): Flow[] {
   const dk = dirKey(ev);
   let dir = st.dnsTcp.get(dk);
   if (!dir) {
@@ -175,7 +180,7 @@ function dnsTcpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State)
   return out;
 }
 
-function httpFlow(n: HttpNews, ev: FlowEvent, base: Flow, ctx: ParserContext): Flow {
+function httpFlow(n: HttpNews, ev: FlowEvent, base: Base, ctx: ParserContext): Flow {
   if (n.kind === 'lost') return lostFlow('HTTP', n.why, ev, base, ctx);
   if (n.kind === 'request') {
     const m = n.msg;
@@ -190,7 +195,7 @@ function httpFlow(n: HttpNews, ev: FlowEvent, base: Flow, ctx: ParserContext): F
   return l7Base(base, ctx, true, l7, summary);
 }
 
-function httpFlows(ev: FlowEvent, base: Flow, ctx: ParserContext, st: L7State): Flow[] {
+function httpFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): Flow[] {
   const ck = connKey(ev);
   let conn = st.http.get(ck);
   if (!conn) {
@@ -216,7 +221,7 @@ function guarded(ctx: ParserContext, f: () => Flow[]): Flow[] {
 
 /** L7 flows (Type L7, event_type 129) derived from the event's payload; [] when there are none.
  * Takes every TCP event with SYN: the message streams start there. */
-export function l7Flows(ev: FlowEvent, base: Flow, ctx: ParserContext): Flow[] {
+export function l7Flows(ev: FlowEvent, base: Base, ctx: ParserContext): Flow[] {
   const st = stateFor(ctx);
   const tcp = ev.proto === IPPROTO_TCP;
   if (tcp && ev.tcpFlags & TCP_SYN) st.syn(dirKey(ev), connKey(ev), ev.tcpSeq);

@@ -36,7 +36,8 @@ function event(over: Partial<FlowEvent>): FlowEvent {
   };
 }
 
-const base: Flow = { Type: FlowType.L3_L4, l4: { UDP: { source_port: 40000, destination_port: 53 } }, trace_observation_point: 5, Summary: 'UDP' };
+const baseFlow: Flow = { Type: FlowType.L3_L4, l4: { UDP: { source_port: 40000, destination_port: 53 } }, trace_observation_point: 5, Summary: 'UDP' };
+const base = () => baseFlow;
 
 describe('DNS decoding', () => {
   it('reads a query and an answer with compression, A and CNAME records', () => {
