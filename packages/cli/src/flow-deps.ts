@@ -4,6 +4,8 @@ import type { Flow, FlowFilter } from '@flowctl/flow/gen/flow/flow';
 import type { GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 
 export interface JsonModule {
+  /** Owns the buffer and caches of a stream of lines (one per printer or server). */
+  JsonEncoder: new () => { response(r: GetFlowsResponse): string };
   encodeResponse(r: GetFlowsResponse): string;
   decodeResponse(line: string, where?: string): GetFlowsResponse;
   encodeFlow(f: Flow): string;

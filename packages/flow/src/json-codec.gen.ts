@@ -7,13 +7,13 @@ import * as relay from './gen/relay/relay.js';
 import * as peer from './gen/peer/peer.js';
 import { Struct } from './gen/google/protobuf/struct.js';
 import * as P from './json-primitives.js';
-import type { NodeBuffer, Writer } from './json-primitives.js';
+import type { JsonBuffer, Writer } from './json-primitives.js';
 
 // Module constants rather than imported bindings: a loader that compiles ESM to CommonJS (tsx,
 // vitest) turns every use of an import into a getter call, too costly per field.
 const {
   FieldError, bytes, dArr, dBool, dBytes, dDbl, dEnum, dFieldMask, dI32, dI64, dObj, dStr, dTs, dU32, dU64, dbl,
-  encodeNested, encodeWith, fieldMask, str, wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs,
+  fieldMask, str, wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs,
 } = P;
 
 type AnyMessage = { type_url?: string | undefined; value?: Uint8Array | undefined };
@@ -77,162 +77,161 @@ const Q_peer_ChangeNotificationType: (string | undefined)[] = ['"UNKNOWN"', '"PE
 const V_peer_ChangeNotificationType: Record<string, number> = Object.assign(Object.create(null), {"UNKNOWN":0,"PEER_ADDED":1,"PEER_DELETED":2,"PEER_UPDATED":3});
 function de_peer_ChangeNotificationType(v: unknown): number { return dEnum(v, V_peer_ChangeNotificationType, 'peer.ChangeNotificationType'); }
 
-export function e_flow_Flow(m: flow.Flow): string { return encodeWith(w_flow_Flow, m); }
 const K_flow_Flow = ["time","uuid","emitter","verdict","drop_reason","auth_type","ethernet","IP","l4","tunnel","source","destination","Type","node_name","node_labels","source_names","destination_names","l7","reply","event_type","source_service","destination_service","traffic_direction","policy_match_type","trace_observation_point","trace_reason","file","ip_trace_id","drop_reason_desc","is_reply","debug_capture_point","interface","proxy_port","trace_context","sock_xlate_point","socket_cookie","cgroup_id","Summary","extensions","egress_allowed_by","ingress_allowed_by","egress_denied_by","ingress_denied_by","policy_log","aggregate"];
-export function w_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
-  return 'aggregate' in m ? wd_flow_Flow(m, b, p) : ws_flow_Flow(m, b, p);
+export function w_flow_Flow(m: flow.Flow, o: JsonBuffer, p: number): number {
+  return 'aggregate' in m ? wd_flow_Flow(m, o, p) : ws_flow_Flow(m, o, p);
 }
-function ws_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
-  const x = m as any; const p0 = p; let j = 0;
+function ws_flow_Flow(m: flow.Flow, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; const p0 = p; let j = 0;
   b[p] = 123; const s = ++p;
   for (const k in x) {
     while (j < 45 && K_flow_Flow[j] !== k) j++;
     // A key out of declaration order or not a field: the field-by-field writer decides.
-    if (j === 45) return wd_flow_Flow(m, b, p0);
+    if (j === 45) return wd_flow_Flow(m, o, p0);
     const v = x[k];
     switch (j++) {
-      case 0: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); } break;
-      case 1: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); } break;
-      case 2: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 109; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_Emitter(v, b, p); } break;
-      case 3: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wEnum(b, p, Q_flow_Verdict, v); } break;
-      case 4: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); } break;
-      case 5: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 117; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 95; b[p + 6] = 116; b[p + 7] = 121; b[p + 8] = 112; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(b, p, Q_flow_AuthType, v); } break;
-      case 6: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 116; b[p + 3] = 104; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 110; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = w_flow_Ethernet(v, b, p); } break;
-      case 7: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, b, p); } break;
-      case 8: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, b, p); } break;
-      case 9: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 117; b[p + 3] = 110; b[p + 4] = 110; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Tunnel(v, b, p); } break;
-      case 10: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, b, p); } break;
-      case 11: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_Endpoint(v, b, p); } break;
-      case 12: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 84; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_FlowType, v); } break;
-      case 13: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); } break;
-      case 14: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 15: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 16: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 17: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, b, p); } break;
+      case 0: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); } break;
+      case 1: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); } break;
+      case 2: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 109; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_Emitter(v, o, p); } break;
+      case 3: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wEnum(o, p, Q_flow_Verdict, v); } break;
+      case 4: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); } break;
+      case 5: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 117; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 95; b[p + 6] = 116; b[p + 7] = 121; b[p + 8] = 112; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(o, p, Q_flow_AuthType, v); } break;
+      case 6: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 116; b[p + 3] = 104; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 110; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = w_flow_Ethernet(v, o, p); } break;
+      case 7: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, o, p); } break;
+      case 8: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, o, p); } break;
+      case 9: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 117; b[p + 3] = 110; b[p + 4] = 110; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Tunnel(v, o, p); } break;
+      case 10: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, o, p); } break;
+      case 11: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_Endpoint(v, o, p); } break;
+      case 12: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 84; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(o, p, Q_flow_FlowType, v); } break;
+      case 13: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); } break;
+      case 14: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 15: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 16: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 17: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, o, p); } break;
       case 18: if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; } break;
-      case 19: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = w_flow_CiliumEventType(v, b, p); } break;
-      case 20: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_Service(v, b, p); } break;
-      case 21: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_Service(v, b, p); } break;
-      case 22: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wEnum(b, p, Q_flow_TrafficDirection, v); } break;
-      case 23: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 109; b[p + 9] = 97; b[p + 10] = 116; b[p + 11] = 99; b[p + 12] = 104; b[p + 13] = 95; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 112; b[p + 17] = 101; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(b, p, v); } break;
-      case 24: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 111; b[p + 8] = 98; b[p + 9] = 115; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 118; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 112; b[p + 20] = 111; b[p + 21] = 105; b[p + 22] = 110; b[p + 23] = 116; b[p + 24] = 34; b[p + 25] = 58; p += 26; p = wEnum(b, p, Q_flow_TraceObservationPoint, v); } break;
-      case 25: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 101; b[p + 9] = 97; b[p + 10] = 115; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_flow_TraceReason, v); } break;
-      case 26: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_FileInfo(v, b, p); } break;
-      case 27: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_IPTraceID(v, b, p); } break;
-      case 28: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_DropReason, v); } break;
-      case 29: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 115; b[p + 3] = 95; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 112; b[p + 7] = 108; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wBool(b, p, v); } break;
-      case 30: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 112; b[p + 10] = 116; b[p + 11] = 117; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 95; b[p + 15] = 112; b[p + 16] = 111; b[p + 17] = 105; b[p + 18] = 110; b[p + 19] = 116; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wEnum(b, p, Q_flow_DebugCapturePoint, v); } break;
-      case 31: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_NetworkInterface(v, b, p); } break;
-      case 32: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 120; b[p + 5] = 121; b[p + 6] = 95; b[p + 7] = 112; b[p + 8] = 111; b[p + 9] = 114; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(b, p, v); } break;
-      case 33: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 101; b[p + 12] = 120; b[p + 13] = 116; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_TraceContext(v, b, p); } break;
-      case 34: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 95; b[p + 6] = 120; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 95; b[p + 12] = 112; b[p + 13] = 111; b[p + 14] = 105; b[p + 15] = 110; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_SocketTranslationPoint, v); } break;
-      case 35: if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 116; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 111; b[p + 10] = 111; b[p + 11] = 107; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wI64(b, p, v); } break;
-      case 36: if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 117; b[p + 6] = 112; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); } break;
-      case 37: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 109; b[p + 5] = 97; b[p + 6] = 114; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); } break;
-      case 38: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); } break;
-      case 39: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
-      case 40: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
-      case 41: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
-      case 42: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; } break;
-      case 43: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 44: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, b, p); } break;
+      case 19: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = w_flow_CiliumEventType(v, o, p); } break;
+      case 20: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_Service(v, o, p); } break;
+      case 21: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_Service(v, o, p); } break;
+      case 22: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wEnum(o, p, Q_flow_TrafficDirection, v); } break;
+      case 23: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 109; b[p + 9] = 97; b[p + 10] = 116; b[p + 11] = 99; b[p + 12] = 104; b[p + 13] = 95; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 112; b[p + 17] = 101; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(o, p, v); } break;
+      case 24: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 111; b[p + 8] = 98; b[p + 9] = 115; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 118; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 112; b[p + 20] = 111; b[p + 21] = 105; b[p + 22] = 110; b[p + 23] = 116; b[p + 24] = 34; b[p + 25] = 58; p += 26; p = wEnum(o, p, Q_flow_TraceObservationPoint, v); } break;
+      case 25: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 101; b[p + 9] = 97; b[p + 10] = 115; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(o, p, Q_flow_TraceReason, v); } break;
+      case 26: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_FileInfo(v, o, p); } break;
+      case 27: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_IPTraceID(v, o, p); } break;
+      case 28: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(o, p, Q_flow_DropReason, v); } break;
+      case 29: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 115; b[p + 3] = 95; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 112; b[p + 7] = 108; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wBool(o, p, v); } break;
+      case 30: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 112; b[p + 10] = 116; b[p + 11] = 117; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 95; b[p + 15] = 112; b[p + 16] = 111; b[p + 17] = 105; b[p + 18] = 110; b[p + 19] = 116; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wEnum(o, p, Q_flow_DebugCapturePoint, v); } break;
+      case 31: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_NetworkInterface(v, o, p); } break;
+      case 32: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 120; b[p + 5] = 121; b[p + 6] = 95; b[p + 7] = 112; b[p + 8] = 111; b[p + 9] = 114; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(o, p, v); } break;
+      case 33: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 101; b[p + 12] = 120; b[p + 13] = 116; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_TraceContext(v, o, p); } break;
+      case 34: if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 95; b[p + 6] = 120; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 95; b[p + 12] = 112; b[p + 13] = 111; b[p + 14] = 105; b[p + 15] = 110; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(o, p, Q_flow_SocketTranslationPoint, v); } break;
+      case 35: if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 116; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 111; b[p + 10] = 111; b[p + 11] = 107; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wI64(o, p, v); } break;
+      case 36: if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 117; b[p + 6] = 112; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); } break;
+      case 37: if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 109; b[p + 5] = 97; b[p + 6] = 114; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); } break;
+      case 38: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, o, p); } break;
+      case 39: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; } break;
+      case 40: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; } break;
+      case 41: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; } break;
+      case 42: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; } break;
+      case 43: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 44: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, o, p); } break;
     }
   }
   b[p] = 125; return p + 1;
 }
-function wd_flow_Flow(m: flow.Flow, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+function wd_flow_Flow(m: flow.Flow, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.time;
-  if (v != null) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   v = x.uuid;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.emitter;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 109; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_Emitter(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 109; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_Emitter(v, o, p); }
   v = x.verdict;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wEnum(b, p, Q_flow_Verdict, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wEnum(o, p, Q_flow_Verdict, v); }
   v = x.drop_reason;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); }
   v = x.auth_type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 117; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 95; b[p + 6] = 116; b[p + 7] = 121; b[p + 8] = 112; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(b, p, Q_flow_AuthType, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 117; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 95; b[p + 6] = 116; b[p + 7] = 121; b[p + 8] = 112; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(o, p, Q_flow_AuthType, v); }
   v = x.ethernet;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 116; b[p + 3] = 104; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 110; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = w_flow_Ethernet(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 116; b[p + 3] = 104; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 110; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = w_flow_Ethernet(v, o, p); }
   v = x.IP;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, o, p); }
   v = x.l4;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, o, p); }
   v = x.tunnel;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 117; b[p + 3] = 110; b[p + 4] = 110; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Tunnel(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 117; b[p + 3] = 110; b[p + 4] = 110; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Tunnel(v, o, p); }
   v = x.source;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, o, p); }
   v = x.destination;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_Endpoint(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_Endpoint(v, o, p); }
   v = x.Type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 84; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_FlowType, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 84; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(o, p, Q_flow_FlowType, v); }
   v = x.node_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.node_labels;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_names;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_names;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 97; b[p + 15] = 109; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.l7;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 55; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer7(v, o, p); }
   v = x.reply;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.event_type;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = w_flow_CiliumEventType(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = w_flow_CiliumEventType(v, o, p); }
   v = x.source_service;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_Service(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_Service(v, o, p); }
   v = x.destination_service;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_Service(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_Service(v, o, p); }
   v = x.traffic_direction;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wEnum(b, p, Q_flow_TrafficDirection, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wEnum(o, p, Q_flow_TrafficDirection, v); }
   v = x.policy_match_type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 109; b[p + 9] = 97; b[p + 10] = 116; b[p + 11] = 99; b[p + 12] = 104; b[p + 13] = 95; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 112; b[p + 17] = 101; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 109; b[p + 9] = 97; b[p + 10] = 116; b[p + 11] = 99; b[p + 12] = 104; b[p + 13] = 95; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 112; b[p + 17] = 101; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(o, p, v); }
   v = x.trace_observation_point;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 111; b[p + 8] = 98; b[p + 9] = 115; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 118; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 112; b[p + 20] = 111; b[p + 21] = 105; b[p + 22] = 110; b[p + 23] = 116; b[p + 24] = 34; b[p + 25] = 58; p += 26; p = wEnum(b, p, Q_flow_TraceObservationPoint, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 111; b[p + 8] = 98; b[p + 9] = 115; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 118; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 112; b[p + 20] = 111; b[p + 21] = 105; b[p + 22] = 110; b[p + 23] = 116; b[p + 24] = 34; b[p + 25] = 58; p += 26; p = wEnum(o, p, Q_flow_TraceObservationPoint, v); }
   v = x.trace_reason;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 101; b[p + 9] = 97; b[p + 10] = 115; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_flow_TraceReason, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 101; b[p + 9] = 97; b[p + 10] = 115; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(o, p, Q_flow_TraceReason, v); }
   v = x.file;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_FileInfo(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_FileInfo(v, o, p); }
   v = x.ip_trace_id;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_IPTraceID(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_IPTraceID(v, o, p); }
   v = x.drop_reason_desc;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_DropReason, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(o, p, Q_flow_DropReason, v); }
   v = x.is_reply;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 115; b[p + 3] = 95; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 112; b[p + 7] = 108; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wBool(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 115; b[p + 3] = 95; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 112; b[p + 7] = 108; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wBool(o, p, v); }
   v = x.debug_capture_point;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 112; b[p + 10] = 116; b[p + 11] = 117; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 95; b[p + 15] = 112; b[p + 16] = 111; b[p + 17] = 105; b[p + 18] = 110; b[p + 19] = 116; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wEnum(b, p, Q_flow_DebugCapturePoint, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 112; b[p + 10] = 116; b[p + 11] = 117; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 95; b[p + 15] = 112; b[p + 16] = 111; b[p + 17] = 105; b[p + 18] = 110; b[p + 19] = 116; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wEnum(o, p, Q_flow_DebugCapturePoint, v); }
   v = x.interface;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_NetworkInterface(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_NetworkInterface(v, o, p); }
   v = x.proxy_port;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 120; b[p + 5] = 121; b[p + 6] = 95; b[p + 7] = 112; b[p + 8] = 111; b[p + 9] = 114; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 120; b[p + 5] = 121; b[p + 6] = 95; b[p + 7] = 112; b[p + 8] = 111; b[p + 9] = 114; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(o, p, v); }
   v = x.trace_context;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 101; b[p + 12] = 120; b[p + 13] = 116; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_TraceContext(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 101; b[p + 12] = 120; b[p + 13] = 116; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_TraceContext(v, o, p); }
   v = x.sock_xlate_point;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 95; b[p + 6] = 120; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 95; b[p + 12] = 112; b[p + 13] = 111; b[p + 14] = 105; b[p + 15] = 110; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(b, p, Q_flow_SocketTranslationPoint, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 95; b[p + 6] = 120; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 95; b[p + 12] = 112; b[p + 13] = 111; b[p + 14] = 105; b[p + 15] = 110; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wEnum(o, p, Q_flow_SocketTranslationPoint, v); }
   v = x.socket_cookie;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 116; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 111; b[p + 10] = 111; b[p + 11] = 107; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 116; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 111; b[p + 10] = 111; b[p + 11] = 107; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wI64(o, p, v); }
   v = x.cgroup_id;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 117; b[p + 6] = 112; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 117; b[p + 6] = 112; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.Summary;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 109; b[p + 5] = 97; b[p + 6] = 114; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 109; b[p + 5] = 97; b[p + 6] = 114; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.extensions;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, o, p); }
   v = x.egress_allowed_by;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 97; b[p + 9] = 108; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; }
   v = x.ingress_allowed_by;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 108; b[p + 11] = 108; b[p + 12] = 111; b[p + 13] = 119; b[p + 14] = 101; b[p + 15] = 100; b[p + 16] = 95; b[p + 17] = 98; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; }
   v = x.egress_denied_by;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 100; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 105; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 98; b[p + 16] = 121; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; }
   v = x.ingress_denied_by;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 105; b[p + 13] = 101; b[p + 14] = 100; b[p + 15] = 95; b[p + 16] = 98; b[p + 17] = 121; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_Policy(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Policy(v[i], o, p); } b[p++] = 93; }
   v = x.policy_log;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 111; b[p + 10] = 103; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.aggregate;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 103; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = w_flow_Aggregate(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Flow(j: unknown): flow.Flow {
@@ -293,14 +292,13 @@ export function d_flow_Flow(j: unknown): flow.Flow {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Emitter(m: flow.Emitter): string { return encodeWith(w_flow_Emitter, m); }
-export function w_flow_Emitter(m: flow.Emitter, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Emitter(m: flow.Emitter, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.version;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Emitter(j: unknown): flow.Emitter {
@@ -318,14 +316,13 @@ export function d_flow_Emitter(j: unknown): flow.Emitter {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_FileInfo(m: flow.FileInfo): string { return encodeWith(w_flow_FileInfo, m); }
-export function w_flow_FileInfo(m: flow.FileInfo, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_FileInfo(m: flow.FileInfo, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.line;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_FileInfo(j: unknown): flow.FileInfo {
@@ -343,16 +340,15 @@ export function d_flow_FileInfo(j: unknown): flow.FileInfo {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Aggregate(m: flow.Aggregate): string { return encodeWith(w_flow_Aggregate, m); }
-export function w_flow_Aggregate(m: flow.Aggregate, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Aggregate(m: flow.Aggregate, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.ingress_flow_count;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 102; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 95; b[p + 14] = 99; b[p + 15] = 111; b[p + 16] = 117; b[p + 17] = 110; b[p + 18] = 116; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 103; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 95; b[p + 9] = 102; b[p + 10] = 108; b[p + 11] = 111; b[p + 12] = 119; b[p + 13] = 95; b[p + 14] = 99; b[p + 15] = 111; b[p + 16] = 117; b[p + 17] = 110; b[p + 18] = 116; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wNum(o, p, v); }
   v = x.egress_flow_count;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 108; b[p + 10] = 111; b[p + 11] = 119; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 103; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 115; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 108; b[p + 10] = 111; b[p + 11] = 119; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 34; b[p + 19] = 58; p += 20; p = wNum(o, p, v); }
   v = x.unknown_direction_flow_count;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 107; b[p + 4] = 110; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 110; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 102; b[p + 20] = 108; b[p + 21] = 111; b[p + 22] = 119; b[p + 23] = 95; b[p + 24] = 99; b[p + 25] = 111; b[p + 26] = 117; b[p + 27] = 110; b[p + 28] = 116; b[p + 29] = 34; b[p + 30] = 58; p += 31; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 107; b[p + 4] = 110; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 110; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 95; b[p + 19] = 102; b[p + 20] = 108; b[p + 21] = 111; b[p + 22] = 119; b[p + 23] = 95; b[p + 24] = 99; b[p + 25] = 111; b[p + 26] = 117; b[p + 27] = 110; b[p + 28] = 116; b[p + 29] = 34; b[p + 30] = 58; p += 31; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Aggregate(j: unknown): flow.Aggregate {
@@ -371,24 +367,23 @@ export function d_flow_Aggregate(j: unknown): flow.Aggregate {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Layer4(m: flow.Layer4): string { return encodeWith(w_flow_Layer4, m); }
-export function w_flow_Layer4(m: flow.Layer4, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Layer4(m: flow.Layer4, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.TCP;
-  if (v != null) { b[p] = 34; b[p + 1] = 84; b[p + 2] = 67; b[p + 3] = 80; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_TCP(v, b, p); }
+  if (v != null) { b[p] = 34; b[p + 1] = 84; b[p + 2] = 67; b[p + 3] = 80; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_TCP(v, o, p); }
   v = x.UDP;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 85; b[p + 2] = 68; b[p + 3] = 80; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_UDP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 85; b[p + 2] = 68; b[p + 3] = 80; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_UDP(v, o, p); }
   v = x.ICMPv4;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 67; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 118; b[p + 6] = 52; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_ICMPv4(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 67; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 118; b[p + 6] = 52; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_ICMPv4(v, o, p); }
   v = x.ICMPv6;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 67; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 118; b[p + 6] = 54; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_ICMPv6(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 67; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 118; b[p + 6] = 54; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_ICMPv6(v, o, p); }
   v = x.SCTP;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 67; b[p + 3] = 84; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_SCTP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 83; b[p + 2] = 67; b[p + 3] = 84; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_SCTP(v, o, p); }
   v = x.VRRP;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 86; b[p + 2] = 82; b[p + 3] = 82; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_VRRP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 86; b[p + 2] = 82; b[p + 3] = 82; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_VRRP(v, o, p); }
   v = x.IGMP;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 71; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_IGMP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 71; b[p + 3] = 77; b[p + 4] = 80; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_IGMP(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Layer4(j: unknown): flow.Layer4 {
@@ -411,20 +406,19 @@ export function d_flow_Layer4(j: unknown): flow.Layer4 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Layer7(m: flow.Layer7): string { return encodeWith(w_flow_Layer7, m); }
-export function w_flow_Layer7(m: flow.Layer7, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Layer7(m: flow.Layer7, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_L7FlowType, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(o, p, Q_flow_L7FlowType, v); }
   v = x.latency_ns;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 99; b[p + 7] = 121; b[p + 8] = 95; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 99; b[p + 7] = 121; b[p + 8] = 95; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(o, p, v); }
   v = x.dns;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_DNS(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_flow_DNS(v, o, p); }
   v = x.http;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_HTTP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_HTTP(v, o, p); }
   v = x.kafka;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 97; b[p + 3] = 102; b[p + 4] = 107; b[p + 5] = 97; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = w_flow_Kafka(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 97; b[p + 3] = 102; b[p + 4] = 107; b[p + 5] = 97; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = w_flow_Kafka(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Layer7(j: unknown): flow.Layer7 {
@@ -445,12 +439,11 @@ export function d_flow_Layer7(j: unknown): flow.Layer7 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TraceContext(m: flow.TraceContext): string { return encodeWith(w_flow_TraceContext, m); }
-export function w_flow_TraceContext(m: flow.TraceContext, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_TraceContext(m: flow.TraceContext, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.parent;
-  if (v != null) { b[p] = 34; b[p + 1] = 112; b[p + 2] = 97; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 116; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_TraceParent(v, b, p); }
+  if (v != null) { b[p] = 34; b[p + 1] = 112; b[p + 2] = 97; b[p + 3] = 114; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 116; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_TraceParent(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_TraceContext(j: unknown): flow.TraceContext {
@@ -467,12 +460,11 @@ export function d_flow_TraceContext(j: unknown): flow.TraceContext {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TraceParent(m: flow.TraceParent): string { return encodeWith(w_flow_TraceParent, m); }
-export function w_flow_TraceParent(m: flow.TraceParent, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_TraceParent(m: flow.TraceParent, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.trace_id;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_TraceParent(j: unknown): flow.TraceParent {
@@ -489,24 +481,23 @@ export function d_flow_TraceParent(j: unknown): flow.TraceParent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Endpoint(m: flow.Endpoint): string { return encodeWith(w_flow_Endpoint, m); }
-export function w_flow_Endpoint(m: flow.Endpoint, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Endpoint(m: flow.Endpoint, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.ID;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 73; b[p + 2] = 68; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 73; b[p + 2] = 68; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(o, p, v); }
   v = x.identity;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(o, p, v); }
   v = x.cluster_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 108; b[p + 3] = 117; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 95; b[p + 9] = 110; b[p + 10] = 97; b[p + 11] = 109; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 108; b[p + 3] = 117; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 95; b[p + 9] = 110; b[p + 10] = 97; b[p + 11] = 109; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wStr(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.pod_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(o, p, v); }
   v = x.workloads;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 107; b[p + 5] = 108; b[p + 6] = 111; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 107; b[p + 5] = 108; b[p + 6] = 111; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_Workload(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], o, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Endpoint(j: unknown): flow.Endpoint {
@@ -529,14 +520,13 @@ export function d_flow_Endpoint(j: unknown): flow.Endpoint {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Workload(m: flow.Workload): string { return encodeWith(w_flow_Workload, m); }
-export function w_flow_Workload(m: flow.Workload, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Workload(m: flow.Workload, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.kind;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Workload(j: unknown): flow.Workload {
@@ -554,16 +544,15 @@ export function d_flow_Workload(j: unknown): flow.Workload {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TCP(m: flow.TCP): string { return encodeWith(w_flow_TCP, m); }
-export function w_flow_TCP(m: flow.TCP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_TCP(m: flow.TCP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.source_port;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); }
   v = x.destination_port;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(o, p, v); }
   v = x.flags;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 103; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = w_flow_TCPFlags(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 103; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = w_flow_TCPFlags(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_TCP(j: unknown): flow.TCP {
@@ -582,18 +571,17 @@ export function d_flow_TCP(j: unknown): flow.TCP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IP(m: flow.IP): string { return encodeWith(w_flow_IP, m); }
-export function w_flow_IP(m: flow.IP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_IP(m: flow.IP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.source;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(o, p, v); }
   v = x.source_xlated;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 120; b[p + 9] = 108; b[p + 10] = 97; b[p + 11] = 116; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 120; b[p + 9] = 108; b[p + 10] = 97; b[p + 11] = 116; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wStr(o, p, v); }
   v = x.destination;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(o, p, v); }
   v = x.ipVersion;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 86; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(b, p, Q_flow_IPVersion, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 86; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wEnum(o, p, Q_flow_IPVersion, v); }
   v = x.encrypted;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   b[p] = 125; return p + 1;
@@ -616,14 +604,13 @@ export function d_flow_IP(j: unknown): flow.IP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Ethernet(m: flow.Ethernet): string { return encodeWith(w_flow_Ethernet, m); }
-export function w_flow_Ethernet(m: flow.Ethernet, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Ethernet(m: flow.Ethernet, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.source;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(o, p, v); }
   v = x.destination;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Ethernet(j: unknown): flow.Ethernet {
@@ -641,9 +628,8 @@ export function d_flow_Ethernet(j: unknown): flow.Ethernet {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TCPFlags(m: flow.TCPFlags): string { return encodeWith(w_flow_TCPFlags, m); }
-export function w_flow_TCPFlags(m: flow.TCPFlags, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_TCPFlags(m: flow.TCPFlags, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.FIN;
   if (v === true) { b[p] = 34; b[p + 1] = 70; b[p + 2] = 73; b[p + 3] = 78; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
@@ -687,14 +673,13 @@ export function d_flow_TCPFlags(j: unknown): flow.TCPFlags {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_UDP(m: flow.UDP): string { return encodeWith(w_flow_UDP, m); }
-export function w_flow_UDP(m: flow.UDP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_UDP(m: flow.UDP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.source_port;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); }
   v = x.destination_port;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_UDP(j: unknown): flow.UDP {
@@ -712,14 +697,13 @@ export function d_flow_UDP(j: unknown): flow.UDP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_SCTP(m: flow.SCTP): string { return encodeWith(w_flow_SCTP, m); }
-export function w_flow_SCTP(m: flow.SCTP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_SCTP(m: flow.SCTP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.source_port;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); }
   v = x.destination_port;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_SCTP(j: unknown): flow.SCTP {
@@ -737,14 +721,13 @@ export function d_flow_SCTP(j: unknown): flow.SCTP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ICMPv4(m: flow.ICMPv4): string { return encodeWith(w_flow_ICMPv4, m); }
-export function w_flow_ICMPv4(m: flow.ICMPv4, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_ICMPv4(m: flow.ICMPv4, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.code;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
@@ -762,14 +745,13 @@ export function d_flow_ICMPv4(j: unknown): flow.ICMPv4 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ICMPv6(m: flow.ICMPv6): string { return encodeWith(w_flow_ICMPv6, m); }
-export function w_flow_ICMPv6(m: flow.ICMPv6, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_ICMPv6(m: flow.ICMPv6, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.code;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
@@ -787,16 +769,15 @@ export function d_flow_ICMPv6(j: unknown): flow.ICMPv6 {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_VRRP(m: flow.VRRP): string { return encodeWith(w_flow_VRRP, m); }
-export function w_flow_VRRP(m: flow.VRRP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_VRRP(m: flow.VRRP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.vrid;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 114; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 114; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.priority;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 105; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 105; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_VRRP(j: unknown): flow.VRRP {
@@ -815,14 +796,13 @@ export function d_flow_VRRP(j: unknown): flow.VRRP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IGMP(m: flow.IGMP): string { return encodeWith(w_flow_IGMP, m); }
-export function w_flow_IGMP(m: flow.IGMP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_IGMP(m: flow.IGMP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.group_address;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 103; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 117; b[p + 5] = 112; b[p + 6] = 95; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 100; b[p + 10] = 114; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 115; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 103; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 117; b[p + 5] = 112; b[p + 6] = 95; b[p + 7] = 97; b[p + 8] = 100; b[p + 9] = 100; b[p + 10] = 114; b[p + 11] = 101; b[p + 12] = 115; b[p + 13] = 115; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_IGMP(j: unknown): flow.IGMP {
@@ -840,18 +820,17 @@ export function d_flow_IGMP(j: unknown): flow.IGMP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Tunnel(m: flow.Tunnel): string { return encodeWith(w_flow_Tunnel, m); }
-export function w_flow_Tunnel(m: flow.Tunnel, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Tunnel(m: flow.Tunnel, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.protocol;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wEnum(b, p, Q_flow_Tunnel_Protocol, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wEnum(o, p, Q_flow_Tunnel_Protocol, v); }
   v = x.IP;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 73; b[p + 2] = 80; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_IP(v, o, p); }
   v = x.l4;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 52; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = w_flow_Layer4(v, o, p); }
   v = x.vni;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 110; b[p + 3] = 105; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 110; b[p + 3] = 105; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Tunnel(j: unknown): flow.Tunnel {
@@ -871,14 +850,13 @@ export function d_flow_Tunnel(j: unknown): flow.Tunnel {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_CiliumEventType(m: flow.CiliumEventType): string { return encodeWith(w_flow_CiliumEventType, m); }
-export function w_flow_CiliumEventType(m: flow.CiliumEventType, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_CiliumEventType(m: flow.CiliumEventType, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.sub_type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 117; b[p + 3] = 98; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 121; b[p + 7] = 112; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 117; b[p + 3] = 98; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 121; b[p + 7] = 112; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
@@ -896,16 +874,15 @@ export function d_flow_CiliumEventType(j: unknown): flow.CiliumEventType {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_EventTypeFilter(m: flow.EventTypeFilter): string { return encodeWith(w_flow_EventTypeFilter, m); }
-export function w_flow_EventTypeFilter(m: flow.EventTypeFilter, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_EventTypeFilter(m: flow.EventTypeFilter, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.match_sub_type;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 116; b[p + 4] = 99; b[p + 5] = 104; b[p + 6] = 95; b[p + 7] = 115; b[p + 8] = 117; b[p + 9] = 98; b[p + 10] = 95; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 112; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.sub_type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 117; b[p + 3] = 98; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 121; b[p + 7] = 112; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 117; b[p + 3] = 98; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 121; b[p + 7] = 112; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
@@ -924,150 +901,149 @@ export function d_flow_EventTypeFilter(j: unknown): flow.EventTypeFilter {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_FlowFilter(m: flow.FlowFilter): string { return encodeWith(w_flow_FlowFilter, m); }
 const K_flow_FlowFilter = ["uuid","source_ip","source_ip_xlated","source_pod","source_fqdn","source_label","source_service","source_workload","source_cluster_name","destination_ip","destination_pod","destination_fqdn","destination_label","destination_service","destination_workload","destination_cluster_name","traffic_direction","verdict","drop_reason_desc","interface","event_type","http_status_code","protocol","source_port","destination_port","reply","dns_query","source_identity","destination_identity","http_method","http_path","http_url","http_header","tcp_flags","node_name","node_labels","ip_version","trace_id","ip_trace_id","encrypted","experimental"];
-export function w_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
-  return 'experimental' in m ? wd_flow_FlowFilter(m, b, p) : ws_flow_FlowFilter(m, b, p);
+export function w_flow_FlowFilter(m: flow.FlowFilter, o: JsonBuffer, p: number): number {
+  return 'experimental' in m ? wd_flow_FlowFilter(m, o, p) : ws_flow_FlowFilter(m, o, p);
 }
-function ws_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
-  const x = m as any; const p0 = p; let j = 0;
+function ws_flow_FlowFilter(m: flow.FlowFilter, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; const p0 = p; let j = 0;
   b[p] = 123; const s = ++p;
   for (const k in x) {
     while (j < 41 && K_flow_FlowFilter[j] !== k) j++;
     // A key out of declaration order or not a field: the field-by-field writer decides.
-    if (j === 41) return wd_flow_FlowFilter(m, b, p0);
+    if (j === 41) return wd_flow_FlowFilter(m, o, p0);
     const v = x[k];
     switch (j++) {
-      case 0: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 1: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 2: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 3: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 4: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 5: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 6: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 7: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; } break;
-      case 8: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 9: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 10: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 11: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 12: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 13: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 14: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; } break;
-      case 15: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 16: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wEnum(b, p, Q_flow_TrafficDirection, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_TrafficDirection, v[i]); } b[p++] = 93; } break;
-      case 17: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wEnum(b, p, Q_flow_Verdict, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_Verdict, v[i]); } b[p++] = 93; } break;
-      case 18: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wEnum(b, p, Q_flow_DropReason, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_DropReason, v[i]); } b[p++] = 93; } break;
-      case 19: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_NetworkInterface(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], b, p); } b[p++] = 93; } break;
-      case 20: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_flow_EventTypeFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], b, p); } b[p++] = 93; } break;
-      case 21: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 22: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 23: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 24: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 25: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; } break;
-      case 26: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 27: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; } break;
-      case 28: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; } break;
-      case 29: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 30: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 31: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 32: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = w_flow_HTTPHeader(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); } b[p++] = 93; } break;
-      case 33: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_TCPFlags(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], b, p); } b[p++] = 93; } break;
-      case 34: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 35: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 36: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wEnum(b, p, Q_flow_IPVersion, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_IPVersion, v[i]); } b[p++] = 93; } break;
-      case 37: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; } break;
-      case 38: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wI64(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(b, p, v[i]); } b[p++] = 93; } break;
-      case 39: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; } break;
-      case 40: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, b, p); } break;
+      case 0: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 1: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 2: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 3: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 4: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 5: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 6: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 7: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = w_flow_Workload(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], o, p); } b[p++] = 93; } break;
+      case 8: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 9: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 10: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 11: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 12: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 13: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 14: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = w_flow_Workload(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], o, p); } b[p++] = 93; } break;
+      case 15: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 16: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wEnum(o, p, Q_flow_TrafficDirection, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_TrafficDirection, v[i]); } b[p++] = 93; } break;
+      case 17: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wEnum(o, p, Q_flow_Verdict, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_Verdict, v[i]); } b[p++] = 93; } break;
+      case 18: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wEnum(o, p, Q_flow_DropReason, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_DropReason, v[i]); } b[p++] = 93; } break;
+      case 19: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_NetworkInterface(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], o, p); } b[p++] = 93; } break;
+      case 20: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_flow_EventTypeFilter(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], o, p); } b[p++] = 93; } break;
+      case 21: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 22: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 23: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 24: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 25: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = wBool(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(o, p, v[i]); } b[p++] = 93; } break;
+      case 26: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 27: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wNum(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(o, p, v[i]); } b[p++] = 93; } break;
+      case 28: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = wNum(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(o, p, v[i]); } b[p++] = 93; } break;
+      case 29: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 30: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 31: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 32: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = w_flow_HTTPHeader(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], o, p); } b[p++] = 93; } break;
+      case 33: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_TCPFlags(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], o, p); } b[p++] = 93; } break;
+      case 34: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 35: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 36: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wEnum(o, p, Q_flow_IPVersion, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_IPVersion, v[i]); } b[p++] = 93; } break;
+      case 37: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; } break;
+      case 38: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wI64(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(o, p, v[i]); } b[p++] = 93; } break;
+      case 39: if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wBool(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(o, p, v[i]); } b[p++] = 93; } break;
+      case 40: if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, o, p); } break;
     }
   }
   b[p] = 125; return p + 1;
 }
-function wd_flow_FlowFilter(m: flow.FlowFilter, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+function wd_flow_FlowFilter(m: flow.FlowFilter, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.uuid;
-  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 117; b[p + 2] = 117; b[p + 3] = 105; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_ip;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_ip_xlated;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 112; b[p + 10] = 95; b[p + 11] = 120; b[p + 12] = 108; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 100; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_pod;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 100; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_fqdn;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 102; b[p + 9] = 113; b[p + 10] = 100; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_label;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 108; b[p + 9] = 97; b[p + 10] = 98; b[p + 11] = 101; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_service;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 115; b[p + 9] = 101; b[p + 10] = 114; b[p + 11] = 118; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_workload;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 119; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 107; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 97; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = w_flow_Workload(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], o, p); } b[p++] = 93; }
   v = x.source_cluster_name;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 99; b[p + 9] = 108; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 114; b[p + 15] = 95; b[p + 16] = 110; b[p + 17] = 97; b[p + 18] = 109; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_ip;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 112; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_pod;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_fqdn;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 102; b[p + 14] = 113; b[p + 15] = 100; b[p + 16] = 110; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_label;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 108; b[p + 14] = 97; b[p + 15] = 98; b[p + 16] = 101; b[p + 17] = 108; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_service;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 101; b[p + 15] = 114; b[p + 16] = 118; b[p + 17] = 105; b[p + 18] = 99; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_workload;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = w_flow_Workload(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 119; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 107; b[p + 17] = 108; b[p + 18] = 111; b[p + 19] = 97; b[p + 20] = 100; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = w_flow_Workload(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_Workload(v[i], o, p); } b[p++] = 93; }
   v = x.destination_cluster_name;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 108; b[p + 15] = 117; b[p + 16] = 115; b[p + 17] = 116; b[p + 18] = 101; b[p + 19] = 114; b[p + 20] = 95; b[p + 21] = 110; b[p + 22] = 97; b[p + 23] = 109; b[p + 24] = 101; b[p + 25] = 34; b[p + 26] = 58; p += 27; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.traffic_direction;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wEnum(b, p, Q_flow_TrafficDirection, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_TrafficDirection, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 105; b[p + 11] = 114; b[p + 12] = 101; b[p + 13] = 99; b[p + 14] = 116; b[p + 15] = 105; b[p + 16] = 111; b[p + 17] = 110; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wEnum(o, p, Q_flow_TrafficDirection, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_TrafficDirection, v[i]); } b[p++] = 93; }
   v = x.verdict;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wEnum(b, p, Q_flow_Verdict, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_Verdict, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 100; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 116; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wEnum(o, p, Q_flow_Verdict, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_Verdict, v[i]); } b[p++] = 93; }
   v = x.drop_reason_desc;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wEnum(b, p, Q_flow_DropReason, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_DropReason, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 114; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 100; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 99; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wEnum(o, p, Q_flow_DropReason, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_DropReason, v[i]); } b[p++] = 93; }
   v = x.interface;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_NetworkInterface(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 102; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_NetworkInterface(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_NetworkInterface(v[i], o, p); } b[p++] = 93; }
   v = x.event_type;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_flow_EventTypeFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 118; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 112; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_flow_EventTypeFilter(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_EventTypeFilter(v[i], o, p); } b[p++] = 93; }
   v = x.http_status_code;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 95; b[p + 13] = 99; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.protocol;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_port;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 112; b[p + 9] = 111; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_port;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 114; b[p + 16] = 116; b[p + 17] = 34; b[p + 18] = 58; p += 19; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.reply;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 112; b[p + 4] = 108; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = wBool(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(o, p, v[i]); } b[p++] = 93; }
   v = x.dns_query;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 110; b[p + 3] = 115; b[p + 4] = 95; b[p + 5] = 113; b[p + 6] = 117; b[p + 7] = 101; b[p + 8] = 114; b[p + 9] = 121; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.source_identity;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 105; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 110; b[p + 12] = 116; b[p + 13] = 105; b[p + 14] = 116; b[p + 15] = 121; b[p + 16] = 34; b[p + 17] = 58; p += 18; b[p++] = 91; p = wNum(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(o, p, v[i]); } b[p++] = 93; }
   v = x.destination_identity;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = wNum(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 105; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 101; b[p + 16] = 110; b[p + 17] = 116; b[p + 18] = 105; b[p + 19] = 116; b[p + 20] = 121; b[p + 21] = 34; b[p + 22] = 58; p += 23; b[p++] = 91; p = wNum(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wNum(o, p, v[i]); } b[p++] = 93; }
   v = x.http_method;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 109; b[p + 7] = 101; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 111; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.http_path;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 104; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.http_url;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 117; b[p + 7] = 114; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.http_header;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = w_flow_HTTPHeader(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 116; b[p + 3] = 116; b[p + 4] = 112; b[p + 5] = 95; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 97; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 114; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = w_flow_HTTPHeader(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], o, p); } b[p++] = 93; }
   v = x.tcp_flags;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_TCPFlags(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 99; b[p + 3] = 112; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 103; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_TCPFlags(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_TCPFlags(v[i], o, p); } b[p++] = 93; }
   v = x.node_name;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.node_labels;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 98; b[p + 9] = 101; b[p + 10] = 108; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.ip_version;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wEnum(b, p, Q_flow_IPVersion, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(b, p, Q_flow_IPVersion, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 105; b[p + 9] = 111; b[p + 10] = 110; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wEnum(o, p, Q_flow_IPVersion, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wEnum(o, p, Q_flow_IPVersion, v[i]); } b[p++] = 93; }
   v = x.trace_id;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.ip_trace_id;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wI64(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 116; b[p + 5] = 114; b[p + 6] = 97; b[p + 7] = 99; b[p + 8] = 101; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 100; b[p + 12] = 34; b[p + 13] = 58; p += 14; b[p++] = 91; p = wI64(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wI64(o, p, v[i]); } b[p++] = 93; }
   v = x.encrypted;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wBool(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 101; b[p + 9] = 100; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = wBool(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wBool(o, p, v[i]); } b[p++] = 93; }
   v = x.experimental;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_flow_FlowFilter_Experimental(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
@@ -1124,12 +1100,11 @@ export function d_flow_FlowFilter(j: unknown): flow.FlowFilter {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental): string { return encodeWith(w_flow_FlowFilter_Experimental, m); }
-export function w_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_FlowFilter_Experimental(m: flow.FlowFilter_Experimental, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.cel_expression;
-  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 99; b[p + 2] = 101; b[p + 3] = 108; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 120; b[p + 7] = 112; b[p + 8] = 114; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 115; b[p + 12] = 105; b[p + 13] = 111; b[p + 14] = 110; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 99; b[p + 2] = 101; b[p + 3] = 108; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 120; b[p + 7] = 112; b[p + 8] = 114; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 115; b[p + 12] = 105; b[p + 13] = 111; b[p + 14] = 110; b[p + 15] = 34; b[p + 16] = 58; p += 17; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Experimental {
@@ -1146,26 +1121,25 @@ export function d_flow_FlowFilter_Experimental(j: unknown): flow.FlowFilter_Expe
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_DNS(m: flow.DNS): string { return encodeWith(w_flow_DNS, m); }
-export function w_flow_DNS(m: flow.DNS, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_DNS(m: flow.DNS, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.query;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 113; b[p + 2] = 117; b[p + 3] = 101; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 113; b[p + 2] = 117; b[p + 3] = 101; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(o, p, v); }
   v = x.ips;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.ttl;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 116; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 116; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(o, p, v); }
   v = x.cnames;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 109; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 109; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.observation_source;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 98; b[p + 3] = 115; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 118; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 114; b[p + 17] = 99; b[p + 18] = 101; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 98; b[p + 3] = 115; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 118; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 115; b[p + 14] = 111; b[p + 15] = 117; b[p + 16] = 114; b[p + 17] = 99; b[p + 18] = 101; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(o, p, v); }
   v = x.rcode;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 99; b[p + 3] = 111; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 99; b[p + 3] = 111; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(o, p, v); }
   v = x.qtypes;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 113; b[p + 2] = 116; b[p + 3] = 121; b[p + 4] = 112; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 113; b[p + 2] = 116; b[p + 3] = 121; b[p + 4] = 112; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.rrtypes;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 114; b[p + 3] = 116; b[p + 4] = 121; b[p + 5] = 112; b[p + 6] = 101; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 114; b[p + 3] = 116; b[p + 4] = 121; b[p + 5] = 112; b[p + 6] = 101; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_DNS(j: unknown): flow.DNS {
@@ -1189,14 +1163,13 @@ export function d_flow_DNS(j: unknown): flow.DNS {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_HTTPHeader(m: flow.HTTPHeader): string { return encodeWith(w_flow_HTTPHeader, m); }
-export function w_flow_HTTPHeader(m: flow.HTTPHeader, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_HTTPHeader(m: flow.HTTPHeader, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.key;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 107; b[p + 2] = 101; b[p + 3] = 121; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 107; b[p + 2] = 101; b[p + 3] = 121; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wStr(o, p, v); }
   v = x.value;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 97; b[p + 3] = 108; b[p + 4] = 117; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 97; b[p + 3] = 108; b[p + 4] = 117; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
@@ -1214,20 +1187,19 @@ export function d_flow_HTTPHeader(j: unknown): flow.HTTPHeader {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_HTTP(m: flow.HTTP): string { return encodeWith(w_flow_HTTP, m); }
-export function w_flow_HTTP(m: flow.HTTP, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_HTTP(m: flow.HTTP, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.code;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.method;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 111; b[p + 6] = 100; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 116; b[p + 4] = 104; b[p + 5] = 111; b[p + 6] = 100; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wStr(o, p, v); }
   v = x.url;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 114; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 114; b[p + 3] = 108; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wStr(o, p, v); }
   v = x.protocol;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 116; b[p + 5] = 111; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 108; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(o, p, v); }
   v = x.headers;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 101; b[p + 3] = 97; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = w_flow_HTTPHeader(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 101; b[p + 3] = 97; b[p + 4] = 100; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p++] = 91; p = w_flow_HTTPHeader(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_HTTPHeader(v[i], o, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_flow_HTTP(j: unknown): flow.HTTP {
@@ -1248,20 +1220,19 @@ export function d_flow_HTTP(j: unknown): flow.HTTP {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Kafka(m: flow.Kafka): string { return encodeWith(w_flow_Kafka, m); }
-export function w_flow_Kafka(m: flow.Kafka, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Kafka(m: flow.Kafka, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.error_code;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 111; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wNum(o, p, v); }
   v = x.api_version;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 112; b[p + 3] = 105; b[p + 4] = 95; b[p + 5] = 118; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 115; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 112; b[p + 3] = 105; b[p + 4] = 95; b[p + 5] = 118; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 115; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); }
   v = x.api_key;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 112; b[p + 3] = 105; b[p + 4] = 95; b[p + 5] = 107; b[p + 6] = 101; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 112; b[p + 3] = 105; b[p + 4] = 95; b[p + 5] = 107; b[p + 6] = 101; b[p + 7] = 121; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.correlation_id;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 97; b[p + 8] = 116; b[p + 9] = 105; b[p + 10] = 111; b[p + 11] = 110; b[p + 12] = 95; b[p + 13] = 105; b[p + 14] = 100; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wNum(o, p, v); }
   v = x.topic;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 111; b[p + 3] = 112; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 111; b[p + 3] = 112; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Kafka(j: unknown): flow.Kafka {
@@ -1282,14 +1253,13 @@ export function d_flow_Kafka(j: unknown): flow.Kafka {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Service(m: flow.Service): string { return encodeWith(w_flow_Service, m); }
-export function w_flow_Service(m: flow.Service, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Service(m: flow.Service, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Service(j: unknown): flow.Service {
@@ -1307,20 +1277,19 @@ export function d_flow_Service(j: unknown): flow.Service {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_LostEvent(m: flow.LostEvent): string { return encodeWith(w_flow_LostEvent, m); }
-export function w_flow_LostEvent(m: flow.LostEvent, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_LostEvent(m: flow.LostEvent, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.source;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wEnum(b, p, Q_flow_LostEventSource, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wEnum(o, p, Q_flow_LostEventSource, v); }
   v = x.num_events_lost;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 118; b[p + 7] = 101; b[p + 8] = 110; b[p + 9] = 116; b[p + 10] = 115; b[p + 11] = 95; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 115; b[p + 15] = 116; b[p + 16] = 34; b[p + 17] = 58; p += 18; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 101; b[p + 6] = 118; b[p + 7] = 101; b[p + 8] = 110; b[p + 9] = 116; b[p + 10] = 115; b[p + 11] = 95; b[p + 12] = 108; b[p + 13] = 111; b[p + 14] = 115; b[p + 15] = 116; b[p + 16] = 34; b[p + 17] = 58; p += 18; p = wI64(o, p, v); }
   v = x.cpu;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 112; b[p + 3] = 117; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 112; b[p + 3] = 117; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(o, p, v); }
   v = x.first;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.last;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_LostEvent(j: unknown): flow.LostEvent {
@@ -1341,28 +1310,27 @@ export function d_flow_LostEvent(j: unknown): flow.LostEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_AgentEvent(m: flow.AgentEvent): string { return encodeWith(w_flow_AgentEvent, m); }
-export function w_flow_AgentEvent(m: flow.AgentEvent, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_AgentEvent(m: flow.AgentEvent, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_AgentEventType, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(o, p, Q_flow_AgentEventType, v); }
   v = x.unknown;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 107; b[p + 4] = 110; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_AgentEventUnknown(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 107; b[p + 4] = 110; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = w_flow_AgentEventUnknown(v, o, p); }
   v = x.agent_start;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 115; b[p + 8] = 116; b[p + 9] = 97; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_TimeNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 115; b[p + 8] = 116; b[p + 9] = 97; b[p + 10] = 114; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_TimeNotification(v, o, p); }
   v = x.policy_update;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 117; b[p + 9] = 112; b[p + 10] = 100; b[p + 11] = 97; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_PolicyUpdateNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 105; b[p + 5] = 99; b[p + 6] = 121; b[p + 7] = 95; b[p + 8] = 117; b[p + 9] = 112; b[p + 10] = 100; b[p + 11] = 97; b[p + 12] = 116; b[p + 13] = 101; b[p + 14] = 34; b[p + 15] = 58; p += 16; p = w_flow_PolicyUpdateNotification(v, o, p); }
   v = x.endpoint_regenerate;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 112; b[p + 5] = 111; b[p + 6] = 105; b[p + 7] = 110; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 114; b[p + 11] = 101; b[p + 12] = 103; b[p + 13] = 101; b[p + 14] = 110; b[p + 15] = 101; b[p + 16] = 114; b[p + 17] = 97; b[p + 18] = 116; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_EndpointRegenNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 112; b[p + 5] = 111; b[p + 6] = 105; b[p + 7] = 110; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 114; b[p + 11] = 101; b[p + 12] = 103; b[p + 13] = 101; b[p + 14] = 110; b[p + 15] = 101; b[p + 16] = 114; b[p + 17] = 97; b[p + 18] = 116; b[p + 19] = 101; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = w_flow_EndpointRegenNotification(v, o, p); }
   v = x.endpoint_update;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 112; b[p + 5] = 111; b[p + 6] = 105; b[p + 7] = 110; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 117; b[p + 11] = 112; b[p + 12] = 100; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 34; b[p + 17] = 58; p += 18; p = w_flow_EndpointUpdateNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 112; b[p + 5] = 111; b[p + 6] = 105; b[p + 7] = 110; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 117; b[p + 11] = 112; b[p + 12] = 100; b[p + 13] = 97; b[p + 14] = 116; b[p + 15] = 101; b[p + 16] = 34; b[p + 17] = 58; p += 18; p = w_flow_EndpointUpdateNotification(v, o, p); }
   v = x.ipcache_update;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 99; b[p + 4] = 97; b[p + 5] = 99; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 117; b[p + 10] = 112; b[p + 11] = 100; b[p + 12] = 97; b[p + 13] = 116; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_IPCacheNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 99; b[p + 4] = 97; b[p + 5] = 99; b[p + 6] = 104; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 117; b[p + 10] = 112; b[p + 11] = 100; b[p + 12] = 97; b[p + 13] = 116; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_IPCacheNotification(v, o, p); }
   v = x.service_upsert;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 117; b[p + 10] = 112; b[p + 11] = 115; b[p + 12] = 101; b[p + 13] = 114; b[p + 14] = 116; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_ServiceUpsertNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 117; b[p + 10] = 112; b[p + 11] = 115; b[p + 12] = 101; b[p + 13] = 114; b[p + 14] = 116; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_ServiceUpsertNotification(v, o, p); }
   v = x.service_delete;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 108; b[p + 12] = 101; b[p + 13] = 116; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_ServiceDeleteNotification(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 105; b[p + 6] = 99; b[p + 7] = 101; b[p + 8] = 95; b[p + 9] = 100; b[p + 10] = 101; b[p + 11] = 108; b[p + 12] = 101; b[p + 13] = 116; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = w_flow_ServiceDeleteNotification(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
@@ -1387,14 +1355,13 @@ export function d_flow_AgentEvent(j: unknown): flow.AgentEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_AgentEventUnknown(m: flow.AgentEventUnknown): string { return encodeWith(w_flow_AgentEventUnknown, m); }
-export function w_flow_AgentEventUnknown(m: flow.AgentEventUnknown, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_AgentEventUnknown(m: flow.AgentEventUnknown, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.notification;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 105; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 105; b[p + 11] = 111; b[p + 12] = 110; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
@@ -1412,12 +1379,11 @@ export function d_flow_AgentEventUnknown(j: unknown): flow.AgentEventUnknown {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_TimeNotification(m: flow.TimeNotification): string { return encodeWith(w_flow_TimeNotification, m); }
-export function w_flow_TimeNotification(m: flow.TimeNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_TimeNotification(m: flow.TimeNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.time;
-  if (v != null) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
@@ -1434,16 +1400,15 @@ export function d_flow_TimeNotification(j: unknown): flow.TimeNotification {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification): string { return encodeWith(w_flow_PolicyUpdateNotification, m); }
-export function w_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_PolicyUpdateNotification(m: flow.PolicyUpdateNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.labels;
-  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.revision;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(o, p, v); }
   v = x.rule_count;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 117; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 108; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 99; b[p + 7] = 111; b[p + 8] = 117; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNotification {
@@ -1462,16 +1427,15 @@ export function d_flow_PolicyUpdateNotification(j: unknown): flow.PolicyUpdateNo
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification): string { return encodeWith(w_flow_EndpointRegenNotification, m); }
-export function w_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_EndpointRegenNotification(m: flow.EndpointRegenNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(o, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.error;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegenNotification {
@@ -1490,20 +1454,19 @@ export function d_flow_EndpointRegenNotification(j: unknown): flow.EndpointRegen
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification): string { return encodeWith(w_flow_EndpointUpdateNotification, m); }
-export function w_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_EndpointUpdateNotification(m: flow.EndpointUpdateNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wI64(o, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.error;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 114; b[p + 3] = 114; b[p + 4] = 111; b[p + 5] = 114; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wStr(o, p, v); }
   v = x.pod_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpdateNotification {
@@ -1524,26 +1487,25 @@ export function d_flow_EndpointUpdateNotification(j: unknown): flow.EndpointUpda
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IPCacheNotification(m: flow.IPCacheNotification): string { return encodeWith(w_flow_IPCacheNotification, m); }
-export function w_flow_IPCacheNotification(m: flow.IPCacheNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_IPCacheNotification(m: flow.IPCacheNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.cidr;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 99; b[p + 2] = 105; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 99; b[p + 2] = 105; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.identity;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 105; b[p + 7] = 116; b[p + 8] = 121; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wNum(o, p, v); }
   v = x.old_identity;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 108; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 105; b[p + 6] = 100; b[p + 7] = 101; b[p + 8] = 110; b[p + 9] = 116; b[p + 10] = 105; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 108; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 105; b[p + 6] = 100; b[p + 7] = 101; b[p + 8] = 110; b[p + 9] = 116; b[p + 10] = 105; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wNum(o, p, v); }
   v = x.host_ip;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 105; b[p + 7] = 112; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 105; b[p + 7] = 112; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.old_host_ip;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 108; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 104; b[p + 6] = 111; b[p + 7] = 115; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 112; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 111; b[p + 2] = 108; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 104; b[p + 6] = 111; b[p + 7] = 115; b[p + 8] = 116; b[p + 9] = 95; b[p + 10] = 105; b[p + 11] = 112; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(o, p, v); }
   v = x.encrypt_key;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 95; b[p + 9] = 107; b[p + 10] = 101; b[p + 11] = 121; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 99; b[p + 4] = 114; b[p + 5] = 121; b[p + 6] = 112; b[p + 7] = 116; b[p + 8] = 95; b[p + 9] = 107; b[p + 10] = 101; b[p + 11] = 121; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wNum(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.pod_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 95; b[p + 5] = 110; b[p + 6] = 97; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification {
@@ -1567,14 +1529,13 @@ export function d_flow_IPCacheNotification(j: unknown): flow.IPCacheNotification
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr): string { return encodeWith(w_flow_ServiceUpsertNotificationAddr, m); }
-export function w_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_ServiceUpsertNotificationAddr(m: flow.ServiceUpsertNotificationAddr, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.ip;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wStr(o, p, v); }
   v = x.port;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 116; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 112; b[p + 2] = 111; b[p + 3] = 114; b[p + 4] = 116; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUpsertNotificationAddr {
@@ -1592,28 +1553,27 @@ export function d_flow_ServiceUpsertNotificationAddr(j: unknown): flow.ServiceUp
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification): string { return encodeWith(w_flow_ServiceUpsertNotification, m); }
-export function w_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_ServiceUpsertNotification(m: flow.ServiceUpsertNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(o, p, v); }
   v = x.frontend_address;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 110; b[p + 8] = 100; b[p + 9] = 95; b[p + 10] = 97; b[p + 11] = 100; b[p + 12] = 100; b[p + 13] = 114; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 115; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = w_flow_ServiceUpsertNotificationAddr(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 114; b[p + 3] = 111; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 110; b[p + 8] = 100; b[p + 9] = 95; b[p + 10] = 97; b[p + 11] = 100; b[p + 12] = 100; b[p + 13] = 114; b[p + 14] = 101; b[p + 15] = 115; b[p + 16] = 115; b[p + 17] = 34; b[p + 18] = 58; p += 19; p = w_flow_ServiceUpsertNotificationAddr(v, o, p); }
   v = x.backend_addresses;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 97; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 110; b[p + 7] = 100; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 100; b[p + 11] = 100; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 115; b[p + 15] = 115; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_ServiceUpsertNotificationAddr(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_ServiceUpsertNotificationAddr(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 97; b[p + 3] = 99; b[p + 4] = 107; b[p + 5] = 101; b[p + 6] = 110; b[p + 7] = 100; b[p + 8] = 95; b[p + 9] = 97; b[p + 10] = 100; b[p + 11] = 100; b[p + 12] = 114; b[p + 13] = 101; b[p + 14] = 115; b[p + 15] = 115; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = w_flow_ServiceUpsertNotificationAddr(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_ServiceUpsertNotificationAddr(v[i], o, p); } b[p++] = 93; }
   v = x.type;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.traffic_policy;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 112; b[p + 10] = 111; b[p + 11] = 108; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 121; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 102; b[p + 5] = 102; b[p + 6] = 105; b[p + 7] = 99; b[p + 8] = 95; b[p + 9] = 112; b[p + 10] = 111; b[p + 11] = 108; b[p + 12] = 105; b[p + 13] = 99; b[p + 14] = 121; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wStr(o, p, v); }
   v = x.name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.ext_traffic_policy;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 114; b[p + 7] = 97; b[p + 8] = 102; b[p + 9] = 102; b[p + 10] = 105; b[p + 11] = 99; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 108; b[p + 16] = 105; b[p + 17] = 99; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 114; b[p + 7] = 97; b[p + 8] = 102; b[p + 9] = 102; b[p + 10] = 105; b[p + 11] = 99; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 108; b[p + 16] = 105; b[p + 17] = 99; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(o, p, v); }
   v = x.int_traffic_policy;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 114; b[p + 7] = 97; b[p + 8] = 102; b[p + 9] = 102; b[p + 10] = 105; b[p + 11] = 99; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 108; b[p + 16] = 105; b[p + 17] = 99; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 95; b[p + 5] = 116; b[p + 6] = 114; b[p + 7] = 97; b[p + 8] = 102; b[p + 9] = 102; b[p + 10] = 105; b[p + 11] = 99; b[p + 12] = 95; b[p + 13] = 112; b[p + 14] = 111; b[p + 15] = 108; b[p + 16] = 105; b[p + 17] = 99; b[p + 18] = 121; b[p + 19] = 34; b[p + 20] = 58; p += 21; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsertNotification {
@@ -1638,12 +1598,11 @@ export function d_flow_ServiceUpsertNotification(j: unknown): flow.ServiceUpsert
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification): string { return encodeWith(w_flow_ServiceDeleteNotification, m); }
-export function w_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_ServiceDeleteNotification(m: flow.ServiceDeleteNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.id;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 100; b[p + 3] = 34; b[p + 4] = 58; p += 5; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDeleteNotification {
@@ -1660,14 +1619,13 @@ export function d_flow_ServiceDeleteNotification(j: unknown): flow.ServiceDelete
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_NetworkInterface(m: flow.NetworkInterface): string { return encodeWith(w_flow_NetworkInterface, m); }
-export function w_flow_NetworkInterface(m: flow.NetworkInterface, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_NetworkInterface(m: flow.NetworkInterface, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.index;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 120; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 105; b[p + 2] = 110; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 120; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wNum(o, p, v); }
   v = x.name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
@@ -1685,26 +1643,25 @@ export function d_flow_NetworkInterface(j: unknown): flow.NetworkInterface {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_DebugEvent(m: flow.DebugEvent): string { return encodeWith(w_flow_DebugEvent, m); }
-export function w_flow_DebugEvent(m: flow.DebugEvent, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_DebugEvent(m: flow.DebugEvent, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.type;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_flow_DebugEventType, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(o, p, Q_flow_DebugEventType, v); }
   v = x.source;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 111; b[p + 3] = 117; b[p + 4] = 114; b[p + 5] = 99; b[p + 6] = 101; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = w_flow_Endpoint(v, o, p); }
   v = x.hash;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 97; b[p + 3] = 115; b[p + 4] = 104; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 104; b[p + 2] = 97; b[p + 3] = 115; b[p + 4] = 104; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.arg1;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 49; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 49; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.arg2;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 50; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 50; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.arg3;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 51; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 114; b[p + 3] = 103; b[p + 4] = 51; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wNum(o, p, v); }
   v = x.message;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.cpu;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 112; b[p + 3] = 117; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 99; b[p + 2] = 112; b[p + 3] = 117; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
@@ -1728,20 +1685,19 @@ export function d_flow_DebugEvent(j: unknown): flow.DebugEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_Policy(m: flow.Policy): string { return encodeWith(w_flow_Policy, m); }
-export function w_flow_Policy(m: flow.Policy, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_Policy(m: flow.Policy, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.labels;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 97; b[p + 3] = 98; b[p + 4] = 101; b[p + 5] = 108; b[p + 6] = 115; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.revision;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 114; b[p + 2] = 101; b[p + 3] = 118; b[p + 4] = 105; b[p + 5] = 115; b[p + 6] = 105; b[p + 7] = 111; b[p + 8] = 110; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(o, p, v); }
   v = x.kind;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 107; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 100; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_Policy(j: unknown): flow.Policy {
@@ -1762,14 +1718,13 @@ export function d_flow_Policy(j: unknown): flow.Policy {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_flow_IPTraceID(m: flow.IPTraceID): string { return encodeWith(w_flow_IPTraceID, m); }
-export function w_flow_IPTraceID(m: flow.IPTraceID, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_flow_IPTraceID(m: flow.IPTraceID, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.trace_id;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 116; b[p + 2] = 114; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 105; b[p + 8] = 100; b[p + 9] = 34; b[p + 10] = 58; p += 11; p = wI64(o, p, v); }
   v = x.ip_option_type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 111; b[p + 5] = 112; b[p + 6] = 116; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 95; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 112; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wNum(b, p, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 105; b[p + 2] = 112; b[p + 3] = 95; b[p + 4] = 111; b[p + 5] = 112; b[p + 6] = 116; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 95; b[p + 11] = 116; b[p + 12] = 121; b[p + 13] = 112; b[p + 14] = 101; b[p + 15] = 34; b[p + 16] = 58; p += 17; p = wNum(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_flow_IPTraceID(j: unknown): flow.IPTraceID {
@@ -1787,36 +1742,34 @@ export function d_flow_IPTraceID(j: unknown): flow.IPTraceID {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_ServerStatusRequest(m: observer.ServerStatusRequest): string { return encodeWith(w_observer_ServerStatusRequest, m); }
-export function w_observer_ServerStatusRequest(m: observer.ServerStatusRequest, b: NodeBuffer, p: number): number {
-  b[p] = 123; b[p + 1] = 125; return p + 2;
+export function w_observer_ServerStatusRequest(m: observer.ServerStatusRequest, o: JsonBuffer, p: number): number {
+  const b = o.b; b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_ServerStatusRequest(j: unknown): observer.ServerStatusRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_ServerStatusResponse(m: observer.ServerStatusResponse): string { return encodeWith(w_observer_ServerStatusResponse, m); }
-export function w_observer_ServerStatusResponse(m: observer.ServerStatusResponse, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_ServerStatusResponse(m: observer.ServerStatusResponse, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.num_flows;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.max_flows;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 120; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 120; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.seen_flows;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 95; b[p + 6] = 102; b[p + 7] = 108; b[p + 8] = 111; b[p + 9] = 119; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 95; b[p + 6] = 102; b[p + 7] = 108; b[p + 8] = 111; b[p + 9] = 119; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(o, p, v); }
   v = x.uptime_ns;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 112; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 109; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 112; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 109; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.num_connected_nodes;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 99; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 110; b[p + 9] = 101; b[p + 10] = 99; b[p + 11] = 116; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 110; b[p + 16] = 111; b[p + 17] = 100; b[p + 18] = 101; b[p + 19] = 115; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 99; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 110; b[p + 9] = 101; b[p + 10] = 99; b[p + 11] = 116; b[p + 12] = 101; b[p + 13] = 100; b[p + 14] = 95; b[p + 15] = 110; b[p + 16] = 111; b[p + 17] = 100; b[p + 18] = 101; b[p + 19] = 115; b[p + 20] = 34; b[p + 21] = 58; p += 22; p = wNum(o, p, v); }
   v = x.num_unavailable_nodes;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 117; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 118; b[p + 9] = 97; b[p + 10] = 105; b[p + 11] = 108; b[p + 12] = 97; b[p + 13] = 98; b[p + 14] = 108; b[p + 15] = 101; b[p + 16] = 95; b[p + 17] = 110; b[p + 18] = 111; b[p + 19] = 100; b[p + 20] = 101; b[p + 21] = 115; b[p + 22] = 34; b[p + 23] = 58; p += 24; p = wNum(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 117; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 118; b[p + 9] = 97; b[p + 10] = 105; b[p + 11] = 108; b[p + 12] = 97; b[p + 13] = 98; b[p + 14] = 108; b[p + 15] = 101; b[p + 16] = 95; b[p + 17] = 110; b[p + 18] = 111; b[p + 19] = 100; b[p + 20] = 101; b[p + 21] = 115; b[p + 22] = 34; b[p + 23] = 58; p += 24; p = wNum(o, p, v); }
   v = x.unavailable_nodes;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 118; b[p + 5] = 97; b[p + 6] = 105; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 98; b[p + 10] = 108; b[p + 11] = 101; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 118; b[p + 5] = 97; b[p + 6] = 105; b[p + 7] = 108; b[p + 8] = 97; b[p + 9] = 98; b[p + 10] = 108; b[p + 11] = 101; b[p + 12] = 95; b[p + 13] = 110; b[p + 14] = 111; b[p + 15] = 100; b[p + 16] = 101; b[p + 17] = 115; b[p + 18] = 34; b[p + 19] = 58; p += 20; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.version;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.flows_rate;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 115; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wLit(b, p, dbl(v)); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 115; b[p + 6] = 95; b[p + 7] = 114; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 101; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wLit(o, p, dbl(v)); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStatusResponse {
@@ -1841,30 +1794,29 @@ export function d_observer_ServerStatusResponse(j: unknown): observer.ServerStat
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetFlowsRequest(m: observer.GetFlowsRequest): string { return encodeWith(w_observer_GetFlowsRequest, m); }
-export function w_observer_GetFlowsRequest(m: observer.GetFlowsRequest, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetFlowsRequest(m: observer.GetFlowsRequest, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.number;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(o, p, v); }
   v = x.follow;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.blacklist;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 107; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_FlowFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 98; b[p + 2] = 108; b[p + 3] = 97; b[p + 4] = 99; b[p + 5] = 107; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_FlowFilter(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], o, p); } b[p++] = 93; }
   v = x.whitelist;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 104; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_FlowFilter(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 119; b[p + 2] = 104; b[p + 3] = 105; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 108; b[p + 7] = 105; b[p + 8] = 115; b[p + 9] = 116; b[p + 10] = 34; b[p + 11] = 58; p += 12; b[p++] = 91; p = w_flow_FlowFilter(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_flow_FlowFilter(v[i], o, p); } b[p++] = 93; }
   v = x.since;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.until;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.first;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.field_mask;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 101; b[p + 4] = 108; b[p + 5] = 100; b[p + 6] = 95; b[p + 7] = 109; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 107; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wRaw(b, p, fieldMask(v)); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 101; b[p + 4] = 108; b[p + 5] = 100; b[p + 6] = 95; b[p + 7] = 109; b[p + 8] = 97; b[p + 9] = 115; b[p + 10] = 107; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wRaw(o, p, fieldMask(v)); }
   v = x.experimental;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_observer_GetFlowsRequest_Experimental(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 114; b[p + 6] = 105; b[p + 7] = 109; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 97; b[p + 12] = 108; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = w_observer_GetFlowsRequest_Experimental(v, o, p); }
   v = x.extensions;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 101; b[p + 2] = 120; b[p + 3] = 116; b[p + 4] = 101; b[p + 5] = 110; b[p + 6] = 115; b[p + 7] = 105; b[p + 8] = 111; b[p + 9] = 110; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wAny(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetFlowsRequest(j: unknown): observer.GetFlowsRequest {
@@ -1890,28 +1842,26 @@ export function d_observer_GetFlowsRequest(j: unknown): observer.GetFlowsRequest
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetFlowsRequest_Experimental(m: observer.GetFlowsRequest_Experimental): string { return encodeWith(w_observer_GetFlowsRequest_Experimental, m); }
-export function w_observer_GetFlowsRequest_Experimental(m: observer.GetFlowsRequest_Experimental, b: NodeBuffer, p: number): number {
-  b[p] = 123; b[p + 1] = 125; return p + 2;
+export function w_observer_GetFlowsRequest_Experimental(m: observer.GetFlowsRequest_Experimental, o: JsonBuffer, p: number): number {
+  const b = o.b; b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_GetFlowsRequest_Experimental(j: unknown): observer.GetFlowsRequest_Experimental {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_GetFlowsResponse(m: observer.GetFlowsResponse): string { return encodeWith(w_observer_GetFlowsResponse, m); }
-export function w_observer_GetFlowsResponse(m: observer.GetFlowsResponse, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetFlowsResponse(m: observer.GetFlowsResponse, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.flow;
-  if (v != null) { b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_Flow(v, b, p); }
+  if (v != null) { b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_Flow(v, o, p); }
   v = x.node_status;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_relay_NodeStatusEvent(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_relay_NodeStatusEvent(v, o, p); }
   v = x.lost_events;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 101; b[p + 7] = 118; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_LostEvent(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 101; b[p + 7] = 118; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_LostEvent(v, o, p); }
   v = x.node_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.time;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsResponse {
@@ -1932,18 +1882,17 @@ export function d_observer_GetFlowsResponse(j: unknown): observer.GetFlowsRespon
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest): string { return encodeWith(w_observer_GetAgentEventsRequest, m); }
-export function w_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetAgentEventsRequest(m: observer.GetAgentEventsRequest, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.number;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(o, p, v); }
   v = x.follow;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.since;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.until;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.first;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   b[p] = 125; return p + 1;
@@ -1966,16 +1915,15 @@ export function d_observer_GetAgentEventsRequest(j: unknown): observer.GetAgentE
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse): string { return encodeWith(w_observer_GetAgentEventsResponse, m); }
-export function w_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetAgentEventsResponse(m: observer.GetAgentEventsResponse, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.agent_event;
-  if (v != null) { b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_AgentEvent(v, b, p); }
+  if (v != null) { b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_AgentEvent(v, o, p); }
   v = x.node_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.time;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgentEventsResponse {
@@ -1994,18 +1942,17 @@ export function d_observer_GetAgentEventsResponse(j: unknown): observer.GetAgent
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest): string { return encodeWith(w_observer_GetDebugEventsRequest, m); }
-export function w_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetDebugEventsRequest(m: observer.GetDebugEventsRequest, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.number;
-  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(b, p, v); }
+  if (v != null && v != 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 98; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 34; b[p + 8] = 58; p += 9; p = wI64(o, p, v); }
   v = x.follow;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 111; b[p + 3] = 108; b[p + 4] = 108; b[p + 5] = 111; b[p + 6] = 119; b[p + 7] = 34; b[p + 8] = 58; p += 9; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.since;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 105; b[p + 3] = 110; b[p + 4] = 99; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.until;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 110; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 108; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wTs(o, p, v); }
   v = x.first;
   if (v === true) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 102; b[p + 2] = 105; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   b[p] = 125; return p + 1;
@@ -2028,16 +1975,15 @@ export function d_observer_GetDebugEventsRequest(j: unknown): observer.GetDebugE
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse): string { return encodeWith(w_observer_GetDebugEventsResponse, m); }
-export function w_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetDebugEventsResponse(m: observer.GetDebugEventsResponse, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.debug_event;
-  if (v != null) { b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_DebugEvent(v, b, p); }
+  if (v != null) { b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_DebugEvent(v, o, p); }
   v = x.node_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.time;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetDebugEventsResponse(j: unknown): observer.GetDebugEventsResponse {
@@ -2056,20 +2002,18 @@ export function d_observer_GetDebugEventsResponse(j: unknown): observer.GetDebug
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetNodesRequest(m: observer.GetNodesRequest): string { return encodeWith(w_observer_GetNodesRequest, m); }
-export function w_observer_GetNodesRequest(m: observer.GetNodesRequest, b: NodeBuffer, p: number): number {
-  b[p] = 123; b[p + 1] = 125; return p + 2;
+export function w_observer_GetNodesRequest(m: observer.GetNodesRequest, o: JsonBuffer, p: number): number {
+  const b = o.b; b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_GetNodesRequest(j: unknown): observer.GetNodesRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_GetNodesResponse(m: observer.GetNodesResponse): string { return encodeWith(w_observer_GetNodesResponse, m); }
-export function w_observer_GetNodesResponse(m: observer.GetNodesResponse, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetNodesResponse(m: observer.GetNodesResponse, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.nodes;
-  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = w_observer_Node(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Node(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 34; b[p + 7] = 58; p += 8; b[p++] = 91; p = w_observer_Node(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Node(v[i], o, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesResponse {
@@ -2086,28 +2030,27 @@ export function d_observer_GetNodesResponse(j: unknown): observer.GetNodesRespon
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_Node(m: observer.Node): string { return encodeWith(w_observer_Node, m); }
-export function w_observer_Node(m: observer.Node, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_Node(m: observer.Node, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.version;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 118; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 115; b[p + 5] = 105; b[p + 6] = 111; b[p + 7] = 110; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.address;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 100; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 100; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.state;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wEnum(b, p, Q_relay_NodeState, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 34; b[p + 7] = 58; p += 8; p = wEnum(o, p, Q_relay_NodeState, v); }
   v = x.tls;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_observer_TLS(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_observer_TLS(v, o, p); }
   v = x.uptime_ns;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 112; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 109; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 117; b[p + 2] = 112; b[p + 3] = 116; b[p + 4] = 105; b[p + 5] = 109; b[p + 6] = 101; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.num_flows;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 117; b[p + 3] = 109; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.max_flows;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 120; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 97; b[p + 3] = 120; b[p + 4] = 95; b[p + 5] = 102; b[p + 6] = 108; b[p + 7] = 111; b[p + 8] = 119; b[p + 9] = 115; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wI64(o, p, v); }
   v = x.seen_flows;
-  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 95; b[p + 6] = 102; b[p + 7] = 108; b[p + 8] = 111; b[p + 9] = 119; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(b, p, v); }
+  if (v != null && v != 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 95; b[p + 6] = 102; b[p + 7] = 108; b[p + 8] = 111; b[p + 9] = 119; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; p = wI64(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_Node(j: unknown): observer.Node {
@@ -2132,14 +2075,13 @@ export function d_observer_Node(j: unknown): observer.Node {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_TLS(m: observer.TLS): string { return encodeWith(w_observer_TLS, m); }
-export function w_observer_TLS(m: observer.TLS, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_TLS(m: observer.TLS, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.enabled;
   if (v === true) { b[p] = 34; b[p + 1] = 101; b[p + 2] = 110; b[p + 3] = 97; b[p + 4] = 98; b[p + 5] = 108; b[p + 6] = 101; b[p + 7] = 100; b[p + 8] = 34; b[p + 9] = 58; p += 10; b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101; p += 4; }
   v = x.server_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_TLS(j: unknown): observer.TLS {
@@ -2157,20 +2099,18 @@ export function d_observer_TLS(j: unknown): observer.TLS {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_GetNamespacesRequest(m: observer.GetNamespacesRequest): string { return encodeWith(w_observer_GetNamespacesRequest, m); }
-export function w_observer_GetNamespacesRequest(m: observer.GetNamespacesRequest, b: NodeBuffer, p: number): number {
-  b[p] = 123; b[p + 1] = 125; return p + 2;
+export function w_observer_GetNamespacesRequest(m: observer.GetNamespacesRequest, o: JsonBuffer, p: number): number {
+  const b = o.b; b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_observer_GetNamespacesRequest(j: unknown): observer.GetNamespacesRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse): string { return encodeWith(w_observer_GetNamespacesResponse, m); }
-export function w_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_GetNamespacesResponse(m: observer.GetNamespacesResponse, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.namespaces;
-  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_observer_Namespace(v[0], b, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Namespace(v[i], b, p); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = w_observer_Namespace(v[0], o, p); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = w_observer_Namespace(v[i], o, p); } b[p++] = 93; }
   b[p] = 125; return p + 1;
 }
 export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamespacesResponse {
@@ -2187,14 +2127,13 @@ export function d_observer_GetNamespacesResponse(j: unknown): observer.GetNamesp
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_Namespace(m: observer.Namespace): string { return encodeWith(w_observer_Namespace, m); }
-export function w_observer_Namespace(m: observer.Namespace, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_Namespace(m: observer.Namespace, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.cluster;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 99; b[p + 2] = 108; b[p + 3] = 117; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 99; b[p + 2] = 108; b[p + 3] = 117; b[p + 4] = 115; b[p + 5] = 116; b[p + 6] = 101; b[p + 7] = 114; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.namespace;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 115; b[p + 6] = 112; b[p + 7] = 97; b[p + 8] = 99; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_Namespace(j: unknown): observer.Namespace {
@@ -2212,24 +2151,23 @@ export function d_observer_Namespace(j: unknown): observer.Namespace {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_observer_ExportEvent(m: observer.ExportEvent): string { return encodeWith(w_observer_ExportEvent, m); }
-export function w_observer_ExportEvent(m: observer.ExportEvent, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_observer_ExportEvent(m: observer.ExportEvent, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.flow;
-  if (v != null) { b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_Flow(v, b, p); }
+  if (v != null) { b[p] = 34; b[p + 1] = 102; b[p + 2] = 108; b[p + 3] = 111; b[p + 4] = 119; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = w_flow_Flow(v, o, p); }
   v = x.node_status;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_relay_NodeStatusEvent(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 115; b[p + 7] = 116; b[p + 8] = 97; b[p + 9] = 116; b[p + 10] = 117; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_relay_NodeStatusEvent(v, o, p); }
   v = x.lost_events;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 101; b[p + 7] = 118; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_LostEvent(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 108; b[p + 2] = 111; b[p + 3] = 115; b[p + 4] = 116; b[p + 5] = 95; b[p + 6] = 101; b[p + 7] = 118; b[p + 8] = 101; b[p + 9] = 110; b[p + 10] = 116; b[p + 11] = 115; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_LostEvent(v, o, p); }
   v = x.agent_event;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_AgentEvent(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 103; b[p + 3] = 101; b[p + 4] = 110; b[p + 5] = 116; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_AgentEvent(v, o, p); }
   v = x.debug_event;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_DebugEvent(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 100; b[p + 2] = 101; b[p + 3] = 98; b[p + 4] = 117; b[p + 5] = 103; b[p + 6] = 95; b[p + 7] = 101; b[p + 8] = 118; b[p + 9] = 101; b[p + 10] = 110; b[p + 11] = 116; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = w_flow_DebugEvent(v, o, p); }
   v = x.node_name;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 34; b[p + 11] = 58; p += 12; p = wStr(o, p, v); }
   v = x.time;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(b, p, v); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 105; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wTs(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
@@ -2252,16 +2190,15 @@ export function d_observer_ExportEvent(j: unknown): observer.ExportEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_relay_NodeStatusEvent(m: relay.NodeStatusEvent): string { return encodeWith(w_relay_NodeStatusEvent, m); }
-export function w_relay_NodeStatusEvent(m: relay.NodeStatusEvent, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_relay_NodeStatusEvent(m: relay.NodeStatusEvent, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.state_change;
-  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 104; b[p + 9] = 97; b[p + 10] = 110; b[p + 11] = 103; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(b, p, Q_relay_NodeState, v); }
+  if (v != null && v !== 0) { b[p] = 34; b[p + 1] = 115; b[p + 2] = 116; b[p + 3] = 97; b[p + 4] = 116; b[p + 5] = 101; b[p + 6] = 95; b[p + 7] = 99; b[p + 8] = 104; b[p + 9] = 97; b[p + 10] = 110; b[p + 11] = 103; b[p + 12] = 101; b[p + 13] = 34; b[p + 14] = 58; p += 15; p = wEnum(o, p, Q_relay_NodeState, v); }
   v = x.node_names;
-  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(b, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(b, p, v[i]); } b[p++] = 93; }
+  if (v != null && v.length !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 110; b[p + 2] = 111; b[p + 3] = 100; b[p + 4] = 101; b[p + 5] = 95; b[p + 6] = 110; b[p + 7] = 97; b[p + 8] = 109; b[p + 9] = 101; b[p + 10] = 115; b[p + 11] = 34; b[p + 12] = 58; p += 13; b[p++] = 91; p = wStr(o, p, v[0]); for (let i = 1; i < v.length; i++) { b[p++] = 44; p = wStr(o, p, v[i]); } b[p++] = 93; }
   v = x.message;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 109; b[p + 2] = 101; b[p + 3] = 115; b[p + 4] = 115; b[p + 5] = 97; b[p + 6] = 103; b[p + 7] = 101; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_relay_NodeStatusEvent(j: unknown): relay.NodeStatusEvent {
@@ -2280,26 +2217,24 @@ export function d_relay_NodeStatusEvent(j: unknown): relay.NodeStatusEvent {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_peer_NotifyRequest(m: peer.NotifyRequest): string { return encodeWith(w_peer_NotifyRequest, m); }
-export function w_peer_NotifyRequest(m: peer.NotifyRequest, b: NodeBuffer, p: number): number {
-  b[p] = 123; b[p + 1] = 125; return p + 2;
+export function w_peer_NotifyRequest(m: peer.NotifyRequest, o: JsonBuffer, p: number): number {
+  const b = o.b; b[p] = 123; b[p + 1] = 125; return p + 2;
 }
 export function d_peer_NotifyRequest(j: unknown): peer.NotifyRequest {
   dObj(j); const m: any = {};
   return m;
 }
-export function e_peer_ChangeNotification(m: peer.ChangeNotification): string { return encodeWith(w_peer_ChangeNotification, m); }
-export function w_peer_ChangeNotification(m: peer.ChangeNotification, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_peer_ChangeNotification(m: peer.ChangeNotification, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 110; b[p + 2] = 97; b[p + 3] = 109; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wStr(o, p, v); }
   v = x.address;
-  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 100; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(b, p, v); }
+  if (v != null && v !== '') { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 97; b[p + 2] = 100; b[p + 3] = 100; b[p + 4] = 114; b[p + 5] = 101; b[p + 6] = 115; b[p + 7] = 115; b[p + 8] = 34; b[p + 9] = 58; p += 10; p = wStr(o, p, v); }
   v = x.type;
-  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(b, p, Q_peer_ChangeNotificationType, v); }
+  if (v != null && v !== 0) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 121; b[p + 3] = 112; b[p + 4] = 101; b[p + 5] = 34; b[p + 6] = 58; p += 7; p = wEnum(o, p, Q_peer_ChangeNotificationType, v); }
   v = x.tls;
-  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_peer_TLS(v, b, p); }
+  if (v != null) { if (p !== s) b[p++] = 44; b[p] = 34; b[p + 1] = 116; b[p + 2] = 108; b[p + 3] = 115; b[p + 4] = 34; b[p + 5] = 58; p += 6; p = w_peer_TLS(v, o, p); }
   b[p] = 125; return p + 1;
 }
 export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
@@ -2319,12 +2254,11 @@ export function d_peer_ChangeNotification(j: unknown): peer.ChangeNotification {
   } catch (e) { throw pathOf(e, f); }
   return m;
 }
-export function e_peer_TLS(m: peer.TLS): string { return encodeWith(w_peer_TLS, m); }
-export function w_peer_TLS(m: peer.TLS, b: NodeBuffer, p: number): number {
-  const x = m as any; let v: any;
+export function w_peer_TLS(m: peer.TLS, o: JsonBuffer, p: number): number {
+  const x = m as any; const b = o.b; let v: any;
   b[p] = 123; const s = ++p;
   v = x.server_name;
-  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(b, p, v); }
+  if (v != null && v !== '') { b[p] = 34; b[p + 1] = 115; b[p + 2] = 101; b[p + 3] = 114; b[p + 4] = 118; b[p + 5] = 101; b[p + 6] = 114; b[p + 7] = 95; b[p + 8] = 110; b[p + 9] = 97; b[p + 10] = 109; b[p + 11] = 101; b[p + 12] = 34; b[p + 13] = 58; p += 14; p = wStr(o, p, v); }
   b[p] = 125; return p + 1;
 }
 export function d_peer_TLS(j: unknown): peer.TLS {
@@ -2343,79 +2277,78 @@ export function d_peer_TLS(j: unknown): peer.TLS {
 }
 
 export interface MessageJsonCodec<T = any> {
-  encode(m: T): string;
-  /** Writes m at p into a buffer, returns the position after it (see encodeWith). */
+  /** Writes m at p into a JsonBuffer, returns the position after it. */
   write: Writer<T>;
   decode(j: unknown): T;
   binary: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T };
 }
 export const jsonCodecs: Record<string, MessageJsonCodec> = {
-  'flow.Flow': { encode: e_flow_Flow, write: w_flow_Flow, decode: d_flow_Flow, binary: flow.Flow },
-  'flow.Emitter': { encode: e_flow_Emitter, write: w_flow_Emitter, decode: d_flow_Emitter, binary: flow.Emitter },
-  'flow.FileInfo': { encode: e_flow_FileInfo, write: w_flow_FileInfo, decode: d_flow_FileInfo, binary: flow.FileInfo },
-  'flow.Aggregate': { encode: e_flow_Aggregate, write: w_flow_Aggregate, decode: d_flow_Aggregate, binary: flow.Aggregate },
-  'flow.Layer4': { encode: e_flow_Layer4, write: w_flow_Layer4, decode: d_flow_Layer4, binary: flow.Layer4 },
-  'flow.Layer7': { encode: e_flow_Layer7, write: w_flow_Layer7, decode: d_flow_Layer7, binary: flow.Layer7 },
-  'flow.TraceContext': { encode: e_flow_TraceContext, write: w_flow_TraceContext, decode: d_flow_TraceContext, binary: flow.TraceContext },
-  'flow.TraceParent': { encode: e_flow_TraceParent, write: w_flow_TraceParent, decode: d_flow_TraceParent, binary: flow.TraceParent },
-  'flow.Endpoint': { encode: e_flow_Endpoint, write: w_flow_Endpoint, decode: d_flow_Endpoint, binary: flow.Endpoint },
-  'flow.Workload': { encode: e_flow_Workload, write: w_flow_Workload, decode: d_flow_Workload, binary: flow.Workload },
-  'flow.TCP': { encode: e_flow_TCP, write: w_flow_TCP, decode: d_flow_TCP, binary: flow.TCP },
-  'flow.IP': { encode: e_flow_IP, write: w_flow_IP, decode: d_flow_IP, binary: flow.IP },
-  'flow.Ethernet': { encode: e_flow_Ethernet, write: w_flow_Ethernet, decode: d_flow_Ethernet, binary: flow.Ethernet },
-  'flow.TCPFlags': { encode: e_flow_TCPFlags, write: w_flow_TCPFlags, decode: d_flow_TCPFlags, binary: flow.TCPFlags },
-  'flow.UDP': { encode: e_flow_UDP, write: w_flow_UDP, decode: d_flow_UDP, binary: flow.UDP },
-  'flow.SCTP': { encode: e_flow_SCTP, write: w_flow_SCTP, decode: d_flow_SCTP, binary: flow.SCTP },
-  'flow.ICMPv4': { encode: e_flow_ICMPv4, write: w_flow_ICMPv4, decode: d_flow_ICMPv4, binary: flow.ICMPv4 },
-  'flow.ICMPv6': { encode: e_flow_ICMPv6, write: w_flow_ICMPv6, decode: d_flow_ICMPv6, binary: flow.ICMPv6 },
-  'flow.VRRP': { encode: e_flow_VRRP, write: w_flow_VRRP, decode: d_flow_VRRP, binary: flow.VRRP },
-  'flow.IGMP': { encode: e_flow_IGMP, write: w_flow_IGMP, decode: d_flow_IGMP, binary: flow.IGMP },
-  'flow.Tunnel': { encode: e_flow_Tunnel, write: w_flow_Tunnel, decode: d_flow_Tunnel, binary: flow.Tunnel },
-  'flow.CiliumEventType': { encode: e_flow_CiliumEventType, write: w_flow_CiliumEventType, decode: d_flow_CiliumEventType, binary: flow.CiliumEventType },
-  'flow.EventTypeFilter': { encode: e_flow_EventTypeFilter, write: w_flow_EventTypeFilter, decode: d_flow_EventTypeFilter, binary: flow.EventTypeFilter },
-  'flow.FlowFilter': { encode: e_flow_FlowFilter, write: w_flow_FlowFilter, decode: d_flow_FlowFilter, binary: flow.FlowFilter },
-  'flow.FlowFilter.Experimental': { encode: e_flow_FlowFilter_Experimental, write: w_flow_FlowFilter_Experimental, decode: d_flow_FlowFilter_Experimental, binary: flow.FlowFilter_Experimental },
-  'flow.DNS': { encode: e_flow_DNS, write: w_flow_DNS, decode: d_flow_DNS, binary: flow.DNS },
-  'flow.HTTPHeader': { encode: e_flow_HTTPHeader, write: w_flow_HTTPHeader, decode: d_flow_HTTPHeader, binary: flow.HTTPHeader },
-  'flow.HTTP': { encode: e_flow_HTTP, write: w_flow_HTTP, decode: d_flow_HTTP, binary: flow.HTTP },
-  'flow.Kafka': { encode: e_flow_Kafka, write: w_flow_Kafka, decode: d_flow_Kafka, binary: flow.Kafka },
-  'flow.Service': { encode: e_flow_Service, write: w_flow_Service, decode: d_flow_Service, binary: flow.Service },
-  'flow.LostEvent': { encode: e_flow_LostEvent, write: w_flow_LostEvent, decode: d_flow_LostEvent, binary: flow.LostEvent },
-  'flow.AgentEvent': { encode: e_flow_AgentEvent, write: w_flow_AgentEvent, decode: d_flow_AgentEvent, binary: flow.AgentEvent },
-  'flow.AgentEventUnknown': { encode: e_flow_AgentEventUnknown, write: w_flow_AgentEventUnknown, decode: d_flow_AgentEventUnknown, binary: flow.AgentEventUnknown },
-  'flow.TimeNotification': { encode: e_flow_TimeNotification, write: w_flow_TimeNotification, decode: d_flow_TimeNotification, binary: flow.TimeNotification },
-  'flow.PolicyUpdateNotification': { encode: e_flow_PolicyUpdateNotification, write: w_flow_PolicyUpdateNotification, decode: d_flow_PolicyUpdateNotification, binary: flow.PolicyUpdateNotification },
-  'flow.EndpointRegenNotification': { encode: e_flow_EndpointRegenNotification, write: w_flow_EndpointRegenNotification, decode: d_flow_EndpointRegenNotification, binary: flow.EndpointRegenNotification },
-  'flow.EndpointUpdateNotification': { encode: e_flow_EndpointUpdateNotification, write: w_flow_EndpointUpdateNotification, decode: d_flow_EndpointUpdateNotification, binary: flow.EndpointUpdateNotification },
-  'flow.IPCacheNotification': { encode: e_flow_IPCacheNotification, write: w_flow_IPCacheNotification, decode: d_flow_IPCacheNotification, binary: flow.IPCacheNotification },
-  'flow.ServiceUpsertNotificationAddr': { encode: e_flow_ServiceUpsertNotificationAddr, write: w_flow_ServiceUpsertNotificationAddr, decode: d_flow_ServiceUpsertNotificationAddr, binary: flow.ServiceUpsertNotificationAddr },
-  'flow.ServiceUpsertNotification': { encode: e_flow_ServiceUpsertNotification, write: w_flow_ServiceUpsertNotification, decode: d_flow_ServiceUpsertNotification, binary: flow.ServiceUpsertNotification },
-  'flow.ServiceDeleteNotification': { encode: e_flow_ServiceDeleteNotification, write: w_flow_ServiceDeleteNotification, decode: d_flow_ServiceDeleteNotification, binary: flow.ServiceDeleteNotification },
-  'flow.NetworkInterface': { encode: e_flow_NetworkInterface, write: w_flow_NetworkInterface, decode: d_flow_NetworkInterface, binary: flow.NetworkInterface },
-  'flow.DebugEvent': { encode: e_flow_DebugEvent, write: w_flow_DebugEvent, decode: d_flow_DebugEvent, binary: flow.DebugEvent },
-  'flow.Policy': { encode: e_flow_Policy, write: w_flow_Policy, decode: d_flow_Policy, binary: flow.Policy },
-  'flow.IPTraceID': { encode: e_flow_IPTraceID, write: w_flow_IPTraceID, decode: d_flow_IPTraceID, binary: flow.IPTraceID },
-  'observer.ServerStatusRequest': { encode: e_observer_ServerStatusRequest, write: w_observer_ServerStatusRequest, decode: d_observer_ServerStatusRequest, binary: observer.ServerStatusRequest },
-  'observer.ServerStatusResponse': { encode: e_observer_ServerStatusResponse, write: w_observer_ServerStatusResponse, decode: d_observer_ServerStatusResponse, binary: observer.ServerStatusResponse },
-  'observer.GetFlowsRequest': { encode: e_observer_GetFlowsRequest, write: w_observer_GetFlowsRequest, decode: d_observer_GetFlowsRequest, binary: observer.GetFlowsRequest },
-  'observer.GetFlowsRequest.Experimental': { encode: e_observer_GetFlowsRequest_Experimental, write: w_observer_GetFlowsRequest_Experimental, decode: d_observer_GetFlowsRequest_Experimental, binary: observer.GetFlowsRequest_Experimental },
-  'observer.GetFlowsResponse': { encode: e_observer_GetFlowsResponse, write: w_observer_GetFlowsResponse, decode: d_observer_GetFlowsResponse, binary: observer.GetFlowsResponse },
-  'observer.GetAgentEventsRequest': { encode: e_observer_GetAgentEventsRequest, write: w_observer_GetAgentEventsRequest, decode: d_observer_GetAgentEventsRequest, binary: observer.GetAgentEventsRequest },
-  'observer.GetAgentEventsResponse': { encode: e_observer_GetAgentEventsResponse, write: w_observer_GetAgentEventsResponse, decode: d_observer_GetAgentEventsResponse, binary: observer.GetAgentEventsResponse },
-  'observer.GetDebugEventsRequest': { encode: e_observer_GetDebugEventsRequest, write: w_observer_GetDebugEventsRequest, decode: d_observer_GetDebugEventsRequest, binary: observer.GetDebugEventsRequest },
-  'observer.GetDebugEventsResponse': { encode: e_observer_GetDebugEventsResponse, write: w_observer_GetDebugEventsResponse, decode: d_observer_GetDebugEventsResponse, binary: observer.GetDebugEventsResponse },
-  'observer.GetNodesRequest': { encode: e_observer_GetNodesRequest, write: w_observer_GetNodesRequest, decode: d_observer_GetNodesRequest, binary: observer.GetNodesRequest },
-  'observer.GetNodesResponse': { encode: e_observer_GetNodesResponse, write: w_observer_GetNodesResponse, decode: d_observer_GetNodesResponse, binary: observer.GetNodesResponse },
-  'observer.Node': { encode: e_observer_Node, write: w_observer_Node, decode: d_observer_Node, binary: observer.Node },
-  'observer.TLS': { encode: e_observer_TLS, write: w_observer_TLS, decode: d_observer_TLS, binary: observer.TLS },
-  'observer.GetNamespacesRequest': { encode: e_observer_GetNamespacesRequest, write: w_observer_GetNamespacesRequest, decode: d_observer_GetNamespacesRequest, binary: observer.GetNamespacesRequest },
-  'observer.GetNamespacesResponse': { encode: e_observer_GetNamespacesResponse, write: w_observer_GetNamespacesResponse, decode: d_observer_GetNamespacesResponse, binary: observer.GetNamespacesResponse },
-  'observer.Namespace': { encode: e_observer_Namespace, write: w_observer_Namespace, decode: d_observer_Namespace, binary: observer.Namespace },
-  'observer.ExportEvent': { encode: e_observer_ExportEvent, write: w_observer_ExportEvent, decode: d_observer_ExportEvent, binary: observer.ExportEvent },
-  'relay.NodeStatusEvent': { encode: e_relay_NodeStatusEvent, write: w_relay_NodeStatusEvent, decode: d_relay_NodeStatusEvent, binary: relay.NodeStatusEvent },
-  'peer.NotifyRequest': { encode: e_peer_NotifyRequest, write: w_peer_NotifyRequest, decode: d_peer_NotifyRequest, binary: peer.NotifyRequest },
-  'peer.ChangeNotification': { encode: e_peer_ChangeNotification, write: w_peer_ChangeNotification, decode: d_peer_ChangeNotification, binary: peer.ChangeNotification },
-  'peer.TLS': { encode: e_peer_TLS, write: w_peer_TLS, decode: d_peer_TLS, binary: peer.TLS },
+  'flow.Flow': { write: w_flow_Flow, decode: d_flow_Flow, binary: flow.Flow },
+  'flow.Emitter': { write: w_flow_Emitter, decode: d_flow_Emitter, binary: flow.Emitter },
+  'flow.FileInfo': { write: w_flow_FileInfo, decode: d_flow_FileInfo, binary: flow.FileInfo },
+  'flow.Aggregate': { write: w_flow_Aggregate, decode: d_flow_Aggregate, binary: flow.Aggregate },
+  'flow.Layer4': { write: w_flow_Layer4, decode: d_flow_Layer4, binary: flow.Layer4 },
+  'flow.Layer7': { write: w_flow_Layer7, decode: d_flow_Layer7, binary: flow.Layer7 },
+  'flow.TraceContext': { write: w_flow_TraceContext, decode: d_flow_TraceContext, binary: flow.TraceContext },
+  'flow.TraceParent': { write: w_flow_TraceParent, decode: d_flow_TraceParent, binary: flow.TraceParent },
+  'flow.Endpoint': { write: w_flow_Endpoint, decode: d_flow_Endpoint, binary: flow.Endpoint },
+  'flow.Workload': { write: w_flow_Workload, decode: d_flow_Workload, binary: flow.Workload },
+  'flow.TCP': { write: w_flow_TCP, decode: d_flow_TCP, binary: flow.TCP },
+  'flow.IP': { write: w_flow_IP, decode: d_flow_IP, binary: flow.IP },
+  'flow.Ethernet': { write: w_flow_Ethernet, decode: d_flow_Ethernet, binary: flow.Ethernet },
+  'flow.TCPFlags': { write: w_flow_TCPFlags, decode: d_flow_TCPFlags, binary: flow.TCPFlags },
+  'flow.UDP': { write: w_flow_UDP, decode: d_flow_UDP, binary: flow.UDP },
+  'flow.SCTP': { write: w_flow_SCTP, decode: d_flow_SCTP, binary: flow.SCTP },
+  'flow.ICMPv4': { write: w_flow_ICMPv4, decode: d_flow_ICMPv4, binary: flow.ICMPv4 },
+  'flow.ICMPv6': { write: w_flow_ICMPv6, decode: d_flow_ICMPv6, binary: flow.ICMPv6 },
+  'flow.VRRP': { write: w_flow_VRRP, decode: d_flow_VRRP, binary: flow.VRRP },
+  'flow.IGMP': { write: w_flow_IGMP, decode: d_flow_IGMP, binary: flow.IGMP },
+  'flow.Tunnel': { write: w_flow_Tunnel, decode: d_flow_Tunnel, binary: flow.Tunnel },
+  'flow.CiliumEventType': { write: w_flow_CiliumEventType, decode: d_flow_CiliumEventType, binary: flow.CiliumEventType },
+  'flow.EventTypeFilter': { write: w_flow_EventTypeFilter, decode: d_flow_EventTypeFilter, binary: flow.EventTypeFilter },
+  'flow.FlowFilter': { write: w_flow_FlowFilter, decode: d_flow_FlowFilter, binary: flow.FlowFilter },
+  'flow.FlowFilter.Experimental': { write: w_flow_FlowFilter_Experimental, decode: d_flow_FlowFilter_Experimental, binary: flow.FlowFilter_Experimental },
+  'flow.DNS': { write: w_flow_DNS, decode: d_flow_DNS, binary: flow.DNS },
+  'flow.HTTPHeader': { write: w_flow_HTTPHeader, decode: d_flow_HTTPHeader, binary: flow.HTTPHeader },
+  'flow.HTTP': { write: w_flow_HTTP, decode: d_flow_HTTP, binary: flow.HTTP },
+  'flow.Kafka': { write: w_flow_Kafka, decode: d_flow_Kafka, binary: flow.Kafka },
+  'flow.Service': { write: w_flow_Service, decode: d_flow_Service, binary: flow.Service },
+  'flow.LostEvent': { write: w_flow_LostEvent, decode: d_flow_LostEvent, binary: flow.LostEvent },
+  'flow.AgentEvent': { write: w_flow_AgentEvent, decode: d_flow_AgentEvent, binary: flow.AgentEvent },
+  'flow.AgentEventUnknown': { write: w_flow_AgentEventUnknown, decode: d_flow_AgentEventUnknown, binary: flow.AgentEventUnknown },
+  'flow.TimeNotification': { write: w_flow_TimeNotification, decode: d_flow_TimeNotification, binary: flow.TimeNotification },
+  'flow.PolicyUpdateNotification': { write: w_flow_PolicyUpdateNotification, decode: d_flow_PolicyUpdateNotification, binary: flow.PolicyUpdateNotification },
+  'flow.EndpointRegenNotification': { write: w_flow_EndpointRegenNotification, decode: d_flow_EndpointRegenNotification, binary: flow.EndpointRegenNotification },
+  'flow.EndpointUpdateNotification': { write: w_flow_EndpointUpdateNotification, decode: d_flow_EndpointUpdateNotification, binary: flow.EndpointUpdateNotification },
+  'flow.IPCacheNotification': { write: w_flow_IPCacheNotification, decode: d_flow_IPCacheNotification, binary: flow.IPCacheNotification },
+  'flow.ServiceUpsertNotificationAddr': { write: w_flow_ServiceUpsertNotificationAddr, decode: d_flow_ServiceUpsertNotificationAddr, binary: flow.ServiceUpsertNotificationAddr },
+  'flow.ServiceUpsertNotification': { write: w_flow_ServiceUpsertNotification, decode: d_flow_ServiceUpsertNotification, binary: flow.ServiceUpsertNotification },
+  'flow.ServiceDeleteNotification': { write: w_flow_ServiceDeleteNotification, decode: d_flow_ServiceDeleteNotification, binary: flow.ServiceDeleteNotification },
+  'flow.NetworkInterface': { write: w_flow_NetworkInterface, decode: d_flow_NetworkInterface, binary: flow.NetworkInterface },
+  'flow.DebugEvent': { write: w_flow_DebugEvent, decode: d_flow_DebugEvent, binary: flow.DebugEvent },
+  'flow.Policy': { write: w_flow_Policy, decode: d_flow_Policy, binary: flow.Policy },
+  'flow.IPTraceID': { write: w_flow_IPTraceID, decode: d_flow_IPTraceID, binary: flow.IPTraceID },
+  'observer.ServerStatusRequest': { write: w_observer_ServerStatusRequest, decode: d_observer_ServerStatusRequest, binary: observer.ServerStatusRequest },
+  'observer.ServerStatusResponse': { write: w_observer_ServerStatusResponse, decode: d_observer_ServerStatusResponse, binary: observer.ServerStatusResponse },
+  'observer.GetFlowsRequest': { write: w_observer_GetFlowsRequest, decode: d_observer_GetFlowsRequest, binary: observer.GetFlowsRequest },
+  'observer.GetFlowsRequest.Experimental': { write: w_observer_GetFlowsRequest_Experimental, decode: d_observer_GetFlowsRequest_Experimental, binary: observer.GetFlowsRequest_Experimental },
+  'observer.GetFlowsResponse': { write: w_observer_GetFlowsResponse, decode: d_observer_GetFlowsResponse, binary: observer.GetFlowsResponse },
+  'observer.GetAgentEventsRequest': { write: w_observer_GetAgentEventsRequest, decode: d_observer_GetAgentEventsRequest, binary: observer.GetAgentEventsRequest },
+  'observer.GetAgentEventsResponse': { write: w_observer_GetAgentEventsResponse, decode: d_observer_GetAgentEventsResponse, binary: observer.GetAgentEventsResponse },
+  'observer.GetDebugEventsRequest': { write: w_observer_GetDebugEventsRequest, decode: d_observer_GetDebugEventsRequest, binary: observer.GetDebugEventsRequest },
+  'observer.GetDebugEventsResponse': { write: w_observer_GetDebugEventsResponse, decode: d_observer_GetDebugEventsResponse, binary: observer.GetDebugEventsResponse },
+  'observer.GetNodesRequest': { write: w_observer_GetNodesRequest, decode: d_observer_GetNodesRequest, binary: observer.GetNodesRequest },
+  'observer.GetNodesResponse': { write: w_observer_GetNodesResponse, decode: d_observer_GetNodesResponse, binary: observer.GetNodesResponse },
+  'observer.Node': { write: w_observer_Node, decode: d_observer_Node, binary: observer.Node },
+  'observer.TLS': { write: w_observer_TLS, decode: d_observer_TLS, binary: observer.TLS },
+  'observer.GetNamespacesRequest': { write: w_observer_GetNamespacesRequest, decode: d_observer_GetNamespacesRequest, binary: observer.GetNamespacesRequest },
+  'observer.GetNamespacesResponse': { write: w_observer_GetNamespacesResponse, decode: d_observer_GetNamespacesResponse, binary: observer.GetNamespacesResponse },
+  'observer.Namespace': { write: w_observer_Namespace, decode: d_observer_Namespace, binary: observer.Namespace },
+  'observer.ExportEvent': { write: w_observer_ExportEvent, decode: d_observer_ExportEvent, binary: observer.ExportEvent },
+  'relay.NodeStatusEvent': { write: w_relay_NodeStatusEvent, decode: d_relay_NodeStatusEvent, binary: relay.NodeStatusEvent },
+  'peer.NotifyRequest': { write: w_peer_NotifyRequest, decode: d_peer_NotifyRequest, binary: peer.NotifyRequest },
+  'peer.ChangeNotification': { write: w_peer_ChangeNotification, decode: d_peer_ChangeNotification, binary: peer.ChangeNotification },
+  'peer.TLS': { write: w_peer_TLS, decode: d_peer_TLS, binary: peer.TLS },
 };
 
 function anyType(url: string): MessageJsonCodec {
@@ -2434,16 +2367,16 @@ function structValue(v: unknown): string {
   const o = v as Record<string, unknown>;
   return '{' + Object.keys(o).sort().map((k) => str(k) + ':' + structValue(o[k])).join(',') + '}';
 }
-function wAny(a: AnyMessage, b: NodeBuffer, p: number): number {
+function wAny(a: AnyMessage, o: JsonBuffer, p: number): number {
   const url = a.type_url ?? '';
   if (url.endsWith(STRUCT_URL_SUFFIX)) {
     const value = structValue(Struct.unwrap(Struct.decode(a.value ?? new Uint8Array(0))));
-    return wRaw(b, p, '{"@type":' + str(url) + ',"value":' + value + '}');
+    return wRaw(o, p, '{"@type":' + str(url) + ',"value":' + value + '}');
   }
   const c = anyType(url);
-  // The shared buffer is busy with the outer message: the inner one gets its own.
-  const inner = encodeNested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
-  return wRaw(b, p, '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1)));
+  // The buffer is busy with the outer message: the inner one gets its own.
+  const inner = o.nested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
+  return wRaw(o, p, '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1)));
 }
 function dAny(j: unknown): AnyMessage {
   const o = dObj(j);

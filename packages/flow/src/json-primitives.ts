@@ -53,82 +53,22 @@ export function dbl(n: number): string {
 // Go protojson refuses timestamps outside 0001-01-01..9999-12-31.
 const MIN_TS = -62135596800n;
 const MAX_TS = 253402300799n;
-let lastSec: bigint | number | undefined;
-let lastPrefix = '';
-
-let lastNanos = -1;
-let lastOut = '';
-
-/** RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits (the shortest exact one), quoted. */
-export function ts(t: Timestamp): string {
-  const s = t.seconds ?? 0n;
-  const n = t.nanos ?? 0;
-  // A response carries the same time as its flow: the second call is a hit.
-  if (n === lastNanos && s === lastSec) return lastOut;
-  lastNanos = -1; // tsSlow may throw after moving lastSec
-  lastOut = tsSlow(s, n);
-  lastNanos = n;
-  return lastOut;
-}
-
 const MIN_TS_N = Number(MIN_TS);
 const MAX_TS_N = Number(MAX_TS);
 const TWO = Array.from({ length: 60 }, (_, i) => String(i).padStart(2, '0'));
-let dayStart = NaN; // seconds at 00:00:00 UTC of datePart ('YYYY-MM-DDT')
-let datePart = '';
-
-// The second most recent date-time: lost-event lines alternate between two seconds (first/last).
-let prevSec: bigint | number | undefined;
-let prevPrefix = '';
-
-function setPrefix(s: bigint | number): void {
-  let prefix: string;
-  if (s === prevSec) {
-    prefix = prevPrefix;
-  } else {
-    if (typeof s !== 'bigint' && !Number.isInteger(s)) throw new FieldError('', `timestamp seconds ${s} is not an integer`);
-    const n = Number(s); // exact within the range checked next
-    if (!(n >= MIN_TS_N && n <= MAX_TS_N)) throw new FieldError('', `timestamp seconds ${s} out of range`);
-    // Seconds advance within a day: only the time of day is formatted (toISOString is slow per flow).
-    let d = n - dayStart;
-    if (!(d >= 0 && d < 86400)) {
-      dayStart = Math.floor(n / 86400) * 86400;
-      datePart = new Date(dayStart * 1000).toISOString().slice(0, 11);
-      d = n - dayStart;
-    }
-    const h = Math.floor(d / 3600);
-    const mi = Math.floor(d / 60) - h * 60;
-    prefix = datePart + TWO[h] + ':' + TWO[mi] + ':' + TWO[d - h * 3600 - mi * 60];
-  }
-  prevSec = lastSec;
-  prevPrefix = lastPrefix;
-  lastPrefix = prefix;
-  lastSec = s;
-  lastNanos = -1; // ts()'s cached line was for the previous second
-}
-
-function tsSlow(s: bigint | number, n: number): string {
-  if (s !== lastSec) setPrefix(s);
-  if (n === 0) return '"' + lastPrefix + 'Z"';
-  if (!(n > 0 && n < 1e9) || !Number.isInteger(n)) throw new FieldError('', `timestamp nanos ${n} out of range`);
-  const f = String(1e9 + n);
-  if (n % 1e6 === 0) return '"' + lastPrefix + '.' + f.slice(1, 4) + 'Z"';
-  if (n % 1e3 === 0) return '"' + lastPrefix + '.' + f.slice(1, 7) + 'Z"';
-  return '"' + lastPrefix + '.' + f.slice(1) + 'Z"';
-}
 
 // ---- writing into a byte buffer ------------------------------------------------------------
-// The generated writers (w_* in json-codec.gen.ts) store bytes into one reused Buffer and the line
-// is made by a single latin1Slice (utf8Slice when a non-ASCII string was written). Building the
-// line by string concatenation made a rope of ~200 nodes per flow whose allocation and flattening
-// cost more than JSON.stringify; here each character is written once. Writers take the buffer and
-// a position and return the new position. They never check capacity: stores past the end of a
-// typed array are dropped, the position keeps counting, and encodeWith retries with a buffer big
-// enough for what was counted.
+// The generated writers (w_* in json-codec.gen.ts) store bytes into a JsonBuffer's reused Buffer;
+// the line is made by a single latin1Slice (utf8Slice when a non-ASCII string was written). Building
+// the line by string concatenation made a rope of ~200 nodes per flow whose allocation and flattening
+// cost more than JSON.stringify; here each character is written once. Writers take the JsonBuffer
+// and a position and return the new position. They never check capacity: stores past the end of a
+// typed array are dropped, the position keeps counting, and the JsonBuffer retries with a buffer
+// big enough for what was counted.
 
 export type { NodeBuffer };
-/** A generated writer: encodes `m` at `p`, returns the position after it. */
-export type Writer<T> = (m: T, b: NodeBuffer, p: number) => number;
+/** A generated writer: encodes `m` at `p` into `o.b`, returns the position after it. */
+export type Writer<T> = (m: T, o: JsonBuffer, p: number) => number;
 
 // Node's Buffer.prototype slice/write methods by encoding (what toString/write dispatch to) are not
 // in @types/node; calling them directly saves the dispatch on every line.
@@ -138,64 +78,104 @@ interface NodeBuffer extends Buffer {
   utf8Write(s: string, offset: number, length: number): number;
 }
 const alloc = (n: number) => Buffer.allocUnsafeSlow(n) as NodeBuffer;
-let W = alloc(1 << 16);
 const MAX_KEPT = 1 << 22;
-let wide = false; // a non-ASCII character was written as UTF-8: decode the line as UTF-8
 
-function runWriter<T>(fn: Writer<T>, m: T, buf: NodeBuffer): string | number {
+/** What one encoder reuses from line to line: the buffer writers fill and the text of recent times. */
+export class JsonBuffer {
+  /** Where the writers store bytes: replaced while a line does not fit. */
+  b: NodeBuffer;
+  /** A non-ASCII character was written as UTF-8: the line is decoded as UTF-8. */
   wide = false;
-  const p = fn(m, buf, 0);
-  if (p > buf.length) return p;
-  return wide ? buf.utf8Slice(0, p) : buf.latin1Slice(0, p);
-}
+  /** The seconds of the last timestamp written, and their 'YYYY-MM-DDTHH:MM:SS'. */
+  sec: bigint | number | undefined = undefined;
+  dateTime = '';
+  // The second most recent ones: lost-event lines alternate between two seconds (first/last).
+  private prevSec: bigint | number | undefined = undefined;
+  private prevDateTime = '';
+  // Seconds at 00:00:00 UTC of `date` ('YYYY-MM-DDT'): only the time of day is formatted while
+  // seconds advance within a day (toISOString is slow per flow).
+  private dayStart = NaN;
+  private date = '';
+  /** For google.protobuf.Any, written while this buffer holds the outer message. */
+  private inner: JsonBuffer | undefined;
 
-/** One message as compact JSON, through the shared buffer. */
-export function encodeWith<T>(fn: Writer<T>, m: T): string {
-  const r = runWriter(fn, m, W);
-  if (typeof r === 'string') return r;
-  let size = Math.max(r + (r >> 1), W.length * 2);
-  for (;;) {
-    const big = alloc(size);
-    const line = runWriter(fn, m, big);
-    if (typeof line === 'string') {
+  constructor(size = 1 << 16) {
+    this.b = alloc(size);
+  }
+
+  /** One message as compact JSON. */
+  line<T>(fn: Writer<T>, m: T): string {
+    const r = this.run(fn, m);
+    return typeof r === 'string' ? r : this.grow(fn, m, r, true) as string;
+  }
+
+  /** The same line as UTF-8 bytes, without making a string: a view of the buffer, valid until the next line. */
+  bytes<T>(fn: Writer<T>, m: T): Buffer {
+    const p = fn(m, this, 0);
+    // Strings with non-ASCII text were written as UTF-8, the rest is ASCII: the bytes are the line.
+    return p <= this.b.length ? this.b.subarray(0, p) : this.grow(fn, m, p, false) as Buffer;
+  }
+
+  /** A message inside the one being written (google.protobuf.Any), as compact JSON. */
+  nested<T>(fn: Writer<T>, m: T): string {
+    return (this.inner ??= new JsonBuffer(1 << 12)).line(fn, m);
+  }
+
+  private run<T>(fn: Writer<T>, m: T): string | number {
+    this.wide = false;
+    const b = this.b;
+    const p = fn(m, this, 0);
+    if (p > b.length) return p;
+    return this.wide ? b.utf8Slice(0, p) : b.latin1Slice(0, p);
+  }
+
+  // Writes again into bigger buffers until the line fits (`need` bytes counted by the last try).
+  private grow<T>(fn: Writer<T>, m: T, need: number, text: boolean): string | Buffer {
+    const kept = this.b;
+    try {
+      for (let size = Math.max(need + (need >> 1), kept.length * 2); ; size = need * 2) {
+        this.b = alloc(size);
+        this.wide = false;
+        need = fn(m, this, 0);
+        if (need <= size) return text ? (this.wide ? this.b.utf8Slice(0, need) : this.b.latin1Slice(0, need)) : this.b.subarray(0, need);
+      }
+    } finally {
       // A buffer grown for a huge line is not kept: memory would stay at the largest line seen.
-      if (size <= MAX_KEPT) W = big;
-      return line;
+      if (this.b.length > MAX_KEPT) this.b = kept;
     }
-    size = line * 2;
+  }
+
+  /** Makes `dateTime` the text of second `s`; throws a FieldError outside protojson's range. */
+  setSecond(s: bigint | number): void {
+    let text: string;
+    if (s === this.prevSec) {
+      text = this.prevDateTime;
+    } else {
+      if (typeof s !== 'bigint' && !Number.isInteger(s)) throw new FieldError('', `timestamp seconds ${s} is not an integer`);
+      const n = Number(s); // exact within the range checked next
+      if (!(n >= MIN_TS_N && n <= MAX_TS_N)) throw new FieldError('', `timestamp seconds ${s} out of range`);
+      let d = n - this.dayStart;
+      if (!(d >= 0 && d < 86400)) {
+        this.dayStart = Math.floor(n / 86400) * 86400;
+        this.date = new Date(this.dayStart * 1000).toISOString().slice(0, 11);
+        d = n - this.dayStart;
+      }
+      const h = Math.floor(d / 3600);
+      const mi = Math.floor(d / 60) - h * 60;
+      text = this.date + TWO[h] + ':' + TWO[mi] + ':' + TWO[d - h * 3600 - mi * 60];
+    }
+    this.prevSec = this.sec;
+    this.prevDateTime = this.dateTime;
+    this.dateTime = text;
+    this.sec = s;
   }
 }
 
-/**
- * One message as the UTF-8 bytes of its compact JSON, without making a string: a view of the
- * shared buffer, valid until the next encode.
- */
-export function encodeBytesWith<T>(fn: Writer<T>, m: T): Buffer {
-  let buf = W;
-  let p = fn(m, buf, 0);
-  while (p > buf.length) {
-    buf = alloc(Math.max(p + (p >> 1), buf.length * 2));
-    p = fn(m, buf, 0);
-    if (buf.length <= MAX_KEPT) W = buf;
-  }
-  // Strings with non-ASCII text were written as UTF-8, the rest is ASCII: the bytes are the line.
-  return buf.subarray(0, p);
+/** RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits (the shortest exact one), quoted, as wTs writes it. */
+export function ts(t: Timestamp): string {
+  return new JsonBuffer(64).line(writeTs, t);
 }
-
-/** Same, for a message encoded while the shared buffer is in use (google.protobuf.Any). */
-export function encodeNested<T>(fn: Writer<T>, m: T): string {
-  const outer = wide;
-  try {
-    let size = 1 << 12;
-    for (;;) {
-      const r = runWriter(fn, m, alloc(size));
-      if (typeof r === 'string') return r;
-      size = r;
-    }
-  } finally {
-    wide = outer;
-  }
-}
+const writeTs: Writer<Timestamp> = (t, o, p) => wTs(o, p, t);
 
 // 1 for the characters a JSON line holds as they are: printable ASCII but '"', '\\' and Go's
 // HTML-safe <>&, plus DEL (raw in hubble v0.12.3's output). Indexed by any UTF-16 unit, so a
@@ -205,7 +185,8 @@ for (let c = 0x20; c < 0x80; c++) RAW[c] = 1;
 for (const c of '"\\<>&') RAW[c.charCodeAt(0)] = 0;
 
 /** A string value, quoted and escaped like Go protojson + encoding/json. */
-export function wStr(b: NodeBuffer, p: number, s: string): number {
+export function wStr(o: JsonBuffer, p: number, s: string): number {
+  const b = o.b;
   const n = s.length;
   const start = p;
   b[p] = 34;
@@ -238,7 +219,7 @@ export function wStr(b: NodeBuffer, p: number, s: string): number {
     if (RAW[c] === 1) b[p++] = c;
     else if (c < 128) p = wEsc(b, p, c);
     // Non-ASCII (UTF-8, U+2028/9, surrogates): rare, left to the string escaper.
-    else return wRaw(b, start, str(s));
+    else return wRaw(o, start, str(s));
   }
   b[p] = 34;
   return p + 1;
@@ -262,19 +243,21 @@ function wEsc(b: NodeBuffer, p: number, c: number): number {
 }
 
 /** Text known to be ASCII (enum names, timestamps, base64, digits). */
-export function wLit(b: NodeBuffer, p: number, s: string): number {
+export function wLit(o: JsonBuffer, p: number, s: string): number {
+  const b = o.b;
   const n = s.length;
   for (let i = 0; i < n; i++) b[p + i] = s.charCodeAt(i);
   return p + n;
 }
 
 /** Text that may hold non-ASCII characters (already escaped JSON). */
-export function wRaw(b: NodeBuffer, p: number, s: string): number {
+export function wRaw(o: JsonBuffer, p: number, s: string): number {
+  const b = o.b;
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     if (c > 127) {
-      wide = true;
+      o.wide = true;
       const len = Buffer.byteLength(s, 'utf8');
       if (p + len <= b.length) b.utf8Write(s, p, len);
       return p + len;
@@ -285,14 +268,14 @@ export function wRaw(b: NodeBuffer, p: number, s: string): number {
 }
 
 /** A 32-bit integer field (or anything else typed as a number: printed as String(v) would). */
-export function wNum(b: NodeBuffer, p: number, v: number): number {
-  if (typeof v !== 'number') return wRaw(b, p, String(v)); // a bigint would throw in >>>
-  if (v >>> 0 === v) return wDigits(b, p, v);
+export function wNum(o: JsonBuffer, p: number, v: number): number {
+  if (typeof v !== 'number') return wRaw(o, p, String(v)); // a bigint would throw in >>>
+  if (v >>> 0 === v) return wDigits(o.b, p, v);
   if ((v | 0) === v) {
-    b[p] = 45;
-    return wDigits(b, p + 1, -v);
+    o.b[p] = 45;
+    return wDigits(o.b, p + 1, -v);
   }
-  return wRaw(b, p, String(v));
+  return wRaw(o, p, String(v));
 }
 
 function wDigits(b: NodeBuffer, p: number, v: number): number {
@@ -312,27 +295,29 @@ function wDigits(b: NodeBuffer, p: number, v: number): number {
 }
 
 /** A 64-bit integer as a quoted decimal string. */
-export function wI64(b: NodeBuffer, p: number, v: bigint | number): number {
+export function wI64(o: JsonBuffer, p: number, v: bigint | number): number {
+  const b = o.b;
   b[p] = 34;
-  p = typeof v === 'number' && v >>> 0 === v ? wDigits(b, p + 1, v) : wRaw(b, p + 1, String(v));
+  p = typeof v === 'number' && v >>> 0 === v ? wDigits(b, p + 1, v) : wRaw(o, p + 1, String(v));
   b[p] = 34;
   return p + 1;
 }
 
 /** An enum: its quoted name from `names` (indexed by number), or the bare number when unnamed. */
-export function wEnum(b: NodeBuffer, p: number, names: (string | undefined)[], v: number): number {
+export function wEnum(o: JsonBuffer, p: number, names: (string | undefined)[], v: number): number {
   const s = names[v];
-  return s === undefined ? wNum(b, p, v) : wLit(b, p, s);
+  return s === undefined ? wNum(o, p, v) : wLit(o, p, s);
 }
 
 /** A Timestamp as ts() formats it, written without building the string. */
-export function wTs(b: NodeBuffer, p: number, t: Timestamp): number {
+export function wTs(o: JsonBuffer, p: number, t: Timestamp): number {
   const s = t.seconds ?? 0n;
   let n = t.nanos ?? 0;
-  if (s !== lastSec) setPrefix(s);
+  if (s !== o.sec) o.setSecond(s);
   if (!(n >= 0 && n < 1e9) || !Number.isInteger(n)) throw new FieldError('', `timestamp nanos ${n} out of range`);
+  const b = o.b;
   b[p] = 34;
-  p = wLit(b, p + 1, lastPrefix);
+  p = wLit(o, p + 1, o.dateTime);
   if (n !== 0) {
     b[p++] = 46;
     let digits = 9;
@@ -355,7 +340,8 @@ export function wTs(b: NodeBuffer, p: number, t: Timestamp): number {
   return p + 2;
 }
 
-export function wBool(b: NodeBuffer, p: number, v: boolean): number {
+export function wBool(o: JsonBuffer, p: number, v: boolean): number {
+  const b = o.b;
   if (v) {
     b[p] = 116; b[p + 1] = 114; b[p + 2] = 117; b[p + 3] = 101;
     return p + 4;

@@ -15,7 +15,7 @@ import {
   encodeFlowFilter,
   encodeMessage,
   encodeResponse,
-  encodeResponseBytes,
+  JsonEncoder,
 } from './json.js';
 import { makeCorpus } from './testing/corpus.js';
 import { formatRfc3339 } from './time.js';
@@ -117,6 +117,8 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
   });
 
   it('gives the same line as UTF-8 bytes without a string', () => {
+    const enc = new JsonEncoder();
+    const encodeResponseBytes = (r: GetFlowsResponse) => enc.responseBytes(r);
     for (const r of makeCorpus(300, 3)) expect(Buffer.from(encodeResponseBytes(r)).toString()).toBe(encodeResponse(r));
     const odd: GetFlowsResponse[] = [
       { node_name: 'nœud-1', flow: { Summary: 'é 😀 <' } },
@@ -128,6 +130,18 @@ describe('encodeResponse: byte-identical to hubble observe -o json', () => {
     const first = encodeResponseBytes({ node_name: 'a' });
     expect(Buffer.from(first).toString()).toBe('{"node_name":"a"}');
     expect(() => encodeResponseBytes({ time: { seconds: 0n, nanos: -1 } })).toThrow(malformed);
+    expect(enc.response({ node_name: 'b' })).toBe('{"node_name":"b"}');
+  });
+
+  it('keeps each encoder\'s buffer and times to itself', () => {
+    const a = new JsonEncoder();
+    const b = new JsonEncoder();
+    const held = a.responseBytes({ node_name: 'held', time: { seconds: 86_400n, nanos: 0 } });
+    for (const r of makeCorpus(50, 7)) b.response(r);
+    expect(b.response({ flow: { Summary: 'é', extensions: { type_url: 'type.googleapis.com/flow.Workload', value: new Uint8Array([10, 1, 119]) } } }))
+      .toBe('{"flow":{"Summary":"é","extensions":{"@type":"type.googleapis.com/flow.Workload","name":"w"}}}');
+    expect(held.toString()).toBe('{"node_name":"held","time":"1970-01-02T00:00:00Z"}');
+    expect(a.response({ time: { seconds: 86_401n, nanos: 0 } })).toBe('{"time":"1970-01-02T00:00:01Z"}');
   });
 
   it('prints 32-bit numbers of every width and sign', () => {

@@ -14,13 +14,12 @@ import type {
 import type { NodeStatusEvent } from './gen/relay/relay.js';
 import * as G from './json-codec.gen.js';
 import { FlowctlError } from './errors.js';
-import { FieldError, encodeBytesWith } from './json-primitives.js';
+import { FieldError, JsonBuffer } from './json-primitives.js';
 
 // Constants, not imported bindings: loaders that compile ESM to CommonJS (tsx, vitest) make each
 // use of an import a getter call, on every line.
 const {
-  d_flow_Flow, d_flow_FlowFilter, d_observer_GetFlowsResponse, e_flow_Flow, e_flow_FlowFilter, e_observer_GetFlowsResponse,
-  w_observer_GetFlowsResponse, jsonCodecs,
+  d_flow_Flow, d_flow_FlowFilter, d_observer_GetFlowsResponse, w_flow_Flow, w_flow_FlowFilter, w_observer_GetFlowsResponse, jsonCodecs,
 } = G;
 
 export { jsonCodecs } from './json-codec.gen.js';
@@ -67,26 +66,72 @@ function parse(text: string, where: string): unknown {
   }
 }
 
-/** One line (no newline), byte-identical to `hubble observe -o json` for this response. */
-export function encodeResponse(r: GetFlowsResponse): string {
-  try {
-    return e_observer_GetFlowsResponse(r);
-  } catch (e) {
-    return encodeError(e, 'GetFlowsResponse');
+/**
+ * Encodes messages as compact JSON lines, reusing one buffer and the text of recent timestamps
+ * from line to line: each printer or server that writes many lines owns one.
+ */
+export class JsonEncoder {
+  private readonly out = new JsonBuffer();
+
+  /** One line (no newline), byte-identical to `hubble observe -o json` for this response. */
+  response(r: GetFlowsResponse): string {
+    try {
+      return this.out.line(w_observer_GetFlowsResponse, r);
+    } catch (e) {
+      return encodeError(e, 'GetFlowsResponse');
+    }
+  }
+
+  /**
+   * response()'s line as UTF-8 bytes (no newline), without making a string: for writers that copy
+   * lines into an output buffer. The result is a view of this encoder's buffer, which its next
+   * line reuses, so copy or write it before encoding again.
+   */
+  responseBytes(r: GetFlowsResponse): Buffer {
+    try {
+      return this.out.bytes(w_observer_GetFlowsResponse, r);
+    } catch (e) {
+      return encodeError(e, 'GetFlowsResponse');
+    }
+  }
+
+  /** A bare Flow (the legacy `HUBBLE_COMPAT=legacy-json-output` shape). */
+  flow(f: Flow): string {
+    try {
+      return this.out.line(w_flow_Flow, f);
+    } catch (e) {
+      return encodeError(e, 'Flow');
+    }
+  }
+
+  /** A FlowFilter as `--print-raw-filters` prints it and `--allowlist`/`--denylist` accept it. */
+  flowFilter(f: FlowFilter): string {
+    try {
+      return this.out.line(w_flow_FlowFilter, f);
+    } catch (e) {
+      return encodeError(e, 'FlowFilter');
+    }
+  }
+
+  /** Compact protojson (proto names) of any generated message, e.g. `message('observer.ServerStatusResponse', s)`. */
+  message<K extends keyof JsonMessageTypes>(type: K, m: JsonMessageTypes[K]): string;
+  message(type: string, m: unknown): string;
+  message(type: string, m: unknown): string {
+    const c = codecFor(type);
+    try {
+      return this.out.line(c.write, m);
+    } catch (e) {
+      return encodeError(e, type);
+    }
   }
 }
 
-/**
- * encodeResponse's line as UTF-8 bytes (no newline), without making a string: for writers that
- * copy lines into an output buffer. The result is a view of a buffer that the next encode call
- * reuses, so copy or write it before encoding again.
- */
-export function encodeResponseBytes(r: GetFlowsResponse): Buffer {
-  try {
-    return encodeBytesWith(w_observer_GetFlowsResponse, r);
-  } catch (e) {
-    return encodeError(e, 'GetFlowsResponse');
-  }
+// For callers encoding now and then; a stream of lines gets its own JsonEncoder.
+const occasional = new JsonEncoder();
+
+/** JsonEncoder.response() for an occasional line. */
+export function encodeResponse(r: GetFlowsResponse): string {
+  return occasional.response(r);
 }
 
 /**
@@ -102,13 +147,9 @@ export function decodeResponse(line: string, where = 'input'): GetFlowsResponse 
   }
 }
 
-/** A bare Flow (the legacy `HUBBLE_COMPAT=legacy-json-output` shape). */
+/** JsonEncoder.flow() for an occasional line. */
 export function encodeFlow(f: Flow): string {
-  try {
-    return e_flow_Flow(f);
-  } catch (e) {
-    return encodeError(e, 'Flow');
-  }
+  return occasional.flow(f);
 }
 
 export function decodeFlow(text: string, where = 'input'): Flow {
@@ -120,13 +161,9 @@ export function decodeFlow(text: string, where = 'input'): Flow {
   }
 }
 
-/** A FlowFilter as `--print-raw-filters` prints it and `--allowlist`/`--denylist` accept it. */
+/** JsonEncoder.flowFilter() for an occasional line. */
 export function encodeFlowFilter(f: FlowFilter): string {
-  try {
-    return e_flow_FlowFilter(f);
-  } catch (e) {
-    return encodeError(e, 'FlowFilter');
-  }
+  return occasional.flowFilter(f);
 }
 
 export function decodeFlowFilter(text: string, where = 'filter'): FlowFilter {
@@ -144,16 +181,11 @@ function codecFor(type: string) {
   return c;
 }
 
-/** Compact protojson (proto names) of any generated message, e.g. `encodeMessage('observer.ServerStatusResponse', s)`. */
+/** JsonEncoder.message() for an occasional line. */
 export function encodeMessage<K extends keyof JsonMessageTypes>(type: K, m: JsonMessageTypes[K]): string;
 export function encodeMessage(type: string, m: unknown): string;
 export function encodeMessage(type: string, m: unknown): string {
-  const c = codecFor(type);
-  try {
-    return c.encode(m);
-  } catch (e) {
-    return encodeError(e, type);
-  }
+  return occasional.message(type, m);
 }
 
 export function decodeMessage<K extends keyof JsonMessageTypes>(type: K, text: string, where?: string): JsonMessageTypes[K];

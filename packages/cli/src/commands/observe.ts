@@ -111,6 +111,7 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
     throw new CliError('filter', (e as Error).message);
   }
   const json = output === 'json' || opts.inputFile ? await loadJson() : undefined;
+  const encoder = json && new json.JsonEncoder();
   const printer = new Printer({
     output,
     timeFormat,
@@ -120,7 +121,7 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
     color: configureColors(colorMode, io.isTTY),
     out: io.out,
     err: io.err,
-    encodeJson: json?.encodeResponse,
+    encodeJson: encoder && ((r) => encoder.response(r)),
   });
 
   const controller = new AbortController();

@@ -32,7 +32,8 @@ async function runUi(listen: string, io: Io, g: GlobalOptions): Promise<void> {
     getFlows: (req: Parameters<typeof conn.getFlows>[0], signal?: AbortSignal) => conn.getFlows(req, signal),
     map: (q: UiMapQuery) => queryServiceMap({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls, ...q }),
   };
-  const server = new UiServer({ listen, backend, encodeResponse: json.encodeResponse });
+  const encoder = new json.JsonEncoder();
+  const server = new UiServer({ listen, backend, encodeResponse: (r) => encoder.response(r) });
   const url = await server.start();
   io.out.write(`flowctl ui: serving ${url} (flows from ${g.server}); Ctrl-C to stop\n`);
   io.out.flush();

@@ -55,21 +55,21 @@ const WRAPPERS = {
 // zero: when a field without presence is printed; wr: how a value x is written at p (an
 // expression returning the new position).
 const SCALAR = {
-  string: { zero: "v !== ''", wr: (x) => `wStr(b, p, ${x})`, dec: 'dStr' },
-  bool: { zero: 'v === true', wr: (x) => `wBool(b, p, ${x})`, dec: 'dBool', presence: true },
-  uint32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dU32' },
-  fixed32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dU32' },
-  int32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dI32' },
-  sint32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dI32' },
-  sfixed32: { zero: 'v !== 0', wr: (x) => `wNum(b, p, ${x})`, dec: 'dI32' },
-  double: { zero: 'v !== 0', wr: (x) => `wLit(b, p, dbl(${x}))`, dec: 'dDbl' },
-  float: { zero: 'v !== 0', wr: (x) => `wLit(b, p, dbl(${x}))`, dec: 'dDbl' },
-  uint64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dU64' },
-  fixed64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dU64' },
-  int64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dI64' },
-  sint64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dI64' },
-  sfixed64: { zero: 'v != 0', wr: (x) => `wI64(b, p, ${x})`, dec: 'dI64' },
-  bytes: { zero: 'v.length !== 0', wr: (x) => `wLit(b, p, bytes(${x}))`, dec: 'dBytes' },
+  string: { zero: "v !== ''", wr: (x) => `wStr(o, p, ${x})`, dec: 'dStr' },
+  bool: { zero: 'v === true', wr: (x) => `wBool(o, p, ${x})`, dec: 'dBool', presence: true },
+  uint32: { zero: 'v !== 0', wr: (x) => `wNum(o, p, ${x})`, dec: 'dU32' },
+  fixed32: { zero: 'v !== 0', wr: (x) => `wNum(o, p, ${x})`, dec: 'dU32' },
+  int32: { zero: 'v !== 0', wr: (x) => `wNum(o, p, ${x})`, dec: 'dI32' },
+  sint32: { zero: 'v !== 0', wr: (x) => `wNum(o, p, ${x})`, dec: 'dI32' },
+  sfixed32: { zero: 'v !== 0', wr: (x) => `wNum(o, p, ${x})`, dec: 'dI32' },
+  double: { zero: 'v !== 0', wr: (x) => `wLit(o, p, dbl(${x}))`, dec: 'dDbl' },
+  float: { zero: 'v !== 0', wr: (x) => `wLit(o, p, dbl(${x}))`, dec: 'dDbl' },
+  uint64: { zero: 'v != 0', wr: (x) => `wI64(o, p, ${x})`, dec: 'dU64' },
+  fixed64: { zero: 'v != 0', wr: (x) => `wI64(o, p, ${x})`, dec: 'dU64' },
+  int64: { zero: 'v != 0', wr: (x) => `wI64(o, p, ${x})`, dec: 'dI64' },
+  sint64: { zero: 'v != 0', wr: (x) => `wI64(o, p, ${x})`, dec: 'dI64' },
+  sfixed64: { zero: 'v != 0', wr: (x) => `wI64(o, p, ${x})`, dec: 'dI64' },
+  bytes: { zero: 'v.length !== 0', wr: (x) => `wLit(o, p, bytes(${x}))`, dec: 'dBytes' },
 };
 
 /** How one field (or one element of a repeated field) is encoded/decoded. */
@@ -77,20 +77,20 @@ function fieldKind(f) {
   const rt = f.resolvedType;
   if (rt instanceof protobuf.Enum) {
     const { id, full } = naming(rt);
-    return { wr: (x) => `wEnum(b, p, Q_${id}, ${x})`, zero: 'v !== 0', dec: `de_${id}`, enumFull: full };
+    return { wr: (x) => `wEnum(o, p, Q_${id}, ${x})`, zero: 'v !== 0', dec: `de_${id}`, enumFull: full };
   }
   if (rt instanceof protobuf.Type) {
     const full = rt.fullName.slice(1);
-    if (full === 'google.protobuf.Timestamp') return { wr: (x) => `wTs(b, p, ${x})`, dec: 'dTs', message: true };
-    if (full === 'google.protobuf.FieldMask') return { wr: (x) => `wRaw(b, p, fieldMask(${x}))`, dec: 'dFieldMask', message: true };
-    if (full === 'google.protobuf.Any') return { wr: (x) => `wAny(${x}, b, p)`, dec: 'dAny', message: true };
+    if (full === 'google.protobuf.Timestamp') return { wr: (x) => `wTs(o, p, ${x})`, dec: 'dTs', message: true };
+    if (full === 'google.protobuf.FieldMask') return { wr: (x) => `wRaw(o, p, fieldMask(${x}))`, dec: 'dFieldMask', message: true };
+    if (full === 'google.protobuf.Any') return { wr: (x) => `wAny(${x}, o, p)`, dec: 'dAny', message: true };
     if (WRAPPERS[full]) {
       const s = SCALAR[WRAPPERS[full]];
       return { wr: s.wr, dec: s.dec, message: true };
     }
     if (full.startsWith('google.')) throw new Error(`unsupported well-known type ${full}`);
     const { id } = naming(rt);
-    return { wr: (x) => `w_${id}(${x}, b, p)`, dec: `d_${id}`, message: true };
+    return { wr: (x) => `w_${id}(${x}, o, p)`, dec: `d_${id}`, message: true };
   }
   const s = SCALAR[f.type];
   if (!s) throw new Error(`unsupported field type ${f.type} in ${f.fullName}`);
@@ -116,13 +116,13 @@ w('/* eslint-disable */');
 for (const p of PACKAGES) w(`import * as ${p} from '${modPath(p)}';`);
 w(`import { Struct } from './gen/google/protobuf/struct.js';`);
 w(`import * as P from './json-primitives.js';
-import type { NodeBuffer, Writer } from './json-primitives.js';
+import type { JsonBuffer, Writer } from './json-primitives.js';
 
 // Module constants rather than imported bindings: a loader that compiles ESM to CommonJS (tsx,
 // vitest) turns every use of an import into a getter call, too costly per field.
 const {
   FieldError, bytes, dArr, dBool, dBytes, dDbl, dEnum, dFieldMask, dI32, dI64, dObj, dStr, dTs, dU32, dU64, dbl,
-  encodeNested, encodeWith, fieldMask, str, wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs,
+  fieldMask, str, wBool, wEnum, wI64, wLit, wNum, wRaw, wStr, wTs,
 } = P;`);
 w('');
 w('type AnyMessage = { type_url?: string | undefined; value?: Uint8Array | undefined };');
@@ -148,12 +148,11 @@ w('');
 for (const t of messages) {
   const { pkg, ts: tsName, id } = naming(t);
   for (const f of t.fieldsArray) if (f.map) throw new Error(`map fields are not supported: ${f.fullName}`);
-  // ---- encoder: a writer into the shared buffer, and the string-returning wrapper over it
-  w(`export function e_${id}(m: ${pkg}.${tsName}): string { return encodeWith(w_${id}, m); }`);
+  // ---- encoder: a writer into a JsonBuffer
   const fields = t.fieldsArray;
   if (fields.length === 0) {
-    w(`export function w_${id}(m: ${pkg}.${tsName}, b: NodeBuffer, p: number): number {`);
-    w('  b[p] = 123; b[p + 1] = 125; return p + 2;');
+    w(`export function w_${id}(m: ${pkg}.${tsName}, o: JsonBuffer, p: number): number {`);
+    w('  const b = o.b; b[p] = 123; b[p + 1] = 125; return p + 2;');
     w('}');
   } else {
     // The code writing field i from v; s is the position after '{': a field written anywhere
@@ -178,16 +177,16 @@ for (const t of messages) {
       // field by name goes megamorphic (measured: 3 µs per Flow). Those are walked by their own
       // keys instead, merged against the declaration order.
       w(`const K_${id} = ${JSON.stringify(fields.map((f) => f.name))};`);
-      w(`export function w_${id}(m: ${pkg}.${tsName}, b: NodeBuffer, p: number): number {`);
-      w(`  return '${last}' in m ? wd_${id}(m, b, p) : ws_${id}(m, b, p);`);
+      w(`export function w_${id}(m: ${pkg}.${tsName}, o: JsonBuffer, p: number): number {`);
+      w(`  return '${last}' in m ? wd_${id}(m, o, p) : ws_${id}(m, o, p);`);
       w('}');
-      w(`function ws_${id}(m: ${pkg}.${tsName}, b: NodeBuffer, p: number): number {`);
-      w('  const x = m as any; const p0 = p; let j = 0;');
+      w(`function ws_${id}(m: ${pkg}.${tsName}, o: JsonBuffer, p: number): number {`);
+      w('  const x = m as any; const b = o.b; const p0 = p; let j = 0;');
       w('  b[p] = 123; const s = ++p;');
       w('  for (const k in x) {');
       w(`    while (j < ${fields.length} && K_${id}[j] !== k) j++;`);
       w(`    // A key out of declaration order or not a field: the field-by-field writer decides.`);
-      w(`    if (j === ${fields.length}) return wd_${id}(m, b, p0);`);
+      w(`    if (j === ${fields.length}) return wd_${id}(m, o, p0);`);
       w('    const v = x[k];');
       w('    switch (j++) {');
       fields.forEach((f, i) => w(`      case ${i}: ${fieldCode(f, true)} break;`));
@@ -196,8 +195,8 @@ for (const t of messages) {
       w('  b[p] = 125; return p + 1;');
       w('}');
     }
-    w(`${sparse ? 'function wd_' : 'export function w_'}${id}(m: ${pkg}.${tsName}, b: NodeBuffer, p: number): number {`);
-    w('  const x = m as any; let v: any;');
+    w(`${sparse ? 'function wd_' : 'export function w_'}${id}(m: ${pkg}.${tsName}, o: JsonBuffer, p: number): number {`);
+    w('  const x = m as any; const b = o.b; let v: any;');
     w('  b[p] = 123; const s = ++p;');
     fields.forEach((f, i) => {
       w(`  v = x.${f.name};`);
@@ -237,8 +236,7 @@ w('');
 
 // Registry for google.protobuf.Any and for callers that pick a codec by message name.
 w('export interface MessageJsonCodec<T = any> {');
-w('  encode(m: T): string;');
-w('  /** Writes m at p into a buffer, returns the position after it (see encodeWith). */');
+w('  /** Writes m at p into a JsonBuffer, returns the position after it. */');
 w('  write: Writer<T>;');
 w('  decode(j: unknown): T;');
 w('  binary: { encode(m: T): { finish(): Uint8Array }; decode(b: Uint8Array): T };');
@@ -246,7 +244,7 @@ w('}');
 w('export const jsonCodecs: Record<string, MessageJsonCodec> = {');
 for (const t of messages) {
   const { pkg, ts: tsName, id, full } = naming(t);
-  w(`  '${full}': { encode: e_${id}, write: w_${id}, decode: d_${id}, binary: ${pkg}.${tsName} },`);
+  w(`  '${full}': { write: w_${id}, decode: d_${id}, binary: ${pkg}.${tsName} },`);
 }
 w('};');
 w(`
@@ -266,16 +264,16 @@ function structValue(v: unknown): string {
   const o = v as Record<string, unknown>;
   return '{' + Object.keys(o).sort().map((k) => str(k) + ':' + structValue(o[k])).join(',') + '}';
 }
-function wAny(a: AnyMessage, b: NodeBuffer, p: number): number {
+function wAny(a: AnyMessage, o: JsonBuffer, p: number): number {
   const url = a.type_url ?? '';
   if (url.endsWith(STRUCT_URL_SUFFIX)) {
     const value = structValue(Struct.unwrap(Struct.decode(a.value ?? new Uint8Array(0))));
-    return wRaw(b, p, '{"@type":' + str(url) + ',"value":' + value + '}');
+    return wRaw(o, p, '{"@type":' + str(url) + ',"value":' + value + '}');
   }
   const c = anyType(url);
-  // The shared buffer is busy with the outer message: the inner one gets its own.
-  const inner = encodeNested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
-  return wRaw(b, p, '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1)));
+  // The buffer is busy with the outer message: the inner one gets its own.
+  const inner = o.nested(c.write, c.binary.decode(a.value ?? new Uint8Array(0)));
+  return wRaw(o, p, '{"@type":' + str(url) + (inner === '{}' ? '}' : ',' + inner.slice(1)));
 }
 function dAny(j: unknown): AnyMessage {
   const o = dObj(j);
