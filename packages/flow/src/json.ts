@@ -14,7 +14,7 @@ import type {
 import type { NodeStatusEvent } from './gen/relay/relay.js';
 import * as G from './json-codec.gen.js';
 import { FlowctlError } from './errors.js';
-import { FieldError, JsonBuffer } from './json-primitives.js';
+import { FieldError, JsonBuffer, type Writer } from './json-primitives.js';
 
 // Constants, not imported bindings: loaders that compile ESM to CommonJS (tsx, vitest) make each
 // use of an import a getter call, on every line.
@@ -75,11 +75,7 @@ export class JsonEncoder {
 
   /** One line (no newline), byte-identical to `hubble observe -o json` for this response. */
   response(r: GetFlowsResponse): string {
-    try {
-      return this.out.line(w_observer_GetFlowsResponse, r);
-    } catch (e) {
-      return encodeError(e, 'GetFlowsResponse');
-    }
+    return this.line(w_observer_GetFlowsResponse, r, 'GetFlowsResponse');
   }
 
   /**
@@ -97,31 +93,26 @@ export class JsonEncoder {
 
   /** A bare Flow (the legacy `HUBBLE_COMPAT=legacy-json-output` shape). */
   flow(f: Flow): string {
-    try {
-      return this.out.line(w_flow_Flow, f);
-    } catch (e) {
-      return encodeError(e, 'Flow');
-    }
+    return this.line(w_flow_Flow, f, 'Flow');
   }
 
   /** A FlowFilter as `--print-raw-filters` prints it and `--allowlist`/`--denylist` accept it. */
   flowFilter(f: FlowFilter): string {
-    try {
-      return this.out.line(w_flow_FlowFilter, f);
-    } catch (e) {
-      return encodeError(e, 'FlowFilter');
-    }
+    return this.line(w_flow_FlowFilter, f, 'FlowFilter');
   }
 
   /** Compact protojson (proto names) of any generated message, e.g. `message('observer.ServerStatusResponse', s)`. */
   message<K extends keyof JsonMessageTypes>(type: K, m: JsonMessageTypes[K]): string;
   message(type: string, m: unknown): string;
   message(type: string, m: unknown): string {
-    const c = codecFor(type);
+    return this.line(codecFor(type).write, m, type);
+  }
+
+  private line<T>(fn: Writer<T>, m: T, what: string): string {
     try {
-      return this.out.line(c.write, m);
+      return this.out.line(fn, m);
     } catch (e) {
-      return encodeError(e, type);
+      return encodeError(e, what);
     }
   }
 }
