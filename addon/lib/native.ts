@@ -7,10 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { BpfError } from './errors.js';
 
 export interface NativeLinkInfo {
-  kind: 'tc' | 'tcx' | 'bpf_link';
+  kind: 'tc' | 'tcx' | 'xdp' | 'bpf_link';
   description: string;
   ifindex?: number;
   direction?: 'ingress' | 'egress';
+  /** XDP links: the mode the kernel accepted. */
+  xdpMode?: 'native' | 'generic';
   handle?: number;
   priority?: number;
   fd?: number;
@@ -59,7 +61,7 @@ export interface NativeProgram {
   attachTracepoint(category: string, name: string): NativeLink;
   attachRawTracepoint(name: string): NativeLink;
   attachCgroup(path: string): NativeLink;
-  attachXdp(o: number | { ifname?: string; ifindex?: number; netns?: string }): NativeLink;
+  attachXdp(o: number | { ifname?: string; ifindex?: number; netns?: string; mode?: string }): NativeLink;
   testRun(o: { data?: Buffer; ctx?: Buffer; repeat?: number; dataOutSize?: number; ctxOutSize?: number }): NativeTestRunResult;
   pin(path: string): void;
   unpin(path: string): void;

@@ -27,6 +27,11 @@ export interface XdpAttachOptions {
   ifname?: string;
   ifindex?: number;
   netns?: string;
+  /**
+   * 'auto' (default): native (driver) mode where the driver has it, else generic (skb) mode;
+   * 'native' fails on drivers without XDP; 'generic' always uses skb mode. info().xdpMode says which.
+   */
+  mode?: 'auto' | 'native' | 'generic';
 }
 
 export interface TestRunOptions {

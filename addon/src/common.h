@@ -79,13 +79,14 @@ struct ObjState {
 };
 
 // ---- links (link.cc) ----
-enum class LinkKind { BpfLink, Tc, Tcx };
+enum class LinkKind { BpfLink, Tc, Tcx, Xdp };
 
 struct LinkState {
   LinkKind kind = LinkKind::BpfLink;
   std::string desc;           // for error messages, e.g. "tc(ifindex=3, ingress)"
   bpf_link* link = nullptr;   // BpfLink
-  int linkFd = -1;            // Tcx: a kernel bpf_link made with BPF_LINK_CREATE
+  int linkFd = -1;            // Tcx, Xdp: a kernel bpf_link made with BPF_LINK_CREATE
+  bool xdpNative = false;     // Xdp: driver (native) mode rather than generic (skb) mode
   // Tc
   int netnsFd = -1;           // held so detach reaches the same namespace
   int ifindex = 0;

@@ -57,7 +57,7 @@ void ReleaseQdisc(const QdiscKey& key, int ifindex) {
 int LinkState::Detach() {
   if (detached) return 0;
   detached = true;
-  if (kind == LinkKind::Tcx) {
+  if (kind == LinkKind::Tcx || kind == LinkKind::Xdp) {
     int rc = 0;
     if (linkFd >= 0 && close(linkFd) != 0) rc = -errno;
     linkFd = -1;
@@ -226,9 +226,16 @@ Napi::Value Link::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   if (!st_) return o;
-  o.Set("kind", st_->kind == LinkKind::Tc ? "tc" : st_->kind == LinkKind::Tcx ? "tcx" : "bpf_link");
+  o.Set("kind", st_->kind == LinkKind::Tc    ? "tc"
+               : st_->kind == LinkKind::Tcx ? "tcx"
+               : st_->kind == LinkKind::Xdp ? "xdp"
+                                            : "bpf_link");
   o.Set("description", st_->desc);
-  if (st_->kind == LinkKind::Tcx) {
+  if (st_->kind == LinkKind::Xdp) {
+    o.Set("ifindex", st_->ifindex);
+    o.Set("xdpMode", st_->xdpNative ? "native" : "generic");
+    o.Set("fd", st_->linkFd);
+  } else if (st_->kind == LinkKind::Tcx) {
     o.Set("ifindex", st_->ifindex);
     o.Set("direction", PointName(st_->point));
     o.Set("fd", st_->linkFd);

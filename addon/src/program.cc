@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <fcntl.h>
+#include <linux/if_link.h>
 #include <net/if.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -133,12 +134,14 @@ Napi::Value Program::AttachCgroup(const Napi::CallbackInfo& info) {
               std::string(bpf_program__name(p)) + " cgroup(" + path + ")");
 }
 
-// attachXdp(ifindex) or attachXdp({ ifname?, ifindex?, netns? })
+// attachXdp(ifindex) or attachXdp({ ifname?, ifindex?, netns?, mode? })
+// mode: 'auto' (native where the driver has it, else generic), 'native' or 'generic'. A bpf_link
+// made with BPF_LINK_CREATE and explicit flags, so info() can say which mode it got.
 Napi::Value Program::AttachXdp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   bpf_program* p = Prog(env);
   int ifindex = 0;
-  std::string ifname, netns;
+  std::string ifname, netns, mode = "auto";
   if (info[0].IsNumber()) {
     ifindex = info[0].As<Napi::Number>().Int32Value();
   } else {
@@ -146,10 +149,13 @@ Napi::Value Program::AttachXdp(const Napi::CallbackInfo& info) {
     if (o.Get("ifname").IsString()) ifname = o.Get("ifname").As<Napi::String>().Utf8Value();
     if (o.Get("ifindex").IsNumber()) ifindex = o.Get("ifindex").As<Napi::Number>().Int32Value();
     if (o.Get("netns").IsString()) netns = o.Get("netns").As<Napi::String>().Utf8Value();
+    if (o.Get("mode").IsString()) mode = o.Get("mode").As<Napi::String>().Utf8Value();
   }
+  if (mode != "auto" && mode != "native" && mode != "generic")
+    throw Napi::TypeError::New(env, "attachXdp: mode must be 'auto', 'native' or 'generic', got '" + mode + "'");
   int nsFd = netns.empty() ? -1 : OpenNetns(env, netns);
-  bpf_link* l = nullptr;
-  int err = 0;
+  int fd = -1, err = 0;
+  bool native = mode != "generic";
   std::string where = netns.empty() ? "" : ", netns=" + netns;
   try {
     // The link is an fd: once created it no longer depends on our thread's namespace.
@@ -158,16 +164,31 @@ Napi::Value Program::AttachXdp(const Napi::CallbackInfo& info) {
       ifindex = static_cast<int>(if_nametoindex(ifname.c_str()));
       if (ifindex == 0) ThrowBpf(env, "if_nametoindex(" + ifname + where + ")", errno ? errno : ENODEV);
     }
-    l = bpf_program__attach_xdp(p, ifindex);
-    err = errno;
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+    fd = bpf_link_create(bpf_program__fd(p), ifindex, BPF_XDP, &opts);
+    // A driver without XDP support refuses native mode with EOPNOTSUPP.
+    if (fd < 0 && mode == "auto" && fd == -EOPNOTSUPP) {
+      native = false;
+      opts.flags = XDP_FLAGS_SKB_MODE;
+      fd = bpf_link_create(bpf_program__fd(p), ifindex, BPF_XDP, &opts);
+    }
+    if (fd < 0) err = -fd;
   } catch (...) {
     if (nsFd >= 0) close(nsFd);
     throw;
   }
   if (nsFd >= 0) close(nsFd);
-  errno = err;
   std::string dev = "ifindex=" + std::to_string(ifindex) + (ifname.empty() ? "" : " " + ifname) + where;
-  return Link(env, l, "bpf_program__attach_xdp(" + dev + ")", std::string(bpf_program__name(p)) + " xdp(" + dev + ")");
+  if (fd < 0) ThrowBpf(env, std::string("bpf_link_create(xdp ") + (native ? "native" : "generic") + ", " + dev + ")", err);
+  auto st = std::make_shared<LinkState>();
+  st->kind = LinkKind::Xdp;
+  st->linkFd = fd;
+  st->ifindex = ifindex;
+  st->xdpNative = native;
+  st->desc = std::string(bpf_program__name(p)) + " xdp(" + dev + ", " + (native ? "native" : "generic") + ")";
+  st->owner = obj_;
+  obj_->links.insert(st);
+  return Link::Wrap(env, st);
 }
 
 // testRun({ data?, ctx?, repeat?, dataOutSize?, ctxOutSize? })

@@ -171,6 +171,26 @@ describe.skipIf(skip)('attach and detach (real kernel)', () => {
     expect(inNs(net.a, 'ip', ['link', 'show', net.va])).not.toMatch(/xdp/);
   });
 
+  it('attaches XDP in the mode asked for and says which one it got', () => {
+    // veth has native XDP: 'auto' takes it; 'generic' is skb mode ("xdpgeneric" in ip link).
+    const auto = obj.program('xdp_pass').attachXdp({ ifname: net.va, netns: net.a });
+    expect(auto.info()).toMatchObject({ kind: 'xdp', xdpMode: 'native' });
+    expect(auto.description).toMatch(/xdp_pass xdp\(ifindex=\d+ .*native\)/);
+    expect(inNs(net.a, 'ip', ['link', 'show', net.va])).toMatch(/ xdp /);
+    auto.detach();
+    const generic = obj.program('xdp_pass').attachXdp({ ifname: net.va, netns: net.a, mode: 'generic' });
+    expect(generic.info().xdpMode).toBe('generic');
+    expect(inNs(net.a, 'ip', ['link', 'show', net.va])).toMatch(/xdpgeneric/);
+    generic.detach();
+    expect(inNs(net.a, 'ip', ['link', 'show', net.va])).not.toMatch(/xdp/);
+    // lo has no native XDP: 'native' is refused, 'auto' falls back to generic.
+    expect(() => obj.program('xdp_pass').attachXdp({ ifname: 'lo', netns: net.a, mode: 'native' })).toThrow(/bpf_link_create\(xdp native, .*lo.*\): EOPNOTSUPP/);
+    const lo = obj.program('xdp_pass').attachXdp({ ifname: 'lo', netns: net.a });
+    expect(lo.info().xdpMode).toBe('generic');
+    lo.detach();
+    expect(() => obj.program('xdp_pass').attachXdp({ ifname: net.va, netns: net.a, mode: 'fast' as 'native' })).toThrow(/mode must be 'auto', 'native' or 'generic'/);
+  });
+
   it('attaches cgroup skb, sock and sock_addr programs', () => {
     // Hybrid hosts mount cgroup v2 at /sys/fs/cgroup/unified, pure v2 hosts at /sys/fs/cgroup.
     const base = existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
