@@ -10,7 +10,7 @@ protoc \
   --ts_proto_out="$out" \
   --ts_proto_opt=outputServices=grpc-js,env=node,esModuleInterop=true,importSuffix=.js,forceLong=bigint,useDate=false,useOptionals=all,snakeToCamel=false,outputPartialMethods=false,exportCommonSymbols=false \
   -I proto -I /usr/include \
-  proto/flow/flow.proto proto/observer/observer.proto proto/relay/relay.proto proto/peer/peer.proto proto/grpc/health/v1/health.proto proto/flowctl/servicemap.proto proto/flowctl/alerts.proto google/protobuf/struct.proto
+  proto/flow/flow.proto proto/observer/observer.proto proto/relay/relay.proto proto/peer/peer.proto proto/grpc/health/v1/health.proto proto/flowctl/servicemap.proto proto/flowctl/alerts.proto proto/flowctl/blocks.proto google/protobuf/struct.proto
 # Generated code is not held to our strictest lint flags.
 find "$out" -name '*.ts' -exec sed -i '1i // @ts-nocheck' {} \;
 node packages/flow/src/codegen/split-services.mjs

@@ -9,6 +9,8 @@ export type ErrorCode =
   | 'POLICY'
   /** Bytes or JSON that do not decode (a FlowBatch, protojson, a PolicyService reply). */
   | 'MALFORMED'
+  /** A named thing (a drop-list entry...) that is not there. */
+  | 'NOT_FOUND'
   | 'UNIMPLEMENTED'
   | 'UNAVAILABLE'
   | 'INTERNAL';
