@@ -1,6 +1,7 @@
 // What the agent needs from a datapath. KernelDatapath (kernel.ts) drives the real eBPF programs
 // through bpf-loader; tests and the replay mode use other implementations.
 import type { CompiledPolicy } from '@flowctl/policy';
+import type { Prefix } from '@flowctl/flow/ip';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 
 export interface DatapathOptions {
@@ -14,6 +15,8 @@ export interface DatapathOptions {
   policyAudit?: boolean;
   /** Ring buffer size in bytes (power of two, default 8 MiB). */
   ringBytes?: number;
+  /** Load the XDP drop list (attachXdp and the block methods need it). */
+  xdp?: boolean;
 }
 
 export interface Datapath {
@@ -40,6 +43,23 @@ export interface Datapath {
   unwatchNetns?(name?: string): void;
   /** Entries in use per kernel map, for the map fill metric. */
   mapFill?(): MapFill[];
+  /** The XDP drop list on a node interface of the agent's namespace; returns the mode the driver took. */
+  attachXdp?(ifname: string): XdpMode;
+  /** Adds or replaces a drop-list entry (live, no reload). */
+  writeBlock?(entry: KernelBlock): void;
+  deleteBlock?(entry: KernelBlock): void;
+  /** Packets and bytes dropped per entry id, summed over CPUs. */
+  blockCounts?(): Map<number, { packets: bigint; bytes: bigint }>;
+}
+
+export type XdpMode = 'native' | 'generic';
+
+/** A drop-list entry as the kernel holds it. */
+export interface KernelBlock {
+  id: number;
+  prefix: Prefix;
+  /** On the kernel's monotonic clock (process.hrtime.bigint()); 0n: never. */
+  expiresNs: bigint;
 }
 
 export interface MapFill {

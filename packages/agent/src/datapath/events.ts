@@ -130,7 +130,33 @@ export interface KernelDropEvent {
   icmpCode: number;
 }
 
-export type DatapathEvent = FlowEvent | SockEvent | KernelDropEvent;
+/**
+ * Packets the XDP drop list dropped (bpf/xdp.bpf.c): a sample packet of one source and entry,
+ * and how many that source lost to the entry since the previous event of the pair.
+ */
+export interface XdpDropEvent {
+  kind: 'xdrop';
+  tsNs: bigint;
+  ifindex: number;
+  /** The drop-list entry (BlockList id). */
+  entryId: number;
+  /** Which address of the packet is in the entry. */
+  matched: 'source' | 'destination';
+  packets: bigint;
+  bytes: bigint;
+  ipVersion: IpVersion;
+  srcIp: string;
+  dstIp: string;
+  /** 0 for a non-first fragment. */
+  proto: number;
+  srcPort: number;
+  dstPort: number;
+  tcpFlags: number;
+  icmpType: number;
+  icmpCode: number;
+}
+
+export type DatapathEvent = FlowEvent | SockEvent | KernelDropEvent | XdpDropEvent;
 
 /** Per-CPU counters summed over CPUs; the names match the C enum in bpf/flowctl.h. */
 export interface DatapathCounters {

@@ -1,6 +1,6 @@
-// The real datapath: loads bpf/.output/{flowctl,trace}.bpf.o through bpf-loader, attaches the TC
-// programs to endpoint interfaces and the tracepoint programs to the kernel, and turns both ring
-// buffers into DatapathEvent batches (one batch per ring wake-up).
+// The real datapath: loads bpf/.output/{flowctl,trace,xdp}.bpf.o through bpf-loader, attaches the TC
+// programs to endpoint interfaces, the tracepoint programs to the kernel and the XDP drop list to
+// node interfaces, and turns the ring buffers into DatapathEvent batches (one batch per wake-up).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
@@ -11,9 +11,10 @@ import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
 import { decodeFlowEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
-import type { Datapath, DatapathOptions } from './datapath.js';
+import type { Datapath, DatapathOptions, KernelBlock, XdpMode } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 import { PolicyMapWriter } from './policy-maps.js';
+import { XdpDropList } from './xdp.js';
 
 export interface KernelDatapathOptions extends DatapathOptions {
   /** Directory holding flowctl.bpf.o and trace.bpf.o (default: the repo's bpf/.output). */
@@ -56,6 +57,7 @@ export class KernelDatapath implements Datapath {
   private readonly flowObj: BpfObject;
   private readonly traceObj: BpfObject | undefined;
   private readonly traceLinks: BpfLink[] = [];
+  private readonly xdp: XdpDropList | undefined;
   private readonly attachments = new Map<string, Attachment>();
   private readonly watched = new Map<string, { ino: number; refs: number }>();
   private rings: RingBuffer[] = [];
@@ -96,6 +98,7 @@ export class KernelDatapath implements Datapath {
         this.traceObj.load();
         for (const [prog, tp] of TRACE_PROGRAMS) this.traceLinks.push(this.traceObj.program(prog).attachRawTracepoint(tp));
       }
+      if (opts.xdp) this.xdp = new XdpDropList({ object: objectPath(dir, 'xdp.bpf.o') });
     } catch (err) {
       this.close();
       throw err;
@@ -134,7 +137,32 @@ export class KernelDatapath implements Datapath {
         }),
       );
     }
+    if (this.xdp) this.rings.push(this.xdp.start(onEvents, (err) => this.decodeFailed(err)));
     if (this.paused) for (const r of this.rings) r.pause();
+  }
+
+  attachXdp(ifname: string): XdpMode {
+    this.assertOpen('attachXdp');
+    return this.xdpList('attachXdp').attach(ifname);
+  }
+
+  writeBlock(entry: KernelBlock): void {
+    this.assertOpen('writeBlock');
+    this.xdpList('writeBlock').write(entry);
+  }
+
+  deleteBlock(entry: KernelBlock): void {
+    if (this.closed) return;
+    this.xdpList('deleteBlock').delete(entry);
+  }
+
+  blockCounts(): Map<number, { packets: bigint; bytes: bigint }> {
+    return this.closed || !this.xdp ? new Map() : this.xdp.counts();
+  }
+
+  private xdpList(op: string): XdpDropList {
+    if (!this.xdp) throw new FlowctlError('UNAVAILABLE', `KernelDatapath.${op}: the XDP drop list is not loaded (no --xdp-interface)`);
+    return this.xdp;
   }
 
   attach(ifname: string, netns?: string): void {
@@ -230,9 +258,10 @@ export class KernelDatapath implements Datapath {
     }
     const trace = this.closed || !this.traceObj ? [] : sumPerCpu(this.traceObj, 'trace_counters', TRACE_COUNTERS.length);
     TRACE_COUNTERS.forEach((n, i) => (out[n] = trace[i] ?? 0n));
-    // ringbufFull is every event the kernel could not queue, from either ring.
+    if (this.xdp && !this.closed) Object.assign(out, this.xdp.counters());
+    // ringbufFull is every event the kernel could not queue, from any ring.
     out.flowRingbufFull = out.ringbufFull;
-    out.ringbufFull = out.flowRingbufFull + (out.traceRingbufFull ?? 0n);
+    out.ringbufFull = out.flowRingbufFull + (out.traceRingbufFull ?? 0n) + (out.xdpRingbufFull ?? 0n);
     out.decodeErrors = this.decodeErrors;
     out.ownTcDropsSuppressed = this.ownTcDrops;
     return out;
@@ -263,6 +292,7 @@ export class KernelDatapath implements Datapath {
     this.attachments.clear();
     for (const l of this.traceLinks) l.detach();
     this.traceLinks.length = 0;
+    this.xdp?.close();
     this.watched.clear();
     this.traceObj?.close();
     this.flowObj.close();

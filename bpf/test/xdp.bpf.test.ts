@@ -1,0 +1,172 @@
+// The XDP drop list (bpf/xdp.bpf.c) through BPF_PROG_TEST_RUN, loaded and written by the agent's
+// own XdpDropList: the verifier accepts it, listed sources and destinations are dropped (IPv4 via
+// the /24 bitmap, IPv6), everything else passes, expiry, per-entry counters, and the sampled drop
+// events (one per entry and source per interval, carrying the packets in between; a per-CPU budget).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseBlockCidr } from '../../packages/flow/src/block.js';
+import { XdpDropList } from '../../packages/agent/src/datapath/xdp.js';
+import type { XdpDropEvent } from '../../packages/agent/src/datapath/events.js';
+import { eth, F, icmp, ipv4, ipv6, tcp, udp, TCP, UDP, ICMP } from './packets.js';
+import { skipReason } from './harness.js';
+
+const OBJECT = fileURLToPath(new URL('../.output/xdp.bpf.o', import.meta.url));
+const XDP_DROP = 1;
+const XDP_PASS = 2;
+const skip = skipReason();
+
+let list: XdpDropList | undefined;
+afterEach(() => {
+  list?.close();
+  list = undefined;
+});
+
+interface Harness {
+  list: XdpDropList;
+  events: XdpDropEvent[];
+  run(data: Buffer, repeat?: number): Promise<{ retval: number; events: XdpDropEvent[] }>;
+  block(cidr: string, id: number, expiresNs?: bigint): void;
+}
+
+function open(o: { eventsPerSec?: number; eventIntervalS?: number } = {}): Harness {
+  if (!existsSync(OBJECT)) throw new Error(`${OBJECT} is missing: run make -C bpf`);
+  const l = new XdpDropList({ object: OBJECT, ...o });
+  list = l;
+  const events: XdpDropEvent[] = [];
+  l.start((evs) => events.push(...evs), (e) => {
+    throw e;
+  });
+  const prog = l.obj.program('flowctl_xdp_drop');
+  return {
+    list: l,
+    events,
+    block: (cidr, id, expiresNs = 0n) => l.write({ id, prefix: parseBlockCidr(cidr).prefix, expiresNs }),
+    async run(data, repeat = 1) {
+      const before = l.counters().xdpEvents;
+      const n0 = events.length;
+      const r = prog.testRun({ data, repeat });
+      const want = n0 + Number(l.counters().xdpEvents - before);
+      const deadline = Date.now() + 2000;
+      while (events.length < want) {
+        if (Date.now() > deadline) throw new Error(`ring delivered ${events.length - n0} of ${want - n0} events`);
+        await new Promise((res) => setTimeout(res, 1));
+      }
+      return { retval: r.retval, events: events.slice(n0) };
+    },
+  };
+}
+
+const syn = (src: string, dst: string, sport = 40000) => ipv4({ src, dst, proto: TCP }, tcp(sport, 80, F.SYN));
+
+describe.skipIf(skip !== undefined)('XDP drop list (BPF_PROG_TEST_RUN)', () => {
+  it('loads (the verifier accepts it) and passes everything while the list is empty', async () => {
+    const h = open();
+    expect(h.list.obj.program('flowctl_xdp_drop').type).toBe('xdp');
+    expect((await h.run(syn('10.1.2.3', '10.9.9.9'))).retval).toBe(XDP_PASS);
+    expect((await h.run(ipv6({ src: 'fd00::1', dst: 'fd00::2', proto: UDP }, udp(1, 2)))).retval).toBe(XDP_PASS);
+    expect((await h.run(eth(0x0806, Buffer.alloc(28)))).retval).toBe(XDP_PASS);
+    expect(h.list.counters().xdpDropped).toBe(0n);
+  });
+
+  it('drops a listed source or destination, CIDR or host, and passes its neighbours', async () => {
+    const h = open();
+    h.block('203.0.113.0/24', 1);
+    h.block('198.51.100.7', 2);
+    h.block('10.0.0.0/8', 3);
+    const first = await h.run(syn('203.0.113.9', '192.0.2.1'));
+    expect(first.retval).toBe(XDP_DROP);
+    expect(first.events).toMatchObject([{ kind: 'xdrop', entryId: 1, matched: 'source', srcIp: '203.0.113.9', dstIp: '192.0.2.1', proto: TCP, srcPort: 40000, dstPort: 80, tcpFlags: F.SYN, packets: 1n }]);
+    expect((await h.run(syn('203.0.114.9', '192.0.2.1'))).retval).toBe(XDP_PASS);
+    expect((await h.run(syn('198.51.100.7', '192.0.2.1'))).retval).toBe(XDP_DROP);
+    expect((await h.run(syn('198.51.100.8', '192.0.2.1'))).retval).toBe(XDP_PASS);
+    // A /8 covers 65,536 bits of the /24 bitmap.
+    expect((await h.run(syn('10.250.3.4', '192.0.2.1'))).retval).toBe(XDP_DROP);
+    const toListed = await h.run(ipv4({ src: '192.0.2.1', dst: '198.51.100.7', proto: UDP }, udp(5353, 53)));
+    expect(toListed.retval).toBe(XDP_DROP);
+    expect(toListed.events[0]).toMatchObject({ entryId: 2, matched: 'destination', proto: UDP, srcPort: 5353, dstPort: 53 });
+    const ping = await h.run(ipv4({ src: '203.0.113.1', dst: '192.0.2.1', proto: ICMP }, icmp(8, 0, 7)));
+    expect(ping.events[0]).toMatchObject({ proto: ICMP, icmpType: 8, icmpCode: 0, srcPort: 0 });
+  });
+
+  it('drops IPv6 by prefix and behind a VLAN tag', async () => {
+    const h = open();
+    h.block('2001:db8:bad::/48', 9);
+    const r = await h.run(ipv6({ src: '2001:db8:bad::1', dst: 'fd00::2', proto: TCP }, tcp(1234, 443, F.SYN)));
+    expect(r.retval).toBe(XDP_DROP);
+    expect(r.events[0]).toMatchObject({ ipVersion: 6, srcIp: '2001:db8:bad::1', dstIp: 'fd00::2', dstPort: 443, entryId: 9 });
+    expect((await h.run(ipv6({ src: '2001:db8:bae::1', dst: 'fd00::2', proto: TCP }, tcp(1234, 443, F.SYN)))).retval).toBe(XDP_PASS);
+    h.block('192.0.2.0/24', 10);
+    const inner = syn('192.0.2.5', '10.9.9.9');
+    const tagged = Buffer.concat([inner.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x2a]), inner.subarray(12)]);
+    expect((await h.run(tagged)).retval).toBe(XDP_DROP);
+  });
+
+  it('passes truncated IP headers untouched', async () => {
+    const h = open();
+    h.block('192.0.2.0/24', 1);
+    expect((await h.run(syn('192.0.2.5', '10.9.9.9').subarray(0, 14 + 12))).retval).toBe(XDP_PASS);
+  });
+
+  it('counts per entry and stops dropping when an entry is deleted or has expired', async () => {
+    const h = open();
+    h.block('192.0.2.0/24', 4);
+    const pkt = syn('192.0.2.5', '10.9.9.9');
+    expect((await h.run(pkt, 1000)).retval).toBe(XDP_DROP);
+    expect(h.list.counts().get(4)).toEqual({ packets: 1000n, bytes: BigInt(1000 * pkt.length) });
+    h.list.delete({ id: 4, prefix: parseBlockCidr('192.0.2.0/24').prefix, expiresNs: 0n });
+    expect((await h.run(pkt)).retval).toBe(XDP_PASS);
+    expect(h.list.counts().has(4)).toBe(false);
+
+    h.block('198.51.100.0/24', 5, process.hrtime.bigint() - 100_000_000n); // the kernel compares with its coarse clock
+    expect((await h.run(syn('198.51.100.1', '10.9.9.9'))).retval).toBe(XDP_PASS);
+    expect(h.list.counters().xdpExpired).toBe(1n);
+    h.block('198.51.100.0/24', 5, process.hrtime.bigint() + 60_000_000_000n);
+    expect((await h.run(syn('198.51.100.1', '10.9.9.9'))).retval).toBe(XDP_DROP);
+  });
+
+  it('keeps the /24 bitmap in step when entries overlap', async () => {
+    const h = open();
+    h.block('192.0.2.0/24', 1);
+    h.block('192.0.2.7', 2);
+    h.block('192.0.0.0/16', 3);
+    h.list.delete({ id: 1, prefix: parseBlockCidr('192.0.2.0/24').prefix, expiresNs: 0n });
+    expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).events[0]?.entryId).toBe(2);
+    h.list.delete({ id: 3, prefix: parseBlockCidr('192.0.0.0/16').prefix, expiresNs: 0n });
+    expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).retval).toBe(XDP_DROP);
+    expect((await h.run(syn('192.0.9.1', '10.9.9.9'))).retval).toBe(XDP_PASS);
+    h.list.delete({ id: 2, prefix: parseBlockCidr('192.0.2.7').prefix, expiresNs: 0n });
+    expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).retval).toBe(XDP_PASS);
+  });
+
+  it('sends one event per entry, source and port per interval, with the packets dropped in between', async () => {
+    const h = open({ eventIntervalS: 0.2 });
+    h.block('192.0.2.0/24', 1);
+    const a = syn('192.0.2.5', '10.9.9.9');
+    const first = await h.run(a, 500);
+    expect(first.events).toHaveLength(1);
+    expect(first.events[0]!.packets).toBe(1n);
+    // Another source, or the same source at another port, gets its own event at once.
+    expect((await h.run(syn('192.0.2.6', '10.9.9.9'))).events).toHaveLength(1);
+    expect((await h.run(ipv4({ src: '192.0.2.5', dst: '10.9.9.9', proto: TCP }, tcp(40000, 22, F.SYN)))).events).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 250));
+    const later = await h.run(a);
+    expect(later.events).toHaveLength(1);
+    // 499 aggregated after the first event, plus this one.
+    expect(later.events[0]!.packets).toBe(500n);
+    expect(later.events[0]!.bytes).toBe(BigInt(500 * a.length));
+    expect(h.list.counts().get(1)?.packets).toBe(503n);
+  });
+
+  it('sends at most events_per_sec events per CPU and counts the rest', async () => {
+    const h = open({ eventsPerSec: 3 });
+    h.block('192.0.2.0/24', 1);
+    let sent = 0;
+    for (let i = 1; i <= 10; i++) sent += (await h.run(syn(`192.0.2.${i}`, '10.9.9.9'))).events.length;
+    const c = h.list.counters();
+    // test_run may move between CPUs: at most 3 per CPU, and every drop is either sent or counted.
+    expect(sent).toBeGreaterThanOrEqual(3);
+    expect(BigInt(sent) + c.xdpEventsOverBudget).toBe(10n);
+    expect(c.xdpDropped).toBe(10n);
+  });
+});

@@ -1,0 +1,189 @@
+// The XDP drop list in the kernel (bpf/xdp.bpf.c): loads the object, attaches it to node
+// interfaces, writes entries into the tries (and the IPv4 /24 bitmap that keeps passing packets
+// off them) and reads the per-entry counters. The owner of the entries is the agent's BlockList;
+// this only mirrors them into the maps.
+import { BpfObject, forEachRecord, type BpfLink, type RingBuffer } from '@flowctl/bpf-loader';
+import { FlowctlError } from '../errors.js';
+import { sumPerCpuU64 } from './abi.js';
+import { COUNT, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, slash24Range } from './abi-xdp.js';
+import type { KernelBlock, XdpMode } from './datapath.js';
+import type { XdpDropEvent } from './events.js';
+
+export interface XdpDropListOptions {
+  /** Path of xdp.bpf.o. */
+  object: string;
+  /** Ring buffer bytes (power of two); drop events are sampled, so 1 MiB is plenty. */
+  ringBytes?: number;
+  /** Most drop events per CPU and second (the rest are counted, not sent). */
+  eventsPerSec?: number;
+  /** Seconds between two events of one entry and source. */
+  eventIntervalS?: number;
+}
+
+export class XdpDropList {
+  /** The loaded object (tests and benchmarks run its program with BPF_PROG_TEST_RUN). */
+  readonly obj: BpfObject;
+  private readonly links = new Map<string, BpfLink>();
+  /** Trie keys written (hex), so a replaced entry is not counted twice in the bitmap. */
+  private readonly present = new Set<string>();
+  /** IPv4 entries of /24 or longer per /24 (bit index), so a bit is cleared only when the last one goes. */
+  private readonly long24 = new Map<number, number>();
+  /** IPv4 entries shorter than /24 (few, usually): each covers a run of bits. */
+  private readonly short = new Map<string, [first: number, last: number]>();
+  private ring: RingBuffer | undefined;
+  private closed = false;
+
+  constructor(opts: XdpDropListOptions) {
+    this.obj = BpfObject.open(opts.object, { name: 'flowctl_xdp' });
+    try {
+      if (opts.ringBytes !== undefined) this.obj.setMaxEntries('xdp_events', opts.ringBytes);
+      if (opts.eventsPerSec !== undefined) this.obj.setRodata('events_per_sec', opts.eventsPerSec);
+      if (opts.eventIntervalS !== undefined) this.obj.setRodata('event_interval_ns', BigInt(Math.round(opts.eventIntervalS * 1e9)));
+      this.obj.load();
+    } catch (err) {
+      this.obj.close();
+      throw err;
+    }
+  }
+
+  /** Drop events; `onError` gets records that could not be decoded. */
+  start(onEvents: (events: XdpDropEvent[]) => void, onError: (err: unknown) => void): RingBuffer {
+    this.ring = this.obj.ringBuffer('xdp_events', (batch, count) => {
+      const out: XdpDropEvent[] = [];
+      forEachRecord(batch, count, (buf, off, len) => {
+        try {
+          out.push(decodeXdpDropEvent(buf, off, len));
+        } catch (err) {
+          onError(err);
+        }
+      });
+      if (out.length) onEvents(out);
+    });
+    return this.ring;
+  }
+
+  attach(ifname: string): XdpMode {
+    if (this.links.has(ifname)) return this.links.get(ifname)!.info().xdpMode ?? 'native';
+    let link: BpfLink;
+    try {
+      link = this.obj.program('flowctl_xdp_drop').attachXdp({ ifname, mode: 'auto' });
+    } catch (e) {
+      throw new FlowctlError('CONFIG', `--xdp-interface ${ifname}: cannot attach XDP: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.links.set(ifname, link);
+    return link.info().xdpMode ?? 'native';
+  }
+
+  get interfaces(): string[] {
+    return [...this.links.keys()];
+  }
+
+  /** Adds or replaces an entry: the trie first, then the bitmap, so a packet never sees a bit without its entry. */
+  write(e: KernelBlock): void {
+    const p = e.prefix;
+    const key = encodeDropKey(p);
+    this.obj.map(p.v6 ? 'drop6' : 'drop4').update(key, encodeDropEntry(e.id, e.expiresNs));
+    const hex = key.toString('hex');
+    if (this.present.has(hex)) return;
+    this.present.add(hex);
+    if (!p.v6) this.cover(p, hex, +1);
+  }
+
+  /** Removes an entry and its counters: the bitmap first, then the trie. */
+  delete(e: KernelBlock): void {
+    const p = e.prefix;
+    const key = encodeDropKey(p);
+    const hex = key.toString('hex');
+    if (this.present.delete(hex) && !p.v6) this.cover(p, hex, -1);
+    this.obj.map(p.v6 ? 'drop6' : 'drop4').delete(key);
+    this.obj.map('drop_counts').delete(u32(e.id));
+  }
+
+  /** Packets and bytes per entry id, summed over CPUs (entries that never dropped are absent). */
+  counts(): Map<number, { packets: bigint; bytes: bigint }> {
+    const out = new Map<number, { packets: bigint; bytes: bigint }>();
+    for (const [k, v] of this.obj.map('drop_counts').entries()) {
+      let packets = 0n;
+      let bytes = 0n;
+      // Per-CPU values: one struct fcx_count per CPU, back to back.
+      for (let off = 0; off + COUNT.size <= v.length; off += COUNT.size) {
+        packets += v.readBigUInt64LE(off + COUNT.packets);
+        bytes += v.readBigUInt64LE(off + COUNT.bytes);
+      }
+      out.set(k.readUInt32LE(0), { packets, bytes });
+    }
+    return out;
+  }
+
+  counters(): Record<(typeof XDP_COUNTERS)[number], bigint> {
+    const m = this.obj.map('xdp_counters');
+    const out = {} as Record<(typeof XDP_COUNTERS)[number], bigint>;
+    XDP_COUNTERS.forEach((n, i) => {
+      const v = this.closed ? undefined : m.lookup(u32(i));
+      out[n] = v ? sumPerCpuU64(v) : 0n;
+    });
+    return out;
+  }
+
+  /** Detaches from every interface and frees the maps (idempotent). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ring?.close();
+    for (const l of this.links.values()) l.detach();
+    this.links.clear();
+    this.obj.close();
+  }
+
+  /** Accounts one more (or one fewer) IPv4 entry and rewrites the bitmap words it spans. */
+  private cover(p: KernelBlock['prefix'], hex: string, delta: 1 | -1): void {
+    const [first, last] = slash24Range(p);
+    if (p.bits < 24) {
+      if (delta > 0) this.short.set(hex, [first, last]);
+      else this.short.delete(hex);
+    } else {
+      const n = (this.long24.get(first) ?? 0) + delta;
+      if (n > 0) this.long24.set(first, n);
+      else this.long24.delete(first);
+    }
+    const words: number[] = [];
+    for (let w = first >>> 6; w <= last >>> 6; w++) words.push(w);
+    const keys = Buffer.alloc(words.length * 4);
+    const values = Buffer.alloc(words.length * 8);
+    words.forEach((w, i) => {
+      keys.writeUInt32LE(w, i * 4);
+      values.writeBigUInt64LE(this.word(w), i * 8);
+    });
+    const bits = this.obj.map('drop4_bits');
+    if (words.length === 1) bits.update(keys, values);
+    else bits.updateBatch(keys, values);
+  }
+
+  /** Bitmap word `w` (bits w*64 .. w*64+63) from the entries. */
+  private word(w: number): bigint {
+    const lo = w * 64;
+    const hi = lo + 63;
+    let word = 0n;
+    for (const [first, last] of this.short.values()) {
+      if (last < lo || first > hi) continue;
+      if (first <= lo && last >= hi) return ALL_BITS;
+      for (let b = Math.max(first, lo); b <= Math.min(last, hi); b++) word |= 1n << BigInt(b - lo);
+    }
+    for (let i = 0; i < 64; i++) if (this.long24.has(lo + i)) word |= 1n << BigInt(i);
+    return word;
+  }
+}
+
+const ALL_BITS = (1n << 64n) - 1n;
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+
+function u64(n: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(n);
+  return b;
+}
