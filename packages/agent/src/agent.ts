@@ -29,6 +29,9 @@ import { AlertsService } from '@flowctl/flow/gen/flowctl/alerts.grpc';
 import { CONFIG_SECTIONS, Detection } from './detect/index.js';
 import { loadDetectConfig } from './detect/config.js';
 import { alertsImpl } from './server/alerts.js';
+import { BlocksService } from '@flowctl/flow/gen/flowctl/blocks.grpc';
+import { BlockList } from './respond/block-list.js';
+import { blocksImpl } from './server/blocks.js';
 
 export interface AgentOptions {
   nodeName?: string;
@@ -64,6 +67,8 @@ export interface AgentOptions {
   detectConfig?: string;
   /** Run no detectors (benchmarks measure the agent with and without them). */
   detectOff?: boolean;
+  /** Node interfaces of the agent's namespace to attach the XDP drop list to. */
+  xdpInterfaces?: string[];
   /** A datapath to use instead of the kernel (tests). */
   datapath?: Datapath;
   log: Logger & { child?(b: object): Logger };
@@ -96,6 +101,9 @@ export class Agent {
   readonly metrics: AgentMetrics | undefined;
   readonly serviceMap: ServiceMapStore;
   readonly detection: Detection | undefined;
+  readonly blocks = new BlockList();
+  /** Interfaces the XDP drop list is attached to. */
+  readonly xdpAttached: string[] = [];
   private readonly log: Logger;
   private stopped = false;
 
@@ -130,6 +138,8 @@ export class Agent {
       const detection = this.detection;
       this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName));
     }
+    this.server.addService(BlocksService, blocksImpl({ nodeName: this.nodeName, list: this.blocks, xdpInterfaces: () => [...this.xdpAttached] }));
+    this.ctx.setBlockList(this.blocks);
     this.config = new ConfigWatcher(
       {
         ...(opts.endpointsFile !== undefined && { endpointsFile: opts.endpointsFile }),
@@ -240,6 +250,7 @@ export class Agent {
       const metrics = this.metrics;
       this.consumer = new MonitorConsumer(dp, (ev) => this.parser.decode(ev), sink, metrics ? { countRead: (b) => metrics.eventsRead(b) } : {});
       this.consumer.start();
+      this.attachXdp(dp);
       this.reconcile();
       this.config.loadPolicies(true);
       this.pushIdentities();
@@ -256,8 +267,23 @@ export class Agent {
     this.clockTimer.unref();
   }
 
+  /** The XDP drop list on every --xdp-interface; the list's entries go to the kernel from here on. */
+  private attachXdp(dp: Datapath): void {
+    const ifaces = this.opts.xdpInterfaces ?? [];
+    if (!ifaces.length) return;
+    if (!dp.attachXdp) throw new FlowctlError('CONFIG', '--xdp-interface: this datapath has no XDP drop list');
+    const log = this.child('xdp');
+    for (const ifname of ifaces) {
+      const mode = dp.attachXdp(ifname);
+      this.xdpAttached.push(ifname);
+      log.info({ ifname, mode }, `XDP drop list attached to ${ifname} in ${mode} mode${mode === 'generic' ? ' (the driver has no native XDP)' : ''}`);
+    }
+    this.blocks.bindDatapath(dp);
+  }
+
   private datapathOptions(): DatapathOptions {
     const o: DatapathOptions = {};
+    if (this.opts.xdpInterfaces?.length) o.xdp = true;
     if (this.opts.maxPayload !== undefined) o.maxPayload = this.opts.maxPayload;
     if (this.opts.everyPacket) o.everyPacket = true;
     if (this.opts.policyAudit) o.policyAudit = true;
@@ -274,6 +300,7 @@ export class Agent {
     await this.metrics?.close();
     await this.server.close();
     this.consumer?.stop();
+    this.blocks.close();
     this.reconciler?.close();
   }
 

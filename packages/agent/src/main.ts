@@ -57,6 +57,7 @@ export function buildCommand(): Command {
     .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 1024))
     .option('--every-packet', 'one event per packet instead of per connection', false)
     .option('--detect-config <file>', 'detector thresholds (YAML, docs/alerts.md); the documented defaults without it')
+    .option('--xdp-interface <ifname>', 'attach the XDP drop list (flowctl block) to this node interface; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--log-level <level>', 'pino log level', 'info');
 }
 
@@ -66,7 +67,7 @@ async function main(): Promise<void> {
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
-    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string;
+    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[];
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -109,6 +110,7 @@ async function main(): Promise<void> {
     ...(o.maxPayload !== undefined && { maxPayload: o.maxPayload }),
     everyPacket: o.everyPacket,
     ...(o.detectConfig !== undefined && { detectConfig: o.detectConfig }),
+    ...(o.xdpInterface && { xdpInterfaces: o.xdpInterface }),
     log,
   });
   }

@@ -6,6 +6,7 @@ import { registerStatusCommand } from './commands/status.js';
 import { registerListCommand } from './commands/list.js';
 import { registerMapCommand } from './commands/map.js';
 import { registerAlertsCommand } from './commands/alerts.js';
+import { registerBlockCommand } from './commands/block.js';
 import { registerVersionCommand } from './commands/version.js';
 import { registerUiCommand } from './commands/ui.js';
 import { parseGoDuration } from './options/time.js';
@@ -68,6 +69,7 @@ export function buildProgram(io: Io, env: NodeJS.ProcessEnv = process.env): Comm
   registerListCommand(program, io, globals);
   registerMapCommand(program, io, globals);
   registerAlertsCommand(program, io, globals);
+  registerBlockCommand(program, io, globals);
   registerUiCommand(program, io, globals);
   registerVersionCommand(program, io);
   registerPolicyCommand(program, io);

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { BlocksClient } from '@flowctl/flow/gen/flowctl/blocks.grpc';
+import type { ListBlocksResponse } from '@flowctl/flow/gen/flowctl/blocks';
 import { NodeState, ObserverClient } from '@flowctl/flow';
 import type { GetFlowsRequest, GetFlowsResponse, Node, ServerStatusResponse } from '@flowctl/flow';
 import { encodeResponse } from '@flowctl/flow/json';
@@ -16,7 +18,7 @@ import { ServiceMapClient } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import type { GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
 import type { ListPoliciesResponse } from '@flowctl/flow/policy-service';
 import { hubbleCli, makeCorpus } from '@flowctl/flow/testing';
-import { spawnAgent, spawnRelay } from './testing/spawn.js';
+import { repoRoot, spawnAgent, spawnRelay } from './testing/spawn.js';
 import type { Child } from './testing/spawn.js';
 
 const run = promisify(execFile);
@@ -192,6 +194,35 @@ describe('flowctl-relay in front of real flowctl agents (replay mode)', () => {
       [['node-1'], NodeState.NODE_CONNECTED],
       [['node-2'], NodeState.NODE_CONNECTED],
     ]);
+  });
+
+  it('applies flowctl block add/remove to every node and lists the union (nodes without XDP say so)', async () => {
+    const flowctl = (...args: string[]) =>
+      run(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(repoRoot, 'packages/cli/src/bin.ts'), '--server', `127.0.0.1:${relay.port}`, ...args], { cwd: repoRoot })
+        .then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+    const add = await flowctl('block', 'add', '198.51.100.0/24', '--ttl', '1h', '--reason', 'relay test');
+    expect(add.code, add.stderr).toBe(0);
+    expect(add.stdout).toBe('blocked 198.51.100.0/24 for 1h0m0s on 2 nodes (node-1, node-2)\n');
+    expect(add.stderr).toBe('warning: node node-1 has no --xdp-interface: it lists the entry but drops nothing\nwarning: node node-2 has no --xdp-interface: it lists the entry but drops nothing\n');
+    // Each agent holds it (asked directly), and the relay lists one entry naming both.
+    for (const server of [`127.0.0.1:${agent1.port}`, `unix://${sock2}`]) {
+      const c = new BlocksClient(server, credentials.createInsecure());
+      const r = await call<ListBlocksResponse>((cb) => c.list({}, cb)).finally(() => c.close());
+      expect(r.entries?.map((e) => e.cidr)).toEqual(['198.51.100.0/24']);
+    }
+    const list = await flowctl('block', 'list', '-o', 'json');
+    expect(JSON.parse(list.stdout)).toMatchObject({ cidr: '198.51.100.0/24', reason: 'relay test', origin: 'cli', dropped_packets: 0, nodes: ['node-1', 'node-2'] });
+    // A bad CIDR that gets past a client is refused once, as the client's fault, not as two node failures.
+    const c = new BlocksClient(`127.0.0.1:${relay.port}`, credentials.createInsecure());
+    const bad = await call((cb) => c.add({ cidr: '198.51.100.0/99' }, cb)).then(() => undefined, (e: ServiceError) => e).finally(() => c.close());
+    expect(bad?.code).toBe(grpcStatus.INVALID_ARGUMENT);
+    expect(bad?.details).toMatch(/^invalid CIDR "198.51.100.0\/99"/);
+    const rm = await flowctl('block', 'remove', '198.51.100.0/24');
+    expect(rm.stdout).toBe('unblocked 198.51.100.0/24 on node-1, node-2 (0 packets dropped)\n');
+    expect((await flowctl('block', 'list')).stdout).toBe('No entries in the drop list.\n');
+    const again = await flowctl('block', 'remove', '198.51.100.0/24');
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toBe('error: 198.51.100.0/24 is not in the drop list\n');
   });
 
   it('reports a killed agent by name in ServerStatus, node_status and metrics', async () => {

@@ -6,6 +6,9 @@ import { HealthCheckResponse_ServingStatus, HealthService } from '@flowctl/flow'
 import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
 import { PolicyService } from '@flowctl/flow/policy-service';
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import { BlocksService } from '@flowctl/flow/gen/flowctl/blocks.grpc';
+import type { AddBlockRequest, RemoveBlockRequest } from '@flowctl/flow/gen/flowctl/blocks';
+import { RelayBlocks } from './observer/blocks.js';
 import type { GetServiceMapRequest, GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
 import { FlowctlError } from '@flowctl/flow';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
@@ -38,9 +41,9 @@ export interface RelayServer {
   close(): Promise<void>;
 }
 
-function unaryHandler<Res>(fn: () => Promise<Res>) {
-  return (_call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>) => {
-    fn().then(
+function unaryHandler<Res, Req = unknown>(fn: (req: Req) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => {
+    fn(call.request).then(
       (r) => cb(null, r),
       (e: unknown) => cb(grpcStatusOf(e)),
     );
@@ -78,6 +81,12 @@ export async function startRelayServer(listen: string, opts: ObserverOptions, tl
   } as UntypedServiceImplementation);
   server.addService(relayAlertsDefinition, {
     getAlerts: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlows(call, ALERTS_UPSTREAM),
+  } as UntypedServiceImplementation);
+  const blocks = new RelayBlocks({ manager: opts.manager, callTimeoutMs: opts.callTimeoutMs, callFailed: (n) => observer.nodeStats(n).errors.call++ });
+  server.addService(BlocksService, {
+    add: unaryHandler((req: AddBlockRequest) => blocks.add(req)),
+    remove: unaryHandler((req: RemoveBlockRequest) => blocks.remove(req)),
+    list: unaryHandler(() => blocks.list()),
   } as UntypedServiceImplementation);
   const healthStatus = (service: string | undefined) =>
     !service || service === OBSERVER_SERVICE_NAME ? HealthCheckResponse_ServingStatus.SERVING : undefined;

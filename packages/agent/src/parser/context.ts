@@ -32,5 +32,7 @@ export interface ParserContext {
   /** Records IPs learned from a DNS answer so later flows carry the names. */
   learnNames(name: string, ips: string[], ttlS: number): void;
   newUuid(): string;
+  /** The drop-list entry behind an XDP drop event's id, if the agent still knows it. */
+  blockEntry?(id: number): { cidr: string; reason: string } | undefined;
   counters: ParserCounters;
 }

@@ -16,6 +16,7 @@ export class LiveContext implements ParserContext {
   private ifNamesReadMs = 0;
   private policies: Policy[] = [];
   private readonly uuids = new UuidSource();
+  private blocks: { byEntryId(id: number): { cidr: string; reason: string } | undefined } | undefined;
 
   constructor(readonly directory: EndpointDirectory) {}
 
@@ -72,6 +73,14 @@ export class LiveContext implements ParserContext {
 
   newUuid(): string {
     return this.uuids.next();
+  }
+
+  setBlockList(list: { byEntryId(id: number): { cidr: string; reason: string } | undefined }): void {
+    this.blocks = list;
+  }
+
+  blockEntry(id: number): { cidr: string; reason: string } | undefined {
+    return this.blocks?.byEntryId(id);
   }
 }
 

@@ -205,3 +205,40 @@ describe('flat strings', () => {
     expect(i.get('10.203.1.100')).toBe('10.203.1.100');
   });
 });
+
+describe('Parser: XDP drop list', () => {
+  const ev = {
+    kind: 'xdrop', tsNs: 2_000_000_000n, ifindex: 0, entryId: 1, matched: 'source', packets: 41n, bytes: 2460n, ipVersion: 4,
+    srcIp: '203.0.113.9', dstIp: '10.203.1.20', proto: 6, srcPort: 40000, dstPort: 8080, tcpFlags: 0x02, icmpType: 0, icmpCode: 0,
+  } as const;
+
+  it('turns a drop into a DROPPED flow with POLICY_DENY and the entry and counts in extensions', async () => {
+    const { ctx, parser } = setup();
+    const { BlockList } = await import('../respond/block-list.js');
+    const { blockInfo } = await import('@flowctl/flow/block');
+    const list = new BlockList();
+    const e = list.add('203.0.113.0/24', { reason: 'scanner' });
+    ctx.setBlockList(list);
+    const [f] = parser.decode({ ...ev, entryId: e.id });
+    expect(f).toMatchObject({
+      verdict: Verdict.DROPPED,
+      drop_reason: 181,
+      drop_reason_desc: DropReason.POLICY_DENY,
+      event_type: { type: 1, sub_type: 181 },
+      traffic_direction: TrafficDirection.INGRESS,
+      IP: { source: '203.0.113.9', destination: '10.203.1.20', ipVersion: IPVersion.IPv4 },
+      l4: { TCP: { source_port: 40000, destination_port: 8080, flags: { SYN: true } } },
+      Summary: 'TCP Flags: SYN',
+      node_name: 'node-a',
+    });
+    expect(f!.destination?.pod_name).toBe('web-0');
+    expect(blockInfo(f!)).toEqual({ cidr: '203.0.113.0/24', reason: 'scanner', packets: 41, bytes: 2460, matched: 'source' });
+  });
+
+  it('keeps the flow when the entry is unknown, and counts an event without addresses as malformed', () => {
+    const { ctx, parser } = setup();
+    expect(parser.decode({ ...ev, entryId: 99 })).toHaveLength(1);
+    expect(parser.decode({ ...ev, srcIp: '' })).toEqual([]);
+    expect(ctx.counters.malformedEvents).toBe(1);
+  });
+});

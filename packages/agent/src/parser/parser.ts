@@ -15,7 +15,8 @@ import {
   type Policy,
   attachConnNumbers,
 } from '@flowctl/flow';
-import type { DatapathEvent, FlowEvent, KernelDropEvent } from '../datapath/events.js';
+import { DROP_REASON_POLICY_DENY, attachBlockInfo } from '@flowctl/flow/block';
+import type { DatapathEvent, FlowEvent, KernelDropEvent, XdpDropEvent } from '../datapath/events.js';
 import type { ParserContext } from './context.js';
 import { l7Flows } from './l7/index.js';
 import { sockFlow } from './sock.js';
@@ -75,6 +76,10 @@ export class Parser {
         }
         case 'sock': {
           const f = sockFlow(ev, this.ctx);
+          return f ? [f] : [];
+        }
+        case 'xdrop': {
+          const f = this.decodeXdpDrop(ev);
           return f ? [f] : [];
         }
         default:
@@ -179,6 +184,46 @@ export class Parser {
       if (pol) attachPolicy(flow, pol, direction, dropped);
     }
 
+    return flow;
+  }
+
+  /**
+   * A drop of the XDP drop list: a DROPPED flow of the sample packet with Hubble's POLICY_DENY and
+   * the entry (CIDR, reason) and how much that source lost to it since the previous such flow in
+   * Flow.extensions. XDP runs on node interfaces before any endpoint: the traffic comes in.
+   */
+  private decodeXdpDrop(ev: XdpDropEvent): Flow | undefined {
+    const ctx = this.ctx;
+    if (!validL3(ev)) {
+      ctx.counters.malformedEvents++;
+      return undefined;
+    }
+    const entry = ctx.blockEntry?.(ev.entryId);
+    const l4 = layer4(ev.proto, ev.srcPort, ev.dstPort, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+    const flow: Flow = {
+      time: ctx.toWallTime(ev.tsNs),
+      uuid: ctx.newUuid(),
+      verdict: Verdict.DROPPED,
+      drop_reason: DROP_REASON_POLICY_DENY,
+      IP: { source: this.strings.get(ev.srcIp), destination: this.strings.get(ev.dstIp), ipVersion: ev.ipVersion === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
+    };
+    if (l4) flow.l4 = l4;
+    flow.source = ctx.endpointForIp(ev.srcIp);
+    flow.destination = ctx.endpointForIp(ev.dstIp);
+    flow.Type = FlowType.L3_L4;
+    flow.node_name = ctx.nodeName;
+    flow.event_type = this.eventType(MSG_DROP, DROP_REASON_POLICY_DENY);
+    flow.traffic_direction = TrafficDirection.INGRESS;
+    flow.drop_reason_desc = DropReason.POLICY_DENY;
+    if (ev.ifindex > 0) flow.interface = this.iface(ev.ifindex);
+    flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+    attachBlockInfo(flow, {
+      cidr: entry?.cidr ?? '',
+      reason: entry?.reason ?? '',
+      packets: Number(ev.packets),
+      bytes: Number(ev.bytes),
+      matched: ev.matched,
+    });
     return flow;
   }
 

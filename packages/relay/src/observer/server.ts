@@ -84,7 +84,7 @@ export function forwardedMetadata(md: Metadata | undefined): Metadata {
 
 type Writer = (items: RelayItem[]) => Promise<void>;
 
-function unary<Req, Res>(
+export function unary<Req, Res>(
   client: Client,
   codec: { path: string; serialize: (r: Req) => Buffer; deserialize: (b: Buffer) => Res },
   req: Req,

@@ -13,6 +13,7 @@ import {
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import { AlertsService } from '@flowctl/flow/gen/flowctl/alerts.grpc';
 import { GetAlertsRequest } from '@flowctl/flow/gen/flowctl/alerts';
+import { BlocksService } from '@flowctl/flow/gen/flowctl/blocks.grpc';
 import { BatchObserverService, GET_FLOWS_BATCHED_PATH } from '@flowctl/flow/batch';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { ScratchBatchEncoder } from './merge.js';
@@ -72,7 +73,16 @@ export function batchObserverDefinition(): ServiceDefinition {
   } as unknown as ServiceDefinition;
 }
 
+const codecOf = <M extends { path: string; requestSerialize: unknown; responseDeserialize: unknown }>(m: M) => ({
+  path: m.path,
+  serialize: m.requestSerialize as M['requestSerialize'],
+  deserialize: m.responseDeserialize as M['responseDeserialize'],
+});
+
 export const unaryCodecs = {
+  addBlock: codecOf(BlocksService.add),
+  removeBlock: codecOf(BlocksService.remove),
+  listBlocks: codecOf(BlocksService.list),
   getServiceMap: {
     path: ServiceMapService.getServiceMap.path,
     serialize: ServiceMapService.getServiceMap.requestSerialize,

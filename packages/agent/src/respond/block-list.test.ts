@@ -1,0 +1,76 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { FakeDatapath } from '../testing/fake-datapath.js';
+import type { KernelBlock } from '../datapath/datapath.js';
+import { BlockList } from './block-list.js';
+
+/** A datapath that records what the list writes into the XDP maps. */
+class Recorder extends FakeDatapath {
+  readonly kernel = new Map<number, KernelBlock>();
+  writeBlock(e: KernelBlock): void {
+    this.kernel.set(e.id, { ...e });
+  }
+  deleteBlock(e: KernelBlock): void {
+    this.kernel.delete(e.id);
+  }
+  blockCounts() {
+    return new Map([...this.kernel.keys()].map((id) => [id, { packets: 10n * BigInt(id), bytes: 1000n }]));
+  }
+}
+
+afterEach(() => vi.useRealTimers());
+
+describe('BlockList', () => {
+  it('canonicalises CIDRs, mirrors entries into the datapath and lists them with their counters', () => {
+    const dp = new Recorder();
+    const l = new BlockList();
+    l.add('203.0.113.77/24', { reason: 'scanner' });
+    l.bindDatapath(dp); // entries listed before the datapath came go to it now
+    const b = l.add('2001:DB8::1');
+    expect(b.cidr).toBe('2001:db8::1/128');
+    expect([...dp.kernel.values()].map((e) => e.prefix.bits).sort()).toEqual([128, 24]);
+    expect(l.list()).toMatchObject([
+      { cidr: '2001:db8::1/128', origin: 'cli', packets: 20n },
+      { cidr: '203.0.113.0/24', reason: 'scanner', packets: 10n },
+    ]);
+  });
+
+  it('replaces the TTL and reason of a listed CIDR, keeping its id and creation time', () => {
+    const dp = new Recorder();
+    const l = new BlockList({ nowMs: () => 1000, nowNs: () => 5_000_000_000n });
+    l.bindDatapath(dp);
+    const a = l.add('10.0.0.0/8', { reason: 'a' });
+    const b = l.add('10.1.2.3/8', { reason: 'b', ttlMs: 60_000, origin: 'alert:port-scan' });
+    expect(b).toMatchObject({ id: a.id, createdMs: 1000, reason: 'b', origin: 'alert:port-scan', expiresMs: 61_000, expiresNs: 65_000_000_000n });
+    expect(dp.kernel.get(a.id)?.expiresNs).toBe(65_000_000_000n);
+    expect(l.size).toBe(1);
+  });
+
+  it('refuses bad CIDRs and TTLs with one line, and removes with NOT_FOUND for unknown ones', () => {
+    const l = new BlockList();
+    expect(() => l.add('10.0.0.256')).toThrow(/^invalid CIDR "10.0.0.256": want an IPv4 or IPv6 address or prefix/);
+    expect(() => l.add('10.0.0.0/24', { ttlMs: 0 })).toThrow(/invalid TTL 0 ms/);
+    expect(() => l.add('10.0.0.0/24', { ttlMs: -5 })).toThrow(/invalid TTL/);
+    expect(() => l.remove('10.9.0.0/16')).toThrow(expect.objectContaining({ code: 'NOT_FOUND', message: '10.9.0.0/16 is not in the drop list' }));
+    const full = new BlockList({ maxEntries: 1 });
+    full.add('10.0.0.1');
+    expect(() => full.add('10.0.0.2')).toThrow(/full \(1 entries\)/);
+  });
+
+  it('removes an entry at its expiry, and still names it for late drop events', () => {
+    vi.useFakeTimers();
+    const dp = new Recorder();
+    const l = new BlockList();
+    l.bindDatapath(dp);
+    const e = l.add('192.0.2.0/24', { ttlMs: 2000, reason: 'short' });
+    l.add('198.51.100.0/24', { ttlMs: 10_000 });
+    vi.advanceTimersByTime(1999);
+    expect(l.size).toBe(2);
+    vi.advanceTimersByTime(2);
+    expect(l.list().map((x) => x.cidr)).toEqual(['198.51.100.0/24']);
+    expect(dp.kernel.has(e.id)).toBe(false);
+    expect(l.byEntryId(e.id)).toMatchObject({ cidr: '192.0.2.0/24', reason: 'short' });
+    vi.advanceTimersByTime(8000);
+    expect(l.size).toBe(0);
+    l.close();
+  });
+});

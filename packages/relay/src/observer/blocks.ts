@@ -1,0 +1,102 @@
+// flowctl.blocks.v1.Blocks on the relay: Add and Remove go to every node, List answers the union
+// of the nodes' lists (mergeBlockLists). A node that cannot be asked is named in `nodes` with its
+// error; a request every node refuses as the client's fault (a bad CIDR, an unknown one) is
+// answered with that status, not as a node failure.
+import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { FlowctlError } from '@flowctl/flow';
+import { mergeBlockLists } from '@flowctl/flow/block';
+import type {
+  AddBlockRequest,
+  AddBlockResponse,
+  BlockEntry,
+  ListBlocksResponse,
+  NodeBlockStatus,
+  RemoveBlockRequest,
+  RemoveBlockResponse,
+} from '@flowctl/flow/gen/flowctl/blocks';
+import type { PeerManager } from '../pool/manager.js';
+import { unary } from './server.js';
+import { unaryCodecs } from './services.js';
+
+export interface RelayBlocksOptions {
+  manager: PeerManager;
+  callTimeoutMs: number;
+  /** Counts a failed call to a node (the relay's per-node error counters). */
+  callFailed?: (node: string) => void;
+}
+
+interface Answer<Res> {
+  node: string;
+  res?: Res;
+  err?: { code: number; details: string };
+}
+
+export class RelayBlocks {
+  constructor(private readonly opts: RelayBlocksOptions) {}
+
+  async add(req: AddBlockRequest): Promise<AddBlockResponse> {
+    const answers = await this.fanOut(unaryCodecs.addBlock, req);
+    this.clientFault(answers, grpcStatus.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
+    const ok = answers.filter((a) => a.res);
+    if (!ok.length) throw new FlowctlError('UNAVAILABLE', `no node took the entry: ${summary(answers)}`);
+    return { entry: merged(ok.map((a) => a.res!.entry)), nodes: statuses(answers) };
+  }
+
+  async remove(req: RemoveBlockRequest): Promise<RemoveBlockResponse> {
+    const answers = await this.fanOut(unaryCodecs.removeBlock, req);
+    this.clientFault(answers, grpcStatus.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
+    const had = answers.filter((a) => a.res);
+    // A node without the entry is not a failure: it had nothing to remove.
+    const failed = answers.filter((a) => a.err && a.err.code !== grpcStatus.NOT_FOUND);
+    if (!had.length) {
+      if (failed.length) throw new FlowctlError('UNAVAILABLE', `cannot remove ${req.cidr}: ${summary(failed)}`);
+      throw new FlowctlError('NOT_FOUND', answers[0]?.err?.details ?? `${req.cidr} is not in the drop list`);
+    }
+    return { entry: merged(had.map((a) => a.res!.entry)), nodes: statuses(answers.filter((a) => a.err?.code !== grpcStatus.NOT_FOUND)) };
+  }
+
+  async list(): Promise<ListBlocksResponse> {
+    const answers = await this.fanOut(unaryCodecs.listBlocks, {});
+    return { entries: mergeBlockLists(answers.map((a) => a.res?.entries ?? [])), nodes: statuses(answers) };
+  }
+
+  /** Throws `code` when every node that answered refused the request with it. */
+  private clientFault(answers: Answer<unknown>[], status: number, code: 'INVALID_ARGUMENT'): void {
+    const refused = answers.filter((a) => a.err?.code === status);
+    if (refused.length && refused.length === answers.filter((a) => a.res || a.err?.code === status).length) {
+      throw new FlowctlError(code, refused[0]!.err!.details);
+    }
+  }
+
+  private async fanOut<Req, Res>(
+    codec: { path: string; serialize: (r: Req) => Buffer; deserialize: (b: Buffer) => Res },
+    req: Req,
+  ): Promise<Answer<Res>[]> {
+    const peers = this.opts.manager.list();
+    const answers = await Promise.all(
+      peers.map(async (p): Promise<Answer<Res>> => {
+        if (p.state !== 'ready' || !p.client) return { node: p.name, err: { code: grpcStatus.UNAVAILABLE, details: `not connected${p.lastError ? `: ${p.lastError}` : ''}` } };
+        try {
+          return { node: p.name, res: await unary(p.client, codec, req, this.opts.callTimeoutMs) };
+        } catch (e) {
+          const se = e as ServiceError;
+          if (se.code !== grpcStatus.INVALID_ARGUMENT && se.code !== grpcStatus.NOT_FOUND) this.opts.callFailed?.(p.name);
+          return { node: p.name, err: { code: se.code ?? grpcStatus.UNKNOWN, details: se.details || se.message } };
+        }
+      }),
+    );
+    return answers.sort((a, b) => a.node.localeCompare(b.node));
+  }
+}
+
+function merged(entries: (BlockEntry | undefined)[]): BlockEntry | undefined {
+  return mergeBlockLists([entries.filter((e): e is BlockEntry => e !== undefined)])[0];
+}
+
+function statuses(answers: Answer<{ nodes?: NodeBlockStatus[] }>[]): NodeBlockStatus[] {
+  return answers.flatMap((a) => (a.res ? (a.res.nodes ?? []) : [{ node_name: a.node, xdp_interfaces: [], error: a.err?.details ?? '' }]));
+}
+
+function summary(answers: Answer<unknown>[]): string {
+  return answers.map((a) => `${a.node}: ${a.err?.details ?? 'ok'}`).join('; ') || 'no nodes';
+}
