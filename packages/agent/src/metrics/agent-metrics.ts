@@ -120,7 +120,6 @@ export class AgentMetrics implements MetricsSource {
     this.delta('parse:event', pc?.malformedEvents, (d) => this.health.parseErrors.inc({ kind: 'event' }, d));
     this.delta('parse:l7', pc?.malformedL7, (d) => this.health.parseErrors.inc({ kind: 'l7' }, d));
     this.delta('parse:l7_stream', pc?.l7StreamLost, (d) => this.health.parseErrors.inc({ kind: 'l7_stream' }, d));
-    this.delta('parse:sock', pc?.malformedSock, (d) => this.health.parseErrors.inc({ kind: 'sock' }, d));
     this.delta('parse:decode', dc?.decodeErrors, (d) => this.health.parseErrors.inc({ kind: 'ring_record' }, d));
     this.delta('lost:flowmap', dc?.flowMapFull, (d) => this.health.lost.inc({ stage: 'kernel_flow_map' }, d));
     if (dc) {

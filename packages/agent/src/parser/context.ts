@@ -9,8 +9,6 @@ export interface ParserCounters {
   malformedL7: number;
   /** TCP connections whose L7 messages could no longer be followed (one unparsed flow each). */
   l7StreamLost: number;
-  /** SOCK events of watched namespaces that could not be decoded (sockets of other namespaces are not errors). */
-  malformedSock: number;
 }
 
 export interface ParserContext {
