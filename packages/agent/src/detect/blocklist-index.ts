@@ -59,13 +59,21 @@ export function parseV4(s: string): number {
   return dots === 3 && digits > 0 ? v * 256 + part : -1;
 }
 
+const BITMAP_BITS = 20;
+const topBits = (net: number, len: number) => (len === 0 ? 0 : net >>> (32 - Math.min(len, BITMAP_BITS)));
+
 const MASK4 = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
 
 /** IPv4 and IPv6 prefixes with longest-prefix match. */
 export class CidrSet {
   private readonly v4 = new Map<number, Map<number, number>>();
   private v4Lens: number[] = [];
-  private readonly v6 = new Map<number, Map<bigint, number>>();
+  /** Per prefix length, a bit per value of the prefix's top (up to 20) bits: most lengths are
+   * ruled out without probing their map, whose misses cost a cache miss or more each. */
+  private readonly v4Bits = new Map<number, Uint8Array>();
+  // IPv6 networks keyed by their hex text: V8 hashes a BigInt by its low 64 bits only, which are
+  // all zero in a /64 or shorter prefix.
+  private readonly v6 = new Map<number, Map<string, number>>();
   private v6Lens: number[] = [];
   private readonly refs: string[] = [''];
   size = 0;
@@ -90,6 +98,10 @@ export class CidrSet {
       if (!m.has(net)) {
         m.set(net, r);
         this.size++;
+        let bits = this.v4Bits.get(len);
+        if (!bits) this.v4Bits.set(len, (bits = new Uint8Array(Math.max(1, (1 << Math.min(len, BITMAP_BITS)) >>> 3))));
+        const top = topBits(net, len);
+        bits[top >>> 3]! |= 1 << (top & 7);
       }
       return true;
     }
@@ -103,7 +115,7 @@ export class CidrSet {
       this.v6Lens = [...this.v6.keys()].sort((x, y) => y - x);
     }
     const shift = BigInt(128 - len);
-    const net = (ip.value >> shift) << shift;
+    const net = ((ip.value >> shift) << shift).toString(16);
     if (!m.has(net)) {
       m.set(net, r);
       this.size++;
@@ -117,6 +129,8 @@ export class CidrSet {
     if (v4 >= 0) {
       for (const len of this.v4Lens) {
         const net = (v4 & MASK4[len]!) >>> 0;
+        const top = topBits(net, len);
+        if (!(this.v4Bits.get(len)![top >>> 3]! & (1 << (top & 7)))) continue;
         const r = this.v4.get(len)!.get(net);
         if (r !== undefined) return { entry: `${formatIp(false, BigInt(net))}/${len}`, ref: this.refs[r] || undefined };
       }
@@ -128,7 +142,7 @@ export class CidrSet {
     for (const len of this.v6Lens) {
       const shift = BigInt(128 - len);
       const net = (p.value >> shift) << shift;
-      const r = this.v6.get(len)!.get(net);
+      const r = this.v6.get(len)!.get(net.toString(16));
       if (r !== undefined) return { entry: `${formatIp(true, net)}/${len}`, ref: this.refs[r] || undefined };
     }
     return undefined;

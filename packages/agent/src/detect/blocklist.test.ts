@@ -94,6 +94,12 @@ describe('blocklist formats, recognised from the content', () => {
     expect(p.cidrs.lookup('203.0.113.99')?.entry).toBe('203.0.113.99/32');
     expect(p.cidrs.lookup('2001:db8:beef::1')?.entry).toBe('2001:db8:beef::1/128');
   });
+  it('reads URLhaus lines with quotes inside a field, and unquoted ones', () => {
+    const p = parse('# id,dateadded,url,tags\n"1","d","http://q.example/a""b","x"\n2,d,https://bare.example.net/,y\n');
+    expect(p.bad).toEqual([]);
+    expect(p.names.lookup('q.example')?.ref).toBe('urlhaus:1');
+    expect(p.names.lookup('bare.example.net')?.ref).toBe('urlhaus:2');
+  });
   it('counts bad lines with their line numbers and keeps the good ones', () => {
     const p = parse('good.example\nnot a domain\n300.1.2.3/8\nexa mple\n-\n*.fine.example\n');
     expect(p.names.lookup('x.fine.example')).toBeDefined();

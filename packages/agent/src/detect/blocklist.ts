@@ -32,8 +32,8 @@ export const BLOCKLIST_DEFAULTS: Readonly<Omit<BlocklistOptions, 'files'>> = Obj
 
 /** Bad lines logged one by one per load of a file; the rest are counted in one line. */
 const BAD_LINES_LOGGED = 10;
-/** Addresses whose lookup result is kept (flows repeat a few addresses endlessly). */
-const IP_CACHE = 16384;
+/** Names and addresses whose lookup result is kept (flows repeat a few of each endlessly). */
+const CACHE = 16384;
 
 interface Loaded extends ParsedList {
   file: string;
@@ -49,6 +49,7 @@ export interface ListMatch extends Hit {
 export class Blocklists {
   private lists: Loaded[] = [];
   private readonly ipCache = new Map<string, ListMatch | null>();
+  private readonly nameCache = new Map<string, ListMatch | null>();
   private timer: NodeJS.Timeout | undefined;
   /** Lines skipped as neither comment nor entry, over every load. */
   badLines = 0;
@@ -68,6 +69,7 @@ export class Blocklists {
       return l;
     });
     this.ipCache.clear();
+    this.nameCache.clear();
   }
 
   /** Entries held over every list. */
@@ -102,7 +104,10 @@ export class Blocklists {
       changed = true;
       return l;
     });
-    if (changed) this.ipCache.clear();
+    if (changed) {
+      this.ipCache.clear();
+      this.nameCache.clear();
+    }
     return changed;
   }
 
@@ -126,11 +131,20 @@ export class Blocklists {
   }
 
   matchName(name: string): ListMatch | undefined {
-    for (const l of this.lists) {
-      const h = l.names.lookup(name);
-      if (h) return { ...h, list: l.file, format: l.format };
+    let m = this.nameCache.get(name);
+    if (m === undefined) {
+      m = null;
+      for (const l of this.lists) {
+        const h = l.names.size ? l.names.lookup(name) : undefined;
+        if (h) {
+          m = { ...h, list: l.file, format: l.format };
+          break;
+        }
+      }
+      if (this.nameCache.size >= CACHE) this.nameCache.clear();
+      this.nameCache.set(name, m);
     }
-    return undefined;
+    return m ?? undefined;
   }
 
   matchIp(ip: string): ListMatch | undefined {
@@ -144,7 +158,7 @@ export class Blocklists {
           break;
         }
       }
-      if (this.ipCache.size >= IP_CACHE) this.ipCache.clear();
+      if (this.ipCache.size >= CACHE) this.ipCache.clear();
       this.ipCache.set(ip, m);
     }
     return m ?? undefined;
