@@ -268,7 +268,10 @@ start_agent() {
   ns=$(node_ns "$name")
   [ -n "$ns" ] || die "no node named $name"
   rm -f "$RUN/$name.sock"
-  local listen=(--listen-address "127.0.0.1:4244")
+  local listen=(--listen-address "127.0.0.1:4244") blocklists=() f _lists
+  # The demo's own list; tests give theirs in FLOWCTL_DEMO_BLOCKLISTS (':'-separated).
+  IFS=':' read -ra _lists <<<"${FLOWCTL_DEMO_BLOCKLISTS:-$ROOT/scripts/demo-blocklist.txt}"
+  for f in "${_lists[@]}"; do [ -z "$f" ] || blocklists+=(--blocklist "$f"); done
   if [ -n "$TLS" ]; then
     local hostip
     for n in "${NODES[@]}"; do if [ "$(field "$n" 0)" = "$name" ]; then hostip=$(field "$n" 5); fi; done
@@ -278,7 +281,7 @@ start_agent() {
   spawn "agent-$name" "$ns" "$ROOT/bin/flowctl-agent" --node-name "$name" \
     --endpoints "$RUN/endpoints.yaml" --policy-dir "$RUN/policies" \
     --unix-socket "$RUN/$name.sock" "${listen[@]}" --metrics-address "127.0.0.1:9965" \
-    ${FLOWCTL_DEMO_METRICS:+--metrics "$FLOWCTL_DEMO_METRICS"}
+    "${blocklists[@]}" ${FLOWCTL_DEMO_METRICS:+--metrics "$FLOWCTL_DEMO_METRICS"}
 }
 
 # Stops one node's agent (SIGTERM: it detaches its programs), as a node failure would.
@@ -389,6 +392,7 @@ try_these() {
   ./bin/flowctl map$s                      # who calls whom: requests, 5xx, drops, latency, bytes
   ./bin/flowctl map$s --since 30m -o dot | dot -Tsvg > map.svg
   ./bin/flowctl map$s -o json | jq '.edges[] | select(.drops > 0 or .http_errors > 0)'
+  ./bin/flowctl alerts$s --kind blocklisted-domain   # the intruder's lookups of names in scripts/demo-blocklist.txt
   ./bin/flowctl policy check --from app=intruder --from-namespace default --to app=order-service --to-namespace shop --port 8080/TCP --policy-dir $RUN/policies --endpoints $RUN/endpoints.yaml
 EOF
   # Only with a Hubble CLI found ($HUBBLE, hubble on PATH, ../shared/tools/hubble), by its path.

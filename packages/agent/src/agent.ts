@@ -65,6 +65,8 @@ export interface AgentOptions {
   serviceMap?: Partial<Omit<ServiceMapOptions, 'nodeName' | 'isLocalIp'>>;
   /** --detect-config: detector thresholds (YAML); the documented defaults without it. */
   detectConfig?: string;
+  /** --blocklist: files of blocklisted names and addresses, reloaded on change. */
+  blocklist?: string[];
   /** Run no detectors (benchmarks measure the agent with and without them). */
   detectOff?: boolean;
   /** Node interfaces of the agent's namespace to attach the XDP drop list to. */
@@ -134,7 +136,12 @@ export class Agent {
     this.server.addService(ServiceMapService, serviceMapImpl(this.serviceMap));
     if (!opts.detectOff) {
       const config = opts.detectConfig ? loadDetectConfig(opts.detectConfig, CONFIG_SECTIONS) : undefined;
-      this.detection = new Detection({ nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) }, config);
+      this.detection = new Detection({
+        nodeName: this.nodeName,
+        isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip),
+        blocklistFiles: opts.blocklist ?? [],
+        log: (subsys) => this.child(subsys),
+      }, config);
       const detection = this.detection;
       this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName));
     }

@@ -56,6 +56,7 @@ export function buildCommand(): Command {
     .option('--replay-rate <n>', 'flows per second in --replay mode', intArg('--replay-rate', 1, 10_000_000), 1000)
     .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 1024))
     .option('--every-packet', 'one event per packet instead of per connection', false)
+    .option('--blocklist <file>', 'blocklisted domains and addresses: hosts file, domain or IP/CIDR list, Spamhaus DROP JSON, URLhaus CSV (recognised from the content); repeatable, reloaded on change', (v: string, prev: string[] = []) => [...prev, v])
     .option('--detect-config <file>', 'detector thresholds (YAML, docs/alerts.md); the documented defaults without it')
     .option('--xdp-interface <ifname>', 'attach the XDP drop list (flowctl block) to this node interface; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--log-level <level>', 'pino log level', 'info');
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
-    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[];
+    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[]; blocklist?: string[];
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -111,6 +112,7 @@ async function main(): Promise<void> {
     everyPacket: o.everyPacket,
     ...(o.detectConfig !== undefined && { detectConfig: o.detectConfig }),
     ...(o.xdpInterface && { xdpInterfaces: o.xdpInterface }),
+    ...(o.blocklist !== undefined && { blocklist: o.blocklist }),
     log,
   });
   }

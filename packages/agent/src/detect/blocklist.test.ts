@@ -182,6 +182,12 @@ describe('BlocklistDetector', () => {
     expect(feed(d, [t.connect(CLIENT, WEB, 80), t.connect(CLIENT, '192.0.2.200', 80)])).toEqual([]);
   });
 
+  it("leaves a pod of another node to that node's agent", () => {
+    const { lists, t } = setup({ 'domains.txt': DOMAINS, 'ips.txt': IPS });
+    const elsewhere = new BlocklistDetector(lists, {}, (ip) => ip !== CLIENT);
+    expect(feed(elsewhere, [t.lookup('exfil.attacker.example').query, t.connect(CLIENT, '198.51.100.7', 443)])).toEqual([]);
+  });
+
   it('reports a repeated match once per update interval, with the count', () => {
     const { d, t } = setup({ 'ips.txt': IPS });
     const flows = Array.from({ length: 5 }, () => t.connect(CLIENT, '203.0.113.66', 443));
@@ -211,7 +217,7 @@ describe('BlocklistDetector', () => {
   });
 
   it('refuses to start with a list it cannot read', () => {
-    expect(() => new Blocklists(['/nonexistent/fcd-list'], log).load()).toThrow(/--blocklist \/nonexistent\/fcd-list: cannot read it/);
+    expect(() => new Blocklists(['/nonexistent/fcd-list'], log).load()).toThrow(/^--blocklist \/nonexistent\/fcd-list: cannot read: ENOENT$/);
   });
 
   it('logs ten bad lines one by one and the rest in one line', () => {

@@ -6,28 +6,27 @@ import { readFileSync, statSync } from 'node:fs';
 import { FlowType, L7FlowType, type Flow } from '@flowctl/flow';
 import { FlowctlError } from '../errors.js';
 import type { Logger } from '../server/server.js';
-import type { AlertKind, AlertPeer, Detector, Finding } from './detector.js';
+import type { AlertKind, AlertPeer, DetectContext, Detector, DetectorSpec, Finding } from './detector.js';
+import type { SectionValues } from './config.js';
 import type { Hit } from './blocklist-index.js';
 import { parseBlocklist, type ParsedList } from './blocklist-formats.js';
 import { LruMap } from './lru.js';
-import { describe, peer } from './dns-tunnel.js';
+import { describePeer, peerOf } from './peer.js';
+import { ownedHere } from './syn.js';
 import { fileSig } from '../config/watcher.js';
 
 export interface BlocklistOptions {
-  /** Files to load; each is one list, named by its path in alerts. */
-  files: string[];
-  /** How often the files are checked for changes. */
-  reloadMs: number;
   /** Least time between two findings for one (kind, source, entry). */
   updateMs: number;
   /** (kind, source, entry) triples remembered for that; the least recently seen is forgotten first. */
   maxTracked: number;
 }
 
-export const BLOCKLIST_DEFAULTS: Readonly<Omit<BlocklistOptions, 'files'>> = Object.freeze({
-  reloadMs: 2000,
+export const BLOCKLIST_DEFAULTS: Readonly<BlocklistOptions & { reloadMs: number }> = Object.freeze({
   updateMs: 10_000,
   maxTracked: 4096,
+  /** How often the files are checked for changes. */
+  reloadMs: 2000,
 });
 
 /** Bad lines logged one by one per load of a file; the rest are counted in one line. */
@@ -63,11 +62,7 @@ export class Blocklists {
 
   /** Loads every file; an unreadable one is a CONFIG error (there is no last good list yet). */
   load(): void {
-    this.lists = this.files.map((file) => {
-      const l = this.read(file);
-      if (!l) throw new FlowctlError('CONFIG', `--blocklist ${file}: cannot read it`);
-      return l;
-    });
+    this.lists = this.files.map((file) => this.read(file, true)!);
     this.ipCache.clear();
     this.nameCache.clear();
   }
@@ -111,13 +106,16 @@ export class Blocklists {
     return changed;
   }
 
-  private read(file: string): Loaded | undefined {
+  /** The list in `file`; when it cannot be read, undefined (logged), or a CONFIG error at start. */
+  private read(file: string, initial = false): Loaded | undefined {
     const sig = fileSig(file);
     let text: string;
     try {
       text = readFileSync(file, 'latin1');
     } catch (e) {
-      this.log.error({ file }, `blocklist ${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}; keeping the previous list`);
+      const why = `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+      if (initial) throw new FlowctlError('CONFIG', `--blocklist ${file}: ${why}`);
+      this.log.error({ file }, `blocklist ${file}: ${why}; keeping the previous list`);
       return undefined;
     }
     let logged = 0;
@@ -177,14 +175,16 @@ interface Tracked {
 
 export class BlocklistDetector implements Detector {
   readonly name = 'blocklist';
-  private readonly o: Omit<BlocklistOptions, 'files'>;
+  private readonly o: BlocklistOptions;
   private readonly tracked: LruMap<string, Tracked>;
 
   constructor(
     readonly lists: Blocklists,
-    opts: Partial<Omit<BlocklistOptions, 'files'>> = {},
+    opts: Partial<BlocklistOptions> = {},
+    /** Addresses of this node's pods: a pod's lookups and connections are reported by its own node. */
+    private readonly isLocalIp: (ip: string) => boolean = () => true,
   ) {
-    this.o = { ...BLOCKLIST_DEFAULTS, ...opts };
+    this.o = { updateMs: opts.updateMs ?? BLOCKLIST_DEFAULTS.updateMs, maxTracked: opts.maxTracked ?? BLOCKLIST_DEFAULTS.maxTracked };
     this.tracked = new LruMap(this.o.maxTracked);
   }
 
@@ -196,7 +196,12 @@ export class BlocklistDetector implements Detector {
     return this.tracked.evicted;
   }
 
+  close(): void {
+    this.lists.stop();
+  }
+
   observe(flow: Flow, nowMs: number): Finding[] | undefined {
+    if (this.lists.files.length === 0) return undefined;
     if (flow.Type === FlowType.L7) return this.dns(flow, nowMs);
     if (flow.Type === FlowType.L3_L4 && this.lists.hasCidrs()) return this.connection(flow, nowMs);
     return undefined;
@@ -207,8 +212,7 @@ export class BlocklistDetector implements Detector {
     const dns = l7?.dns;
     if (!dns?.query) return undefined;
     const request = l7!.type === L7FlowType.REQUEST;
-    const ip = request ? flow.IP?.source : flow.IP?.destination;
-    if (!ip) return undefined;
+    if (!ownedHere(flow, request ? 'source' : 'destination', this.isLocalIp)) return undefined;
     let name = dns.query;
     let where = request ? 'query' : 'answer';
     let m = this.lists.matchName(name);
@@ -222,12 +226,11 @@ export class BlocklistDetector implements Detector {
       }
     }
     if (!m) return undefined;
-    const client = peer(ip, request ? flow.source : flow.destination);
-    const serverIp = request ? flow.IP?.destination : flow.IP?.source;
-    const server = serverIp ? peer(serverIp, request ? flow.destination : flow.source) : undefined;
+    const client = peerOf(flow, request ? 'source' : 'destination');
+    const server = peerOf(flow, request ? 'destination' : 'source');
     const bare = name.endsWith('.') ? name.slice(0, -1) : name;
     return this.found('blocklisted-domain', client, server, bare, m, nowMs, (n) =>
-      `${describe(client)} looked up blocklisted ${bare} (${m!.entry} in ${m!.list})${n > 1 ? `, ${n} times` : ''}`,
+      `${describePeer(client)} looked up blocklisted ${bare} (${m!.entry} in ${m!.list})${n > 1 ? `, ${n} times` : ''}`,
     { name: bare, matched_in: where });
   }
 
@@ -237,7 +240,6 @@ export class BlocklistDetector implements Detector {
     // The side that opened the connection is the source, whichever way this packet went.
     const reply = flow.is_reply === true;
     const opener = reply ? dst : src, peerIp = reply ? src : dst;
-    const openerEp = reply ? flow.destination : flow.source, peerEp = reply ? flow.source : flow.destination;
     let m = this.lists.matchIp(peerIp);
     let listed = peerIp, way = 'to';
     if (!m) {
@@ -246,11 +248,13 @@ export class BlocklistDetector implements Detector {
       way = 'from';
       if (!m) return undefined;
     }
-    const source = peer(opener, openerEp), destination = peer(peerIp, peerEp);
+    const openerSide = reply ? 'destination' : 'source', peerSide = reply ? 'source' : 'destination';
+    if (!ownedHere(flow, way === 'to' ? openerSide : peerSide, this.isLocalIp)) return undefined;
+    const source = peerOf(flow, openerSide), destination = peerOf(flow, peerSide);
     const l4 = flow.l4;
     const port = l4?.TCP?.destination_port ?? l4?.UDP?.destination_port ?? l4?.SCTP?.destination_port;
     const portOf = reply ? (l4?.TCP?.source_port ?? l4?.UDP?.source_port ?? l4?.SCTP?.source_port) : port;
-    const other = way === 'to' ? describe(source) : describe(destination);
+    const other = describePeer(way === 'to' ? source : destination);
     return this.found('blocklisted-ip', source, destination, listed, m, nowMs, (n) =>
       `connection ${way} blocklisted ${listed}${portOf ? ` port ${portOf}` : ''} (${m!.entry} in ${m!.list}) ${way === 'to' ? 'from' : 'to'} ${other}` +
       (n > 1 ? `, ${n} flows` : ''),
@@ -275,3 +279,22 @@ export class BlocklistDetector implements Detector {
     }];
   }
 }
+
+const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+export const blocklist: DetectorSpec = {
+  name: 'blocklist',
+  help: 'queries for or answers with listed names, connections to or from listed addresses (--blocklist files)',
+  options: {
+    files: { kind: 'strings', default: [], help: 'lists loaded besides those of --blocklist (hosts, domains, IPs/CIDRs, Spamhaus DROP JSON, URLhaus CSV)' },
+    'reload-interval': { kind: 'duration', default: BLOCKLIST_DEFAULTS.reloadMs, help: 'how often the files are checked for changes' },
+    'update-interval': { kind: 'duration', default: BLOCKLIST_DEFAULTS.updateMs, help: "least time between two updates of one source's alert for one entry" },
+    'max-tracked': { kind: 'count', default: BLOCKLIST_DEFAULTS.maxTracked, help: '(kind, source, entry) alerts tracked for those updates; the least recently seen is forgotten first' },
+  },
+  create: (c: SectionValues, ctx: DetectContext) => {
+    const lists = new Blocklists([...(ctx.blocklistFiles ?? []), ...(c.files as string[])], ctx.log?.('blocklist') ?? quiet);
+    lists.load();
+    if (lists.files.length) lists.start(c['reload-interval'] as number);
+    return new BlocklistDetector(lists, { updateMs: c['update-interval'] as number, maxTracked: c['max-tracked'] as number }, ctx.isLocalIp);
+  },
+};

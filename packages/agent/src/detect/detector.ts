@@ -3,6 +3,7 @@
 // and window, updated rather than repeated.
 import type { Endpoint, Flow } from '@flowctl/flow';
 import type { SectionSpec, SectionValues } from './config.js';
+import type { Logger } from '../server/server.js';
 
 export type AlertKind = 'dns-tunnel' | 'blocklisted-domain' | 'blocklisted-ip' | 'port-scan' | 'syn-flood' | 'connection-rate';
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
@@ -36,6 +37,8 @@ export interface Detector {
   stateEvicted?(): number;
   /** Called about once a second: findings held back by an update interval, now due. */
   tick?(nowMs: number): Finding[] | undefined;
+  /** Stops what the detector started (timers, file watches). */
+  close?(): void;
 }
 
 /** What a detector may know about the agent it runs in. */
@@ -43,6 +46,10 @@ export interface DetectContext {
   nodeName: string;
   /** True for addresses of endpoints on this node (a packet seen at two of its veths is one packet). */
   isLocalIp(ip: string): boolean;
+  /** --blocklist files (the blocklist detector's lists, beside its section's own `files`). */
+  blocklistFiles?: readonly string[];
+  /** A child logger per subsystem, for what a detector must tell the operator (bad list lines). */
+  log?: (subsys: string) => Logger;
 }
 
 /** A detector's section of --detect-config (its options and their defaults) and how to build it. */

@@ -7,8 +7,10 @@
 // Sizes come from the packet (connection.message_bytes), not from the 512-byte payload snippet.
 import { connNumbers, FlowType, L7FlowType, type Flow } from '@flowctl/flow';
 import { getDomain } from 'tldts';
-import type { AlertPeer, Detector, Finding } from './detector.js';
+import type { AlertPeer, DetectorSpec, Detector, Finding } from './detector.js';
 import { LruMap } from './lru.js';
+import { describePeer, peerOf } from './peer.js';
+import { ownedHere } from './syn.js';
 
 export interface DnsTunnelOptions {
   /** Sliding window over which a client's queries to one domain are added up. */
@@ -109,7 +111,8 @@ export class DnsTunnelDetector implements Detector {
   private readonly ignore: Set<string>;
   private readonly bucketMs: number;
 
-  constructor(opts: Partial<DnsTunnelOptions> = {}) {
+  /** `isLocalIp`: addresses of this node's pods (a pod's queries are counted by its own node only). */
+  constructor(opts: Partial<DnsTunnelOptions> = {}, private readonly isLocalIp: (ip: string) => boolean = () => true) {
     this.o = { ...DNS_TUNNEL_DEFAULTS, ...opts };
     this.pairs = new LruMap(this.o.maxClients);
     this.ignore = new Set(this.o.ignoreDomains.map((d) => d.toLowerCase().replace(/\.$/, '')));
@@ -131,8 +134,9 @@ export class DnsTunnelDetector implements Detector {
     if (!dns?.query) return undefined;
     const request = l7!.type === L7FlowType.REQUEST;
     if (!request && l7!.type !== L7FlowType.RESPONSE) return undefined;
-    const ip = request ? flow.IP?.source : flow.IP?.destination;
-    if (!ip) return undefined;
+    const side = request ? 'source' : 'destination';
+    if (!ownedHere(flow, side, this.isLocalIp)) return undefined;
+    const ip = flow.IP![side]!;
     const name = dns.query.endsWith('.') ? dns.query.slice(0, -1) : dns.query;
     const domain = getDomain(name, TLD_OPTS);
     if (!domain || this.ignore.has(domain)) return undefined;
@@ -141,7 +145,7 @@ export class DnsTunnelDetector implements Detector {
 
     const key = `${ip}|${domain}`;
     const st = this.pairs.getOrCreate(key, () => ({
-      client: peer(ip, request ? flow.source : flow.destination),
+      client: peerOf(flow, side),
       buckets: Array.from({ length: BUCKETS }, () => new Bucket()),
       seen: new Map(),
       samples: [],
@@ -237,7 +241,7 @@ export class DnsTunnelDetector implements Detector {
       severity: 'high',
       source: st.client,
       target: domain,
-      summary: `possible DNS tunnel: ${describe(st.client)} asked ${w.names} distinct names under ${domain} in ${winS}s ` +
+      summary: `possible DNS tunnel: ${describePeer(st.client)} asked ${w.names} distinct names under ${domain} in ${winS}s ` +
         `(mean ${Math.round(meanName)} chars, ${bits.toFixed(1)} bits/char), ${kb(carried)} carried; ${shape.join(', ')}`,
       evidence: {
         domain,
@@ -257,17 +261,6 @@ export class DnsTunnelDetector implements Detector {
       },
     }];
   }
-}
-
-/** A side of an alert: the address, and its endpoint where the agent knows the pod. */
-export function peer(ip: string, ep: Flow['source']): AlertPeer {
-  return ep && (ep.pod_name || ep.labels?.length) ? { ip, endpoint: ep } : { ip };
-}
-
-/** "10.0.0.5 (shop/client-1)" or the address alone. */
-export function describe(p: AlertPeer): string {
-  const ep = p.endpoint;
-  return ep?.pod_name ? `${p.ip} (${ep.namespace ? `${ep.namespace}/` : ''}${ep.pod_name})` : p.ip;
 }
 
 /** A sample name short enough for an alert: its start and its end (where the domain is). */
@@ -301,3 +294,35 @@ export function entropy(s: string): number {
   }
   return h;
 }
+
+const D = DNS_TUNNEL_DEFAULTS;
+export const dnsTunnel: DetectorSpec = {
+  name: 'dns-tunnel',
+  help: 'DNS tunnels and exfiltration: many distinct names under one domain carrying data in long names, big answers or text records',
+  options: {
+    window: { kind: 'duration', default: D.windowMs, help: "a client's queries to one registered domain are added up over this sliding window" },
+    names: { kind: 'count', default: D.minNames, help: 'distinct names under one registered domain within the window (Zeek: 8 an hour; RITA: 100)' },
+    bytes: { kind: 'count', default: D.minBytes, help: 'bytes carried within the window: subdomain characters of those names plus their answers past the question' },
+    'long-names': { kind: 'count', default: D.longNames, help: 'mean subdomain length (characters) of names that carry data...' },
+    entropy: { kind: 'number', default: D.minEntropy, help: '...with at least this character entropy (bits per character)' },
+    'big-answers': { kind: 'count', default: D.bigAnswers, help: 'mean answer bytes past the question per distinct name that say the answers carry data' },
+    'text-types': { kind: 'number', default: D.tunnelTypesShare, help: 'share of queries for TXT, NULL, CNAME, MX, ANY or private types that says the same' },
+    'ignore-domains': { kind: 'strings', default: D.ignoreDomains, help: 'registered domains never reported (antivirus and reputation lookups look like tunnels)' },
+    'max-clients': { kind: 'count', default: D.maxClients, help: '(client, domain) pairs tracked; the least recently active is forgotten first' },
+    'max-names': { kind: 'count', default: D.maxNames, help: 'distinct names remembered per pair' },
+    'update-interval': { kind: 'duration', default: D.updateMs, help: "least time between two updates of a pair's alert" },
+  },
+  create: (c, ctx) => new DnsTunnelDetector({
+    windowMs: c.window as number,
+    minNames: c.names as number,
+    minBytes: c.bytes as number,
+    longNames: c['long-names'] as number,
+    minEntropy: c.entropy as number,
+    bigAnswers: c['big-answers'] as number,
+    tunnelTypesShare: c['text-types'] as number,
+    ignoreDomains: c['ignore-domains'] as string[],
+    maxClients: c['max-clients'] as number,
+    maxNames: c['max-names'] as number,
+    updateMs: c['update-interval'] as number,
+  }, ctx.isLocalIp),
+};

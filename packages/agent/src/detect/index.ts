@@ -6,11 +6,13 @@ import type { DetectContext, Detector, DetectorSpec } from './detector.js';
 import { connectionRate } from './connection-rate.js';
 import { portScan } from './port-scan.js';
 import { synFlood } from './syn-flood.js';
+import { dnsTunnel } from './dns-tunnel.js';
+import { blocklist } from './blocklist.js';
 import { AlertStore, DEFAULT_ALERT_STORE } from './store.js';
 
 const TICK_MS = 1000;
 
-export const DETECTORS: readonly DetectorSpec[] = [portScan, synFlood, connectionRate];
+export const DETECTORS: readonly DetectorSpec[] = [portScan, synFlood, connectionRate, dnsTunnel, blocklist];
 
 /** The store's own section of --detect-config. */
 export const ALERTS_SECTION: SectionSpec = {
@@ -79,6 +81,7 @@ export class Detection {
 
   close(): void {
     clearInterval(this.ticker);
+    for (const d of this.detectors) d.close?.();
     this.store.close();
   }
 }

@@ -2,6 +2,7 @@
 // severity, updates, and how much state each detector holds and had to forget.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Detection } from '../detect/index.js';
+import { BlocklistDetector } from '../detect/blocklist.js';
 
 export function registerDetectMetrics(registry: Registry, detection: () => Detection | undefined): void {
   const registers = [registry];
@@ -48,6 +49,19 @@ export function registerDetectMetrics(registry: Registry, detection: () => Detec
     name: 'flowctl_detect_state_evicted_total', help: 'Entries of detector state forgotten (least recently used first) to stay within bounds', labelNames: ['detector'], registers,
     collect() {
       for (const d of detection()?.detectors ?? []) this.inc({ detector: d.name }, delta(`state:${d.name}`, d.stateEvicted?.() ?? 0));
+    },
+  });
+  const lists = () => (detection()?.detectors.find((d) => d instanceof BlocklistDetector) as BlocklistDetector | undefined)?.lists;
+  new Gauge({
+    name: 'flowctl_blocklist_entries', help: 'Names and address prefixes loaded from the --blocklist files', registers,
+    collect() {
+      this.set(lists()?.size ?? 0);
+    },
+  });
+  new Counter({
+    name: 'flowctl_blocklist_bad_lines_total', help: 'Lines of --blocklist files skipped as neither comment nor entry (each logged with file and line)', registers,
+    collect() {
+      this.inc(delta('badLines', lists()?.badLines ?? 0));
     },
   });
   new Counter({
