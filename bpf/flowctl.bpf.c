@@ -5,7 +5,9 @@
  *
  * Aggregation happens here, not in user space: one event per connection and direction for the
  * first packet, new SYN/FIN/RST flags, close, a stats update every stats_interval_ns, policy
- * drops/audits, and DNS/HTTP payloads. Everything else only updates the connection entry.
+ * drops/audits, and DNS/HTTP payloads. Everything else only updates the connection entry. A source
+ * starting connections faster than its budget gets neither entries nor events for them, but a
+ * summary per second (budget.bpf.h), so a flood cannot fill the tables or the ring.
  * Packets this program cannot parse are passed untouched and counted.
  *
  * Two paths. The slow path (handle_slow) parses the packet, finds or creates its connection,
@@ -22,9 +24,10 @@
 #include "flowctl.h"
 #include "conn.bpf.h"
 #include "maps.bpf.h"
-#include "conns.bpf.h"
 #include "parse.bpf.h"
+#include "conns.bpf.h"
 #include "policy.bpf.h"
+#include "budget.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -385,6 +388,135 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	return conn_store(k, init, reuse);
 }
 
+/* --syn-flood-protect: over-budget SYNs to a destination with more half-open attempts than this
+ * in the current window are dropped (0: never). */
+const volatile __u32 syn_protect_halfopen = 0;
+
+/* Destination -> half-open attempts in the window (suppressed SYNs minus completed handshakes). */
+struct syn_dest {
+	__u64 window_ns;
+	__s64 halfopen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct budget_key);
+	__type(value, struct syn_dest);
+} syn_dests SEC(".maps");
+
+static void budget_emit(struct flowctl_suppressed_event *ev)
+{
+	ev->type = FLOWCTL_EV_SUPPRESSED;
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0))
+		count(FLOWCTL_CNT_RINGBUF_FULL);
+	else
+		count(FLOWCTL_CNT_SUMMARIES);
+}
+
+/* Moves destination `key`'s half-open count in the current window by `delta`; returns it. */
+static __always_inline __s64 syn_dest_add(const struct budget_key *key, __s64 delta, __u64 now)
+{
+	struct syn_dest *d = bpf_map_lookup_elem(&syn_dests, key), fresh = {};
+
+	if (!d) {
+		if (delta <= 0)
+			return 0;
+		fresh.window_ns = now;
+		bpf_map_update_elem(&syn_dests, key, &fresh, BPF_NOEXIST);
+		d = bpf_map_lookup_elem(&syn_dests, key);
+		if (!d)
+			return 0;
+	}
+	if (now - d->window_ns >= budget_report_ns) {
+		d->window_ns = now;
+		d->halfopen = 0;
+	}
+	return __sync_fetch_and_add(&d->halfopen, delta) + delta;
+}
+
+/* The budget of new connections: whether TCP packet p, about to start connection k opened by
+ * side o, is over its source's budget. An attempt (SYN, SYN-ACK, RST) spends a token; a packet
+ * that starts an entry without one (the ACK completing a handshake whose SYN was suppressed) is
+ * always admitted and gives its source a bucket: a peer that completes handshakes is not one of
+ * many spoofed ones. A function of its own: its stack frame does not add to handle_slow's. */
+__noinline int budget_spent(const struct flowctl_conn_key *k, const struct pkt *p, __u32 o)
+{
+	struct budget_key key = {};
+	const __u32 *src, *dst;
+	__u64 now;
+
+	if (!budget_interval_ns || !k || !p || p->proto != IPPROTO_TCP)
+		return 0;
+	src = (o & 1) ? k->addr[1] : k->addr[0];
+	dst = (o & 1) ? k->addr[0] : k->addr[1];
+	key.scope = k->ifindex;
+	key.ip_version = k->ip_version;
+	now = bpf_ktime_get_ns();
+	if (p->tcp_flags & (TCP_SYN | TCP_RST))
+		return budget_spend(&key, src, now) != NULL;
+	if (!budget_find(&key, src) || budget_key_zero(&key)) {
+		__builtin_memcpy(key.addr, src, 16);
+		budget_new(&key, now, 0);
+	}
+	if (syn_protect_halfopen) {
+		__builtin_memcpy(key.addr, dst, 16);
+		syn_dest_add(&key, -1, now);
+	}
+	return 0;
+}
+
+/* A packet over its source's budget: its verdict (from a connection entry in conn_scratch, not
+ * stored; --syn-flood-protect may drop it), and its place in the source's summary instead of an
+ * event. */
+static __always_inline int suppressed(const struct flowctl_conn_key *k, const struct pkt *p, __u32 side,
+				      __u32 obs)
+{
+	struct budget_key key = {};
+	struct budget_event e = {};
+	struct conn_budget *b;
+	__u32 zero = 0;
+	struct flowctl_conn *c = bpf_map_lookup_elem(&conn_scratch, &zero);
+	__u8 o;
+
+	count(FLOWCTL_CNT_SUPPRESSED);
+	if (!c)
+		return TC_ACT_OK;
+	__builtin_memset(c, 0, sizeof(*c));
+	c->epoch = EPOCH_NONE;
+	c->opener = opener_of(p, side);
+	o = c->opener & 1;
+	evaluate(c, k, side, obs, config_epoch());
+	e.src = o ? k->addr[1] : k->addr[0];
+	e.dst = o ? k->addr[0] : k->addr[1];
+	e.dst_port = o ? k->port[0] : k->port[1];
+	e.ifindex = k->ifindex;
+	e.flags = p->tcp_flags;
+	e.proto = p->proto;
+	e.obs = obs;
+	e.verdict = c->verdict;
+	e.drop_reason = c->drop_reason;
+	key.scope = k->ifindex;
+	key.ip_version = k->ip_version;
+	if (e.verdict == FLOWCTL_VERDICT_FORWARDED && syn_protect_halfopen &&
+	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+		__builtin_memcpy(key.addr, e.dst, 16);
+		if (syn_dest_add(&key, 1, bpf_ktime_get_ns()) > syn_protect_halfopen) {
+			e.verdict = FLOWCTL_VERDICT_DROPPED;
+			e.drop_reason = FLOWCTL_DROP_RATE_LIMITED;
+			count(FLOWCTL_CNT_FLOOD_DROPPED);
+		}
+	} else if (e.verdict == FLOWCTL_VERDICT_DROPPED) {
+		count(FLOWCTL_CNT_POLICY_DROPPED);
+	} else if (e.verdict == FLOWCTL_VERDICT_AUDIT) {
+		count(FLOWCTL_CNT_POLICY_AUDIT);
+	}
+	b = budget_find(&key, e.src);
+	if (b)
+		budget_add(b, &key, &e);
+	return e.verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
 /* A non-first fragment: no L4 header, so no connection to account it to (the first fragment
  * carried the verdict); with every_packet, an event of its own. */
 static __always_inline int fragment(struct __sk_buff *skb, const struct pkt *p, __u32 obs)
@@ -449,6 +581,8 @@ __noinline int handle_slow(struct __sk_buff *skb, __u32 obs)
 		reuse = 1;
 	}
 	if (!c) {
+		if (budget_spent(&k, &p, opener_of(&p, side) & 1))
+			return suppressed(&k, &p, side, obs);
 		r = new_conn(&k, &p, side, reuse);
 		c = r < 0 ? NULL : conn_find(&k);
 		if (!c) {

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define FLOWCTL_ABI_VERSION 4
+#define FLOWCTL_ABI_VERSION 5
 
 /* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
 #define FLOWCTL_MAX_PAYLOAD 1024
@@ -20,6 +20,7 @@
 /* Byte 0 of every record of the `events` ring. trace.h uses 0x10.. for its own ring. */
 enum flowctl_event_type {
 	FLOWCTL_EV_FLOW = 1,
+	FLOWCTL_EV_SUPPRESSED = 2,
 };
 
 enum flowctl_obs_point {
@@ -52,6 +53,7 @@ enum flowctl_verdict {
 };
 
 #define FLOWCTL_DROP_POLICY_DENIED 133 /* flow.DropReason POLICY_DENIED */
+#define FLOWCTL_DROP_RATE_LIMITED 198  /* flow.DropReason DROP_RATE_LIMITED (--syn-flood-protect) */
 
 /* flow.TrafficDirection numbers; also the `direction` of a policy key. */
 enum flowctl_direction {
@@ -79,6 +81,9 @@ enum flowctl_counter {
 	FLOWCTL_CNT_L7_TRUNCATED,     /* L7 payloads longer than max_payload (snippet cut) */
 	FLOWCTL_CNT_CONN4_SLOTS,      /* `conns4` slots taken into use (never freed, only reused) */
 	FLOWCTL_CNT_CONN6_SLOTS,      /* `conns6` slots taken into use (never freed, only reused) */
+	FLOWCTL_CNT_SUPPRESSED,       /* new-connection packets over their source's budget (no event) */
+	FLOWCTL_CNT_SUMMARIES,        /* FLOWCTL_EV_SUPPRESSED records written to the ring */
+	FLOWCTL_CNT_FLOOD_DROPPED,    /* SYNs dropped by the SYN-flood mitigation */
 	FLOWCTL_CNT_MAX,
 };
 
@@ -127,6 +132,38 @@ struct flow_event {
 };
 
 #define FLOWCTL_FLOW_EVENT_HDR_LEN 152 /* offsetof(struct flow_event, payload) */
+
+/* A summary of events suppressed by the budgets of budget.bpf.h, per source and scope, over a
+ * window that starts with the first suppressed event and lasts budget_report_ns. On the `events`
+ * ring (type FLOWCTL_EV_SUPPRESSED): TCP SYNs, SYN-ACKs and RSTs that would have started a
+ * connection entry (each still got its verdict); on trace.bpf.c's ring (trace.h's
+ * FCT_EV_KDROP_SUMMARY): kernel drops of such packets. src is the connections' opener (with
+ * many_sources, the last of the sources without a budget of their own), dst and dst_port its
+ * peer's, of the last suppressed event. */
+struct flowctl_suppressed_event {
+	__u8 type;
+	__u8 abi_version;  /* FLOWCTL_ABI_VERSION */
+	__u8 ip_version;
+	__u8 obs_point;    /* TC: of the last suppressed packet */
+	__u8 verdict;      /* of the last suppressed event */
+	__u8 many_sources; /* 1: the shared budget of sources without one of their own */
+	__u8 proto;
+	__u8 pad;
+	__u16 tcp_flags;   /* union of the suppressed packets' flags */
+	__u16 drop_reason; /* of the last dropped one (TC: flow.DropReason; kernel drops: enum fct_drop_reason) */
+	__u16 dst_port;
+	__u16 pad2;
+	__u32 ifindex;
+	__u32 scope; /* the budget's: the ifindex (TC) or the network namespace inode (kernel drops) */
+	__u64 ts_ns;
+	__u64 first_ns; /* first and last suppressed event of the window */
+	__u64 last_ns;
+	__u64 packets; /* suppressed events in the window */
+	__u64 syns;    /* of which SYNs without ACK */
+	__u64 dropped; /* of which dropped (TC: by policy or the SYN-flood mitigation; kernel drops: all) */
+	__u32 src_ip[4];
+	__u32 dst_ip[4];
+};
 
 /* `ipcache` LPM trie key. prefixlen counts the 32 bits of `family` plus the address prefix, so
  * IPv4 and IPv6 share one trie without matching each other. */

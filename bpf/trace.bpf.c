@@ -11,6 +11,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_endian.h>
 #include "trace.h"
+#include "flowctl.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -64,6 +65,18 @@ static __always_inline void count(__u32 which)
 
 	if (v)
 		*v += 1; /* per-CPU slot: no atomic needed */
+}
+
+#define BUDGET_NO_TIMER /* tracing programs cannot use bpf_timer */
+#include "budget.bpf.h"
+
+static void budget_emit(struct flowctl_suppressed_event *ev)
+{
+	ev->type = FCT_EV_KDROP_SUMMARY;
+	if (bpf_ringbuf_output(&trace_events, ev, sizeof(*ev), 0))
+		count(FCT_CNT_RINGBUF_FULL);
+	else
+		count(FCT_CNT_KDROP_SUMMARIES);
 }
 
 static __always_inline bool watched(__u32 ino)
@@ -326,13 +339,51 @@ static __always_inline int parse_skb(const struct sk_buff *skb, struct fct_kdrop
 	return PARSE_OK;
 }
 
+/* Drops of TCP connection attempts (SYN, SYN-ACK, RST: a flood's) spend a token of their
+ * connection's opener in the namespace (budget.bpf.h); over budget, the drop is added to the
+ * source's summary instead of sent. Returns 1 when suppressed. */
+static __always_inline int over_budget(const struct fct_kdrop_event *e)
+{
+	struct budget_key key = {};
+	struct budget_event be = {};
+	struct conn_budget *b;
+	const __u32 *s = (const __u32 *)e->saddr, *d = (const __u32 *)e->daddr;
+	int reply;
+
+	if (!budget_interval_ns || e->proto != IPPROTO_TCP || !(e->tcp_flags & 0x06))
+		return 0;
+	/* The opener: a SYN-ACK's receiver, a SYN's sender, else the side with the higher port. */
+	if ((e->tcp_flags & 0x12) == 0x12)
+		reply = 1;
+	else if (e->tcp_flags & 0x02)
+		reply = 0;
+	else
+		reply = e->sport < e->dport;
+	key.scope = e->netns_ino;
+	key.ip_version = e->ip_version;
+	b = budget_spend(&key, reply ? d : s, e->ts_ns);
+	if (!b)
+		return 0;
+	count(FCT_CNT_KDROP_SUPPRESSED);
+	be.src = reply ? d : s;
+	be.dst = reply ? s : d;
+	be.dst_port = reply ? e->sport : e->dport;
+	be.ifindex = e->ifindex;
+	be.flags = e->tcp_flags;
+	be.proto = e->proto;
+	be.verdict = FLOWCTL_VERDICT_DROPPED;
+	be.drop_reason = e->reason;
+	budget_add(b, &key, &be);
+	return 1;
+}
+
 /* rx_sk, the 4th argument, exists since Linux 6.11 (the target kernel is 6.18); raw_tp attach
  * refuses a program reading past the tracepoint's arguments, so older kernels fail loudly. */
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(fct_kfree_skb, const struct sk_buff *skb, void *location, int reason,
 	     const struct sock *rx_sk)
 {
-	struct fct_kdrop_event *e;
+	struct fct_kdrop_event ev = {}, *e;
 	__u32 ino, ifindex = 0;
 
 	/* NOT_SPECIFIED is every kfree_skb() without a reason (mostly internal clean-up, also
@@ -350,12 +401,7 @@ int BPF_PROG(fct_kfree_skb, const struct sk_buff *skb, void *location, int reaso
 	if (!watched(ino))
 		return 0;
 
-	e = bpf_ringbuf_reserve(&trace_events, sizeof(*e), 0);
-	if (!e) {
-		count(FCT_CNT_RINGBUF_FULL);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
+	e = &ev;
 	switch (parse_skb(skb, e)) {
 	case PARSE_OK:
 		break;
@@ -363,7 +409,6 @@ int BPF_PROG(fct_kfree_skb, const struct sk_buff *skb, void *location, int reaso
 		count(FCT_CNT_KDROP_UNPARSED);
 		/* fallthrough */
 	default:
-		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
 	e->type = FCT_EV_KDROP;
@@ -373,6 +418,9 @@ int BPF_PROG(fct_kfree_skb, const struct sk_buff *skb, void *location, int reaso
 	e->ifindex = ifindex;
 	e->kernel_reason = reason;
 	e->reason = stable_reason(reason);
-	bpf_ringbuf_submit(e, 0);
+	if (over_budget(e))
+		return 0;
+	if (bpf_ringbuf_output(&trace_events, e, sizeof(*e), 0))
+		count(FCT_CNT_RINGBUF_FULL);
 	return 0;
 }

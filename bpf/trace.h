@@ -17,6 +17,7 @@ enum fct_event_type {
 	FCT_EV_SOCK_STATE = 0x10, /* sock/inet_sock_set_state */
 	FCT_EV_RETRANSMIT = 0x11, /* tcp/tcp_retransmit_skb */
 	FCT_EV_KDROP = 0x12,      /* skb/kfree_skb */
+	FCT_EV_KDROP_SUMMARY = 0x13, /* struct flowctl_suppressed_event (flowctl.h): kernel drops over budget */
 };
 
 /* Per-CPU counters (trace_counters); every place an event is lost has one. */
@@ -24,6 +25,8 @@ enum fct_counter {
 	FCT_CNT_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed */
 	FCT_CNT_SOCK_MAP_FULL,    /* connection start time could not be stored: duration unknown */
 	FCT_CNT_KDROP_UNPARSED,   /* a watched drop whose IP header could not be read (not emitted) */
+	FCT_CNT_KDROP_SUPPRESSED, /* drops of TCP attempts over their source's budget (in a summary) */
+	FCT_CNT_KDROP_SUMMARIES,  /* FCT_EV_KDROP_SUMMARY records written */
 	FCT_CNT_MAX,
 };
 

@@ -39,6 +39,18 @@ int main(void)
 	F(flow_event, policy_direction); F(flow_event, eth_src); F(flow_event, eth_dst);
 	F(flow_event, payload);
 	END();
+	BEGIN("suppressed_event", flowctl_suppressed_event, sizeof(struct flowctl_suppressed_event));
+	F(flowctl_suppressed_event, type); F(flowctl_suppressed_event, abi_version);
+	F(flowctl_suppressed_event, ip_version); F(flowctl_suppressed_event, obs_point);
+	F(flowctl_suppressed_event, verdict); F(flowctl_suppressed_event, many_sources);
+	F(flowctl_suppressed_event, proto); F(flowctl_suppressed_event, tcp_flags); F(flowctl_suppressed_event, drop_reason);
+	F(flowctl_suppressed_event, dst_port); F(flowctl_suppressed_event, ifindex);
+	F(flowctl_suppressed_event, scope);
+	F(flowctl_suppressed_event, ts_ns); F(flowctl_suppressed_event, first_ns);
+	F(flowctl_suppressed_event, last_ns); F(flowctl_suppressed_event, packets);
+	F(flowctl_suppressed_event, syns); F(flowctl_suppressed_event, dropped);
+	F(flowctl_suppressed_event, src_ip); F(flowctl_suppressed_event, dst_ip);
+	END();
 	BEGIN("ipcache_key", flowctl_ipcache_key, sizeof(struct flowctl_ipcache_key));
 	F(flowctl_ipcache_key, prefixlen); F(flowctl_ipcache_key, family); F(flowctl_ipcache_key, addr);
 	END();
@@ -68,9 +80,10 @@ int main(void)
 	SLOT("conn6_slot", flowctl_conn6_slot);
 	printf(", \"conn_state\": {\"closed\": %d}", FLOWCTL_STATE_CLOSED);
 	printf(", \"constants\": {\"abi_version\": %d, \"max_payload\": %d, \"hdr_len\": %d, "
-	       "\"ev_flow\": %d, \"counters\": %d, \"drop_policy_denied\": %d}",
+	       "\"ev_flow\": %d, \"ev_suppressed\": %d, \"counters\": %d, \"drop_policy_denied\": %d, "
+	       "\"drop_rate_limited\": %d}",
 	       FLOWCTL_ABI_VERSION, FLOWCTL_MAX_PAYLOAD, FLOWCTL_FLOW_EVENT_HDR_LEN, FLOWCTL_EV_FLOW,
-	       FLOWCTL_CNT_MAX, FLOWCTL_DROP_POLICY_DENIED);
+	       FLOWCTL_EV_SUPPRESSED, FLOWCTL_CNT_MAX, FLOWCTL_DROP_POLICY_DENIED, FLOWCTL_DROP_RATE_LIMITED);
 
 	/* A sample IPv6 event: every field a different value, so a swapped offset shows. */
 	static struct flow_event ev;

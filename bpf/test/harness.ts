@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BpfObject, forEachRecord, probeFeatures, type RingBuffer } from '../../addon/lib/index.js';
-import { decodeFlowEvent, readCounters, type CounterName } from '../../packages/agent/src/datapath/abi.js';
-import type { FlowEvent } from '../../packages/agent/src/datapath/events.js';
+import { decodeEvent, readCounters, type CounterName } from '../../packages/agent/src/datapath/abi.js';
+import type { FlowEvent, SuppressedEvent } from '../../packages/agent/src/datapath/events.js';
 import { PolicyMapWriter, type PolicyMaps } from '../../packages/agent/src/datapath/policy-maps.js';
 
 export const objectPath = fileURLToPath(new URL('../.output/flowctl.bpf.o', import.meta.url));
@@ -28,11 +28,17 @@ export interface Knobs {
   everyPacket?: boolean;
   statsIntervalNs?: bigint;
   policyAudit?: boolean;
+  /** New-connection budgets (budget.bpf.h); none unless given, as tests send many SYNs from one address. */
+  budget?: { intervalNs: bigint; burst: number; reportNs?: bigint; synProtectHalfopen?: number };
+  /** Idle time after which a half-open connection's slot may be reused (default: the program's). */
+  halfopenIdleNs?: bigint;
 }
 
 export class Datapath {
   readonly obj: BpfObject;
   readonly events: FlowEvent[] = [];
+  /** Summaries of suppressed new-connection packets, as their timers send them. */
+  readonly summaries: SuppressedEvent[] = [];
   private readonly ring: RingBuffer;
 
   constructor(knobs: Knobs = {}) {
@@ -43,10 +49,19 @@ export class Datapath {
       // Tests control time-based events explicitly: none unless asked for.
       this.obj.setRodata('stats_interval_ns', knobs.statsIntervalNs ?? 0n);
       this.obj.setRodata('policy_audit', knobs.policyAudit ? 1 : 0);
+      this.obj.setRodata('budget_interval_ns', knobs.budget?.intervalNs ?? 0n);
+      if (knobs.budget) this.obj.setRodata('budget_burst', knobs.budget.burst);
+      if (knobs.budget?.reportNs !== undefined) this.obj.setRodata('budget_report_ns', knobs.budget.reportNs);
+      if (knobs.budget?.synProtectHalfopen !== undefined) this.obj.setRodata('syn_protect_halfopen', knobs.budget.synProtectHalfopen);
+      if (knobs.halfopenIdleNs !== undefined) this.obj.setRodata('halfopen_idle_ns', knobs.halfopenIdleNs);
       this.obj.setMaxEntries('events', 1 << 20);
       this.obj.load();
       this.ring = this.obj.ringBuffer('events', (batch, count) =>
-        forEachRecord(batch, count, (buf, off, len) => this.events.push(decodeFlowEvent(buf, off, len))),
+        forEachRecord(batch, count, (buf, off, len) => {
+          const ev = decodeEvent(buf, off, len);
+          if (ev.kind === 'suppressed') this.summaries.push(ev);
+          else this.events.push(ev);
+        }),
       );
     } catch (err) {
       this.obj.close();

@@ -8,7 +8,7 @@ import type { Flow, LostEvent } from '@flowctl/flow';
 import { PolicyService } from '@flowctl/flow/policy-service';
 import { checkServerTls, hubbleServerName, plaintextRefusal, type ServerTlsFiles } from '@flowctl/flow/tls';
 import { ConfigWatcher } from './config/watcher.js';
-import type { Datapath, DatapathOptions } from './datapath/datapath.js';
+import type { ConnBudget, Datapath, DatapathOptions } from './datapath/datapath.js';
 import { DatapathReconciler } from './datapath/reconciler.js';
 import { EndpointDirectory } from './endpoints/directory.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
@@ -59,6 +59,10 @@ export interface AgentOptions {
   replayRate?: number;
   maxPayload?: number;
   everyPacket?: boolean;
+  /** Per-source budget of new-connection events; null: none (DatapathOptions.connBudget). */
+  connBudget?: ConnBudget | null;
+  /** Half-open threshold of --syn-flood-protect; 0 or unset: off. */
+  synFloodProtect?: number;
   /** Poll interval of the endpoints file and policy directory (reload within 2 s). */
   watchIntervalMs?: number;
   /** Service-map buckets (width, retention, bound, clock); defaults: 15 s buckets for an hour. */
@@ -294,6 +298,8 @@ export class Agent {
     if (this.opts.maxPayload !== undefined) o.maxPayload = this.opts.maxPayload;
     if (this.opts.everyPacket) o.everyPacket = true;
     if (this.opts.policyAudit) o.policyAudit = true;
+    if (this.opts.connBudget !== undefined) o.connBudget = this.opts.connBudget;
+    if (this.opts.synFloodProtect) o.synFloodProtect = this.opts.synFloodProtect;
     return o;
   }
 

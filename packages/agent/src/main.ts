@@ -8,6 +8,7 @@ import { FlowctlError } from './errors.js';
 import type { ServerTlsFiles } from '@flowctl/flow/tls';
 import { DEFAULT_METRICS, DEFAULT_METRICS_ADDRESS } from './metrics/agent-metrics.js';
 import { parseMetricsSpec } from './metrics/hubble.js';
+import { DEFAULT_CONN_BUDGET, type ConnBudget } from './datapath/datapath.js';
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -35,6 +36,19 @@ function ringArg(v: string): number {
   }
 }
 
+/** --conn-budget RATE[:BURST] (burst defaults to ten times the rate), or 0 for none (false: commander turns null into ''). */
+export function connBudgetArg(v: string): ConnBudget | false {
+  const m = /^(\d+(?:\.\d+)?)(?::(\d+))?$/.exec(v);
+  if (v === '0' || v === 'off') return false;
+  const perSecond = m ? Number(m[1]) : NaN;
+  const burst = m?.[2] !== undefined ? Number(m[2]) : Math.ceil(10 * perSecond);
+  if (!m || !(perSecond > 0) || perSecond > 1e9 || burst < 1 || burst > 1e6)
+    throw new InvalidArgumentError('must be RATE[:BURST] (new connections per second per source, e.g. 100:1000), or 0 for no budget');
+  return { perSecond, burst };
+}
+
+export const DEFAULT_SYN_FLOOD_HALFOPEN = 100;
+
 export function buildCommand(): Command {
   return new Command('flowctl-agent')
     .description('Per-node eBPF flow observer serving the Hubble Observer API')
@@ -59,6 +73,8 @@ export function buildCommand(): Command {
     .option('--blocklist <file>', 'blocklisted domains and addresses: hosts file, domain or IP/CIDR list, Spamhaus DROP JSON, URLhaus CSV (recognised from the content); repeatable, reloaded on change', (v: string, prev: string[] = []) => [...prev, v])
     .option('--detect-config <file>', 'detector thresholds (YAML, docs/alerts.md); the documented defaults without it')
     .option('--xdp-interface <ifname>', 'attach the XDP drop list (flowctl block) to this node interface; repeatable', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--conn-budget <rate[:burst]>', 'per-source budget of new-connection events; over it, attempts are summed in one summary flow per source and second ("0": no budget)', connBudgetArg, DEFAULT_CONN_BUDGET)
+    .option('--syn-flood-protect [half-open]', `drop SYNs over their source's budget to a destination with more than this many half-open attempts per second (default ${DEFAULT_SYN_FLOOD_HALFOPEN})`, intArg('--syn-flood-protect', 1, 1_000_000))
     .option('--log-level <level>', 'pino log level', 'info');
 }
 
@@ -68,7 +84,7 @@ async function main(): Promise<void> {
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
-    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[]; blocklist?: string[];
+    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[]; blocklist?: string[]; connBudget: ConnBudget | false; synFloodProtect?: number | true;
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -113,6 +129,8 @@ async function main(): Promise<void> {
     ...(o.detectConfig !== undefined && { detectConfig: o.detectConfig }),
     ...(o.xdpInterface && { xdpInterfaces: o.xdpInterface }),
     ...(o.blocklist !== undefined && { blocklist: o.blocklist }),
+    connBudget: o.connBudget || null,
+    ...(o.synFloodProtect !== undefined && { synFloodProtect: o.synFloodProtect === true ? DEFAULT_SYN_FLOOD_HALFOPEN : o.synFloodProtect }),
     log,
   });
   }

@@ -20,3 +20,4 @@ export * from './identity.js';
 export * from './ip.js';
 export * from './errors.js';
 export * from './conn-numbers.js';
+export * from './suppressed.js';

@@ -8,12 +8,13 @@ import {
   KDROP_EVENT,
   SOCK_EVENT,
   TRACE_ABI_VERSION,
+  TRACE_COUNTERS,
   decodeTraceEvent,
   hubbleDropReason,
   stableDropReasonCode,
   stableDropReasonName,
 } from './abi-trace.js';
-import { formatIpv6 as ipv6 } from './abi.js';
+import { FCT_EV_KDROP_SUMMARY, formatIpv6 as ipv6 } from './abi.js';
 
 const bpfDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'bpf');
 const work = mkdtempSync(join(tmpdir(), 'fcdt-abi-'));
@@ -49,14 +50,15 @@ describe('trace ABI layout matches bpf/trace.h', () => {
   });
   it('constants', () => {
     const c = fromHeader(
-      'printf("\\"abi\\": %d, \\"sock\\": %d, \\"retx\\": %d, \\"kdrop\\": %d, \\"cnt\\": %d, \\"no_socket\\": %d, \\"blackhole\\": %d, \\"max\\": %d", FCT_ABI_VERSION, FCT_EV_SOCK_STATE, FCT_EV_RETRANSMIT, FCT_EV_KDROP, FCT_CNT_MAX, FCT_DROP_NO_SOCKET, FCT_DROP_IP_INADDRERRORS, FCT_DROP_MAX);',
+      'printf("\\"abi\\": %d, \\"sock\\": %d, \\"retx\\": %d, \\"kdrop\\": %d, \\"kdrop_summary\\": %d, \\"cnt\\": %d, \\"no_socket\\": %d, \\"blackhole\\": %d, \\"max\\": %d", FCT_ABI_VERSION, FCT_EV_SOCK_STATE, FCT_EV_RETRANSMIT, FCT_EV_KDROP, FCT_EV_KDROP_SUMMARY, FCT_CNT_MAX, FCT_DROP_NO_SOCKET, FCT_DROP_IP_INADDRERRORS, FCT_DROP_MAX);',
     );
     expect(c).toEqual({
       abi: TRACE_ABI_VERSION,
       sock: 0x10,
       retx: 0x11,
       kdrop: 0x12,
-      cnt: 3,
+      kdrop_summary: FCT_EV_KDROP_SUMMARY,
+      cnt: TRACE_COUNTERS.length,
       no_socket: stableDropReasonCode('NO_SOCKET'),
       blackhole: stableDropReasonCode('IP_INADDRERRORS'),
       max: 33,

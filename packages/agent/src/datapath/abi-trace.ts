@@ -1,8 +1,8 @@
 // Decoder for the records of the tracepoint programs' ring buffer (bpf/trace.h, trace.bpf.c).
 // Offsets are checked against offsetof() from the C header by abi-trace.test.ts.
-import { formatIpv4, formatIpv6 } from './abi.js';
+import { decodeSuppressedEvent, formatIpv4, formatIpv6 } from './abi.js';
 import { FlowctlError } from '../errors.js';
-import type { KernelDropEvent, SockEvent } from './events.js';
+import type { KernelDropEvent, SockEvent, SuppressedEvent } from './events.js';
 
 export const TRACE_ABI_VERSION = 1;
 
@@ -10,6 +10,8 @@ export const enum TraceEventType {
   SockState = 0x10,
   Retransmit = 0x11,
   KDrop = 0x12,
+  /** flowctl.h's struct flowctl_suppressed_event: kernel drops over their source's budget. */
+  KDropSummary = 0x13,
 }
 
 /** Offsets of struct fct_sock_event. */
@@ -57,7 +59,7 @@ export const KDROP_EVENT = {
 } as const;
 
 /** Per-CPU counters of trace.bpf.c, in the order of enum fct_counter. */
-export const TRACE_COUNTERS = ['traceRingbufFull', 'sockStartMapFull', 'kdropUnparsed'] as const;
+export const TRACE_COUNTERS = ['traceRingbufFull', 'sockStartMapFull', 'kdropUnparsed', 'kdropSuppressed', 'kdropSummaries'] as const;
 
 /**
  * enum fct_drop_reason (trace.h): the kernel program matches skb_drop_reason by name through CO-RE,
@@ -117,9 +119,14 @@ export function stableDropReasonCode(name: string): number {
 }
 
 /** Decodes one record of the trace_events ring (len bytes at off). Throws FlowctlError on a bad record. */
-export function decodeTraceEvent(buf: Buffer, off: number, len: number): SockEvent | KernelDropEvent {
+export function decodeTraceEvent(buf: Buffer, off: number, len: number): SockEvent | KernelDropEvent | SuppressedEvent {
   if (len < 2 || off + len > buf.length) throw bad(off, `record of ${len} bytes does not fit`);
   const type = buf.readUInt8(off);
+  if (type === TraceEventType.KDropSummary) {
+    const ev = decodeSuppressedEvent(buf, off, len);
+    const name = stableDropReasonName(ev.dropReason);
+    return { ...ev, dropReason: hubbleDropReason(ev.dropReason), ...(name && { kernelReason: name }) };
+  }
   const version = buf.readUInt8(off + 1);
   if (version !== TRACE_ABI_VERSION) throw bad(off, `ABI version ${version}, expected ${TRACE_ABI_VERSION}`);
   switch (type) {

@@ -6,11 +6,14 @@ import {
   FLOW_EVENT,
   FLOWCTL_ABI_VERSION,
   FLOWCTL_EV_FLOW,
+  FLOWCTL_EV_SUPPRESSED,
   FLOWCTL_MAX_PAYLOAD,
   IPCACHE_KEY,
   IPCACHE_VALUE,
   POLICY_KEY,
   POLICY_VALUE,
+  SUPPRESSED_EVENT,
+  decodeEvent,
   decodeFlowEvent,
   formatIpv6,
   readCounters,
@@ -28,6 +31,7 @@ beforeAll(() => {
 describe('ABI layout matches bpf/flowctl.h', () => {
   it.each([
     ['flow_event', FLOW_EVENT],
+    ['suppressed_event', SUPPRESSED_EVENT],
     ['ipcache_key', IPCACHE_KEY],
     ['ipcache_value', IPCACHE_VALUE],
     ['policy_key', POLICY_KEY],
@@ -43,9 +47,54 @@ describe('ABI layout matches bpf/flowctl.h', () => {
       max_payload: FLOWCTL_MAX_PAYLOAD,
       hdr_len: FLOW_EVENT.size,
       ev_flow: FLOWCTL_EV_FLOW,
+      ev_suppressed: FLOWCTL_EV_SUPPRESSED,
       counters: COUNTER_NAMES.length,
       drop_policy_denied: 133,
+      drop_rate_limited: 198,
     });
+  });
+});
+
+describe('decodeEvent: a summary of suppressed new-connection packets', () => {
+  const S = SUPPRESSED_EVENT;
+  const record = () => {
+    const b = Buffer.alloc(S.size);
+    b.writeUInt8(FLOWCTL_EV_SUPPRESSED, S.type);
+    b.writeUInt8(FLOWCTL_ABI_VERSION, S.abi_version);
+    b.writeUInt8(4, S.ip_version);
+    b.writeUInt8(2, S.obs_point);
+    b.writeUInt8(2, S.verdict);
+    b.writeUInt8(1, S.many_sources);
+    b.writeUInt16LE(0x16, S.tcp_flags);
+    b.writeUInt16LE(198, S.drop_reason);
+    b.writeUInt16LE(80, S.dst_port);
+    b.writeUInt32LE(7, S.ifindex);
+    b.writeUInt32LE(7, S.scope);
+    b.writeUInt8(6, S.proto);
+    b.writeBigUInt64LE(3_000_000_000n, S.ts_ns);
+    b.writeBigUInt64LE(1_000_000_000n, S.first_ns);
+    b.writeBigUInt64LE(1_900_000_000n, S.last_ns);
+    b.writeBigUInt64LE(30_000n, S.packets);
+    b.writeBigUInt64LE(20_000n, S.syns);
+    b.writeBigUInt64LE(19_000n, S.dropped);
+    Buffer.from([10, 0, 0, 9]).copy(b, S.src_ip);
+    Buffer.from([10, 0, 0, 2]).copy(b, S.dst_ip);
+    return b;
+  };
+
+  it('decodes every field at the offsets the C compiler lays out', () => {
+    expect(decodeEvent(record(), 0, S.size)).toEqual({
+      kind: 'suppressed', origin: 'tc', tsNs: 3_000_000_000n, ifindex: 7, scope: 7, proto: 6, obsPoint: 2, verdict: 2, dropReason: 198, manySources: true,
+      ipVersion: 4, srcIp: '10.0.0.9', dstIp: '10.0.0.2', dstPort: 80, tcpFlags: 0x16,
+      firstNs: 1_000_000_000n, lastNs: 1_900_000_000n, packets: 30_000n, syns: 20_000n, dropped: 19_000n,
+    });
+  });
+
+  it('refuses a short record or another ABI with one line naming the offset', () => {
+    expect(() => decodeEvent(record(), 0, 40)).toThrow(/offset 0: summary record of 40 bytes, need 104/);
+    const other = record();
+    other.writeUInt8(FLOWCTL_ABI_VERSION + 1, S.abi_version);
+    expect(() => decodeEvent(other, 0, S.size)).toThrow(`ABI version ${FLOWCTL_ABI_VERSION + 1}`);
   });
 });
 

@@ -3,11 +3,13 @@
 // offsetof() as bpf/test/abi_layout.c prints it, so a change on one side only fails.
 import { formatIpv6Groups } from '@flowctl/flow/ip';
 import { FlowctlError } from '../errors.js';
-import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint } from './events.js';
+import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint, SuppressedEvent } from './events.js';
 
-export const FLOWCTL_ABI_VERSION = 4;
+export const FLOWCTL_ABI_VERSION = 5;
 /** Byte 0 of a flow record. */
 export const FLOWCTL_EV_FLOW = 1;
+/** Byte 0 of a summary of suppressed new-connection packets (struct flowctl_suppressed_event). */
+export const FLOWCTL_EV_SUPPRESSED = 2;
 /** Compile-time cap of the max_payload knob. */
 export const FLOWCTL_MAX_PAYLOAD = 1024;
 
@@ -53,6 +55,33 @@ export const FLOW_EVENT = {
   payload: 152,
 } as const;
 
+/** Offsets of struct flowctl_suppressed_event. */
+export const SUPPRESSED_EVENT = {
+  size: 104,
+  type: 0,
+  abi_version: 1,
+  ip_version: 2,
+  obs_point: 3,
+  verdict: 4,
+  many_sources: 5,
+  proto: 6,
+  tcp_flags: 8,
+  drop_reason: 10,
+  dst_port: 12,
+  ifindex: 16,
+  scope: 20,
+  ts_ns: 24,
+  first_ns: 32,
+  last_ns: 40,
+  packets: 48,
+  syns: 56,
+  dropped: 64,
+  src_ip: 72,
+  dst_ip: 88,
+} as const;
+/** Byte 0 of the same record on the tracepoint programs' ring (trace.h FCT_EV_KDROP_SUMMARY). */
+export const FCT_EV_KDROP_SUMMARY = 0x13;
+
 /** struct flowctl_ipcache_key (LPM: prefixlen counts the 32 bits of `family` too). */
 export const IPCACHE_KEY = { size: 24, prefixlen: 0, family: 4, addr: 8 } as const;
 export const IPCACHE_VALUE = { size: 8, identity: 0 } as const;
@@ -82,6 +111,9 @@ export const COUNTER_NAMES = [
   'l7Truncated',
   'conn4Slots',
   'conn6Slots',
+  'connSuppressed',
+  'suppressedSummaries',
+  'synFloodDropped',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
@@ -164,6 +196,48 @@ export function decodeFlowEvent(buf: Buffer, offset: number, len: number): FlowE
     tcpSeq: buf.readUInt32LE(o + F.tcp_seq),
     tcpAck: buf.readUInt32LE(o + F.tcp_ack),
   };
+}
+
+/** Decodes a summary of suppressed new-connection packets (checked as decodeFlowEvent does). */
+export function decodeSuppressedEvent(buf: Buffer, offset: number, len: number): SuppressedEvent {
+  const S = SUPPRESSED_EVENT;
+  const o = offset;
+  if (len < S.size || o + len > buf.length) throw bad(`offset ${o}`, `summary record of ${len} bytes, need ${S.size}`);
+  const abi = buf.readUInt8(o + S.abi_version);
+  if (abi !== FLOWCTL_ABI_VERSION) throw bad(`offset ${o}`, `ABI version ${abi}, decoder speaks ${FLOWCTL_ABI_VERSION}`);
+  const ipVersion = buf.readUInt8(o + S.ip_version);
+  if (ipVersion !== 4 && ipVersion !== 6) throw bad(`offset ${o}`, `IP version ${ipVersion}`);
+  const v4 = ipVersion === 4;
+  const type = buf.readUInt8(o + S.type);
+  if (type !== FLOWCTL_EV_SUPPRESSED && type !== FCT_EV_KDROP_SUMMARY) throw bad(`offset ${o}`, `event type ${type} is not a summary`);
+  return {
+    kind: 'suppressed',
+    origin: type === FLOWCTL_EV_SUPPRESSED ? 'tc' : 'kdrop',
+    tsNs: buf.readBigUInt64LE(o + S.ts_ns),
+    ifindex: buf.readUInt32LE(o + S.ifindex),
+    scope: buf.readUInt32LE(o + S.scope),
+    proto: buf.readUInt8(o + S.proto),
+    obsPoint: buf.readUInt8(o + S.obs_point) as ObsPoint,
+    verdict: buf.readUInt8(o + S.verdict),
+    dropReason: buf.readUInt16LE(o + S.drop_reason),
+    manySources: buf.readUInt8(o + S.many_sources) === 1,
+    ipVersion: ipVersion as IpVersion,
+    srcIp: v4 ? formatIpv4(buf, o + S.src_ip) : formatIpv6(buf, o + S.src_ip),
+    dstIp: v4 ? formatIpv4(buf, o + S.dst_ip) : formatIpv6(buf, o + S.dst_ip),
+    dstPort: buf.readUInt16LE(o + S.dst_port),
+    tcpFlags: buf.readUInt16LE(o + S.tcp_flags),
+    firstNs: buf.readBigUInt64LE(o + S.first_ns),
+    lastNs: buf.readBigUInt64LE(o + S.last_ns),
+    packets: buf.readBigUInt64LE(o + S.packets),
+    syns: buf.readBigUInt64LE(o + S.syns),
+    dropped: buf.readBigUInt64LE(o + S.dropped),
+  };
+}
+
+/** Decodes any record of the `events` ring by its type byte. */
+export function decodeEvent(buf: Buffer, offset: number, len: number): FlowEvent | SuppressedEvent {
+  if (len >= 1 && offset < buf.length && buf.readUInt8(offset) === FLOWCTL_EV_SUPPRESSED) return decodeSuppressedEvent(buf, offset, len);
+  return decodeFlowEvent(buf, offset, len);
 }
 
 /** Sums a per-CPU u64 value (one 8-byte slot per possible CPU, as a lookup returns it). */

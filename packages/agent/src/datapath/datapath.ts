@@ -17,6 +17,20 @@ export interface DatapathOptions {
   ringBytes?: number;
   /** Load the XDP drop list (attachXdp and the block methods need it). */
   xdp?: boolean;
+  /** Per-source budget of new-connection events (bpf/budget.bpf.h); null: none. Default 100/s, burst 1,000 (a port scan of 1,000 ports stays one flow per port). */
+  connBudget?: ConnBudget | null;
+  /** --syn-flood-protect: drop over-budget SYNs to a destination past this many half-open attempts
+   *  per second; 0 or unset: never drop. */
+  synFloodProtect?: number;
+}
+
+export const DEFAULT_CONN_BUDGET: ConnBudget = { perSecond: 100, burst: 1000 };
+
+export interface ConnBudget {
+  /** New connections per second a source may start with an event each. */
+  perSecond: number;
+  /** How many it may start at once. */
+  burst: number;
 }
 
 export interface Datapath {

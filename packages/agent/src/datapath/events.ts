@@ -156,7 +156,45 @@ export interface XdpDropEvent {
   icmpCode: number;
 }
 
-export type DatapathEvent = FlowEvent | SockEvent | KernelDropEvent | XdpDropEvent;
+/**
+ * Events the kernel suppressed because their source was over its budget (bpf/budget.bpf.h), summed
+ * per source over a window of about a second: new-connection packets (TCP SYN, SYN-ACK, RST without
+ * a connection) at TC ('tc'), or kernel drops of such packets ('kdrop').
+ */
+export interface SuppressedEvent {
+  kind: 'suppressed';
+  origin: 'tc' | 'kdrop';
+  tsNs: bigint;
+  ifindex: number;
+  /** The budget's scope: the ifindex ('tc') or the network namespace inode ('kdrop'). */
+  scope: number;
+  proto: number;
+  /** Of the last suppressed packet. */
+  obsPoint: ObsPoint;
+  verdict: number;
+  /** flow.DropReason of the last dropped packet (198 DROP_RATE_LIMITED by --syn-flood-protect), 0 none dropped. */
+  dropReason: number;
+  /** 'kdrop': the kernel's name of the drop reason (SKB_DROP_REASON_<name>), when known. */
+  kernelReason?: string;
+  /** The shared budget of sources without one of their own: srcIp is the last of them. */
+  manySources: boolean;
+  ipVersion: IpVersion;
+  /** The connections' opener, and its peer (address and port) of the last suppressed packet. */
+  srcIp: string;
+  dstIp: string;
+  dstPort: number;
+  /** Union of the suppressed packets' TCP flags. */
+  tcpFlags: number;
+  firstNs: bigint;
+  lastNs: bigint;
+  packets: bigint;
+  /** Of which SYNs without ACK. */
+  syns: bigint;
+  /** Of which dropped (policy, or the SYN-flood mitigation). */
+  dropped: bigint;
+}
+
+export type DatapathEvent = FlowEvent | SockEvent | KernelDropEvent | XdpDropEvent | SuppressedEvent;
 
 /** Per-CPU counters summed over CPUs; the names match the C enum in bpf/flowctl.h. */
 export interface DatapathCounters {

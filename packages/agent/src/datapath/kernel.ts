@@ -9,9 +9,9 @@ import type { CompiledPolicy } from '@flowctl/policy';
 import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
-import { decodeFlowEvent, readCounters } from './abi.js';
+import { decodeEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
-import type { Datapath, DatapathOptions, KernelBlock, XdpMode } from './datapath.js';
+import { DEFAULT_CONN_BUDGET, type ConnBudget, type Datapath, type DatapathOptions, type KernelBlock, type XdpMode } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 import { PolicyMapWriter } from './policy-maps.js';
 import { XdpDropList } from './xdp.js';
@@ -39,6 +39,7 @@ const TRACE_PROGRAMS: [prog: string, tracepoint: string][] = [
 ];
 
 const DEFAULT_RING_BYTES = 8 << 20;
+
 /** The tracepoint ring carries fixed 88/72-byte records: a quarter of the flow ring is plenty. */
 const MIN_TRACE_RING_BYTES = 1 << 20;
 
@@ -80,6 +81,13 @@ export class KernelDatapath implements Datapath {
       throw new FlowctlError('INVALID_ARGUMENT', `maxPayload: ${maxPayload} is not an integer in 0..1024`);
     const statsIntervalS = opts.statsIntervalS ?? 5;
     if (!(statsIntervalS >= 0)) throw new FlowctlError('INVALID_ARGUMENT', `statsIntervalS: ${statsIntervalS} is negative`);
+    const budget = opts.connBudget === undefined ? DEFAULT_CONN_BUDGET : opts.connBudget;
+    if (budget && !(budget.perSecond > 0 && Number.isInteger(budget.burst) && budget.burst >= 1))
+      throw new FlowctlError('INVALID_ARGUMENT', `connBudget: ${budget.perSecond}/s burst ${budget.burst} needs a positive rate and a burst of at least 1`);
+    const protect = opts.synFloodProtect ?? 0;
+    if (!Number.isInteger(protect) || protect < 0)
+      throw new FlowctlError('INVALID_ARGUMENT', `synFloodProtect: ${protect} is not a non-negative integer`);
+    if (protect && !budget) throw new FlowctlError('INVALID_ARGUMENT', 'synFloodProtect drops SYNs over their source\'s budget: it needs connBudget');
     this.onDecodeError = opts.onDecodeError;
     this.tcAttach = opts.tcAttach ?? 'auto';
 
@@ -90,11 +98,14 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
       this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
       this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
+      setBudget(this.flowObj, budget);
+      this.flowObj.setRodata('syn_protect_halfopen', protect);
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
       if (opts.tracepoints !== false) {
         this.traceObj = BpfObject.open(objectPath(dir, 'trace.bpf.o'), { name: 'flowctl_trace' });
         this.traceObj.setMaxEntries('trace_events', Math.max(MIN_TRACE_RING_BYTES, ringBytes >> 2));
+        setBudget(this.traceObj, budget);
         this.traceObj.load();
         for (const [prog, tp] of TRACE_PROGRAMS) this.traceLinks.push(this.traceObj.program(prog).attachRawTracepoint(tp));
       }
@@ -113,7 +124,7 @@ export class KernelDatapath implements Datapath {
         const out: DatapathEvent[] = [];
         forEachRecord(batch, count, (buf, off, len) => {
           try {
-            out.push(decodeFlowEvent(buf, off, len));
+            out.push(decodeEvent(buf, off, len));
           } catch (err) {
             this.decodeFailed(err);
           }
@@ -338,6 +349,12 @@ export class KernelDatapath implements Datapath {
 
 const TC_INGRESS = stableDropReasonCode('TC_INGRESS');
 const TC_EGRESS = stableDropReasonCode('TC_EGRESS');
+
+/** The budgets of budget.bpf.h, which both objects include. */
+function setBudget(obj: BpfObject, budget: ConnBudget | null): void {
+  obj.setRodata('budget_interval_ns', budget ? BigInt(Math.max(1, Math.round(1e9 / budget.perSecond))) : 0n);
+  if (budget) obj.setRodata('budget_burst', budget.burst);
+}
 
 function objectPath(dir: string, file: string): string {
   const p = `${dir.replace(/\/$/, '')}/${file}`;

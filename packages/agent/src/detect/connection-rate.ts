@@ -6,7 +6,7 @@ import type { SectionValues } from './config.js';
 import { DistinctCounter } from './distinct.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
-import { countedAt, isSyn, ownedHere } from './syn.js';
+import { countedAt, ownedHere, synCount } from './syn.js';
 
 export interface ConnectionRateOptions {
   /** Whole seconds. */
@@ -50,7 +50,8 @@ export class ConnectionRateDetector implements Detector {
   }
 
   observe(flow: Flow, nowMs: number): Finding[] | undefined {
-    if (!isSyn(flow) || !countedAt(flow, 'source', this.isLocalIp) || !ownedHere(flow, 'source', this.isLocalIp)) return undefined;
+    const syns = synCount(flow, false);
+    if (!syns || !countedAt(flow, 'source', this.isLocalIp) || !ownedHere(flow, 'source', this.isLocalIp)) return undefined;
     const o = this.o;
     const sec = Math.floor(nowMs / 1000);
     const s = this.sources.getOrCreate(flow.IP!.source!, () => ({
@@ -66,14 +67,14 @@ export class ConnectionRateDetector implements Detector {
       }
       s.sec = sec;
     }
-    s.slots[sec % s.slots.length]!++;
-    s.sum++;
+    s.slots[sec % s.slots.length]! += syns;
+    s.sum += syns;
     const dst = flow.IP!.destination!;
     s.destinations.add(dst);
     if (s.sample.length < 5 && !s.sample.includes(dst)) s.sample.push(dst);
     const perSec = s.sum / o.windowS;
     if (perSec < o.rate) {
-      if (s.sum === 1) {
+      if (s.sum === syns) {
         // A fresh start after a quiet window: the next alert's figures begin here.
         s.total = 0;
         s.peak = 0;
@@ -82,10 +83,10 @@ export class ConnectionRateDetector implements Detector {
         s.sample = [dst];
         s.destinations.add(dst);
       }
-      s.total++;
+      s.total += syns;
       return undefined;
     }
-    s.total++;
+    s.total += syns;
     s.peak = Math.max(s.peak, perSec);
     if (nowMs - s.reportedMs < o.updateMs) {
       this.dirty.add(s);

@@ -1,6 +1,6 @@
 // The detectors on flows shaped as the agent parses them (the recorded nmap run is in recorded.test.ts).
 import { describe, expect, it } from 'vitest';
-import { DropReason, FlowType, TraceObservationPoint, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
+import { DropReason, FlowType, TraceObservationPoint, TrafficDirection, Verdict, attachSuppressed, type Flow } from '@flowctl/flow';
 import { ConnectionRateDetector } from './connection-rate.js';
 import type { Finding } from './detector.js';
 import { PortScanDetector } from './port-scan.js';
@@ -124,6 +124,31 @@ describe('syn-flood', () => {
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ kind: 'syn-flood', severity: 'high', source: { ip: SCANNER.ip }, destination: { ip: WEB.ip }, target: '10.0.2.10:8080/TCP' });
     expect(found[0]!.evidence).toMatchObject({ half_open: 200, distinct_sources: 1 });
+  });
+
+  it('counts the SYNs of the kernel\'s summaries of suppressed attempts (docs/flows.md)', () => {
+    const d = flood();
+    const summary = (syns: number, sources: 'one' | 'many') => {
+      const f = syn(SCANNER, WEB, 0, 8080, { trace_observation_point: TraceObservationPoint.TO_ENDPOINT, is_reply: undefined });
+      attachSuppressed(f, { events: 'new-connection', packets: syns, syns, dropped: 0, window_ms: 1000, sources });
+      return f;
+    };
+    // 50 SYN flows the budget let through, then one summary of the 250 it suppressed.
+    const flows: [Flow, number][] = [];
+    for (let i = 0; i < 50; i++) flows.push([syn(SCANNER, WEB, 1024 + i, 8080, { trace_observation_point: TraceObservationPoint.TO_ENDPOINT }), i * 10]);
+    flows.push([summary(250, 'one'), 900], [syn(SCANNER, WEB, 5000, 8080, { trace_observation_point: TraceObservationPoint.TO_ENDPOINT }), 1500]);
+    const found = feed(d, flows);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ kind: 'syn-flood', source: { ip: SCANNER.ip }, destination: { ip: WEB.ip } });
+    expect(found[0]!.evidence).toMatchObject({ half_open: 300 });
+    // A connection-rate source is one address: a summary of many sources is not charged to its last.
+    const rate = new ConnectionRateDetector({ windowS: 10, rate: 20, maxSources: 100, updateMs: 1000 }, local);
+    const fromOne = summary(250, 'one');
+    fromOne.trace_observation_point = TraceObservationPoint.FROM_ENDPOINT;
+    const fromMany = summary(250, 'many');
+    fromMany.trace_observation_point = TraceObservationPoint.FROM_ENDPOINT;
+    expect(feed(rate, [[fromMany, 0]])).toEqual([]);
+    expect(feed(rate, [[fromOne, 10]])).toHaveLength(1);
   });
 
   it('does not alert on a busy server that completes its handshakes', () => {

@@ -8,7 +8,7 @@ import type { SectionValues } from './config.js';
 import { DistinctCounter } from './distinct.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
-import { countedAt, isSyn, ownedHere } from './syn.js';
+import { countedAt, ownedHere, synCount } from './syn.js';
 
 export interface SynFloodOptions {
   intervalMs: number;
@@ -60,20 +60,25 @@ export class SynFloodDetector implements Detector {
   }
 
   observe(flow: Flow, nowMs: number): Finding[] | undefined {
-    if (isSyn(flow)) {
+    const syns = synCount(flow, true);
+    if (syns) {
       if (!countedAt(flow, 'destination', this.isLocalIp) || !ownedHere(flow, 'destination', this.isLocalIp)) return undefined;
       const ip = flow.IP!.destination!;
       const port = flow.l4!.TCP!.destination_port ?? 0;
       const d = this.dests.getOrCreate(`${ip}:${port}`, () => newDest(peerOf(flow, 'destination'), ip, port, nowMs));
       const found = this.roll(d, nowMs);
-      d.syns++;
+      d.syns += syns;
       const src = flow.IP!.source!;
       d.sources.add(src);
       const t = d.top.get(src);
-      if (t) t.n++;
-      else if (d.top.size < TOP) d.top.set(src, { peer: peerOf(flow, 'source'), n: 1 });
+      if (t) t.n += syns;
+      else if (d.top.size < TOP) d.top.set(src, { peer: peerOf(flow, 'source'), n: syns });
       else {
-        for (const [k, v] of d.top) if (--v.n <= 0) d.top.delete(k);
+        // Misra-Gries with weights: take the smallest count (or the weight) off every counter.
+        let m = syns;
+        for (const v of d.top.values()) m = Math.min(m, v.n);
+        for (const [k, v] of d.top) if ((v.n -= m) <= 0) d.top.delete(k);
+        if (syns > m) d.top.set(src, { peer: peerOf(flow, 'source'), n: syns - m });
       }
       return found;
     }

@@ -1,12 +1,23 @@
 // Connection attempts as the L3/L4 flows show them: the kernel reports a connection's first SYN
 // once per veth it crosses, so a SYN between two pods of one node arrives twice (leaving one pod,
 // entering the other). Detectors that count attempts count each at one point only.
-import { FlowType, TraceObservationPoint, type Flow } from '@flowctl/flow';
+import { FlowType, TraceObservationPoint, suppressedNumbers, type Flow } from '@flowctl/flow';
 
 /** A TCP SYN opening a connection (not the SYN-ACK answer). */
 export function isSyn(f: Flow): boolean {
   const flags = f.l4?.TCP?.flags;
   return !!flags?.SYN && !flags.ACK && f.is_reply !== true && f.Type === FlowType.L3_L4 && !!f.IP?.source;
+}
+
+/**
+ * The SYNs a flow stands for: 1 for a connection's SYN; for a summary of attempts the kernel's
+ * budgets suppressed (docs/flows.md), its SYN count, when it is one source's or `manySources`
+ * allows the sum over the sources without a budget of their own (it names only the last of them).
+ */
+export function synCount(f: Flow, manySources: boolean): number {
+  const n = suppressedNumbers(f);
+  if (n) return n.events === 'new-connection' && (manySources || n.sources === 'one') ? n.syns : 0;
+  return isSyn(f) ? 1 : 0;
 }
 
 /**

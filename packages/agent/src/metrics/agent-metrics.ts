@@ -48,8 +48,8 @@ export class AgentMetrics implements MetricsSource {
   readonly registry = new Registry();
   readonly flows: FlowMetrics;
   readonly health: AgentHealthMetrics;
-  private readonly eventsByKind = { flow: 0, sock: 0, kdrop: 0, xdrop: 0 };
-  private readonly eventsSeen = { flow: 0, sock: 0, kdrop: 0, xdrop: 0 };
+  private readonly eventsByKind = { flow: 0, sock: 0, kdrop: 0, xdrop: 0, suppressed: 0 };
+  private readonly eventsSeen = { flow: 0, sock: 0, kdrop: 0, xdrop: 0, suppressed: 0 };
   /** Last values read from cumulative sources, so each scrape adds only the difference. */
   private readonly last = new Map<string, number>();
   private server: Server | undefined;
@@ -108,7 +108,7 @@ export class AgentMetrics implements MetricsSource {
 
   /** Brings the cumulative counters kept elsewhere up to date; called before each scrape. */
   refresh(): void {
-    for (const kind of ['flow', 'sock', 'kdrop', 'xdrop'] as const) {
+    for (const kind of ['flow', 'sock', 'kdrop', 'xdrop', 'suppressed'] as const) {
       const d = this.eventsByKind[kind] - this.eventsSeen[kind];
       // Zero increments still create the series, so a scrape shows every source from the start.
       this.health.eventsRead.inc({ source: kind }, d);

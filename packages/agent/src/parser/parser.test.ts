@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DropReason, FlowType, IPVersion, TraceObservationPoint, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
+import { DropReason, FlowType, IPVersion, TraceObservationPoint, TrafficDirection, Verdict, suppressedNumbers, type Flow } from '@flowctl/flow';
 import { parseEndpoints } from '@flowctl/policy';
 import { EndpointDirectory } from '../endpoints/directory.js';
 import type { DatapathEvent } from '../datapath/events.js';
@@ -240,5 +240,50 @@ describe('Parser: XDP drop list', () => {
     expect(parser.decode({ ...ev, entryId: 99 })).toHaveLength(1);
     expect(parser.decode({ ...ev, srcIp: '' })).toEqual([]);
     expect(ctx.counters.malformedEvents).toBe(1);
+  });
+});
+
+describe('Parser: summaries of suppressed new-connection packets', () => {
+  const summary = {
+    kind: 'suppressed', origin: 'tc', tsNs: 3_000_000_000n, ifindex: 7, scope: 7, proto: 6, obsPoint: 2, verdict: 1, dropReason: 0, manySources: false,
+    ipVersion: 4, srcIp: '192.0.2.66', dstIp: '10.203.1.10', dstPort: 8080, tcpFlags: 0x16,
+    firstNs: 2_000_000_000n, lastNs: 2_900_000_000n, packets: 30_000n, syns: 20_000n, dropped: 0n,
+  } as const;
+
+  it('one flow says how many SYNs from whom to where, with the counts in Flow.extensions', () => {
+    const f = one(summary);
+    expect(f.verdict).toBe(Verdict.FORWARDED);
+    expect(f.IP).toEqual({ source: '192.0.2.66', destination: '10.203.1.10', ipVersion: IPVersion.IPv4 });
+    expect(f.l4?.TCP).toEqual({ source_port: 0, destination_port: 8080, flags: { SYN: true, ACK: true, RST: true } });
+    expect(f.destination?.pod_name).toBe('client-7d9f8b6c5-bcdfg');
+    expect(f.traffic_direction).toBe(TrafficDirection.INGRESS);
+    expect(f.trace_observation_point).toBe(TraceObservationPoint.TO_ENDPOINT);
+    expect(f.Summary).toBe('20000 SYNs from 192.0.2.66 to 10.203.1.10:8080 in the last 1.0s: events suppressed, over the source\'s new-connection budget (30000 packets, 10000 SYN-ACK/RST)');
+    expect(suppressedNumbers(f)).toEqual({ events: 'new-connection', packets: 30000, syns: 20000, dropped: 0, window_ms: 1000, sources: 'one' });
+  });
+
+  it('many sources and SYNs dropped by the mitigation: a DROPPED flow with DROP_RATE_LIMITED', () => {
+    const f = one({ ...summary, manySources: true, verdict: 2, dropReason: 198, dropped: 19_000n, packets: 20_000n, tcpFlags: 0x02 });
+    expect(f.verdict).toBe(Verdict.DROPPED);
+    expect(f.drop_reason_desc).toBe(DropReason.DROP_RATE_LIMITED);
+    expect(f.event_type).toEqual({ type: 1, sub_type: 198 });
+    expect(f.Summary).toBe('20000 SYNs from many sources (last 192.0.2.66) to 10.203.1.10:8080 in the last 1.0s: events suppressed, over the source\'s new-connection budget (20000 packets, 19000 dropped)');
+    expect(suppressedNumbers(f)).toMatchObject({ dropped: 19000, sources: 'many' });
+  });
+
+  it('kernel drops of a flood\'s attempts: a DROPPED flow with the drop reason, no interface of this node', () => {
+    const f = one({ ...summary, origin: 'kdrop', scope: 4026532000, verdict: 2, dropReason: 151, kernelReason: 'IP_INADDRERRORS', dropped: 500n, packets: 500n, syns: 0n, tcpFlags: 0x12 });
+    expect(f.verdict).toBe(Verdict.DROPPED);
+    expect(f.drop_reason_desc).toBe(DropReason.STALE_OR_UNROUTABLE_IP);
+    expect(f.interface).toBeUndefined();
+    expect(f.Summary).toBe('500 kernel drops (IP_INADDRERRORS) of connection attempts of 192.0.2.66 to 10.203.1.10:8080 in the last 1.0s (0 SYNs): events suppressed, over the source\'s budget');
+    expect(suppressedNumbers(f)).toMatchObject({ events: 'kernel-drop', packets: 500, dropped: 500 });
+  });
+
+  it('an empty or garbled summary is counted, not a flow', () => {
+    const { ctx, parser } = setup();
+    expect(parser.decode({ ...summary, packets: 0n })).toEqual([]);
+    expect(parser.decode({ ...summary, srcIp: '' })).toEqual([]);
+    expect(ctx.counters.malformedEvents).toBe(2);
   });
 });

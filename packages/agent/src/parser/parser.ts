@@ -14,9 +14,10 @@ import {
   type NetworkInterface,
   type Policy,
   attachConnNumbers,
+  attachSuppressed,
 } from '@flowctl/flow';
 import { DROP_REASON_POLICY_DENY, attachBlockInfo } from '@flowctl/flow/block';
-import type { DatapathEvent, FlowEvent, KernelDropEvent, XdpDropEvent } from '../datapath/events.js';
+import type { DatapathEvent, FlowEvent, KernelDropEvent, SuppressedEvent, XdpDropEvent } from '../datapath/events.js';
 import type { ParserContext } from './context.js';
 import { l7Flows } from './l7/index.js';
 import { sockFlow } from './sock.js';
@@ -80,6 +81,10 @@ export class Parser {
         }
         case 'xdrop': {
           const f = this.decodeXdpDrop(ev);
+          return f ? [f] : [];
+        }
+        case 'suppressed': {
+          const f = this.decodeSuppressed(ev);
           return f ? [f] : [];
         }
         default:
@@ -254,6 +259,51 @@ export class Parser {
     flow.drop_reason_desc = dropReasonEnum(ev.dropReason);
     if (ev.ifindex > 0) flow.interface = this.iface(ev.ifindex);
     flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
+    return flow;
+  }
+
+  /** One flow for a window of suppressed new-connection packets of one source (or of many). */
+  private decodeSuppressed(ev: SuppressedEvent): Flow | undefined {
+    if (!validL3({ ...ev, proto: 6 }) || ev.packets <= 0n) {
+      this.ctx.counters.malformedEvents++;
+      return undefined;
+    }
+    const ctx = this.ctx;
+    const dropped = ev.dropped > 0n;
+    const fromEp = ev.obsPoint === OBS_FROM_ENDPOINT;
+    const windowMs = ev.firstNs > 0n && ev.tsNs >= ev.firstNs ? Number(ev.tsNs - ev.firstNs) / 1e6 : 0;
+    const from = ev.manySources ? `many sources (last ${ev.srcIp})` : ev.srcIp;
+    const others = ev.packets - ev.syns;
+    const flow: Flow = {
+      time: ctx.toWallTime(ev.tsNs),
+      uuid: ctx.newUuid(),
+      verdict: dropped ? Verdict.DROPPED : ev.verdict,
+      drop_reason: dropped ? ev.dropReason : undefined,
+      IP: { source: this.strings.get(ev.srcIp), destination: this.strings.get(ev.dstIp), ipVersion: ev.ipVersion === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
+      l4: { TCP: { source_port: 0, destination_port: ev.dstPort, flags: tcpFlagsFromBits(ev.tcpFlags) } },
+      source: ctx.endpointForIp(ev.srcIp),
+      destination: ctx.endpointForIp(ev.dstIp),
+      Type: FlowType.L3_L4,
+      node_name: ctx.nodeName,
+      event_type: dropped ? this.eventType(MSG_DROP, ev.dropReason) : this.eventType(MSG_TRACE, fromEp ? TRACE_FROM_LXC : TRACE_TO_LXC),
+      traffic_direction: ctx.isLocalEndpointIp(ev.dstIp)
+        ? TrafficDirection.INGRESS
+        : ctx.isLocalEndpointIp(ev.srcIp) ? TrafficDirection.EGRESS : TrafficDirection.TRAFFIC_DIRECTION_UNKNOWN,
+      drop_reason_desc: dropped ? dropReasonEnum(ev.dropReason) : undefined,
+      // A kernel drop's ifindex is in the pod's namespace: not a name on this node.
+      interface: ev.origin === 'tc' && ev.ifindex > 0 ? this.iface(ev.ifindex) : undefined,
+      Summary: ev.origin === 'kdrop'
+        ? `${ev.packets} kernel drops${ev.kernelReason ? ` (${ev.kernelReason})` : ''} of connection attempts of ${from} to ${ev.dstIp}:${ev.dstPort} ` +
+          `in the last ${(windowMs / 1000).toFixed(1)}s (${ev.syns} SYNs): events suppressed, over the source's budget`
+        : `${ev.syns} SYNs from ${from} to ${ev.dstIp}:${ev.dstPort} in the last ${(windowMs / 1000).toFixed(1)}s: ` +
+          `events suppressed, over the source's new-connection budget (${ev.packets} packets${others > 0n ? `, ${others} SYN-ACK/RST` : ''}` +
+          `${dropped ? `, ${ev.dropped} dropped` : ''})`,
+    };
+    if (!dropped && ev.origin === 'tc') flow.trace_observation_point = fromEp ? TraceObservationPoint.FROM_ENDPOINT : TraceObservationPoint.TO_ENDPOINT;
+    attachSuppressed(flow, {
+      events: ev.origin === 'tc' ? 'new-connection' : 'kernel-drop',
+      packets: Number(ev.packets), syns: Number(ev.syns), dropped: Number(ev.dropped), window_ms: windowMs, sources: ev.manySources ? 'many' : 'one',
+    });
     return flow;
   }
 }

@@ -1,5 +1,6 @@
-// Network namespaces for the agent's real-kernel e2e tests (prefix fca-, subnet 10.203.0.0/16):
-// one node namespace with a bridge and one veth per pod namespace, like a CNI without overlay.
+// Network namespaces for the agent's real-kernel e2e tests (prefix fca- unless a suite names its
+// own, subnet 10.203.0.0/16): one node namespace with a bridge and one veth per pod namespace, like
+// a CNI without overlay.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 
@@ -19,35 +20,36 @@ export interface Topology {
   pods: Pod[];
 }
 
-/** Removes every fca-<tag> namespace (leftovers of a crashed run included); their links go with them. */
-export function cleanupNetns(tag: string): void {
+/** Removes every <prefix>-<tag> namespace (leftovers of a crashed run included); their links go with them. */
+export function cleanupNetns(tag: string, prefix = 'fca'): void {
   let names: string[] = [];
   try {
     names = readdirSync('/run/netns');
   } catch {
     return;
   }
-  for (const n of names) if (n.startsWith(`fca-${tag}`)) quiet(['ip', 'netns', 'del', n]);
+  for (const n of names) if (n.startsWith(`${prefix}-${tag}`)) quiet(['ip', 'netns', 'del', n]);
 }
 
 /** `tag` keeps suites apart; `subnet` is the third octet inside 10.203.0.0/16. */
-export function buildTopology(tag: string, subnet: number, podCount: number): Topology {
-  cleanupNetns(tag);
-  const node = `fca-${tag}-node`;
+export function buildTopology(tag: string, subnet: number, podCount: number, prefix = 'fca'): Topology {
+  cleanupNetns(tag, prefix);
+  const node = `${prefix}-${tag}-node`;
+  const br = `${prefix}-br0`;
   const gateway = `10.203.${subnet}.1`;
   sh(['ip', 'netns', 'add', node]);
   sh(['ip', '-n', node, 'link', 'set', 'lo', 'up']);
-  sh(['ip', '-n', node, 'link', 'add', 'fca-br0', 'type', 'bridge']);
-  sh(['ip', '-n', node, 'addr', 'add', `${gateway}/24`, 'dev', 'fca-br0']);
-  sh(['ip', '-n', node, 'link', 'set', 'fca-br0', 'up']);
+  sh(['ip', '-n', node, 'link', 'add', br, 'type', 'bridge']);
+  sh(['ip', '-n', node, 'addr', 'add', `${gateway}/24`, 'dev', br]);
+  sh(['ip', '-n', node, 'link', 'set', br, 'up']);
   const pods: Pod[] = [];
   for (let i = 0; i < podCount; i++) {
-    const ns = `fca-${tag}-p${i}`;
-    const hostIf = `fca-h${i}`;
+    const ns = `${prefix}-${tag}-p${i}`;
+    const hostIf = `${prefix}-h${i}`;
     const ip = `10.203.${subnet}.${10 * (i + 1)}`;
     sh(['ip', 'netns', 'add', ns]);
     sh(['ip', 'link', 'add', hostIf, 'netns', node, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    sh(['ip', '-n', node, 'link', 'set', hostIf, 'master', 'fca-br0', 'up']);
+    sh(['ip', '-n', node, 'link', 'set', hostIf, 'master', br, 'up']);
     sh(['ip', '-n', ns, 'link', 'set', 'lo', 'up']);
     sh(['ip', '-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
     sh(['ip', '-n', ns, 'link', 'set', 'eth0', 'up']);

@@ -1,0 +1,214 @@
+// A SYN flood in network namespaces (prefix fcf-, subnet 10.203.26.0/24), shared by the e2e test
+// (syn-flood.bpf.test.ts) and bench/syn-flood.ts: nginx in a web pod, a client pod making ordinary
+// HTTP requests, and an attacker namespace running `hping3 --flood -S` at the web pod, from its
+// own address or from random ones. The attacker is not an endpoint (its veth is not watched), as a
+// flood from outside the cluster. The node namespace does not forward, so SYN-ACKs to spoofed
+// addresses end there. The agent is the real process (compiled when built), in the node namespace.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import { HealthClient, HealthCheckResponse_ServingStatus, ObserverClient, type Flow } from '@flowctl/flow';
+import { buildTopology, cleanupNetns, type Topology } from './netns.js';
+
+const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
+const PREFIX = 'fcf';
+const METRICS_PORT = 19926;
+
+export interface Phase {
+  /** hping3's own count of SYNs sent. */
+  synsSent: number;
+  /** Remote ports of the client's requests in nginx's access log, and how many requests succeeded. */
+  served: number[];
+  ok: number;
+}
+
+export class SynFloodLab {
+  readonly topo: Topology;
+  readonly dir: string;
+  private agent: ChildProcess | undefined;
+  private agentLog = '';
+  private readonly procs: ChildProcess[] = [];
+
+  constructor(readonly tag = 'syn') {
+    this.topo = buildTopology(tag, 26, 3, PREFIX);
+    this.dir = mkdtempSync(join(tmpdir(), 'fcf-syn-'));
+    writeFileSync(join(this.dir, 'endpoints.yaml'), `endpoints:
+  - name: web-0
+    namespace: shop
+    node: ${this.topo.node}
+    labels: { app: web }
+    ips: [${this.web.ip}]
+    interface: ${this.web.hostIf}
+    netns: ${this.web.ns}
+  - name: client-0
+    namespace: shop
+    node: ${this.topo.node}
+    labels: { app: client }
+    ips: [${this.client.ip}]
+    interface: ${this.client.hostIf}
+    netns: ${this.client.ns}
+`);
+    writeFileSync(join(this.dir, 'nginx.conf'), `worker_processes 1;
+pid ${this.dir}/nginx.pid;
+error_log ${this.dir}/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  log_format ports '$remote_addr $remote_port $status';
+  access_log ${this.dir}/access.log ports;
+  client_body_temp_path ${this.dir};
+  server { listen ${this.web.ip}:80 backlog=4096; location / { return 200 "ok\\n"; } }
+}
+`);
+    this.background(this.web.ns, ['nginx', '-c', join(this.dir, 'nginx.conf'), '-g', 'daemon off;']);
+  }
+
+  get web() { return this.topo.pods[0]!; }
+  get client() { return this.topo.pods[1]!; }
+  get attacker() { return this.topo.pods[2]!; }
+  get socket() { return join(this.dir, 'hubble.sock'); }
+
+  /** Starts the agent with extra flags and waits until it serves and has attached both pods. */
+  async startAgent(flags: string[] = []): Promise<void> {
+    const dist = join(REPO, 'packages/agent/dist/main.js');
+    const entry = existsSync(dist) ? [dist] : ['--conditions=@flowctl/source', '--import', 'tsx', join(REPO, 'packages/agent/src/main.ts')];
+    rmSync(this.socket, { force: true });
+    this.agentLog = '';
+    this.agent = spawn('ip', [
+      'netns', 'exec', this.topo.node, process.execPath, ...entry,
+      '--node-name', this.topo.node, '--endpoints', join(this.dir, 'endpoints.yaml'), '--unix-socket', this.socket,
+      '--listen-address', '', '--ring-capacity', '65535', '--metrics-address', `127.0.0.1:${METRICS_PORT}`, ...flags,
+    ], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.agent.stdout!.on('data', (d: Buffer) => (this.agentLog += d));
+    this.agent.stderr!.on('data', (d: Buffer) => (this.agentLog += d));
+    await this.waitFor('agent health', () => new Promise<boolean | undefined>((res) => {
+      if (!existsSync(this.socket)) return res(undefined);
+      const h = new HealthClient(`unix:${this.socket}`, grpc.credentials.createInsecure());
+      h.check({ service: 'hubble.server.Observer' }, (e, r) => {
+        h.close();
+        res(!e && r.status === HealthCheckResponse_ServingStatus.SERVING ? true : undefined);
+      });
+    }), 60_000);
+    await this.waitFor('attachments', () => (this.agentLog.includes(`"ifname":"${this.client.hostIf}"`) && this.agentLog.includes(`"ifname":"${this.web.hostIf}"`)) || undefined, 15_000);
+  }
+
+  async stopAgent(): Promise<void> {
+    const a = this.agent;
+    this.agent = undefined;
+    if (!a || a.exitCode !== null) return;
+    const exited = new Promise((r) => a.once('exit', r));
+    a.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (a.exitCode === null) a.kill('SIGKILL');
+  }
+
+  /** The agent's peak resident set (VmHWM) so far, in bytes. */
+  agentPeakRss(): number {
+    const status = readFileSync(`/proc/${this.agent!.pid}/status`, 'utf8');
+    return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)![1]) * 1024;
+  }
+
+  /**
+   * Floods the web pod's port 80 for `seconds` while the client makes `requests` concurrent HTTP
+   * requests (started after a second of flood). Returns what nginx served and hping3 sent.
+   */
+  async flood(seconds: number, randSource: boolean, requests: number): Promise<Phase> {
+    const before = this.accessLog().length;
+    const hping = this.run(this.attacker.ns, ['timeout', '-s', 'INT', String(seconds), 'hping3', '--flood', '-S', '-p', '80',
+      ...(randSource ? ['--rand-source'] : []), this.web.ip], true);
+    await new Promise((r) => setTimeout(r, 1000));
+    const out = requests ? await this.run(this.client.ns, [process.execPath, '-e', `
+      const http = require('http'); let ok = 0, left = ${requests};
+      for (let i = 0; i < left; i++) {
+        const q = http.get({ host: '${this.web.ip}', port: 80, path: '/', agent: false, timeout: 30000 }, (s) => {
+          s.resume(); s.on('end', () => { if (s.statusCode === 200) ok++; if (--left === 0) console.log(ok); });
+        });
+        q.on('error', () => { if (--left === 0) console.log(ok); });
+        q.on('timeout', () => q.destroy());
+      }`]) : '0';
+    const sent = await hping;
+    const served = this.accessLog().slice(before).filter((l) => l.startsWith(`${this.client.ip} `)).map((l) => Number(l.split(' ')[1]));
+    const synsSent = Number(/(\d+) packets transmitted/.exec(sent)?.[1] ?? NaN);
+    return { synsSent, served, ok: Number(out.trim()) };
+  }
+
+  /** Every flow in the agent's ring. */
+  flows(): Promise<Flow[]> {
+    const c = new ObserverClient(`unix:${this.socket}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 });
+    return new Promise((res, rej) => {
+      const out: Flow[] = [];
+      const s = c.getFlows({ number: 100000n });
+      s.on('data', (r: { flow?: Flow }) => r.flow && out.push(r.flow));
+      s.on('end', () => {
+        c.close();
+        res(out);
+      });
+      s.on('error', rej);
+    });
+  }
+
+  /** A counter of the agent's /metrics, summed over the series whose labels include `labels`. */
+  async metric(name: string, labels = ''): Promise<number> {
+    const text = await this.run(this.topo.node, ['curl', '-s', `http://127.0.0.1:${METRICS_PORT}/metrics`]);
+    let sum = 0;
+    for (const line of text.split('\n')) {
+      if (!line.startsWith(name) || line[name.length] === '_' || !line.includes(labels)) continue;
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  }
+
+  close(): void {
+    for (const p of this.procs) if (p.exitCode === null) p.kill('SIGKILL');
+    if (this.agent && this.agent.exitCode === null) this.agent.kill('SIGKILL');
+    cleanupNetns(this.tag, PREFIX);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  get log(): string {
+    return this.agentLog;
+  }
+
+  private accessLog(): string[] {
+    try {
+      return readFileSync(join(this.dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return [];
+    }
+  }
+
+  private background(ns: string, args: string[]): void {
+    const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: 'ignore' });
+    this.procs.push(p);
+  }
+
+  /** Runs a command in a namespace; its stdout (and, with `both`, stderr too). */
+  private run(ns: string, args: string[], both = false): Promise<string> {
+    return new Promise((res, rej) => {
+      const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      this.procs.push(p);
+      let out = '';
+      let err = '';
+      p.stdout!.on('data', (d: Buffer) => (out += d));
+      p.stderr!.on('data', (d: Buffer) => (both ? (out += d) : (err += d)));
+      p.on('close', (code, sig) => (code === 0 || both ? res(out) : rej(new Error(`${args.join(' ')} in ${ns}: exit ${code ?? sig}: ${err.trim()}`))));
+    });
+  }
+
+  async waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
+    const end = Date.now() + ms;
+    let last: unknown;
+    while (Date.now() < end) {
+      try {
+        const v = await f();
+        if (v !== undefined && v !== false) return v;
+      } catch (e) {
+        last = e;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${what} not ready within ${ms} ms ${last ? String(last) : ''}\nagent log:\n${this.agentLog.slice(-3000)}`);
+  }
+}
