@@ -31,6 +31,8 @@ import { loadDetectConfig } from './detect/config.js';
 import { alertsImpl } from './server/alerts.js';
 import { BlocksService } from '@flowctl/flow/gen/flowctl/blocks.grpc';
 import { BlockList } from './respond/block-list.js';
+import { RESPOND_SECTION, Responder } from './respond/responder.js';
+import { defaultConfig } from './detect/config.js';
 import { blocksImpl } from './server/blocks.js';
 
 export interface AgentOptions {
@@ -147,6 +149,9 @@ export class Agent {
         log: (subsys) => this.child(subsys),
       }, config);
       const detection = this.detection;
+      const respond = (config ?? defaultConfig(CONFIG_SECTIONS)).get(RESPOND_SECTION.name)!;
+      const responder = new Responder(respond, this.blocks, hostAddrs);
+      detection.store.respondWith((f) => responder.act(f));
       this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName));
     }
     this.server.addService(BlocksService, blocksImpl({ nodeName: this.nodeName, list: this.blocks, xdpInterfaces: () => [...this.xdpAttached] }));

@@ -9,6 +9,7 @@ import { synFlood } from './syn-flood.js';
 import { dnsTunnel } from './dns-tunnel.js';
 import { blocklist } from './blocklist.js';
 import { AlertStore, DEFAULT_ALERT_STORE } from './store.js';
+import { RESPOND_SECTION } from '../respond/responder.js';
 
 const TICK_MS = 1000;
 
@@ -25,7 +26,7 @@ export const ALERTS_SECTION: SectionSpec = {
   },
 };
 
-export const CONFIG_SECTIONS: readonly SectionSpec[] = [ALERTS_SECTION, ...DETECTORS];
+export const CONFIG_SECTIONS: readonly SectionSpec[] = [ALERTS_SECTION, ...DETECTORS, RESPOND_SECTION];
 
 /** The enabled detectors feeding one alert store. */
 export class Detection {

@@ -30,6 +30,8 @@ interface Held {
   updates: number;
   /** When followers last heard of it; an update due before then waits in `pending`. */
   publishedMs: number;
+  /** What was done when it was raised (the responder's answer; "none" without one). */
+  action: string;
 }
 
 export type AlertListener = (alert: Alert, raised: boolean) => void;
@@ -51,6 +53,7 @@ export class AlertStore {
   private readonly listeners = new Set<AlertListener>();
   private timer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  private respond: ((f: Finding) => string) | undefined;
   readonly stats: AlertStoreStats = { raised: new Map(), updated: 0, evicted: 0 };
 
   constructor(private readonly opts: AlertStoreOptions) {
@@ -59,6 +62,11 @@ export class AlertStore {
 
   get size(): number {
     return this.held.size;
+  }
+
+  /** Called with every alert as it is raised; its answer is the alert's `action`. */
+  respondWith(fn: (f: Finding) => string): void {
+    this.respond = fn;
   }
 
   record(f: Finding, nowMs = this.now()): void {
@@ -74,6 +82,7 @@ export class AlertStore {
         updatedMs: nowMs,
         updates: 0,
         publishedMs: nowMs,
+        action: this.respond?.(f) ?? 'none',
       };
       this.held.set(h.id, h);
       this.latest.set(key, h);
@@ -160,7 +169,7 @@ export class AlertStore {
       target: f.target,
       summary: f.summary,
       evidence: f.evidence,
-      action: 'none',
+      action: h.action,
       raised: msToTimestamp(h.raisedMs),
       updated: msToTimestamp(h.updatedMs),
       updates: h.updates,
