@@ -397,6 +397,11 @@ int BPF_PROG(fct_kfree_skb, const struct sk_buff *skb, void *location, int reaso
 	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
 	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE))
 		return 0;
+	/* XDP (6.3+): a generic-mode XDP_DROP. The drop list reports its own drops, sampled; one
+	 * event per packet here would let a flood at a generic-mode interface flood this ring. */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_XDP) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_XDP))
+		return 0;
 	ino = skb_netns(skb, rx_sk, &ifindex);
 	if (!watched(ino))
 		return 0;
