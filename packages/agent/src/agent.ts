@@ -249,6 +249,7 @@ export class Agent {
     }
 
     if (this.opts.replay) {
+      if (this.opts.xdpInterfaces?.length) throw new FlowctlError('CONFIG', '--xdp-interface needs the kernel datapath: it cannot be used with --replay');
       const flows = loadReplayFile(this.opts.replay);
       this.replay = new ReplaySource(flows, this.opts.replayRate ?? 1000, this.nodeName, (f) => this.writeFlow(f), () => this.ctx.newUuid());
       this.replay.start();

@@ -74,3 +74,12 @@ describe('BlockList', () => {
     l.close();
   });
 });
+
+describe('Agent with --xdp-interface', () => {
+  it('refuses it in --replay mode, where there is no kernel datapath', async () => {
+    const { Agent } = await import('../agent.js');
+    const agent = new Agent({ replay: '/nonexistent.json', xdpInterfaces: ['eth0'], listenAddress: '', metricsAddress: '', detectOff: true, log: { info() {}, warn() {}, error() {} } });
+    await expect(agent.start()).rejects.toThrow('--xdp-interface needs the kernel datapath: it cannot be used with --replay');
+    await agent.stop();
+  });
+});
