@@ -3,7 +3,7 @@
 // real CLI (`flowctl block add|list|remove`). Ground truth is what the server receives.
 // Prefix fcq-, subnet 10.208.0.0/16 (docs/design/contracts.md).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,18 @@ async function listed(): Promise<{ cidr: string; reason: string; dropped_packets
   return r.out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { cidr: string; reason: string; dropped_packets: number; nodes: string[] });
 }
 
+async function startAgent(extra: string[] = []): Promise<void> {
+  agentLog = '';
+  agent = spawn('ip', [
+    'netns', 'exec', NODE, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/agent/src/main.ts'),
+    '--node-name', NODE, '--unix-socket', sock, '--listen-address', '', '--metrics-address', '',
+    '--xdp-interface', C1.nodeIf, '--xdp-interface', C2.nodeIf, ...extra,
+  ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
+  agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
+  await waitFor('agent serving', () => agentLog.includes('"msg":"serving"') || undefined, 30_000);
+}
+
 describe.skipIf(skipReason !== undefined)('flowctl block: the XDP drop list on node interfaces (real kernel)', () => {
   beforeAll(async () => {
     cleanup();
@@ -146,14 +158,7 @@ describe.skipIf(skipReason !== undefined)('flowctl block: the XDP drop list on n
       });
     });
 
-    agent = spawn('ip', [
-      'netns', 'exec', NODE, process.execPath, '--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/agent/src/main.ts'),
-      '--node-name', NODE, '--unix-socket', sock, '--listen-address', '', '--metrics-address', '',
-      '--xdp-interface', C1.nodeIf, '--xdp-interface', C2.nodeIf,
-    ], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    agent.stdout!.on('data', (d: Buffer) => (agentLog += d));
-    agent.stderr!.on('data', (d: Buffer) => (agentLog += d));
-    await waitFor('agent serving', () => agentLog.includes('"serving"') || agentLog.includes('"msg":"serving"') || undefined, 30_000);
+    await startAgent();
 
     for (const c of CLIENTS) {
       const p = spawn('ip', ['netns', 'exec', c.ns, process.execPath, '-e', SENDER(c.gw)], { stdio: 'ignore' });
@@ -254,5 +259,34 @@ describe.skipIf(skipReason !== undefined)('flowctl block: the XDP drop list on n
     await new Promise((res) => agent!.once('exit', res));
     for (const c of CLIENTS) expect(sh(['ip', '-n', NODE, 'link', 'show', c.nodeIf])).not.toMatch(/xdp/);
     expect(reaches(C1)).toBe(true);
+  });
+
+  it('blocks a port scanner on alert (respond: block-source: [port-scan]); other clients are unaffected', async () => {
+    const cfg = join(dir, 'detect.yaml');
+    writeFileSync(cfg, `respond:\n  block-source: [port-scan]\n  block-ttl: 5m\n  never-block: [${C2.ip}]\n`);
+    await startAgent(['--detect-config', cfg]);
+    expect(reaches(C1)).toBe(true);
+    const scan = spawnSync('ip', ['netns', 'exec', C1.ns, 'nmap', '-sS', '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-200', C1.gw], { encoding: 'utf8' });
+    expect(scan.status, scan.stderr).toBe(0);
+    const alert = await waitFor('the port-scan alert with its action', async () => {
+      const r = await flowctl('alerts', '-o', 'json');
+      const as = r.out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { alert?: { kind?: string; action?: string; source?: { ip?: string } } }).alert);
+      return as.find((a) => a?.kind === 'port-scan' && a.source?.ip === C1.ip);
+    }, 10_000);
+    expect(alert.action).toBe(`block-source ${C1.ip}/32 for 5m`);
+    const [entry] = await listed();
+    expect(entry).toMatchObject({ cidr: `${C1.ip}/32`, nodes: [NODE] });
+    expect(entry!.reason).toMatch(/scanned \d+ ports/);
+    expect(reaches(C1)).toBe(false);
+    expect(reaches(C2)).toBe(true);
+    // The never-block list holds: the same scan from C2 raises an alert that blocks nothing.
+    spawnSync('ip', ['netns', 'exec', C2.ns, 'nmap', '-sS', '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-200', C2.gw], { encoding: 'utf8' });
+    const spared = await waitFor("the second scanner's alert", async () => {
+      const r = await flowctl('alerts', '-o', 'json');
+      const as = r.out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { alert?: { kind?: string; action?: string; source?: { ip?: string } } }).alert);
+      return as.find((a) => a?.kind === 'port-scan' && a.source?.ip === C2.ip);
+    }, 10_000);
+    expect(spared.action).toBe(`none: ${C2.ip} is never blocked`);
+    expect(reaches(C2)).toBe(true);
   });
 });
