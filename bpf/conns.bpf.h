@@ -134,8 +134,8 @@ static __always_inline __u64 conn_last_seen(const struct flowctl_conn *c)
 #define CONN_TCP_IDLE_NS (600ULL * 1000000000ULL)
 
 /* A TCP attempt whose handshake never completed (its opener never sent an ACK) is reclaimed
- * first: after this long idle (a knob so that tests need not wait). */
-const volatile __u64 halfopen_idle_ns = CONN_CLOSED_IDLE_NS;
+ * first: after as long idle as a closed connection. */
+#define CONN_HALFOPEN_IDLE_NS CONN_CLOSED_IDLE_NS
 
 static __always_inline int conn_reclaimable(const struct flowctl_conn *c, __u8 proto, __u64 now)
 {
@@ -145,7 +145,7 @@ static __always_inline int conn_reclaimable(const struct flowctl_conn *c, __u8 p
 		return idle >= CONN_CLOSED_IDLE_NS;
 	if (proto == IPPROTO_TCP && !(c->opener & FLOWCTL_OPENER_GUESSED) &&
 	    !(c->flags_seen[c->opener & 1] & TCP_ACK))
-		return idle >= halfopen_idle_ns;
+		return idle >= CONN_HALFOPEN_IDLE_NS;
 	return idle >= (proto == IPPROTO_TCP ? CONN_TCP_IDLE_NS : CONN_DGRAM_IDLE_NS);
 }
 

@@ -160,6 +160,34 @@ describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection ta
     expect(dp.obj.map(T.lru).keys()).toHaveLength(2);
   });
 
+  it('reclaims half-open attempts first: a SYN never answered by its opener\'s ACK is given away after 10 s idle, an open connection is not', async () => {
+    const base: Conn = [41000, 9000];
+    const conns: Conn[] = [base, ...colliding(setOf(base[0], base[1], ifindex), 6, 9001)];
+    for (const [sp, dp_] of conns.slice(0, 2)) await dp.one('from', tcpOut(sp, dp_, F.SYN)); // half-open
+    for (const [sp, dp_] of conns.slice(2, 4)) {
+      await dp.one('from', tcpOut(sp, dp_, F.SYN));
+      await dp.one('to', tcpBack(dp_, sp, F.SYN | F.ACK));
+      await dp.run('from', tcpOut(sp, dp_, F.ACK)); // the handshake completes
+    }
+    const at = conns.slice(0, 4).map(find);
+    expect(at.every((i) => i >= 0)).toBe(true);
+    // 20 s idle: past the 10 s of a half-open attempt, far from the 10 min of an open connection.
+    for (const i of at) {
+      const aged = Buffer.from(slot(i));
+      for (const off of [OFF.lastSeen0, OFF.lastSeen1]) {
+        const t = aged.readBigUInt64LE(off);
+        aged.writeBigUInt64LE(t > 20_000_000_000n ? t - 20_000_000_000n : 0n, off);
+      }
+      dp.obj.map(T.name).update(idx(i), aged);
+    }
+    const lru = dp.obj.map(T.lru).keys().length;
+    for (const [sp, dp_] of conns.slice(4)) await dp.one('from', tcpOut(sp, dp_, F.SYN));
+    expect([find(conns[4]!), find(conns[5]!)].sort()).toEqual(at.slice(0, 2).sort());
+    expect(find(conns[6]!)).toBe(-1); // the open connections keep their slots: the last one goes to the LRU map
+    expect(dp.obj.map(T.lru).keys()).toHaveLength(lru + 1);
+    expect([find(conns[2]!), find(conns[3]!)]).toEqual(at.slice(2, 4));
+  });
+
   it('gives a slot whose connection closed long ago to a new connection of its set, in place', async () => {
     const target = setOf(40000, 80, ifindex);
     const [fresh] = colliding(target, 1, 2000);

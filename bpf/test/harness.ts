@@ -30,8 +30,6 @@ export interface Knobs {
   policyAudit?: boolean;
   /** New-connection budgets (budget.bpf.h); none unless given, as tests send many SYNs from one address. */
   budget?: { intervalNs: bigint; burst: number; reportNs?: bigint; synProtectHalfopen?: number };
-  /** Idle time after which a half-open connection's slot may be reused (default: the program's). */
-  halfopenIdleNs?: bigint;
 }
 
 export class Datapath {
@@ -53,7 +51,6 @@ export class Datapath {
       if (knobs.budget) this.obj.setRodata('budget_burst', knobs.budget.burst);
       if (knobs.budget?.reportNs !== undefined) this.obj.setRodata('budget_report_ns', knobs.budget.reportNs);
       if (knobs.budget?.synProtectHalfopen !== undefined) this.obj.setRodata('syn_protect_halfopen', knobs.budget.synProtectHalfopen);
-      if (knobs.halfopenIdleNs !== undefined) this.obj.setRodata('halfopen_idle_ns', knobs.halfopenIdleNs);
       this.obj.setMaxEntries('events', 1 << 20);
       this.obj.load();
       this.ring = this.obj.ringBuffer('events', (batch, count) =>
