@@ -160,6 +160,31 @@ describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection ta
     expect(dp.obj.map(T.lru).keys()).toHaveLength(2);
   });
 
+  it('gives a slot whose connection closed long ago to a new connection of its set, in place', async () => {
+    const target = setOf(40000, 80, ifindex);
+    const [fresh] = colliding(target, 1, 2000);
+    // Age the closed connection of slot `target + 2` by 20 s (CONN_CLOSED_IDLE_NS is 10 s).
+    const i = target + 2;
+    const old = slot(i);
+    expect(old.readUInt32LE(OFF.state) & CLOSED).toBe(CLOSED);
+    const oldConn: Conn = [old.readUInt16LE(OFF.port0), old.readUInt16LE(OFF.port1)];
+    const aged = Buffer.from(old);
+    for (const off of [OFF.lastSeen0, OFF.lastSeen1]) {
+      const t = old.readBigUInt64LE(off);
+      aged.writeBigUInt64LE(t > 20_000_000_000n ? t - 20_000_000_000n : 0n, off);
+    }
+    dp.obj.map(T.name).update(idx(i), aged);
+
+    expect(await dp.one('from', tcpOut(fresh![0], fresh![1], F.SYN))).toMatchObject({ reason: 1, packets: 1n });
+    expect(find(fresh!)).toBe(i);
+    expect(slot(i).readUInt32LE(OFF.gen)).toBe(old.readUInt32LE(OFF.gen) + 1);
+    expect(find(oldConn)).toBe(-1);
+    expect(dp.counters()[T.counter]).toBe(4n); // reused, not newly taken
+    expect(dp.obj.map(T.lru).keys()).toHaveLength(2);
+    // The evicted connection, should it speak again, starts over as a new connection.
+    expect((await dp.one('from', tcpOut(oldConn[0], oldConn[1], F.ACK))).reason).toBe(1);
+  });
+
   it('reclaims half-open attempts first: a SYN never answered by its opener\'s ACK is given away after 10 s idle, an open connection is not', async () => {
     const base: Conn = [41000, 9000];
     const conns: Conn[] = [base, ...colliding(setOf(base[0], base[1], ifindex), 6, 9001)];
@@ -186,30 +211,5 @@ describe.skipIf(skip).each(TABLES)('flowctl TC datapath: the $name connection ta
     expect(find(conns[6]!)).toBe(-1); // the open connections keep their slots: the last one goes to the LRU map
     expect(dp.obj.map(T.lru).keys()).toHaveLength(lru + 1);
     expect([find(conns[2]!), find(conns[3]!)]).toEqual(at.slice(2, 4));
-  });
-
-  it('gives a slot whose connection closed long ago to a new connection of its set, in place', async () => {
-    const target = setOf(40000, 80, ifindex);
-    const [fresh] = colliding(target, 1, 2000);
-    // Age the closed connection of slot `target + 2` by 20 s (CONN_CLOSED_IDLE_NS is 10 s).
-    const i = target + 2;
-    const old = slot(i);
-    expect(old.readUInt32LE(OFF.state) & CLOSED).toBe(CLOSED);
-    const oldConn: Conn = [old.readUInt16LE(OFF.port0), old.readUInt16LE(OFF.port1)];
-    const aged = Buffer.from(old);
-    for (const off of [OFF.lastSeen0, OFF.lastSeen1]) {
-      const t = old.readBigUInt64LE(off);
-      aged.writeBigUInt64LE(t > 20_000_000_000n ? t - 20_000_000_000n : 0n, off);
-    }
-    dp.obj.map(T.name).update(idx(i), aged);
-
-    expect(await dp.one('from', tcpOut(fresh![0], fresh![1], F.SYN))).toMatchObject({ reason: 1, packets: 1n });
-    expect(find(fresh!)).toBe(i);
-    expect(slot(i).readUInt32LE(OFF.gen)).toBe(old.readUInt32LE(OFF.gen) + 1);
-    expect(find(oldConn)).toBe(-1);
-    expect(dp.counters()[T.counter]).toBe(4n); // reused, not newly taken
-    expect(dp.obj.map(T.lru).keys()).toHaveLength(2);
-    // The evicted connection, should it speak again, starts over as a new connection.
-    expect((await dp.one('from', tcpOut(oldConn[0], oldConn[1], F.ACK))).reason).toBe(1);
   });
 });
