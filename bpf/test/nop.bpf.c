@@ -11,3 +11,17 @@ int bench_nop(struct __sk_buff *skb)
 {
 	return 0;
 }
+
+/* Baselines of bench/xdp-drop.ts: an XDP program that passes everything (test_run), and one
+ * that drops everything (the packet rate the veth setup itself allows). */
+SEC("xdp")
+int bench_xdp_pass(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int bench_xdp_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
+}
