@@ -58,6 +58,24 @@ struct {
 	__type(value, __u64);
 } drop4_bits SEC(".maps");
 
+/* The same layout: set when an entry shorter than /32 covers the /24. Where only /32 entries
+ * do, the address is looked up in drop4_hosts (a hash) instead of walking the trie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FCX_BITS4_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop4_short SEC(".maps");
+
+/* u32 IPv4 address (network order) -> struct fcx_entry: the /32 entries of drop4 again */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct fcx_entry);
+} drop4_hosts SEC(".maps");
+
 /* u32 entry id -> struct fcx_count per CPU (created at an entry's first drop; user space deletes
  * it with the entry) */
 struct {
@@ -253,32 +271,42 @@ static __always_inline const struct fcx_entry *live(const struct fcx_entry *e, _
 	return e;
 }
 
-static __always_inline int covered4(__u32 a)
+static __always_inline int covered4(void *bits, __u32 a)
 {
 	__u32 word = a >> 14;
-	__u64 *w = bpf_map_lookup_elem(&drop4_bits, &word);
+	__u64 *w = bpf_map_lookup_elem(bits, &word);
 
 	return w && ((*w >> ((a >> 8) & 63)) & 1);
+}
+
+/* The entry for IPv4 address `be` (network order): none where no entry covers its /24, the
+ * hash where only /32 entries do, the trie (longest match) otherwise. */
+static __always_inline const struct fcx_entry *lookup4(__u32 be)
+{
+	struct fcx_key4 k = { .prefixlen = 32 };
+	__u32 a = bpf_ntohl(be);
+
+	if (!covered4(&drop4_bits, a))
+		return 0;
+	if (!covered4(&drop4_short, a))
+		return bpf_map_lookup_elem(&drop4_hosts, &be);
+	__builtin_memcpy(k.addr, &be, 4);
+	return bpf_map_lookup_elem(&drop4, &k);
 }
 
 static __always_inline int handle4(struct xdp_md *ctx, void *ip, void *end)
 {
 	struct iphdr *iph = ip;
-	struct fcx_key4 k = { .prefixlen = 32 };
-	const struct fcx_entry *e = 0;
+	const struct fcx_entry *e;
 	__u8 match = FCX_MATCH_SOURCE;
 	__u64 now = 0;
 	__u16 frag;
 
 	if ((void *)(iph + 1) > end)
 		return XDP_PASS;
-	if (covered4(bpf_ntohl(iph->saddr))) {
-		__builtin_memcpy(k.addr, &iph->saddr, 4);
-		e = live(bpf_map_lookup_elem(&drop4, &k), &now);
-	}
-	if (!e && covered4(bpf_ntohl(iph->daddr))) {
-		__builtin_memcpy(k.addr, &iph->daddr, 4);
-		e = live(bpf_map_lookup_elem(&drop4, &k), &now);
+	e = live(lookup4(iph->saddr), &now);
+	if (!e) {
+		e = live(lookup4(iph->daddr), &now);
 		match = FCX_MATCH_DESTINATION;
 	}
 	if (!e)

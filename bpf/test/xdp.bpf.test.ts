@@ -125,13 +125,28 @@ describe.skipIf(skip !== undefined)('XDP drop list (BPF_PROG_TEST_RUN)', () => {
     expect((await h.run(syn('198.51.100.1', '10.9.9.9'))).retval).toBe(XDP_DROP);
   });
 
-  it('keeps the /24 bitmap in step when entries overlap', async () => {
+  it('looks /32 entries up by hash where no shorter prefix covers their /24', async () => {
+    const h = open();
+    h.block('192.0.2.7', 1);
+    expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).retval).toBe(XDP_DROP);
+    expect((await h.run(syn('192.0.2.8', '10.9.9.9'))).retval).toBe(XDP_PASS);
+    expect(h.list.obj.map('drop4_hosts').keys().map((k) => k.toString('hex'))).toEqual(['c0000207']);
+    h.list.delete({ id: 1, prefix: parseBlockCidr('192.0.2.7').prefix, expiresNs: 0n });
+    expect(h.list.obj.map('drop4_hosts').keys()).toEqual([]);
+    expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).retval).toBe(XDP_PASS);
+  });
+
+  it('keeps the /24 bitmaps in step when entries overlap', async () => {
     const h = open();
     h.block('192.0.2.0/24', 1);
     h.block('192.0.2.7', 2);
     h.block('192.0.0.0/16', 3);
-    h.list.delete({ id: 1, prefix: parseBlockCidr('192.0.2.0/24').prefix, expiresNs: 0n });
+    // The longest match wins, whichever way the address is looked up.
     expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).events[0]?.entryId).toBe(2);
+    expect((await h.run(syn('192.0.2.9', '10.9.9.9'))).events[0]?.entryId).toBe(1);
+    h.list.delete({ id: 1, prefix: parseBlockCidr('192.0.2.0/24').prefix, expiresNs: 0n });
+    expect((await h.run(ipv4({ src: '192.0.2.7', dst: '10.9.9.9', proto: TCP }, tcp(40000, 81, F.SYN)))).events[0]?.entryId).toBe(2);
+    expect((await h.run(syn('192.0.2.9', '10.9.9.9'))).events[0]?.entryId).toBe(3);
     h.list.delete({ id: 3, prefix: parseBlockCidr('192.0.0.0/16').prefix, expiresNs: 0n });
     expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).retval).toBe(XDP_DROP);
     expect((await h.run(syn('192.0.9.1', '10.9.9.9'))).retval).toBe(XDP_PASS);

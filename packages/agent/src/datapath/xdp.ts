@@ -26,8 +26,10 @@ export class XdpDropList {
   private readonly links = new Map<string, BpfLink>();
   /** Trie keys written (hex), so a replaced entry is not counted twice in the bitmap. */
   private readonly present = new Set<string>();
-  /** IPv4 entries of /24 or longer per /24 (bit index), so a bit is cleared only when the last one goes. */
-  private readonly long24 = new Map<number, number>();
+  /** IPv4 /32 entries per /24 (bit index), so a bit is cleared only when the last one goes. */
+  private readonly hosts24 = new Map<number, number>();
+  /** IPv4 entries of /24 to /31 per /24. */
+  private readonly mid24 = new Map<number, number>();
   /** IPv4 entries shorter than /24 (few, usually): each covers a run of bits. */
   private readonly short = new Map<string, [first: number, last: number]>();
   private ring: RingBuffer | undefined;
@@ -82,7 +84,9 @@ export class XdpDropList {
   write(e: KernelBlock): void {
     const p = e.prefix;
     const key = encodeDropKey(p);
-    this.obj.map(p.v6 ? 'drop6' : 'drop4').update(key, encodeDropEntry(e.id, e.expiresNs));
+    const value = encodeDropEntry(e.id, e.expiresNs);
+    this.obj.map(p.v6 ? 'drop6' : 'drop4').update(key, value);
+    if (!p.v6 && p.bits === 32) this.obj.map('drop4_hosts').update(key.subarray(4), value);
     const hex = key.toString('hex');
     if (this.present.has(hex)) return;
     this.present.add(hex);
@@ -95,6 +99,7 @@ export class XdpDropList {
     const key = encodeDropKey(p);
     const hex = key.toString('hex');
     if (this.present.delete(hex) && !p.v6) this.cover(p, hex, -1);
+    if (!p.v6 && p.bits === 32) this.obj.map('drop4_hosts').delete(key.subarray(4));
     this.obj.map(p.v6 ? 'drop6' : 'drop4').delete(key);
     this.obj.map('drop_counts').delete(u32(e.id));
   }
@@ -142,34 +147,45 @@ export class XdpDropList {
       if (delta > 0) this.short.set(hex, [first, last]);
       else this.short.delete(hex);
     } else {
-      const n = (this.long24.get(first) ?? 0) + delta;
-      if (n > 0) this.long24.set(first, n);
-      else this.long24.delete(first);
+      const counts = p.bits === 32 ? this.hosts24 : this.mid24;
+      const n = (counts.get(first) ?? 0) + delta;
+      if (n > 0) counts.set(first, n);
+      else counts.delete(first);
     }
     const words: number[] = [];
     for (let w = first >>> 6; w <= last >>> 6; w++) words.push(w);
     const keys = Buffer.alloc(words.length * 4);
-    const values = Buffer.alloc(words.length * 8);
+    const any = Buffer.alloc(words.length * 8);
+    const shorter = Buffer.alloc(words.length * 8);
     words.forEach((w, i) => {
       keys.writeUInt32LE(w, i * 4);
-      values.writeBigUInt64LE(this.word(w), i * 8);
+      const s = this.word(w, false);
+      shorter.writeBigUInt64LE(s, i * 8);
+      any.writeBigUInt64LE(s === ALL_BITS ? s : s | this.word(w, true), i * 8);
     });
-    const bits = this.obj.map('drop4_bits');
-    if (words.length === 1) bits.update(keys, values);
-    else bits.updateBatch(keys, values);
+    // Entries are written before and removed after the bits, so either order of the two maps is safe.
+    for (const [name, values] of [['drop4_short', shorter], ['drop4_bits', any]] as const) {
+      const bits = this.obj.map(name);
+      if (words.length === 1) bits.update(keys, values);
+      else bits.updateBatch(keys, values);
+    }
   }
 
-  /** Bitmap word `w` (bits w*64 .. w*64+63) from the entries. */
-  private word(w: number): bigint {
+  /** Bitmap word `w` (bits w*64 .. w*64+63): of the /32 entries (`hosts`), or of the shorter ones. */
+  private word(w: number, hosts: boolean): bigint {
     const lo = w * 64;
     const hi = lo + 63;
     let word = 0n;
+    if (hosts) {
+      for (let i = 0; i < 64; i++) if (this.hosts24.has(lo + i)) word |= 1n << BigInt(i);
+      return word;
+    }
     for (const [first, last] of this.short.values()) {
       if (last < lo || first > hi) continue;
       if (first <= lo && last >= hi) return ALL_BITS;
       for (let b = Math.max(first, lo); b <= Math.min(last, hi); b++) word |= 1n << BigInt(b - lo);
     }
-    for (let i = 0; i < 64; i++) if (this.long24.has(lo + i)) word |= 1n << BigInt(i);
+    for (let i = 0; i < 64; i++) if (this.mid24.has(lo + i)) word |= 1n << BigInt(i);
     return word;
   }
 }
