@@ -132,7 +132,7 @@ export class CidrSet {
         const top = topBits(net, len);
         if (!(this.v4Bits.get(len)![top >>> 3]! & (1 << (top & 7)))) continue;
         const r = this.v4.get(len)!.get(net);
-        if (r !== undefined) return { entry: `${formatIp(false, BigInt(net))}/${len}`, ref: this.refs[r] || undefined };
+        if (r !== undefined) return { entry: `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}/${len}`, ref: this.refs[r] || undefined };
       }
       return undefined;
     }
