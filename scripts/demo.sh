@@ -257,7 +257,7 @@ start_workloads() {
   spawn intruder-client "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" client --name intruder --every 2000 --timeout 1000 \
     "$order/orders" "$order/admin"
   # A connect scan of its node's first 100 ports, every minute: one port-scan alert, updated.
-  spawn intruder-scan "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" scan --name intruder --after 8000 --every 60000 \
+  spawn intruder-scan "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" scan --name intruder --after 15000 --every 60000 \
     --ports 1-100 "$(for n in "${NODES[@]}"; do if [ "$(field "$n" 0)" = node-2 ]; then field "$n" 3; fi; done)"
   spawn intruder-resolver "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" resolve --name intruder --every 2500 \
     "exfil.attacker.example" "order-service.shop.$DOMAIN" "c2.botnet.invalid"

@@ -76,6 +76,20 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     });
   }, 90_000);
 
+  it('flowctl alerts shows the intruder\'s port scan of its node, once, and prints the follow command', async () => {
+    expect(printed).toContain('./bin/flowctl alerts --follow');
+    // The intruder scans 100 ports of its node 15 s after start-up, then every minute.
+    const scans = await eventually('the intruder\'s port-scan alert', async () => {
+      const { stdout } = await flowctl(['alerts', '--kind', 'port-scan', '-o', 'json']);
+      const a = lines(stdout).map((l) => (l as unknown as { alert: { source: { pod_name: string }; destination: { ip: string }; evidence: { top_host: { ports: number } } } }).alert);
+      return a.length ? a : undefined;
+    }, 90_000);
+    expect(scans).toHaveLength(1);
+    expect(scans[0]!.source.pod_name).toMatch(/^intruder-/);
+    expect(scans[0]!.destination.ip).toBe('10.10.2.1');
+    expect(scans[0]!.evidence.top_host.ports).toBeGreaterThanOrEqual(90);
+  });
+
   it('--namespace shop shows only flows from or to shop, with pod names on both sides', async () => {
     const r = (await observe('--namespace', 'shop', '--last', '200')).filter((x) => x.flow);
     expect(r.length).toBeGreaterThan(10);
