@@ -152,7 +152,7 @@ export class Agent {
       const respond = (config ?? defaultConfig(CONFIG_SECTIONS)).get(RESPOND_SECTION.name)!;
       const responder = new Responder(respond, this.blocks, hostAddrs);
       detection.store.respondWith((f) => responder.act(f));
-      this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName));
+      this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName, (call) => this.server.track(call)));
     }
     this.server.addService(BlocksService, blocksImpl({ nodeName: this.nodeName, list: this.blocks, xdpInterfaces: () => [...this.xdpAttached] }));
     this.ctx.setBlockList(this.blocks);

@@ -14,11 +14,12 @@ import { msToTimestamp, tsToMs } from '../observer/timestamp.js';
 /** Responses queued for one follower behind its flow control before updates are dropped. */
 const FOLLOW_QUEUE_MAX = 4096;
 
-export function alertsImpl(store: AlertStore, nodeName: string): AlertsServer {
+/** `track` registers a follow stream with the server, which aborts it when the agent stops. */
+export function alertsImpl(store: AlertStore, nodeName: string, track: (call: grpc.ServerWritableStream<unknown, unknown>) => AbortController): AlertsServer {
   return {
     getAlerts: (call: grpc.ServerWritableStream<GetAlertsRequest, GetAlertsResponse>) => {
       try {
-        serve(call, store, nodeName);
+        serve(call, store, nodeName, track);
       } catch (e) {
         call.emit('error', grpcStatusOf(e));
       }
@@ -26,7 +27,12 @@ export function alertsImpl(store: AlertStore, nodeName: string): AlertsServer {
   };
 }
 
-function serve(call: grpc.ServerWritableStream<GetAlertsRequest, GetAlertsResponse>, store: AlertStore, nodeName: string): void {
+function serve(
+  call: grpc.ServerWritableStream<GetAlertsRequest, GetAlertsResponse>,
+  store: AlertStore,
+  nodeName: string,
+  track: (call: grpc.ServerWritableStream<unknown, unknown>) => AbortController,
+): void {
   const req = call.request;
   const kinds = new Set(req.kinds ?? []);
   for (const k of kinds) if (!isAlertKind(k)) throw new FlowctlError('INVALID_ARGUMENT', `unknown alert kind "${k}"`);
@@ -66,12 +72,19 @@ function serve(call: grpc.ServerWritableStream<GetAlertsRequest, GetAlertsRespon
   });
   for (const a of store.list(sinceMs, kinds)) send(response(a));
   call.on('drain', pump);
+  const ac = track(call as grpc.ServerWritableStream<unknown, unknown>);
+  ac.signal.addEventListener('abort', () => {
+    const ended = done;
+    done = true;
+    unsubscribe();
+    // The agent is stopping: end the stream with OK, so a relay reports the node as gone.
+    if (!ended && !call.cancelled) call.end();
+  }, { once: true });
   const stop = () => {
     done = true;
     unsubscribe();
   };
   call.on('cancelled', stop);
-  call.on('close', stop);
   call.on('finish', stop);
 }
 

@@ -129,7 +129,8 @@ export class AgentServer {
     }
   }
 
-  private track(call: grpc.ServerWritableStream<unknown, unknown>): AbortController {
+  /** A stream that close() ends (with OK, as an agent stopping cleanly ends its streams). */
+  track(call: grpc.ServerWritableStream<unknown, unknown>): AbortController {
     const ac = new AbortController();
     this.streams.add(ac);
     const abort = () => ac.abort();
