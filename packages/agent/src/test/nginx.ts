@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const conf = (d: string, ip: string) => `user root;
+master_process off; # one process: a test that kills it leaves no orphaned worker
 worker_processes 1;
 daemon off;
 pid ${d}/nginx.pid;

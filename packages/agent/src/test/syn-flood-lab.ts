@@ -51,7 +51,7 @@ export class SynFloodLab {
     interface: ${this.client.hostIf}
     netns: ${this.client.ns}
 `);
-    writeFileSync(join(this.dir, 'nginx.conf'), `worker_processes 1;
+    writeFileSync(join(this.dir, 'nginx.conf'), `master_process off; # one process: killing it leaves no orphaned worker
 pid ${this.dir}/nginx.pid;
 error_log ${this.dir}/nginx-error.log;
 events { worker_connections 1024; }
