@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { HealthClient, HealthCheckResponse_ServingStatus, ObserverClient, type Flow } from '@flowctl/flow';
+import { waitFor } from './agent-process.js';
 import { buildTopology, cleanupNetns, type Topology } from './netns.js';
 
 const REPO = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
@@ -197,18 +198,7 @@ http {
     });
   }
 
-  async waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
-    const end = Date.now() + ms;
-    let last: unknown;
-    while (Date.now() < end) {
-      try {
-        const v = await f();
-        if (v !== undefined && v !== false) return v;
-      } catch (e) {
-        last = e;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${what} not ready within ${ms} ms ${last ? String(last) : ''}\nagent log:\n${this.agentLog.slice(-3000)}`);
+  waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> {
+    return waitFor(what, f, ms, () => this.agentLog);
   }
 }
