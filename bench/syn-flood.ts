@@ -69,7 +69,7 @@ flow ring dropped (\`lost_events_total\`, stages agent_queue and hubble_ring). O
 ${rows.map((r) => `| ${r.mode} | ${r.budgets ? 'on' : 'off'} | ${n(r.syns)} | ${r.rssMb.toFixed(0)} MB | ${n(r.kernelLost)} | ${n(r.agentLost)} | ${n(r.flows)} | ${r.ok} / ${r.seen} of ${REQUESTS} | ${n(r.suppressed)} (${r.summaries}) |`).join('\n')}
 
 Goal: agent RSS ≤ 200 MB under a flood and every legitimate request seen: with budgets, ${rows.filter((r) => r.budgets).every((r) => r.rssMb <= 200 && r.seen === REQUESTS) ? '**met**' : '**not met**'}.
-Measured on a shared machine (other engineers' tests running; load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end): hping3's rate, and so the flood's size, depends on it.
+Load average ${load0.toFixed(1)} at the start, ${load1.toFixed(1)} at the end; hping3's rate, and so the flood's size, depends on it.
 
 Command: \`pnpm exec tsx --conditions=@flowctl/source bench/syn-flood.ts --seconds ${SECONDS}\` (root; nginx, hping3; after \`make build\`)`;
   writeSection('syn-flood', md);

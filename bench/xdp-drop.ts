@@ -239,8 +239,8 @@ Ours against xdp-filter: ${(ppsMed[1]! / ppsMed[2]!).toFixed(2)}× the packet ra
 xdp-filter matches exact addresses in a hash; ours takes CIDRs (an LPM trie, with /32 entries also
 in a hash), and counts each drop per entry and samples it into flows.
 The absolute rates are those of a veth and a sender on the same core of a shared 2-vCPU VM, far
-below the XDP paper's 24 Mpps per core on a NIC: compare the ratios. Measured while other
-sessions loaded the machine (load average ${readLoad()}); a quiet re-run may differ.`);
+below the XDP paper's 24 Mpps per core on a NIC: compare the ratios. Load average during
+the run: ${readLoad()} on 2 vCPUs.`);
     process.stdout.write(`${rows.join('\n')}\n${ppsRows.join('\n')}\n`);
   } finally {
     empty.close();
