@@ -101,4 +101,28 @@ describe('flowctl policy', () => {
     expect(head).toMatch(/^NAMESPACE\s+NAME\s+KIND\s+SELECTS\s+ENDPOINTS\s+INGRESS\s+EGRESS\s+SOURCE$/);
     expect(row).toMatch(/^shop\s+order-service-policy\s+CiliumNetworkPolicy\s+app=order-service,io.kubernetes.pod.namespace=shop\s+1\s+1 allow\s+1 allow\s+/);
   });
+  it('toFQDNs: validate warns once that DNS rules are not enforced; check --to-fqdn answers per name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fcp-cli-fqdn-'));
+    const pol = join(dir, 'fqdn.yaml');
+    writeFileSync(pol, [
+      'apiVersion: cilium.io/v2', 'kind: CiliumNetworkPolicy', 'metadata: { name: fq, namespace: shop }', 'spec:',
+      '  endpointSelector: { matchLabels: { app: order-service } }', '  egress:',
+      '    - toPorts: [ { ports: [ { port: "53", protocol: UDP } ], rules: { dns: [ { matchPattern: "*" } ] } } ]',
+      '    - toFQDNs: [ { matchPattern: "*.allowed.test" } ]', '',
+    ].join('\n'));
+    const v = flowctl('validate', '-f', pol);
+    expect(v.code).toBe(0);
+    expect(v.err.trim().split('\n')).toEqual([expect.stringMatching(/^Warning: toPorts rules\.dns \(CiliumNetworkPolicy shop\/fq\) accepted but not enforced/)]);
+    const base = ['check', '--from', 'app=order-service', '--from-namespace', 'shop', '--port', '443', '--policy-dir', pol, '--endpoints', ENDPOINTS];
+    const ok = flowctl(...base, '--to-fqdn', 'api.allowed.test');
+    expect(ok.code).toBe(0);
+    expect(ok.out.split('\n').slice(0, 2)).toEqual([
+      'ALLOWED  shop/{app=order-service} -> api.allowed.test 443/TCP',
+      '  egress of shop/{app=order-service}: allowed by CiliumNetworkPolicy shop/fq (toFQDNs *.allowed.test)',
+    ]);
+    expect(flowctl(...base, '--to-fqdn', 'other.test').code).toBe(1);
+    // An address not learned through a name is world, denied; a pod is never reached by name.
+    expect(flowctl(...base, '--to-ip', '192.0.2.7').code).toBe(1);
+    expect(flowctl(...base, '--to-ip', '10.205.2.11', '--to-fqdn', 'api.allowed.test').code).toBe(1);
+  });
 });

@@ -3,8 +3,9 @@
 // the datapath decides.
 import type { CompiledPolicy, PolicyEntry, PolicyRef } from './compile.js';
 import type { EndpointSet, ResolvedEndpoint } from './endpoints.js';
-import { RESERVED_IDENTITIES } from './identity.js';
+import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES } from './identity.js';
 import { canonicalIp, cidrContains, parseCidr } from './ip.js';
+import { fqdnMatches } from './fqdn.js';
 import { IPPROTO } from './policy-doc.js';
 
 export type Direction = 'ingress' | 'egress';
@@ -21,6 +22,8 @@ export interface DirectionVerdict {
   /** Allowed: every policy with an allow row for this packet. Denied: the deny rows' policies, or
    *  for default deny the policies that select the endpoint. */
   policies: PolicyRef[];
+  /** Allowed through a toFQDNs selector (the peer's address was learned through a name it matches). */
+  fqdn?: string;
 }
 
 export interface ConnectionVerdict {
@@ -94,13 +97,36 @@ function refsOf(c: CompiledPolicy, refNums: number[]): PolicyRef[] {
 type Party = number | { identity: number };
 const idOf = (p: Party): number => (typeof p === 'number' ? p : p.identity);
 
+/** Identities toFQDNs can reach: world and CIDR identities (as in Cilium, never endpoints). */
+export function outsideCluster(identity: number): boolean {
+  return identity === RESERVED_IDENTITIES.world || identity >= MIN_CIDR_IDENTITY;
+}
+
+/**
+ * The egress verdict for a peer whose address the endpoint learned from DNS answers for `names`:
+ * as the kernel decides it, the address's own identity first, then, when no row matched (default
+ * deny) and the endpoint has toFQDNs rules, each selector matching one of the names in identity
+ * order, the first that allows.
+ */
+export function lookupEgressFqdn(c: CompiledPolicy, endpointIdentity: number, peerIdentity: number, names: readonly string[], port: number, proto: number): DirectionVerdict {
+  const v = lookupPolicy(c, endpointIdentity, peerIdentity, port, proto, 'egress');
+  if (!v.defaultDeny || !names.length || !c.enforced.get(endpointIdentity)?.fqdn || !outsideCluster(peerIdentity)) return v;
+  for (const f of c.fqdnSelectors) {
+    if (!names.some((n) => fqdnMatches(f.selector, n))) continue;
+    const w = lookupPolicy(c, endpointIdentity, f.identity, port, proto, 'egress');
+    if (w.allowed) return { ...w, fqdn: f.selector.matchName ?? f.selector.matchPattern! };
+  }
+  return v;
+}
+
 /**
  * Would a connection from `from` to `to` on `port`/`proto` pass? Both checks the datapath makes:
- * the source's egress policy and the destination's ingress policy.
+ * the source's egress policy and the destination's ingress policy. `toNames`: the names the
+ * source resolved to the destination's address (toFQDNs).
  */
-export function checkConnection(c: CompiledPolicy, from: Party, to: Party, port: number, proto: number | string): ConnectionVerdict {
+export function checkConnection(c: CompiledPolicy, from: Party, to: Party, port: number, proto: number | string, toNames: readonly string[] = []): ConnectionVerdict {
   const pr = protoNumber(proto);
-  const egress = lookupPolicy(c, idOf(from), idOf(to), port, pr, 'egress');
+  const egress = lookupEgressFqdn(c, idOf(from), idOf(to), toNames, port, pr);
   const ingress = lookupPolicy(c, idOf(to), idOf(from), port, pr, 'ingress');
   const allowed = egress.allowed && ingress.allowed;
   const policies = allowed ? [...egress.policies, ...ingress.policies] : !egress.allowed ? egress.policies : ingress.policies;

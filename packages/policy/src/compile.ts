@@ -9,7 +9,8 @@ import { isFlowctlError } from '@flowctl/flow/errors';
 import { policyError } from './errors.js';
 import type { EndpointSet, NamedPort } from './endpoints.js';
 import { namespaceLabels } from './endpoints.js';
-import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';
+import { fqdnKey, kernelMatch, type FqdnSelector, type KernelMatch } from './fqdn.js';
+import { MAX_FQDN_SELECTORS, MIN_CIDR_IDENTITY, MIN_FQDN_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';
 import type { Cidr } from './ip.js';
 import { cidrContains, parseCidr } from './ip.js';
 import { IPPROTO, type Peer, type PolicyDoc, type PolicyKind, type PortSpec } from './policy-doc.js';
@@ -39,10 +40,24 @@ export interface PolicyEntry {
   ruleRef: number;
 }
 
+/**
+ * A toFQDNs selector in force. Its identity is never in the ipcache: it is the peer of the rows
+ * that allow egress to addresses an endpoint learned from DNS answers for names it matches
+ * (learned per endpoint, bpf/fqdn.bpf.h), tried when no row allows the address's own identity.
+ */
+export interface CompiledFqdnSelector {
+  identity: number;
+  selector: FqdnSelector;
+  /** How the kernel recognises its names in answers; undefined: learned by the agent instead. */
+  kernel?: KernelMatch;
+}
+
 export interface CompiledPolicy {
   revision: number;
   entries: PolicyEntry[];
-  enforced: Map<number, { ingress: boolean; egress: boolean }>;
+  /** `fqdn`: egress of the identity has toFQDNs rules, so DNS answers to it teach addresses. */
+  enforced: Map<number, { ingress: boolean; egress: boolean; fqdn?: boolean }>;
+  fqdnSelectors: CompiledFqdnSelector[];
   cidrIdentities: { cidr: string; identity: number }[];
   refs: PolicyRef[];
   /**
@@ -177,6 +192,22 @@ function collectCidrs(policies: PolicyDoc[]): { cidr: Cidr; identity: number }[]
   return cidrs.map((cidr, i) => ({ cidr, identity: MIN_CIDR_IDENTITY + i }));
 }
 
+function collectFqdns(policies: PolicyDoc[]): CompiledFqdnSelector[] {
+  const byKey = new Map<string, FqdnSelector>();
+  for (const d of policies)
+    for (const r of d.rules)
+      for (const s of r.egress ?? [])
+        for (const p of s.peers) if (p.type === 'fqdn' && !byKey.has(fqdnKey(p.selector))) byKey.set(fqdnKey(p.selector), p.selector);
+  if (byKey.size > MAX_FQDN_SELECTORS) throw policyError('policy', 0, `${byKey.size} distinct toFQDNs selectors (at most ${MAX_FQDN_SELECTORS})`);
+  // Sorted by text: the numbering depends only on the set of selectors in force.
+  return [...byKey.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .map(([, selector], i) => {
+      const kernel = kernelMatch(selector);
+      return { identity: MIN_FQDN_IDENTITY + i, selector, ...(kernel && { kernel }) };
+    });
+}
+
 /**
  * The port * 256 + proto keys of `ports`. A named port resolves on `target` (the endpoint that
  * serves it: the subject for ingress, the peer for egress) to its declared ports of that name and
@@ -284,6 +315,8 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   const identities = policyIdentities(endpoints, policies);
   const index = new IdentityIndex(endpoints, identities.groups);
   const cidrs = collectCidrs(policies);
+  const fqdns = collectFqdns(policies);
+  const fqdnIds = new Map(fqdns.map((f) => [fqdnKey(f.selector), f.identity]));
   const labelIds = index.all.map((i) => i.id);
   const cidrIds = cidrs.map((c) => c.identity);
 
@@ -294,6 +327,8 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
         return [0];
       case 'endpoints':
         return index.select(p.selector, p.namespaces);
+      case 'fqdn':
+        return [fqdnIds.get(fqdnKey(p.selector))!];
       case 'entity':
         switch (p.entity) {
           case 'all':
@@ -327,7 +362,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   };
 
   const refs: PolicyRef[] = policies.map((d) => ({ name: d.name, namespace: d.namespace, kind: d.kind as PolicyKind, labels: [...d.labels], revision: BigInt(revision) }));
-  const enforced = new Map<number, { ingress: boolean; egress: boolean }>();
+  const enforced = new Map<number, { ingress: boolean; egress: boolean; fqdn?: boolean }>();
   const selectedBy = new Map<number, { ingress: number[]; egress: number[] }>();
   const buckets = new Map<number, Bucket>(); // identity * 2 + (egress ? 1 : 0)
   const sectionKeys: SectionKeys[] = [];
@@ -345,6 +380,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
             let e = enforced.get(s);
             if (!e) enforced.set(s, (e = { ingress: false, egress: false }));
             e[dir] = true;
+            if (dir === 'egress' && sections.some((sec) => sec.peers.some((p) => p.type === 'fqdn'))) e.fqdn = true;
             let sb = selectedBy.get(s);
             if (!sb) selectedBy.set(s, (sb = { ingress: [], egress: [] }));
             if (sb[dir][sb[dir].length - 1] !== ref) sb[dir].push(ref);
@@ -432,6 +468,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
     entries,
     enforced,
     cidrIdentities: cidrs.map((c) => ({ cidr: c.cidr.text, identity: c.identity })),
+    fqdnSelectors: fqdns,
     refs,
     selectedBy,
     addressIdentities: identities.byAddress,

@@ -21,6 +21,13 @@ export const MAX_LABEL_IDENTITY = 65535;
  * a number tells which kind it is.
  */
 export const MIN_CIDR_IDENTITY = 1 << 24;
+/**
+ * toFQDNs selector identities: above any CIDR identity, below 2^29 (policy-maps.ts packs peers
+ * below it). At most MAX_FQDN_SELECTORS: the kernel keeps which ones an address was learned
+ * through as bits of a u64.
+ */
+export const MIN_FQDN_IDENTITY = 1 << 28;
+export const MAX_FQDN_SELECTORS = 64;
 
 const LABEL_RANGE = MAX_LABEL_IDENTITY - MIN_LABEL_IDENTITY + 1;
 

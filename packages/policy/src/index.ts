@@ -4,6 +4,7 @@ export * from './ip.js';
 export * from './endpoints.js';
 export * from './selector.js';
 export * from './policy-doc.js';
+export * from './fqdn.js';
 export * from './compile.js';
 export * from './check.js';
 export * from './diff.js';

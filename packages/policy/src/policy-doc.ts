@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { FlowctlError, isFlowctlError } from '@flowctl/flow/errors';
 import { policyError } from './errors.js';
 import { NAMESPACE_LABEL, PORT_NAME } from './endpoints.js';
+import { canonicalFqdn, type FqdnSelector } from './fqdn.js';
 import { cidrContains, parseCidr } from './ip.js';
 import type { Operator, Requirement, Selector } from './selector.js';
 import { fastLoadAll } from './yaml-fast.js';
@@ -25,6 +26,8 @@ export type Peer =
    * (Kubernetes ipBlock); without it only CIDR identities do (Cilium's toCIDR/fromCIDR).
    */
   | { type: 'cidr'; cidr: string; except: string[]; pods?: boolean }
+  /** Addresses the subject learned from DNS answers for names the selector matches (toFQDNs). */
+  | { type: 'fqdn'; selector: FqdnSelector }
   | { type: 'any' };
 
 export const IPPROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
@@ -64,6 +67,8 @@ export interface PolicyDoc {
   /** 1-based document number within the file */
   document: number;
   rules: PolicyRule[];
+  /** Has `toPorts[].rules.dns`: accepted (it names the DNS traffic toFQDNs learns from), not enforced. */
+  dnsRules?: boolean;
 }
 
 /** Ranges wider than this are almost certainly a mistake and would flood the kernel map. */
@@ -194,11 +199,32 @@ function portRange(port: number, endPort: unknown, path: string, name?: string):
   return end;
 }
 
-function ciliumPorts(v: unknown, path: string, deny: boolean): PortSpec[] {
+function fqdnSelector(v: unknown, path: string): FqdnSelector {
+  const o = obj(v, path, ['matchName', 'matchPattern']);
+  const fields = (['matchName', 'matchPattern'] as const).filter((f) => o[f] !== undefined);
+  if (fields.length !== 1) bad(path, 'needs exactly one of matchName and matchPattern');
+  const f = fields[0]!;
+  const c = canonicalFqdn(str(o[f], join2(path, f)), f === 'matchPattern');
+  if (typeof c !== 'string') return bad(join2(path, f), c.error);
+  return f === 'matchName' || !c.includes('*') ? { matchName: c } : { matchPattern: c };
+}
+
+/** `toPorts[].rules`: only `dns` (validated, not enforced: see PolicyDoc.dnsRules). */
+function portRules(v: unknown, path: string, dns: { seen: boolean }): void {
+  const o = obj(v, path, ['dns'], ['http', 'kafka', 'l7proto', 'l7']);
+  list(o.dns, join2(path, 'dns')).forEach((r, i) => fqdnSelector(r, join2(join2(path, 'dns'), i)));
+  dns.seen = true;
+}
+
+function ciliumPorts(v: unknown, path: string, deny: boolean, dns: { seen: boolean }, dir: 'ingress' | 'egress'): PortSpec[] {
   const out: PortSpec[] = [];
   list(v, path).forEach((pr, i) => {
     const p = join2(path, i);
-    const o = obj(pr, p, ['ports'], deny ? ['rules'] : ['rules', 'terminatingTLS', 'originatingTLS', 'serverNames', 'listener']);
+    // DNS rules are egress allow rules (they name the traffic toFQDNs learns from).
+    const rules = !deny && dir === 'egress';
+    const tls = ['terminatingTLS', 'originatingTLS', 'serverNames', 'listener'];
+    const o = obj(pr, p, rules ? ['ports', 'rules'] : ['ports'], deny ? ['rules'] : rules ? tls : ['rules', ...tls]);
+    if (rules && o.rules !== undefined) portRules(o.rules, join2(p, 'rules'), dns);
     list(o.ports, join2(p, 'ports')).forEach((pp, j) => {
       const q = join2(join2(p, 'ports'), j);
       const x = obj(pp, q, ['port', 'protocol', 'endPort']);
@@ -235,13 +261,15 @@ function cidrSet(v: unknown, path: string): Peer {
   return { type: 'cidr', cidr, except };
 }
 
-function ciliumSection(v: unknown, path: string, dir: 'ingress' | 'egress', deny: boolean, namespace: string): PolicySection {
+function ciliumSection(v: unknown, path: string, dir: 'ingress' | 'egress', deny: boolean, namespace: string, dns: { seen: boolean }): PolicySection {
   const from = dir === 'ingress' ? 'from' : 'to';
   const peerFields = [`${from}Endpoints`, `${from}Entities`, `${from}CIDR`, `${from}CIDRSet`];
+  // toFQDNs: egress allow rules only, as in Cilium (egressDeny has no toFQDNs).
+  const fqdns = dir === 'egress' && !deny;
   const unsupported = dir === 'ingress'
     ? ['fromRequires', 'fromGroups', 'fromNodes', 'icmps', 'authentication']
-    : ['toRequires', 'toGroups', 'toNodes', 'toFQDNs', 'toServices', 'icmps', 'authentication'];
-  const o = obj(v, path, [...peerFields, 'toPorts'], unsupported);
+    : ['toRequires', 'toGroups', 'toNodes', ...(fqdns ? [] : ['toFQDNs']), 'toServices', 'icmps', 'authentication'];
+  const o = obj(v, path, [...peerFields, ...(fqdns ? ['toFQDNs'] : []), 'toPorts'], unsupported);
   const peers: Peer[] = [];
   list(o[`${from}Endpoints`], join2(path, `${from}Endpoints`)).forEach((s, i) => {
     peers.push({ type: 'endpoints', selector: inNamespace(parseSelector(s ?? {}, join2(join2(path, `${from}Endpoints`), i)), namespace) });
@@ -254,22 +282,28 @@ function ciliumSection(v: unknown, path: string, dir: 'ingress' | 'egress', deny
     peers.push({ type: 'cidr', cidr: cidrText(c, join2(join2(path, `${from}CIDR`), i)), except: [] });
   });
   list(o[`${from}CIDRSet`], join2(path, `${from}CIDRSet`)).forEach((c, i) => peers.push(cidrSet(c, join2(join2(path, `${from}CIDRSet`), i))));
-  const hasPeerField = peerFields.some((f) => o[f] !== undefined);
+  if (o.toFQDNs !== undefined) {
+    // Cilium refuses toFQDNs next to another L3 field of the same rule.
+    const other = peerFields.find((f) => o[f] !== undefined);
+    if (other) bad(join2(path, 'toFQDNs'), `cannot be combined with ${other} in one rule`);
+    list(o.toFQDNs, join2(path, 'toFQDNs')).forEach((s, i) => peers.push({ type: 'fqdn', selector: fqdnSelector(s, join2(join2(path, 'toFQDNs'), i)) }));
+  }
+  const hasPeerField = peerFields.some((f) => o[f] !== undefined) || o.toFQDNs !== undefined;
   const hasPorts = o.toPorts !== undefined;
   // Cilium: no L3 field means "any peer" only when ports narrow the rule; an empty rule allows nothing.
   if (!hasPeerField && hasPorts) peers.push({ type: 'any' });
-  return { deny, peers, ports: hasPorts ? ciliumPorts(o.toPorts, join2(path, 'toPorts'), deny) : null };
+  return { deny, peers, ports: hasPorts ? ciliumPorts(o.toPorts, join2(path, 'toPorts'), deny, dns, dir) : null };
 }
 
-function ciliumRule(v: unknown, path: string, namespace: string): PolicyRule {
+function ciliumRule(v: unknown, path: string, namespace: string, dns: { seen: boolean }): PolicyRule {
   const o = obj(v, path, ['endpointSelector', 'ingress', 'ingressDeny', 'egress', 'egressDeny', 'labels', 'description'], ['nodeSelector', 'enableDefaultDeny']);
   if (o.endpointSelector === undefined) bad(path, 'missing endpointSelector');
   const subject = inNamespace(parseSelector(o.endpointSelector, join2(path, 'endpointSelector')), namespace);
   const sections = (dir: 'ingress' | 'egress'): PolicySection[] | null => {
     if (o[dir] === undefined && o[`${dir}Deny`] === undefined) return null;
     return [
-      ...list(o[dir], join2(path, dir)).map((s, i) => ciliumSection(s ?? {}, join2(join2(path, dir), i), dir, false, namespace)),
-      ...list(o[`${dir}Deny`], join2(path, `${dir}Deny`)).map((s, i) => ciliumSection(s ?? {}, join2(join2(path, `${dir}Deny`), i), dir, true, namespace)),
+      ...list(o[dir], join2(path, dir)).map((s, i) => ciliumSection(s ?? {}, join2(join2(path, dir), i), dir, false, namespace, dns)),
+      ...list(o[`${dir}Deny`], join2(path, `${dir}Deny`)).map((s, i) => ciliumSection(s ?? {}, join2(join2(path, `${dir}Deny`), i), dir, true, namespace, dns)),
     ];
   };
   return { subject, ingress: sections('ingress'), egress: sections('egress') };
@@ -353,6 +387,7 @@ function parseDoc(v: unknown, file: string, document: number): PolicyDoc {
     if (!NAME.test(namespace)) bad('metadata.namespace', `invalid namespace "${namespace}"`);
   }
   let rules: PolicyRule[];
+  const dns = { seen: false };
   if (kind === 'NetworkPolicy') {
     if (top.specs !== undefined) bad('', 'unknown field "specs"');
     if (top.spec === undefined) bad('', 'missing spec');
@@ -360,11 +395,11 @@ function parseDoc(v: unknown, file: string, document: number): PolicyDoc {
   } else {
     if (top.spec === undefined && top.specs === undefined) bad('', 'missing spec or specs');
     rules = [
-      ...(top.spec !== undefined ? [ciliumRule(top.spec, 'spec', namespace)] : []),
-      ...list(top.specs, 'specs').map((s, i) => ciliumRule(s, `specs[${i}]`, namespace)),
+      ...(top.spec !== undefined ? [ciliumRule(top.spec, 'spec', namespace, dns)] : []),
+      ...list(top.specs, 'specs').map((s, i) => ciliumRule(s, `specs[${i}]`, namespace, dns)),
     ];
   }
-  return { kind, name, namespace, labels: policyLabels(kind, name, namespace), file, document, rules };
+  return { kind, name, namespace, labels: policyLabels(kind, name, namespace), file, document, rules, ...(dns.seen && { dnsRules: true }) };
 }
 
 /** All policy documents of one YAML file; throws a POLICY FlowctlError on the first invalid one. */

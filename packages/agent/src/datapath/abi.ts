@@ -93,6 +93,7 @@ export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
 export const ENFORCE_EGRESS = 2;
+export const ENFORCE_FQDN = 4;
 /** Policy key `direction` (flow.TrafficDirection numbers). */
 export const DIR_INGRESS = 1;
 export const DIR_EGRESS = 2;

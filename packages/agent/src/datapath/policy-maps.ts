@@ -17,6 +17,7 @@ import {
   DIR_EGRESS,
   DIR_INGRESS,
   ENFORCE_EGRESS,
+  ENFORCE_FQDN,
   ENFORCE_INGRESS,
   IPCACHE_KEY,
   IPCACHE_VALUE,
@@ -79,9 +80,9 @@ export function encodePolicyValue(deny: boolean, ruleRef: number): Buffer {
   return v;
 }
 
-export function encodeEnforce(dirs: { ingress: boolean; egress: boolean }): Buffer {
+export function encodeEnforce(dirs: { ingress: boolean; egress: boolean; fqdn?: boolean }): Buffer {
   const v = Buffer.alloc(4);
-  v.writeUInt32LE((dirs.ingress ? ENFORCE_INGRESS : 0) | (dirs.egress ? ENFORCE_EGRESS : 0));
+  v.writeUInt32LE((dirs.ingress ? ENFORCE_INGRESS : 0) | (dirs.egress ? ENFORCE_EGRESS : 0) | (dirs.fqdn ? ENFORCE_FQDN : 0));
   return v;
 }
 
@@ -184,7 +185,7 @@ function policyRows(entries: readonly PolicyEntry[]): Rows {
   return r;
 }
 
-function enforceRows(list: readonly { identity: number; dirs: { ingress: boolean; egress: boolean } }[]): Rows {
+function enforceRows(list: readonly { identity: number; dirs: { ingress: boolean; egress: boolean; fqdn?: boolean } }[]): Rows {
   const r = new Rows(4, 4, list.length);
   for (const { identity, dirs } of list) r.push(u32(identity), encodeEnforce(dirs));
   return r;

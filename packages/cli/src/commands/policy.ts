@@ -11,6 +11,7 @@ import { tlsOptionsOf } from '../options/tls.js';
 import { renderTable } from '../printer/table.js';
 import {
   canonicalIp,
+  RESERVED_IDENTITIES,
   noDuplicatePolicies,
   checkConnection,
   endpointIdentities,
@@ -148,7 +149,7 @@ function describeVerdict(v: DirectionVerdict, who: string): string {
   const where = `${v.direction} of ${who}`;
   if (!v.enforced) return `${where}: allowed (no policy selects it for ${v.direction})`;
   const names = v.policies.map(refText).join(', ');
-  if (v.allowed) return `${where}: allowed by ${names}`;
+  if (v.allowed) return `${where}: allowed by ${names}${v.fqdn ? ` (toFQDNs ${v.fqdn})` : ''}`;
   if (v.defaultDeny) return `${where}: denied by default (no rule allows it; selected by ${names})`;
   return `${where}: denied by ${names} (deny rule)`;
 }
@@ -166,7 +167,7 @@ function policySummary(d: PolicyDoc): { selects: string; ingress: string; egress
 }
 
 interface CheckOptions {
-  from: string[]; fromNamespace: string; fromIp?: string; to: string[]; toNamespace: string; toIp?: string;
+  from: string[]; fromNamespace: string; fromIp?: string; to: string[]; toNamespace: string; toIp?: string; toFqdn: string[];
   port: string; policyDir: string[]; endpoints?: string; server?: string; node?: string; output: string;
 }
 
@@ -209,8 +210,10 @@ function evaluate(q: CheckQuery, docs: PolicyDoc[], fileEps: EndpointSet, hostIp
     return { identity: ep.identity, describe: `${ns}/{${labelListFor(ns, labels!).filter((l) => !l.startsWith('k8s:io.kubernetes.pod.namespace=')).map((l) => l.slice(4)).join(',')}}` };
   };
   const from = party(q.fromLabels, q.fromNamespace, q.fromIp, '\u0000check-from');
-  const to = party(q.toLabels, q.toNamespace, q.toIp, '\u0000check-to');
-  return { v: checkConnection(compiled, from.identity, to.identity, q.port, q.proto), from, to, port: q.port, proto: q.proto };
+  // --to-fqdn without --to-ip: an address outside the cluster, learned through the names.
+  const to = q.toFqdn.length && !q.toIp ? { identity: RESERVED_IDENTITIES.world, describe: '' } : party(q.toLabels, q.toNamespace, q.toIp, '\u0000check-to');
+  if (q.toFqdn.length) to.describe = `${q.toFqdn.join(', ')}${q.toIp ? ` (${to.describe})` : ''}`;
+  return { v: checkConnection(compiled, from.identity, to.identity, q.port, q.proto, q.toFqdn), from, to, port: q.port, proto: q.proto };
 }
 
 /**
@@ -239,6 +242,7 @@ function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: st
       enforced: d.enforced,
       allowed: d.allowed,
       default_deny: d.defaultDeny,
+      ...(d.fqdn && { fqdn: d.fqdn }),
       policies: d.policies.map((p) => ({ name: p.name, namespace: p.namespace, kind: p.kind })),
     });
     io.out(JSON.stringify({
@@ -299,6 +303,8 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
         docs.push(...d);
         if (fileOk) io.out(`${f}: valid (${d.length} ${d.length === 1 ? 'policy' : 'policies'}${d.length ? ': ' + d.map((p) => `${p.kind} ${refName(p)}`).join(', ') : ''})`);
       }
+      const dns = docs.filter((d) => d.dnsRules);
+      if (dns.length) io.err(`Warning: toPorts rules.dns (${dns.map((d) => `${d.kind} ${refName(d)}`).join(', ')}) accepted but not enforced: every DNS query name is allowed; toFQDNs learns from all answers`);
       if (ok) {
         try {
           noDuplicatePolicies(docs);
@@ -328,6 +334,7 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
     .option('--to <key=value>', 'destination pod label (repeatable, or comma-separated)', collect, [])
     .option('--to-namespace <ns>', 'destination namespace', 'default')
     .option('--to-ip <ip>', 'destination address instead of labels')
+    .option('--to-fqdn <name>', 'the source resolved this DNS name to the destination (toFQDNs); with --to-ip, to that address, else to one outside the cluster (repeatable)', collect, [])
     .requiredOption('--port <port[/proto]>', 'destination port and protocol, e.g. 8080/TCP (default TCP)')
     .option('--policy-dir <dir>', 'policy directory or file (repeatable); without it, ask the server', collect, [])
     .option('--endpoints <file>', 'endpoints file (identities of the pods named by --from-ip/--to-ip and of peers)')
@@ -340,10 +347,11 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
         if (opts.fromIp && opts.from.length) throw new CliError('usage', '--from and --from-ip are exclusive');
         if (opts.toIp && opts.to.length) throw new CliError('usage', '--to and --to-ip are exclusive');
         if (!opts.fromIp && !opts.from.length) throw new CliError('usage', 'policy check needs --from LABEL or --from-ip IP');
-        if (!opts.toIp && !opts.to.length) throw new CliError('usage', 'policy check needs --to LABEL or --to-ip IP');
+        if (opts.toFqdn.length && opts.to.length) throw new CliError('usage', '--to and --to-fqdn are exclusive (toFQDNs never selects pods)');
+        if (!opts.toIp && !opts.to.length && !opts.toFqdn.length) throw new CliError('usage', 'policy check needs --to LABEL, --to-ip IP or --to-fqdn NAME');
         const { port, proto } = parsePort(opts.port);
         const fromLabels = opts.fromIp ? undefined : parseLabels(opts.from, '--from');
-        const toLabels = opts.toIp ? undefined : parseLabels(opts.to, '--to');
+        const toLabels = opts.toIp || opts.toFqdn.length ? undefined : parseLabels(opts.to, '--to');
         const q: CheckQuery = { ...opts, port, proto, fromLabels, toLabels };
         const fileEps = opts.endpoints ? loadEndpointsFile(opts.endpoints) : undefined;
 
