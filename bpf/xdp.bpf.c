@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* XDP drop list on node interfaces: drops IPv4/IPv6 packets whose source or destination is in
- * drop4/drop6 (LPM tries written live by user space, an expiry per entry), counts them per entry
+ * drop4/drop6 (LPM tries written live by user space, an expiry per entry; bitmaps and hashes of
+ * the host entries keep most lookups off the tries), counts them per entry
  * (drop_counts) and reports them as sampled drop events: at most one per entry, source and
  * destination port per event_interval_ns, carrying how many packets were lost since the previous
  * one, and at most events_per_sec per CPU in all, so that a flood cannot flood the ring.
@@ -75,6 +76,42 @@ struct {
 	__type(key, __u32);
 	__type(value, struct fcx_entry);
 } drop4_hosts SEC(".maps");
+
+/* u32 word -> u64 bits: bit h & 63 of word h >> 6, h = fcx_hash64() of an IPv6 /64, is set when a
+ * drop6 entry of /64 or longer lies in that /64 (or one whose hash is the same). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FCX_BITS6_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop6_bits SEC(".maps");
+
+/* The same layout: set when an entry of /64 to /127 lies in the /64. Where only /128 entries do,
+ * the address is looked up in drop6_hosts instead of walking the trie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FCX_BITS6_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop6_mid SEC(".maps");
+
+/* The same layout by fcx_hash32() of an IPv6 /32: set when an entry shorter than /64 covers (part
+ * of) that /32; addresses there walk the trie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FCX_BITS6_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drop6_short SEC(".maps");
+
+/* struct in6_addr (network order) -> struct fcx_entry: the /128 entries of drop6 again */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct in6_addr);
+	__type(value, struct fcx_entry);
+} drop6_hosts SEC(".maps");
 
 /* u32 entry id -> struct fcx_count per CPU (created at an entry's first drop; user space deletes
  * it with the entry) */
@@ -271,12 +308,13 @@ static __always_inline const struct fcx_entry *live(const struct fcx_entry *e, _
 	return e;
 }
 
-static __always_inline int covered4(void *bits, __u32 a)
+/* Bit i of a bitmap of 64-bit words (drop4_bits and the like). */
+static __always_inline int bit_set(void *bits, __u32 i)
 {
-	__u32 word = a >> 14;
+	__u32 word = i >> 6;
 	__u64 *w = bpf_map_lookup_elem(bits, &word);
 
-	return w && ((*w >> ((a >> 8) & 63)) & 1);
+	return w && ((*w >> (i & 63)) & 1);
 }
 
 /* The entry for IPv4 address `be` (network order): none where no entry covers its /24, the
@@ -286,12 +324,31 @@ static __always_inline const struct fcx_entry *lookup4(__u32 be)
 	struct fcx_key4 k = { .prefixlen = 32 };
 	__u32 a = bpf_ntohl(be);
 
-	if (!covered4(&drop4_bits, a))
+	if (!bit_set(&drop4_bits, a >> 8))
 		return 0;
-	if (!covered4(&drop4_short, a))
+	if (!bit_set(&drop4_short, a >> 8))
 		return bpf_map_lookup_elem(&drop4_hosts, &be);
 	__builtin_memcpy(k.addr, &be, 4);
 	return bpf_map_lookup_elem(&drop4, &k);
+}
+
+/* The entry for IPv6 address a: the trie where an entry shorter than /128 may cover it, else the
+ * hash where a /128 entry may share its /64, else none (two array reads, the common case). */
+static __always_inline const struct fcx_entry *lookup6(const struct in6_addr *a)
+{
+	struct fcx_key6 k = { .prefixlen = 128 };
+	__u32 w0 = bpf_ntohl(a->in6_u.u6_addr32[0]);
+	__u32 h64;
+
+	if (!bit_set(&drop6_short, fcx_hash32(w0))) {
+		h64 = fcx_hash64(w0, bpf_ntohl(a->in6_u.u6_addr32[1]));
+		if (!bit_set(&drop6_bits, h64))
+			return 0;
+		if (!bit_set(&drop6_mid, h64))
+			return bpf_map_lookup_elem(&drop6_hosts, a);
+	}
+	__builtin_memcpy(k.addr, a, 16);
+	return bpf_map_lookup_elem(&drop6, &k);
 }
 
 static __always_inline int handle4(struct xdp_md *ctx, void *ip, void *end)
@@ -322,18 +379,15 @@ static __always_inline int handle4(struct xdp_md *ctx, void *ip, void *end)
 static __always_inline int handle6(struct xdp_md *ctx, void *ip, void *end)
 {
 	struct ipv6hdr *ip6 = ip;
-	struct fcx_key6 k = { .prefixlen = 128 };
 	const struct fcx_entry *e;
 	__u8 match = FCX_MATCH_SOURCE;
 	__u64 now = 0;
 
 	if ((void *)(ip6 + 1) > end)
 		return XDP_PASS;
-	__builtin_memcpy(k.addr, &ip6->saddr, 16);
-	e = live(bpf_map_lookup_elem(&drop6, &k), &now);
+	e = live(lookup6(&ip6->saddr), &now);
 	if (!e) {
-		__builtin_memcpy(k.addr, &ip6->daddr, 16);
-		e = live(bpf_map_lookup_elem(&drop6, &k), &now);
+		e = live(lookup6(&ip6->daddr), &now);
 		match = FCX_MATCH_DESTINATION;
 	}
 	if (!e)

@@ -37,6 +37,22 @@ enum fcx_match {
 /* drop4_bits: one bit per IPv4 /24, 64 to a word. */
 #define FCX_BITS4_WORDS (1 << 18)
 
+/* drop6_bits, drop6_mid, drop6_short: one bit per hash of an IPv6 /64 or /32, 64 to a word. */
+#define FCX_BITS6_WORDS (1 << 16)
+#define FCX_BITS6_SHIFT 10 /* a hash keeps its top 22 bits: FCX_BITS6_WORDS * 64 */
+
+/* The bit of the /64 whose first two words (host order) are w0, w1; user space computes the same. */
+static inline __u32 fcx_hash64(__u32 w0, __u32 w1)
+{
+	return ((w0 * 0x9E3779B1u) ^ w1) * 0x85EBCA77u >> FCX_BITS6_SHIFT;
+}
+
+/* The bit of the /32 whose first word (host order) is w0. */
+static inline __u32 fcx_hash32(__u32 w0)
+{
+	return w0 * 0x85EBCA77u >> FCX_BITS6_SHIFT;
+}
+
 /* drop4 LPM key: prefixlen counts the address bits only. */
 struct fcx_key4 {
 	__u32 prefixlen;

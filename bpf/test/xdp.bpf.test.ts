@@ -1,7 +1,8 @@
 // The XDP drop list (bpf/xdp.bpf.c) through BPF_PROG_TEST_RUN, loaded and written by the agent's
 // own XdpDropList: the verifier accepts it, listed sources and destinations are dropped (IPv4 via
-// the /24 bitmap, IPv6), everything else passes, expiry, per-entry counters, and the sampled drop
-// events (one per entry and source per interval, carrying the packets in between; a per-CPU budget).
+// the /24 bitmaps, IPv6 via the bitmaps of hashed /64s and /32s), everything else passes, expiry,
+// per-entry counters, and the sampled drop events (one per entry and source per interval,
+// carrying the packets in between; a per-CPU budget).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -134,6 +135,38 @@ describe.skipIf(skip !== undefined)('XDP drop list (BPF_PROG_TEST_RUN)', () => {
     h.list.delete({ id: 1, prefix: parseBlockCidr('192.0.2.7').prefix, expiresNs: 0n });
     expect(h.list.obj.map('drop4_hosts').keys()).toEqual([]);
     expect((await h.run(syn('192.0.2.7', '10.9.9.9'))).retval).toBe(XDP_PASS);
+  });
+
+  it('looks IPv6 /128 entries up by hash, and walks the trie where a shorter entry may cover', async () => {
+    const h = open({ eventIntervalS: 0 }); // an event per drop, to see each one's entry
+    const pkt = (src: string) => ipv6({ src, dst: 'fd00::2', proto: TCP }, tcp(1234, 443, F.SYN));
+    h.block('2001:db8:1:2::7', 1);
+    expect((await h.run(pkt('2001:db8:1:2::7'))).retval).toBe(XDP_DROP);
+    expect((await h.run(pkt('2001:db8:1:2::8'))).retval).toBe(XDP_PASS);
+    expect(h.list.obj.map('drop6_hosts').keys().map((k) => k.toString('hex'))).toEqual(['20010db8000100020000000000000007']);
+    // A /64 and a /48 over it: the longest match wins whichever way the address is looked up.
+    h.block('2001:db8:1:2::/64', 2);
+    h.block('2001:db8:1::/48', 3);
+    expect((await h.run(pkt('2001:db8:1:2::7'))).events[0]?.entryId).toBe(1);
+    expect((await h.run(pkt('2001:db8:1:2::9'))).events[0]?.entryId).toBe(2);
+    expect((await h.run(pkt('2001:db8:1:3::9'))).events[0]?.entryId).toBe(3);
+    h.list.delete({ id: 3, prefix: parseBlockCidr('2001:db8:1::/48').prefix, expiresNs: 0n });
+    expect((await h.run(pkt('2001:db8:1:3::9'))).retval).toBe(XDP_PASS);
+    expect((await h.run(pkt('2001:db8:1:2::9'))).events[0]?.entryId).toBe(2);
+    h.list.delete({ id: 2, prefix: parseBlockCidr('2001:db8:1:2::/64').prefix, expiresNs: 0n });
+    expect((await h.run(pkt('2001:db8:1:2::9'))).retval).toBe(XDP_PASS);
+    expect((await h.run(pkt('2001:db8:1:2::7'))).events[0]?.entryId).toBe(1);
+    // A prefix over more /32s than the bitmap tracks one by one sets every bit, and clears them.
+    h.block('2000::/3', 4);
+    expect((await h.run(pkt('2a00:1:2::3'))).events[0]?.entryId).toBe(4);
+    expect((await h.run(pkt('2001:db8:1:2::7'))).events[0]?.entryId).toBe(1);
+    h.list.delete({ id: 4, prefix: parseBlockCidr('2000::/3').prefix, expiresNs: 0n });
+    expect((await h.run(pkt('2a00:1:2::3'))).retval).toBe(XDP_PASS);
+    h.list.delete({ id: 1, prefix: parseBlockCidr('2001:db8:1:2::7').prefix, expiresNs: 0n });
+    expect(h.list.obj.map('drop6_hosts').keys()).toEqual([]);
+    expect((await h.run(pkt('2001:db8:1:2::7'))).retval).toBe(XDP_PASS);
+    // Nothing is left set: every bitmap word is zero again.
+    for (const m of ['drop6_bits', 'drop6_mid', 'drop6_short']) expect([...h.list.obj.map(m).entries()].every(([, v]) => v.readBigUInt64LE(0) === 0n)).toBe(true);
   });
 
   it('keeps the /24 bitmaps in step when entries overlap', async () => {

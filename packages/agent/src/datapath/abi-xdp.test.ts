@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parsePrefix } from '@flowctl/flow/ip';
-import { BITS4_WORDS, COUNT, DROP_EVENT, ENTRY, FCX_EV_DROP, KEY4, KEY6, XDP_ABI_VERSION, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, slash24Range } from './abi-xdp.js';
+import { BITS4_WORDS, BITS6_WORDS, COUNT, DROP_EVENT, ENTRY, FCX_EV_DROP, KEY4, KEY6, XDP_ABI_VERSION, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
 
 const bpfDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'bpf');
 const work = mkdtempSync(join(tmpdir(), 'fcb-abi-'));
@@ -46,6 +46,19 @@ describe('XDP ABI layout matches bpf/xdp.h', () => {
       counters: XDP_COUNTERS.length,
       words: BITS4_WORDS,
     });
+    expect(fromHeader('printf("\\"words6\\": %d", FCX_BITS6_WORDS);')).toEqual({ words6: BITS6_WORDS });
+  });
+
+  it('hashes IPv6 /64s and /32s to the bits the kernel reads', () => {
+    const words: [number, number][] = [[0x20010db8, 0x00770000], [0x20010db8, 0], [0xfd000000, 0xffffffff], [0xffffffff, 0x12345678], [0, 1]];
+    const body = words.map(([w0, w1], i) => `printf("%s\\"a${i}\\": %u, \\"b${i}\\": %u", ${i} ? ", " : "", fcx_hash64(${w0}u, ${w1}u), fcx_hash32(${w0}u));`).join(' ');
+    const want: Record<string, number> = {};
+    words.forEach(([w0, w1], i) => {
+      want[`a${i}`] = hash64(w0, w1);
+      want[`b${i}`] = hash32(w0);
+      expect(hash64(w0, w1)).toBeLessThan(BITS6_WORDS * 64);
+    });
+    expect(fromHeader(body)).toEqual(want);
   });
 });
 

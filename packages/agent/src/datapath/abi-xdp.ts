@@ -1,6 +1,6 @@
-// The XDP drop list's ABI (bpf/xdp.h): trie keys and values user space writes, the /24 bitmap that
-// keeps passing IPv4 packets off the trie, and the drop event. Offsets are checked against
-// offsetof() from the C header by abi-xdp.test.ts.
+// The XDP drop list's ABI (bpf/xdp.h): trie keys and values user space writes, the bitmaps that
+// keep passing packets off the tries (a bit per IPv4 /24, per hash of an IPv6 /64 or /32), and
+// the drop event. Offsets are checked against offsetof() from the C header by abi-xdp.test.ts.
 import { ipBytes, type Prefix } from '@flowctl/flow/ip';
 import { FlowctlError } from '../errors.js';
 import { formatIpv4, formatIpv6 } from './abi.js';
@@ -10,6 +10,19 @@ export const XDP_ABI_VERSION = 1;
 export const FCX_EV_DROP = 0x20;
 /** drop4_bits: one bit per IPv4 /24, 64 to a word. */
 export const BITS4_WORDS = 1 << 18;
+
+/** drop6_bits, drop6_mid, drop6_short: one bit per hash of an IPv6 /64 or /32, 64 to a word. */
+export const BITS6_WORDS = 1 << 16;
+
+/** fcx_hash64() of bpf/xdp.h: the bitmap bit of the /64 whose first two 32-bit words are w0, w1. */
+export function hash64(w0: number, w1: number): number {
+  return Math.imul(Math.imul(w0, 0x9e3779b1) ^ w1, 0x85ebca77) >>> 10;
+}
+
+/** fcx_hash32() of bpf/xdp.h: the bitmap bit of the /32 whose first word is w0. */
+export function hash32(w0: number): number {
+  return Math.imul(w0, 0x85ebca77) >>> 10;
+}
 
 /** Per-CPU counters of xdp.bpf.c, in the order of enum fcx_counter. */
 export const XDP_COUNTERS = ['xdpRingbufFull', 'xdpDropped', 'xdpExpired', 'xdpEventsOverBudget', 'xdpEvents'] as const;

@@ -1,11 +1,11 @@
 // The XDP drop list in the kernel (bpf/xdp.bpf.c): loads the object, attaches it to node
-// interfaces, writes entries into the tries (and the IPv4 /24 bitmap that keeps passing packets
-// off them) and reads the per-entry counters. The owner of the entries is the agent's BlockList;
+// interfaces, writes entries into the tries (and the bitmaps and host hashes that keep passing
+// packets off them) and reads the per-entry counters. The owner of the entries is the agent's BlockList;
 // this only mirrors them into the maps.
 import { BpfObject, forEachRecord, type BpfLink, type RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
 import { sumPerCpuU64 } from './abi.js';
-import { COUNT, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, slash24Range } from './abi-xdp.js';
+import { BITS6_WORDS, COUNT, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
 import type { KernelBlock, XdpMode } from './datapath.js';
 import type { XdpDropEvent } from './events.js';
 
@@ -32,6 +32,10 @@ export class XdpDropList {
   private readonly mid24 = new Map<number, number>();
   /** IPv4 entries shorter than /24 (few, usually): each covers a run of bits. */
   private readonly short = new Map<string, [first: number, last: number]>();
+  /** IPv6: entries of /64 or longer by the hash of their /64, those of /64 to /127 too, and shorter ones by /32. */
+  private readonly bits6 = new HashedBits('drop6_bits');
+  private readonly mid6 = new HashedBits('drop6_mid');
+  private readonly short6 = new HashedBits('drop6_short');
   private ring: RingBuffer | undefined;
   private closed = false;
 
@@ -86,11 +90,13 @@ export class XdpDropList {
     const key = encodeDropKey(p);
     const value = encodeDropEntry(e.id, e.expiresNs);
     this.obj.map(p.v6 ? 'drop6' : 'drop4').update(key, value);
-    if (!p.v6 && p.bits === 32) this.obj.map('drop4_hosts').update(key.subarray(4), value);
+    const host = hostMap(p);
+    if (host) this.obj.map(host).update(key.subarray(4), value);
     const hex = key.toString('hex');
     if (this.present.has(hex)) return;
     this.present.add(hex);
-    if (!p.v6) this.cover(p, hex, +1);
+    if (p.v6) this.cover6(p, +1);
+    else this.cover(p, hex, +1);
   }
 
   /** Removes an entry and its counters: the bitmap first, then the trie. */
@@ -98,8 +104,12 @@ export class XdpDropList {
     const p = e.prefix;
     const key = encodeDropKey(p);
     const hex = key.toString('hex');
-    if (this.present.delete(hex) && !p.v6) this.cover(p, hex, -1);
-    if (!p.v6 && p.bits === 32) this.obj.map('drop4_hosts').delete(key.subarray(4));
+    if (this.present.delete(hex)) {
+      if (p.v6) this.cover6(p, -1);
+      else this.cover(p, hex, -1);
+    }
+    const host = hostMap(p);
+    if (host) this.obj.map(host).delete(key.subarray(4));
     this.obj.map(p.v6 ? 'drop6' : 'drop4').delete(key);
     this.obj.map('drop_counts').delete(u32(e.id));
   }
@@ -171,6 +181,23 @@ export class XdpDropList {
     }
   }
 
+  /** Accounts one more (or one fewer) IPv6 entry in the bitmaps that route its lookups. */
+  private cover6(p: KernelBlock['prefix'], delta: 1 | -1): void {
+    const w0 = Number(p.addr >> 96n);
+    if (p.bits < 64) {
+      // The /32s the entry overlaps; past 2^16 of them, every bit (such entries are rare and huge).
+      const span = p.bits >= 32 ? 1 : 2 ** (32 - p.bits);
+      const bits: number[] | 'all' = span > 1 << 16 ? 'all' : Array.from({ length: span }, (_, i) => hash32((w0 + i) >>> 0));
+      this.short6.change(this.obj, bits, delta);
+      return;
+    }
+    const h = hash64(w0, Number((p.addr >> 64n) & 0xffffffffn));
+    // Written before the bit that sends a lookup to the hash, cleared after it.
+    if (p.bits < 128 && delta > 0) this.mid6.change(this.obj, [h], delta);
+    this.bits6.change(this.obj, [h], delta);
+    if (p.bits < 128 && delta < 0) this.mid6.change(this.obj, [h], delta);
+  }
+
   /** Bitmap word `w` (bits w*64 .. w*64+63): of the /32 entries (`hosts`), or of the shorter ones. */
   private word(w: number, hosts: boolean): bigint {
     const lo = w * 64;
@@ -191,6 +218,52 @@ export class XdpDropList {
 }
 
 const ALL_BITS = (1n << 64n) - 1n;
+
+/** The hash that holds a host entry again (IPv4 /32, IPv6 /128), if it is one. */
+function hostMap(p: KernelBlock['prefix']): 'drop4_hosts' | 'drop6_hosts' | undefined {
+  if (p.bits === (p.v6 ? 128 : 32)) return p.v6 ? 'drop6_hosts' : 'drop4_hosts';
+  return undefined;
+}
+
+/** An IPv6 bitmap (bpf/xdp.bpf.c) whose bits are hashes: each counts the entries that set it. */
+class HashedBits {
+  private readonly refs = new Map<number, number>();
+  /** Entries that set every bit. */
+  private all = 0;
+
+  constructor(private readonly map: string) {}
+
+  change(obj: BpfObject, bits: number[] | 'all', delta: 1 | -1): void {
+    const words = new Set<number>();
+    const allBefore = this.all > 0;
+    if (bits === 'all') this.all += delta;
+    else
+      for (const b of bits) {
+        const n = (this.refs.get(b) ?? 0) + delta;
+        if (n > 0) this.refs.set(b, n);
+        else this.refs.delete(b);
+        words.add(b >>> 6);
+      }
+    const every = allBefore !== this.all > 0;
+    const list = every ? Array.from({ length: BITS6_WORDS }, (_, i) => i) : [...words];
+    const keys = Buffer.alloc(list.length * 4);
+    const values = Buffer.alloc(list.length * 8);
+    list.forEach((w, i) => {
+      keys.writeUInt32LE(w, i * 4);
+      values.writeBigUInt64LE(this.word(w), i * 8);
+    });
+    const m = obj.map(this.map);
+    if (list.length === 1) m.update(keys, values);
+    else if (list.length > 1) m.updateBatch(keys, values);
+  }
+
+  private word(w: number): bigint {
+    if (this.all > 0) return ALL_BITS;
+    let word = 0n;
+    for (let i = 0; i < 64; i++) if (this.refs.has(w * 64 + i)) word |= 1n << BigInt(i);
+    return word;
+  }
+}
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
