@@ -6,7 +6,7 @@ SHELL := /bin/bash
 
 APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config iproute2 \
             protobuf-compiler jq dnsmasq-base iperf3 tcpdump ethtool time curl procps python3 g++ make prometheus openssl \
-            libprotobuf-dev graphviz chromium iodine nmap hping3 nginx-light apache2-utils wrk
+            libprotobuf-dev graphviz chromium iodine nmap hping3 nginx-light apache2-utils wrk nftables
 PNPM_VERSION := 9.15.9
 STAMP := .flowctl-run/stamps
 

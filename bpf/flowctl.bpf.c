@@ -170,20 +170,48 @@ static __always_inline int l7_watches(const struct flowctl_conn *c, __u8 proto, 
 	return proto == IPPROTO_TCP && !(c->state & (FLOWCTL_STATE_NOHTTP0 << side));
 }
 
+/* Whether this interface sends direction `side`'s L7 payloads (struct l7_owners): the first to
+ * see one takes the direction, so user space decodes each segment once. */
+static __always_inline int l7_here(struct __sk_buff *skb, const struct flowctl_conn_key *k, int side)
+{
+	struct flowctl_conn_key ok = *k;
+	__u32 me = skb->ifindex, *owner;
+
+	ok.ifindex = side;
+	owner = bpf_map_lookup_elem(&l7_owners, &ok);
+	if (owner)
+		return *owner == me;
+	if (!bpf_map_update_elem(&l7_owners, &ok, &me, BPF_NOEXIST))
+		return 1;
+	owner = bpf_map_lookup_elem(&l7_owners, &ok);
+	return owner && *owner == me;
+}
+
 /* And this which L7 protocol a watched packet's payload is sent as (FLOWCTL_L7_NONE: not sent),
  * noting per direction whether it is HTTP: its first payload decides. A direction that started
- * as HTTP sends every payload segment, for user space to follow its messages by sequence number. */
+ * as HTTP sends every payload segment, for user space to follow its messages by sequence number.
+ * Another interface's direction is marked not HTTP here, so its payloads skip the slow path. */
 static __always_inline __u8 l7_of(struct __sk_buff *skb, const struct pkt *p, struct flowctl_conn *c,
-				  int side)
+				  const struct flowctl_conn_key *k, int side)
 {
 	__u32 seen = FLOWCTL_STATE_HTTP0 << side;
 	__u8 b[8];
 	int http;
 
+	if (p->tcp_flags & TCP_SYN) {
+		struct flowctl_conn_key ok = *k;
+
+		ok.ifindex = side;
+		bpf_map_delete_elem(&l7_owners, &ok);
+	}
 	if (!p->payload_len || !l7_watches(c, p->proto, p->sport, p->dport, side))
 		return FLOWCTL_L7_NONE;
 	if (is_dns(p->proto, p->sport, p->dport))
-		return FLOWCTL_L7_DNS;
+		return l7_here(skb, k, side) ? FLOWCTL_L7_DNS : FLOWCTL_L7_NONE;
+	if (!l7_here(skb, k, side)) {
+		__sync_fetch_and_or(&c->state, FLOWCTL_STATE_NOHTTP0 << side);
+		return FLOWCTL_L7_NONE;
+	}
 	if (c->state & seen)
 		return FLOWCTL_L7_HTTP;
 	if (p->payload_len < 8 || bpf_skb_load_bytes(skb, p->payload_off, b, 8))
@@ -198,6 +226,17 @@ static __always_inline int stats_due(const struct flowctl_conn *c, __u64 now)
 {
 	return stats_interval_ns && !(c->state & FLOWCTL_STATE_CLOSED) && now > c->last_emit_ns &&
 	       now - c->last_emit_ns >= stats_interval_ns;
+}
+
+/* Counts the messages an L7 event lost to a full ring carried, by the start they can be seen by:
+ * a segment starting with a request or status line, or a DNS segment (user space counts the same
+ * way in the streams it can no longer follow: docs/flows.md). */
+static __always_inline void l7_lost(const __u8 *b, __u32 n, __u8 l7)
+{
+	if (l7 == FLOWCTL_L7_DNS)
+		count(FLOWCTL_CNT_L7_LOST_DNS);
+	else if (l7 == FLOWCTL_L7_HTTP && n >= 8 && is_http(b))
+		count(b[0] == 'H' && b[1] == 'T' ? FLOWCTL_CNT_L7_LOST_HTTP_RESP : FLOWCTL_CNT_L7_LOST_HTTP_REQ);
 }
 
 /* At most 5 arguments, hence `how`. */
@@ -275,6 +314,7 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	ev->captured_len = n;
 	if (bpf_ringbuf_output(&events, ev, FLOWCTL_FLOW_EVENT_HDR_LEN + n, 0)) {
 		count(FLOWCTL_CNT_RINGBUF_FULL);
+		l7_lost(ev->payload, n, l7);
 		return 0;
 	}
 	count(FLOWCTL_CNT_EVENTS);
@@ -348,7 +388,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 	else if (verdict == FLOWCTL_VERDICT_AUDIT)
 		count(FLOWCTL_CNT_POLICY_AUDIT);
 	if (verdict != FLOWCTL_VERDICT_DROPPED)
-		l7 = l7_of(skb, p, c, side);
+		l7 = l7_of(skb, p, c, k, side);
 
 	/* L7 only when nothing else is a reason: user space makes no L3/L4 flow of an L7 event. */
 	if (verdict != FLOWCTL_VERDICT_FORWARDED && (first || newf || changed))

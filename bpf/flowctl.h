@@ -84,6 +84,9 @@ enum flowctl_counter {
 	FLOWCTL_CNT_SUPPRESSED,       /* new-connection packets over their source's budget (no event) */
 	FLOWCTL_CNT_SUMMARIES,        /* FLOWCTL_EV_SUPPRESSED records written to the ring */
 	FLOWCTL_CNT_FLOOD_DROPPED,    /* SYNs dropped by the SYN-flood mitigation */
+	FLOWCTL_CNT_L7_LOST_HTTP_REQ, /* L7 events lost (ring full) whose segment starts a request line */
+	FLOWCTL_CNT_L7_LOST_HTTP_RESP, /* ... a status line */
+	FLOWCTL_CNT_L7_LOST_DNS,      /* DNS L7 events lost (ring full) */
 	FLOWCTL_CNT_MAX,
 };
 

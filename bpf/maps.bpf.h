@@ -10,6 +10,16 @@ struct {
 	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
+/* L7 payloads of a connection direction are sent from one observation point only (a packet
+ * between two pods of the node crosses two veths): the canonical key with `ifindex` holding the
+ * side -> the ifindex that sends them. Taken by the first payload, forgotten at the side's SYN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flowctl_conn_key);
+	__type(value, __u32);
+} l7_owners SEC(".maps");
+
 /* enum flowctl_counter -> u64 per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -60,6 +60,8 @@ export interface AgentOptions {
   replay?: string;
   replayRate?: number;
   maxPayload?: number;
+  /** Bytes of the kernel's flow event ring (a power of two >= 4096). */
+  kernelRingBytes?: number;
   everyPacket?: boolean;
   /** Per-source budget of new-connection events; null: none (DatapathOptions.connBudget). */
   connBudget?: ConnBudget | null;
@@ -265,7 +267,10 @@ export class Agent {
       this.reconciler = new DatapathReconciler(dp, this.child('datapath'), (ifname) => this.metrics?.attachError(ifname));
       const sink = { writeFlow: (f: Flow) => this.writeFlow(f), writeLost: (ev: LostEvent) => this.writeLost(ev) };
       const metrics = this.metrics;
-      this.consumer = new MonitorConsumer(dp, (ev) => this.parser.decode(ev), sink, metrics ? { countRead: (b) => metrics.eventsRead(b) } : {});
+      this.consumer = new MonitorConsumer(dp, (ev) => this.parser.decode(ev), sink, {
+        dropped: (ev) => this.parser.dropped(ev),
+        ...(metrics ? { countRead: (b) => metrics.eventsRead(b) } : {}),
+      });
       this.consumer.start();
       this.attachXdp(dp);
       this.reconcile();
@@ -302,6 +307,7 @@ export class Agent {
     const o: DatapathOptions = {};
     if (this.opts.xdpInterfaces?.length) o.xdp = true;
     if (this.opts.maxPayload !== undefined) o.maxPayload = this.opts.maxPayload;
+    if (this.opts.kernelRingBytes !== undefined) o.ringBytes = this.opts.kernelRingBytes;
     if (this.opts.everyPacket) o.everyPacket = true;
     if (this.opts.policyAudit) o.policyAudit = true;
     if (this.opts.connBudget !== undefined) o.connBudget = this.opts.connBudget;

@@ -69,6 +69,7 @@ export function buildCommand(): Command {
     .option('--replay <file>', 'serve flows from a `hubble observe -o json` file instead of the kernel')
     .option('--replay-rate <n>', 'flows per second in --replay mode', intArg('--replay-rate', 1, 10_000_000), 1000)
     .option('--max-payload <bytes>', 'bytes of L4 payload copied for DNS/HTTP', intArg('--max-payload', 0, 1024))
+    .option('--kernel-ring-bytes <n>', 'size of the kernel\'s flow event ring: a power of two, at least 4096 (default 8 MiB)', intArg('--kernel-ring-bytes', 4096, 1 << 30))
     .option('--every-packet', 'one event per packet instead of per connection', false)
     .option('--blocklist <file>', 'blocklisted domains and addresses: hosts file, domain or IP/CIDR list, Spamhaus DROP JSON, URLhaus CSV (recognised from the content); repeatable, reloaded on change', (v: string, prev: string[] = []) => [...prev, v])
     .option('--detect-config <file>', 'detector thresholds (YAML, docs/alerts.md); the documented defaults without it')
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
-    maxPayload?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[]; blocklist?: string[]; connBudget: ConnBudget | false; synFloodProtect?: number | true;
+    maxPayload?: number; kernelRingBytes?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; xdpInterface?: string[]; blocklist?: string[]; connBudget: ConnBudget | false; synFloodProtect?: number | true;
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
     ...(o.replay !== undefined && { replay: o.replay }),
     replayRate: o.replayRate,
     ...(o.maxPayload !== undefined && { maxPayload: o.maxPayload }),
+    ...(o.kernelRingBytes !== undefined && { kernelRingBytes: o.kernelRingBytes }),
     everyPacket: o.everyPacket,
     ...(o.detectConfig !== undefined && { detectConfig: o.detectConfig }),
     ...(o.xdpInterface && { xdpInterfaces: o.xdpInterface }),

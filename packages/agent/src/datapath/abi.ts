@@ -115,6 +115,9 @@ export const COUNTER_NAMES = [
   'connSuppressed',
   'suppressedSummaries',
   'synFloodDropped',
+  'l7LostHttpRequests',
+  'l7LostHttpResponses',
+  'l7LostDns',
 ] as const;
 export type CounterName = (typeof COUNTER_NAMES)[number];
 

@@ -120,6 +120,12 @@ export class AgentMetrics implements MetricsSource {
     this.delta('parse:event', pc?.malformedEvents, (d) => this.health.parseErrors.inc({ kind: 'event' }, d));
     this.delta('parse:l7', pc?.malformedL7, (d) => this.health.parseErrors.inc({ kind: 'l7' }, d));
     this.delta('parse:l7_stream', pc?.l7StreamLost, (d) => this.health.parseErrors.inc({ kind: 'l7_stream' }, d));
+    // Each lost L7 message is counted once: by the kernel if its event was not sent, else by the agent.
+    const l7Lost = (agent: number | undefined, kernel: bigint | undefined) =>
+      agent === undefined && kernel === undefined ? undefined : (agent ?? 0) + Number(kernel ?? 0n);
+    this.delta('l7lost:req', l7Lost(pc?.l7LostHttpRequests, dc?.l7LostHttpRequests), (d) => this.health.l7Lost.inc({ kind: 'http_request' }, d));
+    this.delta('l7lost:resp', l7Lost(pc?.l7LostHttpResponses, dc?.l7LostHttpResponses), (d) => this.health.l7Lost.inc({ kind: 'http_response' }, d));
+    this.delta('l7lost:dns', l7Lost(pc?.l7LostDns, dc?.l7LostDns), (d) => this.health.l7Lost.inc({ kind: 'dns' }, d));
     this.delta('parse:decode', dc?.decodeErrors, (d) => this.health.parseErrors.inc({ kind: 'ring_record' }, d));
     this.delta('lost:flowmap', dc?.flowMapFull, (d) => this.health.lost.inc({ stage: 'kernel_flow_map' }, d));
     if (dc) {

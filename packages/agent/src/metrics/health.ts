@@ -14,6 +14,7 @@ export class AgentHealthMetrics {
   readonly lost: Counter<'stage'>;
   readonly attachErrors: Counter<'interface'>;
   readonly parseErrors: Counter<'kind'>;
+  readonly l7Lost: Counter<'kind'>;
 
   constructor(registry: Registry, sources: HealthSources) {
     const registers = [registry];
@@ -30,6 +31,12 @@ export class AgentHealthMetrics {
       registers,
     });
     this.attachErrors = new Counter({ name: 'flowctl_agent_attach_errors_total', help: 'Failed attachments of the datapath to an interface', labelNames: ['interface'], registers });
+    this.l7Lost = new Counter({
+      name: 'flowctl_agent_l7_messages_lost_total',
+      help: 'L7 messages never reported as flows, in the kernel or the agent (http_request, http_response, dns)',
+      labelNames: ['kind'],
+      registers,
+    });
     this.parseErrors = new Counter({ name: 'flowctl_agent_parse_errors_total', help: 'Events or payloads that could not be decoded (kept without the failing part where possible)', labelNames: ['kind'], registers });
     new Gauge({
       name: 'flowctl_agent_ring_flows', help: 'Flows currently stored in the flow ring', registers,

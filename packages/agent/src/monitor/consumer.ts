@@ -24,6 +24,8 @@ export interface ConsumerOptions {
   now?: () => number;
   /** Sees every batch as read from the datapath, before the queue can drop any of it (metrics). */
   countRead?: (batch: readonly DatapathEvent[]) => void;
+  /** Sees each event the queue dropped (the parser counts the L7 messages it carried). */
+  dropped?: (ev: DatapathEvent) => void;
 }
 
 export interface ConsumerStats {
@@ -56,6 +58,7 @@ export class MonitorConsumer {
   private readonly lostIntervalMs: number;
   private readonly now: () => number;
   private readonly countRead: ((batch: readonly DatapathEvent[]) => void) | undefined;
+  private readonly dropped: ((ev: DatapathEvent) => void) | undefined;
 
   constructor(
     private readonly datapath: Datapath,
@@ -69,6 +72,7 @@ export class MonitorConsumer {
     this.lostIntervalMs = opts.lostIntervalMs ?? 1000;
     this.now = opts.now ?? Date.now;
     this.countRead = opts.countRead;
+    this.dropped = opts.dropped;
   }
 
   start(): void {
@@ -92,6 +96,7 @@ export class MonitorConsumer {
     if (batch.length > room) {
       const dropped = batch.length - Math.max(0, room);
       this.recordQueueLoss(dropped);
+      if (this.dropped) for (let i = Math.max(0, room); i < batch.length; i++) this.dropped(batch[i]!);
       batch = room > 0 ? batch.slice(0, room) : [];
     }
     if (batch.length) {

@@ -9,6 +9,10 @@ export interface ParserCounters {
   malformedL7: number;
   /** TCP connections whose L7 messages could no longer be followed (one unparsed flow each). */
   l7StreamLost: number;
+  /** HTTP requests, HTTP responses and DNS-over-TCP messages (or DNS segments) never reported. */
+  l7LostHttpRequests: number;
+  l7LostHttpResponses: number;
+  l7LostDns: number;
 }
 
 export interface ParserContext {

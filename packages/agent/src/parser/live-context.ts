@@ -9,7 +9,7 @@ import { UuidSource } from './strings.js';
 import type { ParserContext, ParserCounters } from './context.js';
 
 export class LiveContext implements ParserContext {
-  readonly counters: ParserCounters = { malformedEvents: 0, malformedL7: 0, l7StreamLost: 0 };
+  readonly counters: ParserCounters = { malformedEvents: 0, malformedL7: 0, l7StreamLost: 0, l7LostHttpRequests: 0, l7LostHttpResponses: 0, l7LostDns: 0 };
   readonly clock = new MonotonicClock();
   readonly dns = new DnsCache();
   private ifNames = new Map<number, string>();

@@ -19,7 +19,7 @@ import {
 import { DROP_REASON_POLICY_DENY, attachBlockInfo } from '@flowctl/flow/block';
 import type { DatapathEvent, FlowEvent, KernelDropEvent, SuppressedEvent, XdpDropEvent } from '../datapath/events.js';
 import type { ParserContext } from './context.js';
-import { l7Flows } from './l7/index.js';
+import { l7Dropped, l7Flows } from './l7/index.js';
 import { sockFlow } from './sock.js';
 import { Interner } from './strings.js';
 import { icmpv4Summary, icmpv6Summary, tcpFlagsFromBits, tcpSummary } from './summary.js';
@@ -31,7 +31,9 @@ const REASON_NEW = 1;
 const REASON_POLICY = 6;
 const REASON_L7 = 7;
 const L7_NONE = 0;
+const TCP_FIN = 0x01;
 const TCP_SYN = 0x02;
+const TCP_RST = 0x04;
 
 // pkg/monitor/api/types.go
 export const MSG_DROP = 1;
@@ -63,6 +65,11 @@ export class Parser {
     let i = this.interfaces.get(ifindex);
     if (!i || i.name !== name) this.interfaces.set(ifindex, (i = Object.freeze({ index: ifindex, name })));
     return i;
+  }
+
+  /** An event dropped before decoding: the L7 messages it carried are counted lost. */
+  dropped(ev: DatapathEvent): void {
+    if (ev.kind === 'flow') l7Dropped(ev, this.ctx);
   }
 
   /** Never throws: an event that cannot be decoded is counted and yields no flow. */
@@ -110,8 +117,8 @@ export class Parser {
       return this.l7(ev, () => (base ??= this.l3l4Flow(ev, false)));
     }
     const flow = this.l3l4Flow(ev, true);
-    // SYNs too: the L7 message streams of TCP start there.
-    if ((ev.l7 === L7_NONE || ev.l7 === undefined) && !(ev.proto === IPPROTO_TCP && ev.tcpFlags & TCP_SYN)) return [flow];
+    // SYNs, FINs and RSTs too: the L7 message streams of TCP start and end there.
+    if ((ev.l7 === L7_NONE || ev.l7 === undefined) && !(ev.proto === IPPROTO_TCP && ev.tcpFlags & (TCP_SYN | TCP_FIN | TCP_RST))) return [flow];
     const l7 = this.l7(ev, () => flow);
     return l7.length ? [flow, ...l7] : [flow];
   }

@@ -5,8 +5,8 @@ import { FlowType, L7FlowType, attachConnNumbers, type Flow, type Layer7 } from 
 import { L7Proto, type FlowEvent } from '../../datapath/events.js';
 import type { ParserContext } from '../context.js';
 import { DnsParseError, dnsRcodeName, parseDns } from './dns.js';
-import { DnsTcpDir } from './dns-stream.js';
-import { HttpConn, type HttpNews } from './http-stream.js';
+import { DnsTcpDir, type DnsTcpNews } from './dns-stream.js';
+import { HttpConn, startKind, type HttpNews, type MessageKind } from './http-stream.js';
 import { BoundedMap } from './stream.js';
 
 const L7_EVENT_TYPE = 129;
@@ -18,6 +18,7 @@ const MAX_STREAMS = 16384;
 const DEDUP_WINDOW_NS = 200_000_000n;
 const IPPROTO_TCP = 6;
 const TCP_SYN = 0x02;
+const TCP_FIN_RST = 0x05;
 
 interface Pending {
   tsNs: bigint;
@@ -62,6 +63,16 @@ class L7State {
     return p;
   }
 
+  constructor(private readonly ctx: ParserContext) {}
+
+  /** Counts a message that will never be reported. */
+  readonly lost = (kind: MessageKind | 'dns'): void => {
+    const c = this.ctx.counters;
+    if (kind === 'request') c.l7LostHttpRequests++;
+    else if (kind === 'response') c.l7LostHttpResponses++;
+    else c.l7LostDns++;
+  };
+
   /** A SYN: where the direction's bytes start. A new start forgets the old connection's state. */
   syn(dir: string, conn: string, seq: number): void {
     const first = (seq + 1) >>> 0;
@@ -76,7 +87,7 @@ const states = new WeakMap<ParserContext, L7State>();
 function stateFor(ctx: ParserContext): L7State {
   let s = states.get(ctx);
   if (!s) {
-    s = new L7State();
+    s = new L7State(ctx);
     states.set(ctx, s);
   }
   return s;
@@ -165,15 +176,16 @@ function dnsTcpFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State)
   let dir = st.dnsTcp.get(dk);
   if (!dir) {
     const first = st.starts.get(dk);
-    dir = new DnsTcpDir(first ?? ev.tcpSeq);
+    dir = new DnsTcpDir(first ?? ev.tcpSeq, () => st.lost('dns'));
     st.dnsTcp.set(dk, dir);
-    if (first !== ev.tcpSeq) {
-      dir.lost = true;
-      return [lostFlow('DNS', 'the stream started before it was seen', ev, base, ctx)];
-    }
+    if (first === undefined) return dnsTcpNews(dir.giveUp('the stream started before it was seen'), ev, base, ctx, st);
   }
+  return dnsTcpNews(dir.feed(ev.tcpSeq, ev.payloadLen, ev.payload, ev.tsNs), ev, base, ctx, st);
+}
+
+function dnsTcpNews(news: DnsTcpNews[], ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): Flow[] {
   const out: Flow[] = [];
-  for (const n of dir.feed(ev.tcpSeq, ev.payloadLen, ev.payload, ev.tsNs)) {
+  for (const n of news) {
     if (n.kind === 'lost') out.push(lostFlow('DNS', n.why, ev, base, ctx));
     else out.push(...guarded(ctx, () => dnsFlow(n.bytes, n.len, n.tsNs, ev, base, ctx, st)));
   }
@@ -188,6 +200,11 @@ function httpFlow(n: HttpNews, ev: FlowEvent, base: Base, ctx: ParserContext): F
     return l7Base(base, ctx, false, { type: L7FlowType.REQUEST, http }, `${m.protocol} ${m.method} ${n.url}`);
   }
   const { msg, req } = n;
+  if (!req) {
+    // Its request was in bytes that could not be followed (and is counted lost).
+    const l7: Layer7 = { type: L7FlowType.RESPONSE, http: { code: msg.code, protocol: msg.protocol, headers: msg.headers } };
+    return l7Base(base, ctx, true, l7, `${msg.protocol} ${msg.code} (request unknown)`);
+  }
   const http = { code: msg.code, method: req.method, url: req.url, protocol: msg.protocol, headers: msg.headers };
   const latency = n.tsNs - req.tsNs;
   const l7: Layer7 = { type: L7FlowType.RESPONSE, latency_ns: latency, http };
@@ -199,7 +216,7 @@ function httpFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): 
   const ck = connKey(ev);
   let conn = st.http.get(ck);
   if (!conn) {
-    conn = new HttpConn();
+    conn = new HttpConn(st.lost);
     st.http.set(ck, conn);
   }
   const dk = dirKey(ev);
@@ -219,12 +236,37 @@ function guarded(ctx: ParserContext, f: () => Flow[]): Flow[] {
   }
 }
 
+/** A FIN or RST: segments held for bytes that never came are placed after their gaps. */
+function endFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): Flow[] {
+  const out = (st.http.get(connKey(ev))?.flush() ?? []).map((n) => httpFlow(n, ev, base, ctx));
+  for (const dk of [dirKey(ev), `${ev.dstIp}|${ev.dstPort}>${ev.srcIp}|${ev.srcPort}`]) {
+    const dir = st.dnsTcp.get(dk);
+    if (dir) out.push(...dnsTcpNews(dir.flush(), ev, base, ctx, st));
+  }
+  return out;
+}
+
+/** Counts the messages of an L7 event the agent dropped before parsing it (its queue was full), as
+ * the kernel counts those of events it could not send (bpf/flowctl.bpf.c l7_lost). */
+export function l7Dropped(ev: FlowEvent, ctx: ParserContext): void {
+  if (ev.l7 === L7Proto.Dns) stateFor(ctx).lost('dns');
+  else if (ev.l7 === L7Proto.Http) {
+    const kind = startKind(ev.payload);
+    if (kind) stateFor(ctx).lost(kind);
+  }
+}
+
 /** L7 flows (Type L7, event_type 129) derived from the event's payload; [] when there are none.
- * Takes every TCP event with SYN: the message streams start there. */
+ * Takes every TCP event with SYN, FIN or RST: the message streams start and end there. */
 export function l7Flows(ev: FlowEvent, base: Base, ctx: ParserContext): Flow[] {
   const st = stateFor(ctx);
   const tcp = ev.proto === IPPROTO_TCP;
   if (tcp && ev.tcpFlags & TCP_SYN) st.syn(dirKey(ev), connKey(ev), ev.tcpSeq);
+  const flows = payloadFlows(ev, base, ctx, st, tcp);
+  return tcp && ev.tcpFlags & TCP_FIN_RST ? [...flows, ...endFlows(ev, base, ctx, st)] : flows;
+}
+
+function payloadFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State, tcp: boolean): Flow[] {
   if (ev.payloadLen === 0 || ev.l7 === L7Proto.None) return [];
   if (ev.l7 === L7Proto.Dns) return tcp ? dnsTcpFlows(ev, base, ctx, st) : guarded(ctx, () => dnsFlow(ev.payload, ev.payloadLen, ev.tsNs, ev, base, ctx, st));
   if (ev.l7 === L7Proto.Http && tcp) return httpFlows(ev, base, ctx, st);

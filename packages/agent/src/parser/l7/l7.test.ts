@@ -21,7 +21,7 @@ function ctx(): ParserContext & { learned: [string, string[], number][] } {
     namesForIp: () => [],
     learnNames: (name, ips, ttl) => { learned.push([name, ips, ttl]); },
     newUuid: () => `uuid-${++n}`,
-    counters: { malformedEvents: 0, malformedL7: 0, l7StreamLost: 0 },
+    counters: { malformedEvents: 0, malformedL7: 0, l7StreamLost: 0, l7LostHttpRequests: 0, l7LostHttpResponses: 0, l7LostDns: 0 },
   };
 }
 
@@ -182,6 +182,16 @@ class Conversation {
     for (let i = 0; i < (o.copies ?? 1); i++) out.push(...l7Flows({ ...ev, obsPoint: i ? ObsPoint.ToEndpoint : ObsPoint.FromEndpoint }, base, this.c));
     return out;
   }
+  /** Consecutive segments sent in the order given (indexes into `parts`; one left out is never seen). */
+  sendOrdered(from: 'client' | 'server', parts: Buffer[], order: number[]): Flow[] {
+    const starts = parts.map((_, i) => (this.seq[from] + parts.slice(0, i).reduce((n, b) => n + b.length, 0)) >>> 0);
+    this.seq[from] = (this.seq[from] + parts.reduce((n, b) => n + b.length, 0)) >>> 0;
+    return order.flatMap((i) => l7Flows(this.ev(from, { tcpSeq: starts[i]!, payloadLen: parts[i]!.length, payload: parts[i]!.subarray(0, this.capture) }), base, this.c));
+  }
+  /** A FIN from `from`: the connection ends. */
+  end(from: 'client' | 'server'): Flow[] {
+    return l7Flows(this.ev(from, { l7: L7Proto.None, tcpFlags: 0x11 }), base, this.c);
+  }
   client(...segs: (string | Buffer)[]): Flow[] {
     return segs.flatMap((s) => this.send('client', s));
   }
@@ -250,15 +260,52 @@ describe('HTTP/1.x as a message stream per connection (issue 22)', () => {
     expect(said(out)).toEqual(['HTTP/1.1 GET http://web/a', 'HTTP/1.1 GET http://web/a']);
   });
 
-  it('on a missed segment says so once, counts it and never pairs across the gap', () => {
+  it('waits for a segment dropped upstream and retransmitted, then reads on', () => {
+    const k = new Conversation();
+    k.client(get('/a'), get('/a2'));
+    const resp = Buffer.from(ok('x'.repeat(1000)) + ok('y'), 'latin1');
+    expect(said(k.sendOrdered('server', [resp.subarray(0, 600), resp.subarray(600)], [1, 0])))
+      .toEqual(['HTTP/1.1 200 (GET http://web/a)', 'HTTP/1.1 200 (GET http://web/a2)']);
+    expect(said([...k.client(get('/b')), ...k.server(ok('z'))])).toEqual(['HTTP/1.1 GET http://web/b', 'HTTP/1.1 200 (GET http://web/b)']);
+    expect(lostCounts(k)).toEqual([0, 0, 0]);
+  });
+
+  it('a gap inside a body of known length loses nothing', () => {
+    const k = new Conversation();
+    k.client(get('/big'));
+    const resp = Buffer.from(ok('x'.repeat(3000)), 'latin1');
+    const parts = [resp.subarray(0, 1000), resp.subarray(1000, 2000), resp.subarray(2000)];
+    expect(said(k.sendOrdered('server', parts, [0, 2]))).toEqual(['HTTP/1.1 200 (GET http://web/big)']);
+    expect(said([...k.end('server'), ...k.client(get('/next')), ...k.server(ok('!'))]))
+      .toEqual(['HTTP/1.1 GET http://web/next', 'HTTP/1.1 200 (GET http://web/next)']);
+    expect(lostCounts(k)).toEqual([0, 0, 0]);
+  });
+
+  it('on missed bytes gives the direction up, says so once, counts each message it cannot report', () => {
     const k = new Conversation();
     k.client(get('/a'), get('/b'));
     k.server(ok('x'));
-    const lost = k.send('server', ok('x'.repeat(100)), { skip: 300 });
-    expect(lost).toMatchObject([{ Type: FlowType.L7, l7: { type: L7FlowType.UNKNOWN_L7_TYPE }, Summary: 'HTTP unparsed: 300 bytes were not seen' }]);
+    // The response to /b was in bytes never seen; the next one waits for them until the connection ends.
+    expect(k.send('server', ok('x'.repeat(100)), { skip: 300 })).toEqual([]);
+    expect(said(k.client(get('/c')))).toEqual(['HTTP/1.1 GET http://web/c']);
+    expect(said(k.end('server'))).toEqual(['HTTP unparsed: 300 bytes were not seen']);
     expect(c(k).l7StreamLost).toBe(1);
-    expect([...k.client(get('/c')), ...k.server(ok('y'))]).toEqual([]);
+    expect(lostCounts(k)).toEqual([0, 1, 0]);
+    // Requests go on being reported, never paired; each response start is counted.
+    expect(said([...k.client(get('/d')), ...k.server(ok('y'), 'HTTP/1.1 200 OK\r\n', 'GET /forged HTTP/1.1\r\n\r\n')])).toEqual(['HTTP/1.1 GET http://web/d']);
+    expect(lostCounts(k)).toEqual([0, 3, 0]);
     expect(c(k).l7StreamLost).toBe(1);
+  });
+
+  it('after the client side is given up, responses pair with the requests seen, then come without one', () => {
+    const k = new Conversation();
+    k.client(get('/a'));
+    k.send('client', get('/lost'), { skip: 50 });
+    expect(said(k.end('client'))).toEqual(['HTTP unparsed: 50 bytes were not seen']);
+    expect(lostCounts(k)).toEqual([1, 0, 0]);
+    expect(said(k.server(ok('a'), ok('?'), ok('??', 404)))).toEqual(['HTTP/1.1 200 (GET http://web/a)', 'HTTP/1.1 200 (request unknown)', 'HTTP/1.1 404 (request unknown)']);
+    expect(said(k.client(get('/more')))).toEqual([]);
+    expect(lostCounts(k)).toEqual([2, 0, 0]);
   });
 
   it('gives up a message boundary the kernel did not copy, and a connection whose start it missed', () => {
@@ -268,6 +315,7 @@ describe('HTTP/1.x as a message stream per connection (issue 22)', () => {
       'HTTP/1.1 200 (GET http://web/a)', 'HTTP unparsed: a message boundary at byte 254 of a 306-byte segment was not copied',
     ]);
     expect(c(k).l7StreamLost).toBe(1);
+    expect(lostCounts(k)).toEqual([0, 1, 0]);
     const late = new Conversation();
     late.c.counters.l7StreamLost = 0;
     const ev = event({ proto: 6, l7: L7Proto.Http, tcpSeq: 5, srcPort: 40001, dstPort: 80, payloadLen: 30, payload: Buffer.from(get('/x')) });
@@ -276,6 +324,7 @@ describe('HTTP/1.x as a message stream per connection (issue 22)', () => {
 });
 
 const c = (k: Conversation) => k.c.counters;
+const lostCounts = (k: Conversation) => [c(k).l7LostHttpRequests, c(k).l7LostHttpResponses, c(k).l7LostDns];
 
 describe('DNS over TCP: 2-byte length framing across and within segments (item 5)', () => {
   const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]);
