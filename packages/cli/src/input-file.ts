@@ -3,7 +3,8 @@
 // response time, then whitelist/blacklist, then --first N stops early, --last N keeps a ring of N.
 //
 // Bytes, not strings: the file is read in large buffers and split at newlines in place; a line is
-// turned into a string only when it must be decoded. A prefilter may skip lines that cannot match,
+// turned into a string only when it must be decoded. A prefilter may skip lines that cannot match
+// (once a line has decoded, and only lines shaped as JSON objects, so unreadable ones are counted),
 // and a pass-through may declare a line already canonical, so it is printed as its own bytes.
 import { open } from 'node:fs/promises';
 import { isUtf8 } from 'node:buffer';
@@ -130,6 +131,15 @@ export interface ObserveFileOptions {
   passthrough?: LineTest;
 }
 
+const isSpace = (c: number | undefined) => c === 0x20 || c === 0x09 || c === 0x0d;
+
+/** `{…}` around the line's text: only such a line may be skipped unread (a torn or stray one is decoded, and counted). */
+function objectShaped(buf: Buffer, start: number, end: number): boolean {
+  while (start < end && isSpace(buf[start])) start++;
+  while (end > start && isSpace(buf[end - 1])) end--;
+  return buf[start] === 0x7b && buf[end - 1] === 0x7d;
+}
+
 function isBlank(buf: Buffer, start: number, end: number): boolean {
   // `{` is the common case; anything else gets String.prototype.trim's idea of white space.
   return buf[start] !== 0x7b && !buf.toString('utf8', start, end).trim();
@@ -156,6 +166,9 @@ export async function* observeFile(
   let ringStart = 0;
   let returned = 0n;
   const since = req.since, until = req.until;
+  // Lines are decoded whatever the prefilter says until one decodes: a file of which no line
+  // reads is an error however it is filtered.
+  let decodedOne = false;
 
   for await (const buf of readLineBuffers(path)) {
     // Invalid UTF-8 is replaced while decoding, so such a line is never passed through.
@@ -174,7 +187,7 @@ export async function* observeFile(
       stats.lines++;
       if (s === end || isBlank(buf, s, end)) continue;
       stats.nonBlank!++;
-      if (prefilter && !prefilter(buf, s, end)) continue;
+      if (prefilter && decodedOne && objectShaped(buf, s, end) && !prefilter(buf, s, end)) continue;
       let item: InputItem;
       if (passthrough && (utf8 || isUtf8(buf.subarray(s, end))) && passthrough(buf, s, end)) {
         stats.passedThrough++;
@@ -203,6 +216,7 @@ export async function* observeFile(
           onInvalid((e as Error).message);
           continue;
         }
+        decodedOne = true;
         const t = r.time ?? r.flow?.time;
         if (t && since && before(t, since)) continue;
         if (t && until && before(until, t)) continue;

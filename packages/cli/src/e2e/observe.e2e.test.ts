@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCorpus } from '@flowctl/flow/testing';
 import { encodeResponse } from '@flowctl/flow/json';
 import { NodeState } from '@flowctl/flow/gen/relay/relay';
+import { Verdict } from '@flowctl/flow/gen/flow/flow';
 import type { GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 import { flowctl, startTestObserver, type TestServer } from './helpers.js';
 
@@ -193,6 +194,26 @@ describe('flowctl observe --input-file is offline', () => {
     expect(g.code).toBe(1);
     expect(g.stdout).toBe('');
     expect(g.stderr).toMatch(new RegExp(`^error: ${garbage}: 2 of 2 lines could not be read; first at line 1: invalid JSON: .*\n$`));
+  });
+
+  it('a file of which no line reads is an error whatever the filters; a filter skips no unreadable line unseen', async () => {
+    // The verdict filter's byte prefilter skips lines that name no wanted verdict without decoding them.
+    const garbage = join(dir, 'garbage-filtered.json');
+    writeFileSync(garbage, 'this is\nnot a flow file\n{"neither": is this}\n');
+    const g = await flowctl(['observe', '--input-file', garbage, '--verdict', 'DROPPED']);
+    expect(g.code).toBe(1);
+    expect(g.stdout).toBe('');
+    expect(g.stderr).toMatch(new RegExp(`^error: ${garbage}: 3 of 3 lines could not be read; first at line 1: invalid JSON: .*\n$`));
+
+    const flows = corpus.filter((x) => x.flow);
+    const dropped = flows.find((x) => x.flow!.verdict === Verdict.DROPPED)!;
+    const forwarded = flows.find((x) => x.flow!.verdict === Verdict.FORWARDED)!;
+    const partly = join(dir, 'partly-filtered.json');
+    writeFileSync(partly, [encodeResponse(forwarded), 'garbage', encodeResponse(dropped), '{"flow":', '{"flow": {"verdict": "FORWARDED"'].join('\n') + '\n');
+    const p = await flowctl(['observe', '--input-file', partly, '--verdict', 'DROPPED', '-o', 'json']);
+    expect(p.code).toBe(0);
+    expect(p.stdout).toBe(`${encodeResponse(dropped)}\n`);
+    expect(p.stderr).toMatch(new RegExp(`^warning: ${partly}: 3 of 5 lines could not be read; first at line 2: invalid JSON: .*\n$`));
   });
 
   it('the probe sees gRPC when a command uses it', async () => {
