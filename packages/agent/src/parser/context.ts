@@ -29,6 +29,8 @@ export interface ParserContext {
   policyForRef(ref: number): Policy | undefined;
   /** Interface name on this node for an ifindex, '' when unknown. */
   ifName(ifindex: number): string;
+  /** Inode of this node's network namespace (the agent's), where ifName's indexes are; 0 when unknown. */
+  nodeNetnsIno: number;
   /** FQDNs the DNS cache knows for an IP (Hubble's source_names/destination_names). */
   namesForIp(ip: string): string[];
   /** Records IPs learned from a DNS answer so later flows carry the names. */

@@ -1,5 +1,5 @@
 // The agent's ParserContext: endpoints directory, DNS cache, clock, interface names and policy refs.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import type { Endpoint, Policy, Timestamp } from '@flowctl/flow';
 import type { PolicyRef } from '@flowctl/policy';
 import { DnsCache } from '../endpoints/dns-cache.js';
@@ -17,6 +17,7 @@ export class LiveContext implements ParserContext {
   private policies: Policy[] = [];
   private readonly uuids = new UuidSource();
   private blocks: { byEntryId(id: number): { cidr: string; reason: string } | undefined } | undefined;
+  readonly nodeNetnsIno = ownNetnsInode();
 
   constructor(readonly directory: EndpointDirectory) {}
 
@@ -81,6 +82,14 @@ export class LiveContext implements ParserContext {
 
   blockEntry(id: number): { cidr: string; reason: string } | undefined {
     return this.blocks?.byEntryId(id);
+  }
+}
+
+function ownNetnsInode(): number {
+  try {
+    return statSync('/proc/self/ns/net').ino;
+  } catch {
+    return 0;
   }
 }
 

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DropReason, FlowType, IPVersion, TraceObservationPoint, TrafficDirection, Verdict, suppressedNumbers, type Flow } from '@flowctl/flow';
 import { parseEndpoints } from '@flowctl/policy';
@@ -151,6 +152,23 @@ describe('Parser: verdicts and policy', () => {
     expect(f.Summary).toBe('UDP');
     const unknown = one(kernelDrop);
     expect(unknown.drop_reason_desc).toBe(DropReason.DROP_REASON_UNKNOWN);
+  });
+});
+
+describe('Parser: kernel drop interfaces', () => {
+  // Index 1 is `lo` in every namespace, this test's too: a pod's index names no interface here.
+  it('names the interface of a drop in this node\'s namespace', () => {
+    const { ctx, parser } = setup();
+    expect(ctx.nodeNetnsIno).toBe(statSync('/proc/self/ns/net').ino);
+    const [f] = parser.decode({ ...kernelDrop, netnsIno: ctx.nodeNetnsIno, ifindex: 1 });
+    expect(f!.interface).toEqual({ index: 1, name: 'lo' });
+  });
+
+  it('leaves out the interface of a drop in a pod\'s namespace (its index is not this node\'s)', () => {
+    const { ctx, parser } = setup();
+    const [f] = parser.decode({ ...kernelDrop, netnsIno: ctx.nodeNetnsIno + 1, ifindex: 1 });
+    expect(f!.verdict).toBe(Verdict.DROPPED);
+    expect(f!.interface).toBeUndefined();
   });
 });
 

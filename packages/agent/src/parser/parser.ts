@@ -264,7 +264,8 @@ export class Parser {
       ? TrafficDirection.EGRESS
       : ctx.isLocalEndpointIp(ev.dstIp) ? TrafficDirection.INGRESS : TrafficDirection.TRAFFIC_DIRECTION_UNKNOWN;
     flow.drop_reason_desc = dropReasonEnum(ev.dropReason);
-    if (ev.ifindex > 0) flow.interface = this.iface(ev.ifindex);
+    // The ifindex is the dropping device's in its own namespace: a pod's eth0 is no interface of this node.
+    if (ev.ifindex > 0 && ev.netnsIno === ctx.nodeNetnsIno && ctx.nodeNetnsIno !== 0) flow.interface = this.iface(ev.ifindex);
     flow.Summary = summary(ev.proto, ev.tcpFlags, ev.icmpType, ev.icmpCode, ev.ipVersion);
     return flow;
   }

@@ -18,6 +18,7 @@ function ctx(): ParserContext & { learned: [string, string[], number][] } {
     endpointForIp: (ip) => (ip.startsWith('10.') ? { identity: 300, namespace: 'shop', pod_name: `pod-${ip}` } : { identity: 2, labels: ['reserved:world'] }),
     endpointForNetns: (ino) => (ino === 42 ? { identity: 300, namespace: 'shop', pod_name: 'client' } : undefined),
     ifName: () => 'lxc-x',
+    nodeNetnsIno: 1,
     namesForIp: () => [],
     learnNames: (name, ips, ttl) => { learned.push([name, ips, ttl]); },
     newUuid: () => `uuid-${++n}`,
