@@ -3,7 +3,7 @@
 // protocol) with their counts. Built from a ServiceMap answer (proto/flowctl/servicemap.proto).
 import type { GetServiceMapResponse, MapNode } from '@flowctl/flow/gen/flowctl/servicemap';
 import { NodeState } from '@flowctl/flow/gen/relay/relay';
-import { EDGE_SCALARS, fromMapEdge, type EdgeKey, type EdgeScalars } from '@flowctl/flow/servicemap/edges';
+import { EDGE_SCALARS, compareEdgeKeys, fromMapEdge, type EdgeKey, type EdgeScalars } from '@flowctl/flow/servicemap/edges';
 import { quantile } from '@flowctl/flow/servicemap/sketch';
 
 export interface ServiceMapNode {
@@ -82,7 +82,7 @@ export function buildServiceMap(
   for (const pe of resp.edges ?? []) {
     const { key, counters: c } = fromMapEdge(pe);
     if (drop.has(key.source) || drop.has(key.destination)) continue;
-    const e = { source: key.source, destination: key.destination, port: key.port, protocol: key.protocol } as ServiceMapEdge;
+    const e = { ...key } as ServiceMapEdge;
     for (const k of EDGE_SCALARS) e[k] = c[k];
     if (c.drop_reasons.size) e.drop_reasons = Object.fromEntries([...c.drop_reasons].sort());
     const p50 = quantile(c.http_latency_us, 0.5);
@@ -96,7 +96,7 @@ export function buildServiceMap(
     if (rtt !== undefined) e.tcp_rtt_p50_us = Math.round(rtt);
     edges.push(e);
   }
-  edges.sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination) || a.port - b.port || a.protocol.localeCompare(b.protocol));
+  edges.sort(compareEdgeKeys);
   const used = new Set(edges.flatMap((e) => [e.source, e.destination]));
   const out: ServiceMap = {
     window,

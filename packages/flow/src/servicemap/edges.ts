@@ -58,6 +58,11 @@ export function edgeKeyString(k: EdgeKey): string {
   return `${k.source}\u0000${k.destination}\u0000${k.port}\u0000${k.protocol}`;
 }
 
+/** Edges in the map's order: by source, destination, port, then protocol. */
+export function compareEdgeKeys(a: EdgeKey, b: EdgeKey): number {
+  return a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination) || a.port - b.port || a.protocol.localeCompare(b.protocol);
+}
+
 export function toMapEdge(k: EdgeKey, c: EdgeCounters): MapEdge {
   const e: MapEdge = { source: k.source, destination: k.destination, port: k.port, protocol: k.protocol };
   for (const s of EDGE_SCALARS) if (c[s]) e[s] = BigInt(c[s]);
