@@ -62,7 +62,7 @@ struct conn_skip {
 /* One direction of a connection: what each of its packets writes. */
 struct flowctl_conn_dir {
 	__u64 packets;
-	__u64 bytes;
+	__u64 bytes; /* L4 payload (see struct flow_event) */
 	__u64 last_seen_ns; /* the connection's last_seen is the later of its two directions' */
 };
 

@@ -369,7 +369,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 		changed = evaluate(c, k, side, obs, epoch);
 
 	__sync_fetch_and_add(&d->packets, 1);
-	__sync_fetch_and_add(&d->bytes, skb->len);
+	__sync_fetch_and_add(&d->bytes, p->payload_len);
 	if (now > d->last_seen_ns)
 		d->last_seen_ns = now;
 	if (p->tcp_flags & ~c->flags_seen[side])
@@ -569,7 +569,7 @@ static __always_inline int fragment(struct __sk_buff *skb, const struct pkt *p, 
 	if (c) {
 		__builtin_memset(c, 0, sizeof(*c));
 		c->dir0.packets = 1;
-		c->dir0.bytes = skb->len;
+		c->dir0.bytes = p->payload_len;
 		c->verdict = FLOWCTL_VERDICT_FORWARDED;
 		c->opener = FLOWCTL_OPENER_GUESSED;
 		c->identity[0] = lookup_identity(p->src, p->ip_version);
@@ -639,10 +639,10 @@ __noinline int handle_slow(struct __sk_buff *skb, __u32 obs)
 /* The TCP or UDP header of a packet the fast path takes: whole in the linear area, inside the
  * IP payload of `l4_len` bytes. */
 struct fast_l4 {
+	__u32 payload_len; /* L4 payload bytes (of the whole GSO packet) */
 	__u16 sport; /* host order */
 	__u16 dport;
 	__u16 flags; /* TCP flags, NS in bit 8; 0 for UDP */
-	__u8 payload; /* whether the packet carries payload */
 };
 
 static __always_inline int fast_l4(const __u8 *l4, void *end, __u8 proto, __u32 l4_len, struct fast_l4 *h)
@@ -668,14 +668,13 @@ static __always_inline int fast_l4(const __u8 *l4, void *end, __u8 proto, __u32 
 		return -1;
 	h->sport = ((__u16)l4[0] << 8) | l4[1];
 	h->dport = ((__u16)l4[2] << 8) | l4[3];
-	h->payload = l4_len > hlen;
+	h->payload_len = l4_len - hlen;
 	return 0;
 }
 
 /* The one check of the fast path: the connection's skip record allows this packet (its side,
  * payload and flags, in the record's jiffy and config epoch). Then it only adds to the counters. */
-static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_conn *c, __u32 side,
-					const struct fast_l4 *h)
+static __always_inline int fast_account(struct flowctl_conn *c, __u32 side, const struct fast_l4 *h)
 {
 	struct flowctl_conn_dir *d;
 	const struct conn_skip *r;
@@ -683,13 +682,13 @@ static __always_inline int fast_account(struct __sk_buff *skb, struct flowctl_co
 	if (!c)
 		return -1;
 	r = &c->skip;
-	if (!(r->mask & ((h->payload ? SKIP_PAYLOAD0 : SKIP_BARE0) << side)) || (h->flags & ~r->flags[side]))
+	if (!(r->mask & ((h->payload_len ? SKIP_PAYLOAD0 : SKIP_BARE0) << side)) || (h->flags & ~r->flags[side]))
 		return -1;
 	if (r->jiffies != bpf_jiffies64() || r->epoch != config_epoch())
 		return -1;
 	d = conn_dir(c, side);
 	__sync_fetch_and_add(&d->packets, 1);
-	__sync_fetch_and_add(&d->bytes, skb->len);
+	__sync_fetch_and_add(&d->bytes, h->payload_len);
 	count(FLOWCTL_CNT_PACKETS);
 	return TC_ACT_OK;
 }
@@ -719,7 +718,7 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	k.port[1] = side ? h.sport : h.dport;
 	k.ifindex = skb->ifindex;
 	k.proto = ip[9];
-	return fast_account(skb, conn4_find(&k), side, &h);
+	return fast_account(conn4_find(&k), side, &h);
 }
 
 /* IPv6 fast path: TCP or UDP right after the fixed header (no extension headers). */
@@ -751,7 +750,7 @@ static __always_inline int fast6(struct __sk_buff *skb, void *data, void *end)
 	k.ifindex = skb->ifindex;
 	k.proto = ip[6];
 	k.ip_version = 6;
-	return fast_account(skb, conn6_find(&k), side, &h);
+	return fast_account(conn6_find(&k), side, &h);
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u32 obs)

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define FLOWCTL_ABI_VERSION 5
+#define FLOWCTL_ABI_VERSION 6
 
 /* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
 #define FLOWCTL_MAX_PAYLOAD 1024
@@ -93,7 +93,9 @@ enum flowctl_counter {
 /* FLOWCTL_EV_FLOW. The record on the ring is the header (offsetof(payload) bytes) followed by
  * captured_len payload bytes: only the used length is sent. Addresses in network order, IPv4 in
  * the first 4 bytes; ports in host order. Counters are this packet's direction (packets, bytes)
- * and the opposite one (reply_*). */
+ * and the opposite one (reply_*) since the connection started; bytes are L4 payload bytes (after
+ * the TCP header with its options, the UDP, SCTP or ICMP header; by the IP length, so a GSO packet
+ * counts all its payload and Ethernet padding none). */
 struct flow_event {
 	__u8 type; /* FLOWCTL_EV_FLOW */
 	__u8 abi_version;

@@ -29,7 +29,7 @@ struct pkt {
 	__u32 src[4];
 	__u32 dst[4];
 	__u32 payload_off; /* from skb->data */
-	__u32 payload_len;
+	__u32 payload_len; /* after the L4 header, by the IP length; of a fragment: its IP payload */
 	__u32 tcp_seq; /* host order; 0 for non-TCP */
 	__u32 tcp_ack;
 	__u16 sport; /* host order; 0 for ICMP */
@@ -118,8 +118,10 @@ static __always_inline int parse_ipv4(void *data, void *end, struct pkt *p, __u3
 	__builtin_memcpy(&p->src[0], ip + 12, 4);
 	__builtin_memcpy(&p->dst[0], ip + 16, 4);
 	frag = ((__u32)ip[6] << 8) | ip[7];
-	if (frag & IPV4_FRAG_OFFSET)
+	if (frag & IPV4_FRAG_OFFSET) {
+		p->payload_len = tot - ihl;
 		return PARSE_FRAGMENT;
+	}
 	return parse_l4(data, end, ETH_HLEN + ihl, tot - ihl, p);
 }
 
@@ -163,8 +165,10 @@ static __always_inline int parse_ipv6(void *data, void *end, struct pkt *p, __u3
 		if (nh == 44) {
 			p->proto = h[0];
 			/* offset != 0: a later fragment, without the L4 header */
-			if ((((__u16)h[2] << 8) | h[3]) & 0xfff8)
+			if ((((__u16)h[2] << 8) | h[3]) & 0xfff8) {
+				p->payload_len = end_off - off - 8;
 				return PARSE_FRAGMENT;
+			}
 			off += 8;
 		} else if (nh == 51) {
 			off += ((__u32)h[1] + 2) * 4;

@@ -38,15 +38,59 @@ describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run
     expect(after.events - before.events).toBe(0n);
 
     const fin = await dp.one('from', tcp4(A, B, 43001, 80, F.FIN | F.ACK));
-    const synLen = tcp4(A, B, 43001, 80, F.SYN).length;
-    expect(fin).toMatchObject({ reason: 2, packets: BigInt(N + 2), replyPackets: BigInt(N / 2 + 1) });
-    expect(fin.bytes).toBe(BigInt(synLen * (N + 2)));
-    expect(fin.replyBytes).toBe(BigInt(synLen + data.length * (N / 2)));
+    // Bytes are payload bytes: the client's packets carried none.
+    expect(fin).toMatchObject({ reason: 2, packets: BigInt(N + 2), replyPackets: BigInt(N / 2 + 1), bytes: 0n });
+    expect(fin.replyBytes).toBe(BigInt(1000 * (N / 2)));
     const rst = await dp.one('to', tcp4(B, A, 80, 43001, F.RST));
     expect(rst).toMatchObject({ reason: 3, packets: BigInt(N / 2 + 2), replyPackets: BigInt(N + 2) });
     // A closed connection: still counted on the way, and a SYN on its tuple is a new connection.
     expect((await dp.run('from', ack, 10)).events).toEqual([]);
     expect(await dp.one('from', tcp4(A, B, 43001, 80, F.SYN))).toMatchObject({ reason: 1, packets: 1n, replyPackets: 0n });
+  });
+
+  it('bytes are L4 payload bytes, whatever the IP and TCP option lengths or the Ethernet padding', async () => {
+    // Each packet once through the slow path, then repeated through the fast path.
+    const ts = Buffer.from('0101080a0000000100000002', 'hex'); // NOP NOP timestamps: 12 bytes
+    const full = Buffer.concat([Buffer.from('020405b4', 'hex'), Buffer.alloc(36, 1)]); // MSS + NOPs: data offset 15
+    const sack = Buffer.from(`01010512${'00'.repeat(16)}`, 'hex'); // NOP NOP SACK with two blocks: 20 bytes
+    const pad = (frame: Buffer) => Buffer.concat([frame, Buffer.alloc(60 - frame.length)]);
+    const sent: [Buffer, number][] = [
+      [tcp4(A, B, 43020, 80, F.ACK, Buffer.alloc(1000, 0x5a)), 1000],
+      [ipv4({ src: A, dst: B, proto: TCP }, tcp(43020, 80, F.ACK, Buffer.alloc(700, 0x5a), sack)), 700],
+      [ipv4({ src: A, dst: B, proto: TCP }, tcp(43020, 80, F.ACK, Buffer.alloc(500, 0x5a), ts)), 500],
+      [ipv4({ src: A, dst: B, proto: TCP }, tcp(43020, 80, F.ACK, Buffer.alloc(300, 0x5a), full)), 300],
+      [tcp4(A, B, 43020, 80, F.ACK, Buffer.alloc(200, 0x5a), Buffer.alloc(8, 1)), 200], // IP options: slow path
+      [pad(tcp4(A, B, 43020, 80, F.ACK)), 0], // a bare ACK padded to the Ethernet minimum
+      [pad(tcp4(A, B, 43020, 80, F.ACK, Buffer.alloc(3, 0x5a))), 3],
+    ];
+    await dp.one('from', tcp4(A, B, 43020, 80, F.SYN));
+    await dp.one('to', ipv4({ src: B, dst: A, proto: TCP }, tcp(80, 43020, F.SYN | F.ACK, undefined, full)));
+    let want = 0;
+    for (const [frame, payload] of sent) {
+      expect((await dp.run('from', frame, 1)).events).toEqual([]);
+      expect((await dp.run('from', frame, 100)).events).toEqual([]);
+      want += 101 * payload;
+    }
+    const fin = await dp.one('from', tcp4(A, B, 43020, 80, F.FIN | F.ACK));
+    expect(fin).toMatchObject({ reason: 2, packets: BigInt(2 + 101 * sent.length), bytes: BigInt(want), replyBytes: 0n });
+
+    // IPv6 with and without an extension header; UDP, padded.
+    const a6 = 'fd00:202:2::1';
+    const b6 = 'fd00:202:2::2';
+    const t6 = (payload: number, ext?: [number, Buffer][]) => ipv6({ src: a6, dst: b6, proto: TCP, ext }, tcp(43022, 80, F.ACK, Buffer.alloc(payload, 0x5a), ts));
+    await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43022, 80, F.SYN)));
+    await dp.run('from', t6(1200), 100);
+    await dp.run('from', t6(400, [[0, Buffer.alloc(6)]]), 10);
+    const fin6 = await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43022, 80, F.FIN | F.ACK)));
+    expect(fin6).toMatchObject({ reason: 2, packets: 112n, bytes: BigInt(1200 * 100 + 400 * 10) });
+    const u = (n: number) => ipv4({ src: A, dst: B, proto: UDP }, udp(43021, 9000, Buffer.alloc(n, 0x5a)));
+    const stats = new Datapath({ statsIntervalNs: 1n });
+    try {
+      await stats.one('from', u(10));
+      expect(await stats.one('from', pad(u(1)))).toMatchObject({ reason: 4, packets: 2n, bytes: 11n });
+    } finally {
+      stats.close();
+    }
   });
 
   it('a malformed TCP header on an established connection is counted as malformed, not to the connection', async () => {

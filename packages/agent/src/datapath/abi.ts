@@ -5,7 +5,7 @@ import { formatIpv6Groups } from '@flowctl/flow/ip';
 import { FlowctlError } from '../errors.js';
 import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint, SuppressedEvent } from './events.js';
 
-export const FLOWCTL_ABI_VERSION = 5;
+export const FLOWCTL_ABI_VERSION = 6;
 /** Byte 0 of a flow record. */
 export const FLOWCTL_EV_FLOW = 1;
 /** Byte 0 of a summary of suppressed new-connection packets (struct flowctl_suppressed_event). */

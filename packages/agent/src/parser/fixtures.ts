@@ -28,7 +28,7 @@ const base: FlowEvent = {
   ethSrc: '02:00:00:00:00:01',
   ethDst: '02:00:00:00:00:02',
   packets: 1n,
-  bytes: 74n,
+  bytes: 0n, // L4 payload: a SYN has none
   replyPackets: 0n,
   replyBytes: 0n,
   firstSeenNs: 1_000_000_000n,

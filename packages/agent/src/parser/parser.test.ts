@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DropReason, FlowType, IPVersion, TraceObservationPoint, TrafficDirection, Verdict, suppressedNumbers, type Flow } from '@flowctl/flow';
+import { connNumbers, DropReason, FlowType, IPVersion, TraceObservationPoint, TrafficDirection, Verdict, suppressedNumbers, type Flow } from '@flowctl/flow';
 import { parseEndpoints } from '@flowctl/policy';
 import { EndpointDirectory } from '../endpoints/directory.js';
 import type { DatapathEvent } from '../datapath/events.js';
@@ -60,6 +60,13 @@ describe('Parser: L3/L4', () => {
     expect(f.is_reply).toBe(false);
     expect(f.Summary).toBe('TCP Flags: SYN');
     expect(f.drop_reason_desc).toBeUndefined();
+  });
+
+  it('carries the kernel\'s payload byte counts as they are, whatever the headers were', () => {
+    // Ten full segments without TCP timestamps each way (a 20-byte TCP header): the kernel counted
+    // their payload, which no per-packet header estimate can recover.
+    const f = one(flowEvent({ reason: 4, tcpFlags: 0x10, tcpFlagsSeen: 0x12, packets: 10n, bytes: 14600n, replyPackets: 12n, replyBytes: 0n }));
+    expect(connNumbers(f)).toMatchObject({ bytes_sent: 14600, bytes_received: 0, packets_sent: 10, packets_received: 12 });
   });
 
   it('maps ktime to wall time through the monotonic offset', () => {

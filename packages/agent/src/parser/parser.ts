@@ -316,30 +316,12 @@ export class Parser {
   }
 }
 
-// Header bytes of one packet as TC sees it (Ethernet, IP, L4), to turn the kernel's frame lengths
-// into payload bytes. TCP assumes the timestamp option Linux sends on every segment (32 bytes);
-// a GSO packet counts once, as the kernel counts it.
-const ETH_HLEN = 14;
-const SYN_EXTRA = 8;
-function headerBytes(proto: number, ipVersion: number): number {
-  const ip = ipVersion === 6 ? 40 : 20;
-  switch (proto) {
-    case IPPROTO_TCP: return ETH_HLEN + ip + 32;
-    case IPPROTO_UDP: return ETH_HLEN + ip + 8;
-    case IPPROTO_SCTP: return ETH_HLEN + ip + 12;
-    default: return ETH_HLEN + ip + 8;
-  }
-}
-
-/** The connection's totals in each direction since it started (this event's direction = sent). */
+/** The connection's totals in each direction since it started (this event's direction = sent). The
+ * kernel counts L4 payload bytes. */
 function l4Numbers(ev: FlowEvent) {
-  const h = headerBytes(ev.proto, ev.ipVersion);
-  // A SYN (and the SYN-ACK answering it) carries 8 more option bytes (MSS, SACK, window scale).
-  const syn = ev.proto === IPPROTO_TCP && (ev.tcpFlagsSeen & 0x02) !== 0 ? SYN_EXTRA : 0;
-  const payload = (bytes: bigint, packets: bigint) => (packets > 0n ? Math.max(0, Number(bytes) - Number(packets) * h - syn) : 0);
   const n: { bytes_sent: number; bytes_received: number; packets_sent: number; packets_received: number; duration_ms?: number } = {
-    bytes_sent: payload(ev.bytes, ev.packets),
-    bytes_received: payload(ev.replyBytes, ev.replyPackets),
+    bytes_sent: Number(ev.bytes),
+    bytes_received: Number(ev.replyBytes),
     packets_sent: Number(ev.packets),
     packets_received: Number(ev.replyPackets),
   };

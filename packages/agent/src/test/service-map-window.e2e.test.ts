@@ -82,7 +82,7 @@ describe('flowctl map window', () => {
     expect(all.nodes.map((n: { id: string }) => n.id)).toEqual(['shop/client', 'shop/web']);
     expect(all.edges).toHaveLength(1);
     expect(all.edges[0]).toMatchObject({ source: 'shop/client', destination: 'shop/web', port: 8080, protocol: 'TCP', connections: MINUTES * PER_MINUTE, flows: MINUTES * PER_MINUTE });
-    // A SYN carries no payload: its 74 bytes are all headers.
+    // A SYN carries no payload.
     expect(all.edges[0]).toMatchObject({ bytes_sent: 0, bytes_received: 0, packets_sent: MINUTES * PER_MINUTE });
     expect(all.nodes[0]).toMatchObject({ namespace: 'shop', workload: 'client', pods: 1 });
     const obs = await flowctl(['observe', '--server', server, '--since', '30m', '-o', 'json']);
