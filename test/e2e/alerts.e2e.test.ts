@@ -1,6 +1,7 @@
 // Alerts through the real path: the demo cluster's two nodes with agents and a relay, real nmap
-// and hping3 in pods of their own (fcs-*), a benign client retrying a down service, and the
-// alerts read back with `flowctl alerts` through the relay.
+// (TCP and UDP scans) and hping3 in pods of their own (fcs-*), a client opening connections fast,
+// a benign client retrying a down service, and the alerts read back with `flowctl alerts` through
+// the relay.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -21,6 +22,8 @@ const EXTRA_PODS = [
   `scanner-a|default|node-1|app=scanner-a|10.10.1.70|lxc-scan-a|${PREFIX}-scan-a`,
   `scanner-b|default|node-1|app=scanner-b|10.10.1.71|lxc-scan-b|${PREFIX}-scan-b`,
   `flooder|default|node-2|app=flooder|10.10.2.70|lxc-flood|${PREFIX}-flood`,
+  `scanner-u|default|node-1|app=scanner-u|10.10.1.72|lxc-scan-u|${PREFIX}-scan-u`,
+  `fast-client|default|node-1|app=fast-client|10.10.1.73|lxc-fast|${PREFIX}-fast`,
 ].join(';');
 const env = {
   ...process.env, FLOWCTL_DEMO_PREFIX: PREFIX, FLOWCTL_DEMO_DIR: RUN_DIR, FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY,
@@ -66,6 +69,8 @@ describe.skipIf(!isRoot)('alerts from real scans, a SYN flood and a benign retry
   let followed = '';
   const started: Record<string, number> = {};
   const seenAt: Record<string, number> = {};
+  let udpScan = '';
+  let fastOut = '';
 
   beforeAll(async () => {
     if (!built) throw new Error('flowctl is not built: run `make build` first');
@@ -95,11 +100,19 @@ describe.skipIf(!isRoot)('alerts from real scans, a SYN flood and a benign retry
       return inNs(`${PREFIX}-${pod}`, ['nmap', type, '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-1000', target]);
     };
     const scans = Promise.all([nmap('scan-a', '-sS', PAYMENT), nmap('scan-b', '-sT', ORDER)]);
+    // A UDP scan of 40 closed ports of a pod on the other node: nmap hears ICMP port unreachable.
+    started['scan-u'] = Date.now();
+    const udp = inNs(`${PREFIX}-scan-u`, ['nmap', '-sU', '-Pn', '-n', '-T4', '--max-retries', '0', '-p', '1-40', PAYMENT]);
+    // 1,500 short connections at payment-service, 20 at a time: well over 100/s for 10 s on average.
+    started.fast = Date.now();
+    const fast = inNs(`${PREFIX}-fast`, [process.execPath, WORKLOAD, 'connect', '--name', 'fast-client', '--count', '1500', '--parallel', '20', PAYMENT, '8080']);
     await eventually('a port-scan alert for each scanner', async () => {
       const got = await alerts(['--kind', 'port-scan']);
       for (const a of got) seenAt[a.alert.source.pod_name] ??= Date.now();
-      return seenAt['scanner-a'] && seenAt['scanner-b'] ? true : undefined;
+      return seenAt['scanner-a'] && seenAt['scanner-b'] && seenAt['scanner-u'] ? true : undefined;
     }, 60_000);
+    udpScan = (await udp).stdout;
+    fastOut = (await fast).stdout;
     await Promise.all([scans, retries]);
 
     started.flood = Date.now();
@@ -118,7 +131,7 @@ describe.skipIf(!isRoot)('alerts from real scans, a SYN flood and a benign retry
     const scans = await alerts(['--kind', 'port-scan', '--since', '10m']);
     const bySource = new Map<string, AlertLine[]>();
     for (const a of scans) bySource.set(a.alert.source.pod_name, [...(bySource.get(a.alert.source.pod_name) ?? []), a]);
-    expect([...bySource.keys()].sort(), JSON.stringify(scans)).toEqual(['scanner-a', 'scanner-b']);
+    expect([...bySource.keys()].sort(), JSON.stringify(scans)).toEqual(['scanner-a', 'scanner-b', 'scanner-u']);
     for (const [pod, ip, target] of [['scanner-a', '10.10.1.70', PAYMENT], ['scanner-b', '10.10.1.71', ORDER]] as const) {
       const [a, ...more] = bySource.get(pod)!;
       expect(more, pod).toEqual([]);
@@ -130,6 +143,30 @@ describe.skipIf(!isRoot)('alerts from real scans, a SYN flood and a benign retry
       console.log(`${pod}: raised ${latency} ms after the scan started; ${a!.alert.summary}`);
       expect(latency).toBeLessThan(30_000);
     }
+  });
+
+  it('raises one port-scan alert for a UDP scan whose probes are answered by ICMP port unreachable', async () => {
+    // nmap says "closed" when an ICMP port unreachable came back (the kernel rate-limits them).
+    expect(udpScan).toMatch(/\/udp\s+closed/);
+    const scans = (await alerts(['--kind', 'port-scan', '--since', '10m'])).filter((a) => a.alert.source.pod_name === 'scanner-u');
+    expect(scans, JSON.stringify(scans)).toHaveLength(1);
+    const a = scans[0]!.alert;
+    // The closed ports drop the probes on the target's node, which reports them: the scanner's
+    // node sees the ICMP answers, but as one per host.
+    expect(a).toMatchObject({ kind: 'port-scan', node: 'node-2', source: { ip: '10.10.1.72', pod_name: 'scanner-u' }, destination: { ip: PAYMENT } });
+    expect(a.evidence.top_host.ports, a.summary).toBeGreaterThanOrEqual(30);
+    console.log(`scanner-u: raised ${Date.parse(a.raised) - started['scan-u']!} ms after the scan started; ${a.summary}`);
+  });
+
+  it('raises one connection-rate alert for a client opening connections fast, and no port-scan or syn-flood', async () => {
+    expect(fastOut).toMatch(/1500 attempts in \d+ms, 1[45]\d\d connected/);
+    const mine = (await alerts(['--since', '10m'])).filter((a) => a.alert.source.pod_name === 'fast-client');
+    expect(mine.map((a) => a.alert.kind), JSON.stringify(mine)).toEqual(['connection-rate']);
+    const a = mine[0]!.alert;
+    expect(a).toMatchObject({ node: 'node-1', source: { ip: '10.10.1.73', namespace: 'default', pod_name: 'fast-client' } });
+    expect(a.evidence.connections_total, a.summary).toBeGreaterThanOrEqual(1000);
+    expect(a.evidence.sample_destinations).toEqual([PAYMENT]);
+    console.log(`fast-client: raised ${Date.parse(a.raised) - started.fast!} ms after it started; ${a.summary}`);
   });
 
   it('raises one syn-flood alert for hping3 --flood, naming the target and the flooder', async () => {

@@ -99,6 +99,20 @@ describe('port-scan', () => {
     expect(feed(d, Array.from({ length: 20 }, (_, i) => [rst(i + 1, WEB, outside), i] as [Flow, number]))).toHaveLength(1);
   });
 
+  it('reports drops of a pod from another node where they happen: closed UDP ports, policy; not closed TCP ports', () => {
+    const d = new PortScanDetector({ windowMs: 300_000, ports: 15, hosts: 25, maxSources: 100, maxHosts: 16, maxPorts: 64, updateMs: 1000 }, (ip) => ip === WEB.ip);
+    const closedUdp = (port: number): Flow => ({
+      Type: FlowType.L3_L4, verdict: Verdict.DROPPED, drop_reason_desc: DropReason.SOCKET_LOOKUP_FAILED,
+      IP: { source: SCANNER.ip, destination: WEB.ip }, l4: { UDP: { source_port: 52183, destination_port: port } }, source: SCANNER.ep, destination: WEB.ep,
+    });
+    const closedTcp = (port: number) => ({ ...denied(port), drop_reason_desc: DropReason.SOCKET_LOOKUP_FAILED });
+    expect(feed(d, Array.from({ length: 20 }, (_, i) => [closedTcp(i + 1), i] as [Flow, number]))).toEqual([]);
+    const [udp] = feed(d, Array.from({ length: 15 }, (_, i) => [closedUdp(i + 1), 100 + i] as [Flow, number]));
+    expect(udp).toMatchObject({ kind: 'port-scan', source: { ip: SCANNER.ip, endpoint: { pod_name: 'scanner' } }, destination: { ip: WEB.ip } });
+    const p = new PortScanDetector({ windowMs: 300_000, ports: 15, hosts: 25, maxSources: 100, maxHosts: 16, maxPorts: 64, updateMs: 1000 }, (ip) => ip === WEB.ip);
+    expect(feed(p, Array.from({ length: 15 }, (_, i) => [denied(i + 1), i] as [Flow, number]))).toHaveLength(1);
+  });
+
   it('keeps its state bounded under a 65,535-port scan from many sources', () => {
     const d = portScan();
     for (let s = 0; s < 200; s++) {

@@ -5,6 +5,7 @@
 // retrying one service (one port, one host) cannot look like a scan.
 import { DropReason, FlowType, Verdict, type Flow } from '@flowctl/flow';
 import type { AlertPeer, DetectContext, Detector, DetectorSpec, Finding, Severity } from './detector.js';
+import { HeldUpdates } from './held-updates.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
 import { ownedHere } from './syn.js';
@@ -94,11 +95,11 @@ interface HostPorts {
 export class PortScanDetector implements Detector {
   readonly name = 'port-scan';
   private readonly sources: LruMap<string, SourceState>;
-  /** Scanners already reported whose state changed since (their next update is due on tick). */
-  private readonly dirty = new Set<SourceState>();
+  private readonly held: HeldUpdates<SourceState>;
 
   constructor(private readonly o: PortScanOptions, private readonly isLocalIp: (ip: string) => boolean = () => true) {
-    this.sources = new LruMap(o.maxSources, (s) => this.dirty.delete(s));
+    this.held = new HeldUpdates(o.updateMs);
+    this.sources = new LruMap(o.maxSources, (s) => this.held.forget(s));
   }
 
   stateSize(): number {
@@ -122,13 +123,13 @@ export class PortScanDetector implements Detector {
 
   observe(flow: Flow, nowMs: number): Finding[] | undefined {
     const a = failedAttempt(flow);
-    if (!a || !ownedHere(flow, a.scanner, this.isLocalIp)) return undefined;
+    if (!a || !this.owned(flow, a.scanner)) return undefined;
     const o = this.o;
     const key = a.scanner === 'source' ? flow.IP!.source! : flow.IP!.destination!;
     const hostIp = a.scanner === 'source' ? flow.IP!.destination! : flow.IP!.source!;
     let s = this.sources.getOrCreate(key, () => newState(peerOf(flow, a.scanner), nowMs));
     if (nowMs - s.windowStart > o.windowMs) {
-      this.dirty.delete(s);
+      this.held.forget(s);
       this.sources.delete(key);
       s = this.sources.getOrCreate(key, () => newState(peerOf(flow, a.scanner), nowMs));
     }
@@ -156,23 +157,24 @@ export class PortScanDetector implements Detector {
       if (!s.wide || hs.size > s.wide.hosts) s.wide = { port: a.port, hosts: hs.size };
     }
     // The first finding as soon as a threshold is reached; updates at most every updateMs.
-    if (nowMs - s.reportedMs < o.updateMs || (!grew && s.reportedMs === -Infinity)) {
-      if (s.reportedMs !== -Infinity) this.dirty.add(s);
-      return undefined;
-    }
-    this.dirty.delete(s);
-    return this.finding(s, nowMs);
+    if (!grew && s.reportedMs === -Infinity) return undefined;
+    return this.held.due(s, nowMs) ? this.finding(s, nowMs) : undefined;
+  }
+
+  /**
+   * Whether this node reports the attempt: the scanner's node, as a rule. A drop is seen only by
+   * the node where it happens, so that node reports it whoever scanned: the scanner's node sees a
+   * policy drop at the target's node not at all, and a UDP probe of a closed port as one ICMP
+   * unreachable per host (the datapath tracks ICMP per address pair). A closed TCP port also
+   * answers with a RST, which the scanner's node counts: its drop is left to that node.
+   */
+  private owned(flow: Flow, scanner: 'source' | 'destination'): boolean {
+    if (ownedHere(flow, scanner, this.isLocalIp)) return true;
+    return flow.verdict === Verdict.DROPPED && !(flow.l4?.TCP && flow.drop_reason_desc === DropReason.SOCKET_LOOKUP_FAILED);
   }
 
   tick(nowMs: number): Finding[] | undefined {
-    let out: Finding[] | undefined;
-    for (const s of this.dirty) {
-      if (nowMs - s.reportedMs < this.o.updateMs) continue;
-      this.dirty.delete(s);
-      const f = this.finding(s, nowMs);
-      if (f) (out ??= []).push(...f);
-    }
-    return out;
+    return this.held.tick(nowMs, (s) => this.finding(s, nowMs));
   }
 
   private finding(s: SourceState, nowMs: number): Finding[] | undefined {
