@@ -4,6 +4,7 @@ import type { Flow } from '@flowctl/flow';
 import type { AlertPeer, DetectContext, Detector, DetectorSpec, Finding } from './detector.js';
 import type { SectionValues } from './config.js';
 import { DistinctCounter } from './distinct.js';
+import { HeldUpdates } from './held-updates.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
 import { countedAt, ownedHere, synCount } from './syn.js';
@@ -34,11 +35,11 @@ interface SourceState {
 export class ConnectionRateDetector implements Detector {
   readonly name = 'connection-rate';
   private readonly sources: LruMap<string, SourceState>;
-  /** Sources reported whose figures changed since (their next update is due on tick). */
-  private readonly dirty = new Set<SourceState>();
+  private readonly held: HeldUpdates<SourceState>;
 
   constructor(private readonly o: ConnectionRateOptions, private readonly isLocalIp: (ip: string) => boolean) {
-    this.sources = new LruMap(o.maxSources, (s) => this.dirty.delete(s));
+    this.held = new HeldUpdates(o.updateMs);
+    this.sources = new LruMap(o.maxSources, (s) => this.held.forget(s));
   }
 
   stateSize(): number {
@@ -88,22 +89,11 @@ export class ConnectionRateDetector implements Detector {
     }
     s.total += syns;
     s.peak = Math.max(s.peak, perSec);
-    if (nowMs - s.reportedMs < o.updateMs) {
-      this.dirty.add(s);
-      return undefined;
-    }
-    this.dirty.delete(s);
-    return this.finding(s, nowMs);
+    return this.held.due(s, nowMs) ? this.finding(s, nowMs) : undefined;
   }
 
   tick(nowMs: number): Finding[] | undefined {
-    let out: Finding[] | undefined;
-    for (const s of this.dirty) {
-      if (nowMs - s.reportedMs < this.o.updateMs) continue;
-      this.dirty.delete(s);
-      (out ??= []).push(...this.finding(s, nowMs));
-    }
-    return out;
+    return this.held.tick(nowMs, (s) => this.finding(s, nowMs));
   }
 
   private finding(s: SourceState, nowMs: number): Finding[] {

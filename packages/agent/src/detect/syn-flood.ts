@@ -6,6 +6,7 @@ import { FlowType, TrafficDirection, type Flow } from '@flowctl/flow';
 import type { AlertPeer, DetectContext, Detector, DetectorSpec, Finding } from './detector.js';
 import type { SectionValues } from './config.js';
 import { DistinctCounter } from './distinct.js';
+import { HeldUpdates } from './held-updates.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
 import { countedAt, ownedHere, synCount } from './syn.js';
@@ -46,9 +47,14 @@ export class SynFloodDetector implements Detector {
   private readonly dests: LruMap<string, DestState>;
   /** Destinations under a flood: their intervals are closed on tick even when no flow comes. */
   private readonly flooded = new Set<DestState>();
+  private readonly held: HeldUpdates<DestState>;
 
   constructor(private readonly o: SynFloodOptions, private readonly isLocalIp: (ip: string) => boolean) {
-    this.dests = new LruMap(o.maxDestinations, (d) => this.flooded.delete(d));
+    this.held = new HeldUpdates(o.updateMs);
+    this.dests = new LruMap(o.maxDestinations, (d) => {
+      this.flooded.delete(d);
+      this.held.forget(d);
+    });
   }
 
   stateSize(): number {
@@ -101,7 +107,8 @@ export class SynFloodDetector implements Detector {
       const f = this.roll(d, nowMs);
       if (f) (out ??= []).push(...f);
     }
-    return out;
+    const late = this.held.tick(nowMs, (d) => this.report(d, nowMs));
+    return late ? [...(out ?? []), ...late] : out;
   }
 
   /** Closes the interval when `nowMs` is past it; a finding when it held a flood. */
@@ -116,6 +123,7 @@ export class SynFloodDetector implements Detector {
     if (halfOpen < o.halfOpen) {
       // Sources are counted per flood: a quiet interval starts the count afresh.
       this.flooded.delete(d);
+      this.held.forget(d);
       d.source = undefined;
       d.top.clear();
       d.sources = new DistinctCounter();
@@ -134,7 +142,15 @@ export class SynFloodDetector implements Detector {
     d.halfOpenTotal += halfOpen;
     d.last = halfOpen;
     d.peak = Math.max(d.peak, halfOpen);
-    if (nowMs - d.reportedMs < o.updateMs) return undefined;
+    return this.held.due(d, nowMs) ? this.report(d, nowMs) : undefined;
+  }
+
+  /** The finding of a flood in progress, with the figures of its last closed interval. */
+  private report(d: DestState, nowMs: number): Finding[] | undefined {
+    const o = this.o;
+    const source = d.source;
+    if (!source) return undefined;
+    const halfOpen = d.last;
     d.reportedMs = nowMs;
     const secs = o.intervalMs / 1000;
     const n = d.sources.estimate;
@@ -143,12 +159,12 @@ export class SynFloodDetector implements Detector {
       {
         kind: 'syn-flood',
         severity: d.peak >= o.halfOpen * 10 ? 'critical' : 'high',
-        source: d.source,
+        source,
         destination: d.peer,
         target: `${d.ip}:${d.port}/TCP`,
         summary:
           `SYN flood on ${describePeer(d.peer)} port ${d.port}: ${halfOpen} half-open connections in ${secs}s ` +
-          `(peak ${d.peak}) from ${n === 1 ? '1 source' : `~${n} sources`}, most from ${describePeer(d.source)}`,
+          `(peak ${d.peak}) from ${n === 1 ? '1 source' : `~${n} sources`}, most from ${describePeer(source)}`,
         evidence: {
           half_open: halfOpen,
           peak_half_open: d.peak,
