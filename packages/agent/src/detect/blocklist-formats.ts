@@ -24,36 +24,148 @@ const HOSTS_IGNORED = new Set(['localhost', 'localhost.localdomain', 'local', 'b
 // Letters, digits, '-' and '_' (service names), at least one dot; labels never empty.
 const NAME = /^[a-z0-9_-]+(\.[a-z0-9_-]+)+$/;
 
+/** A whole list in one string (tests, small files); files are read with ListParser a chunk at a time. */
 export function parseBlocklist(text: string, bad: BadLine): ParsedList {
-  const lines = text.split('\n');
-  const out: ParsedList = { format: detect(lines), names: new NameSet(), cidrs: new CidrSet(), badLines: 0 };
-  const fail = (i: number, why: string) => {
-    out.badLines++;
-    bad(i + 1, why);
-  };
-  switch (out.format) {
-    case 'hosts':
-      return hosts(lines, out, fail);
-    case 'drop-json':
-      return dropJson(lines, out, fail);
-    case 'urlhaus-csv':
-      return urlhaus(lines, out, fail);
-    case 'plain':
-      return plain(lines, out, fail);
+  const p = new ListParser(bad);
+  p.write(text);
+  return p.end();
+}
+
+/**
+ * A list fed as text in pieces of any size (a file's chunks), parsed line by line: only the line
+ * being read and the entries found are held, never the file's text. The format is recognised from
+ * the first entry (or a URLhaus header comment before it).
+ */
+export class ListParser {
+  private format: BlocklistFormat | undefined;
+  private readonly out: ParsedList = { format: 'plain', names: new NameSet(), cidrs: new CidrSet(), badLines: 0 };
+  /** The end of the last piece when it had no newline yet. */
+  private carry = '';
+  private lineNo = 0;
+  // URLhaus columns, from its header comment.
+  private urlCol = 2;
+  private idCol = 0;
+
+  constructor(private readonly bad: BadLine) {}
+
+  /** Parses the complete lines of `text`; a partial last line waits for the next piece. */
+  write(text: string): void {
+    let start = 0;
+    let nl = text.indexOf('\n');
+    if (nl < 0) {
+      this.carry += text;
+      return;
+    }
+    if (this.carry !== '') {
+      this.line(this.carry + text.slice(0, nl));
+      this.carry = '';
+      start = nl + 1;
+      nl = text.indexOf('\n', start);
+    }
+    for (; nl >= 0; start = nl + 1, nl = text.indexOf('\n', start)) this.line(text.slice(start, nl));
+    this.carry = text.slice(start);
+  }
+
+  /** The list, once the last piece was written. */
+  end(): ParsedList {
+    if (this.carry !== '') this.line(this.carry);
+    this.carry = '';
+    this.out.format = this.format ?? 'plain';
+    return this.out;
+  }
+
+  private fail(why: string): void {
+    this.out.badLines++;
+    this.bad(this.lineNo, why);
+  }
+
+  private line(raw: string): void {
+    this.lineNo++;
+    if (this.format === undefined && !(this.format = detect(raw))) return;
+    switch (this.format) {
+      case 'hosts':
+        return this.hosts(raw);
+      case 'drop-json':
+        return this.dropJson(raw);
+      case 'urlhaus-csv':
+        return this.urlhaus(raw);
+      case 'plain':
+        return this.plain(raw);
+    }
+  }
+
+  private hosts(raw: string): void {
+    const line = stripComment(raw, false);
+    if (line === '') return;
+    const fields = line.split(/\s+/);
+    if (fields.length < 2 || !isAddress(fields[0]!)) return this.fail(`not "ADDRESS NAME...": ${clip(line)}`);
+    for (let f = 1; f < fields.length; f++) {
+      const name = fields[f]!;
+      if (HOSTS_IGNORED.has(name.toLowerCase())) continue;
+      if (!addName(this.out.names, name)) this.fail(`not a domain name: ${clip(name)}`);
+    }
+  }
+
+  private plain(raw: string): void {
+    const line = stripComment(raw, true);
+    if (line === '') return;
+    if (/\s/.test(line)) return this.fail(`one entry per line, got: ${clip(line)}`);
+    const c = line.charCodeAt(0);
+    const looksNumeric = (c >= 48 && c <= 57) || line.includes(':');
+    if (looksNumeric && this.out.cidrs.add(line)) return;
+    if (!addName(this.out.names, line)) this.fail(`not a domain, IP address or CIDR: ${clip(line)}`);
+  }
+
+  private dropJson(raw: string): void {
+    const line = raw.trim();
+    if (line === '' || line[0] === '#') return;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      return this.fail(`not JSON: ${clip(line)}`);
+    }
+    const rec = o as { cidr?: unknown; sblid?: unknown; type?: unknown };
+    if (rec && typeof rec === 'object' && typeof rec.cidr === 'string') {
+      if (!this.out.cidrs.add(rec.cidr, typeof rec.sblid === 'string' ? rec.sblid : undefined)) this.fail(`not a CIDR: ${clip(rec.cidr)}`);
+    } else if (!(rec && typeof rec === 'object' && rec.type === 'metadata')) {
+      // The feed's last line is {"type":"metadata",...}; anything else without a cidr is not an entry.
+      this.fail(`no "cidr": ${clip(line)}`);
+    }
+  }
+
+  private urlhaus(raw: string): void {
+    const line = raw.trim();
+    if (line === '') return;
+    if (line[0] === '#') {
+      const m = /^#\s*(.*,.*)$/.exec(line);
+      const header = m ? csvFields(m[1]!).map((h) => h.trim().toLowerCase()) : [];
+      if (header.includes('url')) {
+        this.urlCol = header.indexOf('url');
+        this.idCol = header.indexOf('id');
+      }
+      return;
+    }
+    const { urlCol, idCol } = this;
+    const fields = quotedFields(line, Math.max(urlCol, idCol)) ?? csvFields(line, Math.max(urlCol, idCol));
+    const url = fields[urlCol];
+    const host = url === undefined ? undefined : urlHost(url);
+    if (host === undefined) return this.fail(`no URL in column ${urlCol + 1}: ${clip(line)}`);
+    const ref = idCol >= 0 && fields[idCol] ? own(`urlhaus:${fields[idCol]}`) : undefined;
+    const ok = host.includes(':') || parseV4(host) >= 0 ? this.out.cidrs.add(host) : addName(this.out.names, host, ref);
+    if (!ok) this.fail(`not a host name or address: ${clip(host)}`);
   }
 }
 
-function detect(lines: string[]): BlocklistFormat {
-  for (const raw of lines) {
-    const line = raw.trim();
-    if (/^#\s*"?id"?,\s*"?dateadded"?,/.test(line)) return 'urlhaus-csv';
-    if (line === '' || line[0] === '#' || line[0] === ';') continue;
-    if (line[0] === '{') return 'drop-json';
-    if (line[0] === '"') return 'urlhaus-csv';
-    const [first, second] = line.split(/\s+/);
-    if (second !== undefined && second[0] !== '#' && second[0] !== ';' && isAddress(first!)) return 'hosts';
-    return 'plain';
-  }
+/** The format a line says the list is in; undefined for a blank or comment line before any entry. */
+function detect(raw: string): BlocklistFormat | undefined {
+  const line = raw.trim();
+  if (/^#\s*"?id"?,\s*"?dateadded"?,/.test(line)) return 'urlhaus-csv';
+  if (line === '' || line[0] === '#' || line[0] === ';') return undefined;
+  if (line[0] === '{') return 'drop-json';
+  if (line[0] === '"') return 'urlhaus-csv';
+  const [first, second] = line.split(/\s+/);
+  if (second !== undefined && second[0] !== '#' && second[0] !== ';' && isAddress(first!)) return 'hosts';
   return 'plain';
 }
 
@@ -70,7 +182,7 @@ function stripComment(raw: string, alsoSemicolon: boolean): string {
   return (end < 0 ? raw : raw.slice(0, end)).trim();
 }
 
-/** A name as lists write it ("Evil.Example.", "*.evil.example"); undefined when it is not one. */
+/** A name as lists write it ("Evil.Example.", "*.evil.example"); false when it is not one. */
 function addName(names: NameSet, raw: string, ref?: string): boolean {
   let name = raw.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1);
@@ -79,91 +191,6 @@ function addName(names: NameSet, raw: string, ref?: string): boolean {
   if (name.length > 253 || !NAME.test(name)) return false;
   names.add(own(name), wildcard, ref);
   return true;
-}
-
-function hosts(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
-  for (let i = 0; i < lines.length; i++) {
-    const line = stripComment(lines[i]!, false);
-    if (line === '') continue;
-    const fields = line.split(/\s+/);
-    if (fields.length < 2 || !isAddress(fields[0]!)) {
-      fail(i, `not "ADDRESS NAME...": ${clip(line)}`);
-      continue;
-    }
-    for (let f = 1; f < fields.length; f++) {
-      const name = fields[f]!;
-      if (HOSTS_IGNORED.has(name.toLowerCase())) continue;
-      if (!addName(out.names, name)) fail(i, `not a domain name: ${clip(name)}`);
-    }
-  }
-  return out;
-}
-
-function plain(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
-  for (let i = 0; i < lines.length; i++) {
-    const line = stripComment(lines[i]!, true);
-    if (line === '') continue;
-    if (/\s/.test(line)) {
-      fail(i, `one entry per line, got: ${clip(line)}`);
-      continue;
-    }
-    const c = line.charCodeAt(0);
-    const looksNumeric = (c >= 48 && c <= 57) || line.includes(':');
-    if (looksNumeric && out.cidrs.add(line)) continue;
-    if (!addName(out.names, line)) fail(i, `not a domain, IP address or CIDR: ${clip(line)}`);
-  }
-  return out;
-}
-
-function dropJson(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '' || line[0] === '#') continue;
-    let o: unknown;
-    try {
-      o = JSON.parse(line);
-    } catch {
-      fail(i, `not JSON: ${clip(line)}`);
-      continue;
-    }
-    const rec = o as { cidr?: unknown; sblid?: unknown; type?: unknown };
-    if (rec && typeof rec === 'object' && typeof rec.cidr === 'string') {
-      if (!out.cidrs.add(rec.cidr, typeof rec.sblid === 'string' ? rec.sblid : undefined)) fail(i, `not a CIDR: ${clip(rec.cidr)}`);
-    } else if (!(rec && typeof rec === 'object' && rec.type === 'metadata')) {
-      // The feed's last line is {"type":"metadata",...}; anything else without a cidr is not an entry.
-      fail(i, `no "cidr": ${clip(line)}`);
-    }
-  }
-  return out;
-}
-
-function urlhaus(lines: string[], out: ParsedList, fail: (i: number, why: string) => void): ParsedList {
-  let urlCol = 2;
-  let idCol = 0;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === '') continue;
-    if (line[0] === '#') {
-      const m = /^#\s*(.*,.*)$/.exec(line);
-      const header = m ? csvFields(m[1]!).map((h) => h.trim().toLowerCase()) : [];
-      if (header.includes('url')) {
-        urlCol = header.indexOf('url');
-        idCol = header.indexOf('id');
-      }
-      continue;
-    }
-    const fields = quotedFields(line, Math.max(urlCol, idCol)) ?? csvFields(line, Math.max(urlCol, idCol));
-    const url = fields[urlCol];
-    const host = url === undefined ? undefined : urlHost(url);
-    if (host === undefined) {
-      fail(i, `no URL in column ${urlCol + 1}: ${clip(line)}`);
-      continue;
-    }
-    const ref = idCol >= 0 && fields[idCol] ? own(`urlhaus:${fields[idCol]}`) : undefined;
-    const ok = host.includes(':') || parseV4(host) >= 0 ? out.cidrs.add(host) : addName(out.names, host, ref);
-    if (!ok) fail(i, `not a host name or address: ${clip(host)}`);
-  }
-  return out;
 }
 
 /** The first fields of a line where every field is quoted and holds no quote, as URLhaus writes

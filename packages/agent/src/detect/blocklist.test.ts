@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CidrSet, NameSet, parseV4 } from './blocklist-index.js';
-import { parseBlocklist } from './blocklist-formats.js';
+import { ListParser, parseBlocklist } from './blocklist-formats.js';
 import { BlocklistDetector, Blocklists } from './blocklist.js';
 import type { Finding } from './detector.js';
 import { a, CLIENT, Traffic, WEB } from './fixtures.js';
@@ -118,6 +118,21 @@ describe('blocklist formats, recognised from the content', () => {
   });
 });
 
+describe('ListParser', () => {
+  it('parses a list fed in pieces cut anywhere as it parses the whole text', () => {
+    for (const text of [HOSTS, DOMAINS, IPS, DROP, URLHAUS, 'no.newline.at.end']) {
+      const whole = parse(text);
+      for (const size of [1, 3, 7, 64]) {
+        const bad: [number, string][] = [];
+        const p = new ListParser((line, why) => bad.push([line, why]));
+        for (let i = 0; i < text.length; i += size) p.write(text.slice(i, i + size));
+        const got = p.end();
+        expect({ format: got.format, names: got.names.size, cidrs: got.cidrs.size, bad }).toEqual({ format: whole.format, names: whole.names.size, cidrs: whole.cidrs.size, bad: whole.bad });
+      }
+    }
+  });
+});
+
 describe('BlocklistDetector', () => {
   let dir = '';
   afterEach(() => {
@@ -198,22 +213,43 @@ describe('BlocklistDetector', () => {
     expect(later[0]!.summary).toMatch(/, 6 flows$/);
   });
 
-  it('loads a list again when its file changes, and keeps the last good one when it cannot be read', () => {
+  it('loads a list again when its file changes, and keeps the last good one when it cannot be read', async () => {
     warnings.length = 0;
     const { lists, d, paths, t } = setup({ 'domains.txt': 'one.example\n' });
     expect(feed(d, [t.lookup('two.example').query])).toEqual([]);
     writeFileSync(paths[0]!, 'one.example\ntwo.example\nbad line here\n');
     utimesSync(paths[0]!, new Date(), new Date(Date.now() + 5000));
-    expect(lists.reloadChanged()).toBe(true);
+    expect(await lists.reloadChanged()).toBe(true);
     expect(feed(d, [t.lookup('two.example').query])).toHaveLength(1);
     expect(lists.badLines).toBe(1);
     expect(warnings).toContain(`${paths[0]}:3: one entry per line, got: "bad line here"`);
     rmSync(paths[0]!);
-    expect(lists.reloadChanged()).toBe(false);
+    expect(await lists.reloadChanged()).toBe(false);
     expect(lists.failedLoads).toBe(1);
     expect(lists.matchName('one.example')).toBeDefined();
-    expect(lists.reloadChanged()).toBe(false);
+    expect(await lists.reloadChanged()).toBe(false);
     expect(lists.failedLoads).toBe(1);
+  });
+
+  it('keeps the old list in force while a big one reloads, letting the event loop run', async () => {
+    const { lists, paths } = setup({ 'domains.txt': 'one.example\n' });
+    writeFileSync(paths[0]!, Array.from({ length: 200_000 }, (_, i) => `host-${i}.big.example`).join('\n') + '\nlast.example\n');
+    utimesSync(paths[0]!, new Date(), new Date(Date.now() + 5000));
+    let ticks = 0;
+    let oldDuring = true;
+    const timer = setInterval(() => {
+      ticks++;
+      if (!lists.matchName('one.example') || lists.matchName('last.example')) oldDuring = false;
+    }, 1);
+    const reload = lists.reloadChanged();
+    expect(await lists.reloadChanged()).toBe(false); // one at a time
+    expect(await reload).toBe(true);
+    clearInterval(timer);
+    expect(ticks).toBeGreaterThan(3);
+    expect(oldDuring).toBe(true);
+    expect(lists.matchName('one.example')).toBeUndefined();
+    expect(lists.matchName('host-199999.big.example')?.entry).toBe('host-199999.big.example');
+    expect(lists.matchName('last.example')).toBeDefined();
   });
 
   it('refuses to start with a list it cannot read', () => {

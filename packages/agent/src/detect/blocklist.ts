@@ -2,14 +2,15 @@
 // blocklist-formats.ts) and loaded again when they change. A query for a listed name, or an answer
 // naming one through a CNAME, is a blocklisted-domain finding for the client; a connection to or
 // from a listed address is a blocklisted-ip finding for the side that opened it.
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { FlowType, L7FlowType, type Flow } from '@flowctl/flow';
 import { FlowctlError } from '../errors.js';
 import type { Logger } from '../server/server.js';
 import type { AlertKind, AlertPeer, DetectContext, Detector, DetectorSpec, Finding } from './detector.js';
 import type { SectionValues } from './config.js';
 import type { Hit } from './blocklist-index.js';
-import { parseBlocklist, type ParsedList } from './blocklist-formats.js';
+import { ListParser, type BadLine, type ParsedList } from './blocklist-formats.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
 import { ownedHere } from './syn.js';
@@ -50,6 +51,7 @@ export class Blocklists {
   private readonly ipCache = new Map<string, ListMatch | null>();
   private readonly nameCache = new Map<string, ListMatch | null>();
   private timer: NodeJS.Timeout | undefined;
+  private reloading = false;
   /** Lines skipped as neither comment nor entry, over every load. */
   badLines = 0;
   /** Loads that failed (unreadable file) and kept the previous list. */
@@ -62,7 +64,15 @@ export class Blocklists {
 
   /** Loads every file; an unreadable one is a CONFIG error (there is no last good list yet). */
   load(): void {
-    this.lists = this.files.map((file) => this.read(file, true)!);
+    this.lists = this.files.map((file) => {
+      const sig = fileSig(file);
+      try {
+        const b = this.badLineLog(file);
+        return this.loaded(file, sig, b.done(readListSync(file, b.bad)));
+      } catch (e) {
+        throw new FlowctlError('CONFIG', `--blocklist ${file}: ${cannotRead(e)}`);
+      }
+    });
     this.ipCache.clear();
     this.nameCache.clear();
   }
@@ -76,7 +86,7 @@ export class Blocklists {
 
   /** Polls the files until stop(). */
   start(intervalMs: number): void {
-    this.timer = setInterval(() => this.reloadChanged(), intervalMs);
+    this.timer = setInterval(() => void this.reloadChanged(), intervalMs);
     this.timer.unref();
   }
 
@@ -85,44 +95,58 @@ export class Blocklists {
     this.timer = undefined;
   }
 
-  /** Reads again the files whose size, mtime or inode changed; true when any list was replaced. */
-  reloadChanged(): boolean {
-    let changed = false;
-    this.lists = this.lists.map((old) => {
-      if (fileSig(old.file) === old.sig) return old;
-      const l = this.read(old.file);
-      if (!l) {
-        this.failedLoads++;
-        old.sig = fileSig(old.file); // one error per change, not one per poll
-        return old;
+  /**
+   * Reads again the files whose size, mtime or inode changed; true when any list was replaced.
+   * A file is read a slice at a time, letting flows through between slices, while the old list
+   * stays in force until the new one is complete. One reload at a time (a poll during one is skipped).
+   */
+  async reloadChanged(): Promise<boolean> {
+    if (this.reloading) return false;
+    this.reloading = true;
+    try {
+      let changed = false;
+      for (const old of this.lists) {
+        const sig = fileSig(old.file);
+        if (sig === old.sig) continue;
+        let parsed: ParsedList;
+        try {
+          const b = this.badLineLog(old.file);
+          parsed = b.done(await readList(old.file, b.bad));
+        } catch (e) {
+          this.failedLoads++;
+          old.sig = sig; // one error per change, not one per poll
+          this.log.error({ file: old.file }, `blocklist ${old.file}: ${cannotRead(e)}; keeping the previous list`);
+          continue;
+        }
+        const l = this.loaded(old.file, sig, parsed);
+        this.lists = this.lists.map((x) => (x === old ? l : x));
+        changed = true;
       }
-      changed = true;
-      return l;
-    });
-    if (changed) {
-      this.ipCache.clear();
-      this.nameCache.clear();
+      if (changed) {
+        this.ipCache.clear();
+        this.nameCache.clear();
+      }
+      return changed;
+    } finally {
+      this.reloading = false;
     }
-    return changed;
   }
 
-  /** The list in `file`; when it cannot be read, undefined (logged), or a CONFIG error at start. */
-  private read(file: string, initial = false): Loaded | undefined {
-    const sig = fileSig(file);
-    let text: string;
-    try {
-      text = readFileSync(file, 'latin1');
-    } catch (e) {
-      const why = `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
-      if (initial) throw new FlowctlError('CONFIG', `--blocklist ${file}: ${why}`);
-      this.log.error({ file }, `blocklist ${file}: ${why}; keeping the previous list`);
-      return undefined;
-    }
+  /** Where a file's bad lines go: the first few logged one by one, the rest in one line when done. */
+  private badLineLog(file: string): { bad: BadLine; done: (parsed: ParsedList) => ParsedList } {
     let logged = 0;
-    const parsed = parseBlocklist(text, (line, why) => {
-      if (logged++ < BAD_LINES_LOGGED) this.log.warn({ file, line }, `${file}:${line}: ${why}`);
-    });
-    if (logged > BAD_LINES_LOGGED) this.log.warn({ file }, `${file}: ${logged - BAD_LINES_LOGGED} more bad lines skipped`);
+    return {
+      bad: (line, why) => {
+        if (logged++ < BAD_LINES_LOGGED) this.log.warn({ file, line }, `${file}:${line}: ${why}`);
+      },
+      done: (parsed) => {
+        if (logged > BAD_LINES_LOGGED) this.log.warn({ file }, `${file}: ${logged - BAD_LINES_LOGGED} more bad lines skipped`);
+        return parsed;
+      },
+    };
+  }
+
+  private loaded(file: string, sig: string, parsed: ParsedList): Loaded {
     this.badLines += parsed.badLines;
     this.log.info({ file, format: parsed.format, names: parsed.names.size, cidrs: parsed.cidrs.size, badLines: parsed.badLines }, 'blocklist loaded');
     return { ...parsed, file, sig };
@@ -277,6 +301,60 @@ export class BlocklistDetector implements Detector {
       summary: summary(t.count),
       evidence: { list: m.list, format: m.format, entry: m.entry, ...(m.ref && { ref: m.ref }), ...extra, count: t.count },
     }];
+  }
+}
+
+/** Bytes read at a time: a list is parsed as it is read, never held whole. */
+const CHUNK = 1 << 20;
+/** Characters parsed between two looks at the clock (a few hundred lines). */
+const PIECE = 16 << 10;
+/** Parsing time between two yields of a reload (the agent's event loop waits at most about this). */
+const SLICE_MS = 5;
+
+function cannotRead(e: unknown): string {
+  return `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`;
+}
+
+/** A list file parsed line by line as it is read, in one go (at start-up, before flows flow). */
+function readListSync(file: string, bad: BadLine): ParsedList {
+  const fd = openSync(file, 'r');
+  try {
+    const p = new ListParser(bad);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0; ) p.write(buf.toString('latin1', 0, n));
+    return p.end();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The same, giving the event loop back every SLICE_MS of parsing (a reload while flows flow). */
+async function readList(file: string, bad: BadLine): Promise<ParsedList> {
+  const fh = await open(file, 'r');
+  try {
+    const p = new ListParser(bad);
+    const buf = Buffer.allocUnsafe(CHUNK);
+    let sliceStart = performance.now();
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      const text = buf.toString('latin1', 0, bytesRead);
+      // Lines, in pieces cut at newlines, each piece small enough to parse within a slice.
+      for (let at = 0; at < text.length; ) {
+        const end = Math.min(text.length, at + PIECE);
+        const nl = end === text.length ? end : text.indexOf('\n', end);
+        const stop = nl < 0 ? text.length : nl + 1;
+        p.write(text.slice(at, stop));
+        at = stop;
+        if (performance.now() - sliceStart >= SLICE_MS) {
+          await new Promise((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
+      }
+    }
+    return p.end();
+  } finally {
+    await fh.close();
   }
 }
 
