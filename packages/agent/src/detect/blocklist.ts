@@ -306,8 +306,8 @@ export class BlocklistDetector implements Detector {
 
 /** Bytes read at a time: a list is parsed as it is read, never held whole. */
 const CHUNK = 1 << 20;
-/** Characters parsed between two looks at the clock (a few hundred lines). */
-const PIECE = 16 << 10;
+/** Characters parsed between two looks at the clock (a few dozen lines: a few index growths at most). */
+const PIECE = 2 << 10;
 /** Parsing time between two yields of a reload (the agent's event loop waits at most about this). */
 const SLICE_MS = 5;
 
