@@ -15,7 +15,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DEMO = join(ROOT, 'scripts', 'demo.sh');
 const FLOWCTL = join(ROOT, 'bin', 'flowctl');
 const RELAY = '127.0.0.1:14248';
-const env = { ...process.env, FLOWCTL_DEMO_DIR: '/run/flowctl-ui-e2e', FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY };
+// Its own prefix: the default (fcx) is the user's `make demo-up`, which `demo.sh up` would tear down.
+const env = { ...process.env, FLOWCTL_DEMO_PREFIX: 'fcu', FLOWCTL_DEMO_DIR: '/run/flowctl-ui-e2e', FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY };
 
 interface Resp { flow?: Record<string, any> }
 interface MapEdge { source: string; destination: string; port: number; protocol: string; flows: number; drops: number; drop_reasons: Record<string, number>; http_errors: number }
