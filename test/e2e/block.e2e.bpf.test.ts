@@ -251,14 +251,26 @@ describe.skipIf(skipReason !== undefined)('flowctl block: the XDP drop list on n
     expect(await listed()).toEqual([]);
   });
 
-  it('stopping the agent detaches the program: nothing outlives it', async () => {
-    const r = await flowctl('block', 'add', '10.208.1.0/24');
+  it('stopping the agent detaches the program; the entries come back with the agent (state dir)', async () => {
+    const r = await flowctl('block', 'add', '10.208.1.0/24', '--ttl', '10m', '--reason', 'kept');
     expect(r.code, r.err).toBe(0);
+    const [before] = await listed();
     expect(reaches(C1)).toBe(false);
-    agent!.kill('SIGTERM');
-    await new Promise((res) => agent!.once('exit', res));
+    const stop = async () => {
+      agent!.kill('SIGTERM');
+      await new Promise((res) => agent!.once('exit', res));
+    };
+    await stop();
     for (const c of CLIENTS) expect(sh(['ip', '-n', NODE, 'link', 'show', c.nodeIf])).not.toMatch(/xdp/);
     expect(reaches(C1)).toBe(true);
+    // Restarted, the agent drops again from the start, the entry's expiry unchanged.
+    await startAgent();
+    expect(agentLog).toContain('drop list: restored 1 entry');
+    expect(reaches(C1)).toBe(false);
+    const [after] = await listed();
+    expect(after).toMatchObject({ cidr: '10.208.1.0/24', reason: 'kept', expires: before!.expires });
+    expect((await flowctl('block', 'remove', '10.208.1.0/24')).code).toBe(0);
+    await stop();
   });
 
   it('blocks a port scanner on alert (respond: block-source: [port-scan]); other clients are unaffected', async () => {

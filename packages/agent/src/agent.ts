@@ -3,6 +3,7 @@
 // the datapath's state (DatapathReconciler); PoliciesInForce answers PolicyService/List.
 import { statSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
+import { join } from 'node:path';
 import { compilePolicies, type CompiledPolicy, type EndpointSet, type PolicyDoc, type ResolvedEndpoint } from '@flowctl/policy';
 import type { Flow, LostEvent } from '@flowctl/flow';
 import { PolicyService } from '@flowctl/flow/policy-service';
@@ -79,6 +80,8 @@ export interface AgentOptions {
   detectOff?: boolean;
   /** Node interfaces of the agent's namespace to attach the XDP drop list to. */
   xdpInterfaces?: string[];
+  /** --state-dir: where the drop list is kept across restarts (blocks.json); unset: nowhere. */
+  stateDir?: string;
   /** A datapath to use instead of the kernel (tests). */
   datapath?: Datapath;
   log: Logger & { child?(b: object): Logger };
@@ -111,7 +114,7 @@ export class Agent {
   readonly metrics: AgentMetrics | undefined;
   readonly serviceMap: ServiceMapStore;
   readonly detection: Detection | undefined;
-  readonly blocks = new BlockList();
+  readonly blocks: BlockList;
   /** Interfaces the XDP drop list is attached to. */
   readonly xdpAttached: string[] = [];
   private readonly log: Logger;
@@ -142,6 +145,10 @@ export class Agent {
     this.server.addService(PolicyService, this.policies.server());
     this.serviceMap = new ServiceMapStore({ ...opts.serviceMap, nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) });
     this.server.addService(ServiceMapService, serviceMapImpl(this.serviceMap));
+    const blocksLog = this.child('blocks');
+    this.blocks = new BlockList({ ...(opts.stateDir && { stateFile: join(opts.stateDir, 'blocks.json') }), warn: (m) => blocksLog.warn(m) });
+    const restored = this.blocks.load();
+    if (restored) blocksLog.info({ entries: restored, stateDir: opts.stateDir }, `drop list: restored ${restored} ${restored === 1 ? 'entry' : 'entries'}`);
     if (!opts.detectOff) {
       const config = opts.detectConfig ? loadDetectConfig(opts.detectConfig, CONFIG_SECTIONS) : undefined;
       this.detection = new Detection({

@@ -1,4 +1,7 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeDatapath } from '../testing/fake-datapath.js';
 import type { KernelBlock } from '../datapath/datapath.js';
 import { BlockList } from './block-list.js';
@@ -71,6 +74,47 @@ describe('BlockList', () => {
     expect(l.byEntryId(e.id)).toMatchObject({ cidr: '192.0.2.0/24', reason: 'short' });
     vi.advanceTimersByTime(8000);
     expect(l.size).toBe(0);
+    l.close();
+  });
+});
+
+describe('BlockList state file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fca-blocks-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('keeps the entries across a restart with what is left of their TTL; expired ones are not restored', () => {
+    const file = join(dir, 'blocks.json');
+    let now = 1_000_000;
+    const clocks = { nowMs: () => now, nowNs: () => BigInt(now) * 1_000_000n };
+    const a = new BlockList({ stateFile: file, ...clocks });
+    a.add('192.0.2.0/24', { ttlMs: 60_000, reason: 'scanner', origin: 'alert:port-scan' });
+    a.add('198.51.100.7', { ttlMs: 5_000 });
+    a.add('2001:db8::/32', { reason: 'forever' });
+    a.close(); // writes what a pending save would have
+    now += 10_000;
+    const b = new BlockList({ stateFile: file, ...clocks });
+    expect(b.load()).toBe(2);
+    expect(b.list()).toMatchObject([
+      { cidr: '192.0.2.0/24', reason: 'scanner', origin: 'alert:port-scan', createdMs: 1_000_000, expiresMs: 1_060_000, expiresNs: 1_060_000_000_000n },
+      { cidr: '2001:db8::/32', reason: 'forever', expiresNs: 0n },
+    ]);
+    b.remove('192.0.2.0/24');
+    b.remove('2001:db8::/32');
+    b.close();
+    expect(existsSync(file)).toBe(false); // an empty list leaves no file
+  });
+
+  it('starts empty, with one warning, from a state file it cannot read', () => {
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, '{"version":1,"entries":[{"cidr":"10.0.0.0/99"},');
+    const warnings: string[] = [];
+    const l = new BlockList({ stateFile: file, warn: (m) => warnings.push(m) });
+    expect(l.load()).toBe(0);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^drop list state .*bad\.json unreadable, starting empty: /);
+    writeFileSync(file, '{"version":1,"entries":[{"cidr":"10.0.0.0/99"},{"cidr":"10.0.0.1","reason":"","origin":"cli","createdMs":1}]}');
+    expect(l.load()).toBe(1);
+    expect(warnings[1]).toMatch(/"10.0.0.0\/99" skipped: invalid CIDR/);
     l.close();
   });
 });

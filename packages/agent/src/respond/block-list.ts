@@ -2,6 +2,10 @@
 // them into the datapath's XDP maps, removes each at its expiry (the kernel also stops dropping at
 // that instant by itself, so a late timer costs nothing), and answers what the Blocks service and
 // the parser ask: the list with the kernel's counters, and the entry behind a drop event's id.
+// With a state file it keeps the entries there, so that they outlive a restart of the agent: read
+// back at start with what is left of their TTL.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { FlowctlError } from '../errors.js';
 import { parseBlockCidr } from '@flowctl/flow/block';
 import type { Prefix } from '@flowctl/flow/ip';
@@ -26,6 +30,16 @@ export interface BlockListOptions {
   /** Wall clock and monotonic clock, for tests. */
   nowMs?: () => number;
   nowNs?: () => bigint;
+  /** The file the entries are kept in (JSON), read back by load(); none: they die with the agent. */
+  stateFile?: string;
+  /** Told when the state file cannot be read or written (the list goes on in memory). */
+  warn?: (msg: string) => void;
+}
+
+/** The state file's content. */
+interface StateFile {
+  version: 1;
+  entries: { cidr: string; reason: string; origin: string; createdMs: number; expiresMs?: number }[];
 }
 
 /** Ids of removed entries kept for drop events still in flight. */
@@ -45,11 +59,40 @@ export class BlockList {
   private closed = false;
   /** The datapath holding the XDP maps; none (replay, fake) keeps the list without enforcing it. */
   private datapath: Datapath | undefined;
+  private readonly stateFile: string | undefined;
+  private readonly warn: (msg: string) => void;
+  private saving: NodeJS.Immediate | undefined;
 
   constructor(opts: BlockListOptions = {}) {
     this.maxEntries = opts.maxEntries ?? 262_144;
     this.nowMs = opts.nowMs ?? Date.now;
     this.nowNs = opts.nowNs ?? process.hrtime.bigint;
+    this.stateFile = opts.stateFile;
+    this.warn = opts.warn ?? (() => {});
+  }
+
+  /** Reads the state file back: entries not yet expired, with what is left of their TTL. Returns how many. */
+  load(): number {
+    if (!this.stateFile) return 0;
+    let state: StateFile;
+    try {
+      state = JSON.parse(readFileSync(this.stateFile, 'utf8')) as StateFile;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.warn(`drop list state ${this.stateFile} unreadable, starting empty: ${(e as Error).message}`);
+      return 0;
+    }
+    const now = this.nowMs();
+    let n = 0;
+    for (const e of Array.isArray(state?.entries) ? state.entries : []) {
+      if (e.expiresMs !== undefined && e.expiresMs <= now) continue;
+      try {
+        this.add(e.cidr, { reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { ttlMs: Math.min(e.expiresMs - now, MAX_TTL_MS), now }) });
+        n++;
+      } catch (err) {
+        this.warn(`drop list state ${this.stateFile}: ${JSON.stringify(e.cidr)} skipped: ${(err as Error).message}`);
+      }
+    }
+    return n;
   }
 
   /** From now on mirrors the entries into `dp`'s XDP maps, starting with those already listed. */
@@ -59,7 +102,7 @@ export class BlockList {
   }
 
   /** Adds `cidr`, or replaces the TTL, reason and origin of the entry already there (its counters stay). */
-  add(cidrText: string, o: { ttlMs?: number; reason?: string; origin?: string } = {}): BlockEntryState {
+  add(cidrText: string, o: { ttlMs?: number; reason?: string; origin?: string; createdMs?: number; now?: number } = {}): BlockEntryState {
     const { cidr, prefix } = parseBlockCidr(cidrText);
     if (o.ttlMs !== undefined && !(Number.isFinite(o.ttlMs) && o.ttlMs > 0 && o.ttlMs <= MAX_TTL_MS)) {
       throw new FlowctlError('INVALID_ARGUMENT', `invalid TTL ${o.ttlMs} ms: want more than 0 and at most a year`);
@@ -68,14 +111,14 @@ export class BlockList {
     if (!old && this.entries.size >= this.maxEntries) {
       throw new FlowctlError('INVALID_ARGUMENT', `the drop list is full (${this.maxEntries} entries): remove some first`);
     }
-    const now = this.nowMs();
+    const now = o.now ?? this.nowMs();
     const e: BlockEntryState = {
       id: old?.id ?? this.nextId++,
       cidr,
       prefix,
       reason: o.reason ?? '',
       origin: o.origin || 'cli',
-      createdMs: old?.createdMs ?? now,
+      createdMs: old?.createdMs ?? o.createdMs ?? now,
       expiresNs: o.ttlMs === undefined ? 0n : this.nowNs() + BigInt(Math.round(o.ttlMs * 1e6)),
       ...(o.ttlMs !== undefined && { expiresMs: now + o.ttlMs }),
     };
@@ -83,6 +126,7 @@ export class BlockList {
     this.entries.set(cidr, e);
     this.byId.set(e.id, e);
     this.schedule();
+    this.changed();
     return e;
   }
 
@@ -93,6 +137,7 @@ export class BlockList {
     if (!e) throw new FlowctlError('NOT_FOUND', `${cidr} is not in the drop list`);
     this.drop(e);
     this.schedule();
+    this.changed();
     return e;
   }
 
@@ -114,11 +159,48 @@ export class BlockList {
     return this.entries.size;
   }
 
-  /** Stops the expiry timer; the kernel maps go with the datapath. */
+  /** Stops the expiry timer and writes the state file a last time; the kernel maps go with the datapath. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.saving) {
+      clearImmediate(this.saving);
+      this.saving = undefined;
+      this.save();
+    }
+  }
+
+  /** Writes the state file once the current burst of changes is over. */
+  private changed(): void {
+    if (!this.stateFile || this.saving || this.closed) return;
+    this.saving = setImmediate(() => {
+      this.saving = undefined;
+      this.save();
+    });
+  }
+
+  /** Replaces the state file whole (a reader never sees half of one); no entries, no file. */
+  private save(): void {
+    const file = this.stateFile!;
+    try {
+      if (!this.entries.size) {
+        rmSync(file, { force: true });
+        return;
+      }
+      const state: StateFile = {
+        version: 1,
+        entries: [...this.entries.values()].map((e) => ({
+          cidr: e.cidr, reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { expiresMs: e.expiresMs }),
+        })),
+      };
+      mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+      writeFileSync(`${file}.tmp`, `${JSON.stringify(state)}\n`, { mode: 0o600 });
+      renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      this.warn(`drop list state ${file} not written: ${(e as Error).message}`);
+    }
   }
 
   private drop(e: BlockEntryState): void {
@@ -132,7 +214,11 @@ export class BlockList {
   /** Removes every entry whose time has come. */
   private expire(): void {
     const now = this.nowMs();
-    for (const e of [...this.entries.values()]) if (e.expiresMs !== undefined && e.expiresMs <= now) this.drop(e);
+    for (const e of [...this.entries.values()]) {
+      if (e.expiresMs === undefined || e.expiresMs > now) continue;
+      this.drop(e);
+      this.changed();
+    }
   }
 
   /** One timer, for the soonest expiry. */

@@ -2,9 +2,13 @@
 // of the nodes' lists (mergeBlockLists). A node that cannot be asked is named in `nodes` with its
 // error; a request every node refuses as the client's fault (a bad CIDR, an unknown one) is
 // answered with that status, not as a node failure.
-import { status as grpcStatus, type ServiceError } from '@grpc/grpc-js';
+// The relay remembers what it added and removed, so that a node that was away (down, restarted
+// without its state, new) is brought in step when it connects: the entries it lacks are added
+// with what is left of their TTL, and those removed meanwhile are removed from it.
+import { status as grpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
 import { FlowctlError } from '@flowctl/flow';
-import { mergeBlockLists } from '@flowctl/flow/block';
+import { mergeBlockLists, parseBlockCidr } from '@flowctl/flow/block';
+import { timestampToMs } from '@flowctl/flow/time';
 import type {
   AddBlockRequest,
   AddBlockResponse,
@@ -14,7 +18,7 @@ import type {
   RemoveBlockRequest,
   RemoveBlockResponse,
 } from '@flowctl/flow/gen/flowctl/blocks';
-import type { PeerManager } from '../pool/manager.js';
+import type { Peer, PeerManager } from '../pool/manager.js';
 import { unary } from './server.js';
 import { unaryCodecs } from './services.js';
 
@@ -31,15 +35,32 @@ interface Answer<Res> {
   err?: { code: number; details: string };
 }
 
+/** Removals remembered for nodes that come back (the oldest are forgotten first). */
+const REMOVED_KEPT = 4096;
+
 export class RelayBlocks {
-  constructor(private readonly opts: RelayBlocksOptions) {}
+  /** Entries added through this relay and not removed since, by canonical CIDR. */
+  private readonly added = new Map<string, { reason: string; origin: string; expiresMs?: number }>();
+  /** CIDRs removed through this relay, and when. */
+  private readonly removed = new Map<string, number>();
+
+  constructor(private readonly opts: RelayBlocksOptions) {
+    opts.manager.on('state', (p: Peer) => {
+      if (p.state === 'ready' && p.client) void this.bringInStep(p.name, p.client);
+    });
+  }
 
   async add(req: AddBlockRequest): Promise<AddBlockResponse> {
     const answers = await this.fanOut(unaryCodecs.addBlock, req);
     this.clientFault(answers, grpcStatus.INVALID_ARGUMENT, 'INVALID_ARGUMENT');
     const ok = answers.filter((a) => a.res);
     if (!ok.length) throw new FlowctlError('UNAVAILABLE', `no node took the entry: ${summary(answers)}`);
-    return { entry: merged(ok.map((a) => a.res!.entry)), nodes: statuses(answers) };
+    const entry = merged(ok.map((a) => a.res!.entry));
+    if (entry?.cidr) {
+      this.removed.delete(entry.cidr);
+      this.added.set(entry.cidr, { reason: req.reason ?? '', origin: req.origin || 'cli', ...(entry.expires && { expiresMs: timestampToMs(entry.expires) }) });
+    }
+    return { entry, nodes: statuses(answers) };
   }
 
   async remove(req: RemoveBlockRequest): Promise<RemoveBlockResponse> {
@@ -52,12 +73,42 @@ export class RelayBlocks {
       if (failed.length) throw new FlowctlError('UNAVAILABLE', `cannot remove ${req.cidr}: ${summary(failed)}`);
       throw new FlowctlError('NOT_FOUND', answers[0]?.err?.details ?? `${req.cidr} is not in the drop list`);
     }
+    const { cidr } = parseBlockCidr(req.cidr ?? '');
+    this.added.delete(cidr);
+    this.removed.delete(cidr);
+    this.removed.set(cidr, Date.now());
+    if (this.removed.size > REMOVED_KEPT) this.removed.delete(this.removed.keys().next().value!);
     return { entry: merged(had.map((a) => a.res!.entry)), nodes: statuses(answers.filter((a) => a.err?.code !== grpcStatus.NOT_FOUND)) };
   }
 
   async list(): Promise<ListBlocksResponse> {
     const answers = await this.fanOut(unaryCodecs.listBlocks, {});
     return { entries: mergeBlockLists(answers.map((a) => a.res?.entries ?? [])), nodes: statuses(answers) };
+  }
+
+  /** Adds to a node that has just connected what it lacks of the relay's entries, and removes
+   * what was removed through the relay while it was away (entries it made since stay). */
+  private async bringInStep(node: string, client: Client): Promise<void> {
+    if (!this.added.size && !this.removed.size) return;
+    const timeout = this.opts.callTimeoutMs;
+    try {
+      const held = new Map(((await unary(client, unaryCodecs.listBlocks, {}, timeout)).entries ?? []).map((e) => [e.cidr ?? '', e]));
+      for (const [cidr, at] of this.removed) {
+        const e = held.get(cidr);
+        if (e && timestampToMs(e.created) <= at) await unary(client, unaryCodecs.removeBlock, { cidr }, timeout);
+      }
+      const now = Date.now();
+      for (const [cidr, a] of this.added) {
+        if (a.expiresMs !== undefined && a.expiresMs <= now) this.added.delete(cidr);
+        else if (!held.has(cidr)) {
+          const ttl = a.expiresMs === undefined ? undefined : durationOf(a.expiresMs - now);
+          await unary(client, unaryCodecs.addBlock, { cidr, reason: a.reason, origin: a.origin, ...(ttl && { ttl }) }, timeout);
+        }
+      }
+    } catch {
+      // The node went away again, or refused: it is brought in step at its next connection.
+      this.opts.callFailed?.(node);
+    }
   }
 
   /** Throws `code` when every node that answered refused the request with it. */
@@ -99,4 +150,9 @@ function statuses(answers: Answer<{ nodes?: NodeBlockStatus[] }>[]): NodeBlockSt
 
 function summary(answers: Answer<unknown>[]): string {
   return answers.map((a) => `${a.node}: ${a.err?.details ?? 'ok'}`).join('; ') || 'no nodes';
+}
+
+function durationOf(ms: number): { seconds: bigint; nanos: number } {
+  const whole = Math.max(1, Math.ceil(ms));
+  return { seconds: BigInt(Math.floor(whole / 1000)), nanos: (whole % 1000) * 1e6 };
 }

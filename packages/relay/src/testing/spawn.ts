@@ -76,9 +76,11 @@ export function spawnFakeAgent(args: string[], execArgv: string[] = []): Promise
 }
 
 /** Starts a real flowctl-agent (sources through tsx, or the compiled dist/ with `compiled`),
- * e.g. in --replay mode. `port` is its TCP port, 0 when it serves only a unix socket. */
+ * e.g. in --replay mode. `port` is its TCP port, 0 when it serves only a unix socket. Its drop
+ * list is kept in memory unless `args` name a --state-dir (the default one is the machine's). */
 export function spawnAgent(args: string[], compiled = false): Promise<Child> {
   const main = join(repoRoot, 'packages', 'agent', compiled ? 'dist/main.js' : 'src/main.ts');
+  if (!args.includes('--state-dir')) args = [...args, '--state-dir', ''];
   return launch(main, args, (line) => {
     if (!line.includes('"serving"')) return undefined;
     return jsonField('tcpPort')(line) ?? 0;
