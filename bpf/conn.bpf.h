@@ -66,12 +66,22 @@ struct flowctl_conn_dir {
 	__u64 last_seen_ns; /* the connection's last_seen is the later of its two directions' */
 };
 
+/* The fast path's counts of a connection in a conns4/conns6 slot on one CPU (`conn_counts`, a
+ * per-CPU array indexed by struct flowctl_conn's `counts`): an add to this CPU's copy needs no
+ * atomic instruction, which two counters shared by the CPUs cost on every packet. A connection's
+ * totals are its entry's dir counters (the slow path's) plus these summed over every CPU. */
+struct conn_counts {
+	__u64 packets[2];
+	__u64 bytes[2];
+};
+
 /* A connection. dir[] and the other arrays are indexed by the sending side of the canonical key.
  * Times are bpf_ktime_get_ns(); between events last_seen_ns has the resolution of a jiffy.
- * Laid out for the cache: the two directions are often counted on two CPUs, and a line written
- * by both moves between them on every packet; so the skip record (read by every packet, written
- * by the slow path) shares the slot's first line with its key, and each direction's counters
- * start a line of their own (offsets 64 and 128 of a conns4 slot, 128 and 192 of a conns6 one). */
+ * Laid out for the cache: the two directions are often handled on two CPUs, and a line written
+ * by both moves between them; so the skip record (read by every packet, written by the slow path)
+ * shares the slot's first line with its key, the fast path writes nothing in the slot (its counts
+ * are per CPU), and each direction's slow-path state starts a line of its own (offsets 64 and 128
+ * of a conns4 slot, 128 and 192 of a conns6 one). */
 struct flowctl_conn {
 	struct conn_skip skip;
 	__u64 epoch; /* config epoch of identity[] and the verdict; ~0 = not evaluated */
@@ -88,6 +98,8 @@ struct flowctl_conn {
 	__u8 policy_direction;
 	__u8 pad[3];
 	struct flowctl_conn_dir dir1;
+	__u32 counts; /* 1 + its index in conn_counts (a slot's); 0: none (LRU map, scratch) */
+	__u8 pad2[4];
 };
 
 /* `conns4`/`conns6`: connections in a preallocated array used as a 4-way set-associative table,
@@ -101,7 +113,7 @@ struct flowctl_conn4_slot {
 	__u32 gen; /* 0: never used; bumped (compare-and-swap) each time the slot is taken */
 	struct flowctl_conn4_key key;
 	struct flowctl_conn conn;
-	__u8 pad[40];
+	__u8 pad[32];
 };
 
 struct flowctl_conn6_slot {
@@ -109,7 +121,7 @@ struct flowctl_conn6_slot {
 	struct flowctl_conn_key key;
 	__u8 pad0[40];
 	struct flowctl_conn conn;
-	__u8 pad[40];
+	__u8 pad[32];
 };
 
 _Static_assert(__builtin_offsetof(struct flowctl_conn4_slot, key) == 4, "conns4: key after gen");

@@ -66,8 +66,8 @@ static __always_inline int slot_key_eq(const __u32 *s, const void *key, int word
 	return 1;
 }
 
-/* The slot of `map` holding key `k` in the set starting at `base`, or NULL. */
-static __always_inline __u32 *slot_find(void *map, __u32 base, const void *k, int words)
+/* The slot of `map` holding key `k` in the set starting at `base` (its index in *at), or NULL. */
+static __always_inline __u32 *slot_find(void *map, __u32 base, const void *k, int words, __u32 *at)
 {
 	__u32 idx, *s;
 	int i;
@@ -75,23 +75,34 @@ static __always_inline __u32 *slot_find(void *map, __u32 base, const void *k, in
 	for (i = 0; i < FLOWCTL_CONN_WAYS; i++) {
 		idx = base + i;
 		s = bpf_map_lookup_elem(map, &idx);
-		if (s && s[0] && slot_key_eq(s, k, words))
+		if (s && s[0] && slot_key_eq(s, k, words)) {
+			*at = idx;
 			return s;
+		}
 	}
 	return NULL;
 }
 
-static __always_inline struct flowctl_conn *conn4_find(const struct flowctl_conn4_key *k)
-{
-	struct flowctl_conn4_slot *s = (void *)slot_find(&conns4, conn4_set(k), k, sizeof(*k) / 4);
+/* Where a slot's fast-path counts are in conn_counts. */
+#define COUNTS4(idx) (idx)
+#define COUNTS6(idx) (FLOWCTL_CONN4_SLOTS + (idx))
 
+/* The connection of key `k`; *counts is 1 + its index in conn_counts, or 0 (not in a slot). */
+static __always_inline struct flowctl_conn *conn4_find(const struct flowctl_conn4_key *k, __u32 *counts)
+{
+	__u32 idx = 0;
+	struct flowctl_conn4_slot *s = (void *)slot_find(&conns4, conn4_set(k), k, sizeof(*k) / 4, &idx);
+
+	*counts = s ? COUNTS4(idx) + 1 : 0;
 	return s ? &s->conn : bpf_map_lookup_elem(&flows4, k);
 }
 
-static __always_inline struct flowctl_conn *conn6_find(const struct flowctl_conn_key *k)
+static __always_inline struct flowctl_conn *conn6_find(const struct flowctl_conn_key *k, __u32 *counts)
 {
-	struct flowctl_conn6_slot *s = (void *)slot_find(&conns6, conn6_set(k), k, sizeof(*k) / 4);
+	__u32 idx = 0;
+	struct flowctl_conn6_slot *s = (void *)slot_find(&conns6, conn6_set(k), k, sizeof(*k) / 4, &idx);
 
+	*counts = s ? COUNTS6(idx) + 1 : 0;
 	return s ? &s->conn : bpf_map_lookup_elem(&flows, k);
 }
 
@@ -109,11 +120,50 @@ static __always_inline void conn4_key(const struct flowctl_conn_key *k, struct f
 static __always_inline struct flowctl_conn *conn_find(const struct flowctl_conn_key *k)
 {
 	struct flowctl_conn4_key k4 = {};
+	__u32 counts;
 
 	if (k->ip_version != 4)
-		return conn6_find(k);
+		return conn6_find(k, &counts);
 	conn4_key(k, &k4);
-	return conn4_find(&k4);
+	return conn4_find(&k4, &counts);
+}
+
+/* Enough for any machine's possible CPUs: bpf_map_lookup_percpu_elem ends the walk earlier. */
+#define MAX_CPUS 1024
+
+/* Zeroes the fast-path counts at `counts` (1 + index) on every CPU, for a new connection. */
+static __always_inline void counts_clear(__u32 counts)
+{
+	__u32 idx = counts - 1, cpu;
+	struct conn_counts *v;
+
+	for (cpu = 0; cpu < MAX_CPUS; cpu++) {
+		v = bpf_map_lookup_percpu_elem(&conn_counts, &idx, cpu);
+		if (!v)
+			break;
+		__builtin_memset(v, 0, sizeof(*v));
+	}
+}
+
+/* Connection c's totals: its entry's counters plus its fast-path counts on every CPU. */
+static __always_inline void conn_totals(const struct flowctl_conn *c, struct conn_counts *t)
+{
+	__u32 idx = c->counts - 1, cpu;
+	struct conn_counts *v;
+
+	t->packets[0] = c->dir0.packets;
+	t->packets[1] = c->dir1.packets;
+	t->bytes[0] = c->dir0.bytes;
+	t->bytes[1] = c->dir1.bytes;
+	for (cpu = 0; c->counts && cpu < MAX_CPUS; cpu++) {
+		v = bpf_map_lookup_percpu_elem(&conn_counts, &idx, cpu);
+		if (!v)
+			break;
+		t->packets[0] += v->packets[0];
+		t->packets[1] += v->packets[1];
+		t->bytes[0] += v->bytes[0];
+		t->bytes[1] += v->bytes[1];
+	}
 }
 
 static __always_inline struct flowctl_conn_dir *conn_dir(struct flowctl_conn *c, __u32 side)
@@ -154,19 +204,22 @@ static __always_inline int conn_reclaimable(const struct flowctl_conn *c, __u8 p
  * reuse), else in a free or reclaimable slot (`counter` counts slots taken into use). 0: stored;
  * 1: another CPU stored it first; -1: no slot. */
 static __always_inline int slot_store(void *map, __u32 base, const void *k, int words, int conn_off,
-				      int proto_off, __u32 counter, const struct flowctl_conn *init,
-				      __u32 reuse)
+				      int proto_off, __u32 counter, __u32 counts_base,
+				      const struct flowctl_conn *init, __u32 reuse)
 {
-	__u32 *s = slot_find(map, base, k, words);
+	__u32 idx = 0, g, *s = slot_find(map, base, k, words, &idx);
+	struct flowctl_conn *c;
 	const __u32 *kw = k;
-	__u32 idx, g;
 	__u64 now;
 	int i, j;
 
 	if (s) {
 		if (!reuse)
 			return 1;
-		__builtin_memcpy((void *)s + conn_off, init, sizeof(*init));
+		c = (void *)s + conn_off;
+		__builtin_memcpy(c, init, sizeof(*init));
+		c->counts = counts_base + idx + 1;
+		counts_clear(c->counts);
 		return 0;
 	}
 	if (reuse)
@@ -184,7 +237,10 @@ static __always_inline int slot_store(void *map, __u32 base, const void *k, int 
 		 * then lookups of the old key may still find the slot (as with LRU reuse). */
 		if (__sync_val_compare_and_swap(&s[0], g, g + 1 ? g + 1 : 1) != g)
 			continue;
-		__builtin_memcpy((void *)s + conn_off, init, sizeof(*init));
+		c = (void *)s + conn_off;
+		__builtin_memcpy(c, init, sizeof(*init));
+		c->counts = counts_base + idx + 1;
+		counts_clear(c->counts);
 		for (j = 0; j < words; j++)
 			s[1 + j] = kw[j];
 		if (!g)
@@ -207,7 +263,7 @@ static __always_inline int conn_store(const struct flowctl_conn_key *k, const st
 		r = slot_store(&conns6, conn6_set(k), k, sizeof(*k) / 4,
 			       __builtin_offsetof(struct flowctl_conn6_slot, conn),
 			       __builtin_offsetof(struct flowctl_conn6_slot, key.proto), FLOWCTL_CNT_CONN6_SLOTS,
-			       init, reuse);
+			       COUNTS6(0), init, reuse);
 		if (r >= 0)
 			return r;
 		return bpf_map_update_elem(&flows, k, init, flags) == 0 ? 0 : 1;
@@ -216,7 +272,7 @@ static __always_inline int conn_store(const struct flowctl_conn_key *k, const st
 	r = slot_store(&conns4, conn4_set(&k4), &k4, sizeof(k4) / 4,
 		       __builtin_offsetof(struct flowctl_conn4_slot, conn),
 		       __builtin_offsetof(struct flowctl_conn4_slot, key.proto), FLOWCTL_CNT_CONN4_SLOTS,
-		       init, reuse);
+		       COUNTS4(0), init, reuse);
 	if (r >= 0)
 		return r;
 	return bpf_map_update_elem(&flows4, &k4, init, flags) == 0 ? 0 : 1;

@@ -250,6 +250,7 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	__u32 side = how & 1;
 	__u8 obs = how >> 8, reason = how >> 16, l7 = how >> 24;
+	struct conn_counts t;
 
 	if (!ev || !p || !c)
 		return 0;
@@ -269,10 +270,11 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	ev->proto = p->proto;
 	ev->l7 = l7;
 	ev->ts_ns = now;
-	ev->packets = conn_dir(c, side)->packets;
-	ev->bytes = conn_dir(c, side)->bytes;
-	ev->reply_packets = conn_dir(c, side ^ 1)->packets;
-	ev->reply_bytes = conn_dir(c, side ^ 1)->bytes;
+	conn_totals(c, &t);
+	ev->packets = t.packets[side];
+	ev->bytes = t.bytes[side];
+	ev->reply_packets = t.packets[side ^ 1];
+	ev->reply_bytes = t.bytes[side ^ 1];
 	ev->first_seen_ns = c->first_seen_ns;
 	ev->last_seen_ns = conn_last_seen(c);
 	ev->ifindex = skb->ifindex;
@@ -673,11 +675,16 @@ static __always_inline int fast_l4(const __u8 *l4, void *end, __u8 proto, __u32 
 }
 
 /* The one check of the fast path: the connection's skip record allows this packet (its side,
- * payload and flags, in the record's jiffy and config epoch). Then it only adds to the counters. */
-static __always_inline int fast_account(struct flowctl_conn *c, __u32 side, const struct fast_l4 *h)
+ * payload and flags, in the record's jiffy and config epoch). Then it only adds to the counters:
+ * this CPU's counts of its slot (`counts`: 1 + index, see struct conn_counts), or the entry's
+ * (a connection in an LRU map). */
+static __always_inline int fast_account(struct flowctl_conn *c, __u32 counts, __u32 side,
+					const struct fast_l4 *h)
 {
 	struct flowctl_conn_dir *d;
 	const struct conn_skip *r;
+	struct conn_counts *v;
+	__u32 idx = counts - 1;
 
 	if (!c)
 		return -1;
@@ -686,9 +693,15 @@ static __always_inline int fast_account(struct flowctl_conn *c, __u32 side, cons
 		return -1;
 	if (r->jiffies != bpf_jiffies64() || r->epoch != config_epoch())
 		return -1;
-	d = conn_dir(c, side);
-	__sync_fetch_and_add(&d->packets, 1);
-	__sync_fetch_and_add(&d->bytes, h->payload_len);
+	v = counts ? bpf_map_lookup_elem(&conn_counts, &idx) : NULL;
+	if (v) {
+		v->packets[side] += 1;
+		v->bytes[side] += h->payload_len;
+	} else {
+		d = conn_dir(c, side);
+		__sync_fetch_and_add(&d->packets, 1);
+		__sync_fetch_and_add(&d->bytes, h->payload_len);
+	}
 	count(FLOWCTL_CNT_PACKETS);
 	return TC_ACT_OK;
 }
@@ -697,9 +710,10 @@ static __always_inline int fast_account(struct flowctl_conn *c, __u32 side, cons
 static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 {
 	struct flowctl_conn4_key k = {};
+	struct flowctl_conn *c;
 	struct fast_l4 h;
 	__u8 *ip = data + ETH_HLEN;
-	__u32 saddr, daddr, tot, side;
+	__u32 saddr, daddr, tot, side, counts;
 
 	if ((void *)(ip + 20) > end || ip[0] != 0x45 ||
 	    ((((__u32)ip[6] << 8) | ip[7]) & (IPV4_FRAG_MF | IPV4_FRAG_OFFSET)))
@@ -718,17 +732,19 @@ static __always_inline int fast4(struct __sk_buff *skb, void *data, void *end)
 	k.port[1] = side ? h.sport : h.dport;
 	k.ifindex = skb->ifindex;
 	k.proto = ip[9];
-	return fast_account(conn4_find(&k), side, &h);
+	c = conn4_find(&k, &counts);
+	return fast_account(c, counts, side, &h);
 }
 
 /* IPv6 fast path: TCP or UDP right after the fixed header (no extension headers). */
 static __always_inline int fast6(struct __sk_buff *skb, void *data, void *end)
 {
 	struct flowctl_conn_key k = {};
+	struct flowctl_conn *c;
 	struct fast_l4 h;
 	__u8 *ip = data + ETH_HLEN;
 	const __u32 *src, *dst;
-	__u32 len, side;
+	__u32 len, side, counts;
 	int r, i;
 
 	if ((void *)(ip + 40) > end || (ip[0] >> 4) != 6)
@@ -750,7 +766,8 @@ static __always_inline int fast6(struct __sk_buff *skb, void *data, void *end)
 	k.ifindex = skb->ifindex;
 	k.proto = ip[6];
 	k.ip_version = 6;
-	return fast_account(conn6_find(&k), side, &h);
+	c = conn6_find(&k, &counts);
+	return fast_account(c, counts, side, &h);
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u32 obs)

@@ -65,6 +65,15 @@ struct {
 	__type(value, struct flowctl_conn6_slot);
 } conns6 SEC(".maps");
 
+/* conns4 slot index, then FLOWCTL_CONN4_SLOTS + conns6 slot index -> struct conn_counts per CPU
+ * (the fast path's counts, conn.bpf.h): 2.5 MiB per possible CPU */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FLOWCTL_CONN4_SLOTS + FLOWCTL_CONN6_SLOTS);
+	__type(key, __u32);
+	__type(value, struct conn_counts);
+} conn_counts SEC(".maps");
+
 /* struct flowctl_ipcache_key (LPM) -> struct flowctl_ipcache_value */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -78,6 +78,10 @@ int main(void)
 	END()
 	SLOT("conn4_slot", flowctl_conn4_slot);
 	SLOT("conn6_slot", flowctl_conn6_slot);
+	BEGIN("conn_counts", conn_counts, sizeof(struct conn_counts));
+	FN(conn_counts, packets[0], packets0); FN(conn_counts, packets[1], packets1);
+	FN(conn_counts, bytes[0], bytes0); FN(conn_counts, bytes[1], bytes1);
+	END();
 	printf(", \"conn_state\": {\"closed\": %d}", FLOWCTL_STATE_CLOSED);
 	printf(", \"constants\": {\"abi_version\": %d, \"max_payload\": %d, \"hdr_len\": %d, "
 	       "\"ev_flow\": %d, \"ev_suppressed\": %d, \"counters\": %d, \"drop_policy_denied\": %d, "

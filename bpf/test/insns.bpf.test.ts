@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Datapath, skipReason } from './harness.js';
 
 const skip = skipReason();
-/** The measured size (789 instructions) and some room. */
-const FAST_PATH_MAX_INSNS = 850;
+/** The measured size (861 instructions: 789 before the fast paths added to per-CPU counts of a
+ * slot's connection, keeping the atomic adds for one in an LRU map) and some room. */
+const FAST_PATH_MAX_INSNS = 900;
 
 /** The xlated instructions of each function of a loaded program, by function name, in order. */
 function functions(progFd: number): [name: string, insns: number][] {
