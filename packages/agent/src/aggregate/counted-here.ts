@@ -10,11 +10,10 @@ import { FlowType, TrafficDirection, Verdict, type Flow } from '@flowctl/flow';
 import type { Classified } from '@flowctl/flow/servicemap/classify';
 
 /** Whether this node counts the flow on its edge (see the top of this file). */
-export function countedHere(f: Flow, c: Classified, isLocalIp: (ip: string) => boolean): boolean {
-  if (f.verdict === Verdict.DROPPED) return true;
+export function countedHere(f: Flow, c: Classified, isLocalIp: (ip: string) => boolean, verdict = f.verdict): boolean {
+  if (verdict === Verdict.DROPPED) return true;
   const clientIsPod = c.client.kind === 'workload';
-  if (f.Type === FlowType.L7) return clientIsPod ? isLocalIp(c.client.ip) : isLocalIp(c.server.ip);
-  // SOCK records of one socket: EGRESS is the client's (see parser/sock.ts).
-  if (f.Type === FlowType.SOCK) return f.traffic_direction === (clientIsPod ? TrafficDirection.EGRESS : TrafficDirection.INGRESS);
+  if (c.type === FlowType.L7) return clientIsPod ? isLocalIp(c.client.ip) : isLocalIp(c.server.ip);
+  // SOCK records of one socket: EGRESS is the client's (see parser/sock.ts), as for L3/L4 flows.
   return f.traffic_direction === (clientIsPod ? TrafficDirection.EGRESS : TrafficDirection.INGRESS);
 }

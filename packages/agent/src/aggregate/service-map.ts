@@ -17,7 +17,7 @@ import {
 import type { GetServiceMapRequest, GetServiceMapResponse, MapNode } from '@flowctl/flow/gen/flowctl/servicemap';
 import { addCounters, edgeKeyString, newCounters, toMapEdge, type EdgeCounters, type EdgeKey } from '@flowctl/flow/servicemap/edges';
 import { addValue } from '@flowctl/flow/servicemap/sketch';
-import { classify, type Side } from '@flowctl/flow/servicemap/classify';
+import { classify, type Classified, type Side } from '@flowctl/flow/servicemap/classify';
 import { countedHere } from './counted-here.js';
 
 export interface ServiceMapOptions {
@@ -56,11 +56,17 @@ interface Bucket {
 
 const PROTO_CODE: Record<string, number> = { TCP: 0, UDP: 1, SCTP: 2, ICMPv4: 3, ICMPv6: 4 };
 
+/** A connection's last running totals, and where it is filed (to forget it when it is the oldest). */
 interface ConnTotals {
   bs: number;
   br: number;
   ps: number;
   pr: number;
+  clientIp: string;
+  serverIp: string;
+  byServer: Map<string, Map<number, ConnTotals>>;
+  byPorts: Map<number, ConnTotals>;
+  ports: number;
 }
 
 const EV_POLICY_VERDICT = 5;
@@ -73,8 +79,14 @@ export class ServiceMapStore {
   private readonly now: () => number;
   /** Oldest first; the last is the current bucket. */
   private readonly buckets: Bucket[] = [];
-  /** Last running totals per connection and observation point (client→server orientation). */
-  private readonly conns = new Map<string, ConnTotals>();
+  /** Last running totals per connection and observation point (client→server orientation): client IP
+   * → server IP → interface, protocol and ports. Nested, as the buckets, for the parser's interned
+   * address strings (hashes cached) rather than a joined key per flow. */
+  private readonly conns = new Map<string, Map<string, Map<number, ConnTotals>>>();
+  /** The connections in the order they came, a ring: the oldest is forgotten first when it is full. */
+  private readonly connOrder: (ConnTotals | undefined)[];
+  private connNext = 0;
+  private connCount = 0;
   overflow = 0;
   /** Connections forgotten before their close (their later increments start from zero again). */
   connEvictions = 0;
@@ -83,7 +95,8 @@ export class ServiceMapStore {
     this.bucketMs = opts.bucketMs ?? 15_000;
     this.maxBuckets = Math.max(1, Math.ceil((opts.retentionMs ?? 3_600_000) / this.bucketMs) + 1);
     this.maxEdges = opts.maxEdgesPerBucket ?? 4096;
-    this.maxConns = opts.maxConnections ?? 65_536;
+    this.maxConns = Math.max(1, opts.maxConnections ?? 65_536);
+    this.connOrder = new Array<ConnTotals | undefined>(this.maxConns);
     this.now = opts.now ?? Date.now;
   }
 
@@ -102,8 +115,9 @@ export class ServiceMapStore {
   /** Adds one parsed flow. Never throws on odd flows: what it cannot place it skips. */
   observe(f: Flow): void {
     const c = classify(f);
-    if (!c || !countedHere(f, c, this.opts.isLocalIp)) return;
+    if (!c) return;
     const verdict = f.verdict ?? Verdict.VERDICT_UNKNOWN;
+    if (!countedHere(f, c, this.opts.isLocalIp, verdict)) return;
     const dropped = verdict === Verdict.DROPPED;
     // An allowed policy verdict repeats a trace flow of the same packet.
     if (!dropped && f.event_type?.type === EV_POLICY_VERDICT) return;
@@ -132,10 +146,10 @@ export class ServiceMapStore {
       k.drop_reasons.set(reason, (k.drop_reasons.get(reason) ?? 0) + 1);
       return;
     }
-    switch (f.Type) {
+    switch (c.type) {
       case FlowType.L3_L4:
         if (f.trace_reason === TraceReason.NEW && f.is_reply === false) k.connections++;
-        this.addBytes(f, c.client.ip, c.server.ip, c.port, k);
+        this.addBytes(f, c, k);
         return;
       case FlowType.SOCK: {
         const n = connNumbers(f);
@@ -168,25 +182,26 @@ export class ServiceMapStore {
   }
 
   /** Running totals since the connection started → what this flow adds, per direction. */
-  private addBytes(f: Flow, clientIp: string, serverIp: string, port: number, k: EdgeCounters): void {
+  private addBytes(f: Flow, c: Classified, k: EdgeCounters): void {
     const n = connNumbers(f);
     if (!n || n.bytes_sent === undefined) return;
-    const l4 = f.l4?.TCP ?? f.l4?.UDP ?? f.l4?.SCTP;
-    const reply = f.is_reply === true;
-    const clientPort = reply ? l4?.destination_port : l4?.source_port;
-    const key = `${f.interface?.index ?? 0}|${clientIp}|${clientPort ?? 0}|${serverIp}|${port}|${f.l4?.TCP ? 6 : 17}`;
+    const reply = c.reversed;
+    // Interface, UDP-or-not and both ports in one exact number (< 2^53: ifindex taken mod 2^20).
+    const ifindex = f.interface?.index ?? 0;
+    const ports = (((ifindex % 0x100000) * 2 + (c.protocol === 'TCP' ? 0 : 1)) * 0x10000 + (c.clientPort & 0xffff)) * 0x10000 + (c.port & 0xffff);
+    const clientIp = c.client.ip;
+    const serverIp = c.server.ip;
     const bs = (reply ? n.bytes_received : n.bytes_sent) ?? 0;
     const br = (reply ? n.bytes_sent : n.bytes_received) ?? 0;
     const ps = (reply ? n.packets_received : n.packets_sent) ?? 0;
     const pr = (reply ? n.packets_sent : n.packets_received) ?? 0;
-    const last = this.conns.get(key);
+    let byServer = this.conns.get(clientIp);
+    if (!byServer) this.conns.set(clientIp, (byServer = new Map()));
+    let byPorts = byServer.get(serverIp);
+    if (!byPorts) byServer.set(serverIp, (byPorts = new Map()));
+    const last = byPorts.get(ports);
     if (!last) {
-      // Oldest first out: a connection forgotten here starts again from its running totals.
-      if (this.conns.size >= this.maxConns) {
-        this.conns.delete(this.conns.keys().next().value!);
-        this.connEvictions++;
-      }
-      this.conns.set(key, { bs, br, ps, pr });
+      this.remember({ bs, br, ps, pr, clientIp, serverIp, byServer, byPorts, ports });
       k.bytes_sent += bs;
       k.bytes_received += br;
       k.packets_sent += ps;
@@ -204,11 +219,32 @@ export class ServiceMapStore {
     last.pr = pr;
   }
 
+  /** Files a new connection; when full, the oldest is forgotten (it starts again from its running totals). */
+  private remember(c: ConnTotals): void {
+    const old = this.connOrder[this.connNext];
+    if (old) {
+      old.byPorts.delete(old.ports);
+      if (old.byPorts.size === 0) {
+        old.byServer.delete(old.serverIp);
+        if (old.byServer.size === 0) this.conns.delete(old.clientIp);
+      }
+      this.connEvictions++;
+      this.connCount--;
+      // It may have emptied, and so unfiled, the maps this one goes in (a no-op otherwise).
+      if (c.byServer.size === 0) this.conns.set(c.clientIp, c.byServer);
+      if (c.byPorts.size === 0) c.byServer.set(c.serverIp, c.byPorts);
+    }
+    c.byPorts.set(c.ports, c);
+    this.connOrder[this.connNext] = c;
+    this.connNext = (this.connNext + 1) % this.maxConns;
+    this.connCount++;
+  }
+
   /** Buckets held and edges stored, for metrics and tests. */
   stats(): { buckets: number; aggregates: number; connections: number; overflow: number } {
     let aggregates = 0;
     for (const b of this.buckets) aggregates += b.size;
-    return { buckets: this.buckets.length, aggregates, connections: this.conns.size, overflow: this.overflow };
+    return { buckets: this.buckets.length, aggregates, connections: this.connCount, overflow: this.overflow };
   }
 
   /** The map of the requested window, filtered as GetFlows filters flows. Throws FilterError. */

@@ -6,25 +6,29 @@ import { FlowType, L7FlowType, TrafficDirection, type Endpoint, type Flow } from
 /** One end of an edge: the map node it belongs to and what filters are matched against. */
 export interface Side {
   /** Map node id: "namespace/workload", "host", "world", a CIDR, or a reserved identity's name. */
-  node: string;
+  readonly node: string;
   /** Aggregation key: the pod ("namespace/pod") for endpoints, else the node id. */
-  key: string;
-  kind: string;
-  namespace: string;
-  workload: string;
-  pod: string;
-  endpoint: Endpoint | undefined;
-  ip: string;
+  readonly key: string;
+  readonly kind: string;
+  readonly namespace: string;
+  readonly workload: string;
+  readonly pod: string;
+  readonly endpoint: Endpoint | undefined;
+  readonly ip: string;
 }
 
 export interface Classified {
   client: Side;
   server: Side;
+  /** The server's port (0 for ICMP) and the client's. */
   port: number;
+  clientPort: number;
   protocol: string;
+  /** The flow's Type, read once here for the callers (a flow's fields are costly to read: many shapes). */
+  type: FlowType | undefined;
+  /** Whether the flow runs from server to client. */
+  reversed: boolean;
 }
-
-const nodeOfEndpoint = new WeakMap<Endpoint, Omit<Side, 'ip' | 'endpoint'>>();
 
 /** The workload a pod belongs to: its first workload, else the pod's own name. */
 export function workloadOf(ep: Endpoint): string {
@@ -70,17 +74,26 @@ function expand6(ip: string): string[] {
   return [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
 }
 
+// Sides are immutable and shared: flows of one address and endpoint get the same Side (and its
+// key strings, hashes cached), so classifying a flow allocates only its Classified. Keyed by
+// address, as the agent hands out one endpoint object for all of the world.
+const sideCache = new Map<string, Side>();
+const SIDE_CACHE_MAX = 16384;
+
 export function sideOf(ep: Endpoint | undefined, ip: string): Side {
+  let s = sideCache.get(ip);
+  if (s === undefined || s.endpoint !== ep) {
+    if (s === undefined && sideCache.size >= SIDE_CACHE_MAX) sideCache.clear();
+    sideCache.set(ip, (s = newSide(ep, ip)));
+  }
+  return s;
+}
+
+function newSide(ep: Endpoint | undefined, ip: string): Side {
   if (ep?.pod_name) {
-    let n = nodeOfEndpoint.get(ep);
-    if (!n) {
-      const ns = ep.namespace ?? '';
-      const workload = workloadOf(ep);
-      n = { node: `${ns}/${workload}`, key: `${ns}/${ep.pod_name}`, kind: 'workload', namespace: ns, workload, pod: ep.pod_name };
-      nodeOfEndpoint.set(ep, n);
-    }
-    // A literal, not a spread: spreading into a literal with more keys takes V8's slow path (µs).
-    return { node: n.node, key: n.key, kind: n.kind, namespace: n.namespace, workload: n.workload, pod: n.pod, endpoint: ep, ip };
+    const ns = ep.namespace ?? '';
+    const workload = workloadOf(ep);
+    return { node: `${ns}/${workload}`, key: `${ns}/${ep.pod_name}`, kind: 'workload', namespace: ns, workload, pod: ep.pod_name, endpoint: ep, ip };
   }
   const reserved = reservedName(ep);
   let node: string;
@@ -95,32 +108,33 @@ export function sideOf(ep: Endpoint | undefined, ip: string): Side {
   return { node, key: node, kind, namespace: '', workload: '', pod: '', endpoint: ep, ip };
 }
 
-function l4Of(f: Flow): { protocol: string; sport: number; dport: number } | undefined {
-  const l4 = f.l4;
-  if (!l4) return undefined;
-  const p = l4.TCP ?? l4.UDP ?? l4.SCTP;
-  if (p) return { protocol: l4.TCP ? 'TCP' : l4.UDP ? 'UDP' : 'SCTP', sport: p.source_port ?? 0, dport: p.destination_port ?? 0 };
-  if (l4.ICMPv4) return { protocol: 'ICMPv4', sport: 0, dport: 0 };
-  if (l4.ICMPv6) return { protocol: 'ICMPv6', sport: 0, dport: 0 };
-  return undefined;
-}
-
 /** True when the flow runs from server to client (so the edge is its reverse). */
-export function isServerToClient(f: Flow): boolean {
-  if (f.Type === FlowType.L7) return f.l7?.type === L7FlowType.RESPONSE;
-  if (f.Type === FlowType.SOCK) return f.traffic_direction === TrafficDirection.INGRESS;
+export function isServerToClient(f: Flow, type = f.Type): boolean {
+  if (type === FlowType.L7) return f.l7?.type === L7FlowType.RESPONSE;
+  if (type === FlowType.SOCK) return f.traffic_direction === TrafficDirection.INGRESS;
   return f.is_reply === true;
 }
 
 export function classify(f: Flow): Classified | undefined {
-  const l4 = l4Of(f);
+  const l4 = f.l4;
   const ips = f.IP;
   if (!l4 || !ips?.source || !ips.destination) return undefined;
+  let protocol: string;
+  let sport = 0;
+  let dport = 0;
+  const p = l4.TCP ?? l4.UDP ?? l4.SCTP;
+  if (p) {
+    protocol = l4.TCP ? 'TCP' : l4.UDP ? 'UDP' : 'SCTP';
+    sport = p.source_port ?? 0;
+    dport = p.destination_port ?? 0;
+  } else if (l4.ICMPv4) protocol = 'ICMPv4';
+  else if (l4.ICMPv6) protocol = 'ICMPv6';
+  else return undefined;
   const src = sideOf(f.source, ips.source);
   const dst = sideOf(f.destination, ips.destination);
-  const rev = isServerToClient(f);
-  const icmp = l4.protocol.startsWith('ICMP');
-  return rev
-    ? { client: dst, server: src, port: icmp ? 0 : l4.sport, protocol: l4.protocol }
-    : { client: src, server: dst, port: icmp ? 0 : l4.dport, protocol: l4.protocol };
+  const type = f.Type;
+  const reversed = isServerToClient(f, type);
+  return reversed
+    ? { client: dst, server: src, port: sport, clientPort: dport, protocol, type, reversed }
+    : { client: src, server: dst, port: dport, clientPort: sport, protocol, type, reversed };
 }
