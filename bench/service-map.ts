@@ -3,7 +3,7 @@
 // takes through a relay in front of 10 agents holding an hour of 15 s buckets each.
 //
 //   pnpm exec tsx --conditions=@flowctl/source bench/service-map.ts
-//   (env ROUNDS, NODES, EDGES per bucket per node)
+//   (env ROUNDS and PASSES of the aggregation; NODES, EDGES per bucket per node of the query)
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,19 +15,21 @@ import { FakeDatapath } from '../packages/agent/src/testing/fake-datapath.js';
 import { Observer } from '../packages/agent/src/observer/observer.js';
 import { spawnRelay, repoRoot } from '../packages/relay/src/testing/spawn.js';
 import { cpus, loadavg } from 'node:os';
-import { median, progress, writeSection } from './lib/report.js';
+import { median, medianCI, progress, writeSection } from './lib/report.js';
 
 const run = promisify(execFile);
-const ROUNDS = Number(process.env.ROUNDS ?? 15);
+const ROUNDS = Number(process.env.ROUNDS ?? 41);
+const PASSES = Number(process.env.PASSES ?? 3);
+const WARMUP = 5;
 const NODES = Number(process.env.NODES ?? 10);
 const EDGES = Number(process.env.EDGES ?? 200);
 const N = 20_000;
 
-function cpu(fn: () => void): number {
-  const c0 = process.cpuUsage();
+/** Wall time of fn in ns (hrtime: ns resolution, where CPU-time accounting is tick-grained). */
+function wall(fn: () => void): number {
+  const t0 = process.hrtime.bigint();
   fn();
-  const c = process.cpuUsage(c0);
-  return (c.user + c.system) / 1e6;
+  return Number(process.hrtime.bigint() - t0);
 }
 
 // Realistic flows; L3/L4 ones carry connection numbers as the parser attaches them, and flows of
@@ -50,23 +52,38 @@ for (const f of flows) {
   if (f.Type === FlowType.L3_L4 && f.verdict === 1) attachConnNumbers(f, { bytes_sent: (bytes += 1500), bytes_received: bytes >> 1, packets_sent: 10, packets_received: 8 });
 }
 
-function aggregation(): { base: number; withMap: number } {
-  const base: number[] = [];
-  const withMap: number[] = [];
-  // Steady state, as in an agent: the edges of the current bucket exist after the first round.
+interface Aggregation { base: number; withMap: number; cost: number; ci: [number, number]; control: number }
+
+/**
+ * Per round: the ring write alone (A) and with the service map in front (B), PASSES passes over
+ * the corpus each, in alternating order so drift and load hit both alike; the cost is the median
+ * of the rounds' B − A. A second A in each round gives A − A, the method's zero.
+ */
+function aggregation(): Aggregation {
+  // Steady state, as in an agent: the edges of the current bucket exist after the warm-up.
   const o1 = new Observer({ nodeName: 'bench', capacity: 65535 });
   const o2 = new Observer({ nodeName: 'bench', capacity: 65535 });
   const now = Date.now();
   const store = new ServiceMapStore({ nodeName: 'bench', isLocalIp: () => true, now: () => now });
-  for (let r = 0; r < ROUNDS + 3; r++) {
-    const b = cpu(() => { for (const f of flows) o1.writeFlow(f); });
-    const w = cpu(() => { for (const f of flows) { store.observe(f); o2.writeFlow(f); } });
-    if (r >= 3) {
-      base.push((b * 1e9) / flows.length);
-      withMap.push((w * 1e9) / flows.length);
-    }
+  const ringOnly = () => { for (let p = 0; p < PASSES; p++) for (const f of flows) o1.writeFlow(f); };
+  const withMap = () => { for (let p = 0; p < PASSES; p++) for (const f of flows) { store.observe(f); o2.writeFlow(f); } };
+  for (let r = 0; r < WARMUP; r++) { ringOnly(); withMap(); }
+  const per = PASSES * flows.length;
+  const base: number[] = [];
+  const both: number[] = [];
+  const cost: number[] = [];
+  const control: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    let a: number;
+    let b: number;
+    if (r % 2) { a = wall(ringOnly); b = wall(withMap); } else { b = wall(withMap); a = wall(ringOnly); }
+    const a2 = wall(ringOnly);
+    base.push(a / per);
+    both.push(b / per);
+    cost.push((b - a) / per);
+    control.push((a2 - a) / per);
   }
-  return { base: median(base), withMap: median(withMap) };
+  return { base: median(base), withMap: median(both), cost: median(cost), ci: medianCI(cost), control: median(control) };
 }
 
 /** An agent whose store holds an hour of buckets with EDGES distinct pod pairs each. */
@@ -129,30 +146,33 @@ async function mapQuery(): Promise<{ ms: number[]; startMs: number[]; edges: num
 }
 
 async function main(): Promise<void> {
-  progress(`aggregation: ${flows.length} corpus flows, ${ROUNDS} rounds`);
+  progress(`aggregation: ${flows.length} corpus flows × ${PASSES} passes, ${ROUNDS} rounds`);
   const a = aggregation();
+  const load = loadavg().map((x) => x.toFixed(1)).join(' / ');
   progress(`map query: ${NODES} agents × 240 buckets × ${EDGES} aggregates, through a relay`);
   const q = await mapQuery();
-  const cost = a.withMap - a.base;
   const md = `## Service map (\`bench/service-map.ts\`)
 
 \`pnpm exec tsx --conditions=@flowctl/source bench/service-map.ts\`
 
-Aggregation in the agent: the ring write of ${flows.length.toLocaleString('en-US')} corpus flows without and with
-\`ServiceMapStore.observe\` in front of it (CPU time, median of ${ROUNDS} rounds, same run).
+Aggregation in the agent: the ring write of ${flows.length.toLocaleString('en-US')} corpus flows (${PASSES} passes per
+measurement) without (A) and with (B) \`ServiceMapStore.observe\` in front of it, in the same process, after
+${WARMUP} warm-up rounds. Wall time (\`process.hrtime\`), ${ROUNDS} rounds in alternating order; the cost is the
+median of the rounds' B − A (95% CI of that median in brackets). A second A per round gives A − A, the
+method's zero. Load average (1 min) when it ended: ${load} on ${cpus().length} cores.
 
 | path | ns per flow |
 |---|---|
-| ring write (baseline) | ${a.base.toFixed(0)} |
-| service map + ring write | ${a.withMap.toFixed(0)} |
-| **aggregation cost** | **${cost.toFixed(0)}** (goal ≤ 1,000) |
+| ring write (A, baseline) | ${a.base.toFixed(0)} |
+| service map + ring write (B) | ${a.withMap.toFixed(0)} |
+| A − A (the method's zero) | ${a.control.toFixed(0)} |
+| **aggregation cost, B − A** | **${a.cost.toFixed(0)}** [${a.ci[0].toFixed(0)}–${a.ci[1].toFixed(0)}] (goal ≤ 1,000) |
 
 \`flowctl map --since 1h -o json\` (the CLI process, wall time) through a flowctl-relay in front of
 ${NODES} agents, each holding 240 buckets (an hour) of ${EDGES} pod-pair aggregates: answer
 ${q.edges} edges, ${q.nodes} nodes. Median of ${q.ms.length} runs: **${median(q.ms).toFixed(0)} ms** (goal ≤ 1,000 ms;
 min ${Math.min(...q.ms).toFixed(0)}, max ${Math.max(...q.ms).toFixed(0)}). Baseline in the same run, \`flowctl version\` (the CLI's
-start-up alone): ${median(q.startMs).toFixed(0)} ms, so the map itself takes about ${(median(q.ms) - median(q.startMs)).toFixed(0)} ms. Load average
-during the run: ${loadavg().map((x) => x.toFixed(1)).join(' / ')} on ${cpus().length} cores.
+start-up alone): ${median(q.startMs).toFixed(0)} ms, so the map itself takes about ${(median(q.ms) - median(q.startMs)).toFixed(0)} ms.
 `;
   writeSection('service-map', md);
   progress(md);
