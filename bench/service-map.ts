@@ -148,6 +148,7 @@ async function mapQuery(): Promise<{ ms: number[]; startMs: number[]; edges: num
 async function main(): Promise<void> {
   progress(`aggregation: ${flows.length} corpus flows × ${PASSES} passes, ${ROUNDS} rounds`);
   const a = aggregation();
+  const load1 = loadavg()[0]!;
   const load = loadavg().map((x) => x.toFixed(1)).join(' / ');
   progress(`map query: ${NODES} agents × 240 buckets × ${EDGES} aggregates, through a relay`);
   const q = await mapQuery();
@@ -159,7 +160,7 @@ Aggregation in the agent: the ring write of ${flows.length.toLocaleString('en-US
 measurement) without (A) and with (B) \`ServiceMapStore.observe\` in front of it, in the same process, after
 ${WARMUP} warm-up rounds. Wall time (\`process.hrtime\`), ${ROUNDS} rounds in alternating order; the cost is the
 median of the rounds' B − A (95% CI of that median in brackets). A second A per round gives A − A, the
-method's zero. Load average (1 min) when it ended: ${load} on ${cpus().length} cores.
+method's zero. Load average (1, 5, 15 min) when it ended: ${load} on ${cpus().length} cores${load1 >= 1 ? ': measured under load, other work shared the cores' : ''}.
 
 | path | ns per flow |
 |---|---|
