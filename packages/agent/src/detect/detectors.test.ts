@@ -186,6 +186,22 @@ describe('syn-flood', () => {
     expect(feed(d, flows)).toEqual([]);
   });
 
+  it('sends the figures of an interval held back by the update interval on a later tick', () => {
+    const d = new SynFloodDetector({ intervalMs: 1000, halfOpen: 100, maxDestinations: 64, updateMs: 3000 }, local);
+    const at = (n: number, from: number): [Flow, number][] =>
+      Array.from({ length: n }, (_, i) => [syn(SCANNER, WEB, 1024 + i, 8080, { trace_observation_point: TraceObservationPoint.TO_ENDPOINT }), from + i]);
+    // Intervals of 200, 400 and 300 half-open: the first is raised, the next held back until a
+    // tick past the update interval; then quiet: the flood's last figures go out as it ends.
+    const found = feed(d, [...at(200, 0), ...at(400, 1000), ...at(300, 2000), ...at(500, 3000)]);
+    expect(found.map((f) => f.evidence.half_open)).toEqual([200]);
+    expect(d.tick(2500)).toBeUndefined();
+    expect(d.tick(4100)?.map((f) => f.evidence.half_open)).toEqual([500]);
+    const flood2 = new SynFloodDetector({ intervalMs: 1000, halfOpen: 100, maxDestinations: 64, updateMs: 3000 }, local);
+    expect(feed(flood2, [...at(200, 0), ...at(400, 1000), ...at(1, 2000)]).map((f) => f.evidence.half_open)).toEqual([200]);
+    expect(flood2.tick(3500)?.map((f) => f.evidence.half_open)).toEqual([400]);
+    expect(flood2.tick(8000)).toBeUndefined();
+  });
+
   it('keeps its state bounded under a flood from 10,000 spoofed sources', () => {
     const d = flood();
     const found: Finding[] = [];

@@ -23,6 +23,11 @@ export class HeldUpdates<S extends Reported> {
     return true;
   }
 
+  /** Whether an update of `s` is held back. */
+  has(s: S): boolean {
+    return this.held.has(s);
+  }
+
   /** Drops a held update (the state was forgotten or its episode ended). */
   forget(s: S): void {
     this.held.delete(s);

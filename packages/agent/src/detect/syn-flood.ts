@@ -121,13 +121,15 @@ export class SynFloodDetector implements Detector {
     d.bucketStart = quiet ? nowMs : d.bucketStart + o.intervalMs;
     d.syns = d.estIn = d.estOut = 0;
     if (halfOpen < o.halfOpen) {
+      // The flood is over: its last figures go out now if they were held back.
+      const last = this.held.has(d) ? this.report(d, nowMs) : undefined;
       // Sources are counted per flood: a quiet interval starts the count afresh.
       this.flooded.delete(d);
       this.held.forget(d);
       d.source = undefined;
       d.top.clear();
       d.sources = new DistinctCounter();
-      return undefined;
+      return last;
     }
     if (!d.source) {
       let best: { peer: AlertPeer; n: number } | undefined;
