@@ -6,6 +6,7 @@
 //   - each of those with no policy and with 1,000 policies / 10,000 endpoints in force.
 // Plus the time to compile those policies and write them into the kernel maps.
 // Run: pnpm exec tsx --conditions=@flowctl/source bench/bpf-cost.ts
+import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { BpfObject } from '../addon/lib/index.js';
@@ -160,7 +161,8 @@ traffic). An established packet takes the fast path of its address family (\`fas
 a header check in the linear area, the canonical key, one lookup in the connection table (conns4
 or conns6: arrays hashed in the program, no helper call), then the connection's skip record,
 written by the slow path (same config epoch, same jiffy, the packet's side and flags allowed), and
-two atomic adds. The first packet of a connection in each jiffy takes the slow path (full parse,
+two adds to this CPU's counts of the connection (no atomic instruction).
+The first packet of a connection in each jiffy takes the slow path (full parse,
 clock read, event decision) and writes the record again. An established connection does no policy
 lookup: its verdict is cached in the connection entry with the config epoch, so the lookup cost
 (2 ipcache LPM lookups + 1 enforce lookup + up to 6 policy hash lookups) is paid on the first packet
@@ -172,7 +174,8 @@ ${compiled.enforced.size.toLocaleString('en')} enforced identities. Compile (med
 (one syscall per row): ipcache ${idents.length.toLocaleString('en')} entries ${f(ipcacheMs)} ms, policy rows first time ${f(firstWriteMs)} ms,
 recompiled and rewritten at a new revision (unchanged rows skipped) ${f(rewriteMs)} ms.
 Compile + first map write: ${f(median(compileMs) + firstWriteMs)} ms (goal < 1 s).
-Ring-buffer losses during the run: ${lost ? sumPerCpuU64(lost) : 0n}.
+Ring-buffer losses during the run: ${lost ? sumPerCpuU64(lost) : 0n}. Load average ${loadavg()[0]!.toFixed(1)} at the end of the run
+(a shared machine: figures under load are higher).
 
 Command: \`make -C bpf && pnpm exec tsx --conditions=@flowctl/source bench/bpf-cost.ts\``;
   writeSection('bpf-cost', md);
