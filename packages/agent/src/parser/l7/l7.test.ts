@@ -329,6 +329,19 @@ const lostCounts = (k: Conversation) => [c(k).l7LostHttpRequests, c(k).l7LostHtt
 
 describe('DNS over TCP: 2-byte length framing across and within segments (item 5)', () => {
   const framed = (m: Buffer) => Buffer.concat([Buffer.from([m.length >> 8, m.length & 0xff]), m]);
+  it('bytes missed inside a message lose that message only (counted); a missed prefix gives the direction up', () => {
+    const k = new Conversation(L7Proto.Dns);
+    const q = (id: number, name: string) => framed(dnsMessage({ id, response: false, name }));
+    const [q1, q2, q3, q4] = [q(1, 'one.example'), q(2, 'two.example'), q(3, 'three.example'), q(4, 'four.example')];
+    // q1's middle never arrives: q1 is counted lost, q2 after it is read.
+    const out = k.sendOrdered('client', [q1.subarray(0, 6), q1.subarray(6, 12), Buffer.concat([q1.subarray(12), q2])], [0, 2]);
+    expect(said([...out, ...k.end('server')])).toEqual(['DNS Query two.example. A']);
+    expect(lostCounts(k)).toEqual([0, 0, 1]);
+    // A gap over q3's length prefix: the direction is given up, q4's segment is counted too.
+    expect(said([...k.send('client', q4, { skip: q3.length }), ...k.end('client')])).toEqual(['DNS unparsed: ' + q3.length + ' bytes were not seen']);
+    expect(lostCounts(k)).toEqual([0, 0, 2]);
+  });
+
   it('reads a query whose length prefix came in its own segment, and two queries in one segment', () => {
     const k = new Conversation(L7Proto.Dns);
     const q1 = framed(dnsMessage({ id: 1, response: false, name: 'one.example' }));
