@@ -301,4 +301,21 @@ describe.skipIf(skipReason !== undefined)('flowctl block: the XDP drop list on n
     expect(spared.action).toBe(`none: ${C2.ip} is never blocked`);
     expect(reaches(C2)).toBe(true);
   });
+
+  it('--block-from-lists: the addresses of the --blocklist files are dropped, and follow the files', async () => {
+    agent!.kill('SIGTERM');
+    await new Promise((res) => agent!.once('exit', res));
+    const list = join(dir, 'bad-hosts.txt');
+    writeFileSync(list, `# test list\n${C1.ip}\n203.0.113.0/24\n`);
+    // No state dir: the alert's block of the previous test stays behind.
+    await startAgent(['--blocklist', list, '--block-from-lists', '--state-dir', '']);
+    expect(agentLog).toContain(`drop list: 2 entries from ${list}`);
+    expect(reaches(C1)).toBe(false);
+    expect(reaches(C2)).toBe(true);
+    expect((await listed()).map((e) => [e.cidr, e.reason])).toEqual([[`${C1.ip}/32`, 'bad-hosts.txt'], ['203.0.113.0/24', 'bad-hosts.txt']]);
+    // The file changes: C1 leaves the drop list, C2 enters it (reloads are polled every 2 s).
+    writeFileSync(list, `${C2.ip}\n`);
+    await waitFor('the reloaded list in force', async () => (reaches(C1) && !reaches(C2)) || undefined, 10_000);
+    expect((await listed()).map((e) => e.cidr)).toEqual([`${C2.ip}/32`]);
+  });
 });

@@ -32,6 +32,7 @@ import { loadDetectConfig } from './detect/config.js';
 import { alertsImpl } from './server/alerts.js';
 import { BlocksService } from '@flowctl/flow/gen/flowctl/blocks.grpc';
 import { BlockList } from './respond/block-list.js';
+import type { CidrSet } from './detect/blocklist-index.js';
 import { RESPOND_SECTION, Responder } from './respond/responder.js';
 import { defaultConfig } from './detect/config.js';
 import { blocksImpl } from './server/blocks.js';
@@ -82,6 +83,8 @@ export interface AgentOptions {
   xdpInterfaces?: string[];
   /** --state-dir: where the drop list is kept across restarts (blocks.json); unset: nowhere. */
   stateDir?: string;
+  /** --block-from-lists: the addresses of the --blocklist files go into the drop list. */
+  blockFromLists?: boolean;
   /** A datapath to use instead of the kernel (tests). */
   datapath?: Datapath;
   log: Logger & { child?(b: object): Logger };
@@ -149,6 +152,7 @@ export class Agent {
     this.blocks = new BlockList({ ...(opts.stateDir && { stateFile: join(opts.stateDir, 'blocks.json') }), warn: (m) => blocksLog.warn(m) });
     const restored = this.blocks.load();
     if (restored) blocksLog.info({ entries: restored, stateDir: opts.stateDir }, `drop list: restored ${restored} ${restored === 1 ? 'entry' : 'entries'}`);
+    if (opts.blockFromLists && (opts.detectOff || !opts.blocklist?.length)) throw new FlowctlError('CONFIG', '--block-from-lists needs --blocklist FILE: the lists whose addresses it blocks');
     if (!opts.detectOff) {
       const config = opts.detectConfig ? loadDetectConfig(opts.detectConfig, CONFIG_SECTIONS) : undefined;
       this.detection = new Detection({
@@ -156,6 +160,7 @@ export class Agent {
         isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip),
         blocklistFiles: opts.blocklist ?? [],
         log: (subsys) => this.child(subsys),
+        ...(opts.blockFromLists && { blocklistLoaded: (file: string, cidrs: CidrSet) => this.blockListed(file, cidrs) }),
       }, config);
       const detection = this.detection;
       const respond = (config ?? defaultConfig(CONFIG_SECTIONS)).get(RESPOND_SECTION.name)!;
@@ -294,6 +299,14 @@ export class Agent {
     this.config.start();
     this.clockTimer = setInterval(() => this.ctx.clock.calibrate(), 60_000);
     this.clockTimer.unref();
+  }
+
+  /** --block-from-lists: a list file's addresses become its entries of the drop list. */
+  private blockListed(file: string, cidrs: CidrSet): void {
+    const r = this.blocks.setListed(file, cidrs.prefixes());
+    const log = this.child('blocks');
+    log.info({ file, entries: r.entries }, `drop list: ${r.entries} entries from ${file}`);
+    if (r.refused) log.warn({ file, refused: r.refused }, `drop list: ${r.refused} entries of ${file} not added: ${r.firstError}`);
   }
 
   /** The XDP drop list on every --xdp-interface; the list's entries go to the kernel from here on. */

@@ -74,6 +74,7 @@ export function buildCommand(): Command {
     .option('--every-packet', 'one event per packet instead of per connection', false)
     .option('--blocklist <file>', 'blocklisted domains and addresses: hosts file, domain or IP/CIDR list, Spamhaus DROP JSON, URLhaus CSV (recognised from the content); repeatable, reloaded on change', (v: string, prev: string[] = []) => [...prev, v])
     .option('--detect-config <file>', 'detector thresholds (YAML, docs/alerts.md); the documented defaults without it')
+    .option('--block-from-lists', 'put the addresses and CIDRs of the --blocklist files into the drop list (reason: the list\'s name), updated when they are reloaded', false)
     .option('--state-dir <dir>', 'keep the drop list (flowctl block) here across restarts ("" keeps it in memory only); default: the directory of --unix-socket, else /var/run/flowctl')
     .option('--xdp-interface <ifname>', 'attach the XDP drop list (flowctl block) to this node interface; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--conn-budget <rate[:burst]>', 'per-source budget of new-connection events; over it, attempts are summed in one summary flow per source and second ("0": no budget)', connBudgetArg, DEFAULT_CONN_BUDGET)
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   const o = cmd.opts<{
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
-    maxPayload?: number; kernelRingBytes?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; stateDir?: string; xdpInterface?: string[]; blocklist?: string[]; connBudget: ConnBudget | false; synFloodProtect?: number | true;
+    maxPayload?: number; kernelRingBytes?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; blockFromLists: boolean; stateDir?: string; xdpInterface?: string[]; blocklist?: string[]; connBudget: ConnBudget | false; synFloodProtect?: number | true;
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
     ...(o.detectConfig !== undefined && { detectConfig: o.detectConfig }),
     ...(o.xdpInterface && { xdpInterfaces: o.xdpInterface }),
     stateDir: o.stateDir ?? dirname(o.unixSocket ?? DEFAULT_UNIX_SOCKET),
+    blockFromLists: o.blockFromLists,
     ...(o.blocklist !== undefined && { blocklist: o.blocklist }),
     connBudget: o.connBudget || null,
     ...(o.synFloodProtect !== undefined && { synFloodProtect: o.synFloodProtect === true ? DEFAULT_SYN_FLOOD_HALFOPEN : o.synFloodProtect }),

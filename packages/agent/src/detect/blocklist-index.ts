@@ -34,6 +34,10 @@ class ShardedMap<K extends string | number> {
     if (!m.has(k)) this.size++;
     m.set(k, v);
   }
+
+  *keys(): Generator<K> {
+    for (const m of this.shards) yield* m.keys();
+  }
 }
 
 /** Top 5 bits of a multiplicative hash: of a number, or of a string's length and two of its characters. */
@@ -154,6 +158,12 @@ export class CidrSet {
       this.size++;
     }
     return true;
+  }
+
+  /** Every listed prefix (for the XDP drop list of --block-from-lists). */
+  *prefixes(): Generator<{ v6: boolean; addr: bigint; bits: number }> {
+    for (const [bits, m] of this.v4) for (const net of m.keys()) yield { v6: false, addr: BigInt(net), bits };
+    for (const [bits, m] of this.v6) for (const net of m.keys()) yield { v6: true, addr: BigInt(`0x${net}`), bits };
   }
 
   /** The longest listed prefix holding `ip`. */

@@ -9,7 +9,7 @@ import { FlowctlError } from '../errors.js';
 import type { Logger } from '../server/server.js';
 import type { AlertKind, AlertPeer, DetectContext, Detector, DetectorSpec, Finding } from './detector.js';
 import type { SectionValues } from './config.js';
-import type { Hit } from './blocklist-index.js';
+import type { CidrSet, Hit } from './blocklist-index.js';
 import { ListParser, type BadLine, type ParsedList } from './blocklist-formats.js';
 import { LruMap } from './lru.js';
 import { describePeer, peerOf } from './peer.js';
@@ -60,6 +60,7 @@ export class Blocklists {
   constructor(
     readonly files: string[],
     private readonly log: Logger,
+    private readonly onLoaded?: (file: string, cidrs: CidrSet) => void,
   ) {}
 
   /** Loads every file; an unreadable one is a CONFIG error (there is no last good list yet). */
@@ -149,6 +150,7 @@ export class Blocklists {
   private loaded(file: string, sig: string, parsed: ParsedList): Loaded {
     this.badLines += parsed.badLines;
     this.log.info({ file, format: parsed.format, names: parsed.names.size, cidrs: parsed.cidrs.size, badLines: parsed.badLines }, 'blocklist loaded');
+    this.onLoaded?.(file, parsed.cidrs);
     return { ...parsed, file, sig };
   }
 
@@ -370,7 +372,7 @@ export const blocklist: DetectorSpec = {
     'max-tracked': { kind: 'count', default: BLOCKLIST_DEFAULTS.maxTracked, help: '(kind, source, entry) alerts tracked for those updates; the least recently seen is forgotten first' },
   },
   create: (c: SectionValues, ctx: DetectContext) => {
-    const lists = new Blocklists([...(ctx.blocklistFiles ?? []), ...(c.files as string[])], ctx.log?.('blocklist') ?? quiet);
+    const lists = new Blocklists([...(ctx.blocklistFiles ?? []), ...(c.files as string[])], ctx.log?.('blocklist') ?? quiet, ctx.blocklistLoaded);
     lists.load();
     if (lists.files.length) lists.start(c['reload-interval'] as number);
     return new BlocklistDetector(lists, { updateMs: c['update-interval'] as number, maxTracked: c['max-tracked'] as number }, ctx.isLocalIp);

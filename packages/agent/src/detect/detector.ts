@@ -3,6 +3,7 @@
 // and window, updated rather than repeated.
 import type { Endpoint, Flow } from '@flowctl/flow';
 import type { SectionSpec, SectionValues } from './config.js';
+import type { CidrSet } from './blocklist-index.js';
 import type { Logger } from '../server/server.js';
 
 export type AlertKind = 'dns-tunnel' | 'blocklisted-domain' | 'blocklisted-ip' | 'port-scan' | 'syn-flood' | 'connection-rate';
@@ -48,6 +49,8 @@ export interface DetectContext {
   isLocalIp(ip: string): boolean;
   /** --blocklist files (the blocklist detector's lists, beside its section's own `files`). */
   blocklistFiles?: readonly string[];
+  /** Told each time a list file is loaded or reloaded, with its addresses (--block-from-lists). */
+  blocklistLoaded?: (file: string, cidrs: CidrSet) => void;
   /** A child logger per subsystem, for what a detector must tell the operator (bad list lines). */
   log?: (subsys: string) => Logger;
 }

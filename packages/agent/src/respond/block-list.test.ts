@@ -1,9 +1,10 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { FakeDatapath } from '../testing/fake-datapath.js';
 import type { KernelBlock } from '../datapath/datapath.js';
+import { parseBlockCidr } from '@flowctl/flow/block';
 import { BlockList } from './block-list.js';
 
 /** A datapath that records what the list writes into the XDP maps. */
@@ -75,6 +76,32 @@ describe('BlockList', () => {
     vi.advanceTimersByTime(8000);
     expect(l.size).toBe(0);
     l.close();
+  });
+});
+
+describe('BlockList entries of blocklist files (--block-from-lists)', () => {
+  it('replaces a list\'s entries on reload, leaves others\' alone and keeps none in the state file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fca-lists-'));
+    const file = join(dir, 'blocks.json');
+    const dp = new Recorder();
+    const l = new BlockList({ stateFile: file, maxEntries: 4 });
+    l.bindDatapath(dp);
+    l.add('192.0.2.0/24', { reason: 'by hand' });
+    const p = (cidr: string) => parseBlockCidr(cidr).prefix;
+    expect(l.setListed('/etc/lists/drop.txt', [p('192.0.2.0/24'), p('198.51.100.0/24'), p('2001:db8::/32')])).toEqual({ entries: 2, refused: 0 });
+    expect(l.list().map((e) => [e.cidr, e.reason, e.origin])).toEqual([
+      ['192.0.2.0/24', 'by hand', 'cli'],
+      ['198.51.100.0/24', 'drop.txt', 'list:/etc/lists/drop.txt'],
+      ['2001:db8::/32', 'drop.txt', 'list:/etc/lists/drop.txt'],
+    ]);
+    // Reloaded: what left the file leaves the drop list (and the kernel); over the limit is counted.
+    const r = l.setListed('/etc/lists/drop.txt', [p('198.51.100.0/24'), p('203.0.113.0/24'), p('203.0.114.0/24'), p('203.0.115.0/24')]);
+    expect(r).toMatchObject({ entries: 3, refused: 1, firstError: expect.stringMatching(/full/) });
+    expect(l.list().map((e) => e.cidr)).toEqual(['192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24', '203.0.114.0/24']);
+    expect(dp.kernel.size).toBe(4);
+    l.close();
+    expect(JSON.parse(readFileSync(file, 'utf8')).entries.map((e: { cidr: string }) => e.cidr)).toEqual(['192.0.2.0/24']);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -5,10 +5,10 @@
 // With a state file it keeps the entries there, so that they outlive a restart of the agent: read
 // back at start with what is left of their TTL.
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { FlowctlError } from '../errors.js';
 import { parseBlockCidr } from '@flowctl/flow/block';
-import type { Prefix } from '@flowctl/flow/ip';
+import { formatIp, type Prefix } from '@flowctl/flow/ip';
 import type { Datapath } from '../datapath/datapath.js';
 
 export interface BlockEntryState {
@@ -42,6 +42,8 @@ interface StateFile {
   entries: { cidr: string; reason: string; origin: string; createdMs: number; expiresMs?: number }[];
 }
 
+/** Origin of the entries of a blocklist file (--block-from-lists), before the file's path. */
+export const LIST_ORIGIN = 'list:';
 /** Ids of removed entries kept for drop events still in flight. */
 const RECENT = 1024;
 /** The longest TTL: a year. */
@@ -130,6 +132,38 @@ export class BlockList {
     return e;
   }
 
+  /**
+   * Makes the entries of blocklist file `file` (--block-from-lists) those of `prefixes`: reason
+   * the file's name, origin "list:FILE", no TTL, not kept in the state file (the list is read at
+   * start). A CIDR already listed otherwise (by hand, by an alert, by another list) stays as it is.
+   */
+  setListed(file: string, prefixes: Iterable<Pick<Prefix, 'v6' | 'addr' | 'bits'>>): { entries: number; refused: number; firstError?: string } {
+    const origin = `${LIST_ORIGIN}${file}`;
+    const listed = new Set<string>();
+    for (const p of prefixes) listed.add(`${formatIp(p.v6, p.addr)}/${p.bits}`);
+    // What left the file goes first, making room for what came.
+    for (const e of [...this.entries.values()]) if (e.origin === origin && !listed.has(e.cidr)) this.drop(e);
+    let entries = 0;
+    let refused = 0;
+    let firstError: string | undefined;
+    for (const cidr of listed) {
+      const old = this.entries.get(cidr);
+      if (old) {
+        if (old.origin === origin) entries++;
+        continue;
+      }
+      try {
+        this.add(cidr, { reason: basename(file), origin });
+        entries++;
+      } catch (e) {
+        refused++;
+        firstError ??= (e as Error).message;
+      }
+    }
+    this.changed();
+    return { entries, refused, ...(firstError && { firstError }) };
+  }
+
   /** Removes `cidr`; NOT_FOUND when it is not listed. */
   remove(cidrText: string): BlockEntryState {
     const { cidr } = parseBlockCidr(cidrText);
@@ -185,13 +219,14 @@ export class BlockList {
   private save(): void {
     const file = this.stateFile!;
     try {
-      if (!this.entries.size) {
+      const kept = [...this.entries.values()].filter((e) => !e.origin.startsWith(LIST_ORIGIN));
+      if (!kept.length) {
         rmSync(file, { force: true });
         return;
       }
       const state: StateFile = {
         version: 1,
-        entries: [...this.entries.values()].map((e) => ({
+        entries: kept.map((e) => ({
           cidr: e.cidr, reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { expiresMs: e.expiresMs }),
         })),
       };
