@@ -1,5 +1,6 @@
 // Alerts through a relay from real flowctl-agent processes in --replay mode: each agent replays the
-// recorded nmap run (packages/agent/src/detect/testdata) and raises the scan of the pod it hosts;
+// flows of one scanner from the recorded nmap run (packages/agent/src/detect/testdata), as the node
+// hosting it would see them, and raises that scan;
 // `flowctl alerts` reads the merged stream, and a node that goes away is reported as GetFlows
 // reports it, on stderr, while the other node's alerts keep coming.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -34,16 +35,25 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 3
 }
 
 beforeAll(async () => {
-  const replay = join(dir, 'flows.json');
-  writeFileSync(replay, gunzipSync(readFileSync(join(repoRoot, 'packages/agent/src/detect/testdata/nmap-ss-st-retry.jsonl.gz'))));
+  // A node reports the drops that happen on it, whoever scanned: were both agents to replay every
+  // flow, node-1 would also report scanner-b from the policy drops recorded there.
+  const recorded = gunzipSync(readFileSync(join(repoRoot, 'packages/agent/src/detect/testdata/nmap-ss-st-retry.jsonl.gz'))).toString().split('\n');
+  const replayOf = (ip: string) => {
+    const file = join(dir, `flows-${ip}.json`);
+    writeFileSync(file, recorded.filter((l) => l.includes(`"${ip}"`)).join('\n') + '\n');
+    return file;
+  };
   // scanner-a runs on node-1, scanner-b on node-2: each node reports the scanner it hosts.
   const endpoints = join(dir, 'endpoints.yaml');
   writeFileSync(endpoints, `endpoints:
   - { name: scanner-a, namespace: default, node: node-1, labels: { app: scanner-a }, ips: [10.10.1.70] }
   - { name: scanner-b, namespace: default, node: node-2, labels: { app: scanner-b }, ips: [10.10.1.71] }
 `);
-  const common = ['--replay', replay, '--replay-rate', '1000', '--metrics-address', '', '--endpoints', endpoints, '--listen-address', '127.0.0.1:0'];
-  const [agent1, a2] = await Promise.all([spawnAgent([...common, '--node-name', 'node-1']), spawnAgent([...common, '--node-name', 'node-2'])]);
+  const common = ['--replay-rate', '1000', '--metrics-address', '', '--endpoints', endpoints, '--listen-address', '127.0.0.1:0'];
+  const [agent1, a2] = await Promise.all([
+    spawnAgent([...common, '--replay', replayOf('10.10.1.70'), '--node-name', 'node-1']),
+    spawnAgent([...common, '--replay', replayOf('10.10.1.71'), '--node-name', 'node-2']),
+  ]);
   agent2 = a2;
   children.push(agent1, agent2);
   relay = await spawnRelay(['--listen-address', '127.0.0.1:0', '--peer', `127.0.0.1:${agent1.port}`, '--peer', `127.0.0.1:${agent2.port}`, '--dial-timeout', '1s', '--retry-timeout', '1s']);
