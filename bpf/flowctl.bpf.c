@@ -27,6 +27,7 @@
 #include "parse.bpf.h"
 #include "conns.bpf.h"
 #include "policy.bpf.h"
+#include "fqdn.bpf.h"
 #include "budget.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -123,6 +124,9 @@ __noinline int evaluate(struct flowctl_conn *c, const struct flowctl_conn_key *k
 		d.rule_ref = 0;
 	} else if (dir == FLOWCTL_DIR_EGRESS) {
 		policy_decide(id_open, id_resp, port, k->proto, dir, &d);
+		if (d.fqdn && !d.allow && !d.rule_ref)
+			fqdn_decide(id_open, id_resp, k->addr[o], k->addr[o ^ 1], k->ip_version, port,
+				    k->proto, &d);
 	} else {
 		policy_decide(id_resp, id_open, port, k->proto, dir, &d);
 	}
@@ -391,6 +395,10 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 		count(FLOWCTL_CNT_POLICY_AUDIT);
 	if (verdict != FLOWCTL_VERDICT_DROPPED)
 		l7 = l7_of(skb, p, c, k, side);
+	/* Learned before the endpoint gets the answer: its next connection finds the address. */
+	if (l7 == FLOWCTL_L7_DNS && obs == FLOWCTL_OBS_TO_ENDPOINT && p->sport == 53 &&
+	    fqdn_endpoint(c->identity[side ^ 1]))
+		fqdn_answer(skb, p);
 
 	/* L7 only when nothing else is a reason: user space makes no L3/L4 flow of an L7 event. */
 	if (verdict != FLOWCTL_VERDICT_FORWARDED && (first || newf || changed))

@@ -186,6 +186,7 @@ struct flowctl_ipcache_value {
 /* `policy_enforce`: u32 identity -> u32 of these bits. */
 #define FLOWCTL_ENFORCE_INGRESS 1
 #define FLOWCTL_ENFORCE_EGRESS 2
+#define FLOWCTL_ENFORCE_FQDN 4 /* egress has toFQDNs rules: DNS answers to it teach addresses */
 
 /* `policy` key: peer_identity, port and proto 0 mean any (see contracts.md "Policy maps"). */
 struct flowctl_policy_key {
@@ -207,6 +208,38 @@ struct flowctl_policy_value {
 struct flowctl_config {
 	__u64 epoch;
 	__u64 policy_revision;
+};
+
+/* toFQDNs (fqdn.bpf.h). Selector i (0..63) is the policy peer identity FLOWCTL_FQDN_IDENTITY + i. */
+#define FLOWCTL_FQDN_IDENTITY (1U << 28)
+
+/* How a selector matches the question name of an answer. */
+enum flowctl_fqdn_match {
+	FLOWCTL_FQDN_NAME = 1,  /* the whole name */
+	FLOWCTL_FQDN_LABEL = 2, /* any one label, then the name hashed (`*.suffix`) */
+	FLOWCTL_FQDN_ANY = 3,   /* every name (`*`); hash 0 */
+};
+
+/* `fqdn_names` key -> __u64 bits of the selectors that match. hash: FNV-1a 64 of the lower-cased
+ * wire-format name (length-prefixed labels, no root byte). */
+struct flowctl_fqdn_name_key {
+	__u64 hash;
+	__u32 kind; /* enum flowctl_fqdn_match */
+	__u32 pad;
+};
+
+/* `fqdn_ips`: an address `endpoint` learned from a DNS answer. Addresses in network order, IPv4
+ * in the first 4 bytes. */
+struct flowctl_fqdn_ip_key {
+	__u32 family; /* 4 or 6 */
+	__u32 endpoint[4];
+	__u32 addr[4];
+};
+
+struct flowctl_fqdn_ip_value {
+	__u64 expires_ns; /* bpf_ktime_get_ns() after which it allows nothing */
+	__u64 selectors;  /* bits: the selectors it was learned through */
+	__u64 name_hash;  /* of the last question name that taught it (per-name limits) */
 };
 
 #endif /* __FLOWCTL_H */

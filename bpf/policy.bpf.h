@@ -27,6 +27,7 @@ struct decision {
 	__u32 rule_ref;
 	__u8 allow;
 	__u8 enforced;
+	__u8 fqdn; /* the endpoint has toFQDNs rules (FLOWCTL_ENFORCE_FQDN) */
 };
 
 static __always_inline int policy_probe(struct flowctl_policy_key *k, struct decision *d)
@@ -50,11 +51,13 @@ static __always_inline void policy_decide(__u32 endpoint, __u32 peer, __u16 port
 	d->allow = 1;
 	d->enforced = 0;
 	d->rule_ref = 0;
+	d->fqdn = 0;
 	bits = bpf_map_lookup_elem(&policy_enforce, &endpoint);
 	if (!bits ||
 	    !(*bits & (direction == FLOWCTL_DIR_INGRESS ? FLOWCTL_ENFORCE_INGRESS : FLOWCTL_ENFORCE_EGRESS)))
 		return;
 	d->enforced = 1;
+	d->fqdn = !!(*bits & FLOWCTL_ENFORCE_FQDN);
 	k.endpoint_identity = endpoint;
 	k.direction = direction;
 

@@ -67,6 +67,15 @@ int main(void)
 	BEGIN("config_value", flowctl_config, sizeof(struct flowctl_config));
 	F(flowctl_config, epoch); F(flowctl_config, policy_revision);
 	END();
+	BEGIN("fqdn_name_key", flowctl_fqdn_name_key, sizeof(struct flowctl_fqdn_name_key));
+	F(flowctl_fqdn_name_key, hash); F(flowctl_fqdn_name_key, kind);
+	END();
+	BEGIN("fqdn_ip_key", flowctl_fqdn_ip_key, sizeof(struct flowctl_fqdn_ip_key));
+	F(flowctl_fqdn_ip_key, family); F(flowctl_fqdn_ip_key, endpoint); F(flowctl_fqdn_ip_key, addr);
+	END();
+	BEGIN("fqdn_ip_value", flowctl_fqdn_ip_value, sizeof(struct flowctl_fqdn_ip_value));
+	F(flowctl_fqdn_ip_value, expires_ns); F(flowctl_fqdn_ip_value, selectors); F(flowctl_fqdn_ip_value, name_hash);
+	END();
 	/* Connection entries (conn.bpf.h, kernel-side): the fields the datapath tests read in a slot. */
 #define SLOT(name, s)                                                                              \
 	BEGIN(name, s, sizeof(struct s));                                                          \

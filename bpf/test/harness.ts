@@ -30,6 +30,8 @@ export interface Knobs {
   policyAudit?: boolean;
   /** New-connection budgets (budget.bpf.h); none unless given, as tests send many SYNs from one address. */
   budget?: { intervalNs: bigint; burst: number; reportNs?: bigint; synProtectHalfopen?: number };
+  /** toFQDNs minimum TTL in seconds (default 3600). */
+  fqdnMinTtlS?: number;
 }
 
 export class Datapath {
@@ -51,6 +53,7 @@ export class Datapath {
       if (knobs.budget) this.obj.setRodata('budget_burst', knobs.budget.burst);
       if (knobs.budget?.reportNs !== undefined) this.obj.setRodata('budget_report_ns', knobs.budget.reportNs);
       if (knobs.budget?.synProtectHalfopen !== undefined) this.obj.setRodata('syn_protect_halfopen', knobs.budget.synProtectHalfopen);
+      if (knobs.fqdnMinTtlS !== undefined) this.obj.setRodata('fqdn_min_ttl_s', knobs.fqdnMinTtlS);
       this.obj.setMaxEntries('events', 1 << 20);
       this.obj.load();
       this.ring = this.obj.ringBuffer('events', (batch, count) =>
@@ -72,6 +75,7 @@ export class Datapath {
       policyEnforce: this.obj.map('policy_enforce'),
       policy: this.obj.map('policy'),
       config: this.obj.map('config'),
+      fqdn: { names: this.obj.map('fqdn_names'), ips: this.obj.map('fqdn_ips') },
     };
   }
 

@@ -69,6 +69,9 @@ export interface AgentOptions {
   connBudget?: ConnBudget | null;
   /** Half-open threshold of --syn-flood-protect; 0 or unset: off. */
   synFloodProtect?: number;
+  /** --tofqdns-min-ttl and --tofqdns-endpoint-max-ip-per-hostname (DatapathOptions). */
+  fqdnMinTtlS?: number;
+  fqdnMaxIpsPerName?: number;
   /** Poll interval of the endpoints file and policy directory (reload within 2 s). */
   watchIntervalMs?: number;
   /** Service-map buckets (width, retention, bound, clock); defaults: 15 s buckets for an hour. */
@@ -332,6 +335,8 @@ export class Agent {
     if (this.opts.policyAudit) o.policyAudit = true;
     if (this.opts.connBudget !== undefined) o.connBudget = this.opts.connBudget;
     if (this.opts.synFloodProtect) o.synFloodProtect = this.opts.synFloodProtect;
+    if (this.opts.fqdnMinTtlS !== undefined) o.fqdnMinTtlS = this.opts.fqdnMinTtlS;
+    if (this.opts.fqdnMaxIpsPerName !== undefined) o.fqdnMaxIpsPerName = this.opts.fqdnMaxIpsPerName;
     return o;
   }
 
@@ -378,7 +383,7 @@ export class Agent {
     const log = this.child('policy');
     let compiled: CompiledPolicy;
     try {
-      compiled = compilePolicies(docs, this.directory.endpoints);
+      compiled = compilePolicies(docs, this.directory.endpoints, { ...(this.policy && { fqdnPrevious: this.policy.fqdnSelectors }) });
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);
       this.policies.reject(reason);

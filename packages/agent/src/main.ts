@@ -9,7 +9,7 @@ import { FlowctlError } from './errors.js';
 import type { ServerTlsFiles } from '@flowctl/flow/tls';
 import { DEFAULT_METRICS, DEFAULT_METRICS_ADDRESS } from './metrics/agent-metrics.js';
 import { parseMetricsSpec } from './metrics/hubble.js';
-import { DEFAULT_CONN_BUDGET, type ConnBudget } from './datapath/datapath.js';
+import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, type ConnBudget } from './datapath/datapath.js';
 
 function intArg(name: string, min: number, max: number) {
   return (v: string): number => {
@@ -79,6 +79,8 @@ export function buildCommand(): Command {
     .option('--xdp-interface <ifname>', 'attach the XDP drop list (flowctl block) to this node interface; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--conn-budget <rate[:burst]>', 'per-source budget of new-connection events; over it, attempts are summed in one summary flow per source and second ("0": no budget)', connBudgetArg, DEFAULT_CONN_BUDGET)
     .option('--syn-flood-protect [half-open]', `drop SYNs over their source's budget to a destination with more than this many half-open attempts per second (default ${DEFAULT_SYN_FLOOD_HALFOPEN})`, intArg('--syn-flood-protect', 1, 1_000_000))
+    .option('--tofqdns-min-ttl <seconds>', `toFQDNs: seconds an address learned from a DNS answer stays allowed at least (default ${DEFAULT_FQDN_MIN_TTL_S})`, intArg('--tofqdns-min-ttl', 0, 0xffffffff))
+    .option('--tofqdns-endpoint-max-ip-per-hostname <n>', `toFQDNs: addresses an endpoint keeps per DNS name (default ${DEFAULT_FQDN_MAX_IPS_PER_NAME})`, intArg('--tofqdns-endpoint-max-ip-per-hostname', 1, 1_000_000))
     .option('--log-level <level>', 'pino log level', 'info');
 }
 
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
     nodeName: string; endpoints?: string; policyDir?: string; policyAudit: boolean; ringCapacity: number;
     unixSocket?: string; listenAddress: string; metricsAddress: string; metrics: string; replay?: string; replayRate: number;
     maxPayload?: number; kernelRingBytes?: number; everyPacket: boolean; logLevel: string; detectConfig?: string; blockFromLists: boolean; stateDir?: string; xdpInterface?: string[]; blocklist?: string[]; connBudget: ConnBudget | false; synFloodProtect?: number | true;
+    tofqdnsMinTtl?: number; tofqdnsEndpointMaxIpPerHostname?: number;
     tlsCertFile?: string; tlsKeyFile?: string; tlsClientCaFiles?: string[]; disableTls: boolean; clusterName: string;
   }>();
   let tls: ServerTlsFiles | undefined;
@@ -138,6 +141,8 @@ async function main(): Promise<void> {
     ...(o.blocklist !== undefined && { blocklist: o.blocklist }),
     connBudget: o.connBudget || null,
     ...(o.synFloodProtect !== undefined && { synFloodProtect: o.synFloodProtect === true ? DEFAULT_SYN_FLOOD_HALFOPEN : o.synFloodProtect }),
+    ...(o.tofqdnsMinTtl !== undefined && { fqdnMinTtlS: o.tofqdnsMinTtl }),
+    ...(o.tofqdnsEndpointMaxIpPerHostname !== undefined && { fqdnMaxIpsPerName: o.tofqdnsEndpointMaxIpPerHostname }),
     log,
   });
   }

@@ -78,6 +78,11 @@ export interface CompileOptions {
   revision?: number;
   /** Upper bound on map rows; beyond it the compile fails rather than overflowing the kernel map. */
   maxEntries?: number;
+  /**
+   * The toFQDNs selectors of the policy in force: selectors still in force keep their identities
+   * (the kernel's learned addresses name them by number), new ones take the lowest free.
+   */
+  fqdnPrevious?: readonly CompiledFqdnSelector[];
 }
 
 export const DEFAULT_MAX_ENTRIES = 1 << 21;
@@ -192,20 +197,28 @@ function collectCidrs(policies: PolicyDoc[]): { cidr: Cidr; identity: number }[]
   return cidrs.map((cidr, i) => ({ cidr, identity: MIN_CIDR_IDENTITY + i }));
 }
 
-function collectFqdns(policies: PolicyDoc[]): CompiledFqdnSelector[] {
+function collectFqdns(policies: PolicyDoc[], previous: readonly CompiledFqdnSelector[] = []): CompiledFqdnSelector[] {
   const byKey = new Map<string, FqdnSelector>();
   for (const d of policies)
     for (const r of d.rules)
       for (const s of r.egress ?? [])
         for (const p of s.peers) if (p.type === 'fqdn' && !byKey.has(fqdnKey(p.selector))) byKey.set(fqdnKey(p.selector), p.selector);
   if (byKey.size > MAX_FQDN_SELECTORS) throw policyError('policy', 0, `${byKey.size} distinct toFQDNs selectors (at most ${MAX_FQDN_SELECTORS})`);
-  // Sorted by text: the numbering depends only on the set of selectors in force.
-  return [...byKey.entries()]
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-    .map(([, selector], i) => {
-      const kernel = kernelMatch(selector);
-      return { identity: MIN_FQDN_IDENTITY + i, selector, ...(kernel && { kernel }) };
-    });
+  // Without a previous policy, numbered in text order: the numbering depends only on the set.
+  const kept = new Map(previous.filter((p) => byKey.has(fqdnKey(p.selector))).map((p) => [fqdnKey(p.selector), p.identity]));
+  const taken = new Set(kept.values());
+  let free = MIN_FQDN_IDENTITY;
+  const out: CompiledFqdnSelector[] = [];
+  for (const [key, selector] of [...byKey.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    let identity = kept.get(key);
+    if (identity === undefined) {
+      while (taken.has(free)) free++;
+      taken.add((identity = free));
+    }
+    const kernel = kernelMatch(selector);
+    out.push({ identity, selector, ...(kernel && { kernel }) });
+  }
+  return out.sort((a, b) => a.identity - b.identity);
 }
 
 /**
@@ -315,7 +328,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   const identities = policyIdentities(endpoints, policies);
   const index = new IdentityIndex(endpoints, identities.groups);
   const cidrs = collectCidrs(policies);
-  const fqdns = collectFqdns(policies);
+  const fqdns = collectFqdns(policies, opts.fqdnPrevious);
   const fqdnIds = new Map(fqdns.map((f) => [fqdnKey(f.selector), f.identity]));
   const labelIds = index.all.map((i) => i.id);
   const cidrIds = cidrs.map((c) => c.identity);

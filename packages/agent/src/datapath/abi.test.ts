@@ -9,6 +9,9 @@ import {
   FLOWCTL_EV_SUPPRESSED,
   FLOWCTL_MAX_PAYLOAD,
   IPCACHE_KEY,
+  FQDN_IP_KEY,
+  FQDN_IP_VALUE,
+  FQDN_NAME_KEY,
   IPCACHE_VALUE,
   POLICY_KEY,
   POLICY_VALUE,
@@ -37,6 +40,9 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['policy_key', POLICY_KEY],
     ['policy_value', POLICY_VALUE],
     ['config_value', CONFIG_VALUE],
+    ['fqdn_name_key', FQDN_NAME_KEY],
+    ['fqdn_ip_key', FQDN_IP_KEY],
+    ['fqdn_ip_value', FQDN_IP_VALUE],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {
     expect({ ...ts }).toEqual(layout[name]);
   });

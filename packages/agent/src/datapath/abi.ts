@@ -90,6 +90,10 @@ export const POLICY_KEY = { size: 12, endpoint_identity: 0, peer_identity: 4, po
 export const POLICY_VALUE = { size: 8, rule_ref: 0, deny: 4 } as const;
 /** struct flowctl_config, the single entry of the `config` array. */
 export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
+
+export const FQDN_NAME_KEY = { size: 16, hash: 0, kind: 8 } as const;
+export const FQDN_IP_KEY = { size: 36, family: 0, endpoint: 4, addr: 20 } as const;
+export const FQDN_IP_VALUE = { size: 24, expires_ns: 0, selectors: 8, name_hash: 16 } as const;
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
 export const ENFORCE_EGRESS = 2;

@@ -22,7 +22,19 @@ export interface DatapathOptions {
   /** --syn-flood-protect: drop over-budget SYNs to a destination past this many half-open attempts
    *  per second; 0 or unset: never drop. */
   synFloodProtect?: number;
+  /** toFQDNs: seconds an address learned from a DNS answer stays at least (default 3600). */
+  fqdnMinTtlS?: number;
+  /** toFQDNs: addresses an endpoint keeps per question name, the ones expiring last (default 50). */
+  fqdnMaxIpsPerName?: number;
 }
+
+/**
+ * --tofqdns-min-ttl: Cilium's default before 1.14 (it is 0 since, as Cilium keeps the addresses
+ * of open connections past expiry; flowctl does not, so it keeps the longer default).
+ */
+export const DEFAULT_FQDN_MIN_TTL_S = 3600;
+/** Cilium's tofqdns-endpoint-max-ip-per-hostname. */
+export const DEFAULT_FQDN_MAX_IPS_PER_NAME = 50;
 
 export const DEFAULT_CONN_BUDGET: ConnBudget = { perSecond: 100, burst: 1000 };
 

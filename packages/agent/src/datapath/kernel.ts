@@ -11,9 +11,10 @@ import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
 import { decodeEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
-import { DEFAULT_CONN_BUDGET, type ConnBudget, type Datapath, type DatapathOptions, type KernelBlock, type XdpMode } from './datapath.js';
+import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, type ConnBudget, type Datapath, type DatapathOptions, type KernelBlock, type XdpMode } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 import { PolicyMapWriter } from './policy-maps.js';
+import type { LearnedAddress } from './fqdn-maps.js';
 import { XdpDropList } from './xdp.js';
 
 export interface KernelDatapathOptions extends DatapathOptions {
@@ -52,7 +53,9 @@ interface Attachment {
   ifindex: number;
 }
 
-const MAP_FILL_MAPS = ['flows', 'flows4', 'ipcache', 'policy_enforce', 'policy'] as const;
+const MAP_FILL_MAPS = ['flows', 'flows4', 'ipcache', 'policy_enforce', 'policy', 'fqdn_ips'] as const;
+
+const FQDN_SWEEP_MS = 1000;
 
 export class KernelDatapath implements Datapath {
   private readonly flowObj: BpfObject;
@@ -70,6 +73,8 @@ export class KernelDatapath implements Datapath {
   private ownTcDrops = 0n;
   private readonly onDecodeError: ((message: string) => void) | undefined;
   private readonly tcAttach: 'auto' | 'tcx' | 'clsact';
+  private readonly fqdnMaxIpsPerName: number;
+  private fqdnTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: KernelDatapathOptions = {}) {
     const dir = opts.objectDir ?? defaultObjectDir();
@@ -90,6 +95,10 @@ export class KernelDatapath implements Datapath {
     if (protect && !budget) throw new FlowctlError('INVALID_ARGUMENT', 'synFloodProtect drops SYNs over their source\'s budget: it needs connBudget');
     this.onDecodeError = opts.onDecodeError;
     this.tcAttach = opts.tcAttach ?? 'auto';
+    const minTtl = opts.fqdnMinTtlS ?? DEFAULT_FQDN_MIN_TTL_S;
+    if (!Number.isInteger(minTtl) || minTtl < 0 || minTtl > 0xffffffff) throw new FlowctlError('INVALID_ARGUMENT', `fqdnMinTtlS: ${minTtl} is not an integer number of seconds`);
+    this.fqdnMaxIpsPerName = opts.fqdnMaxIpsPerName ?? DEFAULT_FQDN_MAX_IPS_PER_NAME;
+    if (!Number.isInteger(this.fqdnMaxIpsPerName) || this.fqdnMaxIpsPerName < 1) throw new FlowctlError('INVALID_ARGUMENT', `fqdnMaxIpsPerName: ${this.fqdnMaxIpsPerName} is not a positive integer`);
 
     this.flowObj = BpfObject.open(objectPath(dir, 'flowctl.bpf.o'), { name: 'flowctl' });
     try {
@@ -100,6 +109,7 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
       setBudget(this.flowObj, budget);
       this.flowObj.setRodata('syn_protect_halfopen', protect);
+      this.flowObj.setRodata('fqdn_min_ttl_s', minTtl);
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
       if (opts.tracepoints !== false) {
@@ -150,6 +160,23 @@ export class KernelDatapath implements Datapath {
     }
     if (this.xdp) this.rings.push(this.xdp.start(onEvents, (err) => this.decodeFailed(err)));
     if (this.paused) for (const r of this.rings) r.pause();
+    this.fqdnTimer = setInterval(() => this.sweepFqdn(), FQDN_SWEEP_MS);
+    this.fqdnTimer.unref();
+  }
+
+  /** Removes learned addresses past their TTL or their endpoint's per-name limit; returns how many. */
+  sweepFqdn(): number {
+    if (this.closed) return 0;
+    const w = this.policyWriter();
+    const removed = w.fqdn?.sweep(process.hrtime.bigint(), this.fqdnMaxIpsPerName) ?? 0;
+    // Connections allowed through them are looked at again: expiry removes the allowance.
+    if (removed) w.bumpEpoch();
+    return removed;
+  }
+
+  /** What endpoints learned from DNS answers (toFQDNs). */
+  fqdnLearned(): LearnedAddress[] {
+    return this.closed ? [] : (this.policyWriter().fqdn?.learned() ?? []);
   }
 
   attachXdp(ifname: string): XdpMode {
@@ -297,6 +324,7 @@ export class KernelDatapath implements Datapath {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.fqdnTimer);
     for (const r of this.rings) r.close();
     this.rings = [];
     for (const a of this.attachments.values()) for (const l of a.links) l.detach();
@@ -315,6 +343,7 @@ export class KernelDatapath implements Datapath {
       policyEnforce: this.flowObj.map('policy_enforce'),
       policy: this.flowObj.map('policy'),
       config: this.flowObj.map('config'),
+      fqdn: { names: this.flowObj.map('fqdn_names'), ips: this.flowObj.map('fqdn_ips') },
     });
     return this.writer;
   }

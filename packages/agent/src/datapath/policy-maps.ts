@@ -12,6 +12,7 @@
 import { diffCompiled, type CompiledPolicy, type PolicyEntry } from '@flowctl/policy';
 import { ipBytes, parseIp, parsePrefix } from '@flowctl/flow';
 import { FlowctlError } from '../errors.js';
+import { FqdnMapWriter, type FqdnMaps } from './fqdn-maps.js';
 import {
   CONFIG_VALUE,
   DIR_EGRESS,
@@ -44,6 +45,8 @@ export interface PolicyMaps {
   policyEnforce: MapHandle;
   policy: MapHandle;
   config: MapHandle;
+  /** toFQDNs maps (fqdn-maps.ts); without them, toFQDNs rules allow nothing. */
+  fqdn?: FqdnMaps;
 }
 
 export interface WriteStats {
@@ -387,12 +390,25 @@ export class PolicyMapWriter {
   /** ipcache key (hex) → identity, as last written. */
   private writtenIpcache: Map<string, number> | undefined;
 
-  constructor(readonly maps: PolicyMaps) {}
+  /** The toFQDNs maps' writer, when the datapath has them. */
+  readonly fqdn: FqdnMapWriter | undefined;
+  /** The selectors fqdn_names teaches, when known exactly. */
+  private writtenFqdn: CompiledPolicy['fqdnSelectors'] | undefined;
+
+  constructor(readonly maps: PolicyMaps) {
+    this.fqdn = maps.fqdn && new FqdnMapWriter(maps.fqdn);
+  }
+
+  /** Makes the kernel look again at every cached verdict (after removing learned addresses). */
+  bumpEpoch(): void {
+    bumpEpoch(this.maps.config);
+  }
 
   /** Forget what was written (something else has written to the maps since): the next writes read them back. */
   forget(): void {
     this.writtenPolicy = undefined;
     this.writtenIpcache = undefined;
+    this.writtenFqdn = undefined;
   }
 
   /**
@@ -416,6 +432,10 @@ export class PolicyMapWriter {
     // Until this write has finished, what the maps hold is not known: a failure part-way leaves no
     // record, so the next write reads them back.
     this.writtenPolicy = undefined;
+    // Selectors that leave stop learning, and their numbers forget, before rows can reuse them.
+    const fqdnPrev = this.writtenFqdn;
+    this.writtenFqdn = undefined;
+    this.fqdn?.retire(fqdnPrev, compiled.fqdnSelectors ?? []);
     let stats: WriteStats;
     if (exact && prev) {
       const d = diffCompiled(prev, compiled);
@@ -434,8 +454,10 @@ export class PolicyMapWriter {
       const en = readBack(maps.policyEnforce, enforce);
       stats = applyPolicy(maps, p.put, en.put, en.stale, p.stale);
     }
+    this.fqdn?.teach(compiled.fqdnSelectors ?? []);
     bumpEpoch(maps.config, BigInt(compiled.revision));
     if (exact) this.writtenPolicy = compiled;
+    this.writtenFqdn = compiled.fqdnSelectors ?? [];
     return stats;
   }
 

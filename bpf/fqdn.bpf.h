@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* toFQDNs in the datapath. Learning: a UDP DNS answer on its way to an endpoint whose egress has
+ * toFQDNs rules is parsed here, before the endpoint gets it; when its question name matches a
+ * selector (by the hashes user space writes into fqdn_names: the whole name, the name after its
+ * first label, or any name), its A/AAAA addresses are stored per endpoint in fqdn_ips. So the
+ * first connection after the answer finds its address learned: no race with user space, no
+ * proxy. Deciding: an egress connection that no policy row matched (default deny) to an address
+ * outside the cluster is allowed when the endpoint learned that address through a selector whose
+ * rows allow it. User space expires entries (TTL, at least the minimum) and sets per-name limits.
+ * Only DNS answers pay for this: they always take the slow path. */
+#ifndef __FLOWCTL_FQDN_BPF_H
+#define __FLOWCTL_FQDN_BPF_H
+
+#define DNS_BUF 512          /* answers are parsed in their first 512 bytes */
+#define DNS_MAX_RRS 16       /* answer records looked at */
+#define DNS_MAX_LABELS 64    /* labels of an owner name walked over */
+#define FNV64_OFFSET 0xcbf29ce484222325ULL
+#define FNV64_PRIME 0x100000001b3ULL
+#define MIN_CIDR_IDENTITY (1U << 24)
+
+/* Seconds an address stays learned at least (--tofqdns-min-ttl). */
+const volatile __u32 fqdn_min_ttl_s = 3600;
+
+/* Trying the selectors an address was learned through. */
+struct fqdn_try {
+	struct decision d;
+	__u64 bits;
+	__u32 endpoint;
+	__u16 port;
+	__u8 proto;
+	__u8 allowed;
+};
+
+/* The answer and the parser's state, per CPU. The state lives here, not on the stack, so the
+ * verifier does not follow its values: each bpf_loop callback is verified once, not once per
+ * position in the name. */
+struct dns_buf {
+	__u8 b[DNS_BUF];
+	__u64 h, h1;   /* the question name's hash, and that of the name after its first label */
+	__u64 bits;    /* selectors the question matches */
+	__u32 pos, next, first_end, len;
+	__u32 end;     /* past the question name's root byte; 0: not parsed */
+	__u32 learned; /* addresses new to the endpoint */
+	struct flowctl_fqdn_ip_key k;
+	struct fqdn_try t; /* fqdn_decide's */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct dns_buf);
+} dns_scratch SEC(".maps");
+
+/* struct flowctl_fqdn_name_key -> __u64 selector bits (written by user space) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct flowctl_fqdn_name_key);
+	__type(value, __u64);
+} fqdn_names SEC(".maps");
+
+/* struct flowctl_fqdn_ip_key -> struct flowctl_fqdn_ip_value (learned here, expired by user space) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flowctl_fqdn_ip_key);
+	__type(value, struct flowctl_fqdn_ip_value);
+} fqdn_ips SEC(".maps");
+
+static __always_inline __u64 fqdn_bits(__u64 hash, __u32 kind)
+{
+	struct flowctl_fqdn_name_key k = { .hash = hash, .kind = kind };
+	__u64 *v = bpf_map_lookup_elem(&fqdn_names, &k);
+
+	return v ? *v : 0;
+}
+
+static __always_inline struct dns_buf *dns_buf(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&dns_scratch, &zero);
+}
+
+/* One byte of the question name. */
+static long qname_step(__u64 i, void *ctx)
+{
+	struct dns_buf *d = dns_buf();
+	__u32 pos;
+	__u8 c;
+
+	if (!d || d->pos >= d->len)
+		return 1;
+	pos = d->pos;
+	c = d->b[pos & (DNS_BUF - 1)];
+	if (pos == d->next) {
+		if (c == 0) {
+			d->end = pos + 1;
+			return 1;
+		}
+		if (c > 63)
+			return 1;
+		d->next = pos + 1 + c;
+		if (!d->first_end)
+			d->first_end = d->next;
+	} else {
+		c |= (__u8)((__u8)(c - 'A') < 26) << 5; /* lower case */
+	}
+	d->h = (d->h ^ c) * FNV64_PRIME;
+	if (pos >= d->first_end)
+		d->h1 = (d->h1 ^ c) * FNV64_PRIME;
+	d->pos = pos + 1;
+	return 0;
+}
+
+/* Offset past the owner name of a record at pos (labels, ending in a root byte or a pointer),
+ * or 0. A function of its own: its exits would otherwise multiply the paths of its caller. */
+__noinline __u32 dns_skip_name(__u32 pos, __u32 len)
+{
+	struct dns_buf *d = dns_buf();
+	__u8 c;
+	int i;
+
+	if (!d)
+		return 0;
+	for (i = 0; i < DNS_MAX_LABELS; i++) {
+		if (pos >= len)
+			return 0;
+		c = d->b[pos & (DNS_BUF - 1)];
+		if (c == 0)
+			return pos + 1;
+		if ((c & 0xc0) == 0xc0)
+			return pos + 2;
+		if (c > 63)
+			return 0;
+		pos += 1 + c;
+	}
+	return 0;
+}
+
+static __always_inline __u32 be16_at(const struct dns_buf *d, __u32 pos)
+{
+	return ((__u32)d->b[pos & (DNS_BUF - 1)] << 8) | d->b[(pos + 1) & (DNS_BUF - 1)];
+}
+
+/* Stores one learned address; returns 1 when the endpoint did not know it through these
+ * selectors yet (cached verdicts must then be looked at again). */
+static __always_inline int fqdn_learn(struct flowctl_fqdn_ip_key *k, __u64 bits, __u64 hash, __u32 ttl)
+{
+	struct flowctl_fqdn_ip_value *v, fresh = {};
+	__u64 expires;
+
+	if (ttl < fqdn_min_ttl_s)
+		ttl = fqdn_min_ttl_s;
+	expires = bpf_ktime_get_ns() + (__u64)ttl * 1000000000ULL;
+	v = bpf_map_lookup_elem(&fqdn_ips, k);
+	if (v) {
+		if (v->expires_ns < expires)
+			v->expires_ns = expires;
+		v->name_hash = hash;
+		if (!(bits & ~v->selectors))
+			return 0;
+		__sync_fetch_and_or(&v->selectors, bits);
+		return 1;
+	}
+	fresh.expires_ns = expires;
+	fresh.selectors = bits;
+	fresh.name_hash = hash;
+	bpf_map_update_elem(&fqdn_ips, k, &fresh, BPF_ANY);
+	return 1;
+}
+
+/* One answer record: learns its address when it is one of the endpoint's family. */
+static long answer_step(__u64 i, void *ctx)
+{
+	struct dns_buf *d = dns_buf();
+	__u32 pos, type, class, rdlen, ttl, n, j;
+
+	if (!d)
+		return 1;
+	pos = dns_skip_name(d->pos, d->len);
+	if (!pos || pos + 10 > d->len)
+		return 1;
+	type = be16_at(d, pos);
+	class = be16_at(d, pos + 2);
+	ttl = (be16_at(d, pos + 4) << 16) | be16_at(d, pos + 6);
+	rdlen = be16_at(d, pos + 8);
+	pos += 10;
+	if (pos + rdlen > d->len)
+		return 1;
+	d->pos = pos + rdlen;
+	n = d->k.family == 4 ? 4 : 16;
+	if (class != 1 || rdlen != n || type != (n == 4 ? 1 : 28))
+		return 0;
+#pragma unroll
+	for (j = 0; j < 16; j++)
+		((__u8 *)d->k.addr)[j] = j < n ? d->b[(pos + j) & (DNS_BUF - 1)] : 0;
+	d->learned += fqdn_learn(&d->k, d->bits, d->h, ttl);
+	return 0;
+}
+
+/* Parses the UDP DNS answer in p (to an endpoint whose egress has toFQDNs rules) and learns its
+ * addresses when its question matches a selector. Returns how many addresses were new. */
+__noinline int fqdn_answer(struct __sk_buff *skb, const struct pkt *p)
+{
+	struct dns_buf *d = dns_buf();
+	__u32 zero = 0, len, count;
+	int unused = 0;
+
+	if (!d || !p || p->proto != IPPROTO_UDP || p->payload_len < 12)
+		return 0;
+	len = p->payload_len;
+	if (len > DNS_BUF)
+		len = DNS_BUF;
+	asm volatile("%0 &= 0x3ff" : "+r"(len));
+	if (len > DNS_BUF || len < 12 || bpf_skb_load_bytes(skb, p->payload_off, d->b, len))
+		return 0;
+	/* A response (QR), no error, one question. */
+	if (!(d->b[2] & 0x80) || (d->b[3] & 0x0f) || be16_at(d, 4) != 1)
+		return 0;
+	d->len = len;
+	d->pos = d->next = 12;
+	d->first_end = d->end = d->learned = 0;
+	d->h = d->h1 = FNV64_OFFSET;
+	bpf_loop(256, qname_step, &unused, 0);
+	if (!d->end)
+		return 0;
+	d->bits = fqdn_bits(d->h, FLOWCTL_FQDN_NAME) | fqdn_bits(d->h1, FLOWCTL_FQDN_LABEL) |
+		  fqdn_bits(0, FLOWCTL_FQDN_ANY);
+	if (!d->bits)
+		return 0;
+	d->pos = d->end + 4; /* qtype, qclass */
+	d->k.family = p->ip_version;
+	__builtin_memcpy(d->k.endpoint, p->dst, 16);
+	count = be16_at(d, 6);
+	if (count > DNS_MAX_RRS)
+		count = DNS_MAX_RRS;
+	bpf_loop(count, answer_step, &unused, 0);
+	if (d->learned) {
+		struct flowctl_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+		/* A connection denied before (same tuple) must be looked at again. */
+		if (cfg)
+			__sync_fetch_and_add(&cfg->epoch, 1);
+	}
+	return d->learned;
+}
+
+/* Whether DNS answers to `endpoint` teach it addresses. */
+static __always_inline int fqdn_endpoint(__u32 endpoint)
+{
+	__u32 *bits = bpf_map_lookup_elem(&policy_enforce, &endpoint);
+
+	return bits && (*bits & FLOWCTL_ENFORCE_FQDN);
+}
+
+static long fqdn_try_step(__u64 i, void *ctx)
+{
+	struct dns_buf *d = dns_buf();
+	struct fqdn_try *t;
+
+	if (!d)
+		return 1;
+	t = &d->t;
+	if (!(t->bits >> (i & 63)))
+		return 1;
+	if (!((t->bits >> (i & 63)) & 1))
+		return 0;
+	policy_decide(t->endpoint, FLOWCTL_FQDN_IDENTITY + (__u32)i, t->port, t->proto,
+		      FLOWCTL_DIR_EGRESS, &t->d);
+	t->allowed = t->d.allow;
+	return t->allowed ? 1 : 0;
+}
+
+/* Default deny of `endpoint`'s egress to `peer` (address `addr`): allowed when the endpoint
+ * learned addr through a selector with an allow row for it. d is changed only then. */
+static __always_inline void fqdn_decide(__u32 endpoint, __u32 peer, const __u32 *ep_addr,
+					const __u32 *addr, __u8 ip_version, __u16 port, __u8 proto,
+					struct decision *d)
+{
+	struct dns_buf *b = dns_buf();
+	struct flowctl_fqdn_ip_value *v;
+	int unused = 0;
+
+	if (!b || (peer != IDENTITY_WORLD && peer < MIN_CIDR_IDENTITY))
+		return;
+	/* The key in the per-CPU scratch: evaluate's callers have used most of the stack. */
+	b->k.family = ip_version;
+	__builtin_memcpy(b->k.endpoint, ep_addr, 16);
+	__builtin_memcpy(b->k.addr, addr, 16);
+	v = bpf_map_lookup_elem(&fqdn_ips, &b->k);
+	if (!v || v->expires_ns < bpf_ktime_get_ns())
+		return;
+	b->t.bits = v->selectors;
+	b->t.endpoint = endpoint;
+	b->t.port = port;
+	b->t.proto = proto;
+	b->t.allowed = 0;
+	bpf_loop(64, fqdn_try_step, &unused, 0);
+	if (b->t.allowed)
+		*d = b->t.d;
+}
+
+#endif /* __FLOWCTL_FQDN_BPF_H */
