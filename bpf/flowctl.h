@@ -186,7 +186,8 @@ struct flowctl_ipcache_value {
 /* `policy_enforce`: u32 identity -> u32 of these bits. */
 #define FLOWCTL_ENFORCE_INGRESS 1
 #define FLOWCTL_ENFORCE_EGRESS 2
-#define FLOWCTL_ENFORCE_FQDN 4 /* egress has toFQDNs rules: DNS answers to it teach addresses */
+#define FLOWCTL_ENFORCE_FQDN 4 /* egress has toFQDNs rules: DNS answers to it teach addresses; */
+/* bits 8-31 then hold the rule_ref a default deny of its egress outside the cluster reports */
 
 /* `policy` key: peer_identity, port and proto 0 mean any (see contracts.md "Policy maps"). */
 struct flowctl_policy_key {

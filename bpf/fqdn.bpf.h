@@ -274,7 +274,8 @@ static long fqdn_try_step(__u64 i, void *ctx)
 }
 
 /* Default deny of `endpoint`'s egress to `peer` (address `addr`): allowed when the endpoint
- * learned addr through a selector with an allow row for it. d is changed only then. */
+ * learned addr through a selector with an allow row for it; else denied in the name of the
+ * endpoint's first policy with toFQDNs rules, so the drop says which policy stopped it. */
 static __always_inline void fqdn_decide(__u32 endpoint, __u32 peer, const __u32 *ep_addr,
 					const __u32 *addr, __u8 ip_version, __u16 port, __u8 proto,
 					struct decision *d)
@@ -283,8 +284,13 @@ static __always_inline void fqdn_decide(__u32 endpoint, __u32 peer, const __u32 
 	struct flowctl_fqdn_ip_value *v;
 	int unused = 0;
 
+	__u32 *bits;
+
 	if (!b || (peer != IDENTITY_WORLD && peer < MIN_CIDR_IDENTITY))
 		return;
+	bits = bpf_map_lookup_elem(&policy_enforce, &endpoint);
+	if (bits)
+		d->rule_ref = *bits >> 8;
 	/* The key in the per-CPU scratch: evaluate's callers have used most of the stack. */
 	b->k.family = ip_version;
 	__builtin_memcpy(b->k.endpoint, ep_addr, 16);

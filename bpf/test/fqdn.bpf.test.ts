@@ -46,9 +46,12 @@ describe.skipIf(skip)('flowctl TC datapath: toFQDNs (test_run)', () => {
   });
   afterAll(() => dp?.close());
 
-  it('denies an address outside the cluster before the endpoint resolved it, naming no rule (default deny)', async () => {
+  it('denies an address outside the cluster before the endpoint resolved it, naming the toFQDNs policy', async () => {
     const e = await dp.one('from', syn(CLIENT, API));
-    expect([e.retval, e.verdict, e.policyRef]).toEqual([TC_ACT_SHOT, 2 /* DROPPED */, 0]);
+    expect([e.retval, e.verdict, e.policyRef]).toEqual([TC_ACT_SHOT, 2 /* DROPPED */, 1]);
+    // A pod stays in plain default deny: no rule, no policy named.
+    const p = await dp.one('from', ipv4({ src: CLIENT, dst: PEER, proto: TCP }, tcp(++sport, 80, F.SYN)));
+    expect([p.retval, p.policyRef]).toEqual([TC_ACT_SHOT, 0]);
   });
 
   it('learns the address of a matching answer before delivering it; the next SYN passes', async () => {

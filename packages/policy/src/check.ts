@@ -110,13 +110,15 @@ export function outsideCluster(identity: number): boolean {
  */
 export function lookupEgressFqdn(c: CompiledPolicy, endpointIdentity: number, peerIdentity: number, names: readonly string[], port: number, proto: number): DirectionVerdict {
   const v = lookupPolicy(c, endpointIdentity, peerIdentity, port, proto, 'egress');
-  if (!v.defaultDeny || !names.length || !c.enforced.get(endpointIdentity)?.fqdn || !outsideCluster(peerIdentity)) return v;
+  const fqdnRef = c.enforced.get(endpointIdentity)?.fqdn;
+  if (!v.defaultDeny || !fqdnRef || !outsideCluster(peerIdentity)) return v;
   for (const f of c.fqdnSelectors) {
     if (!names.some((n) => fqdnMatches(f.selector, n))) continue;
     const w = lookupPolicy(c, endpointIdentity, f.identity, port, proto, 'egress');
     if (w.allowed) return { ...w, fqdn: f.selector.matchName ?? f.selector.matchPattern! };
   }
-  return v;
+  // The kernel names the first policy with toFQDNs rules in such a drop (bpf/fqdn.bpf.h).
+  return { ...v, policies: refsOf(c, [fqdnRef]) };
 }
 
 /**

@@ -55,8 +55,12 @@ export interface CompiledFqdnSelector {
 export interface CompiledPolicy {
   revision: number;
   entries: PolicyEntry[];
-  /** `fqdn`: egress of the identity has toFQDNs rules, so DNS answers to it teach addresses. */
-  enforced: Map<number, { ingress: boolean; egress: boolean; fqdn?: boolean }>;
+  /**
+   * `fqdn`: egress of the identity has toFQDNs rules, so DNS answers to it teach addresses; the
+   * ruleRef of the first policy with such rules, which flows name when it denies an address
+   * outside the cluster that no rule allows.
+   */
+  enforced: Map<number, { ingress: boolean; egress: boolean; fqdn?: number }>;
   fqdnSelectors: CompiledFqdnSelector[];
   cidrIdentities: { cidr: string; identity: number }[];
   refs: PolicyRef[];
@@ -375,7 +379,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
   };
 
   const refs: PolicyRef[] = policies.map((d) => ({ name: d.name, namespace: d.namespace, kind: d.kind as PolicyKind, labels: [...d.labels], revision: BigInt(revision) }));
-  const enforced = new Map<number, { ingress: boolean; egress: boolean; fqdn?: boolean }>();
+  const enforced = new Map<number, { ingress: boolean; egress: boolean; fqdn?: number }>();
   const selectedBy = new Map<number, { ingress: number[]; egress: number[] }>();
   const buckets = new Map<number, Bucket>(); // identity * 2 + (egress ? 1 : 0)
   const sectionKeys: SectionKeys[] = [];
@@ -393,7 +397,7 @@ export function compilePolicies(policies: PolicyDoc[], endpoints: EndpointSet, o
             let e = enforced.get(s);
             if (!e) enforced.set(s, (e = { ingress: false, egress: false }));
             e[dir] = true;
-            if (dir === 'egress' && sections.some((sec) => sec.peers.some((p) => p.type === 'fqdn'))) e.fqdn = true;
+            if (dir === 'egress' && !e.fqdn && sections.some((sec) => sec.peers.some((p) => p.type === 'fqdn'))) e.fqdn = ref;
             let sb = selectedBy.get(s);
             if (!sb) selectedBy.set(s, (sb = { ingress: [], egress: [] }));
             if (sb[dir][sb[dir].length - 1] !== ref) sb[dir].push(ref);

@@ -7,8 +7,8 @@ import type { CompiledPolicy, PolicyEntry } from './compile.js';
 export interface EnforceBits {
   ingress: boolean;
   egress: boolean;
-  /** egress has toFQDNs rules (CompiledPolicy.enforced) */
-  fqdn?: boolean;
+  /** egress has toFQDNs rules: the ruleRef flows name (CompiledPolicy.enforced) */
+  fqdn?: number;
 }
 
 export interface PolicyDiff {
@@ -121,8 +121,8 @@ export function diffCompiled(prev: CompiledPolicy | undefined, next: CompiledPol
   for (const [identity, dirs] of next.enforced) {
     if (!on(dirs)) continue;
     const old = prev?.enforced.get(identity);
-    if (!on(old) || old!.ingress !== dirs.ingress || old!.egress !== dirs.egress || !old!.fqdn !== !dirs.fqdn) {
-      enforceUpserts.push({ identity, dirs: { ingress: dirs.ingress, egress: dirs.egress, ...(dirs.fqdn && { fqdn: true }) } });
+    if (!on(old) || old!.ingress !== dirs.ingress || old!.egress !== dirs.egress || old!.fqdn !== dirs.fqdn) {
+      enforceUpserts.push({ identity, dirs: { ingress: dirs.ingress, egress: dirs.egress, ...(dirs.fqdn && { fqdn: dirs.fqdn }) } });
     }
   }
   for (const [identity, dirs] of prev?.enforced ?? []) if (on(dirs) && !on(next.enforced.get(identity))) enforceDeletes.push(identity);

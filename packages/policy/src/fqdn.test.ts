@@ -94,7 +94,7 @@ describe('compiling and checking toFQDNs', () => {
       { identity: MIN_FQDN_IDENTITY, selector: { matchName: 'exact.test' }, kernel: { kind: FQDN_MATCH_NAME, hash: wireNameHash('exact.test') } },
       { identity: MIN_FQDN_IDENTITY + 1, selector: { matchPattern: '*.allowed.test' }, kernel: { kind: FQDN_MATCH_LABEL, hash: wireNameHash('allowed.test') } },
     ]);
-    expect(c.enforced.get(id('client'))).toEqual({ ingress: false, egress: true, fqdn: true });
+    expect(c.enforced.get(id('client'))).toEqual({ ingress: false, egress: true, fqdn: 1 });
     const rows = c.entries.filter((e) => e.peerIdentity >= MIN_FQDN_IDENTITY).map((e) => [e.endpointIdentity, e.peerIdentity, e.port, e.proto, e.deny]);
     expect(rows).toEqual([
       [id('client'), MIN_FQDN_IDENTITY + 1, 80, 6, false],

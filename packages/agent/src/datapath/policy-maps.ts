@@ -83,9 +83,11 @@ export function encodePolicyValue(deny: boolean, ruleRef: number): Buffer {
   return v;
 }
 
-export function encodeEnforce(dirs: { ingress: boolean; egress: boolean; fqdn?: boolean }): Buffer {
+/** The enforce bits; with toFQDNs rules, also the ruleRef a default deny outside the cluster names (bits 8-31). */
+export function encodeEnforce(dirs: { ingress: boolean; egress: boolean; fqdn?: number }): Buffer {
   const v = Buffer.alloc(4);
-  v.writeUInt32LE((dirs.ingress ? ENFORCE_INGRESS : 0) | (dirs.egress ? ENFORCE_EGRESS : 0) | (dirs.fqdn ? ENFORCE_FQDN : 0));
+  const fqdn = dirs.fqdn && dirs.fqdn < 1 << 24 ? ENFORCE_FQDN | (dirs.fqdn << 8) : 0;
+  v.writeUInt32LE(((dirs.ingress ? ENFORCE_INGRESS : 0) | (dirs.egress ? ENFORCE_EGRESS : 0) | fqdn) >>> 0);
   return v;
 }
 
@@ -188,7 +190,7 @@ function policyRows(entries: readonly PolicyEntry[]): Rows {
   return r;
 }
 
-function enforceRows(list: readonly { identity: number; dirs: { ingress: boolean; egress: boolean; fqdn?: boolean } }[]): Rows {
+function enforceRows(list: readonly { identity: number; dirs: { ingress: boolean; egress: boolean; fqdn?: number } }[]): Rows {
   const r = new Rows(4, 4, list.length);
   for (const { identity, dirs } of list) r.push(u32(identity), encodeEnforce(dirs));
   return r;
