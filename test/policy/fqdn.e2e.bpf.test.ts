@@ -1,0 +1,191 @@
+// toFQDNs end to end on the real kernel: a node namespace running the real agent, a client pod, a
+// DNS pod running dnsmasq (api.allowed.test and other.test), and a server outside the cluster (a
+// namespace on the bridge that is no endpoint) with two addresses. A policy allows the client
+// `*.allowed.test` on port 80: the client reaches api.allowed.test once it resolved it, and its
+// first SYN after the answer is not dropped (the kernel learns the address as the answer passes);
+// not other.test, nor the allowed address before resolving it; DROPPED flows name the policy;
+// flowctl policy check agrees; the address expires with its TTL.
+// Prefix fcz-, subnet 10.209.0.0/16 (docs/design/contracts.md).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
+
+const NODE_NS = 'fcz-node';
+const CLIENT = { ns: 'fcz-client', hostIf: 'fcz-h0', ip: '10.209.1.10', name: 'client-6d5f7-abcde' };
+const DNS = { ns: 'fcz-dns', hostIf: 'fcz-h1', ip: '10.209.1.53', name: 'dns-7f8c9-fghij' };
+const WORLD = { ns: 'fcz-world', hostIf: 'fcz-h2', ip: '10.209.1.80' };
+const API_IP = WORLD.ip;
+const OTHER_IP = '10.209.1.81';
+const TTL_S = 4; // dnsmasq's TTL for its names; the agent runs with --tofqdns-min-ttl 0
+
+const LAB: Lab = {
+  prefix: 'fcz-',
+  node: NODE_NS,
+  bridge: 'fcz-br0',
+  gateway: '10.209.1.1',
+  pods: [CLIENT, DNS, WORLD].map((p) => ({ netns: p.ns, hostIf: p.hostIf, ip: p.ip })),
+};
+
+const POLICY = `apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: { name: allowed-test-egress, namespace: fcz }
+spec:
+  endpointSelector: { matchLabels: { app: client } }
+  egress:
+    - toEndpoints: [ { matchLabels: { app: dns } } ]
+      toPorts: [ { ports: [ { port: "53", protocol: UDP } ], rules: { dns: [ { matchPattern: "*" } ] } } ]
+    - toFQDNs: [ { matchPattern: "*.allowed.test" } ]
+      toPorts: [ { ports: [ { port: "80", protocol: TCP } ] } ]
+`;
+
+// The world namespace is on the bridge but not in the endpoints file: outside the cluster.
+const ENDPOINTS = `endpoints:
+  - { name: ${CLIENT.name}, namespace: fcz, node: ${NODE_NS}, labels: { app: client }, ips: [${CLIENT.ip}], interface: ${CLIENT.hostIf}, netns: ${CLIENT.ns} }
+  - { name: ${DNS.name}, namespace: fcz, node: ${NODE_NS}, labels: { app: dns }, ips: [${DNS.ip}], interface: ${DNS.hostIf}, netns: ${DNS.ns} }
+`;
+
+const skipReason = await bpfSkipReason('test/policy/fqdn.e2e.bpf.test.ts');
+
+const SERVER = `require('http').createServer((q,s)=>s.end('hello from '+q.socket.localAddress+'\\n')).listen(80,'0.0.0.0',()=>console.log('up'));`;
+// Resolves a name with the given server (real UDP DNS), then connects at once to its first
+// address: prints the answer, CONNECTED or FAILED, and the connect time in ms.
+const RESOLVE_CONNECT = `const [name,server,timeout]=process.argv.slice(1);const dns=require('dns').promises;const r=new dns.Resolver();r.setServers([server]);
+r.resolve4(name).then((a)=>{const t0=process.hrtime.bigint();const c=require('net').connect({port:80,host:a[0]});const t=setTimeout(()=>{console.log(JSON.stringify({addrs:a,ok:false,why:'timeout'}));process.exit(0)},+timeout);
+c.on('connect',()=>{clearTimeout(t);console.log(JSON.stringify({addrs:a,ok:true,ms:Number(process.hrtime.bigint()-t0)/1e6}));c.end();});c.on('error',(e)=>{clearTimeout(t);console.log(JSON.stringify({addrs:a,ok:false,why:e.code}));});},
+(e)=>console.log(JSON.stringify({ok:false,why:'dns '+e.code})));`;
+const CONNECT = `const c=require('net').connect({port:80,host:process.argv[1]});const t=setTimeout(()=>{console.log('FAILED');process.exit(0)},+process.argv[2]);c.on('connect',()=>{console.log('CONNECTED');clearTimeout(t);c.end();});c.on('error',(e)=>{console.log('FAILED '+e.code);clearTimeout(t);});`;
+
+const procs: ChildProcess[] = [];
+let dir: string;
+let sock: string;
+let agent: LabAgent | undefined;
+
+function background(ns: string, args: string[]): ChildProcess {
+  const p = spawn('ip', ['netns', 'exec', ns, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  procs.push(p);
+  return p;
+}
+
+const waitFor = <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> =>
+  labWaitFor(what, f, ms, () => `agent log:\n${(agent?.log() ?? '').slice(-3000)}`);
+
+async function connect(ip: string, timeoutMs = 1500): Promise<boolean> {
+  return (await inNs(CLIENT.ns, [process.execPath, '-e', CONNECT, ip, String(timeoutMs)], timeoutMs + 10_000)).includes('CONNECTED');
+}
+
+async function resolveConnect(name: string, timeoutMs = 1500): Promise<{ addrs?: string[]; ok: boolean; ms?: number; why?: string }> {
+  return JSON.parse(await inNs(CLIENT.ns, [process.execPath, '-e', RESOLVE_CONNECT, name, DNS.ip, String(timeoutMs)], timeoutMs + 10_000)) as { ok: boolean };
+}
+
+function flowctl(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d));
+    p.stderr!.on('data', (d: Buffer) => (err += d));
+    p.on('close', (code) => res({ code, out, err }));
+  });
+}
+
+interface JsonFlow {
+  verdict?: string;
+  drop_reason_desc?: string;
+  IP?: { source?: string; destination?: string };
+  l4?: { TCP?: { destination_port?: number; flags?: Record<string, boolean> } };
+  egress_denied_by?: { name: string; namespace: string }[];
+  egress_allowed_by?: { name: string }[];
+}
+
+async function flows(...filters: string[]): Promise<JsonFlow[]> {
+  const r = await flowctl('--server', `unix://${sock}`, 'observe', '--last', '100000', '-o', 'json', ...filters);
+  if (r.code !== 0) throw new Error(`flowctl observe exited ${r.code}: ${r.err}`);
+  return r.out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { flow: JsonFlow }).flow).filter(Boolean);
+}
+
+const synsTo = (fs: JsonFlow[], ip: string) => fs.filter((f) => f.IP?.destination === ip && f.l4?.TCP?.flags?.SYN && !f.l4.TCP.flags.ACK);
+
+describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
+  beforeAll(async () => {
+    buildLab(LAB);
+    dir = mkdtempSync(join(tmpdir(), 'fcz-fqdn-e2e-'));
+    sock = join(dir, 'agent.sock');
+    const policyDir = join(dir, 'policies');
+    mkdirSync(policyDir);
+    writeFileSync(join(dir, 'endpoints.yaml'), ENDPOINTS);
+    writeFileSync(join(policyDir, 'fqdn.yaml'), POLICY);
+    await inNs(WORLD.ns, ['ip', 'addr', 'add', `${OTHER_IP}/24`, 'dev', 'eth0']);
+    const s = background(WORLD.ns, [process.execPath, '-e', SERVER]);
+    await new Promise<void>((r) => s.stdout!.once('data', () => r()));
+    background(DNS.ns, [
+      'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+      `--listen-address=${DNS.ip}`, '--bind-interfaces', `--local-ttl=${TTL_S}`, '--log-queries', `--log-facility=${join(dir, 'dnsmasq.log')}`,
+      `--address=/api.allowed.test/${API_IP}`, `--address=/other.test/${OTHER_IP}`,
+    ]);
+    await waitFor('dnsmasq', async () => ((await inNs(DNS.ns, ['ss', '-uln'])).includes(`${DNS.ip}:53`) ? true : undefined), 10_000);
+    // The agent attaches to the endpoints only: not to the world's interface.
+    agent = await startAgent({ ...LAB, pods: LAB.pods.slice(0, 2) }, ['--endpoints', join(dir, 'endpoints.yaml'), '--policy-dir', policyDir, '--metrics-address', '127.0.0.1:0', '--tofqdns-min-ttl', '0'], sock);
+  }, 90_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    cleanupLab(LAB);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the allowed address is unreachable before the client resolved it; the drop names the policy', async () => {
+    expect(await connect(API_IP)).toBe(false);
+    const drops = await waitFor('DROPPED SYN', async () => {
+      const fs = synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), API_IP);
+      return fs.length ? fs : undefined;
+    }, 5000);
+    expect(drops[0]!.drop_reason_desc).toBe('POLICY_DENIED');
+    expect(drops[0]!.egress_denied_by?.map((p) => `${p.namespace}/${p.name}`)).toEqual(['fcz/allowed-test-egress']);
+  });
+
+  it('resolving api.allowed.test through dnsmasq lets the very first SYN through', async () => {
+    const r = await resolveConnect('api.allowed.test');
+    expect(r.addrs).toEqual([API_IP]);
+    expect(r).toMatchObject({ ok: true });
+    // No retransmission: a dropped SYN would cost at least the 1 s initial RTO.
+    expect(r.ms!).toBeLessThan(200);
+    expect(readFileSync(join(dir, 'dnsmasq.log'), 'utf8')).toMatch(new RegExp(`config api\\.allowed\\.test is ${API_IP.replace(/\./g, '\\.')}`));
+    // The connection's SYN was forwarded, allowed by the policy; none was dropped after the answer.
+    const fwd = await waitFor('FORWARDED SYN', async () => {
+      const fs = synsTo(await flows('--verdict', 'FORWARDED', '--from-ip', CLIENT.ip), API_IP);
+      return fs.length ? fs : undefined;
+    }, 5000);
+    expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
+    expect(synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), API_IP)).toHaveLength(1);
+    // Learned per endpoint: flowctl policy check against the agent agrees, by name.
+    const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api.allowed.test', '--to-ip', API_IP, '--port', '80');
+    expect(check.code).toBe(0);
+    expect(check.out).toContain('allowed by CiliumNetworkPolicy fcz/allowed-test-egress (toFQDNs *.allowed.test)');
+  });
+
+  it('other.test resolves but stays unreachable; policy check agrees', async () => {
+    const r = await resolveConnect('other.test');
+    expect(r.addrs).toEqual([OTHER_IP]);
+    expect(r.ok).toBe(false);
+    const drops = await waitFor('DROPPED SYN to other.test', async () => {
+      const fs = synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), OTHER_IP);
+      return fs.length ? fs : undefined;
+    }, 5000);
+    expect(drops[0]!.egress_denied_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
+    const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'other.test', '--to-ip', OTHER_IP, '--port', '80');
+    expect(check.code).toBe(1);
+    expect(check.out).toContain('selected by CiliumNetworkPolicy fcz/allowed-test-egress');
+  });
+
+  it('the address expires with its TTL: new connections are denied again', async () => {
+    expect((await resolveConnect('api.allowed.test')).ok).toBe(true);
+    expect(await connect(API_IP)).toBe(true);
+    // TTL plus the agent's 1 s sweep.
+    await new Promise((r) => setTimeout(r, (TTL_S + 2) * 1000));
+    expect(await connect(API_IP)).toBe(false);
+  }, 30_000);
+});
