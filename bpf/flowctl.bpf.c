@@ -395,9 +395,10 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 		count(FLOWCTL_CNT_POLICY_AUDIT);
 	if (verdict != FLOWCTL_VERDICT_DROPPED)
 		l7 = l7_of(skb, p, c, k, side);
-	/* Learned before the endpoint gets the answer: its next connection finds the address. */
-	if (l7 == FLOWCTL_L7_DNS && obs == FLOWCTL_OBS_TO_ENDPOINT && p->sport == 53 &&
-	    fqdn_endpoint(c->identity[side ^ 1]))
+	/* Learned before the endpoint gets the answer: its next connection finds the address. DNS
+	 * payloads always take this path; which interface reports them (l7_here) does not matter. */
+	if (verdict != FLOWCTL_VERDICT_DROPPED && obs == FLOWCTL_OBS_TO_ENDPOINT && p->sport == 53 &&
+	    p->proto == IPPROTO_UDP && p->payload_len && fqdn_endpoint(c->identity[side ^ 1]))
 		fqdn_answer(skb, p);
 
 	/* L7 only when nothing else is a reason: user space makes no L3/L4 flow of an L7 event. */

@@ -23,9 +23,9 @@ const volatile __u32 fqdn_min_ttl_s = 3600;
 
 /* Trying the selectors an address was learned through. */
 struct fqdn_try {
-	struct decision d;
+	struct flowctl_policy_key key; /* here, not on the stack: evaluate's callers use most of it */
 	__u64 bits;
-	__u32 endpoint;
+	__u32 rule_ref;
 	__u16 port;
 	__u8 proto;
 	__u8 allowed;
@@ -258,6 +258,7 @@ static __always_inline int fqdn_endpoint(__u32 endpoint)
 static long fqdn_try_step(__u64 i, void *ctx)
 {
 	struct dns_buf *d = dns_buf();
+	struct flowctl_policy_value *v;
 	struct fqdn_try *t;
 
 	if (!d)
@@ -267,10 +268,25 @@ static long fqdn_try_step(__u64 i, void *ctx)
 		return 1;
 	if (!((t->bits >> (i & 63)) & 1))
 		return 0;
-	policy_decide(t->endpoint, FLOWCTL_FQDN_IDENTITY + (__u32)i, t->port, t->proto,
-		      FLOWCTL_DIR_EGRESS, &t->d);
-	t->allowed = t->d.allow;
-	return t->allowed ? 1 : 0;
+	/* The selector's rows in policy_decide's order; the peer-0 rows missed already. */
+	t->key.peer_identity = FLOWCTL_FQDN_IDENTITY + (__u32)i;
+	t->key.port = t->port;
+	t->key.proto = t->proto;
+	v = bpf_map_lookup_elem(&policy, &t->key);
+	if (!v && t->port) {
+		t->key.port = 0;
+		v = bpf_map_lookup_elem(&policy, &t->key);
+	}
+	if (!v) {
+		t->key.port = 0;
+		t->key.proto = 0;
+		v = bpf_map_lookup_elem(&policy, &t->key);
+	}
+	if (!v || v->deny)
+		return 0;
+	t->rule_ref = v->rule_ref;
+	t->allowed = 1;
+	return 1;
 }
 
 /* Default deny of `endpoint`'s egress to `peer` (address `addr`): allowed when the endpoint
@@ -298,14 +314,18 @@ static __always_inline void fqdn_decide(__u32 endpoint, __u32 peer, const __u32 
 	v = bpf_map_lookup_elem(&fqdn_ips, &b->k);
 	if (!v || v->expires_ns < bpf_ktime_get_ns())
 		return;
+	__builtin_memset(&b->t.key, 0, sizeof(b->t.key));
+	b->t.key.endpoint_identity = endpoint;
+	b->t.key.direction = FLOWCTL_DIR_EGRESS;
 	b->t.bits = v->selectors;
-	b->t.endpoint = endpoint;
 	b->t.port = port;
 	b->t.proto = proto;
 	b->t.allowed = 0;
 	bpf_loop(64, fqdn_try_step, &unused, 0);
-	if (b->t.allowed)
-		*d = b->t.d;
+	if (b->t.allowed) {
+		d->allow = 1;
+		d->rule_ref = b->t.rule_ref;
+	}
 }
 
 #endif /* __FLOWCTL_FQDN_BPF_H */
