@@ -124,9 +124,6 @@ __noinline int evaluate(struct flowctl_conn *c, const struct flowctl_conn_key *k
 		d.rule_ref = 0;
 	} else if (dir == FLOWCTL_DIR_EGRESS) {
 		policy_decide(id_open, id_resp, port, k->proto, dir, &d);
-		if (d.fqdn && !d.allow && !d.rule_ref)
-			fqdn_decide(id_open, id_resp, k->addr[o], k->addr[o ^ 1], k->ip_version, port,
-				    k->proto, &d);
 	} else {
 		policy_decide(id_resp, id_open, port, k->proto, dir, &d);
 	}
@@ -371,8 +368,14 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 	__u8 reason = 0, l7 = FLOWCTL_L7_NONE, verdict;
 	__u64 now = bpf_ktime_get_ns();
 
-	if (c->epoch != epoch)
-		changed = evaluate(c, k, side, obs, epoch);
+	if (c->epoch != epoch) {
+		__u8 was = c->verdict;
+		__u64 was_epoch = c->epoch;
+
+		evaluate(c, k, side, obs, epoch);
+		fqdn_verdict(c, k);
+		changed = was_epoch != EPOCH_NONE && was != c->verdict;
+	}
 
 	__sync_fetch_and_add(&d->packets, 1);
 	__sync_fetch_and_add(&d->bytes, p->payload_len);
@@ -538,6 +541,7 @@ static __always_inline int suppressed(const struct flowctl_conn_key *k, const st
 	c->opener = opener_of(p, side);
 	o = c->opener & 1;
 	evaluate(c, k, side, obs, config_epoch());
+	fqdn_verdict(c, k);
 	e.src = o ? k->addr[1] : k->addr[0];
 	e.dst = o ? k->addr[0] : k->addr[1];
 	e.dst_port = o ? k->port[0] : k->port[1];

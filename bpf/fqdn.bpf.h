@@ -42,7 +42,8 @@ struct dns_buf {
 	__u32 end;     /* past the question name's root byte; 0: not parsed */
 	__u32 learned; /* addresses new to the endpoint */
 	struct flowctl_fqdn_ip_key k;
-	struct fqdn_try t; /* fqdn_decide's */
+	struct flowctl_fqdn_ip_value fresh; /* a new address's value */
+	struct fqdn_try t; /* fqdn_verdict's */
 };
 
 struct {
@@ -146,28 +147,28 @@ static __always_inline __u32 be16_at(const struct dns_buf *d, __u32 pos)
 
 /* Stores one learned address; returns 1 when the endpoint did not know it through these
  * selectors yet (cached verdicts must then be looked at again). */
-static __always_inline int fqdn_learn(struct flowctl_fqdn_ip_key *k, __u64 bits, __u64 hash, __u32 ttl)
+static __always_inline int fqdn_learn(struct dns_buf *d, __u32 ttl)
 {
-	struct flowctl_fqdn_ip_value *v, fresh = {};
-	__u64 expires;
+	struct flowctl_fqdn_ip_value *v;
+	__u64 expires, bits = d->bits;
 
 	if (ttl < fqdn_min_ttl_s)
 		ttl = fqdn_min_ttl_s;
 	expires = bpf_ktime_get_ns() + (__u64)ttl * 1000000000ULL;
-	v = bpf_map_lookup_elem(&fqdn_ips, k);
+	v = bpf_map_lookup_elem(&fqdn_ips, &d->k);
 	if (v) {
 		if (v->expires_ns < expires)
 			v->expires_ns = expires;
-		v->name_hash = hash;
+		v->name_hash = d->h;
 		if (!(bits & ~v->selectors))
 			return 0;
 		__sync_fetch_and_or(&v->selectors, bits);
 		return 1;
 	}
-	fresh.expires_ns = expires;
-	fresh.selectors = bits;
-	fresh.name_hash = hash;
-	bpf_map_update_elem(&fqdn_ips, k, &fresh, BPF_ANY);
+	d->fresh.expires_ns = expires;
+	d->fresh.selectors = bits;
+	d->fresh.name_hash = d->h;
+	bpf_map_update_elem(&fqdn_ips, &d->k, &d->fresh, BPF_ANY);
 	return 1;
 }
 
@@ -196,7 +197,7 @@ static long answer_step(__u64 i, void *ctx)
 #pragma unroll
 	for (j = 0; j < 16; j++)
 		((__u8 *)d->k.addr)[j] = j < n ? d->b[(pos + j) & (DNS_BUF - 1)] : 0;
-	d->learned += fqdn_learn(&d->k, d->bits, d->h, ttl);
+	d->learned += fqdn_learn(d, ttl);
 	return 0;
 }
 
@@ -289,28 +290,42 @@ static long fqdn_try_step(__u64 i, void *ctx)
 	return 1;
 }
 
-/* Default deny of `endpoint`'s egress to `peer` (address `addr`): allowed when the endpoint
- * learned addr through a selector with an allow row for it; else denied in the name of the
- * endpoint's first policy with toFQDNs rules, so the drop says which policy stopped it. */
-static __always_inline void fqdn_decide(__u32 endpoint, __u32 peer, const __u32 *ep_addr,
-					const __u32 *addr, __u8 ip_version, __u16 port, __u8 proto,
-					struct decision *d)
+/* After evaluate: a connection opened by an endpoint with toFQDNs rules, denied by default (no
+ * row) to an address outside the cluster, is allowed when the endpoint learned that address
+ * through a selector with an allow row for it; else it stays denied in the name of the endpoint's
+ * first policy with toFQDNs rules, so the drop says which policy stopped it. Not in evaluate:
+ * its callers' frames leave no room for this one. */
+static __always_inline void fqdn_verdict(struct flowctl_conn *c, const struct flowctl_conn_key *k)
 {
-	struct dns_buf *b = dns_buf();
+	struct dns_buf *b;
 	struct flowctl_fqdn_ip_value *v;
+	__u32 o = c->opener & 1, endpoint, peer, *bits;
+	__u16 port;
 	int unused = 0;
 
-	__u32 *bits;
-
-	if (!b || (peer != IDENTITY_WORLD && peer < MIN_CIDR_IDENTITY))
+	if (c->verdict == FLOWCTL_VERDICT_FORWARDED || c->policy_ref ||
+	    c->policy_direction != FLOWCTL_DIR_EGRESS)
+		return;
+	endpoint = c->identity[o];
+	peer = c->identity[o ^ 1];
+	if (peer != IDENTITY_WORLD && peer < MIN_CIDR_IDENTITY)
 		return;
 	bits = bpf_map_lookup_elem(&policy_enforce, &endpoint);
-	if (bits)
-		d->rule_ref = *bits >> 8;
-	/* The key in the per-CPU scratch: evaluate's callers have used most of the stack. */
-	b->k.family = ip_version;
-	__builtin_memcpy(b->k.endpoint, ep_addr, 16);
-	__builtin_memcpy(b->k.addr, addr, 16);
+	b = dns_buf();
+	if (!bits || !(*bits & FLOWCTL_ENFORCE_FQDN) || !b)
+		return;
+	c->policy_ref = *bits >> 8;
+	/* The key in the per-CPU scratch: the slow path's frame is large. */
+	b->k.family = k->ip_version;
+	if (o) {
+		__builtin_memcpy(b->k.endpoint, k->addr[1], 16);
+		__builtin_memcpy(b->k.addr, k->addr[0], 16);
+		port = k->port[0];
+	} else {
+		__builtin_memcpy(b->k.endpoint, k->addr[0], 16);
+		__builtin_memcpy(b->k.addr, k->addr[1], 16);
+		port = k->port[1];
+	}
 	v = bpf_map_lookup_elem(&fqdn_ips, &b->k);
 	if (!v || v->expires_ns < bpf_ktime_get_ns())
 		return;
@@ -318,13 +333,14 @@ static __always_inline void fqdn_decide(__u32 endpoint, __u32 peer, const __u32 
 	b->t.key.endpoint_identity = endpoint;
 	b->t.key.direction = FLOWCTL_DIR_EGRESS;
 	b->t.bits = v->selectors;
-	b->t.port = port;
-	b->t.proto = proto;
+	b->t.port = (k->proto == IPPROTO_ICMP || k->proto == 58) ? 0 : port;
+	b->t.proto = k->proto;
 	b->t.allowed = 0;
 	bpf_loop(64, fqdn_try_step, &unused, 0);
 	if (b->t.allowed) {
-		d->allow = 1;
-		d->rule_ref = b->t.rule_ref;
+		c->verdict = FLOWCTL_VERDICT_FORWARDED;
+		c->policy_ref = b->t.rule_ref;
+		c->drop_reason = 0;
 	}
 }
 
