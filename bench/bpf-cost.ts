@@ -13,7 +13,7 @@ import { BpfObject } from '../addon/lib/index.js';
 import { compilePolicies, parsePolicies, resolveEndpoints, type EndpointSpec } from '../packages/policy/src/index.js';
 import { sumPerCpuU64 } from '../packages/agent/src/datapath/abi.js';
 import { PolicyMapWriter, type PolicyMaps } from '../packages/agent/src/datapath/policy-maps.js';
-import { F, ipv4, ipv6, TCP, tcp } from '../bpf/test/packets.js';
+import { dns, F, ipv4, ipv6, TCP, tcp, udp, UDP } from '../bpf/test/packets.js';
 import { benchObject } from './lib/bench-objects.js';
 import { median, progress, writeSection } from './lib/report.js';
 import { neighbourWorkload, type NeighbourWorkload } from './lib/neighbour-workload.js';
@@ -40,7 +40,10 @@ function open(): { obj: BpfObject; maps: PolicyMaps } {
   const obj = BpfObject.open(out('flowctl.bpf.o'), { name: 'flowctl' });
   obj.setMaxEntries('events', 1 << 23);
   obj.load();
-  const maps = { ipcache: obj.map('ipcache'), policyEnforce: obj.map('policy_enforce'), policy: obj.map('policy'), config: obj.map('config') };
+  const maps = {
+    ipcache: obj.map('ipcache'), policyEnforce: obj.map('policy_enforce'), policy: obj.map('policy'), config: obj.map('config'),
+    fqdn: { names: obj.map('fqdn_names'), ips: obj.map('fqdn_ips') },
+  };
   return { obj, maps };
 }
 
@@ -72,7 +75,8 @@ function main(): void {
   nop.load();
   const bare = open();
   const pol = open();
-  const rings = [bare, pol].map((d) => d.obj.ringBuffer('events', () => {}).unref());
+  const fq = open();
+  const rings = [bare, pol, fq].map((d) => d.obj.ringBuffer('events', () => {}).unref());
   const drain = () => rings.forEach((r) => r.discard());
 
   progress(`compiling ${NAMESPACES * APPS_PER_NS} policies over ${NAMESPACES * APPS_PER_NS * PODS_PER_APP} endpoints`);
@@ -100,6 +104,14 @@ function main(): void {
   writer.writePolicy(compilePolicies(docs, eps));
   const rewriteMs = performance.now() - t;
   progress(`policy: ${compiled.entries.length} rows, ${compiled.enforced.size} enforced identities`);
+  // The same plus toFQDNs rules for the source pod's app (app1 in ns0), which learned one address.
+  const FQDN_NAME = 'api.bench.test';
+  const FQDN_ADDR = '192.0.2.44';
+  const fqPod = eps.byIp.get(podIp(PODS_PER_APP))!;
+  const fqYaml = `${yaml}\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: fq, namespace: ${fqPod.namespace} }\nspec:\n  endpointSelector: { matchLabels: ${JSON.stringify(fqPod.labels)} }\n  egress:\n    - toPorts: [ { ports: [ { port: "53", protocol: UDP } ] } ]\n    - toFQDNs: [ { matchPattern: "*.bench.test" } ]\n      toPorts: [ { ports: [ { port: "8443", protocol: TCP } ] } ]\n`;
+  const fqWriter = new PolicyMapWriter(fq.maps);
+  fqWriter.writeIdentities(idents);
+  fqWriter.writePolicy(compilePolicies(parsePolicies(fqYaml, 'bench.yaml'), eps));
 
   // A pod of app0 in ns0 (enforced both ways) talking to a pod of app1 (allowed, 8080).
   const src = podIp(PODS_PER_APP); // app1 pod 0, ns0
@@ -109,7 +121,7 @@ function main(): void {
   const est6 = ipv6({ src: 'fd00:206::10', dst: 'fd00:206::1', proto: TCP }, tcp(40000, 8080, F.ACK));
   const syn = (i: number) => ipv4({ src, dst, proto: TCP }, tcp(1024 + (i % 60000), 8080, F.SYN));
   // Connection state must exist for the established packet; open it with a SYN first.
-  for (const d of [bare, pol]) {
+  for (const d of [bare, pol, fq]) {
     d.obj.program('flowctl_tc_egress').testRun({ data: ipv4({ src, dst, proto: TCP }, tcp(40000, 8080, F.SYN)) });
     d.obj.program('flowctl_tc_egress').testRun({ data: ipv6({ src: 'fd00:206::10', dst: 'fd00:206::1', proto: TCP }, tcp(40000, 8080, F.SYN)) });
   }
@@ -120,6 +132,17 @@ function main(): void {
     const ok = pol.obj.program('flowctl_tc_egress').testRun({ data: syn(59999) });
     if (ok.retval !== 0) throw new Error(`the policy under test does not allow app1 -> app0:8080 (retval ${ok.retval})`);
   }
+  // The answer that teaches the address, then a check that a new connection to it passes.
+  const RESOLVER = '192.0.2.53';
+  fq.obj.program('flowctl_tc_ingress').testRun({ data: ipv4({ src, dst: RESOLVER, proto: UDP }, udp(33000, 53, dns(7, FQDN_NAME))) });
+  fq.obj.program('flowctl_tc_egress').testRun({ data: ipv4({ src: RESOLVER, dst: src, proto: UDP }, udp(53, 33000, dns(7, FQDN_NAME, FQDN_ADDR))) });
+  const fqSyn = (i: number) => ipv4({ src, dst: FQDN_ADDR, proto: TCP }, tcp(1024 + (i % 60000), 8443, F.SYN));
+  {
+    const r = fq.obj.program('flowctl_tc_ingress').testRun({ data: fqSyn(59998) });
+    if (r.retval !== 0) throw new Error(`the learned address is not allowed (retval ${r.retval})`);
+    const d = fq.obj.program('flowctl_tc_ingress').testRun({ data: ipv4({ src, dst: '192.0.2.45', proto: TCP }, tcp(40002, 8443, F.SYN)) });
+    if (d.retval !== 2) throw new Error(`an unlearned address is not denied (retval ${d.retval})`);
+  }
   drain();
 
   progress(`established-flow packets, ${RUNS} × ${REPEAT.toLocaleString('en')} runs each`);
@@ -128,17 +151,21 @@ function main(): void {
   const estPol = repeated(pol.obj, 'flowctl_tc_egress', est);
   const est6Bare = repeated(bare.obj, 'flowctl_tc_egress', est6);
   const est6Pol = repeated(pol.obj, 'flowctl_tc_egress', est6);
+  const estFq = repeated(fq.obj, 'flowctl_tc_egress', est);
   drain();
   progress(`new-flow packets, ${NEW_FLOWS.toLocaleString('en')} single runs each`);
   const nopNew = newFlows(nop, 'bench_nop', syn, drain);
   const newBare = newFlows(bare.obj, 'flowctl_tc_egress', syn, drain);
   const newPol = newFlows(pol.obj, 'flowctl_tc_egress', syn, drain);
+  const newFqPod = newFlows(fq.obj, 'flowctl_tc_egress', syn, drain);
+  const newFq = newFlows(fq.obj, 'flowctl_tc_ingress', fqSyn, drain);
   const counters = pol.obj.map('counters');
   const lost = counters.lookup(Buffer.alloc(4));
   for (const r of rings) r.close();
   nop.close();
   bare.obj.close();
   pol.obj.close();
+  fq.obj.close();
 
   const f = (n: number) => n.toFixed(0);
   const net = (x: number, base: number) => f(Math.max(0, x - base));
@@ -149,6 +176,12 @@ function main(): void {
 | established flow, IPv4 TCP (repeat ${REPEAT.toLocaleString('en')}, median of ${RUNS}) | ${f(estBare)} ns (${net(estBare, nopNs)} ns over baseline) | ${f(estPol)} ns (${net(estPol, nopNs)} ns over baseline) | ${f(estPol - estBare)} ns |
 | established flow, IPv6 TCP (same) | ${f(est6Bare)} ns (${net(est6Bare, nopNs)} ns over baseline) | ${f(est6Pol)} ns (${net(est6Pol, nopNs)} ns over baseline) | ${f(est6Pol - est6Bare)} ns |
 | new flow (one run per new 5-tuple, median of ${NEW_FLOWS.toLocaleString('en')}) | ${f(newBare)} ns (${net(newBare, nopNew)} ns over baseline) | ${f(newPol)} ns (${net(newPol, nopNew)} ns over baseline) | ${f(newPol - newBare)} ns |
+
+toFQDNs (the same policies plus one with toFQDNs rules for the source pod, which learned one address
+from a DNS answer run through the program): established flow ${f(estFq)} ns (${f(estFq - estPol)} ns over the same
+packet without toFQDNs rules; goal ≤ 50 ns in all: ${estFq <= 50 ? 'met' : '**not met**'}); a new flow of that pod to a pod
+${f(newFqPod)} ns (${f(newFqPod - newPol)} ns over without); a new flow to the learned address, allowed through the
+selector's rows (one fqdn_ips lookup, then the selector's rows) ${f(newFq)} ns. Only DNS answers to such pods are parsed.
 
 Baseline, same run: an empty TC program costs ${f(nopNs)} ns per run repeated, ${f(nopNew)} ns as a single run
 (the harness, not flowctl). Ratios to baseline: established ${(estBare / nopNs).toFixed(2)}× without policy,
