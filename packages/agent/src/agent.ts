@@ -402,6 +402,8 @@ export class Agent {
     this.directory.setCidrIdentities(compiled.cidrIdentities);
     this.directory.setAddressIdentities(compiled.addressIdentities);
     log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
+    const unlearned = compiled.fqdnSelectors.filter((f) => !f.kernel).map((f) => f.selector.matchPattern);
+    if (unlearned.length) log.warn({ patterns: unlearned }, 'toFQDNs patterns other than names, "*.suffix" and "*" teach no addresses yet: they allow nothing');
     return compiled;
   }
 

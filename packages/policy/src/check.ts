@@ -113,7 +113,8 @@ export function lookupEgressFqdn(c: CompiledPolicy, endpointIdentity: number, pe
   const fqdnRef = c.enforced.get(endpointIdentity)?.fqdn;
   if (!v.defaultDeny || !fqdnRef || !outsideCluster(peerIdentity)) return v;
   for (const f of c.fqdnSelectors) {
-    if (!names.some((n) => fqdnMatches(f.selector, n))) continue;
+    // As the kernel: a selector it cannot match teaches no addresses (docs/policy.md).
+    if (!f.kernel || !names.some((n) => fqdnMatches(f.selector, n))) continue;
     const w = lookupPolicy(c, endpointIdentity, f.identity, port, proto, 'egress');
     if (w.allowed) return { ...w, fqdn: f.selector.matchName ?? f.selector.matchPattern! };
   }

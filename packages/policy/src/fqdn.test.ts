@@ -112,6 +112,15 @@ describe('compiling and checking toFQDNs', () => {
     expect(lookupEgressFqdn(c, id('client'), MIN_CIDR_IDENTITY + 5, ['exact.test'], 80, 6).allowed).toBe(true);
   });
 
+  it('a pattern the kernel cannot match allows nothing, as in the kernel', () => {
+    const p = POLICY.replace('{ matchName: "Exact.Test." }', '{ matchPattern: "sub*.allowed.test" }');
+    const cp = compilePolicies(parsePolicies(p, 'p.yaml'), EPS);
+    expect(checkConnection(cp, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.allowed.test']).allowed).toBe(true);
+    expect(checkConnection(cp, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.other.test']).allowed).toBe(false);
+    const only = compilePolicies(parsePolicies(POLICY.replace('{ matchPattern: "*.allowed.test" }, { matchName: "Exact.Test." }', '{ matchPattern: "sub*.other.test" }'), 'p.yaml'), EPS);
+    expect(checkConnection(only, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.other.test']).allowed).toBe(false);
+  });
+
   it('never reaches pods through a name (toFQDNs selects addresses outside the cluster)', () => {
     expect(checkConnection(c, id('client'), id('other'), 80, 'TCP', ['api.allowed.test']).allowed).toBe(false);
   });
