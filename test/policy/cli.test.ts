@@ -1,8 +1,8 @@
 // `flowctl policy` in its own process with real argv: exit codes, stdout and stderr as a user or a
 // script sees them.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,7 @@ describe('flowctl policy', () => {
   });
   it('toFQDNs: validate warns once that DNS rules are not enforced; check --to-fqdn answers per name', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fcp-cli-fqdn-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const pol = join(dir, 'fqdn.yaml');
     writeFileSync(pol, [
       'apiVersion: cilium.io/v2', 'kind: CiliumNetworkPolicy', 'metadata: { name: fq, namespace: shop }', 'spec:',
@@ -124,5 +125,24 @@ describe('flowctl policy', () => {
     // An address not learned through a name is world, denied; a pod is never reached by name.
     expect(flowctl(...base, '--to-ip', '192.0.2.7').code).toBe(1);
     expect(flowctl(...base, '--to-ip', '10.205.2.11', '--to-fqdn', 'api.allowed.test').code).toBe(1);
+  });
+
+  it('toFQDNs: a pattern the kernel cannot match is noted (it races the answer) and allows what it matches', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fcp-cli-fqdn-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const pol = join(dir, 'fqdn.yaml');
+    writeFileSync(pol, [
+      'apiVersion: cilium.io/v2', 'kind: CiliumNetworkPolicy', 'metadata: { name: fq, namespace: shop }', 'spec:',
+      '  endpointSelector: { matchLabels: { app: order-service } }', '  egress:',
+      '    - toFQDNs: [ { matchPattern: "api-*.allowed.test" } ]', '',
+    ].join('\n'));
+    const v = flowctl('validate', '-f', pol);
+    expect(v.code).toBe(0);
+    expect(v.err.trim().split('\n')).toEqual([expect.stringMatching(/^Note: toFQDNs matchPattern api-\*\.allowed\.test: learned by the agent after the answer reaches the pod/)]);
+    const base = ['check', '--from', 'app=order-service', '--from-namespace', 'shop', '--port', '443', '--policy-dir', pol, '--endpoints', ENDPOINTS];
+    const ok = flowctl(...base, '--to-fqdn', 'api-v2.allowed.test');
+    expect(ok.code).toBe(0);
+    expect(ok.out).toContain('allowed by CiliumNetworkPolicy shop/fq (toFQDNs api-*.allowed.test)');
+    expect(flowctl(...base, '--to-fqdn', 'web.allowed.test').code).toBe(1);
   });
 });

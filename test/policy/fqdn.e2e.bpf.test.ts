@@ -4,7 +4,9 @@
 // `*.allowed.test` on port 80: the client reaches api.allowed.test once it resolved it, and its
 // first SYN after the answer is not dropped (the kernel learns the address as the answer passes);
 // not other.test, nor the allowed address before resolving it; DROPPED flows name the policy;
-// flowctl policy check agrees; the address expires with its TTL.
+// flowctl policy check agrees; the address expires with its TTL. A pattern the kernel cannot
+// match (`api-*.pattern.test`) and an answer over TCP are learned by the agent instead, after the
+// answer reached the client: there the first SYN may be lost and retransmitted.
 // Prefix fcz-, subnet 10.209.0.0/16 (docs/design/contracts.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +21,9 @@ const DNS = { ns: 'fcz-dns', hostIf: 'fcz-h1', ip: '10.209.1.53', name: 'dns-7f8
 const WORLD = { ns: 'fcz-world', hostIf: 'fcz-h2', ip: '10.209.1.80' };
 const API_IP = WORLD.ip;
 const OTHER_IP = '10.209.1.81';
+const PATTERN_IP = '10.209.1.82'; // api-v2.pattern.test
+const WEB_IP = '10.209.1.83'; // web.pattern.test
+const TCP_IP = '10.209.1.84'; // tcp.allowed.test, resolved over TCP
 const TTL_S = 4; // dnsmasq's TTL for its names; the agent runs with --tofqdns-min-ttl 0
 
 const LAB: Lab = {
@@ -36,8 +41,8 @@ spec:
   endpointSelector: { matchLabels: { app: client } }
   egress:
     - toEndpoints: [ { matchLabels: { app: dns } } ]
-      toPorts: [ { ports: [ { port: "53", protocol: UDP } ], rules: { dns: [ { matchPattern: "*" } ] } } ]
-    - toFQDNs: [ { matchPattern: "*.allowed.test" } ]
+      toPorts: [ { ports: [ { port: "53", protocol: ANY } ], rules: { dns: [ { matchPattern: "*" } ] } } ]
+    - toFQDNs: [ { matchPattern: "*.allowed.test" }, { matchPattern: "api-*.pattern.test" } ]
       toPorts: [ { ports: [ { port: "80", protocol: TCP } ] } ]
 `;
 
@@ -56,6 +61,12 @@ const RESOLVE_CONNECT = `const [name,server,timeout]=process.argv.slice(1);const
 r.resolve4(name).then((a)=>{const t0=process.hrtime.bigint();const c=require('net').connect({port:80,host:a[0]});const t=setTimeout(()=>{console.log(JSON.stringify({addrs:a,ok:false,why:'timeout'}));process.exit(0)},+timeout);
 c.on('connect',()=>{clearTimeout(t);console.log(JSON.stringify({addrs:a,ok:true,ms:Number(process.hrtime.bigint()-t0)/1e6}));c.end();});c.on('error',(e)=>{clearTimeout(t);console.log(JSON.stringify({addrs:a,ok:false,why:e.code}));});},
 (e)=>console.log(JSON.stringify({ok:false,why:'dns '+e.code})));`;
+// Resolves an A record over TCP (RFC 1035 4.2.2, one query), prints the addresses as JSON.
+const RESOLVE_TCP = `const [name,server]=process.argv.slice(1);const q=Buffer.concat([Buffer.from([0x12,0x34,1,0,0,1,0,0,0,0,0,0]),...name.split('.').map((l)=>Buffer.concat([Buffer.from([l.length]),Buffer.from(l)])),Buffer.from([0,0,1,0,1])]);
+const s=require('net').connect(53,server,()=>{const l=Buffer.alloc(2);l.writeUInt16BE(q.length);s.write(Buffer.concat([l,q]));});let b=Buffer.alloc(0);
+s.on('data',(d)=>{b=Buffer.concat([b,d]);if(b.length<2||b.length<2+b.readUInt16BE(0))return;s.end();const m=b.subarray(2);let o=12;while(m[o])o+=1+m[o];o+=5;const a=[];
+for(let i=0;i<m.readUInt16BE(6);i++){if((m[o]&0xc0)===0xc0)o+=2;else{while(m[o])o+=1+m[o];o++;}const t=m.readUInt16BE(o),n=m.readUInt16BE(o+8);if(t===1&&n===4)a.push([...m.subarray(o+10,o+14)].join('.'));o+=10+n;}
+console.log(JSON.stringify(a));});s.on('error',(e)=>console.log(JSON.stringify({error:e.code})));`;
 const CONNECT = `const c=require('net').connect({port:80,host:process.argv[1]});const t=setTimeout(()=>{console.log('FAILED');process.exit(0)},+process.argv[2]);c.on('connect',()=>{console.log('CONNECTED');clearTimeout(t);c.end();});c.on('error',(e)=>{console.log('FAILED '+e.code);clearTimeout(t);});`;
 
 const procs: ChildProcess[] = [];
@@ -117,13 +128,14 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     mkdirSync(policyDir);
     writeFileSync(join(dir, 'endpoints.yaml'), ENDPOINTS);
     writeFileSync(join(policyDir, 'fqdn.yaml'), POLICY);
-    await inNs(WORLD.ns, ['ip', 'addr', 'add', `${OTHER_IP}/24`, 'dev', 'eth0']);
+    for (const ip of [OTHER_IP, PATTERN_IP, WEB_IP, TCP_IP]) await inNs(WORLD.ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
     const s = background(WORLD.ns, [process.execPath, '-e', SERVER]);
     await new Promise<void>((r) => s.stdout!.once('data', () => r()));
     background(DNS.ns, [
       'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', `--pid-file=${join(dir, 'dnsmasq.pid')}`,
       `--listen-address=${DNS.ip}`, '--bind-interfaces', `--local-ttl=${TTL_S}`, '--log-queries', `--log-facility=${join(dir, 'dnsmasq.log')}`,
       `--address=/api.allowed.test/${API_IP}`, `--address=/other.test/${OTHER_IP}`,
+      `--address=/api-v2.pattern.test/${PATTERN_IP}`, `--address=/web.pattern.test/${WEB_IP}`, `--address=/tcp.allowed.test/${TCP_IP}`,
     ]);
     await waitFor('dnsmasq', async () => ((await inNs(DNS.ns, ['ss', '-uln'])).includes(`${DNS.ip}:53`) ? true : undefined), 10_000);
     // The agent attaches to the endpoints only: not to the world's interface.
@@ -180,6 +192,36 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     expect(check.code).toBe(1);
     expect(check.out).toContain('selected by CiliumNetworkPolicy fcz/allowed-test-egress');
   });
+
+  it('a pattern the kernel cannot match: api-v2.pattern.test is reached after resolving, web.pattern.test is not', async () => {
+    expect(await connect(PATTERN_IP)).toBe(false);
+    // Learned by the agent after the answer reached the client: the first SYN may be dropped and
+    // retransmitted (1 s RTO), so the connection gets 3 s.
+    const r = await resolveConnect('api-v2.pattern.test', 3000);
+    expect(r.addrs).toEqual([PATTERN_IP]);
+    expect(r).toMatchObject({ ok: true });
+    const w = await resolveConnect('web.pattern.test', 3000);
+    expect(w.addrs).toEqual([WEB_IP]);
+    expect(w.ok).toBe(false);
+    const fwd = await waitFor('FORWARDED SYN to api-v2.pattern.test', async () => {
+      const fs = synsTo(await flows('--verdict', 'FORWARDED', '--from-ip', CLIENT.ip), PATTERN_IP);
+      return fs.length ? fs : undefined;
+    }, 5000);
+    expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
+    const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api-v2.pattern.test', '--to-ip', PATTERN_IP, '--port', '80');
+    expect(check.code).toBe(0);
+    expect(check.out).toContain('(toFQDNs api-*.pattern.test)');
+    const denied = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'web.pattern.test', '--to-ip', WEB_IP, '--port', '80');
+    expect(denied.code).toBe(1);
+  }, 30_000);
+
+  it('an answer over TCP teaches its address too (learned by the agent)', async () => {
+    expect(await connect(TCP_IP)).toBe(false);
+    const addrs = JSON.parse(await inNs(CLIENT.ns, [process.execPath, '-e', RESOLVE_TCP, 'tcp.allowed.test', DNS.ip], 10_000)) as string[];
+    expect(addrs).toEqual([TCP_IP]);
+    // As above, the address may be stored after the client's first SYN: 3 s allow a retransmission.
+    expect(await connect(TCP_IP, 3000)).toBe(true);
+  }, 30_000);
 
   it('the address expires with its TTL: new connections are denied again', async () => {
     expect((await resolveConnect('api.allowed.test')).ok).toBe(true);

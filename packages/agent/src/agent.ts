@@ -11,6 +11,7 @@ import { checkServerTls, hubbleServerName, plaintextRefusal, type ServerTlsFiles
 import { ConfigWatcher } from './config/watcher.js';
 import type { ConnBudget, Datapath, DatapathOptions } from './datapath/datapath.js';
 import { DatapathReconciler } from './datapath/reconciler.js';
+import { FqdnLearner } from './policy/fqdn-learner.js';
 import { EndpointDirectory } from './endpoints/directory.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { FlowctlError } from './errors.js';
@@ -125,6 +126,12 @@ export class Agent {
   readonly xdpAttached: string[] = [];
   private readonly log: Logger;
   private stopped = false;
+  /** toFQDNs answers the kernel does not learn from (patterns it cannot match, DNS over TCP). */
+  private readonly fqdnLearner = new FqdnLearner(
+    (a) => this.datapath?.learnFqdn?.(a) ?? 0,
+    (ip) => (this.directory.isLocal(ip) ? this.directory.forIp(ip).identity : undefined),
+    (err, failed) => this.child('policy').error({ err: String(err), failed }, 'toFQDNs: storing addresses learned from a DNS answer failed'),
+  );
 
   constructor(readonly opts: AgentOptions) {
     this.nodeName = opts.nodeName || hostname();
@@ -280,6 +287,7 @@ export class Agent {
       this.config.loadEndpoints(true);
       const dp = this.opts.datapath ?? (await loadKernelDatapath(this.datapathOptions()));
       this.reconciler = new DatapathReconciler(dp, this.child('datapath'), (ifname) => this.metrics?.attachError(ifname));
+      if (dp.learnFqdn) this.ctx.onDnsAnswer = (name, ips, ttlS, client, tcp) => this.fqdnLearner.answer(name, ips, ttlS, client, tcp);
       const sink = { writeFlow: (f: Flow) => this.writeFlow(f), writeLost: (ev: LostEvent) => this.writeLost(ev) };
       const metrics = this.metrics;
       this.consumer = new MonitorConsumer(dp, (ev) => this.parser.decode(ev), sink, {
@@ -402,8 +410,9 @@ export class Agent {
     this.directory.setCidrIdentities(compiled.cidrIdentities);
     this.directory.setAddressIdentities(compiled.addressIdentities);
     log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
-    const unlearned = compiled.fqdnSelectors.filter((f) => !f.kernel).map((f) => f.selector.matchPattern);
-    if (unlearned.length) log.warn({ patterns: unlearned }, 'toFQDNs patterns other than names, "*.suffix" and "*" teach no addresses yet: they allow nothing');
+    this.fqdnLearner.setPolicy(compiled);
+    const racy = compiled.fqdnSelectors.filter((f) => !f.kernel).map((f) => f.selector.matchPattern);
+    if (racy.length) log.info({ patterns: racy }, 'toFQDNs patterns learned in user space, after the answer reaches the pod: a first SYN may be retransmitted');
     return compiled;
   }
 

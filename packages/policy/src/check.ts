@@ -113,8 +113,7 @@ export function lookupEgressFqdn(c: CompiledPolicy, endpointIdentity: number, pe
   const fqdnRef = c.enforced.get(endpointIdentity)?.fqdn;
   if (!v.defaultDeny || !fqdnRef || !outsideCluster(peerIdentity)) return v;
   for (const f of c.fqdnSelectors) {
-    // As the kernel: a selector it cannot match teaches no addresses (docs/policy.md).
-    if (!f.kernel || !names.some((n) => fqdnMatches(f.selector, n))) continue;
+    if (!names.some((n) => fqdnMatches(f.selector, n))) continue;
     const w = lookupPolicy(c, endpointIdentity, f.identity, port, proto, 'egress');
     if (w.allowed) return { ...w, fqdn: f.selector.matchName ?? f.selector.matchPattern! };
   }

@@ -39,6 +39,20 @@ describe('Cilium matchName / matchPattern semantics', () => {
     [{ matchPattern: '*allowed.test' }, 'www.allowed.test', false],
     [{ matchPattern: 'sub*.allowed.test' }, 'subway.allowed.test', true],
     [{ matchPattern: 'sub*.allowed.test' }, 'www.allowed.test', false],
+    [{ matchPattern: 'sub*.allowed.test' }, 'sub.allowed.test', true],
+    [{ matchPattern: 'sub*.allowed.test' }, 'sub.x.allowed.test', false],
+    [{ matchPattern: 'api-*.allowed.test' }, 'api-v2.allowed.test', true],
+    [{ matchPattern: 'api-*.allowed.test' }, 'API-V2_b.allowed.test.', true],
+    [{ matchPattern: 'api-*.allowed.test' }, 'api-v2.eu.allowed.test', false],
+    [{ matchPattern: 'api-*.allowed.test' }, 'web.allowed.test', false],
+    [{ matchPattern: 'api-*.allowed.test' }, 'apiv2.allowed.test', false],
+    [{ matchPattern: '*.*.allowed.test' }, 'a.b.allowed.test', true],
+    [{ matchPattern: '*.*.allowed.test' }, 'a.allowed.test', false],
+    [{ matchPattern: '*.*.allowed.test' }, 'a.b.c.allowed.test', false],
+    [{ matchPattern: 'a*b*c.test' }, 'abc.test', true],
+    [{ matchPattern: 'a*b*c.test' }, 'a-xb-yc.test', true],
+    [{ matchPattern: 'a*b*c.test' }, 'a.b.c.test', false],
+    [{ matchPattern: '*' }, 'a.b.c.example', true],
     [{ matchPattern: '*' }, 'anything.example', true],
     [{ matchName: 'exact.test' }, 'EXACT.test.', true],
     [{ matchName: 'exact.test' }, 'a.exact.test', false],
@@ -112,13 +126,14 @@ describe('compiling and checking toFQDNs', () => {
     expect(lookupEgressFqdn(c, id('client'), MIN_CIDR_IDENTITY + 5, ['exact.test'], 80, 6).allowed).toBe(true);
   });
 
-  it('a pattern the kernel cannot match allows nothing, as in the kernel', () => {
-    const p = POLICY.replace('{ matchName: "Exact.Test." }', '{ matchPattern: "sub*.allowed.test" }');
-    const cp = compilePolicies(parsePolicies(p, 'p.yaml'), EPS);
-    expect(checkConnection(cp, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.allowed.test']).allowed).toBe(true);
-    expect(checkConnection(cp, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.other.test']).allowed).toBe(false);
+  it('a pattern the kernel cannot match (learned by the agent) allows what it matches', () => {
     const only = compilePolicies(parsePolicies(POLICY.replace('{ matchPattern: "*.allowed.test" }, { matchName: "Exact.Test." }', '{ matchPattern: "sub*.other.test" }'), 'p.yaml'), EPS);
-    expect(checkConnection(only, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.other.test']).allowed).toBe(false);
+    expect(only.fqdnSelectors.map((f) => f.kernel)).toEqual([undefined]);
+    const v = checkConnection(only, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.other.test']);
+    expect(v.allowed).toBe(true);
+    expect(v.egress.fqdn).toBe('sub*.other.test');
+    expect(checkConnection(only, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['a.subway.other.test']).allowed).toBe(false);
+    expect(checkConnection(only, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['way.other.test']).allowed).toBe(false);
   });
 
   it('never reaches pods through a name (toFQDNs selects addresses outside the cluster)', () => {

@@ -76,6 +76,23 @@ export interface Datapath {
   deleteBlock?(entry: KernelBlock): void;
   /** Packets and bytes dropped per entry id, summed over CPUs. */
   blockCounts?(): Map<number, { packets: bigint; bytes: bigint }>;
+  /** toFQDNs patterns the kernel cannot match: stores what the agent matched in a DNS answer as
+   *  the kernel stores what it matches (TTL rules included). Returns how many addresses were new. */
+  learnFqdn?(answer: FqdnAnswer): number;
+}
+
+/** A DNS answer to an endpoint whose question name matched toFQDNs selectors. */
+export interface FqdnAnswer {
+  family: 4 | 6;
+  /** the endpoint's address the answer went to */
+  endpoint: string;
+  /** the question name, lower case, no trailing dot */
+  name: string;
+  /** A (family 4) or AAAA (family 6) addresses */
+  addrs: string[];
+  ttlS: number;
+  /** bits of the selectors' identities above MIN_FQDN_IDENTITY, as in fqdn_ips */
+  bits: bigint;
 }
 
 export type XdpMode = 'native' | 'generic';

@@ -5,6 +5,7 @@
 import type { CompiledFqdnSelector } from '@flowctl/policy';
 import { MIN_FQDN_IDENTITY } from '@flowctl/policy';
 import { formatIp } from '@flowctl/flow';
+import { parseIp } from '@flowctl/flow/ip';
 import { FQDN_IP_KEY, FQDN_IP_VALUE, FQDN_NAME_KEY } from './abi.js';
 import type { MapHandle } from './policy-maps.js';
 
@@ -37,6 +38,12 @@ function u64(n: bigint): Buffer {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(n);
   return b;
+}
+
+function ipBytes(ip: string, family: 4 | 6): Buffer {
+  const p = parseIp(ip);
+  if (!p || (p.v6 ? 6 : 4) !== family) throw new Error(`not an IPv${family} address: ${ip}`);
+  return Buffer.from(p.value.toString(16).padStart(family === 4 ? 8 : 32, '0'), 'hex');
 }
 
 function addrText(b: Buffer, family: number): string {
@@ -80,6 +87,25 @@ export class FqdnMapWriter {
   /** After the policy rows are written: teaches the selectors of `next`. */
   teach(next: readonly CompiledFqdnSelector[]): void {
     for (const [hex, bits] of nameRows(next)) this.maps.names.update(Buffer.from(hex, 'hex'), u64(bits));
+  }
+
+  /**
+   * What the kernel's fqdn_learn does, from user space (patterns the kernel cannot match): stores
+   * `addr` for `endpoint` through the selectors `bits`, keeping the later expiry. Returns true when
+   * the endpoint did not know it through these selectors yet (cached verdicts must be looked at again).
+   */
+  learn(a: { family: 4 | 6; endpoint: string; addr: string; expiresNs: bigint; bits: bigint; nameHash: bigint }): boolean {
+    const k = Buffer.alloc(FQDN_IP_KEY.size);
+    k.writeUInt32LE(a.family, FQDN_IP_KEY.family);
+    ipBytes(a.endpoint, a.family).copy(k, FQDN_IP_KEY.endpoint);
+    ipBytes(a.addr, a.family).copy(k, FQDN_IP_KEY.addr);
+    const v = this.maps.ips.lookup(k) ?? Buffer.alloc(FQDN_IP_VALUE.size);
+    const had = v.readBigUInt64LE(FQDN_IP_VALUE.selectors);
+    if (v.readBigUInt64LE(FQDN_IP_VALUE.expires_ns) < a.expiresNs) v.writeBigUInt64LE(a.expiresNs, FQDN_IP_VALUE.expires_ns);
+    v.writeBigUInt64LE(had | a.bits, FQDN_IP_VALUE.selectors);
+    v.writeBigUInt64LE(a.nameHash, FQDN_IP_VALUE.name_hash);
+    this.maps.ips.update(k, v);
+    return (a.bits & ~had) !== 0n;
   }
 
   /** Everything the kernel learned. */

@@ -5,13 +5,13 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { CompiledPolicy } from '@flowctl/policy';
+import { wireNameHash, type CompiledPolicy } from '@flowctl/policy';
 import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
 import { decodeEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
-import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, type ConnBudget, type Datapath, type DatapathOptions, type KernelBlock, type XdpMode } from './datapath.js';
+import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, type ConnBudget, type Datapath, type DatapathOptions, type FqdnAnswer, type KernelBlock, type XdpMode } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 import { PolicyMapWriter } from './policy-maps.js';
 import type { LearnedAddress } from './fqdn-maps.js';
@@ -74,6 +74,7 @@ export class KernelDatapath implements Datapath {
   private readonly onDecodeError: ((message: string) => void) | undefined;
   private readonly tcAttach: 'auto' | 'tcx' | 'clsact';
   private readonly fqdnMaxIpsPerName: number;
+  private readonly fqdnMinTtlS: number;
   private fqdnTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: KernelDatapathOptions = {}) {
@@ -97,6 +98,7 @@ export class KernelDatapath implements Datapath {
     this.tcAttach = opts.tcAttach ?? 'auto';
     const minTtl = opts.fqdnMinTtlS ?? DEFAULT_FQDN_MIN_TTL_S;
     if (!Number.isInteger(minTtl) || minTtl < 0 || minTtl > 0xffffffff) throw new FlowctlError('INVALID_ARGUMENT', `fqdnMinTtlS: ${minTtl} is not an integer number of seconds`);
+    this.fqdnMinTtlS = minTtl;
     this.fqdnMaxIpsPerName = opts.fqdnMaxIpsPerName ?? DEFAULT_FQDN_MAX_IPS_PER_NAME;
     if (!Number.isInteger(this.fqdnMaxIpsPerName) || this.fqdnMaxIpsPerName < 1) throw new FlowctlError('INVALID_ARGUMENT', `fqdnMaxIpsPerName: ${this.fqdnMaxIpsPerName} is not a positive integer`);
 
@@ -172,6 +174,19 @@ export class KernelDatapath implements Datapath {
     // Connections allowed through them are looked at again: expiry removes the allowance.
     if (removed) w.bumpEpoch();
     return removed;
+  }
+
+  learnFqdn(a: FqdnAnswer): number {
+    if (this.closed) return 0;
+    const w = this.policyWriter();
+    if (!w.fqdn) return 0;
+    // As the kernel (bpf/fqdn.bpf.h): at least the minimum TTL, on the kernel's clock.
+    const expiresNs = process.hrtime.bigint() + BigInt(Math.max(a.ttlS, this.fqdnMinTtlS)) * 1_000_000_000n;
+    const nameHash = wireNameHash(a.name);
+    let learned = 0;
+    for (const addr of a.addrs) if (w.fqdn.learn({ family: a.family, endpoint: a.endpoint, addr, expiresNs, bits: a.bits, nameHash })) learned++;
+    if (learned) w.bumpEpoch(); // a connection denied before (same tuple) must be looked at again
+    return learned;
   }
 
   /** What endpoints learned from DNS answers (toFQDNs). */

@@ -33,8 +33,8 @@ export interface ParserContext {
   nodeNetnsIno: number;
   /** FQDNs the DNS cache knows for an IP (Hubble's source_names/destination_names). */
   namesForIp(ip: string): string[];
-  /** Records IPs learned from a DNS answer so later flows carry the names. */
-  learnNames(name: string, ips: string[], ttlS: number): void;
+  /** Records IPs learned from a DNS answer to `client` so later flows carry the names (and toFQDNs learns them). */
+  learnNames(name: string, ips: string[], ttlS: number, client: string, tcp: boolean): void;
   newUuid(): string;
   /** The drop-list entry behind an XDP drop event's id, if the agent still knows it. */
   blockEntry?(id: number): { cidr: string; reason: string } | undefined;

@@ -18,6 +18,8 @@ export class LiveContext implements ParserContext {
   private readonly uuids = new UuidSource();
   private blocks: { byEntryId(id: number): { cidr: string; reason: string } | undefined } | undefined;
   readonly nodeNetnsIno = ownNetnsInode();
+  /** Also told every DNS answer with addresses (toFQDNs patterns the kernel cannot match). */
+  onDnsAnswer: ((name: string, ips: string[], ttlS: number, client: string, tcp: boolean) => void) | undefined;
 
   constructor(readonly directory: EndpointDirectory) {}
 
@@ -68,8 +70,9 @@ export class LiveContext implements ParserContext {
     return this.dns.names(ip);
   }
 
-  learnNames(name: string, ips: string[], ttlS: number): void {
+  learnNames(name: string, ips: string[], ttlS: number, client: string, tcp: boolean): void {
     this.dns.learn(name, ips, ttlS);
+    this.onDnsAnswer?.(name, ips, ttlS, client, tcp);
   }
 
   newUuid(): string {

@@ -147,7 +147,7 @@ function dnsFlow(payload: Buffer, msgBytes: number, tsNs: bigint, ev: FlowEvent,
     return [withMessageBytes(l7Base(base, ctx, false, { type: L7FlowType.REQUEST, dns }, `DNS Query ${msg.query} ${qtype}`), msgBytes)];
   }
   const req = st.popRequest(key, tsNs);
-  if (msg.ips.length > 0 && msg.query) ctx.learnNames(msg.query.replace(/\.$/, ''), msg.ips, msg.ttl);
+  if (msg.ips.length > 0 && msg.query) ctx.learnNames(msg.query.replace(/\.$/, ''), msg.ips, msg.ttl, ev.dstIp, ev.proto === IPPROTO_TCP);
   const dns = {
     query: msg.query,
     ips: msg.ips,

@@ -1,0 +1,56 @@
+// The user-space half of toFQDNs learning: the answers the kernel does not learn from. Patterns it
+// cannot match by hash (`sub*.example.com`, `*.*.example.com`) and DNS over TCP (it parses UDP only)
+// are matched here against the DNS answers the agent parses, and stored as the kernel stores its
+// own (Datapath.learnFqdn). These race the answer: the pod may connect before the map is written.
+import { MIN_FQDN_IDENTITY, fqdnMatches, type CompiledPolicy } from '@flowctl/policy';
+import { parseIp } from '@flowctl/flow/ip';
+import type { FqdnAnswer } from '../datapath/datapath.js';
+
+export class FqdnLearner {
+  private policy: CompiledPolicy | undefined;
+  private userOnly: CompiledPolicy['fqdnSelectors'] = [];
+
+  /**
+   * `learn` stores an answer's addresses (returns how many were new); `identityOf` is the identity
+   * of a local endpoint's address, undefined for any other address.
+   */
+  /** Answers whose addresses could not be stored (a map write failed). */
+  failed = 0;
+
+  constructor(
+    private readonly learn: (a: FqdnAnswer) => number,
+    private readonly identityOf: (ip: string) => number | undefined,
+    /** told of the 1st, 2nd, 4th, 8th... failure, so a failing map cannot flood the log */
+    private readonly onError: (err: unknown, failed: number) => void = () => {},
+  ) {}
+
+  setPolicy(c: CompiledPolicy): void {
+    this.policy = c;
+    this.userOnly = c.fqdnSelectors.filter((f) => !f.kernel);
+  }
+
+  /** A DNS answer for `name` to `client`; returns how many addresses were new to it. */
+  answer(name: string, ips: readonly string[], ttlS: number, client: string, tcp: boolean): number {
+    const c = this.policy;
+    // Over UDP the kernel learned what its hashes match, before the pod got the answer.
+    const selectors = tcp ? c?.fqdnSelectors : this.userOnly;
+    if (!c || !selectors?.length) return 0;
+    const id = this.identityOf(client);
+    if (id === undefined || !c.enforced.get(id)?.fqdn) return 0;
+    let bits = 0n;
+    for (const f of selectors) if (fqdnMatches(f.selector, name)) bits |= 1n << BigInt(f.identity - MIN_FQDN_IDENTITY);
+    if (!bits) return 0;
+    const v6 = parseIp(client)?.v6;
+    if (v6 === undefined) return 0;
+    // The kernel keys an address by the family of the packet that carried the answer.
+    const addrs = ips.filter((ip) => parseIp(ip)?.v6 === v6);
+    if (!addrs.length) return 0;
+    try {
+      return this.learn({ family: v6 ? 6 : 4, endpoint: client, name: name.toLowerCase().replace(/\.$/, ''), addrs, ttlS, bits });
+    } catch (err) {
+      this.failed++;
+      if ((this.failed & (this.failed - 1)) === 0) this.onError(err, this.failed);
+      return 0;
+    }
+  }
+}
