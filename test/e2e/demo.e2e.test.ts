@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { hubbleCli } from '../../packages/flow/src/testing/hubble.js';
 
 const run = promisify(execFile);
@@ -238,6 +238,7 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
     expect(commands).toContain('./bin/flowctl observe --to-workload payment-service');
     // From a directory of its own whose ./bin is the clone's, so files a command writes land there.
     const cwd = mkdtempSync(join(tmpdir(), 'fce-try-'));
+    onTestFinished(() => rmSync(cwd, { recursive: true, force: true }));
     symlinkSync(join(ROOT, 'bin'), join(cwd, 'bin'));
     for (const c of commands) {
       const r = await run('bash', ['-c', c], { cwd, env, maxBuffer: 64 << 20, timeout: 60_000 }).then(
@@ -256,7 +257,6 @@ describe.skipIf(!isRoot)('demo cluster through the relay', () => {
       if (c.includes('/metrics')) expect(r.stdout).toMatch(/^hubble_\w+/m);
       if (c.includes('--to-workload payment-service')) expect(r.stdout).toMatch(/payment-service/);
     }
-    rmSync(cwd, { recursive: true, force: true });
   });
 
   it('killing one agent: the follow stream goes on, the lost node is reported, a restart rejoins', async () => {

@@ -28,6 +28,7 @@ describe('flowctl policy', () => {
     expect(ok.out).toContain('valid (1 policy: CiliumNetworkPolicy shop/order-service-policy)');
 
     const dir = mkdtempSync(join(tmpdir(), 'fcp-cli-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const bad = join(dir, 'bad.yaml');
     writeFileSync(bad, 'apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: { name: a }\nspec: { podSelector: {} }\n---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: b }\nspec:\n  endpointSelector: {}\n  ingress:\n    - toPorts: [ { ports: [ { port: "90", endPort: 80 } ] } ]\n');
     const r = flowctl('validate', '-f', bad);
@@ -37,6 +38,7 @@ describe('flowctl policy', () => {
 
   it('validate -f DIR: every bad file is reported, valid ones are not, and no yaml warning leaks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fcp-cli-dir-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, 'a-collection-key.yaml'), 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: a, namespace: shop }\nspec:\n  endpointSelector: {}\n  ? [x, y]\n  : 1\n');
     writeFileSync(join(dir, 'b-good.yaml'), 'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: b, namespace: shop }\nspec:\n  endpointSelector: {}\n');
     writeFileSync(join(dir, 'c-bad-kind.yaml'), 'kind: Bogus\n');

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FlowctlError } from '@flowctl/flow/errors';
@@ -115,6 +115,7 @@ describe('parseEndpoints', () => {
 
   it('loads from disk and names the file when it cannot be read', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fcp-eps-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const f = join(dir, 'endpoints.yaml');
     writeFileSync(f, GOOD);
     expect(loadEndpointsFile(f).endpoints).toHaveLength(4);
