@@ -324,6 +324,39 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	return 1;
 }
 
+/* local endpoint address -> drop-list entry id (struct flowctl_isolate_key) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct flowctl_isolate_key);
+	__type(value, __u32);
+} isolated SEC(".maps");
+
+/* An isolated endpoint (respond: isolate) opens nothing but DNS: its other egress connections are
+ * dropped, whatever the policy. A function of its own, called beside evaluate: its frame does not
+ * add to evaluate's (the slow path's stack is nearly full). */
+__noinline int isolate_verdict(struct flowctl_conn *c, const struct flowctl_conn_key *k)
+{
+	struct flowctl_isolate_key ik = {};
+	__u32 *id;
+	__u8 o;
+
+	if (!c || !k || c->policy_direction != FLOWCTL_DIR_EGRESS || (c->opener & FLOWCTL_OPENER_NO_POLICY))
+		return 0;
+	o = c->opener & 1;
+	if ((o ? k->port[0] : k->port[1]) == 53 && (k->proto == IPPROTO_UDP || k->proto == IPPROTO_TCP))
+		return 0;
+	ik.family = k->ip_version;
+	__builtin_memcpy(ik.addr, o ? k->addr[1] : k->addr[0], 16);
+	id = bpf_map_lookup_elem(&isolated, &ik);
+	if (!id)
+		return 0;
+	c->verdict = FLOWCTL_VERDICT_DROPPED;
+	c->drop_reason = FLOWCTL_DROP_POLICY_DENY;
+	c->policy_ref = *id;
+	return 1;
+}
+
 /* Records in `c` what its later packets may skip the slow path with (struct conn_skip): nothing
  * with every_packet or a verdict other than FORWARDED (drops and audits are counted by the slow
  * path); for each side seen, its packets carrying no new TCP flag (nor a SYN once the connection
@@ -374,6 +407,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 
 		evaluate(c, k, side, obs, epoch);
 		fqdn_verdict(c, k);
+		isolate_verdict(c, k);
 		changed = was_epoch != EPOCH_NONE && was != c->verdict;
 	}
 
@@ -542,6 +576,7 @@ static __always_inline int suppressed(const struct flowctl_conn_key *k, const st
 	o = c->opener & 1;
 	evaluate(c, k, side, obs, config_epoch());
 	fqdn_verdict(c, k);
+	isolate_verdict(c, k);
 	e.src = o ? k->addr[1] : k->addr[0];
 	e.dst = o ? k->addr[0] : k->addr[1];
 	e.dst_port = o ? k->port[0] : k->port[1];

@@ -54,6 +54,7 @@ enum flowctl_verdict {
 
 #define FLOWCTL_DROP_POLICY_DENIED 133 /* flow.DropReason POLICY_DENIED */
 #define FLOWCTL_DROP_RATE_LIMITED 198  /* flow.DropReason DROP_RATE_LIMITED (--syn-flood-protect) */
+#define FLOWCTL_DROP_POLICY_DENY 181   /* flow.DropReason POLICY_DENY: the drop list (an isolated endpoint at TC) */
 
 /* flow.TrafficDirection numbers; also the `direction` of a policy key. */
 enum flowctl_direction {
@@ -181,6 +182,13 @@ struct flowctl_ipcache_key {
 struct flowctl_ipcache_value {
 	__u32 identity;
 	__u32 pad;
+};
+
+/* `isolated` key: a local endpoint's address whose egress is denied but DNS (respond: isolate);
+ * the value is the drop-list entry's id, reported in policy_ref with FLOWCTL_DROP_POLICY_DENY. */
+struct flowctl_isolate_key {
+	__u8 addr[16]; /* network order; IPv4 in the first 4 bytes */
+	__u32 family;  /* 4 or 6 */
 };
 
 /* `policy_enforce`: u32 identity -> u32 of these bits. */

@@ -174,7 +174,10 @@ export class Agent {
       }, config);
       const detection = this.detection;
       const respond = (config ?? defaultConfig(CONFIG_SECTIONS)).get(RESPOND_SECTION.name)!;
-      const responder = new Responder(respond, this.blocks, hostAddrs);
+      const responder = new Responder(respond, this.blocks, hostAddrs, (ip) => {
+        const ep = this.directory.isLocal(ip) ? this.directory.forIp(ip) : undefined;
+        return ep?.pod_name ? `${ep.namespace}/${ep.pod_name}` : undefined;
+      });
       detection.store.respondWith((f) => responder.act(f));
       this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName, (call) => this.server.track(call)));
     }
@@ -323,7 +326,8 @@ export class Agent {
   /** The XDP drop list on every --xdp-interface; the list's entries go to the kernel from here on. */
   private attachXdp(dp: Datapath): void {
     const ifaces = this.opts.xdpInterfaces ?? [];
-    if (!ifaces.length) return;
+    // Without XDP the list still isolates pods (at TC) and keeps its drops for a restart with it.
+    if (!ifaces.length) return this.blocks.bindDatapath(dp, false);
     if (!dp.attachXdp) throw new FlowctlError('CONFIG', '--xdp-interface: this datapath has no XDP drop list');
     const log = this.child('xdp');
     for (const ifname of ifaces) {

@@ -9,6 +9,7 @@ import { wireNameHash, type CompiledPolicy } from '@flowctl/policy';
 import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
+import { ipBytes } from '@flowctl/flow';
 import { decodeEvent, readCounters } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, type ConnBudget, type Datapath, type DatapathOptions, type FqdnAnswer, type KernelBlock, type XdpMode } from './datapath.js';
@@ -207,6 +208,20 @@ export class KernelDatapath implements Datapath {
   deleteBlock(entry: KernelBlock): void {
     if (this.closed) return;
     this.xdpList('deleteBlock').delete(entry);
+  }
+
+  writeIsolation(entry: KernelBlock): void {
+    this.assertOpen('writeIsolation');
+    const v = Buffer.alloc(4);
+    v.writeUInt32LE(entry.id);
+    this.flowObj.map('isolated').update(isolateKey(entry), v);
+    // Connections the endpoint opened before are looked at again: they stop too.
+    this.policyWriter().bumpEpoch();
+  }
+
+  deleteIsolation(entry: KernelBlock): void {
+    if (this.closed) return;
+    if (this.flowObj.map('isolated').delete(isolateKey(entry))) this.policyWriter().bumpEpoch();
   }
 
   blockCounts(): Map<number, { packets: bigint; bytes: bigint }> {
@@ -454,4 +469,12 @@ function sumPerCpu(obj: BpfObject, map: string, n: number): bigint[] {
     out.push(s);
   }
   return out;
+}
+
+/** struct flowctl_isolate_key of an entry's address (a /32 or /128). */
+function isolateKey(entry: KernelBlock): Buffer {
+  const k = Buffer.alloc(20);
+  k.set(ipBytes(entry.prefix.v6, entry.prefix.addr), 0);
+  k.writeUInt32LE(entry.prefix.v6 ? 6 : 4, 16);
+  return k;
 }

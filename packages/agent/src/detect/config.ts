@@ -127,6 +127,7 @@ export function parseDuration(s: string): number | undefined {
 
 /** "5m", "1s", "250ms": how docs/alerts.md and error messages print a default duration. */
 export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;
   if (ms % 1000 === 0) return `${ms / 1000}s`;

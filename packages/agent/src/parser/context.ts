@@ -37,6 +37,6 @@ export interface ParserContext {
   learnNames(name: string, ips: string[], ttlS: number, client: string, tcp: boolean): void;
   newUuid(): string;
   /** The drop-list entry behind an XDP drop event's id, if the agent still knows it. */
-  blockEntry?(id: number): { cidr: string; reason: string } | undefined;
+  blockEntry?(id: number): { cidr: string; reason: string; isolate?: string } | undefined;
   counters: ParserCounters;
 }

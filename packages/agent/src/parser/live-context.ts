@@ -16,7 +16,7 @@ export class LiveContext implements ParserContext {
   private ifNamesReadMs = 0;
   private policies: Policy[] = [];
   private readonly uuids = new UuidSource();
-  private blocks: { byEntryId(id: number): { cidr: string; reason: string } | undefined } | undefined;
+  private blocks: { byEntryId(id: number): { cidr: string; reason: string; isolate?: string } | undefined } | undefined;
   readonly nodeNetnsIno = ownNetnsInode();
   /** Also told every DNS answer with addresses (toFQDNs patterns the kernel cannot match). */
   onDnsAnswer: ((name: string, ips: string[], ttlS: number, client: string, tcp: boolean) => void) | undefined;
@@ -79,11 +79,11 @@ export class LiveContext implements ParserContext {
     return this.uuids.next();
   }
 
-  setBlockList(list: { byEntryId(id: number): { cidr: string; reason: string } | undefined }): void {
+  setBlockList(list: { byEntryId(id: number): { cidr: string; reason: string; isolate?: string } | undefined }): void {
     this.blocks = list;
   }
 
-  blockEntry(id: number): { cidr: string; reason: string } | undefined {
+  blockEntry(id: number): { cidr: string; reason: string; isolate?: string } | undefined {
     return this.blocks?.byEntryId(id);
   }
 }

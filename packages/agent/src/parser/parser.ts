@@ -191,7 +191,17 @@ export class Parser {
 
     if (numbers && !dropped && (ev.packets > 0n || ev.replyPackets > 0n)) attachConnNumbers(flow, l4Numbers(ev));
 
-    if (ev.policyRef > 0) {
+    if (dropped && ev.dropReason === DROP_REASON_POLICY_DENY) {
+      // An isolated pod (respond: isolate): policyRef holds the drop-list entry's id.
+      const entry = ctx.blockEntry?.(ev.policyRef);
+      attachBlockInfo(flow, {
+        cidr: entry?.cidr ?? '',
+        reason: entry?.isolate ? `isolated ${entry.isolate}: ${entry.reason}` : (entry?.reason ?? ''),
+        packets: Number(ev.packets),
+        bytes: Number(ev.bytes),
+        matched: 'source',
+      });
+    } else if (ev.policyRef > 0) {
       const pol = ctx.policyForRef(ev.policyRef);
       if (pol) attachPolicy(flow, pol, direction, dropped);
     }

@@ -16,6 +16,13 @@ class Recorder extends FakeDatapath {
   deleteBlock(e: KernelBlock): void {
     this.kernel.delete(e.id);
   }
+  readonly isolated = new Map<number, KernelBlock>();
+  writeIsolation(e: KernelBlock): void {
+    this.isolated.set(e.id, { ...e });
+  }
+  deleteIsolation(e: KernelBlock): void {
+    this.isolated.delete(e.id);
+  }
   blockCounts() {
     return new Map([...this.kernel.keys()].map((id) => [id, { packets: 10n * BigInt(id), bytes: 1000n }]));
   }
@@ -36,6 +43,27 @@ describe('BlockList', () => {
       { cidr: '2001:db8::1/128', origin: 'cli', packets: 20n },
       { cidr: '203.0.113.0/24', reason: 'scanner', packets: 10n },
     ]);
+  });
+
+  it('mirrors an isolated pod to TC even without XDP, drops only with it, and removes it by pod name', () => {
+    const dp = new Recorder();
+    const l = new BlockList();
+    l.bindDatapath(dp, false);
+    l.add('10.0.0.9', { isolate: 'shop/scanner-1', origin: 'alert:port-scan' });
+    l.add('203.0.113.0/24');
+    expect([...dp.isolated.values()].map((e) => e.prefix.bits)).toEqual([32]);
+    expect(dp.kernel.size).toBe(0);
+    expect(() => l.add('10.1.0.0/16', { isolate: 'shop/x' })).toThrow('isolate shop/x: 10.1.0.0/16 is not one address');
+    // The same address blocked by hand: from TC isolation to the drop list.
+    l.bindDatapath(dp, true);
+    l.add('10.0.0.9');
+    expect([dp.isolated.size, dp.kernel.size]).toEqual([0, 2]);
+    l.add('10.0.0.9', { isolate: 'shop/scanner-1' });
+    expect([dp.isolated.size, dp.kernel.size]).toEqual([1, 1]);
+    expect(l.remove('shop/scanner-1').cidr).toBe('10.0.0.9/32');
+    expect(dp.isolated.size).toBe(0);
+    expect(() => l.remove('shop/scanner-1')).toThrow('shop/scanner-1 is not an isolated pod');
+    l.close();
   });
 
   it('replaces the TTL and reason of a listed CIDR, keeping its id and creation time', () => {

@@ -22,6 +22,9 @@ export interface BlockEntryState {
   expiresMs?: number;
   /** The same instant on the monotonic clock the kernel compares with (0n: never). */
   expiresNs: bigint;
+  /** Set for a local pod ("namespace/name") isolated by an alert: its egress is denied but DNS, at
+   *  TC, instead of its address being dropped at XDP. */
+  isolate?: string;
 }
 
 export interface BlockListOptions {
@@ -39,11 +42,13 @@ export interface BlockListOptions {
 /** The state file's content. */
 interface StateFile {
   version: 1;
-  entries: { cidr: string; reason: string; origin: string; createdMs: number; expiresMs?: number }[];
+  entries: { cidr: string; reason: string; origin: string; createdMs: number; expiresMs?: number; isolate?: string }[];
 }
 
 /** Origin of the entries of a blocklist file (--block-from-lists), before the file's path. */
 export const LIST_ORIGIN = 'list:';
+/** "namespace/name" of a pod (never a CIDR: the part after the slash is not a prefix length). */
+const POD_NAME = /^[a-z0-9][a-z0-9.-]*\/[a-z0-9.-]*[a-z.-][a-z0-9.-]*$/;
 /** Ids of removed entries kept for drop events still in flight. */
 const RECENT = 1024;
 /** The longest TTL: a year. */
@@ -61,6 +66,7 @@ export class BlockList {
   private closed = false;
   /** The datapath holding the XDP maps; none (replay, fake) keeps the list without enforcing it. */
   private datapath: Datapath | undefined;
+  private xdp = false;
   private readonly stateFile: string | undefined;
   private readonly warn: (msg: string) => void;
   private saving: NodeJS.Immediate | undefined;
@@ -88,7 +94,7 @@ export class BlockList {
     for (const e of Array.isArray(state?.entries) ? state.entries : []) {
       if (e.expiresMs !== undefined && e.expiresMs <= now) continue;
       try {
-        this.add(e.cidr, { reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { ttlMs: Math.min(e.expiresMs - now, MAX_TTL_MS), now }) });
+        this.add(e.cidr, { reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.isolate && { isolate: e.isolate }), ...(e.expiresMs !== undefined && { ttlMs: Math.min(e.expiresMs - now, MAX_TTL_MS), now }) });
         n++;
       } catch (err) {
         this.warn(`drop list state ${this.stateFile}: ${JSON.stringify(e.cidr)} skipped: ${(err as Error).message}`);
@@ -97,14 +103,15 @@ export class BlockList {
     return n;
   }
 
-  /** From now on mirrors the entries into `dp`'s XDP maps, starting with those already listed. */
-  bindDatapath(dp: Datapath): void {
+  /** From now on mirrors the entries into `dp` (drops into its XDP maps only with `xdp`), starting with those already listed. */
+  bindDatapath(dp: Datapath, xdp = true): void {
     this.datapath = dp;
-    for (const e of this.entries.values()) dp.writeBlock?.(e);
+    this.xdp = xdp;
+    for (const e of this.entries.values()) this.enforce(e);
   }
 
   /** Adds `cidr`, or replaces the TTL, reason and origin of the entry already there (its counters stay). */
-  add(cidrText: string, o: { ttlMs?: number; reason?: string; origin?: string; createdMs?: number; now?: number } = {}): BlockEntryState {
+  add(cidrText: string, o: { ttlMs?: number; reason?: string; origin?: string; createdMs?: number; now?: number; isolate?: string } = {}): BlockEntryState {
     const { cidr, prefix } = parseBlockCidr(cidrText);
     if (o.ttlMs !== undefined && !(Number.isFinite(o.ttlMs) && o.ttlMs > 0 && o.ttlMs <= MAX_TTL_MS)) {
       throw new FlowctlError('INVALID_ARGUMENT', `invalid TTL ${o.ttlMs} ms: want more than 0 and at most a year`);
@@ -123,8 +130,13 @@ export class BlockList {
       createdMs: old?.createdMs ?? o.createdMs ?? now,
       expiresNs: o.ttlMs === undefined ? 0n : this.nowNs() + BigInt(Math.round(o.ttlMs * 1e6)),
       ...(o.ttlMs !== undefined && { expiresMs: now + o.ttlMs }),
+      ...(o.isolate && { isolate: o.isolate }),
     };
-    this.datapath?.writeBlock?.(e);
+    if (e.isolate && (prefix.bits !== (prefix.v6 ? 128 : 32))) {
+      throw new FlowctlError('INVALID_ARGUMENT', `isolate ${o.isolate}: ${cidr} is not one address`);
+    }
+    if (old && !old.isolate !== !e.isolate) this.unenforce(old);
+    this.enforce(e);
     this.entries.set(cidr, e);
     this.byId.set(e.id, e);
     this.schedule();
@@ -164,9 +176,11 @@ export class BlockList {
     return { entries, refused, ...(firstError && { firstError }) };
   }
 
-  /** Removes `cidr`; NOT_FOUND when it is not listed. */
+  /** Removes `cidr`, or the isolation of pod "namespace/name"; NOT_FOUND when it is not listed. */
   remove(cidrText: string): BlockEntryState {
-    const { cidr } = parseBlockCidr(cidrText);
+    const pod = [...this.entries.values()].find((x) => x.isolate !== undefined && x.isolate === cidrText);
+    if (!pod && POD_NAME.test(cidrText)) throw new FlowctlError('NOT_FOUND', `${cidrText} is not an isolated pod`);
+    const cidr = pod?.cidr ?? parseBlockCidr(cidrText).cidr;
     const e = this.entries.get(cidr);
     if (!e) throw new FlowctlError('NOT_FOUND', `${cidr} is not in the drop list`);
     this.drop(e);
@@ -227,7 +241,7 @@ export class BlockList {
       const state: StateFile = {
         version: 1,
         entries: kept.map((e) => ({
-          cidr: e.cidr, reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { expiresMs: e.expiresMs }),
+          cidr: e.cidr, reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { expiresMs: e.expiresMs }), ...(e.isolate && { isolate: e.isolate }),
         })),
       };
       mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
@@ -243,7 +257,18 @@ export class BlockList {
     this.byId.delete(e.id);
     this.recent.set(e.id, e);
     if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
-    this.datapath?.deleteBlock?.(e);
+    this.unenforce(e);
+  }
+
+  /** Mirrors `e` into the kernel: the XDP drop list, or the TC isolation of a local pod. */
+  private enforce(e: BlockEntryState): void {
+    if (e.isolate) this.datapath?.writeIsolation?.(e);
+    else if (this.xdp) this.datapath?.writeBlock?.(e);
+  }
+
+  private unenforce(e: BlockEntryState): void {
+    if (e.isolate) this.datapath?.deleteIsolation?.(e);
+    else if (this.xdp) this.datapath?.deleteBlock?.(e);
   }
 
   /** Removes every entry whose time has come. */

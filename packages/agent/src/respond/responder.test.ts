@@ -10,10 +10,10 @@ const scan = (ip: string): Finding => ({
   kind: 'port-scan', severity: 'high', source: { ip }, target: '10.0.0.1', summary: `${ip} scanned 20 ports of 10.0.0.1 in 3s`, evidence: { ports: 20 },
 });
 
-function responder(yaml: string, hostIps: string[] = ['10.0.0.1']) {
+function responder(yaml: string, hostIps: string[] = ['10.0.0.1'], pods: Record<string, string> = {}) {
   const cfg = parseDetectConfig(yaml, 'detect.yaml', CONFIG_SECTIONS).get('respond')!;
   const blocks = new BlockList();
-  return { blocks, r: new Responder(cfg, blocks, hostIps) };
+  return { blocks, r: new Responder(cfg, blocks, hostIps, (ip) => pods[ip]) };
 }
 
 describe('Responder (respond section of --detect-config)', () => {
@@ -56,5 +56,26 @@ describe('Responder (respond section of --detect-config)', () => {
     expect(store.list().map((a) => [a.action, a.updates])).toEqual([['block-source 10.0.0.9/32 for 10m', 1]]);
     expect(blocks.size).toBe(0);
     blocks.close();
+  });
+
+  it('isolates a local pod source until removed (or for isolate-ttl); other sources are left alone', () => {
+    const pods = { '10.0.0.9': 'shop/scanner-1', '10.0.0.53': 'kube-system/dns' };
+    const { blocks, r } = responder('respond:\n  isolate: [port-scan]\n  never-block: [10.0.0.53]\n', ['10.0.0.1'], pods);
+    expect(r.act(scan('10.0.0.9'))).toBe('isolate shop/scanner-1 (10.0.0.9) until removed');
+    expect(r.act(scan('192.0.2.7'))).toBe('none: 192.0.2.7 is not a pod of this node');
+    expect(r.act(scan('10.0.0.53'))).toBe('none: 10.0.0.53 is never blocked');
+    expect(blocks.list()).toMatchObject([{ cidr: '10.0.0.9/32', isolate: 'shop/scanner-1', origin: 'alert:port-scan' }]);
+    expect(blocks.list()[0]!.expiresMs).toBeUndefined();
+    expect(blocks.remove('shop/scanner-1').cidr).toBe('10.0.0.9/32');
+    expect(blocks.size).toBe(0);
+    const t = responder('respond:\n  isolate: [port-scan]\n  isolate-ttl: 30m\n', ['10.0.0.1'], pods);
+    expect(t.r.act(scan('10.0.0.9'))).toBe('isolate shop/scanner-1 (10.0.0.9) for 30m');
+    t.blocks.close();
+    blocks.close();
+  });
+
+  it('refuses a kind both blocked and isolated', () => {
+    expect(() => responder('respond:\n  block-source: [port-scan]\n  isolate: [port-scan, syn-flood]\n')).toThrow('--detect-config: respond: "port-scan" is under both block-source and isolate: pick one');
+    expect(() => responder('respond:\n  isolate: [portscan]\n')).toThrow('respond.isolate: unknown alert kind "portscan"');
   });
 });

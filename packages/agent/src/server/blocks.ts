@@ -26,6 +26,7 @@ export function blocksImpl(c: BlocksContext): BlocksServer {
     dropped_packets: packets,
     dropped_bytes: bytes,
     nodes: [c.nodeName],
+    ...(e.isolate && { isolated_pod: e.isolate }),
   });
   const unary = <Req, Res>(fn: (req: Req) => Res) => (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
     try {

@@ -19,12 +19,13 @@ export function parseTtl(v: string): bigint {
   return ns;
 }
 
-/** The CIDR argument, canonical; throws a one-line usage error. */
-async function cidrArg(v: string): Promise<string> {
+/** The CIDR argument, canonical (or, with `pod`, an isolated pod's "namespace/name"); throws a one-line usage error. */
+async function cidrArg(v: string, pod = false): Promise<string> {
   const { parseBlockCidr } = await import('@flowctl/flow/block');
   try {
     return parseBlockCidr(v).cidr;
   } catch (e) {
+    if (pod && /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?\/[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(v)) return v;
     throw new CliError('usage', (e as Error).message);
   }
 }
@@ -82,9 +83,9 @@ function nodeWarnings(nodes: NodeBlockStatus[] | undefined): string {
 export function blockListTable(entries: BlockEntry[], nowMs = Date.now()): string {
   if (!entries.length) return 'No entries in the drop list.\n';
   return renderTable(
-    ['CIDR', 'EXPIRES', 'DROPPED PACKETS', 'DROPPED BYTES', 'ORIGIN', 'NODES', 'REASON'],
+    ['CIDR', 'ACTION', 'EXPIRES', 'DROPPED PACKETS', 'DROPPED BYTES', 'ORIGIN', 'NODES', 'REASON'],
     entries.map((e) => [
-      e.cidr ?? '', expiresIn(e, nowMs), thousands(e.dropped_packets ?? 0n), thousands(e.dropped_bytes ?? 0n), e.origin ?? '', (e.nodes ?? []).join(','), e.reason ?? '',
+      e.cidr ?? '', e.isolated_pod ? `isolate ${e.isolated_pod}` : 'drop', expiresIn(e, nowMs), thousands(e.dropped_packets ?? 0n), thousands(e.dropped_bytes ?? 0n), e.origin ?? '', (e.nodes ?? []).join(','), e.reason ?? '',
     ]),
   );
 }
@@ -100,6 +101,7 @@ export function blockEntryJson(e: BlockEntry): Record<string, unknown> {
     dropped_packets: Number(e.dropped_packets ?? 0n),
     dropped_bytes: Number(e.dropped_bytes ?? 0n),
     nodes: e.nodes ?? [],
+    ...(e.isolated_pod && { isolated_pod: e.isolated_pod }),
   };
 }
 
@@ -133,13 +135,17 @@ export function registerBlockCommand(program: Command, io: Io, globals: () => Gl
     });
 
   block
-    .command('remove <cidr>')
+    .command('remove <cidr-or-pod>')
     .alias('rm')
-    .description('Stop dropping CIDR on every node')
+    .description('Stop dropping CIDR on every node, or end the isolation of a pod (namespace/name or its address)')
     .action(async (cidrText: string) => {
-      const cidr = await cidrArg(cidrText);
+      const cidr = await cidrArg(cidrText, true);
       const r = await call<{ entry?: BlockEntry; nodes?: NodeBlockStatus[] }>(globals(), 'remove', { cidr });
       const e = r.entry;
+      if (e?.isolated_pod) {
+        write(`ended the isolation of ${e.isolated_pod} (${e.cidr}) on ${(e.nodes ?? []).join(', ')}\n`);
+        return write(nodeWarnings(r.nodes?.filter((n) => n.error)), true);
+      }
       write(`unblocked ${e?.cidr ?? cidr} on ${(e?.nodes ?? []).join(', ')} (${thousands(e?.dropped_packets ?? 0n)} packets dropped)\n`);
       write(nodeWarnings(r.nodes?.filter((n) => n.error)), true);
     });
@@ -147,7 +153,7 @@ export function registerBlockCommand(program: Command, io: Io, globals: () => Gl
   block
     .command('list')
     .alias('ls')
-    .description('The drop list: every entry of every node, with what it dropped')
+    .description('The drop list: every entry of every node (addresses dropped at XDP, pods isolated at TC), with what it dropped')
     .addOption(new Option('-o, --output <format>', 'table or json').default('table'))
     .action(async (opts: { output: string }) => {
       if (opts.output !== 'table' && opts.output !== 'json') throw new CliError('usage', `invalid argument "${opts.output}" for "-o, --output" flag: want table or json`);

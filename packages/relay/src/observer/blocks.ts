@@ -73,7 +73,8 @@ export class RelayBlocks {
       if (failed.length) throw new FlowctlError('UNAVAILABLE', `cannot remove ${req.cidr}: ${summary(failed)}`);
       throw new FlowctlError('NOT_FOUND', answers[0]?.err?.details ?? `${req.cidr} is not in the drop list`);
     }
-    const { cidr } = parseBlockCidr(req.cidr ?? '');
+    // By CIDR, or by the name of an isolated pod: the nodes' answers say its address.
+    const cidr = had.find((a) => a.res!.entry?.cidr)?.res!.entry!.cidr ?? parseBlockCidr(req.cidr ?? '').cidr;
     this.added.delete(cidr);
     this.removed.delete(cidr);
     this.removed.set(cidr, Date.now());

@@ -48,7 +48,14 @@ export interface BlockEntry {
     | bigint
     | undefined;
   /** The nodes that hold the entry. */
-  nodes?: string[] | undefined;
+  nodes?:
+    | string[]
+    | undefined;
+  /**
+   * Set when the entry isolates this local pod ("namespace/name", an alert's isolate action): its
+   * egress is denied but DNS, at TC, instead of its address being dropped at XDP.
+   */
+  isolated_pod?: string | undefined;
 }
 
 /** How one node took the call. */
@@ -202,6 +209,7 @@ function createBaseBlockEntry(): BlockEntry {
     dropped_packets: 0n,
     dropped_bytes: 0n,
     nodes: [],
+    isolated_pod: "",
   };
 }
 
@@ -238,6 +246,9 @@ export const BlockEntry: MessageFns<BlockEntry> = {
       for (const v of message.nodes) {
         writer.uint32(66).string(v!);
       }
+    }
+    if (message.isolated_pod !== undefined && message.isolated_pod !== "") {
+      writer.uint32(74).string(message.isolated_pod);
     }
     return writer;
   },
@@ -322,6 +333,14 @@ export const BlockEntry: MessageFns<BlockEntry> = {
             }
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.isolated_pod = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -352,6 +371,11 @@ export const BlockEntry: MessageFns<BlockEntry> = {
         ? BigInt(object.dropped_bytes)
         : 0n,
       nodes: globalThis.Array.isArray(object?.nodes) ? object.nodes.map((e: any) => globalThis.String(e)) : [],
+      isolated_pod: isSet(object.isolatedPod)
+        ? globalThis.String(object.isolatedPod)
+        : isSet(object.isolated_pod)
+        ? globalThis.String(object.isolated_pod)
+        : "",
     };
   },
 
@@ -380,6 +404,9 @@ export const BlockEntry: MessageFns<BlockEntry> = {
     }
     if (message.nodes?.length) {
       obj.nodes = message.nodes;
+    }
+    if (message.isolated_pod !== undefined && message.isolated_pod !== "") {
+      obj.isolatedPod = message.isolated_pod;
     }
     return obj;
   },

@@ -1,0 +1,145 @@
+// Isolating a pod on alert end to end on the real kernel: a node namespace running the real agent
+// with `respond: isolate: [port-scan]`, a scanner pod, a web pod, a DNS pod (dnsmasq) and another
+// client. The scanner's nmap raises a port-scan alert whose action isolates it: its TCP to the web
+// pod is dropped (DROPPED, POLICY_DENY, the entry named) while its DNS over UDP and TCP still
+// works; the other client is unaffected; `flowctl block list` shows the isolation and
+// `flowctl block remove <pod>` ends it.
+// Prefix fci-, subnet 10.210.0.0/16 (docs/design/contracts.md).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
+
+const NODE_NS = 'fci-node';
+const SCANNER = { ns: 'fci-scanner', hostIf: 'fci-h0', ip: '10.210.1.10', name: 'scanner-5c8d7-abcde' };
+const WEB = { ns: 'fci-web', hostIf: 'fci-h1', ip: '10.210.1.20', name: 'web-6f9b8-fghij' };
+const DNS = { ns: 'fci-dns', hostIf: 'fci-h2', ip: '10.210.1.53', name: 'dns-7a6c5-klmno' };
+const OTHER = { ns: 'fci-other', hostIf: 'fci-h3', ip: '10.210.1.30', name: 'other-4d3e2-pqrst' };
+const PODS = [SCANNER, WEB, DNS, OTHER];
+
+const LAB: Lab = {
+  prefix: 'fci-',
+  node: NODE_NS,
+  bridge: 'fci-br0',
+  gateway: '10.210.1.1',
+  pods: PODS.map((p) => ({ netns: p.ns, hostIf: p.hostIf, ip: p.ip })),
+};
+
+const ENDPOINTS = `endpoints:\n${PODS.map((p) => `  - { name: ${p.name}, namespace: fci, node: ${NODE_NS}, labels: { app: ${p.name.split('-')[0]} }, ips: [${p.ip}], interface: ${p.hostIf}, netns: ${p.ns} }\n`).join('')}`;
+const SERVER = `require('http').createServer((q,s)=>s.end('ok\\n')).listen(80,'0.0.0.0',()=>console.log('up'));`;
+
+const skipReason = await bpfSkipReason('test/policy/isolate.e2e.bpf.test.ts');
+
+const procs: ChildProcess[] = [];
+let dir: string;
+let sock: string;
+let agent: LabAgent | undefined;
+
+const waitFor = <T>(what: string, f: () => Promise<T | undefined> | T | undefined, ms: number): Promise<T> =>
+  labWaitFor(what, f, ms, () => `agent log:\n${(agent?.log() ?? '').slice(-3000)}`);
+
+function reaches(from: { ns: string }, to: { ip: string } = WEB): boolean {
+  return spawnSync('ip', ['netns', 'exec', from.ns, 'curl', '-s', '-o', '/dev/null', '--max-time', '1', `http://${to.ip}/`]).status === 0;
+}
+
+// One A query for web.fci.test to the DNS server over UDP or TCP; prints the first answer's address
+// or nothing (no answer within 1 s).
+const QUERY = `const [server,tcp]=process.argv.slice(1);const name=Buffer.concat(['web','fci','test'].map((l)=>Buffer.concat([Buffer.from([l.length]),Buffer.from(l)])));
+const q=Buffer.concat([Buffer.from([0x12,0x34,1,0,0,1,0,0,0,0,0,0]),name,Buffer.from([0,0,1,0,1])]);
+const done=(m)=>{const a=m.subarray(m.length-4);console.log(m.readUInt16BE(6)?a.join('.'):'');process.exit(0)};setTimeout(()=>process.exit(0),1000);
+if(tcp==='1'){const c=require('net').connect(53,server,()=>{const l=Buffer.alloc(2);l.writeUInt16BE(q.length);c.write(Buffer.concat([l,q]))});let b=Buffer.alloc(0);
+c.on('data',(d)=>{b=Buffer.concat([b,d]);if(b.length>=2&&b.length>=2+b.readUInt16BE(0))done(b.subarray(2))});c.on('error',()=>process.exit(0));}
+else{const s=require('dgram').createSocket('udp4');s.on('message',done);s.send(q,53,server);}`;
+
+/** The address the DNS pod answered for web.fci.test over UDP or TCP ('' when none). */
+function resolves(from: { ns: string }, tcp: boolean): string {
+  return spawnSync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', QUERY, DNS.ip, tcp ? '1' : '0'], { encoding: 'utf8' }).stdout.trim();
+}
+
+function flowctl(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), '--server', `unix://${sock}`, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d));
+    p.stderr!.on('data', (d: Buffer) => (err += d));
+    p.on('close', (code) => res({ code, out, err }));
+  });
+}
+
+const jsonLines = <T>(out: string): T[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+
+interface JsonFlow {
+  verdict?: string;
+  drop_reason_desc?: string;
+  IP?: { source?: string; destination?: string };
+  l4?: { TCP?: { destination_port?: number } };
+  extensions?: { value?: { block?: { cidr?: string; reason?: string } } };
+}
+
+describe.skipIf(skipReason !== undefined)('respond: isolate on the real kernel', () => {
+  beforeAll(async () => {
+    buildLab(LAB);
+    dir = mkdtempSync(join(tmpdir(), 'fci-isolate-e2e-'));
+    sock = join(dir, 'agent.sock');
+    writeFileSync(join(dir, 'endpoints.yaml'), ENDPOINTS);
+    writeFileSync(join(dir, 'detect.yaml'), `respond:\n  isolate: [port-scan]\n  never-block: [${DNS.ip}]\n`);
+    for (const pod of [WEB, SCANNER]) {
+      const s = spawn('ip', ['netns', 'exec', pod.ns, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'pipe'] });
+      procs.push(s);
+      await new Promise<void>((r) => s.stdout!.once('data', () => r()));
+    }
+    procs.push(spawn('ip', ['netns', 'exec', DNS.ns,
+      'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+      `--listen-address=${DNS.ip}`, '--bind-interfaces', `--address=/web.fci.test/${WEB.ip}`,
+    ], { stdio: 'ignore' }));
+    await waitFor('dnsmasq', async () => ((await inNs(DNS.ns, ['ss', '-tln'])).includes(`${DNS.ip}:53`) ? true : undefined), 10_000);
+    agent = await startAgent(LAB, ['--endpoints', join(dir, 'endpoints.yaml'), '--detect-config', join(dir, 'detect.yaml'), '--state-dir', join(dir, 'state'), '--metrics-address', '127.0.0.1:0'], sock);
+  }, 90_000);
+
+  afterAll(async () => {
+    await agent?.stop();
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+    cleanupLab(LAB);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a port scan isolates the scanner: its TCP is dropped, its DNS works, others are unaffected; block remove ends it', async () => {
+    expect(reaches(SCANNER)).toBe(true);
+    expect(resolves(SCANNER, false)).toBe(WEB.ip);
+    expect(reaches(OTHER, SCANNER)).toBe(true);
+    const scan = spawnSync('ip', ['netns', 'exec', SCANNER.ns, 'nmap', '-sS', '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-200', WEB.ip], { encoding: 'utf8' });
+    expect(scan.status, scan.stderr).toBe(0);
+    const alert = await waitFor('the port-scan alert with its action', async () => {
+      const as = jsonLines<{ alert?: { kind?: string; action?: string; source?: { ip?: string } } }>((await flowctl('alerts', '-o', 'json')).out).map((l) => l.alert);
+      return as.find((a) => a?.kind === 'port-scan' && a.source?.ip === SCANNER.ip);
+    }, 10_000);
+    expect(alert.action).toBe(`isolate fci/${SCANNER.name} (${SCANNER.ip}) until removed`);
+
+    const list = await flowctl('block', 'list', '-o', 'json');
+    expect(jsonLines(list.out)).toMatchObject([{ cidr: `${SCANNER.ip}/32`, isolated_pod: `fci/${SCANNER.name}`, origin: 'alert:port-scan', nodes: [NODE_NS] }]);
+    expect((await flowctl('block', 'list')).out).toContain(`isolate fci/${SCANNER.name}`);
+
+    expect(reaches(SCANNER)).toBe(false);
+    expect(resolves(SCANNER, false)).toBe(WEB.ip);
+    expect(resolves(SCANNER, true)).toBe(WEB.ip);
+    expect(reaches(OTHER)).toBe(true);
+    // Connections others open to the isolated pod are not its egress.
+    expect(reaches(OTHER, SCANNER)).toBe(true);
+
+    const drop = await waitFor('the DROPPED flow of the scanner to port 80', async () => {
+      const r = await flowctl('observe', '--last', '100000', '-o', 'json', '--verdict', 'DROPPED', '--from-ip', SCANNER.ip);
+      return jsonLines<{ flow?: JsonFlow }>(r.out).map((l) => l.flow).find((f) => f?.l4?.TCP?.destination_port === 80);
+    }, 5000);
+    expect(drop).toMatchObject({ drop_reason_desc: 'POLICY_DENY', IP: { source: SCANNER.ip, destination: WEB.ip }, extensions: { value: { block: { cidr: `${SCANNER.ip}/32` } } } });
+    expect(drop.extensions!.value!.block!.reason).toMatch(new RegExp(`^isolated fci/${SCANNER.name}: .*scanned \\d+ ports`));
+
+    const rm = await flowctl('block', 'remove', `fci/${SCANNER.name}`);
+    expect(rm.code, rm.err).toBe(0);
+    expect(rm.out).toBe(`ended the isolation of fci/${SCANNER.name} (${SCANNER.ip}/32) on ${NODE_NS}\n`);
+    expect(reaches(SCANNER)).toBe(true);
+    expect(jsonLines((await flowctl('block', 'list', '-o', 'json')).out)).toEqual([]);
+  }, 60_000);
+});
