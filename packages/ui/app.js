@@ -102,7 +102,7 @@ function graphElements() {
     els.push({
       group: 'nodes',
       data: { id: n.id, label: n.workload || n.id, parent: n.namespace ? `ns\u0000${n.namespace}` : undefined, pods: n.pods },
-      classes: n.namespace ? 'workload' : 'external',
+      classes: `${n.namespace ? 'workload' : 'external'}${nodes.length > FORCE_LAYOUT_MAX_NODES ? ' unlabelled' : ''}`,
     });
   }
   return { nodes: els, edges: drawnEdges(state.map.edges, shown) };
@@ -113,14 +113,15 @@ const STYLE = [
   { selector: 'node.external', style: { shape: 'diamond', 'background-color': '#8250df' } },
   { selector: 'node.namespace', style: { 'background-color': '#3b82c4', 'background-opacity': 0.06, 'border-width': 1, 'border-color': '#9fb6cc', 'text-valign': 'top', 'text-margin-y': -2, 'font-size': 12, 'font-weight': 'bold', padding: 12, shape: 'round-rectangle' } },
   { selector: 'edge', style: { width: 'data(width)', 'line-color': 'data(color)', 'target-arrow-color': 'data(color)', 'target-arrow-shape': 'triangle', 'curve-style': 'bezier', 'arrow-scale': 0.8, opacity: 0.85 } },
-  { selector: 'edge.straight', style: { 'curve-style': 'straight' } },
+  { selector: 'edge.straight', style: { 'curve-style': 'haystack', 'haystack-radius': 0, 'target-arrow-shape': 'none' } },
+  { selector: 'node.unlabelled', style: { label: '' } },
   { selector: ':selected', style: { 'overlay-color': '#0969da', 'overlay-opacity': 0.25, 'overlay-padding': 4 } },
 ];
 
 const LAYOUT = { name: 'fcose', animate: false, randomize: true, nodeDimensionsIncludeLabels: true, packComponents: true, fit: true, padding: 20 };
-/** Above this many nodes the force-directed layout costs seconds: namespaces go on a grid instead. */
+/** Above this many nodes the force-directed layout costs seconds (grid instead) and labels clutter. */
 const FORCE_LAYOUT_MAX_NODES = 120;
-/** Above this many drawn edges, straight lines: bezier bundling of parallel edges costs more. */
+/** Above this many drawn edges, haystack lines without arrows: bezier and arrows cost the first frame. */
 const BEZIER_MAX_EDGES = 400;
 
 /**
@@ -190,7 +191,8 @@ function fitPositions(cy, positions) {
 const EDGE_KEYS = ['flows', 'bytes', 'drops', 'errors', 'ports'];
 
 
-function render() {
+/** Draws the map; `tables` false when only hidden nodes changed (their rows are updated in place). */
+function render(tables = true) {
   const t0 = performance.now();
   const { nodes, edges } = graphElements();
   const cy = (ui.cy ??= createGraph(edges.length));
@@ -233,7 +235,7 @@ function render() {
       ms: now - t0, addMs: tAdded - t0, layoutMs: tLayout - tAdded, sinceNavigationMs: now, layout,
       nodes: state.map.nodes.length, edges: state.map.edges.length, drawnNodes: cy.nodes().length, drawnEdges: cy.edges().length,
     };
-    renderTables();
+    if (tables) renderTables();
     last.tablesMs = performance.now() - now;
     ui.lastRender = last;
     ui.renderLog.push(last);
@@ -282,6 +284,10 @@ function renderTables() {
   }
   $('#edges-table tbody').replaceChildren(edgeRows);
 
+  renderHiddenList();
+}
+
+function renderHiddenList() {
   const list = document.createDocumentFragment();
   for (const id of [...state.hidden].sort()) {
     const li = document.createElement('li');
@@ -295,7 +301,15 @@ function setHidden(id, hide) {
   if (hide) state.hidden.add(id);
   else state.hidden.delete(id);
   localStorage.setItem('flowctl.hidden', JSON.stringify([...state.hidden]));
-  if (state.map) render();
+  if (!state.map) return;
+  // Only this node's row and the hidden list change: rebuilding thousands of rows costs seconds of layout.
+  const tr = $('#nodes-table tbody').querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+  if (tr) {
+    tr.classList.toggle('hidden-node', hide);
+    tr.querySelector('input[type=checkbox]').checked = !hide;
+  }
+  renderHiddenList();
+  render(false);
 }
 
 function renderSelection() {
