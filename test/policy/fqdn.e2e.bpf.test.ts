@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
+import { ROOT, flowctl, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
 
 const NODE_NS = 'fcz-node';
 const CLIENT = { ns: 'fcz-client', hostIf: 'fcz-h0', ip: '10.209.1.10', name: 'client-6d5f7-abcde' };
@@ -89,17 +89,6 @@ async function connect(ip: string, timeoutMs = 1500): Promise<boolean> {
 
 async function resolveConnect(name: string, timeoutMs = 1500): Promise<{ addrs?: string[]; ok: boolean; ms?: number; why?: string }> {
   return JSON.parse(await inNs(CLIENT.ns, [process.execPath, '-e', RESOLVE_CONNECT, name, DNS.ip, String(timeoutMs)], timeoutMs + 10_000)) as { ok: boolean };
-}
-
-function flowctl(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout!.on('data', (d: Buffer) => (out += d));
-    p.stderr!.on('data', (d: Buffer) => (err += d));
-    p.on('close', (code) => res({ code, out, err }));
-  });
 }
 
 interface JsonFlow {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
+import { ROOT, flowctl as labFlowctl, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
 
 const NODE_NS = 'fci-node';
 const SCANNER = { ns: 'fci-scanner', hostIf: 'fci-h0', ip: '10.210.1.10', name: 'scanner-5c8d7-abcde' };
@@ -58,16 +58,7 @@ function resolves(from: { ns: string }, tcp: boolean): string {
   return spawnSync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', QUERY, DNS.ip, tcp ? '1' : '0'], { encoding: 'utf8' }).stdout.trim();
 }
 
-function flowctl(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), '--server', `unix://${sock}`, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout!.on('data', (d: Buffer) => (out += d));
-    p.stderr!.on('data', (d: Buffer) => (err += d));
-    p.on('close', (code) => res({ code, out, err }));
-  });
-}
+const flowctl = (...args: string[]) => labFlowctl('--server', `unix://${sock}`, ...args);
 
 const jsonLines = <T>(out: string): T[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 

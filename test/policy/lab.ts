@@ -9,6 +9,18 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
+/** The whole flowctl CLI, from source, as its own process. */
+export function flowctl(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout!.on('data', (d: Buffer) => (out += d));
+    p.stderr!.on('data', (d: Buffer) => (err += d));
+    p.on('close', (code) => res({ code, out, err }));
+  });
+}
+
 export const sh = (cmd: string[]): string => {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd.join(' ')}: exit ${r.status}: ${r.stderr.trim()}`);

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, bpfSkipReason, buildLab, cleanupLab, inNs, sh, startAgent as startLabAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
+import { ROOT, flowctl, bpfSkipReason, buildLab, cleanupLab, inNs, sh, startAgent as startLabAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
 
 const NODE_NS = 'fcp-node';
 
@@ -93,17 +93,6 @@ function waitFor<T>(what: string, f: () => Promise<T | undefined> | T | undefine
 }
 
 /** The real CLI (packages/cli/src/bin.ts through tsx), as a user runs it. */
-function flowctl(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((res) => {
-    const p = spawn(process.execPath, ['--conditions=@flowctl/source', '--import', 'tsx', join(ROOT, 'packages/cli/src/bin.ts'), ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout!.on('data', (d: Buffer) => (out += d));
-    p.stderr!.on('data', (d: Buffer) => (err += d));
-    p.on('close', (code) => res({ code, out, err }));
-  });
-}
-
 interface JsonFlow {
   verdict?: string;
   drop_reason_desc?: string;
