@@ -301,7 +301,7 @@ start_agent() {
   fi
   spawn "agent-$name" "$ns" "$ROOT/bin/flowctl-agent" --node-name "$name" \
     --endpoints "$RUN/endpoints.yaml" --policy-dir "$RUN/policies" \
-    --unix-socket "$RUN/$name.sock" "${listen[@]}" --metrics-address "127.0.0.1:9965" \
+    --unix-socket "$RUN/$name.sock" --state-dir "$RUN/state-$name" "${listen[@]}" --metrics-address "127.0.0.1:9965" \
     "${blocklists[@]}" ${FLOWCTL_DEMO_METRICS:+--metrics "$FLOWCTL_DEMO_METRICS"}
 }
 
@@ -334,7 +334,7 @@ start_flowctl() {
       --tls-hubble-client-cert-file "$t/relay-client.crt" --tls-hubble-client-key-file "$t/relay-client.key"
       --tls-relay-server-cert-file "$t/relay.crt" --tls-relay-server-key-file "$t/relay.key" --tls-relay-client-ca-files "$t/ca.crt")
   fi
-  spawn relay - "$ROOT/bin/flowctl-relay" --listen-address "$RELAY_ADDR" "${peers[@]}"
+  spawn relay - "$ROOT/bin/flowctl-relay" --listen-address "$RELAY_ADDR" --state-dir "$RUN/state-relay" "${peers[@]}"
 }
 
 wait_ready() {

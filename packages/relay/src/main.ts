@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // flowctl-relay: one Observer endpoint for every node (hubble-relay's flags and defaults).
 import { hostname } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createLogger, subsys } from './log.js';
 import { PeerManager } from './pool/manager.js';
@@ -34,6 +35,9 @@ function positiveInt(s: string): number {
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`"${s}" is not a positive integer`);
   return n;
 }
+
+/** As the agent's: Cilium's run directory (the file names differ, so both can share it). */
+const DEFAULT_STATE_DIR = '/var/run/flowctl';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 /** Hubble's file lists: repeatable and comma-separated. */
@@ -96,6 +100,7 @@ async function main(): Promise<void> {
     )
     .option('--metrics-address <addr>', 'serve Prometheus metrics on [host]:port at /metrics (hubble-relay uses :9966); empty = off', '')
     .option('--node-name <name>', 'name on relay-generated events', hostname())
+    .option('--state-dir <dir>', 'keep what flowctl block added and removed through the relay here across restarts ("" keeps it in memory only); default: the directory of a unix:// --listen-address, else /var/run/flowctl')
     .option('--no-upstream-batch', "use only the plain Observer API towards agents (no flowctl batching)")
     .option('--tls-relay-server-cert-file <file>', 'serve TLS with this certificate (PEM), reloaded on change')
     .option('--tls-relay-server-key-file <file>', 'private key of --tls-relay-server-cert-file (PEM)')
@@ -121,6 +126,7 @@ async function main(): Promise<void> {
     mergeWait: number;
     metricsAddress: string;
     nodeName: string;
+    stateDir?: string;
     upstreamBatch: boolean;
     debug?: boolean;
     clusterName: string;
@@ -163,6 +169,8 @@ async function main(): Promise<void> {
       log.error(`${(e as Error).message}; peer discovery disabled`);
     }
   }
+  const listen = o.listenAddress.trim();
+  const stateDir = o.stateDir ?? (listen.startsWith('unix://') ? dirname(listen.slice('unix://'.length)) : DEFAULT_STATE_DIR);
   let server;
   try {
     server = await startRelayServer(o.listenAddress, {
@@ -175,6 +183,7 @@ async function main(): Promise<void> {
       upstreamBatch: o.upstreamBatch,
       upstreamIdleTimeoutMs: o.upstreamIdleTimeout,
       mergeWaitMs: o.mergeWait,
+      ...(stateDir && { blocksStateFile: join(stateDir, 'relay-blocks.json') }),
     }, tlsFiles && { files: tlsFiles, log: subsys(log, 'server-tls') });
   } catch (e) {
     log.fatal((e as Error).message);

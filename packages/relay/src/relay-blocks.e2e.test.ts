@@ -1,7 +1,8 @@
 // The drop list outlives restarts, end to end with real flowctl-agent processes (--replay mode, on
 // unix sockets) behind a real flowctl-relay: an agent with a --state-dir restores its entries with
 // what is left of their TTL, and the relay brings a node that comes back in step (adds what it
-// lacks, removes what was removed through the relay while it was away).
+// lacks, removes what was removed through the relay while it was away), also after the relay
+// itself restarted (its --state-dir).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,8 +38,8 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   }
 }
 
-async function startNode(n: 1 | 2): Promise<Child> {
-  // node-1 keeps its drop list in a state directory; node-2 in memory only (as a new node would come).
+async function startNode(n: 1 | 2 | 3): Promise<Child> {
+  // node-1 keeps its drop list in a state directory; node-2 and node-3 in memory only (as a new node would come).
   const state = n === 1 ? ['--state-dir', join(dir, 'state-1')] : [];
   const a = await spawnAgent([...common, '--node-name', `node-${n}`, '--listen-address', '', '--unix-socket', sock(n), ...state]);
   children.push(a);
@@ -50,10 +51,15 @@ beforeAll(async () => {
   writeFileSync(replay, `${makeCorpus(20, 3).filter((r) => r.flow).map(encodeResponse).join('\n')}\n`);
   common = ['--replay', replay, '--replay-rate', '10', '--metrics-address', ''];
   await Promise.all([startNode(1), startNode(2)]);
-  relay = await spawnRelay(['--listen-address', '127.0.0.1:0', '--peer', `unix://${sock(1)}`, '--peer', `unix://${sock(2)}`,
-    '--dial-timeout', '1s', '--retry-timeout', '1s', '--metrics-address', '', '--node-name', 'relay-blocks']);
-  children.push(relay);
+  await startRelay([1, 2]);
 }, 90_000);
+
+async function startRelay(nodes: number[]): Promise<Child> {
+  relay = await spawnRelay(['--listen-address', '127.0.0.1:0', ...nodes.flatMap((n) => ['--peer', `unix://${sock(n)}`]),
+    '--dial-timeout', '1s', '--retry-timeout', '1s', '--metrics-address', '', '--node-name', 'relay-blocks', '--state-dir', join(dir, 'relay-state')]);
+  children.push(relay);
+  return relay;
+}
 
 afterAll(async () => {
   await Promise.all(children.map((c) => c.stop('SIGKILL')));
@@ -104,5 +110,43 @@ describe('drop list across restarts (agent state dir, relay re-application)', ()
     const third = await startNode(1);
     expect(third.stderr()).not.toContain('drop list: restored');
     expect(await list(`unix://${sock(1)}`)).toEqual([]);
+  }, 90_000);
+
+  it('a relay restarted with its --state-dir still brings new and returning nodes in step', async () => {
+    // node-1 has just come back: the relay takes a moment to reconnect.
+    const added = await waitFor('both nodes take an entry', async () => {
+      const r = await call<AddBlockResponse>(relayAddr(), (c, cb) => c.add({ cidr: '192.0.2.0/24', reason: 'kept by the relay', ttl: { seconds: 3600n, nanos: 0 } }, cb));
+      return r.nodes?.filter((s) => !s.error).length === 2 ? r : undefined;
+    });
+    const expiresMs = timestampToMs(added.entry!.expires);
+    await call<AddBlockResponse>(relayAddr(), (c, cb) => c.add({ cidr: '2001:db8::/48', reason: 'until removed' }, cb));
+
+    expect(await relay.stop('SIGTERM')).toBe(0);
+    const r2 = await startRelay([1, 2, 3]);
+    expect(r2.stderr()).toContain('relay drop list: restored 2 entries and 2 removals');
+    // A node the relay never saw joins after the restart: it gets both, the TTL not restarted.
+    await startNode(3);
+    const got = await waitFor('node-3 given the relay\'s entries', async () => {
+      const l = await list(`unix://${sock(3)}`);
+      return l.length === 2 ? l : undefined;
+    });
+    expect(got.map((e) => [e.cidr, e.reason])).toEqual([['192.0.2.0/24', 'kept by the relay'], ['2001:db8::/48', 'until removed']]);
+    expect(Math.abs(timestampToMs(got[0]!.expires) - expiresMs)).toBeLessThan(2000);
+    expect(got[1]!.expires).toBeUndefined();
+
+    // A removal made while node-1 is away is remembered across a second relay restart too.
+    const n1 = children.filter((c) => c.stderr().includes('"node":"node-1"')).at(-1)!;
+    expect(await n1.stop('SIGTERM')).toBe(0);
+    await call<RemoveBlockResponse>(relayAddr(), (c, cb) => c.remove({ cidr: '2001:db8::/48' }, cb));
+    expect(await r2.stop('SIGTERM')).toBe(0);
+    const r3 = await startRelay([1, 2, 3]);
+    expect(r3.stderr()).toContain('relay drop list: restored 1 entries and 3 removals');
+    const back = await startNode(1);
+    expect(back.stderr()).toContain('drop list: restored 2 entries');
+    const held = await waitFor('node-1 in step', async () => {
+      const l = await list(`unix://${sock(1)}`);
+      return l.length === 1 ? l : undefined;
+    });
+    expect(held.map((e) => e.cidr)).toEqual(['192.0.2.0/24']);
   }, 90_000);
 });

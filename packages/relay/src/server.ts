@@ -55,8 +55,13 @@ function unimplemented(what: string) {
     call.emit('error', { code: grpcStatus.UNIMPLEMENTED, details: `${what} is not implemented by the relay` });
 }
 
+export interface RelayServerOptions extends ObserverOptions {
+  /** The relay's drop-list memory (RelayBlocks) is kept in this file across restarts; none: in memory. */
+  blocksStateFile?: string;
+}
+
 /** Serves every service on `listen`: TLS when `tls` is given (TCP only), a unix socket with mode 0660. */
-export async function startRelayServer(listen: string, opts: ObserverOptions, tls?: { files: ServerTlsFiles; log: Logger }): Promise<RelayServer> {
+export async function startRelayServer(listen: string, opts: RelayServerOptions, tls?: { files: ServerTlsFiles; log: Logger }): Promise<RelayServer> {
   const observer = new RelayObserver(opts);
   const server = new Server({
     'grpc.max_send_message_length': 64 * 1024 * 1024,
@@ -82,7 +87,17 @@ export async function startRelayServer(listen: string, opts: ObserverOptions, tl
   server.addService(relayAlertsDefinition, {
     getAlerts: (call: ServerWritableStream<RawRequest, Buffer>) => observer.getFlows(call, ALERTS_UPSTREAM),
   } as UntypedServiceImplementation);
-  const blocks = new RelayBlocks({ manager: opts.manager, callTimeoutMs: opts.callTimeoutMs, callFailed: (n) => observer.nodeStats(n).errors.call++ });
+  const blocks = new RelayBlocks({
+    manager: opts.manager,
+    callTimeoutMs: opts.callTimeoutMs,
+    callFailed: (n) => observer.nodeStats(n).errors.call++,
+    ...(opts.blocksStateFile && { stateFile: opts.blocksStateFile }),
+    warn: (m) => opts.log.warn(m),
+  });
+  const restored = blocks.load();
+  if (restored.added || restored.removed) {
+    opts.log.info({ ...restored, stateFile: opts.blocksStateFile }, `relay drop list: restored ${restored.added} entries and ${restored.removed} removals`);
+  }
   server.addService(BlocksService, {
     add: unaryHandler((req: AddBlockRequest) => blocks.add(req)),
     remove: unaryHandler((req: RemoveBlockRequest) => blocks.remove(req)),

@@ -4,11 +4,11 @@
 // the parser ask: the list with the kernel's counters, and the entry behind a drop event's id.
 // With a state file it keeps the entries there, so that they outlive a restart of the agent: read
 // back at start with what is left of their TTL.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename } from 'node:path';
 import { FlowctlError } from '../errors.js';
 import { parseBlockCidr } from '@flowctl/flow/block';
 import { formatIp, type Prefix } from '@flowctl/flow/ip';
+import { readStateFile, writeStateFile } from '@flowctl/flow/state-file';
 import type { Datapath } from '../datapath/datapath.js';
 
 export interface BlockEntryState {
@@ -82,16 +82,17 @@ export class BlockList {
   /** Reads the state file back: entries not yet expired, with what is left of their TTL. Returns how many. */
   load(): number {
     if (!this.stateFile) return 0;
-    let state: StateFile;
+    let state: StateFile | undefined;
     try {
-      state = JSON.parse(readFileSync(this.stateFile, 'utf8')) as StateFile;
+      state = readStateFile<StateFile>(this.stateFile);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.warn(`drop list state ${this.stateFile} unreadable, starting empty: ${(e as Error).message}`);
+      this.warn(`drop list state ${this.stateFile} unreadable, starting empty: ${(e as Error).message}`);
       return 0;
     }
     const now = this.nowMs();
     let n = 0;
-    for (const e of Array.isArray(state?.entries) ? state.entries : []) {
+    const saved = state?.entries;
+    for (const e of Array.isArray(saved) ? saved : []) {
       if (e.expiresMs !== undefined && e.expiresMs <= now) continue;
       try {
         this.add(e.cidr, { reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.isolate && { isolate: e.isolate }), ...(e.expiresMs !== undefined && { ttlMs: Math.min(e.expiresMs - now, MAX_TTL_MS), now }) });
@@ -234,19 +235,13 @@ export class BlockList {
     const file = this.stateFile!;
     try {
       const kept = [...this.entries.values()].filter((e) => !e.origin.startsWith(LIST_ORIGIN));
-      if (!kept.length) {
-        rmSync(file, { force: true });
-        return;
-      }
-      const state: StateFile = {
+      const state: StateFile | undefined = kept.length ? {
         version: 1,
         entries: kept.map((e) => ({
           cidr: e.cidr, reason: e.reason, origin: e.origin, createdMs: e.createdMs, ...(e.expiresMs !== undefined && { expiresMs: e.expiresMs }), ...(e.isolate && { isolate: e.isolate }),
         })),
-      };
-      mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-      writeFileSync(`${file}.tmp`, `${JSON.stringify(state)}\n`, { mode: 0o600 });
-      renameSync(`${file}.tmp`, file);
+      } : undefined;
+      writeStateFile(file, state);
     } catch (e) {
       this.warn(`drop list state ${file} not written: ${(e as Error).message}`);
     }

@@ -4,11 +4,13 @@
 // answered with that status, not as a node failure.
 // The relay remembers what it added and removed, so that a node that was away (down, restarted
 // without its state, new) is brought in step when it connects: the entries it lacks are added
-// with what is left of their TTL, and those removed meanwhile are removed from it.
+// with what is left of their TTL, and those removed meanwhile are removed from it. With a state
+// file it remembers them across its own restarts too.
 import { status as grpcStatus, type Client, type ServiceError } from '@grpc/grpc-js';
 import { FlowctlError } from '@flowctl/flow';
 import { mergeBlockLists, parseBlockCidr } from '@flowctl/flow/block';
 import { timestampToMs } from '@flowctl/flow/time';
+import { readStateFile, writeStateFile } from '@flowctl/flow/state-file';
 import type {
   AddBlockRequest,
   AddBlockResponse,
@@ -27,6 +29,23 @@ export interface RelayBlocksOptions {
   callTimeoutMs: number;
   /** Counts a failed call to a node (the relay's per-node error counters). */
   callFailed?: (node: string) => void;
+  /** Where what was added and removed is kept across restarts of the relay (JSON); none: in memory. */
+  stateFile?: string;
+  /** Told when the state file cannot be read or written (the relay goes on in memory). */
+  warn?: (msg: string) => void;
+}
+
+interface Added {
+  reason: string;
+  origin: string;
+  expiresMs?: number;
+}
+
+/** The state file's content. */
+interface StateFile {
+  version: 1;
+  added: ({ cidr: string } & Added)[];
+  removed: { cidr: string; atMs: number }[];
 }
 
 interface Answer<Res> {
@@ -40,7 +59,7 @@ const REMOVED_KEPT = 4096;
 
 export class RelayBlocks {
   /** Entries added through this relay and not removed since, by canonical CIDR. */
-  private readonly added = new Map<string, { reason: string; origin: string; expiresMs?: number }>();
+  private readonly added = new Map<string, Added>();
   /** CIDRs removed through this relay, and when. */
   private readonly removed = new Map<string, number>();
 
@@ -48,6 +67,27 @@ export class RelayBlocks {
     opts.manager.on('state', (p: Peer) => {
       if (p.state === 'ready' && p.client) void this.bringInStep(p.name, p.client);
     });
+  }
+
+  /** Reads the state file back (entries not yet expired). Returns how many entries were added and removed. */
+  load(): { added: number; removed: number } {
+    const file = this.opts.stateFile;
+    if (!file) return { added: 0, removed: 0 };
+    let state: StateFile | undefined;
+    try {
+      state = readStateFile<StateFile>(file);
+    } catch (e) {
+      this.opts.warn?.(`relay drop list state ${file} unreadable, starting empty: ${(e as Error).message}`);
+    }
+    const now = Date.now();
+    for (const a of Array.isArray(state?.added) ? state.added : []) {
+      if (typeof a?.cidr !== 'string' || (a.expiresMs !== undefined && !(a.expiresMs > now))) continue;
+      this.added.set(a.cidr, { reason: String(a.reason ?? ''), origin: String(a.origin || 'cli'), ...(a.expiresMs !== undefined && { expiresMs: Number(a.expiresMs) }) });
+    }
+    for (const r of Array.isArray(state?.removed) ? state.removed : []) {
+      if (typeof r?.cidr === 'string' && Number.isFinite(r.atMs)) this.removed.set(r.cidr, r.atMs);
+    }
+    return { added: this.added.size, removed: this.removed.size };
   }
 
   async add(req: AddBlockRequest): Promise<AddBlockResponse> {
@@ -59,6 +99,7 @@ export class RelayBlocks {
     if (entry?.cidr) {
       this.removed.delete(entry.cidr);
       this.added.set(entry.cidr, { reason: req.reason ?? '', origin: req.origin || 'cli', ...(entry.expires && { expiresMs: timestampToMs(entry.expires) }) });
+      this.save();
     }
     return { entry, nodes: statuses(answers) };
   }
@@ -79,6 +120,7 @@ export class RelayBlocks {
     this.removed.delete(cidr);
     this.removed.set(cidr, Date.now());
     if (this.removed.size > REMOVED_KEPT) this.removed.delete(this.removed.keys().next().value!);
+    this.save();
     return { entry: merged(had.map((a) => a.res!.entry)), nodes: statuses(answers.filter((a) => a.err?.code !== grpcStatus.NOT_FOUND)) };
   }
 
@@ -100,8 +142,10 @@ export class RelayBlocks {
       }
       const now = Date.now();
       for (const [cidr, a] of this.added) {
-        if (a.expiresMs !== undefined && a.expiresMs <= now) this.added.delete(cidr);
-        else if (!held.has(cidr)) {
+        if (a.expiresMs !== undefined && a.expiresMs <= now) {
+          this.added.delete(cidr);
+          this.save();
+        } else if (!held.has(cidr)) {
           const ttl = a.expiresMs === undefined ? undefined : durationOf(a.expiresMs - now);
           await unary(client, unaryCodecs.addBlock, { cidr, reason: a.reason, origin: a.origin, ...(ttl && { ttl }) }, timeout);
         }
@@ -109,6 +153,22 @@ export class RelayBlocks {
     } catch {
       // The node went away again, or refused: it is brought in step at its next connection.
       this.opts.callFailed?.(node);
+    }
+  }
+
+  /** Replaces the state file with what the relay remembers; nothing to remember, no file. */
+  private save(): void {
+    const file = this.opts.stateFile;
+    if (!file) return;
+    const state: StateFile | undefined = this.added.size || this.removed.size ? {
+      version: 1,
+      added: [...this.added].map(([cidr, a]) => ({ cidr, ...a })),
+      removed: [...this.removed].map(([cidr, atMs]) => ({ cidr, atMs })),
+    } : undefined;
+    try {
+      writeStateFile(file, state);
+    } catch (e) {
+      this.opts.warn?.(`relay drop list state ${file} not written: ${(e as Error).message}`);
     }
   }
 

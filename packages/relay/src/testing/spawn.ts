@@ -88,8 +88,10 @@ export function spawnAgent(args: string[], compiled = false): Promise<Child> {
 }
 
 /** Starts flowctl-relay (from source, or the compiled dist/ with `compiled`); `args` should
- * include --listen-address 127.0.0.1:0. */
+ * include --listen-address 127.0.0.1:0. What it adds and removes of the drop list is kept in memory
+ * unless `args` name a --state-dir (the default one is the machine's). */
 export function spawnRelay(args: string[], compiled = false, execArgv: string[] = []): Promise<Child> {
+  if (!args.includes('--state-dir')) args = [...args, '--state-dir', ''];
   const main = compiled ? join(here, '..', '..', 'dist', 'main.js') : join(here, '..', 'main.ts');
   return launch(main, args, (line) => {
     if (!line.includes('relay listening')) return undefined;
