@@ -332,6 +332,32 @@ struct {
 	__type(value, __u32);
 } isolated SEC(".maps");
 
+/* drop-list entry id of an isolation -> struct flowctl_isolate_count per CPU (user space deletes
+ * it with the isolation) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct flowctl_isolate_count);
+} isolate_counts SEC(".maps");
+
+/* Counts a packet an isolation dropped (drop reason POLICY_DENY at TC is only isolate_verdict's). */
+__noinline int isolate_count(__u32 id, __u32 len)
+{
+	struct flowctl_isolate_count *c, nc = {};
+
+	c = bpf_map_lookup_elem(&isolate_counts, &id);
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+		return 0;
+	}
+	nc.packets = 1;
+	nc.bytes = len;
+	bpf_map_update_elem(&isolate_counts, &id, &nc, BPF_NOEXIST);
+	return 0;
+}
+
 /* An isolated endpoint (respond: isolate) opens nothing but DNS: its other egress connections are
  * dropped, whatever the policy. A function of its own, called beside evaluate: its frame does not
  * add to evaluate's (the slow path's stack is nearly full). */
@@ -426,8 +452,11 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 			    FLOWCTL_STATE_CLOSED);
 
 	verdict = c->verdict;
-	if (verdict == FLOWCTL_VERDICT_DROPPED)
+	if (verdict == FLOWCTL_VERDICT_DROPPED) {
 		count(FLOWCTL_CNT_POLICY_DROPPED);
+		if (c->drop_reason == FLOWCTL_DROP_POLICY_DENY)
+			isolate_count(c->policy_ref, skb->len);
+	}
 	else if (verdict == FLOWCTL_VERDICT_AUDIT)
 		count(FLOWCTL_CNT_POLICY_AUDIT);
 	if (verdict != FLOWCTL_VERDICT_DROPPED)
@@ -558,7 +587,7 @@ __noinline int budget_spent(const struct flowctl_conn_key *k, const struct pkt *
  * stored; --syn-flood-protect may drop it), and its place in the source's summary instead of an
  * event. */
 static __always_inline int suppressed(const struct flowctl_conn_key *k, const struct pkt *p, __u32 side,
-				      __u32 obs)
+				      __u32 obs, __u32 len)
 {
 	struct budget_key key = {};
 	struct budget_event e = {};
@@ -598,6 +627,8 @@ static __always_inline int suppressed(const struct flowctl_conn_key *k, const st
 		}
 	} else if (e.verdict == FLOWCTL_VERDICT_DROPPED) {
 		count(FLOWCTL_CNT_POLICY_DROPPED);
+		if (e.drop_reason == FLOWCTL_DROP_POLICY_DENY)
+			isolate_count(c->policy_ref, len);
 	} else if (e.verdict == FLOWCTL_VERDICT_AUDIT) {
 		count(FLOWCTL_CNT_POLICY_AUDIT);
 	}
@@ -672,7 +703,7 @@ __noinline int handle_slow(struct __sk_buff *skb, __u32 obs)
 	}
 	if (!c) {
 		if (budget_spent(&k, &p, opener_of(&p, side) & 1))
-			return suppressed(&k, &p, side, obs);
+			return suppressed(&k, &p, side, obs, skb->len);
 		r = new_conn(&k, &p, side, reuse);
 		c = r < 0 ? NULL : conn_find(&k);
 		if (!c) {

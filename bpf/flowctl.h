@@ -191,6 +191,12 @@ struct flowctl_isolate_key {
 	__u32 family;  /* 4 or 6 */
 };
 
+/* `isolate_counts` value, per CPU: what an isolation (by drop-list entry id) dropped at TC. */
+struct flowctl_isolate_count {
+	__u64 packets;
+	__u64 bytes; /* skb->len */
+};
+
 /* `policy_enforce`: u32 identity -> u32 of these bits. */
 #define FLOWCTL_ENFORCE_INGRESS 1
 #define FLOWCTL_ENFORCE_EGRESS 2

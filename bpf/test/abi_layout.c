@@ -67,6 +67,9 @@ int main(void)
 	BEGIN("config_value", flowctl_config, sizeof(struct flowctl_config));
 	F(flowctl_config, epoch); F(flowctl_config, policy_revision);
 	END();
+	BEGIN("isolate_count", flowctl_isolate_count, sizeof(struct flowctl_isolate_count));
+	F(flowctl_isolate_count, packets); F(flowctl_isolate_count, bytes);
+	END();
 	BEGIN("fqdn_name_key", flowctl_fqdn_name_key, sizeof(struct flowctl_fqdn_name_key));
 	F(flowctl_fqdn_name_key, hash); F(flowctl_fqdn_name_key, kind);
 	END();

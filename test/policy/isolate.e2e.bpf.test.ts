@@ -58,6 +58,20 @@ function resolves(from: { ns: string }, tcp: boolean): string {
   return spawnSync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', QUERY, DNS.ip, tcp ? '1' : '0'], { encoding: 'utf8' }).stdout.trim();
 }
 
+/** Sends `n` UDP datagrams of 100 bytes to the web pod's port 9999; returns how many left the pod,
+ * counted by nftables in its namespace. */
+function sent(from: { ns: string }, n: number): number {
+  const inPod = (args: string[], input?: string) => spawnSync('ip', ['netns', 'exec', from.ns, ...args], { encoding: 'utf8', ...(input && { input }) });
+  inPod(['nft', '-f', '-'], `table inet fci_count {\n counter out { }\n chain o {\n type filter hook output priority 0;\n ip daddr ${WEB.ip} udp dport 9999 counter name "out"\n }\n}\n`);
+  try {
+    inPod([process.execPath, '-e', `const s=require('dgram').createSocket('udp4');let i=0;const f=()=>i++<${n}?s.send(Buffer.alloc(100),9999,'${WEB.ip}',f):s.close();f();`]);
+    const listed = JSON.parse(inPod(['nft', '-j', 'list', 'counter', 'inet', 'fci_count', 'out']).stdout) as { nftables: { counter?: { packets: number } }[] };
+    return listed.nftables.find((o) => o.counter)?.counter?.packets ?? -1;
+  } finally {
+    inPod(['nft', 'delete', 'table', 'inet', 'fci_count']);
+  }
+}
+
 const flowctl = (...args: string[]) => labFlowctl('--server', `unix://${sock}`, ...args);
 
 const jsonLines = <T>(out: string): T[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
@@ -119,6 +133,17 @@ describe.skipIf(skipReason !== undefined)('respond: isolate on the real kernel',
     expect(reaches(OTHER)).toBe(true);
     // Connections others open to the isolated pod are not its egress.
     expect(reaches(OTHER, SCANNER)).toBe(true);
+
+    // Every packet the isolation drops is counted on its entry: 20 datagrams of 100 bytes (142 on
+    // the wire with Ethernet, IPv4 and UDP headers), as the scanner's own nft counter saw them leave.
+    const entry = async () => jsonLines<{ dropped_packets: number; dropped_bytes: number }>((await flowctl('block', 'list', '-o', 'json')).out)[0]!;
+    const before = await entry();
+    expect(before.dropped_packets).toBeGreaterThan(0); // the connection attempts above
+    expect(sent(SCANNER, 20)).toBe(20);
+    const after = await entry();
+    expect(after.dropped_packets - before.dropped_packets).toBe(20);
+    expect(after.dropped_bytes - before.dropped_bytes).toBe(20 * 142);
+    expect((await flowctl('block', 'list')).out).toMatch(new RegExp(`isolate fci/${SCANNER.name} +never +${after.dropped_packets.toLocaleString('en-US')} `));
 
     const drop = await waitFor('the DROPPED flow of the scanner to port 80', async () => {
       const r = await flowctl('observe', '--last', '100000', '-o', 'json', '--verdict', 'DROPPED', '--from-ip', SCANNER.ip);

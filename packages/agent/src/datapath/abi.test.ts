@@ -43,6 +43,7 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['fqdn_name_key', FQDN_NAME_KEY],
     ['fqdn_ip_key', FQDN_IP_KEY],
     ['fqdn_ip_value', FQDN_IP_VALUE],
+    ['isolate_count', ISOLATE_COUNT],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {
     expect({ ...ts }).toEqual(layout[name]);
   });

@@ -94,6 +94,8 @@ export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
 export const FQDN_NAME_KEY = { size: 16, hash: 0, kind: 8 } as const;
 export const FQDN_IP_KEY = { size: 36, family: 0, endpoint: 4, addr: 20 } as const;
 export const FQDN_IP_VALUE = { size: 24, expires_ns: 0, selectors: 8, name_hash: 16 } as const;
+/** struct flowctl_isolate_count: one per CPU in an `isolate_counts` value. */
+export const ISOLATE_COUNT = { size: 16, packets: 0, bytes: 8 } as const;
 /** `policy_enforce` value bits. */
 export const ENFORCE_INGRESS = 1;
 export const ENFORCE_EGRESS = 2;
@@ -253,6 +255,22 @@ export function sumPerCpuU64(value: Buffer): bigint {
   let s = 0n;
   for (let i = 0; i + 8 <= value.length; i += 8) s += value.readBigUInt64LE(i);
   return s;
+}
+
+/** A map of u32 entry id -> per-CPU {packets, bytes} (the XDP drop list's and the isolations'),
+ * summed over CPUs, by id. Both structs lay out as ISOLATE_COUNT. */
+export function readEntryCounts(entries: Iterable<[Buffer, Buffer]>): Map<number, { packets: bigint; bytes: bigint }> {
+  const out = new Map<number, { packets: bigint; bytes: bigint }>();
+  for (const [k, v] of entries) {
+    let packets = 0n;
+    let bytes = 0n;
+    for (let off = 0; off + ISOLATE_COUNT.size <= v.length; off += ISOLATE_COUNT.size) {
+      packets += v.readBigUInt64LE(off + ISOLATE_COUNT.packets);
+      bytes += v.readBigUInt64LE(off + ISOLATE_COUNT.bytes);
+    }
+    out.set(k.readUInt32LE(0), { packets, bytes });
+  }
+  return out;
 }
 
 /** All counters of the `counters` map, summed over CPUs, by name. */

@@ -10,7 +10,7 @@ import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
 import { ipBytes } from '@flowctl/flow';
-import { decodeEvent, readCounters } from './abi.js';
+import { decodeEvent, readCounters, readEntryCounts } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, type ConnBudget, type Datapath, type DatapathOptions, type FqdnAnswer, type KernelBlock, type XdpMode } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
@@ -222,10 +222,14 @@ export class KernelDatapath implements Datapath {
   deleteIsolation(entry: KernelBlock): void {
     if (this.closed) return;
     if (this.flowObj.map('isolated').delete(isolateKey(entry))) this.policyWriter().bumpEpoch();
+    this.flowObj.map('isolate_counts').delete(u32(entry.id));
   }
 
+  /** What each entry dropped: at XDP (drop list), at TC (isolations); ids are distinct. */
   blockCounts(): Map<number, { packets: bigint; bytes: bigint }> {
-    return this.closed || !this.xdp ? new Map() : this.xdp.counts();
+    if (this.closed) return new Map();
+    const isolations = readEntryCounts(this.flowObj.map('isolate_counts').entries());
+    return this.xdp ? new Map([...this.xdp.counts(), ...isolations]) : isolations;
   }
 
   private xdpList(op: string): XdpDropList {

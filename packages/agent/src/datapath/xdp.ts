@@ -4,8 +4,8 @@
 // this only mirrors them into the maps.
 import { BpfObject, forEachRecord, type BpfLink, type RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
-import { sumPerCpuU64 } from './abi.js';
-import { BITS6_WORDS, COUNT, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
+import { readEntryCounts, sumPerCpuU64 } from './abi.js';
+import { BITS6_WORDS, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
 import type { KernelBlock, XdpMode } from './datapath.js';
 import type { XdpDropEvent } from './events.js';
 
@@ -116,18 +116,7 @@ export class XdpDropList {
 
   /** Packets and bytes per entry id, summed over CPUs (entries that never dropped are absent). */
   counts(): Map<number, { packets: bigint; bytes: bigint }> {
-    const out = new Map<number, { packets: bigint; bytes: bigint }>();
-    for (const [k, v] of this.obj.map('drop_counts').entries()) {
-      let packets = 0n;
-      let bytes = 0n;
-      // Per-CPU values: one struct fcx_count per CPU, back to back.
-      for (let off = 0; off + COUNT.size <= v.length; off += COUNT.size) {
-        packets += v.readBigUInt64LE(off + COUNT.packets);
-        bytes += v.readBigUInt64LE(off + COUNT.bytes);
-      }
-      out.set(k.readUInt32LE(0), { packets, bytes });
-    }
-    return out;
+    return readEntryCounts(this.obj.map('drop_counts').entries());
   }
 
   counters(): Record<(typeof XDP_COUNTERS)[number], bigint> {

@@ -42,7 +42,10 @@ export interface BlockEntry {
   expires?:
     | Timestamp
     | undefined;
-  /** Dropped at XDP since the entry was added (summed over nodes in a relay's answer). */
+  /**
+   * Dropped since the entry was added, at XDP (at TC for an isolated pod); summed over nodes in a
+   * relay's answer.
+   */
   dropped_packets?: bigint | undefined;
   dropped_bytes?:
     | bigint
