@@ -4,16 +4,13 @@
 // flows of both nodes only with the client certificate the script printed flags for.
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hubbleCli } from '../../packages/flow/src/testing/hubble.js';
+import { DEMO, FLOWCTL } from './paths.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO = join(ROOT, 'scripts', 'demo.sh');
-const FLOWCTL = join(ROOT, 'bin', 'flowctl');
 const RUN_DIR = '/run/flowctl-demo-tls-e2e';
 const RELAY = '127.0.0.1:14246';
 // Its own names, so a `make demo-up` of the user's can run beside it.

@@ -3,16 +3,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { hubbleCli } from '../../packages/flow/src/testing/hubble.js';
+import { ROOT, DEMO, FLOWCTL } from './paths.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO = join(ROOT, 'scripts', 'demo.sh');
-const FLOWCTL = join(ROOT, 'bin', 'flowctl');
 // Its own names, directory and relay port, so a `make demo-up` of the user's can run beside it.
 const PREFIX = 'fce';
 const RUN_DIR = '/run/flowctl-demo-e2e';

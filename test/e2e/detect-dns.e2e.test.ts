@@ -7,16 +7,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, DEMO, FLOWCTL, WORKLOAD } from './paths.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO = join(ROOT, 'scripts', 'demo.sh');
-const FLOWCTL = join(ROOT, 'bin', 'flowctl');
-const WORKLOAD = join(ROOT, 'test', 'e2e', 'cluster', 'workload.mjs');
 const RUN_DIR = '/run/flowctl-detect-dns-e2e';
 const RELAY = '127.0.0.1:14251';
 const PREFIX = 'fcd';

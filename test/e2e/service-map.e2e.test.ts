@@ -3,16 +3,12 @@
 // transfer across nodes), so every count in the map can be checked against what was sent.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, DEMO, FLOWCTL, WORKLOAD } from './paths.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO = join(ROOT, 'scripts', 'demo.sh');
-const FLOWCTL = join(ROOT, 'bin', 'flowctl');
-const WORKLOAD = join(ROOT, 'test', 'e2e', 'cluster', 'workload.mjs');
 const RUN_DIR = '/run/flowctl-map-e2e';
 const RELAY = '127.0.0.1:14246';
 // Its own names (fcm-*), so a `make demo-up` of the user's can run beside it.

@@ -2,18 +2,15 @@
 // relay), `flowctl ui` as a process against the relay, the page in Debian's headless chromium.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium, type Browser } from './chromium.js';
 import { waitFor } from '../policy/lab.js';
+import { ROOT, DEMO, FLOWCTL } from './paths.js';
 
 const run = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DEMO = join(ROOT, 'scripts', 'demo.sh');
-const FLOWCTL = join(ROOT, 'bin', 'flowctl');
 const RELAY = '127.0.0.1:14248';
 // Its own prefix: the default (fcx) is the user's `make demo-up`, which `demo.sh up` would tear down.
 const env = { ...process.env, FLOWCTL_DEMO_PREFIX: 'fcu', FLOWCTL_DEMO_DIR: '/run/flowctl-ui-e2e', FLOWCTL_DEMO_RELAY: RELAY, FLOWCTL_SERVER: RELAY };

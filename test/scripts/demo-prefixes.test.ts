@@ -28,7 +28,7 @@ describe('tests that run the demo', () => {
   const users = [...testFiles(join(ROOT, 'test')), ...testFiles(join(ROOT, 'packages'))]
     .filter((f) => f !== fileURLToPath(import.meta.url))
     .map((f) => ({ file: relative(ROOT, f), src: readFileSync(f, 'utf8') }))
-    .filter(({ src }) => /'demo\.sh'/.test(src) && /\[\s*'up'/.test(src));
+    .filter(({ src }) => /'demo\.sh'|\bDEMO\b/.test(src) && /\[\s*'up'/.test(src));
 
   it('finds the demo and the tests that bring it up', () => {
     expect(DEFAULT_PREFIX).toBe('fcx');
