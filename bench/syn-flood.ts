@@ -24,7 +24,7 @@ async function once(lab: SynFloodLab, randSource: boolean, budgets: boolean): Pr
     return {
       mode: randSource ? 'random sources' : 'one source',
       budgets,
-      syns: p.synsSent,
+      syns: p.sent,
       rssMb: lab.agentPeakRss() / 2 ** 20,
       kernelLost: await lab.metric('flowctl_agent_datapath_stats_total', 'name="ringbufFull"'),
       agentLost: await lab.metric('flowctl_agent_lost_events_total', 'stage="agent_queue"') + await lab.metric('flowctl_agent_lost_events_total', 'stage="hubble_ring"'),

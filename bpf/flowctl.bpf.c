@@ -505,23 +505,6 @@ __noinline int new_conn(const struct flowctl_conn_key *k, const struct pkt *p, _
 	return conn_store(k, init, reuse);
 }
 
-/* --syn-flood-protect: over-budget SYNs to a destination with more half-open attempts than this
- * in the current window are dropped (0: never). */
-const volatile __u32 syn_protect_halfopen = 0;
-
-/* Destination -> half-open attempts in the window (suppressed SYNs minus completed handshakes). */
-struct syn_dest {
-	__u64 window_ns;
-	__s64 halfopen;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct budget_key);
-	__type(value, struct syn_dest);
-} syn_dests SEC(".maps");
-
 static void budget_emit(struct flowctl_suppressed_event *ev)
 {
 	ev->type = FLOWCTL_EV_SUPPRESSED;
@@ -531,46 +514,27 @@ static void budget_emit(struct flowctl_suppressed_event *ev)
 		count(FLOWCTL_CNT_SUMMARIES);
 }
 
-/* Moves destination `key`'s half-open count in the current window by `delta`; returns it. */
-static __always_inline __s64 syn_dest_add(const struct budget_key *key, __s64 delta, __u64 now)
-{
-	struct syn_dest *d = bpf_map_lookup_elem(&syn_dests, key), fresh = {};
-
-	if (!d) {
-		if (delta <= 0)
-			return 0;
-		fresh.window_ns = now;
-		bpf_map_update_elem(&syn_dests, key, &fresh, BPF_NOEXIST);
-		d = bpf_map_lookup_elem(&syn_dests, key);
-		if (!d)
-			return 0;
-	}
-	if (now - d->window_ns >= budget_report_ns) {
-		d->window_ns = now;
-		d->halfopen = 0;
-	}
-	return __sync_fetch_and_add(&d->halfopen, delta) + delta;
-}
-
-/* The budget of new connections: whether TCP packet p, about to start connection k opened by
- * side o, is over its source's budget. An attempt (SYN, SYN-ACK, RST) spends a token; a packet
- * that starts an entry without one (the ACK completing a handshake whose SYN was suppressed) is
- * always admitted and gives its source a bucket: a peer that completes handshakes is not one of
- * many spoofed ones. A function of its own: its stack frame does not add to handle_slow's. */
+/* The budget of new connections: whether packet p, about to start connection k opened by side o,
+ * is over its source's budget (its kind's bucket). A TCP attempt (SYN, SYN-ACK, RST) or any UDP or
+ * ICMP packet spends a token; a TCP packet that starts an entry without one (the ACK completing a
+ * handshake whose SYN was suppressed) is always admitted and gives its source a bucket: a peer that
+ * completes handshakes is not one of many spoofed ones. A function of its own: its stack frame
+ * does not add to handle_slow's. */
 __noinline int budget_spent(const struct flowctl_conn_key *k, const struct pkt *p, __u32 o)
 {
 	struct budget_key key = {};
 	const __u32 *src, *dst;
 	__u64 now;
 
-	if (!budget_interval_ns || !k || !p || p->proto != IPPROTO_TCP)
+	if (!budget_interval_ns || !k || !p)
 		return 0;
 	src = (o & 1) ? k->addr[1] : k->addr[0];
 	dst = (o & 1) ? k->addr[0] : k->addr[1];
 	key.scope = k->ifindex;
 	key.ip_version = k->ip_version;
+	key.kind = budget_kind(p->proto, k->port[0], k->port[1]);
 	now = bpf_ktime_get_ns();
-	if (p->tcp_flags & (TCP_SYN | TCP_RST))
+	if (p->proto != IPPROTO_TCP || (p->tcp_flags & (TCP_SYN | TCP_RST)))
 		return budget_spend(&key, src, now) != NULL;
 	if (!budget_find(&key, src) || budget_key_zero(&key)) {
 		__builtin_memcpy(key.addr, src, 16);
@@ -608,7 +572,7 @@ static __always_inline int suppressed(const struct flowctl_conn_key *k, const st
 	isolate_verdict(c, k);
 	e.src = o ? k->addr[1] : k->addr[0];
 	e.dst = o ? k->addr[0] : k->addr[1];
-	e.dst_port = o ? k->port[0] : k->port[1];
+	e.dst_port = is_icmp(p->proto) ? budget_icmp_type(p->proto, p->icmp_type) : o ? k->port[0] : k->port[1];
 	e.ifindex = k->ifindex;
 	e.flags = p->tcp_flags;
 	e.proto = p->proto;
@@ -617,6 +581,7 @@ static __always_inline int suppressed(const struct flowctl_conn_key *k, const st
 	e.drop_reason = c->drop_reason;
 	key.scope = k->ifindex;
 	key.ip_version = k->ip_version;
+	key.kind = budget_kind(p->proto, k->port[0], k->port[1]);
 	if (e.verdict == FLOWCTL_VERDICT_FORWARDED && syn_protect_halfopen &&
 	    (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
 		__builtin_memcpy(key.addr, e.dst, 16);

@@ -82,7 +82,7 @@ enum flowctl_counter {
 	FLOWCTL_CNT_L7_TRUNCATED,     /* L7 payloads longer than max_payload (snippet cut) */
 	FLOWCTL_CNT_CONN4_SLOTS,      /* `conns4` slots taken into use (never freed, only reused) */
 	FLOWCTL_CNT_CONN6_SLOTS,      /* `conns6` slots taken into use (never freed, only reused) */
-	FLOWCTL_CNT_SUPPRESSED,       /* new-connection packets over their source's budget (no event) */
+	FLOWCTL_CNT_SUPPRESSED,       /* new-flow packets over their source's budget (no event) */
 	FLOWCTL_CNT_SUMMARIES,        /* FLOWCTL_EV_SUPPRESSED records written to the ring */
 	FLOWCTL_CNT_FLOOD_DROPPED,    /* SYNs dropped by the SYN-flood mitigation */
 	FLOWCTL_CNT_L7_LOST_HTTP_REQ, /* L7 events lost (ring full) whose segment starts a request line */
@@ -141,11 +141,12 @@ struct flow_event {
 
 /* A summary of events suppressed by the budgets of budget.bpf.h, per source and scope, over a
  * window that starts with the first suppressed event and lasts budget_report_ns. On the `events`
- * ring (type FLOWCTL_EV_SUPPRESSED): TCP SYNs, SYN-ACKs and RSTs that would have started a
- * connection entry (each still got its verdict); on trace.bpf.c's ring (trace.h's
- * FCT_EV_KDROP_SUMMARY): kernel drops of such packets. src is the connections' opener (with
- * many_sources, the last of the sources without a budget of their own), dst and dst_port its
- * peer's, of the last suppressed event. */
+ * ring (type FLOWCTL_EV_SUPPRESSED): TCP SYNs, SYN-ACKs and RSTs, UDP and ICMP packets that would
+ * have started a connection entry (each still got its verdict); on trace.bpf.c's ring (trace.h's
+ * FCT_EV_KDROP_SUMMARY): kernel drops of such packets. One per source and kind of flow (TCP, UDP,
+ * ICMP, DNS). src is the connections' opener (with many_sources, the last of the sources without a
+ * budget of their own), dst and dst_port its peer's (ICMP: dst_port is the type), of the last
+ * suppressed event. */
 struct flowctl_suppressed_event {
 	__u8 type;
 	__u8 abi_version;  /* FLOWCTL_ABI_VERSION */

@@ -339,21 +339,25 @@ static __always_inline int parse_skb(const struct sk_buff *skb, struct fct_kdrop
 	return PARSE_OK;
 }
 
-/* Drops of TCP connection attempts (SYN, SYN-ACK, RST: a flood's) spend a token of their
- * connection's opener in the namespace (budget.bpf.h); over budget, the drop is added to the
- * source's summary instead of sent. Returns 1 when suppressed. */
+/* Drops of TCP connection attempts (SYN, SYN-ACK, RST: a flood's) and of any UDP or ICMP packet
+ * (a UDP flood at a closed port is one drop per packet) spend a token of their connection's opener
+ * in the namespace (budget.bpf.h, the bucket of the flow's kind); over budget, the drop is added to
+ * the source's summary instead of sent. Returns 1 when suppressed. */
 static __always_inline int over_budget(const struct fct_kdrop_event *e)
 {
 	struct budget_key key = {};
 	struct budget_event be = {};
 	struct conn_budget *b;
 	const __u32 *s = (const __u32 *)e->saddr, *d = (const __u32 *)e->daddr;
-	int reply;
+	int reply, icmp = e->proto == IPPROTO_ICMP || e->proto == IPPROTO_ICMPV6;
 
-	if (!budget_interval_ns || e->proto != IPPROTO_TCP || !(e->tcp_flags & 0x06))
+	if (!budget_interval_ns || (e->proto == IPPROTO_TCP && !(e->tcp_flags & 0x06)))
 		return 0;
-	/* The opener: a SYN-ACK's receiver, a SYN's sender, else the side with the higher port. */
-	if ((e->tcp_flags & 0x12) == 0x12)
+	/* The opener: a SYN-ACK's or echo reply's receiver, a SYN's or datagram's sender, else
+	 * the side with the higher port. */
+	if (e->proto != IPPROTO_TCP)
+		reply = icmp && (e->icmp_type == (e->proto == IPPROTO_ICMP ? 0 : 129));
+	else if ((e->tcp_flags & 0x12) == 0x12)
 		reply = 1;
 	else if (e->tcp_flags & 0x02)
 		reply = 0;
@@ -361,13 +365,14 @@ static __always_inline int over_budget(const struct fct_kdrop_event *e)
 		reply = e->sport < e->dport;
 	key.scope = e->netns_ino;
 	key.ip_version = e->ip_version;
+	key.kind = budget_kind(e->proto, e->sport, e->dport);
 	b = budget_spend(&key, reply ? d : s, e->ts_ns);
 	if (!b)
 		return 0;
 	count(FCT_CNT_KDROP_SUPPRESSED);
 	be.src = reply ? d : s;
 	be.dst = reply ? s : d;
-	be.dst_port = reply ? e->sport : e->dport;
+	be.dst_port = icmp ? budget_icmp_type(e->proto, e->icmp_type) : reply ? e->sport : e->dport;
 	be.ifindex = e->ifindex;
 	be.flags = e->tcp_flags;
 	be.proto = e->proto;

@@ -25,7 +25,7 @@ enum fct_counter {
 	FCT_CNT_RINGBUF_FULL = 0, /* bpf_ringbuf_reserve failed */
 	FCT_CNT_SOCK_MAP_FULL,    /* connection start time could not be stored: duration unknown */
 	FCT_CNT_KDROP_UNPARSED,   /* a watched drop whose IP header could not be read (not emitted) */
-	FCT_CNT_KDROP_SUPPRESSED, /* drops of TCP attempts over their source's budget (in a summary) */
+	FCT_CNT_KDROP_SUPPRESSED, /* drops of TCP attempts, UDP, ICMP over their source's budget (in a summary) */
 	FCT_CNT_KDROP_SUMMARIES,  /* FCT_EV_KDROP_SUMMARY records written */
 	FCT_CNT_MAX,
 };

@@ -5,7 +5,7 @@
 // destination's half-open threshold while other sources' connections are untouched.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
-import { F, ipv4, TCP, tcp } from './packets.js';
+import { F, icmp, ICMP, ipv4, TCP, tcp, UDP, udp } from './packets.js';
 
 const skip = skipReason();
 
@@ -19,6 +19,8 @@ const BUDGET = { intervalNs: 60n * SEC, burst: 5, reportNs: 300_000_000n };
 const synTo = (src: string, sport: number, dport = 80) => ipv4({ src, dst: POD, proto: TCP }, tcp(sport, dport, F.SYN));
 const ackTo = (src: string, sport: number, dport = 80) => ipv4({ src, dst: POD, proto: TCP }, tcp(sport, dport, F.ACK));
 const synAckFrom = (dst: string, dport: number) => ipv4({ src: POD, dst, proto: TCP }, tcp(80, dport, F.SYN | F.ACK));
+const udpTo = (src: string, sport: number, dport: number) => ipv4({ src, dst: POD, proto: UDP }, udp(sport, dport, Buffer.from('x')));
+const pingTo = (src: string, id: number) => ipv4({ src, dst: POD, proto: ICMP }, icmp(8, 0, id));
 const dataFrom = (dst: string, dport: number) => ipv4({ src: POD, dst, proto: TCP }, tcp(80, dport, F.ACK | F.PSH, Buffer.from('x'.repeat(40))));
 
 async function summaries(dp: Datapath, n: number) {
@@ -143,6 +145,40 @@ describe.skipIf(skip)('flowctl TC datapath: budgets of new-connection events (te
     const all = await reported(dp, 20n);
     expect(all.reduce((s, e) => s + e.dropped, 0n)).toBe(17n);
     expect(all.at(-1)).toMatchObject({ verdict: 2, dropReason: 198 });
+  });
+
+  it('UDP, ICMP and DNS flows spend buckets of their own kind: a UDP flood hides neither the source\'s TCP nor its DNS', async () => {
+    dp = new Datapath({ budget: { ...BUDGET, dnsIntervalNs: 200_000_000n } });
+    // Every UDP packet without an entry is a new flow: 5 admitted, the rest suppressed.
+    let seen = 0;
+    for (let i = 0; i < 12; i++) seen += (await dp.run('to', udpTo(ATTACKER, 30000 + i, 9999))).events.length;
+    expect(seen).toBe(5);
+    // The same source's TCP connections and DNS lookups are in other buckets; DNS's refills faster
+    // (here a token per 200 ms: the 8 lookups, 100 ms apart, all pass after the burst of 5).
+    expect(await dp.one('to', synTo(ATTACKER, 20000))).toMatchObject({ reason: 1 });
+    seen = 0;
+    for (let i = 0; i < 8; i++) {
+      if (i >= 5) await new Promise((r) => setTimeout(r, 210));
+      seen += (await dp.run('to', udpTo(ATTACKER, 31000 + i, 53))).events.length;
+    }
+    expect(seen).toBe(8);
+    for (let i = 0; i < 2; i++) seen += (await dp.run('to', udpTo(ATTACKER, 31100 + i, 53))).events.length;
+    expect(seen).toBe(8);
+    // ICMP: pings with new ids are new flows; an echo reply starting an entry counts against the pinger.
+    seen = 0;
+    for (let i = 0; i < 7; i++) seen += (await dp.run('to', pingTo(ATTACKER, 100 + i))).events.length;
+    expect(seen).toBe(5);
+    const reply = ipv4({ src: POD, dst: ATTACKER, proto: ICMP }, icmp(0, 0, 200));
+    expect((await dp.run('from', reply)).events).toHaveLength(0);
+    const all = await reported(dp, 7n + 2n + 3n);
+    const of = (proto: number, port?: number) => all.filter((e) => e.proto === proto && (port === undefined || e.dstPort === port));
+    expect(of(UDP, 9999).reduce((s, e) => s + e.packets, 0n)).toBe(7n);
+    expect(of(UDP, 53).reduce((s, e) => s + e.packets, 0n)).toBe(2n);
+    // ICMP summaries carry the opener's type where a port would be: an echo reply's flow is an echo request's (8).
+    expect(of(ICMP).reduce((s, e) => s + e.packets, 0n)).toBe(3n);
+    expect(of(ICMP).at(-1)).toMatchObject({ dstPort: 8, srcIp: ATTACKER, dstIp: POD });
+    expect(all.every((e) => e.srcIp === ATTACKER && e.syns === 0n || e.proto === TCP)).toBe(true);
+    expect(dp.counters().connSuppressed).toBe(12n);
   });
 
   it('without budgets (interval 0) every attempt has its event', async () => {

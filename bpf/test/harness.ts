@@ -29,7 +29,7 @@ export interface Knobs {
   statsIntervalNs?: bigint;
   policyAudit?: boolean;
   /** New-connection budgets (budget.bpf.h); none unless given, as tests send many SYNs from one address. */
-  budget?: { intervalNs: bigint; burst: number; reportNs?: bigint; synProtectHalfopen?: number };
+  budget?: { intervalNs: bigint; burst: number; reportNs?: bigint; synProtectHalfopen?: number; dnsIntervalNs?: bigint };
   /** toFQDNs minimum TTL in seconds (default 3600). */
   fqdnMinTtlS?: number;
 }
@@ -51,6 +51,7 @@ export class Datapath {
       this.obj.setRodata('policy_audit', knobs.policyAudit ? 1 : 0);
       this.obj.setRodata('budget_interval_ns', knobs.budget?.intervalNs ?? 0n);
       if (knobs.budget) this.obj.setRodata('budget_burst', knobs.budget.burst);
+      if (knobs.budget) this.obj.setRodata('budget_dns_interval_ns', knobs.budget.dnsIntervalNs ?? knobs.budget.intervalNs);
       if (knobs.budget?.reportNs !== undefined) this.obj.setRodata('budget_report_ns', knobs.budget.reportNs);
       if (knobs.budget?.synProtectHalfopen !== undefined) this.obj.setRodata('syn_protect_halfopen', knobs.budget.synProtectHalfopen);
       if (knobs.fqdnMinTtlS !== undefined) this.obj.setRodata('fqdn_min_ttl_s', knobs.fqdnMinTtlS);

@@ -17,7 +17,8 @@ export interface DatapathOptions {
   ringBytes?: number;
   /** Load the XDP drop list (attachXdp and the block methods need it). */
   xdp?: boolean;
-  /** Per-source budget of new-connection events (bpf/budget.bpf.h); null: none. Default 100/s, burst 1,000 (a port scan of 1,000 ports stays one flow per port). */
+  /** Per-source budget of new-flow events (bpf/budget.bpf.h), for each of TCP, UDP and ICMP; DNS
+   *  refills DNS_BUDGET_FACTOR times faster; null: none. Default 100/s, burst 1,000 (a port scan of 1,000 ports stays one flow per port). */
   connBudget?: ConnBudget | null;
   /** --syn-flood-protect: drop over-budget SYNs to a destination past this many half-open attempts
    *  per second; 0 or unset: never drop. */
@@ -37,6 +38,8 @@ export const DEFAULT_FQDN_MIN_TTL_S = 3600;
 export const DEFAULT_FQDN_MAX_IPS_PER_NAME = 50;
 
 export const DEFAULT_CONN_BUDGET: ConnBudget = { perSecond: 100, burst: 1000 };
+/** The rate of DNS lookups' budget against the others' (bpf/budget.bpf.h says why DNS gets more). */
+export const DNS_BUDGET_FACTOR = 10;
 
 export interface ConnBudget {
   /** New connections per second a source may start with an event each. */

@@ -158,8 +158,8 @@ export interface XdpDropEvent {
 
 /**
  * Events the kernel suppressed because their source was over its budget (bpf/budget.bpf.h), summed
- * per source over a window of about a second: new-connection packets (TCP SYN, SYN-ACK, RST without
- * a connection) at TC ('tc'), or kernel drops of such packets ('kdrop').
+ * per source and kind of flow over a window of about a second: packets that would start a flow (TCP
+ * SYN, SYN-ACK, RST; any UDP or ICMP packet) at TC ('tc'), or kernel drops of such packets ('kdrop').
  */
 export interface SuppressedEvent {
   kind: 'suppressed';
@@ -179,7 +179,7 @@ export interface SuppressedEvent {
   /** The shared budget of sources without one of their own: srcIp is the last of them. */
   manySources: boolean;
   ipVersion: IpVersion;
-  /** The connections' opener, and its peer (address and port) of the last suppressed packet. */
+  /** The connections' opener, and its peer (address and port; ICMP: the type) of the last suppressed packet. */
   srcIp: string;
   dstIp: string;
   dstPort: number;

@@ -305,6 +305,18 @@ describe('Parser: summaries of suppressed new-connection packets', () => {
     expect(suppressedNumbers(f)).toMatchObject({ events: 'kernel-drop', packets: 500, dropped: 500 });
   });
 
+  it('UDP and ICMP floods: the flow has their layer 4 (ICMP: the type), the Summary says what the packets were', () => {
+    const u = one({ ...summary, proto: 17, dstPort: 53, tcpFlags: 0, packets: 9_000n, syns: 0n });
+    expect(u.l4).toEqual({ UDP: { source_port: 0, destination_port: 53 } });
+    expect(u.Summary).toBe('9000 UDP packets from 192.0.2.66 to 10.203.1.10:53 in the last 1.0s: events suppressed, over the source\'s new-flow budget');
+    const i = one({ ...summary, proto: 1, dstPort: 8, tcpFlags: 0, packets: 700n, syns: 0n, manySources: true });
+    expect(i.l4).toEqual({ ICMPv4: { type: 8, code: 0 } });
+    expect(i.Summary).toBe('700 ICMPv4 EchoRequest packets from many sources (last 192.0.2.66) to 10.203.1.10 in the last 1.0s: events suppressed, over the source\'s new-flow budget');
+    const k = one({ ...summary, origin: 'kdrop', proto: 17, dstPort: 9999, verdict: 2, dropReason: 2, kernelReason: 'NO_SOCKET', dropped: 40n, packets: 40n, syns: 0n, tcpFlags: 0 });
+    expect(k.Summary).toBe('40 kernel drops (NO_SOCKET) of UDP packets of 192.0.2.66 to 10.203.1.10:9999 in the last 1.0s: events suppressed, over the source\'s budget');
+    expect(suppressedNumbers(k)).toMatchObject({ events: 'kernel-drop', packets: 40, syns: 0 });
+  });
+
   it('an empty or garbled summary is counted, not a flow', () => {
     const { ctx, parser } = setup();
     expect(parser.decode({ ...summary, packets: 0n })).toEqual([]);

@@ -292,13 +292,19 @@ export class Parser {
     const windowMs = ev.firstNs > 0n && ev.tsNs >= ev.firstNs ? Number(ev.tsNs - ev.firstNs) / 1e6 : 0;
     const from = ev.manySources ? `many sources (last ${ev.srcIp})` : ev.srcIp;
     const others = ev.packets - ev.syns;
+    const tcp = ev.proto === IPPROTO_TCP;
+    const icmp = ev.proto === IPPROTO_ICMP || ev.proto === IPPROTO_ICMPV6;
+    // What the packets were, and to where: the ICMP type travels in dstPort.
+    const what = tcp ? 'connection attempts' : `${summary(ev.proto, 0, icmp ? ev.dstPort : 0, 0, ev.ipVersion)} packets`;
+    const to = icmp ? ev.dstIp : `${ev.dstIp}:${ev.dstPort}`;
+    const last = `in the last ${(windowMs / 1000).toFixed(1)}s`;
     const flow: Flow = {
       time: ctx.toWallTime(ev.tsNs),
       uuid: ctx.newUuid(),
       verdict: dropped ? Verdict.DROPPED : ev.verdict,
       drop_reason: dropped ? ev.dropReason : undefined,
       IP: { source: this.strings.get(ev.srcIp), destination: this.strings.get(ev.dstIp), ipVersion: ev.ipVersion === 6 ? IPVersion.IPv6 : IPVersion.IPv4 },
-      l4: { TCP: { source_port: 0, destination_port: ev.dstPort, flags: tcpFlagsFromBits(ev.tcpFlags) } },
+      l4: tcp ? { TCP: { source_port: 0, destination_port: ev.dstPort, flags: tcpFlagsFromBits(ev.tcpFlags) } } : layer4(ev.proto, 0, ev.dstPort, 0, ev.dstPort, 0, ev.ipVersion),
       source: ctx.endpointForIp(ev.srcIp),
       destination: ctx.endpointForIp(ev.dstIp),
       Type: FlowType.L3_L4,
@@ -311,11 +317,13 @@ export class Parser {
       // A kernel drop's ifindex is in the pod's namespace: not a name on this node.
       interface: ev.origin === 'tc' && ev.ifindex > 0 ? this.iface(ev.ifindex) : undefined,
       Summary: ev.origin === 'kdrop'
-        ? `${ev.packets} kernel drops${ev.kernelReason ? ` (${ev.kernelReason})` : ''} of connection attempts of ${from} to ${ev.dstIp}:${ev.dstPort} ` +
-          `in the last ${(windowMs / 1000).toFixed(1)}s (${ev.syns} SYNs): events suppressed, over the source's budget`
-        : `${ev.syns} SYNs from ${from} to ${ev.dstIp}:${ev.dstPort} in the last ${(windowMs / 1000).toFixed(1)}s: ` +
-          `events suppressed, over the source's new-connection budget (${ev.packets} packets${others > 0n ? `, ${others} SYN-ACK/RST` : ''}` +
-          `${dropped ? `, ${ev.dropped} dropped` : ''})`,
+        ? `${ev.packets} kernel drops${ev.kernelReason ? ` (${ev.kernelReason})` : ''} of ${what} of ${from} to ${to} ` +
+          `${last}${tcp ? ` (${ev.syns} SYNs)` : ''}: events suppressed, over the source's budget`
+        : tcp
+          ? `${ev.syns} SYNs from ${from} to ${to} ${last}: events suppressed, over the source's new-connection budget ` +
+            `(${ev.packets} packets${others > 0n ? `, ${others} SYN-ACK/RST` : ''}${dropped ? `, ${ev.dropped} dropped` : ''})`
+          : `${ev.packets} ${what} from ${from} to ${to} ${last}: events suppressed, over the source's new-flow budget` +
+            `${dropped ? ` (${ev.dropped} dropped)` : ''}`,
     };
     if (!dropped && ev.origin === 'tc') flow.trace_observation_point = fromEp ? TraceObservationPoint.FROM_ENDPOINT : TraceObservationPoint.TO_ENDPOINT;
     attachSuppressed(flow, {

@@ -1,7 +1,8 @@
-// A SYN flood in network namespaces (prefix fcf-, subnet 10.203.26.0/24), shared by the e2e test
-// (syn-flood.bpf.test.ts) and bench/syn-flood.ts: nginx in a web pod, a client pod making ordinary
-// HTTP requests, and an attacker namespace running `hping3 --flood -S` at the web pod, from its
-// own address or from random ones. The attacker is not an endpoint (its veth is not watched), as a
+// A flood in network namespaces (prefix fcf-, subnet 10.203.26.0/24), shared by the e2e tests
+// (syn-flood.bpf.test.ts, udp-icmp-flood.bpf.test.ts) and bench/syn-flood.ts: nginx (and, when
+// asked, dnsmasq) in a web pod, a client pod making ordinary HTTP requests and DNS lookups, and an
+// attacker namespace running `hping3 --flood` (SYNs by default, or UDP, ICMP) at the web pod, from
+// its own address or from random ones. The attacker is not an endpoint (its veth is not watched), as a
 // flood from outside the cluster. The node namespace does not forward, so SYN-ACKs to spoofed
 // addresses end there. The agent is the real process (compiled when built), in the node namespace.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,12 +20,26 @@ const PREFIX = 'fcf';
 const METRICS_PORT = 19926;
 
 export interface Phase {
-  /** hping3's own count of SYNs sent. */
-  synsSent: number;
+  /** hping3's own count of packets sent (SYNs unless FloodOptions.hping says otherwise). */
+  sent: number;
   /** Remote ports of the client's requests in nginx's access log, and how many requests succeeded. */
   served: number[];
   ok: number;
+  /** Names the client looked up (through dnsmasq), those dnsmasq logged, and how many were answered. */
+  names: string[];
+  logged: string[];
+  answered: number;
 }
+
+export interface FloodOptions {
+  /** hping3's arguments besides --flood and the target (default a SYN flood at port 80: -S -p 80). */
+  hping?: string[];
+  /** DNS lookups the client makes beside its requests, each from a new socket (needs startDns()). */
+  lookups?: number;
+}
+
+/** dnsmasq's answer to every name under flood.test. */
+export const DNS_ANSWER = '10.203.26.99';
 
 export class SynFloodLab {
   readonly topo: Topology;
@@ -32,6 +47,7 @@ export class SynFloodLab {
   private agent: ChildProcess | undefined;
   private agentLog = '';
   private readonly procs: ChildProcess[] = [];
+  private lookupSeq = 0;
 
   constructor(readonly tag = 'syn') {
     this.topo = buildTopology(tag, 26, 3, PREFIX);
@@ -70,6 +86,14 @@ http {
   get client() { return this.topo.pods[1]!; }
   get attacker() { return this.topo.pods[2]!; }
   get socket() { return join(this.dir, 'hubble.sock'); }
+
+  /** dnsmasq in the web pod (answers *.flood.test with DNS_ANSWER, logs every query). */
+  async startDns(): Promise<void> {
+    this.background(this.web.ns, ['dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', '--user=root',
+      `--pid-file=${join(this.dir, 'dnsmasq.pid')}`, `--listen-address=${this.web.ip}`, '--bind-interfaces',
+      `--address=/flood.test/${DNS_ANSWER}`, '--log-queries', `--log-facility=${join(this.dir, 'dnsmasq.log')}`]);
+    await this.waitFor('dnsmasq', async () => ((await this.run(this.web.ns, ['ss', '-uln'])).includes(`${this.web.ip}:53`) || undefined), 10_000);
+  }
 
   /** Starts the agent with extra flags and waits until it serves and has attached both pods. */
   async startAgent(flags: string[] = []): Promise<void> {
@@ -112,27 +136,35 @@ http {
   }
 
   /**
-   * Floods the web pod's port 80 for `seconds` while the client makes `requests` concurrent HTTP
-   * requests (started after a second of flood). Returns what nginx served and hping3 sent.
+   * Floods the web pod for `seconds` (hping3, a SYN flood at port 80 unless `o.hping` says otherwise)
+   * while the client makes `requests` concurrent HTTP requests and `o.lookups` DNS lookups (started
+   * after a second of flood). Returns what nginx served, dnsmasq logged and hping3 sent.
    */
-  async flood(seconds: number, randSource: boolean, requests: number): Promise<Phase> {
+  async flood(seconds: number, randSource: boolean, requests: number, o: FloodOptions = {}): Promise<Phase> {
     const before = this.accessLog().length;
-    const hping = this.run(this.attacker.ns, ['timeout', '-s', 'INT', String(seconds), 'hping3', '--flood', '-S', '-p', '80',
+    const names = Array.from({ length: o.lookups ?? 0 }, (_, i) => `q${++this.lookupSeq}-${i}.flood.test`);
+    const hping = this.run(this.attacker.ns, ['timeout', '-s', 'INT', String(seconds), 'hping3', '--flood', ...(o.hping ?? ['-S', '-p', '80']),
       ...(randSource ? ['--rand-source'] : []), this.web.ip], true);
     await new Promise((r) => setTimeout(r, 1000));
-    const out = requests ? await this.run(this.client.ns, [process.execPath, '-e', `
-      const http = require('http'); let ok = 0, left = ${requests};
-      for (let i = 0; i < left; i++) {
+    const out = requests || names.length ? await this.run(this.client.ns, [process.execPath, '-e', `
+      const http = require('http'), dns = require('dns').promises;
+      const get = () => new Promise((res) => {
         const q = http.get({ host: '${this.web.ip}', port: 80, path: '/', agent: false, timeout: 30000 }, (s) => {
-          s.resume(); s.on('end', () => { if (s.statusCode === 200) ok++; if (--left === 0) console.log(ok); });
+          s.resume(); s.on('end', () => res(s.statusCode === 200));
         });
-        q.on('error', () => { if (--left === 0) console.log(ok); });
+        q.on('error', () => res(false));
         q.on('timeout', () => q.destroy());
-      }`]) : '0';
-    const sent = await hping;
+      });
+      const lookup = (n) => { const r = new dns.Resolver({ timeout: 2000, tries: 4 }); r.setServers(['${this.web.ip}']);
+        return r.resolve4(n).then((a) => a[0] === '${DNS_ANSWER}', () => false); };
+      Promise.all([...Array.from({ length: ${requests} }, get), ...${JSON.stringify(names)}.map(lookup)]).then((r) =>
+        console.log(JSON.stringify({ ok: r.slice(0, ${requests}).filter(Boolean).length, answered: r.slice(${requests}).filter(Boolean).length })));`]) : '{"ok":0,"answered":0}';
+    const hpingOut = await hping;
     const served = this.accessLog().slice(before).filter((l) => l.startsWith(`${this.client.ip} `)).map((l) => Number(l.split(' ')[1]));
-    const synsSent = Number(/(\d+) packets transmitted/.exec(sent)?.[1] ?? NaN);
-    return { synsSent, served, ok: Number(out.trim()) };
+    const sent = Number(/(\d+) packets transmitted/.exec(hpingOut)?.[1] ?? NaN);
+    const r = JSON.parse(out.trim()) as { ok: number; answered: number };
+    const logged = names.filter((n) => this.dnsLog().includes(`query[A] ${n} from ${this.client.ip}`));
+    return { sent, served, ok: r.ok, names, logged, answered: r.answered };
   }
 
   /** Every flow in the agent's ring. */
@@ -170,6 +202,14 @@ http {
 
   get log(): string {
     return this.agentLog;
+  }
+
+  private dnsLog(): string {
+    try {
+      return readFileSync(join(this.dir, 'dnsmasq.log'), 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   private accessLog(): string[] {
