@@ -12,6 +12,7 @@ import { ConfigWatcher } from './config/watcher.js';
 import type { ConnBudget, Datapath, DatapathOptions } from './datapath/datapath.js';
 import { DatapathReconciler } from './datapath/reconciler.js';
 import { FqdnLearner } from './policy/fqdn-learner.js';
+import { parsePrefix } from '@flowctl/flow/ip';
 import { EndpointDirectory } from './endpoints/directory.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
 import { FlowctlError } from './errors.js';
@@ -183,6 +184,11 @@ export class Agent {
     }
     this.server.addService(BlocksService, blocksImpl({ nodeName: this.nodeName, list: this.blocks, xdpInterfaces: () => [...this.xdpAttached] }));
     this.ctx.setBlockList(this.blocks);
+    // An isolation follows its pod: the addresses the endpoints give "namespace/name" on this node now.
+    this.blocks.resolvePodsWith((pod) => {
+      const ep = this.directory.localEndpoints().find((e) => `${e.namespace}/${e.name}` === pod);
+      return ep?.ips.map((ip) => parsePrefix(ip)).filter((p) => p !== undefined);
+    });
     this.config = new ConfigWatcher(
       {
         ...(opts.endpointsFile !== undefined && { endpointsFile: opts.endpointsFile }),
@@ -370,6 +376,7 @@ export class Agent {
     this.directory.setEndpoints(set);
     this.policies.endpointsLoaded(text);
     this.directory.setNetnsInodes(netnsInodes(set.endpoints));
+    this.blocks.podsChanged();
     this.child('endpoints').info({ file: this.opts.endpointsFile, endpoints: set.endpoints.length, local: this.directory.localEndpoints().length }, 'endpoints loaded');
     if (initial) return;
     this.reconcile();

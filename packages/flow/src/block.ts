@@ -56,7 +56,7 @@ export function blockInfo(f: Flow): BlockInfo | undefined {
 }
 
 /**
- * The union of the nodes' lists, one entry per CIDR: dropped counts summed, nodes joined, the
+ * The union of the nodes' lists, one entry per CIDR (and isolated pod): dropped counts summed, nodes joined, the
  * latest expiry (unset if any node keeps it forever) and the earliest creation.
  */
 export function mergeBlockLists(lists: readonly BlockEntry[][]): BlockEntry[] {
@@ -64,21 +64,26 @@ export function mergeBlockLists(lists: readonly BlockEntry[][]): BlockEntry[] {
   for (const list of lists) {
     for (const e of list) {
       const cidr = e.cidr ?? '';
-      const m = byCidr.get(cidr);
+      // An isolation is the pod's: another pod isolated for the same address is another entry.
+      const key = `${cidr} ${e.isolated_pod ?? ''}`;
+      const m = byCidr.get(key);
       if (!m) {
-        byCidr.set(cidr, { ...e, cidr, nodes: [...(e.nodes ?? [])] });
+        byCidr.set(key, { ...e, cidr, nodes: [...(e.nodes ?? [])] });
         continue;
       }
       m.dropped_packets = (m.dropped_packets ?? 0n) + (e.dropped_packets ?? 0n);
       m.dropped_bytes = (m.dropped_bytes ?? 0n) + (e.dropped_bytes ?? 0n);
       m.nodes = [...(m.nodes ?? []), ...(e.nodes ?? [])];
+      if (e.isolated_addresses?.length) m.isolated_addresses = [...new Set([...(m.isolated_addresses ?? []), ...e.isolated_addresses])];
       if (!m.expires || !e.expires) delete m.expires;
       else if (later(e.expires, m.expires)) m.expires = e.expires;
       if (e.created && (!m.created || later(m.created, e.created))) m.created = e.created;
       if (!m.reason && e.reason) m.reason = e.reason;
     }
   }
-  return [...byCidr.values()].map((e) => ({ ...e, nodes: [...new Set(e.nodes)].sort() })).sort((a, b) => (a.cidr ?? '').localeCompare(b.cidr ?? ''));
+  return [...byCidr.values()]
+    .map((e) => ({ ...e, nodes: [...new Set(e.nodes)].sort() }))
+    .sort((a, b) => (a.cidr ?? '').localeCompare(b.cidr ?? '') || (a.isolated_pod ?? '').localeCompare(b.isolated_pod ?? ''));
 }
 
 function later(a: { seconds?: bigint; nanos?: number }, b: { seconds?: bigint; nanos?: number }): boolean {

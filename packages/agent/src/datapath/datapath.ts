@@ -77,9 +77,11 @@ export interface Datapath {
   /** Adds or replaces a drop-list entry (live, no reload). */
   writeBlock?(entry: KernelBlock): void;
   deleteBlock?(entry: KernelBlock): void;
-  /** Denies a local endpoint's egress but DNS, at TC (a drop-list entry with `isolate`), or stops. */
+  /** Denies the egress but DNS of the local endpoint at `entry.prefix` (one address), at TC, for
+   *  drop-list entry `entry.id` (an isolation), or stops; endIsolation forgets the entry's counts. */
   writeIsolation?(entry: KernelBlock): void;
   deleteIsolation?(entry: KernelBlock): void;
+  endIsolation?(id: number): void;
   /** Packets and bytes dropped per entry id, summed over CPUs. */
   blockCounts?(): Map<number, { packets: bigint; bytes: bigint }>;
   /** toFQDNs patterns the kernel cannot match: stores what the agent matched in a DNS answer as

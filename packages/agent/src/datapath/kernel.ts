@@ -222,7 +222,10 @@ export class KernelDatapath implements Datapath {
   deleteIsolation(entry: KernelBlock): void {
     if (this.closed) return;
     if (this.flowObj.map('isolated').delete(isolateKey(entry))) this.policyWriter().bumpEpoch();
-    this.flowObj.map('isolate_counts').delete(u32(entry.id));
+  }
+
+  endIsolation(id: number): void {
+    if (!this.closed) this.flowObj.map('isolate_counts').delete(u32(id));
   }
 
   /** What each entry dropped: at XDP (drop list), at TC (isolations); ids are distinct. */

@@ -6,6 +6,9 @@ import { FakeDatapath } from '../testing/fake-datapath.js';
 import type { KernelBlock } from '../datapath/datapath.js';
 import { parseBlockCidr } from '@flowctl/flow/block';
 import { BlockList } from './block-list.js';
+import { formatIp, parsePrefix, type Prefix } from '@flowctl/flow/ip';
+
+const formatPrefix = (p: Prefix) => `${formatIp(p.v6, p.addr)}/${p.bits}`;
 
 /** A datapath that records what the list writes into the XDP maps. */
 class Recorder extends FakeDatapath {
@@ -16,12 +19,17 @@ class Recorder extends FakeDatapath {
   deleteBlock(e: KernelBlock): void {
     this.kernel.delete(e.id);
   }
-  readonly isolated = new Map<number, KernelBlock>();
+  /** Isolated address -> entry id, as the kernel's `isolated` map. */
+  readonly isolated = new Map<string, number>();
+  readonly ended: number[] = [];
   writeIsolation(e: KernelBlock): void {
-    this.isolated.set(e.id, { ...e });
+    this.isolated.set(formatPrefix(e.prefix), e.id);
   }
   deleteIsolation(e: KernelBlock): void {
-    this.isolated.delete(e.id);
+    this.isolated.delete(formatPrefix(e.prefix));
+  }
+  endIsolation(id: number): void {
+    this.ended.push(id);
   }
   blockCounts() {
     return new Map([...this.kernel.keys()].map((id) => [id, { packets: 10n * BigInt(id), bytes: 1000n }]));
@@ -51,19 +59,64 @@ describe('BlockList', () => {
     l.bindDatapath(dp, false);
     l.add('10.0.0.9', { isolate: 'shop/scanner-1', origin: 'alert:port-scan' });
     l.add('203.0.113.0/24');
-    expect([...dp.isolated.values()].map((e) => e.prefix.bits)).toEqual([32]);
+    expect([...dp.isolated]).toEqual([['10.0.0.9/32', 1]]);
     expect(dp.kernel.size).toBe(0);
     expect(() => l.add('10.1.0.0/16', { isolate: 'shop/x' })).toThrow('isolate shop/x: 10.1.0.0/16 is not one address');
-    // The same address blocked by hand: from TC isolation to the drop list.
+    expect(() => l.add('10.1.0.1', { isolate: 'not a pod' })).toThrow('isolate "not a pod": want a pod\'s namespace/name');
+    // The same address blocked by hand is an entry of its own: the isolation is the pod's.
     l.bindDatapath(dp, true);
     l.add('10.0.0.9');
-    expect([dp.isolated.size, dp.kernel.size]).toEqual([0, 2]);
-    l.add('10.0.0.9', { isolate: 'shop/scanner-1' });
-    expect([dp.isolated.size, dp.kernel.size]).toEqual([1, 1]);
+    expect([dp.isolated.size, dp.kernel.size]).toEqual([1, 2]);
     expect(l.remove('shop/scanner-1').cidr).toBe('10.0.0.9/32');
-    expect(dp.isolated.size).toBe(0);
+    expect([dp.isolated.size, dp.kernel.size, dp.ended]).toEqual([0, 2, [1]]);
     expect(() => l.remove('shop/scanner-1')).toThrow('shop/scanner-1 is not an isolated pod');
+    // By address: the drop entry first, then an isolation made for or holding that address.
+    l.add('10.0.0.8', { isolate: 'shop/scanner-2' });
+    expect(l.remove('10.0.0.9').isolate).toBeUndefined();
+    expect(l.remove('10.0.0.8').isolate).toBe('shop/scanner-2');
     l.close();
+  });
+
+  it('keys an isolation by its pod: it follows the pod\'s addresses, and not an address a new pod took', () => {
+    const pods = new Map<string, string[]>([['shop/scanner-1', ['10.0.0.9', 'fd00::9']]]);
+    const dp = new Recorder();
+    const l = new BlockList();
+    l.resolvePodsWith((pod) => pods.get(pod)?.map((ip) => parsePrefix(ip)!));
+    l.bindDatapath(dp, false);
+    const e = l.add('10.0.0.9', { isolate: 'shop/scanner-1' });
+    // Every address of the pod, whichever the alert named: its IPv6 egress is isolated too.
+    expect([...dp.isolated]).toEqual([['10.0.0.9/32', e.id], ['fd00::9/128', e.id]]);
+    expect(l.list()[0]!.addresses.map(formatPrefix)).toEqual(['10.0.0.9/32', 'fd00::9/128']);
+    // The pod is deleted and a new pod gets its address: nothing is isolated, the entry stays.
+    pods.delete('shop/scanner-1');
+    pods.set('shop/web-2', ['10.0.0.9']);
+    l.podsChanged();
+    expect(dp.isolated.size).toBe(0);
+    expect(l.list()).toMatchObject([{ isolate: 'shop/scanner-1', cidr: '10.0.0.9/32', addresses: [] }]);
+    // The pod comes back (a StatefulSet's, same name) at another address: isolated there.
+    pods.set('shop/scanner-1', ['10.0.0.12']);
+    l.podsChanged();
+    expect([...dp.isolated]).toEqual([['10.0.0.12/32', e.id]]);
+    expect(l.remove('10.0.0.12').isolate).toBe('shop/scanner-1');
+    expect([dp.isolated.size, dp.ended]).toEqual([0, [e.id]]);
+    l.close();
+  });
+
+  it('restores an isolation by pod after a restart: a new pod with the old address is not isolated', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fca-isolate-'));
+    const file = join(dir, 'blocks.json');
+    const a = new BlockList({ stateFile: file });
+    a.add('10.0.0.9', { isolate: 'shop/scanner-1', origin: 'alert:port-scan' });
+    a.close();
+    const dp = new Recorder();
+    const b = new BlockList({ stateFile: file });
+    expect(b.load()).toBe(1);
+    b.resolvePodsWith((pod) => (pod === 'shop/web-2' ? [parsePrefix('10.0.0.9')!] : undefined));
+    b.bindDatapath(dp, false);
+    expect(dp.isolated.size).toBe(0);
+    expect(b.list()).toMatchObject([{ isolate: 'shop/scanner-1', addresses: [] }]);
+    b.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('replaces the TTL and reason of a listed CIDR, keeping its id and creation time', () => {

@@ -4,6 +4,9 @@
 // the parser ask: the list with the kernel's counters, and the entry behind a drop event's id.
 // With a state file it keeps the entries there, so that they outlive a restart of the agent: read
 // back at start with what is left of their TTL.
+// An isolation is keyed by its pod ("namespace/name"), not by an address: it is enforced on the
+// addresses that pod has on this node now (podAddresses), so a restored isolation whose pod is gone
+// isolates nothing, and a new pod given the same address is not isolated.
 import { basename } from 'node:path';
 import { FlowctlError } from '../errors.js';
 import { parseBlockCidr } from '@flowctl/flow/block';
@@ -23,9 +26,12 @@ export interface BlockEntryState {
   /** The same instant on the monotonic clock the kernel compares with (0n: never). */
   expiresNs: bigint;
   /** Set for a local pod ("namespace/name") isolated by an alert: its egress is denied but DNS, at
-   *  TC, instead of its address being dropped at XDP. */
+   *  TC, instead of its address being dropped at XDP. `cidr` is then the address the alert named. */
   isolate?: string;
 }
+
+/** The addresses local pod "namespace/name" has now; undefined: no such pod on this node. */
+export type PodAddresses = (pod: string) => Prefix[] | undefined;
 
 export interface BlockListOptions {
   /** Most entries (the tries hold 262,144 per family). */
@@ -55,7 +61,12 @@ const RECENT = 1024;
 export const MAX_TTL_MS = 365 * 24 * 3600 * 1000;
 
 export class BlockList {
+  /** By CIDR; isolations by pod name (keyOf). */
   private readonly entries = new Map<string, BlockEntryState>();
+  /** Where each isolation is written in the kernel now, by entry id. */
+  private readonly isolatedAt = new Map<number, Prefix[]>();
+  /** Unset (tests, replay): an isolation holds the address it was made for. */
+  private podAddresses: PodAddresses | undefined;
   private readonly byId = new Map<number, BlockEntryState>();
   private readonly recent = new Map<number, BlockEntryState>();
   private nextId = 1;
@@ -111,13 +122,32 @@ export class BlockList {
     for (const e of this.entries.values()) this.enforce(e);
   }
 
+  /** From now on isolations follow the addresses `fn` gives their pods; call podsChanged() when those change. */
+  resolvePodsWith(fn: PodAddresses): void {
+    this.podAddresses = fn;
+    this.podsChanged();
+  }
+
+  /** Moves every isolation to the addresses its pod has now (none when the pod is gone). */
+  podsChanged(): void {
+    for (const e of this.entries.values()) if (e.isolate) this.enforce(e);
+  }
+
+  /** The addresses isolation `e` applies to now. */
+  addressesOf(e: BlockEntryState): Prefix[] {
+    if (!e.isolate) return [];
+    return this.podAddresses ? (this.podAddresses(e.isolate) ?? []) : [e.prefix];
+  }
+
   /** Adds `cidr`, or replaces the TTL, reason and origin of the entry already there (its counters stay). */
   add(cidrText: string, o: { ttlMs?: number; reason?: string; origin?: string; createdMs?: number; now?: number; isolate?: string } = {}): BlockEntryState {
     const { cidr, prefix } = parseBlockCidr(cidrText);
     if (o.ttlMs !== undefined && !(Number.isFinite(o.ttlMs) && o.ttlMs > 0 && o.ttlMs <= MAX_TTL_MS)) {
       throw new FlowctlError('INVALID_ARGUMENT', `invalid TTL ${o.ttlMs} ms: want more than 0 and at most a year`);
     }
-    const old = this.entries.get(cidr);
+    if (o.isolate !== undefined && !POD_NAME.test(o.isolate)) throw new FlowctlError('INVALID_ARGUMENT', `isolate "${o.isolate}": want a pod's namespace/name`);
+    const key = o.isolate ?? cidr;
+    const old = this.entries.get(key);
     if (!old && this.entries.size >= this.maxEntries) {
       throw new FlowctlError('INVALID_ARGUMENT', `the drop list is full (${this.maxEntries} entries): remove some first`);
     }
@@ -136,9 +166,8 @@ export class BlockList {
     if (e.isolate && (prefix.bits !== (prefix.v6 ? 128 : 32))) {
       throw new FlowctlError('INVALID_ARGUMENT', `isolate ${o.isolate}: ${cidr} is not one address`);
     }
-    if (old && !old.isolate !== !e.isolate) this.unenforce(old);
     this.enforce(e);
-    this.entries.set(cidr, e);
+    this.entries.set(key, e);
     this.byId.set(e.id, e);
     this.schedule();
     this.changed();
@@ -179,24 +208,27 @@ export class BlockList {
 
   /** Removes `cidr`, or the isolation of pod "namespace/name"; NOT_FOUND when it is not listed. */
   remove(cidrText: string): BlockEntryState {
-    const pod = [...this.entries.values()].find((x) => x.isolate !== undefined && x.isolate === cidrText);
-    if (!pod && POD_NAME.test(cidrText)) throw new FlowctlError('NOT_FOUND', `${cidrText} is not an isolated pod`);
-    const cidr = pod?.cidr ?? parseBlockCidr(cidrText).cidr;
-    const e = this.entries.get(cidr);
-    if (!e) throw new FlowctlError('NOT_FOUND', `${cidr} is not in the drop list`);
+    let e = this.entries.get(cidrText);
+    if (!e?.isolate) {
+      if (POD_NAME.test(cidrText)) throw new FlowctlError('NOT_FOUND', `${cidrText} is not an isolated pod`);
+      const { cidr, prefix } = parseBlockCidr(cidrText);
+      // A drop entry, else the isolation made for that address or holding it now.
+      e = this.entries.get(cidr) ?? [...this.entries.values()].find((x) => x.isolate && (x.cidr === cidr || this.addressesOf(x).some((a) => samePrefix(a, prefix))));
+      if (!e) throw new FlowctlError('NOT_FOUND', `${cidr} is not in the drop list`);
+    }
     this.drop(e);
     this.schedule();
     this.changed();
     return e;
   }
 
-  /** Entries by CIDR, with what each dropped. */
-  list(): (BlockEntryState & { packets: bigint; bytes: bigint })[] {
+  /** Entries by CIDR, with what each dropped (and an isolation, the addresses it applies to now). */
+  list(): (BlockEntryState & { packets: bigint; bytes: bigint; addresses: Prefix[] })[] {
     this.expire();
     const counts = this.datapath?.blockCounts?.() ?? new Map<number, { packets: bigint; bytes: bigint }>();
     return [...this.entries.values()]
-      .sort((a, b) => a.cidr.localeCompare(b.cidr))
-      .map((e) => ({ ...e, packets: counts.get(e.id)?.packets ?? 0n, bytes: counts.get(e.id)?.bytes ?? 0n }));
+      .sort((a, b) => a.cidr.localeCompare(b.cidr) || (a.isolate ?? '').localeCompare(b.isolate ?? ''))
+      .map((e) => ({ ...e, packets: counts.get(e.id)?.packets ?? 0n, bytes: counts.get(e.id)?.bytes ?? 0n, addresses: this.addressesOf(e) }));
   }
 
   /** The entry behind a drop event's id, also shortly after its removal. */
@@ -248,22 +280,36 @@ export class BlockList {
   }
 
   private drop(e: BlockEntryState): void {
-    this.entries.delete(e.cidr);
+    this.entries.delete(e.isolate ?? e.cidr);
     this.byId.delete(e.id);
     this.recent.set(e.id, e);
     if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
     this.unenforce(e);
   }
 
-  /** Mirrors `e` into the kernel: the XDP drop list, or the TC isolation of a local pod. */
+  /** Mirrors `e` into the kernel: the XDP drop list, or the TC isolation of a local pod's addresses. */
   private enforce(e: BlockEntryState): void {
-    if (e.isolate) this.datapath?.writeIsolation?.(e);
-    else if (this.xdp) this.datapath?.writeBlock?.(e);
+    if (!e.isolate) {
+      if (this.xdp) this.datapath?.writeBlock?.(e);
+      return;
+    }
+    const dp = this.datapath;
+    if (!dp?.writeIsolation) return;
+    const had = this.isolatedAt.get(e.id) ?? [];
+    const want = this.addressesOf(e);
+    for (const a of had) if (!want.some((w) => samePrefix(w, a))) dp.deleteIsolation?.({ ...e, prefix: a });
+    for (const a of want) if (!had.some((h) => samePrefix(h, a))) dp.writeIsolation({ ...e, prefix: a });
+    this.isolatedAt.set(e.id, want);
   }
 
   private unenforce(e: BlockEntryState): void {
-    if (e.isolate) this.datapath?.deleteIsolation?.(e);
-    else if (this.xdp) this.datapath?.deleteBlock?.(e);
+    if (!e.isolate) {
+      if (this.xdp) this.datapath?.deleteBlock?.(e);
+      return;
+    }
+    for (const a of this.isolatedAt.get(e.id) ?? []) this.datapath?.deleteIsolation?.({ ...e, prefix: a });
+    this.isolatedAt.delete(e.id);
+    this.datapath?.endIsolation?.(e.id);
   }
 
   /** Removes every entry whose time has come. */
@@ -292,4 +338,8 @@ export class BlockList {
     }, delay);
     this.timer.unref();
   }
+}
+
+function samePrefix(a: Prefix, b: Prefix): boolean {
+  return a.v6 === b.v6 && a.addr === b.addr && a.bits === b.bits;
 }

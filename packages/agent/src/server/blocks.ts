@@ -6,6 +6,7 @@ import type { BlocksServer } from '@flowctl/flow/gen/flowctl/blocks.grpc';
 import type { Duration } from '@flowctl/flow/gen/google/protobuf/duration';
 import { grpcStatusOf } from '@flowctl/flow/grpc-status';
 import { timestampFromMs } from '@flowctl/flow/time';
+import { formatIp } from '@flowctl/flow/ip';
 import type { BlockEntryState, BlockList } from '../respond/block-list.js';
 
 export interface BlocksContext {
@@ -17,7 +18,7 @@ export interface BlocksContext {
 
 export function blocksImpl(c: BlocksContext): BlocksServer {
   const node = (): NodeBlockStatus => ({ node_name: c.nodeName, xdp_interfaces: c.xdpInterfaces(), error: '' });
-  const entry = (e: BlockEntryState, packets = 0n, bytes = 0n): BlockEntry => ({
+  const entry = (e: BlockEntryState, packets = 0n, bytes = 0n, addresses = c.list.addressesOf(e)): BlockEntry => ({
     cidr: e.cidr,
     reason: e.reason,
     origin: e.origin,
@@ -27,6 +28,7 @@ export function blocksImpl(c: BlocksContext): BlocksServer {
     dropped_bytes: bytes,
     nodes: [c.nodeName],
     ...(e.isolate && { isolated_pod: e.isolate }),
+    isolated_addresses: addresses.map((a) => formatIp(a.v6, a.addr)),
   });
   const unary = <Req, Res>(fn: (req: Req) => Res) => (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
     try {
@@ -46,7 +48,7 @@ export function blocksImpl(c: BlocksContext): BlocksServer {
       return { entry: entry(e), nodes: [node()] };
     }),
     remove: unary((req) => ({ entry: entry(c.list.remove(req.cidr ?? '')), nodes: [node()] })),
-    list: unary(() => ({ entries: c.list.list().map((e) => entry(e, e.packets, e.bytes)), nodes: [node()] })),
+    list: unary(() => ({ entries: c.list.list().map((e) => entry(e, e.packets, e.bytes, e.addresses)), nodes: [node()] })),
   };
 }
 

@@ -80,12 +80,18 @@ function nodeWarnings(nodes: NodeBlockStatus[] | undefined): string {
   return out;
 }
 
+/** drop, or isolate POD; "(pod gone)" when no node has the pod any more (the isolation holds nothing). */
+function action(e: BlockEntry): string {
+  if (!e.isolated_pod) return 'drop';
+  return `isolate ${e.isolated_pod}${e.isolated_addresses?.length ? '' : ' (pod gone)'}`;
+}
+
 export function blockListTable(entries: BlockEntry[], nowMs = Date.now()): string {
   if (!entries.length) return 'No entries in the drop list.\n';
   return renderTable(
     ['CIDR', 'ACTION', 'EXPIRES', 'DROPPED PACKETS', 'DROPPED BYTES', 'ORIGIN', 'NODES', 'REASON'],
     entries.map((e) => [
-      e.cidr ?? '', e.isolated_pod ? `isolate ${e.isolated_pod}` : 'drop', expiresIn(e, nowMs), thousands(e.dropped_packets ?? 0n), thousands(e.dropped_bytes ?? 0n), e.origin ?? '', (e.nodes ?? []).join(','), e.reason ?? '',
+      e.cidr ?? '', action(e), expiresIn(e, nowMs), thousands(e.dropped_packets ?? 0n), thousands(e.dropped_bytes ?? 0n), e.origin ?? '', (e.nodes ?? []).join(','), e.reason ?? '',
     ]),
   );
 }
@@ -101,7 +107,7 @@ export function blockEntryJson(e: BlockEntry): Record<string, unknown> {
     dropped_packets: Number(e.dropped_packets ?? 0n),
     dropped_bytes: Number(e.dropped_bytes ?? 0n),
     nodes: e.nodes ?? [],
-    ...(e.isolated_pod && { isolated_pod: e.isolated_pod }),
+    ...(e.isolated_pod && { isolated_pod: e.isolated_pod, isolated_addresses: e.isolated_addresses ?? [] }),
   };
 }
 

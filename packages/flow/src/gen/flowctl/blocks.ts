@@ -58,7 +58,14 @@ export interface BlockEntry {
    * Set when the entry isolates this local pod ("namespace/name", an alert's isolate action): its
    * egress is denied but DNS, at TC, instead of its address being dropped at XDP.
    */
-  isolated_pod?: string | undefined;
+  isolated_pod?:
+    | string
+    | undefined;
+  /**
+   * The isolated pod's addresses the node enforces the isolation on now (the pod's, whatever
+   * address the alert named); empty: the pod is not on the node (any more), nothing is isolated.
+   */
+  isolated_addresses?: string[] | undefined;
 }
 
 /** How one node took the call. */
@@ -213,6 +220,7 @@ function createBaseBlockEntry(): BlockEntry {
     dropped_bytes: 0n,
     nodes: [],
     isolated_pod: "",
+    isolated_addresses: [],
   };
 }
 
@@ -252,6 +260,11 @@ export const BlockEntry: MessageFns<BlockEntry> = {
     }
     if (message.isolated_pod !== undefined && message.isolated_pod !== "") {
       writer.uint32(74).string(message.isolated_pod);
+    }
+    if (message.isolated_addresses !== undefined && message.isolated_addresses.length !== 0) {
+      for (const v of message.isolated_addresses) {
+        writer.uint32(82).string(v!);
+      }
     }
     return writer;
   },
@@ -344,6 +357,17 @@ export const BlockEntry: MessageFns<BlockEntry> = {
             message.isolated_pod = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            const el = reader.string();
+            if (el !== undefined) {
+              message.isolated_addresses!.push(el);
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -379,6 +403,11 @@ export const BlockEntry: MessageFns<BlockEntry> = {
         : isSet(object.isolated_pod)
         ? globalThis.String(object.isolated_pod)
         : "",
+      isolated_addresses: globalThis.Array.isArray(object?.isolatedAddresses)
+        ? object.isolatedAddresses.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.isolated_addresses)
+        ? object.isolated_addresses.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -410,6 +439,9 @@ export const BlockEntry: MessageFns<BlockEntry> = {
     }
     if (message.isolated_pod !== undefined && message.isolated_pod !== "") {
       obj.isolatedPod = message.isolated_pod;
+    }
+    if (message.isolated_addresses?.length) {
+      obj.isolatedAddresses = message.isolated_addresses;
     }
     return obj;
   },
