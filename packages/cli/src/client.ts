@@ -1,10 +1,11 @@
 // The gRPC side of the CLI. Imported lazily (await import('./client.js')) by the commands that
 // talk to a server, so `--input-file`, `--help` and `version` never load grpc-js.
-import { connectivityState, credentials, Metadata, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
+import { connectivityState, credentials, Metadata, status as grpcStatus, type ChannelCredentials, type ChannelOptions, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { isFlowctlError } from '@flowctl/flow/errors';
 import { clientCredentials, connectFailureReason, serverNameOptions } from '@flowctl/flow/tls';
 import type { GetFlowsRequest, GetFlowsResponse } from '@flowctl/flow/gen/observer/observer';
 import { ObserverClient } from '@flowctl/flow/gen/observer/observer.grpc';
+import { BatchObserverClient, decodeFlowBatch } from '@flowctl/flow/batch';
 import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health/v1/health';
 import { HealthClient } from '@flowctl/flow/gen/grpc/health/v1/health.grpc';
 import type { GetNamespacesResponse, GetNodesResponse, ServerStatusResponse } from '@flowctl/flow/gen/observer/observer';
@@ -70,12 +71,19 @@ function describe(e: ServiceError | Error, server: string): string {
 export class Connection {
   readonly observer: ObserverClient;
   private health: HealthClient | undefined;
+  private batchClient: BatchObserverClient | undefined;
+  /** Whether the server serves flowctl's batched GetFlows; undefined until tried. */
+  private batched: boolean | undefined;
   private readonly channel: ReturnType<typeof channelFor>;
 
   constructor(private readonly opts: ServerOptions) {
     this.channel = channelFor(opts.server, opts.tls);
     this.observer = new ObserverClient(this.channel.address, this.channel.creds, {
       'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // As the relay's upstream channels (relay pool/manager.ts): with HTTP/2's 64 KiB window a
+      // following stream waits for a WINDOW_UPDATE every ~50 flows, a round trip through two busy
+      // event loops, and falls behind a busy node (docs/benchmarks.md, HTTP keep-alive).
+      'grpc-node.flow_control_window': 4 << 20,
       ...this.channel.options,
     });
   }
@@ -129,16 +137,41 @@ export class Connection {
 
   /**
    * Streams GetFlows; `signal` (Ctrl-C) cancels the call and ends the iteration without error.
+   * flowctl's agents and relay serve the same stream batched, many responses per gRPC message
+   * (grpc-js sends messages one at a time, each a trip through the server's event loop): asked
+   * for first; a server without it (Hubble's) answers UNIMPLEMENTED before sending anything.
    */
   async *getFlows(req: GetFlowsRequest, signal?: AbortSignal): AsyncGenerator<GetFlowsResponse> {
-    const stream = this.observer.getFlows(req);
+    if (this.batched !== false) {
+      this.batchClient ??= new BatchObserverClient(this.channel.address, this.channel.creds, { channelOverride: this.observer.getChannel() });
+      let unimplemented = false;
+      const batches = this.read(this.batchClient.getFlowsBatched(req), signal, (e) => (unimplemented = !this.batched && e.code === grpcStatus.UNIMPLEMENTED));
+      for await (const b of batches) {
+        this.batched = true;
+        let responses: GetFlowsResponse[];
+        try {
+          responses = decodeFlowBatch(b, this.opts.server);
+        } catch (e) {
+          throw new CliError('server', (e as Error).message);
+        }
+        yield* responses;
+      }
+      if (!unimplemented) return;
+      this.batched = false;
+    }
+    yield* this.read<GetFlowsResponse>(this.observer.getFlows(req), signal);
+  }
+
+  /** A server stream's messages. `signal` cancels it quietly, and so does an error `quiet` accepts. */
+  private async *read<T>(stream: ClientReadableStream<T>, signal?: AbortSignal, quiet?: (e: ServiceError) => boolean): AsyncGenerator<T> {
     const onAbort = () => stream.cancel();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      for await (const r of stream as AsyncIterable<GetFlowsResponse>) yield r;
+      for await (const r of stream as AsyncIterable<T>) yield r;
     } catch (e) {
       const se = e as ServiceError;
       if (se.code === grpcStatus.CANCELLED && signal?.aborted) return;
+      if (quiet?.(se)) return;
       throw new CliError('server', describe(se, this.opts.server));
     } finally {
       signal?.removeEventListener('abort', onAbort);

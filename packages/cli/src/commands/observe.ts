@@ -162,10 +162,20 @@ export async function runObserve(opts: ObserveOptions, builder: FlowFilterBuilde
       const conn = new Connection({ server: g.server, timeoutMs: g.timeoutMs, tls: g.tls });
       try {
         await conn.ready();
+        // Following, flows go out once per burst the server sent (one write after the flows of a
+        // socket read), not one write per flow: per-flow writes were most of the reader's cost.
+        let flushing = false;
+        const flushSoon = () => {
+          flushing = false;
+          io.out.flush();
+        };
         for await (const r of conn.getFlows(req, controller.signal)) {
           printer.write(r);
           if (io.closed()) break;
-          if (req.follow) io.out.flush();
+          if (req.follow && !flushing) {
+            flushing = true;
+            setImmediate(flushSoon);
+          }
         }
       } finally {
         conn.close();

@@ -15,12 +15,15 @@ import { HealthCheckResponse_ServingStatus } from '@flowctl/flow/gen/grpc/health
 import { HealthService } from '@flowctl/flow/gen/grpc/health/v1/health.grpc';
 import type { GetServiceMapRequest, GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
+import { BatchObserverService, encodeFlowBatch } from '@flowctl/flow/batch';
 
 export const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 
 export interface TestServer {
   address: string;
   requests: GetFlowsRequest[];
+  /** Requests of the batched GetFlows (served with `batched`). */
+  batchedRequests: GetFlowsRequest[];
   mapRequests: GetServiceMapRequest[];
   /** Responses pushed to followers after the backlog. */
   push(r: GetFlowsResponse): void;
@@ -30,13 +33,14 @@ export interface TestServer {
 
 export async function startTestObserver(
   backlog: GetFlowsResponse[],
-  extra: { status?: ServerStatusResponse; nodes?: GetNodesResponse; namespaces?: GetNamespacesResponse; serviceMap?: GetServiceMapResponse } = {},
+  extra: { status?: ServerStatusResponse; nodes?: GetNodesResponse; namespaces?: GetNamespacesResponse; serviceMap?: GetServiceMapResponse; batched?: boolean } = {},
 ): Promise<TestServer> {
   const server = new Server();
   const followers = new Set<ServerWritableStream<GetFlowsRequest, GetFlowsResponse>>();
   const state: TestServer = {
     address: '',
     requests: [],
+    batchedRequests: [],
     mapRequests: [],
     cancelled: 0,
     push: (r) => followers.forEach((f) => f.write(r)),
@@ -79,6 +83,19 @@ export async function startTestObserver(
       cb(null, extra.namespaces ?? { namespaces: [] });
     },
   });
+  if (extra.batched) {
+    // flowctl's batched GetFlows, as agents and relays serve it: the backlog in batches of 3.
+    server.addService(BatchObserverService, {
+      getFlowsBatched(call: ServerWritableStream<GetFlowsRequest, Buffer>) {
+        const req = call.request;
+        state.batchedRequests.push(req);
+        const n = Number(req.number ?? 0n);
+        const items = n === 0 ? (req.follow ? [] : backlog) : backlog.slice(-n);
+        for (let i = 0; i < items.length; i += 3) call.write(encodeFlowBatch(items.slice(i, i + 3)));
+        call.end();
+      },
+    });
+  }
   if (extra.serviceMap) {
     const answer = extra.serviceMap;
     server.addService(ServiceMapService, {

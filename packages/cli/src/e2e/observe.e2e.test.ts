@@ -48,6 +48,23 @@ describe('flowctl observe against a gRPC server', () => {
     ]);
   });
 
+  it('asks a flowctl server for the batched stream and prints the same; a Hubble server is asked again plainly', async () => {
+    const batched = await startTestObserver(corpus, { batched: true });
+    try {
+      const plain0 = srv.requests.length;
+      const a = await flowctl(['observe', '--server', srv.address, '--last', '30', '-o', 'json']);
+      const b = await flowctl(['observe', '--server', batched.address, '--last', '30', '-o', 'json']);
+      expect([a.code, b.code, a.stderr, b.stderr]).toEqual([0, 0, '', '']);
+      expect(srv.requests.length - plain0).toBe(1); // after the UNIMPLEMENTED of the batched call
+      expect(batched.batchedRequests).toHaveLength(1);
+      expect(batched.requests).toHaveLength(0);
+      expect(b.stdout.trim().split('\n')).toHaveLength(30);
+      expect(b.stdout).toBe(a.stdout);
+    } finally {
+      await batched.stop();
+    }
+  });
+
   it('defaults to --last 20 and --all sends 2^64-1', async () => {
     const r = await flowctl(['observe', '--server', srv.address]);
     expect(r.code).toBe(0);
