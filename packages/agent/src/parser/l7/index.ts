@@ -106,25 +106,42 @@ function connKey(ev: FlowEvent): string {
 /** The L3/L4 flow of the event, built on first use. */
 type Base = () => Flow;
 
+const L7_EVENT = Object.freeze({ type: L7_EVENT_TYPE });
+
+/** The L7 flow: the L3/L4 flow's fields copied one by one in one literal, not spread: a spread of
+ * a flow this wide was the parser's most expensive line (docs/benchmarks.md, HTTP keep-alive). */
 function l7Base(lazy: Base, ctx: ParserContext, isReply: boolean, l7: Layer7, summary: string): Flow {
-  const base = lazy();
-  const l4 = base.l4?.TCP
-    ? { TCP: { source_port: base.l4.TCP.source_port, destination_port: base.l4.TCP.destination_port } }
-    : base.l4;
-  const flow: Flow = {
-    ...base,
+  const b = lazy();
+  const tcp = b.l4?.TCP;
+  return {
+    time: b.time,
     uuid: ctx.newUuid(),
-    l4,
+    verdict: b.verdict,
+    drop_reason: b.drop_reason,
+    ethernet: b.ethernet,
+    IP: b.IP,
+    l4: tcp ? { TCP: { source_port: tcp.source_port, destination_port: tcp.destination_port } } : b.l4,
+    source: b.source,
+    destination: b.destination,
     Type: FlowType.L7,
+    node_name: b.node_name,
+    source_names: b.source_names,
+    destination_names: b.destination_names,
     l7,
-    event_type: { type: L7_EVENT_TYPE },
+    reply: b.reply,
+    event_type: L7_EVENT,
+    traffic_direction: b.traffic_direction,
+    trace_reason: b.trace_reason,
+    drop_reason_desc: b.drop_reason_desc,
     is_reply: isReply,
+    interface: b.interface,
     Summary: summary,
-    // Undefined rather than deleted: a delete turns the object into a slow dictionary.
-    trace_observation_point: undefined,
-    extensions: undefined, // the connection's totals belong to its L3/L4 records
+    // No extensions: the connection's totals belong to its L3/L4 records.
+    egress_allowed_by: b.egress_allowed_by,
+    ingress_allowed_by: b.ingress_allowed_by,
+    egress_denied_by: b.egress_denied_by,
+    ingress_denied_by: b.ingress_denied_by,
   };
-  return flow;
 }
 
 /** The DNS message's own size, from the packet (or the TCP length prefix), not from the snippet. */
