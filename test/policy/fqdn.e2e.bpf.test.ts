@@ -6,8 +6,9 @@
 // not other.test, nor the allowed address before resolving it; DROPPED flows name the policy;
 // flowctl policy check agrees; the address expires with its TTL. A pattern the kernel cannot
 // match (`api-*.pattern.test`) and an answer over TCP are learned by the agent instead, after the
-// answer reached the client: there the first SYN may be lost and retransmitted.
-// Prefix fcz-, subnet 10.209.0.0/16 (docs/design/contracts.md).
+// answer reached the client: there the first SYN may be lost and retransmitted. Over IPv6, an AAAA
+// answer teaches its address as an A answer does.
+// Prefix fcz-, subnets 10.209.0.0/16 and fd10:209::/64 (docs/design/contracts.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,9 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, flowctl, bpfSkipReason, buildLab, cleanupLab, inNs, startAgent, waitFor as labWaitFor, type Lab, type LabAgent } from './lab.js';
 
 const NODE_NS = 'fcz-node';
-const CLIENT = { ns: 'fcz-client', hostIf: 'fcz-h0', ip: '10.209.1.10', name: 'client-6d5f7-abcde' };
-const DNS = { ns: 'fcz-dns', hostIf: 'fcz-h1', ip: '10.209.1.53', name: 'dns-7f8c9-fghij' };
-const WORLD = { ns: 'fcz-world', hostIf: 'fcz-h2', ip: '10.209.1.80' };
+const CLIENT = { ns: 'fcz-client', hostIf: 'fcz-h0', ip: '10.209.1.10', ip6: 'fd10:209::10', name: 'client-6d5f7-abcde' };
+const DNS = { ns: 'fcz-dns', hostIf: 'fcz-h1', ip: '10.209.1.53', ip6: 'fd10:209::53', name: 'dns-7f8c9-fghij' };
+const WORLD = { ns: 'fcz-world', hostIf: 'fcz-h2', ip: '10.209.1.80', ip6: 'fd10:209::80' };
+const API6_IP = WORLD.ip6; // v6.allowed.test (AAAA only)
+const OTHER6_IP = 'fd10:209::81'; // other6.test (AAAA only)
 const API_IP = WORLD.ip;
 const OTHER_IP = '10.209.1.81';
 const PATTERN_IP = '10.209.1.82'; // api-v2.pattern.test
@@ -31,7 +34,7 @@ const LAB: Lab = {
   node: NODE_NS,
   bridge: 'fcz-br0',
   gateway: '10.209.1.1',
-  pods: [CLIENT, DNS, WORLD].map((p) => ({ netns: p.ns, hostIf: p.hostIf, ip: p.ip })),
+  pods: [CLIENT, DNS, WORLD].map((p) => ({ netns: p.ns, hostIf: p.hostIf, ip: p.ip, ip6: p.ip6 })),
 };
 
 const POLICY = `apiVersion: cilium.io/v2
@@ -48,17 +51,17 @@ spec:
 
 // The world namespace is on the bridge but not in the endpoints file: outside the cluster.
 const ENDPOINTS = `endpoints:
-  - { name: ${CLIENT.name}, namespace: fcz, node: ${NODE_NS}, labels: { app: client }, ips: [${CLIENT.ip}], interface: ${CLIENT.hostIf}, netns: ${CLIENT.ns} }
-  - { name: ${DNS.name}, namespace: fcz, node: ${NODE_NS}, labels: { app: dns }, ips: [${DNS.ip}], interface: ${DNS.hostIf}, netns: ${DNS.ns} }
+  - { name: ${CLIENT.name}, namespace: fcz, node: ${NODE_NS}, labels: { app: client }, ips: [${CLIENT.ip}, ${CLIENT.ip6}], interface: ${CLIENT.hostIf}, netns: ${CLIENT.ns} }
+  - { name: ${DNS.name}, namespace: fcz, node: ${NODE_NS}, labels: { app: dns }, ips: [${DNS.ip}, ${DNS.ip6}], interface: ${DNS.hostIf}, netns: ${DNS.ns} }
 `;
 
 const skipReason = await bpfSkipReason('test/policy/fqdn.e2e.bpf.test.ts');
 
-const SERVER = `require('http').createServer((q,s)=>s.end('hello from '+q.socket.localAddress+'\\n')).listen(80,'0.0.0.0',()=>console.log('up'));`;
-// Resolves a name with the given server (real UDP DNS), then connects at once to its first
-// address: prints the answer, CONNECTED or FAILED, and the connect time in ms.
-const RESOLVE_CONNECT = `const [name,server,timeout]=process.argv.slice(1);const dns=require('dns').promises;const r=new dns.Resolver();r.setServers([server]);
-r.resolve4(name).then((a)=>{const t0=process.hrtime.bigint();const c=require('net').connect({port:80,host:a[0]});const t=setTimeout(()=>{console.log(JSON.stringify({addrs:a,ok:false,why:'timeout'}));process.exit(0)},+timeout);
+const SERVER = `require('http').createServer((q,s)=>s.end('hello from '+q.socket.localAddress+'\\n')).listen(80,'::',()=>console.log('up'));`;
+// Resolves a name with the given server (real UDP DNS; A, or AAAA with family 6), then connects at
+// once to its first address: prints the answer, CONNECTED or FAILED, and the connect time in ms.
+const RESOLVE_CONNECT = `const [name,server,timeout,family]=process.argv.slice(1);const dns=require('dns').promises;const r=new dns.Resolver();r.setServers([server]);
+(family==='6'?r.resolve6(name):r.resolve4(name)).then((a)=>{const t0=process.hrtime.bigint();const c=require('net').connect({port:80,host:a[0]});const t=setTimeout(()=>{console.log(JSON.stringify({addrs:a,ok:false,why:'timeout'}));process.exit(0)},+timeout);
 c.on('connect',()=>{clearTimeout(t);console.log(JSON.stringify({addrs:a,ok:true,ms:Number(process.hrtime.bigint()-t0)/1e6}));c.end();});c.on('error',(e)=>{clearTimeout(t);console.log(JSON.stringify({addrs:a,ok:false,why:e.code}));});},
 (e)=>console.log(JSON.stringify({ok:false,why:'dns '+e.code})));`;
 // Resolves an A record over TCP (RFC 1035 4.2.2, one query), prints the addresses as JSON.
@@ -87,8 +90,10 @@ async function connect(ip: string, timeoutMs = 1500): Promise<boolean> {
   return (await inNs(CLIENT.ns, [process.execPath, '-e', CONNECT, ip, String(timeoutMs)], timeoutMs + 10_000)).includes('CONNECTED');
 }
 
-async function resolveConnect(name: string, timeoutMs = 1500): Promise<{ addrs?: string[]; ok: boolean; ms?: number; why?: string }> {
-  return JSON.parse(await inNs(CLIENT.ns, [process.execPath, '-e', RESOLVE_CONNECT, name, DNS.ip, String(timeoutMs)], timeoutMs + 10_000)) as { ok: boolean };
+/** With `v6`: an AAAA query to the DNS pod's IPv6 address, and a connection over IPv6. */
+async function resolveConnect(name: string, timeoutMs = 1500, v6 = false): Promise<{ addrs?: string[]; ok: boolean; ms?: number; why?: string }> {
+  const args = [process.execPath, '-e', RESOLVE_CONNECT, name, v6 ? `[${DNS.ip6}]:53` : DNS.ip, String(timeoutMs), v6 ? '6' : '4'];
+  return JSON.parse(await inNs(CLIENT.ns, args, timeoutMs + 10_000)) as { ok: boolean };
 }
 
 interface JsonFlow {
@@ -118,13 +123,15 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     writeFileSync(join(dir, 'endpoints.yaml'), ENDPOINTS);
     writeFileSync(join(policyDir, 'fqdn.yaml'), POLICY);
     for (const ip of [OTHER_IP, PATTERN_IP, WEB_IP, TCP_IP]) await inNs(WORLD.ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+    await inNs(WORLD.ns, ['ip', 'addr', 'add', `${OTHER6_IP}/64`, 'dev', 'eth0', 'nodad']);
     const s = background(WORLD.ns, [process.execPath, '-e', SERVER]);
     await new Promise<void>((r) => s.stdout!.once('data', () => r()));
     background(DNS.ns, [
       'dnsmasq', '--keep-in-foreground', '--no-resolv', '--no-hosts', '--no-poll', `--pid-file=${join(dir, 'dnsmasq.pid')}`,
-      `--listen-address=${DNS.ip}`, '--bind-interfaces', `--local-ttl=${TTL_S}`, '--log-queries', `--log-facility=${join(dir, 'dnsmasq.log')}`,
+      `--listen-address=${DNS.ip}`, `--listen-address=${DNS.ip6}`, '--bind-interfaces', `--local-ttl=${TTL_S}`, '--log-queries', `--log-facility=${join(dir, 'dnsmasq.log')}`,
       `--address=/api.allowed.test/${API_IP}`, `--address=/other.test/${OTHER_IP}`,
       `--address=/api-v2.pattern.test/${PATTERN_IP}`, `--address=/web.pattern.test/${WEB_IP}`, `--address=/tcp.allowed.test/${TCP_IP}`,
+      `--address=/v6.allowed.test/${API6_IP}`, `--address=/other6.test/${OTHER6_IP}`,
     ]);
     await waitFor('dnsmasq', async () => ((await inNs(DNS.ns, ['ss', '-uln'])).includes(`${DNS.ip}:53`) ? true : undefined), 10_000);
     // The agent attaches to the endpoints only: not to the world's interface.
@@ -210,6 +217,29 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     expect(addrs).toEqual([TCP_IP]);
     // As above, the address may be stored after the client's first SYN: 3 s allow a retransmission.
     expect(await connect(TCP_IP, 3000)).toBe(true);
+  }, 30_000);
+
+  it('over IPv6: an AAAA answer lets the very first SYN to its address through; another name\'s stays unreachable', async () => {
+    expect(await connect(API6_IP)).toBe(false);
+    const r = await resolveConnect('v6.allowed.test', 1500, true);
+    expect(r.addrs).toEqual([API6_IP]);
+    expect(r).toMatchObject({ ok: true });
+    expect(r.ms!).toBeLessThan(200); // no retransmission (1 s RTO)
+    const o = await resolveConnect('other6.test', 1500, true);
+    expect(o.addrs).toEqual([OTHER6_IP]);
+    expect(o.ok).toBe(false);
+    const fwd = await waitFor('FORWARDED IPv6 SYN', async () => {
+      const fs = synsTo(await flows('--verdict', 'FORWARDED', '--from-ip', CLIENT.ip6), API6_IP);
+      return fs.length ? fs : undefined;
+    }, 5000);
+    expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
+    // The one SYN dropped to it is the one before resolving.
+    expect(synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip6), API6_IP)).toHaveLength(1);
+    const drops = await waitFor('DROPPED IPv6 SYN to other6.test', async () => {
+      const fs = synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip6), OTHER6_IP);
+      return fs.length ? fs : undefined;
+    }, 5000);
+    expect(drops[0]!.egress_denied_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
   }, 30_000);
 
   it('the address expires with its TTL: new connections are denied again', async () => {
