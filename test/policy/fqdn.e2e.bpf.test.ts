@@ -170,9 +170,15 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
     expect(synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), API_IP)).toHaveLength(1);
     // Learned per endpoint: flowctl policy check against the agent agrees, by name.
-    const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api.allowed.test', '--to-ip', API_IP, '--port', '80');
+    let check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api.allowed.test', '--to-ip', API_IP, '--port', '80');
     expect(check.code).toBe(0);
     expect(check.out).toContain('allowed by CiliumNetworkPolicy fcz/allowed-test-egress (toFQDNs *.allowed.test)');
+    // ... and says what the pod really learned, asking the agent (resolved again: a fresh TTL).
+    expect((await resolveConnect('api.allowed.test')).ok).toBe(true);
+    check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api.allowed.test', '--to-ip', API_IP, '--port', '80');
+    expect(check.out).toMatch(new RegExp(`  learned on ${NODE_NS}: fcz/${CLIENT.name} \\(${CLIENT.ip}\\) resolved api\\.allowed\\.test to ${API_IP.replace(/\./g, '\\.')} \\(toFQDNs \\*\\.allowed\\.test; expires in [1-4]s\\)\n`));
+    const json = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api.allowed.test', '--port', '80', '-o', 'json');
+    expect(JSON.parse(json.out).learned).toMatchObject([{ name: 'api.allowed.test', addresses: [{ node: NODE_NS, endpoint_ip: CLIENT.ip, address: API_IP, selectors: ['*.allowed.test'] }] }]);
   });
 
   it('other.test resolves but stays unreachable; policy check agrees', async () => {
@@ -187,6 +193,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'other.test', '--to-ip', OTHER_IP, '--port', '80');
     expect(check.code).toBe(1);
     expect(check.out).toContain('selected by CiliumNetworkPolicy fcz/allowed-test-egress');
+    expect(check.out).toContain(`  learned on ${NODE_NS}: fcz/${CLIENT.name} (${CLIENT.ip}) has not resolved other.test through a toFQDNs selector (or it expired)\n`);
   });
 
   it('a pattern the kernel cannot match: api-v2.pattern.test is reached after resolving, web.pattern.test is not', async () => {
@@ -240,6 +247,9 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
       return fs.length ? fs : undefined;
     }, 5000);
     expect(drops[0]!.egress_denied_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
+    expect((await resolveConnect('v6.allowed.test', 1500, true)).ok).toBe(true);
+    const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip6, '--to-fqdn', 'v6.allowed.test', '--port', '80');
+    expect(check.out).toContain(`  learned on ${NODE_NS}: fcz/${CLIENT.name} (${CLIENT.ip6}) resolved v6.allowed.test to ${API6_IP} (toFQDNs *.allowed.test;`);
   }, 30_000);
 
   it('the address expires with its TTL: new connections are denied again', async () => {

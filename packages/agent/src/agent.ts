@@ -156,7 +156,12 @@ export class Agent {
       endpointsFile: opts.endpointsFile ?? '',
       hostIps: hostAddrs,
     });
-    this.server.addService(PolicyService, this.policies.server());
+    this.server.addService(PolicyService, this.policies.server({
+      learned: () => this.datapath?.fqdnLearned?.() ?? [],
+      policy: () => this.policy,
+      endpointOf: (ip) => this.localPod(ip),
+      namesOf: (ip) => this.ctx.dns.names(ip),
+    }));
     this.serviceMap = new ServiceMapStore({ ...opts.serviceMap, nodeName: this.nodeName, isLocalIp: (ip) => this.ctx.isLocalEndpointIp(ip) });
     this.server.addService(ServiceMapService, serviceMapImpl(this.serviceMap));
     const blocksLog = this.child('blocks');
@@ -175,10 +180,7 @@ export class Agent {
       }, config);
       const detection = this.detection;
       const respond = (config ?? defaultConfig(CONFIG_SECTIONS)).get(RESPOND_SECTION.name)!;
-      const responder = new Responder(respond, this.blocks, hostAddrs, (ip) => {
-        const ep = this.directory.isLocal(ip) ? this.directory.forIp(ip) : undefined;
-        return ep?.pod_name ? `${ep.namespace}/${ep.pod_name}` : undefined;
-      });
+      const responder = new Responder(respond, this.blocks, hostAddrs, (ip) => this.localPod(ip));
       detection.store.respondWith((f) => responder.act(f));
       this.server.addService(AlertsService, alertsImpl(detection.store, this.nodeName, (call) => this.server.track(call)));
     }
@@ -370,6 +372,12 @@ export class Agent {
     this.consumer?.stop();
     this.blocks.close();
     this.reconciler?.close();
+  }
+
+  /** "namespace/name" of the local pod with address `ip`. */
+  private localPod(ip: string): string | undefined {
+    const ep = this.directory.isLocal(ip) ? this.directory.forIp(ip) : undefined;
+    return ep?.pod_name ? `${ep.namespace}/${ep.pod_name}` : undefined;
   }
 
   private endpointsChanged(set: EndpointSet, text: string, initial: boolean): void {

@@ -4,6 +4,8 @@
 // generated: the payload is small, read by people and scripts, and carries YAML source text.
 //
 //   List(ListPoliciesRequest) → ListPoliciesResponse { nodes: NodePolicies[] }
+//   ListLearnedFqdns(ListLearnedFqdnsRequest) → ListLearnedFqdnsResponse { nodes: NodeLearnedFqdns[] }
+//     what endpoints learned from DNS answers for toFQDNs: which addresses a name allowed them.
 //
 // An agent answers with its own node; a relay answers with one entry per connected node (nodes it
 // could not ask carry `error`).
@@ -13,6 +15,7 @@ import { FlowctlError } from './errors.js';
 
 export const POLICY_SERVICE_NAME = 'flowctl.policy.v1.PolicyService';
 export const POLICY_LIST_PATH = `/${POLICY_SERVICE_NAME}/List`;
+export const POLICY_LEARNED_PATH = `/${POLICY_SERVICE_NAME}/ListLearnedFqdns`;
 
 /** One policy document in force (the summary; the compiler reads `files`). */
 export interface PolicyInForce {
@@ -58,6 +61,38 @@ export interface ListPoliciesResponse {
   nodes: NodePolicies[];
 }
 
+export interface ListLearnedFqdnsRequest {
+  /** Only what was learned for this DNS name (any case, trailing dot or not); unset: every name. */
+  name?: string;
+  /** Only what the endpoint with this address learned; unset: every endpoint. */
+  endpoint_ip?: string;
+}
+
+/** One address an endpoint learned from a DNS answer (toFQDNs), in force until it expires. */
+export interface LearnedFqdn {
+  /** The endpoint's address the answer went to, and its "namespace/name" ('' when unknown). */
+  endpoint_ip: string;
+  endpoint: string;
+  /** The question name; '' when the agent did not see the answer (the kernel keeps a hash only). */
+  name: string;
+  address: string;
+  /** Seconds until it expires. */
+  expires_in_s: number;
+  /** The toFQDNs selectors (matchName or matchPattern) it was learned through. */
+  selectors: string[];
+}
+
+export interface NodeLearnedFqdns {
+  node: string;
+  learned: LearnedFqdn[];
+  /** Set by a relay for a node it could not ask. */
+  error?: string;
+}
+
+export interface ListLearnedFqdnsResponse {
+  nodes: NodeLearnedFqdns[];
+}
+
 const isStr = (v: unknown): v is string => typeof v === 'string';
 
 function check(cond: boolean, where: string, what: string): void {
@@ -90,6 +125,23 @@ export function validateListResponse(v: unknown, where = 'ListPoliciesResponse')
   return v as ListPoliciesResponse;
 }
 
+/** Validates a decoded ListLearnedFqdnsResponse (as validateListResponse). */
+export function validateLearnedResponse(v: unknown, where = 'ListLearnedFqdnsResponse'): ListLearnedFqdnsResponse {
+  check(typeof v === 'object' && v !== null && Array.isArray((v as ListLearnedFqdnsResponse).nodes), where, 'expected {nodes: [...]}');
+  (v as ListLearnedFqdnsResponse).nodes.forEach((n, i) => {
+    const w = `${where}: nodes[${i}]`;
+    check(typeof n === 'object' && n !== null && isStr(n.node), w, 'node is not a string');
+    check(n.error === undefined || isStr(n.error), w, 'error is not a string');
+    check(
+      Array.isArray(n.learned) && n.learned.every((l) => isStr(l?.endpoint_ip) && isStr(l.endpoint) && isStr(l.name) && isStr(l.address) &&
+        typeof l.expires_in_s === 'number' && Array.isArray(l.selectors) && l.selectors.every(isStr)),
+      w,
+      'learned is not a list of {endpoint_ip, endpoint, name, address, expires_in_s, selectors}',
+    );
+  });
+  return v as ListLearnedFqdnsResponse;
+}
+
 function encode(v: unknown): Buffer {
   return Buffer.from(JSON.stringify(v), 'utf8');
 }
@@ -116,15 +168,33 @@ export const PolicyService = {
     responseSerialize: (r: ListPoliciesResponse): Buffer => encode(r),
     responseDeserialize: (b: Buffer): ListPoliciesResponse => validateListResponse(decodeJson(b, 'ListPoliciesResponse')),
   },
+  listLearnedFqdns: {
+    path: POLICY_LEARNED_PATH,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (r: ListLearnedFqdnsRequest): Buffer => encode(r),
+    requestDeserialize: (b: Buffer): ListLearnedFqdnsRequest => {
+      const v = b.length ? decodeJson(b, 'ListLearnedFqdnsRequest') : {};
+      const r = v as ListLearnedFqdnsRequest;
+      if (typeof v !== 'object' || v === null || (r.name !== undefined && !isStr(r.name)) || (r.endpoint_ip !== undefined && !isStr(r.endpoint_ip))) {
+        throw new FlowctlError('INVALID_ARGUMENT', 'ListLearnedFqdnsRequest: expected {name?: string, endpoint_ip?: string}');
+      }
+      return r;
+    },
+    responseSerialize: (r: ListLearnedFqdnsResponse): Buffer => encode(r),
+    responseDeserialize: (b: Buffer): ListLearnedFqdnsResponse => validateLearnedResponse(decodeJson(b, 'ListLearnedFqdnsResponse')),
+  },
 } as const satisfies ServiceDefinition;
 
 export interface PolicyServer extends UntypedServiceImplementation {
   list: handleUnaryCall<ListPoliciesRequest, ListPoliciesResponse>;
+  listLearnedFqdns: handleUnaryCall<ListLearnedFqdnsRequest, ListLearnedFqdnsResponse>;
 }
 
 export interface PolicyClient extends Client {
   list(request: ListPoliciesRequest, callback: (error: ServiceError | null, response: ListPoliciesResponse) => void): ClientUnaryCall;
   list(request: ListPoliciesRequest, metadata: Metadata, options: Partial<CallOptions>, callback: (error: ServiceError | null, response: ListPoliciesResponse) => void): ClientUnaryCall;
+  listLearnedFqdns(request: ListLearnedFqdnsRequest, callback: (error: ServiceError | null, response: ListLearnedFqdnsResponse) => void): ClientUnaryCall;
 }
 
 export const PolicyClient = makeGenericClientConstructor(PolicyService, POLICY_SERVICE_NAME) as unknown as {

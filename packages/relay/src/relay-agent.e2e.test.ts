@@ -16,7 +16,7 @@ import { encodeResponse } from '@flowctl/flow/json';
 import { PolicyClient } from '@flowctl/flow/policy-service';
 import { ServiceMapClient } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import type { GetServiceMapResponse } from '@flowctl/flow/gen/flowctl/servicemap';
-import type { ListPoliciesResponse } from '@flowctl/flow/policy-service';
+import type { ListLearnedFqdnsResponse, ListPoliciesResponse } from '@flowctl/flow/policy-service';
 import { hubbleCli, makeCorpus } from '@flowctl/flow/testing';
 import { repoRoot, spawnAgent, spawnRelay } from './testing/spawn.js';
 import type { Child } from './testing/spawn.js';
@@ -175,6 +175,19 @@ describe('flowctl-relay in front of real flowctl agents (replay mode)', () => {
         ['node-1', undefined, ['order-service-policy']],
         ['node-2', undefined, ['order-service-policy']],
       ]);
+    } finally {
+      pc.close();
+    }
+  });
+
+  it('asks every node what its endpoints learned for toFQDNs; a bad address is refused with one line', async () => {
+    const pc = new PolicyClient(`127.0.0.1:${relay.port}`, credentials.createInsecure());
+    try {
+      const res = await call<ListLearnedFqdnsResponse>((cb) => pc.listLearnedFqdns({ name: 'api.example.com' }, cb));
+      // Replay agents have no kernel map: nothing learned, and no node failed.
+      expect(res.nodes).toEqual([{ node: 'node-1', learned: [] }, { node: 'node-2', learned: [] }]);
+      const bad = await call<ListLearnedFqdnsResponse>((cb) => pc.listLearnedFqdns({ endpoint_ip: '10.0.0.300' }, cb)).catch((e: ServiceError) => e);
+      expect(bad).toMatchObject({ code: grpcStatus.INVALID_ARGUMENT, details: 'endpoint_ip "10.0.0.300" is not an IP address' });
     } finally {
       pc.close();
     }

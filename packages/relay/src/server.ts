@@ -4,7 +4,7 @@ import { Server, ServerCredentials, status as grpcStatus } from '@grpc/grpc-js';
 import type { sendUnaryData, ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { HealthCheckResponse_ServingStatus, HealthService } from '@flowctl/flow';
 import type { HealthCheckRequest, HealthCheckResponse } from '@flowctl/flow';
-import { PolicyService } from '@flowctl/flow/policy-service';
+import { PolicyService, type ListLearnedFqdnsRequest } from '@flowctl/flow/policy-service';
 import { ServiceMapService } from '@flowctl/flow/gen/flowctl/servicemap.grpc';
 import { BlocksService } from '@flowctl/flow/gen/flowctl/blocks.grpc';
 import type { AddBlockRequest, RemoveBlockRequest } from '@flowctl/flow/gen/flowctl/blocks';
@@ -79,6 +79,7 @@ export async function startRelayServer(listen: string, opts: RelayServerOptions,
   } as UntypedServiceImplementation);
   server.addService(PolicyService, {
     list: unaryHandler(() => observer.listPolicies()),
+    listLearnedFqdns: unaryHandler((req: ListLearnedFqdnsRequest) => observer.listLearnedFqdns(req)),
   } as UntypedServiceImplementation);
   server.addService(ServiceMapService, {
     getServiceMap: (call: ServerUnaryCall<GetServiceMapRequest, GetServiceMapResponse>, cb: sendUnaryData<GetServiceMapResponse>) =>

@@ -2,6 +2,7 @@
 // through bpf-loader; tests and the replay mode use other implementations.
 import type { CompiledPolicy } from '@flowctl/policy';
 import type { Prefix } from '@flowctl/flow/ip';
+import type { LearnedAddress } from './fqdn-maps.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 
 export interface DatapathOptions {
@@ -87,6 +88,8 @@ export interface Datapath {
   /** toFQDNs patterns the kernel cannot match: stores what the agent matched in a DNS answer as
    *  the kernel stores what it matches (TTL rules included). Returns how many addresses were new. */
   learnFqdn?(answer: FqdnAnswer): number;
+  /** What endpoints learned from DNS answers (toFQDNs), expired or not. */
+  fqdnLearned?(): LearnedAddress[];
 }
 
 /** A DNS answer to an endpoint whose question name matched toFQDNs selectors. */

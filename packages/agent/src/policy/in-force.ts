@@ -2,6 +2,9 @@
 // agent parsed), and why the newest policy was rejected, if it was.
 import type { CompiledPolicy, PolicyDoc } from '@flowctl/policy';
 import type { NodePolicies, PolicyServer } from '@flowctl/flow/policy-service';
+import { grpcStatusOf } from '@flowctl/flow/grpc-status';
+import type { ServiceError } from '@grpc/grpc-js';
+import { listLearned, type LearnedSources } from './fqdn-learned.js';
 import type { PolicySource } from './sources.js';
 
 export interface PoliciesInForceOptions {
@@ -65,8 +68,17 @@ export class PoliciesInForce {
     return n;
   }
 
-  /** The PolicyService implementation for this node. */
-  server(): PolicyServer {
-    return { list: (_call, cb) => cb(null, { nodes: [this.list()] }) };
+  /** The PolicyService implementation for this node; `learned`: what its endpoints learned for toFQDNs. */
+  server(learned: LearnedSources): PolicyServer {
+    return {
+      list: (_call, cb) => cb(null, { nodes: [this.list()] }),
+      listLearnedFqdns: (call, cb) => {
+        try {
+          cb(null, { nodes: [{ node: this.opts.node, learned: listLearned(call.request, learned) }] });
+        } catch (e) {
+          cb(grpcStatusOf(e) as ServiceError);
+        }
+      },
+    };
   }
 }

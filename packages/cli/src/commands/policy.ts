@@ -3,7 +3,8 @@
 // same compiler and lookup the agent uses (@flowctl/policy), so a what-if answer here is the
 // verdict the datapath would give.
 import type { Command } from 'commander';
-import type { NodePolicies } from '@flowctl/flow/policy-service';
+import type { LearnedFqdn, NodeLearnedFqdns, NodePolicies, PolicyClient } from '@flowctl/flow/policy-service';
+import type { ServiceError } from '@grpc/grpc-js';
 import { isFlowctlError } from '@flowctl/flow/errors';
 import { CliError } from '../errors.js';
 import type { TlsOptions } from '../client.js';
@@ -98,8 +99,11 @@ function serverOf(cmd: Command): { server: string; timeoutMs: number; tls: TlsOp
   return { server: own ?? g.server ?? (process.env.FLOWCTL_SERVER || DEFAULT_SERVER), timeoutMs: typeof g.timeout === 'number' ? g.timeout : 5000, tls: tlsOptionsOf(cmd) };
 }
 
-/** The policies in force on each node behind `server` (an agent: one node; a relay: every node). */
-async function fetchInForce(server: string, timeoutMs: number, tls: TlsOptions): Promise<NodePolicies[]> {
+/** One PolicyService call to `server`; `unimplemented` says what a server without it lacks. */
+async function policyCall<T>(
+  server: string, timeoutMs: number, tls: TlsOptions, unimplemented: string,
+  call: (c: PolicyClient, cb: (e: ServiceError | null, r: T) => void) => void,
+): Promise<T> {
   const [{ status }, { PolicyClient }, { channelFor }] = await Promise.all([
     import('@grpc/grpc-js'),
     import('@flowctl/flow/policy-service'),
@@ -108,20 +112,43 @@ async function fetchInForce(server: string, timeoutMs: number, tls: TlsOptions):
   const ch = channelFor(server, tls);
   const client = new PolicyClient(ch.address, ch.creds, ch.options);
   try {
-    return await new Promise<NodePolicies[]>((resolve, reject) => {
+    return await new Promise<T>((resolve, reject) => {
       client.waitForReady(Date.now() + timeoutMs, (err) => {
         if (err) return reject(new CliError('server', `cannot reach the server at ${server}: ${err.message} (is flowctl-agent or flowctl-relay running?)`));
-        client.list({}, (e, r) => {
-          if (!e) return resolve(r.nodes);
-          if (e.code === status.UNIMPLEMENTED) {
-            reject(new CliError('server', `${server} does not serve the policies in force (flowctl.policy.v1.PolicyService): use --policy-dir, or ask an agent directly`));
-          } else reject(new CliError('server', `${server}: ${status[e.code] ?? e.code}: ${e.details || e.message}`));
+        call(client, (e, r) => {
+          if (!e) return resolve(r);
+          if (e.code === status.UNIMPLEMENTED) reject(new CliError('server', `${server} ${unimplemented}`));
+          else if (e.code === status.INVALID_ARGUMENT) reject(new CliError('usage', e.details || e.message));
+          else reject(new CliError('server', `${server}: ${status[e.code] ?? e.code}: ${e.details || e.message}`));
         });
       });
     });
   } finally {
     client.close();
   }
+}
+
+/** The policies in force on each node behind `server` (an agent: one node; a relay: every node). */
+function fetchInForce(server: string, timeoutMs: number, tls: TlsOptions): Promise<NodePolicies[]> {
+  return policyCall(server, timeoutMs, tls, 'does not serve the policies in force (flowctl.policy.v1.PolicyService): use --policy-dir, or ask an agent directly',
+    (c, cb) => c.list({}, (e, r) => cb(e, r?.nodes)));
+}
+
+/** What the endpoints behind `server` learned for `name` (toFQDNs), with the node of each. */
+async function fetchLearned(server: string, timeoutMs: number, tls: TlsOptions, name: string, endpointIp?: string): Promise<NodeLearnedFqdns[]> {
+  return policyCall(server, timeoutMs, tls, 'does not say what its endpoints learned from DNS (flowctl.policy.v1.PolicyService/ListLearnedFqdns)',
+    (c, cb) => c.listLearnedFqdns({ name, ...(endpointIp && { endpoint_ip: endpointIp }) }, (e, r) => cb(e, r?.nodes)));
+}
+
+/** One line per address learned: who resolved the name to what, through which selector, for how long. */
+export function learnedLines(name: string, nodes: NodeLearnedFqdns[], from?: string): string[] {
+  const rows = nodes.flatMap((n) => n.learned.map((l) => ({ node: n.node, l })));
+  const who = (l: LearnedFqdn) => (l.endpoint ? `${l.endpoint} (${l.endpoint_ip})` : l.endpoint_ip);
+  if (!rows.length) {
+    const asked = nodes.filter((n) => !n.error).map((n) => n.node);
+    return [`  learned on ${asked.join(', ') || 'no node'}: ${from ?? 'no endpoint'} has not resolved ${name} through a toFQDNs selector (or it expired)`];
+  }
+  return rows.map(({ node, l }) => `  learned on ${node}: ${who(l)} resolved ${l.name || name} to ${l.address} (toFQDNs ${l.selectors.join(', ')}; expires in ${l.expires_in_s}s)`);
 }
 
 /** The inputs of one node's policy, parsed exactly as the agent parsed them. */
@@ -236,7 +263,10 @@ function selectorWarnings(q: CheckQuery, eps: EndpointSet): string[] {
   return out;
 }
 
-function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: string[]; revision: number; audit: boolean }): void {
+/** What the endpoints learned for each --to-fqdn name (server mode), by name. */
+type Learned = { name: string; nodes: NodeLearnedFqdns[] }[];
+
+function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: string[]; revision: number; audit: boolean }, learned?: Learned): void {
   const { v, from, to, port, proto } = r;
   if (output === 'json') {
     const dir = (d: DirectionVerdict) => ({
@@ -255,6 +285,7 @@ function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: st
       egress: dir(v.egress),
       ingress: dir(v.ingress),
       ...(where && { nodes: where.nodes, revision: where.revision, audit: where.audit }),
+      ...(learned && { learned: learned.map((l) => ({ name: l.name, addresses: l.nodes.flatMap((n) => n.learned.map((x) => ({ node: n.node, ...x }))) })) }),
     }));
     return;
   }
@@ -265,6 +296,7 @@ function printCheck(io: Out, output: string, r: CheckResult, where?: { nodes: st
     const audit = where.audit && !v.allowed ? ' (audit mode: reported as AUDIT, not dropped)' : '';
     io.out(`  policies in force on ${where.nodes.join(', ')} (revision ${where.revision})${audit}`);
   }
+  for (const l of learned ?? []) for (const line of learnedLines(l.name, l.nodes, r.from.describe)) io.out(line);
 }
 
 /** The exit status a command asks for without failing (check: allowed or denied); the bin exits with it. */
@@ -375,6 +407,18 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           nodes = nodes.filter((n) => n.node === opts.node);
           if (!nodes.length) throw new CliError('usage', `--node ${opts.node}: no such node behind ${server}`);
         }
+        // What the source (or any endpoint) really learned for each name; a server without the call is said once.
+        let learned: Learned | undefined;
+        if (opts.toFqdn.length) {
+          try {
+            learned = [];
+            for (const name of opts.toFqdn) learned.push({ name, nodes: await fetchLearned(server, timeoutMs, tls, name, opts.fromIp) });
+          } catch (e) {
+            if (!(e instanceof CliError) || e.code !== 'server') throw e;
+            io.err(`Warning: ${e.message}`);
+            learned = undefined;
+          }
+        }
         // Nodes with the same policy inputs give the same answer: evaluate (and print) each group once.
         const groups = new Map<string, NodePolicies[]>();
         for (const n of nodes) {
@@ -389,7 +433,8 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
           for (const w of selectorWarnings(q, fileEps ?? inputs.endpoints)) if (!warned.has(w)) io.err(w), warned.add(w);
           const r = evaluate(q, inputs.docs, fileEps ?? inputs.endpoints, n.host_ips);
           const where = { nodes: group.map((g) => g.node), revision: n.revision, audit: n.audit };
-          printCheck(io, opts.output, r, where);
+          const names = new Set(where.nodes);
+          printCheck(io, opts.output, r, where, learned?.map((l) => ({ name: l.name, nodes: l.nodes.filter((x) => names.has(x.node)) })));
           allowed &&= r.v.allowed;
         }
         status.exitCode = allowed ? EXIT_ALLOWED : EXIT_DENIED;

@@ -1,6 +1,6 @@
 // GetFlows / ServerStatus / GetNodes / GetNamespaces fan-out over the peer pool
 // (cilium pkg/hubble/relay/observer/server.go). gRPC statuses are produced only here.
-import type { ListPoliciesResponse, NodePolicies } from '@flowctl/flow/policy-service';
+import type { ListLearnedFqdnsRequest, ListLearnedFqdnsResponse, ListPoliciesResponse, NodeLearnedFqdns, NodePolicies } from '@flowctl/flow/policy-service';
 import { Metadata, status as grpcStatus } from '@grpc/grpc-js';
 import type { Client, ClientReadableStream, ServerWritableStream, ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -533,6 +533,28 @@ export class RelayObserver {
         }
       }),
     );
+    return { nodes: nodes.flat().sort((a, b) => a.node.localeCompare(b.node)) };
+  }
+
+  /** What every node's endpoints learned for toFQDNs; a node that cannot answer carries `error`,
+   * a request every node refuses (a bad name or address) is refused with its status. */
+  async listLearnedFqdns(req: ListLearnedFqdnsRequest): Promise<ListLearnedFqdnsResponse> {
+    const peers = this.opts.manager.list();
+    let refused: ServiceError | undefined;
+    const nodes = await Promise.all(
+      peers.map(async (p): Promise<NodeLearnedFqdns[]> => {
+        if (p.state !== 'ready' || !p.client) return [{ node: p.name, learned: [], error: `not connected${p.lastError ? `: ${p.lastError}` : ''}` }];
+        try {
+          return (await unary(p.client, unaryCodecs.listLearnedFqdns, req, this.opts.callTimeoutMs)).nodes;
+        } catch (e) {
+          const se = e as ServiceError;
+          if (se.code === grpcStatus.INVALID_ARGUMENT) refused = se;
+          else this.nodeStats(p.name).errors.call++;
+          return [{ node: p.name, learned: [], error: se.details || se.message }];
+        }
+      }),
+    );
+    if (refused) throw new FlowctlError('INVALID_ARGUMENT', refused.details);
     return { nodes: nodes.flat().sort((a, b) => a.node.localeCompare(b.node)) };
   }
 

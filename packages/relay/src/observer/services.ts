@@ -93,6 +93,11 @@ export const unaryCodecs = {
     serialize: PolicyService.list.requestSerialize,
     deserialize: PolicyService.list.responseDeserialize,
   },
+  listLearnedFqdns: {
+    path: PolicyService.listLearnedFqdns.path,
+    serialize: PolicyService.listLearnedFqdns.requestSerialize,
+    deserialize: PolicyService.listLearnedFqdns.responseDeserialize,
+  },
   serverStatus: {
     path: ObserverService.serverStatus.path,
     serialize: (r: ServerStatusRequest) => Buffer.from(ServerStatusRequest.encode(r).finish()),
