@@ -252,6 +252,18 @@ struct flowctl_fqdn_ip_key {
 	__u32 addr[4];
 };
 
+/* `fqdn_peers`: a dual-stack local endpoint's address -> its address of the other family (written
+ * by user space), so that AAAA records in an answer over IPv4 (A records over IPv6) are learned for
+ * the address its connections of that family come from. */
+struct flowctl_fqdn_peer_key {
+	__u32 family; /* 4 or 6 */
+	__u32 addr[4];
+};
+
+struct flowctl_fqdn_peer {
+	__u32 addr[4];
+};
+
 struct flowctl_fqdn_ip_value {
 	__u64 expires_ns; /* bpf_ktime_get_ns() after which it allows nothing */
 	__u64 selectors;  /* bits: the selectors it was learned through */

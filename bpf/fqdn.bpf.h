@@ -41,6 +41,9 @@ struct dns_buf {
 	__u32 pos, next, first_end, len;
 	__u32 end;     /* past the question name's root byte; 0: not parsed */
 	__u32 learned; /* addresses new to the endpoint */
+	__u32 has_other; /* the endpoint has an address of the other family: `other` */
+	struct flowctl_fqdn_peer_key self; /* the endpoint's address the answer goes to */
+	struct flowctl_fqdn_peer other;
 	struct flowctl_fqdn_ip_key k;
 	struct flowctl_fqdn_ip_value fresh; /* a new address's value */
 	struct fqdn_try t; /* fqdn_verdict's */
@@ -68,6 +71,14 @@ struct {
 	__type(key, struct flowctl_fqdn_ip_key);
 	__type(value, struct flowctl_fqdn_ip_value);
 } fqdn_ips SEC(".maps");
+
+/* struct flowctl_fqdn_peer_key -> struct flowctl_fqdn_peer (written by user space) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct flowctl_fqdn_peer_key);
+	__type(value, struct flowctl_fqdn_peer);
+} fqdn_peers SEC(".maps");
 
 static __always_inline __u64 fqdn_bits(__u64 hash, __u32 kind)
 {
@@ -172,7 +183,8 @@ static __always_inline int fqdn_learn(struct dns_buf *d, __u32 ttl)
 	return 1;
 }
 
-/* One answer record: learns its address when it is one of the endpoint's family. */
+/* One answer record: learns its address for the endpoint's address of the record's family (the one
+ * the answer went to, or the other one of a dual-stack endpoint). */
 static long answer_step(__u64 i, void *ctx)
 {
 	struct dns_buf *d = dns_buf();
@@ -191,9 +203,16 @@ static long answer_step(__u64 i, void *ctx)
 	if (pos + rdlen > d->len)
 		return 1;
 	d->pos = pos + rdlen;
-	n = d->k.family == 4 ? 4 : 16;
-	if (class != 1 || rdlen != n || type != (n == 4 ? 1 : 28))
+	if (class != 1 || !((type == 1 && rdlen == 4) || (type == 28 && rdlen == 16)))
 		return 0;
+	n = rdlen;
+	if ((n == 4 ? 4 : 6) == d->self.family)
+		__builtin_memcpy(d->k.endpoint, d->self.addr, 16);
+	else if (d->has_other)
+		__builtin_memcpy(d->k.endpoint, d->other.addr, 16);
+	else
+		return 0;
+	d->k.family = n == 4 ? 4 : 6;
 #pragma unroll
 	for (j = 0; j < 16; j++)
 		((__u8 *)d->k.addr)[j] = j < n ? d->b[(pos + j) & (DNS_BUF - 1)] : 0;
@@ -206,6 +225,7 @@ static long answer_step(__u64 i, void *ctx)
 __noinline int fqdn_answer(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct dns_buf *d = dns_buf();
+	struct flowctl_fqdn_peer *other;
 	__u32 zero = 0, len, count;
 	int unused = 0;
 
@@ -232,8 +252,12 @@ __noinline int fqdn_answer(struct __sk_buff *skb, const struct pkt *p)
 	if (!d->bits)
 		return 0;
 	d->pos = d->end + 4; /* qtype, qclass */
-	d->k.family = p->ip_version;
-	__builtin_memcpy(d->k.endpoint, p->dst, 16);
+	d->self.family = p->ip_version;
+	__builtin_memcpy(d->self.addr, p->dst, 16);
+	other = bpf_map_lookup_elem(&fqdn_peers, &d->self);
+	d->has_other = other != NULL;
+	if (other)
+		__builtin_memcpy(d->other.addr, other->addr, 16);
 	count = be16_at(d, 6);
 	if (count > DNS_MAX_RRS)
 		count = DNS_MAX_RRS;

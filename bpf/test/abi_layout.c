@@ -73,6 +73,9 @@ int main(void)
 	BEGIN("fqdn_name_key", flowctl_fqdn_name_key, sizeof(struct flowctl_fqdn_name_key));
 	F(flowctl_fqdn_name_key, hash); F(flowctl_fqdn_name_key, kind);
 	END();
+	BEGIN("fqdn_peer_key", flowctl_fqdn_peer_key, sizeof(struct flowctl_fqdn_peer_key));
+	F(flowctl_fqdn_peer_key, family); F(flowctl_fqdn_peer_key, addr);
+	END();
 	BEGIN("fqdn_ip_key", flowctl_fqdn_ip_key, sizeof(struct flowctl_fqdn_ip_key));
 	F(flowctl_fqdn_ip_key, family); F(flowctl_fqdn_ip_key, endpoint); F(flowctl_fqdn_ip_key, addr);
 	END();

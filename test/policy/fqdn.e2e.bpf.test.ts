@@ -7,7 +7,8 @@
 // flowctl policy check agrees; the address expires with its TTL. A pattern the kernel cannot
 // match (`api-*.pattern.test`) and an answer over TCP are learned by the agent instead, after the
 // answer reached the client: there the first SYN may be lost and retransmitted. Over IPv6, an AAAA
-// answer teaches its address as an A answer does.
+// answer teaches its address as an A answer does, also when it comes over IPv4 to the dual-stack
+// client (the kernel learns it for the client's IPv6 address).
 // Prefix fcz-, subnets 10.209.0.0/16 and fd10:209::/64 (docs/design/contracts.md).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ const DNS = { ns: 'fcz-dns', hostIf: 'fcz-h1', ip: '10.209.1.53', ip6: 'fd10:209
 const WORLD = { ns: 'fcz-world', hostIf: 'fcz-h2', ip: '10.209.1.80', ip6: 'fd10:209::80' };
 const API6_IP = WORLD.ip6; // v6.allowed.test (AAAA only)
 const OTHER6_IP = 'fd10:209::81'; // other6.test (AAAA only)
+const V4ASKED_IP = 'fd10:209::82'; // v4asked.allowed.test (AAAA only), asked over IPv4
 const API_IP = WORLD.ip;
 const OTHER_IP = '10.209.1.81';
 const PATTERN_IP = '10.209.1.82'; // api-v2.pattern.test
@@ -90,9 +92,9 @@ async function connect(ip: string, timeoutMs = 1500): Promise<boolean> {
   return (await inNs(CLIENT.ns, [process.execPath, '-e', CONNECT, ip, String(timeoutMs)], timeoutMs + 10_000)).includes('CONNECTED');
 }
 
-/** With `v6`: an AAAA query to the DNS pod's IPv6 address, and a connection over IPv6. */
-async function resolveConnect(name: string, timeoutMs = 1500, v6 = false): Promise<{ addrs?: string[]; ok: boolean; ms?: number; why?: string }> {
-  const args = [process.execPath, '-e', RESOLVE_CONNECT, name, v6 ? `[${DNS.ip6}]:53` : DNS.ip, String(timeoutMs), v6 ? '6' : '4'];
+/** With `v6`: an AAAA query (to the DNS pod's IPv6 address unless `server` says), and a connection over IPv6. */
+async function resolveConnect(name: string, timeoutMs = 1500, v6 = false, server = v6 ? `[${DNS.ip6}]:53` : DNS.ip): Promise<{ addrs?: string[]; ok: boolean; ms?: number; why?: string }> {
+  const args = [process.execPath, '-e', RESOLVE_CONNECT, name, server, String(timeoutMs), v6 ? '6' : '4'];
   return JSON.parse(await inNs(CLIENT.ns, args, timeoutMs + 10_000)) as { ok: boolean };
 }
 
@@ -123,7 +125,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     writeFileSync(join(dir, 'endpoints.yaml'), ENDPOINTS);
     writeFileSync(join(policyDir, 'fqdn.yaml'), POLICY);
     for (const ip of [OTHER_IP, PATTERN_IP, WEB_IP, TCP_IP]) await inNs(WORLD.ns, ['ip', 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
-    await inNs(WORLD.ns, ['ip', 'addr', 'add', `${OTHER6_IP}/64`, 'dev', 'eth0', 'nodad']);
+    for (const ip of [OTHER6_IP, V4ASKED_IP]) await inNs(WORLD.ns, ['ip', 'addr', 'add', `${ip}/64`, 'dev', 'eth0', 'nodad']);
     const s = background(WORLD.ns, [process.execPath, '-e', SERVER]);
     await new Promise<void>((r) => s.stdout!.once('data', () => r()));
     background(DNS.ns, [
@@ -131,7 +133,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
       `--listen-address=${DNS.ip}`, `--listen-address=${DNS.ip6}`, '--bind-interfaces', `--local-ttl=${TTL_S}`, '--log-queries', `--log-facility=${join(dir, 'dnsmasq.log')}`,
       `--address=/api.allowed.test/${API_IP}`, `--address=/other.test/${OTHER_IP}`,
       `--address=/api-v2.pattern.test/${PATTERN_IP}`, `--address=/web.pattern.test/${WEB_IP}`, `--address=/tcp.allowed.test/${TCP_IP}`,
-      `--address=/v6.allowed.test/${API6_IP}`, `--address=/other6.test/${OTHER6_IP}`,
+      `--address=/v6.allowed.test/${API6_IP}`, `--address=/other6.test/${OTHER6_IP}`, `--address=/v4asked.allowed.test/${V4ASKED_IP}`,
     ]);
     await waitFor('dnsmasq', async () => ((await inNs(DNS.ns, ['ss', '-uln'])).includes(`${DNS.ip}:53`) ? true : undefined), 10_000);
     // The agent attaches to the endpoints only: not to the world's interface.
@@ -250,6 +252,16 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     expect((await resolveConnect('v6.allowed.test', 1500, true)).ok).toBe(true);
     const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip6, '--to-fqdn', 'v6.allowed.test', '--port', '80');
     expect(check.out).toContain(`  learned on ${NODE_NS}: fcz/${CLIENT.name} (${CLIENT.ip6}) resolved v6.allowed.test to ${API6_IP} (toFQDNs *.allowed.test;`);
+  }, 30_000);
+
+  it('a dual-stack pod asking its IPv4 resolver for AAAA reaches that IPv6 address with its first SYN', async () => {
+    expect(await connect(V4ASKED_IP)).toBe(false);
+    const r = await resolveConnect('v4asked.allowed.test', 1500, true, DNS.ip);
+    expect(r.addrs).toEqual([V4ASKED_IP]);
+    expect(r).toMatchObject({ ok: true });
+    expect(r.ms!).toBeLessThan(200);
+    const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip6, '--to-fqdn', 'v4asked.allowed.test', '--port', '80');
+    expect(check.out).toContain(`  learned on ${NODE_NS}: fcz/${CLIENT.name} (${CLIENT.ip6}) resolved v4asked.allowed.test to ${V4ASKED_IP} (toFQDNs *.allowed.test;`);
   }, 30_000);
 
   it('the address expires with its TTL: new connections are denied again', async () => {

@@ -132,6 +132,10 @@ export class Agent {
     (a) => this.datapath?.learnFqdn?.(a) ?? 0,
     (ip) => (this.directory.isLocal(ip) ? this.directory.forIp(ip).identity : undefined),
     (err, failed) => this.child('policy').error({ err: String(err), failed }, 'toFQDNs: storing addresses learned from a DNS answer failed'),
+    (ip) => {
+      const p = this.dualStack().find((d) => d.v4 === ip || d.v6 === ip);
+      return p && (p.v4 === ip ? p.v6 : p.v4);
+    },
   );
 
   constructor(readonly opts: AgentOptions) {
@@ -440,6 +444,16 @@ export class Agent {
     const rows = this.directory.identities();
     for (const c of this.policy?.cidrIdentities ?? []) rows.push(c);
     this.reconciler.setIdentities(rows);
+    this.datapath?.setFqdnPeers?.(this.dualStack());
+  }
+
+  /** Local endpoints with addresses of both families: the first of each. */
+  private dualStack(): { v4: string; v6: string }[] {
+    return this.directory.localEndpoints().flatMap((e) => {
+      const v4 = e.ips.find((ip) => !ip.includes(':'));
+      const v6 = e.ips.find((ip) => ip.includes(':'));
+      return v4 && v6 ? [{ v4, v6 }] : [];
+    });
   }
 
   /** Local endpoint interfaces (every host interface but lo without an endpoints file), and the namespaces of local endpoints. */

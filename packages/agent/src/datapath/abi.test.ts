@@ -10,6 +10,7 @@ import {
   FLOWCTL_MAX_PAYLOAD,
   IPCACHE_KEY,
   FQDN_IP_KEY,
+  FQDN_PEER_KEY,
   FQDN_IP_VALUE,
   FQDN_NAME_KEY,
   IPCACHE_VALUE,
@@ -43,6 +44,7 @@ describe('ABI layout matches bpf/flowctl.h', () => {
     ['config_value', CONFIG_VALUE],
     ['fqdn_name_key', FQDN_NAME_KEY],
     ['fqdn_ip_key', FQDN_IP_KEY],
+    ['fqdn_peer_key', FQDN_PEER_KEY],
     ['fqdn_ip_value', FQDN_IP_VALUE],
     ['isolate_count', ISOLATE_COUNT],
   ] as const)('%s: sizeof and every offsetof', (name, ts) => {

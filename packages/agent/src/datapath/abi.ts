@@ -93,6 +93,8 @@ export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
 
 export const FQDN_NAME_KEY = { size: 16, hash: 0, kind: 8 } as const;
 export const FQDN_IP_KEY = { size: 36, family: 0, endpoint: 4, addr: 20 } as const;
+/** struct flowctl_fqdn_peer_key (`fqdn_peers`); the value is the other address, 16 bytes. */
+export const FQDN_PEER_KEY = { size: 20, family: 0, addr: 4 } as const;
 export const FQDN_IP_VALUE = { size: 24, expires_ns: 0, selectors: 8, name_hash: 16 } as const;
 /** struct flowctl_isolate_count: one per CPU in an `isolate_counts` value. */
 export const ISOLATE_COUNT = { size: 16, packets: 0, bytes: 8 } as const;

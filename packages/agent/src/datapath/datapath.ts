@@ -88,6 +88,8 @@ export interface Datapath {
   /** toFQDNs patterns the kernel cannot match: stores what the agent matched in a DNS answer as
    *  the kernel stores what it matches (TTL rules included). Returns how many addresses were new. */
   learnFqdn?(answer: FqdnAnswer): number;
+  /** Dual-stack local endpoints, so toFQDNs learns AAAA records from answers over IPv4 (and A over IPv6). */
+  setFqdnPeers?(pairs: readonly { v4: string; v6: string }[]): void;
   /** What endpoints learned from DNS answers (toFQDNs), expired or not. */
   fqdnLearned?(): LearnedAddress[];
 }

@@ -48,6 +48,17 @@ describe('FqdnLearner: what the kernel does not learn', () => {
     expect(got[1]!.bits).toBe(bit('*.allowed.test'));
   });
 
+  it('learns the other family\'s records for the other address of a dual-stack endpoint', () => {
+    const c = compilePolicies(parsePolicies(POLICY, 'p.yaml'), EPS);
+    const ids = new Map(EPS.endpoints.flatMap((e) => e.ips.map((ip) => [ip, e.identity] as const)));
+    const got: FqdnAnswer[] = [];
+    const peers: Record<string, string> = { '10.99.0.2': 'fd00::2', 'fd00::2': '10.99.0.2' };
+    const l = new FqdnLearner((a) => (got.push(a), a.addrs.length), (ip) => ids.get(ip), undefined, (ip) => peers[ip]);
+    l.setPolicy(c);
+    expect(l.answer('api-x.allowed.test', ['192.0.2.1', '2001:db8::1'], 30, '10.99.0.2', false)).toBe(2);
+    expect(got.map((a) => [a.family, a.endpoint, a.addrs])).toEqual([[4, '10.99.0.2', ['192.0.2.1']], [6, 'fd00::2', ['2001:db8::1']]]);
+  });
+
   it('keeps the family of the endpoint address; ignores endpoints without toFQDNs rules and other addresses', () => {
     const { l, got } = setup();
     expect(l.answer('api-x.allowed.test', ['192.0.2.1', '2001:db8::1'], 30, 'fd00::2', false)).toBe(1);

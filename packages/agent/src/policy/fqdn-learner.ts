@@ -22,6 +22,8 @@ export class FqdnLearner {
     private readonly identityOf: (ip: string) => number | undefined,
     /** told of the 1st, 2nd, 4th, 8th... failure, so a failing map cannot flood the log */
     private readonly onError: (err: unknown, failed: number) => void = () => {},
+    /** a dual-stack local endpoint's address of the other family */
+    private readonly peerOf: (ip: string) => string | undefined = () => undefined,
   ) {}
 
   setPolicy(c: CompiledPolicy): void {
@@ -42,15 +44,20 @@ export class FqdnLearner {
     if (!bits) return 0;
     const v6 = parseIp(client)?.v6;
     if (v6 === undefined) return 0;
-    // The kernel keys an address by the family of the packet that carried the answer.
-    const addrs = ips.filter((ip) => parseIp(ip)?.v6 === v6);
-    if (!addrs.length) return 0;
-    try {
-      return this.learn({ family: v6 ? 6 : 4, endpoint: client, name: name.toLowerCase().replace(/\.$/, ''), addrs, ttlS, bits });
-    } catch (err) {
-      this.failed++;
-      if ((this.failed & (this.failed - 1)) === 0) this.onError(err, this.failed);
-      return 0;
+    // As the kernel: an address is learned for the endpoint's address of its family (the one the
+    // answer went to, or the other address of a dual-stack endpoint).
+    let learned = 0;
+    for (const family6 of [v6, !v6]) {
+      const endpoint = family6 === v6 ? client : this.peerOf(client);
+      const addrs = ips.filter((ip) => parseIp(ip)?.v6 === family6);
+      if (!endpoint || !addrs.length) continue;
+      try {
+        learned += this.learn({ family: family6 ? 6 : 4, endpoint, name: name.toLowerCase().replace(/\.$/, ''), addrs, ttlS, bits });
+      } catch (err) {
+        this.failed++;
+        if ((this.failed & (this.failed - 1)) === 0) this.onError(err, this.failed);
+      }
     }
+    return learned;
   }
 }
