@@ -114,6 +114,12 @@ async function flows(...filters: string[]): Promise<JsonFlow[]> {
 }
 
 const synsTo = (fs: JsonFlow[], ip: string) => fs.filter((f) => f.IP?.destination === ip && f.l4?.TCP?.flags?.SYN && !f.l4.TCP.flags.ACK);
+/** The SYNs from `from` to `to` with `verdict`, once the agent reports one (within 5 s). */
+const synFlows = (verdict: string, from: string, to: string): Promise<JsonFlow[]> =>
+  waitFor(`${verdict} SYN from ${from} to ${to}`, async () => {
+    const fs = synsTo(await flows('--verdict', verdict, '--from-ip', from), to);
+    return fs.length ? fs : undefined;
+  }, 5000);
 
 describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
   beforeAll(async () => {
@@ -149,10 +155,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
 
   it('the allowed address is unreachable before the client resolved it; the drop names the policy', async () => {
     expect(await connect(API_IP)).toBe(false);
-    const drops = await waitFor('DROPPED SYN', async () => {
-      const fs = synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), API_IP);
-      return fs.length ? fs : undefined;
-    }, 5000);
+    const drops = await synFlows('DROPPED', CLIENT.ip, API_IP);
     expect(drops[0]!.drop_reason_desc).toBe('POLICY_DENIED');
     expect(drops[0]!.egress_denied_by?.map((p) => `${p.namespace}/${p.name}`)).toEqual(['fcz/allowed-test-egress']);
   });
@@ -165,10 +168,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     expect(r.ms!).toBeLessThan(200);
     expect(readFileSync(join(dir, 'dnsmasq.log'), 'utf8')).toMatch(new RegExp(`config api\\.allowed\\.test is ${API_IP.replace(/\./g, '\\.')}`));
     // The connection's SYN was forwarded, allowed by the policy; none was dropped after the answer.
-    const fwd = await waitFor('FORWARDED SYN', async () => {
-      const fs = synsTo(await flows('--verdict', 'FORWARDED', '--from-ip', CLIENT.ip), API_IP);
-      return fs.length ? fs : undefined;
-    }, 5000);
+    const fwd = await synFlows('FORWARDED', CLIENT.ip, API_IP);
     expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
     expect(synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), API_IP)).toHaveLength(1);
     // Learned per endpoint: flowctl policy check against the agent agrees, by name.
@@ -187,10 +187,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     const r = await resolveConnect('other.test');
     expect(r.addrs).toEqual([OTHER_IP]);
     expect(r.ok).toBe(false);
-    const drops = await waitFor('DROPPED SYN to other.test', async () => {
-      const fs = synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip), OTHER_IP);
-      return fs.length ? fs : undefined;
-    }, 5000);
+    const drops = await synFlows('DROPPED', CLIENT.ip, OTHER_IP);
     expect(drops[0]!.egress_denied_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
     const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'other.test', '--to-ip', OTHER_IP, '--port', '80');
     expect(check.code).toBe(1);
@@ -208,10 +205,7 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     const w = await resolveConnect('web.pattern.test', 3000);
     expect(w.addrs).toEqual([WEB_IP]);
     expect(w.ok).toBe(false);
-    const fwd = await waitFor('FORWARDED SYN to api-v2.pattern.test', async () => {
-      const fs = synsTo(await flows('--verdict', 'FORWARDED', '--from-ip', CLIENT.ip), PATTERN_IP);
-      return fs.length ? fs : undefined;
-    }, 5000);
+    const fwd = await synFlows('FORWARDED', CLIENT.ip, PATTERN_IP);
     expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
     const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip, '--to-fqdn', 'api-v2.pattern.test', '--to-ip', PATTERN_IP, '--port', '80');
     expect(check.code).toBe(0);
@@ -237,17 +231,11 @@ describe.skipIf(skipReason !== undefined)('toFQDNs on the real kernel', () => {
     const o = await resolveConnect('other6.test', 1500, true);
     expect(o.addrs).toEqual([OTHER6_IP]);
     expect(o.ok).toBe(false);
-    const fwd = await waitFor('FORWARDED IPv6 SYN', async () => {
-      const fs = synsTo(await flows('--verdict', 'FORWARDED', '--from-ip', CLIENT.ip6), API6_IP);
-      return fs.length ? fs : undefined;
-    }, 5000);
+    const fwd = await synFlows('FORWARDED', CLIENT.ip6, API6_IP);
     expect(fwd[0]!.egress_allowed_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
     // The one SYN dropped to it is the one before resolving.
     expect(synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip6), API6_IP)).toHaveLength(1);
-    const drops = await waitFor('DROPPED IPv6 SYN to other6.test', async () => {
-      const fs = synsTo(await flows('--verdict', 'DROPPED', '--from-ip', CLIENT.ip6), OTHER6_IP);
-      return fs.length ? fs : undefined;
-    }, 5000);
+    const drops = await synFlows('DROPPED', CLIENT.ip6, OTHER6_IP);
     expect(drops[0]!.egress_denied_by?.map((p) => p.name)).toEqual(['allowed-test-egress']);
     expect((await resolveConnect('v6.allowed.test', 1500, true)).ok).toBe(true);
     const check = await flowctl('--server', `unix://${sock}`, 'policy', 'check', '--from-ip', CLIENT.ip6, '--to-fqdn', 'v6.allowed.test', '--port', '80');

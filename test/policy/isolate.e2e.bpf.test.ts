@@ -86,6 +86,20 @@ const flowctl = (...args: string[]) => labFlowctl('--server', `unix://${sock}`, 
 
 const jsonLines = <T>(out: string): T[] => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
+/** nmap's SYN scan of the web pod (over IPv6 with `v6`) from `from`; the port-scan alert it raises. */
+async function scanAlert(from: Pod, v6 = false): Promise<{ action?: string }> {
+  const scan = spawnSync('ip', ['netns', 'exec', from.ns, 'nmap', ...(v6 ? ['-6'] : []), '-sS', '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-200', v6 ? WEB.ip6 : WEB.ip], { encoding: 'utf8' });
+  expect(scan.status, scan.stderr).toBe(0);
+  const source = v6 ? from.ip6 : from.ip;
+  return waitFor(`the port-scan alert of ${source}`, async () => {
+    const as = jsonLines<{ alert?: { kind?: string; action?: string; source?: { ip?: string } } }>((await flowctl('alerts', '-o', 'json')).out).map((l) => l.alert);
+    return as.find((a) => a?.kind === 'port-scan' && a.source?.ip === source);
+  }, 10_000);
+}
+
+/** The (one) drop-list entry's counters. */
+const entry = async () => jsonLines<{ dropped_packets: number; dropped_bytes: number }>((await flowctl('block', 'list', '-o', 'json')).out)[0]!;
+
 interface JsonFlow {
   verdict?: string;
   drop_reason_desc?: string;
@@ -128,12 +142,7 @@ describe.skipIf(skipReason !== undefined)('respond: isolate on the real kernel',
     expect(reaches(SCANNER)).toBe(true);
     expect(resolves(SCANNER, false)).toBe(WEB.ip);
     expect(reaches(OTHER, SCANNER)).toBe(true);
-    const scan = spawnSync('ip', ['netns', 'exec', SCANNER.ns, 'nmap', '-sS', '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-200', WEB.ip], { encoding: 'utf8' });
-    expect(scan.status, scan.stderr).toBe(0);
-    const alert = await waitFor('the port-scan alert with its action', async () => {
-      const as = jsonLines<{ alert?: { kind?: string; action?: string; source?: { ip?: string } } }>((await flowctl('alerts', '-o', 'json')).out).map((l) => l.alert);
-      return as.find((a) => a?.kind === 'port-scan' && a.source?.ip === SCANNER.ip);
-    }, 10_000);
+    const alert = await scanAlert(SCANNER);
     expect(alert.action).toBe(`isolate fci/${SCANNER.name} (${SCANNER.ip}) until removed`);
 
     const list = await flowctl('block', 'list', '-o', 'json');
@@ -149,7 +158,6 @@ describe.skipIf(skipReason !== undefined)('respond: isolate on the real kernel',
 
     // Every packet the isolation drops is counted on its entry: 20 datagrams of 100 bytes (142 on
     // the wire with Ethernet, IPv4 and UDP headers), as the scanner's own nft counter saw them leave.
-    const entry = async () => jsonLines<{ dropped_packets: number; dropped_bytes: number }>((await flowctl('block', 'list', '-o', 'json')).out)[0]!;
     const before = await entry();
     expect(before.dropped_packets).toBeGreaterThan(0); // the connection attempts above
     expect(sent(SCANNER, 20)).toBe(20);
@@ -175,12 +183,7 @@ describe.skipIf(skipReason !== undefined)('respond: isolate on the real kernel',
   it('a scan over IPv6 isolates a dual-stack pod on both its addresses; its DNS over IPv6 still works', async () => {
     expect(reaches(SCANNER6, WEB, true)).toBe(true);
     expect(resolves(SCANNER6, false, true)).toBe(WEB.ip);
-    const scan = spawnSync('ip', ['netns', 'exec', SCANNER6.ns, 'nmap', '-6', '-sS', '-Pn', '-n', '-T4', '--max-retries', '0', '--max-rtt-timeout', '200ms', '-p', '1-200', WEB.ip6], { encoding: 'utf8' });
-    expect(scan.status, scan.stderr).toBe(0);
-    const alert = await waitFor('the port-scan alert of the IPv6 scan', async () => {
-      const as = jsonLines<{ alert?: { kind?: string; action?: string; source?: { ip?: string } } }>((await flowctl('alerts', '-o', 'json')).out).map((l) => l.alert);
-      return as.find((a) => a?.kind === 'port-scan' && a.source?.ip === SCANNER6.ip6);
-    }, 10_000);
+    const alert = await scanAlert(SCANNER6, true);
     expect(alert.action).toBe(`isolate fci/${SCANNER6.name} (${SCANNER6.ip6}) until removed`);
     expect(jsonLines((await flowctl('block', 'list', '-o', 'json')).out)).toMatchObject([
       { cidr: `${SCANNER6.ip6}/128`, isolated_pod: `fci/${SCANNER6.name}`, isolated_addresses: [SCANNER6.ip, SCANNER6.ip6] },
@@ -194,7 +197,6 @@ describe.skipIf(skipReason !== undefined)('respond: isolate on the real kernel',
     expect(reaches(OTHER, SCANNER6, true)).toBe(true);
 
     // 20 datagrams over IPv6: 162 bytes each on the wire (Ethernet, IPv6, UDP, 100 of payload).
-    const entry = async () => jsonLines<{ dropped_packets: number; dropped_bytes: number }>((await flowctl('block', 'list', '-o', 'json')).out)[0]!;
     const before = await entry();
     expect(sent(SCANNER6, 20, true)).toBe(20);
     const after = await entry();
