@@ -5,11 +5,14 @@
  * (drop_counts) and reports them as sampled drop events: at most one per entry, source and
  * destination port per event_interval_ns, carrying how many packets were lost since the previous
  * one, and at most events_per_sec per CPU in all, so that a flood cannot flood the ring.
- * Everything that is not IP, or not in a list, passes untouched (one VLAN tag is looked through). */
+ * With --syn-flood-protect, it also drops the TCP SYNs of sources over their budget (syn_guard).
+ * Everything else passes untouched (one VLAN tag is looked through). */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "xdp.h"
+#include "flowctl.h"
+#include "budget.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -140,17 +143,12 @@ struct {
 	__type(value, __u64);
 } xdp_counters SEC(".maps");
 
-struct fcx_budget {
-	__u64 window_start_ns;
-	__u64 sent;
-};
-
-/* 0 -> this CPU's event budget of the current second */
+/* 0 -> the time this CPU's bucket of events_per_sec drop events (burst: a second's) is full */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct fcx_budget);
+	__type(value, __u64);
 } xdp_budget SEC(".maps");
 
 static __always_inline void count(__u32 which)
@@ -161,22 +159,23 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
-/* One more event this second on this CPU, if the budget allows. */
+/* One more drop event on this CPU, if its bucket allows. */
 static __always_inline int take_budget(__u64 now)
 {
 	__u32 zero = 0;
-	struct fcx_budget *b = bpf_map_lookup_elem(&xdp_budget, &zero);
+	__u64 *full = bpf_map_lookup_elem(&xdp_budget, &zero);
 
-	if (!b)
-		return 0;
-	if (now - b->window_start_ns >= 1000000000ULL) {
-		b->window_start_ns = now;
-		b->sent = 0;
-	}
-	if (b->sent >= events_per_sec)
-		return 0;
-	b->sent++;
-	return 1;
+	return full && events_per_sec && bucket_take(full, now, 1000000000ULL / events_per_sec, events_per_sec);
+}
+
+/* Summaries of the SYNs syn_guard drops (budget.bpf.h), on this program's ring. */
+static void budget_emit(struct flowctl_suppressed_event *ev)
+{
+	ev->type = FCX_EV_SUPPRESSED;
+	if (bpf_ringbuf_output(&xdp_events, ev, sizeof(*ev), 0))
+		count(FCX_CNT_RINGBUF_FULL);
+	else
+		count(FCX_CNT_SUMMARIES);
 }
 
 /* What a drop event reports of the packet besides its addresses. */
@@ -255,7 +254,7 @@ static __always_inline void report(struct xdp_md *ctx, const struct fcx_entry *e
 	}
 	__sync_fetch_and_add(&sv->packets, 1);
 	__sync_fetch_and_add(&sv->bytes, len);
-	if (sv->last_event_ns && now - sv->last_event_ns < event_interval_ns)
+	if (!bucket_take(&sv->full_ns, now, event_interval_ns, 1))
 		return;
 	if (!take_budget(now)) {
 		count(FCX_CNT_EVENTS_OVER_BUDGET);
@@ -292,7 +291,6 @@ static __always_inline void report(struct xdp_md *ctx, const struct fcx_entry *e
 	}
 	bpf_ringbuf_submit(ev, 0);
 	count(FCX_CNT_EVENTS);
-	sv->last_event_ns = now;
 }
 
 /* The entry if it still drops; an expired one is counted and passes. */
@@ -351,6 +349,86 @@ static __always_inline const struct fcx_entry *lookup6(const struct in6_addr *a)
 	return bpf_map_lookup_elem(&drop6, &k);
 }
 
+/* A TCP SYN (without ACK) syn_guard looks at: addresses as budget.bpf.h keeps them. */
+struct syn_pkt {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 dport;
+	__u8 ip_version;
+};
+
+/* --syn-flood-protect on a node interface: a SYN spends a token of its source (budget.bpf.h, per
+ * interface; sources without a bucket share one). Over budget, it is dropped when its destination
+ * had more than syn_protect_halfopen over-budget SYNs in the window, and added to its source's
+ * summary. XDP keeps no connections, so every over-budget SYN counts as half-open here (TC, which
+ * sees handshakes complete, subtracts those). Other packets, established connections' included,
+ * never come here. */
+static __noinline int syn_guard(struct xdp_md *ctx, const struct syn_pkt *s)
+{
+	struct budget_key key = {}, dkey = {};
+	struct budget_event e = {};
+	struct conn_budget *b;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (!s)
+		return XDP_PASS;
+	key.scope = ctx->ingress_ifindex;
+	key.ip_version = s->ip_version;
+	b = budget_spend(&key, s->src, now);
+	if (!b)
+		return XDP_PASS;
+	dkey.scope = key.scope;
+	dkey.ip_version = key.ip_version;
+	__builtin_memcpy(dkey.addr, s->dst, 16);
+	if (syn_dest_add(&dkey, 1, now) <= syn_protect_halfopen)
+		return XDP_PASS;
+	count(FCX_CNT_SYN_DROPPED);
+	e.src = s->src;
+	e.dst = s->dst;
+	e.dst_port = s->dport;
+	e.ifindex = key.scope;
+	e.flags = 0x02; /* SYN */
+	e.proto = IPPROTO_TCP;
+	e.verdict = FLOWCTL_VERDICT_DROPPED;
+	e.drop_reason = FLOWCTL_DROP_RATE_LIMITED;
+	budget_add(b, &key, &e);
+	return XDP_DROP;
+}
+
+/* Whether the TCP header at l4 is a SYN without ACK or RST; its destination port into s. */
+static __always_inline int is_syn(const __u8 *l4, void *end, struct syn_pkt *s)
+{
+	if ((void *)(l4 + 14) > end || (l4[13] & 0x16) != 0x02)
+		return 0;
+	s->dport = ((__u16)l4[2] << 8) | l4[3];
+	return 1;
+}
+
+/* An IPv4 packet for syn_guard if it is a SYN (not a fragment). */
+static __always_inline int guard4(struct xdp_md *ctx, struct iphdr *iph, void *end)
+{
+	struct syn_pkt s = { .ip_version = 4 };
+
+	if (iph->protocol != IPPROTO_TCP || (iph->frag_off & bpf_htons(0x1fff)) ||
+	    !is_syn((const __u8 *)iph + iph->ihl * 4, end, &s))
+		return XDP_PASS;
+	s.src[0] = iph->saddr;
+	s.dst[0] = iph->daddr;
+	return syn_guard(ctx, &s);
+}
+
+/* An IPv6 packet for syn_guard if it is a SYN right after the fixed header. */
+static __always_inline int guard6(struct xdp_md *ctx, struct ipv6hdr *ip6, void *end)
+{
+	struct syn_pkt s = { .ip_version = 6 };
+
+	if (ip6->nexthdr != IPPROTO_TCP || !is_syn((const __u8 *)(ip6 + 1), end, &s))
+		return XDP_PASS;
+	__builtin_memcpy(s.src, &ip6->saddr, 16);
+	__builtin_memcpy(s.dst, &ip6->daddr, 16);
+	return syn_guard(ctx, &s);
+}
+
 static __always_inline int handle4(struct xdp_md *ctx, void *ip, void *end)
 {
 	struct iphdr *iph = ip;
@@ -367,7 +445,7 @@ static __always_inline int handle4(struct xdp_md *ctx, void *ip, void *end)
 		match = FCX_MATCH_DESTINATION;
 	}
 	if (!e)
-		return XDP_PASS;
+		return syn_protect_halfopen ? guard4(ctx, iph, end) : XDP_PASS;
 	count(FCX_CNT_DROPPED);
 	/* A non-first fragment has no L4 header: reported with protocol 0. */
 	frag = iph->frag_off & bpf_htons(0x1fff);
@@ -391,7 +469,7 @@ static __always_inline int handle6(struct xdp_md *ctx, void *ip, void *end)
 		match = FCX_MATCH_DESTINATION;
 	}
 	if (!e)
-		return XDP_PASS;
+		return syn_protect_halfopen ? guard6(ctx, ip6, end) : XDP_PASS;
 	count(FCX_CNT_DROPPED);
 	/* L4 only right after the fixed header; behind extension headers the event has no ports. */
 	report(ctx, e, 6, (const __u8 *)&ip6->saddr, (const __u8 *)&ip6->daddr, ip6 + 1,

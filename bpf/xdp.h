@@ -11,11 +11,12 @@
 #include <linux/types.h>
 #endif
 
-#define FCX_ABI_VERSION 1
+#define FCX_ABI_VERSION 2
 
 /* Byte 0 of every record of the xdp_events ring; distinct from flowctl.h (0x01) and trace.h (0x1x). */
 enum fcx_event_type {
 	FCX_EV_DROP = 0x20,
+	FCX_EV_SUPPRESSED = 0x21, /* struct flowctl_suppressed_event (flowctl.h): SYNs --syn-flood-protect dropped */
 };
 
 /* Index of the per-CPU xdp_counters array (u64 each). abi-xdp.ts XDP_COUNTERS lists them in order. */
@@ -25,6 +26,8 @@ enum fcx_counter {
 	FCX_CNT_EXPIRED,          /* packets that matched an expired entry (passed; user space removes it) */
 	FCX_CNT_EVENTS_OVER_BUDGET, /* drop events not sent: over the per-CPU events_per_sec budget */
 	FCX_CNT_EVENTS,           /* drop events written to the ring */
+	FCX_CNT_SYN_DROPPED,      /* SYNs dropped by --syn-flood-protect (over their source's budget) */
+	FCX_CNT_SUMMARIES,        /* FCX_EV_SUPPRESSED records written to the ring */
 	FCX_CNT_MAX,
 };
 
@@ -89,7 +92,7 @@ struct fcx_src_key {
 };
 
 struct fcx_src_value {
-	__u64 last_event_ns; /* 0: no event sent yet */
+	__u64 full_ns;       /* a bucket of one event per event_interval_ns (budget.bpf.h's bucket_take) */
 	__u64 packets;       /* dropped since the last event */
 	__u64 bytes;
 };

@@ -2,13 +2,14 @@
 // own XdpDropList: the verifier accepts it, listed sources and destinations are dropped (IPv4 via
 // the /24 bitmaps, IPv6 via the bitmaps of hashed /64s and /32s), everything else passes, expiry,
 // per-entry counters, and the sampled drop events (one per entry and source per interval,
-// carrying the packets in between; a per-CPU budget).
+// carrying the packets in between; a per-CPU budget), and --syn-flood-protect: SYNs of a source over
+// its budget dropped past the destination's threshold, summed in summaries, other packets untouched.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseBlockCidr } from '../../packages/flow/src/block.js';
 import { XdpDropList } from '../../packages/agent/src/datapath/xdp.js';
-import type { XdpDropEvent } from '../../packages/agent/src/datapath/events.js';
+import type { SuppressedEvent, XdpDropEvent } from '../../packages/agent/src/datapath/events.js';
 import { eth, F, icmp, ipv4, ipv6, tcp, udp, TCP, UDP, ICMP } from './packets.js';
 import { skipReason } from './harness.js';
 
@@ -26,22 +27,28 @@ afterEach(() => {
 interface Harness {
   list: XdpDropList;
   events: XdpDropEvent[];
+  summaries: SuppressedEvent[];
   run(data: Buffer, repeat?: number): Promise<{ retval: number; events: XdpDropEvent[] }>;
   block(cidr: string, id: number, expiresNs?: bigint): void;
 }
 
-function open(o: { eventsPerSec?: number; eventIntervalS?: number } = {}): Harness {
+function open(o: ConstructorParameters<typeof XdpDropList>[0] extends infer T ? Partial<T> : never = {}): Harness {
   if (!existsSync(OBJECT)) throw new Error(`${OBJECT} is missing: run make -C bpf`);
   const l = new XdpDropList({ object: OBJECT, ...o });
   list = l;
   const events: XdpDropEvent[] = [];
-  l.start((evs) => events.push(...evs), (e) => {
+  const summaries: SuppressedEvent[] = [];
+  l.start((evs) => {
+    for (const e of evs) if (e.kind === 'suppressed') summaries.push(e);
+    else events.push(e);
+  }, (e) => {
     throw e;
   });
   const prog = l.obj.program('flowctl_xdp_drop');
   return {
     list: l,
     events,
+    summaries,
     block: (cidr, id, expiresNs = 0n) => l.write({ id, prefix: parseBlockCidr(cidr).prefix, expiresNs }),
     async run(data, repeat = 1) {
       const before = l.counters().xdpEvents;
@@ -216,5 +223,44 @@ describe.skipIf(skip !== undefined)('XDP drop list (BPF_PROG_TEST_RUN)', () => {
     expect(sent).toBeGreaterThanOrEqual(3);
     expect(BigInt(sent) + c.xdpEventsOverBudget).toBe(10n);
     expect(c.xdpDropped).toBe(10n);
+  });
+
+  it('--syn-flood-protect: over-budget SYNs past the destination\'s threshold are dropped, counted and summed per source', async () => {
+    // Burst 3, no refill within the test; more than 2 over-budget SYNs to a destination drop.
+    const h = open({ synFloodProtect: 2, budget: { perSecond: 0.001, burst: 3 } });
+    const run = async (p: Buffer) => (await h.run(p)).retval;
+    for (let i = 0; i < 5; i++) expect(await run(syn('192.0.2.66', '10.9.9.9', 40000 + i))).toBe(XDP_PASS); // 3 in budget, 2 half-open
+    for (let i = 5; i < 12; i++) expect(await run(syn('192.0.2.66', '10.9.9.9', 40000 + i))).toBe(XDP_DROP);
+    // The same source's established traffic (no SYN, or SYN-ACK), and another source's SYN, pass.
+    expect(await run(ipv4({ src: '192.0.2.66', dst: '10.9.9.9', proto: TCP }, tcp(39999, 80, F.ACK | F.PSH, Buffer.from('GET /'))))).toBe(XDP_PASS);
+    expect(await run(ipv4({ src: '192.0.2.66', dst: '10.9.9.9', proto: TCP }, tcp(80, 39999, F.SYN | F.ACK)))).toBe(XDP_PASS);
+    expect(await run(ipv4({ src: '192.0.2.66', dst: '10.9.9.9', proto: UDP }, udp(40000, 53)))).toBe(XDP_PASS);
+    expect(await run(syn('192.0.2.10', '10.9.9.9'))).toBe(XDP_PASS);
+    // IPv6 SYNs take the same path.
+    const syn6 = (sport: number) => ipv6({ src: '2001:db8::66', dst: '2001:db8::9', proto: TCP }, tcp(sport, 443, F.SYN));
+    for (let i = 0; i < 5; i++) expect(await run(syn6(41000 + i))).toBe(XDP_PASS);
+    expect(await run(syn6(41100))).toBe(XDP_DROP);
+    // The drop list still comes first.
+    h.block('192.0.2.66', 1);
+    expect(await run(syn('192.0.2.66', '10.9.9.9', 45000))).toBe(XDP_DROP);
+    const c = h.list.counters();
+    expect(c.xdpSynFloodDropped).toBe(8n);
+    expect(c.xdpDropped).toBe(1n);
+    // One summary per source a second after its window's first drop: DROPPED, DROP_RATE_LIMITED.
+    const deadline = Date.now() + 3000;
+    const dropped = () => h.summaries.reduce((s, e) => s + e.dropped, 0n);
+    while (dropped() < 8n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(dropped()).toBe(8n);
+    const v4 = h.summaries.filter((s) => s.ipVersion === 4);
+    expect(v4.reduce((s, e) => s + e.syns, 0n)).toBe(7n);
+    expect(v4[0]).toMatchObject({ origin: 'xdp', srcIp: '192.0.2.66', dstIp: '10.9.9.9', dstPort: 80, proto: TCP, verdict: 2, dropReason: 198, manySources: false });
+    expect(h.summaries.find((s) => s.ipVersion === 6)).toMatchObject({ srcIp: '2001:db8::66', dstPort: 443, packets: 1n });
+    expect(h.list.counters().xdpSummaries).toBe(BigInt(h.summaries.length));
+  });
+
+  it('without --syn-flood-protect a SYN flood passes untouched', async () => {
+    const h = open({ budget: { perSecond: 0.001, burst: 3 } });
+    expect((await h.run(syn('192.0.2.66', '10.9.9.9'), 50)).retval).toBe(XDP_PASS);
+    expect(h.list.counters().xdpSynFloodDropped).toBe(0n);
   });
 });

@@ -78,7 +78,7 @@ export function buildCommand(): Command {
     .option('--state-dir <dir>', 'keep the drop list (flowctl block) here across restarts ("" keeps it in memory only); default: the directory of --unix-socket, else /var/run/flowctl')
     .option('--xdp-interface <ifname>', 'attach the XDP drop list (flowctl block) to this node interface; repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--conn-budget <rate[:burst]>', 'per-source budget of new-flow events (TCP, UDP, ICMP each; DNS ten times it); over it, attempts are summed in one summary flow per source and second ("0": no budget)', connBudgetArg, DEFAULT_CONN_BUDGET)
-    .option('--syn-flood-protect [half-open]', `drop SYNs over their source's budget to a destination with more than this many half-open attempts per second (default ${DEFAULT_SYN_FLOOD_HALFOPEN})`, intArg('--syn-flood-protect', 1, 1_000_000))
+    .option('--syn-flood-protect [half-open]', `drop SYNs over their source's budget to a destination with more than this many half-open attempts per second (default ${DEFAULT_SYN_FLOOD_HALFOPEN}), at TC on pods' interfaces and at XDP on --xdp-interface ones`, intArg('--syn-flood-protect', 1, 1_000_000))
     .option('--tofqdns-min-ttl <seconds>', `toFQDNs: seconds an address learned from a DNS answer stays allowed at least (default ${DEFAULT_FQDN_MIN_TTL_S})`, intArg('--tofqdns-min-ttl', 0, 0xffffffff))
     .option('--tofqdns-endpoint-max-ip-per-hostname <n>', `toFQDNs: addresses an endpoint keeps per DNS name (default ${DEFAULT_FQDN_MAX_IPS_PER_NAME})`, intArg('--tofqdns-endpoint-max-ip-per-hostname', 1, 1_000_000))
     .option('--log-level <level>', 'pino log level', 'info');

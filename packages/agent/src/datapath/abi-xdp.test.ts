@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parsePrefix } from '@flowctl/flow/ip';
-import { BITS4_WORDS, BITS6_WORDS, COUNT, DROP_EVENT, ENTRY, FCX_EV_DROP, KEY4, KEY6, XDP_ABI_VERSION, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
+import { BITS4_WORDS, BITS6_WORDS, COUNT, DROP_EVENT, ENTRY, FCX_EV_DROP, FCX_EV_SUPPRESSED, KEY4, KEY6, XDP_ABI_VERSION, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
 
 const bpfDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', 'bpf');
 const work = mkdtempSync(join(tmpdir(), 'fcb-abi-'));
@@ -47,6 +47,7 @@ describe('XDP ABI layout matches bpf/xdp.h', () => {
       words: BITS4_WORDS,
     });
     expect(fromHeader('printf("\\"words6\\": %d", FCX_BITS6_WORDS);')).toEqual({ words6: BITS6_WORDS });
+    expect(fromHeader('printf("\\"suppressed\\": %d", FCX_EV_SUPPRESSED);')).toEqual({ suppressed: FCX_EV_SUPPRESSED });
   });
 
   it('hashes IPv6 /64s and /32s to the bits the kernel reads', () => {

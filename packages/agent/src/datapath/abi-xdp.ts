@@ -6,8 +6,9 @@ import { FlowctlError } from '../errors.js';
 import { formatIpv4, formatIpv6 } from './abi.js';
 import type { XdpDropEvent } from './events.js';
 
-export const XDP_ABI_VERSION = 1;
+export const XDP_ABI_VERSION = 2;
 export const FCX_EV_DROP = 0x20;
+export { FCX_EV_SUPPRESSED } from './abi.js';
 /** drop4_bits: one bit per IPv4 /24, 64 to a word. */
 export const BITS4_WORDS = 1 << 18;
 
@@ -25,7 +26,7 @@ export function hash32(w0: number): number {
 }
 
 /** Per-CPU counters of xdp.bpf.c, in the order of enum fcx_counter. */
-export const XDP_COUNTERS = ['xdpRingbufFull', 'xdpDropped', 'xdpExpired', 'xdpEventsOverBudget', 'xdpEvents'] as const;
+export const XDP_COUNTERS = ['xdpRingbufFull', 'xdpDropped', 'xdpExpired', 'xdpEventsOverBudget', 'xdpEvents', 'xdpSynFloodDropped', 'xdpSummaries'] as const;
 
 export const ENTRY = { size: 16, expires_ns: 0, id: 8 } as const;
 export const COUNT = { size: 16, packets: 0, bytes: 8 } as const;

@@ -81,6 +81,8 @@ export const SUPPRESSED_EVENT = {
 } as const;
 /** Byte 0 of the same record on the tracepoint programs' ring (trace.h FCT_EV_KDROP_SUMMARY). */
 export const FCT_EV_KDROP_SUMMARY = 0x13;
+/** And on the XDP program's ring (xdp.h FCX_EV_SUPPRESSED): SYNs --syn-flood-protect dropped. */
+export const FCX_EV_SUPPRESSED = 0x21;
 
 /** struct flowctl_ipcache_key (LPM: prefixlen counts the 32 bits of `family` too). */
 export const IPCACHE_KEY = { size: 24, prefixlen: 0, family: 4, addr: 8 } as const;
@@ -221,10 +223,11 @@ export function decodeSuppressedEvent(buf: Buffer, offset: number, len: number):
   if (ipVersion !== 4 && ipVersion !== 6) throw bad(`offset ${o}`, `IP version ${ipVersion}`);
   const v4 = ipVersion === 4;
   const type = buf.readUInt8(o + S.type);
-  if (type !== FLOWCTL_EV_SUPPRESSED && type !== FCT_EV_KDROP_SUMMARY) throw bad(`offset ${o}`, `event type ${type} is not a summary`);
+  const origin = type === FLOWCTL_EV_SUPPRESSED ? 'tc' : type === FCT_EV_KDROP_SUMMARY ? 'kdrop' : type === FCX_EV_SUPPRESSED ? 'xdp' : undefined;
+  if (!origin) throw bad(`offset ${o}`, `event type ${type} is not a summary`);
   return {
     kind: 'suppressed',
-    origin: type === FLOWCTL_EV_SUPPRESSED ? 'tc' : 'kdrop',
+    origin,
     tsNs: buf.readBigUInt64LE(o + S.ts_ns),
     ifindex: buf.readUInt32LE(o + S.ifindex),
     scope: buf.readUInt32LE(o + S.scope),

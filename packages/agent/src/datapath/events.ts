@@ -159,14 +159,15 @@ export interface XdpDropEvent {
 /**
  * Events the kernel suppressed because their source was over its budget (bpf/budget.bpf.h), summed
  * per source and kind of flow over a window of about a second: packets that would start a flow (TCP
- * SYN, SYN-ACK, RST; any UDP or ICMP packet) at TC ('tc'), or kernel drops of such packets ('kdrop').
+ * SYN, SYN-ACK, RST; any UDP or ICMP packet) at TC ('tc'), kernel drops of such packets ('kdrop'), or
+ * SYNs --syn-flood-protect dropped at XDP on a node interface ('xdp').
  */
 export interface SuppressedEvent {
   kind: 'suppressed';
-  origin: 'tc' | 'kdrop';
+  origin: 'tc' | 'kdrop' | 'xdp';
   tsNs: bigint;
   ifindex: number;
-  /** The budget's scope: the ifindex ('tc') or the network namespace inode ('kdrop'). */
+  /** The budget's scope: the ifindex ('tc', 'xdp') or the network namespace inode ('kdrop'). */
   scope: number;
   proto: number;
   /** Of the last suppressed packet. */

@@ -13,6 +13,7 @@ import { ipBytes } from '@flowctl/flow';
 import { parseIp } from '@flowctl/flow/ip';
 import { FQDN_PEER_KEY, decodeEvent, readCounters, readEntryCounts } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
+import { setBudget } from './budget.js';
 import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, DNS_BUDGET_FACTOR, type ConnBudget, type Datapath, type DatapathOptions, type FqdnAnswer, type KernelBlock, type XdpMode } from './datapath.js';
 import type { DatapathCounters, DatapathEvent } from './events.js';
 import { PolicyMapWriter } from './policy-maps.js';
@@ -111,8 +112,7 @@ export class KernelDatapath implements Datapath {
       this.flowObj.setRodata('stats_interval_ns', BigInt(Math.round(statsIntervalS * 1e9)));
       this.flowObj.setRodata('policy_audit', opts.policyAudit ? 1 : 0);
       this.flowObj.setRodata('conn4_seed', randomBytes(4).readUInt32LE(0));
-      setBudget(this.flowObj, budget, DNS_BUDGET_FACTOR);
-      this.flowObj.setRodata('syn_protect_halfopen', protect);
+      setBudget(this.flowObj, budget, { dnsFactor: DNS_BUDGET_FACTOR, synProtect: protect });
       this.flowObj.setRodata('fqdn_min_ttl_s', minTtl);
       this.flowObj.setMaxEntries('events', ringBytes);
       this.flowObj.load();
@@ -123,7 +123,7 @@ export class KernelDatapath implements Datapath {
         this.traceObj.load();
         for (const [prog, tp] of TRACE_PROGRAMS) this.traceLinks.push(this.traceObj.program(prog).attachRawTracepoint(tp));
       }
-      if (opts.xdp) this.xdp = new XdpDropList({ object: objectPath(dir, 'xdp.bpf.o') });
+      if (opts.xdp) this.xdp = new XdpDropList({ object: objectPath(dir, 'xdp.bpf.o'), budget, synFloodProtect: protect });
     } catch (err) {
       this.close();
       throw err;
@@ -439,15 +439,6 @@ export class KernelDatapath implements Datapath {
 
 const TC_INGRESS = stableDropReasonCode('TC_INGRESS');
 const TC_EGRESS = stableDropReasonCode('TC_EGRESS');
-
-/** The budgets of budget.bpf.h, which every object includes; `dnsFactor`: DNS's rate against the others'. */
-export function setBudget(obj: BpfObject, budget: ConnBudget | null, dnsFactor = 1): void {
-  const interval = (perSecond: number) => BigInt(Math.max(1, Math.round(1e9 / perSecond)));
-  obj.setRodata('budget_interval_ns', budget ? interval(budget.perSecond) : 0n);
-  if (!budget) return;
-  obj.setRodata('budget_burst', budget.burst);
-  obj.setRodata('budget_dns_interval_ns', interval(budget.perSecond * dnsFactor));
-}
 
 function objectPath(dir: string, file: string): string {
   const p = `${dir.replace(/\/$/, '')}/${file}`;

@@ -4,10 +4,11 @@
 // this only mirrors them into the maps.
 import { BpfObject, forEachRecord, type BpfLink, type RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
-import { readEntryCounts, sumPerCpuU64 } from './abi.js';
+import { FCX_EV_SUPPRESSED, decodeSuppressedEvent, readEntryCounts, sumPerCpuU64 } from './abi.js';
+import { setBudget } from './budget.js';
 import { BITS6_WORDS, XDP_COUNTERS, decodeXdpDropEvent, encodeDropEntry, encodeDropKey, hash32, hash64, slash24Range } from './abi-xdp.js';
-import type { KernelBlock, XdpMode } from './datapath.js';
-import type { XdpDropEvent } from './events.js';
+import { DEFAULT_CONN_BUDGET, type ConnBudget, type KernelBlock, type XdpMode } from './datapath.js';
+import type { SuppressedEvent, XdpDropEvent } from './events.js';
 
 export interface XdpDropListOptions {
   /** Path of xdp.bpf.o. */
@@ -18,6 +19,9 @@ export interface XdpDropListOptions {
   eventsPerSec?: number;
   /** Seconds between two events of one entry and source. */
   eventIntervalS?: number;
+  /** --syn-flood-protect's half-open threshold (0 or unset: off) and the per-source budget it drops SYNs over. */
+  synFloodProtect?: number;
+  budget?: ConnBudget | null;
 }
 
 export class XdpDropList {
@@ -45,6 +49,7 @@ export class XdpDropList {
       if (opts.ringBytes !== undefined) this.obj.setMaxEntries('xdp_events', opts.ringBytes);
       if (opts.eventsPerSec !== undefined) this.obj.setRodata('events_per_sec', opts.eventsPerSec);
       if (opts.eventIntervalS !== undefined) this.obj.setRodata('event_interval_ns', BigInt(Math.round(opts.eventIntervalS * 1e9)));
+      setBudget(this.obj, opts.budget === undefined ? DEFAULT_CONN_BUDGET : opts.budget, { synProtect: opts.synFloodProtect ?? 0, onlyForSynProtect: true });
       this.obj.load();
     } catch (err) {
       this.obj.close();
@@ -52,13 +57,13 @@ export class XdpDropList {
     }
   }
 
-  /** Drop events; `onError` gets records that could not be decoded. */
-  start(onEvents: (events: XdpDropEvent[]) => void, onError: (err: unknown) => void): RingBuffer {
+  /** Drop events and summaries of the SYNs --syn-flood-protect dropped; `onError` gets records that could not be decoded. */
+  start(onEvents: (events: (XdpDropEvent | SuppressedEvent)[]) => void, onError: (err: unknown) => void): RingBuffer {
     this.ring = this.obj.ringBuffer('xdp_events', (batch, count) => {
-      const out: XdpDropEvent[] = [];
+      const out: (XdpDropEvent | SuppressedEvent)[] = [];
       forEachRecord(batch, count, (buf, off, len) => {
         try {
-          out.push(decodeXdpDropEvent(buf, off, len));
+          out.push(buf.readUInt8(off) === FCX_EV_SUPPRESSED ? decodeSuppressedEvent(buf, off, len) : decodeXdpDropEvent(buf, off, len));
         } catch (err) {
           onError(err);
         }

@@ -317,6 +317,15 @@ describe('Parser: summaries of suppressed new-connection packets', () => {
     expect(suppressedNumbers(k)).toMatchObject({ events: 'kernel-drop', packets: 40, syns: 0 });
   });
 
+  it('SYNs --syn-flood-protect dropped at XDP on a node interface: a DROPPED flow naming the interface', () => {
+    const f = one({ ...summary, origin: 'xdp', verdict: 2, dropReason: 198, dropped: 7000n, packets: 7000n, syns: 7000n, tcpFlags: 0x02 });
+    expect(f.verdict).toBe(Verdict.DROPPED);
+    expect(f.drop_reason_desc).toBe(DropReason.DROP_RATE_LIMITED);
+    expect(f.interface?.index).toBe(7);
+    expect(f.Summary).toBe('7000 SYNs from 192.0.2.66 to 10.203.1.10:8080 in the last 1.0s: dropped at XDP by --syn-flood-protect, over the source\'s new-connection budget');
+    expect(suppressedNumbers(f)).toMatchObject({ events: 'new-connection', packets: 7000, syns: 7000, dropped: 7000 });
+  });
+
   it('an empty or garbled summary is counted, not a flow', () => {
     const { ctx, parser } = setup();
     expect(parser.decode({ ...summary, packets: 0n })).toEqual([]);

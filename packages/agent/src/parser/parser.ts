@@ -315,8 +315,10 @@ export class Parser {
         : ctx.isLocalEndpointIp(ev.srcIp) ? TrafficDirection.EGRESS : TrafficDirection.TRAFFIC_DIRECTION_UNKNOWN,
       drop_reason_desc: dropped ? dropReasonEnum(ev.dropReason) : undefined,
       // A kernel drop's ifindex is in the pod's namespace: not a name on this node.
-      interface: ev.origin === 'tc' && ev.ifindex > 0 ? this.iface(ev.ifindex) : undefined,
-      Summary: ev.origin === 'kdrop'
+      interface: ev.origin !== 'kdrop' && ev.ifindex > 0 ? this.iface(ev.ifindex) : undefined,
+      Summary: ev.origin === 'xdp'
+        ? `${ev.syns} SYNs from ${from} to ${to} ${last}: dropped at XDP by --syn-flood-protect, over the source's new-connection budget`
+        : ev.origin === 'kdrop'
         ? `${ev.packets} kernel drops${ev.kernelReason ? ` (${ev.kernelReason})` : ''} of ${what} of ${from} to ${to} ` +
           `${last}${tcp ? ` (${ev.syns} SYNs)` : ''}: events suppressed, over the source's budget`
         : tcp
@@ -327,7 +329,7 @@ export class Parser {
     };
     if (!dropped && ev.origin === 'tc') flow.trace_observation_point = fromEp ? TraceObservationPoint.FROM_ENDPOINT : TraceObservationPoint.TO_ENDPOINT;
     attachSuppressed(flow, {
-      events: ev.origin === 'tc' ? 'new-connection' : 'kernel-drop',
+      events: ev.origin === 'kdrop' ? 'kernel-drop' : 'new-connection',
       packets: Number(ev.packets), syns: Number(ev.syns), dropped: Number(ev.dropped), window_ms: windowMs, sources: ev.manySources ? 'many' : 'one',
     });
     return flow;

@@ -167,6 +167,26 @@ http {
     return { sent, served, ok: r.ok, names, logged, answered: r.answered };
   }
 
+  /**
+   * From the attacker's namespace, one keep-alive HTTP connection to the web pod, opened at once and
+   * used every 250 ms for `seconds`: how many requests succeeded or failed, and the local ports used.
+   */
+  async keepAlive(seconds: number): Promise<{ ok: number; failed: number; ports: number[] }> {
+    const out = await this.run(this.attacker.ns, [process.execPath, '-e', `
+      const http = require('http'); const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      let ok = 0, failed = 0; const ports = new Set(); const end = Date.now() + ${seconds * 1000};
+      const once = () => new Promise((res) => {
+        const q = http.get({ host: '${this.web.ip}', port: 80, path: '/', agent, timeout: 20000 }, (s) => {
+          ports.add(s.socket.localPort); s.resume(); s.on('end', () => { s.statusCode === 200 ? ok++ : failed++; res(); });
+        });
+        q.on('error', () => { failed++; res(); });
+        q.on('timeout', () => q.destroy());
+      });
+      (async () => { while (Date.now() < end) { await once(); await new Promise((r) => setTimeout(r, 250)); }
+        console.log(JSON.stringify({ ok, failed, ports: [...ports] })); agent.destroy(); })();`]);
+    return JSON.parse(out.trim()) as { ok: number; failed: number; ports: number[] };
+  }
+
   /** Every flow in the agent's ring. */
   flows(): Promise<Flow[]> {
     const c = new ObserverClient(`unix:${this.socket}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 << 20 });

@@ -2,7 +2,9 @@
 // client makes 50 ordinary HTTP requests: every request succeeds and appears as a flow, the flood
 // is summed in summary flows whose counts match the kernel's counter, the agent stays under 200 MB,
 // the kernel ring loses (almost) nothing, and the connection tables do not fill. With
-// --syn-flood-protect the flood's SYNs are dropped and counted, and the requests still succeed.
+// --syn-flood-protect the flood's SYNs are dropped and counted, and the requests still succeed; with
+// --xdp-interface on the attacker's link too, they are dropped there, at XDP, and summed per source,
+// while a keep-alive connection the attacker opened before keeps working.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DropReason, Verdict, suppressedNumbers, type Flow } from '@flowctl/flow';
 import { SynFloodLab, type Phase } from './syn-flood-lab.js';
@@ -113,6 +115,32 @@ describe.skipIf(skip)('SYN flood at a pod (real kernel, hping3)', () => {
     const sums = summaries(flows);
     expect(sums.some(({ f }) => f.verdict === Verdict.DROPPED && f.drop_reason_desc === DropReason.DROP_RATE_LIMITED)).toBe(true);
     addsUp(sums.reduce((s, { n }) => s + n.dropped, 0), dropped);
+    expect(lab.agentPeakRss()).toBeLessThan(200 * MB);
+  }, 90_000);
+
+  it('--syn-flood-protect with --xdp-interface: the SYNs are dropped at XDP on that link, summed per source; established traffic is untouched', async () => {
+    await lab.stopAgent();
+    await lab.startAgent(['--syn-flood-protect', '--xdp-interface', lab.attacker.hostIf]);
+    expect(lab.log).toMatch(new RegExp(`${lab.attacker.hostIf}.*(native|generic)`));
+    const established = lab.keepAlive(FLOOD_S + 2);
+    const p = await lab.flood(FLOOD_S, false, REQUESTS);
+    const flows = await settle();
+    checkPhase(p, flows);
+    // The attacker's connection opened before the flood served every request, on one connection
+    // (slowly: its packets share the link, and the veth's queue, with the flood).
+    const ka = await established;
+    expect(ka).toMatchObject({ failed: 0, ports: [expect.any(Number)] });
+    expect(ka.ok).toBeGreaterThanOrEqual(3);
+    const dropped = await lab.metric('flowctl_agent_datapath_stats_total', 'name="xdpSynFloodDropped"');
+    expect(dropped).toBeGreaterThan(p.sent * 0.8);
+    // Dropped at XDP, so TC never saw them.
+    expect(await lab.metric('flowctl_agent_datapath_stats_total', 'name="synFloodDropped"')).toBeLessThan(p.sent * 0.01);
+    const xdp = summaries(flows).filter(({ f }) => f.interface?.name === lab.attacker.hostIf);
+    expect(xdp.length).toBeGreaterThanOrEqual(FLOOD_S - 1);
+    expect(xdp.every(({ f, n }) => f.verdict === Verdict.DROPPED && f.drop_reason_desc === DropReason.DROP_RATE_LIMITED &&
+      f.IP?.source === lab.attacker.ip && n.sources === 'one' && n.dropped === n.syns)).toBe(true);
+    expect(xdp[0]!.f.Summary).toMatch(/^\d+ SYNs from 10\.203\.26\.30 to 10\.203\.26\.10:80 in the last [\d.]+s: dropped at XDP by --syn-flood-protect/);
+    addsUp(xdp.reduce((s, { n }) => s + n.dropped, 0), dropped);
     expect(lab.agentPeakRss()).toBeLessThan(200 * MB);
   }, 90_000);
 });
