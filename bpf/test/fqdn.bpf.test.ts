@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicies, parseEndpoints, parsePolicies, type CompiledPolicy } from '../../packages/policy/src/index.js';
 import { readConfig } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
-import { dns, F, ipv4, TCP, tcp, udp, UDP } from './packets.js';
+import { dns, F, ipv4, ipv6, TCP, tcp, udp, UDP } from './packets.js';
 
 const skip = skipReason();
 
@@ -15,10 +15,12 @@ const PEER = '10.203.1.2'; // same labels as CLIENT: same identity, its own lear
 const RESOLVER = '10.203.1.53';
 const API = '192.0.2.10';
 const OTHER = '192.0.2.11';
+const CLIENT6 = 'fd00:203::1'; // CLIENT's IPv6 address: a dual-stack pod
+const API6 = '2001:db8::10';
 
 const EPS = parseEndpoints(
   'endpoints:\n' +
-    `  - { name: client, namespace: fcz, node: n1, labels: { app: client }, ips: [${CLIENT}] }\n` +
+    `  - { name: client, namespace: fcz, node: n1, labels: { app: client }, ips: [${CLIENT}, "${CLIENT6}"] }\n` +
     `  - { name: peer, namespace: fcz, node: n1, labels: { app: client }, ips: [${PEER}] }\n` +
     `  - { name: dns, namespace: fcz, node: n1, labels: { app: dns }, ips: [${RESOLVER}] }\n`,
   'eps.yaml',
@@ -43,6 +45,7 @@ describe.skipIf(skip)('flowctl TC datapath: toFQDNs (test_run)', () => {
     compiled = compilePolicies(parsePolicies(policy('{ matchPattern: "*.allowed.test" }, { matchName: exact.test }'), 'p.yaml'), EPS);
     dp.writer.writeIdentities(EPS.endpoints.flatMap((e) => e.ips.map((ip) => ({ cidr: ip, identity: e.identity }))));
     dp.writer.writePolicy(compiled);
+    dp.writer.fqdn!.setPeers([{ v4: CLIENT, v6: CLIENT6 }]);
   });
   afterAll(() => dp?.close());
 
@@ -65,6 +68,19 @@ describe.skipIf(skip)('flowctl TC datapath: toFQDNs (test_run)', () => {
     expect(Number(learned[0]!.expiresNs - process.hrtime.bigint()) / 1e9).toBeGreaterThan(3500);
     const e = await dp.one('from', syn(CLIENT, API));
     expect([e.retval, e.verdict, e.policyRef]).toEqual([TC_ACT_OK, 1 /* FORWARDED */, 1]);
+  });
+
+  it('an AAAA record in an answer over IPv4 is learned for the dual-stack endpoint\'s IPv6 address', async () => {
+    const syn6 = () => ipv6({ src: CLIENT6, dst: API6, proto: TCP }, tcp(++sport, 80, F.SYN));
+    expect((await dp.run('from', syn6())).retval).toBe(TC_ACT_SHOT);
+    await dp.run('to', answer(CLIENT, 'v6.allowed.test', API6));
+    expect(dp.writer.fqdn!.learned().filter((l) => l.addr === API6).map((l) => [l.family, l.endpoint])).toEqual([[6, CLIENT6]]);
+    expect((await dp.run('from', syn6())).retval).toBe(TC_ACT_OK);
+    // Not for the IPv4 address, nor for an endpoint without a peer.
+    dp.writer.fqdn!.setPeers([]);
+    await dp.run('to', answer(CLIENT, 'v6b.allowed.test', '2001:db8::11'));
+    expect(dp.writer.fqdn!.learned().filter((l) => l.addr === '2001:db8::11')).toEqual([]);
+    dp.writer.fqdn!.setPeers([{ v4: CLIENT, v6: CLIENT6 }]);
   });
 
   it('a SYN denied before the answer passes when retried on the same tuple', async () => {

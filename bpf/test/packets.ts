@@ -123,10 +123,12 @@ export function icmp(type: number, code: number, id = 0, seq = 1): Buffer {
 }
 
 /** A DNS query for `name` (type A), or its response when `answer` is given. */
+/** A DNS query for `name`, or its answer `answer` (an A record, or AAAA for an IPv6 address). */
 export function dns(id: number, name: string, answer?: string): Buffer {
+  const v6 = answer?.includes(':') ?? false;
   const q = Buffer.concat([
     ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
-    Buffer.from([0, 0, 1, 0, 1]),
+    Buffer.from([0, 0, v6 ? 28 : 1, 0, 1]),
   ]);
   const h = Buffer.alloc(12);
   h.writeUInt16BE(id, 0);
@@ -134,12 +136,13 @@ export function dns(id: number, name: string, answer?: string): Buffer {
   h.writeUInt16BE(1, 4);
   h.writeUInt16BE(answer ? 1 : 0, 6);
   if (!answer) return Buffer.concat([h, q]);
-  const a = Buffer.alloc(16);
+  const rdata = addr(answer);
+  const a = Buffer.alloc(12 + rdata.length);
   a.writeUInt16BE(0xc00c, 0);
-  a.writeUInt16BE(1, 2);
+  a.writeUInt16BE(v6 ? 28 : 1, 2);
   a.writeUInt16BE(1, 4);
   a.writeUInt32BE(30, 6);
-  a.writeUInt16BE(4, 10);
-  addr(answer).copy(a, 12);
+  a.writeUInt16BE(rdata.length, 10);
+  rdata.copy(a, 12);
   return Buffer.concat([h, q, a]);
 }

@@ -47,4 +47,20 @@ describe('mergeBlockLists', () => {
       { cidr: '192.0.2.0/24', reason: 'late', created: ts(5), dropped_packets: 3n, dropped_bytes: 3n, nodes: ['n0', 'n1'] },
     ]);
   });
+
+  it('keeps an isolation apart from a drop entry and from another pod\'s isolation of the same address', () => {
+    const merged = mergeBlockLists([
+      [
+        { cidr: '10.0.0.9/32', nodes: ['n1'], dropped_packets: 1n },
+        { cidr: '10.0.0.9/32', nodes: ['n1'], isolated_pod: 'shop/old-1', isolated_addresses: [] },
+        { cidr: '10.0.0.9/32', nodes: ['n1'], isolated_pod: 'shop/new-2', isolated_addresses: ['10.0.0.9'], dropped_packets: 4n },
+      ],
+      [{ cidr: '10.0.0.9/32', nodes: ['n2'], dropped_packets: 2n }],
+    ]);
+    expect(merged.map((e) => [e.isolated_pod, e.isolated_addresses, e.nodes, e.dropped_packets])).toEqual([
+      [undefined, undefined, ['n1', 'n2'], 3n],
+      ['shop/new-2', ['10.0.0.9'], ['n1'], 4n],
+      ['shop/old-1', [], ['n1'], undefined],
+    ]);
+  });
 });

@@ -1,17 +1,19 @@
 // The user-space half of toFQDNs in the kernel (bpf/fqdn.bpf.h): which question names teach which
 // selectors (fqdn_names, from the compiled policy), and the upkeep of what the kernel learned
 // (fqdn_ips): expiry, the per-name limit of each endpoint, and forgetting selectors that left
-// the policy before their numbers can mean another.
+// the policy before their numbers can mean another; and the pairs of addresses of dual-stack
+// endpoints (fqdn_peers), so an answer over one family teaches the other family's records too.
 import type { CompiledFqdnSelector } from '@flowctl/policy';
 import { MIN_FQDN_IDENTITY } from '@flowctl/policy';
 import { formatIp } from '@flowctl/flow';
 import { parseIp } from '@flowctl/flow/ip';
-import { FQDN_IP_KEY, FQDN_IP_VALUE, FQDN_NAME_KEY } from './abi.js';
+import { FQDN_IP_KEY, FQDN_IP_VALUE, FQDN_NAME_KEY, FQDN_PEER_KEY } from './abi.js';
 import type { MapHandle } from './policy-maps.js';
 
 export interface FqdnMaps {
   names: MapHandle;
   ips: MapHandle;
+  peers?: MapHandle;
 }
 
 /** One address an endpoint learned, as the kernel holds it. */
@@ -106,6 +108,25 @@ export class FqdnMapWriter {
     v.writeBigUInt64LE(a.nameHash, FQDN_IP_VALUE.name_hash);
     this.maps.ips.update(k, v);
     return (a.bits & ~had) !== 0n;
+  }
+
+  /** Makes fqdn_peers hold each dual-stack endpoint's pair of addresses (both ways), and nothing else. */
+  setPeers(pairs: readonly { v4: string; v6: string }[]): void {
+    const m = this.maps.peers;
+    if (!m) return;
+    const want = new Map<string, Buffer>();
+    const key = (ip: string, family: 4 | 6) => {
+      const k = Buffer.alloc(FQDN_PEER_KEY.size);
+      k.writeUInt32LE(family, FQDN_PEER_KEY.family);
+      ipBytes(ip, family).copy(k, FQDN_PEER_KEY.addr);
+      return k;
+    };
+    for (const { v4, v6 } of pairs) {
+      want.set(key(v4, 4).toString('hex'), ipBytes(v6, 6));
+      want.set(key(v6, 6).toString('hex'), key(v4, 4).subarray(FQDN_PEER_KEY.addr));
+    }
+    for (const k of [...m.keys()]) if (!want.has(k.toString('hex'))) m.delete(k);
+    for (const [hex, v] of want) m.update(Buffer.from(hex, 'hex'), v);
   }
 
   /** Everything the kernel learned. */

@@ -10,8 +10,7 @@ import { BpfObject, forEachRecord } from '@flowctl/bpf-loader';
 import type { BpfLink, RingBuffer } from '@flowctl/bpf-loader';
 import { FlowctlError } from '../errors.js';
 import { ipBytes } from '@flowctl/flow';
-import { parseIp } from '@flowctl/flow/ip';
-import { FQDN_PEER_KEY, decodeEvent, readCounters, readEntryCounts } from './abi.js';
+import { decodeEvent, readCounters, readEntryCounts } from './abi.js';
 import { KDROP_EVENT, TRACE_COUNTERS, TraceEventType, decodeTraceEvent, kdropStableReason, stableDropReasonCode } from './abi-trace.js';
 import { setBudget } from './budget.js';
 import { DEFAULT_CONN_BUDGET, DEFAULT_FQDN_MAX_IPS_PER_NAME, DEFAULT_FQDN_MIN_TTL_S, DNS_BUDGET_FACTOR, type ConnBudget, type Datapath, type DatapathOptions, type FqdnAnswer, type KernelBlock, type XdpMode } from './datapath.js';
@@ -191,27 +190,8 @@ export class KernelDatapath implements Datapath {
     return learned;
   }
 
-  /** Dual-stack local endpoints (`fqdn_peers`): each of their addresses -> the other one, so an
-   *  answer over one family teaches the other family's records too. Replaces what was there. */
   setFqdnPeers(pairs: readonly { v4: string; v6: string }[]): void {
-    if (this.closed) return;
-    const m = this.flowObj.map('fqdn_peers');
-    const want = new Map<string, Buffer>();
-    const key = (ip: string) => {
-      const p = parseIp(ip)!;
-      const k = Buffer.alloc(FQDN_PEER_KEY.size);
-      k.writeUInt32LE(p.v6 ? 6 : 4, FQDN_PEER_KEY.family);
-      k.set(ipBytes(p.v6, p.value), FQDN_PEER_KEY.addr);
-      return k;
-    };
-    for (const { v4, v6 } of pairs) {
-      const k4 = key(v4);
-      const k6 = key(v6);
-      want.set(k4.toString('hex'), k6.subarray(FQDN_PEER_KEY.addr));
-      want.set(k6.toString('hex'), k4.subarray(FQDN_PEER_KEY.addr));
-    }
-    for (const k of [...m.keys()]) if (!want.has(k.toString('hex'))) m.delete(k);
-    for (const [k, v] of want) m.update(Buffer.from(k, 'hex'), v);
+    if (!this.closed) this.policyWriter().fqdn?.setPeers(pairs);
   }
 
   /** What endpoints learned from DNS answers (toFQDNs). */
@@ -404,7 +384,7 @@ export class KernelDatapath implements Datapath {
       policyEnforce: this.flowObj.map('policy_enforce'),
       policy: this.flowObj.map('policy'),
       config: this.flowObj.map('config'),
-      fqdn: { names: this.flowObj.map('fqdn_names'), ips: this.flowObj.map('fqdn_ips') },
+      fqdn: { names: this.flowObj.map('fqdn_names'), ips: this.flowObj.map('fqdn_ips'), peers: this.flowObj.map('fqdn_peers') },
     });
     return this.writer;
   }
