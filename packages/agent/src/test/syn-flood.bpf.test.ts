@@ -3,8 +3,8 @@
 // is summed in summary flows whose counts match the kernel's counter, the agent stays under 200 MB,
 // the kernel ring loses (almost) nothing, and the connection tables do not fill. With
 // --syn-flood-protect the flood's SYNs are dropped and counted, and the requests still succeed; with
-// --xdp-interface on the attacker's link too, they are dropped there, at XDP, and summed per source,
-// while a keep-alive connection the attacker opened before keeps working.
+// --xdp-interface on the attacker's link too, they are dropped there, at XDP, and summed per source
+// (one, then random ones), while a keep-alive connection the attacker opened before keeps working.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DropReason, Verdict, suppressedNumbers, type Flow } from '@flowctl/flow';
 import { SynFloodLab, type Phase } from './syn-flood-lab.js';
@@ -141,6 +141,19 @@ describe.skipIf(skip)('SYN flood at a pod (real kernel, hping3)', () => {
       f.IP?.source === lab.attacker.ip && n.sources === 'one' && n.dropped === n.syns)).toBe(true);
     expect(xdp[0]!.f.Summary).toMatch(/^\d+ SYNs from 10\.203\.26\.30 to 10\.203\.26\.10:80 in the last [\d.]+s: dropped at XDP by --syn-flood-protect/);
     addsUp(xdp.reduce((s, { n }) => s + n.dropped, 0), dropped);
+    expect(lab.agentPeakRss()).toBeLessThan(200 * MB);
+  }, 90_000);
+
+  it('--syn-flood-protect at XDP, random sources: dropped there too, summed as many sources', async () => {
+    const before = await lab.metric('flowctl_agent_datapath_stats_total', 'name="xdpSynFloodDropped"');
+    const p = await lab.flood(FLOOD_S, true, REQUESTS);
+    const flows = await settle();
+    checkPhase(p, flows);
+    const dropped = (await lab.metric('flowctl_agent_datapath_stats_total', 'name="xdpSynFloodDropped"')) - before;
+    expect(dropped).toBeGreaterThan(p.sent * 0.8);
+    const many = summaries(flows).filter(({ f, n }) => f.interface?.name === lab.attacker.hostIf && n.sources === 'many');
+    expect(many.length).toBeGreaterThanOrEqual(FLOOD_S - 1);
+    expect(many.at(-1)!.f.Summary).toMatch(/SYNs from many sources \(last [\d.]+\) to 10\.203\.26\.10:80 .*: dropped at XDP/);
     expect(lab.agentPeakRss()).toBeLessThan(200 * MB);
   }, 90_000);
 });
