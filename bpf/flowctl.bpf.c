@@ -47,6 +47,8 @@ const volatile __u32 abi_version = FLOWCTL_ABI_VERSION; /* read back by the load
 _Static_assert(__builtin_offsetof(struct flow_event, payload) == FLOWCTL_FLOW_EVENT_HDR_LEN,
 	       "flow_event header size");
 
+#include "l7.bpf.h"
+
 #define EPOCH_NONE (~0ULL)
 
 static __always_inline int addr_cmp(const __u32 *a, const __u32 *b)
@@ -140,110 +142,17 @@ __noinline int evaluate(struct flowctl_conn *c, const struct flowctl_conn_key *k
 	return changed;
 }
 
-static __always_inline int match4(const __u8 *b, const char *s)
-{
-	return b[0] == s[0] && b[1] == s[1] && b[2] == s[2] && b[3] == s[3];
-}
-
-/* HTTP/1.x by the start of a request line or a status line, from the first 8 payload bytes. */
-static __always_inline int is_http(const __u8 *b)
-{
-	if (match4(b, "GET ") || match4(b, "POST") || match4(b, "PUT ") || match4(b, "HEAD") ||
-	    match4(b, "DELE") || match4(b, "PATC") || match4(b, "OPTI") || match4(b, "CONN") ||
-	    match4(b, "TRAC"))
-		return 1;
-	return match4(b, "HTTP") && b[4] == '/' && b[5] == '1' && b[6] == '.';
-}
-
-static __always_inline int is_dns(__u8 proto, __u16 port0, __u16 port1)
-{
-	return (port0 == 53 || port1 == 53) && (proto == IPPROTO_UDP || proto == IPPROTO_TCP);
-}
-
-/* L7 owns which payloads reach the slow path and which of them are sent to user space. This says
- * whether the payloads of direction `side` of a connection (ports in either order) must reach
- * the slow path: DNS always; TCP until the direction's first payload proved not to be HTTP. */
-static __always_inline int l7_watches(const struct flowctl_conn *c, __u8 proto, __u16 port0,
-				      __u16 port1, int side)
-{
-	if (is_dns(proto, port0, port1))
-		return 1;
-	return proto == IPPROTO_TCP && !(c->state & (FLOWCTL_STATE_NOHTTP0 << side));
-}
-
-/* Whether this interface sends direction `side`'s L7 payloads (struct l7_owners): the first to
- * see one takes the direction, so user space decodes each segment once. */
-static __always_inline int l7_here(struct __sk_buff *skb, const struct flowctl_conn_key *k, int side)
-{
-	struct flowctl_conn_key ok = *k;
-	__u32 me = skb->ifindex, *owner;
-
-	ok.ifindex = side;
-	owner = bpf_map_lookup_elem(&l7_owners, &ok);
-	if (owner)
-		return *owner == me;
-	if (!bpf_map_update_elem(&l7_owners, &ok, &me, BPF_NOEXIST))
-		return 1;
-	owner = bpf_map_lookup_elem(&l7_owners, &ok);
-	return owner && *owner == me;
-}
-
-/* And this which L7 protocol a watched packet's payload is sent as (FLOWCTL_L7_NONE: not sent),
- * noting per direction whether it is HTTP: its first payload decides. A direction that started
- * as HTTP sends every payload segment, for user space to follow its messages by sequence number.
- * Another interface's direction is marked not HTTP here, so its payloads skip the slow path. */
-static __always_inline __u8 l7_of(struct __sk_buff *skb, const struct pkt *p, struct flowctl_conn *c,
-				  const struct flowctl_conn_key *k, int side)
-{
-	__u32 seen = FLOWCTL_STATE_HTTP0 << side;
-	__u8 b[8];
-	int http;
-
-	if (p->tcp_flags & TCP_SYN) {
-		struct flowctl_conn_key ok = *k;
-
-		ok.ifindex = side;
-		bpf_map_delete_elem(&l7_owners, &ok);
-	}
-	if (!p->payload_len || !l7_watches(c, p->proto, p->sport, p->dport, side))
-		return FLOWCTL_L7_NONE;
-	if (is_dns(p->proto, p->sport, p->dport))
-		return l7_here(skb, k, side) ? FLOWCTL_L7_DNS : FLOWCTL_L7_NONE;
-	if (!l7_here(skb, k, side)) {
-		__sync_fetch_and_or(&c->state, FLOWCTL_STATE_NOHTTP0 << side);
-		return FLOWCTL_L7_NONE;
-	}
-	if (c->state & seen)
-		return FLOWCTL_L7_HTTP;
-	if (p->payload_len < 8 || bpf_skb_load_bytes(skb, p->payload_off, b, 8))
-		return FLOWCTL_L7_NONE;
-	http = is_http(b);
-	if (!(c->state & seen))
-		__sync_fetch_and_or(&c->state, http ? seen : (FLOWCTL_STATE_NOHTTP0 << side));
-	return http ? FLOWCTL_L7_HTTP : FLOWCTL_L7_NONE;
-}
-
 static __always_inline int stats_due(const struct flowctl_conn *c, __u64 now)
 {
 	return stats_interval_ns && !(c->state & FLOWCTL_STATE_CLOSED) && now > c->last_emit_ns &&
 	       now - c->last_emit_ns >= stats_interval_ns;
 }
 
-/* Counts the messages an L7 event lost to a full ring carried, by the start they can be seen by:
- * a segment starting with a request or status line, or a DNS segment (user space counts the same
- * way in the streams it can no longer follow: docs/flows.md). */
-static __always_inline void l7_lost(const __u8 *b, __u32 n, __u8 l7)
-{
-	if (l7 == FLOWCTL_L7_DNS)
-		count(FLOWCTL_CNT_L7_LOST_DNS);
-	else if (l7 == FLOWCTL_L7_HTTP && n >= 8 && is_http(b))
-		count(b[0] == 'H' && b[1] == 'T' ? FLOWCTL_CNT_L7_LOST_HTTP_RESP : FLOWCTL_CNT_L7_LOST_HTTP_REQ);
-}
-
 /* At most 5 arguments, hence `how`. */
 #define EMIT_HOW(side, obs, reason, l7) ((side) | (obs) << 8 | (reason) << 16 | (l7) << 24)
 
-/* Writes the event of packet `p` of connection `c` to the ring, with its own timestamp. */
+/* Writes the event of packet `p` of connection `c` to the ring, with its own timestamp; for HTTP
+ * only builds it (L7_PENDING). */
 __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_conn *c, __u32 how)
 {
 	__u64 now = bpf_ktime_get_ns();
@@ -299,7 +208,10 @@ __noinline int emit(struct __sk_buff *skb, const struct pkt *p, struct flowctl_c
 	ev->policy_direction = c->policy_direction;
 	__builtin_memcpy(ev->eth_src, p->eth_src, 6);
 	__builtin_memcpy(ev->eth_dst, p->eth_dst, 6);
-
+	ev->captured_off = ev->l7_more = ev->l7_msg = ev->l7_flags = ev->l7_starts = 0;
+	ev->l7_start = L7_NONE;
+	if (l7 == FLOWCTL_L7_HTTP)
+		return l7_pending(p->payload_off, side); /* sent by l7_http_emit, on a stack of its own */
 	if (l7 != FLOWCTL_L7_NONE) {
 		n = p->payload_len;
 		if (n > max_payload) {
@@ -482,10 +394,10 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 		reason = FLOWCTL_REASON_SAMPLE;
 	else if (l7 != FLOWCTL_L7_NONE)
 		reason = FLOWCTL_REASON_L7;
-	if (reason)
-		emit(skb, p, c, EMIT_HOW(side, obs, reason, l7));
+	/* `first` is done with: now whether an HTTP segment is pending. */
+	first = reason && emit(skb, p, c, EMIT_HOW(side, obs, reason, l7)) == L7_PENDING ? L7_PENDING : 0;
 	skip_record(c, k, epoch);
-	return verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK;
+	return (verdict == FLOWCTL_VERDICT_DROPPED ? TC_ACT_SHOT : TC_ACT_OK) | first;
 }
 
 /* Prepares a connection entry in conn_scratch and stores it (conn_store). Returns 0 when a map
@@ -828,7 +740,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u32 obs)
 		else if (proto == ETH_P_IPV6)
 			r = fast6(skb, data, end);
 	}
-	return r >= 0 ? r : handle_slow(skb, obs);
+	if (r >= 0)
+		return r;
+	r = handle_slow(skb, obs);
+	if (r & L7_PENDING)
+		l7_http_emit(skb);
+	return r & 0xff;
 }
 
 SEC("tc")

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define FLOWCTL_ABI_VERSION 6
+#define FLOWCTL_ABI_VERSION 7
 
 /* Compile-time cap of the max_payload knob: the event buffer is sized for it. */
 #define FLOWCTL_MAX_PAYLOAD 1024
@@ -134,10 +134,22 @@ struct flow_event {
 	__u8 policy_direction; /* enum flowctl_direction of the decision, 0 none */
 	__u8 eth_src[6];
 	__u8 eth_dst[6];
+	/* HTTP: a segment may be sent as several windows (events), each its own captured bytes. */
+	__u32 captured_off; /* offset in the L4 payload of the first captured byte */
+	__u32 l7_start;     /* FLOWCTL_L7_FOLLOWED: the first message start in the captured bytes (payload offset), or ~0 */
+	__u32 l7_msg;       /* its index among the direction's messages (interim 1xx responses not counted) */
+	__u32 l7_more;      /* payload offset of this segment's next window (the next event), 0: none */
+	__u8 l7_flags;      /* FLOWCTL_L7_* below */
+	__u8 l7_starts;     /* FLOWCTL_L7_FOLLOWED: message starts in the captured bytes */
+	__u8 pad[6];
 	__u8 payload[FLOWCTL_MAX_PAYLOAD];
 };
 
-#define FLOWCTL_FLOW_EVENT_HDR_LEN 152 /* offsetof(struct flow_event, payload) */
+#define FLOWCTL_FLOW_EVENT_HDR_LEN 176
+
+/* flow_event.l7_flags. FOLLOWED: the kernel follows the direction's messages (bpf/l7.bpf.h) through
+ * this window: a message starts in it at l7_start and nowhere before that, or nowhere. */
+#define FLOWCTL_L7_FOLLOWED 1 /* offsetof(struct flow_event, payload) */
 
 /* A summary of events suppressed by the budgets of budget.bpf.h, per source and scope, over a
  * window that starts with the first suppressed event and lasts budget_report_ns. On the `events`

@@ -10,16 +10,6 @@ struct {
 	__uint(max_entries, 1 << 23);
 } events SEC(".maps");
 
-/* L7 payloads of a connection direction are sent from one observation point only (a packet
- * between two pods of the node crosses two veths): the canonical key with `ifindex` holding the
- * side -> the ifindex that sends them. Taken by the first payload, forgotten at the side's SYN. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct flowctl_conn_key);
-	__type(value, __u32);
-} l7_owners SEC(".maps");
-
 /* enum flowctl_counter -> u64 per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -132,6 +122,14 @@ static __always_inline void count(__u32 which)
 
 	if (v)
 		*v += 1;
+}
+
+static __always_inline void count_n(__u32 which, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &which);
+
+	if (v)
+		*v += n;
 }
 
 #endif /* __FLOWCTL_MAPS_BPF_H */

@@ -37,7 +37,8 @@ int main(void)
 	F(flow_event, tcp_flags_seen); F(flow_event, drop_reason); F(flow_event, captured_len);
 	F(flow_event, icmp_type); F(flow_event, icmp_code); F(flow_event, is_reply);
 	F(flow_event, policy_direction); F(flow_event, eth_src); F(flow_event, eth_dst);
-	F(flow_event, payload);
+	F(flow_event, captured_off); F(flow_event, l7_start); F(flow_event, l7_msg); F(flow_event, l7_more);
+	F(flow_event, l7_flags); F(flow_event, l7_starts); F(flow_event, payload);
 	END();
 	BEGIN("suppressed_event", flowctl_suppressed_event, sizeof(struct flowctl_suppressed_event));
 	F(flowctl_suppressed_event, type); F(flowctl_suppressed_event, abi_version);
@@ -143,6 +144,12 @@ int main(void)
 	ev.policy_direction = FLOWCTL_DIR_INGRESS;
 	memcpy(ev.eth_src, "\x02\x00\x00\xaa\xbb\xcc", 6);
 	memcpy(ev.eth_dst, "\x0a\x0b\x0c\x0d\x0e\x0f", 6);
+	ev.captured_off = 20000;
+	ev.l7_start = 20004;
+	ev.l7_msg = 77;
+	ev.l7_more = 30000;
+	ev.l7_flags = FLOWCTL_L7_FOLLOWED;
+	ev.l7_starts = 3;
 	ev.captured_len = 18;
 	memcpy(ev.payload, "GET / HTTP/1.1\r\n\r\n", 18);
 	printf(", \"sample\": \"");

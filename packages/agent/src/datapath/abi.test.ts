@@ -148,6 +148,12 @@ describe('decodeFlowEvent', () => {
       payloadLen: 100000,
       tcpSeq: 0xfedcba98,
       tcpAck: 0x01234567,
+      capturedOff: 20000,
+      l7Followed: true,
+      l7Start: 20004,
+      l7Msg: 77,
+      l7Starts: 3,
+      l7More: 30000,
     });
   });
 
@@ -172,7 +178,7 @@ describe('decodeFlowEvent', () => {
     const foreign = Buffer.from(sample);
     foreign[0] = 0x10;
     expect(() => decodeFlowEvent(foreign, 0, foreign.length)).toThrow(/offset 0: event type 16 is not a flow event/);
-    expect(() => decodeFlowEvent(sample, 0, 100)).toThrow(/record of 100 bytes, need 152/);
+    expect(() => decodeFlowEvent(sample, 0, 100)).toThrow(/record of 100 bytes, need 176/);
     const newer = Buffer.from(sample);
     newer[1] = FLOWCTL_ABI_VERSION + 1;
     expect(() => decodeFlowEvent(newer, 0, newer.length)).toThrow(`ABI version ${FLOWCTL_ABI_VERSION + 1}, decoder speaks ${FLOWCTL_ABI_VERSION}`);

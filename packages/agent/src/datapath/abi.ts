@@ -5,7 +5,7 @@ import { formatIpv6Groups } from '@flowctl/flow/ip';
 import { FlowctlError } from '../errors.js';
 import type { FlowEvent, FlowReason, IpVersion, L7Proto, ObsPoint, SuppressedEvent } from './events.js';
 
-export const FLOWCTL_ABI_VERSION = 6;
+export const FLOWCTL_ABI_VERSION = 7;
 /** Byte 0 of a flow record. */
 export const FLOWCTL_EV_FLOW = 1;
 /** Byte 0 of a summary of suppressed new-connection packets (struct flowctl_suppressed_event). */
@@ -15,7 +15,7 @@ export const FLOWCTL_MAX_PAYLOAD = 1024;
 
 /** Offsets of struct flow_event; `size` is the header (offsetof(payload)), the payload follows. */
 export const FLOW_EVENT = {
-  size: 152,
+  size: 176,
   type: 0,
   abi_version: 1,
   obs_point: 2,
@@ -52,8 +52,18 @@ export const FLOW_EVENT = {
   policy_direction: 139,
   eth_src: 140,
   eth_dst: 146,
-  payload: 152,
+  captured_off: 152,
+  l7_start: 156,
+  l7_msg: 160,
+  l7_more: 164,
+  l7_flags: 168,
+  l7_starts: 169,
+  payload: 176,
 } as const;
+
+/** flow_event.l7_flags: the kernel follows the direction's HTTP messages through the window. */
+const L7_FOLLOWED = 1;
+const L7_NONE = 0xffffffff;
 
 /** Offsets of struct flowctl_suppressed_event. */
 export const SUPPRESSED_EVENT = {
@@ -171,6 +181,7 @@ export function decodeFlowEvent(buf: Buffer, offset: number, len: number): FlowE
   const captured = buf.readUInt16LE(o + F.captured_len);
   if (F.size + captured > len) throw bad(`offset ${o}`, `payload of ${captured} bytes overruns the ${len}-byte record`);
   const isReply = buf.readUInt8(o + F.is_reply);
+  const l7Start = buf.readUInt32LE(o + F.l7_start);
   const v4 = ipVersion === 4;
   return {
     kind: 'flow',
@@ -209,6 +220,12 @@ export function decodeFlowEvent(buf: Buffer, offset: number, len: number): FlowE
     payloadLen: buf.readUInt32LE(o + F.payload_len),
     tcpSeq: buf.readUInt32LE(o + F.tcp_seq),
     tcpAck: buf.readUInt32LE(o + F.tcp_ack),
+    capturedOff: buf.readUInt32LE(o + F.captured_off),
+    l7Followed: (buf.readUInt8(o + F.l7_flags) & L7_FOLLOWED) !== 0,
+    l7Start: l7Start === L7_NONE ? undefined : l7Start,
+    l7Msg: buf.readUInt32LE(o + F.l7_msg),
+    l7Starts: buf.readUInt8(o + F.l7_starts),
+    l7More: buf.readUInt32LE(o + F.l7_more),
   };
 }
 

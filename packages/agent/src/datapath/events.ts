@@ -77,6 +77,18 @@ export interface FlowEvent {
   /** This packet's TCP sequence and acknowledgement numbers; 0 for non-TCP. */
   tcpSeq: number;
   tcpAck: number;
+  /** HTTP: a segment may come as several events (windows), each with its own bytes (bpf/l7.bpf.h).
+   * Payload offset of payload[0]; 0 when absent. */
+  capturedOff?: number;
+  /** The kernel follows the direction's messages through this window: l7Start is the first
+   * message start in it (a payload offset; none when undefined), l7Msg its index in the
+   * direction, l7Starts how many start in it. */
+  l7Followed?: boolean;
+  l7Start?: number;
+  l7Msg?: number;
+  l7Starts?: number;
+  /** Payload offset of the segment's next window (the next event of the direction), 0: none. */
+  l7More?: number;
 }
 
 /** TCP lifecycle, from tracepoints sock/inet_sock_set_state and tcp/tcp_retransmit_skb. */

@@ -152,6 +152,57 @@ while len(answers) < 3:
 print('\\n'.join(answers))
 `;
 
+// Message starts deep inside GSO segments: pipelined keep-alive responses of 20-60 KB (the next
+// response starts tens of KB into a segment), and pipelined GETs after 30 KB POST bodies that
+// hold request lines themselves.
+const PY_DEEP = `
+import socket, sys, time
+ip = sys.argv[1]
+def get(p, last=False):
+    return ('GET %s HTTP/1.1\\r\\nHost: web\\r\\n%s\\r\\n' % (p, 'Connection: close\\r\\n' if last else '')).encode()
+def read_all(s):
+    data = b''
+    while True:
+        b = s.recv(1 << 20)
+        if not b: return data
+        data += b
+worst = 0
+s = socket.create_connection((ip, 80))
+paths = ['/k20.bin', '/k45.bin', '/k60.bin', '/k33.bin'] * 6
+t = time.monotonic()
+s.sendall(b''.join(get(p) for p in paths[:-1]) + get(paths[-1], True))
+data = read_all(s)
+worst = max(worst, time.monotonic() - t)
+assert data.count(b'HTTP/1.1 200') >= len(paths), data.count(b'HTTP/1.1 200')
+s.close()
+s = socket.create_connection((ip, 80))
+body = (b'GET /admin/deep HTTP/1.1\\r\\nHost: evil.example\\r\\n\\r\\n' * 600)[:30000]
+post = b'POST /upload HTTP/1.1\\r\\nHost: web\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body) + body
+t = time.monotonic()
+s.sendall((post + get('/a.txt')) * 5 + get('/a.txt', True))
+data = read_all(s)
+worst = max(worst, time.monotonic() - t)
+assert data.count(b'HTTP/1.1 201') == 5 and data.count(b'HTTP/1.1 200') == 6, data
+print(int(worst * 1e9))
+`;
+
+// One long keep-alive connection, paced: request n asks for /a.txt?n=<n>. Prints its local port.
+const PY_LONG = `
+import socket, sys, time
+ip, count, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection((ip, 80))
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+print(s.getsockname()[1], flush=True)
+buf = b''
+for n in range(count):
+    s.sendall(('GET /a.txt?n=%d HTTP/1.1\\r\\nHost: web\\r\\n\\r\\n' % n).encode())
+    while buf.count(b'hello from a\\n') < 1:
+        buf += s.recv(65536)
+    buf = buf[buf.index(b'hello from a\\n') + 13:]
+    time.sleep(gap)
+s.close()
+`;
+
 /** What a check of the sums needs: the agent, a follower of its flows, nginx's log. */
 interface Bench {
   agent: AgentProcess;
@@ -214,6 +265,7 @@ describe.skipIf(skipReason !== undefined)('HTTP/1.x and DNS over TCP against rea
     const nginx = startNginx(web.ns, web.ip, join(dir, 'nginx'), {
       'a.txt': 'hello from a\n', 'b.txt': 'b'.repeat(700) + '\n', 'w.txt': 'for wrk\n', 's.txt': 'saturated\n', 'big.bin': randomBytes(1 << 20),
       'fake500.txt': 'HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n',
+      'k20.bin': randomBytes(20_000), 'k33.bin': randomBytes(33_333), 'k45.bin': randomBytes(45_000), 'k60.bin': randomBytes(60_000),
       'gz/page.txt': 'a compressible line of text\n'.repeat(300),
     });
     procs.push(nginx.proc);
@@ -247,6 +299,16 @@ describe.skipIf(skipReason !== undefined)('HTTP/1.x and DNS over TCP against rea
 
   it('a python client: three pipelined requests per segment, and bodies that look like messages', async () => {
     worst.python = Number((await inNs(client.ns, ['python3', '-', web.ip], PY_PIPELINE)).trim());
+  });
+
+  it('message starts deep in GSO segments: pipelined 20-60 KB responses, GETs after 30 KB POST bodies', async () => {
+    const r = await addsUp({ agent: agent!, follower, log: accessLog, webIp: web.ip }, async () => {
+      worst.deep = Number((await inNs(client.ns, ['python3', '-', web.ip], PY_DEEP)).trim());
+    });
+    expect(r.truth).toBe(24 + 11);
+    // Every start copied where it lies: nothing lost, nothing unparsed.
+    expect(r.lost).toEqual({ http_request: 0, http_response: 0, dns: 0 });
+    expect([r.requests, r.responses]).toEqual([35, 35]);
   });
 
   it('ab -k and wrk (paced by its delay hook) on keep-alive connections', async () => {
@@ -285,7 +347,7 @@ describe.skipIf(skipReason !== undefined)('HTTP/1.x and DNS over TCP against rea
     const truth = count(log());
     expect(truth.get('GET /w.txt 200')).toBeGreaterThan(500);
     expect(truth.get('GET /a.txt 200')).toBeGreaterThan(2000);
-    expect(truth.get('POST /upload 201')).toBe(1);
+    expect(truth.get('POST /upload 201')).toBe(1 + 5); // the python client's, then the deep test's
     expect(sorted(count(responses().map(triple))), why()).toEqual(sorted(truth));
     const requests = follower.flows.filter((f) => ours(f) && isHttp(f, L7FlowType.REQUEST));
     expect(requests.length).toBe(log().length);
@@ -334,7 +396,7 @@ describe.skipIf(skipReason !== undefined)('under a 256 KiB kernel ring, saturate
     [client, web] = topo.pods as [typeof web, typeof web];
     dir = mkdtempSync(join(tmpdir(), 'fca-l7-'));
     writeFileSync(join(dir, 'endpoints.yaml'), endpointsYaml(topo));
-    const nginx = startNginx(web.ns, web.ip, join(dir, 'nginx'), { 's.txt': 'saturated\n' });
+    const nginx = startNginx(web.ns, web.ip, join(dir, 'nginx'), { 's.txt': 'saturated\n', 'a.txt': 'hello from a\n' });
     procs.push(nginx.proc);
     const a = await startAgent(topo, dir, join(dir, 'endpoints.yaml'),
       ['--listen-address', '', '--metrics-address', '127.0.0.1:0', '--ring-capacity', '65535', '--kernel-ring-bytes', String(256 << 10)]);
@@ -349,6 +411,40 @@ describe.skipIf(skipReason !== undefined)('under a 256 KiB kernel ring, saturate
     if (t && t.agent.proc.exitCode === null) t.agent.proc.kill('SIGKILL');
     cleanupNetns(TAG);
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a long keep-alive connection finds its place again after events lost in the kernel, under 2% packet loss', async () => {
+    const n = 1000;
+    let port = 0;
+    // The connection's own packets only: wrk must still fill the ring.
+    const table = (match: string) => `table inet fcl7gap {\n chain out {\n  type filter hook output priority 0;\n  ${match} numgen random mod 100 < 2 drop\n }\n}\n`;
+    const r = await addsUp(t, async () => {
+      const py = spawn('ip', ['netns', 'exec', client.ns, 'python3', '-', web.ip, String(n), '0.002'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      procs.push(py);
+      py.stdin.end(PY_LONG);
+      let out = '';
+      py.stdout.on('data', (d: Buffer) => (out += d));
+      const done = new Promise((res) => py.on('close', res));
+      await waitFor('the client', () => (out.includes('\n') ? true : undefined), 10_000);
+      port = Number(out.trim());
+      await inNs(client.ns, ['nft', '-f', '-'], table(`tcp sport ${port}`));
+      await inNs(web.ns, ['nft', '-f', '-'], table(`tcp dport ${port}`));
+      await new Promise((res) => setTimeout(res, 700));
+      // Unpaced wrk beside it fills the 256 KiB ring: the connection's events are lost for a while.
+      await inNs(client.ns, ['wrk', '-t1', '-c8', '-d1s', `http://${web.ip}/s.txt`]);
+      await done;
+    }).finally(async () => {
+      for (const ns of [client.ns, web.ns]) await inNs(ns, ['nft', 'delete', 'table', 'inet', 'fcl7gap']).catch(() => undefined);
+    });
+    expect(r.kernelLost).toBeGreaterThan(0);
+    const mine = t.follower.flows.filter((f) => f.l4?.TCP && (f.l4.TCP.source_port === port || f.l4.TCP.destination_port === port) && f.l7);
+    expect(mine.some((f) => f.Summary?.includes('unparsed')), 'the connection lost its place at least once').toBe(true);
+    // After the flood, every request is a RESPONSE paired with it again.
+    const paired = new Set(mine.filter((f) => f.l7!.type === L7FlowType.RESPONSE && f.l7!.http?.url)
+      .map((f) => Number(new URL(f.l7!.http!.url!).searchParams.get('n'))));
+    const missing = Array.from({ length: 300 }, (_, i) => n - 300 + i).filter((i) => !paired.has(i));
+    const tail = mine.slice(-6).map((f) => f.Summary).join('; ');
+    expect(missing, `${mine.length} flows of the connection, ending ${tail}`).toEqual([]);
   });
 
   it('events lost in the kernel: every request is a flow or counted lost, and the two add up', async () => {

@@ -4,20 +4,27 @@
 // request or status line, wherever they sit in a segment: a body that looks like a request is a
 // body. Responses pair with requests in order.
 //
+// The kernel sends a segment as one or more windows of bytes (bpf/l7.bpf.h): where it follows the
+// direction's messages, one at each message start or head byte past the previous window, each
+// saying where the first message in it starts by the kernel's count and which message that is.
+//
 // When a direction loses its boundary (bytes never seen, bytes the kernel did not copy, framing
-// that cannot be followed) it says so once (an unparsed flow) and is given up until the
-// connection ends: after a gap no later boundary is certain (a body can hold anything), and a
-// new connection is the next certain start. A gap inside a body of known length loses nothing.
-// Every message of a given-up direction is counted lost: the one cut by the gap, then one per
-// later segment that starts with a request or status line (the kernel counts the same way for
-// segments it could not send). The other direction goes on: responses after the client side was
-// given up pair with the requests already seen, then are reported without one; requests after the
-// server side was given up are reported, their responses counted lost.
+// that cannot be followed) it says so once (an unparsed flow). After missing bytes it finds its
+// place again at the next message start the kernel names, if the kernel's starts matched its own
+// until then; otherwise (and after bytes it could not parse) it is given up until the connection
+// ends: a body can hold anything, so no other boundary is certain. A gap inside a body of known
+// length loses nothing. Every message not reported is counted lost once: the one cut by the
+// gap here, those whose starts were in events lost before they reached the parser by the kernel
+// or the agent's queue, and in a given-up direction those of each later window (the kernel's
+// count of starts in it, else one per segment starting with a request or status line). Responses
+// pair with requests by their index in the connection (the kernel's after a resync), never
+// across a gap: a response whose request was lost is reported without one.
 import { HttpParseError, parseHttp, requestUrl, type HttpRequest, type HttpResponse } from './http.js';
 import { TcpStream, type SegmentNews } from './stream.js';
 
 /** Where a direction is: at a message start, inside a head, a body, chunked framing, past
- * anything it can follow (after an upgrade or a body read until close), or given up. */
+ * anything it can follow (after an upgrade or a body read until close), or lost (given up, or
+ * until the next start the kernel names: Dir.resync). */
 type Mode = 'start' | 'head' | 'body' | 'chunk-line' | 'chunk-data' | 'trailer' | 'opaque' | 'lost';
 
 const MAX_HEAD = 16 << 10;
@@ -37,10 +44,46 @@ export function startKind(b: Buffer): MessageKind | undefined {
   return REQUEST_STARTS.has(b.toString('latin1', 0, 4)) ? 'request' : undefined;
 }
 
+/** Bytes of a segment the kernel copied, from payload offset `off` (FlowEvent capturedOff, l7*). */
+interface Window {
+  off: number;
+  bytes: Buffer;
+  followed: boolean;
+  start: number | undefined;
+  msg: number;
+  starts: number;
+  more: number;
+}
+
+/** A segment as its stream holds it: its windows so far. */
+interface Piece {
+  seq: number;
+  len: number;
+  bytes: Buffer;
+  tsNs: bigint;
+  seg: Segment;
+  windows: Window[];
+  /** Offset of the window still to come, 0 when all came. */
+  more: number;
+}
+
 interface Dir {
   key: string;
-  stream: TcpStream<Segment>;
+  stream: TcpStream<Piece>;
   mode: Mode;
+  /** Messages started (requests, or final responses), as the kernel numbers them. */
+  msgs: number;
+  /** Lost after missing bytes: finds its place at the next start the kernel names. */
+  resync: boolean;
+  /** The kernel's starts disagreed with ours once: never resync on them. */
+  distrust: boolean;
+  /** Lost something once (a response may then have no request). */
+  lostSome: boolean;
+  /** The last window whose kernel start was compared with ours. */
+  checked: Window | undefined;
+  /** The segment whose windows are still coming (Piece.more), and where parsing waits in it. */
+  open: Piece | undefined;
+  waitAt: number | undefined;
   /** Body or chunk bytes still to come (a chunk's count includes its CRLF). */
   left: number;
   /** Head or line bytes from earlier segments. */
@@ -53,6 +96,8 @@ export interface PendingRequest {
   tsNs: bigint;
   method: string;
   url: string;
+  /** Its index among the connection's requests. */
+  idx: number;
 }
 
 export type HttpNews =
@@ -66,9 +111,17 @@ export interface Segment {
   /** Direction key (source then destination address and port). */
   dir: string;
   seq: number;
-  /** Payload bytes in the segment, and the first of them as copied by the kernel. */
+  /** Payload bytes in the segment, and those the kernel copied from payload offset `off` (0 when
+   * absent); a further window of the segment comes as another Segment with the same seq. */
   len: number;
   bytes: Buffer;
+  off?: number;
+  /** The kernel's following of the direction's messages (FlowEvent l7Followed ... l7More). */
+  followed?: boolean;
+  start?: number;
+  msg?: number;
+  starts?: number;
+  more?: number;
   tsNs: bigint;
   dstIp: string;
   dstPort: number;
@@ -87,22 +140,66 @@ export class HttpConn {
     const out: HttpNews[] = [];
     let d = this.dirs.get(seg.dir);
     if (!d) {
-      d = { key: seg.dir, stream: new TcpStream(firstSeq ?? seg.seq), mode: 'start', left: 0, carry: undefined, startNs: seg.tsNs };
+      d = {
+        key: seg.dir, stream: new TcpStream(firstSeq ?? seg.seq), mode: 'start', left: 0, carry: undefined, startNs: seg.tsNs,
+        msgs: 0, resync: false, distrust: false, lostSome: false, checked: undefined, open: undefined, waitAt: undefined,
+      };
       this.dirs.set(seg.dir, d);
-      if (firstSeq === undefined) out.push(...this.lose(d, 'the stream started before it was seen', false));
+      if (firstSeq === undefined) out.push(...this.lose(d, 'the stream started before it was seen', false, false));
     }
-    for (const { seg: s, news } of d.stream.push(seg)) out.push(...this.place(d, s, news));
+    const w: Window = {
+      off: seg.off ?? 0, bytes: seg.bytes, followed: seg.followed ?? false, start: seg.start, msg: seg.msg ?? 0,
+      starts: seg.starts ?? 0, more: seg.more ?? 0,
+    };
+    const open = d.open;
+    if (open && open.seq === seg.seq && open.len === seg.len && open.more === w.off) {
+      // The next window of the segment being read.
+      open.windows.push(w);
+      open.more = w.more;
+      if (!w.more) d.open = undefined;
+      return [...out, ...this.resume(d, open)];
+    }
+    if (open) out.push(...this.closeOpen(d));
+    const p: Piece = { seq: seg.seq, len: seg.len, bytes: seg.bytes, tsNs: seg.tsNs, seg, windows: [w], more: w.more };
+    if (w.more) d.open = p;
+    for (const { seg: s, news } of d.stream.push(p)) out.push(...this.place(d, s, news));
     return out;
   }
 
   /** The connection ends: segments still waiting for earlier bytes are placed after the gap. */
   flush(): HttpNews[] {
     const out: HttpNews[] = [];
-    for (const d of this.dirs.values()) for (const { seg, news } of d.stream.flush()) out.push(...this.place(d, seg, news));
+    for (const d of this.dirs.values()) {
+      if (d.open) out.push(...this.closeOpen(d));
+      for (const { seg, news } of d.stream.flush()) out.push(...this.place(d, seg, news));
+    }
     return out;
   }
 
-  private place(d: Dir, seg: Segment, news: SegmentNews): HttpNews[] {
+  /** The windows of the open segment stop coming (an event was lost, or the connection ends). */
+  private closeOpen(d: Dir): HttpNews[] {
+    d.open!.more = 0;
+    d.open = undefined;
+    if (d.waitAt === undefined) return [];
+    d.waitAt = undefined;
+    // A message starting in the lost window was counted with it (kernel or queue); one whose head
+    // began before it is counted here.
+    return this.lose(d, 'a window of a segment was lost', d.mode === 'head', true);
+  }
+
+  /** Parsing waits in `p` for the window that came, or a lost direction may find its place in it. */
+  private resume(d: Dir, p: Piece): HttpNews[] {
+    if (d.stream.holds(p)) return []; // placed later, with all its windows
+    const w = p.windows[p.windows.length - 1]!;
+    if (d.waitAt !== undefined) {
+      const at = d.waitAt;
+      d.waitAt = undefined;
+      return this.parse(d, p, at);
+    }
+    return d.mode === 'lost' ? this.lostWindows(d, p, [w], w.off) : [];
+  }
+
+  private place(d: Dir, p: Piece, news: SegmentNews): HttpNews[] {
     if (news.kind === 'old' || d.mode === 'opaque') return [];
     if (news.kind === 'gap') {
       if ((d.mode === 'body' || d.mode === 'chunk-data') && news.missing <= d.left) {
@@ -112,21 +209,42 @@ export class HttpConn {
       }
       // A message whose head had begun was seen and is counted here; one starting in the missing
       // bytes is counted by its segment's start, by the kernel or the agent's queue that lost it.
-      return d.mode === 'lost' ? [] : this.lose(d, `${news.missing} bytes were not seen`, d.mode === 'head');
+      return d.mode === 'lost' ? [] : this.lose(d, `${news.missing} bytes were not seen`, d.mode === 'head', true);
     }
-    if (d.mode === 'lost') {
-      const kind = news.from === 0 ? startKind(seg.bytes) : undefined;
-      if (kind && kind === this.role(d, seg.bytes)) this.lost(kind);
-      return [];
-    }
-    return this.parse(d, seg, news.from);
+    if (d.mode === 'lost') return this.lostWindows(d, p, p.windows, news.from);
+    return this.parse(d, p, news.from);
   }
 
-  private parse(d: Dir, seg: Segment, from: number): HttpNews[] {
+  /** Windows of a lost direction: its place again at a start the kernel names, else their
+   * messages counted. */
+  private lostWindows(d: Dir, p: Piece, windows: Window[], from: number): HttpNews[] {
+    for (const w of windows) {
+      if (w.followed && w.start !== undefined && w.start >= from && d.resync && !d.distrust) {
+        d.mode = 'start';
+        d.msgs = w.msg;
+        return this.parse(d, p, w.start);
+      }
+      if (w.followed) {
+        if (w.start !== undefined && w.start >= from) for (let i = 0; i < w.starts; i++) this.lost(this.role(d, undefined));
+      } else {
+        const kind = from === 0 && w.off === 0 ? startKind(w.bytes) : undefined;
+        if (kind && kind === this.role(d, w.bytes)) this.lost(kind);
+      }
+    }
+    return [];
+  }
+
+  /** The window of `p` holding payload byte `at`. */
+  private static windowAt(p: Piece, at: number): Window | undefined {
+    for (const w of p.windows) if (at >= w.off && at < w.off + w.bytes.length) return w;
+    return undefined;
+  }
+
+  private parse(d: Dir, p: Piece, from: number): HttpNews[] {
     const out: HttpNews[] = [];
+    const seg = p.seg;
     let off = from;
-    const end = seg.len;
-    const cap = seg.bytes.length;
+    const end = p.len;
     while (off < end && d.mode !== 'lost' && d.mode !== 'opaque') {
       if (d.mode === 'body' || d.mode === 'chunk-data') {
         const n = Math.min(d.left, end - off);
@@ -137,17 +255,35 @@ export class HttpConn {
       }
       // Everything else is read from the bytes themselves, which must have been copied.
       const head = d.mode === 'start' || d.mode === 'head';
-      if (off >= cap) return [...out, ...this.lose(d, `a message boundary at byte ${off} of a ${end}-byte segment was not copied`, head)];
-      if (d.mode === 'start') d.startNs = seg.tsNs;
-      const buf = d.carry ? Buffer.concat([d.carry, seg.bytes.subarray(off, cap)]) : seg.bytes.subarray(off, cap);
+      const w = HttpConn.windowAt(p, off);
+      if (!w) {
+        if (p.more && p.more <= off && d.open === p) {
+          d.waitAt = off; // the kernel sends the window with these bytes next
+          return out;
+        }
+        return [...out, ...this.lose(d, `a message boundary at byte ${off} of a ${end}-byte segment was not copied`, head, true)];
+      }
+      if (d.mode === 'start') {
+        d.startNs = seg.tsNs;
+        if (w.followed && d.checked !== w) {
+          // The kernel's first start in this window must be this one, with our index.
+          d.checked = w;
+          if (w.start !== off || w.msg !== d.msgs) d.distrust = true;
+        }
+      }
+      const cap = w.off + w.bytes.length;
+      const bytes = w.bytes.subarray(off - w.off);
+      const buf = d.carry ? Buffer.concat([d.carry, bytes]) : bytes;
       const carried = d.carry?.length ?? 0;
       const at = buf.indexOf(head ? HEAD_END : CRLF);
       if (at < 0) {
-        if (cap < end) return [...out, ...this.lose(d, 'a message head runs past the copied bytes', head)];
-        if (buf.length > (head ? MAX_HEAD : MAX_LINE)) return [...out, ...this.lose(d, 'a message head or chunk line is too long', head)];
+        const onward = cap === end || HttpConn.windowAt(p, cap) !== undefined || (d.open === p && p.more === cap);
+        if (!onward) return [...out, ...this.lose(d, 'a message head runs past the copied bytes', head, true)];
+        if (buf.length > (head ? MAX_HEAD : MAX_LINE)) return [...out, ...this.lose(d, 'a message head or chunk line is too long', head, false)];
         d.carry = Buffer.from(buf);
         if (d.mode === 'start') d.mode = 'head';
-        break;
+        off = cap;
+        continue;
       }
       const used = at + (head ? HEAD_END.length : CRLF.length);
       off += used - carried;
@@ -157,7 +293,7 @@ export class HttpConn {
         else this.chunkLine(d, buf.toString('latin1', 0, at));
       } catch (err) {
         if (!(err instanceof HttpParseError)) throw err;
-        return [...out, ...this.lose(d, err.message, head)];
+        return [...out, ...this.lose(d, err.message, head, false)];
       }
     }
     return out;
@@ -179,11 +315,12 @@ export class HttpConn {
     if ((this.client === seg.dir) !== isClient) throw new HttpParseError(`a ${msg.kind} from the wrong side`);
     if (msg.kind === 'request') {
       const url = requestUrl(msg, seg.dstIp, seg.dstPort);
-      // With the server side given up, the response is counted when its start is seen.
-      if (other?.mode !== 'lost') {
-        if (this.pending.length >= MAX_PENDING) throw new HttpParseError(`${MAX_PENDING} requests without a response`);
-        this.pending.push({ tsNs: d.startNs, method: msg.method, url });
+      if (this.pending.length >= MAX_PENDING) {
+        // Responses lost with the server side are not waited for forever.
+        if (!other?.lostSome) throw new HttpParseError(`${MAX_PENDING} requests without a response`);
+        this.pending.shift();
       }
+      this.pending.push({ tsNs: d.startNs, method: msg.method, url, idx: d.msgs++ });
       this.frame(d, msg.framing.chunked, msg.framing.length ?? 0);
       return [{ kind: 'request', msg, url, tsNs: d.startNs }];
     }
@@ -192,8 +329,12 @@ export class HttpConn {
       d.mode = 'start'; // interim (100 Continue): the final response follows
       return [];
     }
-    const req = this.pending.shift();
-    if (!req && other?.mode !== 'lost') throw new HttpParseError('a response without a request');
+    // The request with this response's index, if it was seen: never one across a gap.
+    const idx = d.msgs++;
+    while (this.pending.length > 0 && this.pending[0]!.idx < idx) this.pending.shift();
+    const req = this.pending[0]?.idx === idx ? this.pending.shift() : undefined;
+    // After a loss on either side a response may come before the gap that took its request shows.
+    if (!req && !other?.lostSome && !d.lostSome) throw new HttpParseError('a response without a request');
     if (code === 101 || (req?.method === 'CONNECT' && code < 300)) {
       // The connection now carries another protocol, both ways.
       for (const dir of this.dirs.values()) dir.mode = 'opaque';
@@ -239,13 +380,15 @@ export class HttpConn {
     return (start && startKind(start)) ?? 'request';
   }
 
-  /** Gives up direction `d`; `cut`: a message had started there and was not reported. */
-  private lose(d: Dir, why: string, cut: boolean): HttpNews[] {
+  /** Direction `d` loses its place; `cut`: a message had started there and was not reported;
+   * `resync`: after missing bytes (it may find its place again at a start the kernel names). */
+  private lose(d: Dir, why: string, cut: boolean, resync: boolean): HttpNews[] {
     if (cut) this.lost(this.role(d, d.carry));
     d.mode = 'lost';
     d.carry = undefined;
-    // Responses to the requests waiting will be counted by their starts, as the later ones.
-    if (this.client !== undefined && d.key !== this.client) this.pending.length = 0;
+    d.waitAt = undefined;
+    d.lostSome = true;
+    d.resync = resync;
     return [{ kind: 'lost', why }];
   }
 }

@@ -237,7 +237,10 @@ function httpFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): 
     st.http.set(ck, conn);
   }
   const dk = dirKey(ev);
-  const seg = { dir: dk, seq: ev.tcpSeq, len: ev.payloadLen, bytes: ev.payload, tsNs: ev.tsNs, dstIp: ev.dstIp, dstPort: ev.dstPort };
+  const seg = {
+    dir: dk, seq: ev.tcpSeq, len: ev.payloadLen, bytes: ev.payload, off: ev.capturedOff, followed: ev.l7Followed, start: ev.l7Start,
+    msg: ev.l7Msg, starts: ev.l7Starts, more: ev.l7More, tsNs: ev.tsNs, dstIp: ev.dstIp, dstPort: ev.dstPort,
+  };
   return conn.feed(seg, st.starts.get(dk)).map((n) => httpFlow(n, ev, base, ctx));
 }
 
@@ -267,7 +270,11 @@ function endFlows(ev: FlowEvent, base: Base, ctx: ParserContext, st: L7State): F
  * the kernel counts those of events it could not send (bpf/flowctl.bpf.c l7_lost). */
 export function l7Dropped(ev: FlowEvent, ctx: ParserContext): void {
   if (ev.l7 === L7Proto.Dns) stateFor(ctx).lost('dns');
-  else if (ev.l7 === L7Proto.Http) {
+  else if (ev.l7 === L7Proto.Http && ev.l7Followed) {
+    // The kernel's count of the messages starting in the window, all of the first one's kind.
+    const kind = ev.l7Start === undefined ? undefined : startKind(ev.payload.subarray(ev.l7Start - (ev.capturedOff ?? 0)));
+    for (let i = 0; kind && i < (ev.l7Starts ?? 0); i++) stateFor(ctx).lost(kind);
+  } else if (ev.l7 === L7Proto.Http && !ev.capturedOff) {
     const kind = startKind(ev.payload);
     if (kind) stateFor(ctx).lost(kind);
   }

@@ -189,6 +189,19 @@ class Conversation {
     this.seq[from] = (this.seq[from] + parts.reduce((n, b) => n + b.length, 0)) >>> 0;
     return order.flatMap((i) => l7Flows(this.ev(from, { tcpSeq: starts[i]!, payloadLen: parts[i]!.length, payload: parts[i]!.subarray(0, this.capture) }), base, this.c));
   }
+  /** A segment as the kernel sends it when it follows the direction's messages (bpf/l7.bpf.h):
+   * one window (event) per entry of `windows`, each at payload offset `off`, naming the first
+   * message start in it (`start`, `msg`); those in `drop` never arrive (lost in the ring); `skip`
+   * leaves a gap before the segment. */
+  kernel(from: 'client' | 'server', data: string, windows: { off: number; start?: number; msg: number; starts?: number }[], o: { skip?: number; drop?: number[] } = {}): Flow[] {
+    const b = Buffer.from(data, 'latin1');
+    const seq = (this.seq[from] + (o.skip ?? 0)) >>> 0;
+    this.seq[from] = (seq + b.length) >>> 0;
+    return windows.flatMap((w, i) => o.drop?.includes(i) ? [] : l7Flows(this.ev(from, {
+      tcpSeq: seq, payloadLen: b.length, payload: b.subarray(w.off, w.off + this.capture), capturedOff: w.off, l7Followed: true,
+      l7Start: w.start, l7Msg: w.msg, l7Starts: w.starts ?? (w.start === undefined ? 0 : 1), l7More: windows[i + 1]?.off ?? 0,
+    }), base, this.c));
+  }
   /** A FIN from `from`: the connection ends. */
   end(from: 'client' | 'server'): Flow[] {
     return l7Flows(this.ev(from, { l7: L7Proto.None, tcpFlags: 0x11 }), base, this.c);
@@ -321,6 +334,54 @@ describe('HTTP/1.x as a message stream per connection (issue 22)', () => {
     late.c.counters.l7StreamLost = 0;
     const ev = event({ proto: 6, l7: L7Proto.Http, tcpSeq: 5, srcPort: 40001, dstPort: 80, payloadLen: 30, payload: Buffer.from(get('/x')) });
     expect(said(l7Flows(ev, base, late.c))).toEqual(['HTTP unparsed: the stream started before it was seen']);
+  });
+});
+
+describe('HTTP/1.x with the kernel following the messages (bpf/l7.bpf.h)', () => {
+  const big = ok('x'.repeat(20_000));
+  it('reads a message starting past the copied bytes from the window the kernel sent there', () => {
+    const k = new Conversation();
+    k.kernel('client', get('/big') + get('/next'), [{ off: 0, start: 0, msg: 0, starts: 2 }]);
+    const out = k.kernel('server', big + ok('!'), [{ off: 0, start: 0, msg: 0 }, { off: big.length, start: big.length, msg: 1 }]);
+    expect(said(out)).toEqual(['HTTP/1.1 200 (GET http://web/big)', 'HTTP/1.1 200 (GET http://web/next)']);
+    expect(lostCounts(k)).toEqual([0, 0, 0]);
+    // A head that runs past a window goes on in the next one, at its end.
+    const head = `HTTP/1.1 200 OK\r\nX-Long: ${'h'.repeat(600)}\r\nContent-Length: 1\r\n\r\n!`;
+    k.kernel('client', get('/long'), [{ off: 0, start: 0, msg: 2 }]);
+    expect(said(k.kernel('server', head, [{ off: 0, start: 0, msg: 2 }, { off: 512, msg: 3 }]))).toEqual(['HTTP/1.1 200 (GET http://web/long)']);
+  });
+
+  it('finds its place again at the next start the kernel names after bytes it never got, pairing by index', () => {
+    const k = new Conversation();
+    for (const [i, p] of ['/a', '/b', '/c', '/d'].entries()) k.kernel('client', get(p), [{ off: 0, start: 0, msg: i }]);
+    expect(said(k.kernel('server', ok('a'), [{ off: 0, start: 0, msg: 0 }]))).toEqual(['HTTP/1.1 200 (GET http://web/a)']);
+    // /b's response is lost in the kernel's ring (the kernel counts it); /c's waits for it, then
+    // the connection ends: the gap, then /c read where the kernel says it starts.
+    expect(k.kernel('server', ok('c'), [{ off: 0, start: 0, msg: 2 }], { skip: ok('b').length })).toEqual([]);
+    expect(said(k.end('client'))).toEqual(['HTTP unparsed: ' + ok('b').length + ' bytes were not seen', 'HTTP/1.1 200 (GET http://web/c)']);
+    expect(said(k.kernel('server', ok('d'), [{ off: 0, start: 0, msg: 3 }]))).toEqual(['HTTP/1.1 200 (GET http://web/d)']);
+    expect(lostCounts(k)).toEqual([0, 0, 0]);
+  });
+
+  it('a window lost in the ring: its message counted there, the next start read', () => {
+    const k = new Conversation();
+    k.kernel('client', get('/1') + get('/2') + get('/3'), [{ off: 0, start: 0, msg: 0, starts: 3 }]);
+    const one = ok('1'.repeat(5000));
+    const out = k.kernel('server', one + ok('2'.repeat(5000)), [{ off: 0, start: 0, msg: 0 }, { off: one.length, start: one.length, msg: 1 }], { drop: [1] });
+    expect(said([...out, ...k.kernel('server', ok('3'), [{ off: 0, start: 0, msg: 2 }])])).toEqual([
+      'HTTP/1.1 200 (GET http://web/1)', 'HTTP unparsed: a window of a segment was lost', 'HTTP/1.1 200 (GET http://web/3)',
+    ]);
+    expect(lostCounts(k)).toEqual([0, 0, 0]);
+  });
+
+  it('never trusts the kernel again once its starts disagreed: the direction stays given up, its starts counted', () => {
+    const k = new Conversation();
+    k.kernel('client', get('/a') + get('/b') + get('/c'), [{ off: 0, start: 0, msg: 0, starts: 3 }]);
+    // The kernel numbers this response 5: its count is not ours.
+    expect(said(k.kernel('server', ok('a'), [{ off: 0, start: 0, msg: 5 }]))).toEqual(['HTTP/1.1 200 (GET http://web/a)']);
+    k.kernel('server', ok('c'), [{ off: 0, start: 0, msg: 2 }], { skip: ok('b').length });
+    expect(said(k.end('client'))).toEqual(['HTTP unparsed: ' + ok('b').length + ' bytes were not seen']);
+    expect(lostCounts(k)).toEqual([0, 1, 0]);
   });
 });
 

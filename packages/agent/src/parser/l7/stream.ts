@@ -55,6 +55,11 @@ export class TcpStream<P extends Piece = Piece> {
     return out;
   }
 
+  /** Whether `p` is held, waiting for earlier bytes. */
+  holds(p: P): boolean {
+    return this.held.includes(p);
+  }
+
   /** Gives up waiting: places every held segment, after the gaps before them. */
   flush(): { seg: P; news: SegmentNews }[] {
     const out: { seg: P; news: SegmentNews }[] = [];
