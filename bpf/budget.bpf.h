@@ -278,7 +278,8 @@ static __always_inline void budget_add(struct conn_budget *b, struct budget_key 
  * in the current window are dropped (0: never). */
 const volatile __u32 syn_protect_halfopen = 0;
 
-/* Destination -> half-open attempts in the window (suppressed SYNs minus completed handshakes). */
+/* Destination -> half-open attempts in the window: TC, over-budget SYNs minus completed handshakes;
+ * XDP, which sees no handshakes, over-budget SYNs. */
 struct syn_dest {
 	__u64 window_ns;
 	__s64 halfopen;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Kernel/user ABI of the XDP drop list (xdp.bpf.c): the tries user space writes, the per-entry
- * counters it reads and the drop event. Decoded and encoded by packages/agent/src/datapath/abi-xdp.ts;
+ * counters it reads, the drop event and the summary of SYNs --syn-flood-protect dropped (flowctl.h's
+ * struct flowctl_suppressed_event). Decoded and encoded by packages/agent/src/datapath/abi-xdp.ts;
  * abi-xdp.test.ts compares its offsets with offsetof() from this header, compiled for the host.
  * Rules as flowctl.h: fixed-width fields ordered by size, explicit padding, event type in byte 0,
  * host order unless the comment says network order. Bump FCX_ABI_VERSION on any change. */
