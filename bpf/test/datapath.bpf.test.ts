@@ -273,6 +273,47 @@ describe.skipIf(skip)('flowctl TC datapath: knobs', () => {
     }
   });
 
+  it('HTTP: follows a direction from its SYN and copies a message starting past the first 512 bytes (bpf/l7.bpf.h)', async () => {
+    const dp = new Datapath();
+    try {
+      await followed(dp);
+    } finally {
+      dp.close();
+    }
+  });
+
+  async function followed(dp: Datapath): Promise<void> {
+    const c = (flags: number, payload = '', seq = 1000) => ipv4({ src: A, dst: B, proto: TCP }, tcp(40031, 80, flags, Buffer.from(payload, 'latin1'), undefined, seq));
+    const s = (flags: number, payload = '', seq = 5000) => ipv4({ src: B, dst: A, proto: TCP }, tcp(80, 40031, flags, Buffer.from(payload, 'latin1'), undefined, seq));
+    await dp.run('from', c(F.SYN));
+    await dp.run('to', s(F.SYN | F.ACK));
+    const reqs = 'GET /1 HTTP/1.1\r\nHost: b\r\n\r\nGET /2 HTTP/1.1\r\nHost: b\r\n\r\n';
+    const r = await dp.run('from', c(F.ACK | F.PSH, reqs, 1001));
+    expect(r.events.map((e) => [e.capturedOff, e.l7Followed, e.l7Start, e.l7Msg, e.l7Starts, e.l7More])).toEqual([[0, true, 0, 0, 2, 0]]);
+    const one = `HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}`;
+    const two = 'HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nabc';
+    const w = (await dp.run('to', s(F.ACK | F.PSH, one + two, 5001))).events;
+    expect(w.map((e) => [e.capturedOff, e.l7Followed, e.l7Start, e.l7Msg, e.l7Starts, e.l7More, e.payload.length])).toEqual([
+      [0, true, 0, 0, 1, one.length, 512],
+      [one.length, true, one.length, 1, 1, 0, two.length],
+    ]);
+    expect(w[1]!.payload.toString('latin1')).toBe(two);
+    // A body segment names no start; a HEAD request ends the following of the responses.
+    const body = `HTTP/1.1 200 OK\r\nContent-Length: 600\r\n\r\n${'y'.repeat(100)}`;
+    const fake = 'GET /not-a-request HTTP/1.1\r\n\r\n';
+    const get3 = 'GET /3 HTTP/1.1\r\n\r\n';
+    let next = 5001 + one.length + two.length;
+    expect((await dp.run('from', c(F.ACK | F.PSH, get3, 1001 + reqs.length))).events).toHaveLength(1);
+    await dp.run('to', s(F.ACK | F.PSH, body, next));
+    next += body.length;
+    const mid = (await dp.run('to', s(F.ACK | F.PSH, fake, next))).events;
+    expect(mid.map((e) => [e.capturedOff, e.l7Followed, e.l7Start, e.l7Starts])).toEqual([[0, true, undefined, 0]]);
+    next += fake.length;
+    await dp.run('from', c(F.ACK | F.PSH, 'HEAD /4 HTTP/1.1\r\n\r\n', 1001 + reqs.length + get3.length));
+    const after = (await dp.run('to', s(F.ACK | F.PSH, 'y'.repeat(500 - fake.length) + two + two, next))).events;
+    expect(after.map((e) => [e.capturedOff, e.l7Followed, e.l7Start])).toEqual([[0, false, undefined]]);
+  }
+
   it('max_payload bounds the snippet', async () => {
     const dp = new Datapath({ maxPayload: 16 });
     try {
