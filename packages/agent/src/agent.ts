@@ -95,6 +95,9 @@ export interface AgentOptions {
   log: Logger & { child?(b: object): Logger };
 }
 
+/** How long the kernel rings rest between reads (MonitorConsumer readIntervalMs). */
+const READ_INTERVAL_MS = 5;
+
 const noopLog: Logger = { info() {}, warn() {}, error() {} };
 
 /** Served when no --unix-socket is named and the default TCP listener is refused (Cilium: /var/run/cilium/hubble.sock). */
@@ -308,6 +311,8 @@ export class Agent {
       this.consumer = new MonitorConsumer(dp, (ev) => this.parser.decode(ev), sink, {
         dropped: (ev) => this.parser.dropped(ev),
         ...(metrics ? { countRead: (b) => metrics.eventsRead(b) } : {}),
+        // Events wait at most this long in the kernel ring; reads come in batches at any rate.
+        readIntervalMs: READ_INTERVAL_MS,
       });
       this.consumer.start();
       this.attachXdp(dp);

@@ -5,13 +5,13 @@ import type { DatapathEvent } from '../datapath/events.js';
 import { flowEvent } from '../parser/fixtures.js';
 import { MonitorConsumer } from './consumer.js';
 
-function setup(queueSize: number, maxQueue = queueSize) {
+function setup(queueSize: number, maxQueue = queueSize, readIntervalMs = 0) {
   const dp = new FakeDatapath();
   const flows: Flow[] = [];
   const lost: LostEvent[] = [];
   // A decoder that tags each flow with the event's source port, so order and completeness are visible.
   const decode = (ev: DatapathEvent): Flow[] => (ev.kind === 'flow' ? [{ uuid: String(ev.srcPort) }] : []);
-  const c = new MonitorConsumer(dp, decode, { writeFlow: (f) => flows.push(f), writeLost: (l) => lost.push(l) }, { queueSize, maxQueue, chunk: 10, lostIntervalMs: 60_000 });
+  const c = new MonitorConsumer(dp, decode, { writeFlow: (f) => flows.push(f), writeLost: (l) => lost.push(l) }, { queueSize, maxQueue, chunk: 10, lostIntervalMs: 60_000, readIntervalMs });
   c.start();
   return { dp, c, flows, lost };
 }
@@ -30,6 +30,23 @@ describe('MonitorConsumer', () => {
     for (let i = 0; i < 8; i++) await tick();
     expect(flows).toHaveLength(40);
     expect(dp.paused).toBe(false);
+  });
+
+  it('rests the datapath for the read interval after each batch; it resumes once both the rest and backpressure are over', async () => {
+    const { dp, c, flows } = setup(20, 40, 30);
+    dp.emit(batch(0, 5));
+    expect(dp.paused).toBe(true); // resting: the ring fills up for the next read
+    for (let i = 0; i < 3; i++) await tick();
+    expect(flows).toHaveLength(5); // what was read is decoded at once
+    expect(dp.paused).toBe(true);
+    await new Promise((r) => setTimeout(r, 40));
+    expect(dp.paused).toBe(false);
+    dp.emit(batch(5, 25)); // over the queue size: paused by backpressure and resting
+    await new Promise((r) => setTimeout(r, 40));
+    for (let i = 0; i < 5; i++) await tick();
+    expect(flows).toHaveLength(30);
+    expect(dp.paused).toBe(false); // resumed once drained
+    c.stop();
   });
 
   it('decodes every event in order, in chunks that yield to the event loop', async () => {

@@ -21,6 +21,10 @@ export interface ConsumerOptions {
   lostIntervalMs?: number;
   /** Events decoded per macrotask, so gRPC streams get the event loop in between. */
   chunk?: number;
+  /** After each batch, the datapath rests this long before the next read (0: reads on every
+   *  wake-up): every read has fixed costs downstream (a drain, a gRPC write per follower and the
+   *  follower's own wake-up), which a few events per wake-up multiplied. */
+  readIntervalMs?: number;
   now?: () => number;
   /** Sees every batch as read from the datapath, before the queue can drop any of it (metrics). */
   countRead?: (batch: readonly DatapathEvent[]) => void;
@@ -48,6 +52,9 @@ export class MonitorConsumer {
   private queueHeadPos = 0;
   private queued = 0;
   private paused = false;
+  /** Paused until the read interval is over (independent of the backpressure pause). */
+  private resting = false;
+  private stopped = false;
   private draining = false;
   private queueLoss: Loss | undefined;
   private kernelSeen = 0n;
@@ -55,6 +62,7 @@ export class MonitorConsumer {
   private readonly queueSize: number;
   private readonly maxQueue: number;
   private readonly chunk: number;
+  private readonly readIntervalMs: number;
   private readonly lostIntervalMs: number;
   private readonly now: () => number;
   private readonly countRead: ((batch: readonly DatapathEvent[]) => void) | undefined;
@@ -69,6 +77,7 @@ export class MonitorConsumer {
     this.queueSize = opts.queueSize ?? 16384;
     this.maxQueue = Math.max(this.queueSize, opts.maxQueue ?? this.queueSize * 4);
     this.chunk = opts.chunk ?? 4096;
+    this.readIntervalMs = opts.readIntervalMs ?? 0;
     this.lostIntervalMs = opts.lostIntervalMs ?? 1000;
     this.now = opts.now ?? Date.now;
     this.countRead = opts.countRead;
@@ -83,6 +92,7 @@ export class MonitorConsumer {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.flushLost();
@@ -106,7 +116,15 @@ export class MonitorConsumer {
     if (!this.paused && this.queued >= this.queueSize) {
       // Backpressure first: the kernel ring buffer absorbs the burst while we catch up.
       this.paused = true;
-      this.datapath.pause();
+      if (!this.resting) this.datapath.pause();
+    }
+    if (this.readIntervalMs > 0 && !this.resting && !this.stopped) {
+      this.resting = true;
+      if (!this.paused) this.datapath.pause();
+      setTimeout(() => {
+        this.resting = false;
+        if (!this.paused && !this.stopped) this.datapath.resume();
+      }, this.readIntervalMs);
     }
     this.scheduleDrain();
   }
@@ -148,7 +166,7 @@ export class MonitorConsumer {
     }
     if (this.paused && this.queued <= this.queueSize / 2) {
       this.paused = false;
-      this.datapath.resume();
+      if (!this.resting) this.datapath.resume();
     }
     this.scheduleDrain();
   }
