@@ -14,6 +14,7 @@ import type {
   ServiceDefinition,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { FlowctlError } from './errors.js';
 import { GetFlowsRequest, GetFlowsResponse } from './gen/observer/observer.js';
 
@@ -160,6 +161,9 @@ export function decodeFlowBatch(buf: Uint8Array, where = 'FlowBatch'): GetFlowsR
 export class BatchBuilder {
   private items: Uint8Array[] = [];
   private bytes = 0;
+  /** One writer for every response: a fresh one grows from 128 bytes by doubling for each flow,
+   * which made buffer growth the largest part of encoding (docs/benchmarks.md, HTTP keep-alive). */
+  private readonly writer = new BinaryWriter();
 
   constructor(
     readonly maxItems = 256,
@@ -172,7 +176,7 @@ export class BatchBuilder {
 
   /** Adds one response (a message or its encoding); true when the batch should be flushed now. */
   push(r: GetFlowsResponse | Uint8Array): boolean {
-    const b = r instanceof Uint8Array ? r : GetFlowsResponse.encode(r).finish();
+    const b = r instanceof Uint8Array ? r : GetFlowsResponse.encode(r, this.writer).finish();
     this.items.push(b);
     this.bytes += b.length;
     return this.items.length >= this.maxItems || this.bytes >= this.maxBytes;
