@@ -376,7 +376,7 @@ static __always_inline int account(struct __sk_buff *skb, const struct pkt *p, s
 	/* Learned before the endpoint gets the answer: its next connection finds the address. DNS
 	 * payloads always take this path; which interface reports them (l7_here) does not matter. */
 	if (verdict != FLOWCTL_VERDICT_DROPPED && obs == FLOWCTL_OBS_TO_ENDPOINT && p->sport == 53 &&
-	    p->proto == IPPROTO_UDP && p->payload_len && fqdn_endpoint(c->identity[side ^ 1]))
+	    p->payload_len && fqdn_endpoint(c->identity[side ^ 1]))
 		fqdn_answer(skb, p);
 
 	/* L7 only when nothing else is a reason: user space makes no L3/L4 flow of an L7 event. */

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* toFQDNs in the datapath. Learning: a UDP DNS answer on its way to an endpoint whose egress has
- * toFQDNs rules is parsed here, before the endpoint gets it; when its question name matches a
- * selector (by the hashes user space writes into fqdn_names: the whole name, the name after its
- * first label, or any name), its A/AAAA addresses are stored per endpoint in fqdn_ips. So the
- * first connection after the answer finds its address learned: no race with user space, no
- * proxy. Deciding: an egress connection that no policy row matched (default deny) to an address
- * outside the cluster is allowed when the endpoint learned that address through a selector whose
- * rows allow it. User space expires entries (TTL, at least the minimum) and sets per-name limits.
+/* toFQDNs in the datapath. Learning: a DNS answer (UDP, or TCP: see fqdn_answer) on its way to an
+ * endpoint whose egress has toFQDNs rules is parsed here, before the endpoint gets it; when its
+ * question name matches a selector (by the hashes user space writes into fqdn_names: the whole
+ * name, the name after its first label, or any name), its A/AAAA addresses are stored per endpoint
+ * in fqdn_ips. So the first connection after the answer finds its address learned: no race with
+ * user space, no proxy. Deciding: an egress connection that no policy row matched (default deny)
+ * to an address outside the cluster is allowed when the endpoint learned that address through a
+ * selector whose rows allow it. User space expires entries (TTL, at least the minimum) and sets
+ * per-name limits.
  * Only DNS answers pay for this: they always take the slow path. */
 #ifndef __FLOWCTL_FQDN_BPF_H
 #define __FLOWCTL_FQDN_BPF_H
@@ -220,22 +221,36 @@ static long answer_step(__u64 i, void *ctx)
 	return 0;
 }
 
-/* Parses the UDP DNS answer in p (to an endpoint whose egress has toFQDNs rules) and learns its
- * addresses when its question matches a selector. Returns how many addresses were new. */
+/* Parses the DNS answer in p (to an endpoint whose egress has toFQDNs rules) and learns its
+ * addresses when its question matches a selector. Returns how many addresses were new. Over TCP,
+ * only a segment that begins a message (its 2-byte length) and holds all of it: an answer split
+ * over segments is left to user space's parse. */
 __noinline int fqdn_answer(struct __sk_buff *skb, const struct pkt *p)
 {
 	struct dns_buf *d = dns_buf();
 	struct flowctl_fqdn_peer *other;
-	__u32 zero = 0, len, count;
+	__u32 zero = 0, len, count, off;
 	int unused = 0;
 
-	if (!d || !p || p->proto != IPPROTO_UDP || p->payload_len < 12)
+	if (!d || !p || p->payload_len < 12)
 		return 0;
+	off = p->payload_off;
 	len = p->payload_len;
+	if (p->proto == IPPROTO_TCP) {
+		if (len < 14 || bpf_skb_load_bytes(skb, off, d->b, 2))
+			return 0;
+		count = be16_at(d, 0);
+		if (count + 2 > len)
+			return 0;
+		off += 2;
+		len = count;
+	} else if (p->proto != IPPROTO_UDP) {
+		return 0;
+	}
 	if (len > DNS_BUF)
 		len = DNS_BUF;
 	asm volatile("%0 &= 0x3ff" : "+r"(len));
-	if (len > DNS_BUF || len < 12 || bpf_skb_load_bytes(skb, p->payload_off, d->b, len))
+	if (len > DNS_BUF || len < 12 || bpf_skb_load_bytes(skb, off, d->b, len))
 		return 0;
 	/* A response (QR), no error, one question. */
 	if (!(d->b[2] & 0x80) || (d->b[3] & 0x0f) || be16_at(d, 4) != 1)

@@ -1,6 +1,7 @@
 // toFQDNs in the TC programs under BPF_PROG_TEST_RUN, with maps written by policy-maps.ts from a
 // policy compiled by @flowctl/policy: a DNS answer to the endpoint teaches the address before the
-// endpoint gets it, per endpoint and per selector; other names, other ports, other endpoints and
+// endpoint gets it (over UDP, or over TCP when one segment holds the whole message), per endpoint
+// and per selector; other names, other ports, other endpoints and
 // expired addresses stay denied.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicies, parseEndpoints, parsePolicies, type CompiledPolicy } from '../../packages/policy/src/index.js';
@@ -29,7 +30,7 @@ const EPS = parseEndpoints(
 const policy = (fqdns: string) =>
   'apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: { name: fq, namespace: fcz }\nspec:\n' +
   '  endpointSelector: { matchLabels: { app: client } }\n  egress:\n' +
-  '    - toEndpoints: [ { matchLabels: { app: dns } } ]\n      toPorts: [ { ports: [ { port: "53", protocol: UDP } ] } ]\n' +
+  '    - toEndpoints: [ { matchLabels: { app: dns } } ]\n      toPorts: [ { ports: [ { port: "53", protocol: ANY } ] } ]\n' +
   `    - toFQDNs: [ ${fqdns} ]\n      toPorts: [ { ports: [ { port: "80", protocol: TCP } ] } ]\n`;
 
 describe.skipIf(skip)('flowctl TC datapath: toFQDNs (test_run)', () => {
@@ -81,6 +82,35 @@ describe.skipIf(skip)('flowctl TC datapath: toFQDNs (test_run)', () => {
     await dp.run('to', answer(CLIENT, 'v6b.allowed.test', '2001:db8::11'));
     expect(dp.writer.fqdn!.learned().filter((l) => l.addr === '2001:db8::11')).toEqual([]);
     dp.writer.fqdn!.setPeers([{ v4: CLIENT, v6: CLIENT6 }]);
+  });
+
+  it('learns from an answer over TCP held whole by one segment; not from one split over segments', async () => {
+    // The client's DNS connection (port 53, allowed), then the answer: its 2-byte length, then the message.
+    const tcpAnswer = (name: string, addr: string, cut = 0) => {
+      const port = ++sport;
+      const m = dns(qid++, name, addr);
+      const l = Buffer.alloc(2);
+      l.writeUInt16BE(m.length);
+      const payload = Buffer.concat([l, m]);
+      return [
+        ipv4({ src: CLIENT, dst: RESOLVER, proto: TCP }, tcp(port, 53, F.SYN)),
+        ipv4({ src: RESOLVER, dst: CLIENT, proto: TCP }, tcp(53, port, F.ACK | F.PSH, cut ? payload.subarray(0, cut) : payload, undefined, 5000, 1001)),
+      ] as const;
+    };
+    const split = tcpAnswer('split.allowed.test', '192.0.2.31', 40);
+    expect((await dp.run('from', split[0])).retval).toBe(TC_ACT_OK);
+    expect((await dp.run('to', split[1])).retval).toBe(TC_ACT_OK);
+    expect(dp.writer.fqdn!.learned().filter((l) => l.addr === '192.0.2.31')).toEqual([]);
+    expect((await dp.run('from', syn(CLIENT, '192.0.2.31'))).retval).toBe(TC_ACT_SHOT);
+
+    expect((await dp.run('from', syn(CLIENT, '192.0.2.30'))).retval).toBe(TC_ACT_SHOT);
+    const epoch = readConfig(dp.maps.config).epoch;
+    const whole = tcpAnswer('tcp.allowed.test', '192.0.2.30');
+    expect((await dp.run('from', whole[0])).retval).toBe(TC_ACT_OK);
+    expect((await dp.run('to', whole[1])).retval).toBe(TC_ACT_OK);
+    expect(readConfig(dp.maps.config).epoch).toBe(epoch + 1n);
+    expect(dp.writer.fqdn!.learned().filter((l) => l.addr === '192.0.2.30').map((l) => l.endpoint)).toEqual([CLIENT]);
+    expect((await dp.run('from', syn(CLIENT, '192.0.2.30'))).retval).toBe(TC_ACT_OK);
   });
 
   it('a SYN denied before the answer passes when retried on the same tuple', async () => {

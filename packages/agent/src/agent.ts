@@ -130,7 +130,7 @@ export class Agent {
   readonly xdpAttached: string[] = [];
   private readonly log: Logger;
   private stopped = false;
-  /** toFQDNs answers the kernel does not learn from (patterns it cannot match, DNS over TCP). */
+  /** toFQDNs answers the kernel does not learn from (patterns it cannot match, TCP answers split over segments). */
   private readonly fqdnLearner = new FqdnLearner(
     (a) => this.datapath?.learnFqdn?.(a) ?? 0,
     (ip) => (this.directory.isLocal(ip) ? this.directory.forIp(ip).identity : undefined),

@@ -40,7 +40,7 @@ describe('FqdnLearner: what the kernel does not learn', () => {
     expect(got).toHaveLength(1);
   });
 
-  it('over TCP (which the kernel does not parse), learns through every selector', () => {
+  it('over TCP (the kernel misses answers split over segments), learns through every selector', () => {
     const { l, got, bit } = setup();
     expect(l.answer('api-v2.allowed.test', ['192.0.2.1'], 30, '10.99.0.2', true)).toBe(1);
     expect(got[0]!.bits).toBe(bit('api-*.allowed.test') | bit('*.allowed.test'));
