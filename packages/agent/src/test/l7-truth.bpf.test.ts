@@ -245,7 +245,7 @@ async function addsUp(t: Bench, load: () => Promise<unknown>): Promise<{ truth: 
   const say = `${truth} logged, ${c.requests} requests + ${c.lost.http_request} lost, ${c.responses} responses + ${c.lost.http_response} lost; ${kernelLost} kernel events lost; ${unparsed.slice(0, 3).join('; ')}`;
   expect(c.requests + c.lost.http_request, say).toBe(truth);
   expect(c.responses + c.lost.http_response, say).toBe(truth);
-  console.log('TMP', say);
+  console.log(`loss accounting: ${say}`);
   return { truth, ...c, kernelLost };
 }
 
