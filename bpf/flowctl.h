@@ -248,6 +248,16 @@ enum flowctl_fqdn_match {
 	FLOWCTL_FQDN_ANY = 3,   /* every name (`*`); hash 0 */
 };
 
+/* `fqdn_globs` value: a matchPattern the hashes cannot match (`sub*.example.com`, `*.*.example.com`),
+ * lower case, dotted, `*` matching name characters within one label; entries packed from index 0,
+ * len 0 ends them. */
+struct flowctl_fqdn_glob {
+	__u64 bits; /* the selector's bit */
+	__u32 len;
+	__u32 pad;
+	__u8 pat[256];
+};
+
 /* `fqdn_names` key -> __u64 bits of the selectors that match. hash: FNV-1a 64 of the lower-cased
  * wire-format name (length-prefixed labels, no root byte). */
 struct flowctl_fqdn_name_key {

@@ -2,8 +2,8 @@
 /* toFQDNs in the datapath. Learning: a DNS answer (UDP, or TCP: see fqdn_answer) on its way to an
  * endpoint whose egress has toFQDNs rules is parsed here, before the endpoint gets it; when its
  * question name matches a selector (by the hashes user space writes into fqdn_names: the whole
- * name, the name after its first label, or any name), its A/AAAA addresses are stored per endpoint
- * in fqdn_ips. So the first connection after the answer finds its address learned: no race with
+ * name, the name after its first label, or any name; or by a pattern in fqdn_globs), its A/AAAA
+ * addresses are stored per endpoint in fqdn_ips. So the first connection after the answer finds its address learned: no race with
  * user space, no proxy. Deciding: an egress connection that no policy row matched (default deny)
  * to an address outside the cluster is allowed when the endpoint learned that address through a
  * selector whose rows allow it. User space expires entries (TTL, at least the minimum) and sets
@@ -40,7 +40,10 @@ struct dns_buf {
 	__u64 h, h1;   /* the question name's hash, and that of the name after its first label */
 	__u64 bits;    /* selectors the question matches */
 	__u32 pos, next, first_end, len;
+	__u32 len_name; /* of name */
 	__u32 end;     /* past the question name's root byte; 0: not parsed */
+	__u32 gi, gp, gn, gstar, gmark; /* glob_step's: pattern, its position, the name's, backtrack */
+	__u8 name[256]; /* the question name, dotted, lower case (a '.' inside a label: 0xff) */
 	__u32 learned; /* addresses new to the endpoint */
 	__u32 has_other; /* the endpoint has an address of the other family: `other` */
 	struct flowctl_fqdn_peer_key self; /* the endpoint's address the answer goes to */
@@ -64,6 +67,14 @@ struct {
 	__type(key, struct flowctl_fqdn_name_key);
 	__type(value, __u64);
 } fqdn_names SEC(".maps");
+
+/* index -> struct flowctl_fqdn_glob (written by user space) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct flowctl_fqdn_glob);
+} fqdn_globs SEC(".maps");
 
 /* struct flowctl_fqdn_ip_key -> struct flowctl_fqdn_ip_value (learned here, expired by user space) */
 struct {
@@ -117,13 +128,72 @@ static long qname_step(__u64 i, void *ctx)
 		d->next = pos + 1 + c;
 		if (!d->first_end)
 			d->first_end = d->next;
+		else
+			d->name[(pos - 13) & 255] = '.';
 	} else {
 		c |= (__u8)((__u8)(c - 'A') < 26) << 5; /* lower case */
+		d->name[(pos - 13) & 255] = c == '.' ? 0xff : c;
 	}
 	d->h = (d->h ^ c) * FNV64_PRIME;
 	if (pos >= d->first_end)
 		d->h1 = (d->h1 ^ c) * FNV64_PRIME;
 	d->pos = pos + 1;
+	return 0;
+}
+
+#define GLOB_NONE 0xffffffffU
+#define GLOB_STEPS 16384 /* steps for all patterns of one answer; past them, user space's match */
+
+/* What a `*` matches: DNS name characters but '.' (Cilium's [-a-zA-Z0-9_]; the name is lower case). */
+static __always_inline int glob_char(__u8 c)
+{
+	return (__u8)(c - 'a') < 26 || (__u8)(c - '0') < 10 || c == '-' || c == '_';
+}
+
+/* One step of matching the question name against pattern gi of fqdn_globs: the usual wildcard
+ * match that backtracks to the last `*` only, which is exact here as `*` never crosses a '.'. */
+static long glob_step(__u64 i, void *ctx)
+{
+	struct dns_buf *d = dns_buf();
+	struct flowctl_fqdn_glob *g;
+	__u32 key, p, n;
+	__u8 pc;
+
+	if (!d)
+		return 1;
+	key = d->gi;
+	g = bpf_map_lookup_elem(&fqdn_globs, &key);
+	if (!g || !g->len)
+		return 1;
+	p = d->gp;
+	n = d->gn;
+	pc = p < g->len ? g->pat[p & 255] : 0;
+	if (n < d->len_name) {
+		if (pc == '*') {
+			d->gstar = p;
+			d->gmark = n;
+			d->gp = p + 1;
+			return 0;
+		}
+		if (pc && pc == d->name[n & 255]) {
+			d->gp = p + 1;
+			d->gn = n + 1;
+			return 0;
+		}
+		if (d->gstar != GLOB_NONE && glob_char(d->name[d->gmark & 255])) {
+			d->gn = ++d->gmark;
+			d->gp = d->gstar + 1;
+			return 0;
+		}
+	} else if (pc == '*') {
+		d->gp = p + 1;
+		return 0;
+	} else if (p == g->len) {
+		d->bits |= g->bits;
+	}
+	d->gi = key + 1;
+	d->gp = d->gn = d->gmark = 0;
+	d->gstar = GLOB_NONE;
 	return 0;
 }
 
@@ -264,6 +334,11 @@ __noinline int fqdn_answer(struct __sk_buff *skb, const struct pkt *p)
 		return 0;
 	d->bits = fqdn_bits(d->h, FLOWCTL_FQDN_NAME) | fqdn_bits(d->h1, FLOWCTL_FQDN_LABEL) |
 		  fqdn_bits(0, FLOWCTL_FQDN_ANY);
+	d->len_name = d->end - 14;
+	d->gi = d->gp = d->gn = d->gmark = 0;
+	d->gstar = GLOB_NONE;
+	if (d->end > 14)
+		bpf_loop(GLOB_STEPS, glob_step, &unused, 0);
 	if (!d->bits)
 		return 0;
 	d->pos = d->end + 4; /* qtype, qclass */

@@ -74,6 +74,9 @@ int main(void)
 	BEGIN("fqdn_name_key", flowctl_fqdn_name_key, sizeof(struct flowctl_fqdn_name_key));
 	F(flowctl_fqdn_name_key, hash); F(flowctl_fqdn_name_key, kind);
 	END();
+	BEGIN("fqdn_glob", flowctl_fqdn_glob, sizeof(struct flowctl_fqdn_glob));
+	F(flowctl_fqdn_glob, bits); F(flowctl_fqdn_glob, len); F(flowctl_fqdn_glob, pat);
+	END();
 	BEGIN("fqdn_peer_key", flowctl_fqdn_peer_key, sizeof(struct flowctl_fqdn_peer_key));
 	F(flowctl_fqdn_peer_key, family); F(flowctl_fqdn_peer_key, addr);
 	END();

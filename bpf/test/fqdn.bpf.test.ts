@@ -1,8 +1,8 @@
 // toFQDNs in the TC programs under BPF_PROG_TEST_RUN, with maps written by policy-maps.ts from a
 // policy compiled by @flowctl/policy: a DNS answer to the endpoint teaches the address before the
 // endpoint gets it (over UDP, or over TCP when one segment holds the whole message), per endpoint
-// and per selector; other names, other ports, other endpoints and
-// expired addresses stay denied.
+// and per selector, by name, `*.suffix`, `*` or any other pattern; other names, other ports, other
+// endpoints and expired addresses stay denied.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compilePolicies, parseEndpoints, parsePolicies, type CompiledPolicy } from '../../packages/policy/src/index.js';
 import { readConfig } from '../../packages/agent/src/datapath/policy-maps.js';
@@ -167,5 +167,30 @@ describe.skipIf(skip)('flowctl TC datapath: toFQDNs (test_run)', () => {
     dp.writer.fqdn!.sweep(process.hrtime.bigint(), 3);
     const kept = dp.writer.fqdn!.learned().filter((l) => l.addr.startsWith('198.51.100.')).map((l) => l.addr).sort();
     expect(kept).toEqual(['198.51.100.3', '198.51.100.4', '198.51.100.5']);
+  });
+  it('matches other patterns in the kernel too: `*` within one label, any number of them', async () => {
+    const next = compilePolicies(parsePolicies(policy('{ matchPattern: "api-*.pat.test" }, { matchPattern: "*.*.deep.test" }, { matchPattern: "a*b*c.multi.test" }'), 'p.yaml'), EPS, { fqdnPrevious: compiled.fqdnSelectors });
+    dp.writer.writePolicy(next);
+    compiled = next;
+    const cases: [string, boolean][] = [
+      ['api-v2.pat.test', true], ['API-V3.Pat.Test', true], ['api-.pat.test', true],
+      ['web.pat.test', false], ['api-x.y.pat.test', false], ['api-v2.pat.test.evil', false],
+      ['a.b.deep.test', true], ['x.deep.test', false], ['a.b.c.deep.test', false],
+      ['axbyc.multi.test', true], ['abc.multi.test', true], ['abcbc.multi.test', true], ['axbyd.multi.test', false], ['a.bc.multi.test', false],
+    ];
+    const got: string[] = [];
+    for (const [i, [name]] of cases.entries()) {
+      const addr = `198.18.0.${i + 1}`;
+      await dp.run('to', answer(CLIENT, name, addr));
+      if (dp.writer.fqdn!.learned().some((l) => l.addr === addr)) got.push(name);
+    }
+    expect(got).toEqual(cases.filter(([, ok]) => ok).map(([n]) => n));
+    expect((await dp.run('from', syn(CLIENT, '198.18.0.1'))).retval).toBe(TC_ACT_OK);
+    expect((await dp.run('from', syn(CLIENT, '198.18.0.4'))).retval).toBe(TC_ACT_SHOT);
+    // A pattern that leaves the policy stops matching.
+    dp.writer.writePolicy((compiled = compilePolicies(parsePolicies(policy('{ matchPattern: "*.*.deep.test" }'), 'p.yaml'), EPS, { fqdnPrevious: compiled.fqdnSelectors })));
+    await dp.run('to', answer(CLIENT, 'api-v9.pat.test', '198.18.1.1'));
+    await dp.run('to', answer(CLIENT, 'q.r.deep.test', '198.18.1.2'));
+    expect(dp.writer.fqdn!.learned().filter((l) => l.addr.startsWith('198.18.1.')).map((l) => l.addr)).toEqual(['198.18.1.2']);
   });
 });

@@ -76,7 +76,7 @@ export class Datapath {
       policyEnforce: this.obj.map('policy_enforce'),
       policy: this.obj.map('policy'),
       config: this.obj.map('config'),
-      fqdn: { names: this.obj.map('fqdn_names'), ips: this.obj.map('fqdn_ips'), peers: this.obj.map('fqdn_peers') },
+      fqdn: { names: this.obj.map('fqdn_names'), ips: this.obj.map('fqdn_ips'), peers: this.obj.map('fqdn_peers'), globs: this.obj.map('fqdn_globs') },
     };
   }
 

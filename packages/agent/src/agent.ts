@@ -130,7 +130,7 @@ export class Agent {
   readonly xdpAttached: string[] = [];
   private readonly log: Logger;
   private stopped = false;
-  /** toFQDNs answers the kernel does not learn from (patterns it cannot match, TCP answers split over segments). */
+  /** toFQDNs answers the kernel does not learn from (TCP answers split over segments; patterns, as a fallback). */
   private readonly fqdnLearner = new FqdnLearner(
     (a) => this.datapath?.learnFqdn?.(a) ?? 0,
     (ip) => (this.directory.isLocal(ip) ? this.directory.forIp(ip).identity : undefined),
@@ -439,8 +439,6 @@ export class Agent {
     this.directory.setAddressIdentities(compiled.addressIdentities);
     log.info({ revision: compiled.revision, entries: compiled.entries.length, policies: docs.length }, 'policy applied');
     this.fqdnLearner.setPolicy(compiled);
-    const racy = compiled.fqdnSelectors.filter((f) => !f.kernel).map((f) => f.selector.matchPattern);
-    if (racy.length) log.info({ patterns: racy }, 'toFQDNs patterns learned in user space, after the answer reaches the pod: a first SYN may be retransmitted');
     return compiled;
   }
 

@@ -48,8 +48,8 @@ export interface PolicyEntry {
 export interface CompiledFqdnSelector {
   identity: number;
   selector: FqdnSelector;
-  /** How the kernel recognises its names in answers; undefined: learned by the agent instead. */
-  kernel?: KernelMatch;
+  /** How the kernel recognises its names in answers. */
+  kernel: KernelMatch;
 }
 
 export interface CompiledPolicy {
@@ -219,8 +219,7 @@ function collectFqdns(policies: PolicyDoc[], previous: readonly CompiledFqdnSele
       while (taken.has(free)) free++;
       taken.add((identity = free));
     }
-    const kernel = kernelMatch(selector);
-    out.push({ identity, selector, ...(kernel && { kernel }) });
+    out.push({ identity, selector, kernel: kernelMatch(selector) });
   }
   return out.sort((a, b) => a.identity - b.identity);
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkConnection, lookupEgressFqdn } from './check.js';
 import { compilePolicies } from './compile.js';
 import { parseEndpoints } from './endpoints.js';
-import { FQDN_MATCH_ANY, FQDN_MATCH_LABEL, FQDN_MATCH_NAME, fqdnMatches, kernelMatch, wireNameHash } from './fqdn.js';
+import { FQDN_MATCH_ANY, FQDN_MATCH_GLOB, FQDN_MATCH_LABEL, FQDN_MATCH_NAME, fqdnMatches, kernelMatch, wireNameHash } from './fqdn.js';
 import { MIN_CIDR_IDENTITY, MIN_FQDN_IDENTITY, RESERVED_IDENTITIES } from './identity.js';
 import { parsePolicies } from './policy-doc.js';
 
@@ -60,12 +60,12 @@ describe('Cilium matchName / matchPattern semantics', () => {
     expect(fqdnMatches(sel, name)).toBe(want);
   });
 
-  it('the kernel matches names, one leading label and "*"; other patterns are the agent\'s', () => {
+  it('the kernel matches names, one leading label and "*" by hash; other patterns as text', () => {
     expect(kernelMatch({ matchName: 'api.allowed.test' })).toEqual({ kind: FQDN_MATCH_NAME, hash: wireNameHash('api.allowed.test') });
     expect(kernelMatch({ matchPattern: '*.allowed.test' })).toEqual({ kind: FQDN_MATCH_LABEL, hash: wireNameHash('allowed.test') });
     expect(kernelMatch({ matchPattern: '*' })).toEqual({ kind: FQDN_MATCH_ANY, hash: 0n });
-    expect(kernelMatch({ matchPattern: 'sub*.allowed.test' })).toBeUndefined();
-    expect(kernelMatch({ matchPattern: '*.*.test' })).toBeUndefined();
+    expect(kernelMatch({ matchPattern: 'sub*.allowed.test' })).toEqual({ kind: FQDN_MATCH_GLOB, glob: 'sub*.allowed.test' });
+    expect(kernelMatch({ matchPattern: '*.*.test' })).toEqual({ kind: FQDN_MATCH_GLOB, glob: '*.*.test' });
   });
 
   it('hashes the wire form: FNV-1a 64 over length-prefixed labels', () => {
@@ -126,9 +126,9 @@ describe('compiling and checking toFQDNs', () => {
     expect(lookupEgressFqdn(c, id('client'), MIN_CIDR_IDENTITY + 5, ['exact.test'], 80, 6).allowed).toBe(true);
   });
 
-  it('a pattern the kernel cannot match (learned by the agent) allows what it matches', () => {
+  it('a pattern with a `*` inside a label (matched as text) allows what it matches', () => {
     const only = compilePolicies(parsePolicies(POLICY.replace('{ matchPattern: "*.allowed.test" }, { matchName: "Exact.Test." }', '{ matchPattern: "sub*.other.test" }'), 'p.yaml'), EPS);
-    expect(only.fqdnSelectors.map((f) => f.kernel)).toEqual([undefined]);
+    expect(only.fqdnSelectors.map((f) => f.kernel)).toEqual([{ kind: FQDN_MATCH_GLOB, glob: 'sub*.other.test' }]);
     const v = checkConnection(only, id('client'), RESERVED_IDENTITIES.world, 80, 'TCP', ['subway.other.test']);
     expect(v.allowed).toBe(true);
     expect(v.egress.fqdn).toBe('sub*.other.test');

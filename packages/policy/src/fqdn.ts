@@ -1,6 +1,7 @@
 // toFQDNs selectors: Cilium's matchName and matchPattern, what names they match, and the form the
 // kernel matches answers by (bpf/fqdn.bpf.h): a hash of the name (or of the name after its first
-// label) in DNS wire format, so the datapath learns an address as the answer passes.
+// label) in DNS wire format, else the pattern itself, so the datapath learns an address as the
+// answer passes.
 
 /** A toFQDNs selector, normalised: lower case, no trailing dot. */
 export interface FqdnSelector {
@@ -9,16 +10,22 @@ export interface FqdnSelector {
   matchPattern?: string;
 }
 
-/** How the kernel matches a selector: the whole name, one label then a suffix, or any name. */
+/**
+ * How the kernel matches a selector: the whole name, one label then a suffix, or any name (by
+ * hash, fqdn_names); or any other pattern, matched as text (fqdn_globs).
+ */
 export const FQDN_MATCH_NAME = 1;
 export const FQDN_MATCH_LABEL = 2;
 export const FQDN_MATCH_ANY = 3;
+export const FQDN_MATCH_GLOB = 4;
 
-export interface KernelMatch {
-  kind: typeof FQDN_MATCH_NAME | typeof FQDN_MATCH_LABEL | typeof FQDN_MATCH_ANY;
-  /** FNV-1a 64 of the lower-cased wire-format name (0 for any) */
-  hash: bigint;
-}
+export type KernelMatch =
+  | {
+      kind: typeof FQDN_MATCH_NAME | typeof FQDN_MATCH_LABEL | typeof FQDN_MATCH_ANY;
+      /** FNV-1a 64 of the lower-cased wire-format name (0 for any) */
+      hash: bigint;
+    }
+  | { kind: typeof FQDN_MATCH_GLOB; glob: string };
 
 const NAME_CHARS = /^[-a-z0-9_.]+$/;
 const PATTERN_CHARS = /^[-a-z0-9_.*]+$/;
@@ -86,14 +93,11 @@ export function wireNameHash(name: string): bigint {
   return h;
 }
 
-/**
- * How the kernel matches this selector, or undefined when it cannot (a `*` inside a label, or in
- * more than the first label): such selectors are learned by the agent from the DNS events.
- */
-export function kernelMatch(s: FqdnSelector): KernelMatch | undefined {
+/** How the kernel matches this selector: by hash where one says it, else by the pattern's text. */
+export function kernelMatch(s: FqdnSelector): KernelMatch {
   const p = s.matchName ?? s.matchPattern!;
   if (!p.includes('*')) return { kind: FQDN_MATCH_NAME, hash: wireNameHash(p) };
   if (p === '*') return { kind: FQDN_MATCH_ANY, hash: 0n };
   if (p.startsWith('*.') && !p.slice(2).includes('*')) return { kind: FQDN_MATCH_LABEL, hash: wireNameHash(p.slice(2)) };
-  return undefined;
+  return { kind: FQDN_MATCH_GLOB, glob: p };
 }

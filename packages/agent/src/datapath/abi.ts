@@ -104,6 +104,8 @@ export const POLICY_VALUE = { size: 8, rule_ref: 0, deny: 4 } as const;
 export const CONFIG_VALUE = { size: 16, epoch: 0, policy_revision: 8 } as const;
 
 export const FQDN_NAME_KEY = { size: 16, hash: 0, kind: 8 } as const;
+/** struct flowctl_fqdn_glob (`fqdn_globs` value). */
+export const FQDN_GLOB = { size: 272, bits: 0, len: 8, pat: 16 } as const;
 export const FQDN_IP_KEY = { size: 36, family: 0, endpoint: 4, addr: 20 } as const;
 /** struct flowctl_fqdn_peer_key (`fqdn_peers`); the value is the other address, 16 bytes. */
 export const FQDN_PEER_KEY = { size: 20, family: 0, addr: 4 } as const;

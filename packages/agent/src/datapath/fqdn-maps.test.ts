@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { MIN_FQDN_IDENTITY, wireNameHash } from '@flowctl/policy';
+import { MIN_FQDN_IDENTITY, kernelMatch, wireNameHash } from '@flowctl/policy';
+import { FQDN_GLOB } from './abi.js';
 import { FqdnMapWriter } from './fqdn-maps.js';
 import type { MapHandle } from './policy-maps.js';
 
@@ -47,5 +48,35 @@ describe('FqdnMapWriter.learn: what the kernel stores, from user space', () => {
   it('refuses an address of the other family', () => {
     const w = new FqdnMapWriter({ names: new MemMap(), ips: new MemMap() });
     expect(() => w.learn({ family: 4, endpoint: '10.1.0.2', addr: '2001:db8::1', expiresNs: 1n, bits: 1n, nameHash })).toThrow(/not an IPv4 address/);
+  });
+});
+
+describe('FqdnMapWriter: patterns the kernel matches as text (fqdn_globs)', () => {
+  const glob = (text: string, n: number) => ({ identity: MIN_FQDN_IDENTITY + n, selector: { matchPattern: text }, kernel: kernelMatch({ matchPattern: text }) });
+  const rows = (m: MemMap) => {
+    const out: [number, bigint, string][] = [];
+    for (let i = 0; ; i++) {
+      const k = Buffer.alloc(4);
+      k.writeUInt32LE(i);
+      const v = m.lookup(k);
+      if (!v || !v.readUInt32LE(FQDN_GLOB.len)) return out;
+      out.push([i, v.readBigUInt64LE(FQDN_GLOB.bits), v.subarray(FQDN_GLOB.pat, FQDN_GLOB.pat + v.readUInt32LE(FQDN_GLOB.len)).toString('latin1')]);
+    }
+  };
+
+  it('writes them packed from index 0 with their bits; a pattern that leaves is gone before the rows change', () => {
+    const globs = new MemMap();
+    const names = new MemMap();
+    const w = new FqdnMapWriter({ names, ips: new MemMap(), globs });
+    const a = [glob('api-*.x.test', 0), { identity: MIN_FQDN_IDENTITY + 1, selector: { matchName: 'n.test' }, kernel: kernelMatch({ matchName: 'n.test' }) }, glob('*.*.y.test', 2)];
+    w.retire(undefined, a);
+    w.teach(a);
+    expect(rows(globs)).toEqual([[0, 1n, 'api-*.x.test'], [1, 4n, '*.*.y.test']]);
+    expect(names.keys()).toHaveLength(1);
+    const b = [a[2]!];
+    w.retire(a, b);
+    expect(rows(globs)).toEqual([[0, 4n, '*.*.y.test']]);
+    w.teach(b);
+    expect(rows(globs)).toEqual([[0, 4n, '*.*.y.test']]);
   });
 });

@@ -1,19 +1,20 @@
 // The user-space half of toFQDNs in the kernel (bpf/fqdn.bpf.h): which question names teach which
-// selectors (fqdn_names, from the compiled policy), and the upkeep of what the kernel learned
+// selectors (fqdn_names by hash, fqdn_globs by pattern, from the compiled policy), and the upkeep of what the kernel learned
 // (fqdn_ips): expiry, the per-name limit of each endpoint, and forgetting selectors that left
 // the policy before their numbers can mean another; and the pairs of addresses of dual-stack
 // endpoints (fqdn_peers), so an answer over one family teaches the other family's records too.
 import type { CompiledFqdnSelector } from '@flowctl/policy';
-import { MIN_FQDN_IDENTITY } from '@flowctl/policy';
+import { FQDN_MATCH_GLOB, MIN_FQDN_IDENTITY } from '@flowctl/policy';
 import { formatIp } from '@flowctl/flow';
 import { parseIp } from '@flowctl/flow/ip';
-import { FQDN_IP_KEY, FQDN_IP_VALUE, FQDN_NAME_KEY, FQDN_PEER_KEY } from './abi.js';
+import { FQDN_GLOB, FQDN_IP_KEY, FQDN_IP_VALUE, FQDN_NAME_KEY, FQDN_PEER_KEY } from './abi.js';
 import type { MapHandle } from './policy-maps.js';
 
 export interface FqdnMaps {
   names: MapHandle;
   ips: MapHandle;
   peers?: MapHandle;
+  globs?: MapHandle;
 }
 
 /** One address an endpoint learned, as the kernel holds it. */
@@ -56,14 +57,29 @@ function addrText(b: Buffer, family: number): string {
 function nameRows(selectors: readonly CompiledFqdnSelector[]): Map<string, bigint> {
   const rows = new Map<string, bigint>();
   for (const s of selectors) {
-    if (!s.kernel) continue;
+    if (s.kernel.kind === FQDN_MATCH_GLOB) continue;
     const hex = nameKey(s.kernel.kind, s.kernel.hash).toString('hex');
     rows.set(hex, (rows.get(hex) ?? 0n) | bit(s.identity));
   }
   return rows;
 }
 
+/** The fqdn_globs values of `selectors`, in index order. */
+function globRows(selectors: readonly CompiledFqdnSelector[]): Buffer[] {
+  return selectors.flatMap((s) => {
+    if (s.kernel.kind !== FQDN_MATCH_GLOB) return [];
+    const v = Buffer.alloc(FQDN_GLOB.size);
+    v.writeBigUInt64LE(bit(s.identity), FQDN_GLOB.bits);
+    v.writeUInt32LE(Buffer.byteLength(s.kernel.glob, 'latin1'), FQDN_GLOB.len);
+    v.write(s.kernel.glob, FQDN_GLOB.pat, 'latin1');
+    return [v];
+  });
+}
+
 export class FqdnMapWriter {
+  /** What fqdn_globs holds, packed from index 0. */
+  private globs: Buffer[] = [];
+
   constructor(readonly maps: FqdnMaps) {}
 
   /**
@@ -77,6 +93,8 @@ export class FqdnMapWriter {
       const hex = k.toString('hex');
       if (!want.has(hex) || (v && v.readBigUInt64LE(0) & ~want.get(hex)!)) this.maps.names.delete(k);
     }
+    const keep = new Set(globRows(next).map((v) => v.toString('hex')));
+    this.writeGlobs(prev === undefined ? [] : this.globs.filter((v) => keep.has(v.toString('hex'))));
     let gone = 0n;
     if (prev === undefined) gone = ~0n;
     else {
@@ -89,6 +107,23 @@ export class FqdnMapWriter {
   /** After the policy rows are written: teaches the selectors of `next`. */
   teach(next: readonly CompiledFqdnSelector[]): void {
     for (const [hex, bits] of nameRows(next)) this.maps.names.update(Buffer.from(hex, 'hex'), u64(bits));
+    this.writeGlobs(globRows(next));
+  }
+
+  /** Makes fqdn_globs hold `rows` from index 0; an entry of length 0 ends them. */
+  private writeGlobs(rows: Buffer[]): void {
+    const m = this.maps.globs;
+    if (!m) return;
+    const key = (i: number) => {
+      const k = Buffer.alloc(4);
+      k.writeUInt32LE(i);
+      return k;
+    };
+    // The end marker first, so the kernel never reads past what is being rewritten.
+    if (rows.length < this.globs.length || this.globs.length === 0) m.update(key(rows.length), Buffer.alloc(FQDN_GLOB.size));
+    rows.forEach((v, i) => m.update(key(i), v));
+    for (let i = rows.length + 1; i < this.globs.length; i++) m.update(key(i), Buffer.alloc(FQDN_GLOB.size));
+    this.globs = rows;
   }
 
   /**

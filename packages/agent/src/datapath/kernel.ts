@@ -384,7 +384,7 @@ export class KernelDatapath implements Datapath {
       policyEnforce: this.flowObj.map('policy_enforce'),
       policy: this.flowObj.map('policy'),
       config: this.flowObj.map('config'),
-      fqdn: { names: this.flowObj.map('fqdn_names'), ips: this.flowObj.map('fqdn_ips'), peers: this.flowObj.map('fqdn_peers') },
+      fqdn: { names: this.flowObj.map('fqdn_names'), ips: this.flowObj.map('fqdn_ips'), peers: this.flowObj.map('fqdn_peers'), globs: this.flowObj.map('fqdn_globs') },
     });
     return this.writer;
   }

@@ -1,9 +1,9 @@
-// The user-space half of toFQDNs learning: the answers the kernel does not learn from. Patterns it
-// cannot match by hash (`sub*.example.com`, `*.*.example.com`) and TCP answers split over segments
-// (it parses a segment holding a whole message only) are matched here against the DNS answers the
-// agent parses, and stored as the kernel stores its own (Datapath.learnFqdn). These race the
-// answer: the pod may connect before the map is written.
-import { MIN_FQDN_IDENTITY, fqdnMatches, type CompiledPolicy } from '@flowctl/policy';
+// The user-space half of toFQDNs learning: the answers the kernel does not learn from. TCP answers
+// split over segments (it parses a segment holding a whole message only), and, as a fallback,
+// patterns it matches as text (`sub*.example.com`: it gives up past GLOB_STEPS steps) are matched
+// here against the DNS answers the agent parses, and stored as the kernel stores its own
+// (Datapath.learnFqdn). These race the answer: the pod may connect before the map is written.
+import { FQDN_MATCH_GLOB, MIN_FQDN_IDENTITY, fqdnMatches, type CompiledPolicy } from '@flowctl/policy';
 import { parseIp } from '@flowctl/flow/ip';
 import type { FqdnAnswer } from '../datapath/datapath.js';
 
@@ -29,14 +29,15 @@ export class FqdnLearner {
 
   setPolicy(c: CompiledPolicy): void {
     this.policy = c;
-    this.userOnly = c.fqdnSelectors.filter((f) => !f.kernel);
+    this.userOnly = c.fqdnSelectors.filter((f) => f.kernel.kind === FQDN_MATCH_GLOB);
   }
 
   /** A DNS answer for `name` to `client`; returns how many addresses were new to it. */
   answer(name: string, ips: readonly string[], ttlS: number, client: string, tcp: boolean): number {
     const c = this.policy;
-    // Over UDP the kernel learned what its hashes match, before the pod got the answer; over TCP
-    // too, unless the answer was split over segments, which only the agent reassembles.
+    // Over UDP the kernel learned what its hashes match, before the pod got the answer, and what its
+    // patterns match unless a name took too many steps; over TCP too, unless the answer was split
+    // over segments, which only the agent reassembles.
     const selectors = tcp ? c?.fqdnSelectors : this.userOnly;
     if (!c || !selectors?.length) return 0;
     const id = this.identityOf(client);

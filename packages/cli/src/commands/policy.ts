@@ -12,7 +12,6 @@ import { tlsOptionsOf } from '../options/tls.js';
 import { renderTable } from '../printer/table.js';
 import {
   canonicalIp,
-  kernelMatch,
   RESERVED_IDENTITIES,
   noDuplicatePolicies,
   checkConnection,
@@ -336,9 +335,6 @@ export function registerPolicyCommand(program: Command, status: ExitStatus, io: 
         docs.push(...d);
         if (fileOk) io.out(`${f}: valid (${d.length} ${d.length === 1 ? 'policy' : 'policies'}${d.length ? ': ' + d.map((p) => `${p.kind} ${refName(p)}`).join(', ') : ''})`);
       }
-      const racy = [...new Set(docs.flatMap((d) => d.rules.flatMap((r) => (r.egress ?? []).flatMap((s) => s.peers)))
-        .flatMap((p) => (p.type === 'fqdn' && !kernelMatch(p.selector) ? [p.selector.matchPattern!] : [])))];
-      if (racy.length) io.err(`Note: toFQDNs matchPattern ${racy.join(', ')}: learned by the agent after the answer reaches the pod, not in the kernel before: a connection made at once may lose its first SYN to a retransmission (names, "*.suffix" and "*" have no such race)`);
       const dns = docs.filter((d) => d.dnsRules);
       if (dns.length) io.err(`Warning: toPorts rules.dns (${dns.map((d) => `${d.kind} ${refName(d)}`).join(', ')}) accepted but not enforced: every DNS query name is allowed; toFQDNs learns from all answers`);
       if (ok) {
