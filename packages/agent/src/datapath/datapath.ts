@@ -85,7 +85,7 @@ export interface Datapath {
   endIsolation?(id: number): void;
   /** Packets and bytes dropped per entry id, summed over CPUs. */
   blockCounts?(): Map<number, { packets: bigint; bytes: bigint }>;
-  /** toFQDNs patterns the kernel cannot match: stores what the agent matched in a DNS answer as
+  /** toFQDNs answers the kernel may have missed: stores what the agent matched in a DNS answer as
    *  the kernel stores what it matches (TTL rules included). Returns how many addresses were new. */
   learnFqdn?(answer: FqdnAnswer): number;
   /** Dual-stack local endpoints, so toFQDNs learns AAAA records from answers over IPv4 (and A over IPv6). */

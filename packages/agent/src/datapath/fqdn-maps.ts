@@ -127,7 +127,7 @@ export class FqdnMapWriter {
   }
 
   /**
-   * What the kernel's fqdn_learn does, from user space (patterns the kernel cannot match): stores
+   * What the kernel's fqdn_learn does, from user space (answers the kernel may have missed): stores
    * `addr` for `endpoint` through the selectors `bits`, keeping the later expiry. Returns true when
    * the endpoint did not know it through these selectors yet (cached verdicts must be looked at again).
    */

@@ -18,7 +18,7 @@ export class LiveContext implements ParserContext {
   private readonly uuids = new UuidSource();
   private blocks: { byEntryId(id: number): { cidr: string; reason: string; isolate?: string } | undefined } | undefined;
   readonly nodeNetnsIno = ownNetnsInode();
-  /** Also told every DNS answer with addresses (toFQDNs patterns the kernel cannot match). */
+  /** Also told every DNS answer with addresses (toFQDNs answers the kernel may have missed). */
   onDnsAnswer: ((name: string, ips: string[], ttlS: number, client: string, tcp: boolean) => void) | undefined;
 
   constructor(readonly directory: EndpointDirectory) {}

@@ -30,7 +30,7 @@ function setup() {
 }
 
 describe('FqdnLearner: what the kernel does not learn', () => {
-  it('over UDP, learns through patterns the kernel cannot match only', () => {
+  it('over UDP, learns through patterns matched as text only (the kernel\'s fallback)', () => {
     const { l, got, bit } = setup();
     expect(l.answer('API-V2.allowed.test.', ['192.0.2.1', '2001:db8::1'], 30, '10.99.0.2', false)).toBe(1);
     expect(got).toEqual([{ family: 4, endpoint: '10.99.0.2', name: 'api-v2.allowed.test', addrs: ['192.0.2.1'], ttlS: 30, bits: bit('api-*.allowed.test') }]);
