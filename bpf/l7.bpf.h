@@ -6,9 +6,11 @@
  * Content-Length framing read from each message head, so that a message starting anywhere in a
  * segment (GSO: up to 64 KB) gets its bytes copied: a segment is sent as up to L7_WINDOWS windows
  * (events), the first at the segment's first byte or the first message start in it, the next
- * ones at the next message start or head byte past the previous window. User space parses the
- * messages itself, and uses the kernel's starts only to find its place again after bytes it never
- * got, once the kernel's starts have matched its own. Whatever the kernel cannot frame as user
+ * ones at the next message start or head byte past the previous window. A segment that comes
+ * before the bytes ahead of it waits in a stash for them (l7_stash); bytes sent before
+ * (retransmissions) are not sent again. User space parses the messages itself, and uses the
+ * kernel's starts only to find its place again after bytes it never got, once the kernel's starts
+ * have matched its own. Whatever the kernel cannot frame as user
  * space does for certain (chunked or no length, a head over L7_MAX_HEAD bytes, a header name with
  * spaces, a repeated Content-Length, HEAD and CONNECT requests, upgrades) ends the following of
  * that direction until its next connection. */
@@ -54,7 +56,10 @@ struct l7_dir {
 	__u8 hdr;      /* H_* */
 	__u8 flags;    /* F_* */
 	__u8 first[12]; /* the head's first bytes: its request or status line */
-	__u8 pad[3];
+	__u8 sent;      /* a segment was sent: `hi` holds */
+	__u8 pad[2];
+	__u32 hi;       /* the bytes sent from the first on without a hole end here (l7_sent) */
+	__u32 lo2, hi2; /* and one run sent past a hole; none when equal */
 };
 
 /* The canonical connection key with `ifindex` holding the side -> the direction. The first
@@ -86,6 +91,8 @@ struct l7_scratch {
 	struct l7_scan s;
 	__u32 off;  /* the pending segment's payload offset in its skb (l7_pending) */
 	__u32 side; /* and direction */
+	__u32 src;  /* where l7_window reads the segment's bytes: 0 the skb, else stash slot + 1 */
+	__u32 again; /* the segment's bytes were all sent before (l7_segment) */
 };
 
 struct {
@@ -94,6 +101,33 @@ struct {
 	__type(key, __u32);
 	__type(value, struct l7_scratch);
 } l7_scratch SEC(".maps");
+
+/* A followed direction's segment that came before the bytes ahead of it (veth hands a sender's
+ * segments to per-CPU backlogs, so TC can see them out of order): kept here until those bytes
+ * pass, then read as if it came in order. One slot per direction (by hash); a busy slot leaves the
+ * segment unfollowed, as does one older than L7_STASH_NS (flushed by the next segment of a
+ * direction with its slot). */
+#define L7_STASH_SLOTS 16
+#define L7_STASH_MAX 65536
+#define L7_STASH_NS 1000000000ULL
+#define S_EMPTY 0
+#define S_FILLING 1
+#define S_READY 2
+#define S_TAKEN 3
+
+struct l7_stash {
+	__u64 hdr[FLOWCTL_FLOW_EVENT_HDR_LEN / 8]; /* the segment's event */
+	struct flowctl_conn_key k;                  /* its direction (l7_x) */
+	__u32 state;                                /* S_* */
+	__u8 data[L7_STASH_MAX + FLOWCTL_MAX_PAYLOAD]; /* its payload, and room for a window's read */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, L7_STASH_SLOTS);
+	__type(key, __u32);
+	__type(value, struct l7_stash);
+} l7_stash SEC(".maps");
 
 static __always_inline struct l7_scratch *l7_x(const struct flowctl_conn_key *k, __u32 side)
 {
@@ -380,6 +414,26 @@ static long l7_step(__u64 unused, void *ctx)
 	return 0;
 }
 
+/* Copies `n` bytes of the segment being sent from its payload offset `at` (in the skb: `at` counts
+ * from the skb's start) into the event. */
+static __always_inline int l7_load(struct __sk_buff *skb, __u32 at, __u32 n)
+{
+	__u32 zero = 0, slot;
+	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *x = bpf_map_lookup_elem(&l7_scratch, &zero);
+	struct l7_stash *st;
+
+	if (!ev || !x)
+		return -1;
+	if (!x->src)
+		return bpf_skb_load_bytes(skb, at, ev->payload, n);
+	slot = x->src - 1;
+	st = bpf_map_lookup_elem(&l7_stash, &slot);
+	if (!st)
+		return -1;
+	return bpf_probe_read_kernel(ev->payload, n, st->data + (at & (L7_STASH_MAX - 1)));
+}
+
 /* Sends window [at, ...) of HTTP segment `ev` (in `scratch`, payload at `off` in skb) after
  * reading it; returns the offset of the segment's next window, 0 for none (`last`: there can be
  * no other). A function of its own, verified once rather than once per window. */
@@ -405,7 +459,7 @@ __noinline int l7_window(struct __sk_buff *skb, __u32 off, __u32 at, __u32 last)
 	asm volatile("%0 &= 0x7ff" : "+r"(n)); /* as in emit */
 	if (n > FLOWCTL_MAX_PAYLOAD)
 		n = FLOWCTL_MAX_PAYLOAD;
-	if (n > 0 && bpf_skb_load_bytes(skb, off + at, ev->payload, n))
+	if (n > 0 && l7_load(skb, off + at, n))
 		n = 0;
 	ev->captured_off = at;
 	ev->captured_len = n;
@@ -437,7 +491,12 @@ __noinline int l7_window(struct __sk_buff *skb, __u32 off, __u32 at, __u32 last)
 		x->k.ifindex ^= 1;
 	}
 	ev->l7_starts = x->s.req + x->s.resp;
-	if (bpf_ringbuf_output(&events, ev, FLOWCTL_FLOW_EVENT_HDR_LEN + n, 0)) {
+	if (x->again) {
+		/* Its first copy reached user space or was counted lost. A start in it was not in its
+		 * first copy (which came before the bytes ahead of it): counted lost here. */
+		count_n(FLOWCTL_CNT_L7_LOST_HTTP_REQ, x->s.req);
+		count_n(FLOWCTL_CNT_L7_LOST_HTTP_RESP, x->s.resp);
+	} else if (bpf_ringbuf_output(&events, ev, FLOWCTL_FLOW_EVENT_HDR_LEN + n, 0)) {
 		count(FLOWCTL_CNT_RINGBUF_FULL);
 		if (!(ev->l7_flags & FLOWCTL_L7_FOLLOWED)) {
 			l7_lost(ev->payload, n, FLOWCTL_L7_HTTP);
@@ -465,10 +524,47 @@ static __always_inline int l7_pending(__u32 off, __u32 side)
 	return L7_PENDING;
 }
 
-/* Sends the pending HTTP segment (l7_pending) as its windows. */
-__noinline int l7_http_emit(struct __sk_buff *skb)
+/* Whether bytes [seq, end) of direction `d` were all sent before. */
+static __always_inline int l7_again(const struct l7_dir *d, __u32 seq, __u32 end)
 {
-	__u32 zero = 0, at = 0, w, off, side;
+	if (!d->sent)
+		return 0;
+	return (__s32)(end - d->hi) <= 0 ||
+	       (d->lo2 != d->hi2 && (__s32)(seq - d->lo2) >= 0 && (__s32)(end - d->hi2) <= 0);
+}
+
+/* Notes bytes [seq, end) of direction `d` as sent. A run past a hole is kept apart until the hole
+ * is sent, so that the hole's bytes, when they come, are not taken for sent. */
+static __always_inline void l7_sent(struct l7_dir *d, __u32 seq, __u32 end)
+{
+	if (!d->sent || (__s32)(seq - d->hi) <= 0) {
+		if (!d->sent || (__s32)(end - d->hi) > 0)
+			d->hi = end;
+		d->sent = 1;
+		if (d->lo2 != d->hi2 && (__s32)(d->lo2 - d->hi) <= 0) {
+			if ((__s32)(d->hi2 - d->hi) > 0)
+				d->hi = d->hi2;
+			d->lo2 = d->hi2 = 0;
+		}
+		return;
+	}
+	if (d->lo2 == d->hi2 || (__s32)(seq - d->hi2) > 0 || (__s32)(end - d->lo2) < 0) {
+		d->lo2 = seq; /* another run replaces one it does not touch */
+		d->hi2 = end;
+		return;
+	}
+	if ((__s32)(seq - d->lo2) < 0)
+		d->lo2 = seq;
+	if ((__s32)(end - d->hi2) > 0)
+		d->hi2 = end;
+}
+
+/* Sends segment `ev` (in `scratch`; its payload at `off` in skb, or in the stash: l7_load) of
+ * direction x->k as its windows, following the direction's messages when its state says where
+ * they are. */
+__noinline int l7_segment(struct __sk_buff *skb, __u32 off)
+{
+	__u32 zero = 0, at = 0, w, end;
 	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
 	struct l7_scratch *x = bpf_map_lookup_elem(&l7_scratch, &zero);
 	struct l7_dir *d;
@@ -476,18 +572,22 @@ __noinline int l7_http_emit(struct __sk_buff *skb)
 
 	if (!ev || !x)
 		return 0;
-	off = x->off;
-	side = x->side & 1;
-	__builtin_memset(&x->k, 0, sizeof(x->k));
-	__builtin_memcpy(x->k.addr[0], side ? ev->dst_ip : ev->src_ip, 16);
-	__builtin_memcpy(x->k.addr[1], side ? ev->src_ip : ev->dst_ip, 16);
-	x->k.port[0] = side ? ev->dst_port : ev->src_port;
-	x->k.port[1] = side ? ev->src_port : ev->dst_port;
-	x->k.ifindex = side & 1;
-	x->k.proto = ev->proto;
-	x->k.ip_version = ev->ip_version;
 	x->d.msgs = 0;
 	d = bpf_map_lookup_elem(&l7_owners, &x->k);
+	end = ev->tcp_seq + ev->payload_len;
+	/* A retransmission is not sent again: user space would read a message counted lost with
+	 * its first copy, and take the kernel's starts for wrong. */
+	x->again = d && l7_again(d, ev->tcp_seq, end);
+	if (x->again && ev->reason != FLOWCTL_REASON_L7) {
+		/* The packet's own record (a periodic one, say) still goes, without the bytes. */
+		ev->l7 = FLOWCTL_L7_NONE;
+		ev->captured_len = 0;
+		if (bpf_ringbuf_output(&events, ev, FLOWCTL_FLOW_EVENT_HDR_LEN, 0))
+			count(FLOWCTL_CNT_RINGBUF_FULL);
+		else
+			count(FLOWCTL_CNT_EVENTS);
+		ev->l7 = FLOWCTL_L7_HTTP;
+	}
 	if (d && d->mode != L7_UNKNOWN) {
 		next = d->next - ev->tcp_seq;
 		/* Past a hole (bytes this interface has not seen yet) it cannot tell. */
@@ -506,6 +606,117 @@ __noinline int l7_http_emit(struct __sk_buff *skb)
 		x->d.ifindex = d->ifindex;
 		*d = x->d;
 	}
+	if (d && !x->again)
+		l7_sent(d, ev->tcp_seq, end);
+	return 0;
+}
+
+static __always_inline __u32 l7_slot(const struct flowctl_conn_key *k)
+{
+	return ((k->addr[0][3] ^ k->addr[1][3] ^ ((__u32)k->port[0] << 16 | k->port[1]) ^ k->ifindex) *
+		2654435761U) >> 28;
+}
+
+static __always_inline int same_dir(const struct flowctl_conn_key *a, const struct flowctl_conn_key *b)
+{
+	const __u32 *p = (const __u32 *)a, *q = (const __u32 *)b;
+	__u32 i, diff = 0;
+
+	for (i = 0; i < sizeof(*a) / 4; i++)
+		diff |= p[i] ^ q[i];
+	return !diff;
+}
+
+/* Keeps segment `ev` (payload at `off` in skb), which came before the bytes ahead of it, in its
+ * direction's stash slot. Returns 1 when kept. */
+__noinline int l7_stash_put(struct __sk_buff *skb, __u32 off)
+{
+	__u32 zero = 0, slot, len;
+	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *x = bpf_map_lookup_elem(&l7_scratch, &zero);
+	struct l7_stash *st;
+
+	if (!ev || !x)
+		return 0;
+	slot = l7_slot(&x->k);
+	st = bpf_map_lookup_elem(&l7_stash, &slot);
+	len = ev->payload_len;
+	if (!st || !len || len > L7_STASH_MAX)
+		return 0;
+	if (__sync_val_compare_and_swap(&st->state, S_EMPTY, S_FILLING) != S_EMPTY)
+		return 0;
+	asm volatile("%0 &= 0x1ffff" : "+r"(len)); /* as in emit */
+	if (!len || len > L7_STASH_MAX || bpf_skb_load_bytes(skb, off, st->data, len)) {
+		__sync_lock_test_and_set(&st->state, S_EMPTY);
+		return 0;
+	}
+	__builtin_memcpy(st->hdr, ev, sizeof(st->hdr));
+	st->k = x->k;
+	__sync_lock_test_and_set(&st->state, S_READY);
+	return 1;
+}
+
+/* Sends the segment in the stash slot of direction x->k once the bytes before it have passed
+ * (or it is older than L7_STASH_NS: then it goes unfollowed, as it would have without a stash).
+ * Called after every HTTP segment, so the CPU that wrote the direction's state or the one that
+ * stashed, whichever comes second, sends it. */
+__noinline int l7_stash_take(struct __sk_buff *skb)
+{
+	__u32 zero = 0, slot;
+	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *x = bpf_map_lookup_elem(&l7_scratch, &zero);
+	const struct flow_event *kept;
+	struct l7_stash *st;
+	struct l7_dir *d;
+	int turn;
+
+	if (!ev || !x)
+		return 0;
+	slot = l7_slot(&x->k);
+	st = bpf_map_lookup_elem(&l7_stash, &slot);
+	if (!st || st->state != S_READY)
+		return 0;
+	kept = (const struct flow_event *)st->hdr;
+	turn = (__s64)(ev->ts_ns - kept->ts_ns) > (__s64)L7_STASH_NS;
+	if (!turn && same_dir(&st->k, &x->k)) {
+		d = bpf_map_lookup_elem(&l7_owners, &x->k);
+		turn = !d || d->mode == L7_UNKNOWN || (__s32)(d->next - kept->tcp_seq) >= 0;
+	}
+	if (!turn || __sync_val_compare_and_swap(&st->state, S_READY, S_TAKEN) != S_READY)
+		return 0;
+	__builtin_memcpy(ev, st->hdr, sizeof(st->hdr));
+	x->k = st->k;
+	x->src = slot + 1;
+	l7_segment(skb, 0);
+	x->src = 0;
+	__sync_lock_test_and_set(&st->state, S_EMPTY);
+	return 1;
+}
+
+/* Sends the pending HTTP segment (l7_pending) as its windows, or keeps it until its turn. */
+__noinline int l7_http_emit(struct __sk_buff *skb)
+{
+	__u32 zero = 0, side;
+	struct flow_event *ev = bpf_map_lookup_elem(&scratch, &zero);
+	struct l7_scratch *x = bpf_map_lookup_elem(&l7_scratch, &zero);
+	struct l7_dir *d;
+
+	if (!ev || !x)
+		return 0;
+	side = x->side & 1;
+	__builtin_memset(&x->k, 0, sizeof(x->k));
+	__builtin_memcpy(x->k.addr[0], side ? ev->dst_ip : ev->src_ip, 16);
+	__builtin_memcpy(x->k.addr[1], side ? ev->src_ip : ev->dst_ip, 16);
+	x->k.port[0] = side ? ev->dst_port : ev->src_port;
+	x->k.port[1] = side ? ev->src_port : ev->dst_port;
+	x->k.ifindex = side;
+	x->k.proto = ev->proto;
+	x->k.ip_version = ev->ip_version;
+	x->src = 0;
+	d = bpf_map_lookup_elem(&l7_owners, &x->k);
+	if (!d || d->mode == L7_UNKNOWN || (__s32)(d->next - ev->tcp_seq) >= 0 || !l7_stash_put(skb, x->off))
+		l7_segment(skb, x->off);
+	l7_stash_take(skb);
 	return 0;
 }
 

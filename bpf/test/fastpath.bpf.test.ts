@@ -15,8 +15,8 @@ const A = '10.202.2.1';
 const B = '10.202.2.2';
 const N = 1000;
 
-const tcp4 = (src: string, dst: string, sport: number, dport: number, flags: number, payload?: Buffer, options?: Buffer) =>
-  ipv4({ src, dst, proto: TCP, options }, tcp(sport, dport, flags, payload));
+const tcp4 = (src: string, dst: string, sport: number, dport: number, flags: number, payload?: Buffer, options?: Buffer, seq?: number) =>
+  ipv4({ src, dst, proto: TCP, options }, tcp(sport, dport, flags, payload, undefined, seq));
 
 describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run repeat)', () => {
   let dp: Datapath;
@@ -128,14 +128,14 @@ describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run
     await dp.one('from', tcp4(A, B, 43004, 8080, F.SYN));
     await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK), N);
     const req = Buffer.from('GET /fast HTTP/1.1\r\n\r\n');
-    const r = await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK, req), 20);
+    const r = await dp.runEach('from', 20, (i) => tcp4(A, B, 43004, 8080, F.ACK, req, undefined, 1000 + i * req.length));
     expect(r.events).toHaveLength(20);
     expect(r.events.every((e) => e.reason === 7 && e.l7 === 2 && e.payload.equals(req))).toBe(true);
     expect(r.events[19]!.packets).toBe(BigInt(N + 21));
     // A direction that started as HTTP sends every payload segment (bodies included), so that user
     // space can follow its messages by sequence number; pure ACKs stay on the fast path.
     const body = Buffer.from('HTTP/2.0 binary frames');
-    const b = await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK, body), 5);
+    const b = await dp.runEach('from', 5, (i) => tcp4(A, B, 43004, 8080, F.ACK, body, undefined, 1000 + 20 * req.length + i * body.length));
     expect(b.events).toHaveLength(5);
     expect(b.events.every((e) => e.l7 === 2 && e.payload.equals(body))).toBe(true);
     expect((await dp.run('from', tcp4(A, B, 43004, 8080, F.ACK), N)).events).toEqual([]);
@@ -157,7 +157,8 @@ describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run
     expect((await dp.run('from', tcp4(A, B, 43006, 443, F.ACK | F.PSH, hello), 3)).events).toEqual([]);
     expect((await dp.run('from', tcp4(A, B, 43006, 443, F.ACK | F.PSH, Buffer.from('GET /late HTTP/1.1\r\n\r\n')), 3)).events).toEqual([]);
     // The reply direction has sent nothing yet: an HTTP status line there is still captured.
-    const r = await dp.run('to', tcp4(B, A, 443, 43006, F.ACK | F.PSH, Buffer.from('HTTP/1.1 200 OK\r\n\r\n')), 2);
+    const ok = Buffer.from('HTTP/1.1 200 OK\r\n\r\n');
+    const r = await dp.runEach('to', 2, (i) => tcp4(B, A, 443, 43006, F.ACK | F.PSH, ok, undefined, 1000 + i * ok.length));
     expect(r.events).toHaveLength(2);
     expect(r.events.every((e) => e.l7 === 2)).toBe(true);
   });
@@ -172,7 +173,7 @@ describe.skipIf(skip)('flowctl TC datapath: established-flow fast path (test_run
     expect((await dp.run('to', ipv6({ src: b6, dst: a6, proto: TCP, ext: hbh }, tcp(80, 43006, F.ACK)), 7)).events).toEqual([]);
     expect((await dp.run('to', ipv6({ src: b6, dst: a6, proto: TCP }, tcp(80, 43006, F.ACK)), N)).events).toEqual([]);
     const req = Buffer.from('POST /v6 HTTP/1.1\r\n\r\n');
-    expect((await dp.run('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.ACK, req)), 3)).events).toHaveLength(3);
+    expect((await dp.runEach('from', 3, (i) => ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.ACK, req, undefined, 1000 + i * req.length)))).events).toHaveLength(3);
     const fin = await dp.one('from', ipv6({ src: a6, dst: b6, proto: TCP }, tcp(43006, 80, F.FIN | F.ACK)));
     expect(fin).toMatchObject({ reason: 2, isReply: false, packets: BigInt(N + 5), replyPackets: BigInt(N + 8) });
   });
@@ -249,14 +250,24 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
     const dp = new Datapath({ statsIntervalNs: 100_000_000n });
     try {
       await dp.one('from', tcp4(A, B, 43103, 80, F.SYN));
-      const req = tcp4(A, B, 43103, 80, F.ACK | F.PSH, Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-      expect(await dp.one('from', req)).toMatchObject({ reason: 7, l7: 2 });
+      const get = Buffer.from('GET / HTTP/1.1\r\n\r\n');
+      const req = (i: number) => tcp4(A, B, 43103, 80, F.ACK | F.PSH, get, undefined, 1000 + i * get.length);
+      expect(await dp.one('from', req(0))).toMatchObject({ reason: 7, l7: 2 });
       let stats;
-      for (let i = 0; i < 40 && !stats; i++) {
+      for (let i = 1; i < 40 && !stats; i++) {
         await new Promise((res) => setTimeout(res, 10));
-        stats = (await dp.run('from', req)).events.find((e) => e.reason !== 7);
+        stats = (await dp.run('from', req(i))).events.find((e) => e.reason !== 7);
       }
       expect(stats).toMatchObject({ reason: 4, l7: 2 });
+      // A retransmission sends no bytes again, but a periodic record due with it still goes.
+      let again;
+      for (let i = 0; i < 40 && !again; i++) {
+        await new Promise((res) => setTimeout(res, 10));
+        const r = (await dp.run('from', req(1))).events;
+        expect(r.every((e) => e.reason !== 7)).toBe(true);
+        again = r[0];
+      }
+      expect(again).toMatchObject({ reason: 4, l7: 0, payload: Buffer.alloc(0) });
     } finally {
       dp.close();
     }
@@ -269,7 +280,7 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
 describe.skipIf(skip)('flowctl TC datapath: the skip record', () => {
   const C = '10.202.7.1';
   const D = '10.202.7.2'; // C < D: C's side is side 0
-  const out = (sport: number, dport: number, flags: number, payload?: Buffer) => ipv4({ src: C, dst: D, proto: TCP }, tcp(sport, dport, flags, payload));
+  const out = (sport: number, dport: number, flags: number, payload?: Buffer, seq?: number) => ipv4({ src: C, dst: D, proto: TCP }, tcp(sport, dport, flags, payload, undefined, seq));
   const back = (sport: number, dport: number, flags: number) => ipv4({ src: D, dst: C, proto: TCP }, tcp(sport, dport, flags));
   let dp: Datapath;
   // test_run runs the program on the calling thread's CPU: the cross-CPU test moves this thread.
@@ -368,7 +379,7 @@ describe.skipIf(skip)('flowctl TC datapath: the skip record', () => {
     const get = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     expect(await dp.one('from', out(41005, 8080, F.ACK | F.PSH, get))).toMatchObject({ l7: 2 });
     await dp.run('from', out(41005, 8080, F.ACK), 10);
-    const r = await dp.run('from', out(41005, 8080, F.ACK | F.PSH, get), 5);
+    const r = await dp.runEach('from', 5, (i) => out(41005, 8080, F.ACK | F.PSH, get, 1000 + (i + 1) * get.length));
     expect(r.events).toHaveLength(5);
     expect(r.events[4]).toMatchObject({ l7: 2, packets: 18n });
   });

@@ -112,6 +112,18 @@ export class Datapath {
     return { retval: r.retval, events: this.events.slice(n0) };
   }
 
+  /** Runs `n` packets one after another, the i-th made by `make(i)` (distinct sequence numbers:
+   * the same TCP payload again is a retransmission, which sends nothing); their events together. */
+  async runEach(dir: 'from' | 'to', n: number, make: (i: number) => Buffer): Promise<{ retval: number; events: FlowEvent[] }> {
+    const out: { retval: number; events: FlowEvent[] } = { retval: 0, events: [] };
+    for (let i = 0; i < n; i++) {
+      const r = await this.run(dir, make(i));
+      out.retval = r.retval;
+      out.events.push(...r.events);
+    }
+    return out;
+  }
+
   /** Like run() for a packet that must produce exactly one event. */
   async one(dir: 'from' | 'to', data: Buffer): Promise<FlowEvent & { retval: number }> {
     const r = await this.run(dir, data);
