@@ -333,8 +333,8 @@ export class HttpConn {
     const idx = d.msgs++;
     while (this.pending.length > 0 && this.pending[0]!.idx < idx) this.pending.shift();
     const req = this.pending[0]?.idx === idx ? this.pending.shift() : undefined;
-    // After a loss on either side a response may come before the gap that took its request shows.
-    if (!req && !other?.lostSome && !d.lostSome) throw new HttpParseError('a response without a request');
+    // No request: it was lost (maybe in events whose gap has not shown yet: the client sends
+    // nothing more until this answer), or never sent. The response is reported without one.
     if (code === 101 || (req?.method === 'CONNECT' && code < 300)) {
       // The connection now carries another protocol, both ways.
       for (const dir of this.dirs.values()) dir.mode = 'opaque';

@@ -374,6 +374,20 @@ describe('HTTP/1.x with the kernel following the messages (bpf/l7.bpf.h)', () =>
     expect(lostCounts(k)).toEqual([0, 0, 0]);
   });
 
+  it('a response whose request was lost before its gap shows is reported without it; both sides read on', () => {
+    const k = new Conversation();
+    k.kernel('client', get('/a'), [{ off: 0, start: 0, msg: 0 }]);
+    k.kernel('server', ok('a'), [{ off: 0, start: 0, msg: 0 }]);
+    // /b's request is lost in the ring (the kernel counts it): nothing shows the gap until the
+    // client's next request, which waits for this answer.
+    k.kernel('client', get('/b'), [{ off: 0, start: 0, msg: 1 }], { drop: [0] });
+    expect(said(k.kernel('server', ok('b'), [{ off: 0, start: 0, msg: 1 }]))).toEqual(['HTTP/1.1 200 (request unknown)']);
+    k.kernel('client', get('/c'), [{ off: 0, start: 0, msg: 2 }]);
+    expect(said(k.end('client'))).toEqual(['HTTP unparsed: ' + get('/b').length + ' bytes were not seen', 'HTTP/1.1 GET http://web/c']);
+    expect(said(k.kernel('server', ok('c'), [{ off: 0, start: 0, msg: 2 }]))).toEqual(['HTTP/1.1 200 (GET http://web/c)']);
+    expect(lostCounts(k)).toEqual([0, 0, 0]);
+  });
+
   it('never trusts the kernel again once its starts disagreed: the direction stays given up, its starts counted', () => {
     const k = new Conversation();
     k.kernel('client', get('/a') + get('/b') + get('/c'), [{ off: 0, start: 0, msg: 0, starts: 3 }]);
