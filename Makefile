@@ -10,7 +10,7 @@ APT_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev pkg-config iprou
 PNPM_VERSION := 9.15.9
 STAMP := .flowctl-run/stamps
 
-.PHONY: deps apt pnpm node_modules build bpf addon ts proto test test-unit bench demo demo-up demo-down clean
+.PHONY: deps apt pnpm node_modules build bpf addon ts typecheck proto test test-unit bench demo demo-up demo-down clean
 
 deps: apt pnpm node_modules
 
@@ -46,7 +46,12 @@ ts: node_modules
 
 build: deps bpf addon ts
 
-test: build
+# Tests, their helpers and benchmarks: `ts` builds only what ships. No output, so it is quick.
+typecheck: node_modules
+	pnpm exec tsc -p tsconfig.test.json
+	pnpm exec tsc -p tsconfig.test-dom.json
+
+test: build typecheck
 	./scripts/run-tests.sh
 
 bench: build

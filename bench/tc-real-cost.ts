@@ -100,8 +100,8 @@ async function main(): Promise<void> {
   let client: ChildProcess | undefined;
   const slices: Slice[] = [];
   try {
-    [, [PROGS.nop.ingress]] = loadedBy(['bench_nop'], () => nop.load());
-    PROGS.nop.egress = PROGS.nop.ingress;
+    const [, [nopId]] = loadedBy(['bench_nop'], () => nop.load());
+    PROGS.nop.ingress = PROGS.nop.egress = nopId!;
     dp.watchNetns(PAIR.a);
     dp.watchNetns(PAIR.b);
     dp.start(() => {});

@@ -8,7 +8,7 @@
 // Run: pnpm exec tsx --conditions=@flowctl/source bench/ui-render.ts
 import { encodeResponse } from '../packages/flow/src/json.js';
 import { UiServer } from '../packages/cli/src/web/server.js';
-import type { MapEdge, MapNode, ServiceMap } from '../packages/cli/src/web/map-from-flows.js';
+import type { ServiceMap, ServiceMapEdge, ServiceMapNode } from '../packages/cli/src/map/model.js';
 import { rng } from '../packages/flow/src/testing/corpus.js';
 import { launchChromium } from '../test/e2e/chromium.js';
 import { cpus, loadavg } from 'node:os';
@@ -18,11 +18,11 @@ const RUNS = Number(process.env.RUNS ?? 7);
 
 function syntheticMap(namespaces: number, perNamespace: number, edges: number, seed = 7): ServiceMap {
   const r = rng(seed);
-  const nodes: MapNode[] = [];
+  const nodes: ServiceMapNode[] = [];
   for (let n = 0; n < namespaces; n++)
-    for (let w = 0; w < perNamespace; w++) nodes.push({ id: `ns${n}/app${w}`, namespace: `ns${n}`, workload: `app${w}`, pods: 1 + Math.floor(r() * 4) });
-  nodes.push({ id: 'world', pods: 0 }, { id: 'host', pods: 0 });
-  const out: MapEdge[] = [];
+    for (let w = 0; w < perNamespace; w++) nodes.push({ id: `ns${n}/app${w}`, kind: 'workload', namespace: `ns${n}`, workload: `app${w}`, pods: 1 + Math.floor(r() * 4) });
+  nodes.push({ id: 'world', kind: 'world', pods: 0 }, { id: 'host', kind: 'host', pods: 0 });
+  const out: ServiceMapEdge[] = [];
   const seen = new Set<string>();
   while (out.length < edges) {
     const a = nodes[Math.floor(r() * nodes.length)]!;
@@ -36,7 +36,7 @@ function syntheticMap(namespaces: number, perNamespace: number, edges: number, s
     const bad = r();
     out.push({
       source: a.id, destination: b.id, port, protocol: port === 53 ? 'UDP' : 'TCP', flows, connections: Math.floor(flows / 10),
-      bytes_sent: flows * 800, bytes_received: flows * 4000, drops: bad < 0.05 ? 1 + Math.floor(flows / 100) : 0,
+      bytes_sent: flows * 800, bytes_received: flows * 4000, packets_sent: flows * 4, packets_received: flows * 6, drops: bad < 0.05 ? 1 + Math.floor(flows / 100) : 0,
       drop_reasons: bad < 0.05 ? { POLICY_DENIED: 1 + Math.floor(flows / 100) } : {},
       http_requests: port === 8080 ? flows : 0, http_errors: bad >= 0.05 && bad < 0.1 && port === 8080 ? Math.floor(flows / 20) : 0,
       http_latency_p50_ms: 3, http_latency_p99_ms: 40, dns_queries: port === 53 ? flows : 0, dns_errors: 0, tcp_rtt_p50_us: 150, tcp_retransmits: 0,

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { possibleCpus } from '../../addon/lib/index.js';
-import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
+import type { CompiledPolicy, PolicyEntry } from '../../packages/policy/src/index.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
 import { dns, F, ipv4, ipv6, TCP, tcp, UDP, udp } from './packets.js';
 
@@ -184,7 +184,7 @@ describe.skipIf(skip)('flowctl TC datapath: fast path with policy and stats', ()
   const SERVER = '10.202.3.2';
   const row = (p: Partial<PolicyEntry>): PolicyEntry => ({ endpointIdentity: 2002, peerIdentity: 2001, port: 8080, proto: TCP, direction: 'ingress', deny: false, ruleRef: 1, ...p });
   const policy = (revision: number, entries: PolicyEntry[]): CompiledPolicy =>
-    ({ revision, entries, enforced: new Map([[2002, { ingress: true, egress: false }]]), cidrIdentities: [], refs: [], selectedBy: new Map() }) as unknown as CompiledPolicy;
+    ({ revision, entries, enforced: new Map([[2002, { ingress: true, egress: false }]]), fqdnSelectors: [], cidrIdentities: [], refs: [], selectedBy: new Map(), addressIdentities: new Map() });
   const ids = [
     { cidr: CLIENT, identity: 2001 },
     { cidr: SERVER, identity: 2002 },
@@ -323,7 +323,7 @@ describe.skipIf(skip)('flowctl TC datapath: the skip record', () => {
     const SERVER = '10.202.7.12';
     const row: PolicyEntry = { endpointIdentity: 2002, peerIdentity: 2001, port: 8080, proto: TCP, direction: 'ingress', deny: false, ruleRef: 1 };
     const policy = (revision: number, entries: PolicyEntry[]): CompiledPolicy =>
-      ({ revision, entries, enforced: new Map([[2002, { ingress: true, egress: false }]]), cidrIdentities: [], refs: [], selectedBy: new Map() }) as unknown as CompiledPolicy;
+      ({ revision, entries, enforced: new Map([[2002, { ingress: true, egress: false }]]), fqdnSelectors: [], cidrIdentities: [], refs: [], selectedBy: new Map(), addressIdentities: new Map() });
     const toServer = (flags: number) => ipv4({ src: CLIENT, dst: SERVER, proto: TCP }, tcp(41003, 8080, flags));
     const pd = new Datapath();
     try {

@@ -83,7 +83,7 @@ export function ipv6(o: Ip6Opts, l4: Buffer): Buffer {
   return eth(0x86dd, Buffer.concat([h, ext, l4]));
 }
 
-export function tcp(sport: number, dport: number, flags: number, payload = Buffer.alloc(0), options = Buffer.alloc(0), seq = 1000, ack = 0): Buffer {
+export function tcp(sport: number, dport: number, flags: number, payload: Buffer = Buffer.alloc(0), options: Buffer = Buffer.alloc(0), seq = 1000, ack = 0): Buffer {
   const h = Buffer.alloc(20 + options.length);
   h.writeUInt16BE(sport, 0);
   h.writeUInt16BE(dport, 2);
@@ -97,7 +97,7 @@ export function tcp(sport: number, dport: number, flags: number, payload = Buffe
   return Buffer.concat([h, payload]);
 }
 
-export function udp(sport: number, dport: number, payload = Buffer.alloc(0)): Buffer {
+export function udp(sport: number, dport: number, payload: Buffer = Buffer.alloc(0)): Buffer {
   const h = Buffer.alloc(8);
   h.writeUInt16BE(sport, 0);
   h.writeUInt16BE(dport, 2);

@@ -2,9 +2,8 @@
 // policy-maps.ts exactly as the agent writes them: allow, default deny, wildcards, deny over allow
 // through intersection rows, replies, audit, live changes; and the policy compiled by the
 // real @flowctl/policy compiler.
-import type { CompiledPolicy, PolicyEntry } from '@flowctl/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compilePolicies, parsePolicies, resolveEndpoints } from '../../packages/policy/src/index.js';
+import { compilePolicies, parsePolicies, resolveEndpoints, type CompiledPolicy, type PolicyEntry } from '../../packages/policy/src/index.js';
 import { encodeIpcacheKey, encodePolicyKey, readConfig } from '../../packages/agent/src/datapath/policy-maps.js';
 import { Datapath, skipReason, TC_ACT_OK, TC_ACT_SHOT } from './harness.js';
 import { F, icmp, ipv4, ipv6, TCP, tcp, udp, UDP } from './packets.js';
@@ -33,10 +32,12 @@ function policy(revision: number, entries: PolicyEntry[], enforced: [number, boo
     revision,
     entries,
     enforced: new Map(enforced.map(([id, ingress, egress]) => [id, { ingress, egress }])),
+    fqdnSelectors: [],
     cidrIdentities: [],
     refs: [],
     selectedBy: new Map(),
-  } as CompiledPolicy;
+    addressIdentities: new Map(),
+  };
 }
 
 const identities = [
@@ -58,7 +59,7 @@ const BASE: PolicyEntry[] = [
 describe.skipIf(skip)('flowctl TC datapath: policy verdicts (test_run)', () => {
   let dp: Datapath;
   let sport = 41000;
-  const conn = (src: string, dst: string, dport: number, flags = F.SYN, proto = TCP) => {
+  const conn = (src: string, dst: string, dport: number, flags: number = F.SYN, proto = TCP) => {
     const l4 = proto === TCP ? tcp(++sport, dport, flags) : udp(++sport, dport, Buffer.from('x'));
     return ipv4({ src, dst, proto }, l4);
   };

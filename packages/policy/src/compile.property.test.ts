@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { lookupPolicy } from './check.js';
 import { compilePolicies, type CompiledPolicy } from './compile.js';
-import { resolveEndpoints } from './endpoints.js';
+import { resolveEndpoints, type EndpointSet } from './endpoints.js';
 import { MIN_CIDR_IDENTITY, RESERVED_IDENTITIES as R } from './identity.js';
 import { cidrContains, parseCidr } from './ip.js';
 import { parsePolicies, type Peer, type PolicyDoc, type PolicySection } from './policy-doc.js';
@@ -106,6 +106,8 @@ function evaluate(docs: PolicyDoc[], labelsOf: Map<number, Map<string, string>>,
         const inner = parseCidr(c)!;
         return cidrContains(parseCidr(p.cidr)!, inner) && !p.except.some((e) => cidrContains(parseCidr(e)!, inner));
       }
+      case 'fqdn':
+        return false; // never generated: no DNS answer teaches this world an address
     }
   };
   const portMatches = (s: PolicySection): boolean =>

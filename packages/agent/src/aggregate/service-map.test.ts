@@ -24,7 +24,7 @@ function stats(sport: number, sent: number, received: number, opts: { reply?: bo
 }
 
 function edgeBytes(store: ServiceMapStore): { sent: number; received: number } {
-  const edges = store.query({}).edges;
+  const edges = store.query({}).edges ?? [];
   expect(edges.map((e) => `${e.source}->${e.destination}:${e.port}`)).toEqual(['shop/web->shop/api:8080']);
   return { sent: Number(edges[0]!.bytes_sent ?? 0n), received: Number(edges[0]!.bytes_received ?? 0n) };
 }

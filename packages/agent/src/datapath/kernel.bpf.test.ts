@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeFeatures } from '@flowctl/bpf-loader';
-import type { PolicyEntry } from '@flowctl/policy';
+import type { CompiledPolicy } from '@flowctl/policy';
 import type { DatapathEvent, FlowEvent, KernelDropEvent, SockEvent } from './events.js';
 import { KernelDatapath, defaultObjectDir } from './kernel.js';
 import { ownTcxLinks } from '../test/netns.js';
@@ -372,12 +372,15 @@ describe.skipIf(skipReason !== undefined)('KernelDatapath end to end (real kerne
       dp.attach('fcdt-b0', B);
       const POD = 1000;
       dp.setIdentities([{ cidr: `${IP_A}/32`, identity: POD }]);
-      const policy = {
+      const policy: CompiledPolicy = {
         revision: 1,
-        entries: [] as PolicyEntry[],
+        entries: [],
         enforced: new Map([[POD, { ingress: false, egress: true }]]),
+        fqdnSelectors: [],
         cidrIdentities: [],
         refs: [],
+        selectedBy: new Map(),
+        addressIdentities: new Map(),
       };
       dp.setPolicy(policy);
       // Egress enforced with no rule: the SYN dies at TC ingress of the host veth.

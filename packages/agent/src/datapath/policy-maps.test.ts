@@ -63,10 +63,12 @@ function compiled(revision: number, entries: PolicyEntry[], enforced: [number, b
     revision,
     entries,
     enforced: new Map(enforced.map(([id, ingress, egress]) => [id, { ingress, egress }])),
+    fqdnSelectors: [],
     cidrIdentities: [],
     refs: [],
     selectedBy: new Map(),
-  } as CompiledPolicy;
+    addressIdentities: new Map(),
+  };
 }
 
 describe('encodings (bpf/flowctl.h layouts)', () => {

@@ -11,8 +11,10 @@ const SCANNER = pod('10.0.1.70', 'scanner');
 const WEB = pod('10.0.2.10', 'web');
 const CLIENT = pod('10.0.1.10', 'client');
 const local = () => true;
+/** A flow's end: its address and its endpoint, empty for an address outside the cluster. */
+type Host = { ip: string; ep: object };
 
-function tcp(src: { ip: string; ep: object }, dst: { ip: string; ep: object }, sport: number, dport: number, flags: Record<string, boolean>, extra: Partial<Flow> = {}): Flow {
+function tcp(src: Host, dst: Host, sport: number, dport: number, flags: Record<string, boolean>, extra: Partial<Flow> = {}): Flow {
   return {
     Type: FlowType.L3_L4,
     verdict: Verdict.FORWARDED,
@@ -24,9 +26,9 @@ function tcp(src: { ip: string; ep: object }, dst: { ip: string; ep: object }, s
     ...extra,
   };
 }
-const syn = (src = SCANNER, dst = WEB, sport = 40000, dport = 80, extra: Partial<Flow> = {}) => tcp(src, dst, sport, dport, { SYN: true }, { is_reply: false, ...extra });
-const rst = (port: number, from = WEB, to = SCANNER) => tcp(from, to, port, 40000, { RST: true, ACK: true }, { is_reply: true });
-const denied = (port: number, src = SCANNER, dst = WEB) =>
+const syn = (src: Host = SCANNER, dst: Host = WEB, sport = 40000, dport = 80, extra: Partial<Flow> = {}) => tcp(src, dst, sport, dport, { SYN: true }, { is_reply: false, ...extra });
+const rst = (port: number, from: Host = WEB, to: Host = SCANNER) => tcp(from, to, port, 40000, { RST: true, ACK: true }, { is_reply: true });
+const denied = (port: number, src: Host = SCANNER, dst: Host = WEB) =>
   tcp(src, dst, 40000, port, { SYN: true }, { verdict: Verdict.DROPPED, drop_reason_desc: DropReason.POLICY_DENIED, is_reply: false });
 
 const portScan = () => new PortScanDetector({ windowMs: 300_000, ports: 15, hosts: 25, maxSources: 100, maxHosts: 16, maxPorts: 64, updateMs: 1000 }, local);

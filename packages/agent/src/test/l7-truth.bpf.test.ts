@@ -215,7 +215,7 @@ interface Bench {
 
 /** Runs `load`, waits for its flows to settle, and checks that every request nginx logged in
  * the meantime is a REQUEST flow or counted lost, and likewise its response. */
-async function addsUp(t: Bench, load: () => Promise<unknown>): Promise<{ truth: number; requests: number; responses: number; lost: Record<string, number>; kernelLost: number }> {
+async function addsUp(t: Bench, load: () => Promise<unknown>): Promise<{ truth: number; requests: number; responses: number; lost: { http_request: number; http_response: number; dns: number }; kernelLost: number }> {
   const [flows0, lostEv0, log0, lost0] = [t.follower.flows.length, t.follower.lost.length, t.log().length, await l7Lost(t.agent)];
   await load();
   const truth = t.log().length - log0;

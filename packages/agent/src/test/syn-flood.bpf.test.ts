@@ -20,7 +20,7 @@ let lab: SynFloodLab;
 
 /** Flows of the client's connections to the web pod, by client port. */
 function clientPorts(flows: Flow[]): Set<number> {
-  return new Set(flows.filter((f) => f.IP?.source === lab.client.ip && f.l4?.TCP?.destination_port === 80).map((f) => f.l4!.TCP!.source_port));
+  return new Set(flows.filter((f) => f.IP?.source === lab.client.ip && f.l4?.TCP?.destination_port === 80).map((f) => f.l4!.TCP!.source_port ?? 0));
 }
 
 /** Summary flows of suppressed new-connection packets (kernel-drop summaries are counted apart). */

@@ -17,6 +17,8 @@ function ctx(): ParserContext & { learned: [string, string[], number][] } {
     toWallTime: (ns) => ({ seconds: ns / 1_000_000_000n, nanos: Number(ns % 1_000_000_000n) }),
     endpointForIp: (ip) => (ip.startsWith('10.') ? { identity: 300, namespace: 'shop', pod_name: `pod-${ip}` } : { identity: 2, labels: ['reserved:world'] }),
     endpointForNetns: (ino) => (ino === 42 ? { identity: 300, namespace: 'shop', pod_name: 'client' } : undefined),
+    isLocalEndpointIp: (ip) => ip.startsWith('10.'),
+    policyForRef: () => undefined,
     ifName: () => 'lxc-x',
     nodeNetnsIno: 1,
     namesForIp: () => [],
