@@ -92,7 +92,8 @@ const sorted = (m: Map<string, number>) => [...m.entries()].sort(([a], [b]) => (
 /** Client-measured maxima in ns, parsed from each tool's own report. */
 const seconds = (v: string, unit: string) => Number(v) * ({ us: 1e3, ms: 1e6, s: 1e9 } as Record<string, number>)[unit]!;
 
-const PY_PIPELINE = `
+/** The python clients' start: a GET (the last closing the connection), and a read to the end. */
+const PY_HTTP = `
 import socket, sys, time
 ip = sys.argv[1]
 def get(p, last=False):
@@ -100,11 +101,13 @@ def get(p, last=False):
 def read_all(s):
     data = b''
     while True:
-        b = s.recv(65536)
+        b = s.recv(1 << 20)
         if not b: return data
         data += b
 worst = 0
-for paths in (['/a.txt', '/b.txt', '/a.txt'], ['/nope', '/a.txt', '/500'], ['/a.txt', '/a.txt', '/a.txt']):
+`;
+
+const PY_PIPELINE = `${PY_HTTP}for paths in (['/a.txt', '/b.txt', '/a.txt'], ['/nope', '/a.txt', '/500'], ['/a.txt', '/a.txt', '/a.txt']):
     s = socket.create_connection((ip, 80))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     t = time.monotonic()
@@ -157,19 +160,7 @@ print('\\n'.join(answers))
 // Message starts deep inside GSO segments: pipelined keep-alive responses of 20-60 KB (the next
 // response starts tens of KB into a segment), and pipelined GETs after 30 KB POST bodies that
 // hold request lines themselves.
-const PY_DEEP = `
-import socket, sys, time
-ip = sys.argv[1]
-def get(p, last=False):
-    return ('GET %s HTTP/1.1\\r\\nHost: web\\r\\n%s\\r\\n' % (p, 'Connection: close\\r\\n' if last else '')).encode()
-def read_all(s):
-    data = b''
-    while True:
-        b = s.recv(1 << 20)
-        if not b: return data
-        data += b
-worst = 0
-s = socket.create_connection((ip, 80))
+const PY_DEEP = `${PY_HTTP}s = socket.create_connection((ip, 80))
 paths = ['/k20.bin', '/k45.bin', '/k60.bin', '/k33.bin'] * 6
 t = time.monotonic()
 s.sendall(b''.join(get(p) for p in paths[:-1]) + get(paths[-1], True))
