@@ -603,6 +603,10 @@ __noinline int l7_segment(struct __sk_buff *skb, __u32 off)
 			break;
 	}
 	if (d && (ev->l7_flags & FLOWCTL_L7_FOLLOWED)) {
+		/* The next start is in bytes sent past a hole, unfollowed (two segments came early). */
+		if (x->d.mode != L7_UNKNOWN && d->lo2 != d->hi2 && (__s32)(x->d.next - d->lo2) >= 0 &&
+		    (__s32)(x->d.next - d->hi2) < 0)
+			x->d.mode = L7_UNKNOWN;
 		x->d.ifindex = d->ifindex;
 		*d = x->d;
 	}

@@ -320,6 +320,19 @@ describe.skipIf(skip)('flowctl TC datapath: knobs', () => {
       expect(lost()).toBe(lost0);
       const three = (await dp.run('to', s(F.ACK | F.PSH, two, at + one.length + two.length))).events;
       expect(three.map((e) => [e.l7Followed, e.l7Start, e.l7Msg])).toEqual([[true, 0, 3]]);
+      // Two segments early: the last waits in the stash, the middle one goes unfollowed. When the
+      // next start turns out to be in bytes sent that way, the direction is no longer followed
+      // and the stash is sent at once, unfollowed, rather than waiting for a turn that never comes.
+      const four = `HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n${'z'.repeat(300)}`;
+      const data = four + two + two;
+      const s4 = at + one.length + 2 * two.length;
+      const cut = [0, 200, four.length + 20, data.length];
+      const part = (i: number) => s(F.ACK | F.PSH, data.slice(cut[i], cut[i + 1]), s4 + cut[i]!);
+      expect((await dp.run('to', part(2))).events).toEqual([]);
+      expect((await dp.run('to', part(1))).events.map((e) => e.l7Followed)).toEqual([false]);
+      const late = (await dp.run('to', part(0))).events;
+      expect(late.map((e) => [e.tcpSeq, e.l7Followed, e.l7Start])).toEqual([[s4, true, 0], [s4 + cut[2]!, false, undefined]]);
+      expect((await dp.run('to', s(F.ACK | F.PSH, two, s4 + data.length + 50))).events.map((e) => e.l7Followed)).toEqual([false]);
       // A direction the kernel does not follow (its SYN was not seen) sends segments as they come;
       // the bytes of a hole are still new when they come after the run past it.
       const u = (payload: string, seq: number) => ipv4({ src: A, dst: B, proto: TCP }, tcp(40033, 80, F.ACK | F.PSH, Buffer.from(payload, 'latin1'), undefined, seq));
