@@ -60,6 +60,7 @@ struct l7_dir {
 	__u8 pad[2];
 	__u32 hi;       /* the bytes sent from the first on without a hole end here (l7_sent) */
 	__u32 lo2, hi2; /* and one run sent past a hole; none when equal */
+	__u32 busy;     /* a CPU is reading a segment of the direction (l7_hold) */
 };
 
 /* The canonical connection key with `ifindex` holding the side -> the direction. The first
@@ -93,6 +94,7 @@ struct l7_scratch {
 	__u32 side; /* and direction */
 	__u32 src;  /* where l7_window reads the segment's bytes: 0 the skb, else stash slot + 1 */
 	__u32 again; /* the segment's bytes were all sent before (l7_segment) */
+	__u32 loose; /* l7_segment sends the segment unfollowed and leaves the direction's state */
 };
 
 struct {
@@ -573,7 +575,7 @@ __noinline int l7_segment(struct __sk_buff *skb, __u32 off)
 	if (!ev || !x)
 		return 0;
 	x->d.msgs = 0;
-	d = bpf_map_lookup_elem(&l7_owners, &x->k);
+	d = x->loose ? NULL : bpf_map_lookup_elem(&l7_owners, &x->k);
 	end = ev->tcp_seq + ev->payload_len;
 	/* A retransmission is not sent again: user space would read a message counted lost with
 	 * its first copy, and take the kernel's starts for wrong. */
@@ -690,10 +692,19 @@ __noinline int l7_stash_take(struct __sk_buff *skb)
 		return 0;
 	__builtin_memcpy(ev, st->hdr, sizeof(st->hdr));
 	x->k = st->k;
+	d = bpf_map_lookup_elem(&l7_owners, &x->k);
+	if (d && __sync_val_compare_and_swap(&d->busy, 0, 1)) {
+		/* Another CPU reads the direction: it takes the segment when done. */
+		__sync_lock_test_and_set(&st->state, S_READY);
+		return 0;
+	}
 	x->src = slot + 1;
+	x->loose = 0;
 	l7_segment(skb, 0);
 	x->src = 0;
 	__sync_lock_test_and_set(&st->state, S_EMPTY);
+	if (d)
+		__sync_lock_test_and_set(&d->busy, 0);
 	return 1;
 }
 
@@ -717,9 +728,25 @@ __noinline int l7_http_emit(struct __sk_buff *skb)
 	x->k.proto = ev->proto;
 	x->k.ip_version = ev->ip_version;
 	x->src = 0;
+	x->loose = 0;
 	d = bpf_map_lookup_elem(&l7_owners, &x->k);
-	if (!d || d->mode == L7_UNKNOWN || (__s32)(d->next - ev->tcp_seq) >= 0 || !l7_stash_put(skb, x->off))
+	if (!d) {
 		l7_segment(skb, x->off);
+		return 0;
+	}
+	/* One CPU at a time reads a direction: its state is read, then written whole. A segment that
+	 * comes while another CPU reads one waits in the stash like an early one, else goes loose. */
+	if (__sync_val_compare_and_swap(&d->busy, 0, 1)) {
+		if (d->mode == L7_UNKNOWN || !l7_stash_put(skb, x->off)) {
+			x->loose = 1;
+			l7_segment(skb, x->off);
+			x->loose = 0;
+		}
+	} else {
+		if (d->mode == L7_UNKNOWN || (__s32)(d->next - ev->tcp_seq) >= 0 || !l7_stash_put(skb, x->off))
+			l7_segment(skb, x->off);
+		__sync_lock_test_and_set(&d->busy, 0);
+	}
 	l7_stash_take(skb);
 	return 0;
 }
